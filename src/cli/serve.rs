@@ -1,0 +1,145 @@
+//! `codex-helper serve`: load the config (creating it on first run) and run the proxy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::bootstrap::{self, Imported};
+use crate::config::{Homes, load};
+use crate::proxy::{self, NoSink, ProxyState};
+use crate::routing;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback exposes your relays to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 3211)]
+    port: u16,
+    /// Run without the terminal UI (the UI is not built yet, so this is the only mode).
+    #[arg(long)]
+    no_tui: bool,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 3211,
+            no_tui: false,
+        }
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let homes = Homes::from_env()?;
+    let config_path = homes.helper_config();
+
+    if let Some(imported) =
+        bootstrap::ensure_config(&config_path, &homes.codex_config(), args.port)?
+    {
+        match imported {
+            Imported::Provider {
+                id,
+                base_url,
+                env_key,
+            } => eprintln!(
+                "codex-helper: created {} with relay `{id}` ({base_url}{}) from Codex's active provider in {}",
+                config_path.display(),
+                env_key
+                    .map(|k| format!(", key from ${k}"))
+                    .unwrap_or_default(),
+                homes.codex_config().display()
+            ),
+            Imported::Nothing { reason } => eprintln!(
+                "codex-helper: created {} with no relay ({reason}). Requests will fail until you add one: \
+                 `codex-helper provider add ID --base-url URL --auth-token-env VAR`, or a [codex.providers.ID] table.",
+                config_path.display()
+            ),
+        }
+    }
+
+    let loaded = load::load(&config_path)?.context("the config file disappeared while starting")?;
+    let env = |name: &str| std::env::var(name).ok();
+    let plan = routing::compile(&loaded.config.codex, &loaded.path, &env)?;
+    let settings = loaded.config.proxy.clone().with_env_overrides(&env)?;
+    for key in &loaded.deferred_keys {
+        tracing::warn!(
+            "{}: `{key}` is recognised but not used by this version yet",
+            loaded.path.display()
+        );
+    }
+    for upstream in &plan.candidates {
+        for var in &upstream.credential.missing_env {
+            tracing::warn!(
+                "relay {}/{}: environment variable {var} is not set; this relay is skipped until it is",
+                upstream.provider,
+                upstream.endpoint
+            );
+        }
+    }
+    if !args.no_tui {
+        tracing::info!("the terminal UI is not available yet; running headless");
+    }
+
+    let addr: SocketAddr = format!("{}:{}", bracket_ipv6(&args.host), args.port)
+        .parse()
+        .with_context(|| format!("--host {} is not an IP address", args.host))?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {addr}: anyone who can reach this address can use your relays"
+        );
+    }
+
+    proxy::install_tls_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!("{addr} is already in use (is another codex-helper running?); choose another --port")
+            } else {
+                anyhow::anyhow!("cannot listen on {addr}: {e}")
+            }
+        })?;
+        let route: Vec<String> = plan.candidates.iter().map(|u| format!("{}/{} ({})", u.provider, u.endpoint, u.base_url)).collect();
+        let state = Arc::new(ProxyState::new(plan, settings, loaded.path.clone(), Arc::new(NoSink))?);
+        let server = proxy::serve(listener, state)?;
+        tracing::info!(
+            "codex-helper listening on http://{} — relays in order: {}",
+            server.addr,
+            if route.is_empty() { "none configured".to_string() } else { route.join(" → ") }
+        );
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+fn bracket_ipv6(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,231 @@
+//! Reading and checking the helper config file.
+
+use std::path::{Path, PathBuf};
+
+use super::model::{CURRENT_VERSION, HelperConfig};
+
+/// A config problem a user can fix: which file, which key, what is wrong and what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: `{key}`: {message}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted key path, e.g. `codex.providers.relay.base_url`.
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A parsed config and what the user should know about it.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub config: HelperConfig,
+    /// Keys this build reads but does not act on yet, by dotted path.
+    pub deferred_keys: Vec<String>,
+}
+
+/// Reads `path`. A missing file is `Ok(None)`; anything unreadable or invalid is an error.
+pub fn load(path: &Path) -> anyhow::Result<Option<LoadedConfig>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    Ok(Some(parse(path, &text)?))
+}
+
+/// Parses and checks config text; `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::new(path, "(file)", format!("not valid TOML: {e}")))?;
+    let config: HelperConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::new(path, key, e.into_inner().to_string().trim_end().to_string())
+    })?;
+    check_version(path, config.version)?;
+    let deferred_keys = deferred_keys(&config);
+    Ok(LoadedConfig {
+        path: path.to_path_buf(),
+        config,
+        deferred_keys,
+    })
+}
+
+fn check_version(path: &Path, version: Option<u32>) -> Result<(), ConfigError> {
+    match version {
+        Some(4) | Some(CURRENT_VERSION) => Ok(()),
+        Some(other) => Err(ConfigError::new(
+            path,
+            "version",
+            format!(
+                "version {other} is not supported; allowed: 4 or {CURRENT_VERSION} \
+                 (files from older codex-helper releases must be migrated by that release first)"
+            ),
+        )),
+        None => Err(ConfigError::new(
+            path,
+            "version",
+            format!("missing; add `version = {CURRENT_VERSION}` at the top of the file"),
+        )),
+    }
+}
+
+/// Lists every recognised-but-inactive key that is present, so start-up can say so.
+fn deferred_keys(config: &HelperConfig) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut note = |present: bool, key: String| {
+        if present {
+            keys.push(key);
+        }
+    };
+    note(config.default_service.is_some(), "default_service".into());
+    note(config.retry.is_some(), "retry".into());
+    note(config.notify.is_some(), "notify".into());
+    note(config.ui.is_some(), "ui".into());
+    note(config.claude.is_some(), "claude".into());
+    let codex = &config.codex;
+    note(codex.client_patch.is_some(), "codex.client_patch".into());
+    note(
+        codex.default_profile.is_some(),
+        "codex.default_profile".into(),
+    );
+    note(codex.profiles.is_some(), "codex.profiles".into());
+    for (id, provider) in &codex.providers {
+        note(
+            provider.limits.is_some(),
+            format!("codex.providers.{id}.limits"),
+        );
+        note(
+            provider.price_multiplier.is_some(),
+            format!("codex.providers.{id}.price_multiplier"),
+        );
+        for (eid, endpoint) in &provider.endpoints {
+            note(
+                endpoint.limits.is_some(),
+                format!("codex.providers.{id}.endpoints.{eid}.limits"),
+            );
+        }
+    }
+    if let Some(routing) = &codex.routing {
+        note(
+            routing.affinity_policy.is_some(),
+            "codex.routing.affinity_policy".into(),
+        );
+        note(
+            routing.fallback_ttl_ms.is_some(),
+            "codex.routing.fallback_ttl_ms".into(),
+        );
+        note(
+            routing.reprobe_preferred_after_ms.is_some(),
+            "codex.routing.reprobe_preferred_after_ms".into(),
+        );
+        for (name, node) in &routing.routes {
+            note(
+                node.metadata.is_some(),
+                format!("codex.routing.routes.{name}.metadata"),
+            );
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<LoadedConfig, ConfigError> {
+        parse(Path::new("/home/u/.codex-helper/config.toml"), text)
+    }
+
+    #[test]
+    fn reads_providers_endpoints_and_routing() {
+        let loaded = parse_text(
+            r#"
+version = 5
+[codex.providers.monthly]
+base_url = "https://relay.example/v1"
+auth_token_env = "MONTHLY_KEY"
+model_mapping = { "gpt-5*" = "gpt-5.1*" }
+[codex.providers.backup.endpoints.hk]
+base_url = "https://hk.example"
+priority = 2
+[codex.routing]
+entry = "main"
+[codex.routing.routes.main]
+strategy = "ordered-failover"
+children = ["monthly", "backup"]
+"#,
+        )
+        .unwrap();
+        let codex = &loaded.config.codex;
+        assert_eq!(
+            codex.providers["monthly"].auth_token_env.as_deref(),
+            Some("MONTHLY_KEY")
+        );
+        assert_eq!(codex.providers["backup"].endpoints["hk"].priority, 2);
+        assert_eq!(
+            codex.routing.as_ref().unwrap().routes["main"].children,
+            ["monthly", "backup"]
+        );
+        assert!(loaded.deferred_keys.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_allowed_keys() {
+        let err =
+            parse_text("version = 5\n[codex.providers.a]\nbase_url = \"http://x\"\nbase_ulr = 1\n")
+                .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("/home/u/.codex-helper/config.toml: `codex.providers.a"),
+            "{text}"
+        );
+        assert!(
+            text.contains("base_ulr") && text.contains("base_url"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn invalid_value_names_the_key_and_allowed_values() {
+        let err = parse_text(
+            "version = 5\n[codex.routing.routes.main]\nstrategy = \"round-robin\"\nchildren = []\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "codex.routing.routes.main.strategy");
+        assert!(err.message.contains("ordered-failover"), "{}", err.message);
+
+        let err = parse_text("version = 5\n[proxy]\nconnect_timeout_ms = \"soon\"\n").unwrap_err();
+        assert_eq!(err.key, "proxy.connect_timeout_ms");
+    }
+
+    #[test]
+    fn version_is_required_and_checked() {
+        assert_eq!(parse_text("").unwrap_err().key, "version");
+        let err = parse_text("version = 3").unwrap_err();
+        assert!(err.message.contains("allowed: 4 or 5"), "{}", err.message);
+        assert!(parse_text("version = 4").is_ok());
+    }
+
+    #[test]
+    fn known_upstream_sections_are_reported_not_rejected() {
+        let loaded = parse_text(
+            "version = 5\n[retry]\nprofile = \"balanced\"\n[codex.client_patch]\npreset = \"default\"\n\
+             [codex.providers.a]\nbase_url = \"http://x\"\nlimits = { max_concurrent_requests = 2 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.deferred_keys,
+            ["retry", "codex.client_patch", "codex.providers.a.limits"]
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The helper's own config: `~/.codex-helper/config.toml`.
+
+pub mod bootstrap;
+pub mod load;
+pub mod model;
+pub mod paths;
+
+pub use load::{ConfigError, LoadedConfig};
+pub use model::HelperConfig;
+pub use paths::Homes;

@@ -1,0 +1,232 @@
+//! The helper config file, as typed data.
+//!
+//! The keys follow the original codex-helper's `version = 5` layout so an existing file keeps
+//! working. Keys we know but do not act on yet are parsed into [`Deferred`] fields and reported
+//! at start-up, rather than rejected (which would break existing files) or silently ignored.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The config format version this build writes.
+pub const CURRENT_VERSION: u32 = 5;
+
+/// A key that is recognised but not acted upon by this build.
+pub type Deferred = Option<toml::Value>;
+
+/// `~/.codex-helper/config.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelperConfig {
+    /// Format version: 5 (4 is the same shape and is accepted).
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub codex: CodexSection,
+    /// How the proxy itself behaves (timeouts, body limits).
+    #[serde(default)]
+    pub proxy: ProxySettings,
+
+    // Sections of the original codex-helper that later work will give a meaning.
+    pub default_service: Deferred,
+    pub retry: Deferred,
+    pub notify: Deferred,
+    pub ui: Deferred,
+    pub claude: Deferred,
+}
+
+/// `[codex]`: the Codex service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodexSection {
+    /// `[codex.providers.<id>]`: the user's relays.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[codex.routing]`: the route graph. Absent means every enabled provider in name order.
+    pub routing: Option<RoutingConfig>,
+
+    pub client_patch: Deferred,
+    pub default_profile: Deferred,
+    pub profiles: Deferred,
+}
+
+/// `[codex.providers.<id>]`: one relay account, reachable at one or more endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Display name.
+    pub alias: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Shorthand for an endpoint named `default` with priority 0.
+    pub base_url: Option<String>,
+    /// Sent as `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+    /// Name of an environment variable holding the bearer token.
+    pub auth_token_env: Option<String>,
+    /// Sent as `X-API-Key: <key>`.
+    pub api_key: Option<String>,
+    /// Name of an environment variable holding the `X-API-Key` value.
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Models this provider serves (exact or single-`*` wildcard). Empty means all.
+    #[serde(default, alias = "supportedModels")]
+    pub supported_models: BTreeMap<String, bool>,
+    /// Requested model → model sent upstream (exact or single-`*` wildcard).
+    #[serde(default, alias = "modelMapping")]
+    pub model_mapping: BTreeMap<String, String>,
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointConfig>,
+
+    pub limits: Deferred,
+    pub price_multiplier: Deferred,
+}
+
+/// `[codex.providers.<id>.endpoints.<id>]`: one address of a provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub base_url: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Lower is tried first.
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Overrides the provider's entries of the same name.
+    #[serde(default, alias = "supportedModels")]
+    pub supported_models: BTreeMap<String, bool>,
+    /// Overrides the provider's entries of the same name.
+    #[serde(default, alias = "modelMapping")]
+    pub model_mapping: BTreeMap<String, String>,
+
+    pub limits: Deferred,
+}
+
+/// `[codex.routing]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    #[serde(default = "main_node")]
+    pub entry: String,
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteNode>,
+
+    pub affinity_policy: Deferred,
+    pub fallback_ttl_ms: Deferred,
+    pub reprobe_preferred_after_ms: Deferred,
+}
+
+/// `[codex.routing.routes.<node>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteNode {
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Providers, other nodes, or `provider.endpoint`, in order.
+    #[serde(default)]
+    pub children: Vec<String>,
+    pub metadata: Deferred,
+
+    pub target: Deferred,
+    pub prefer_tags: Deferred,
+    pub on_exhausted: Deferred,
+    pub when: Deferred,
+    pub then: Deferred,
+    pub default: Deferred,
+}
+
+/// How a route node orders its children.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    #[default]
+    OrderedFailover,
+    TagPreferred,
+    ManualSticky,
+    Conditional,
+}
+
+/// `[proxy]`: how the proxy talks to clients and upstreams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySettings {
+    /// Time allowed to open a connection to an upstream before trying the next one.
+    pub connect_timeout_ms: u64,
+    /// Time allowed until an upstream's response headers arrive before trying the next one.
+    pub response_header_timeout_ms: u64,
+    /// A stream silent for this long is ended with a `response.failed` event. 0 disables.
+    pub stream_idle_timeout_ms: u64,
+    /// Largest request body accepted as sent on the wire.
+    pub max_request_body_bytes: u64,
+    /// Largest request body accepted after `Content-Encoding` decoding.
+    pub max_decoded_body_bytes: u64,
+    /// `auto` decodes compressed request bodies; `passthrough` forwards them untouched.
+    /// `CODEX_HELPER_REQUEST_BODY_ENCODING` overrides it.
+    pub request_body_encoding: BodyEncodingMode,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 10_000,
+            response_header_timeout_ms: 300_000,
+            stream_idle_timeout_ms: 300_000,
+            max_request_body_bytes: 32 << 20,
+            max_decoded_body_bytes: 64 << 20,
+            request_body_encoding: BodyEncodingMode::Auto,
+        }
+    }
+}
+
+/// What the proxy does with a compressed request body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BodyEncodingMode {
+    /// Decode it, so the body can be read and relays that only take plain JSON get plain JSON.
+    #[default]
+    Auto,
+    /// Forward the original bytes and headers unchanged.
+    #[serde(alias = "preserve", alias = "raw")]
+    Passthrough,
+}
+
+impl ProxySettings {
+    /// Applies `CODEX_HELPER_REQUEST_BODY_ENCODING` (read once, at start-up), which wins over
+    /// the file so a user can switch decoding off without editing it.
+    pub fn with_env_overrides(
+        mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        if let Some(value) =
+            env("CODEX_HELPER_REQUEST_BODY_ENCODING").filter(|v| !v.trim().is_empty())
+        {
+            self.request_body_encoding = BodyEncodingMode::parse(&value).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "CODEX_HELPER_REQUEST_BODY_ENCODING=\"{value}\" is not valid; allowed: auto, passthrough"
+                )
+            })?;
+        }
+        Ok(self)
+    }
+}
+
+impl BodyEncodingMode {
+    /// Reads the `CODEX_HELPER_REQUEST_BODY_ENCODING` spelling; `None` for anything unknown.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
+            "passthrough" | "preserve" | "raw" => Some(Self::Passthrough),
+            _ => None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn main_node() -> String {
+    "main".to_string()
+}

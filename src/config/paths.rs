@@ -1,0 +1,76 @@
+//! Where the helper and Codex keep their files.
+//!
+//! Both homes are resolved once at start-up from the environment and then passed around as
+//! plain paths, so tests can point them at temporary folders without touching globals.
+
+use std::path::{Path, PathBuf};
+
+/// The two folders the helper works with.
+#[derive(Debug, Clone)]
+pub struct Homes {
+    /// `~/.codex-helper`, or `$CODEX_HELPER_HOME`.
+    pub helper: PathBuf,
+    /// `~/.codex`, or `$CODEX_HOME`.
+    pub codex: PathBuf,
+}
+
+impl Homes {
+    /// Resolves both homes from `CODEX_HELPER_HOME`, `CODEX_HOME` and `HOME`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let user_home = || -> anyhow::Result<PathBuf> {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "cannot find the home folder: HOME is not set (set CODEX_HELPER_HOME and CODEX_HOME instead)"
+                    )
+                })
+        };
+        let helper = match std::env::var_os("CODEX_HELPER_HOME").filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => user_home()?.join(".codex-helper"),
+        };
+        let codex = match std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => user_home()?.join(".codex"),
+        };
+        Ok(Self { helper, codex })
+    }
+
+    /// The helper's own config file.
+    pub fn helper_config(&self) -> PathBuf {
+        self.helper.join("config.toml")
+    }
+
+    /// Codex's config file.
+    pub fn codex_config(&self) -> PathBuf {
+        self.codex.join("config.toml")
+    }
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same folder, flushed, then
+/// renamed over the target, so a crash never leaves a half-written file behind.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

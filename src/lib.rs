@@ -1,0 +1,8 @@
+//! codex-helper: a local relay proxy and operator console for the OpenAI Codex CLI.
+//!
+//! See ARCHITECTURE.md for where things live.
+
+pub mod cli;
+pub mod config;
+pub mod proxy;
+pub mod routing;

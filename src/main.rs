@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    codex_helper::cli::main()
+}

@@ -1,0 +1,191 @@
+//! Header hygiene between client, proxy and upstream.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::routing::Credential;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and others that describe one connection, not the message.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including any named in `Connection`.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Headers for the upstream request, from the client's.
+///
+/// `Host` and the length go (the client library sets them); the body's encoding is dropped
+/// when the proxy decoded it; the upstream is asked for an uncompressed reply so the proxy can
+/// read usage from it; a configured credential replaces the client's.
+pub fn upstream_request_headers(
+    client: &HeaderMap,
+    credential: &Credential,
+    body_decoded: bool,
+) -> HeaderMap {
+    let mut headers = client.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
+    if body_decoded {
+        headers.remove(header::CONTENT_ENCODING);
+    }
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    if credential.is_configured() {
+        headers.remove(header::AUTHORIZATION);
+        headers.remove("x-api-key");
+        if let Some(token) = &credential.bearer {
+            if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+                value.set_sensitive(true);
+                headers.insert(header::AUTHORIZATION, value);
+            }
+        }
+        if let Some(key) = &credential.api_key {
+            if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
+                value.set_sensitive(true);
+                headers.insert("x-api-key", value);
+            }
+        }
+    }
+    headers
+}
+
+/// Headers for the client's response, from the upstream's.
+///
+/// The length is dropped (the proxy's body decides it), the encoding too when the proxy
+/// decoded the body, and `openai-model` is set to the model the client asked for: Codex warns
+/// "model rerouted" when it differs, which a model mapping would otherwise always trigger.
+pub fn client_response_headers(
+    upstream: &HeaderMap,
+    body_decoded: bool,
+    requested_model: Option<&str>,
+) -> HeaderMap {
+    let mut headers = upstream.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::CONTENT_LENGTH);
+    if body_decoded {
+        headers.remove(header::CONTENT_ENCODING);
+    }
+    if headers.contains_key("openai-model") {
+        match requested_model.and_then(|m| HeaderValue::from_str(m).ok()) {
+            Some(model) => {
+                headers.insert("openai-model", model);
+            }
+            None => {
+                headers.remove("openai-model");
+            }
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::Secret;
+
+    fn client() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("host", "127.0.0.1:3211"),
+            ("connection", "keep-alive, x-drop-me"),
+            ("x-drop-me", "1"),
+            ("keep-alive", "timeout=5"),
+            ("content-length", "10"),
+            ("content-encoding", "zstd"),
+            ("accept-encoding", "zstd,gzip"),
+            ("authorization", "Bearer client-token"),
+            ("x-api-key", "client-key"),
+            ("session-id", "s1"),
+            ("accept", "text/event-stream"),
+        ] {
+            h.append(k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn configured_credential_replaces_the_clients_and_hop_by_hop_goes() {
+        let credential = Credential {
+            bearer: Some(Secret::new("relay-token")),
+            ..Default::default()
+        };
+        let h = upstream_request_headers(&client(), &credential, true);
+        assert_eq!(h["authorization"], "Bearer relay-token");
+        assert!(h.get("x-api-key").is_none());
+        for gone in [
+            "host",
+            "connection",
+            "x-drop-me",
+            "keep-alive",
+            "content-length",
+            "content-encoding",
+        ] {
+            assert!(h.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(h["accept-encoding"], "identity");
+        assert_eq!(h["session-id"], "s1");
+        assert_eq!(h["accept"], "text/event-stream");
+    }
+
+    #[test]
+    fn api_key_credential_and_passthrough() {
+        let credential = Credential {
+            api_key: Some(Secret::new("k")),
+            ..Default::default()
+        };
+        let h = upstream_request_headers(&client(), &credential, false);
+        assert_eq!(h["x-api-key"], "k");
+        assert!(h.get("authorization").is_none());
+        assert_eq!(
+            h["content-encoding"], "zstd",
+            "kept when the body was not decoded"
+        );
+
+        let h = upstream_request_headers(&client(), &Credential::default(), false);
+        assert_eq!(h["authorization"], "Bearer client-token");
+        assert_eq!(h["x-api-key"], "client-key");
+    }
+
+    #[test]
+    fn response_model_header_matches_the_request() {
+        let mut upstream = HeaderMap::new();
+        upstream.insert("openai-model", "relay-model".parse().unwrap());
+        upstream.insert("content-length", "5".parse().unwrap());
+        upstream.insert("content-encoding", "gzip".parse().unwrap());
+        upstream.insert("x-codex-turn-state", "t".parse().unwrap());
+        let h = client_response_headers(&upstream, true, Some("gpt-5.1"));
+        assert_eq!(h["openai-model"], "gpt-5.1");
+        assert!(h.get("content-length").is_none() && h.get("content-encoding").is_none());
+        assert_eq!(h["x-codex-turn-state"], "t");
+        assert!(
+            client_response_headers(&upstream, false, None)
+                .get("openai-model")
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! The proxy: Codex's requests in, relays' responses out.
+//!
+//! A request's life is a sequence of named phases in [`pipeline`]: read and decode the body,
+//! identify the session, plan the candidates, then try each one (build, send, classify) until
+//! one answers, stream that answer back through a tap, and record what happened.
+
+pub mod decode;
+pub mod headers;
+pub mod inspect;
+pub mod pipeline;
+pub mod record;
+pub mod relay_body;
+pub mod replies;
+pub mod server;
+pub mod session;
+pub mod sse;
+pub mod usage;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::model::ProxySettings;
+use crate::routing::RoutePlan;
+
+pub use record::{Outcome, RequestRecord};
+pub use server::{ServerHandle, serve};
+
+/// Receives every finished request (the log line is written regardless). The ledger will be
+/// one; tests use one to look at what the proxy recorded.
+pub trait RecordSink: Send + Sync {
+    fn record(&self, record: &RequestRecord, outcome: Outcome);
+}
+
+/// A sink that keeps nothing.
+pub struct NoSink;
+
+impl RecordSink for NoSink {
+    fn record(&self, _: &RequestRecord, _: Outcome) {}
+}
+
+/// Everything the proxy needs to serve requests. Cheap to share: requests hold an `Arc`.
+pub struct ProxyState {
+    pub plan: RoutePlan,
+    pub settings: ProxySettings,
+    /// Where the config lives, for error messages that tell the user what to edit.
+    pub config_path: PathBuf,
+    pub client: reqwest::Client,
+    pub sink: Arc<dyn RecordSink>,
+    trace_prefix: String,
+    next_request: AtomicU64,
+}
+
+impl ProxyState {
+    pub fn new(
+        plan: RoutePlan,
+        settings: ProxySettings,
+        config_path: PathBuf,
+        sink: Arc<dyn RecordSink>,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(60))
+            // Redirects are the client's business, not the proxy's.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the upstream HTTP client: {e}"))?;
+        let started_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        Ok(Self {
+            plan,
+            settings,
+            config_path,
+            client,
+            sink,
+            trace_prefix: format!("{started_ms:x}"),
+            next_request: AtomicU64::new(1),
+        })
+    }
+
+    /// A trace id unique across restarts: process start time and a counter.
+    fn next_trace_id(&self) -> String {
+        let n = self.next_request.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.trace_prefix)
+    }
+}
+
+/// Installs the process-wide TLS crypto provider for upstream HTTPS (once; later calls are no-ops).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,160 @@
+//! What happened to one request: the attempts, the outcome, the tokens. Logged as one
+//! structured line when the request ends (the ledger will store the same record).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::session::SessionId;
+use super::usage::Usage;
+
+/// How one try against one upstream ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// Not tried (missing credential, unsupported model).
+    Skipped { reason: String },
+    /// No connection could be opened.
+    ConnectError { error: String },
+    /// No response headers in time.
+    Timeout { after_ms: u64 },
+    /// The connection broke before response headers.
+    TransportError { error: String },
+    /// A status that moves on to the next candidate (5xx, 429).
+    FailedStatus {
+        status: u16,
+        retry_after_secs: Option<u64>,
+        body_preview: String,
+    },
+    /// A response that was passed to the client.
+    Responded { status: u16 },
+}
+
+/// One candidate tried (or skipped) for a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub provider: String,
+    pub endpoint: String,
+    #[serde(flatten)]
+    pub outcome: AttemptOutcome,
+    pub duration_ms: u64,
+}
+
+impl Attempt {
+    /// A short human description, e.g. `relay-a/default: HTTP 502`.
+    pub fn summary(&self) -> String {
+        let what = match &self.outcome {
+            AttemptOutcome::Skipped { reason } => format!("skipped ({reason})"),
+            AttemptOutcome::ConnectError { error } => format!("connect error: {error}"),
+            AttemptOutcome::Timeout { after_ms } => {
+                format!("no response headers within {after_ms} ms")
+            }
+            AttemptOutcome::TransportError { error } => format!("connection error: {error}"),
+            AttemptOutcome::FailedStatus { status, .. } => format!("HTTP {status}"),
+            AttemptOutcome::Responded { status } => format!("HTTP {status}"),
+        };
+        format!("{}/{}: {what}", self.provider, self.endpoint)
+    }
+}
+
+/// How the request ended for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The upstream response reached its end.
+    Completed,
+    /// A 2xx stream whose last event was a failure (`response.failed`, `error`).
+    FailedInStream,
+    /// The upstream stream broke or stalled; the proxy ended it with `response.failed`.
+    UpstreamStreamError,
+    /// The client went away before the end.
+    ClientDisconnected,
+    /// Every candidate failed; the proxy answered itself.
+    AllUpstreamsFailed,
+    /// The request was refused before any upstream was tried (bad body, no relay).
+    Rejected,
+}
+
+/// The record of one proxied request.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub trace_id: String,
+    pub started: Instant,
+    pub method: String,
+    pub path: String,
+    pub streaming: bool,
+    pub session: Option<SessionId>,
+    pub client: Option<String>,
+    pub model_requested: Option<String>,
+    pub model_sent: Option<String>,
+    pub provider: Option<String>,
+    pub endpoint: Option<String>,
+    pub status: Option<u16>,
+    pub attempts: Vec<Attempt>,
+    pub ttfb: Option<Duration>,
+    pub usage: Option<Usage>,
+    pub bytes_out: u64,
+    pub error: Option<String>,
+}
+
+impl RequestRecord {
+    pub fn new(trace_id: String, method: String, path: String) -> Self {
+        Self {
+            trace_id,
+            started: Instant::now(),
+            method,
+            path,
+            streaming: false,
+            session: None,
+            client: None,
+            model_requested: None,
+            model_sent: None,
+            provider: None,
+            endpoint: None,
+            status: None,
+            attempts: Vec::new(),
+            ttfb: None,
+            usage: None,
+            bytes_out: 0,
+            error: None,
+        }
+    }
+
+    /// Logs the request as one structured line.
+    pub fn finish(&self, outcome: Outcome) {
+        let usage = self.usage.unwrap_or_default();
+        let attempts = self
+            .attempts
+            .iter()
+            .map(Attempt::summary)
+            .collect::<Vec<_>>()
+            .join("; ");
+        tracing::info!(
+            target: "codex_helper::request",
+            trace_id = %self.trace_id,
+            method = %self.method,
+            path = %self.path,
+            session = self.session.as_ref().map(|s| s.value.as_str()).unwrap_or("-"),
+            session_source = %self.session.as_ref().map(|s| s.source.to_string()).unwrap_or_else(|| "-".into()),
+            client = self.client.as_deref().unwrap_or("-"),
+            provider = self.provider.as_deref().unwrap_or("-"),
+            endpoint = self.endpoint.as_deref().unwrap_or("-"),
+            model = self.model_requested.as_deref().unwrap_or("-"),
+            model_sent = self.model_sent.as_deref().or(self.model_requested.as_deref()).unwrap_or("-"),
+            streaming = self.streaming,
+            status = self.status.unwrap_or(0),
+            outcome = ?outcome,
+            input_tokens = usage.input_tokens,
+            cached_input_tokens = usage.cached_input_tokens,
+            output_tokens = usage.output_tokens,
+            reasoning_tokens = usage.reasoning_tokens,
+            total_tokens = usage.total_tokens,
+            ttfb_ms = self.ttfb.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(-1.0),
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            bytes_out = self.bytes_out,
+            attempts = %attempts,
+            error = self.error.as_deref().unwrap_or(""),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! The body the proxy sends to the client.
+//!
+//! An upstream body is forwarded chunk by chunk as it arrives: each chunk is shown to a tap
+//! (usage, outcome) and passed on at once. If the upstream breaks or goes silent mid-stream,
+//! an SSE reply is ended with a well-formed `response.failed` event rather than a silent cut.
+//! When the body ends or is dropped, the request record is finished exactly once.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http_body::{Frame, SizeHint};
+use tokio::time::Sleep;
+
+use super::RecordSink;
+use super::record::{Outcome, RequestRecord};
+use super::sse::{FailedEvent, SseTap, Terminal};
+use super::usage::Usage;
+
+/// A stream of upstream body chunks (already decompressed if the upstream compressed it).
+pub type ChunkStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// JSON bodies larger than this are not parsed for usage.
+const MAX_JSON_TAP: usize = 8 << 20;
+
+/// Either a body the proxy wrote itself or a relayed upstream body.
+pub enum ProxyBody {
+    Full(Option<Bytes>),
+    Relay(Box<RelayBody>),
+}
+
+impl ProxyBody {
+    pub fn full(bytes: Bytes) -> Self {
+        Self::Full(Some(bytes))
+    }
+}
+
+impl http_body::Body for ProxyBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ProxyBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Relay(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// What the tap looks for, by the response's content type.
+enum Tap {
+    Sse(SseTap),
+    Json(Vec<u8>),
+    None,
+}
+
+/// A relayed upstream body with its tap and record.
+pub struct RelayBody {
+    stream: Option<ChunkStream>,
+    tap: Tap,
+    idle_timeout: Option<Duration>,
+    idle: Option<Pin<Box<Sleep>>>,
+    last_activity: Instant,
+    record: RequestRecord,
+    sink: Arc<dyn RecordSink>,
+    outcome: Option<Outcome>,
+}
+
+impl RelayBody {
+    /// `sse` says the response is an event stream (the tap reads events and a broken stream
+    /// gets a `response.failed` ending); `json` says it is worth parsing for usage at the end.
+    pub fn new(
+        stream: ChunkStream,
+        sse: bool,
+        json: bool,
+        idle_timeout: Option<Duration>,
+        record: RequestRecord,
+        sink: Arc<dyn RecordSink>,
+    ) -> Self {
+        let tap = if sse {
+            Tap::Sse(SseTap::default())
+        } else if json {
+            Tap::Json(Vec::new())
+        } else {
+            Tap::None
+        };
+        Self {
+            stream: Some(stream),
+            tap,
+            idle_timeout,
+            idle: None,
+            last_activity: Instant::now(),
+            record,
+            sink,
+            outcome: None,
+        }
+    }
+
+    fn on_chunk(&mut self, chunk: &Bytes) {
+        if self.record.ttfb.is_none() {
+            self.record.ttfb = Some(self.record.started.elapsed());
+        }
+        self.record.bytes_out += chunk.len() as u64;
+        self.last_activity = Instant::now();
+        match &mut self.tap {
+            Tap::Sse(tap) => tap.feed(chunk),
+            Tap::Json(buf) if buf.len() + chunk.len() <= MAX_JSON_TAP => {
+                buf.extend_from_slice(chunk)
+            }
+            Tap::Json(buf) => {
+                buf.clear();
+                self.tap = Tap::None;
+            }
+            Tap::None => {}
+        }
+    }
+
+    /// The upstream ended cleanly.
+    fn on_end(&mut self) {
+        let outcome = match &self.tap {
+            Tap::Sse(tap) if matches!(tap.terminal, Some(Terminal::Failed { .. })) => {
+                Outcome::FailedInStream
+            }
+            _ => Outcome::Completed,
+        };
+        if let Tap::Json(buf) = &self.tap {
+            if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(buf) {
+                self.record.usage = Usage::from_payload(&payload);
+            }
+        }
+        self.finish(outcome);
+    }
+
+    /// The upstream broke or stalled. Returns the event to end an SSE reply with, if any.
+    fn on_upstream_error(&mut self, error: String) -> Option<Bytes> {
+        let event = match &self.tap {
+            Tap::Sse(tap) => {
+                let message = format!(
+                    "codex-helper: the upstream stream from {} broke before the response was complete: {error}",
+                    self.record.provider.as_deref().unwrap_or("the relay")
+                );
+                let event = FailedEvent {
+                    code: "server_error",
+                    message: &message,
+                    helper_error: "upstream_stream_error",
+                    retry_after_secs: None,
+                }
+                .to_sse();
+                // An event cut mid-way must be terminated, or the next one would merge into it.
+                Some(if tap.at_event_boundary() {
+                    event
+                } else {
+                    [&b"\n\n"[..], &event].concat().into()
+                })
+            }
+            _ => None,
+        };
+        self.record.error = Some(error);
+        self.finish(Outcome::UpstreamStreamError);
+        event
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if self.outcome.is_some() {
+            return;
+        }
+        if let Tap::Sse(tap) = &self.tap {
+            self.record.usage = tap.usage;
+            if let Some(Terminal::Failed { code, message }) = &tap.terminal {
+                self.record.error.get_or_insert_with(|| {
+                    format!(
+                        "response.failed in stream: {} {}",
+                        code.as_deref().unwrap_or("-"),
+                        message.as_deref().unwrap_or("")
+                    )
+                });
+            }
+        }
+        self.outcome = Some(outcome);
+        self.record.finish(outcome);
+        self.sink.record(&self.record, outcome);
+    }
+
+    /// Whether the idle timer has really expired (it is only re-armed when it fires, so a busy
+    /// stream costs no timer work per chunk).
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(timeout) = self.idle_timeout else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::from_std(self.last_activity + timeout);
+        let sleep = self
+            .idle
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        loop {
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            match sleep.as_mut().poll(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(()) if tokio::time::Instant::now() >= deadline => return true,
+                Poll::Ready(()) => continue,
+            }
+        }
+    }
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        let Some(stream) = this.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match stream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.on_chunk(&chunk);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.stream = None;
+                this.idle = None;
+                Self::end_with_error(this, e)
+            }
+            Poll::Ready(None) => {
+                this.stream = None;
+                this.idle = None;
+                this.on_end();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if !this.poll_idle(cx) {
+                    return Poll::Pending;
+                }
+                this.stream = None;
+                this.idle = None;
+                let secs = this.idle_timeout.unwrap_or_default().as_secs_f64();
+                let error = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no data from the upstream for {secs:.1} s (proxy.stream_idle_timeout_ms)"
+                    ),
+                );
+                Self::end_with_error(this, error)
+            }
+        }
+    }
+
+    fn end_with_error(
+        this: &mut Self,
+        error: std::io::Error,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match this.on_upstream_error(error.to_string()) {
+            Some(event) => Poll::Ready(Some(Ok(Frame::data(event)))),
+            None => Poll::Ready(Some(Err(error))),
+        }
+    }
+}
+
+impl Drop for RelayBody {
+    fn drop(&mut self) {
+        if self.outcome.is_none() {
+            self.finish(Outcome::ClientDisconnected);
+        }
+    }
+}
+
+/// Turns a `reqwest` error chain into one line (the top-level message alone is often vague).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,265 @@
+//! Watching a Server-Sent Events stream as it passes through, and writing the one event the
+//! proxy itself ever adds: `response.failed`.
+//!
+//! The tap never holds bytes back: the caller forwards each chunk and shows it to the tap, which
+//! keeps only the unfinished line. Only the few event types that carry usage or an outcome are
+//! parsed as JSON; deltas are skipped after a substring check.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use memchr::memmem;
+use serde_json::{Value, json};
+
+use super::usage::Usage;
+
+/// Lines longer than this are not inspected (they are still forwarded).
+const MAX_LINE: usize = 16 << 20;
+
+/// How a stream ended, as far as its events say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Terminal {
+    Completed,
+    Incomplete,
+    /// `response.failed` or an `error` event.
+    Failed {
+        code: Option<String>,
+        message: Option<String>,
+    },
+}
+
+/// Incremental reader of an SSE stream.
+#[derive(Debug)]
+pub struct SseTap {
+    line: Vec<u8>,
+    skipping_long_line: bool,
+    last_line_blank: bool,
+    /// The last usage seen.
+    pub usage: Option<Usage>,
+    /// The last terminal event seen.
+    pub terminal: Option<Terminal>,
+    /// Number of `data:` lines seen.
+    pub data_lines: u64,
+}
+
+impl Default for SseTap {
+    fn default() -> Self {
+        Self {
+            line: Vec::new(),
+            skipping_long_line: false,
+            last_line_blank: true,
+            usage: None,
+            terminal: None,
+            data_lines: 0,
+        }
+    }
+}
+
+impl SseTap {
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        while let Some(end) = memchr::memchr(b'\n', chunk) {
+            let (head, rest) = (&chunk[..end], &chunk[end + 1..]);
+            if self.skipping_long_line {
+                self.skipping_long_line = false;
+                self.last_line_blank = false;
+            } else if self.line.is_empty() {
+                self.line_done(head);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(head);
+                self.line_done(&line);
+                line.clear();
+                self.line = line;
+            }
+            chunk = rest;
+        }
+        if !chunk.is_empty() && !self.skipping_long_line {
+            if self.line.len() + chunk.len() > MAX_LINE {
+                self.line.clear();
+                self.skipping_long_line = true;
+            } else {
+                self.line.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    /// True when the bytes seen so far end exactly after an event (a blank line), so anything
+    /// appended starts a new event.
+    pub fn at_event_boundary(&self) -> bool {
+        self.line.is_empty() && !self.skipping_long_line && self.last_line_blank
+    }
+
+    fn line_done(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.last_line_blank = line.is_empty();
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        self.data_lines += 1;
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        let interesting = [
+            &b"\"usage\""[..],
+            b"response.completed",
+            b"response.failed",
+            b"response.incomplete",
+            b"\"error\"",
+        ]
+        .iter()
+        .any(|needle| memmem::find(data, needle).is_some());
+        if !interesting {
+            return;
+        }
+        let Ok(payload) = serde_json::from_slice::<Value>(data) else {
+            return;
+        };
+        if let Some(usage) = Usage::from_payload(&payload) {
+            self.usage = Some(usage);
+        }
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        match payload.get("type").and_then(Value::as_str) {
+            Some("response.completed") => self.terminal = Some(Terminal::Completed),
+            Some("response.incomplete") => self.terminal = Some(Terminal::Incomplete),
+            Some("response.failed") => {
+                let error = payload.get("response").and_then(|r| r.get("error"));
+                self.terminal = Some(Terminal::Failed {
+                    code: text(error.and_then(|e| e.get("code"))),
+                    message: text(error.and_then(|e| e.get("message"))),
+                });
+            }
+            Some("error") => {
+                let error = payload.get("error").unwrap_or(&payload);
+                self.terminal = Some(Terminal::Failed {
+                    code: text(error.get("code")),
+                    message: text(error.get("message")),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the proxy says in a `response.failed` event it writes itself.
+#[derive(Debug, Clone)]
+pub struct FailedEvent<'a> {
+    /// `error.code`: Codex retries `rate_limit_exceeded` and `server_error`.
+    pub code: &'a str,
+    pub message: &'a str,
+    /// `metadata.codex_helper_error`, a stable name for scripts.
+    pub helper_error: &'a str,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl FailedEvent<'_> {
+    /// The event as SSE bytes, in the shape Codex parses.
+    pub fn to_sse(&self) -> Bytes {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut metadata = json!({ "codex_helper_error": self.helper_error });
+        if let Some(secs) = self.retry_after_secs {
+            metadata["retry_after_secs"] = json!(secs);
+        }
+        let event = json!({
+            "type": "response.failed",
+            "sequence_number": 0,
+            "response": {
+                "id": format!("resp_codex_helper_{}_{}", self.helper_error, now.as_millis()),
+                "object": "response",
+                "created_at": now.as_secs(),
+                "status": "failed",
+                "background": false,
+                "error": { "code": self.code, "message": self.message },
+                "usage": null,
+                "metadata": metadata,
+            }
+        });
+        Bytes::from(format!("event: response.failed\ndata: {event}\n\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r1\"}}\n\n\
+event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n\
+event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r1\",\"usage\":{\"input_tokens\":12,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":3,\"total_tokens\":15}}}\r\n\r\n";
+
+    #[test]
+    fn usage_and_outcome_survive_any_chunking() {
+        for size in [1, 2, 7, 64, STREAM.len()] {
+            let mut tap = SseTap::default();
+            for chunk in STREAM.as_bytes().chunks(size) {
+                tap.feed(chunk);
+            }
+            let usage = tap.usage.expect("usage");
+            assert_eq!(
+                (
+                    usage.input_tokens,
+                    usage.cached_input_tokens,
+                    usage.output_tokens
+                ),
+                (12, 4, 3)
+            );
+            assert_eq!(tap.terminal, Some(Terminal::Completed));
+            assert_eq!(tap.data_lines, 3);
+            assert!(tap.at_event_boundary());
+        }
+    }
+
+    #[test]
+    fn boundary_tracking() {
+        let mut tap = SseTap::default();
+        assert!(tap.at_event_boundary());
+        tap.feed(b"data: {\"a\":1}");
+        assert!(!tap.at_event_boundary());
+        tap.feed(b"\n");
+        assert!(!tap.at_event_boundary());
+        tap.feed(b"\n");
+        assert!(tap.at_event_boundary());
+    }
+
+    #[test]
+    fn failures_in_the_stream_are_seen() {
+        let mut tap = SseTap::default();
+        tap.feed(b"data: {\"type\":\"response.failed\",\"response\":{\"error\":{\"code\":\"server_error\",\"message\":\"boom\"}}}\n\n");
+        assert_eq!(
+            tap.terminal,
+            Some(Terminal::Failed {
+                code: Some("server_error".into()),
+                message: Some("boom".into())
+            })
+        );
+        tap.feed(b"data: {\"type\":\"error\",\"error\":{\"code\":\"x\"}}\n\n");
+        assert!(
+            matches!(tap.terminal, Some(Terminal::Failed { code: Some(ref c), .. }) if c == "x")
+        );
+    }
+
+    #[test]
+    fn the_written_event_is_one_well_formed_response_failed() {
+        let event = FailedEvent {
+            code: "rate_limit_exceeded",
+            message: "try again in 3s",
+            helper_error: "all_upstreams_failed",
+            retry_after_secs: Some(3),
+        };
+        let bytes = event.to_sse();
+        let mut tap = SseTap::default();
+        tap.feed(&bytes);
+        assert!(tap.at_event_boundary());
+        assert_eq!(
+            tap.terminal,
+            Some(Terminal::Failed {
+                code: Some("rate_limit_exceeded".into()),
+                message: Some("try again in 3s".into())
+            })
+        );
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let data: Value =
+            serde_json::from_str(text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap())
+                .unwrap();
+        assert_eq!(data["response"]["metadata"]["retry_after_secs"], 3);
+        assert_eq!(data["response"]["status"], "failed");
+    }
+}

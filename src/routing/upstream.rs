@@ -1,0 +1,171 @@
+//! One provider endpoint, resolved from config into what a request needs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A secret value (token or key). Never printed: `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The credential the helper sends for an endpoint, in place of the client's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credential {
+    /// Sent as `Authorization: Bearer …`.
+    pub bearer: Option<Secret>,
+    /// Sent as `X-API-Key: …`.
+    pub api_key: Option<Secret>,
+    /// Environment variables the config names but that are not set. An endpoint with any is
+    /// not used, rather than sent the client's own credential by mistake.
+    pub missing_env: Vec<String>,
+}
+
+impl Credential {
+    /// True when the helper has its own credential, so the client's is replaced.
+    pub fn is_configured(&self) -> bool {
+        self.bearer.is_some() || self.api_key.is_some()
+    }
+}
+
+/// An upstream base URL split into what URL building needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// Scheme, host and port, e.g. `https://relay.example:8443`.
+    origin: String,
+    /// Path without a trailing slash, e.g. `/v1`; empty for none.
+    path: String,
+}
+
+impl BaseUrl {
+    /// Parses an absolute `http`/`https` URL; query strings and fragments are not allowed.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = reqwest::Url::parse(text.trim())
+            .map_err(|e| format!("`{text}` is not a valid URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("`{text}` must start with http:// or https://"));
+        }
+        if url.host_str().is_none() {
+            return Err(format!("`{text}` has no host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("`{text}` must not have a query string or fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "`{}` must not carry credentials; use auth_token_env or api_key_env",
+                url.host_str().unwrap_or_default()
+            ));
+        }
+        let origin = url.origin().ascii_serialization();
+        let path = url.path().trim_end_matches('/').to_string();
+        Ok(Self { origin, path })
+    }
+
+    /// The upstream URL for a client request: base URL + request path + query, where a
+    /// leading path the base URL already ends with (e.g. `/v1`) is not doubled.
+    pub fn join(&self, path_and_query: &str) -> String {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        let rest = match path.strip_prefix(self.path.as_str()) {
+            Some(rest) if !self.path.is_empty() && (rest.is_empty() || rest.starts_with('/')) => {
+                rest
+            }
+            _ => path,
+        };
+        let mut url =
+            String::with_capacity(self.origin.len() + self.path.len() + path_and_query.len());
+        url.push_str(&self.origin);
+        url.push_str(&self.path);
+        if !rest.is_empty() && !rest.starts_with('/') {
+            url.push('/');
+        }
+        url.push_str(rest);
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.origin, self.path)
+    }
+}
+
+/// One provider endpoint as a routing candidate.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub provider: String,
+    pub endpoint: String,
+    pub base_url: BaseUrl,
+    pub credential: Credential,
+    pub model_mapping: BTreeMap<String, String>,
+    pub supported_models: BTreeMap<String, bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_does_not_double_the_base_path() {
+        let v1 = BaseUrl::parse("https://relay.example/v1/").unwrap();
+        assert_eq!(
+            v1.join("/v1/responses"),
+            "https://relay.example/v1/responses"
+        );
+        assert_eq!(v1.join("/responses"), "https://relay.example/v1/responses");
+        assert_eq!(v1.join("/v1"), "https://relay.example/v1");
+        assert_eq!(
+            v1.join("/v1beta/models"),
+            "https://relay.example/v1/v1beta/models"
+        );
+        assert_eq!(
+            v1.join("/v1/models?client_version=0.171.0"),
+            "https://relay.example/v1/models?client_version=0.171.0"
+        );
+        let bare = BaseUrl::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!(
+            bare.join("/v1/responses?a=b"),
+            "http://127.0.0.1:9000/v1/responses?a=b"
+        );
+        assert_eq!(bare.to_string(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn parse_rejects_what_cannot_be_a_relay_base() {
+        assert!(BaseUrl::parse("relay.example/v1").is_err());
+        assert!(BaseUrl::parse("ftp://relay.example").is_err());
+        assert!(BaseUrl::parse("https://relay.example/v1?key=x").is_err());
+        let err = BaseUrl::parse("https://user:pw@relay.example").unwrap_err();
+        assert!(!err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Credential {
+            bearer: Some(Secret::new("sk-live-123")),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("sk-live"));
+    }
+}
