@@ -1,0 +1,456 @@
+//! A mock Responses API relay on loopback, which can misbehave on demand.
+//!
+//! It answers `GET …/models` with an OpenAI-style list and `POST …/responses` with an SSE stream
+//! shaped like a real relay's (ending in `response.completed` with usage), or with JSON when the
+//! client does not stream. Queued [`Fault`]s change the next answers: any status, a reset before
+//! headers or mid-stream, a stall, `response.failed` inside a 200 stream, compressed replies.
+//! Every request is recorded for assertions.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The usage every successful mock reply reports.
+pub const USAGE: (u64, u64, u64, u64, u64) = (1200, 1000, 5, 2, 1205);
+
+/// A way to misbehave, used for one request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and body (JSON error bodies look like relays' own).
+    Status {
+        status: u16,
+        body: String,
+        retry_after: Option<u64>,
+    },
+    /// Close the connection without any response.
+    ResetBeforeHeaders,
+    /// Send the status and headers and this many SSE events, then break the connection.
+    ResetMidStream { after_events: usize },
+    /// Wait this long before answering at all.
+    StallBeforeHeaders(Duration),
+    /// Send this many events, then go silent for the duration, then finish normally.
+    StallMidStream {
+        after_events: usize,
+        pause: Duration,
+    },
+    /// Send this many events, then wait until `release` is notified, then finish normally.
+    HoldMidStream {
+        after_events: usize,
+        release: Arc<tokio::sync::Notify>,
+    },
+    /// A 200 stream that ends with `response.failed`.
+    FailedInStream,
+    /// The normal reply, compressed with `gzip` or `zstd` and labelled so.
+    Compressed(&'static str),
+}
+
+impl Fault {
+    pub fn status(status: u16) -> Self {
+        Fault::Status {
+            status,
+            body: format!(
+                r#"{{"error":{{"message":"mock relay error {status}","type":"server_error"}}}}"#
+            ),
+            retry_after: None,
+        }
+    }
+}
+
+/// A request as the relay received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("request body is JSON")
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    faults: VecDeque<Fault>,
+    always: Option<Fault>,
+    received: Vec<Received>,
+}
+
+/// A running mock relay.
+pub struct MockRelay {
+    pub addr: SocketAddr,
+    pub name: String,
+    shared: Arc<Mutex<Shared>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MockRelay {
+    /// Starts a relay on an ephemeral loopback port. `name` appears in its replies.
+    pub async fn start(name: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let name = name.to_string();
+        let task = {
+            let shared = shared.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                // Connections live in this set, so aborting the relay closes them too.
+                let mut connections = JoinSet::new();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    let name = name.clone();
+                    let service =
+                        service_fn(move |request| handle(shared.clone(), name.clone(), request));
+                    connections.spawn(async move {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                    while connections.try_join_next().is_some() {}
+                }
+            })
+        };
+        Self {
+            addr,
+            name,
+            shared,
+            task: Some(task),
+        }
+    }
+
+    /// Base URL with `/v1`, as users configure relays.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues a fault for the next request that has none queued before it.
+    pub fn push(&self, fault: Fault) {
+        self.shared.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// Applies `fault` to every request (after queued ones), or stops doing so with `None`.
+    pub fn always(&self, fault: Option<Fault>) {
+        self.shared.lock().unwrap().always = fault;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.lock().unwrap().received.clone()
+    }
+
+    pub fn hits(&self) -> usize {
+        self.shared.lock().unwrap().received.len()
+    }
+
+    /// Kills the relay: the port stops accepting and open connections are dropped.
+    pub fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for MockRelay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+async fn handle(
+    shared: Arc<Mutex<Shared>>,
+    name: String,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let received = Received {
+        method: parts.method.to_string(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: parts.headers.clone(),
+        body,
+    };
+    let fault = {
+        let mut shared = shared.lock().unwrap();
+        shared.received.push(received.clone());
+        shared.faults.pop_front().or_else(|| shared.always.clone())
+    };
+    let path = parts.uri.path().trim_end_matches('/');
+    if path.ends_with("/models") && parts.method == http::Method::GET {
+        let list = serde_json::json!({"object":"list","data":[
+            {"id":"gpt-5.1","object":"model","owned_by":name},
+            {"id":"gpt-5.1-codex","object":"model","owned_by":name}]});
+        return Ok(json_reply(StatusCode::OK, list.to_string()));
+    }
+    let streaming = parts
+        .headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+        || serde_json::from_slice::<serde_json::Value>(&received.body)
+            .ok()
+            .and_then(|b| b["stream"].as_bool())
+            == Some(true);
+    let model = serde_json::from_slice::<serde_json::Value>(&received.body)
+        .ok()
+        .and_then(|b| b["model"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "gpt-5.1".into());
+    let text = format!("hi from {name}");
+
+    match fault {
+        Some(Fault::Status {
+            status,
+            body,
+            retry_after,
+        }) => {
+            let mut reply = json_reply(StatusCode::from_u16(status).unwrap(), body);
+            if let Some(secs) = retry_after {
+                reply.headers_mut().insert("retry-after", secs.into());
+            }
+            Ok(reply)
+        }
+        Some(Fault::ResetBeforeHeaders) => {
+            Err(std::io::Error::other("mock relay: reset before headers"))
+        }
+        Some(Fault::StallBeforeHeaders(pause)) => {
+            tokio::time::sleep(pause).await;
+            Ok(normal_reply(streaming, &model, &text))
+        }
+        Some(Fault::ResetMidStream { after_events }) => {
+            let mut head: Vec<Bytes> = sse_events(&model, &text)
+                .into_iter()
+                .take(after_events)
+                .collect();
+            // Half an event, then the break, as a real cut looks.
+            head.push(Bytes::from_static(
+                b"event: response.output_text.delta\ndata: {\"type\":\"resp",
+            ));
+            let stream = futures_util::stream::iter(head.into_iter().map(Ok)).chain(
+                futures_util::stream::once(async {
+                    // Give hyper time to flush what was sent, so the break really is mid-stream.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Err(std::io::Error::other("mock relay: reset mid-stream"))
+                }),
+            );
+            Ok(sse_reply(stream.boxed()))
+        }
+        Some(Fault::StallMidStream {
+            after_events,
+            pause,
+        }) => {
+            let all = sse_events(&model, &text);
+            let (head, tail) = all.split_at(after_events.min(all.len()));
+            let (head, tail) = (head.to_vec(), tail.to_vec());
+            let stream = futures_util::stream::iter(head.into_iter().map(Ok))
+                .chain(
+                    futures_util::stream::once(tokio::time::sleep(pause))
+                        .filter_map(|()| async { None::<Result<Bytes, std::io::Error>> }),
+                )
+                .chain(futures_util::stream::iter(tail.into_iter().map(Ok)));
+            Ok(sse_reply(stream.boxed()))
+        }
+        Some(Fault::HoldMidStream {
+            after_events,
+            release,
+        }) => {
+            let all = sse_events(&model, &text);
+            let (head, tail) = all.split_at(after_events.min(all.len()));
+            let (head, tail) = (head.to_vec(), tail.to_vec());
+            let stream = futures_util::stream::iter(head.into_iter().map(Ok))
+                .chain(
+                    futures_util::stream::once(async move { release.notified().await })
+                        .filter_map(|()| async { None::<Result<Bytes, std::io::Error>> }),
+                )
+                .chain(futures_util::stream::iter(tail.into_iter().map(Ok)));
+            Ok(sse_reply(stream.boxed()))
+        }
+        Some(Fault::FailedInStream) => {
+            let events = vec![
+                sse(
+                    "response.created",
+                    serde_json::json!({"type":"response.created","response":{"id":"resp_mock","status":"in_progress"}}),
+                ),
+                sse(
+                    "response.failed",
+                    serde_json::json!({"type":"response.failed","response":{"id":"resp_mock","status":"failed",
+                    "error":{"code":"server_error","message":"mock relay: failed in stream"}}}),
+                ),
+            ];
+            Ok(sse_reply(
+                futures_util::stream::iter(events.into_iter().map(Ok)).boxed(),
+            ))
+        }
+        Some(Fault::Compressed(encoding)) => {
+            let plain: Vec<u8> = if streaming {
+                sse_events(&model, &text).concat()
+            } else {
+                response_object(&model, &text).to_string().into_bytes()
+            };
+            let compressed = match encoding {
+                "gzip" => {
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    e.write_all(&plain).unwrap();
+                    e.finish().unwrap()
+                }
+                "zstd" => zstd::encode_all(&plain[..], 3).unwrap(),
+                other => panic!("mock relay cannot compress with {other}"),
+            };
+            let mut reply = if streaming {
+                sse_reply(futures_util::stream::iter([Ok(Bytes::from(compressed))]).boxed())
+            } else {
+                json_reply(StatusCode::OK, compressed)
+            };
+            reply
+                .headers_mut()
+                .insert("content-encoding", encoding.parse().unwrap());
+            Ok(reply)
+        }
+        None => Ok(normal_reply(streaming, &model, &text)),
+    }
+}
+
+fn normal_reply(streaming: bool, model: &str, text: &str) -> Response<Body> {
+    if streaming {
+        let events = sse_events(model, text);
+        sse_reply(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
+    } else {
+        json_reply(StatusCode::OK, response_object(model, text).to_string())
+    }
+}
+
+fn json_reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let body = http_body_util::Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut reply = Response::new(body);
+    *reply.status_mut() = status;
+    reply
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    reply
+        .headers_mut()
+        .insert("x-request-id", "req_mock".parse().unwrap());
+    reply
+}
+
+fn sse_reply(
+    stream: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
+) -> Response<Body> {
+    let body = BodyExt::boxed_unsync(StreamBody::new(stream.map(|chunk| chunk.map(Frame::data))));
+    let mut reply = Response::new(body);
+    reply
+        .headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    reply
+        .headers_mut()
+        .insert("openai-model", "relay-internal-model".parse().unwrap());
+    reply
+}
+
+fn sse(event: &str, data: serde_json::Value) -> Bytes {
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+fn usage() -> serde_json::Value {
+    let (input, cached, output, reasoning, total) = USAGE;
+    serde_json::json!({"input_tokens":input,"input_tokens_details":{"cached_tokens":cached},
+        "output_tokens":output,"output_tokens_details":{"reasoning_tokens":reasoning},"total_tokens":total})
+}
+
+fn message_item(text: &str, status: &str) -> serde_json::Value {
+    serde_json::json!({"type":"message","id":"msg_mock","status":status,"role":"assistant",
+        "content":[{"type":"output_text","text":text,"annotations":[]}]})
+}
+
+fn response_object(model: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({"id":"resp_mock","object":"response","status":"completed","model":model,
+        "output":[message_item(text, "completed")],"usage":usage()})
+}
+
+/// The events of one successful streamed reply, one `Bytes` per event.
+pub fn sse_events(model: &str, text: &str) -> Vec<Bytes> {
+    let (first, second) = text.split_at(text.len() / 2);
+    let created = serde_json::json!({"id":"resp_mock","object":"response","status":"in_progress","model":model,"output":[]});
+    vec![
+        sse(
+            "response.created",
+            serde_json::json!({"type":"response.created","sequence_number":0,"response":created}),
+        ),
+        sse(
+            "response.in_progress",
+            serde_json::json!({"type":"response.in_progress","sequence_number":1,"response":created}),
+        ),
+        sse(
+            "response.output_item.added",
+            serde_json::json!({"type":"response.output_item.added","sequence_number":2,"output_index":0,
+            "item":{"type":"message","id":"msg_mock","status":"in_progress","role":"assistant","content":[]}}),
+        ),
+        sse(
+            "response.content_part.added",
+            serde_json::json!({"type":"response.content_part.added","sequence_number":3,"item_id":"msg_mock",
+            "output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}}),
+        ),
+        sse(
+            "response.output_text.delta",
+            serde_json::json!({"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_mock",
+            "output_index":0,"content_index":0,"delta":first}),
+        ),
+        sse(
+            "response.output_text.delta",
+            serde_json::json!({"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_mock",
+            "output_index":0,"content_index":0,"delta":second}),
+        ),
+        sse(
+            "response.output_text.done",
+            serde_json::json!({"type":"response.output_text.done","sequence_number":6,"item_id":"msg_mock",
+            "output_index":0,"content_index":0,"text":text}),
+        ),
+        sse(
+            "response.content_part.done",
+            serde_json::json!({"type":"response.content_part.done","sequence_number":7,"item_id":"msg_mock",
+            "output_index":0,"content_index":0,"part":{"type":"output_text","text":text,"annotations":[]}}),
+        ),
+        sse(
+            "response.output_item.done",
+            serde_json::json!({"type":"response.output_item.done","sequence_number":8,"output_index":0,
+            "item":message_item(text, "completed")}),
+        ),
+        sse(
+            "response.completed",
+            serde_json::json!({"type":"response.completed","sequence_number":9,
+            "response":{"id":"resp_mock","object":"response","status":"completed","model":model,
+            "output":[message_item(text, "completed")],"usage":usage()}}),
+        ),
+    ]
+}

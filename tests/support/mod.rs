@@ -1,0 +1,111 @@
+//! Shared test support: the mock relay and an in-process proxy harness.
+
+#![allow(dead_code)]
+
+pub mod mock_relay;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use codex_helper::config::load;
+use codex_helper::proxy::{self, Outcome, ProxyState, RecordSink, RequestRecord, ServerHandle};
+use codex_helper::routing;
+
+/// Collects finished request records.
+#[derive(Default)]
+pub struct Records(Mutex<Vec<(RequestRecord, Outcome)>>);
+
+impl RecordSink for Records {
+    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+        self.0.lock().unwrap().push((record.clone(), outcome));
+    }
+}
+
+impl Records {
+    pub fn all(&self) -> Vec<(RequestRecord, Outcome)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until `n` records exist; streamed bodies finish their record when the
+    /// client has read them to the end.
+    pub async fn wait_for(&self, n: usize) -> Vec<(RequestRecord, Outcome)> {
+        for _ in 0..200 {
+            if self.0.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.all()
+    }
+}
+
+/// A proxy running in this process on an ephemeral loopback port.
+pub struct TestProxy {
+    pub server: Option<ServerHandle>,
+    pub records: Arc<Records>,
+}
+
+impl TestProxy {
+    /// Starts a proxy from config text (the `version = 5` line is added) and environment.
+    pub async fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        proxy::install_tls_provider();
+        let path = Path::new("/test/config.toml");
+        let loaded =
+            load::parse(path, &format!("version = 5\n{config}")).expect("valid test config");
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = |name: &str| env.get(name).cloned();
+        let plan = routing::compile(&loaded.config.codex, path, &lookup).expect("valid route plan");
+        let settings = loaded.config.proxy.clone();
+        let records = Arc::new(Records::default());
+        let state =
+            Arc::new(ProxyState::new(plan, settings, path.to_path_buf(), records.clone()).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = proxy::serve(listener, state).unwrap();
+        Self {
+            server: Some(server),
+            records,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.as_ref().unwrap().addr)
+    }
+}
+
+/// A config with one provider per relay, tried in the order given.
+pub fn providers(relays: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for (id, base_url) in relays {
+        text.push_str(&format!(
+            "[codex.providers.{id}]\nbase_url = \"{base_url}\"\n"
+        ));
+    }
+    let order: Vec<String> = relays.iter().map(|(id, _)| format!("\"{id}\"")).collect();
+    text.push_str(&format!(
+        "[codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [{}]\n",
+        order.join(", ")
+    ));
+    text
+}
+
+/// A Codex-like `/responses` body of about `size` bytes.
+pub fn codex_body(model: &str, session: &str, size: usize) -> String {
+    let filler = "x".repeat(size.saturating_sub(400));
+    serde_json::json!({
+        "model": model,
+        "stream": true,
+        "input": [{"type":"message","role":"user","content":[{"type":"input_text","text":filler}]}],
+        "tools": [],
+        "tool_choice": "auto",
+        "parallel_tool_calls": true,
+        "reasoning": {"effort":"medium","summary":"auto"},
+        "store": false,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": session,
+    })
+    .to_string()
+}
