@@ -420,7 +420,8 @@ async fn closed_port_url() -> String {
 async fn fails_over_before_the_first_byte() {
     bounded(async {
         let dead = closed_port_url().await;
-        let cases: Vec<(&str, Option<Fault>, fn(&AttemptOutcome) -> bool)> = vec![
+        type Check = fn(&AttemptOutcome) -> bool;
+        let cases: Vec<(&str, Option<Fault>, Check)> = vec![
             ("connect refused", None, |o| {
                 matches!(o, AttemptOutcome::ConnectError { .. })
             }),
