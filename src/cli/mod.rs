@@ -9,10 +9,20 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Codex talks to the proxy on 127.0.0.1:3211; the proxy sends each request to one of your
 /// relays, fails over to the next before Codex sees any output, and logs what happened.
 #[derive(Debug, Parser)]
-#[command(name = "codex-helper", version, about, long_about)]
+#[command(
+    name = "codex-helper",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// With no command, `serve` runs with these options.
+    #[command(flatten)]
+    serve: serve::ServeArgs,
 
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -35,10 +45,7 @@ enum LogFormat {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let result = match cli
-        .command
-        .unwrap_or(Command::Serve(serve::ServeArgs::default()))
-    {
+    let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),
     };
     match result {
@@ -51,12 +58,14 @@ pub fn main() -> std::process::ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("CODEX_HELPER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -23,16 +23,6 @@ pub struct ServeArgs {
     no_tui: bool,
 }
 
-impl Default for ServeArgs {
-    fn default() -> Self {
-        Self {
-            host: "127.0.0.1".into(),
-            port: 3211,
-            no_tui: false,
-        }
-    }
-}
-
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let config_path = homes.helper_config();

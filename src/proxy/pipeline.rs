@@ -26,7 +26,7 @@ use super::headers::{client_response_headers, upstream_request_headers};
 use super::inspect::{self, BodyFacts};
 use super::record::{Attempt, AttemptOutcome, Outcome, RequestRecord};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody, error_chain};
-use super::replies;
+use super::replies::{self, Refusal};
 use super::session;
 use crate::config::model::BodyEncodingMode;
 use crate::routing::Upstream;
@@ -63,7 +63,7 @@ where
     // Phase 1: body.
     let raw = match read_body(body, state.settings.max_request_body_bytes).await {
         Ok(raw) => raw,
-        Err(refusal) => return reject(&state, record, refusal.into_response()),
+        Err(refusal) => return reject(&state, record, refusal),
     };
     let mode = state.settings.request_body_encoding;
     let (body, body_decoded) = match decode_body(
@@ -73,7 +73,7 @@ where
         state.settings.max_decoded_body_bytes,
     ) {
         Ok(decoded) => decoded,
-        Err(refusal) => return reject(&state, record, refusal.into_response()),
+        Err(refusal) => return reject(&state, record, refusal),
     };
 
     // Phase 2: what the request is.
@@ -123,31 +123,13 @@ where
 }
 
 /// Finishes the record of a request refused before any upstream was tried.
-fn reject(
-    state: &ProxyState,
-    mut record: RequestRecord,
-    response: Response<ProxyBody>,
-) -> Response<ProxyBody> {
-    record.status = Some(response.status().as_u16());
-    if let ProxyBody::Full(Some(body)) = response.body() {
-        record.error = Some(String::from_utf8_lossy(body).into_owned());
-    }
+fn reject(state: &ProxyState, mut record: RequestRecord, refusal: Refusal) -> Response<ProxyBody> {
+    record.status = Some(refusal.status.as_u16());
+    let response = refusal.to_response();
+    record.error = Some(refusal.message);
     record.finish(Outcome::Rejected);
     state.sink.record(&record, Outcome::Rejected);
     response
-}
-
-/// A request refused before any upstream is tried.
-struct Refusal {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl Refusal {
-    fn into_response(self) -> Response<ProxyBody> {
-        replies::json_error(self.status, self.code, &self.message)
-    }
 }
 
 /// Reads the whole request body, up to `limit` bytes.

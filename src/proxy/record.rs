@@ -149,12 +149,17 @@ impl RequestRecord {
             output_tokens = usage.output_tokens,
             reasoning_tokens = usage.reasoning_tokens,
             total_tokens = usage.total_tokens,
-            ttfb_ms = self.ttfb.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(-1.0),
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            ttfb_ms = %self.ttfb.map(millis).unwrap_or_else(|| "-".into()),
+            duration_ms = %millis(self.started.elapsed()),
             bytes_out = self.bytes_out,
             attempts = %attempts,
             error = self.error.as_deref().unwrap_or(""),
             "request"
         );
     }
+}
+
+/// Milliseconds with microsecond precision, for log lines.
+fn millis(duration: Duration) -> String {
+    format!("{:.3}", duration.as_secs_f64() * 1000.0)
 }

@@ -31,19 +31,33 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyB
     response
 }
 
+/// A request refused before any upstream is tried, with what the client is told.
+pub struct Refusal {
+    pub status: StatusCode,
+    /// A stable name for scripts, e.g. `invalid_content_encoding`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn to_response(&self) -> Response<ProxyBody> {
+        json_error(self.status, self.code, &self.message)
+    }
+}
+
 /// The answer when no relay is configured at all.
-pub fn no_relay(config_path: &Path) -> Response<ProxyBody> {
+pub fn no_relay(config_path: &Path) -> Refusal {
     let message = format!(
         "codex-helper has no relay to send this request to. Add one with \
          `codex-helper provider add ID --base-url URL --auth-token-env VAR`, or add a \
          [codex.providers.ID] table with base_url and auth_token_env to {} and restart codex-helper.",
         config_path.display()
     );
-    json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "no_relay_configured",
-        &message,
-    )
+    Refusal {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "no_relay_configured",
+        message,
+    }
 }
 
 /// How long Codex should wait before retrying: the shortest `Retry-After` an upstream gave,

@@ -1,0 +1,266 @@
+//! `codex-helper serve` as a user runs it: the real binary, temporary homes, loopback only.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::mock_relay::MockRelay;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Homes {
+    helper: tempfile::TempDir,
+    codex: tempfile::TempDir,
+}
+
+impl Homes {
+    fn new() -> Self {
+        Self {
+            helper: tempfile::tempdir().unwrap(),
+            codex: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_codex-helper"));
+        command
+            .args(args)
+            .env("CODEX_HELPER_HOME", self.helper.path())
+            .env("CODEX_HOME", self.codex.path())
+            .env_remove("CODEX_HELPER_REQUEST_BODY_ENCODING")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    fn helper_config(&self) -> std::path::PathBuf {
+        self.helper.path().join("config.toml")
+    }
+}
+
+/// A running `serve`, with the stderr lines read up to the listening line.
+struct Served {
+    child: Child,
+    url: String,
+    log: Vec<String>,
+}
+
+async fn serve(mut command: Command) -> Served {
+    let mut child = command.args(["--no-tui", "--port", "0"]).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let url = tokio::time::timeout(LIMIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            log.push(line.clone());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("serve exited before listening:\n{}", log.join("\n"));
+    })
+    .await
+    .expect("serve did not start listening in time");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Served { child, url, log }
+}
+
+async fn run_to_end(mut command: Command) -> (bool, String) {
+    let output = tokio::time::timeout(LIMIT, command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn post(url: &str) -> reqwest::RequestBuilder {
+    codex_helper::proxy::install_tls_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{url}/v1/responses"))
+        .header("accept", "text/event-stream")
+        .body(r#"{"model":"gpt-5.1","stream":true,"input":"hi","prompt_cache_key":"s1"}"#)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn first_run_imports_codexs_active_provider_and_serves_through_it() {
+    let relay = MockRelay::start("imported").await;
+    let homes = Homes::new();
+    write(
+        &homes.codex.path().join("config.toml"),
+        &format!(
+            "model_provider = \"myrelay\"\n[model_providers.myrelay]\nname = \"My relay\"\nbase_url = \"{}\"\nenv_key = \"MY_RELAY_KEY\"\nwire_api = \"responses\"\n",
+            relay.base_url()
+        ),
+    );
+    let codex_before = std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap();
+    let mut command = homes.command(&["serve"]);
+    command.env("MY_RELAY_KEY", "relay-secret-value");
+    let mut served = serve(command).await;
+
+    let log = served.log.join("\n");
+    assert!(
+        log.contains("with relay `myrelay`") && log.contains("key from $MY_RELAY_KEY"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("relay-secret-value"),
+        "secrets never reach the log"
+    );
+    let config = std::fs::read_to_string(homes.helper_config()).unwrap();
+    assert!(
+        config.contains("[codex.providers.myrelay]")
+            && config.contains("auth_token_env = \"MY_RELAY_KEY\""),
+        "{config}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap(),
+        codex_before,
+        "Codex's file is only read"
+    );
+
+    let text = post(&served.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("hi from imported"), "{text}");
+    assert_eq!(
+        relay.received()[0].headers["authorization"],
+        "Bearer relay-secret-value"
+    );
+
+    // SIGTERM ends it cleanly.
+    let pid = served.child.id().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(LIMIT, served.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn with_nothing_to_import_it_starts_and_explains_how_to_add_a_relay() {
+    let homes = Homes::new();
+    let served = serve(homes.command(&[])).await;
+    let log = served.log.join("\n");
+    assert!(
+        log.contains("with no relay (Codex has no config.toml yet)"),
+        "{log}"
+    );
+    assert!(homes.helper_config().exists());
+    let reply = post(&served.url).send().await.unwrap();
+    assert_eq!(reply.status(), 503);
+    let body = reply.text().await.unwrap();
+    assert!(body.contains("codex-helper provider add"), "{body}");
+}
+
+#[tokio::test]
+async fn an_invalid_config_is_refused_with_the_file_and_key() {
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        "version = 5\n[codex.providers.a]\nbase_url = \"http://127.0.0.1:9\"\nenabled = \"yes\"\n",
+    );
+    let (ok, stderr) = run_to_end(homes.command(&["serve", "--no-tui", "--port", "0"])).await;
+    assert!(!ok);
+    let file = homes.helper_config().display().to_string();
+    assert!(
+        stderr.contains(&format!("{file}: `codex.providers.a.enabled`")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid type"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_bad_body_encoding_override_is_refused() {
+    let homes = Homes::new();
+    write(&homes.helper_config(), "version = 5\n");
+    let mut command = homes.command(&["serve", "--no-tui", "--port", "0"]);
+    command.env("CODEX_HELPER_REQUEST_BODY_ENCODING", "sometimes");
+    let (ok, stderr) = run_to_end(command).await;
+    assert!(!ok);
+    assert!(stderr.contains("CODEX_HELPER_REQUEST_BODY_ENCODING=\"sometimes\" is not valid; allowed: auto, passthrough"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_passthrough_override_reaches_the_proxy() {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n[codex.providers.r]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    );
+    let mut command = homes.command(&["serve"]);
+    command.env("CODEX_HELPER_REQUEST_BODY_ENCODING", "passthrough");
+    let served = serve(command).await;
+    let gzipped = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(br#"{"model":"gpt-5.1"}"#).unwrap();
+        e.finish().unwrap()
+    };
+    let reply = post(&served.url)
+        .header("content-encoding", "gzip")
+        .body(gzipped.clone())
+        .send()
+        .await
+        .unwrap();
+    reply.bytes().await.unwrap();
+    assert_eq!(relay.received()[0].body, gzipped);
+    assert_eq!(relay.received()[0].headers["content-encoding"], "gzip");
+}
+
+#[tokio::test]
+async fn a_taken_port_gives_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let homes = Homes::new();
+    write(&homes.helper_config(), "version = 5\n");
+    let (ok, stderr) = run_to_end(homes.command(&["serve", "--no-tui", "--port", &port])).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port} is already in use")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn both_binaries_answer_help() {
+    for bin in [env!("CARGO_BIN_EXE_codex-helper"), env!("CARGO_BIN_EXE_ch")] {
+        let output = std::process::Command::new(bin)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("serve") && text.contains("Codex"), "{text}");
+    }
+}

@@ -1,0 +1,192 @@
+//! End to end: the real Codex CLI (pinned `@openai/codex`) through the proxy to mock relays.
+//!
+//! Codex runs with an isolated `CODEX_HOME` whose config keeps it on loopback
+//! (`reference/codex-protocol.md` §12). The test command (`scripts/test`) installs Codex into
+//! `tools/codex-cli/node_modules`; `CODEX_E2E_BIN` can point at another binary.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use codex_helper::proxy::Outcome;
+use codex_helper::proxy::record::AttemptOutcome;
+use support::mock_relay::MockRelay;
+use support::{TestProxy, providers};
+
+/// The Codex version these tests are written against.
+const CODEX_VERSION: &str = "0.171.0";
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+fn codex_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CODEX_E2E_BIN") {
+        return PathBuf::from(bin);
+    }
+    let bin =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/codex-cli/node_modules/.bin/codex");
+    assert!(
+        bin.exists(),
+        "the Codex CLI is not installed at {}: run `scripts/test` (it installs @openai/codex@{CODEX_VERSION}), \
+         or `npm ci --prefix tools/codex-cli`",
+        bin.display()
+    );
+    bin
+}
+
+/// An isolated Codex home whose only provider is the proxy at `proxy_base`.
+fn codex_home(proxy_base: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"model = "gpt-5.1"
+model_provider = "helper"
+approval_policy = "never"
+sandbox_mode = "read-only"
+check_for_update_on_startup = false
+chatgpt_base_url = "{proxy_base}/backend-api/"
+web_search = "disabled"
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+apps = false
+remote_plugin = false
+
+[model_providers.helper]
+name = "codex-helper"
+base_url = "{proxy_base}/v1"
+wire_api = "responses"
+env_key = "CODEX_HELPER_E2E_KEY"
+"#
+    );
+    std::fs::write(home.path().join("config.toml"), config).unwrap();
+    home
+}
+
+struct CodexRun {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn codex_exec(proxy_base: &str, prompt: &str) -> CodexRun {
+    let home = codex_home(proxy_base);
+    let work = tempfile::tempdir().unwrap();
+    let mut command = tokio::process::Command::new(codex_bin());
+    command
+        .args(["exec", "--skip-git-repo-check", prompt])
+        .current_dir(work.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("CODEX_HOME", home.path())
+        .env("CODEX_HELPER_E2E_KEY", "e2e-client-key")
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(RUN_LIMIT, command.output())
+        .await
+        .expect("codex exec did not finish in time")
+        .expect("codex exec could not be started");
+    CodexRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_exec_gets_the_relays_reply_through_the_proxy() {
+    let relay = MockRelay::start("the mock relay").await;
+    let proxy = TestProxy::start(
+        &providers(&[("relay", &relay.base_url())]),
+        &[("RELAY_KEY", "x")],
+    )
+    .await;
+    let run = codex_exec(&proxy.url(""), "say hi").await;
+    assert!(
+        run.success,
+        "codex exec failed\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout.contains("hi from the mock relay"),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+
+    let received = relay.received();
+    let turn = received
+        .iter()
+        .find(|r| r.path_and_query == "/v1/responses")
+        .expect("a /v1/responses request");
+    let thread = turn.headers["session-id"].to_str().unwrap().to_string();
+    assert_eq!(turn.json()["prompt_cache_key"], thread.as_str());
+    assert_eq!(
+        turn.headers["authorization"], "Bearer e2e-client-key",
+        "no helper credential: Codex's own passes through"
+    );
+
+    let records = proxy.records.wait_for(1).await;
+    let (record, outcome) = records
+        .iter()
+        .find(|(r, _)| r.path == "/v1/responses")
+        .unwrap();
+    assert_eq!(*outcome, Outcome::Completed);
+    assert_eq!(
+        record.session.as_ref().map(|s| s.value.as_str()),
+        Some(thread.as_str())
+    );
+    assert!(record.usage.is_some_and(|u| u.total_tokens > 0));
+    assert!(
+        record
+            .client
+            .as_deref()
+            .is_some_and(|c| c.starts_with(&format!("codex_exec/{CODEX_VERSION}")))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_exec_still_succeeds_when_the_first_relay_is_dead() {
+    let mut first = MockRelay::start("the first relay").await;
+    let second = MockRelay::start("the second relay").await;
+    let proxy = TestProxy::start(
+        &providers(&[("first", &first.base_url()), ("second", &second.base_url())]),
+        &[],
+    )
+    .await;
+    first.kill();
+    let run = codex_exec(&proxy.url(""), "say hi").await;
+    assert!(
+        run.success,
+        "codex exec failed\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout.contains("hi from the second relay"),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(first.hits(), 0);
+
+    let records = proxy.records.wait_for(1).await;
+    let (record, _) = records
+        .iter()
+        .find(|(r, _)| r.path == "/v1/responses")
+        .unwrap();
+    assert!(
+        matches!(
+            record.attempts[0].outcome,
+            AttemptOutcome::ConnectError { .. }
+        ),
+        "{:?}",
+        record.attempts
+    );
+    assert_eq!(record.provider.as_deref(), Some("second"));
+}
