@@ -84,7 +84,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     proxy::install_tls_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: a proxy for one user's Codex needs far less than a core, and keeping every
+    // hop of a request on one thread saves the cross-thread wake-ups that dominate its latency.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
@@ -98,7 +100,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let route: Vec<String> = plan.candidates.iter().map(|u| format!("{}/{} ({})", u.provider, u.endpoint, u.base_url)).collect();
         let state = Arc::new(ProxyState::new(plan, settings, loaded.path.clone(), Arc::new(NoSink))?);
         let server = proxy::serve(listener, state)?;
-        tracing::info!(
+        eprintln!(
             "codex-helper listening on http://{} — relays in order: {}",
             server.addr,
             if route.is_empty() { "none configured".to_string() } else { route.join(" → ") }
