@@ -482,6 +482,40 @@ async fn fails_over_before_the_first_byte() {
 }
 
 #[tokio::test]
+async fn a_small_json_body_that_breaks_before_reaching_the_client_fails_over() {
+    bounded(async {
+        let first = MockRelay::start("first").await;
+        let second = MockRelay::start("second").await;
+        first.push(Fault::ResetMidJson);
+        let proxy = TestProxy::start(
+            &providers(&[("first", &first.base_url()), ("second", &second.base_url())]),
+            &[],
+        )
+        .await;
+        let reply = client()
+            .post(proxy.url("/v1/responses"))
+            .json(&serde_json::json!({"model":"gpt-5.1","input":"hi"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        let body: Value = reply.json().await.unwrap();
+        assert_eq!(body["output"][0]["content"][0]["text"], "hi from second");
+        let records = proxy.records.wait_for(1).await;
+        assert!(
+            matches!(
+                records[0].0.attempts[0].outcome,
+                AttemptOutcome::TransportError { .. }
+            ),
+            "{:?}",
+            records[0].0.attempts
+        );
+        assert_eq!(records[0].1, Outcome::Completed);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn client_errors_are_returned_as_is_without_failover() {
     bounded(async {
         let first = MockRelay::start("first").await;

@@ -104,12 +104,12 @@ where
             outcome,
             duration_ms: started.elapsed().as_millis() as u64,
         });
-        if let Some((response, model_sent)) = answer {
+        if let Some(answer) = answer {
             record.provider = Some(upstream.provider.clone());
             record.endpoint = Some(upstream.endpoint.clone());
-            record.model_sent = model_sent;
+            record.model_sent = answer.model_sent.clone();
             // Phase 5: relay.
-            return relay_response(&state, response, record);
+            return relay_response(&state, answer, record);
         }
     }
 
@@ -250,7 +250,7 @@ async fn try_upstream(
     state: &ProxyState,
     request: &ClientRequest,
     upstream: &Upstream,
-) -> (AttemptOutcome, Option<(reqwest::Response, Option<String>)>) {
+) -> (AttemptOutcome, Option<Answer>) {
     if let Some(var) = upstream.credential.missing_env.first() {
         let reason = format!("environment variable {var} is not set");
         return (AttemptOutcome::Skipped { reason }, None);
@@ -322,12 +322,75 @@ async fn try_upstream(
             None,
         );
     }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let sse = content_type.starts_with("text/event-stream");
+    let json = content_type.contains("json");
+    let codec = response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Codec::parse);
+    let headers = response.headers().clone();
+    // A small, complete body is read here, before the client has seen anything: it goes out
+    // in one write with its length, and a connection that breaks while reading it can still
+    // fail over. Streams are never held back.
+    let small = response
+        .content_length()
+        .is_some_and(|len| len <= WHOLE_BODY_MAX);
+    let body = if small && !sse && codec.is_none() && request.method != Method::HEAD {
+        match tokio::time::timeout(header_timeout, response.bytes()).await {
+            Ok(Ok(bytes)) => AnswerBody::Whole(bytes),
+            Ok(Err(e)) => {
+                let error = error_chain(&e.without_url());
+                return (AttemptOutcome::TransportError { error }, None);
+            }
+            Err(_) => {
+                let after_ms = header_timeout.as_millis() as u64;
+                return (AttemptOutcome::Timeout { after_ms }, None);
+            }
+        }
+    } else {
+        AnswerBody::Stream(body_stream(response, codec))
+    };
+    let answer = Answer {
+        status,
+        headers,
+        body,
+        sse,
+        json,
+        body_decoded: codec.is_some(),
+        model_sent,
+    };
     (
         AttemptOutcome::Responded {
             status: status.as_u16(),
         },
-        Some((response, model_sent)),
+        Some(answer),
     )
+}
+
+/// Bodies up to this size with a known length are read whole before answering.
+const WHOLE_BODY_MAX: u64 = 256 * 1024;
+
+/// An upstream response chosen to go to the client.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: AnswerBody,
+    sse: bool,
+    json: bool,
+    /// The proxy undoes the upstream's `Content-Encoding`.
+    body_decoded: bool,
+    model_sent: Option<String>,
+}
+
+enum AnswerBody {
+    Whole(Bytes),
+    Stream(ChunkStream),
 }
 
 /// A short, single-line preview of a failed upstream body.
@@ -352,39 +415,43 @@ async fn error_preview(response: reqwest::Response) -> String {
     preview
 }
 
-/// Phase 5: passes an upstream response to the client, streaming its body through the tap.
+/// Phase 5: passes an upstream response to the client, its body through the tap.
 fn relay_response(
     state: &ProxyState,
-    response: reqwest::Response,
+    answer: Answer,
     mut record: RequestRecord,
 ) -> Response<ProxyBody> {
-    let status = response.status();
-    record.status = Some(status.as_u16());
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let sse = content_type.starts_with("text/event-stream");
-    let json = content_type.contains("json");
-    let codec = response
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Codec::parse);
+    record.status = Some(answer.status.as_u16());
     let headers = client_response_headers(
-        response.headers(),
-        codec.is_some(),
+        &answer.headers,
+        answer.body_decoded,
         record.model_requested.as_deref(),
     );
     let idle = match state.settings.stream_idle_timeout_ms {
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    let stream = body_stream(response, codec);
-    let body = RelayBody::new(stream, sse, json, idle, record, state.sink.clone());
+    let (stream, exact_len): (ChunkStream, _) = match answer.body {
+        AnswerBody::Whole(bytes) => {
+            let len = bytes.len() as u64;
+            (
+                Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
+                Some(len),
+            )
+        }
+        AnswerBody::Stream(stream) => (stream, None),
+    };
+    let body = RelayBody::new(
+        stream,
+        exact_len,
+        answer.sse,
+        answer.json,
+        idle,
+        record,
+        state.sink.clone(),
+    );
     let mut reply = Response::new(ProxyBody::Relay(Box::new(body)));
-    *reply.status_mut() = status;
+    *reply.status_mut() = answer.status;
     *reply.headers_mut() = headers;
     reply
 }

@@ -53,14 +53,20 @@ impl http_body::Body for ProxyBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, ProxyBody::Full(None))
+        match self {
+            ProxyBody::Full(bytes) => bytes.is_none(),
+            ProxyBody::Relay(relay) => relay.stream.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
-            ProxyBody::Relay(_) => SizeHint::default(),
+            ProxyBody::Relay(relay) => match relay.exact_len {
+                Some(len) => SizeHint::with_exact(len.saturating_sub(relay.record.bytes_out)),
+                None => SizeHint::default(),
+            },
         }
     }
 }
@@ -75,6 +81,8 @@ enum Tap {
 /// A relayed upstream body with its tap and record.
 pub struct RelayBody {
     stream: Option<ChunkStream>,
+    /// The body's length when it is known up front (a body read whole).
+    exact_len: Option<u64>,
     tap: Tap,
     idle_timeout: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
@@ -89,6 +97,7 @@ impl RelayBody {
     /// gets a `response.failed` ending); `json` says it is worth parsing for usage at the end.
     pub fn new(
         stream: ChunkStream,
+        exact_len: Option<u64>,
         sse: bool,
         json: bool,
         idle_timeout: Option<Duration>,
@@ -104,6 +113,7 @@ impl RelayBody {
         };
         Self {
             stream: Some(stream),
+            exact_len,
             tap,
             idle_timeout,
             idle: None,
@@ -232,6 +242,14 @@ impl RelayBody {
         match stream.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.on_chunk(&chunk);
+                // hyper stops polling once a body of known length is complete.
+                if this
+                    .exact_len
+                    .is_some_and(|len| this.record.bytes_out >= len)
+                {
+                    this.stream = None;
+                    this.on_end();
+                }
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Poll::Ready(Some(Err(e))) => {

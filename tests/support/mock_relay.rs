@@ -41,6 +41,8 @@ pub enum Fault {
     ResetBeforeHeaders,
     /// Send the status and headers and this many SSE events, then break the connection.
     ResetMidStream { after_events: usize },
+    /// A JSON reply that announces its full length, sends half, then breaks the connection.
+    ResetMidJson,
     /// Wait this long before answering at all.
     StallBeforeHeaders(Duration),
     /// Send this many events, then go silent for the duration, then finish normally.
@@ -241,6 +243,23 @@ async fn handle(
         }
         Some(Fault::ResetBeforeHeaders) => {
             Err(std::io::Error::other("mock relay: reset before headers"))
+        }
+        Some(Fault::ResetMidJson) => {
+            let whole = Bytes::from(response_object(&model, &text).to_string());
+            let half = whole.slice(..whole.len() / 2);
+            let stream =
+                futures_util::stream::iter([Ok(half)]).chain(futures_util::stream::once(async {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Err(std::io::Error::other("mock relay: reset mid-body"))
+                }));
+            let mut reply = sse_reply(stream.boxed());
+            reply
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            reply
+                .headers_mut()
+                .insert("content-length", whole.len().into());
+            Ok(reply)
         }
         Some(Fault::StallBeforeHeaders(pause)) => {
             tokio::time::sleep(pause).await;
