@@ -516,6 +516,28 @@ async fn a_small_json_body_that_breaks_before_reaching_the_client_fails_over() {
 }
 
 #[tokio::test]
+async fn a_client_that_goes_away_is_still_recorded() {
+    bounded(async {
+        let relay = MockRelay::start("slow").await;
+        relay.push(Fault::StallBeforeHeaders(Duration::from_secs(10)));
+        let proxy = TestProxy::start(&providers(&[("a", &relay.base_url())]), &[]).await;
+        let result = sse_post(
+            proxy.url("/v1/responses"),
+            codex_body("gpt-5.1", "gone", 500),
+        )
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+        assert!(result.is_err());
+        let records = proxy.records.wait_for(1).await;
+        assert_eq!(records.len(), 1, "the abandoned request has a record");
+        assert_eq!(records[0].1, Outcome::ClientDisconnected);
+        assert_eq!(records[0].0.session.as_ref().unwrap().value, "gone");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn client_errors_are_returned_as_is_without_failover() {
     bounded(async {
         let first = MockRelay::start("first").await;

@@ -24,7 +24,7 @@ use super::ProxyState;
 use super::decode::{self, DecodeError};
 use super::headers::{client_response_headers, upstream_request_headers};
 use super::inspect::{self, BodyFacts};
-use super::record::{Attempt, AttemptOutcome, Outcome, RequestRecord};
+use super::record::{Attempt, AttemptOutcome, Outcome, RecordGuard, RequestRecord};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody, error_chain};
 use super::replies::{self, Refusal};
 use super::session;
@@ -49,10 +49,13 @@ where
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let mut record = RequestRecord::new(
-        state.next_trace_id(),
-        parts.method.to_string(),
-        parts.uri.path().to_string(),
+    let mut record = RecordGuard::new(
+        RequestRecord::new(
+            state.next_trace_id(),
+            parts.method.to_string(),
+            parts.uri.path().to_string(),
+        ),
+        state.sink.clone(),
     );
     record.client = parts
         .headers
@@ -63,7 +66,7 @@ where
     // Phase 1: body.
     let raw = match read_body(body, state.settings.max_request_body_bytes).await {
         Ok(raw) => raw,
-        Err(refusal) => return reject(&state, record, refusal),
+        Err(refusal) => return reject(record, refusal),
     };
     let mode = state.settings.request_body_encoding;
     let (body, body_decoded) = match decode_body(
@@ -73,7 +76,7 @@ where
         state.settings.max_decoded_body_bytes,
     ) {
         Ok(decoded) => decoded,
-        Err(refusal) => return reject(&state, record, refusal),
+        Err(refusal) => return reject(record, refusal),
     };
 
     // Phase 2: what the request is.
@@ -91,7 +94,7 @@ where
     // Phase 3: plan.
     let candidates = &state.plan.candidates;
     if candidates.is_empty() {
-        return reject(&state, record, replies::no_relay(&state.config_path));
+        return reject(record, replies::no_relay(&state.config_path));
     }
 
     // Phase 4: try each candidate until one answers.
@@ -118,17 +121,15 @@ where
     record.status = Some(response.status().as_u16());
     record.error = Some("every upstream failed".into());
     record.finish(Outcome::AllUpstreamsFailed);
-    state.sink.record(&record, Outcome::AllUpstreamsFailed);
     response
 }
 
 /// Finishes the record of a request refused before any upstream was tried.
-fn reject(state: &ProxyState, mut record: RequestRecord, refusal: Refusal) -> Response<ProxyBody> {
+fn reject(mut record: RecordGuard, refusal: Refusal) -> Response<ProxyBody> {
     record.status = Some(refusal.status.as_u16());
     let response = refusal.to_response();
     record.error = Some(refusal.message);
     record.finish(Outcome::Rejected);
-    state.sink.record(&record, Outcome::Rejected);
     response
 }
 
@@ -419,7 +420,7 @@ async fn error_preview(response: reqwest::Response) -> String {
 fn relay_response(
     state: &ProxyState,
     answer: Answer,
-    mut record: RequestRecord,
+    mut record: RecordGuard,
 ) -> Response<ProxyBody> {
     record.status = Some(answer.status.as_u16());
     let headers = client_response_headers(
@@ -441,15 +442,7 @@ fn relay_response(
         }
         AnswerBody::Stream(stream) => (stream, None),
     };
-    let body = RelayBody::new(
-        stream,
-        exact_len,
-        answer.sse,
-        answer.json,
-        idle,
-        record,
-        state.sink.clone(),
-    );
+    let body = RelayBody::new(stream, exact_len, answer.sse, answer.json, idle, record);
     let mut reply = Response::new(ProxyBody::Relay(Box::new(body)));
     *reply.status_mut() = answer.status;
     *reply.headers_mut() = headers;

@@ -1,9 +1,13 @@
 //! What happened to one request: the attempts, the outcome, the tokens. Logged as one
 //! structured line when the request ends (the ledger will store the same record).
 
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use super::RecordSink;
 
 use super::session::SessionId;
 use super::usage::Usage;
@@ -121,7 +125,7 @@ impl RequestRecord {
     }
 
     /// Logs the request as one structured line.
-    pub fn finish(&self, outcome: Outcome) {
+    fn log(&self, outcome: Outcome) {
         let usage = self.usage.unwrap_or_default();
         let attempts = self
             .attempts
@@ -156,6 +160,57 @@ impl RequestRecord {
             error = self.error.as_deref().unwrap_or(""),
             "request"
         );
+    }
+}
+
+/// A request's record while the request is in flight. Finishing it (once) writes the log line
+/// and hands the record to the sink; if the request is dropped first (the client went away),
+/// it is finished as [`Outcome::ClientDisconnected`], so no request goes unrecorded.
+pub struct RecordGuard {
+    record: RequestRecord,
+    sink: Arc<dyn RecordSink>,
+    finished: bool,
+}
+
+impl RecordGuard {
+    pub fn new(record: RequestRecord, sink: Arc<dyn RecordSink>) -> Self {
+        Self {
+            record,
+            sink,
+            finished: false,
+        }
+    }
+
+    /// Records the outcome; later calls do nothing.
+    pub fn finish(&mut self, outcome: Outcome) {
+        if !self.finished {
+            self.finished = true;
+            self.record.log(outcome);
+            self.sink.record(&self.record, outcome);
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+impl Deref for RecordGuard {
+    type Target = RequestRecord;
+    fn deref(&self) -> &RequestRecord {
+        &self.record
+    }
+}
+
+impl DerefMut for RecordGuard {
+    fn deref_mut(&mut self) -> &mut RequestRecord {
+        &mut self.record
+    }
+}
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        self.finish(Outcome::ClientDisconnected);
     }
 }
 

@@ -6,7 +6,6 @@
 //! When the body ends or is dropped, the request record is finished exactly once.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,8 +14,7 @@ use futures_util::Stream;
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
-use super::RecordSink;
-use super::record::{Outcome, RequestRecord};
+use super::record::{Outcome, RecordGuard};
 use super::sse::{FailedEvent, SseTap, Terminal};
 use super::usage::Usage;
 
@@ -87,9 +85,7 @@ pub struct RelayBody {
     idle_timeout: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
     last_activity: Instant,
-    record: RequestRecord,
-    sink: Arc<dyn RecordSink>,
-    outcome: Option<Outcome>,
+    record: RecordGuard,
 }
 
 impl RelayBody {
@@ -101,8 +97,7 @@ impl RelayBody {
         sse: bool,
         json: bool,
         idle_timeout: Option<Duration>,
-        record: RequestRecord,
-        sink: Arc<dyn RecordSink>,
+        record: RecordGuard,
     ) -> Self {
         let tap = if sse {
             Tap::Sse(SseTap::default())
@@ -119,8 +114,6 @@ impl RelayBody {
             idle: None,
             last_activity: Instant::now(),
             record,
-            sink,
-            outcome: None,
         }
     }
 
@@ -189,24 +182,21 @@ impl RelayBody {
     }
 
     fn finish(&mut self, outcome: Outcome) {
-        if self.outcome.is_some() {
+        if self.record.is_finished() {
             return;
         }
         if let Tap::Sse(tap) = &self.tap {
             self.record.usage = tap.usage;
             if let Some(Terminal::Failed { code, message }) = &tap.terminal {
-                self.record.error.get_or_insert_with(|| {
-                    format!(
-                        "response.failed in stream: {} {}",
-                        code.as_deref().unwrap_or("-"),
-                        message.as_deref().unwrap_or("")
-                    )
-                });
+                let error = format!(
+                    "response.failed in stream: {} {}",
+                    code.as_deref().unwrap_or("-"),
+                    message.as_deref().unwrap_or("")
+                );
+                self.record.error.get_or_insert(error);
             }
         }
-        self.outcome = Some(outcome);
         self.record.finish(outcome);
-        self.sink.record(&self.record, outcome);
     }
 
     /// Whether the idle timer has really expired (it is only re-armed when it fires, so a busy
@@ -294,9 +284,9 @@ impl RelayBody {
 
 impl Drop for RelayBody {
     fn drop(&mut self) {
-        if self.outcome.is_none() {
-            self.finish(Outcome::ClientDisconnected);
-        }
+        // Still streaming: the client went away. (The guard would do this too, but without
+        // the usage the tap has seen so far.)
+        self.finish(Outcome::ClientDisconnected);
     }
 }
 
