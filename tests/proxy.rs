@@ -758,6 +758,32 @@ async fn usage_is_read_from_json_replies_and_compressed_streams() {
 }
 
 #[tokio::test]
+async fn a_stream_that_ends_without_response_completed_is_recorded_as_such() {
+    bounded(async {
+        let relay = MockRelay::start("r").await;
+        relay.push(Fault::EndEarly { after_events: 5 });
+        let proxy = TestProxy::start(&providers(&[("a", &relay.base_url())]), &[]).await;
+        let text = sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            text.as_bytes(),
+            sse_events("gpt-5.1", "hi from r")[..5].concat(),
+            "passed on as the relay sent it"
+        );
+        assert_eq!(
+            proxy.records.wait_for(1).await[0].1,
+            Outcome::EndedWithoutTerminalEvent
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_failure_inside_a_200_stream_is_passed_on_and_recorded() {
     bounded(async {
         let relay = MockRelay::start("r").await;

@@ -69,6 +69,9 @@ pub enum Outcome {
     Completed,
     /// A 2xx stream whose last event was a failure (`response.failed`, `error`).
     FailedInStream,
+    /// An event stream that closed cleanly but without `response.completed` (or another
+    /// terminal event); Codex reports "stream closed before response.completed" and retries.
+    EndedWithoutTerminalEvent,
     /// The upstream stream broke or stalled; the proxy ended it with `response.failed`.
     UpstreamStreamError,
     /// The client went away before the end.

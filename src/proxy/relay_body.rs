@@ -139,9 +139,11 @@ impl RelayBody {
     /// The upstream ended cleanly.
     fn on_end(&mut self) {
         let outcome = match &self.tap {
-            Tap::Sse(tap) if matches!(tap.terminal, Some(Terminal::Failed { .. })) => {
-                Outcome::FailedInStream
-            }
+            Tap::Sse(tap) => match tap.terminal {
+                Some(Terminal::Failed { .. }) => Outcome::FailedInStream,
+                Some(_) => Outcome::Completed,
+                None => Outcome::EndedWithoutTerminalEvent,
+            },
             _ => Outcome::Completed,
         };
         if let Tap::Json(buf) = &self.tap {

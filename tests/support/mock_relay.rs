@@ -43,6 +43,8 @@ pub enum Fault {
     ResetMidStream { after_events: usize },
     /// A JSON reply that announces its full length, sends half, then breaks the connection.
     ResetMidJson,
+    /// Send this many events, then close the stream cleanly without `response.completed`.
+    EndEarly { after_events: usize },
     /// Wait this long before answering at all.
     StallBeforeHeaders(Duration),
     /// Send this many events, then go silent for the duration, then finish normally.
@@ -260,6 +262,15 @@ async fn handle(
                 .headers_mut()
                 .insert("content-length", whole.len().into());
             Ok(reply)
+        }
+        Some(Fault::EndEarly { after_events }) => {
+            let head: Vec<Bytes> = sse_events(&model, &text)
+                .into_iter()
+                .take(after_events)
+                .collect();
+            Ok(sse_reply(
+                futures_util::stream::iter(head.into_iter().map(Ok)).boxed(),
+            ))
         }
         Some(Fault::StallBeforeHeaders(pause)) => {
             tokio::time::sleep(pause).await;
