@@ -239,6 +239,37 @@ async fn the_passthrough_override_reaches_the_proxy() {
 }
 
 #[tokio::test]
+async fn relays_are_reached_over_https() {
+    let (relay, ca_pem) = MockRelay::start_tls("tls relay").await;
+    let homes = Homes::new();
+    let ca_file = homes.helper.path().join("test-ca.pem");
+    write(&ca_file, &ca_pem);
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n[codex.providers.tls]\nbase_url = \"{}\"\nauth_token = \"tls-secret\"\n",
+            relay.base_url()
+        ),
+    );
+    let mut command = homes.command(&["serve"]);
+    // The platform verifier reads extra roots from here on Linux.
+    command.env("SSL_CERT_FILE", &ca_file);
+    let served = serve(command).await;
+    let text = post(&served.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("hi from tls relay"), "{text}");
+    assert_eq!(
+        relay.received()[0].headers["authorization"],
+        "Bearer tls-secret"
+    );
+}
+
+#[tokio::test]
 async fn a_taken_port_gives_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

@@ -101,6 +101,7 @@ struct Shared {
 pub struct MockRelay {
     pub addr: SocketAddr,
     pub name: String,
+    scheme: &'static str,
     shared: Arc<Mutex<Shared>>,
     task: Option<JoinHandle<()>>,
 }
@@ -108,10 +109,44 @@ pub struct MockRelay {
 impl MockRelay {
     /// Starts a relay on an ephemeral loopback port. `name` appears in its replies.
     pub async fn start(name: &str) -> Self {
+        Self::start_with(name, None).await
+    }
+
+    /// Starts a relay that speaks HTTPS for `localhost`, with a certificate from a fresh test
+    /// CA. Returns the relay and the CA certificate (PEM) a client must trust.
+    pub async fn start_tls(name: &str) -> (Self, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "codex-helper test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        (Self::start_with(name, Some(acceptor)).await, ca.pem())
+    }
+
+    async fn start_with(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let name = name.to_string();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = {
             let shared = shared.clone();
             let name = name.clone();
@@ -127,10 +162,23 @@ impl MockRelay {
                     let name = name.clone();
                     let service =
                         service_fn(move |request| handle(shared.clone(), name.clone(), request));
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let builder = http1::Builder::new();
+                        match tls {
+                            Some(tls) => {
+                                if let Ok(stream) = tls.accept(stream).await {
+                                    let _ = builder
+                                        .serve_connection(TokioIo::new(stream), service)
+                                        .await;
+                                }
+                            }
+                            None => {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
                     });
                     while connections.try_join_next().is_some() {}
                 }
@@ -139,6 +187,7 @@ impl MockRelay {
         Self {
             addr,
             name,
+            scheme,
             shared,
             task: Some(task),
         }
@@ -146,7 +195,11 @@ impl MockRelay {
 
     /// Base URL with `/v1`, as users configure relays.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        match self.scheme {
+            // The test certificate is for `localhost`.
+            "https" => format!("https://localhost:{}/v1", self.addr.port()),
+            _ => format!("http://{}/v1", self.addr),
+        }
     }
 
     /// Queues a fault for the next request that has none queued before it.
