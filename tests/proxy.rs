@@ -538,6 +538,42 @@ async fn a_client_that_goes_away_is_still_recorded() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_after_the_terminal_event_completed_its_request() {
+    bounded(async {
+        let relay = MockRelay::start("r").await;
+        let never = Arc::new(tokio::sync::Notify::new());
+        // All events, including response.completed, then the relay keeps the stream open.
+        relay.push(Fault::HoldMidStream {
+            after_events: 10,
+            release: never.clone(),
+        });
+        relay.push(Fault::HoldMidStream {
+            after_events: 3,
+            release: never.clone(),
+        });
+        let proxy = TestProxy::start(&providers(&[("a", &relay.base_url())]), &[]).await;
+        for (n, wanted) in [(1, "response.completed"), (2, "response.output_item.added")] {
+            let reply = sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
+                .send()
+                .await
+                .unwrap();
+            let mut stream = reply.bytes_stream();
+            let mut seen = Vec::new();
+            while !String::from_utf8_lossy(&seen).contains(wanted) {
+                seen.extend_from_slice(&stream.next().await.unwrap().unwrap());
+            }
+            drop(stream); // as Codex does once it has what it needs
+            proxy.records.wait_for(n).await;
+        }
+        let records = proxy.records.all();
+        assert_eq!(records[0].1, Outcome::Completed);
+        assert_eq!(records[0].0.usage.unwrap().total_tokens, USAGE.4);
+        assert_eq!(records[1].1, Outcome::ClientDisconnected);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn client_errors_are_returned_as_is_without_failover() {
     bounded(async {
         let first = MockRelay::start("first").await;

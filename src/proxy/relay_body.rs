@@ -136,16 +136,23 @@ impl RelayBody {
         }
     }
 
-    /// The upstream ended cleanly.
-    fn on_end(&mut self) {
-        let outcome = match &self.tap {
+    /// The outcome an event stream's terminal event implies; `no_terminal` when it had none,
+    /// `not_sse` for other bodies.
+    fn outcome_by_events(&self, no_terminal: Outcome, not_sse: Outcome) -> Outcome {
+        match &self.tap {
             Tap::Sse(tap) => match tap.terminal {
                 Some(Terminal::Failed { .. }) => Outcome::FailedInStream,
                 Some(_) => Outcome::Completed,
-                None => Outcome::EndedWithoutTerminalEvent,
+                None => no_terminal,
             },
-            _ => Outcome::Completed,
-        };
+            _ => not_sse,
+        }
+    }
+
+    /// The upstream ended cleanly.
+    fn on_end(&mut self) {
+        let outcome =
+            self.outcome_by_events(Outcome::EndedWithoutTerminalEvent, Outcome::Completed);
         if let Tap::Json(buf) = &self.tap {
             if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(buf) {
                 self.record.usage = Usage::from_payload(&payload);
@@ -286,9 +293,12 @@ impl RelayBody {
 
 impl Drop for RelayBody {
     fn drop(&mut self) {
-        // Still streaming: the client went away. (The guard would do this too, but without
-        // the usage the tap has seen so far.)
-        self.finish(Outcome::ClientDisconnected);
+        // Dropped before the upstream's end. Clients such as Codex stop reading once they have
+        // the terminal event, so a stream whose terminal event went out is complete; otherwise
+        // the client went away.
+        let outcome =
+            self.outcome_by_events(Outcome::ClientDisconnected, Outcome::ClientDisconnected);
+        self.finish(outcome);
     }
 }
 
