@@ -74,7 +74,9 @@ where
         raw,
         mode,
         state.settings.max_decoded_body_bytes,
-    ) {
+    )
+    .await
+    {
         Ok(decoded) => decoded,
         Err(refusal) => return reject(record, refusal),
     };
@@ -157,24 +159,15 @@ where
 }
 
 /// Undoes the body's `Content-Encoding` (unless in passthrough mode). Returns the body and
-/// whether it was decoded.
-fn decode_body(
+/// whether it was decoded. Decoding runs on a blocking thread: a body can expand to the
+/// decoded-size cap, and the proxy's one event-loop thread must not wait for that.
+async fn decode_body(
     headers: &HeaderMap,
     raw: Bytes,
     mode: BodyEncodingMode,
     limit: u64,
 ) -> Result<(Bytes, bool), Refusal> {
-    if mode == BodyEncodingMode::Passthrough {
-        return Ok((raw, false));
-    }
-    let result = decode::listed_encodings(headers).and_then(|encodings| {
-        if encodings.is_empty() {
-            Ok((raw, false))
-        } else {
-            decode::decode(raw, &encodings, limit as usize).map(|body| (body, true))
-        }
-    });
-    result.map_err(|e| {
+    let refusal = |e: DecodeError| {
         let (status, code) = match e {
             DecodeError::TooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "request_body_too_large")
@@ -186,7 +179,23 @@ fn decode_body(
             code,
             message: e.to_string(),
         }
-    })
+    };
+    if mode == BodyEncodingMode::Passthrough {
+        return Ok((raw, false));
+    }
+    let encodings = decode::listed_encodings(headers).map_err(refusal)?;
+    if encodings.is_empty() {
+        return Ok((raw, false));
+    }
+    let decoded =
+        tokio::task::spawn_blocking(move || decode::decode(raw, &encodings, limit as usize))
+            .await
+            .map_err(|e| Refusal {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal_error",
+                message: format!("decoding the request body failed: {e}"),
+            })?;
+    decoded.map(|body| (body, true)).map_err(refusal)
 }
 
 /// The client's request after phases 1–2.
