@@ -451,7 +451,7 @@ async fn fails_over_before_the_first_byte() {
                 None => dead.clone(),
             };
             let config = format!(
-                "{}[proxy]\nresponse_header_timeout_ms = 300\n",
+                "{}[proxy]\nresponse_header_timeout_ms = 300\n[retry]\nprofile = \"aggressive-failover\"\n",
                 providers(&[("first", &first_url), ("second", &second.base_url())])
             );
             let proxy = TestProxy::start(&config, &[]).await;
@@ -487,11 +487,11 @@ async fn a_small_json_body_that_breaks_before_reaching_the_client_fails_over() {
         let first = MockRelay::start("first").await;
         let second = MockRelay::start("second").await;
         first.push(Fault::ResetMidJson);
-        let proxy = TestProxy::start(
-            &providers(&[("first", &first.base_url()), ("second", &second.base_url())]),
-            &[],
-        )
-        .await;
+        let config = format!(
+            "{}[retry]\nprofile = \"aggressive-failover\"\n",
+            providers(&[("first", &first.base_url()), ("second", &second.base_url())])
+        );
+        let proxy = TestProxy::start(&config, &[]).await;
         let reply = client()
             .post(proxy.url("/v1/responses"))
             .json(&serde_json::json!({"model":"gpt-5.1","input":"hi"}))
@@ -651,7 +651,7 @@ async fn a_stalled_stream_ends_with_response_failed() {
     bounded(async {
         let relay = MockRelay::start("r").await;
         relay.push(Fault::StallMidStream {
-            after_events: 2,
+            after_events: 4,
             pause: Duration::from_secs(10),
         });
         let config = format!(
@@ -665,10 +665,10 @@ async fn a_stalled_stream_ends_with_response_failed() {
             .unwrap();
         let text = reply.text().await.unwrap();
         let all = events(&text);
-        assert_eq!(all.len(), 3);
-        assert_eq!(all[2]["type"], "response.failed");
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[4]["type"], "response.failed");
         assert!(
-            all[2]["response"]["error"]["message"]
+            all[4]["response"]["error"]["message"]
                 .as_str()
                 .unwrap()
                 .contains("no data from the upstream")
@@ -692,11 +692,13 @@ async fn when_everything_fails_codex_streams_get_a_retryable_response_failed() {
             body: "slow down".into(),
             retry_after: Some(7),
         }));
-        let proxy = TestProxy::start(
-            &providers(&[("first", &first.base_url()), ("second", &second.base_url())]),
-            &[],
-        )
-        .await;
+        // No same-endpoint retries and no cooldown for the 502, so the second request tries
+        // the first relay again; the 429's Retry-After (7 s) cools the second one down.
+        let config = format!(
+            "{}[retry]\nprofile = \"aggressive-failover\"\ncooldown_secs = 0\n",
+            providers(&[("first", &first.base_url()), ("second", &second.base_url())])
+        );
+        let proxy = TestProxy::start(&config, &[]).await;
 
         let reply = sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
             .send()
@@ -716,7 +718,7 @@ async fn when_everything_fails_codex_streams_get_a_retryable_response_failed() {
             "{message}"
         );
 
-        // The same failure for a non-streaming request: a 502 listing every attempt.
+        // A non-streaming request: a 502 listing the attempt, and the relay it could not try.
         let reply = client()
             .post(proxy.url("/v1/responses"))
             .json(&serde_json::json!({"model":"gpt-5.1","input":"hi"}))
@@ -724,19 +726,42 @@ async fn when_everything_fails_codex_streams_get_a_retryable_response_failed() {
             .await
             .unwrap();
         assert_eq!(reply.status(), 502);
-        assert_eq!(reply.headers()["retry-after"], "7");
+        let retry_after: u64 = reply.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (6..=7).contains(&retry_after),
+            "the second relay's cooldown: {retry_after}"
+        );
         let error: Value = reply.json().await.unwrap();
         let attempts = error["error"]["attempts"].as_array().unwrap();
-        assert_eq!(attempts.len(), 2);
+        assert_eq!(attempts.len(), 1);
         assert_eq!(
             (
                 attempts[0]["provider"].as_str(),
                 attempts[0]["outcome"].as_str(),
-                attempts[0]["status"].as_u64()
+                attempts[0]["status"].as_u64(),
+                attempts[0]["class"].as_str()
             ),
-            (Some("first"), Some("failed_status"), Some(502))
+            (
+                Some("first"),
+                Some("failed_status"),
+                Some(502),
+                Some("server_error")
+            )
         );
-        assert_eq!(attempts[1]["retry_after_secs"], 7);
+        let skipped = &error["error"]["skipped"][0];
+        assert_eq!(skipped["upstream"], "second.default");
+        assert!(
+            skipped["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("cooling down for"),
+            "{skipped}"
+        );
+        assert_eq!(second.hits(), 1);
         assert_eq!(
             proxy.records.wait_for(2).await[1].1,
             Outcome::AllUpstreamsFailed
@@ -820,10 +845,10 @@ async fn a_stream_that_ends_without_response_completed_is_recorded_as_such() {
 }
 
 #[tokio::test]
-async fn a_failure_inside_a_200_stream_is_passed_on_and_recorded() {
+async fn a_failure_after_output_in_a_200_stream_is_passed_on_and_recorded() {
     bounded(async {
         let relay = MockRelay::start("r").await;
-        relay.push(Fault::FailedInStream);
+        relay.push(Fault::FailedAfterOutput);
         let proxy = TestProxy::start(&providers(&[("a", &relay.base_url())]), &[]).await;
         let text = sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
             .send()
@@ -871,10 +896,12 @@ async fn credentials_replace_the_clients_and_missing_ones_skip_the_relay() {
         assert_eq!(got.headers["authorization"], "Bearer relay-secret");
         assert_eq!(got.headers["x-api-key"], "inline-key");
         let records = proxy.records.wait_for(1).await;
+        let decision = records[0].0.decision.as_ref().unwrap();
         assert_eq!(
-            records[0].0.attempts[0].outcome,
-            AttemptOutcome::Skipped { reason: "environment variable UNSET_KEY is not set".into() }
+            decision.candidates[0].skip.as_ref().map(|s| s.describe()).as_deref(),
+            Some("environment variable UNSET_KEY is not set")
         );
+        assert_eq!(records[0].0.attempts.len(), 1, "skipped candidates are not attempts");
 
         // Without a configured credential the client's own passes through.
         let open = MockRelay::start("open").await;

@@ -1,14 +1,16 @@
 //! `codex-helper serve`: load the config (creating it on first run) and run the proxy.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::config::bootstrap::{self, Imported};
 use crate::config::{Homes, load};
-use crate::proxy::{self, NoSink, ProxyState};
-use crate::routing;
+use crate::proxy::{self, NoSink, Plan, ProxyState};
+use crate::routing::RouteGraph;
+use crate::routing::affinity::AffinityStore;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -53,7 +55,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let loaded = load::load(&config_path)?.context("the config file disappeared while starting")?;
     let env = |name: &str| std::env::var(name).ok();
-    let plan = routing::compile(&loaded.config.codex, &loaded.path, &env)?;
+    let plan = Plan::from_config(&loaded, &env)?;
     let settings = loaded.config.proxy.clone().with_env_overrides(&env)?;
     for key in &loaded.deferred_keys {
         tracing::warn!(
@@ -61,7 +63,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             loaded.path.display()
         );
     }
-    for upstream in &plan.candidates {
+    for upstream in &plan.graph.upstreams {
         for var in &upstream.credential.missing_env {
             tracing::warn!(
                 "relay {}/{}: environment variable {var} is not set; this relay is skipped until it is",
@@ -97,20 +99,72 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 anyhow::anyhow!("cannot listen on {addr}: {e}")
             }
         })?;
-        let route: Vec<String> = plan.candidates.iter().map(|u| format!("{}/{} ({})", u.provider, u.endpoint, u.base_url)).collect();
-        let state = Arc::new(ProxyState::new(plan, settings, loaded.path.clone(), Arc::new(NoSink))?);
-        let server = proxy::serve(listener, state)?;
-        eprintln!(
-            "codex-helper listening on http://{} — relays in order: {}",
-            server.addr,
-            if route.is_empty() { "none configured".to_string() } else { route.join(" → ") }
-        );
+        let route = describe_route(&plan.graph);
+        let affinity = AffinityStore::load(&homes.affinity_state());
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), Arc::new(NoSink))?);
+        let server = proxy::serve(listener, state.clone())?;
+        eprintln!("codex-helper listening on http://{} — {route}", server.addr);
+        tokio::spawn(watch_config(state, loaded.path.clone()));
         shutdown_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;
         Ok(())
     })
 }
+
+/// One line: the relays in the order a request without affinity would try them.
+fn describe_route(graph: &RouteGraph) -> String {
+    let mut order: Vec<String> = Vec::new();
+    for upstream in &graph.upstreams {
+        order.push(format!("{} ({})", upstream.key(), upstream.base_url));
+    }
+    if order.is_empty() {
+        "no relay configured".to_string()
+    } else {
+        format!(
+            "relays: {} (entry `{}`, affinity {:?})",
+            order.join(", "),
+            graph.entry,
+            graph.affinity_policy
+        )
+    }
+}
+
+/// Reloads the routing plan when the config file changes, so edits (by hand or by
+/// `provider` / `routing` commands) apply without a restart. An invalid edit is reported and
+/// the running plan kept.
+async fn watch_config(state: Arc<ProxyState>, path: PathBuf) {
+    let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    let mut tick = tokio::time::interval(CONFIG_POLL);
+    loop {
+        tick.tick().await;
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let env = |name: &str| std::env::var(name).ok();
+        let result = load::load(&path).and_then(|loaded| {
+            let loaded = loaded.context("the config file was removed")?;
+            Ok(Plan::from_config(&loaded, &env)?)
+        });
+        match result {
+            Ok(plan) => {
+                eprintln!(
+                    "codex-helper: reloaded {} — {}",
+                    path.display(),
+                    describe_route(&plan.graph)
+                );
+                state.reload(plan);
+            }
+            Err(e) => eprintln!("codex-helper: {e:#}; still using the previous config"),
+        }
+    }
+}
+
+/// How often the config file is checked for changes.
+const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn bracket_ipv6(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {

@@ -88,7 +88,6 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
         }
     };
     note(config.default_service.is_some(), "default_service".into());
-    note(config.retry.is_some(), "retry".into());
     note(config.notify.is_some(), "notify".into());
     note(config.ui.is_some(), "ui".into());
     note(config.claude.is_some(), "claude".into());
@@ -101,39 +100,9 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
     note(codex.profiles.is_some(), "codex.profiles".into());
     for (id, provider) in &codex.providers {
         note(
-            provider.limits.is_some(),
-            format!("codex.providers.{id}.limits"),
-        );
-        note(
             provider.price_multiplier.is_some(),
             format!("codex.providers.{id}.price_multiplier"),
         );
-        for (eid, endpoint) in &provider.endpoints {
-            note(
-                endpoint.limits.is_some(),
-                format!("codex.providers.{id}.endpoints.{eid}.limits"),
-            );
-        }
-    }
-    if let Some(routing) = &codex.routing {
-        note(
-            routing.affinity_policy.is_some(),
-            "codex.routing.affinity_policy".into(),
-        );
-        note(
-            routing.fallback_ttl_ms.is_some(),
-            "codex.routing.fallback_ttl_ms".into(),
-        );
-        note(
-            routing.reprobe_preferred_after_ms.is_some(),
-            "codex.routing.reprobe_preferred_after_ms".into(),
-        );
-        for (name, node) in &routing.routes {
-            note(
-                node.metadata.is_some(),
-                format!("codex.routing.routes.{name}.metadata"),
-            );
-        }
     }
     keys
 }
@@ -219,13 +188,17 @@ children = ["monthly", "backup"]
     #[test]
     fn known_upstream_sections_are_reported_not_rejected() {
         let loaded = parse_text(
-            "version = 5\n[retry]\nprofile = \"balanced\"\n[codex.client_patch]\npreset = \"default\"\n\
-             [codex.providers.a]\nbase_url = \"http://x\"\nlimits = { max_concurrent_requests = 2 }\n",
+            "version = 5\n[notify]\nx = 1\n[codex.client_patch]\npreset = \"default\"\n\
+             [codex.providers.a]\nbase_url = \"http://x\"\nprice_multiplier = 2\n",
         )
         .unwrap();
         assert_eq!(
             loaded.deferred_keys,
-            ["retry", "codex.client_patch", "codex.providers.a.limits"]
+            [
+                "notify",
+                "codex.client_patch",
+                "codex.providers.a.price_multiplier"
+            ]
         );
     }
 }

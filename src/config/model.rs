@@ -27,8 +27,11 @@ pub struct HelperConfig {
     pub proxy: ProxySettings,
 
     // Sections of the original codex-helper that later work will give a meaning.
+    /// When to retry, fail over and cool down.
+    #[serde(default)]
+    pub retry: RetryConfig,
+
     pub default_service: Deferred,
-    pub retry: Deferred,
     pub notify: Deferred,
     pub ui: Deferred,
     pub claude: Deferred,
@@ -77,9 +80,20 @@ pub struct ProviderConfig {
     pub model_mapping: BTreeMap<String, String>,
     #[serde(default)]
     pub endpoints: BTreeMap<String, EndpointConfig>,
+    /// Concurrency limits for every endpoint of this provider (an endpoint may override).
+    pub limits: Option<Limits>,
 
-    pub limits: Deferred,
     pub price_multiplier: Deferred,
+}
+
+/// `limits`: how many requests may be in flight at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// More than this and a request goes to the next candidate. Must be at least 1.
+    pub max_concurrent_requests: Option<u32>,
+    /// Endpoints with the same group share one count (one account behind several addresses).
+    pub limit_group: Option<String>,
 }
 
 /// `[codex.providers.<id>.endpoints.<id>]`: one address of a provider.
@@ -100,8 +114,8 @@ pub struct EndpointConfig {
     /// Overrides the provider's entries of the same name.
     #[serde(default, alias = "modelMapping")]
     pub model_mapping: BTreeMap<String, String>,
-
-    pub limits: Deferred,
+    /// Overrides the provider's `limits`, field by field.
+    pub limits: Option<Limits>,
 }
 
 /// `[codex.routing]`.
@@ -113,9 +127,29 @@ pub struct RoutingConfig {
     #[serde(default)]
     pub routes: BTreeMap<String, RouteNode>,
 
-    pub affinity_policy: Deferred,
-    pub fallback_ttl_ms: Deferred,
-    pub reprobe_preferred_after_ms: Deferred,
+    /// How strongly a session sticks to the endpoint that served it.
+    #[serde(default)]
+    pub affinity_policy: AffinityPolicy,
+    /// `fallback-sticky`: how long a session may stay on a fallback once the preferred group is
+    /// back. Unset: no limit; 0: return at once.
+    pub fallback_ttl_ms: Option<u64>,
+    /// `fallback-sticky`: after this long on a fallback, the preferred group is tried again.
+    pub reprobe_preferred_after_ms: Option<u64>,
+}
+
+/// `[codex.routing] affinity_policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AffinityPolicy {
+    /// No stickiness: always the best available candidate.
+    Off,
+    /// Sticky within the best available group; back to a better group as soon as it is up.
+    PreferredGroup,
+    /// Stay on the endpoint that last served the session while it is available.
+    #[default]
+    FallbackSticky,
+    /// Only the endpoint that served the session; if it is down, the request fails.
+    Hard,
 }
 
 /// `[codex.routing.routes.<node>]`.
@@ -127,14 +161,53 @@ pub struct RouteNode {
     /// Providers, other nodes, or `provider.endpoint`, in order.
     #[serde(default)]
     pub children: Vec<String>,
-    pub metadata: Deferred,
+    /// Free-form notes; not used for routing.
+    pub metadata: Option<toml::Value>,
+    /// `manual-sticky`: the one provider, node or `provider.endpoint` to use.
+    pub target: Option<String>,
+    /// `tag-preferred`: a child is preferred when any provider in it has all tags of any map.
+    pub prefer_tags: Option<Vec<BTreeMap<String, String>>>,
+    /// `tag-preferred`: `continue` to the other children when no preferred one is available,
+    /// or `stop`.
+    pub on_exhausted: Option<OnExhausted>,
+    /// `conditional`: what the request must match for `then`; otherwise `default`.
+    pub when: Option<When>,
+    pub then: Option<String>,
+    pub default: Option<String>,
+}
 
-    pub target: Deferred,
-    pub prefer_tags: Deferred,
-    pub on_exhausted: Deferred,
-    pub when: Deferred,
-    pub then: Deferred,
-    pub default: Deferred,
+/// `on_exhausted` of a `tag-preferred` node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnExhausted {
+    #[default]
+    Continue,
+    Stop,
+}
+
+/// `when` of a `conditional` node: every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// Exact, case-sensitive.
+    pub model: Option<String>,
+    /// Exact request path, case-sensitive.
+    pub path: Option<String>,
+    /// Case-insensitive.
+    pub method: Option<String>,
+    /// Header name (case-insensitive) → exact value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Body `service_tier`, case-insensitive.
+    pub service_tier: Option<String>,
+    /// Body `reasoning.effort`, case-insensitive.
+    pub reasoning_effort: Option<String>,
+}
+
+impl When {
+    pub fn is_empty(&self) -> bool {
+        self == &When::default()
+    }
 }
 
 /// How a route node orders its children.
@@ -229,4 +302,44 @@ fn yes() -> bool {
 
 fn main_node() -> String {
     "main".to_string()
+}
+
+/// `[retry]`: retry and failover policy. A `profile` sets every value; keys set here override it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default)]
+    pub profile: RetryProfile,
+    /// Tries on one endpoint for a retryable failure before failing over (1 = no retry).
+    pub same_upstream_attempts: Option<u32>,
+    /// First backoff between tries on one endpoint; doubles each try.
+    pub backoff_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    /// Random extra wait, 0 to this, added to each backoff.
+    pub jitter_ms: Option<u64>,
+    /// Longest `Retry-After` honoured before failing over instead of waiting.
+    pub retry_after_max_ms: Option<u64>,
+    /// Cooldown after an endpoint fails over; grows by `cooldown_factor` per repeated failure.
+    pub cooldown_secs: Option<u64>,
+    pub cooldown_factor: Option<f64>,
+    pub cooldown_max_secs: Option<u64>,
+    /// Cooldown after a Cloudflare challenge page (the relay needs a browser check).
+    pub cloudflare_challenge_cooldown_secs: Option<u64>,
+    /// A streamed reply is held until its first real event; this long without one fails over.
+    pub first_event_timeout_ms: Option<u64>,
+}
+
+/// Named sets of retry values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryProfile {
+    /// One retry on the same endpoint, then fail over.
+    #[default]
+    Balanced,
+    /// Several retries on the same endpoint before failing over (relay-side state matters).
+    SameUpstream,
+    /// Fail over at once; short cooldowns.
+    AggressiveFailover,
+    /// Retry the cheap primary harder and cool the rest longer before spending elsewhere.
+    CostPrimary,
 }

@@ -43,6 +43,11 @@ impl Homes {
         self.helper.join("config.toml")
     }
 
+    /// Where session affinity is kept across restarts.
+    pub fn affinity_state(&self) -> PathBuf {
+        self.helper.join("state").join("session-affinity.json")
+    }
+
     /// Codex's config file.
     pub fn codex_config(&self) -> PathBuf {
         self.codex.join("config.toml")

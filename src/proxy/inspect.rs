@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 /// Facts read from a JSON object body.
@@ -20,6 +21,12 @@ pub struct BodyFacts {
     pub stream: Option<bool>,
     pub prompt_cache_key: Option<String>,
     pub metadata_session_id: Option<String>,
+    pub service_tier: Option<String>,
+    /// `reasoning.effort`.
+    pub reasoning_effort: Option<String>,
+    /// The request carries state only the relay that made it can read: a
+    /// `previous_response_id`, a `compaction_trigger` item, or items with `encrypted_content`.
+    pub relay_bound: bool,
 }
 
 #[derive(Deserialize)]
@@ -31,6 +38,62 @@ struct View<'a> {
     prompt_cache_key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     metadata: Option<MetadataView<'a>>,
+    #[serde(borrow)]
+    service_tier: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning: Option<ReasoningView<'a>>,
+    previous_response_id: Option<IgnoredAny>,
+    input: Option<InputState>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningView<'a> {
+    #[serde(borrow)]
+    effort: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ItemView<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    encrypted_content: Option<IgnoredAny>,
+}
+
+/// What `input` says about relay-bound state; `input` may be a string or a list of items.
+#[derive(Default)]
+struct InputState {
+    relay_bound: bool,
+}
+
+impl<'de> Deserialize<'de> for InputState {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = InputState;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of input items")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<InputState, A::Error> {
+                let mut state = InputState::default();
+                while let Some(item) = seq.next_element::<Option<ItemView<'de>>>()? {
+                    let Some(item) = item else { continue };
+                    state.relay_bound |= item.encrypted_content.is_some()
+                        || item.kind.as_deref() == Some("compaction_trigger");
+                }
+                Ok(state)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<InputState, E> {
+                Ok(InputState::default())
+            }
+            fn visit_unit<E>(self) -> Result<InputState, E> {
+                Ok(InputState::default())
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 #[derive(Deserialize)]
@@ -62,6 +125,10 @@ pub fn inspect(body: &[u8]) -> Option<BodyFacts> {
         stream: view.stream,
         prompt_cache_key: text(view.prompt_cache_key),
         metadata_session_id: text(view.metadata.and_then(|m| m.session_id)),
+        service_tier: text(view.service_tier),
+        reasoning_effort: text(view.reasoning.and_then(|r| r.effort)),
+        relay_bound: view.previous_response_id.is_some()
+            || view.input.is_some_and(|i| i.relay_bound),
     })
 }
 
@@ -90,6 +157,36 @@ mod tests {
         assert_eq!(facts.stream, Some(true));
         assert_eq!(facts.prompt_cache_key.as_deref(), Some("019a-thread"));
         assert_eq!(facts.metadata_session_id.as_deref(), Some("s-1"));
+    }
+
+    #[test]
+    fn relay_bound_state_is_recognised() {
+        let bound = [
+            r#"{"input":[{"type":"message"},{"type":"compaction_trigger"}]}"#,
+            r#"{"input":[{"type":"reasoning","encrypted_content":"gAAA"}]}"#,
+            r#"{"previous_response_id":"resp_1","input":[]}"#,
+        ];
+        for body in bound {
+            assert!(inspect(body.as_bytes()).unwrap().relay_bound, "{body}");
+        }
+        let free = [
+            r#"{"input":"hi","include":["reasoning.encrypted_content"]}"#,
+            r#"{"input":[{"type":"message","encrypted_content":null}, null],"previous_response_id":null}"#,
+            r#"{"model":"x"}"#,
+        ];
+        for body in free {
+            assert!(!inspect(body.as_bytes()).unwrap().relay_bound, "{body}");
+        }
+        let facts =
+            inspect(br#"{"service_tier":"flex","reasoning":{"effort":"high","summary":"auto"}}"#)
+                .unwrap();
+        assert_eq!(
+            (
+                facts.service_tier.as_deref(),
+                facts.reasoning_effort.as_deref()
+            ),
+            (Some("flex"), Some("high"))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! identify the session, plan the candidates, then try each one (build, send, classify) until
 //! one answers, stream that answer back through a tap, and record what happened.
 
+pub mod attempt;
 pub mod decode;
 pub mod headers;
 pub mod inspect;
@@ -21,8 +22,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::RwLock;
+
 use crate::config::model::ProxySettings;
-use crate::routing::RoutePlan;
+use crate::routing::RouteGraph;
+use crate::routing::affinity::AffinityStore;
+use crate::routing::retry::RetryPolicy;
+use crate::routing::runtime::RoutingState;
 
 pub use record::{Outcome, RequestRecord};
 pub use server::{ServerHandle, serve};
@@ -40,9 +46,30 @@ impl RecordSink for NoSink {
     fn record(&self, _: &RequestRecord, _: Outcome) {}
 }
 
+/// The part of the config that can change while the proxy runs (see [`ProxyState::reload`]).
+#[derive(Debug)]
+pub struct Plan {
+    pub graph: RouteGraph,
+    pub retry: RetryPolicy,
+}
+
+impl Plan {
+    /// Compiles the routing parts of a loaded config.
+    pub fn from_config(
+        loaded: &crate::config::LoadedConfig,
+        env: crate::routing::endpoints::EnvLookup<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            graph: crate::routing::compile(&loaded.config.codex, &loaded.path, env)?,
+            retry: RetryPolicy::from_config(&loaded.config.retry),
+        })
+    }
+}
+
 /// Everything the proxy needs to serve requests. Cheap to share: requests hold an `Arc`.
 pub struct ProxyState {
-    pub plan: RoutePlan,
+    plan: RwLock<Arc<Plan>>,
+    pub routing: RoutingState,
     pub settings: ProxySettings,
     /// Where the config lives, for error messages that tell the user what to edit.
     pub config_path: PathBuf,
@@ -54,7 +81,8 @@ pub struct ProxyState {
 
 impl ProxyState {
     pub fn new(
-        plan: RoutePlan,
+        plan: Plan,
+        affinity: AffinityStore,
         settings: ProxySettings,
         config_path: PathBuf,
         sink: Arc<dyn RecordSink>,
@@ -74,7 +102,8 @@ impl ProxyState {
             .unwrap_or_default()
             .as_millis();
         Ok(Self {
-            plan,
+            plan: RwLock::new(Arc::new(plan)),
+            routing: RoutingState::new(affinity),
             settings,
             config_path,
             client,
@@ -82,6 +111,16 @@ impl ProxyState {
             trace_prefix: format!("{started_ms:x}"),
             next_request: AtomicU64::new(1),
         })
+    }
+
+    /// The plan in force; a request keeps the one it started with.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.plan.read().expect("plan lock").clone()
+    }
+
+    /// Puts a new plan in force for the requests that start from now on.
+    pub fn reload(&self, plan: Plan) {
+        *self.plan.write().expect("plan lock") = Arc::new(plan);
     }
 
     /// A trace id unique across restarts: process start time and a counter.

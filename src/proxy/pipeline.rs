@@ -1,12 +1,14 @@
 //! The life of one request, as named phases:
 //!
 //! 1. [`read_body`] and [`decode_body`]: the client's bytes, decompressed and capped.
-//! 2. [`ClientRequest::prepare`]: what the body says (model, stream flag) and the session.
-//! 3. plan: the route plan's candidates, in order.
-//! 4. for each candidate, [`try_upstream`]: build the request, send it, classify the answer;
-//!    a connect error, a timeout before headers, a 5xx or a 429 moves on to the next one.
+//! 2. [`ClientRequest::prepare`]: what the body says (model, stream flag, relay-bound state)
+//!    and the session.
+//! 3. plan: the route graph's candidates for this request, and the session's affinity.
+//! 4. [`failover`]: select a candidate (health, limits, affinity policy), try it
+//!    ([`attempt::try_upstream`]), and retry it, fail over or answer as the retry policy says.
 //! 5. [`relay_response`]: stream the chosen answer back through the tap.
-//! 6. record: the [`RequestRecord`] is finished when the body ends (or by the reply writers).
+//! 6. record: the [`RequestRecord`] is finished once, when the body ends or the reply is
+//!    written (its [`RecordGuard`] makes sure of it).
 //!
 //! Failover happens only before the first byte reaches the client; after that a broken stream
 //! is ended with `response.failed` by the relay body.
@@ -15,27 +17,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use tokio_util::io::{ReaderStream, StreamReader};
 
-use super::ProxyState;
+use super::attempt::{self, Answer, AnswerBody, Tried};
 use super::decode::{self, DecodeError};
-use super::headers::{client_response_headers, upstream_request_headers};
+use super::headers::client_response_headers;
 use super::inspect::{self, BodyFacts};
-use super::record::{Attempt, AttemptOutcome, Outcome, RecordGuard, RequestRecord};
-use super::relay_body::{ChunkStream, ProxyBody, RelayBody, error_chain};
+use super::record::{Attempt, CandidateNote, Outcome, RecordGuard, RequestRecord, RouteDecision};
+use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
 use super::session;
+use super::{Plan, ProxyState};
 use crate::config::model::BodyEncodingMode;
-use crate::routing::Upstream;
-use crate::routing::model_map::{map_model, supports_model};
-
-/// How much of a failed upstream body is kept for the attempt record.
-const ERROR_PREVIEW_CHARS: usize = 300;
-/// How much of a failed upstream body is read at most (the rest is dropped with the connection).
-const ERROR_BODY_MAX: usize = 64 * 1024;
+use crate::routing::model_map::supports_model;
+use crate::routing::retry::{Action, Cooldown};
+use crate::routing::runtime::Permit;
+use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip, now_ms};
+use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
 
 /// Handles one client request from start to end. Never fails: every problem becomes a response.
 pub async fn handle<B>(state: Arc<ProxyState>, request: Request<B>) -> Response<ProxyBody>
@@ -94,36 +93,13 @@ where
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
 
     // Phase 3: plan.
-    let candidates = &state.plan.candidates;
-    if candidates.is_empty() {
+    let plan = state.plan();
+    if plan.graph.upstreams.is_empty() {
         return reject(record, replies::no_relay(&state.config_path));
     }
 
-    // Phase 4: try each candidate until one answers.
-    for upstream in candidates {
-        let started = Instant::now();
-        let (outcome, answer) = try_upstream(&state, &request, upstream).await;
-        record.attempts.push(Attempt {
-            provider: upstream.provider.clone(),
-            endpoint: upstream.endpoint.clone(),
-            outcome,
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
-        if let Some(answer) = answer {
-            record.provider = Some(upstream.provider.clone());
-            record.endpoint = Some(upstream.endpoint.clone());
-            record.model_sent = answer.model_sent.clone();
-            // Phase 5: relay.
-            return relay_response(&state, answer, record);
-        }
-    }
-
-    // Every candidate failed.
-    let response = replies::all_failed(request.codex_stream, &record.attempts);
-    record.status = Some(response.status().as_u16());
-    record.error = Some("every upstream failed".into());
-    record.finish(Outcome::AllUpstreamsFailed);
-    response
+    // Phases 4 and 5.
+    failover(&state, &plan, &request, record).await
 }
 
 /// Finishes the record of a request refused before any upstream was tried.
@@ -254,175 +230,324 @@ impl ClientRequest {
     }
 }
 
-/// Tries one candidate. Returns the attempt's outcome and, when the response is to be passed
-/// to the client, the response with the model sent upstream.
-async fn try_upstream(
+/// Phase 4: choose, try, retry or fail over, until a response can go to the client.
+async fn failover(
     state: &ProxyState,
+    plan: &Plan,
     request: &ClientRequest,
-    upstream: &Upstream,
-) -> (AttemptOutcome, Option<Answer>) {
-    if let Some(var) = upstream.credential.missing_env.first() {
-        let reason = format!("environment variable {var} is not set");
-        return (AttemptOutcome::Skipped { reason }, None);
-    }
-    let requested = request.facts.as_ref().and_then(|f| f.model.as_deref());
-    if let Some(model) = requested {
-        if !supports_model(&upstream.supported_models, &upstream.model_mapping, model) {
-            let reason = format!("model {model} is not in supported_models");
-            return (AttemptOutcome::Skipped { reason }, None);
-        }
-    }
-
-    // Build.
-    let mapped = requested.and_then(|m| map_model(&upstream.model_mapping, m));
-    let span = request.facts.as_ref().and_then(|f| f.model_span.clone());
-    let body = match (&mapped, span) {
-        (Some(model), Some(span)) => inspect::replace_model(&request.body, span, model),
-        _ => request.body.clone(),
+    mut record: RecordGuard,
+) -> Response<ProxyBody> {
+    let graph = &plan.graph;
+    let facts = request.facts.as_ref();
+    let view = RequestView {
+        method: request.method.as_str(),
+        path: request.path_and_query.split('?').next().unwrap_or("/"),
+        headers: &request.headers,
+        model: facts.and_then(|f| f.model.as_deref()),
+        service_tier: facts.and_then(|f| f.service_tier.as_deref()),
+        reasoning_effort: facts.and_then(|f| f.reasoning_effort.as_deref()),
     };
-    let model_sent = mapped.or_else(|| requested.map(str::to_string));
-    let url = upstream.base_url.join(&request.path_and_query);
-    let headers =
-        upstream_request_headers(&request.headers, &upstream.credential, request.body_decoded);
-    let outgoing = state
-        .client
-        .request(request.method.clone(), url)
-        .headers(headers)
-        .body(body);
+    let candidates = graph.candidates(&view);
+    let bound = facts.is_some_and(|f| f.relay_bound);
+    let session = request.session.as_ref().map(|s| s.value.clone());
+    let affinity = session.as_deref().and_then(|s| {
+        state
+            .routing
+            .affinity
+            .lock()
+            .expect("affinity lock")
+            .get(s, &graph.key)
+            .cloned()
+    });
+    let affinity_view = affinity.as_ref().and_then(|a| {
+        let candidate = candidates
+            .iter()
+            .position(|c| graph.upstreams[c.upstream].key() == a.upstream)?;
+        Some(AffinityView {
+            candidate,
+            since_ms: a.last_changed_ms,
+        })
+    });
+    let settings = AffinitySettings {
+        policy: graph.affinity_policy,
+        fallback_ttl_ms: graph.fallback_ttl_ms,
+        reprobe_preferred_after_ms: graph.reprobe_preferred_after_ms,
+    };
+    let first_event_timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
+    let mut tried = vec![false; candidates.len()];
+    let mut saturated = vec![false; candidates.len()];
+    let mut last_failure: Option<String> = None;
 
-    // Send, bounded by the header timeout.
-    let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
-    let response = match tokio::time::timeout(header_timeout, outgoing.send()).await {
-        Err(_) => {
-            return (
-                AttemptOutcome::Timeout {
-                    after_ms: header_timeout.as_millis() as u64,
-                },
-                None,
-            );
+    loop {
+        let now = now_ms();
+        let skips: Vec<Option<Skip>> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| skip_reason(state, graph, c, view.model, tried[i], saturated[i], now))
+            .collect();
+        if record.decision.is_none() {
+            record.decision = Some(RouteDecision {
+                graph_key: graph.key.clone(),
+                affinity_policy: graph.affinity_policy,
+                affinity: affinity.as_ref().map(|a| a.upstream.clone()),
+                relay_bound: bound,
+                candidates: candidates
+                    .iter()
+                    .zip(&skips)
+                    .map(|(c, skip)| CandidateNote {
+                        upstream: graph.upstreams[c.upstream].key(),
+                        group: c.group,
+                        route_path: c.route_path.clone(),
+                        skip: skip.clone(),
+                    })
+                    .collect(),
+                chosen: None,
+                why: None,
+                affinity_change: None,
+            });
         }
-        Ok(Err(e)) => {
-            let is_connect = e.is_connect();
-            let error = error_chain(&e.without_url());
-            let outcome = if is_connect {
-                AttemptOutcome::ConnectError { error }
-            } else {
-                AttemptOutcome::TransportError { error }
+        let (index, why) =
+            match select::select(&candidates, &skips, affinity_view, settings, bound, now) {
+                Choice::Pick { candidate, why } => (candidate, why),
+                Choice::None => return unroutable(request, record, graph, &candidates, &skips),
+                Choice::ContinuityBroken { candidate } => {
+                    return continuity_broken(
+                        request,
+                        record,
+                        &graph.upstreams[candidates[candidate].upstream],
+                        skips[candidate].as_ref(),
+                    );
+                }
             };
-            return (outcome, None);
-        }
-        Ok(Ok(response)) => response,
-    };
+        let upstream = &graph.upstreams[candidates[index].upstream];
+        let key = upstream.key();
+        let Some(permit) = state.routing.acquire(upstream.limit.as_ref()) else {
+            saturated[index] = true;
+            continue;
+        };
+        state.routing.update_health(&key, |h| h.begin(now_ms()));
 
-    // Classify.
-    let status = response.status();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        let retry_after_secs = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let body_preview = error_preview(response).await;
-        return (
-            AttemptOutcome::FailedStatus {
-                status: status.as_u16(),
-                retry_after_secs,
-                body_preview,
+        // Tries on this endpoint, as the retry policy allows.
+        let mut attempt_no = 1;
+        loop {
+            let started = Instant::now();
+            let (outcome, tried_result) =
+                attempt::try_upstream(state, request, upstream, first_event_timeout).await;
+            record.attempts.push(Attempt {
+                provider: upstream.provider.clone(),
+                endpoint: upstream.endpoint.clone(),
+                outcome,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+            let failure = match tried_result {
+                Tried::Answer(answer) => {
+                    let client_error = !answer.status.is_success();
+                    state.routing.update_health(&key, |h| {
+                        if client_error {
+                            h.on_neutral()
+                        } else {
+                            h.on_success()
+                        }
+                    });
+                    if !client_error {
+                        remember_affinity(
+                            state,
+                            graph,
+                            session.as_deref(),
+                            &key,
+                            last_failure.as_deref(),
+                            &mut record,
+                        );
+                    }
+                    if let Some(decision) = record.decision.as_mut() {
+                        decision.chosen = Some(key.clone());
+                        decision.why = Some(why);
+                    }
+                    record.provider = Some(upstream.provider.clone());
+                    record.endpoint = Some(upstream.endpoint.clone());
+                    record.model_sent = answer.model_sent.clone();
+                    return relay_response(state, answer, record, permit);
+                }
+                Tried::Failed(failure) => failure,
+            };
+            let summary = record
+                .attempts
+                .last()
+                .map(Attempt::summary)
+                .unwrap_or_default();
+            match plan.retry.decide(&failure, attempt_no, jitter()) {
+                Action::RetrySame { delay_ms } => {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    attempt_no += 1;
+                }
+                Action::Return => {
+                    // Only client errors return, and those come back as answers.
+                    tried[index] = true;
+                    break;
+                }
+                Action::Failover { cooldown } => {
+                    let now = now_ms();
+                    let reason = format!("{:?}", failure.class).to_ascii_lowercase();
+                    state.routing.update_health(&key, |h| match cooldown {
+                        Cooldown::None => h.on_neutral(),
+                        Cooldown::Growing => {
+                            let ms = plan.retry.cooldown.duration_ms(h.streak);
+                            h.on_failover(now, ms, summary.clone());
+                        }
+                        Cooldown::Fixed(ms) => h.on_failover(now, ms, summary.clone()),
+                    });
+                    last_failure = Some(reason);
+                    tried[index] = true;
+                    break;
+                }
+            }
+        }
+        drop(permit);
+    }
+}
+
+/// Why a candidate cannot be used right now, if it cannot.
+fn skip_reason(
+    state: &ProxyState,
+    graph: &RouteGraph,
+    candidate: &Candidate,
+    model: Option<&str>,
+    tried: bool,
+    saturated: bool,
+    now: u64,
+) -> Option<Skip> {
+    let upstream = &graph.upstreams[candidate.upstream];
+    if tried {
+        return Some(Skip::Tried);
+    }
+    if !upstream.credential.missing_env.is_empty() {
+        return Some(Skip::MissingCredential {
+            vars: upstream.credential.missing_env.clone(),
+        });
+    }
+    if let Some(model) = model {
+        if !supports_model(&upstream.supported_models, &upstream.model_mapping, model) {
+            return Some(Skip::UnsupportedModel {
+                model: model.to_string(),
+            });
+        }
+    }
+    if let Some(blocked) = state.routing.health(&upstream.key()).blocked(now) {
+        return Some(Skip::Unhealthy(blocked));
+    }
+    if let Some(limit) = &upstream.limit {
+        if saturated || state.routing.in_flight(&limit.group) >= limit.max {
+            return Some(Skip::Saturated {
+                limit_group: limit.group.clone(),
+                max: limit.max,
+            });
+        }
+    }
+    None
+}
+
+/// After a success: bind the session to this endpoint (or note that it stayed).
+fn remember_affinity(
+    state: &ProxyState,
+    graph: &RouteGraph,
+    session: Option<&str>,
+    upstream: &str,
+    last_failure: Option<&str>,
+    record: &mut RecordGuard,
+) {
+    let Some(session) = session else { return };
+    let change = state
+        .routing
+        .affinity
+        .lock()
+        .expect("affinity lock")
+        .record_success(
+            session,
+            &graph.key,
+            upstream,
+            now_ms(),
+            || match last_failure {
+                Some(class) => format!("failover_after_{class}"),
+                None => "returned_to_preferred".to_string(),
             },
-            None,
         );
+    if let Some(decision) = record.decision.as_mut() {
+        decision.affinity_change = change;
     }
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let sse = content_type.starts_with("text/event-stream");
-    let json = content_type.contains("json");
-    let codec = response
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Codec::parse);
-    let headers = response.headers().clone();
-    // A small, complete body is read here, before the client has seen anything: it goes out
-    // in one write with its length, and a connection that breaks while reading it can still
-    // fail over. Streams are never held back.
-    let small = response
-        .content_length()
-        .is_some_and(|len| len <= WHOLE_BODY_MAX);
-    let body = if small && !sse && codec.is_none() && request.method != Method::HEAD {
-        match tokio::time::timeout(header_timeout, response.bytes()).await {
-            Ok(Ok(bytes)) => AnswerBody::Whole(bytes),
-            Ok(Err(e)) => {
-                let error = error_chain(&e.without_url());
-                return (AttemptOutcome::TransportError { error }, None);
-            }
-            Err(_) => {
-                let after_ms = header_timeout.as_millis() as u64;
-                return (AttemptOutcome::Timeout { after_ms }, None);
-            }
-        }
+}
+
+/// A number in [0, 1) for backoff jitter, without a random-number dependency.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1000) / 1000.0
+}
+
+/// Nothing can take the request: every candidate is skipped or failed.
+fn unroutable(
+    request: &ClientRequest,
+    mut record: RecordGuard,
+    graph: &RouteGraph,
+    candidates: &[Candidate],
+    skips: &[Option<Skip>],
+) -> Response<ProxyBody> {
+    let now = now_ms();
+    let earliest = skips.iter().flatten().filter_map(Skip::until_ms).min();
+    let retry_after = earliest.map(|until| until.saturating_sub(now).div_ceil(1000));
+    let skipped: Vec<(String, String)> = candidates
+        .iter()
+        .zip(skips)
+        .filter_map(|(c, skip)| {
+            skip.as_ref()
+                .filter(|s| **s != Skip::Tried)
+                .map(|s| (graph.upstreams[c.upstream].key(), s.describe()))
+        })
+        .collect();
+    let response = replies::unroutable(
+        request.codex_stream,
+        &record.attempts,
+        &skipped,
+        retry_after,
+    );
+    record.status = Some(response.status().as_u16());
+    record.error = Some(if record.attempts.is_empty() {
+        "no candidate was available".into()
     } else {
-        AnswerBody::Stream(body_stream(response, codec))
-    };
-    let answer = Answer {
-        status,
-        headers,
-        body,
-        sse,
-        json,
-        body_decoded: codec.is_some(),
-        model_sent,
-    };
-    (
-        AttemptOutcome::Responded {
-            status: status.as_u16(),
-        },
-        Some(answer),
-    )
+        "every upstream failed".into()
+    });
+    record.finish(Outcome::AllUpstreamsFailed);
+    response
 }
 
-/// Bodies up to this size with a known length are read whole before answering.
-const WHOLE_BODY_MAX: u64 = 256 * 1024;
-
-/// An upstream response chosen to go to the client.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: AnswerBody,
-    sse: bool,
-    json: bool,
-    /// The proxy undoes the upstream's `Content-Encoding`.
-    body_decoded: bool,
-    model_sent: Option<String>,
-}
-
-enum AnswerBody {
-    Whole(Bytes),
-    Stream(ChunkStream),
-}
-
-/// A short, single-line preview of a failed upstream body.
-async fn error_preview(response: reqwest::Response) -> String {
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    let read = async {
-        while let Ok(Some(chunk)) = stream.try_next().await {
-            body.extend_from_slice(&chunk);
-            if body.len() >= ERROR_BODY_MAX {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
-    let text = String::from_utf8_lossy(&body);
-    let mut preview: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if let Some((cut, _)) = preview.char_indices().nth(ERROR_PREVIEW_CHARS) {
-        preview.truncate(cut);
-        preview.push('…');
-    }
-    preview
+/// The session's endpoint is unavailable and the request cannot go anywhere else.
+fn continuity_broken(
+    request: &ClientRequest,
+    mut record: RecordGuard,
+    upstream: &Upstream,
+    skip: Option<&Skip>,
+) -> Response<ProxyBody> {
+    let reason = skip
+        .map(Skip::describe)
+        .unwrap_or_else(|| "unavailable".into());
+    let retry_after = skip
+        .and_then(Skip::until_ms)
+        .map(|until| until.saturating_sub(now_ms()).div_ceil(1000));
+    let transient = skip.is_some_and(|s| s.is_transient() || *s == Skip::Tried);
+    let response = replies::continuity_broken(
+        request.codex_stream,
+        &upstream.key(),
+        &reason,
+        transient.then(|| retry_after.unwrap_or(0)),
+        &record.attempts,
+    );
+    record.status = Some(response.status().as_u16());
+    record.error = Some(format!(
+        "session bound to {} which is {reason}",
+        upstream.key()
+    ));
+    record.finish(Outcome::ContinuityBroken);
+    response
 }
 
 /// Phase 5: passes an upstream response to the client, its body through the tap.
@@ -430,6 +555,7 @@ fn relay_response(
     state: &ProxyState,
     answer: Answer,
     mut record: RecordGuard,
+    permit: Permit,
 ) -> Response<ProxyBody> {
     record.status = Some(answer.status.as_u16());
     let headers = client_response_headers(
@@ -451,53 +577,10 @@ fn relay_response(
         }
         AnswerBody::Stream(stream) => (stream, None),
     };
-    let body = RelayBody::new(stream, exact_len, answer.sse, answer.json, idle, record);
+    let body =
+        RelayBody::new(stream, exact_len, answer.sse, answer.json, idle, record).holding(permit);
     let mut reply = Response::new(ProxyBody::Relay(Box::new(body)));
     *reply.status_mut() = answer.status;
     *reply.headers_mut() = headers;
     reply
-}
-
-/// A response `Content-Encoding` the proxy undoes. The proxy asks upstreams for `identity`,
-/// but some compress anyway; decoding lets the tap read usage and lets a broken stream be
-/// ended with a readable event.
-#[derive(Debug, Clone, Copy)]
-enum Codec {
-    Gzip,
-    Deflate,
-    Brotli,
-    Zstd,
-}
-
-impl Codec {
-    fn parse(value: &str) -> Option<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "gzip" | "x-gzip" => Some(Self::Gzip),
-            "deflate" => Some(Self::Deflate),
-            "br" => Some(Self::Brotli),
-            "zstd" => Some(Self::Zstd),
-            _ => None,
-        }
-    }
-}
-
-fn body_stream(response: reqwest::Response, codec: Option<Codec>) -> ChunkStream {
-    use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
-    let raw = response
-        .bytes_stream()
-        .map_err(|e| std::io::Error::other(error_chain(&e.without_url())));
-    let Some(codec) = codec else {
-        return Box::pin(raw);
-    };
-    let reader = StreamReader::new(raw);
-    const CHUNK: usize = 16 * 1024;
-    match codec {
-        Codec::Gzip => Box::pin(ReaderStream::with_capacity(GzipDecoder::new(reader), CHUNK)),
-        Codec::Deflate => Box::pin(ReaderStream::with_capacity(ZlibDecoder::new(reader), CHUNK)),
-        Codec::Brotli => Box::pin(ReaderStream::with_capacity(
-            BrotliDecoder::new(reader),
-            CHUNK,
-        )),
-        Codec::Zstd => Box::pin(ReaderStream::with_capacity(ZstdDecoder::new(reader), CHUNK)),
-    }
 }

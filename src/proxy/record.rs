@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::RecordSink;
+use crate::config::model::AffinityPolicy;
+use crate::routing::retry::FailureClass;
+use crate::routing::select::{Skip, Why};
 
 use super::session::SessionId;
 use super::usage::Usage;
@@ -16,19 +19,24 @@ use super::usage::Usage;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AttemptOutcome {
-    /// Not tried (missing credential, unsupported model).
-    Skipped { reason: String },
     /// No connection could be opened.
     ConnectError { error: String },
     /// No response headers in time.
     Timeout { after_ms: u64 },
     /// The connection broke before response headers.
     TransportError { error: String },
-    /// A status that moves on to the next candidate (5xx, 429).
+    /// A status that is retried or failed over (5xx, 429, 401/403, unsupported model, …).
     FailedStatus {
         status: u16,
+        class: FailureClass,
         retry_after_secs: Option<u64>,
         body_preview: String,
+    },
+    /// A 2xx event stream that failed before its first real event.
+    FailedStream {
+        status: u16,
+        class: FailureClass,
+        detail: String,
     },
     /// A response that was passed to the client.
     Responded { status: u16 },
@@ -48,13 +56,13 @@ impl Attempt {
     /// A short human description, e.g. `relay-a/default: HTTP 502`.
     pub fn summary(&self) -> String {
         let what = match &self.outcome {
-            AttemptOutcome::Skipped { reason } => format!("skipped ({reason})"),
             AttemptOutcome::ConnectError { error } => format!("connect error: {error}"),
             AttemptOutcome::Timeout { after_ms } => {
                 format!("no response headers within {after_ms} ms")
             }
             AttemptOutcome::TransportError { error } => format!("connection error: {error}"),
             AttemptOutcome::FailedStatus { status, .. } => format!("HTTP {status}"),
+            AttemptOutcome::FailedStream { detail, .. } => detail.clone(),
             AttemptOutcome::Responded { status } => format!("HTTP {status}"),
         };
         format!("{}/{}: {what}", self.provider, self.endpoint)
@@ -76,8 +84,10 @@ pub enum Outcome {
     UpstreamStreamError,
     /// The client went away before the end.
     ClientDisconnected,
-    /// Every candidate failed; the proxy answered itself.
+    /// Every candidate failed or was unavailable; the proxy answered itself.
     AllUpstreamsFailed,
+    /// The session's endpoint was unavailable and the request could not go elsewhere.
+    ContinuityBroken,
     /// The request was refused before any upstream was tried (bad body, no relay).
     Rejected,
 }
@@ -102,6 +112,35 @@ pub struct RequestRecord {
     pub usage: Option<Usage>,
     pub bytes_out: u64,
     pub error: Option<String>,
+    /// How the route was chosen; `None` for requests refused before routing.
+    pub decision: Option<RouteDecision>,
+}
+
+/// How a request's route was chosen: what was considered, what was skipped and why, and what
+/// happened to the session's affinity.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteDecision {
+    pub graph_key: String,
+    pub affinity_policy: AffinityPolicy,
+    /// The endpoint the session was bound to before this request.
+    pub affinity: Option<String>,
+    /// The request carried state only its relay can read.
+    pub relay_bound: bool,
+    /// Every candidate, in order, with why it was skipped when the request started.
+    pub candidates: Vec<CandidateNote>,
+    pub chosen: Option<String>,
+    pub why: Option<Why>,
+    /// Set when the session's affinity was created or moved by this request.
+    pub affinity_change: Option<String>,
+}
+
+/// One candidate as the decision saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateNote {
+    pub upstream: String,
+    pub group: usize,
+    pub route_path: Vec<String>,
+    pub skip: Option<Skip>,
 }
 
 impl RequestRecord {
@@ -124,6 +163,7 @@ impl RequestRecord {
             usage: None,
             bytes_out: 0,
             error: None,
+            decision: None,
         }
     }
 
@@ -160,6 +200,8 @@ impl RequestRecord {
             duration_ms = %millis(self.started.elapsed()),
             bytes_out = self.bytes_out,
             attempts = %attempts,
+            why = self.decision.as_ref().and_then(|d| d.why).map(|w| format!("{w:?}")).unwrap_or_default(),
+            affinity_change = self.decision.as_ref().and_then(|d| d.affinity_change.as_deref()).unwrap_or(""),
             error = self.error.as_deref().unwrap_or(""),
             "request"
         );

@@ -17,6 +17,7 @@ use tokio::time::Sleep;
 use super::record::{Outcome, RecordGuard};
 use super::sse::{FailedEvent, SseTap, Terminal};
 use super::usage::Usage;
+use crate::routing::runtime::Permit;
 
 /// A stream of upstream body chunks (already decompressed if the upstream compressed it).
 pub type ChunkStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
@@ -86,9 +87,17 @@ pub struct RelayBody {
     idle: Option<Pin<Box<Sleep>>>,
     last_activity: Instant,
     record: RecordGuard,
+    /// The request's concurrency slot, given back when the body ends.
+    permit: Option<Permit>,
 }
 
 impl RelayBody {
+    /// Keeps `permit` until the body ends or is dropped.
+    pub fn holding(mut self, permit: Permit) -> Self {
+        self.permit = Some(permit);
+        self
+    }
+
     /// `sse` says the response is an event stream (the tap reads events and a broken stream
     /// gets a `response.failed` ending); `json` says it is worth parsing for usage at the end.
     pub fn new(
@@ -114,6 +123,7 @@ impl RelayBody {
             idle: None,
             last_activity: Instant::now(),
             record,
+            permit: None,
         }
     }
 
@@ -206,6 +216,7 @@ impl RelayBody {
             }
         }
         self.record.finish(outcome);
+        self.permit = None;
     }
 
     /// Whether the idle timer has really expired (it is only re-armed when it fires, so a busy

@@ -60,10 +60,10 @@ pub fn no_relay(config_path: &Path) -> Refusal {
     }
 }
 
-/// How long Codex should wait before retrying: the shortest `Retry-After` an upstream gave,
-/// clamped to 1–60 s.
-pub fn retry_after_secs(attempts: &[Attempt]) -> u64 {
-    attempts
+/// How long Codex should wait before retrying: `hint` (from cooldowns) or the shortest
+/// `Retry-After` an upstream gave, clamped to 1–60 s.
+fn retry_after_secs(hint: Option<u64>, attempts: &[Attempt]) -> u64 {
+    let from_upstreams = attempts
         .iter()
         .filter_map(|a| match a.outcome {
             AttemptOutcome::FailedStatus {
@@ -71,54 +71,123 @@ pub fn retry_after_secs(attempts: &[Attempt]) -> u64 {
             } => retry_after_secs,
             _ => None,
         })
-        .min()
+        .min();
+    hint.or(from_upstreams)
         .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
         .clamp(1, 60)
 }
 
-/// The answer when every candidate failed before sending a response.
+/// A `response.failed` event Codex retries (`rate_limit_exceeded`), as a whole SSE reply.
+fn retryable_event(message: &str, helper_error: &str, retry_after: u64) -> Response<ProxyBody> {
+    let event = FailedEvent {
+        code: "rate_limit_exceeded",
+        message,
+        helper_error,
+        retry_after_secs: Some(retry_after),
+    };
+    let mut response = Response::new(ProxyBody::full(event.to_sse()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The answer when no candidate could take the request: every one was skipped (cooldown,
+/// limits, credentials, …) or failed.
 ///
 /// A streaming Codex turn gets HTTP 200 with one `response.failed` event whose code
 /// (`rate_limit_exceeded`) Codex retries, and whose message says when (Codex reads
-/// "try again in Ns"). Anything else gets a 502 that lists every attempt.
-pub fn all_failed(codex_stream: bool, attempts: &[Attempt]) -> Response<ProxyBody> {
-    let retry_after = retry_after_secs(attempts);
-    let tried: Vec<String> = attempts.iter().map(Attempt::summary).collect();
+/// "try again in Ns"). Anything else gets a 502 when upstreams were tried and failed, or a 503
+/// when none could be tried, with `Retry-After` and a JSON body listing every attempt and
+/// every skipped candidate with its reason.
+pub fn unroutable(
+    codex_stream: bool,
+    attempts: &[Attempt],
+    skipped: &[(String, String)],
+    retry_hint: Option<u64>,
+) -> Response<ProxyBody> {
+    let retry_after = retry_after_secs(retry_hint, attempts);
+    let mut parts: Vec<String> = attempts.iter().map(Attempt::summary).collect();
+    parts.extend(
+        skipped
+            .iter()
+            .map(|(upstream, why)| format!("{upstream}: {why}")),
+    );
+    let (code, what) = if attempts.is_empty() {
+        ("route_unavailable", "no upstream is available")
+    } else {
+        ("all_upstreams_failed", "every upstream failed")
+    };
     let message = format!(
-        "codex-helper: every upstream failed ({}); try again in {retry_after}s",
-        if tried.is_empty() {
-            "no candidate could be tried".to_string()
+        "codex-helper: {what} ({}); try again in {retry_after}s",
+        if parts.is_empty() {
+            "no candidate for this request".to_string()
         } else {
-            tried.join("; ")
+            parts.join("; ")
         }
     );
     if codex_stream {
-        let event = FailedEvent {
-            code: "rate_limit_exceeded",
-            message: &message,
-            helper_error: "all_upstreams_failed",
-            retry_after_secs: Some(retry_after),
-        };
-        let mut response = Response::new(ProxyBody::full(event.to_sse()));
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        return response;
+        return retryable_event(&message, code, retry_after);
     }
+    let status = if attempts.is_empty() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    let skipped: Vec<serde_json::Value> = skipped
+        .iter()
+        .map(|(upstream, why)| json!({ "upstream": upstream, "reason": why }))
+        .collect();
     let mut response = json_response(
-        StatusCode::BAD_GATEWAY,
+        status,
         json!({ "error": {
             "type": "codex_helper_error",
-            "code": "all_upstreams_failed",
+            "code": code,
             "message": message,
             "attempts": attempts,
+            "skipped": skipped,
         }}),
     );
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     response
+}
+
+/// The answer when the session's relay is unavailable and the request carries state no other
+/// relay can read (or the affinity policy is `hard`). `retry_after` is set when the reason
+/// passes with time: Codex is then asked to retry; otherwise the error is final.
+pub fn continuity_broken(
+    codex_stream: bool,
+    upstream: &str,
+    reason: &str,
+    retry_after: Option<u64>,
+    attempts: &[Attempt],
+) -> Response<ProxyBody> {
+    let code = "session_relay_unavailable";
+    match retry_after {
+        Some(hint) => {
+            let secs = retry_after_secs(Some(hint), attempts);
+            let message = format!(
+                "codex-helper: this session is bound to relay {upstream}, which is {reason}; its state cannot move to another relay, so the request waits for it: try again in {secs}s"
+            );
+            if codex_stream {
+                return retryable_event(&message, code, secs);
+            }
+            let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, code, &message);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+        }
+        None => {
+            let message = format!(
+                "codex-helper: this session is bound to relay {upstream}, which is {reason}; its state cannot move to another relay. Fix that relay, or start a new session."
+            );
+            json_error(StatusCode::CONFLICT, code, &message)
+        }
+    }
 }

@@ -40,6 +40,17 @@ pub struct SseTap {
     pub terminal: Option<Terminal>,
     /// Number of `data:` lines seen.
     pub data_lines: u64,
+    /// The first event that is more than `response.created` / `response.in_progress`.
+    pub first_event: Option<FirstEvent>,
+}
+
+/// What the first real event of a stream was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstEvent {
+    /// Output, or a completion: the stream is working.
+    Output,
+    /// `response.failed` or `error` before any output: a failure hidden in a 200.
+    Failed,
 }
 
 impl Default for SseTap {
@@ -51,6 +62,7 @@ impl Default for SseTap {
             usage: None,
             terminal: None,
             data_lines: 0,
+            first_event: None,
         }
     }
 }
@@ -97,6 +109,9 @@ impl SseTap {
         };
         self.data_lines += 1;
         let data = data.strip_prefix(b" ").unwrap_or(data);
+        if self.first_event.is_none() {
+            self.first_event = first_event(data);
+        }
         let interesting = [
             &b"\"usage\""[..],
             b"response.completed",
@@ -135,6 +150,21 @@ impl SseTap {
             }
             _ => {}
         }
+    }
+}
+
+/// Classifies an event for [`SseTap::first_event`]; `None` for preamble events.
+fn first_event(data: &[u8]) -> Option<FirstEvent> {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    let kind = serde_json::from_slice::<Kind<'_>>(data).ok()?.kind?;
+    match kind.as_ref() {
+        "response.created" | "response.in_progress" => None,
+        "response.failed" | "error" => Some(FirstEvent::Failed),
+        _ => Some(FirstEvent::Output),
     }
 }
 
@@ -205,6 +235,24 @@ event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\"
             assert_eq!(tap.data_lines, 3);
             assert!(tap.at_event_boundary());
         }
+    }
+
+    #[test]
+    fn the_first_real_event_is_classified() {
+        let mut tap = SseTap::default();
+        tap.feed(b"data: {\"type\":\"response.created\",\"response\":{}}\n\n: keep-alive\n\n");
+        assert_eq!(tap.first_event, None);
+        tap.feed(b"data: {\"item\":{\"type\":\"message\"},\"type\":\"response.failed\"}\n\n");
+        assert_eq!(tap.first_event, Some(FirstEvent::Failed));
+        let mut tap = SseTap::default();
+        tap.feed(
+            b"data: {\"type\":\"response.output_item.added\"}\n\ndata: {\"type\":\"error\"}\n\n",
+        );
+        assert_eq!(
+            tap.first_event,
+            Some(FirstEvent::Output),
+            "only the first real event counts"
+        );
     }
 
     #[test]

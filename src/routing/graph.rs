@@ -1,230 +1,183 @@
-//! Compiling the config's providers and route graph into an ordered candidate list.
+//! The route graph: providers and route nodes compiled into a checked structure that expands,
+//! for a given request, into an ordered list of candidate endpoints with preference groups.
 //!
-//! Pure: config and an environment lookup in, candidates or a [`ConfigError`] out.
+//! Pure: config and an environment lookup in, a [`RouteGraph`] or a [`ConfigError`] out.
+//!
+//! **Preference groups.** The node that orders the route (the entry, or the first node under
+//! it that is not `manual-sticky` or `conditional`) defines the groups: each of its children is
+//! one group, in the order it is tried. So in `main = [monthly_pool, paygo]` every endpoint of
+//! `monthly_pool` shares group 0, and `preferred-group` affinity keeps a session inside the pool
+//! while it moves back to the pool as soon as any of it is available again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::Path;
 
+use http::HeaderMap;
+
 use crate::config::load::ConfigError;
-use crate::config::model::{CodexSection, ProviderConfig, Strategy};
+use crate::config::model::{AffinityPolicy, CodexSection, OnExhausted, RouteNode, Strategy, When};
 
-use super::upstream::{BaseUrl, Credential, Secret, Upstream};
+use super::endpoints::{EnvLookup, provider_endpoints};
+use super::upstream::Upstream;
 
-/// The candidates for a request, in the order they are tried.
-#[derive(Debug, Clone, Default)]
-pub struct RoutePlan {
-    pub candidates: Vec<Upstream>,
+/// Name of the implicit entry node when the config has no route graph.
+pub const IMPLICIT_ENTRY: &str = "(all providers)";
+
+/// A reference from a node to what it routes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ref {
+    /// Every enabled endpoint of a provider (none when the provider is disabled).
+    Provider(String),
+    /// One endpoint: an index into `upstreams`, or `None` when it is disabled.
+    Endpoint {
+        name: String,
+        upstream: Option<usize>,
+    },
+    Node(String),
 }
 
-/// Looks up an environment variable (injected so tests need not touch the process env).
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+#[derive(Debug, Clone)]
+enum Node {
+    Ordered(Vec<Ref>),
+    TagPreferred {
+        children: Vec<Ref>,
+        prefer: Vec<BTreeMap<String, String>>,
+        stop: bool,
+    },
+    Sticky {
+        target: Ref,
+    },
+    Conditional {
+        when: When,
+        then: Ref,
+        default: Ref,
+    },
+}
 
-/// Builds the candidate list. Without `[codex.routing]`, every enabled provider in name order.
+/// One endpoint to try for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Index into [`RouteGraph::upstreams`].
+    pub upstream: usize,
+    /// Lower is preferred; see the module docs.
+    pub group: usize,
+    /// Route nodes from the entry down to this endpoint's provider.
+    pub route_path: Vec<String>,
+}
+
+/// What a `conditional` node can look at.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub model: Option<&'a str>,
+    pub service_tier: Option<&'a str>,
+    pub reasoning_effort: Option<&'a str>,
+}
+
+/// The compiled route graph.
+#[derive(Debug, Clone)]
+pub struct RouteGraph {
+    pub entry: String,
+    pub affinity_policy: AffinityPolicy,
+    pub fallback_ttl_ms: Option<u64>,
+    pub reprobe_preferred_after_ms: Option<u64>,
+    /// Stable hash of everything that affects selection; affinity is keyed by it, so an edit
+    /// that changes routing starts sessions afresh.
+    pub key: String,
+    /// Every enabled endpoint of every enabled provider.
+    pub upstreams: Vec<Upstream>,
+    nodes: BTreeMap<String, Node>,
+    by_provider: BTreeMap<String, Vec<usize>>,
+}
+
+/// Builds the route graph. Without `[codex.routing]` routes, every enabled provider in name
+/// order, each its own group.
 pub fn compile(
     codex: &CodexSection,
     file: &Path,
     env: EnvLookup<'_>,
-) -> Result<RoutePlan, ConfigError> {
-    let mut endpoints = BTreeMap::new();
+) -> Result<RouteGraph, ConfigError> {
+    let mut upstreams = Vec::new();
+    let mut by_provider = BTreeMap::new();
     for (id, provider) in &codex.providers {
-        endpoints.insert(id.as_str(), provider_endpoints(id, provider, file, env)?);
+        let endpoints = provider_endpoints(id, provider, file, env)?;
+        let indices = if provider.enabled {
+            let start = upstreams.len();
+            upstreams.extend(endpoints);
+            (start..upstreams.len()).collect()
+        } else {
+            Vec::new()
+        };
+        by_provider.insert(id.clone(), indices);
     }
-    let leaves = match &codex.routing {
-        Some(routing) if !routing.routes.is_empty() || routing.entry != "main" => {
-            let mut walk = Walk {
-                codex,
-                file,
-                stack: Vec::new(),
-                seen: BTreeSet::new(),
-                leaves: Vec::new(),
-            };
-            walk.node(&routing.entry, "codex.routing.entry")?;
-            walk.leaves
-        }
-        _ => codex
+    let routing = codex
+        .routing
+        .clone()
+        .unwrap_or_else(|| crate::config::model::RoutingConfig {
+            entry: IMPLICIT_ENTRY.to_string(),
+            routes: BTreeMap::new(),
+            affinity_policy: AffinityPolicy::default(),
+            fallback_ttl_ms: None,
+            reprobe_preferred_after_ms: None,
+        });
+    let mut nodes = BTreeMap::new();
+    let entry = if routing.routes.is_empty() {
+        let children = codex
             .providers
             .keys()
-            .map(|id| Leaf {
-                provider: id.clone(),
-                endpoint: None,
-            })
-            .collect(),
-    };
-    let mut candidates = Vec::new();
-    for leaf in leaves {
-        if !codex.providers[&leaf.provider].enabled {
-            continue;
-        }
-        candidates.extend(
-            endpoints[leaf.provider.as_str()]
-                .iter()
-                .filter(|u| leaf.endpoint.as_deref().is_none_or(|e| e == u.endpoint))
-                .cloned(),
-        );
-    }
-    Ok(RoutePlan { candidates })
-}
-
-/// A provider's enabled endpoints, ordered by priority, then id.
-fn provider_endpoints(
-    id: &str,
-    provider: &ProviderConfig,
-    file: &Path,
-    env: EnvLookup<'_>,
-) -> Result<Vec<Upstream>, ConfigError> {
-    let key = format!("codex.providers.{id}");
-    if id.is_empty() || id.contains('.') {
-        return Err(ConfigError::new(
+            .map(|p| Ref::Provider(p.clone()))
+            .collect();
+        nodes.insert(IMPLICIT_ENTRY.to_string(), Node::Ordered(children));
+        IMPLICIT_ENTRY.to_string()
+    } else {
+        let resolver = Resolver {
+            codex,
             file,
-            &key,
-            "provider ids must be non-empty and must not contain `.`",
-        ));
-    }
-    let credential = credential(provider, file, &key, env)?;
-    let no_overrides = (&BTreeMap::new(), &BTreeMap::new());
-    let mut addresses: Vec<Address<'_>> = Vec::new();
-    if let Some(base_url) = &provider.base_url {
-        if provider.endpoints.contains_key("default") {
+            upstreams: &upstreams,
+        };
+        for (name, node) in &routing.routes {
+            nodes.insert(name.clone(), resolver.node(name, node)?);
+        }
+        if !nodes.contains_key(&routing.entry) {
             return Err(ConfigError::new(
                 file,
-                format!("{key}.base_url"),
-                "cannot be used together with an endpoint named `default`; keep one of them",
-            ));
-        }
-        let url = BaseUrl::parse(base_url)
-            .map_err(|m| ConfigError::new(file, format!("{key}.base_url"), m))?;
-        addresses.push(Address {
-            priority: 0,
-            id: "default",
-            url,
-            enabled: true,
-            overrides: no_overrides,
-        });
-    }
-    for (eid, endpoint) in &provider.endpoints {
-        let url = BaseUrl::parse(&endpoint.base_url)
-            .map_err(|m| ConfigError::new(file, format!("{key}.endpoints.{eid}.base_url"), m))?;
-        addresses.push(Address {
-            priority: endpoint.priority,
-            id: eid,
-            url,
-            enabled: endpoint.enabled,
-            overrides: (&endpoint.model_mapping, &endpoint.supported_models),
-        });
-    }
-    if addresses.is_empty() {
-        return Err(ConfigError::new(
-            file,
-            &key,
-            "has no address: set `base_url` or add `[...endpoints.<id>]` tables",
-        ));
-    }
-    addresses.sort_by(|a, b| (a.priority, a.id).cmp(&(b.priority, b.id)));
-    Ok(addresses
-        .into_iter()
-        .filter(|address| address.enabled)
-        .map(|address| {
-            // Endpoint entries override the provider's entries of the same name.
-            let (mapping, supported) = address.overrides;
-            let mut model_mapping = provider.model_mapping.clone();
-            model_mapping.extend(mapping.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let mut supported_models = provider.supported_models.clone();
-            supported_models.extend(supported.iter().map(|(k, v)| (k.clone(), *v)));
-            Upstream {
-                provider: id.to_string(),
-                endpoint: address.id.to_string(),
-                base_url: address.url,
-                credential: credential.clone(),
-                model_mapping,
-                supported_models,
-            }
-        })
-        .collect())
-}
-
-/// One configured address of a provider, before ordering.
-struct Address<'c> {
-    priority: i64,
-    id: &'c str,
-    url: BaseUrl,
-    enabled: bool,
-    /// The endpoint's own `model_mapping` and `supported_models`.
-    overrides: (&'c BTreeMap<String, String>, &'c BTreeMap<String, bool>),
-}
-
-/// Resolves inline values and environment variables; an inline value wins.
-fn credential(
-    provider: &ProviderConfig,
-    file: &Path,
-    key: &str,
-    env: EnvLookup<'_>,
-) -> Result<Credential, ConfigError> {
-    let mut credential = Credential::default();
-    let mut resolve = |inline: &Option<String>,
-                       var: &Option<String>,
-                       field: &str|
-     -> Result<Option<Secret>, ConfigError> {
-        if let Some(value) = inline.as_deref().filter(|v| !v.trim().is_empty()) {
-            return Ok(Some(Secret::new(value.trim())));
-        }
-        let Some(var) = var else { return Ok(None) };
-        if var.trim().is_empty() || var.contains('=') {
-            return Err(ConfigError::new(
-                file,
-                format!("{key}.{field}"),
-                "must name an environment variable, e.g. \"RELAY_API_KEY\"",
-            ));
-        }
-        match env(var).filter(|v| !v.trim().is_empty()) {
-            Some(value) => Ok(Some(Secret::new(value.trim()))),
-            None => {
-                credential.missing_env.push(var.clone());
-                Ok(None)
-            }
-        }
-    };
-    let bearer = resolve(
-        &provider.auth_token,
-        &provider.auth_token_env,
-        "auth_token_env",
-    )?;
-    let api_key = resolve(&provider.api_key, &provider.api_key_env, "api_key_env")?;
-    credential.bearer = bearer;
-    credential.api_key = api_key;
-    Ok(credential)
-}
-
-struct Leaf {
-    provider: String,
-    endpoint: Option<String>,
-}
-
-/// Depth-first expansion of route nodes, with the path kept for error messages.
-struct Walk<'a> {
-    codex: &'a CodexSection,
-    file: &'a Path,
-    stack: Vec<String>,
-    seen: BTreeSet<(String, Option<String>)>,
-    leaves: Vec<Leaf>,
-}
-
-impl Walk<'_> {
-    fn node(&mut self, name: &str, referenced_at: &str) -> Result<(), ConfigError> {
-        let routing = self
-            .codex
-            .routing
-            .as_ref()
-            .expect("walk only runs with a routing table");
-        let Some(node) = routing.routes.get(name) else {
-            return Err(ConfigError::new(
-                self.file,
-                referenced_at,
+                "codex.routing.entry",
                 format!(
-                    "route node `{name}` does not exist; defined nodes: {}",
-                    list(routing.routes.keys())
+                    "route node `{}` does not exist; defined nodes: {}",
+                    routing.entry,
+                    list(nodes.keys())
                 ),
             ));
-        };
+        }
+        routing.entry.clone()
+    };
+    let mut graph = RouteGraph {
+        entry,
+        affinity_policy: routing.affinity_policy,
+        fallback_ttl_ms: routing.fallback_ttl_ms,
+        reprobe_preferred_after_ms: routing.reprobe_preferred_after_ms,
+        key: String::new(),
+        upstreams,
+        nodes,
+        by_provider,
+    };
+    graph.check(file)?;
+    graph.key = graph.canonical_key();
+    Ok(graph)
+}
+
+/// Turns config nodes into checked [`Node`]s with resolved references.
+struct Resolver<'a> {
+    codex: &'a CodexSection,
+    file: &'a Path,
+    upstreams: &'a [Upstream],
+}
+
+impl Resolver<'_> {
+    fn node(&self, name: &str, node: &RouteNode) -> Result<Node, ConfigError> {
         let key = format!("codex.routing.routes.{name}");
         if self.codex.providers.contains_key(name) {
             return Err(ConfigError::new(
@@ -233,124 +186,505 @@ impl Walk<'_> {
                 format!("`{name}` is both a provider and a route node; rename one"),
             ));
         }
-        if let Some(start) = self.stack.iter().position(|n| n == name) {
-            let cycle: Vec<&str> = self.stack[start..]
+        let forbid = |field: &str, present: bool, strategy: &str| -> Result<(), ConfigError> {
+            if present {
+                Err(ConfigError::new(
+                    self.file,
+                    format!("{key}.{field}"),
+                    format!("not allowed with strategy `{strategy}`"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let require = |field: &str, present: bool, strategy: &str| -> Result<(), ConfigError> {
+            if present {
+                Ok(())
+            } else {
+                Err(ConfigError::new(
+                    self.file,
+                    format!("{key}.{field}"),
+                    format!("required with strategy `{strategy}`"),
+                ))
+            }
+        };
+        let children = || -> Result<Vec<Ref>, ConfigError> {
+            if node.children.is_empty() {
+                return Err(ConfigError::new(
+                    self.file,
+                    format!("{key}.children"),
+                    "is empty; list providers, route nodes or provider.endpoint references",
+                ));
+            }
+            node.children
+                .iter()
+                .map(|c| self.reference(c, &format!("{key}.children")))
+                .collect()
+        };
+        let conditional_fields = [
+            ("when", node.when.is_some()),
+            ("then", node.then.is_some()),
+            ("default", node.default.is_some()),
+        ];
+        match node.strategy {
+            Strategy::OrderedFailover => {
+                let s = "ordered-failover";
+                forbid("target", node.target.is_some(), s)?;
+                forbid("prefer_tags", node.prefer_tags.is_some(), s)?;
+                forbid("on_exhausted", node.on_exhausted.is_some(), s)?;
+                for (field, present) in conditional_fields {
+                    forbid(field, present, s)?;
+                }
+                Ok(Node::Ordered(children()?))
+            }
+            Strategy::TagPreferred => {
+                let s = "tag-preferred";
+                forbid("target", node.target.is_some(), s)?;
+                for (field, present) in conditional_fields {
+                    forbid(field, present, s)?;
+                }
+                require("prefer_tags", node.prefer_tags.is_some(), s)?;
+                let prefer = node.prefer_tags.clone().unwrap_or_default();
+                if prefer.is_empty() || prefer.iter().any(BTreeMap::is_empty) {
+                    return Err(ConfigError::new(
+                        self.file,
+                        format!("{key}.prefer_tags"),
+                        "needs at least one non-empty tag table, e.g. [{ billing = \"monthly\" }]",
+                    ));
+                }
+                let stop = node.on_exhausted.unwrap_or_default() == OnExhausted::Stop;
+                Ok(Node::TagPreferred {
+                    children: children()?,
+                    prefer,
+                    stop,
+                })
+            }
+            Strategy::ManualSticky => {
+                let s = "manual-sticky";
+                forbid("prefer_tags", node.prefer_tags.is_some(), s)?;
+                forbid("on_exhausted", node.on_exhausted.is_some(), s)?;
+                for (field, present) in conditional_fields {
+                    forbid(field, present, s)?;
+                }
+                // Without a target the first child is the target; other children are for display.
+                let target_name = match (&node.target, node.children.first()) {
+                    (Some(t), _) => t.clone(),
+                    (None, Some(first)) => first.clone(),
+                    (None, None) => {
+                        return Err(ConfigError::new(
+                            self.file,
+                            format!("{key}.target"),
+                            "required with strategy `manual-sticky` (or list children; the first is used)",
+                        ));
+                    }
+                };
+                let target = self.reference(&target_name, &format!("{key}.target"))?;
+                let disabled = match &target {
+                    Ref::Provider(p) => !self.codex.providers[p].enabled,
+                    Ref::Endpoint { upstream, .. } => upstream.is_none(),
+                    Ref::Node(_) => false,
+                };
+                if disabled {
+                    return Err(ConfigError::new(
+                        self.file,
+                        format!("{key}.target"),
+                        format!("`{target_name}` is disabled; enable it or pin another target"),
+                    ));
+                }
+                Ok(Node::Sticky { target })
+            }
+            Strategy::Conditional => {
+                let s = "conditional";
+                forbid("target", node.target.is_some(), s)?;
+                forbid("prefer_tags", node.prefer_tags.is_some(), s)?;
+                forbid("on_exhausted", node.on_exhausted.is_some(), s)?;
+                forbid("children", !node.children.is_empty(), s)?;
+                require("when", node.when.is_some(), s)?;
+                require("then", node.then.is_some(), s)?;
+                require("default", node.default.is_some(), s)?;
+                let when = node.when.clone().unwrap_or_default();
+                if when.is_empty() {
+                    return Err(ConfigError::new(
+                        self.file,
+                        format!("{key}.when"),
+                        "is empty; set model, path, method, headers, service_tier or reasoning_effort",
+                    ));
+                }
+                let then = self.reference(
+                    node.then.as_deref().unwrap_or_default(),
+                    &format!("{key}.then"),
+                )?;
+                let default = self.reference(
+                    node.default.as_deref().unwrap_or_default(),
+                    &format!("{key}.default"),
+                )?;
+                Ok(Node::Conditional {
+                    when,
+                    then,
+                    default,
+                })
+            }
+        }
+    }
+
+    /// Resolves a reference: a provider, else a route node, else `provider.endpoint`.
+    fn reference(&self, name: &str, key: &str) -> Result<Ref, ConfigError> {
+        let routes = self.codex.routing.as_ref().map(|r| &r.routes);
+        if self.codex.providers.contains_key(name) {
+            return Ok(Ref::Provider(name.to_string()));
+        }
+        if routes.is_some_and(|r| r.contains_key(name)) {
+            return Ok(Ref::Node(name.to_string()));
+        }
+        if let Some((provider, endpoint)) = name.split_once('.') {
+            if let Some(p) = self.codex.providers.get(provider) {
+                let exists = p.endpoints.contains_key(endpoint)
+                    || (endpoint == "default" && p.base_url.is_some());
+                if !exists {
+                    return Err(ConfigError::new(
+                        self.file,
+                        key,
+                        format!("provider `{provider}` has no endpoint `{endpoint}`"),
+                    ));
+                }
+                let upstream = self
+                    .upstreams
+                    .iter()
+                    .position(|u| u.provider == provider && u.endpoint == endpoint);
+                let upstream = upstream.filter(|_| p.enabled);
+                return Ok(Ref::Endpoint {
+                    name: name.to_string(),
+                    upstream,
+                });
+            }
+        }
+        let nodes = routes
+            .map(|r| list(r.keys()))
+            .unwrap_or_else(|| "none".into());
+        Err(ConfigError::new(
+            self.file,
+            key,
+            format!(
+                "unknown reference `{name}`; allowed: a provider ({}), a route node ({nodes}) or provider.endpoint",
+                list(self.codex.providers.keys())
+            ),
+        ))
+    }
+}
+
+/// The endpoints a subtree can reach: whole providers or single endpoints.
+type Leaves = BTreeSet<(String, Option<String>)>;
+
+impl RouteGraph {
+    /// Checks what needs the whole graph: cycles, duplicate leaves, `stop` with no match.
+    fn check(&self, file: &Path) -> Result<(), ConfigError> {
+        for name in self.nodes.keys() {
+            self.leaves_of_node(name, &mut Vec::new(), file)?;
+        }
+        Ok(())
+    }
+
+    fn leaves_of_node(
+        &self,
+        name: &str,
+        stack: &mut Vec<String>,
+        file: &Path,
+    ) -> Result<Leaves, ConfigError> {
+        let key = format!("codex.routing.routes.{name}");
+        if let Some(start) = stack.iter().position(|n| n == name) {
+            let cycle: Vec<&str> = stack[start..]
                 .iter()
                 .map(String::as_str)
                 .chain([name])
                 .collect();
             return Err(ConfigError::new(
-                self.file,
+                file,
                 &key,
                 format!("route nodes form a cycle: {}", cycle.join(" → ")),
             ));
         }
-        if node.strategy != Strategy::OrderedFailover {
-            return Err(ConfigError::new(
-                self.file,
-                format!("{key}.strategy"),
-                "this build routes with `ordered-failover` only; the other strategies are not supported yet",
-            ));
-        }
-        for field in [
-            ("target", &node.target),
-            ("prefer_tags", &node.prefer_tags),
-            ("on_exhausted", &node.on_exhausted),
-            ("when", &node.when),
-            ("then", &node.then),
-            ("default", &node.default),
-        ] {
-            if field.1.is_some() {
-                return Err(ConfigError::new(
-                    self.file,
-                    format!("{key}.{}", field.0),
-                    "not allowed with strategy `ordered-failover`",
-                ));
-            }
-        }
-        if node.children.is_empty() {
-            return Err(ConfigError::new(
-                self.file,
-                format!("{key}.children"),
-                "is empty; list providers, route nodes or provider.endpoint references",
-            ));
-        }
-        self.stack.push(name.to_string());
-        for child in &node.children {
-            self.reference(child, &format!("{key}.children"))?;
-        }
-        self.stack.pop();
-        Ok(())
-    }
-
-    /// Resolves a child: a provider, else a route node, else `provider.endpoint`.
-    fn reference(&mut self, child: &str, key: &str) -> Result<(), ConfigError> {
-        let routing = self
-            .codex
-            .routing
-            .as_ref()
-            .expect("walk only runs with a routing table");
-        if self.codex.providers.contains_key(child) {
-            return self.leaf(child, None, key);
-        }
-        if routing.routes.contains_key(child) {
-            return self.node(child, key);
-        }
-        if let Some((provider, endpoint)) = child.split_once('.') {
-            if let Some(p) = self.codex.providers.get(provider) {
-                let exists = p.endpoints.contains_key(endpoint)
-                    || (endpoint == "default" && p.base_url.is_some());
-                if exists {
-                    return self.leaf(provider, Some(endpoint), key);
+        stack.push(name.to_string());
+        let node = &self.nodes[name];
+        let leaves = match node {
+            Node::Ordered(children) | Node::TagPreferred { children, .. } => {
+                let mut all = Leaves::new();
+                for child in children {
+                    let leaves = self.leaves_of_ref(child, stack, file)?;
+                    if let Some(dup) = overlap(&all, &leaves) {
+                        return Err(ConfigError::new(
+                            file,
+                            format!("{key}.children"),
+                            format!(
+                                "`{dup}` appears more than once in the route graph (under {})",
+                                stack.join(" → ")
+                            ),
+                        ));
+                    }
+                    all.extend(leaves);
                 }
-                return Err(ConfigError::new(
-                    self.file,
-                    key,
-                    format!("provider `{provider}` has no endpoint `{endpoint}`"),
-                ));
+                if let Node::TagPreferred {
+                    children,
+                    prefer,
+                    stop: true,
+                } = node
+                {
+                    let any = children.iter().any(|c| self.ref_matches_tags(c, prefer));
+                    if !any {
+                        return Err(ConfigError::new(
+                            file,
+                            format!("{key}.prefer_tags"),
+                            "no child matches these tags, so with on_exhausted = \"stop\" nothing could ever be routed",
+                        ));
+                    }
+                }
+                all
             }
-        }
-        Err(ConfigError::new(
-            self.file,
-            key,
-            format!(
-                "unknown reference `{child}` (under {}); allowed: a provider ({}), a route node ({}) or provider.endpoint",
-                self.stack.join(" → "),
-                list(self.codex.providers.keys()),
-                list(routing.routes.keys())
-            ),
-        ))
+            Node::Sticky { target } => self.leaves_of_ref(target, stack, file)?,
+            Node::Conditional { then, default, .. } => {
+                let mut all = self.leaves_of_ref(then, stack, file)?;
+                all.extend(self.leaves_of_ref(default, stack, file)?);
+                all
+            }
+        };
+        stack.pop();
+        Ok(leaves)
     }
 
-    fn leaf(
-        &mut self,
-        provider: &str,
-        endpoint: Option<&str>,
-        key: &str,
-    ) -> Result<(), ConfigError> {
-        let whole = (provider.to_string(), None);
-        let this = (provider.to_string(), endpoint.map(str::to_string));
-        let clash = self.seen.contains(&whole)
-            || self.seen.contains(&this)
-            || (endpoint.is_none() && self.seen.iter().any(|(p, _)| p == provider));
-        if clash {
-            let name = endpoint.map_or(provider.to_string(), |e| format!("{provider}.{e}"));
-            return Err(ConfigError::new(
-                self.file,
-                key,
-                format!(
-                    "`{name}` appears more than once in the route graph (under {})",
-                    self.stack.join(" → ")
-                ),
-            ));
-        }
-        self.seen.insert(this);
-        self.leaves.push(Leaf {
-            provider: provider.to_string(),
-            endpoint: endpoint.map(str::to_string),
-        });
-        Ok(())
+    fn leaves_of_ref(
+        &self,
+        r: &Ref,
+        stack: &mut Vec<String>,
+        file: &Path,
+    ) -> Result<Leaves, ConfigError> {
+        Ok(match r {
+            Ref::Provider(p) => [(p.clone(), None)].into(),
+            Ref::Endpoint { name, .. } => {
+                let (p, e) = name.split_once('.').expect("endpoint refs contain a dot");
+                [(p.to_string(), Some(e.to_string()))].into()
+            }
+            Ref::Node(n) => self.leaves_of_node(n, stack, file)?,
+        })
     }
+
+    fn ref_matches_tags(&self, r: &Ref, prefer: &[BTreeMap<String, String>]) -> bool {
+        let mut upstreams = Vec::new();
+        self.all_upstreams_of(r, &mut upstreams, 0);
+        upstreams.iter().any(|&u| {
+            let tags = &self.upstreams[u].tags;
+            prefer
+                .iter()
+                .any(|want| want.iter().all(|(k, v)| tags.get(k) == Some(v)))
+        })
+    }
+
+    /// Every endpoint a reference can reach, whatever the request (both conditional branches).
+    fn all_upstreams_of(&self, r: &Ref, out: &mut Vec<usize>, depth: usize) {
+        if depth > self.nodes.len() {
+            return; // cycles are reported by `check`
+        }
+        match r {
+            Ref::Provider(p) => out.extend(&self.by_provider[p]),
+            Ref::Endpoint { upstream, .. } => out.extend(upstream),
+            Ref::Node(n) => match &self.nodes[n] {
+                Node::Ordered(children) | Node::TagPreferred { children, .. } => {
+                    for c in children {
+                        self.all_upstreams_of(c, out, depth + 1);
+                    }
+                }
+                Node::Sticky { target } => self.all_upstreams_of(target, out, depth + 1),
+                Node::Conditional { then, default, .. } => {
+                    self.all_upstreams_of(then, out, depth + 1);
+                    self.all_upstreams_of(default, out, depth + 1);
+                }
+            },
+        }
+    }
+
+    /// The candidates for a request, in the order they are tried, with their groups.
+    pub fn candidates(&self, request: &RequestView<'_>) -> Vec<Candidate> {
+        // Walk through sticky and conditional nodes to the node that defines the groups.
+        let mut path = Vec::new();
+        let mut current = Ref::Node(self.entry.clone());
+        let groups: Vec<Ref> = loop {
+            let Ref::Node(name) = &current else {
+                break vec![current.clone()];
+            };
+            path.push(name.clone());
+            match &self.nodes[name] {
+                Node::Sticky { target } => current = target.clone(),
+                Node::Conditional {
+                    when,
+                    then,
+                    default,
+                } => {
+                    current = if matches(when, request) {
+                        then.clone()
+                    } else {
+                        default.clone()
+                    };
+                }
+                Node::Ordered(children) => break children.clone(),
+                Node::TagPreferred {
+                    children,
+                    prefer,
+                    stop,
+                } => break self.tag_order(children, prefer, *stop),
+            }
+        };
+        let mut out = Vec::new();
+        for (group, child) in groups.iter().enumerate() {
+            let mut expanded = Vec::new();
+            self.expand(child, request, &mut path.clone(), &mut expanded);
+            out.extend(
+                expanded
+                    .into_iter()
+                    .map(|(upstream, route_path)| Candidate {
+                        upstream,
+                        group,
+                        route_path,
+                    }),
+            );
+        }
+        out
+    }
+
+    /// Preferred children first; the rest after, unless `stop`.
+    fn tag_order(
+        &self,
+        children: &[Ref],
+        prefer: &[BTreeMap<String, String>],
+        stop: bool,
+    ) -> Vec<Ref> {
+        let (preferred, rest): (Vec<&Ref>, Vec<&Ref>) = children
+            .iter()
+            .partition(|c| self.ref_matches_tags(c, prefer));
+        let mut order: Vec<Ref> = preferred.into_iter().cloned().collect();
+        if !stop {
+            order.extend(rest.into_iter().cloned());
+        }
+        order
+    }
+
+    fn expand(
+        &self,
+        r: &Ref,
+        request: &RequestView<'_>,
+        path: &mut Vec<String>,
+        out: &mut Vec<(usize, Vec<String>)>,
+    ) {
+        match r {
+            Ref::Provider(p) => out.extend(self.by_provider[p].iter().map(|&u| (u, path.clone()))),
+            Ref::Endpoint { upstream, .. } => {
+                out.extend(upstream.iter().map(|&u| (u, path.clone())))
+            }
+            Ref::Node(name) => {
+                path.push(name.clone());
+                match &self.nodes[name] {
+                    Node::Ordered(children) => {
+                        for c in children {
+                            self.expand(c, request, path, out);
+                        }
+                    }
+                    Node::TagPreferred {
+                        children,
+                        prefer,
+                        stop,
+                    } => {
+                        for c in self.tag_order(children, prefer, *stop) {
+                            self.expand(&c, request, path, out);
+                        }
+                    }
+                    Node::Sticky { target } => self.expand(target, request, path, out),
+                    Node::Conditional {
+                        when,
+                        then,
+                        default,
+                    } => {
+                        let branch = if matches(when, request) {
+                            then
+                        } else {
+                            default
+                        };
+                        self.expand(branch, request, path, out);
+                    }
+                }
+                path.pop();
+            }
+        }
+    }
+
+    /// A stable, canonical hash (FNV-1a over a canonical text) of everything that affects
+    /// selection. Independent of the toolchain, unlike `DefaultHasher`.
+    fn canonical_key(&self) -> String {
+        let mut text = String::new();
+        let _ = write!(
+            text,
+            "entry={};policy={:?};ttl={:?};reprobe={:?};",
+            self.entry, self.affinity_policy, self.fallback_ttl_ms, self.reprobe_preferred_after_ms
+        );
+        for (name, node) in &self.nodes {
+            let _ = write!(text, "node {name}={node:?};");
+        }
+        for u in &self.upstreams {
+            let _ = write!(
+                text,
+                "up {}.{}={} tags={:?} map={:?} models={:?} limit={:?};",
+                u.provider,
+                u.endpoint,
+                u.base_url,
+                u.tags,
+                u.model_mapping,
+                u.supported_models,
+                u.limit
+            );
+        }
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("g1:{hash:016x}")
+    }
+
+    /// Route nodes by name, for display.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+}
+
+/// Whether a request matches a `when`: every set field must match.
+fn matches(when: &When, request: &RequestView<'_>) -> bool {
+    let exact =
+        |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+    let folded = |want: &Option<String>, have: Option<&str>| {
+        want.as_deref()
+            .is_none_or(|w| have.is_some_and(|h| h.eq_ignore_ascii_case(w)))
+    };
+    exact(&when.model, request.model)
+        && exact(&when.path, Some(request.path))
+        && folded(&when.method, Some(request.method))
+        && folded(&when.service_tier, request.service_tier)
+        && folded(&when.reasoning_effort, request.reasoning_effort)
+        && when.headers.iter().all(|(name, value)| {
+            request
+                .headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                == Some(value.as_str())
+        })
+}
+
+fn overlap(seen: &Leaves, new: &Leaves) -> Option<String> {
+    for (p, e) in new {
+        let clash = seen
+            .iter()
+            .any(|(sp, se)| sp == p && (se.is_none() || e.is_none() || se == e));
+        if clash {
+            return Some(match e {
+                Some(e) => format!("{p}.{e}"),
+                None => p.clone(),
+            });
+        }
+    }
+    None
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
@@ -367,130 +701,363 @@ mod tests {
     use super::*;
     use crate::config::load::parse;
 
-    fn plan(text: &str) -> Result<Vec<String>, ConfigError> {
-        plan_with_env(text, &|_| None)
-    }
-
-    fn plan_with_env(text: &str, env: EnvLookup<'_>) -> Result<Vec<String>, ConfigError> {
+    fn graph(text: &str) -> Result<RouteGraph, ConfigError> {
         let file = Path::new("config.toml");
         let loaded = parse(file, &format!("version = 5\n{text}"))?;
-        let plan = compile(&loaded.config.codex, file, env)?;
-        Ok(plan
-            .candidates
+        compile(&loaded.config.codex, file, &|_| None)
+    }
+
+    fn request(model: &str) -> (HeaderMap, String) {
+        (HeaderMap::new(), model.to_string())
+    }
+
+    fn order(g: &RouteGraph, model: &str) -> Vec<String> {
+        let (headers, model) = request(model);
+        let view = RequestView {
+            method: "POST",
+            path: "/v1/responses",
+            headers: &headers,
+            model: Some(&model),
+            service_tier: None,
+            reasoning_effort: None,
+        };
+        g.candidates(&view)
             .iter()
-            .map(|c| format!("{}.{}", c.provider, c.endpoint))
-            .collect())
+            .map(|c| format!("{}@{}", g.upstreams[c.upstream].key(), c.group))
+            .collect()
     }
 
     const PROVIDERS: &str = r#"
 [codex.providers.b]
 base_url = "http://b.example"
+tags = { billing = "paygo" }
+[codex.providers.a]
+tags = { billing = "monthly" }
 [codex.providers.a.endpoints.slow]
 base_url = "http://a2.example"
 priority = 5
 [codex.providers.a.endpoints.fast]
 base_url = "http://a1.example"
+[codex.providers.c]
+base_url = "http://c.example"
+tags = { billing = "monthly", region = "hk" }
 [codex.providers.off]
 enabled = false
 base_url = "http://off.example"
 "#;
 
-    #[test]
-    fn without_routing_all_enabled_providers_in_name_order() {
-        assert_eq!(plan(PROVIDERS).unwrap(), ["a.fast", "a.slow", "b.default"]);
+    fn routes(body: &str) -> String {
+        format!("{PROVIDERS}[codex.routing]\nentry = \"main\"\n{body}")
     }
 
     #[test]
-    fn nested_nodes_and_endpoint_references_keep_their_order() {
-        let text = format!(
-            "{PROVIDERS}[codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [\"b\", \"pool\"]\n\
-             [codex.routing.routes.pool]\nchildren = [\"a.slow\", \"off\"]\n"
+    fn without_routing_all_enabled_providers_in_name_order_each_its_own_group() {
+        let g = graph(PROVIDERS).unwrap();
+        assert_eq!(
+            order(&g, "m"),
+            ["a.fast@0", "a.slow@0", "b.default@1", "c.default@2"]
         );
-        assert_eq!(plan(&text).unwrap(), ["b.default", "a.slow"]);
+        assert_eq!(g.entry, IMPLICIT_ENTRY);
     }
 
     #[test]
-    fn graph_errors_name_the_key_and_the_path() {
-        let routes = |body: &str| format!("{PROVIDERS}[codex.routing]\nentry = \"main\"\n{body}");
-        let err = plan(&routes(
-            "[codex.routing.routes.main]\nchildren = [\"nope\"]\n",
-        ))
-        .unwrap_err();
-        assert_eq!(err.key, "codex.routing.routes.main.children");
-        assert!(
-            err.message.contains("unknown reference `nope`") && err.message.contains("a, b, off"),
-            "{}",
-            err.message
-        );
-
-        let err = plan(&routes("[codex.routing.routes.main]\nchildren = [\"x\"]\n[codex.routing.routes.x]\nchildren = [\"main\"]\n")).unwrap_err();
-        assert!(
-            err.message.contains("cycle: main → x → main"),
-            "{}",
-            err.message
-        );
-
-        let err = plan(&routes(
-            "[codex.routing.routes.main]\nchildren = [\"a\", \"a.fast\"]\n",
-        ))
-        .unwrap_err();
-        assert!(
-            err.message.contains("`a.fast` appears more than once"),
-            "{}",
-            err.message
-        );
-
-        let err = plan(&routes("[codex.routing.routes.main]\nchildren = []\n")).unwrap_err();
-        assert_eq!(err.key, "codex.routing.routes.main.children");
-
-        let err = plan(&routes(
-            "[codex.routing.routes.main]\nchildren = [\"a\"]\ntarget = \"a\"\n",
-        ))
-        .unwrap_err();
-        assert_eq!(err.key, "codex.routing.routes.main.target");
-
-        let err = plan(&routes(
-            "[codex.routing.routes.main]\nchildren = [\"a.nope\"]\n",
-        ))
-        .unwrap_err();
-        assert!(
-            err.message.contains("no endpoint `nope`"),
-            "{}",
-            err.message
-        );
-
-        let err = plan(&format!("{PROVIDERS}[codex.routing]\nentry = \"start\"\n")).unwrap_err();
-        assert_eq!(err.key, "codex.routing.entry");
+    fn ordered_failover_groups_are_the_entry_children() {
+        let g = graph(&routes("[codex.routing.routes.main]\nchildren = [\"pool\", \"b\"]\n[codex.routing.routes.pool]\nchildren = [\"c\", \"a.slow\", \"off\"]\n")).unwrap();
+        assert_eq!(order(&g, "m"), ["c.default@0", "a.slow@0", "b.default@1"]);
+        let (headers, model) = request("m");
+        let view = RequestView {
+            method: "POST",
+            path: "/",
+            headers: &headers,
+            model: Some(&model),
+            service_tier: None,
+            reasoning_effort: None,
+        };
+        assert_eq!(g.candidates(&view)[0].route_path, ["main", "pool"]);
     }
 
     #[test]
-    fn provider_errors() {
-        let err = plan("[codex.providers.x]\nalias = \"X\"\n").unwrap_err();
-        assert!(err.message.contains("has no address"), "{}", err.message);
-        let err = plan("[codex.providers.x]\nbase_url = \"x.example\"\n").unwrap_err();
-        assert_eq!(err.key, "codex.providers.x.base_url");
+    fn tag_preferred_puts_matching_children_first_and_stop_drops_the_rest() {
+        let body = |stop: &str| {
+            routes(&format!(
+                "[codex.routing.routes.main]\nstrategy = \"tag-preferred\"\nchildren = [\"b\", \"a\", \"c\"]\nprefer_tags = [{{ billing = \"monthly\", region = \"hk\" }}, {{ billing = \"nope\" }}]\n{stop}"
+            ))
+        };
+        let g = graph(&body("")).unwrap();
+        assert_eq!(
+            order(&g, "m"),
+            ["c.default@0", "b.default@1", "a.fast@2", "a.slow@2"]
+        );
+        let g = graph(&body("on_exhausted = \"stop\"\n")).unwrap();
+        assert_eq!(order(&g, "m"), ["c.default@0"]);
+    }
+
+    #[test]
+    fn manual_sticky_uses_only_its_target() {
+        let g = graph(&routes("[codex.routing.routes.main]\nstrategy = \"manual-sticky\"\ntarget = \"a\"\nchildren = [\"a\", \"b\"]\n")).unwrap();
+        assert_eq!(order(&g, "m"), ["a.fast@0", "a.slow@0"]);
+        let g = graph(&routes("[codex.routing.routes.main]\nstrategy = \"manual-sticky\"\nchildren = [\"b\", \"a\"]\n")).unwrap();
+        assert_eq!(
+            order(&g, "m"),
+            ["b.default@0"],
+            "the first child is the target"
+        );
+    }
+
+    #[test]
+    fn conditional_picks_a_branch_per_request() {
+        let g = graph(&routes(
+            "[codex.routing.routes.main]\nstrategy = \"conditional\"\nwhen = { model = \"gpt-5.1-codex\" }\nthen = \"fast\"\ndefault = \"b\"\n\
+             [codex.routing.routes.fast]\nchildren = [\"a\", \"c\"]\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            order(&g, "gpt-5.1-codex"),
+            ["a.fast@0", "a.slow@0", "c.default@1"]
+        );
+        assert_eq!(order(&g, "gpt-5.1"), ["b.default@0"]);
+        let when = When {
+            method: Some("post".into()),
+            headers: [("x-tier".to_string(), "gold".to_string())].into(),
+            reasoning_effort: Some("HIGH".into()),
+            ..Default::default()
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("X-Tier", "gold".parse().unwrap());
+        let view = RequestView {
+            method: "POST",
+            path: "/",
+            headers: &headers,
+            model: None,
+            service_tier: None,
+            reasoning_effort: Some("high"),
+        };
+        assert!(matches(&when, &view));
+        assert!(
+            !matches(
+                &when,
+                &RequestView {
+                    reasoning_effort: None,
+                    ..view
+                }
+            ),
+            "a set field with no request value does not match"
+        );
+    }
+
+    #[test]
+    fn every_validation_error_names_its_key() {
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                routes("[codex.routing.routes.main]\nchildren = [\"nope\"]\n"),
+                "codex.routing.routes.main.children",
+                "unknown reference `nope`",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nchildren = [\"x\"]\n[codex.routing.routes.x]\nchildren = [\"main\"]\n",
+                ),
+                "codex.routing.routes.main",
+                "cycle: main → x → main",
+            ),
+            (
+                routes("[codex.routing.routes.main]\nchildren = [\"a\", \"a.fast\"]\n"),
+                "codex.routing.routes.main.children",
+                "`a.fast` appears more than once",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nchildren = [\"p\", \"b\"]\n[codex.routing.routes.p]\nchildren = [\"b\"]\n",
+                ),
+                "codex.routing.routes.main.children",
+                "`b` appears more than once",
+            ),
+            (
+                routes("[codex.routing.routes.main]\nchildren = []\n"),
+                "codex.routing.routes.main.children",
+                "is empty",
+            ),
+            (
+                routes("[codex.routing.routes.main]\nchildren = [\"a\"]\ntarget = \"a\"\n"),
+                "codex.routing.routes.main.target",
+                "not allowed with strategy `ordered-failover`",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nchildren = [\"a\"]\nwhen = { model = \"x\" }\n",
+                ),
+                "codex.routing.routes.main.when",
+                "not allowed",
+            ),
+            (
+                routes("[codex.routing.routes.main]\nchildren = [\"a.nope\"]\n"),
+                "codex.routing.routes.main.children",
+                "no endpoint `nope`",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"tag-preferred\"\nchildren = [\"a\"]\n",
+                ),
+                "codex.routing.routes.main.prefer_tags",
+                "required",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"tag-preferred\"\nchildren = [\"a\"]\nprefer_tags = [{}]\n",
+                ),
+                "codex.routing.routes.main.prefer_tags",
+                "non-empty",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"tag-preferred\"\nchildren = [\"b\"]\nprefer_tags = [{ billing = \"monthly\" }]\non_exhausted = \"stop\"\n",
+                ),
+                "codex.routing.routes.main.prefer_tags",
+                "nothing could ever be routed",
+            ),
+            (
+                routes("[codex.routing.routes.main]\nstrategy = \"manual-sticky\"\n"),
+                "codex.routing.routes.main.target",
+                "required",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"manual-sticky\"\ntarget = \"off\"\n",
+                ),
+                "codex.routing.routes.main.target",
+                "`off` is disabled",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"manual-sticky\"\ntarget = \"a\"\non_exhausted = \"stop\"\n",
+                ),
+                "codex.routing.routes.main.on_exhausted",
+                "not allowed",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"conditional\"\nthen = \"a\"\ndefault = \"b\"\n",
+                ),
+                "codex.routing.routes.main.when",
+                "required",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"conditional\"\nwhen = {}\nthen = \"a\"\ndefault = \"b\"\n",
+                ),
+                "codex.routing.routes.main.when",
+                "is empty",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"conditional\"\nwhen = { model = \"x\" }\nthen = \"a\"\n",
+                ),
+                "codex.routing.routes.main.default",
+                "required",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"conditional\"\nwhen = { model = \"x\" }\nthen = \"a\"\ndefault = \"b\"\nchildren = [\"c\"]\n",
+                ),
+                "codex.routing.routes.main.children",
+                "not allowed",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"conditional\"\nwhen = { colour = \"x\" }\nthen = \"a\"\ndefault = \"b\"\n",
+                ),
+                "codex.routing.routes.main.when.colour",
+                "unknown field `colour`",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.a]\nchildren = [\"b\"]\n[codex.routing.routes.main]\nchildren = [\"b\"]\n",
+                ),
+                "codex.routing.routes.a",
+                "both a provider and a route node",
+            ),
+            (
+                format!(
+                    "{PROVIDERS}[codex.routing]\nentry = \"start\"\n[codex.routing.routes.main]\nchildren = [\"a\"]\n"
+                ),
+                "codex.routing.entry",
+                "does not exist",
+            ),
+            (
+                format!(
+                    "{PROVIDERS}[codex.providers.z]\nbase_url = \"http://z\"\nlimits = {{ max_concurrent_requests = 0 }}\n"
+                ),
+                "codex.providers.z.limits.max_concurrent_requests",
+                "at least 1",
+            ),
+            (
+                "[codex.providers.x]\nalias = \"X\"\n".to_string(),
+                "codex.providers.x",
+                "has no address",
+            ),
+            (
+                "[codex.providers.x]\nbase_url = \"x.example\"\n".to_string(),
+                "codex.providers.x.base_url",
+                "not a valid URL",
+            ),
+        ];
+        for (text, key, message) in cases {
+            let err = graph(&text).expect_err(key);
+            assert_eq!(err.key, key, "{err}");
+            assert!(err.message.contains(message), "{key}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn the_key_is_stable_and_changes_with_routing() {
+        let text = routes("[codex.routing.routes.main]\nchildren = [\"a\", \"b\"]\n");
+        let key = graph(&text).unwrap().key;
+        assert_eq!(key, graph(&text).unwrap().key);
+        assert!(key.starts_with("g1:") && key.len() == 19);
+        assert_ne!(
+            key,
+            graph(&routes(
+                "[codex.routing.routes.main]\nchildren = [\"b\", \"a\"]\n"
+            ))
+            .unwrap()
+            .key
+        );
+        let with_comment = text.replace("[codex.routing]", "# a comment\n[codex.routing]");
+        assert_eq!(
+            key,
+            graph(&with_comment).unwrap().key,
+            "comments do not matter"
+        );
+    }
+
+    #[test]
+    fn endpoint_settings_merge_over_the_provider() {
+        let g = graph(
+            "[codex.providers.x]\nmodel_mapping = { \"gpt-5\" = \"p\", \"o3\" = \"q\" }\ntags = { a = \"1\", b = \"1\" }\nlimits = { max_concurrent_requests = 2, limit_group = \"acct\" }\n\
+             [codex.providers.x.endpoints.e]\nbase_url = \"http://x\"\nmodel_mapping = { \"gpt-5\" = \"e\" }\ntags = { b = \"2\" }\nlimits = { max_concurrent_requests = 1 }\n",
+        )
+        .unwrap();
+        let u = &g.upstreams[0];
+        assert_eq!(
+            (
+                u.model_mapping["gpt-5"].as_str(),
+                u.model_mapping["o3"].as_str()
+            ),
+            ("e", "q")
+        );
+        assert_eq!((u.tags["a"].as_str(), u.tags["b"].as_str()), ("1", "2"));
+        let limit = u.limit.as_ref().unwrap();
+        assert_eq!((limit.max, limit.group.as_str()), (1, "acct"));
     }
 
     #[test]
     fn credentials_resolve_from_env_and_record_missing_vars() {
-        let text = "[codex.providers.x]\nbase_url = \"http://x\"\nauth_token_env = \"X_KEY\"\napi_key_env = \"X_API\"\n";
         let file = Path::new("c.toml");
-        let loaded = parse(file, &format!("version = 5\n{text}")).unwrap();
+        let loaded = parse(file, "version = 5\n[codex.providers.x]\nbase_url = \"http://x\"\nauth_token_env = \"X_KEY\"\napi_key_env = \"X_API\"\n").unwrap();
         let env = |name: &str| (name == "X_KEY").then(|| "tok".to_string());
-        let plan = compile(&loaded.config.codex, file, &env).unwrap();
-        let credential = &plan.candidates[0].credential;
-        assert_eq!(credential.bearer.as_ref().map(Secret::expose), Some("tok"));
+        let g = compile(&loaded.config.codex, file, &env).unwrap();
+        let credential = &g.upstreams[0].credential;
+        assert_eq!(credential.bearer.as_ref().map(|s| s.expose()), Some("tok"));
         assert_eq!(credential.missing_env, ["X_API"]);
-    }
-
-    #[test]
-    fn endpoint_mapping_overrides_provider_mapping() {
-        let text = "[codex.providers.x]\nmodel_mapping = { \"gpt-5\" = \"p\", \"o3\" = \"q\" }\n\
-                    [codex.providers.x.endpoints.e]\nbase_url = \"http://x\"\nmodel_mapping = { \"gpt-5\" = \"e\" }\n";
-        let file = Path::new("c.toml");
-        let loaded = parse(file, &format!("version = 5\n{text}")).unwrap();
-        let plan = compile(&loaded.config.codex, file, &|_| None).unwrap();
-        assert_eq!(plan.candidates[0].model_mapping["gpt-5"], "e");
-        assert_eq!(plan.candidates[0].model_mapping["o3"], "q");
     }
 }

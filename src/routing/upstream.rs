@@ -118,8 +118,25 @@ pub struct Upstream {
     pub endpoint: String,
     pub base_url: BaseUrl,
     pub credential: Credential,
+    /// Provider tags with the endpoint's over them.
+    pub tags: BTreeMap<String, String>,
     pub model_mapping: BTreeMap<String, String>,
     pub supported_models: BTreeMap<String, bool>,
+    pub limit: Option<ConcurrencyLimit>,
+}
+
+impl Upstream {
+    /// `provider.endpoint`, the name used in logs, records and CLI output.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.provider, self.endpoint)
+    }
+}
+
+/// At most `max` requests in flight across every endpoint sharing `group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcurrencyLimit {
+    pub max: u32,
+    pub group: String,
 }
 
 #[cfg(test)]

@@ -57,8 +57,10 @@ pub enum Fault {
         after_events: usize,
         release: Arc<tokio::sync::Notify>,
     },
-    /// A 200 stream that ends with `response.failed`.
+    /// A 200 stream whose first real event is `response.failed` (a failure hidden in a 200).
     FailedInStream,
+    /// A 200 stream that fails after some output.
+    FailedAfterOutput,
     /// The normal reply, compressed with `gzip` or `zstd` and labelled so.
     Compressed(&'static str),
 }
@@ -377,8 +379,8 @@ async fn handle(
                 .chain(futures_util::stream::iter(tail.into_iter().map(Ok)));
             Ok(sse_reply(stream.boxed()))
         }
-        Some(Fault::FailedInStream) => {
-            let events = vec![
+        Some(fault @ (Fault::FailedInStream | Fault::FailedAfterOutput)) => {
+            let mut events = vec![
                 sse(
                     "response.created",
                     serde_json::json!({"type":"response.created","response":{"id":"resp_mock","status":"in_progress"}}),
@@ -389,6 +391,9 @@ async fn handle(
                     "error":{"code":"server_error","message":"mock relay: failed in stream"}}}),
                 ),
             ];
+            if matches!(fault, Fault::FailedAfterOutput) {
+                events.insert(1, sse_events(&model, &text)[2].clone());
+            }
             Ok(sse_reply(
                 futures_util::stream::iter(events.into_iter().map(Ok)).boxed(),
             ))

@@ -9,8 +9,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use codex_helper::config::load;
-use codex_helper::proxy::{self, Outcome, ProxyState, RecordSink, RequestRecord, ServerHandle};
-use codex_helper::routing;
+use codex_helper::proxy::{
+    self, Outcome, Plan, ProxyState, RecordSink, RequestRecord, ServerHandle,
+};
+use codex_helper::routing::affinity::AffinityStore;
 
 /// Collects finished request records.
 #[derive(Default)]
@@ -44,6 +46,7 @@ impl Records {
 pub struct TestProxy {
     pub server: Option<ServerHandle>,
     pub records: Arc<Records>,
+    pub state: Arc<ProxyState>,
 }
 
 impl TestProxy {
@@ -58,16 +61,25 @@ impl TestProxy {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let lookup = |name: &str| env.get(name).cloned();
-        let plan = routing::compile(&loaded.config.codex, path, &lookup).expect("valid route plan");
+        let plan = Plan::from_config(&loaded, &lookup).expect("valid route plan");
         let settings = loaded.config.proxy.clone();
         let records = Arc::new(Records::default());
-        let state =
-            Arc::new(ProxyState::new(plan, settings, path.to_path_buf(), records.clone()).unwrap());
+        let state = Arc::new(
+            ProxyState::new(
+                plan,
+                AffinityStore::in_memory(),
+                settings,
+                path.to_path_buf(),
+                records.clone(),
+            )
+            .unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = proxy::serve(listener, state).unwrap();
+        let server = proxy::serve(listener, state.clone()).unwrap();
         Self {
             server: Some(server),
             records,
+            state,
         }
     }
 

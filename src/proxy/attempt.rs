@@ -1,0 +1,360 @@
+//! One attempt against one upstream: build the request, send it, and classify what came back
+//! before the client sees any of it.
+//!
+//! A 2xx event stream is held until its first real event (bounded by the first-event
+//! timeout), so a `response.failed` inside a 200, an empty stream, or a stall before any
+//! output is a failed attempt the failover loop can act on, invisibly to the client.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt};
+use http::{HeaderMap, Method, StatusCode, header};
+use tokio_util::io::{ReaderStream, StreamReader};
+
+use super::ProxyState;
+use super::headers::upstream_request_headers;
+use super::inspect;
+use super::pipeline::ClientRequest;
+use super::record::AttemptOutcome;
+use super::relay_body::{ChunkStream, error_chain};
+use super::sse::{FirstEvent, SseTap};
+use crate::routing::Upstream;
+use crate::routing::model_map::map_model;
+use crate::routing::retry::{Failure, FailureClass, classify_status, retry_after_ms};
+
+/// How much of a failed upstream body is kept for the attempt record.
+const ERROR_PREVIEW_CHARS: usize = 300;
+/// Error bodies are read up to this size (a client error is passed on whole).
+const ERROR_BODY_MAX: usize = 1 << 20;
+/// Bodies up to this size with a known length are read whole before answering.
+const WHOLE_BODY_MAX: u64 = 256 * 1024;
+
+/// An upstream response chosen to go to the client.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: AnswerBody,
+    pub sse: bool,
+    pub json: bool,
+    /// The proxy undid the upstream's `Content-Encoding`.
+    pub body_decoded: bool,
+    pub model_sent: Option<String>,
+}
+
+pub enum AnswerBody {
+    Whole(Bytes),
+    Stream(ChunkStream),
+}
+
+/// How an attempt ended.
+pub enum Tried {
+    /// A response for the client (success, or a client error passed on as it is).
+    Answer(Answer),
+    /// A failure the failover loop decides about.
+    Failed(Failure),
+}
+
+/// Tries `upstream` once. The model mapping and credential are the upstream's own.
+pub async fn try_upstream(
+    state: &ProxyState,
+    request: &ClientRequest,
+    upstream: &Upstream,
+    first_event_timeout: Duration,
+) -> (AttemptOutcome, Tried) {
+    // Build.
+    let requested = request.facts.as_ref().and_then(|f| f.model.as_deref());
+    let mapped = requested.and_then(|m| map_model(&upstream.model_mapping, m));
+    let span = request.facts.as_ref().and_then(|f| f.model_span.clone());
+    let body = match (&mapped, span) {
+        (Some(model), Some(span)) => inspect::replace_model(&request.body, span, model),
+        _ => request.body.clone(),
+    };
+    let model_sent = mapped.or_else(|| requested.map(str::to_string));
+    let url = upstream.base_url.join(&request.path_and_query);
+    let headers =
+        upstream_request_headers(&request.headers, &upstream.credential, request.body_decoded);
+    let outgoing = state
+        .client
+        .request(request.method.clone(), url)
+        .headers(headers)
+        .body(body);
+
+    // Send, bounded by the header timeout.
+    let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
+    let response = match tokio::time::timeout(header_timeout, outgoing.send()).await {
+        Err(_) => {
+            let after_ms = header_timeout.as_millis() as u64;
+            return (
+                AttemptOutcome::Timeout { after_ms },
+                failed(FailureClass::HeaderTimeout, None),
+            );
+        }
+        Ok(Err(e)) => {
+            let is_connect = e.is_connect();
+            let error = error_chain(&e.without_url());
+            return if is_connect {
+                (
+                    AttemptOutcome::ConnectError { error },
+                    failed(FailureClass::Connect, None),
+                )
+            } else {
+                (
+                    AttemptOutcome::TransportError { error },
+                    failed(FailureClass::Transport, None),
+                )
+            };
+        }
+        Ok(Ok(response)) => response,
+    };
+
+    // Classify.
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let content_type = text(header::CONTENT_TYPE);
+    let sse = content_type.starts_with("text/event-stream");
+    let json = content_type.contains("json");
+    let codec = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Codec::parse);
+    let answer = |body: AnswerBody| Answer {
+        status,
+        headers: headers.clone(),
+        body,
+        sse,
+        json,
+        body_decoded: codec.is_some(),
+        model_sent: model_sent.clone(),
+    };
+    let responded = AttemptOutcome::Responded {
+        status: status.as_u16(),
+    };
+
+    if !status.is_success() {
+        let body = read_capped(body_stream(response, codec), ERROR_BODY_MAX, header_timeout).await;
+        let body_text = String::from_utf8_lossy(&body);
+        let class = classify_status(
+            status.as_u16(),
+            headers.get(header::SERVER).and_then(|v| v.to_str().ok()),
+            headers.contains_key("cf-ray"),
+            &content_type,
+            &body_text,
+        );
+        if class == FailureClass::ClientError {
+            return (responded, Tried::Answer(answer(AnswerBody::Whole(body))));
+        }
+        let retry_after = retry_after_ms(
+            headers
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let outcome = AttemptOutcome::FailedStatus {
+            status: status.as_u16(),
+            class,
+            retry_after_secs: retry_after.map(|ms| ms.div_ceil(1000)),
+            body_preview: preview(&body_text),
+        };
+        return (outcome, failed(class, retry_after));
+    }
+
+    if sse {
+        return match hold_until_first_event(body_stream(response, codec), first_event_timeout).await
+        {
+            Held::Ready(stream) => (responded, Tried::Answer(answer(AnswerBody::Stream(stream)))),
+            Held::Failed { class, detail } => (
+                AttemptOutcome::FailedStream {
+                    status: status.as_u16(),
+                    class,
+                    detail,
+                },
+                failed(class, None),
+            ),
+        };
+    }
+
+    // A small, complete body is read here, before the client has seen anything: it goes out
+    // in one write with its length, and a connection that breaks while reading it can still
+    // fail over. Other bodies stream.
+    let small = response
+        .content_length()
+        .is_some_and(|len| len <= WHOLE_BODY_MAX);
+    if small && codec.is_none() && request.method != Method::HEAD {
+        return match tokio::time::timeout(header_timeout, response.bytes()).await {
+            Ok(Ok(bytes)) => (responded, Tried::Answer(answer(AnswerBody::Whole(bytes)))),
+            Ok(Err(e)) => {
+                let error = error_chain(&e.without_url());
+                (
+                    AttemptOutcome::TransportError { error },
+                    failed(FailureClass::Transport, None),
+                )
+            }
+            Err(_) => {
+                let after_ms = header_timeout.as_millis() as u64;
+                (
+                    AttemptOutcome::Timeout { after_ms },
+                    failed(FailureClass::HeaderTimeout, None),
+                )
+            }
+        };
+    }
+    (
+        responded,
+        Tried::Answer(answer(AnswerBody::Stream(body_stream(response, codec)))),
+    )
+}
+
+fn failed(class: FailureClass, retry_after_ms: Option<u64>) -> Tried {
+    Tried::Failed(Failure {
+        class,
+        retry_after_ms,
+    })
+}
+
+enum Held {
+    /// The stream, with the bytes read so far put back in front.
+    Ready(ChunkStream),
+    Failed {
+        class: FailureClass,
+        detail: String,
+    },
+}
+
+/// Reads an event stream until its first real event. Preamble events (`response.created`,
+/// `response.in_progress`) and comments are kept and sent on with the rest.
+async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> Held {
+    let mut tap = SseTap::default();
+    let mut held = BytesMut::new();
+    let wait = async {
+        loop {
+            match stream.next().await {
+                Some(Ok(chunk)) => {
+                    tap.feed(&chunk);
+                    held.extend_from_slice(&chunk);
+                    if tap.first_event.is_some() {
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(Held::Failed {
+                        class: FailureClass::Transport,
+                        detail: format!("stream broke before its first event: {e}"),
+                    });
+                }
+                None => {
+                    return Err(Held::Failed {
+                        class: FailureClass::EmptyStream,
+                        detail: "the stream ended before any event".into(),
+                    });
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Err(_) => Held::Failed {
+            class: FailureClass::FirstEventTimeout,
+            detail: format!(
+                "no event within {} ms (retry.first_event_timeout_ms)",
+                timeout.as_millis()
+            ),
+        },
+        Ok(Err(failed)) => failed,
+        Ok(Ok(())) if tap.first_event == Some(FirstEvent::Failed) => {
+            let detail = match &tap.terminal {
+                Some(super::sse::Terminal::Failed { code, message }) => {
+                    format!(
+                        "response.failed in a 200 stream: {} {}",
+                        code.as_deref().unwrap_or("-"),
+                        message.as_deref().unwrap_or("")
+                    )
+                }
+                _ => "response.failed in a 200 stream".into(),
+            };
+            Held::Failed {
+                class: FailureClass::FailedInStream,
+                detail,
+            }
+        }
+        Ok(Ok(())) => {
+            let head = futures_util::stream::once(async move { Ok(held.freeze()) });
+            Held::Ready(Box::pin(head.chain(stream)))
+        }
+    }
+}
+
+/// Reads up to `max` bytes of a body within `timeout`; whatever arrived by then.
+async fn read_capped(mut stream: ChunkStream, max: usize, timeout: Duration) -> Bytes {
+    let mut body = BytesMut::new();
+    let read = async {
+        while let Ok(Some(chunk)) = stream.try_next().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= max {
+                body.truncate(max);
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, read).await;
+    body.freeze()
+}
+
+/// A short, single-line preview of a failed upstream body.
+fn preview(text: &str) -> String {
+    let mut preview: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some((cut, _)) = preview.char_indices().nth(ERROR_PREVIEW_CHARS) {
+        preview.truncate(cut);
+        preview.push('…');
+    }
+    preview
+}
+
+/// A response `Content-Encoding` the proxy undoes. The proxy asks upstreams for `identity`,
+/// but some compress anyway; decoding lets the tap read usage and lets a broken stream be
+/// ended with a readable event.
+#[derive(Debug, Clone, Copy)]
+enum Codec {
+    Gzip,
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+impl Codec {
+    fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Self::Gzip),
+            "deflate" => Some(Self::Deflate),
+            "br" => Some(Self::Brotli),
+            "zstd" => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+}
+
+fn body_stream(response: reqwest::Response, codec: Option<Codec>) -> ChunkStream {
+    use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
+    let raw = response
+        .bytes_stream()
+        .map_err(|e| std::io::Error::other(error_chain(&e.without_url())));
+    let Some(codec) = codec else {
+        return Box::pin(raw);
+    };
+    let reader = StreamReader::new(raw);
+    const CHUNK: usize = 16 * 1024;
+    match codec {
+        Codec::Gzip => Box::pin(ReaderStream::with_capacity(GzipDecoder::new(reader), CHUNK)),
+        Codec::Deflate => Box::pin(ReaderStream::with_capacity(ZlibDecoder::new(reader), CHUNK)),
+        Codec::Brotli => Box::pin(ReaderStream::with_capacity(
+            BrotliDecoder::new(reader),
+            CHUNK,
+        )),
+        Codec::Zstd => Box::pin(ReaderStream::with_capacity(ZstdDecoder::new(reader), CHUNK)),
+    }
+}

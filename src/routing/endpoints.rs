@@ -1,0 +1,156 @@
+//! Providers from config into [`Upstream`]s: addresses ordered by priority, credentials
+//! resolved, endpoint settings merged over the provider's.
+
+use std::path::Path;
+
+use crate::config::load::ConfigError;
+use crate::config::model::{EndpointConfig, Limits, ProviderConfig};
+
+use super::upstream::{BaseUrl, ConcurrencyLimit, Credential, Secret, Upstream};
+
+/// Looks up an environment variable (injected so tests need not touch the process env).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A provider's enabled endpoints, ordered by priority, then id.
+pub fn provider_endpoints(
+    id: &str,
+    provider: &ProviderConfig,
+    file: &Path,
+    env: EnvLookup<'_>,
+) -> Result<Vec<Upstream>, ConfigError> {
+    let key = format!("codex.providers.{id}");
+    if id.is_empty() || id.contains('.') {
+        return Err(ConfigError::new(
+            file,
+            &key,
+            "provider ids must be non-empty and must not contain `.`",
+        ));
+    }
+    let credential = credential(provider, file, &key, env)?;
+    let mut addresses: Vec<(i64, &str, BaseUrl, Option<&EndpointConfig>)> = Vec::new();
+    if let Some(base_url) = &provider.base_url {
+        if provider.endpoints.contains_key("default") {
+            return Err(ConfigError::new(
+                file,
+                format!("{key}.base_url"),
+                "cannot be used together with an endpoint named `default`; keep one of them",
+            ));
+        }
+        let url = BaseUrl::parse(base_url)
+            .map_err(|m| ConfigError::new(file, format!("{key}.base_url"), m))?;
+        addresses.push((0, "default", url, None));
+    }
+    for (eid, endpoint) in &provider.endpoints {
+        let url = BaseUrl::parse(&endpoint.base_url)
+            .map_err(|m| ConfigError::new(file, format!("{key}.endpoints.{eid}.base_url"), m))?;
+        check_limits(
+            endpoint.limits.as_ref(),
+            file,
+            &format!("{key}.endpoints.{eid}.limits"),
+        )?;
+        addresses.push((endpoint.priority, eid, url, Some(endpoint)));
+    }
+    check_limits(provider.limits.as_ref(), file, &format!("{key}.limits"))?;
+    if addresses.is_empty() {
+        return Err(ConfigError::new(
+            file,
+            &key,
+            "has no address: set `base_url` or add `[...endpoints.<id>]` tables",
+        ));
+    }
+    addresses.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    Ok(addresses
+        .into_iter()
+        .filter(|(_, _, _, endpoint)| endpoint.is_none_or(|e| e.enabled))
+        .map(|(_, eid, base_url, endpoint)| {
+            // Endpoint entries override the provider's entries of the same name.
+            let mut tags = provider.tags.clone();
+            let mut model_mapping = provider.model_mapping.clone();
+            let mut supported_models = provider.supported_models.clone();
+            let mut limits = provider.limits.clone().unwrap_or_default();
+            if let Some(endpoint) = endpoint {
+                tags.extend(endpoint.tags.clone());
+                model_mapping.extend(endpoint.model_mapping.clone());
+                supported_models.extend(endpoint.supported_models.clone());
+                if let Some(own) = &endpoint.limits {
+                    limits.max_concurrent_requests = own
+                        .max_concurrent_requests
+                        .or(limits.max_concurrent_requests);
+                    limits.limit_group = own.limit_group.clone().or(limits.limit_group);
+                }
+            }
+            let limit = limits.max_concurrent_requests.map(|max| ConcurrencyLimit {
+                max,
+                group: limits
+                    .limit_group
+                    .clone()
+                    .unwrap_or_else(|| format!("{id}.{eid}")),
+            });
+            Upstream {
+                provider: id.to_string(),
+                endpoint: eid.to_string(),
+                base_url,
+                credential: credential.clone(),
+                tags,
+                model_mapping,
+                supported_models,
+                limit,
+            }
+        })
+        .collect())
+}
+
+fn check_limits(limits: Option<&Limits>, file: &Path, key: &str) -> Result<(), ConfigError> {
+    if limits.and_then(|l| l.max_concurrent_requests) == Some(0) {
+        return Err(ConfigError::new(
+            file,
+            format!("{key}.max_concurrent_requests"),
+            "must be at least 1 (disable the provider with `enabled = false` instead)",
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves inline values and environment variables; an inline value wins.
+fn credential(
+    provider: &ProviderConfig,
+    file: &Path,
+    key: &str,
+    env: EnvLookup<'_>,
+) -> Result<Credential, ConfigError> {
+    let mut missing_env = Vec::new();
+    let mut resolve = |inline: &Option<String>,
+                       var: &Option<String>,
+                       field: &str|
+     -> Result<Option<Secret>, ConfigError> {
+        if let Some(value) = inline.as_deref().filter(|v| !v.trim().is_empty()) {
+            return Ok(Some(Secret::new(value.trim())));
+        }
+        let Some(var) = var else { return Ok(None) };
+        if var.trim().is_empty() || var.contains('=') {
+            return Err(ConfigError::new(
+                file,
+                format!("{key}.{field}"),
+                "must name an environment variable, e.g. \"RELAY_API_KEY\"",
+            ));
+        }
+        match env(var).filter(|v| !v.trim().is_empty()) {
+            Some(value) => Ok(Some(Secret::new(value.trim()))),
+            None => {
+                missing_env.push(var.clone());
+                Ok(None)
+            }
+        }
+    };
+    let bearer = resolve(
+        &provider.auth_token,
+        &provider.auth_token_env,
+        "auth_token_env",
+    )?;
+    let api_key = resolve(&provider.api_key, &provider.api_key_env, "api_key_env")?;
+    Ok(Credential {
+        bearer,
+        api_key,
+        missing_env,
+    })
+}

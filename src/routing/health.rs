@@ -1,0 +1,165 @@
+//! Endpoint health: cooldowns that grow with repeated failures, and a half-open probe.
+//!
+//! Pure state machine over millisecond timestamps. After a failover an endpoint cools down
+//! for `base × factor^streak` (capped). When the cooldown expires, exactly one request may
+//! probe it; others keep skipping it until the probe ends. A success clears everything.
+
+use serde::Serialize;
+
+/// How long cooldowns last.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CooldownPolicy {
+    pub base_secs: u64,
+    pub factor: f64,
+    pub max_secs: u64,
+}
+
+impl CooldownPolicy {
+    /// The cooldown for the `streak`-th consecutive failure (0 = first).
+    pub fn duration_ms(&self, streak: u32) -> u64 {
+        let factor = self.factor.max(1.0);
+        let secs = self.base_secs as f64 * factor.powi(streak.min(64) as i32);
+        let capped = secs.min(self.max_secs.max(self.base_secs) as f64);
+        (capped * 1000.0) as u64
+    }
+}
+
+/// Why an endpoint may not be used right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Blocked {
+    /// Cooling down after failures, until this time (ms since the epoch).
+    Cooldown { until_ms: u64, after: String },
+    /// Its cooldown is over and another request is probing it now.
+    Probing,
+}
+
+/// One endpoint's health.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// Consecutive failovers away from this endpoint.
+    pub streak: u32,
+    pub cooldown_until_ms: u64,
+    /// The failure that started the current cooldown.
+    pub last_failure: Option<String>,
+    /// A request is probing the endpoint after its cooldown.
+    pub probing: bool,
+}
+
+impl Health {
+    pub fn blocked(&self, now_ms: u64) -> Option<Blocked> {
+        if now_ms < self.cooldown_until_ms {
+            return Some(Blocked::Cooldown {
+                until_ms: self.cooldown_until_ms,
+                after: self.last_failure.clone().unwrap_or_default(),
+            });
+        }
+        self.probing.then_some(Blocked::Probing)
+    }
+
+    /// Called when a request starts on this endpoint. Returns true when the request is the
+    /// half-open probe (the endpoint failed before and its cooldown is over).
+    pub fn begin(&mut self, now_ms: u64) -> bool {
+        let probe = self.streak > 0 && now_ms >= self.cooldown_until_ms;
+        if probe {
+            self.probing = true;
+        }
+        probe
+    }
+
+    pub fn on_success(&mut self) {
+        *self = Health::default();
+    }
+
+    /// The endpoint failed and the request moved on: cool it down, longer each time.
+    pub fn on_failover(&mut self, now_ms: u64, cooldown_ms: u64, why: String) {
+        self.cooldown_until_ms = self.cooldown_until_ms.max(now_ms + cooldown_ms);
+        self.streak = self.streak.saturating_add(1);
+        self.last_failure = Some(why);
+        self.probing = false;
+    }
+
+    /// The attempt ended without telling anything about the endpoint's health (a client
+    /// error, an unsupported model): a probe is released without judging it.
+    pub fn on_neutral(&mut self) {
+        self.probing = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cooldowns_grow_and_are_capped() {
+        let p = CooldownPolicy {
+            base_secs: 30,
+            factor: 2.0,
+            max_secs: 100,
+        };
+        assert_eq!(
+            [
+                p.duration_ms(0),
+                p.duration_ms(1),
+                p.duration_ms(2),
+                p.duration_ms(9)
+            ],
+            [30_000, 60_000, 100_000, 100_000]
+        );
+        let flat = CooldownPolicy {
+            base_secs: 30,
+            factor: 0.5,
+            max_secs: 0,
+        };
+        assert_eq!(
+            flat.duration_ms(3),
+            30_000,
+            "a factor below 1 and a max below base mean no growth"
+        );
+    }
+
+    #[test]
+    fn one_probe_after_the_cooldown_then_success_or_a_longer_cooldown() {
+        let mut h = Health::default();
+        assert!(!h.begin(0), "a healthy endpoint is not probed");
+        h.on_failover(1_000, 30_000, "HTTP 502".into());
+        assert!(matches!(
+            h.blocked(20_000),
+            Some(Blocked::Cooldown {
+                until_ms: 31_000,
+                ..
+            })
+        ));
+        assert_eq!(h.blocked(31_000), None);
+        assert!(
+            h.begin(31_000),
+            "the first request after the cooldown is the probe"
+        );
+        assert_eq!(
+            h.blocked(31_001),
+            Some(Blocked::Probing),
+            "others wait for the probe"
+        );
+        h.on_failover(32_000, 60_000, "HTTP 502".into());
+        assert_eq!(h.streak, 2);
+        assert!(matches!(
+            h.blocked(50_000),
+            Some(Blocked::Cooldown {
+                until_ms: 92_000,
+                ..
+            })
+        ));
+        assert!(h.begin(92_000));
+        h.on_success();
+        assert_eq!(h, Health::default());
+    }
+
+    #[test]
+    fn a_neutral_outcome_releases_the_probe() {
+        let mut h = Health::default();
+        h.on_failover(0, 10, "x".into());
+        assert!(h.begin(10));
+        h.on_neutral();
+        assert_eq!(h.blocked(11), None);
+    }
+}
