@@ -90,6 +90,11 @@ impl TestProxy {
 
 /// A config with one provider per relay, tried in the order given.
 pub fn providers(relays: &[(&str, &str)]) -> String {
+    providers_with_routing(relays, "")
+}
+
+/// Like [`providers`], with extra `[codex.routing]` keys (e.g. `affinity_policy = "hard"`).
+pub fn providers_with_routing(relays: &[(&str, &str)], routing_keys: &str) -> String {
     let mut text = String::new();
     for (id, base_url) in relays {
         text.push_str(&format!(
@@ -98,7 +103,7 @@ pub fn providers(relays: &[(&str, &str)]) -> String {
     }
     let order: Vec<String> = relays.iter().map(|(id, _)| format!("\"{id}\"")).collect();
     text.push_str(&format!(
-        "[codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [{}]\n",
+        "[codex.routing]\nentry = \"main\"\n{routing_keys}\n[codex.routing.routes.main]\nchildren = [{}]\n",
         order.join(", ")
     ));
     text
