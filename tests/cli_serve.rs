@@ -3,84 +3,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
+use support::cli::{Homes, LIMIT, run_to_end, serve};
 use support::mock_relay::MockRelay;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const LIMIT: Duration = Duration::from_secs(20);
-
-struct Homes {
-    helper: tempfile::TempDir,
-    codex: tempfile::TempDir,
-}
-
-impl Homes {
-    fn new() -> Self {
-        Self {
-            helper: tempfile::tempdir().unwrap(),
-            codex: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_codex-helper"));
-        command
-            .args(args)
-            .env("CODEX_HELPER_HOME", self.helper.path())
-            .env("CODEX_HOME", self.codex.path())
-            .env_remove("CODEX_HELPER_REQUEST_BODY_ENCODING")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        command
-    }
-
-    fn helper_config(&self) -> std::path::PathBuf {
-        self.helper.path().join("config.toml")
-    }
-}
-
-/// A running `serve`, with the stderr lines read up to the listening line.
-struct Served {
-    child: Child,
-    url: String,
-    log: Vec<String>,
-}
-
-async fn serve(mut command: Command) -> Served {
-    let mut child = command.args(["--no-tui", "--port", "0"]).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
-    let url = tokio::time::timeout(LIMIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            log.push(line.clone());
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_string();
-            }
-        }
-        panic!("serve exited before listening:\n{}", log.join("\n"));
-    })
-    .await
-    .expect("serve did not start listening in time");
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Served { child, url, log }
-}
-
-async fn run_to_end(mut command: Command) -> (bool, String) {
-    let output = tokio::time::timeout(LIMIT, command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 fn post(url: &str) -> reqwest::RequestBuilder {
     codex_helper::proxy::install_tls_provider();

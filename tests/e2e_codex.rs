@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use codex_helper::proxy::Outcome;
 use codex_helper::proxy::record::AttemptOutcome;
-use support::mock_relay::MockRelay;
+use support::mock_relay::{Fault, MockRelay};
 use support::{TestProxy, providers};
 
 /// The Codex version these tests are written against.
@@ -71,12 +71,31 @@ struct CodexRun {
     stderr: String,
 }
 
+/// An isolated Codex: its home and the folder it runs in, kept across runs (for `resume`).
+struct Codex {
+    home: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Codex {
+    fn new(proxy_base: &str) -> Self {
+        Self {
+            home: codex_home(proxy_base),
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
 async fn codex_exec(proxy_base: &str, prompt: &str) -> CodexRun {
-    let home = codex_home(proxy_base);
-    let work = tempfile::tempdir().unwrap();
+    let codex = Codex::new(proxy_base);
+    run_codex(&codex, &["exec", "--skip-git-repo-check", prompt]).await
+}
+
+async fn run_codex(codex: &Codex, args: &[&str]) -> CodexRun {
+    let (home, work) = (&codex.home, &codex.work);
     let mut command = tokio::process::Command::new(codex_bin());
     command
-        .args(["exec", "--skip-git-repo-check", prompt])
+        .args(args)
         .current_dir(work.path())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -189,4 +208,77 @@ async fn codex_exec_still_succeeds_when_the_first_relay_is_dead() {
         record.attempts
     );
     assert_eq!(record.provider.as_deref(), Some("second"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_thread_stays_on_its_relay_after_the_preferred_one_recovers() {
+    let preferred = MockRelay::start("the preferred relay").await;
+    let fallback = MockRelay::start("the fallback relay").await;
+    preferred.always(Some(Fault::status(502)));
+    let config = format!(
+        "{}[retry]\nprofile = \"aggressive-failover\"\ncooldown_secs = 0\n",
+        providers(&[
+            ("preferred", &preferred.base_url()),
+            ("fallback", &fallback.base_url())
+        ])
+    );
+    let proxy = TestProxy::start(&config, &[]).await;
+    let codex = Codex::new(&proxy.url(""));
+
+    let first = run_codex(&codex, &["exec", "--skip-git-repo-check", "say hi"]).await;
+    assert!(
+        first.success && first.stdout.contains("hi from the fallback relay"),
+        "stdout: {}\nstderr: {}",
+        first.stdout,
+        first.stderr
+    );
+    // The preferred relay is back; the thread must not move.
+    preferred.always(None);
+    let second = run_codex(
+        &codex,
+        &[
+            "exec",
+            "--skip-git-repo-check",
+            "resume",
+            "--last",
+            "say hi again",
+        ],
+    )
+    .await;
+    assert!(
+        second.success && second.stdout.contains("hi from the fallback relay"),
+        "stdout: {}\nstderr: {}",
+        second.stdout,
+        second.stderr
+    );
+
+    let turns: Vec<_> = fallback
+        .received()
+        .into_iter()
+        .filter(|r| r.path_and_query == "/v1/responses")
+        .collect();
+    assert_eq!(turns.len(), 2, "both turns reached the fallback relay");
+    assert_eq!(
+        turns[0].headers["session-id"], turns[1].headers["session-id"],
+        "one thread"
+    );
+    assert_eq!(
+        preferred
+            .received()
+            .iter()
+            .filter(|r| r.path_and_query == "/v1/responses")
+            .count(),
+        1,
+        "only the failed first try"
+    );
+    let records = proxy.records.wait_for(2).await;
+    let last = records
+        .iter()
+        .rev()
+        .find(|(r, _)| r.path == "/v1/responses")
+        .unwrap();
+    assert_eq!(
+        last.0.decision.as_ref().unwrap().affinity.as_deref(),
+        Some("fallback.default")
+    );
 }

@@ -1,5 +1,7 @@
 //! Command-line interface: `codex-helper` and its alias `ch`.
 
+mod provider;
+mod routing;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -33,6 +35,12 @@ pub struct Cli {
 enum Command {
     /// Run the proxy (the default when no command is given).
     Serve(serve::ServeArgs),
+    /// Add, list, show, enable, disable or remove relays.
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
+    /// Show, explain or edit how requests are routed.
+    #[command(subcommand)]
+    Routing(routing::RoutingCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -47,6 +55,8 @@ pub fn main() -> std::process::ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),
+        Command::Provider(command) => provider::run(command),
+        Command::Routing(command) => routing::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! The helper's own config: `~/.codex-helper/config.toml`.
 
 pub mod bootstrap;
+pub mod edit;
 pub mod load;
 pub mod model;
 pub mod paths;

@@ -137,6 +137,17 @@ pub struct RoutingConfig {
     pub reprobe_preferred_after_ms: Option<u64>,
 }
 
+impl std::fmt::Display for AffinityPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::PreferredGroup => "preferred-group",
+            Self::FallbackSticky => "fallback-sticky",
+            Self::Hard => "hard",
+        })
+    }
+}
+
 /// `[codex.routing] affinity_policy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

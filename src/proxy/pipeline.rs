@@ -30,7 +30,6 @@ use super::replies::{self, Refusal};
 use super::session;
 use super::{Plan, ProxyState};
 use crate::config::model::BodyEncodingMode;
-use crate::routing::model_map::supports_model;
 use crate::routing::retry::{Action, Cooldown};
 use crate::routing::runtime::Permit;
 use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip, now_ms};
@@ -283,7 +282,15 @@ async fn failover(
         let skips: Vec<Option<Skip>> = candidates
             .iter()
             .enumerate()
-            .map(|(i, c)| skip_reason(state, graph, c, view.model, tried[i], saturated[i], now))
+            .map(|(i, c)| {
+                state.routing.skip_reason(
+                    &graph.upstreams[c.upstream],
+                    view.model,
+                    tried[i],
+                    saturated[i],
+                    now,
+                )
+            })
             .collect();
         if record.decision.is_none() {
             record.decision = Some(RouteDecision {
@@ -404,46 +411,6 @@ async fn failover(
         }
         drop(permit);
     }
-}
-
-/// Why a candidate cannot be used right now, if it cannot.
-fn skip_reason(
-    state: &ProxyState,
-    graph: &RouteGraph,
-    candidate: &Candidate,
-    model: Option<&str>,
-    tried: bool,
-    saturated: bool,
-    now: u64,
-) -> Option<Skip> {
-    let upstream = &graph.upstreams[candidate.upstream];
-    if tried {
-        return Some(Skip::Tried);
-    }
-    if !upstream.credential.missing_env.is_empty() {
-        return Some(Skip::MissingCredential {
-            vars: upstream.credential.missing_env.clone(),
-        });
-    }
-    if let Some(model) = model {
-        if !supports_model(&upstream.supported_models, &upstream.model_mapping, model) {
-            return Some(Skip::UnsupportedModel {
-                model: model.to_string(),
-            });
-        }
-    }
-    if let Some(blocked) = state.routing.health(&upstream.key()).blocked(now) {
-        return Some(Skip::Unhealthy(blocked));
-    }
-    if let Some(limit) = &upstream.limit {
-        if saturated || state.routing.in_flight(&limit.group) >= limit.max {
-            return Some(Skip::Saturated {
-                limit_group: limit.group.clone(),
-                max: limit.max,
-            });
-        }
-    }
-    None
 }
 
 /// After a success: bind the session to this endpoint (or note that it stayed).

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use super::affinity::AffinityStore;
 use super::health::Health;
-use super::upstream::ConcurrencyLimit;
+use super::model_map::supports_model;
+use super::select::Skip;
+use super::upstream::{ConcurrencyLimit, Upstream};
 
 /// Runtime routing state, keyed by `provider.endpoint` (health) or limit group (in flight).
 #[derive(Debug)]
@@ -44,6 +46,45 @@ impl RoutingState {
     /// Every endpoint's health, for display.
     pub fn all_health(&self) -> HashMap<String, Health> {
         self.health.lock().expect("health lock").clone()
+    }
+
+    /// Why `upstream` cannot take a request right now, if it cannot. `tried` and `saturated`
+    /// are what this request already learned about it.
+    pub fn skip_reason(
+        &self,
+        upstream: &Upstream,
+        model: Option<&str>,
+        tried: bool,
+        saturated: bool,
+        now_ms: u64,
+    ) -> Option<Skip> {
+        if tried {
+            return Some(Skip::Tried);
+        }
+        if !upstream.credential.missing_env.is_empty() {
+            return Some(Skip::MissingCredential {
+                vars: upstream.credential.missing_env.clone(),
+            });
+        }
+        if let Some(model) = model {
+            if !supports_model(&upstream.supported_models, &upstream.model_mapping, model) {
+                return Some(Skip::UnsupportedModel {
+                    model: model.to_string(),
+                });
+            }
+        }
+        if let Some(blocked) = self.health(&upstream.key()).blocked(now_ms) {
+            return Some(Skip::Unhealthy(blocked));
+        }
+        if let Some(limit) = &upstream.limit {
+            if saturated || self.in_flight(&limit.group) >= limit.max {
+                return Some(Skip::Saturated {
+                    limit_group: limit.group.clone(),
+                    max: limit.max,
+                });
+            }
+        }
+        None
     }
 
     /// Requests in flight in a limit group.

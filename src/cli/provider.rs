@@ -1,0 +1,280 @@
+//! `codex-helper provider …`: add, list, show, enable, disable and remove relays.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::config::edit::{ConfigEditor, NewProvider};
+use crate::config::model::ProviderConfig;
+use crate::config::{Homes, load};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ProviderCommand {
+    /// Add a relay.
+    Add(AddArgs),
+    /// List relays.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one relay.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Route to a relay again.
+    Enable { id: String },
+    /// Stop routing to a relay (its config is kept).
+    Disable { id: String },
+    /// Remove a relay and its references in the route graph.
+    Remove { id: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// A short name, e.g. `monthly`.
+    id: String,
+    /// The relay's base URL, e.g. `https://relay.example/v1`.
+    #[arg(long)]
+    base_url: String,
+    /// Environment variable with the relay key, sent as `Authorization: Bearer`.
+    #[arg(long, conflicts_with = "api_key_env")]
+    auth_token_env: Option<String>,
+    /// Environment variable with the relay key, sent as `X-API-Key`.
+    #[arg(long)]
+    api_key_env: Option<String>,
+    /// A tag such as `billing=monthly` (repeatable).
+    #[arg(long = "tag", value_parser = key_value)]
+    tags: Vec<(String, String)>,
+    /// Send model TO when Codex asks for FROM (`FROM=TO`, one `*` allowed; repeatable).
+    #[arg(long = "model-map", value_parser = key_value)]
+    model_map: Vec<(String, String)>,
+    /// A model this relay serves (repeatable; none means all).
+    #[arg(long = "supported-model")]
+    supported_models: Vec<String>,
+}
+
+/// Parses `key=value`.
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}
+
+pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
+    let homes = Homes::from_env()?;
+    let path = homes.helper_config();
+    let edited = |what: String| {
+        println!(
+            "{what} in {}; a running codex-helper applies it within a second.",
+            path.display()
+        );
+    };
+    match command {
+        ProviderCommand::Add(args) => {
+            let mut editor = ConfigEditor::open(&path)?;
+            let new = NewProvider {
+                id: args.id.clone(),
+                base_url: args.base_url,
+                auth_token_env: args.auth_token_env,
+                api_key_env: args.api_key_env,
+                tags: args.tags.into_iter().collect(),
+                model_mapping: args.model_map.into_iter().collect(),
+                supported_models: args.supported_models,
+            };
+            let joined = editor.add_provider(&new)?;
+            editor.save()?;
+            let route = joined
+                .map(|n| format!(" and appended to route node `{n}`"))
+                .unwrap_or_default();
+            edited(format!("Added relay `{}`{route}", args.id));
+            for var in new.auth_token_env.iter().chain(&new.api_key_env) {
+                if std::env::var_os(var).is_none() {
+                    println!(
+                        "Note: {var} is not set in this shell; the proxy skips this relay until it runs with {var} set."
+                    );
+                }
+            }
+        }
+        ProviderCommand::Enable { id } => {
+            let mut editor = ConfigEditor::open(&path)?;
+            editor.set_provider_enabled(&id, true)?;
+            editor.save()?;
+            edited(format!("Enabled relay `{id}`"));
+        }
+        ProviderCommand::Disable { id } => {
+            let mut editor = ConfigEditor::open(&path)?;
+            editor.set_provider_enabled(&id, false)?;
+            editor.save()?;
+            edited(format!("Disabled relay `{id}`"));
+        }
+        ProviderCommand::Remove { id } => {
+            let mut editor = ConfigEditor::open(&path)?;
+            editor.remove_provider(&id)?;
+            editor.save()?;
+            edited(format!("Removed relay `{id}`"));
+        }
+        ProviderCommand::List { json } => {
+            let views = views(&path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else if views.is_empty() {
+                println!(
+                    "No relays yet. Add one: codex-helper provider add ID --base-url URL --auth-token-env VAR"
+                );
+            } else {
+                println!(
+                    "{:<14} {:<8} {:<44} {:<28} TAGS",
+                    "ID", "ENABLED", "ENDPOINTS", "CREDENTIAL"
+                );
+                for v in &views {
+                    let endpoints: Vec<String> = v
+                        .endpoints
+                        .iter()
+                        .map(|e| format!("{} {}", e.id, e.base_url))
+                        .collect();
+                    let tags: Vec<String> =
+                        v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "{:<14} {:<8} {:<44} {:<28} {}",
+                        v.id,
+                        if v.enabled { "yes" } else { "no" },
+                        endpoints.join(", "),
+                        v.credential,
+                        tags.join(",")
+                    );
+                }
+            }
+        }
+        ProviderCommand::Show { id, json } => {
+            let view = views(&path)?
+                .into_iter()
+                .find(|v| v.id == id)
+                .with_context(|| format!("no provider `{id}` in {}", path.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!(
+                    "{}{}",
+                    view.id,
+                    view.alias
+                        .as_ref()
+                        .map(|a| format!(" ({a})"))
+                        .unwrap_or_default()
+                );
+                println!("  enabled:     {}", if view.enabled { "yes" } else { "no" });
+                println!("  credential:  {}", view.credential);
+                for e in &view.endpoints {
+                    println!(
+                        "  endpoint:    {} {} (priority {}{})",
+                        e.id,
+                        e.base_url,
+                        e.priority,
+                        if e.enabled { "" } else { ", disabled" }
+                    );
+                }
+                for (k, v) in &view.tags {
+                    println!("  tag:         {k}={v}");
+                }
+                for (k, v) in &view.model_mapping {
+                    println!("  model map:   {k} -> {v}");
+                }
+                for (k, v) in &view.supported_models {
+                    println!("  model:       {k}{}", if *v { "" } else { " (denied)" });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A provider as shown to the user: never a secret value.
+#[derive(Debug, Serialize)]
+struct ProviderView {
+    id: String,
+    alias: Option<String>,
+    enabled: bool,
+    /// Where the key comes from, e.g. `$MONTHLY_KEY (set)`.
+    credential: String,
+    endpoints: Vec<EndpointView>,
+    tags: BTreeMap<String, String>,
+    model_mapping: BTreeMap<String, String>,
+    supported_models: BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Serialize)]
+struct EndpointView {
+    id: String,
+    base_url: String,
+    priority: i64,
+    enabled: bool,
+}
+
+fn views(path: &std::path::Path) -> anyhow::Result<Vec<ProviderView>> {
+    let Some(loaded) = load::load(path)? else {
+        return Ok(Vec::new());
+    };
+    Ok(loaded
+        .config
+        .codex
+        .providers
+        .iter()
+        .map(|(id, p)| view(id, p))
+        .collect())
+}
+
+fn view(id: &str, p: &ProviderConfig) -> ProviderView {
+    let env = |var: &str| {
+        if std::env::var_os(var).is_some() {
+            "set"
+        } else {
+            "NOT SET"
+        }
+    };
+    let mut credential = Vec::new();
+    if p.auth_token.is_some() {
+        credential.push("bearer (inline, hidden)".to_string());
+    } else if let Some(var) = &p.auth_token_env {
+        credential.push(format!("bearer ${var} ({})", env(var)));
+    }
+    if p.api_key.is_some() {
+        credential.push("x-api-key (inline, hidden)".to_string());
+    } else if let Some(var) = &p.api_key_env {
+        credential.push(format!("x-api-key ${var} ({})", env(var)));
+    }
+    let mut endpoints: Vec<EndpointView> = Vec::new();
+    if let Some(base_url) = &p.base_url {
+        endpoints.push(EndpointView {
+            id: "default".into(),
+            base_url: base_url.clone(),
+            priority: 0,
+            enabled: true,
+        });
+    }
+    endpoints.extend(p.endpoints.iter().map(|(eid, e)| EndpointView {
+        id: eid.clone(),
+        base_url: e.base_url.clone(),
+        priority: e.priority,
+        enabled: e.enabled,
+    }));
+    endpoints.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
+    ProviderView {
+        id: id.to_string(),
+        alias: p.alias.clone(),
+        enabled: p.enabled,
+        credential: if credential.is_empty() {
+            "none (Codex's own passes through)".into()
+        } else {
+            credential.join(", ")
+        },
+        endpoints,
+        tags: p.tags.clone(),
+        model_mapping: p.model_mapping.clone(),
+        supported_models: p.supported_models.clone(),
+    }
+}

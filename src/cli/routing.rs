@@ -1,0 +1,196 @@
+//! `codex-helper routing …`: show, explain and edit the route graph.
+
+use anyhow::Context;
+
+use super::provider::key_value;
+use crate::config::edit::ConfigEditor;
+use crate::config::{Homes, load};
+use crate::proxy::Plan;
+use crate::routing::affinity::AffinityStore;
+use crate::routing::explain::{Explanation, explain};
+use crate::routing::runtime::RoutingState;
+use crate::routing::select::{Why, now_ms};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RoutingCommand {
+    /// Show the route graph: every endpoint in order, by group, with its state.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which relay a request would get now, and why each other one would be passed over.
+    Explain {
+        /// The model Codex asks for.
+        #[arg(long)]
+        model: Option<String>,
+        /// A session (thread) id, to take its affinity into account.
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try these (providers, nodes or provider.endpoint) in this order.
+    Order {
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Send everything to one provider, node or provider.endpoint.
+    Pin { target: String },
+    /// Prefer children whose providers carry these tags.
+    PreferTag {
+        /// A tag all preferred providers carry (repeatable: all must match).
+        #[arg(long = "tag", value_parser = key_value, required = true)]
+        tags: Vec<(String, String)>,
+        /// The children, in order, e.g. `monthly,backup,paygo` (default: keep the current ones).
+        #[arg(long, value_delimiter = ',')]
+        order: Option<Vec<String>>,
+        /// What to do when no preferred child is available.
+        #[arg(long, value_parser = ["continue", "stop"], default_value = "continue")]
+        on_exhausted: String,
+    },
+}
+
+pub fn run(command: RoutingCommand) -> anyhow::Result<()> {
+    let homes = Homes::from_env()?;
+    let path = homes.helper_config();
+    let saved = |entry: String| {
+        println!(
+            "Route node `{entry}` updated in {}; a running codex-helper applies it within a second.",
+            path.display()
+        );
+    };
+    match command {
+        RoutingCommand::Order { targets } => {
+            let mut editor = ConfigEditor::open(&path)?;
+            let entry = editor.set_order(&targets)?;
+            editor.save()?;
+            saved(entry);
+        }
+        RoutingCommand::Pin { target } => {
+            let mut editor = ConfigEditor::open(&path)?;
+            let entry = editor.pin(&target)?;
+            editor.save()?;
+            saved(entry);
+        }
+        RoutingCommand::PreferTag {
+            tags,
+            order,
+            on_exhausted,
+        } => {
+            let mut editor = ConfigEditor::open(&path)?;
+            let tags = tags.into_iter().collect();
+            let entry = editor.prefer_tags(&tags, order.as_deref(), on_exhausted == "stop")?;
+            editor.save()?;
+            saved(entry);
+        }
+        RoutingCommand::Show { json } => {
+            let explanation = current(&homes, None, None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&explanation)?);
+            } else {
+                print_show(&explanation);
+            }
+        }
+        RoutingCommand::Explain {
+            model,
+            session,
+            json,
+        } => {
+            let explanation = current(&homes, model.as_deref(), session.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&explanation)?);
+            } else {
+                print_explain(&explanation);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Explains against the config on disk and the persisted session affinity. Endpoint health
+/// (cooldowns, requests in flight) lives in the running proxy and is not seen here.
+fn current(
+    homes: &Homes,
+    model: Option<&str>,
+    session: Option<&str>,
+) -> anyhow::Result<Explanation> {
+    let path = homes.helper_config();
+    let loaded = load::load(&path)?.with_context(|| {
+        format!(
+            "{} does not exist yet; run `codex-helper serve` or `codex-helper provider add` first",
+            path.display()
+        )
+    })?;
+    let env = |name: &str| std::env::var(name).ok();
+    let plan = Plan::from_config(&loaded, &env)?;
+    let state = RoutingState::new(AffinityStore::load(&homes.affinity_state()));
+    Ok(explain(&plan.graph, &state, model, session, now_ms()))
+}
+
+fn print_show(e: &Explanation) {
+    println!(
+        "entry `{}`, affinity {}, graph {}",
+        e.entry, e.affinity_policy, e.graph_key
+    );
+    if e.candidates.is_empty() {
+        println!("  (no enabled relay)");
+    }
+    let mut group = usize::MAX;
+    for c in &e.candidates {
+        if c.group != group {
+            group = c.group;
+            println!("  group {group}  via {}", c.route_path.join(" → "));
+        }
+        let state = c.skip_reason.clone().unwrap_or_else(|| "ready".into());
+        println!("    {:<24} {:<40} {state}", c.upstream, c.base_url);
+    }
+    println!("(state from the config; cooldowns and requests in flight live in the running proxy)");
+}
+
+fn print_explain(e: &Explanation) {
+    println!(
+        "Request: POST /v1/responses, model {}, session {}",
+        e.model.as_deref().unwrap_or("(any)"),
+        e.session.as_deref().unwrap_or("(none)")
+    );
+    match &e.affinity {
+        Some(a) => println!(
+            "Affinity: bound to {} ({}) under policy {}",
+            a.upstream, a.change_reason, e.affinity_policy
+        ),
+        None => println!("Affinity: none (policy {})", e.affinity_policy),
+    }
+    for (i, c) in e.candidates.iter().enumerate() {
+        let chosen = e.chosen.as_deref() == Some(c.upstream.as_str());
+        let verdict = match (&c.skip_reason, chosen) {
+            (_, true) => format!(
+                "<- chosen: {}",
+                match e.why {
+                    Some(Why::Affinity) => "the session's affinity endpoint",
+                    Some(Why::Preferred) => "first of the best group",
+                    Some(Why::Failover) => "better candidates are unavailable",
+                    None => "",
+                }
+            ),
+            (Some(reason), false) => format!("skipped: {reason}"),
+            (None, false) => "available, not first choice".into(),
+        };
+        println!(
+            "  {}. {:<24} group {}  {:<28} {verdict}",
+            i + 1,
+            c.upstream,
+            c.group,
+            c.route_path.join(" → ")
+        );
+    }
+    if e.continuity_broken {
+        println!(
+            "No relay: the session is bound (policy hard) to an endpoint that is unavailable."
+        );
+    } else if e.chosen.is_none() {
+        println!("No relay is available for this request.");
+    }
+    println!(
+        "(health as of the config; cooldowns and requests in flight live in the running proxy)"
+    );
+}

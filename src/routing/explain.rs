@@ -1,0 +1,121 @@
+//! `routing explain`: which candidate a request would get now, and why every other one would
+//! be passed over. Uses the same candidate expansion, skip reasons and selection as the proxy.
+
+use serde::Serialize;
+
+use super::affinity::AffinityRecord;
+use super::graph::{RequestView, RouteGraph};
+use super::runtime::RoutingState;
+use super::select::{self, AffinitySettings, AffinityView, Choice, Skip, Why};
+use crate::config::model::AffinityPolicy;
+
+/// One candidate as `explain` sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedCandidate {
+    pub upstream: String,
+    pub base_url: String,
+    pub group: usize,
+    pub route_path: Vec<String>,
+    pub skip: Option<Skip>,
+    /// Human text for `skip`.
+    pub skip_reason: Option<String>,
+}
+
+/// The answer of `routing explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub graph_key: String,
+    pub entry: String,
+    pub affinity_policy: AffinityPolicy,
+    pub model: Option<String>,
+    pub session: Option<String>,
+    /// The session's current binding under this graph.
+    pub affinity: Option<AffinityRecord>,
+    pub candidates: Vec<ExplainedCandidate>,
+    pub chosen: Option<String>,
+    pub why: Option<Why>,
+    /// The session's endpoint is unavailable under a `hard` policy.
+    pub continuity_broken: bool,
+}
+
+/// Explains a `POST /v1/responses` for `model` in `session`.
+pub fn explain(
+    graph: &RouteGraph,
+    state: &RoutingState,
+    model: Option<&str>,
+    session: Option<&str>,
+    now_ms: u64,
+) -> Explanation {
+    let headers = http::HeaderMap::new();
+    let view = RequestView {
+        method: "POST",
+        path: "/v1/responses",
+        headers: &headers,
+        model,
+        service_tier: None,
+        reasoning_effort: None,
+    };
+    let candidates = graph.candidates(&view);
+    let affinity = session.and_then(|s| {
+        state
+            .affinity
+            .lock()
+            .expect("affinity lock")
+            .get(s, &graph.key)
+            .cloned()
+    });
+    let affinity_view = affinity.as_ref().and_then(|a| {
+        let candidate = candidates
+            .iter()
+            .position(|c| graph.upstreams[c.upstream].key() == a.upstream)?;
+        Some(AffinityView {
+            candidate,
+            since_ms: a.last_changed_ms,
+        })
+    });
+    let skips: Vec<Option<Skip>> = candidates
+        .iter()
+        .map(|c| state.skip_reason(&graph.upstreams[c.upstream], model, false, false, now_ms))
+        .collect();
+    let settings = AffinitySettings {
+        policy: graph.affinity_policy,
+        fallback_ttl_ms: graph.fallback_ttl_ms,
+        reprobe_preferred_after_ms: graph.reprobe_preferred_after_ms,
+    };
+    let choice = select::select(&candidates, &skips, affinity_view, settings, false, now_ms);
+    let (chosen, why, continuity_broken) = match choice {
+        Choice::Pick { candidate, why } => (
+            Some(graph.upstreams[candidates[candidate].upstream].key()),
+            Some(why),
+            false,
+        ),
+        Choice::None => (None, None, false),
+        Choice::ContinuityBroken { .. } => (None, None, true),
+    };
+    Explanation {
+        graph_key: graph.key.clone(),
+        entry: graph.entry.clone(),
+        affinity_policy: graph.affinity_policy,
+        model: model.map(str::to_string),
+        session: session.map(str::to_string),
+        affinity,
+        candidates: candidates
+            .iter()
+            .zip(skips)
+            .map(|(c, skip)| {
+                let upstream = &graph.upstreams[c.upstream];
+                ExplainedCandidate {
+                    upstream: upstream.key(),
+                    base_url: upstream.base_url.to_string(),
+                    group: c.group,
+                    route_path: c.route_path.clone(),
+                    skip_reason: skip.as_ref().map(Skip::describe),
+                    skip,
+                }
+            })
+            .collect(),
+        chosen,
+        why,
+        continuity_broken,
+    }
+}
