@@ -14,6 +14,9 @@ use super::upstream::{ConcurrencyLimit, Upstream};
 #[derive(Debug)]
 pub struct RoutingState {
     health: Mutex<HashMap<String, Health>>,
+    /// Signals set by other parts of the helper (admin API, balance checks), each with a
+    /// reason and, where it has one, an expiry.
+    signals: Mutex<HashMap<String, Vec<Skip>>>,
     in_flight: Arc<Mutex<HashMap<String, u32>>>,
     pub affinity: Mutex<AffinityStore>,
 }
@@ -22,6 +25,7 @@ impl RoutingState {
     pub fn new(affinity: AffinityStore) -> Self {
         Self {
             health: Mutex::default(),
+            signals: Mutex::default(),
             in_flight: Arc::default(),
             affinity: Mutex::new(affinity),
         }
@@ -48,6 +52,41 @@ impl RoutingState {
         self.health.lock().expect("health lock").clone()
     }
 
+    /// Switches an endpoint off (or on again with `None`) while running.
+    pub fn set_runtime_disabled(&self, upstream: &str, disabled: Option<(String, Option<u64>)>) {
+        self.set_signal(
+            upstream,
+            |s| matches!(s, Skip::RuntimeDisabled { .. }),
+            disabled.map(|(reason, until_ms)| Skip::RuntimeDisabled { reason, until_ms }),
+        );
+    }
+
+    /// Marks an endpoint out of balance until `until_ms` (or clears it with `None`).
+    pub fn set_exhausted(&self, upstream: &str, exhausted: Option<(String, u64)>) {
+        self.set_signal(
+            upstream,
+            |s| matches!(s, Skip::Exhausted { .. }),
+            exhausted.map(|(reason, until_ms)| Skip::Exhausted { reason, until_ms }),
+        );
+    }
+
+    fn set_signal(&self, upstream: &str, same_kind: impl Fn(&Skip) -> bool, signal: Option<Skip>) {
+        let mut signals = self.signals.lock().expect("signals lock");
+        let list = signals.entry(upstream.to_string()).or_default();
+        list.retain(|s| !same_kind(s));
+        list.extend(signal);
+    }
+
+    /// The first signal on `upstream` that has not expired.
+    fn active_signal(&self, upstream: &str, now_ms: u64) -> Option<Skip> {
+        let signals = self.signals.lock().expect("signals lock");
+        signals
+            .get(upstream)?
+            .iter()
+            .find(|s| s.until_ms().is_none_or(|until| now_ms < until))
+            .cloned()
+    }
+
     /// Why `upstream` cannot take a request right now, if it cannot. `tried` and `saturated`
     /// are what this request already learned about it.
     pub fn skip_reason(
@@ -60,6 +99,9 @@ impl RoutingState {
     ) -> Option<Skip> {
         if tried {
             return Some(Skip::Tried);
+        }
+        if let Some(signal) = self.active_signal(&upstream.key(), now_ms) {
+            return Some(signal);
         }
         if !upstream.credential.missing_env.is_empty() {
             return Some(Skip::MissingCredential {
@@ -139,6 +181,48 @@ impl Drop for Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_have_a_reason_and_expire() {
+        let state = RoutingState::new(AffinityStore::in_memory());
+        let upstream = Upstream {
+            provider: "p".into(),
+            endpoint: "e".into(),
+            base_url: crate::routing::BaseUrl::parse("http://x").unwrap(),
+            credential: Default::default(),
+            tags: Default::default(),
+            model_mapping: Default::default(),
+            supported_models: Default::default(),
+            limit: None,
+        };
+        assert_eq!(state.skip_reason(&upstream, None, false, false, 0), None);
+        state.set_exhausted("p.e", Some(("balance 0".into(), 1_000)));
+        assert!(matches!(
+            state.skip_reason(&upstream, None, false, false, 999),
+            Some(Skip::Exhausted {
+                until_ms: 1_000,
+                ..
+            })
+        ));
+        assert_eq!(
+            state.skip_reason(&upstream, None, false, false, 1_000),
+            None,
+            "expired"
+        );
+        state.set_runtime_disabled("p.e", Some(("maintenance".into(), None)));
+        assert!(
+            state
+                .skip_reason(&upstream, None, false, false, 5_000)
+                .unwrap()
+                .describe()
+                .contains("maintenance")
+        );
+        state.set_runtime_disabled("p.e", None);
+        assert_eq!(
+            state.skip_reason(&upstream, None, false, false, 5_000),
+            None
+        );
+    }
 
     #[test]
     fn permits_are_counted_per_group_and_given_back() {

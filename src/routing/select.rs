@@ -15,6 +15,13 @@ use super::health::Blocked;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Skip {
+    /// Switched off while running (not in the config), until this time if it has an end.
+    RuntimeDisabled {
+        reason: String,
+        until_ms: Option<u64>,
+    },
+    /// Out of balance or quota until this time (set by the balance checks).
+    Exhausted { reason: String, until_ms: u64 },
     /// The config names environment variables that are not set.
     MissingCredential { vars: Vec<String> },
     /// The endpoint does not serve the requested model.
@@ -31,18 +38,28 @@ impl Skip {
     /// When this reason ends on its own (ms since the epoch), if it does.
     pub fn until_ms(&self) -> Option<u64> {
         match self {
-            Skip::Unhealthy(Blocked::Cooldown { until_ms, .. }) => Some(*until_ms),
+            Skip::Unhealthy(Blocked::Cooldown { until_ms, .. })
+            | Skip::Exhausted { until_ms, .. } => Some(*until_ms),
+            Skip::RuntimeDisabled { until_ms, .. } => *until_ms,
             _ => None,
         }
     }
 
     /// Reasons that pass with time or load, as opposed to configuration.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Skip::Unhealthy(_) | Skip::Saturated { .. })
+        matches!(
+            self,
+            Skip::Unhealthy(_) | Skip::Saturated { .. } | Skip::Exhausted { .. }
+        )
     }
 
     pub fn describe(&self) -> String {
         match self {
+            Skip::RuntimeDisabled { reason, .. } => format!("disabled while running: {reason}"),
+            Skip::Exhausted { reason, until_ms } => {
+                let secs = until_ms.saturating_sub(now_ms()).div_ceil(1000);
+                format!("exhausted ({reason}) for {secs}s more")
+            }
             Skip::MissingCredential { vars } => {
                 format!("environment variable {} is not set", vars.join(", "))
             }
