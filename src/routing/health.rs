@@ -24,6 +24,9 @@ impl CooldownPolicy {
     }
 }
 
+/// A probe older than this no longer holds other requests back.
+pub const PROBE_STALE_MS: u64 = 5 * 60 * 1000;
+
 /// Why an endpoint may not be used right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
@@ -42,8 +45,9 @@ pub struct Health {
     pub cooldown_until_ms: u64,
     /// The failure that started the current cooldown.
     pub last_failure: Option<String>,
-    /// A request is probing the endpoint after its cooldown.
-    pub probing: bool,
+    /// When a request started probing the endpoint after its cooldown. A probe whose request
+    /// vanished (the client went away mid-attempt) stops counting after [`PROBE_STALE_MS`].
+    pub probing_since_ms: Option<u64>,
 }
 
 impl Health {
@@ -54,7 +58,10 @@ impl Health {
                 after: self.last_failure.clone().unwrap_or_default(),
             });
         }
-        self.probing.then_some(Blocked::Probing)
+        let live = self
+            .probing_since_ms
+            .is_some_and(|since| now_ms.saturating_sub(since) < PROBE_STALE_MS);
+        live.then_some(Blocked::Probing)
     }
 
     /// Called when a request starts on this endpoint. Returns true when the request is the
@@ -62,7 +69,7 @@ impl Health {
     pub fn begin(&mut self, now_ms: u64) -> bool {
         let probe = self.streak > 0 && now_ms >= self.cooldown_until_ms;
         if probe {
-            self.probing = true;
+            self.probing_since_ms = Some(now_ms);
         }
         probe
     }
@@ -76,13 +83,13 @@ impl Health {
         self.cooldown_until_ms = self.cooldown_until_ms.max(now_ms + cooldown_ms);
         self.streak = self.streak.saturating_add(1);
         self.last_failure = Some(why);
-        self.probing = false;
+        self.probing_since_ms = None;
     }
 
     /// The attempt ended without telling anything about the endpoint's health (a client
     /// error, an unsupported model): a probe is released without judging it.
     pub fn on_neutral(&mut self) {
-        self.probing = false;
+        self.probing_since_ms = None;
     }
 }
 
