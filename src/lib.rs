@@ -4,5 +4,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod ledger;
 pub mod proxy;
 pub mod routing;

@@ -3,6 +3,7 @@
 mod provider;
 mod routing;
 mod serve;
+mod usage;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -41,6 +42,21 @@ enum Command {
     /// Show, explain or edit how requests are routed.
     #[command(subcommand)]
     Routing(routing::RoutingCommand),
+    /// What requests cost and how they went, from the ledger.
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
+    /// Model prices used for cost estimates.
+    #[command(subcommand)]
+    Pricing(PricingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PricingCommand {
+    /// The price table and where each price comes from.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -57,6 +73,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Provider(command) => provider::run(command),
         Command::Routing(command) => routing::run(command),
+        Command::Usage(command) => usage::run(command),
+        Command::Pricing(PricingCommand::List { json }) => usage::pricing_list(json),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

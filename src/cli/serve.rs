@@ -7,8 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::bootstrap::{self, Imported};
+use crate::config::model::LedgerSettings;
 use crate::config::{Homes, load};
-use crate::proxy::{self, NoSink, Plan, ProxyState};
+use crate::ledger::Ledger;
+use crate::ledger::pricing::PriceBook;
+use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink};
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
 
@@ -101,15 +104,48 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         })?;
         let route = describe_route(&plan.graph);
         let affinity = AffinityStore::load(&homes.affinity_state());
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), Arc::new(NoSink))?);
+        let ledger = start_ledger(&homes, &loaded.config.ledger);
+        let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?);
         let server = proxy::serve(listener, state.clone())?;
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
-        tokio::spawn(watch_config(state, loaded.path.clone()));
+        let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone()));
         shutdown_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;
+        watcher.abort();
+        drop(state);
+        if let Some(ledger) = ledger {
+            let stats = ledger.stats();
+            ledger.shutdown();
+            let lost = stats.lost();
+            if lost > 0 {
+                eprintln!("codex-helper: {lost} request records could not be written to the ledger");
+            }
+        }
         Ok(())
     })
+}
+
+/// Starts the request ledger; without one the proxy still runs (and says why).
+fn start_ledger(homes: &Homes, settings: &LedgerSettings) -> Option<Ledger> {
+    if !settings.enabled {
+        return None;
+    }
+    let prices = match PriceBook::load(&homes.pricing_overrides()) {
+        Ok(prices) => prices,
+        Err(e) => {
+            eprintln!("codex-helper: {e:#}; using the built-in prices");
+            PriceBook::built_in()
+        }
+    };
+    match Ledger::start(&homes.ledger(), settings.clone(), prices) {
+        Ok(ledger) => Some(ledger),
+        Err(e) => {
+            eprintln!("codex-helper: {e:#}; requests will not be recorded");
+            None
+        }
+    }
 }
 
 /// One line: the relays in the order a request without affinity would try them.

@@ -98,12 +98,6 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
         "codex.default_profile".into(),
     );
     note(codex.profiles.is_some(), "codex.profiles".into());
-    for (id, provider) in &codex.providers {
-        note(
-            provider.price_multiplier.is_some(),
-            format!("codex.providers.{id}.price_multiplier"),
-        );
-    }
     keys
 }
 

@@ -25,6 +25,9 @@ pub struct HelperConfig {
     /// How the proxy itself behaves (timeouts, body limits).
     #[serde(default)]
     pub proxy: ProxySettings,
+    /// The request ledger.
+    #[serde(default)]
+    pub ledger: LedgerSettings,
 
     // Sections of the original codex-helper that later work will give a meaning.
     /// When to retry, fail over and cool down.
@@ -83,7 +86,8 @@ pub struct ProviderConfig {
     /// Concurrency limits for every endpoint of this provider (an endpoint may override).
     pub limits: Option<Limits>,
 
-    pub price_multiplier: Deferred,
+    /// Multiplies this relay's prices (e.g. 0.5 for a relay that charges half the list price).
+    pub price_multiplier: Option<f64>,
 }
 
 /// `limits`: how many requests may be in flight at once.
@@ -353,4 +357,31 @@ pub enum RetryProfile {
     AggressiveFailover,
     /// Retry the cheap primary harder and cool the rest longer before spending elsewhere.
     CostPrimary,
+}
+
+/// `[ledger]`: where requests are recorded and for how long.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSettings {
+    /// `false` records nothing (the log line is still written).
+    pub enabled: bool,
+    /// Rows older than this are deleted.
+    pub retention_days: u32,
+    /// At most this many rows are kept (the oldest go first).
+    pub max_rows: u64,
+    /// A hard cap on the database file; past it, new rows are lost (and counted) until
+    /// retention makes room. Unset: no cap beyond `max_rows`.
+    pub max_size_mb: Option<u64>,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        // A year of heavy use: a few thousand requests a day.
+        Self {
+            enabled: true,
+            retention_days: 400,
+            max_rows: 2_000_000,
+            max_size_mb: None,
+        }
+    }
 }

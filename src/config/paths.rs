@@ -43,6 +43,16 @@ impl Homes {
         self.helper.join("config.toml")
     }
 
+    /// The request ledger.
+    pub fn ledger(&self) -> PathBuf {
+        self.helper.join("ledger.sqlite3")
+    }
+
+    /// Local price overrides.
+    pub fn pricing_overrides(&self) -> PathBuf {
+        self.helper.join("pricing_overrides.toml")
+    }
+
     /// Where session affinity is kept across restarts.
     pub fn affinity_state(&self) -> PathBuf {
         self.helper.join("state").join("session-affinity.json")

@@ -61,11 +61,18 @@ where
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
+    record.thread_id = parts
+        .headers
+        .get("thread-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+
     // Phase 1: body.
     let raw = match read_body(body, state.settings.max_request_body_bytes).await {
         Ok(raw) => raw,
         Err(refusal) => return reject(record, refusal),
     };
+    record.bytes_in = raw.len() as u64;
     let mode = state.settings.request_body_encoding;
     let (body, body_decoded) = match decode_body(
         &parts.headers,
@@ -373,6 +380,7 @@ async fn failover(
                     record.provider = Some(upstream.provider.clone());
                     record.endpoint = Some(upstream.endpoint.clone());
                     record.model_sent = answer.model_sent.clone();
+                    record.price_multiplier = upstream.price_multiplier;
                     return relay_response(state, answer, record, permit);
                 }
                 Tried::Failed(failure) => failure,

@@ -97,13 +97,24 @@ pub enum Outcome {
 pub struct RequestRecord {
     pub trace_id: String,
     pub started: Instant,
+    /// Wall-clock start, ms since the Unix epoch.
+    pub started_at_ms: u64,
     pub method: String,
     pub path: String,
     pub streaming: bool,
     pub session: Option<SessionId>,
+    /// Codex's `thread-id` header (differs from the session for sub-agents).
+    pub thread_id: Option<String>,
     pub client: Option<String>,
     pub model_requested: Option<String>,
+    /// After model mapping.
     pub model_sent: Option<String>,
+    /// As the response says (`response.model`).
+    pub model_answered: Option<String>,
+    /// The chosen provider's `price_multiplier`.
+    pub price_multiplier: f64,
+    /// Request body bytes as received.
+    pub bytes_in: u64,
     pub provider: Option<String>,
     pub endpoint: Option<String>,
     pub status: Option<u16>,
@@ -148,13 +159,18 @@ impl RequestRecord {
         Self {
             trace_id,
             started: Instant::now(),
+            started_at_ms: crate::routing::select::now_ms(),
             method,
             path,
             streaming: false,
             session: None,
+            thread_id: None,
             client: None,
             model_requested: None,
             model_sent: None,
+            model_answered: None,
+            price_multiplier: 1.0,
+            bytes_in: 0,
             provider: None,
             endpoint: None,
             status: None,

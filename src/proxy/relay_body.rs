@@ -166,6 +166,10 @@ impl RelayBody {
         if let Tap::Json(buf) = &self.tap {
             if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(buf) {
                 self.record.usage = Usage::from_payload(&payload);
+                self.record.model_answered = payload
+                    .get("model")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string);
             }
         }
         self.finish(outcome);
@@ -206,6 +210,7 @@ impl RelayBody {
         }
         if let Tap::Sse(tap) = &self.tap {
             self.record.usage = tap.usage;
+            self.record.model_answered = tap.model.clone();
             if let Some(Terminal::Failed { code, message }) = &tap.terminal {
                 let error = format!(
                     "response.failed in stream: {} {}",

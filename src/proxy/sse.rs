@@ -42,6 +42,8 @@ pub struct SseTap {
     pub data_lines: u64,
     /// The first event that is more than `response.created` / `response.in_progress`.
     pub first_event: Option<FirstEvent>,
+    /// `response.model` of the terminal event.
+    pub model: Option<String>,
 }
 
 /// What the first real event of a stream was.
@@ -63,6 +65,7 @@ impl Default for SseTap {
             terminal: None,
             data_lines: 0,
             first_event: None,
+            model: None,
         }
     }
 }
@@ -129,6 +132,9 @@ impl SseTap {
         };
         if let Some(usage) = Usage::from_payload(&payload) {
             self.usage = Some(usage);
+        }
+        if let Some(model) = payload.pointer("/response/model").and_then(Value::as_str) {
+            self.model = Some(model.to_string());
         }
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         match payload.get("type").and_then(Value::as_str) {

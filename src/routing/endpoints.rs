@@ -51,6 +51,14 @@ pub fn provider_endpoints(
         addresses.push((endpoint.priority, eid, url, Some(endpoint)));
     }
     check_limits(provider.limits.as_ref(), file, &format!("{key}.limits"))?;
+    let price_multiplier = provider.price_multiplier.unwrap_or(1.0);
+    if !(price_multiplier.is_finite() && price_multiplier >= 0.0) {
+        return Err(ConfigError::new(
+            file,
+            format!("{key}.price_multiplier"),
+            "must be a number of 0 or more, e.g. 0.5",
+        ));
+    }
     if addresses.is_empty() {
         return Err(ConfigError::new(
             file,
@@ -95,6 +103,7 @@ pub fn provider_endpoints(
                 model_mapping,
                 supported_models,
                 limit,
+                price_multiplier,
             }
         })
         .collect())

@@ -194,6 +194,7 @@ mod tests {
             model_mapping: Default::default(),
             supported_models: Default::default(),
             limit: None,
+            price_multiplier: 1.0,
         };
         assert_eq!(state.skip_reason(&upstream, None, false, false, 0), None);
         state.set_exhausted("p.e", Some(("balance 0".into(), 1_000)));

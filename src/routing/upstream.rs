@@ -123,6 +123,8 @@ pub struct Upstream {
     pub model_mapping: BTreeMap<String, String>,
     pub supported_models: BTreeMap<String, bool>,
     pub limit: Option<ConcurrencyLimit>,
+    /// The provider's `price_multiplier` (1 when unset).
+    pub price_multiplier: f64,
 }
 
 impl Upstream {

@@ -43,6 +43,16 @@ impl Records {
     }
 }
 
+/// Hands each record to two sinks.
+pub struct Tee(pub Arc<Records>, pub Arc<dyn RecordSink>);
+
+impl RecordSink for Tee {
+    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+        self.0.record(record, outcome);
+        self.1.record(record, outcome);
+    }
+}
+
 /// A proxy running in this process on an ephemeral loopback port.
 pub struct TestProxy {
     pub server: Option<ServerHandle>,
@@ -53,6 +63,15 @@ pub struct TestProxy {
 impl TestProxy {
     /// Starts a proxy from config text (the `version = 5` line is added) and environment.
     pub async fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with_sink(config, env, None).await
+    }
+
+    /// Like [`TestProxy::start`], also handing every record to `extra` (e.g. a ledger).
+    pub async fn start_with_sink(
+        config: &str,
+        env: &[(&str, &str)],
+        extra: Option<Arc<dyn RecordSink>>,
+    ) -> Self {
         proxy::install_tls_provider();
         let path = Path::new("/test/config.toml");
         let loaded =
@@ -65,13 +84,17 @@ impl TestProxy {
         let plan = Plan::from_config(&loaded, &lookup).expect("valid route plan");
         let settings = loaded.config.proxy.clone();
         let records = Arc::new(Records::default());
+        let sink: Arc<dyn RecordSink> = match extra {
+            Some(extra) => Arc::new(Tee(records.clone(), extra)),
+            None => records.clone(),
+        };
         let state = Arc::new(
             ProxyState::new(
                 plan,
                 AffinityStore::in_memory(),
                 settings,
                 path.to_path_buf(),
-                records.clone(),
+                sink,
             )
             .unwrap(),
         );

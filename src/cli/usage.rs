@@ -1,0 +1,381 @@
+//! `codex-helper usage …` and `codex-helper pricing list`: reading the ledger.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::config::Homes;
+use crate::ledger::forecast::{self, Sample};
+use crate::ledger::import;
+use crate::ledger::pricing::PriceBook;
+use crate::ledger::query::{self, Filter, GroupBy, RequestLine, SummaryRow};
+use crate::ledger::store;
+use crate::routing::select::now_ms;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UsageCommand {
+    /// Requests, tokens, cache hit rate, cost and errors, grouped; with the burn forecast.
+    Summary {
+        /// How far back: 30m, 24h, 7d, or a date (local midnight) like 2026-11-01.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long, value_enum, default_value = "provider")]
+        by: GroupBy,
+        /// Remaining balance in USD, to forecast when it runs out.
+        #[arg(long)]
+        balance: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest requests.
+    Tail {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Keep printing new requests as they are recorded (Ctrl-C to stop).
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Requests matching filters, newest first.
+    Find {
+        #[arg(long)]
+        errors: bool,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The attempt chain and route decision of one request.
+    Chain {
+        #[arg(long)]
+        trace_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import the original codex-helper's request log (safe to run again).
+    Import {
+        /// Default: ~/.codex-helper/logs/requests.jsonl.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: UsageCommand) -> anyhow::Result<()> {
+    let homes = Homes::from_env()?;
+    let path = homes.ledger();
+    if let UsageCommand::Import { file, json } = command {
+        let file = file.unwrap_or_else(|| homes.helper.join("logs").join("requests.jsonl"));
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?,
+        );
+        let prices = PriceBook::load(&homes.pricing_overrides())?;
+        let (rows, report) = import::read_rows(reader, &prices);
+        let mut conn = store::open(&path)?;
+        let mut added = 0;
+        for chunk in rows.chunks(1000) {
+            added += store::insert(&mut conn, chunk)?;
+        }
+        if json {
+            println!(
+                "{}",
+                json!({"file": file, "lines": report.lines, "invalid": report.invalid, "imported": added, "already_present": report.rows as usize - added})
+            );
+        } else {
+            println!(
+                "Read {} records from {} ({} invalid lines skipped): {added} imported, {} already in the ledger.",
+                report.lines,
+                file.display(),
+                report.invalid,
+                report.rows as usize - added
+            );
+        }
+        return Ok(());
+    }
+    if !path.exists() {
+        println!(
+            "No requests recorded yet: the ledger ({}) is created when the proxy first runs.",
+            path.display()
+        );
+        return Ok(());
+    }
+    let conn = store::open_read_only(&path)?;
+    match command {
+        UsageCommand::Summary {
+            since,
+            by,
+            balance,
+            json,
+        } => {
+            let now = now_ms();
+            let since_ms = query::since_ms(&conn, &since, now)?;
+            let rows = query::summary(&conn, since_ms, by)?;
+            let total = query::total(&rows);
+            let window = Duration::from_secs(3600).as_millis() as u64;
+            let samples: Vec<Sample> = query::spend_since(&conn, now - window)?
+                .into_iter()
+                .map(|(at_ms, tokens, cost_usd)| Sample {
+                    at_ms,
+                    tokens,
+                    cost_usd,
+                })
+                .collect();
+            let midnight = query::next_local_midnight_ms(&conn, now)?;
+            let forecast = forecast::forecast(&samples, now, window, midnight, balance);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"since_ms": since_ms, "by": format!("{by:?}").to_lowercase(), "rows": rows, "total": total, "forecast": forecast})
+                    )?
+                );
+                return Ok(());
+            }
+            println!("Since {since}, by {}:", format!("{by:?}").to_lowercase());
+            println!(
+                "{:<28} {:>8} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>6} {:>10}",
+                "KEY",
+                "REQUESTS",
+                "ERRORS",
+                "INPUT",
+                "CACHED",
+                "OUTPUT",
+                "REASONING",
+                "TOTAL",
+                "CACHE",
+                "COST"
+            );
+            for row in rows.iter().chain(std::iter::once(&total)) {
+                print_summary_row(row);
+            }
+            if total.unpriced > 0 {
+                println!(
+                    "{} requests have no price (see `codex-helper pricing list`); their cost is not included.",
+                    total.unpriced
+                );
+            }
+            let confidence = format!("{:?}", forecast.confidence).to_lowercase();
+            print!(
+                "Last hour: {} tokens/h, ${:.4}/h ({} requests, {confidence})",
+                tokens(forecast.tokens_per_hour as u64),
+                forecast.cost_per_hour_usd,
+                forecast.requests
+            );
+            if let Some(cost) = forecast.projected_cost_until_midnight_usd {
+                print!("; until midnight ≈ ${cost:.4}");
+            }
+            if let Some(hours) = forecast.hours_until_balance_zero {
+                print!("; balance lasts ≈ {hours:.1} h");
+            }
+            println!();
+        }
+        UsageCommand::Tail {
+            limit,
+            follow,
+            json,
+        } => {
+            let mut lines = query::find(&conn, &Filter::default(), limit)?;
+            lines.reverse();
+            let mut last = lines.last().map_or(0, |l| l.id);
+            print_lines(&lines, json);
+            if !follow {
+                return Ok(());
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let mut new = query::find(
+                    &conn,
+                    &Filter {
+                        after_id: Some(last),
+                        ..Default::default()
+                    },
+                    1000,
+                )?;
+                new.reverse();
+                if let Some(l) = new.last() {
+                    last = l.id;
+                }
+                print_lines(&new, json);
+            }
+        }
+        UsageCommand::Find {
+            errors,
+            provider,
+            model,
+            session,
+            limit,
+            json,
+        } => {
+            let filter = Filter {
+                errors_only: errors,
+                provider,
+                model,
+                session,
+                after_id: None,
+            };
+            let lines = query::find(&conn, &filter, limit)?;
+            if lines.is_empty() && !json {
+                println!("No matching requests.");
+            }
+            print_lines(&lines, json);
+        }
+        UsageCommand::Chain { trace_id, json } => {
+            let chain = query::chain(&conn, &trace_id)?
+                .with_context(|| format!("no request with trace id {trace_id} in the ledger"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&chain)?);
+                return Ok(());
+            }
+            println!(
+                "{} at {}: {} (HTTP {})",
+                chain.trace_id,
+                chain.started_local,
+                chain.outcome,
+                chain.status.map_or("-".into(), |s| s.to_string())
+            );
+            if let Some(error) = &chain.error {
+                println!("  error: {error}");
+            }
+            if let Some(decision) = &chain.decision {
+                println!(
+                    "  route: chosen {} ({}), affinity {} → {}, policy {}",
+                    decision["chosen"].as_str().unwrap_or("-"),
+                    decision["why"].as_str().unwrap_or("-"),
+                    decision["affinity"].as_str().unwrap_or("none"),
+                    decision["affinity_change"].as_str().unwrap_or("unchanged"),
+                    decision["affinity_policy"].as_str().unwrap_or("-")
+                );
+                for c in decision["candidates"].as_array().into_iter().flatten() {
+                    let skip = c["skip"].as_object().map(|s| {
+                        s.get("kind")
+                            .and_then(|k| k.as_str())
+                            .unwrap_or("skipped")
+                            .to_string()
+                    });
+                    println!(
+                        "    candidate {} (group {}){}",
+                        c["upstream"].as_str().unwrap_or("?"),
+                        c["group"],
+                        skip.map(|s| format!(": skipped, {s}")).unwrap_or_default()
+                    );
+                }
+            }
+            for (i, a) in chain.attempts.as_array().into_iter().flatten().enumerate() {
+                let detail = a
+                    .get("status")
+                    .map(|s| format!("HTTP {s}"))
+                    .or_else(|| a.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                    .or_else(|| a.get("detail").and_then(|e| e.as_str()).map(str::to_string))
+                    .unwrap_or_default();
+                println!(
+                    "  attempt {}: {}/{} {} {} ({} ms)",
+                    i + 1,
+                    a["provider"].as_str().unwrap_or("?"),
+                    a["endpoint"].as_str().unwrap_or("?"),
+                    a["outcome"].as_str().unwrap_or("?"),
+                    detail,
+                    a["duration_ms"]
+                );
+            }
+        }
+        UsageCommand::Import { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn tokens(n: u64) -> String {
+    match n {
+        n if n >= 10_000_000 => format!("{:.0}M", n as f64 / 1e6),
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 10_000 => format!("{:.0}k", n as f64 / 1e3),
+        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+fn print_summary_row(r: &SummaryRow) {
+    println!(
+        "{:<28} {:>8} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>5.1}% {:>10}",
+        truncate(&r.key, 28),
+        r.requests,
+        r.errors,
+        tokens(r.input_tokens),
+        tokens(r.cached_input_tokens),
+        tokens(r.output_tokens),
+        tokens(r.reasoning_tokens),
+        tokens(r.total_tokens),
+        r.cache_hit_rate * 100.0,
+        format!("${:.4}", r.cost_usd)
+    );
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(width - 1).collect::<String>())
+    }
+}
+
+fn print_lines(lines: &[RequestLine], json: bool) {
+    for l in lines {
+        if json {
+            println!("{}", serde_json::to_string(l).unwrap_or_default());
+            continue;
+        }
+        println!(
+            "{} {} {} {} {} {}/{} {} {} tok {} ttfb {} {:.0} ms trace={}",
+            l.started_local,
+            l.method,
+            l.path,
+            l.status.map_or("-".into(), |s| s.to_string()),
+            l.outcome,
+            l.provider.as_deref().unwrap_or("-"),
+            l.endpoint.as_deref().unwrap_or("-"),
+            l.model.as_deref().unwrap_or("-"),
+            l.total_tokens.map_or("-".into(), tokens),
+            l.cost_usd.map_or("$-".into(), |c| format!("${c:.4}")),
+            l.ttfb_ms.map_or("-".into(), |t| format!("{t:.0}ms")),
+            l.duration_ms,
+            l.trace_id
+        );
+    }
+}
+
+/// `codex-helper pricing list`.
+pub fn pricing_list(json: bool) -> anyhow::Result<()> {
+    let homes = Homes::from_env()?;
+    let book = PriceBook::load(&homes.pricing_overrides())?;
+    let table = book.table();
+    if json {
+        let rows: Vec<_> = table.iter().map(|(model, price, source)| json!({"model": model, "input_per_1m_usd": price.input, "cached_input_per_1m_usd": price.cached_input, "output_per_1m_usd": price.output, "source": source})).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "USD per 1M tokens. Overrides: {}",
+        homes.pricing_overrides().display()
+    );
+    println!(
+        "{:<22} {:>8} {:>8} {:>8}  SOURCE",
+        "MODEL", "INPUT", "CACHED", "OUTPUT"
+    );
+    for (model, price, source) in table {
+        println!(
+            "{model:<22} {:>8.3} {:>8.3} {:>8.3}  {source}",
+            price.input, price.cached_input, price.output
+        );
+    }
+    Ok(())
+}

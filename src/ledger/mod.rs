@@ -1,0 +1,16 @@
+//! The request ledger: every request the proxy handled, in SQLite, priced.
+//!
+//! The proxy hands finished requests to [`writer::Ledger`]'s sink; one background thread
+//! writes them in batches. [`query`] answers the `usage` commands; [`pricing`] prices tokens;
+//! [`forecast`] turns recent spend into a burn rate; [`import`] reads the original
+//! codex-helper's `requests.jsonl`.
+
+pub mod forecast;
+pub mod import;
+pub mod pricing;
+pub mod query;
+pub mod row;
+pub mod store;
+pub mod writer;
+
+pub use writer::{Ledger, LedgerStats};

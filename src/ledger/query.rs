@@ -1,0 +1,293 @@
+//! Reading the ledger for the `usage` commands. Time zones are SQLite's `localtime`, so day
+//! boundaries are the user's local midnights.
+
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use serde::Serialize;
+
+/// How `usage summary` groups rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    Provider,
+    Model,
+    Session,
+    Day,
+}
+
+impl GroupBy {
+    fn sql(self) -> &'static str {
+        match self {
+            GroupBy::Provider => "COALESCE(provider, '-')",
+            GroupBy::Model => "COALESCE(model_sent, model_requested, '-')",
+            GroupBy::Session => "COALESCE(session_id, '-')",
+            GroupBy::Day => "date(started_ms / 1000, 'unixepoch', 'localtime')",
+        }
+    }
+}
+
+/// A failed request: an error status or an outcome other than success (a client that hung up
+/// is not the relay's failure).
+const IS_ERROR: &str =
+    "(COALESCE(status, 0) >= 400 OR outcome NOT IN ('completed', 'client_disconnected'))";
+
+/// One line of `usage summary`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SummaryRow {
+    pub key: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub total_tokens: u64,
+    /// Cached share of input tokens, 0–1.
+    pub cache_hit_rate: f64,
+    pub cost_usd: f64,
+    /// Requests with tokens but no price: the cost is a lower bound when this is not zero.
+    pub unpriced: u64,
+}
+
+/// Parses `--since`: `30m`, `24h`, `7d`, or a local date `YYYY-MM-DD`. Returns ms since the epoch.
+pub fn since_ms(conn: &Connection, text: &str, now_ms: u64) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let unit = |suffix: char, ms: u64| {
+        text.strip_suffix(suffix)
+            .and_then(|n| n.parse::<u64>().ok())
+            .map(|n| now_ms.saturating_sub(n * ms))
+    };
+    if let Some(ms) = unit('m', 60_000)
+        .or_else(|| unit('h', 3_600_000))
+        .or_else(|| unit('d', 86_400_000))
+    {
+        return Ok(ms);
+    }
+    // A local date: SQLite turns local midnight into UTC seconds.
+    let secs: Option<i64> = conn
+        .query_row(
+            "SELECT CAST(strftime('%s', ?1, 'utc') AS INTEGER) WHERE date(?1) = ?1",
+            [text],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    secs.map(|s| s.max(0) as u64 * 1000).ok_or_else(|| {
+        anyhow::anyhow!("--since `{text}`: expected e.g. 30m, 24h, 7d or a date like 2026-11-28")
+    })
+}
+
+/// Requests, tokens, cache hit rate, cost and errors since `since_ms`, grouped, most tokens first.
+pub fn summary(conn: &Connection, since_ms: u64, by: GroupBy) -> rusqlite::Result<Vec<SummaryRow>> {
+    let sql = format!(
+        "SELECT {key} AS k, COUNT(*), SUM({IS_ERROR}), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),
+                COALESCE(SUM(output_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(total_tokens), 0),
+                COALESCE(SUM(cost_usd), 0), SUM(cost_usd IS NULL AND input_tokens IS NOT NULL)
+         FROM requests WHERE started_ms >= ?1 GROUP BY k ORDER BY 8 DESC, 2 DESC",
+        key = by.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([since_ms as i64], |r| {
+        let input: i64 = r.get(3)?;
+        let cached: i64 = r.get(4)?;
+        Ok(SummaryRow {
+            key: r.get(0)?,
+            requests: r.get::<_, i64>(1)? as u64,
+            errors: r.get::<_, i64>(2)? as u64,
+            input_tokens: input as u64,
+            cached_input_tokens: cached as u64,
+            output_tokens: r.get::<_, i64>(5)? as u64,
+            reasoning_tokens: r.get::<_, i64>(6)? as u64,
+            total_tokens: r.get::<_, i64>(7)? as u64,
+            cache_hit_rate: if input > 0 {
+                cached as f64 / input as f64
+            } else {
+                0.0
+            },
+            cost_usd: r.get(8)?,
+            unpriced: r.get::<_, i64>(9)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The totals over every group.
+pub fn total(rows: &[SummaryRow]) -> SummaryRow {
+    let mut t = SummaryRow {
+        key: "total".into(),
+        ..Default::default()
+    };
+    for r in rows {
+        t.requests += r.requests;
+        t.errors += r.errors;
+        t.input_tokens += r.input_tokens;
+        t.cached_input_tokens += r.cached_input_tokens;
+        t.output_tokens += r.output_tokens;
+        t.reasoning_tokens += r.reasoning_tokens;
+        t.total_tokens += r.total_tokens;
+        t.cost_usd += r.cost_usd;
+        t.unpriced += r.unpriced;
+    }
+    t.cache_hit_rate = if t.input_tokens > 0 {
+        t.cached_input_tokens as f64 / t.input_tokens as f64
+    } else {
+        0.0
+    };
+    t
+}
+
+/// One request, as `usage tail` / `usage find` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestLine {
+    pub id: i64,
+    pub trace_id: String,
+    pub started_ms: u64,
+    /// Local time, `YYYY-MM-DD HH:MM:SS`.
+    pub started_local: String,
+    pub method: String,
+    pub path: String,
+    pub session_id: Option<String>,
+    pub provider: Option<String>,
+    pub endpoint: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<u16>,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub total_tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+    pub ttfb_ms: Option<f64>,
+    pub duration_ms: f64,
+}
+
+/// Filters for `usage find` (all optional; text filters are exact).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub errors_only: bool,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub session: Option<String>,
+    /// Only rows with an id above this (for `tail --follow`).
+    pub after_id: Option<i64>,
+}
+
+/// The newest `limit` requests matching `filter`, newest first.
+pub fn find(
+    conn: &Connection,
+    filter: &Filter,
+    limit: usize,
+) -> rusqlite::Result<Vec<RequestLine>> {
+    let mut clauses = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    if filter.errors_only {
+        clauses.push(IS_ERROR.to_string());
+    }
+    if let Some(p) = &filter.provider {
+        args.push(p.clone());
+        clauses.push(format!("provider = ?{}", args.len()));
+    }
+    if let Some(m) = &filter.model {
+        args.push(m.clone());
+        clauses.push(format!(
+            "(model_sent = ?{n} OR model_requested = ?{n})",
+            n = args.len()
+        ));
+    }
+    if let Some(s) = &filter.session {
+        args.push(s.clone());
+        clauses.push(format!("session_id = ?{}", args.len()));
+    }
+    if let Some(id) = filter.after_id {
+        clauses.push(format!("id > {id}"));
+    }
+    let filter_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT id, trace_id, started_ms, datetime(started_ms / 1000, 'unixepoch', 'localtime'), method, path, session_id, provider, endpoint,
+                COALESCE(model_sent, model_requested), status, outcome, error_class, total_tokens, cost_usd, ttfb_ms, duration_ms
+         FROM requests {filter_sql} ORDER BY id DESC LIMIT {limit}"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+        Ok(RequestLine {
+            id: r.get(0)?,
+            trace_id: r.get(1)?,
+            started_ms: r.get::<_, i64>(2)? as u64,
+            started_local: r.get(3)?,
+            method: r.get(4)?,
+            path: r.get(5)?,
+            session_id: r.get(6)?,
+            provider: r.get(7)?,
+            endpoint: r.get(8)?,
+            model: r.get(9)?,
+            status: r.get(10)?,
+            outcome: r.get(11)?,
+            error_class: r.get(12)?,
+            total_tokens: r.get::<_, Option<i64>>(13)?.map(|n| n as u64),
+            cost_usd: r.get(14)?,
+            ttfb_ms: r.get(15)?,
+            duration_ms: r.get(16)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The attempt chain and route decision of one request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chain {
+    pub trace_id: String,
+    pub started_local: String,
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub attempts: serde_json::Value,
+    pub decision: Option<serde_json::Value>,
+}
+
+pub fn chain(conn: &Connection, trace_id: &str) -> rusqlite::Result<Option<Chain>> {
+    conn.query_row(
+        "SELECT trace_id, datetime(started_ms / 1000, 'unixepoch', 'localtime'), outcome, status, error, attempts_json, decision_json
+         FROM requests WHERE trace_id = ?1",
+        [trace_id],
+        |r| {
+            let attempts: String = r.get(5)?;
+            let decision: Option<String> = r.get(6)?;
+            Ok(Chain {
+                trace_id: r.get(0)?,
+                started_local: r.get(1)?,
+                outcome: r.get(2)?,
+                status: r.get(3)?,
+                error: r.get(4)?,
+                attempts: serde_json::from_str(&attempts).unwrap_or(serde_json::Value::Null),
+                decision: decision.and_then(|d| serde_json::from_str(&d).ok()),
+            })
+        },
+    )
+    .optional()
+}
+
+/// `(started_ms, total_tokens, cost_usd)` of requests since `since_ms`, for the forecast.
+pub fn spend_since(
+    conn: &Connection,
+    since_ms: u64,
+) -> rusqlite::Result<Vec<(u64, u64, Option<f64>)>> {
+    let mut stmt = conn.prepare_cached("SELECT started_ms, total_tokens, cost_usd FROM requests WHERE started_ms >= ?1 AND total_tokens IS NOT NULL")?;
+    let rows = stmt.query_map([since_ms as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            r.get::<_, i64>(1)? as u64,
+            r.get(2)?,
+        ))
+    })?;
+    rows.collect()
+}
+
+/// The next local midnight, ms since the epoch.
+pub fn next_local_midnight_ms(conn: &Connection, now_ms: u64) -> rusqlite::Result<u64> {
+    let secs: i64 = conn.query_row(
+        "SELECT CAST(strftime('%s', date(?1, 'unixepoch', 'localtime', '+1 day'), 'utc') AS INTEGER)",
+        [(now_ms / 1000) as i64],
+        |r| r.get(0),
+    )?;
+    Ok(secs.max(0) as u64 * 1000)
+}

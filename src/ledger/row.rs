@@ -1,0 +1,131 @@
+//! One ledger row: a finished request, flattened, priced, without bodies or secrets.
+
+use serde::Serialize;
+
+use super::pricing::PriceBook;
+use crate::proxy::record::{AttemptOutcome, Outcome, RequestRecord};
+
+/// A request as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LedgerRow {
+    pub trace_id: String,
+    pub started_ms: u64,
+    pub session_id: Option<String>,
+    pub session_source: Option<String>,
+    pub thread_id: Option<String>,
+    pub client: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub streaming: bool,
+    pub model_requested: Option<String>,
+    pub model_sent: Option<String>,
+    pub model_answered: Option<String>,
+    /// The Codex client preset in effect (set once presets exist).
+    pub preset: Option<String>,
+    pub provider: Option<String>,
+    pub endpoint: Option<String>,
+    pub status: Option<u16>,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    pub attempts_json: String,
+    pub decision_json: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub cached_input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
+    pub total_tokens: Option<u64>,
+    pub ttfb_ms: Option<f64>,
+    pub duration_ms: f64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub cost_usd: Option<f64>,
+    pub price_source: Option<String>,
+}
+
+impl LedgerRow {
+    /// Flattens a finished request and prices it by the model actually sent.
+    pub fn from_record(record: &RequestRecord, outcome: Outcome, prices: &PriceBook) -> Self {
+        let usage = record.usage;
+        let priced_model = record
+            .model_sent
+            .as_deref()
+            .or(record.model_requested.as_deref());
+        let cost = usage
+            .zip(priced_model)
+            .and_then(|(usage, model)| prices.cost(model, &usage, record.price_multiplier));
+        let error_class = match outcome {
+            Outcome::Completed => None,
+            other => Some(
+                record
+                    .attempts
+                    .iter()
+                    .rev()
+                    .find_map(|a| match &a.outcome {
+                        AttemptOutcome::FailedStatus { class, .. }
+                        | AttemptOutcome::FailedStream { class, .. } => {
+                            Some(snake(&format!("{class:?}")))
+                        }
+                        AttemptOutcome::ConnectError { .. } => Some("connect".into()),
+                        AttemptOutcome::Timeout { .. } => Some("header_timeout".into()),
+                        AttemptOutcome::TransportError { .. } => Some("transport".into()),
+                        AttemptOutcome::Responded { .. } => None,
+                    })
+                    .unwrap_or_else(|| snake(&format!("{other:?}"))),
+            ),
+        };
+        Self {
+            trace_id: record.trace_id.clone(),
+            started_ms: record.started_at_ms,
+            session_id: record.session.as_ref().map(|s| s.value.clone()),
+            session_source: record.session.as_ref().map(|s| s.source.to_string()),
+            thread_id: record.thread_id.clone(),
+            client: record.client.clone(),
+            method: record.method.clone(),
+            path: record.path.clone(),
+            streaming: record.streaming,
+            model_requested: record.model_requested.clone(),
+            model_sent: record.model_sent.clone(),
+            model_answered: record.model_answered.clone(),
+            preset: None,
+            provider: record.provider.clone(),
+            endpoint: record.endpoint.clone(),
+            status: record.status,
+            outcome: snake(&format!("{outcome:?}")),
+            error_class,
+            error: record.error.clone(),
+            attempts_json: serde_json::to_string(&record.attempts).unwrap_or_else(|_| "[]".into()),
+            decision_json: record
+                .decision
+                .as_ref()
+                .and_then(|d| serde_json::to_string(d).ok()),
+            input_tokens: usage.map(|u| u.input_tokens),
+            cached_input_tokens: usage.map(|u| u.cached_input_tokens),
+            output_tokens: usage.map(|u| u.output_tokens),
+            reasoning_tokens: usage.map(|u| u.reasoning_tokens),
+            total_tokens: usage.map(|u| u.total_tokens),
+            ttfb_ms: record.ttfb.map(|d| d.as_secs_f64() * 1000.0),
+            duration_ms: record.started.elapsed().as_secs_f64() * 1000.0,
+            bytes_in: record.bytes_in,
+            bytes_out: record.bytes_out,
+            cost_usd: cost.as_ref().map(|c| c.usd),
+            price_source: cost.map(|c| c.source),
+        }
+    }
+}
+
+/// `AllUpstreamsFailed` → `all_upstreams_failed`.
+pub fn snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

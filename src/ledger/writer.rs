@@ -1,0 +1,214 @@
+//! The ledger writer: one background thread, fed through a bounded channel, writing batches.
+//!
+//! The proxy never waits on the disk: a full queue drops the row and counts it; a failed write
+//! (database locked, disk full) counts the lost rows and carries on. Retention runs on the same
+//! thread between batches.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::pricing::PriceBook;
+use super::row::LedgerRow;
+use super::store;
+use crate::config::model::LedgerSettings;
+use crate::proxy::RecordSink;
+use crate::proxy::record::{Outcome, RequestRecord};
+
+/// Rows waiting to be written at most; beyond this, rows are dropped (and counted).
+const QUEUE: usize = 8_192;
+/// Rows written per transaction at most.
+const BATCH: usize = 512;
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+
+/// What the writer has done, for status displays.
+#[derive(Debug, Default, Serialize)]
+pub struct LedgerStats {
+    pub written: AtomicU64,
+    /// Dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Lost because a write failed (locked database, full disk, …).
+    pub failed: AtomicU64,
+    pub deleted_by_retention: AtomicU64,
+}
+
+impl LedgerStats {
+    pub fn lost(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}
+
+enum Message {
+    Row(Box<LedgerRow>),
+    /// Answered once everything queued before it is written.
+    Flush(std::sync::mpsc::Sender<()>),
+    /// Write what is queued, then stop (other senders may still exist).
+    Stop,
+}
+
+/// A running ledger.
+pub struct Ledger {
+    sender: Option<SyncSender<Message>>,
+    stats: Arc<LedgerStats>,
+    prices: Arc<PriceBook>,
+    thread: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens the database (errors are reported here, before serving) and starts the writer.
+    pub fn start(path: &Path, settings: LedgerSettings, prices: PriceBook) -> anyhow::Result<Self> {
+        let conn = store::open(path)?;
+        if let Some(mb) = settings.max_size_mb {
+            store::cap_size(&conn, mb.saturating_mul(1 << 20))?;
+        }
+        let (sender, receiver) = sync_channel(QUEUE);
+        let stats = Arc::new(LedgerStats::default());
+        let thread = {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("ledger-writer".into())
+                .spawn(move || write_loop(conn, receiver, &stats, &settings))?
+        };
+        Ok(Self {
+            sender: Some(sender),
+            stats,
+            prices: Arc::new(prices),
+            thread: Some(thread),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn stats(&self) -> Arc<LedgerStats> {
+        self.stats.clone()
+    }
+
+    /// The sink the proxy hands finished requests to.
+    pub fn sink(&self) -> Arc<dyn RecordSink> {
+        Arc::new(LedgerSink {
+            sender: self.sender.clone().expect("running"),
+            stats: self.stats.clone(),
+            prices: self.prices.clone(),
+        })
+    }
+
+    /// Waits (bounded) until every row queued so far is written.
+    pub fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if let Some(sender) = &self.sender {
+            if sender.send(Message::Flush(done)).is_ok() {
+                let _ = wait.recv_timeout(Duration::from_secs(10));
+            }
+        }
+    }
+
+    /// Writes what is queued and stops the writer.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Message::Stop);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct LedgerSink {
+    sender: SyncSender<Message>,
+    stats: Arc<LedgerStats>,
+    prices: Arc<PriceBook>,
+}
+
+impl RecordSink for LedgerSink {
+    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+        let row = Box::new(LedgerRow::from_record(record, outcome, &self.prices));
+        match self.sender.try_send(Message::Row(row)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn write_loop(
+    mut conn: rusqlite::Connection,
+    receiver: Receiver<Message>,
+    stats: &LedgerStats,
+    settings: &LedgerSettings,
+) {
+    let mut last_retention = Instant::now() - RETENTION_EVERY;
+    let mut last_warning: Option<Instant> = None;
+    while let Ok(first) = receiver.recv() {
+        let mut rows = Vec::new();
+        let mut flushes = Vec::new();
+        let mut stop = false;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Row(row) => rows.push(*row),
+                Message::Flush(done) => flushes.push(done),
+                Message::Stop => stop = true,
+            }
+            if rows.len() < BATCH && !stop {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if !rows.is_empty() {
+            match store::insert(&mut conn, &rows) {
+                Ok(_) => {
+                    stats
+                        .written
+                        .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    stats.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    // One warning a minute at most: a full disk must not flood the log.
+                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        tracing::warn!(
+                            "ledger: {} request records could not be written ({e}); {} lost so far",
+                            rows.len(),
+                            stats.lost()
+                        );
+                        last_warning = Some(Instant::now());
+                    }
+                }
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+        if stop {
+            break;
+        }
+        if last_retention.elapsed() >= RETENTION_EVERY {
+            last_retention = Instant::now();
+            let cutoff = crate::routing::select::now_ms()
+                .saturating_sub(u64::from(settings.retention_days) * 86_400_000);
+            match store::apply_retention(&conn, cutoff, settings.max_rows) {
+                Ok(n) => {
+                    stats
+                        .deleted_by_retention
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!("ledger: retention failed: {e}"),
+            }
+        }
+    }
+}
