@@ -1,0 +1,232 @@
+//! `usage` and `pricing` commands on the real binary, against a ledger the real proxy wrote.
+
+mod support;
+
+use std::time::Duration;
+
+use support::cli::{Homes, serve};
+use support::mock_relay::MockRelay;
+
+async fn run(homes: &Homes, args: &[&str]) -> (bool, String) {
+    let output = tokio::time::timeout(support::cli::LIMIT, homes.command(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn client() -> reqwest::Client {
+    codex_helper::proxy::install_tls_provider();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn turn(url: &str, session: &str) {
+    client()
+        .post(format!("{url}/v1/responses"))
+        .header("accept", "text/event-stream")
+        .header("session-id", session)
+        .body(r#"{"model":"gpt-5.1","stream":true,"input":"hi"}"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+}
+
+/// Stops `serve` with SIGTERM and waits for it (it flushes the ledger on the way out).
+async fn stop(served: &mut support::cli::Served) {
+    let pid = served.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    tokio::time::timeout(support::cli::LIMIT, served.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn usage_commands_report_what_the_proxy_recorded() {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.providers.monthly]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let (ok, out) = run(&homes, &["usage", "summary"]).await;
+    assert!(ok && out.contains("No requests recorded yet"), "{out}");
+
+    let mut served = serve(homes.command(&["serve"])).await;
+    turn(&served.url, "s1").await;
+    turn(&served.url, "s2").await;
+    stop(&mut served).await;
+
+    let (ok, out) = run(&homes, &["usage", "summary", "--by", "model"]).await;
+    assert!(ok, "{out}");
+    let model_line = out
+        .lines()
+        .find(|l| l.starts_with("gpt-5.1"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let fields: Vec<&str> = model_line.split_whitespace().collect();
+    assert_eq!(
+        (fields[1], fields[2]),
+        ("2", "0"),
+        "2 requests, 0 errors: {model_line}"
+    );
+    assert!(model_line.contains("83.3%"), "cache hit rate: {model_line}");
+    assert!(out.contains("Last hour:"), "{out}");
+
+    let (_, out) = run(
+        &homes,
+        &[
+            "usage",
+            "summary",
+            "--json",
+            "--since",
+            "7d",
+            "--balance",
+            "10",
+        ],
+    )
+    .await;
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["total"]["requests"], 2);
+    assert_eq!(summary["rows"][0]["key"], "monthly");
+    assert!(summary["forecast"]["cost_per_hour_usd"].as_f64().unwrap() > 0.0);
+
+    let (_, out) = run(&homes, &["usage", "tail", "--limit", "1", "--json"]).await;
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["session_id"], "s2");
+    let trace = line["trace_id"].as_str().unwrap().to_string();
+
+    let (_, out) = run(&homes, &["usage", "find", "--session", "s1"]).await;
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains("monthly/default") && out.contains("completed"),
+        "{out}"
+    );
+    let (_, out) = run(&homes, &["usage", "find", "--errors"]).await;
+    assert!(out.contains("No matching requests"), "{out}");
+
+    let (ok, out) = run(&homes, &["usage", "chain", "--trace-id", &trace]).await;
+    assert!(
+        ok && out.contains("attempt 1: monthly/default responded HTTP 200"),
+        "{out}"
+    );
+    assert!(out.contains("route: chosen monthly.default"), "{out}");
+    let (ok, out) = run(&homes, &["usage", "chain", "--trace-id", "nope"]).await;
+    assert!(
+        !ok && out.contains("no request with trace id nope"),
+        "{out}"
+    );
+
+    let (ok, out) = run(&homes, &["pricing", "list"]).await;
+    assert!(
+        ok && out
+            .lines()
+            .any(|l| l.starts_with("gpt-5.1 ") && l.contains("1.250")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn import_is_idempotent() {
+    let homes = Homes::new();
+    std::fs::write(homes.helper_config(), "version = 5\n").unwrap();
+    let logs = homes.helper.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("requests.jsonl"),
+        "{\"timestamp_ms\":1764300000000,\"request_id\":1,\"trace_id\":\"codex-1\",\"status_code\":200,\"provider_id\":\"old\",\"model\":\"gpt-5.1\",\"usage\":{\"input_tokens\":10,\"output_tokens\":2,\"total_tokens\":12}}\n\
+         {\"timestamp_ms\":1764300005000,\"request_id\":2,\"trace_id\":\"codex-2\",\"status_code\":502}\nbroken line\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&homes, &["usage", "import"]).await;
+    assert!(
+        ok && out.contains("Read 3 records")
+            && out.contains("(1 invalid lines skipped): 2 imported, 0 already"),
+        "{out}"
+    );
+    let (_, out) = run(&homes, &["usage", "import", "--json"]).await;
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            report["imported"].as_u64(),
+            report["already_present"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
+    let (_, out) = run(
+        &homes,
+        &["usage", "summary", "--since", "2025-01-01", "--json"],
+    )
+    .await;
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            summary["total"]["requests"].as_u64(),
+            summary["total"]["errors"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn killing_the_proxy_mid_write_leaves_a_readable_ledger() {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.providers.r]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let mut served = serve(homes.command(&["serve"])).await;
+    // A bounded burst: 200 requests, 16 at a time, with the process killed while it runs.
+    let url = served.url.clone();
+    let load = tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..13 {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        turn(&url, &format!("w{worker}-{i}")),
+                    )
+                    .await;
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    served.child.kill().await.unwrap(); // SIGKILL: no clean shutdown
+    let _ = tokio::time::timeout(Duration::from_secs(30), load).await;
+
+    let path = homes.helper.path().join("ledger.sqlite3");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let (ok, out) = run(&homes, &["usage", "summary", "--json"]).await;
+    assert!(ok, "{out}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(summary["total"]["requests"].as_u64().unwrap() <= 208);
+}
