@@ -391,3 +391,71 @@ fn importing_twice_adds_nothing_the_second_time() {
     assert_eq!(store::insert(&mut conn, &rows).unwrap(), 0);
     let _ = Arc::new(());
 }
+
+#[test]
+fn rollup_summaries_match_the_rows_for_any_start_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = store::open(&dir.path().join("l.sqlite3")).unwrap();
+    let models = ["gpt-5.1", "gpt-5.4", "o3"];
+    let rows: Vec<LedgerRow> = (0..500u64)
+        .map(|i| LedgerRow {
+            model_sent: Some(models[i as usize % 3].into()),
+            provider: Some(if i % 2 == 0 { "a" } else { "b" }.into()),
+            session_id: Some(format!("s{}", i % 7)),
+            status: Some(if i % 10 == 0 { 502 } else { 200 }),
+            total_tokens: Some(i),
+            input_tokens: Some(2 * i),
+            cached_input_tokens: Some(i),
+            cost_usd: (i % 5 != 0).then_some(0.001),
+            ..row(&format!("t{i}"), 1_000_000 + i * 97_003)
+        })
+        .collect();
+    store::insert(&mut conn, &rows).unwrap();
+    for since in [
+        0,
+        1_000_000 + 4_000_000,
+        1_000_000 + 12_345_678,
+        1_000_000 + 30_000_000,
+    ] {
+        let expected: Vec<&LedgerRow> = rows.iter().filter(|r| r.started_ms >= since).collect();
+        for by in [
+            GroupBy::Model,
+            GroupBy::Provider,
+            GroupBy::Session,
+            GroupBy::Day,
+        ] {
+            let total = query::total(&query::summary(&conn, since, by).unwrap());
+            assert_eq!(
+                total.requests,
+                expected.len() as u64,
+                "{by:?} since {since}"
+            );
+            assert_eq!(
+                total.total_tokens,
+                expected
+                    .iter()
+                    .map(|r| r.total_tokens.unwrap())
+                    .sum::<u64>(),
+                "{by:?} since {since}"
+            );
+            assert_eq!(
+                total.errors,
+                expected.iter().filter(|r| r.status == Some(502)).count() as u64,
+                "{by:?} since {since}"
+            );
+            assert_eq!(
+                total.unpriced,
+                expected.iter().filter(|r| r.cost_usd.is_none()).count() as u64,
+                "{by:?} since {since}"
+            );
+        }
+    }
+    // Retention takes the rollups along.
+    store::apply_retention(&conn, 0, 10).unwrap();
+    let total = query::total(&query::summary(&conn, 0, GroupBy::Model).unwrap());
+    assert!(
+        total.requests <= 10 + 10,
+        "only the buckets of the rows left remain: {}",
+        total.requests
+    );
+}

@@ -76,16 +76,48 @@ pub fn since_ms(conn: &Connection, text: &str, now_ms: u64) -> anyhow::Result<u6
 }
 
 /// Requests, tokens, cache hit rate, cost and errors since `since_ms`, grouped, most tokens first.
+///
+/// By provider, model or day the sums come from the 15-minute rollups, plus the raw rows of the
+/// partial bucket at the start; by session they come from the rows.
 pub fn summary(conn: &Connection, since_ms: u64, by: GroupBy) -> rusqlite::Result<Vec<SummaryRow>> {
+    let bucket = super::store::BUCKET_MS;
+    let full_from = since_ms.div_ceil(bucket) * bucket;
+    let raw = |key: &str, until: &str| {
+        format!(
+            "SELECT {key} AS k, 1 AS requests, {IS_ERROR} AS errors, COALESCE(input_tokens, 0) AS input, COALESCE(cached_input_tokens, 0) AS cached,
+                    COALESCE(output_tokens, 0) AS output, COALESCE(reasoning_tokens, 0) AS reasoning, COALESCE(total_tokens, 0) AS total,
+                    COALESCE(cost_usd, 0) AS cost, (cost_usd IS NULL AND input_tokens IS NOT NULL) AS unpriced
+             FROM requests WHERE started_ms >= ?1 {until}"
+        )
+    };
+    let source = match by {
+        GroupBy::Session => raw(by.sql(), ""),
+        _ => {
+            let rollup_key = match by {
+                GroupBy::Provider => "provider",
+                GroupBy::Model => "model",
+                _ => "date(bucket_ms / 1000, 'unixepoch', 'localtime')",
+            };
+            format!(
+                "SELECT {rollup_key} AS k, requests, errors, input_tokens AS input, cached_input_tokens AS cached, output_tokens AS output,
+                        reasoning_tokens AS reasoning, total_tokens AS total, cost_usd AS cost, unpriced
+                 FROM usage_rollup WHERE bucket_ms >= ?2
+                 UNION ALL {}",
+                raw(by.sql(), "AND started_ms < ?2")
+            )
+        }
+    };
     let sql = format!(
-        "SELECT {key} AS k, COUNT(*), SUM({IS_ERROR}), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),
-                COALESCE(SUM(output_tokens), 0), COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(total_tokens), 0),
-                COALESCE(SUM(cost_usd), 0), SUM(cost_usd IS NULL AND input_tokens IS NOT NULL)
-         FROM requests WHERE started_ms >= ?1 GROUP BY k ORDER BY 8 DESC, 2 DESC",
-        key = by.sql()
+        "SELECT k, SUM(requests), SUM(errors), SUM(input), SUM(cached), SUM(output), SUM(reasoning), SUM(total), SUM(cost), SUM(unpriced)
+         FROM ({source}) GROUP BY k ORDER BY 8 DESC, 2 DESC"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([since_ms as i64], |r| {
+    let params: &[&dyn rusqlite::ToSql] = if by == GroupBy::Session {
+        &[&(since_ms as i64)]
+    } else {
+        &[&(since_ms as i64), &(full_from as i64)]
+    };
+    let rows = stmt.query_map(params, |r| {
         let input: i64 = r.get(3)?;
         let cached: i64 = r.get(4)?;
         Ok(SummaryRow {

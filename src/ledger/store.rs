@@ -10,7 +10,8 @@ use rusqlite::{Connection, OpenFlags, params};
 use super::row::LedgerRow;
 
 /// Migrations, in order; `MIGRATIONS[i]` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE requests (
     id                  INTEGER PRIMARY KEY,
     trace_id            TEXT NOT NULL UNIQUE,
@@ -48,10 +49,40 @@ CREATE TABLE requests (
 );
 CREATE INDEX requests_by_time ON requests(started_ms);
 CREATE INDEX requests_by_session ON requests(session_id, started_ms);
--- Covers `usage summary`, which then never reads the wide rows (attempts, decisions).
-CREATE INDEX requests_summary ON requests(started_ms, provider, model_sent, model_requested, session_id, status, outcome,
+-- Covers `usage summary --by session`, which then never reads the wide rows.
+CREATE INDEX requests_summary ON requests(started_ms, session_id, status, outcome,
     input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens, cost_usd);
-"#];
+"#,
+    r#"
+-- Per 15-minute bucket, provider and model: what summaries by provider, model or day add up,
+-- so they stay fast over a year of rows. Kept in step with `requests` by `insert`.
+CREATE TABLE usage_rollup (
+    bucket_ms           INTEGER NOT NULL,
+    provider            TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    requests            INTEGER NOT NULL,
+    errors              INTEGER NOT NULL,
+    input_tokens        INTEGER NOT NULL,
+    cached_input_tokens INTEGER NOT NULL,
+    output_tokens       INTEGER NOT NULL,
+    reasoning_tokens    INTEGER NOT NULL,
+    total_tokens        INTEGER NOT NULL,
+    cost_usd            REAL NOT NULL,
+    unpriced            INTEGER NOT NULL,
+    PRIMARY KEY (bucket_ms, provider, model)
+) WITHOUT ROWID;
+INSERT INTO usage_rollup
+SELECT started_ms / 900000 * 900000, COALESCE(provider, '-'), COALESCE(model_sent, model_requested, '-'),
+       COUNT(*), SUM(COALESCE(status, 0) >= 400 OR outcome NOT IN ('completed', 'client_disconnected')),
+       COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+       COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(total_tokens), 0), COALESCE(SUM(cost_usd), 0),
+       SUM(cost_usd IS NULL AND input_tokens IS NOT NULL)
+FROM requests GROUP BY 1, 2, 3;
+"#,
+];
+
+/// The rollup bucket width.
+pub const BUCKET_MS: u64 = 900_000;
 
 /// Opens (creating if needed) and migrates the ledger at `path`.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
@@ -121,8 +152,16 @@ pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usi
                 ttfb_ms, duration_ms, bytes_in, bytes_out, cost_usd, price_source)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
         )?;
+        let mut rollup = tx.prepare_cached(
+            "INSERT INTO usage_rollup VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (bucket_ms, provider, model) DO UPDATE SET
+                requests = requests + 1, errors = errors + excluded.errors,
+                input_tokens = input_tokens + excluded.input_tokens, cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+                output_tokens = output_tokens + excluded.output_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+                total_tokens = total_tokens + excluded.total_tokens, cost_usd = cost_usd + excluded.cost_usd, unpriced = unpriced + excluded.unpriced",
+        )?;
         for r in rows {
-            added += stmt.execute(params![
+            let new = stmt.execute(params![
                 r.trace_id,
                 r.started_ms as i64,
                 r.session_id,
@@ -156,13 +195,39 @@ pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usi
                 r.cost_usd,
                 r.price_source,
             ])?;
+            if new == 0 {
+                continue; // already stored: not counted twice
+            }
+            added += 1;
+            let error = r.status.is_some_and(|s| s >= 400)
+                || !matches!(r.outcome.as_str(), "completed" | "client_disconnected");
+            let model = r
+                .model_sent
+                .as_deref()
+                .or(r.model_requested.as_deref())
+                .unwrap_or("-");
+            let unpriced = r.cost_usd.is_none() && r.input_tokens.is_some();
+            rollup.execute(params![
+                (r.started_ms / BUCKET_MS * BUCKET_MS) as i64,
+                r.provider.as_deref().unwrap_or("-"),
+                model,
+                error,
+                r.input_tokens.unwrap_or(0) as i64,
+                r.cached_input_tokens.unwrap_or(0) as i64,
+                r.output_tokens.unwrap_or(0) as i64,
+                r.reasoning_tokens.unwrap_or(0) as i64,
+                r.total_tokens.unwrap_or(0) as i64,
+                r.cost_usd.unwrap_or(0.0),
+                unpriced,
+            ])?;
         }
     }
     tx.commit()?;
     Ok(added)
 }
 
-/// Deletes rows older than `before_ms` and beyond the newest `max_rows`. Returns how many.
+/// Deletes rows older than `before_ms` and beyond the newest `max_rows`, and the rollup
+/// buckets before the oldest row left. Returns how many rows.
 pub fn apply_retention(
     conn: &Connection,
     before_ms: u64,
@@ -175,6 +240,11 @@ pub fn apply_retention(
     let excess = conn.execute(
         "DELETE FROM requests WHERE id <= (SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?1)",
         params![max_rows as i64],
+    )?;
+    // Rollup buckets go with the rows: everything before the oldest row's bucket.
+    conn.execute(
+        "DELETE FROM usage_rollup WHERE bucket_ms < COALESCE((SELECT MIN(started_ms) FROM requests) / ?1 * ?1, 9223372036854775807)",
+        params![BUCKET_MS as i64],
     )?;
     Ok(old + excess)
 }
