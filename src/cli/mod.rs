@@ -69,6 +69,9 @@ enum LogFormat {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if !matches!(cli.command, None | Some(Command::Serve(_))) {
+        restore_sigpipe();
+    }
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve::run(args),
         Command::Provider(command) => provider::run(command),
@@ -97,5 +100,16 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Reports go to stdout, often into a pipe (`| head`); like other command-line tools they end
+/// quietly when the reader goes away. (The server keeps Rust's default of ignoring SIGPIPE, so
+/// a closed socket is an error to handle, not a signal.)
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal disposition to its default at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
