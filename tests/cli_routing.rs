@@ -5,21 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::cli::{Homes, run_to_end, serve};
+use support::cli::{Homes, run, run_to_end, serve};
 use support::mock_relay::MockRelay;
-
-async fn run(homes: &Homes, args: &[&str]) -> (bool, String) {
-    let output = tokio::time::timeout(support::cli::LIMIT, homes.command(args).output())
-        .await
-        .unwrap()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
 
 const COMMENTED: &str = "# my relays\nversion = 5\n\n[codex.providers.monthly]  # cheap\nbase_url = \"https://m.example/v1\"\nauth_token_env = \"MONTHLY_KEY\"\n\n\
 [codex.routing]\nentry = \"main\"\n\n[codex.routing.routes.main]\nchildren = [\"pool\"]\n\n[codex.routing.routes.pool]\n# nested\nchildren = [\"monthly\"]\n";

@@ -4,21 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::cli::{Homes, serve};
+use support::cli::{Homes, run, serve};
 use support::mock_relay::MockRelay;
-
-async fn run(homes: &Homes, args: &[&str]) -> (bool, String) {
-    let output = tokio::time::timeout(support::cli::LIMIT, homes.command(args).output())
-        .await
-        .unwrap()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
 
 fn client() -> reqwest::Client {
     codex_helper::proxy::install_tls_provider();

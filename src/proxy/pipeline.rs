@@ -32,7 +32,7 @@ use super::{Plan, ProxyState};
 use crate::config::model::BodyEncodingMode;
 use crate::routing::retry::{Action, Cooldown};
 use crate::routing::runtime::Permit;
-use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip, now_ms};
+use crate::routing::select::{self, Choice, Skip, now_ms};
 use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
 
 /// Handles one client request from start to end. Never fails: every problem becomes a response.
@@ -256,29 +256,11 @@ async fn failover(
     let candidates = graph.candidates(&view);
     let bound = facts.is_some_and(|f| f.relay_bound);
     let session = request.session.as_ref().map(|s| s.value.clone());
-    let affinity = session.as_deref().and_then(|s| {
+    let (affinity, affinity_view) =
         state
             .routing
-            .affinity
-            .lock()
-            .expect("affinity lock")
-            .get(s, &graph.key)
-            .cloned()
-    });
-    let affinity_view = affinity.as_ref().and_then(|a| {
-        let candidate = candidates
-            .iter()
-            .position(|c| graph.upstreams[c.upstream].key() == a.upstream)?;
-        Some(AffinityView {
-            candidate,
-            since_ms: a.last_changed_ms,
-        })
-    });
-    let settings = AffinitySettings {
-        policy: graph.affinity_policy,
-        fallback_ttl_ms: graph.fallback_ttl_ms,
-        reprobe_preferred_after_ms: graph.reprobe_preferred_after_ms,
-    };
+            .affinity_for(session.as_deref(), graph, &candidates);
+    let settings = graph.affinity_settings();
     let first_event_timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
     let mut tried = vec![false; candidates.len()];
     let mut saturated = vec![false; candidates.len()];

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::affinity::AffinityRecord;
 use super::graph::{RequestView, RouteGraph};
 use super::runtime::RoutingState;
-use super::select::{self, AffinitySettings, AffinityView, Choice, Skip, Why};
+use super::select::{self, Choice, Skip, Why};
 use crate::config::model::AffinityPolicy;
 
 /// One candidate as `explain` sees it.
@@ -56,32 +56,12 @@ pub fn explain(
         reasoning_effort: None,
     };
     let candidates = graph.candidates(&view);
-    let affinity = session.and_then(|s| {
-        state
-            .affinity
-            .lock()
-            .expect("affinity lock")
-            .get(s, &graph.key)
-            .cloned()
-    });
-    let affinity_view = affinity.as_ref().and_then(|a| {
-        let candidate = candidates
-            .iter()
-            .position(|c| graph.upstreams[c.upstream].key() == a.upstream)?;
-        Some(AffinityView {
-            candidate,
-            since_ms: a.last_changed_ms,
-        })
-    });
+    let (affinity, affinity_view) = state.affinity_for(session, graph, &candidates);
     let skips: Vec<Option<Skip>> = candidates
         .iter()
         .map(|c| state.skip_reason(&graph.upstreams[c.upstream], model, false, false, now_ms))
         .collect();
-    let settings = AffinitySettings {
-        policy: graph.affinity_policy,
-        fallback_ttl_ms: graph.fallback_ttl_ms,
-        reprobe_preferred_after_ms: graph.reprobe_preferred_after_ms,
-    };
+    let settings = graph.affinity_settings();
     let choice = select::select(&candidates, &skips, affinity_view, settings, false, now_ms);
     let (chosen, why, continuity_broken) = match choice {
         Choice::Pick { candidate, why } => (

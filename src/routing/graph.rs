@@ -644,6 +644,15 @@ impl RouteGraph {
         format!("g1:{hash:016x}")
     }
 
+    /// The affinity policy and its windows.
+    pub fn affinity_settings(&self) -> super::select::AffinitySettings {
+        super::select::AffinitySettings {
+            policy: self.affinity_policy,
+            fallback_ttl_ms: self.fallback_ttl_ms,
+            reprobe_preferred_after_ms: self.reprobe_preferred_after_ms,
+        }
+    }
+
     /// Route nodes by name, for display.
     pub fn node_names(&self) -> impl Iterator<Item = &str> {
         self.nodes.keys().map(String::as_str)

@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::affinity::AffinityRecord;
 use super::affinity::AffinityStore;
+use super::graph::{Candidate, RouteGraph};
 use super::health::Health;
 use super::model_map::supports_model;
+use super::select::AffinityView;
 use super::select::Skip;
 use super::upstream::{ConcurrencyLimit, Upstream};
 
@@ -127,6 +130,32 @@ impl RoutingState {
             }
         }
         None
+    }
+
+    /// The session's affinity under `graph`, and where its endpoint stands among `candidates`.
+    pub fn affinity_for(
+        &self,
+        session: Option<&str>,
+        graph: &RouteGraph,
+        candidates: &[Candidate],
+    ) -> (Option<AffinityRecord>, Option<AffinityView>) {
+        let record = session.and_then(|s| {
+            self.affinity
+                .lock()
+                .expect("affinity lock")
+                .get(s, &graph.key)
+                .cloned()
+        });
+        let view = record.as_ref().and_then(|a| {
+            let candidate = candidates
+                .iter()
+                .position(|c| graph.upstreams[c.upstream].key() == a.upstream)?;
+            Some(AffinityView {
+                candidate,
+                since_ms: a.last_changed_ms,
+            })
+        });
+        (record, view)
     }
 
     /// Requests in flight in a limit group.

@@ -79,3 +79,17 @@ pub async fn run_to_end(mut command: Command) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Runs a command to its end (bounded); success and stdout + stderr together.
+pub async fn run(homes: &Homes, args: &[&str]) -> (bool, String) {
+    let output = tokio::time::timeout(LIMIT, homes.command(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
