@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for where things live.
 
 pub mod cli;
+pub mod codex;
 pub mod config;
 pub mod ledger;
 pub mod proxy;
