@@ -1,5 +1,7 @@
 //! Everything about Codex's own files: presets, `config.toml` patching, `auth.json`, the
 //! switch state.
 
+pub mod auth;
 pub mod patch;
 pub mod preset;
+pub mod switch;

@@ -1,0 +1,432 @@
+//! `switch on`, `switch off` and `switch status`: the IO around [`patch`] and [`auth`].
+//!
+//! The switch state (`$CODEX_HOME/codex-helper-switch-state.json`) records what the helper
+//! changed and the original values, written before anything it describes so a crash never
+//! leaves a change without the means to undo it. Files keep their permissions; `auth.json` is
+//! only restored when it is still what the helper wrote.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use super::auth;
+use super::patch::{self, Originals, PROVIDER_ID};
+use super::preset::{AuthAction, Compaction, PatchPlan, Preset};
+use crate::config::paths::write_atomic;
+
+/// The switch state file's name in `$CODEX_HOME`.
+pub const STATE_FILE: &str = "codex-helper-switch-state.json";
+
+/// What the helper changed in Codex's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchState {
+    pub version: u32,
+    pub preset: Preset,
+    #[serde(default)]
+    pub responses_websocket: bool,
+    #[serde(default)]
+    pub compaction: Compaction,
+    pub originals: Originals,
+    /// Set while `auth.json` holds what the helper wrote.
+    pub auth: Option<AuthPatch>,
+}
+
+/// An `auth.json` the helper replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthPatch {
+    /// The text before, or `None` when there was no file.
+    pub original: Option<String>,
+    /// What the helper wrote.
+    pub patched: String,
+}
+
+/// Codex's files.
+#[derive(Debug, Clone)]
+pub struct CodexFiles {
+    pub config: PathBuf,
+    pub auth: PathBuf,
+    pub state: PathBuf,
+}
+
+impl CodexFiles {
+    pub fn new(codex_home: &Path) -> Self {
+        Self { config: codex_home.join("config.toml"), auth: codex_home.join("auth.json"), state: codex_home.join(STATE_FILE) }
+    }
+
+    fn read(path: &Path) -> anyhow::Result<Option<String>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    pub fn state(&self) -> anyhow::Result<Option<SwitchState>> {
+        let Some(text) = Self::read(&self.state)? else { return Ok(None) };
+        serde_json::from_str(&text).map(Some).with_context(|| format!("{} is not a switch state; move it away to start afresh", self.state.display()))
+    }
+}
+
+/// Writes `text` atomically, keeping the file's permissions (or `new_mode` for a new file).
+fn write_keeping_mode(path: &Path, text: &str, new_mode: u32) -> anyhow::Result<()> {
+    let mode = std::fs::metadata(path).ok().map(|m| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o7777
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = m;
+            new_mode
+        }
+    });
+    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode.unwrap_or(new_mode))).with_context(|| format!("cannot set permissions of {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}
+
+/// Whether Codex's config points at a helper proxy on this machine.
+pub fn points_at_helper(config_text: &str) -> bool {
+    let Ok(doc) = config_text.parse::<toml_edit::DocumentMut>() else { return false };
+    doc.get("model_provider").and_then(|v| v.as_str()) == Some(PROVIDER_ID)
+        && doc.get("model_providers").and_then(|p| p.get(PROVIDER_ID)).and_then(|t| t.as_table()).is_some_and(patch::is_helper_provider)
+}
+
+/// What a switch did, for the CLI.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwitchReport {
+    pub preset: Option<Preset>,
+    pub config_changed: bool,
+    pub auth_changed: bool,
+    pub message: String,
+}
+
+/// Points Codex at the proxy at `base_url` with `plan`.
+pub fn switch_on(files: &CodexFiles, plan: &PatchPlan, base_url: &str) -> anyhow::Result<SwitchReport> {
+    let text = CodexFiles::read(&files.config)?;
+    let previous = files.state()?;
+    let mut state = match previous.clone() {
+        Some(state) => state,
+        None => {
+            if text.as_deref().is_some_and(points_at_helper) {
+                bail!(
+                    "Codex already points at a local codex-helper ({}), but no switch state was found, so the original provider is unknown. \
+                     Set `model_provider` in that file back to your relay (or remove it), then run `codex-helper switch on` again.",
+                    files.config.display()
+                );
+            }
+            SwitchState { version: 1, preset: plan.preset, responses_websocket: false, compaction: Compaction::Auto, originals: patch::originals(text.as_deref())?, auth: None }
+        }
+    };
+    state.preset = plan.preset;
+    state.responses_websocket = plan.responses_websocket;
+    state.compaction = plan.compaction;
+
+    // auth.json: decide everything (and refuse) before writing anything.
+    let current_auth = CodexFiles::read(&files.auth)?;
+    let ours = state.auth.as_ref().filter(|a| current_auth.as_deref().is_some_and(|c| auth::same_json(c, &a.patched)));
+    let baseline = match ours {
+        Some(patch) => patch.original.clone(),
+        None => current_auth.clone(),
+    };
+    let new_auth: Option<Option<String>> = match plan.auth {
+        AuthAction::Restore => ours.map(|patch| patch.original.clone()),
+        AuthAction::EmptyFacade => Some(Some(auth::FACADE.to_string())),
+        AuthAction::ChatgptMode => {
+            let Some(login) = baseline.as_deref() else {
+                bail!("chatgpt-bridge needs a ChatGPT login in {}: run `codex login` first", files.auth.display());
+            };
+            let patched = auth::chatgpt_mode(login).map_err(|missing| {
+                anyhow::anyhow!(
+                    "chatgpt-bridge needs a complete ChatGPT login state in {}; missing: {}. Sign in with ChatGPT (`codex login`) first.",
+                    files.auth.display(),
+                    missing.join(", ")
+                )
+            })?;
+            Some(Some(patched))
+        }
+    };
+    state.auth = match (&plan.auth, &new_auth) {
+        (AuthAction::Restore, _) => None,
+        (_, Some(Some(patched))) => Some(AuthPatch { original: baseline.clone(), patched: patched.clone() }),
+        _ => state.auth.clone(),
+    };
+
+    let new_config = patch::switch_on(text.as_deref(), plan, base_url, &mut state.originals)?;
+    let config_changed = text.as_deref() != Some(new_config.as_str());
+    let auth_changed = match &new_auth {
+        Some(new) => !match (new, &current_auth) {
+            (Some(n), Some(c)) => auth::same_json(n, c),
+            (None, None) => true,
+            _ => false,
+        },
+        None => false,
+    };
+
+    // The state first, so every change below can be undone even after a crash.
+    let state_json = serde_json::to_string_pretty(&state)?;
+    write_keeping_mode(&files.state, &state_json, 0o600)?;
+    if config_changed {
+        write_keeping_mode(&files.config, &new_config, 0o644)?;
+    }
+    if auth_changed {
+        match new_auth.flatten() {
+            Some(text) => write_keeping_mode(&files.auth, &text, 0o600)?,
+            None => remove(&files.auth)?,
+        }
+    }
+    let mut message = format!("Codex now talks to codex-helper at {base_url} with preset {}", plan.preset);
+    if plan.responses_websocket {
+        message.push_str(" and the Responses WebSocket transport");
+    }
+    message.push_str(". Restart running Codex sessions to pick it up.");
+    Ok(SwitchReport { preset: Some(plan.preset), config_changed, auth_changed, message })
+}
+
+/// Puts back what `switch on` changed. Without a switch state there is nothing to undo.
+pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
+    let Some(state) = files.state()? else {
+        return Ok(SwitchReport { preset: None, config_changed: false, auth_changed: false, message: "Codex is not switched to codex-helper (no switch state); nothing to undo.".into() });
+    };
+    let text = CodexFiles::read(&files.config)?;
+    let mut config_changed = false;
+    if let Some(text) = &text {
+        match patch::switch_off(text, &state.originals)? {
+            Some(restored) if &restored != text => {
+                write_keeping_mode(&files.config, &restored, 0o644)?;
+                config_changed = true;
+            }
+            Some(_) => {}
+            None => {
+                remove(&files.config)?;
+                config_changed = true;
+            }
+        }
+    }
+    let mut auth_changed = false;
+    let mut note = String::new();
+    if let Some(patch) = &state.auth {
+        let current = CodexFiles::read(&files.auth)?;
+        if current.as_deref().is_some_and(|c| auth::same_json(c, &patch.patched)) {
+            match &patch.original {
+                Some(original) => write_keeping_mode(&files.auth, original, 0o600)?,
+                None => remove(&files.auth)?,
+            }
+            auth_changed = true;
+        } else {
+            note = format!(" {} changed since the switch, so it was left as it is.", files.auth.display());
+        }
+    }
+    remove(&files.state)?;
+    Ok(SwitchReport { preset: Some(state.preset), config_changed, auth_changed, message: format!("Codex's own settings are back.{note} Restart running Codex sessions to pick it up.") })
+}
+
+/// `switch status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwitchStatus {
+    /// Codex's config points at a helper on this machine.
+    pub enabled: bool,
+    /// From the switch state, else inferred from the files.
+    pub preset: Option<Preset>,
+    pub preset_inferred: bool,
+    pub base_url: Option<String>,
+    pub provider_name: Option<String>,
+    pub requires_openai_auth: Option<bool>,
+    pub supports_websockets: Option<bool>,
+    pub remote_compaction_v2: Option<bool>,
+    pub has_switch_state: bool,
+    /// Where the files and the state disagree, and what to do.
+    pub drift: Vec<String>,
+}
+
+pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
+    let text = CodexFiles::read(&files.config)?.unwrap_or_default();
+    let state = files.state()?;
+    let doc: toml::Table = toml::from_str(&text).unwrap_or_default();
+    let proxy = doc.get("model_providers").and_then(|p| p.get(PROVIDER_ID)).and_then(|t| t.as_table());
+    let get_str = |key: &str| proxy.and_then(|t| t.get(key)).and_then(|v| v.as_str()).map(str::to_string);
+    let get_bool = |key: &str| proxy.and_then(|t| t.get(key)).and_then(|v| v.as_bool());
+    let enabled = points_at_helper(&text);
+    let auth_text = CodexFiles::read(&files.auth)?;
+    let inferred = enabled.then(|| {
+        if get_bool("requires_openai_auth") == Some(true) {
+            Preset::ChatgptBridge
+        } else if get_str("name").as_deref() == Some("OpenAI") {
+            if auth_text.as_deref().is_some_and(|a| auth::same_json(a, auth::FACADE)) { Preset::OfficialImagegen } else { Preset::OfficialRelay }
+        } else if auth_text.as_deref().is_some_and(|a| auth::same_json(a, auth::FACADE)) {
+            Preset::ImagegenBridge
+        } else {
+            Preset::Default
+        }
+    });
+    let mut drift = Vec::new();
+    match (&state, enabled) {
+        (None, true) => drift.push("Codex points at codex-helper but there is no switch state: `switch off` cannot restore the original provider. Set model_provider back by hand.".into()),
+        (Some(s), false) => drift.push(format!("a switch state ({}) exists but Codex no longer points at codex-helper: run `codex-helper switch off` to clean up, or `switch on` again", s.preset)),
+        (Some(s), true) => {
+            if inferred.is_some_and(|p| p.is_official() != s.preset.is_official()) {
+                drift.push(format!("the provider name no longer matches preset {}: run `codex-helper switch on --preset {}` to repair", s.preset, s.preset));
+            }
+            if let Some(patch) = &s.auth {
+                if !auth_text.as_deref().is_some_and(|a| auth::same_json(a, &patch.patched)) {
+                    drift.push(format!("{} changed since the switch; `switch off` will leave it as it is", files.auth.display()));
+                }
+            }
+        }
+        (None, false) => {}
+    }
+    let features = doc.get("features").and_then(|f| f.as_table());
+    Ok(SwitchStatus {
+        enabled,
+        preset: state.as_ref().map(|s| s.preset).or(inferred),
+        preset_inferred: state.is_none() && inferred.is_some(),
+        base_url: get_str("base_url"),
+        provider_name: get_str("name"),
+        requires_openai_auth: get_bool("requires_openai_auth"),
+        supports_websockets: get_bool("supports_websockets"),
+        remote_compaction_v2: features.and_then(|f| f.get("remote_compaction_v2")).and_then(|v| v.as_bool()),
+        has_switch_state: state.is_some(),
+        drift,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codex::auth::tests::chatgpt_login;
+
+    const BASE: &str = "http://127.0.0.1:3211/v1";
+    const CONFIG: &str = "# mine\nmodel = \"gpt-5.1\"\nmodel_provider = \"relay\"\n\n[model_providers.relay]\nbase_url = \"https://relay.example/v1\"\nenv_key = \"K\"\n";
+
+    fn home(config: Option<&str>, auth: Option<&str>) -> (tempfile::TempDir, CodexFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CodexFiles::new(dir.path());
+        if let Some(c) = config {
+            std::fs::write(&files.config, c).unwrap();
+        }
+        if let Some(a) = auth {
+            std::fs::write(&files.auth, a).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&files.auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
+        (dir, files)
+    }
+
+    fn plan(preset: Preset) -> PatchPlan {
+        PatchPlan::new(preset, false, Compaction::Auto).unwrap()
+    }
+
+    fn read(path: &Path) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+
+    #[test]
+    fn every_preset_round_trips_config_and_auth_byte_for_byte() {
+        let login = chatgpt_login();
+        for preset in Preset::ALL {
+            let (_dir, files) = home(Some(CONFIG), Some(&login));
+            switch_on(&files, &plan(preset), BASE).unwrap();
+            assert!(points_at_helper(&read(&files.config).unwrap()), "{preset}");
+            let auth_now = read(&files.auth).unwrap();
+            match preset {
+                Preset::ImagegenBridge | Preset::OfficialImagegen => assert_eq!(auth_now, "{}"),
+                Preset::ChatgptBridge => assert!(auth_now.contains("\"auth_mode\": \"chatgpt\"")),
+                _ => assert_eq!(auth_now, login),
+            }
+            let status = status(&files).unwrap();
+            assert_eq!((status.enabled, status.preset, status.has_switch_state), (true, Some(preset), true));
+            assert!(status.drift.is_empty(), "{:?}", status.drift);
+            switch_off(&files).unwrap();
+            assert_eq!(read(&files.config).as_deref(), Some(CONFIG), "{preset}");
+            assert_eq!(read(&files.auth).as_deref(), Some(login.as_str()), "{preset}");
+            assert!(!files.state.exists());
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(std::fs::metadata(&files.auth).unwrap().permissions().mode() & 0o777, 0o600, "auth.json stays 0600");
+            }
+        }
+    }
+
+    #[test]
+    fn moving_between_presets_keeps_the_real_originals() {
+        let login = chatgpt_login();
+        let (_dir, files) = home(Some(CONFIG), Some(&login));
+        switch_on(&files, &plan(Preset::OfficialImagegen), BASE).unwrap();
+        // From the {} facade to chatgpt-bridge: the real login is patched, not `{}`.
+        switch_on(&files, &plan(Preset::ChatgptBridge), BASE).unwrap();
+        assert!(read(&files.auth).unwrap().contains("refresh_token"));
+        switch_on(&files, &plan(Preset::OfficialRelay), BASE).unwrap();
+        assert_eq!(read(&files.auth).as_deref(), Some(login.as_str()), "restore presets put the login back");
+        switch_off(&files).unwrap();
+        assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
+        assert_eq!(read(&files.auth).as_deref(), Some(login.as_str()));
+    }
+
+    #[test]
+    fn absent_files_come_back_absent() {
+        let (_dir, files) = home(None, None);
+        switch_on(&files, &plan(Preset::ImagegenBridge), BASE).unwrap();
+        assert_eq!(read(&files.auth).as_deref(), Some("{}"));
+        switch_off(&files).unwrap();
+        assert!(!files.config.exists() && !files.auth.exists() && !files.state.exists());
+    }
+
+    #[test]
+    fn refusals_write_nothing() {
+        let api_key = r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#;
+        let (_dir, files) = home(Some(CONFIG), Some(api_key));
+        let err = switch_on(&files, &plan(Preset::ChatgptBridge), BASE).unwrap_err().to_string();
+        assert!(err.contains("complete ChatGPT login state") && err.contains("tokens.access_token"), "{err}");
+        assert!(!err.contains("sk-test"), "no secret in the message");
+        assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
+        assert_eq!(read(&files.auth).as_deref(), Some(api_key));
+        assert!(!files.state.exists());
+
+        // Pointed at a helper without a state: the original is unknown, so refuse.
+        let (_dir, files) = home(Some(CONFIG), None);
+        switch_on(&files, &plan(Preset::Default), BASE).unwrap();
+        std::fs::remove_file(&files.state).unwrap();
+        let err = switch_on(&files, &plan(Preset::Default), BASE).unwrap_err().to_string();
+        assert!(err.contains("no switch state was found"), "{err}");
+        assert!(status(&files).unwrap().drift[0].contains("no switch state"));
+    }
+
+    #[test]
+    fn auth_changed_by_the_user_is_left_alone() {
+        let login = chatgpt_login();
+        let (_dir, files) = home(Some(CONFIG), Some(&login));
+        switch_on(&files, &plan(Preset::ImagegenBridge), BASE).unwrap();
+        std::fs::write(&files.auth, r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-new"}"#).unwrap();
+        assert!(status(&files).unwrap().drift.iter().any(|d| d.contains("changed since the switch")));
+        let report = switch_off(&files).unwrap();
+        assert!(report.message.contains("left as it is"));
+        assert!(read(&files.auth).unwrap().contains("sk-new"));
+        assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
+    }
+
+    #[test]
+    fn switch_off_without_state_touches_nothing() {
+        let (_dir, files) = home(Some(CONFIG), None);
+        let report = switch_off(&files).unwrap();
+        assert!(report.message.contains("nothing to undo"));
+        assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
+    }
+}
