@@ -282,3 +282,92 @@ async fn a_resumed_thread_stays_on_its_relay_after_the_preferred_one_recovers() 
         Some("fallback.default")
     );
 }
+
+/// `switch on` with each preset, a real `codex exec` through the served proxy, then
+/// `switch off` leaves Codex's files byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_preset_switches_on_serves_codex_and_switches_off_cleanly() {
+    use support::cli::{Homes, run, serve};
+    let relay = MockRelay::start("the relay behind the helper").await;
+    for preset in [
+        "default",
+        "imagegen-bridge",
+        "official-relay",
+        "official-imagegen",
+    ] {
+        let homes = Homes::new();
+        std::fs::write(
+            homes.helper_config(),
+            format!("version = 5\n[codex.providers.relay]\nbase_url = \"{}\"\nauth_token = \"helper-key\"\n", relay.base_url()),
+        )
+        .unwrap();
+        let served = serve(homes.command(&["serve"])).await;
+        let port = served.url.rsplit(':').next().unwrap().to_string();
+        // The user's Codex: loopback-only settings (§12) and their own relay as the provider.
+        let original = codex_home(&relay.base_url().replace("/v1", ""));
+        let config = std::fs::read_to_string(original.path().join("config.toml"))
+            .unwrap()
+            .replace(
+                "[model_providers.helper]",
+                "# my relay\n[model_providers.helper]",
+            );
+        std::fs::write(homes.codex.path().join("config.toml"), &config).unwrap();
+        let auth = "{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-user\"\n}\n";
+        std::fs::write(homes.codex.path().join("auth.json"), auth).unwrap();
+
+        let (ok, out) = run(
+            &homes,
+            &["switch", "on", "--preset", preset, "--port", &port],
+        )
+        .await;
+        assert!(ok, "{preset}: {out}");
+        let (_, status) = run(&homes, &["switch", "status", "--json"]).await;
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(
+            (status["enabled"].as_bool(), status["preset"].as_str()),
+            (Some(true), Some(preset))
+        );
+
+        let codex = Codex {
+            home: tempfile::tempdir().unwrap(),
+            work: tempfile::tempdir().unwrap(),
+        };
+        for name in ["config.toml", "auth.json"] {
+            std::fs::copy(homes.codex.path().join(name), codex.home.path().join(name)).unwrap();
+        }
+        let run_codex_result =
+            run_codex(&codex, &["exec", "--skip-git-repo-check", "say hi"]).await;
+        assert!(
+            run_codex_result.success
+                && run_codex_result
+                    .stdout
+                    .contains("hi from the relay behind the helper"),
+            "{preset}\nstdout: {}\nstderr: {}",
+            run_codex_result.stdout,
+            run_codex_result.stderr
+        );
+        let turn = relay
+            .received()
+            .into_iter()
+            .rev()
+            .find(|r| r.path_and_query == "/v1/responses")
+            .unwrap();
+        assert_eq!(
+            turn.headers["authorization"], "Bearer helper-key",
+            "{preset}: the relay gets the helper's key"
+        );
+
+        let (ok, out) = run(&homes, &["switch", "off"]).await;
+        assert!(ok, "{out}");
+        assert_eq!(
+            std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap(),
+            config,
+            "{preset}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(homes.codex.path().join("auth.json")).unwrap(),
+            auth,
+            "{preset}"
+        );
+    }
+}

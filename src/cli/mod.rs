@@ -3,6 +3,7 @@
 mod provider;
 mod routing;
 mod serve;
+mod switch;
 mod usage;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -42,6 +43,9 @@ enum Command {
     /// Show, explain or edit how requests are routed.
     #[command(subcommand)]
     Routing(routing::RoutingCommand),
+    /// Point Codex at codex-helper, or put its own settings back.
+    #[command(subcommand)]
+    Switch(switch::SwitchCommand),
     /// What requests cost and how they went, from the ledger.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
@@ -77,6 +81,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Provider(command) => provider::run(command),
         Command::Routing(command) => routing::run(command),
         Command::Usage(command) => usage::run(command),
+        Command::Switch(command) => switch::run(command),
         Command::Pricing(PricingCommand::List { json }) => usage::pricing_list(json),
     };
     match result {

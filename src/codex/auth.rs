@@ -12,7 +12,10 @@ pub const FACADE: &str = "{}";
 
 /// Whether two auth.json texts hold the same JSON value.
 pub fn same_json(a: &str, b: &str) -> bool {
-    match (serde_json::from_str::<Value>(a), serde_json::from_str::<Value>(b)) {
+    match (
+        serde_json::from_str::<Value>(a),
+        serde_json::from_str::<Value>(b),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
@@ -25,13 +28,23 @@ pub fn check_chatgpt_login(text: &str) -> Result<(), Vec<String>> {
         return Err(vec!["a JSON object".into()]);
     };
     let tokens = auth.get("tokens").and_then(Value::as_object);
-    let token = |name: &str| tokens.and_then(|t| t.get(name)).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+    let token = |name: &str| {
+        tokens
+            .and_then(|t| t.get(name))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
     let mut missing = Vec::new();
     let claims = token("id_token").and_then(jwt_claims);
     if claims.is_none() {
         missing.push("tokens.id_token (a JWT)".to_string());
     }
-    let email = claims.as_ref().and_then(|c| c.get("email").or_else(|| c.get("https://api.openai.com/profile").and_then(|p| p.get("email"))));
+    let email = claims.as_ref().and_then(|c| {
+        c.get("email").or_else(|| {
+            c.get("https://api.openai.com/profile")
+                .and_then(|p| p.get("email"))
+        })
+    });
     if claims.is_some() && email.and_then(Value::as_str).is_none_or(str::is_empty) {
         missing.push("an email in tokens.id_token".into());
     }
@@ -52,7 +65,11 @@ pub fn check_chatgpt_login(text: &str) -> Result<(), Vec<String>> {
     if token("account_id").is_none() && !account_in_claims {
         missing.push("tokens.account_id".into());
     }
-    if missing.is_empty() { Ok(()) } else { Err(missing) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing)
+    }
 }
 
 /// The JSON payload of a JWT (the signature is not checked; Codex does not either).
@@ -62,7 +79,9 @@ fn jwt_claims(jwt: &str) -> Option<Map<String, Value>> {
     if payload.is_empty() || signature.is_empty() || parts.next().is_some() {
         return None;
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     match serde_json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
@@ -74,7 +93,8 @@ fn jwt_claims(jwt: &str) -> Option<Map<String, Value>> {
 /// into a fake ChatGPT one).
 pub fn chatgpt_mode(text: &str) -> Result<String, Vec<String>> {
     check_chatgpt_login(text)?;
-    let mut auth: Map<String, Value> = serde_json::from_str(text).map_err(|_| vec!["a JSON object".to_string()])?;
+    let mut auth: Map<String, Value> =
+        serde_json::from_str(text).map_err(|_| vec!["a JSON object".to_string()])?;
     auth.insert("auth_mode".into(), Value::String("chatgpt".into()));
     auth.insert("OPENAI_API_KEY".into(), Value::Null);
     Ok(serde_json::to_string_pretty(&Value::Object(auth)).expect("a map serialises"))
@@ -99,7 +119,10 @@ pub(crate) mod tests {
 
     #[test]
     fn a_complete_login_is_patched_keeping_every_field() {
-        let login = chatgpt_login().replace("\"auth_mode\": \"chatgpt\",", "\"auth_mode\": \"apikey\", \"extra\": 1,");
+        let login = chatgpt_login().replace(
+            "\"auth_mode\": \"chatgpt\",",
+            "\"auth_mode\": \"apikey\", \"extra\": 1,",
+        );
         let patched = chatgpt_mode(&login).unwrap();
         let value: Value = serde_json::from_str(&patched).unwrap();
         assert_eq!(value["auth_mode"], "chatgpt");
@@ -112,13 +135,25 @@ pub(crate) mod tests {
     fn incomplete_or_api_key_logins_are_refused_with_what_is_missing() {
         let api_key = r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#;
         let missing = chatgpt_mode(api_key).unwrap_err();
-        assert_eq!(missing, ["tokens.id_token (a JWT)", "tokens.access_token", "tokens.refresh_token", "last_refresh", "tokens.account_id"]);
+        assert_eq!(
+            missing,
+            [
+                "tokens.id_token (a JWT)",
+                "tokens.access_token",
+                "tokens.refresh_token",
+                "last_refresh",
+                "tokens.account_id"
+            ]
+        );
         let no_refresh: Value = serde_json::from_str(&chatgpt_login()).unwrap();
         let mut no_refresh = no_refresh.as_object().unwrap().clone();
         no_refresh.remove("last_refresh");
         no_refresh["tokens"]["account_id"] = Value::Null;
         // The account id can come from the id_token's claims instead.
-        assert_eq!(check_chatgpt_login(&Value::Object(no_refresh).to_string()).unwrap_err(), ["last_refresh"]);
+        assert_eq!(
+            check_chatgpt_login(&Value::Object(no_refresh).to_string()).unwrap_err(),
+            ["last_refresh"]
+        );
         assert!(check_chatgpt_login("not json").is_err());
     }
 

@@ -51,7 +51,11 @@ pub struct CodexFiles {
 
 impl CodexFiles {
     pub fn new(codex_home: &Path) -> Self {
-        Self { config: codex_home.join("config.toml"), auth: codex_home.join("auth.json"), state: codex_home.join(STATE_FILE) }
+        Self {
+            config: codex_home.join("config.toml"),
+            auth: codex_home.join("auth.json"),
+            state: codex_home.join(STATE_FILE),
+        }
     }
 
     fn read(path: &Path) -> anyhow::Result<Option<String>> {
@@ -63,8 +67,15 @@ impl CodexFiles {
     }
 
     pub fn state(&self) -> anyhow::Result<Option<SwitchState>> {
-        let Some(text) = Self::read(&self.state)? else { return Ok(None) };
-        serde_json::from_str(&text).map(Some).with_context(|| format!("{} is not a switch state; move it away to start afresh", self.state.display()))
+        let Some(text) = Self::read(&self.state)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text).map(Some).with_context(|| {
+            format!(
+                "{} is not a switch state; move it away to start afresh",
+                self.state.display()
+            )
+        })
     }
 }
 
@@ -82,11 +93,16 @@ fn write_keeping_mode(path: &Path, text: &str, new_mode: u32) -> anyhow::Result<
             new_mode
         }
     });
-    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    write_atomic(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode.unwrap_or(new_mode))).with_context(|| format!("cannot set permissions of {}", path.display()))?;
+        std::fs::set_permissions(
+            path,
+            std::fs::Permissions::from_mode(mode.unwrap_or(new_mode)),
+        )
+        .with_context(|| format!("cannot set permissions of {}", path.display()))?;
     }
     Ok(())
 }
@@ -101,9 +117,15 @@ fn remove(path: &Path) -> anyhow::Result<()> {
 
 /// Whether Codex's config points at a helper proxy on this machine.
 pub fn points_at_helper(config_text: &str) -> bool {
-    let Ok(doc) = config_text.parse::<toml_edit::DocumentMut>() else { return false };
+    let Ok(doc) = config_text.parse::<toml_edit::DocumentMut>() else {
+        return false;
+    };
     doc.get("model_provider").and_then(|v| v.as_str()) == Some(PROVIDER_ID)
-        && doc.get("model_providers").and_then(|p| p.get(PROVIDER_ID)).and_then(|t| t.as_table()).is_some_and(patch::is_helper_provider)
+        && doc
+            .get("model_providers")
+            .and_then(|p| p.get(PROVIDER_ID))
+            .and_then(|t| t.as_table())
+            .is_some_and(patch::is_helper_provider)
 }
 
 /// What a switch did, for the CLI.
@@ -116,7 +138,11 @@ pub struct SwitchReport {
 }
 
 /// Points Codex at the proxy at `base_url` with `plan`.
-pub fn switch_on(files: &CodexFiles, plan: &PatchPlan, base_url: &str) -> anyhow::Result<SwitchReport> {
+pub fn switch_on(
+    files: &CodexFiles,
+    plan: &PatchPlan,
+    base_url: &str,
+) -> anyhow::Result<SwitchReport> {
     let text = CodexFiles::read(&files.config)?;
     let previous = files.state()?;
     let mut state = match previous.clone() {
@@ -129,7 +155,14 @@ pub fn switch_on(files: &CodexFiles, plan: &PatchPlan, base_url: &str) -> anyhow
                     files.config.display()
                 );
             }
-            SwitchState { version: 1, preset: plan.preset, responses_websocket: false, compaction: Compaction::Auto, originals: patch::originals(text.as_deref())?, auth: None }
+            SwitchState {
+                version: 1,
+                preset: plan.preset,
+                responses_websocket: false,
+                compaction: Compaction::Auto,
+                originals: patch::originals(text.as_deref())?,
+                auth: None,
+            }
         }
     };
     state.preset = plan.preset;
@@ -138,7 +171,11 @@ pub fn switch_on(files: &CodexFiles, plan: &PatchPlan, base_url: &str) -> anyhow
 
     // auth.json: decide everything (and refuse) before writing anything.
     let current_auth = CodexFiles::read(&files.auth)?;
-    let ours = state.auth.as_ref().filter(|a| current_auth.as_deref().is_some_and(|c| auth::same_json(c, &a.patched)));
+    let ours = state.auth.as_ref().filter(|a| {
+        current_auth
+            .as_deref()
+            .is_some_and(|c| auth::same_json(c, &a.patched))
+    });
     let baseline = match ours {
         Some(patch) => patch.original.clone(),
         None => current_auth.clone(),
@@ -148,7 +185,10 @@ pub fn switch_on(files: &CodexFiles, plan: &PatchPlan, base_url: &str) -> anyhow
         AuthAction::EmptyFacade => Some(Some(auth::FACADE.to_string())),
         AuthAction::ChatgptMode => {
             let Some(login) = baseline.as_deref() else {
-                bail!("chatgpt-bridge needs a ChatGPT login in {}: run `codex login` first", files.auth.display());
+                bail!(
+                    "chatgpt-bridge needs a ChatGPT login in {}: run `codex login` first",
+                    files.auth.display()
+                );
             };
             let patched = auth::chatgpt_mode(login).map_err(|missing| {
                 anyhow::anyhow!(
@@ -162,7 +202,10 @@ pub fn switch_on(files: &CodexFiles, plan: &PatchPlan, base_url: &str) -> anyhow
     };
     state.auth = match (&plan.auth, &new_auth) {
         (AuthAction::Restore, _) => None,
-        (_, Some(Some(patched))) => Some(AuthPatch { original: baseline.clone(), patched: patched.clone() }),
+        (_, Some(Some(patched))) => Some(AuthPatch {
+            original: baseline.clone(),
+            patched: patched.clone(),
+        }),
         _ => state.auth.clone(),
     };
 
@@ -189,18 +232,32 @@ pub fn switch_on(files: &CodexFiles, plan: &PatchPlan, base_url: &str) -> anyhow
             None => remove(&files.auth)?,
         }
     }
-    let mut message = format!("Codex now talks to codex-helper at {base_url} with preset {}", plan.preset);
+    let mut message = format!(
+        "Codex now talks to codex-helper at {base_url} with preset {}",
+        plan.preset
+    );
     if plan.responses_websocket {
         message.push_str(" and the Responses WebSocket transport");
     }
     message.push_str(". Restart running Codex sessions to pick it up.");
-    Ok(SwitchReport { preset: Some(plan.preset), config_changed, auth_changed, message })
+    Ok(SwitchReport {
+        preset: Some(plan.preset),
+        config_changed,
+        auth_changed,
+        message,
+    })
 }
 
 /// Puts back what `switch on` changed. Without a switch state there is nothing to undo.
 pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
     let Some(state) = files.state()? else {
-        return Ok(SwitchReport { preset: None, config_changed: false, auth_changed: false, message: "Codex is not switched to codex-helper (no switch state); nothing to undo.".into() });
+        return Ok(SwitchReport {
+            preset: None,
+            config_changed: false,
+            auth_changed: false,
+            message: "Codex is not switched to codex-helper (no switch state); nothing to undo."
+                .into(),
+        });
     };
     let text = CodexFiles::read(&files.config)?;
     let mut config_changed = false;
@@ -221,18 +278,31 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
     let mut note = String::new();
     if let Some(patch) = &state.auth {
         let current = CodexFiles::read(&files.auth)?;
-        if current.as_deref().is_some_and(|c| auth::same_json(c, &patch.patched)) {
+        if current
+            .as_deref()
+            .is_some_and(|c| auth::same_json(c, &patch.patched))
+        {
             match &patch.original {
                 Some(original) => write_keeping_mode(&files.auth, original, 0o600)?,
                 None => remove(&files.auth)?,
             }
             auth_changed = true;
         } else {
-            note = format!(" {} changed since the switch, so it was left as it is.", files.auth.display());
+            note = format!(
+                " {} changed since the switch, so it was left as it is.",
+                files.auth.display()
+            );
         }
     }
     remove(&files.state)?;
-    Ok(SwitchReport { preset: Some(state.preset), config_changed, auth_changed, message: format!("Codex's own settings are back.{note} Restart running Codex sessions to pick it up.") })
+    Ok(SwitchReport {
+        preset: Some(state.preset),
+        config_changed,
+        auth_changed,
+        message: format!(
+            "Codex's own settings are back.{note} Restart running Codex sessions to pick it up."
+        ),
+    })
 }
 
 /// `switch status`.
@@ -257,8 +327,16 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
     let text = CodexFiles::read(&files.config)?.unwrap_or_default();
     let state = files.state()?;
     let doc: toml::Table = toml::from_str(&text).unwrap_or_default();
-    let proxy = doc.get("model_providers").and_then(|p| p.get(PROVIDER_ID)).and_then(|t| t.as_table());
-    let get_str = |key: &str| proxy.and_then(|t| t.get(key)).and_then(|v| v.as_str()).map(str::to_string);
+    let proxy = doc
+        .get("model_providers")
+        .and_then(|p| p.get(PROVIDER_ID))
+        .and_then(|t| t.as_table());
+    let get_str = |key: &str| {
+        proxy
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     let get_bool = |key: &str| proxy.and_then(|t| t.get(key)).and_then(|v| v.as_bool());
     let enabled = points_at_helper(&text);
     let auth_text = CodexFiles::read(&files.auth)?;
@@ -266,8 +344,18 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
         if get_bool("requires_openai_auth") == Some(true) {
             Preset::ChatgptBridge
         } else if get_str("name").as_deref() == Some("OpenAI") {
-            if auth_text.as_deref().is_some_and(|a| auth::same_json(a, auth::FACADE)) { Preset::OfficialImagegen } else { Preset::OfficialRelay }
-        } else if auth_text.as_deref().is_some_and(|a| auth::same_json(a, auth::FACADE)) {
+            if auth_text
+                .as_deref()
+                .is_some_and(|a| auth::same_json(a, auth::FACADE))
+            {
+                Preset::OfficialImagegen
+            } else {
+                Preset::OfficialRelay
+            }
+        } else if auth_text
+            .as_deref()
+            .is_some_and(|a| auth::same_json(a, auth::FACADE))
+        {
             Preset::ImagegenBridge
         } else {
             Preset::Default
@@ -298,7 +386,9 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
         provider_name: get_str("name"),
         requires_openai_auth: get_bool("requires_openai_auth"),
         supports_websockets: get_bool("supports_websockets"),
-        remote_compaction_v2: features.and_then(|f| f.get("remote_compaction_v2")).and_then(|v| v.as_bool()),
+        remote_compaction_v2: features
+            .and_then(|f| f.get("remote_compaction_v2"))
+            .and_then(|v| v.as_bool()),
         has_switch_state: state.is_some(),
         drift,
     })
@@ -323,7 +413,8 @@ mod tests {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&files.auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+                std::fs::set_permissions(&files.auth, std::fs::Permissions::from_mode(0o600))
+                    .unwrap();
             }
         }
         (dir, files)
@@ -351,16 +442,27 @@ mod tests {
                 _ => assert_eq!(auth_now, login),
             }
             let status = status(&files).unwrap();
-            assert_eq!((status.enabled, status.preset, status.has_switch_state), (true, Some(preset), true));
+            assert_eq!(
+                (status.enabled, status.preset, status.has_switch_state),
+                (true, Some(preset), true)
+            );
             assert!(status.drift.is_empty(), "{:?}", status.drift);
             switch_off(&files).unwrap();
             assert_eq!(read(&files.config).as_deref(), Some(CONFIG), "{preset}");
-            assert_eq!(read(&files.auth).as_deref(), Some(login.as_str()), "{preset}");
+            assert_eq!(
+                read(&files.auth).as_deref(),
+                Some(login.as_str()),
+                "{preset}"
+            );
             assert!(!files.state.exists());
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                assert_eq!(std::fs::metadata(&files.auth).unwrap().permissions().mode() & 0o777, 0o600, "auth.json stays 0600");
+                assert_eq!(
+                    std::fs::metadata(&files.auth).unwrap().permissions().mode() & 0o777,
+                    0o600,
+                    "auth.json stays 0600"
+                );
             }
         }
     }
@@ -374,7 +476,11 @@ mod tests {
         switch_on(&files, &plan(Preset::ChatgptBridge), BASE).unwrap();
         assert!(read(&files.auth).unwrap().contains("refresh_token"));
         switch_on(&files, &plan(Preset::OfficialRelay), BASE).unwrap();
-        assert_eq!(read(&files.auth).as_deref(), Some(login.as_str()), "restore presets put the login back");
+        assert_eq!(
+            read(&files.auth).as_deref(),
+            Some(login.as_str()),
+            "restore presets put the login back"
+        );
         switch_off(&files).unwrap();
         assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
         assert_eq!(read(&files.auth).as_deref(), Some(login.as_str()));
@@ -393,8 +499,13 @@ mod tests {
     fn refusals_write_nothing() {
         let api_key = r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-test"}"#;
         let (_dir, files) = home(Some(CONFIG), Some(api_key));
-        let err = switch_on(&files, &plan(Preset::ChatgptBridge), BASE).unwrap_err().to_string();
-        assert!(err.contains("complete ChatGPT login state") && err.contains("tokens.access_token"), "{err}");
+        let err = switch_on(&files, &plan(Preset::ChatgptBridge), BASE)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("complete ChatGPT login state") && err.contains("tokens.access_token"),
+            "{err}"
+        );
         assert!(!err.contains("sk-test"), "no secret in the message");
         assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
         assert_eq!(read(&files.auth).as_deref(), Some(api_key));
@@ -404,7 +515,9 @@ mod tests {
         let (_dir, files) = home(Some(CONFIG), None);
         switch_on(&files, &plan(Preset::Default), BASE).unwrap();
         std::fs::remove_file(&files.state).unwrap();
-        let err = switch_on(&files, &plan(Preset::Default), BASE).unwrap_err().to_string();
+        let err = switch_on(&files, &plan(Preset::Default), BASE)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no switch state was found"), "{err}");
         assert!(status(&files).unwrap().drift[0].contains("no switch state"));
     }
@@ -414,8 +527,18 @@ mod tests {
         let login = chatgpt_login();
         let (_dir, files) = home(Some(CONFIG), Some(&login));
         switch_on(&files, &plan(Preset::ImagegenBridge), BASE).unwrap();
-        std::fs::write(&files.auth, r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-new"}"#).unwrap();
-        assert!(status(&files).unwrap().drift.iter().any(|d| d.contains("changed since the switch")));
+        std::fs::write(
+            &files.auth,
+            r#"{"auth_mode":"apikey","OPENAI_API_KEY":"sk-new"}"#,
+        )
+        .unwrap();
+        assert!(
+            status(&files)
+                .unwrap()
+                .drift
+                .iter()
+                .any(|d| d.contains("changed since the switch"))
+        );
         let report = switch_off(&files).unwrap();
         assert!(report.message.contains("left as it is"));
         assert!(read(&files.auth).unwrap().contains("sk-new"));

@@ -92,7 +92,16 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
     note(config.ui.is_some(), "ui".into());
     note(config.claude.is_some(), "claude".into());
     let codex = &config.codex;
-    note(codex.client_patch.is_some(), "codex.client_patch".into());
+    if let Some(patch) = &codex.client_patch {
+        note(
+            patch.translate_models.is_some(),
+            "codex.client_patch.translate_models".into(),
+        );
+        note(
+            patch.hosted_image_generation.is_some(),
+            "codex.client_patch.hosted_image_generation".into(),
+        );
+    }
     note(
         codex.default_profile.is_some(),
         "codex.default_profile".into(),
@@ -182,10 +191,13 @@ children = ["monthly", "backup"]
     #[test]
     fn known_upstream_sections_are_reported_not_rejected() {
         let loaded = parse_text(
-            "version = 5\n[notify]\nx = 1\n[codex.client_patch]\npreset = \"default\"\n\
+            "version = 5\n[notify]\nx = 1\n[codex.client_patch]\npreset = \"default\"\ntranslate_models = true\n\
              [codex.providers.a]\nbase_url = \"http://x\"\nprice_multiplier = 2\n",
         )
         .unwrap();
-        assert_eq!(loaded.deferred_keys, ["notify", "codex.client_patch"]);
+        assert_eq!(
+            loaded.deferred_keys,
+            ["notify", "codex.client_patch.translate_models"]
+        );
     }
 }

@@ -50,7 +50,8 @@ pub struct CodexSection {
     /// `[codex.routing]`: the route graph. Absent means every enabled provider in name order.
     pub routing: Option<RoutingConfig>,
 
-    pub client_patch: Deferred,
+    /// `[codex.client_patch]`: how `switch on` (and `serve`) patch Codex.
+    pub client_patch: Option<ClientPatchConfig>,
     pub default_profile: Deferred,
     pub profiles: Deferred,
 }
@@ -383,5 +384,58 @@ impl Default for LedgerSettings {
             max_rows: 2_000_000,
             max_size_mb: None,
         }
+    }
+}
+
+/// `[codex.client_patch]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatchConfig {
+    /// `default`, `chatgpt-bridge`, `imagegen-bridge`, `official-relay` or `official-imagegen`.
+    pub preset: Option<String>,
+    /// The original codex-helper's older name for `preset`.
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub responses_websocket: bool,
+    /// `auto`, `local`, `remote-v1` or `remote-v2`.
+    pub compaction: Option<String>,
+    pub translate_models: Deferred,
+    pub hosted_image_generation: Deferred,
+}
+
+impl ClientPatchConfig {
+    /// The preset and switches it names; `preset` and `mode` must agree when both are set.
+    pub fn resolve(
+        &self,
+    ) -> Result<
+        (
+            crate::codex::preset::Preset,
+            bool,
+            crate::codex::preset::Compaction,
+        ),
+        String,
+    > {
+        use crate::codex::preset::{Compaction, Preset};
+        let parse = |v: &Option<String>| {
+            v.as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .map(Preset::parse)
+                .transpose()
+        };
+        let preset = match (parse(&self.preset)?, parse(&self.mode)?) {
+            (Some(p), Some(m)) if p != m => {
+                return Err(format!(
+                    "conflicting codex.client_patch preset/mode values: `{p}` and `{m}`; keep only `preset`"
+                ));
+            }
+            (p, m) => p.or(m).unwrap_or_default(),
+        };
+        let compaction = self
+            .compaction
+            .as_deref()
+            .map(Compaction::parse)
+            .transpose()?
+            .unwrap_or_default();
+        Ok((preset, self.responses_websocket, compaction))
     }
 }

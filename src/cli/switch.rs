@@ -1,0 +1,167 @@
+//! `codex-helper switch on|off|status`: point Codex at the proxy and back.
+
+use crate::codex::preset::{Compaction, PatchPlan, Preset};
+use crate::codex::switch::{self, CodexFiles};
+use crate::config::{Homes, load};
+use crate::proxy::Plan;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SwitchCommand {
+    /// Point Codex at codex-helper (restart Codex afterwards).
+    On(OnArgs),
+    /// Put Codex's own settings back exactly.
+    Off {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether Codex points at codex-helper, with which preset, and any drift.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OnArgs {
+    /// default, chatgpt-bridge, imagegen-bridge, official-relay or official-imagegen
+    /// (default: `[codex.client_patch] preset`, else `default`).
+    #[arg(long, value_parser = Preset::parse)]
+    preset: Option<Preset>,
+    /// The original codex-helper's name for --preset.
+    #[arg(long, value_parser = Preset::parse, conflicts_with = "preset", hide = true)]
+    mode: Option<Preset>,
+    /// Use the Responses WebSocket transport (official presets only).
+    #[arg(long)]
+    responses_websocket: bool,
+    /// auto, local, remote-v1 or remote-v2.
+    #[arg(long, value_parser = Compaction::parse)]
+    compaction: Option<Compaction>,
+    /// The proxy's port.
+    #[arg(long, default_value_t = 3211)]
+    port: u16,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
+    let homes = Homes::from_env()?;
+    let files = CodexFiles::new(&homes.codex);
+    match command {
+        SwitchCommand::On(args) => {
+            let loaded = load::load(&homes.helper_config())?;
+            let configured = loaded
+                .as_ref()
+                .and_then(|l| l.config.codex.client_patch.as_ref())
+                .map(|c| c.resolve())
+                .transpose()
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: `codex.client_patch`: {e}",
+                        homes.helper_config().display()
+                    )
+                })?
+                .unwrap_or_default();
+            let preset = args.preset.or(args.mode).unwrap_or(configured.0);
+            let websocket = args.responses_websocket || (args.preset.is_none() && configured.1);
+            let compaction = args.compaction.unwrap_or(configured.2);
+            let plan = PatchPlan::new(preset, websocket, compaction).map_err(anyhow::Error::msg)?;
+            if preset.needs_helper_credential() {
+                check_helper_credential(loaded.as_ref(), preset)?;
+            }
+            let report =
+                switch::switch_on(&files, &plan, &format!("http://127.0.0.1:{}/v1", args.port))?;
+            print(&report, args.json)
+        }
+        SwitchCommand::Off { json } => print(&switch::switch_off(&files)?, json),
+        SwitchCommand::Status { json } => {
+            let status = switch::status(&files)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+                return Ok(());
+            }
+            if status.enabled {
+                let preset = status
+                    .preset
+                    .map_or("unknown".to_string(), |p| p.to_string());
+                println!(
+                    "Codex points at codex-helper: {} (preset {preset}{})",
+                    status.base_url.as_deref().unwrap_or("-"),
+                    if status.preset_inferred {
+                        ", inferred"
+                    } else {
+                        ""
+                    }
+                );
+                println!(
+                    "  provider name: {}",
+                    status.provider_name.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "  requires_openai_auth: {:?}, supports_websockets: {:?}, remote_compaction_v2: {:?}",
+                    status.requires_openai_auth,
+                    status.supports_websockets,
+                    status.remote_compaction_v2
+                );
+            } else {
+                println!(
+                    "Codex does not point at codex-helper ({}).",
+                    files.config.display()
+                );
+            }
+            for d in &status.drift {
+                println!("  drift: {d}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print(report: &switch::SwitchReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{}", report.message);
+    }
+    Ok(())
+}
+
+/// Presets that keep Codex's own credential away from relays need a helper credential for at
+/// least one enabled relay, or every request would fail.
+fn check_helper_credential(
+    loaded: Option<&crate::config::LoadedConfig>,
+    preset: Preset,
+) -> anyhow::Result<()> {
+    let Some(loaded) = loaded else {
+        anyhow::bail!(
+            "preset {preset} needs a relay with its own key: add one with `codex-helper provider add ID --base-url URL --auth-token-env VAR`"
+        );
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let plan = Plan::from_config(loaded, &env)?;
+    if plan
+        .graph
+        .upstreams
+        .iter()
+        .any(|u| u.credential.is_configured() && u.credential.missing_env.is_empty())
+    {
+        return Ok(());
+    }
+    let mut missing: Vec<String> = plan
+        .graph
+        .upstreams
+        .iter()
+        .flat_map(|u| u.credential.missing_env.clone())
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if missing.is_empty() {
+        anyhow::bail!(
+            "preset {preset} sends relays the helper's own key, but no enabled relay has one: set auth_token_env or api_key_env in {}",
+            loaded.path.display()
+        );
+    }
+    anyhow::bail!(
+        "preset {preset} sends relays the helper's own key, but these environment variables are not set: {}",
+        missing.join(", ")
+    )
+}
