@@ -53,10 +53,10 @@ async fn first_run_imports_codexs_active_provider_and_serves_through_it() {
             && config.contains("auth_token_env = \"MY_RELAY_KEY\""),
         "{config}"
     );
-    assert_eq!(
-        std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap(),
-        codex_before,
-        "Codex's file is only read"
+    let codex_now = std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap();
+    assert!(
+        codex_now.contains("model_provider = \"codex_proxy\""),
+        "serve switched Codex to itself: {codex_now}"
     );
 
     let text = post(&served.url)
@@ -86,6 +86,11 @@ async fn first_run_imports_codexs_active_provider_and_serves_through_it() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status:?}");
+    assert_eq!(
+        std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap(),
+        codex_before,
+        "exit puts Codex's file back byte for byte"
+    );
 }
 
 #[tokio::test]
@@ -202,9 +207,78 @@ async fn a_taken_port_gives_a_clear_error() {
     write(&homes.helper_config(), "version = 5\n");
     let (ok, stderr) = run_to_end(homes.command(&["serve", "--no-tui", "--port", &port])).await;
     assert!(!ok);
+    // The port is held by this test process, and the message says so.
+    let me = format!("is already in use by pid {}", std::process::id());
     assert!(
-        stderr.contains(&format!("127.0.0.1:{port} is already in use")),
+        stderr.contains(&format!("127.0.0.1:{port} ")) && stderr.contains(&me),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_legacy_mode_is_normalised_and_a_crash_is_repaired_by_the_next_start() {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n# how Codex is patched\n[codex.client_patch]\nmode = \"official_relay_bridge\"\n\n[codex.providers.r]\nbase_url = \"{}\"\nauth_token = \"k\"\n",
+            relay.base_url()
+        ),
+    );
+    let codex_config = "model = \"gpt-5.1\"\n# mine\n";
+    write(&homes.codex.path().join("config.toml"), codex_config);
+
+    let mut served = serve(homes.command(&["serve"])).await;
+    let log = served.log.join("\n");
+    assert!(
+        log.contains("`mode = \"official_relay_bridge\"` is now `preset = \"official-relay\"`"),
+        "{log}"
+    );
+    let helper = std::fs::read_to_string(homes.helper_config()).unwrap();
+    assert!(
+        helper.contains(
+            "# how Codex is patched\n[codex.client_patch]\npreset = \"official-relay\"\n"
+        ),
+        "{helper}"
+    );
+    assert!(
+        std::fs::read_to_string(homes.codex.path().join("config.toml"))
+            .unwrap()
+            .contains("name = \"OpenAI\"")
+    );
+
+    // A crash: no switch off.
+    served.child.kill().await.unwrap();
+    assert!(
+        homes
+            .codex
+            .path()
+            .join("codex-helper-switch-state.json")
+            .exists()
+    );
+
+    // The next start takes over the state; its clean exit restores the original.
+    let mut served = serve(homes.command(&["serve"])).await;
+    let pid = served.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    tokio::time::timeout(LIMIT, served.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap(),
+        codex_config
+    );
+    assert!(
+        !homes
+            .codex
+            .path()
+            .join("codex-helper-switch-state.json")
+            .exists()
     );
 }
 

@@ -301,8 +301,6 @@ async fn each_preset_switches_on_serves_codex_and_switches_off_cleanly() {
             format!("version = 5\n[codex.providers.relay]\nbase_url = \"{}\"\nauth_token = \"helper-key\"\n", relay.base_url()),
         )
         .unwrap();
-        let served = serve(homes.command(&["serve"])).await;
-        let port = served.url.rsplit(':').next().unwrap().to_string();
         // The user's Codex: loopback-only settings (§12) and their own relay as the provider.
         let original = codex_home(&relay.base_url().replace("/v1", ""));
         let config = std::fs::read_to_string(original.path().join("config.toml"))
@@ -314,6 +312,9 @@ async fn each_preset_switches_on_serves_codex_and_switches_off_cleanly() {
         std::fs::write(homes.codex.path().join("config.toml"), &config).unwrap();
         let auth = "{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-user\"\n}\n";
         std::fs::write(homes.codex.path().join("auth.json"), auth).unwrap();
+        // `serve` switches Codex to itself at start (default preset) and back at exit.
+        let served = serve(homes.command(&["serve"])).await;
+        let port = served.url.rsplit(':').next().unwrap().to_string();
 
         let (ok, out) = run(
             &homes,

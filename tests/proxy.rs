@@ -920,6 +920,48 @@ async fn credentials_replace_the_clients_and_missing_ones_skip_the_relay() {
 }
 
 #[tokio::test]
+async fn bridge_presets_keep_codexs_own_login_from_relays() {
+    bounded(async {
+        let relay = MockRelay::start("r").await;
+        let proxy = TestProxy::start(&providers(&[("r", &relay.base_url())]), &[]).await;
+        proxy
+            .state
+            .set_client_preset(Some(codex_helper::codex::preset::Preset::ChatgptBridge));
+        sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
+            .header("authorization", "Bearer chatgpt-access-token")
+            .header("chatgpt-account-id", "acct-1")
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let got = &relay.received()[0];
+        assert!(
+            got.headers.get("authorization").is_none()
+                && got.headers.get("chatgpt-account-id").is_none()
+        );
+        proxy
+            .state
+            .set_client_preset(Some(codex_helper::codex::preset::Preset::Default));
+        sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
+            .header("authorization", "Bearer own")
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            relay.received()[1].headers["authorization"],
+            "Bearer own",
+            "default: passes through"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn without_any_relay_each_request_says_how_to_add_one() {
     bounded(async {
         let proxy = TestProxy::start("", &[]).await;

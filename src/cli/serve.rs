@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::codex::preset::{PatchPlan, Preset};
+use crate::codex::switch::{self, CodexFiles};
+use crate::config::LoadedConfig;
 use crate::config::bootstrap::{self, Imported};
+use crate::config::edit::ConfigEditor;
 use crate::config::model::LedgerSettings;
 use crate::config::{Homes, load};
 use crate::ledger::Ledger;
@@ -26,6 +30,10 @@ pub struct ServeArgs {
     /// Run without the terminal UI (the UI is not built yet, so this is the only mode).
     #[arg(long)]
     no_tui: bool,
+    /// Leave Codex's config alone (by default `serve` switches Codex to the proxy with the
+    /// configured preset and switches it back at exit).
+    #[arg(long)]
+    no_switch: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -56,6 +64,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
 
+    // The original codex-helper's `mode = …` becomes `preset = …` (comments kept, `.bak` written).
+    let mut editor = ConfigEditor::open(&config_path)?;
+    if let Some(change) = editor.normalize_client_patch()? {
+        editor.save()?;
+        eprintln!("codex-helper: {}: {change}", config_path.display());
+    }
     let loaded = load::load(&config_path)?.context("the config file disappeared while starting")?;
     let env = |name: &str| std::env::var(name).ok();
     let plan = Plan::from_config(&loaded, &env)?;
@@ -97,7 +111,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
-                anyhow::anyhow!("{addr} is already in use (is another codex-helper running?); choose another --port")
+                let owner = port_owner(addr.port()).map(|o| format!(" by {o}")).unwrap_or_default();
+                anyhow::anyhow!("{addr} is already in use{owner}; stop it or choose another --port")
             } else {
                 anyhow::anyhow!("cannot listen on {addr}: {e}")
             }
@@ -108,13 +123,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?);
         let server = proxy::serve(listener, state.clone())?;
+        // Codex is switched before the banner, so whoever waits for the banner sees it done.
+        let codex = CodexFiles::new(&homes.codex);
+        let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &state);
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
-        let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone()));
+        let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone(), codex.clone()));
         shutdown_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;
         watcher.abort();
         drop(state);
+        if switched {
+            match switch::switch_off(&codex) {
+                Ok(report) => eprintln!("codex-helper: {}", report.message),
+                Err(e) => eprintln!("codex-helper: could not switch Codex back: {e:#}; run `codex-helper switch off`"),
+            }
+        }
         if let Some(ledger) = ledger {
             let stats = ledger.stats();
             ledger.shutdown();
@@ -125,6 +149,80 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Switches Codex to the proxy with the configured preset. A problem is reported, not fatal:
+/// the proxy still serves. Returns whether Codex was switched (and must be switched back).
+fn switch_codex_on(
+    codex: &CodexFiles,
+    loaded: &LoadedConfig,
+    port: u16,
+    state: &ProxyState,
+) -> bool {
+    let result = (|| -> anyhow::Result<(Preset, String)> {
+        let (preset, websocket, compaction) = loaded
+            .config
+            .codex
+            .client_patch
+            .as_ref()
+            .map(|c| c.resolve())
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{}: `codex.client_patch`: {e}", loaded.path.display()))?
+            .unwrap_or_default();
+        let plan = PatchPlan::new(preset, websocket, compaction).map_err(anyhow::Error::msg)?;
+        if preset.needs_helper_credential() {
+            super::switch::check_helper_credential(Some(loaded), preset)?;
+        }
+        let report =
+            switch::switch_on_repairing(codex, &plan, &format!("http://127.0.0.1:{port}/v1"))?;
+        Ok((preset, report.message))
+    })();
+    match result {
+        Ok((preset, message)) => {
+            state.set_client_preset(Some(preset));
+            eprintln!("codex-helper: {message}");
+            true
+        }
+        Err(e) => {
+            eprintln!("codex-helper: Codex was not switched to the proxy: {e:#}");
+            false
+        }
+    }
+}
+
+/// Which process listens on `port`, e.g. `pid 1234 (codex-helper)` (Linux; `None` elsewhere
+/// or when it cannot be seen).
+fn port_owner(port: u16) -> Option<String> {
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let local_port = fields.get(1)?.rsplit(':').next()?;
+                let listening = fields.get(3) == Some(&"0A");
+                (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                    .then(|| fields.get(9).map(|s| s.to_string()))?
+            })
+        })?;
+    let wanted = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == wanted))
+        {
+            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some(format!("pid {pid} ({})", name.trim()));
+        }
+    }
+    None
 }
 
 /// Starts the request ledger; without one the proxy still runs (and says why).
@@ -169,12 +267,16 @@ fn describe_route(graph: &RouteGraph) -> String {
 /// Reloads the routing plan when the config file changes, so edits (by hand or by
 /// `provider` / `routing` commands) apply without a restart. An invalid edit is reported and
 /// the running plan kept.
-async fn watch_config(state: Arc<ProxyState>, path: PathBuf) {
+async fn watch_config(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles) {
     let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);
     let mut tick = tokio::time::interval(CONFIG_POLL);
     loop {
         tick.tick().await;
+        // `switch on` / `switch off` run by hand while serving change what relays may see.
+        if let Ok(switch_state) = codex.state() {
+            state.set_client_preset(switch_state.map(|s| s.preset));
+        }
         let now = modified(&path);
         if now == seen {
             continue;

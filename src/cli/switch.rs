@@ -127,7 +127,7 @@ fn print(report: &switch::SwitchReport, json: bool) -> anyhow::Result<()> {
 
 /// Presets that keep Codex's own credential away from relays need a helper credential for at
 /// least one enabled relay, or every request would fail.
-fn check_helper_credential(
+pub(super) fn check_helper_credential(
     loaded: Option<&crate::config::LoadedConfig>,
     preset: Preset,
 ) -> anyhow::Result<()> {

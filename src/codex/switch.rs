@@ -143,10 +143,41 @@ pub fn switch_on(
     plan: &PatchPlan,
     base_url: &str,
 ) -> anyhow::Result<SwitchReport> {
+    switch_on_with(files, plan, base_url, false)
+}
+
+/// Like [`switch_on`], for start-up: a Codex left pointing at the helper without a switch
+/// state (the state file was lost) is re-patched, and `switch off` will then remove the
+/// helper's provider, leaving Codex on its built-in default.
+pub fn switch_on_repairing(
+    files: &CodexFiles,
+    plan: &PatchPlan,
+    base_url: &str,
+) -> anyhow::Result<SwitchReport> {
+    switch_on_with(files, plan, base_url, true)
+}
+
+fn switch_on_with(
+    files: &CodexFiles,
+    plan: &PatchPlan,
+    base_url: &str,
+    repair: bool,
+) -> anyhow::Result<SwitchReport> {
     let text = CodexFiles::read(&files.config)?;
     let previous = files.state()?;
     let mut state = match previous.clone() {
         Some(state) => state,
+        None if repair && text.as_deref().is_some_and(points_at_helper) => SwitchState {
+            version: 1,
+            preset: plan.preset,
+            responses_websocket: false,
+            compaction: Compaction::Auto,
+            originals: Originals {
+                had_model_providers: true,
+                ..Default::default()
+            },
+            auth: None,
+        },
         None => {
             if text.as_deref().is_some_and(points_at_helper) {
                 bail!(
@@ -543,6 +574,25 @@ mod tests {
         assert!(report.message.contains("left as it is"));
         assert!(read(&files.auth).unwrap().contains("sk-new"));
         assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
+    }
+
+    #[test]
+    fn start_up_repairs_a_patch_whose_state_was_lost() {
+        let (_dir, files) = home(Some(CONFIG), None);
+        switch_on(&files, &plan(Preset::Default), BASE).unwrap();
+        std::fs::remove_file(&files.state).unwrap();
+        switch_on_repairing(&files, &plan(Preset::OfficialRelay), BASE).unwrap();
+        assert_eq!(status(&files).unwrap().preset, Some(Preset::OfficialRelay));
+        switch_off(&files).unwrap();
+        let text = read(&files.config).unwrap();
+        assert!(
+            !text.contains("codex_proxy") && !text.contains("model_provider ="),
+            "the helper's provider is gone: {text}"
+        );
+        assert!(
+            text.contains("[model_providers.relay]"),
+            "the user's provider stays: {text}"
+        );
     }
 
     #[test]

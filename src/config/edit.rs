@@ -234,6 +234,59 @@ impl ConfigEditor {
         Ok(entry)
     }
 
+    /// Rewrites `[codex.client_patch]` to the canonical form: the legacy `mode` becomes
+    /// `preset`, and any accepted spelling becomes the canonical name. Returns what changed.
+    pub fn normalize_client_patch(&mut self) -> anyhow::Result<Option<String>> {
+        use crate::codex::preset::Preset;
+        let Some(table) = self
+            .doc
+            .as_table_mut()
+            .get_mut("codex")
+            .and_then(Item::as_table_mut)
+            .and_then(|c| c.get_mut("client_patch"))
+            .and_then(Item::as_table_mut)
+        else {
+            return Ok(None);
+        };
+        let text = |key: &str| table.get(key).and_then(Item::as_str).map(str::to_string);
+        let (preset_text, mode_text) = (text("preset"), text("mode"));
+        let parse = |t: &Option<String>| {
+            t.as_deref()
+                .map(Preset::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)
+        };
+        let (preset, mode) = (parse(&preset_text)?, parse(&mode_text)?);
+        let canonical = match (preset, mode) {
+            (Some(p), Some(m)) if p != m => bail!(
+                "conflicting codex.client_patch preset/mode values: `{p}` and `{m}`; keep only `preset`"
+            ),
+            (p, m) => match p.or(m) {
+                Some(c) => c,
+                None => return Ok(None),
+            },
+        };
+        if mode_text.is_none() && preset_text.as_deref() == Some(canonical.as_str()) {
+            return Ok(None);
+        }
+        let mut new = Value::from(canonical.as_str());
+        if let Some(old) = table.get("preset").and_then(Item::as_value) {
+            *new.decor_mut() = old.decor().clone();
+        }
+        match table.get_mut("preset") {
+            Some(item) => *item = Item::Value(new),
+            None => {
+                table.insert("preset", Item::Value(new));
+            }
+        }
+        table.remove("mode");
+        let was = mode_text
+            .map(|m| format!("mode = \"{m}\""))
+            .or(preset_text.map(|p| format!("preset = \"{p}\"")))
+            .unwrap_or_default();
+        Ok(Some(format!("`{was}` is now `preset = \"{canonical}\"`")))
+    }
+
     // `Table::get_mut` looks up; `Item::get_mut` would insert an empty key when missing.
     fn routing(&mut self) -> Option<&mut Table> {
         self.doc
@@ -518,6 +571,41 @@ children = ["monthly"]
         assert!(
             text.contains("strategy = \"ordered-failover\"") && !text.contains("prefer_tags"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn legacy_client_patch_spellings_become_the_canonical_preset() {
+        let (dir, mut e) = editor(
+            "version = 5\n# patch\n[codex.client_patch]\nmode = \"official_relay_bridge\"  # old\nresponses_websocket = true\n",
+        );
+        assert!(
+            e.normalize_client_patch()
+                .unwrap()
+                .unwrap()
+                .contains("preset = \"official-relay\"")
+        );
+        e.save().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+        assert!(
+            text.contains("# patch\n[codex.client_patch]\n")
+                && text.contains("preset = \"official-relay\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains("mode") && text.contains("responses_websocket = true"),
+            "{text}"
+        );
+        let (_dir, mut e) = editor("version = 5\n[codex.client_patch]\npreset = \"default\"\n");
+        assert_eq!(e.normalize_client_patch().unwrap(), None);
+        let (_dir, mut e) = editor(
+            "version = 5\n[codex.client_patch]\npreset = \"default\"\nmode = \"chatgpt-bridge\"\n",
+        );
+        assert!(
+            e.normalize_client_patch()
+                .unwrap_err()
+                .to_string()
+                .contains("conflicting")
         );
     }
 

@@ -72,8 +72,12 @@ pub async fn try_upstream(
     };
     let model_sent = mapped.or_else(|| requested.map(str::to_string));
     let url = upstream.base_url.join(&request.path_and_query);
-    let headers =
-        upstream_request_headers(&request.headers, &upstream.credential, request.body_decoded);
+    let headers = upstream_request_headers(
+        &request.headers,
+        &upstream.credential,
+        request.body_decoded,
+        state.strips_client_auth(),
+    );
     let outgoing = state
         .client
         .request(request.method.clone(), url)

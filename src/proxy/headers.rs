@@ -34,15 +34,26 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Headers that carry Codex's own identity with OpenAI (its ChatGPT login).
+const CLIENT_IDENTITY: [&str; 4] = [
+    "authorization",
+    "x-api-key",
+    "chatgpt-account-id",
+    "x-openai-fedramp",
+];
+
 /// Headers for the upstream request, from the client's.
 ///
 /// `Host` and the length go (the client library sets them); the body's encoding is dropped
 /// when the proxy decoded it; the upstream is asked for an uncompressed reply so the proxy can
-/// read usage from it; a configured credential replaces the client's.
+/// read usage from it; a configured credential replaces the client's. With
+/// `strip_client_auth` (every preset but `default`), Codex's own credential and ChatGPT account
+/// never reach a relay, whether or not the helper has a key of its own.
 pub fn upstream_request_headers(
     client: &HeaderMap,
     credential: &Credential,
     body_decoded: bool,
+    strip_client_auth: bool,
 ) -> HeaderMap {
     let mut headers = client.clone();
     strip_hop_by_hop(&mut headers);
@@ -55,6 +66,11 @@ pub fn upstream_request_headers(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
+    if strip_client_auth {
+        for name in CLIENT_IDENTITY {
+            headers.remove(name);
+        }
+    }
     if credential.is_configured() {
         headers.remove(header::AUTHORIZATION);
         headers.remove("x-api-key");
@@ -134,7 +150,7 @@ mod tests {
             bearer: Some(Secret::new("relay-token")),
             ..Default::default()
         };
-        let h = upstream_request_headers(&client(), &credential, true);
+        let h = upstream_request_headers(&client(), &credential, true, false);
         assert_eq!(h["authorization"], "Bearer relay-token");
         assert!(h.get("x-api-key").is_none());
         for gone in [
@@ -158,7 +174,7 @@ mod tests {
             api_key: Some(Secret::new("k")),
             ..Default::default()
         };
-        let h = upstream_request_headers(&client(), &credential, false);
+        let h = upstream_request_headers(&client(), &credential, false, false);
         assert_eq!(h["x-api-key"], "k");
         assert!(h.get("authorization").is_none());
         assert_eq!(
@@ -166,9 +182,24 @@ mod tests {
             "kept when the body was not decoded"
         );
 
-        let h = upstream_request_headers(&client(), &Credential::default(), false);
+        let h = upstream_request_headers(&client(), &Credential::default(), false, false);
         assert_eq!(h["authorization"], "Bearer client-token");
         assert_eq!(h["x-api-key"], "client-key");
+
+        // Bridge presets: Codex's own login never reaches a relay.
+        let mut with_account = client();
+        with_account.insert("chatgpt-account-id", "acct-1".parse().unwrap());
+        let h = upstream_request_headers(&with_account, &Credential::default(), false, true);
+        for gone in ["authorization", "x-api-key", "chatgpt-account-id"] {
+            assert!(h.get(gone).is_none(), "{gone}");
+        }
+        let credential = Credential {
+            bearer: Some(Secret::new("relay-token")),
+            ..Default::default()
+        };
+        let h = upstream_request_headers(&with_account, &credential, false, true);
+        assert_eq!(h["authorization"], "Bearer relay-token");
+        assert!(h.get("chatgpt-account-id").is_none());
     }
 
     #[test]

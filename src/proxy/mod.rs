@@ -19,7 +19,7 @@ pub mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::RwLock;
@@ -77,6 +77,9 @@ pub struct ProxyState {
     pub sink: Arc<dyn RecordSink>,
     trace_prefix: String,
     next_request: AtomicU64,
+    /// Set while Codex is switched on with a preset that keeps its own credential away from
+    /// relays (every preset but `default`).
+    strip_client_auth: AtomicBool,
 }
 
 impl ProxyState {
@@ -110,6 +113,7 @@ impl ProxyState {
             sink,
             trace_prefix: format!("{started_ms:x}"),
             next_request: AtomicU64::new(1),
+            strip_client_auth: AtomicBool::new(false),
         })
     }
 
@@ -121,6 +125,19 @@ impl ProxyState {
     /// Puts a new plan in force for the requests that start from now on.
     pub fn reload(&self, plan: Plan) {
         *self.plan.write().expect("plan lock") = Arc::new(plan);
+    }
+
+    /// Whether Codex's own credential is kept from relays (see [`crate::codex::preset::Preset::strips_client_auth`]).
+    pub fn strips_client_auth(&self) -> bool {
+        self.strip_client_auth.load(Ordering::Relaxed)
+    }
+
+    /// Follows the client preset in force.
+    pub fn set_client_preset(&self, preset: Option<crate::codex::preset::Preset>) {
+        self.strip_client_auth.store(
+            preset.is_some_and(|p| p.strips_client_auth()),
+            Ordering::Relaxed,
+        );
     }
 
     /// A trace id unique across restarts: process start time and a counter.
