@@ -304,7 +304,7 @@ impl ProxyProcess {
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_codex-helper"))
-            .args(["serve", "--no-tui", "--port", "0"])
+            .args(["serve", "--no-tui", "--no-switch", "--port", "0"])
             .env("CODEX_HELPER_HOME", home.path())
             .env("CODEX_HOME", home.path().join("codex"))
             .stdin(Stdio::null())
