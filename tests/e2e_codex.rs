@@ -372,3 +372,93 @@ async fn each_preset_switches_on_serves_codex_and_switches_off_cleanly() {
         );
     }
 }
+
+/// Codex fetches the relay's model list through the proxy as a translated catalog: no
+/// "fallback metadata" warning, and its requests carry the full system prompt from Codex's
+/// bundled metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_reads_the_translated_catalog_and_keeps_its_full_system_prompt() {
+    use support::cli::{Homes, run, serve};
+    let relay = MockRelay::start("the catalog relay").await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[proxy]\ncodex_binary = \"{}\"\n[codex.providers.relay]\nbase_url = \"{}\"\nauth_token = \"k\"\n",
+            codex_bin().display(),
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let original = codex_home("http://127.0.0.1:9");
+    std::fs::copy(
+        original.path().join("config.toml"),
+        homes.codex.path().join("config.toml"),
+    )
+    .unwrap();
+    let served = serve(homes.command(&["serve"])).await;
+    let port = served.url.rsplit(':').next().unwrap().to_string();
+    let (ok, out) = run(&homes, &["switch", "on", "--port", &port]).await;
+    assert!(ok, "{out}");
+
+    let codex = Codex {
+        home: tempfile::tempdir().unwrap(),
+        work: tempfile::tempdir().unwrap(),
+    };
+    std::fs::copy(
+        homes.codex.path().join("config.toml"),
+        codex.home.path().join("config.toml"),
+    )
+    .unwrap();
+    let result = run_codex(&codex, &["exec", "--skip-git-repo-check", "say hi"]).await;
+    assert!(
+        result.success && result.stdout.contains("hi from the catalog relay"),
+        "stdout: {}\nstderr: {}",
+        result.stdout,
+        result.stderr
+    );
+    assert!(
+        !result.stderr.contains("fallback metadata"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        relay
+            .received()
+            .iter()
+            .any(|r| r.path_and_query == format!("/v1/models?client_version={CODEX_VERSION}"))
+    );
+
+    // The system prompt Codex sent is the catalog entry's base_instructions.
+    codex_helper::proxy::install_tls_provider();
+    let catalog: serde_json::Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}/v1/models?client_version={CODEX_VERSION}",
+            served.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = catalog["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["slug"] == "gpt-5.1")
+        .expect("gpt-5.1 in the catalog");
+    let prompt = entry["base_instructions"].as_str().unwrap();
+    assert!(prompt.len() > 10_000, "a real prompt, not a placeholder");
+    let turn = relay
+        .received()
+        .into_iter()
+        .find(|r| r.path_and_query == "/v1/responses")
+        .unwrap();
+    let first = &turn.json()["input"][0];
+    assert_eq!(first["role"], "developer");
+    assert_eq!(first["content"][0]["text"].as_str(), Some(prompt));
+}

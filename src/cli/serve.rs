@@ -121,7 +121,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let affinity = AffinityStore::load(&homes.affinity_state());
         let ledger = start_ledger(&homes, &loaded.config.ledger);
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?);
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_catalog_cache(homes.helper.join("cache")));
         let server = proxy::serve(listener, state.clone())?;
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
         let codex = CodexFiles::new(&homes.codex);
@@ -256,7 +256,7 @@ fn describe_route(graph: &RouteGraph) -> String {
         "no relay configured".to_string()
     } else {
         format!(
-            "relays: {} (entry `{}`, affinity {:?})",
+            "relays: {} (entry `{}`, affinity {})",
             order.join(", "),
             graph.entry,
             graph.affinity_policy

@@ -2,6 +2,8 @@
 //! switch state.
 
 pub mod auth;
+pub mod bundled;
+pub mod catalog;
 pub mod patch;
 pub mod preset;
 pub mod switch;

@@ -14,6 +14,10 @@ use super::preset::{Flag, PatchPlan};
 /// Codex's id for the provider the helper owns.
 pub const PROVIDER_ID: &str = "codex_proxy";
 
+/// The bearer token `switch on` gives Codex so that it fetches the model catalog; the proxy
+/// drops it instead of forwarding it.
+pub const PLACEHOLDER_TOKEN: &str = "codex-helper-placeholder";
+
 /// The pieces of Codex's config as they were before the first `switch on`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Originals {
@@ -153,6 +157,21 @@ pub fn switch_on(
     set_keeping_decor(proxy, "name", plan.provider_name.into());
     set_keeping_decor(proxy, "base_url", base_url.into());
     set_keeping_decor(proxy, "wire_api", "responses".into());
+    // Codex fetches a catalog only from here; the proxy translates the relay's list for it.
+    let catalog_url = format!("{}/models", base_url.trim_end_matches('/'));
+    set_keeping_decor(proxy, "model_catalog_url", catalog_url.as_str().into());
+    // Codex asks a provider for its catalog only when it holds a credential for it. Unless
+    // Codex's own login is used (`requires_openai_auth`), a placeholder does; the proxy never
+    // forwards it (see `proxy::headers::PLACEHOLDER_TOKEN`).
+    if plan.requires_openai_auth != Flag::Set(true) && !proxy.contains_key("env_key") {
+        set_keeping_decor(proxy, "experimental_bearer_token", PLACEHOLDER_TOKEN.into());
+    } else if proxy
+        .get("experimental_bearer_token")
+        .and_then(Item::as_str)
+        == Some(PLACEHOLDER_TOKEN)
+    {
+        proxy.remove("experimental_bearer_token");
+    }
     if !proxy.contains_key("request_max_retries") {
         // The helper retries and fails over itself; Codex retrying too multiplies the wait.
         proxy.insert("request_max_retries", value(0));

@@ -254,6 +254,9 @@ pub struct ProxySettings {
     /// `auto` decodes compressed request bodies; `passthrough` forwards them untouched.
     /// `CODEX_HELPER_REQUEST_BODY_ENCODING` overrides it.
     pub request_body_encoding: BodyEncodingMode,
+    /// The Codex binary asked for its bundled model metadata (`codex debug models --bundled`)
+    /// when a relay's `/models` list is translated for Codex.
+    pub codex_binary: String,
 }
 
 impl Default for ProxySettings {
@@ -265,6 +268,7 @@ impl Default for ProxySettings {
             max_request_body_bytes: 32 << 20,
             max_decoded_body_bytes: 64 << 20,
             request_body_encoding: BodyEncodingMode::Auto,
+            codex_binary: "codex".into(),
         }
     }
 }

@@ -71,6 +71,14 @@ pub fn upstream_request_headers(
             headers.remove(name);
         }
     }
+    // The placeholder `switch on` writes is not a credential.
+    let placeholder = format!("Bearer {}", crate::codex::patch::PLACEHOLDER_TOKEN);
+    if headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == placeholder.as_bytes())
+    {
+        headers.remove(header::AUTHORIZATION);
+    }
     if credential.is_configured() {
         headers.remove(header::AUTHORIZATION);
         headers.remove("x-api-key");
@@ -185,6 +193,17 @@ mod tests {
         let h = upstream_request_headers(&client(), &Credential::default(), false, false);
         assert_eq!(h["authorization"], "Bearer client-token");
         assert_eq!(h["x-api-key"], "client-key");
+
+        let mut placeholder = HeaderMap::new();
+        placeholder.insert(
+            "authorization",
+            "Bearer codex-helper-placeholder".parse().unwrap(),
+        );
+        assert!(
+            upstream_request_headers(&placeholder, &Credential::default(), false, false)
+                .get("authorization")
+                .is_none()
+        );
 
         // Bridge presets: Codex's own login never reaches a relay.
         let mut with_account = client();

@@ -80,6 +80,8 @@ pub struct ProxyState {
     /// Set while Codex is switched on with a preset that keeps its own credential away from
     /// relays (every preset but `default`).
     strip_client_auth: AtomicBool,
+    /// Codex's bundled model metadata, for translating `/models` answers.
+    pub catalog: Arc<crate::codex::bundled::BundledModels>,
 }
 
 impl ProxyState {
@@ -100,6 +102,7 @@ impl ProxyState {
             .no_proxy()
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the upstream HTTP client: {e}"))?;
+        let settings_codex_binary = PathBuf::from(&settings.codex_binary);
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -114,7 +117,20 @@ impl ProxyState {
             trace_prefix: format!("{started_ms:x}"),
             next_request: AtomicU64::new(1),
             strip_client_auth: AtomicBool::new(false),
+            catalog: Arc::new(crate::codex::bundled::BundledModels::new(
+                settings_codex_binary,
+                std::env::temp_dir().join("codex-helper-catalog"),
+            )),
         })
+    }
+
+    /// Keeps the catalog cache in `dir` (the helper home's `cache/`) instead of a temporary folder.
+    pub fn with_catalog_cache(mut self, dir: PathBuf) -> Self {
+        self.catalog = Arc::new(crate::codex::bundled::BundledModels::new(
+            PathBuf::from(&self.settings.codex_binary),
+            dir,
+        ));
+        self
     }
 
     /// The plan in force; a request keeps the one it started with.

@@ -337,6 +337,7 @@ async fn failover(
             });
             let failure = match tried_result {
                 Tried::Answer(answer) => {
+                    let answer = translate_catalog(state, request, answer).await;
                     let client_error = !answer.status.is_success();
                     state.routing.update_health(&key, |h| {
                         if client_error {
@@ -505,6 +506,47 @@ fn continuity_broken(
     ));
     record.finish(Outcome::ContinuityBroken);
     response
+}
+
+/// `/models` for Codex: a relay's OpenAI-style list becomes Codex's catalog, built from
+/// Codex's own bundled metadata (see [`crate::codex::catalog`]). Anything else, or a failure to
+/// get the metadata, passes through as the relay sent it.
+async fn translate_catalog(
+    state: &ProxyState,
+    request: &ClientRequest,
+    mut answer: Answer,
+) -> Answer {
+    let (path, query) = request
+        .path_and_query
+        .split_once('?')
+        .unwrap_or((&request.path_and_query, ""));
+    let is_catalog =
+        request.method == Method::GET && path.trim_end_matches('/').ends_with("/models");
+    let AnswerBody::Whole(bytes) = &answer.body else {
+        return answer;
+    };
+    if !is_catalog || !answer.status.is_success() {
+        return answer;
+    }
+    let Ok(relay) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return answer;
+    };
+    let client_version = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("client_version="))
+        .map(str::to_string);
+    let catalog = state.catalog.clone();
+    match tokio::task::spawn_blocking(move || catalog.for_version(client_version.as_deref())).await
+    {
+        Ok(Ok(models)) => {
+            if let Some(out) = crate::codex::catalog::translate(&relay, &models) {
+                answer.body = AnswerBody::Whole(Bytes::from(out.to_string()));
+            }
+        }
+        Ok(Err(e)) => tracing::warn!("/models passed through untranslated: {e}"),
+        Err(e) => tracing::warn!("/models passed through untranslated: {e}"),
+    }
+    answer
 }
 
 /// Phase 5: passes an upstream response to the client, its body through the tap.
