@@ -14,6 +14,9 @@ pub struct BundledModels {
     binary: PathBuf,
     cache_dir: PathBuf,
     memory: Mutex<HashMap<String, Arc<Vec<Value>>>>,
+    /// The last failure to ask the binary: not retried for a minute (Codex fetches `/models`
+    /// at every start; a missing binary must not cost a process launch each time).
+    failure: Mutex<Option<(std::time::Instant, String)>>,
 }
 
 impl BundledModels {
@@ -59,7 +62,15 @@ impl BundledModels {
                 return Ok(models);
             }
         }
-        let installed = self.installed_version()?;
+        if let Some((at, error)) = self.failure.lock().expect("catalog lock").as_ref() {
+            if at.elapsed() < std::time::Duration::from_secs(60) {
+                return Err(error.clone());
+            }
+        }
+        let installed = self.installed_version().inspect_err(|e| {
+            *self.failure.lock().expect("catalog lock") =
+                Some((std::time::Instant::now(), e.clone()));
+        })?;
         if let Some(v) = client_version.filter(|v| *v != installed) {
             tracing::warn!(
                 "Codex {v} asked for models; using the metadata of the installed Codex {installed}"
