@@ -25,6 +25,7 @@ impl BundledModels {
             binary,
             cache_dir,
             memory: Mutex::default(),
+            failure: Mutex::default(),
         }
     }
 
