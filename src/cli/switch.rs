@@ -19,6 +19,28 @@ pub enum SwitchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The Codex App's remote control (separate from the presets).
+    #[command(subcommand)]
+    RemoteControl(RemoteControlCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RemoteControlCommand {
+    /// Turn it on: the App's feature flag (database backed up first) and `[features] remote_connections`.
+    Enable {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether it is on.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look in Codex's logs for the App accepting the flag.
+    CheckLogs {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +95,7 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
             print(&report, args.json)
         }
         SwitchCommand::Off { json } => print(&switch::switch_off(&files)?, json),
+        SwitchCommand::RemoteControl(command) => remote_control(&homes.codex, command),
         SwitchCommand::Status { json } => {
             let status = switch::status(&files)?;
             if json {
@@ -164,4 +187,67 @@ pub(super) fn check_helper_credential(
         "preset {preset} sends relays the helper's own key, but these environment variables are not set: {}",
         missing.join(", ")
     )
+}
+
+fn remote_control(
+    codex_home: &std::path::Path,
+    command: RemoteControlCommand,
+) -> anyhow::Result<()> {
+    use crate::codex::remote_control as rc;
+    match command {
+        RemoteControlCommand::Enable { json } => {
+            let report = rc::enable(codex_home, crate::routing::select::now_ms())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "Remote control enabled (database backed up to {}). Restart the Codex App.",
+                    report.backup.display()
+                );
+            }
+        }
+        RemoteControlCommand::Status { json } => {
+            let s = rc::status(codex_home)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("[features] remote_connections: {}", s.remote_connections);
+                if s.removed_key_present {
+                    println!(
+                        "[features] remote_control is set but no longer used by Codex; `enable` removes it"
+                    );
+                }
+                println!(
+                    "App database {}: {}",
+                    s.database.display(),
+                    if s.database_exists {
+                        "present"
+                    } else {
+                        "missing (open the Codex App once)"
+                    }
+                );
+                println!(
+                    "App flag: {}",
+                    s.enabled.map_or("not set".to_string(), |e| if e {
+                        "on".into()
+                    } else {
+                        "off".into()
+                    })
+                );
+            }
+        }
+        RemoteControlCommand::CheckLogs { json } => {
+            let found = rc::check_logs(codex_home);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else if found.is_empty() {
+                println!("No log shows the Codex App accepting the remote-control flag yet.");
+            } else {
+                for path in found {
+                    println!("accepted in {}", path.display());
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -6,4 +6,5 @@ pub mod bundled;
 pub mod catalog;
 pub mod patch;
 pub mod preset;
+pub mod remote_control;
 pub mod switch;

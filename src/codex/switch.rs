@@ -80,7 +80,7 @@ impl CodexFiles {
 }
 
 /// Writes `text` atomically, keeping the file's permissions (or `new_mode` for a new file).
-fn write_keeping_mode(path: &Path, text: &str, new_mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_keeping_mode(path: &Path, text: &str, new_mode: u32) -> anyhow::Result<()> {
     let mode = std::fs::metadata(path).ok().map(|m| {
         #[cfg(unix)]
         {
