@@ -462,3 +462,108 @@ async fn codex_reads_the_translated_catalog_and_keeps_its_full_system_prompt() {
     assert_eq!(first["role"], "developer");
     assert_eq!(first["content"][0]["text"].as_str(), Some(prompt));
 }
+
+/// `official-relay`: Codex believes it talks to OpenAI, so it compacts remotely (v2); the
+/// compaction request and the turn after it go to the same relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_relay_compacts_remotely_on_the_same_relay() {
+    use support::cli::{Homes, run, serve};
+    let first = MockRelay::start("first").await;
+    let second = MockRelay::start("second").await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.client_patch]\npreset = \"official-relay\"\n[codex.providers.a]\nbase_url = \"{}\"\nauth_token = \"k\"\n[codex.providers.b]\nbase_url = \"{}\"\nauth_token = \"k\"\n",
+            first.base_url(),
+            second.base_url()
+        ),
+    )
+    .unwrap();
+    let original = codex_home("http://127.0.0.1:9");
+    let config = std::fs::read_to_string(original.path().join("config.toml"))
+        .unwrap()
+        .replacen(
+            "model = \"gpt-5.1\"\n",
+            "model = \"gpt-5.1\"\nmodel_auto_compact_token_limit = 1000\n",
+            1,
+        );
+    std::fs::write(homes.codex.path().join("config.toml"), &config).unwrap();
+    let served = serve(homes.command(&["serve"])).await;
+    let _ = &served;
+    let codex = Codex {
+        home: tempfile::tempdir().unwrap(),
+        work: tempfile::tempdir().unwrap(),
+    };
+    std::fs::copy(
+        homes.codex.path().join("config.toml"),
+        codex.home.path().join("config.toml"),
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(codex.home.path().join("config.toml"))
+            .unwrap()
+            .contains("name = \"OpenAI\"")
+    );
+
+    let one = run_codex(&codex, &["exec", "--skip-git-repo-check", "say hi"]).await;
+    assert!(
+        one.success,
+        "stdout: {}\nstderr: {}",
+        one.stdout, one.stderr
+    );
+    let two = run_codex(
+        &codex,
+        &[
+            "exec",
+            "--skip-git-repo-check",
+            "resume",
+            "--last",
+            "and again",
+        ],
+    )
+    .await;
+    assert!(
+        two.success,
+        "stdout: {}\nstderr: {}",
+        two.stdout, two.stderr
+    );
+
+    let turns: Vec<_> = first
+        .received()
+        .into_iter()
+        .filter(|r| r.path_and_query == "/v1/responses")
+        .collect();
+    let compaction = turns.iter().position(|r| {
+        r.json()["input"]
+            .as_array()
+            .and_then(|i| i.last())
+            .is_some_and(|l| l["type"] == "compaction_trigger")
+    });
+    let compaction = compaction.unwrap_or_else(|| {
+        panic!(
+            "no compaction_trigger request reached the relay; {} turns",
+            turns.len()
+        )
+    });
+    let after = turns
+        .get(compaction + 1)
+        .expect("a turn after the compaction");
+    let carried = after.json()["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["type"] == "compaction" && i["encrypted_content"] == "compacted by first");
+    assert!(carried, "the next turn carries the relay's compaction item");
+    assert_eq!(
+        second
+            .received()
+            .iter()
+            .filter(|r| r.path_and_query == "/v1/responses")
+            .count(),
+        0,
+        "everything stayed on one relay"
+    );
+    let (ok, _) = run(&homes, &["switch", "status"]).await;
+    assert!(ok);
+}

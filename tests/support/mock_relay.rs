@@ -285,6 +285,15 @@ async fn handle(
         .and_then(|b| b["model"].as_str().map(str::to_string))
         .unwrap_or_else(|| "gpt-5.1".into());
     let text = format!("hi from {name}");
+    // Remote compaction v2: a request ending in a `compaction_trigger` item gets exactly one
+    // `compaction` output item, as Codex requires.
+    let compaction = serde_json::from_slice::<serde_json::Value>(&received.body)
+        .ok()
+        .and_then(|b| b["input"].as_array().and_then(|i| i.last().cloned()))
+        .is_some_and(|last| last["type"] == "compaction_trigger");
+    if compaction && fault.is_none() {
+        return Ok(compaction_reply(&model, &name));
+    }
 
     match fault {
         Some(Fault::Status {
@@ -435,6 +444,26 @@ fn normal_reply(streaming: bool, model: &str, text: &str) -> Response<Body> {
     } else {
         json_reply(StatusCode::OK, response_object(model, text).to_string())
     }
+}
+
+fn compaction_reply(model: &str, name: &str) -> Response<Body> {
+    let item = serde_json::json!({"type":"compaction","id":"cmp_mock","encrypted_content":format!("compacted by {name}")});
+    let events = vec![
+        sse(
+            "response.created",
+            serde_json::json!({"type":"response.created","response":{"id":"resp_cmp","status":"in_progress","model":model,"output":[]}}),
+        ),
+        sse(
+            "response.output_item.done",
+            serde_json::json!({"type":"response.output_item.done","output_index":0,"item":item}),
+        ),
+        sse(
+            "response.completed",
+            serde_json::json!({"type":"response.completed","response":{"id":"resp_cmp","status":"completed","model":model,
+            "output":[item],"usage":{"input_tokens":100,"output_tokens":10,"total_tokens":110}}}),
+        ),
+    ];
+    sse_reply(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
 }
 
 fn json_reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
