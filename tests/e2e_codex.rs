@@ -400,6 +400,12 @@ async fn codex_reads_the_translated_catalog_and_keeps_its_full_system_prompt() {
     let port = served.url.rsplit(':').next().unwrap().to_string();
     let (ok, out) = run(&homes, &["switch", "on", "--port", &port]).await;
     assert!(ok, "{out}");
+    let (_, status) = run(&homes, &["switch", "status", "--json"]).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["models_catalog"],
+        format!("translated for Codex from the bundled metadata of codex-cli {CODEX_VERSION}")
+    );
 
     let codex = Codex {
         home: tempfile::tempdir().unwrap(),

@@ -99,7 +99,9 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
         SwitchCommand::Status { json } => {
             let status = switch::status(&files)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                let mut value = serde_json::to_value(&status)?;
+                value["models_catalog"] = serde_json::Value::String(catalog_note(&homes));
+                println!("{}", serde_json::to_string_pretty(&value)?);
                 return Ok(());
             }
             if status.enabled {
@@ -134,6 +136,7 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
             for d in &status.drift {
                 println!("  drift: {d}");
             }
+            println!("  /models: {}", catalog_note(&homes));
             Ok(())
         }
     }
@@ -250,4 +253,26 @@ fn remote_control(
         }
     }
     Ok(())
+}
+
+/// Whether the proxy can translate `/models` for Codex: it needs a Codex binary to ask.
+fn catalog_note(homes: &Homes) -> String {
+    let binary = load::load(&homes.helper_config())
+        .ok()
+        .flatten()
+        .map(|l| l.config.proxy.codex_binary)
+        .unwrap_or_else(|| "codex".into());
+    match std::process::Command::new(&binary)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => format!(
+            "translated for Codex from the bundled metadata of {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        _ => format!(
+            "passed through untranslated: the Codex binary `{binary}` cannot be run (set [proxy] codex_binary); Codex will use fallback metadata"
+        ),
+    }
 }
