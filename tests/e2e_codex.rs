@@ -92,8 +92,13 @@ async fn codex_exec(proxy_base: &str, prompt: &str) -> CodexRun {
 }
 
 async fn run_codex(codex: &Codex, args: &[&str]) -> CodexRun {
+    run_codex_with(codex, args, &[]).await
+}
+
+async fn run_codex_with(codex: &Codex, args: &[&str], env: &[(&str, &str)]) -> CodexRun {
     let (home, work) = (&codex.home, &codex.work);
     let mut command = tokio::process::Command::new(codex_bin());
+    command.envs(env.iter().copied());
     command
         .args(args)
         .current_dir(work.path())
@@ -572,4 +577,94 @@ async fn official_relay_compacts_remotely_on_the_same_relay() {
     );
     let (ok, _) = run(&homes, &["switch", "status"]).await;
     assert!(ok);
+}
+
+/// chatgpt-bridge: Codex keeps its ChatGPT login, but its token and account id never reach a
+/// relay; the relay gets the helper's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatgpt_bridge_keeps_codexs_login_away_from_the_relay() {
+    use base64::Engine;
+    use support::cli::{Homes, run, serve};
+    let relay = MockRelay::start("the bridge relay").await;
+    let homes = Homes::new();
+    std::fs::write(homes.helper_config(), format!("version = 5\n[codex.providers.relay]\nbase_url = \"{}\"\nauth_token = \"helper-key\"\n", relay.base_url())).unwrap();
+    let jwt = |claims: serde_json::Value| {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+        format!("eyJhbGciOiJub25lIn0.{payload}.c2ln")
+    };
+    let auth = serde_json::to_string_pretty(&serde_json::json!({
+        "auth_mode": "chatgpt", "OPENAI_API_KEY": null,
+        "tokens": {
+            "id_token": jwt(serde_json::json!({"email":"me@example.com","exp":4102444800u64,"https://api.openai.com/auth":{"chatgpt_plan_type":"plus","chatgpt_account_id":"acct-e2e"}})),
+            "access_token": jwt(serde_json::json!({"exp":4102444800u64})),
+            "refresh_token": "fake-refresh-token",
+            "account_id": "acct-e2e"
+        },
+        "last_refresh": "2026-11-28T00:00:00Z"
+    }))
+    .unwrap();
+    let original = codex_home("http://127.0.0.1:9");
+    std::fs::copy(
+        original.path().join("config.toml"),
+        homes.codex.path().join("config.toml"),
+    )
+    .unwrap();
+    std::fs::write(homes.codex.path().join("auth.json"), &auth).unwrap();
+    let served = serve(homes.command(&["serve", "--no-switch"])).await;
+    let port = served.url.rsplit(':').next().unwrap().to_string();
+    let (ok, out) = run(
+        &homes,
+        &[
+            "switch",
+            "on",
+            "--preset",
+            "chatgpt-bridge",
+            "--port",
+            &port,
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+
+    let codex = Codex {
+        home: tempfile::tempdir().unwrap(),
+        work: tempfile::tempdir().unwrap(),
+    };
+    for name in ["config.toml", "auth.json"] {
+        std::fs::copy(homes.codex.path().join(name), codex.home.path().join(name)).unwrap();
+    }
+    let refresh = format!("{}/oauth/token", served.url);
+    let result = run_codex_with(
+        &codex,
+        &["exec", "--skip-git-repo-check", "say hi"],
+        &[("CODEX_REFRESH_TOKEN_URL_OVERRIDE", &refresh)],
+    )
+    .await;
+    assert!(
+        result.success && result.stdout.contains("hi from the bridge relay"),
+        "stdout: {}\nstderr: {}",
+        result.stdout,
+        result.stderr
+    );
+    for r in relay.received() {
+        let seen = format!("{:?}", r.headers);
+        assert!(
+            !seen.contains("acct-e2e") && !seen.contains("eyJhbGciOiJub25lIn0"),
+            "{} leaked Codex's login: {seen}",
+            r.path_and_query
+        );
+    }
+    let turn = relay
+        .received()
+        .into_iter()
+        .find(|r| r.path_and_query == "/v1/responses")
+        .unwrap();
+    assert_eq!(turn.headers["authorization"], "Bearer helper-key");
+
+    let (ok, _) = run(&homes, &["switch", "off"]).await;
+    assert!(ok);
+    assert_eq!(
+        std::fs::read_to_string(homes.codex.path().join("auth.json")).unwrap(),
+        auth
+    );
 }

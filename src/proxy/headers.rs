@@ -48,7 +48,8 @@ const CLIENT_IDENTITY: [&str; 4] = [
 /// when the proxy decoded it; the upstream is asked for an uncompressed reply so the proxy can
 /// read usage from it; a configured credential replaces the client's. With
 /// `strip_client_auth` (every preset but `default`), Codex's own credential and ChatGPT account
-/// never reach a relay, whether or not the helper has a key of its own.
+/// never reach a relay, whether or not the helper has a key of its own; a ChatGPT login never
+/// does in any preset.
 pub fn upstream_request_headers(
     client: &HeaderMap,
     credential: &Credential,
@@ -66,7 +67,9 @@ pub fn upstream_request_headers(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
-    if strip_client_auth {
+    // A ChatGPT login (it comes with `chatgpt-account-id`) never goes to a relay, whatever the
+    // preset: it is the user's OpenAI account, not a relay key.
+    if strip_client_auth || client.contains_key("chatgpt-account-id") {
         for name in CLIENT_IDENTITY {
             headers.remove(name);
         }
@@ -208,9 +211,11 @@ mod tests {
         // Bridge presets: Codex's own login never reaches a relay.
         let mut with_account = client();
         with_account.insert("chatgpt-account-id", "acct-1".parse().unwrap());
-        let h = upstream_request_headers(&with_account, &Credential::default(), false, true);
-        for gone in ["authorization", "x-api-key", "chatgpt-account-id"] {
-            assert!(h.get(gone).is_none(), "{gone}");
+        for strip in [true, false] {
+            let h = upstream_request_headers(&with_account, &Credential::default(), false, strip);
+            for gone in ["authorization", "x-api-key", "chatgpt-account-id"] {
+                assert!(h.get(gone).is_none(), "{gone} (strip {strip})");
+            }
         }
         let credential = Credential {
             bearer: Some(Secret::new("relay-token")),
