@@ -667,4 +667,8 @@ async fn chatgpt_bridge_keeps_codexs_login_away_from_the_relay() {
         std::fs::read_to_string(homes.codex.path().join("auth.json")).unwrap(),
         auth
     );
+    assert_eq!(
+        std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap(),
+        std::fs::read_to_string(original.path().join("config.toml")).unwrap()
+    );
 }
