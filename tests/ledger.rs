@@ -65,7 +65,7 @@ fn ledger(settings: LedgerSettings, prices: PriceBook) -> Setup {
 fn rows(path: &std::path::Path) -> Vec<serde_json::Value> {
     let conn = Connection::open(path).unwrap();
     let mut stmt = conn
-        .prepare("SELECT trace_id, session_id, session_source, thread_id, client, method, path, streaming, model_requested, model_sent, model_answered, provider, endpoint, status, outcome, error_class, attempts_json, decision_json, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens, ttfb_ms, duration_ms, bytes_in, bytes_out, cost_usd, price_source FROM requests ORDER BY id")
+        .prepare("SELECT trace_id, preset, session_id, session_source, thread_id, client, method, path, streaming, model_requested, model_sent, model_answered, provider, endpoint, status, outcome, error_class, attempts_json, decision_json, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens, ttfb_ms, duration_ms, bytes_in, bytes_out, cost_usd, price_source FROM requests ORDER BY id")
         .unwrap();
     let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
     stmt.query_map([], |r| {
@@ -101,6 +101,7 @@ async fn each_request_is_one_row_with_its_fields() {
             providers(&[("first", &first.base_url()), ("second", &second.base_url())])
         );
         let proxy = TestProxy::start_with_sink(&config, &[], Some(setup.ledger.sink())).await;
+        proxy.state.set_client_preset(Some(codex_helper::codex::preset::Preset::OfficialRelay));
 
         // 1: streamed, served by the first relay.
         turn(&proxy, "gpt-5.1", "s1").await;
@@ -118,6 +119,7 @@ async fn each_request_is_one_row_with_its_fields() {
         let rows = rows(&setup.path);
         assert_eq!(rows.len(), 4, "exactly one row per request");
         let r = &rows[0];
+        assert_eq!(r["preset"], "official-relay");
         assert_eq!((r["session_id"].as_str(), r["session_source"].as_str(), r["thread_id"].as_str()), (Some("s1"), Some("header:session-id"), Some("s1-thread")));
         assert_eq!((r["method"].as_str(), r["path"].as_str(), r["streaming"].as_i64()), (Some("POST"), Some("/v1/responses"), Some(1)));
         assert_eq!((r["model_requested"].as_str(), r["model_sent"].as_str(), r["model_answered"].as_str()), (Some("gpt-5.1"), Some("gpt-5.1"), Some("gpt-5.1")));

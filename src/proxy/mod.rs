@@ -19,11 +19,12 @@ pub mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::RwLock;
 
+use crate::codex::preset::Preset;
 use crate::config::model::ProxySettings;
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
@@ -79,7 +80,8 @@ pub struct ProxyState {
     next_request: AtomicU64,
     /// Set while Codex is switched on with a preset that keeps its own credential away from
     /// relays (every preset but `default`).
-    strip_client_auth: AtomicBool,
+    /// The client preset in force: an index into `Preset::ALL` plus one, 0 for none.
+    client_preset: AtomicU8,
     /// Codex's bundled model metadata, for translating `/models` answers.
     pub catalog: Arc<crate::codex::bundled::BundledModels>,
 }
@@ -116,7 +118,7 @@ impl ProxyState {
             sink,
             trace_prefix: format!("{started_ms:x}"),
             next_request: AtomicU64::new(1),
-            strip_client_auth: AtomicBool::new(false),
+            client_preset: AtomicU8::new(0),
             catalog: Arc::new(crate::codex::bundled::BundledModels::new(
                 settings_codex_binary,
                 std::env::temp_dir().join("codex-helper-catalog"),
@@ -145,15 +147,23 @@ impl ProxyState {
 
     /// Whether Codex's own credential is kept from relays (see [`crate::codex::preset::Preset::strips_client_auth`]).
     pub fn strips_client_auth(&self) -> bool {
-        self.strip_client_auth.load(Ordering::Relaxed)
+        self.client_preset().is_some_and(|p| p.strips_client_auth())
+    }
+
+    /// The client preset Codex is switched to, if it is.
+    pub fn client_preset(&self) -> Option<Preset> {
+        let index = self.client_preset.load(Ordering::Relaxed) as usize;
+        index
+            .checked_sub(1)
+            .and_then(|i| Preset::ALL.get(i).copied())
     }
 
     /// Follows the client preset in force.
-    pub fn set_client_preset(&self, preset: Option<crate::codex::preset::Preset>) {
-        self.strip_client_auth.store(
-            preset.is_some_and(|p| p.strips_client_auth()),
-            Ordering::Relaxed,
-        );
+    pub fn set_client_preset(&self, preset: Option<Preset>) {
+        let index = preset
+            .and_then(|p| Preset::ALL.iter().position(|q| *q == p))
+            .map_or(0, |i| i + 1);
+        self.client_preset.store(index as u8, Ordering::Relaxed);
     }
 
     /// A trace id unique across restarts: process start time and a counter.

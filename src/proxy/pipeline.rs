@@ -61,6 +61,7 @@ where
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
+    record.preset = state.client_preset();
     record.thread_id = parts
         .headers
         .get("thread-id")

@@ -115,6 +115,8 @@ pub struct RequestRecord {
     pub price_multiplier: f64,
     /// Request body bytes as received.
     pub bytes_in: u64,
+    /// The client preset Codex was switched to.
+    pub preset: Option<crate::codex::preset::Preset>,
     pub provider: Option<String>,
     pub endpoint: Option<String>,
     pub status: Option<u16>,
@@ -171,6 +173,7 @@ impl RequestRecord {
             model_answered: None,
             price_multiplier: 1.0,
             bytes_in: 0,
+            preset: None,
             provider: None,
             endpoint: None,
             status: None,
