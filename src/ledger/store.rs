@@ -79,6 +79,10 @@ SELECT started_ms / 900000 * 900000, COALESCE(provider, '-'), COALESCE(model_sen
        SUM(cost_usd IS NULL AND input_tokens IS NOT NULL)
 FROM requests GROUP BY 1, 2, 3;
 "#,
+    r#"
+-- Summaries by provider, model and day read the rollups; this wide index only slowed inserts.
+DROP INDEX IF EXISTS requests_summary;
+"#,
 ];
 
 /// The rollup bucket width.

@@ -24,6 +24,8 @@ use crate::proxy::record::{Outcome, RequestRecord};
 const QUEUE: usize = 8_192;
 /// Rows written per transaction at most.
 const BATCH: usize = 512;
+/// How long the writer lets rows gather before writing them.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
@@ -156,6 +158,11 @@ fn write_loop(
     let mut last_retention = Instant::now() - RETENTION_EVERY;
     let mut last_warning: Option<Instant> = None;
     while let Ok(first) = receiver.recv() {
+        // Let a batch gather: one wake-up and one transaction per window, not per request,
+        // so the writer stays out of the proxy's way on a small machine.
+        if matches!(first, Message::Row(_)) {
+            std::thread::sleep(BATCH_WINDOW);
+        }
         let mut rows = Vec::new();
         let mut flushes = Vec::new();
         let mut stop = false;
