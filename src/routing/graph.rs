@@ -652,11 +652,6 @@ impl RouteGraph {
             reprobe_preferred_after_ms: self.reprobe_preferred_after_ms,
         }
     }
-
-    /// Route nodes by name, for display.
-    pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.nodes.keys().map(String::as_str)
-    }
 }
 
 /// Whether a request matches a `when`: every set field must match.

@@ -50,11 +50,6 @@ impl RoutingState {
         change(map.entry(upstream.to_string()).or_default())
     }
 
-    /// Every endpoint's health, for display.
-    pub fn all_health(&self) -> HashMap<String, Health> {
-        self.health.lock().expect("health lock").clone()
-    }
-
     /// Switches an endpoint off (or on again with `None`) while running.
     pub fn set_runtime_disabled(&self, upstream: &str, disabled: Option<(String, Option<u64>)>) {
         self.set_signal(

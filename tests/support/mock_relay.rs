@@ -361,33 +361,18 @@ async fn handle(
         Some(Fault::StallMidStream {
             after_events,
             pause,
-        }) => {
-            let all = sse_events(&model, &text);
-            let (head, tail) = all.split_at(after_events.min(all.len()));
-            let (head, tail) = (head.to_vec(), tail.to_vec());
-            let stream = futures_util::stream::iter(head.into_iter().map(Ok))
-                .chain(
-                    futures_util::stream::once(tokio::time::sleep(pause))
-                        .filter_map(|()| async { None::<Result<Bytes, std::io::Error>> }),
-                )
-                .chain(futures_util::stream::iter(tail.into_iter().map(Ok)));
-            Ok(sse_reply(stream.boxed()))
-        }
+        }) => Ok(paused_reply(
+            &model,
+            &text,
+            after_events,
+            tokio::time::sleep(pause),
+        )),
         Some(Fault::HoldMidStream {
             after_events,
             release,
-        }) => {
-            let all = sse_events(&model, &text);
-            let (head, tail) = all.split_at(after_events.min(all.len()));
-            let (head, tail) = (head.to_vec(), tail.to_vec());
-            let stream = futures_util::stream::iter(head.into_iter().map(Ok))
-                .chain(
-                    futures_util::stream::once(async move { release.notified().await })
-                        .filter_map(|()| async { None::<Result<Bytes, std::io::Error>> }),
-                )
-                .chain(futures_util::stream::iter(tail.into_iter().map(Ok)));
-            Ok(sse_reply(stream.boxed()))
-        }
+        }) => Ok(paused_reply(&model, &text, after_events, async move {
+            release.notified().await
+        })),
         Some(fault @ (Fault::FailedInStream | Fault::FailedAfterOutput)) => {
             let mut events = vec![
                 sse(
@@ -444,6 +429,25 @@ fn normal_reply(streaming: bool, model: &str, text: &str) -> Response<Body> {
     } else {
         json_reply(StatusCode::OK, response_object(model, text).to_string())
     }
+}
+
+/// The normal events, with `pause` awaited after the first `after_events` of them.
+fn paused_reply(
+    model: &str,
+    text: &str,
+    after_events: usize,
+    pause: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Response<Body> {
+    let all = sse_events(model, text);
+    let tail = all[after_events.min(all.len())..].to_vec();
+    let head = all[..after_events.min(all.len())].to_vec();
+    let stream = futures_util::stream::iter(head.into_iter().map(Ok))
+        .chain(
+            futures_util::stream::once(pause)
+                .filter_map(|()| async { None::<Result<Bytes, std::io::Error>> }),
+        )
+        .chain(futures_util::stream::iter(tail.into_iter().map(Ok)));
+    sse_reply(stream.boxed())
 }
 
 fn compaction_reply(model: &str, name: &str) -> Response<Body> {
