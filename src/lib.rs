@@ -7,4 +7,5 @@ pub mod codex;
 pub mod config;
 pub mod ledger;
 pub mod proxy;
+pub mod redact;
 pub mod routing;

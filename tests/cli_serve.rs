@@ -294,3 +294,122 @@ async fn both_binaries_answer_help() {
         assert!(text.contains("serve") && text.contains("Codex"), "{text}");
     }
 }
+
+/// A field of `/proc/PID/status` in KiB (Linux).
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[tokio::test]
+async fn a_crowd_of_compressed_bombs_costs_a_few_caps_not_one_per_request() {
+    use std::io::Write;
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    let cap: usize = 32 << 20;
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n[proxy]\nmax_decoded_body_bytes = {cap}\n[codex.providers.a]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    );
+    let mut command = homes.command(&["serve", "--no-switch"]);
+    command.env("RUST_LOG", "warn");
+    let served = serve(command).await;
+    let pid = served.child.id().unwrap();
+    let before = proc_status_kib(pid, "VmHWM:");
+
+    // Each decompresses to twice the cap: refused with 413, but only after filling the cap.
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.write_all(&vec![b' '; 2 * cap]).unwrap();
+    let bomb = bytes::Bytes::from(encoder.finish().unwrap());
+    codex_helper::proxy::install_tls_provider();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let requests = (0..24).map(|_| {
+        client
+            .post(format!("{}/v1/responses", served.url))
+            .header("content-encoding", "zstd")
+            .header("content-type", "application/json")
+            .body(bomb.clone())
+            .send()
+    });
+    let replies = tokio::time::timeout(LIMIT, futures_util::future::join_all(requests))
+        .await
+        .expect("bombs answered in time");
+    for reply in replies {
+        assert_eq!(reply.unwrap().status(), 413);
+    }
+    let peak_mib = proc_status_kib(pid, "VmHWM:") / 1024;
+    eprintln!("serve's peak resident memory after the bombs: {peak_mib} MiB");
+    // Decoding at most a few bodies at once bounds the peak near (cores × cap); one decode per
+    // request would be 24 caps (768 MiB) and more.
+    assert!(
+        peak_mib < 200,
+        "peak resident memory {peak_mib} MiB (was {} MiB before the bombs)",
+        before / 1024
+    );
+    assert_eq!(relay.hits(), 0);
+}
+
+#[tokio::test]
+async fn serve_raises_its_open_file_limit_and_listens_on_localhost() {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n[codex.providers.a]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    );
+    // Start with a low soft limit, as many login shells do.
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            "ulimit -S -n 256 && exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_codex-helper"),
+            "serve",
+            "--no-switch",
+            "--host",
+            "localhost",
+        ])
+        .env("CODEX_HELPER_HOME", homes.helper.path())
+        .env("CODEX_HOME", homes.codex.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let served = serve(command).await;
+    assert!(
+        served.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        served.url
+    );
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", served.child.id().unwrap())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit raised to the hard one: {open_files}"
+    );
+    assert_ne!(numbers[0], "256", "{open_files}");
+    let text = post(&served.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("hi from r"), "{text}");
+}

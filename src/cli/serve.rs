@@ -93,14 +93,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("the terminal UI is not available yet; running headless");
     }
 
-    let addr: SocketAddr = format!("{}:{}", bracket_ipv6(&args.host), args.port)
-        .parse()
-        .with_context(|| format!("--host {} is not an IP address", args.host))?;
-    if !addr.ip().is_loopback() {
+    let addr = listen_addr(&args.host, args.port)?;
+    if !proxy::guard::is_loopback_ip(addr.ip()) {
         tracing::warn!(
-            "listening on {addr}: anyone who can reach this address can use your relays"
+            "listening on {addr}: anyone who can reach this address can use your relays \
+             (requests must still name a loopback host or one in [proxy] allowed_hosts)"
         );
     }
+    raise_open_file_limit();
 
     proxy::install_tls_provider();
     // One thread: a proxy for one user's Codex needs far less than a core, and keeping every
@@ -304,11 +304,53 @@ async fn watch_config(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles) 
 /// How often the config file is checked for changes.
 const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn bracket_ipv6(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
+/// The address `--host` and `--port` name: an IP address (IPv6 with or without brackets) or
+/// `localhost`.
+fn listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let host = host.trim();
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: std::net::IpAddr = bare.parse().with_context(|| {
+        format!("--host {host} is not an IP address or `localhost` (for example 127.0.0.1 or ::1)")
+    })?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Raises the open-file soft limit to the hard limit: every client connection and every
+/// upstream connection is a descriptor, and many systems start processes with a soft limit of
+/// 1024 while allowing far more.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0
+                || limit.rlim_cur >= limit.rlim_max
+            {
+                return;
+            }
+            let wanted = limit.rlim_max;
+            let raised = libc::rlimit {
+                rlim_cur: wanted,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                tracing::debug!(
+                    "could not raise the open-file limit from {}: {}",
+                    limit.rlim_cur,
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
     }
 }
 
@@ -326,4 +368,22 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_to_listen_on() {
+        assert_eq!(
+            listen_addr("localhost", 3211).unwrap().to_string(),
+            "127.0.0.1:3211"
+        );
+        assert_eq!(listen_addr("::1", 1).unwrap().to_string(), "[::1]:1");
+        assert_eq!(listen_addr("[::1]", 1).unwrap().to_string(), "[::1]:1");
+        assert_eq!(listen_addr("0.0.0.0", 1).unwrap().to_string(), "0.0.0.0:1");
+        let err = listen_addr("relay.example", 1).unwrap_err().to_string();
+        assert!(err.contains("localhost"), "{err}");
+    }
 }

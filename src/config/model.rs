@@ -257,6 +257,12 @@ pub struct ProxySettings {
     /// The Codex binary asked for its bundled model metadata (`codex debug models --bundled`)
     /// when a relay's `/models` list is translated for Codex.
     pub codex_binary: String,
+    /// Time allowed to receive a whole request body; a slower or stalled upload gets 408.
+    pub request_body_timeout_ms: u64,
+    /// Names besides loopback ones (`localhost`, `127.0.0.1`, `[::1]`) that requests may be
+    /// addressed to (`Host`), e.g. when the proxy is reached through a reverse proxy. `"*"`
+    /// allows any. Without this, a web page using DNS rebinding could spend relay credit.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ProxySettings {
@@ -269,6 +275,8 @@ impl Default for ProxySettings {
             max_decoded_body_bytes: 64 << 20,
             request_body_encoding: BodyEncodingMode::Auto,
             codex_binary: "codex".into(),
+            request_body_timeout_ms: 60_000,
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -12,13 +12,13 @@ use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, Method, StatusCode, header};
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use super::ProxyState;
 use super::headers::upstream_request_headers;
 use super::inspect;
 use super::pipeline::ClientRequest;
 use super::record::AttemptOutcome;
 use super::relay_body::{ChunkStream, error_chain};
 use super::sse::{FirstEvent, SseTap};
+use super::{Plan, ProxyState};
 use crate::routing::Upstream;
 use crate::routing::model_map::map_model;
 use crate::routing::retry::{Failure, FailureClass, classify_status, retry_after_ms};
@@ -29,6 +29,10 @@ const ERROR_PREVIEW_CHARS: usize = 300;
 const ERROR_BODY_MAX: usize = 1 << 20;
 /// Bodies up to this size with a known length are read whole before answering.
 const WHOLE_BODY_MAX: u64 = 256 * 1024;
+/// The most of an event stream held back while waiting for its first real event. What comes
+/// before it (`response.created`, `response.in_progress`, keep-alive comments) is a few KiB;
+/// a relay that sends more without a real event is failed before the client sees a byte.
+pub const HELD_MAX: usize = 512 * 1024;
 
 /// An upstream response chosen to go to the client.
 pub struct Answer {
@@ -58,10 +62,11 @@ pub enum Tried {
 /// Tries `upstream` once. The model mapping and credential are the upstream's own.
 pub async fn try_upstream(
     state: &ProxyState,
+    plan: &Plan,
     request: &ClientRequest,
     upstream: &Upstream,
-    first_event_timeout: Duration,
 ) -> (AttemptOutcome, Tried) {
+    let first_event_timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
     // Build.
     let requested = request.facts.as_ref().and_then(|f| f.model.as_deref());
     let mapped = requested.and_then(|m| map_model(&upstream.model_mapping, m));
@@ -144,6 +149,11 @@ pub async fn try_upstream(
 
     if !status.is_success() {
         let body = read_capped(body_stream(response, codec), ERROR_BODY_MAX, header_timeout).await;
+        // Some relays echo the request's headers, our key among them.
+        let body = match plan.redactor.redact_bytes(&body) {
+            std::borrow::Cow::Borrowed(_) => body,
+            std::borrow::Cow::Owned(masked) => Bytes::from(masked),
+        };
         let body_text = String::from_utf8_lossy(&body);
         let class = classify_status(
             status.as_u16(),
@@ -177,11 +187,23 @@ pub async fn try_upstream(
                 AttemptOutcome::FailedStream {
                     status: status.as_u16(),
                     class,
-                    detail,
+                    detail: plan.redactor.redact(&detail).into_owned(),
                 },
                 failed(class, None),
             ),
         };
+    }
+
+    // An answer without a body (204, 304, a reply to HEAD, `Content-Length: 0`) is complete
+    // as it is: there is nothing to read or wait for.
+    let bodiless = request.method == Method::HEAD
+        || matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+        || response.content_length() == Some(0);
+    if bodiless {
+        return (
+            responded,
+            Tried::Answer(answer(AnswerBody::Whole(Bytes::new()))),
+        );
     }
 
     // A small, complete body is read here, before the client has seen anything: it goes out
@@ -190,7 +212,7 @@ pub async fn try_upstream(
     let small = response
         .content_length()
         .is_some_and(|len| len <= WHOLE_BODY_MAX);
-    if small && codec.is_none() && request.method != Method::HEAD {
+    if small && codec.is_none() {
         return match tokio::time::timeout(header_timeout, response.bytes()).await {
             Ok(Ok(bytes)) => (responded, Tried::Answer(answer(AnswerBody::Whole(bytes)))),
             Ok(Err(e)) => {
@@ -232,7 +254,8 @@ enum Held {
 }
 
 /// Reads an event stream until its first real event. Preamble events (`response.created`,
-/// `response.in_progress`) and comments are kept and sent on with the rest.
+/// `response.in_progress`) and comments are kept and sent on with the rest, up to
+/// [`HELD_MAX`] bytes (plus the chunk that went over): past that the attempt has failed.
 async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> Held {
     let mut tap = SseTap::default();
     let mut held = BytesMut::new();
@@ -244,6 +267,15 @@ async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> H
                     held.extend_from_slice(&chunk);
                     if tap.first_event.is_some() {
                         return Ok(());
+                    }
+                    if held.len() > HELD_MAX {
+                        return Err(Held::Failed {
+                            class: FailureClass::PreambleTooLarge,
+                            detail: format!(
+                                "more than {} KiB before the stream's first event",
+                                HELD_MAX / 1024
+                            ),
+                        });
                     }
                 }
                 Some(Err(e)) => {

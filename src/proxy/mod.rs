@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod decode;
+pub mod guard;
 pub mod headers;
 pub mod inspect;
 pub mod pipeline;
@@ -26,6 +27,7 @@ use std::sync::RwLock;
 
 use crate::codex::preset::Preset;
 use crate::config::model::ProxySettings;
+use crate::redact::Redactor;
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
 use crate::routing::retry::RetryPolicy;
@@ -52,6 +54,8 @@ impl RecordSink for NoSink {
 pub struct Plan {
     pub graph: RouteGraph,
     pub retry: RetryPolicy,
+    /// Masks the relays' credentials (and anything shaped like one) in relay text we keep.
+    pub redactor: Arc<Redactor>,
 }
 
 impl Plan {
@@ -60,8 +64,16 @@ impl Plan {
         loaded: &crate::config::LoadedConfig,
         env: crate::routing::endpoints::EnvLookup<'_>,
     ) -> Result<Self, crate::config::ConfigError> {
+        let graph = crate::routing::compile(&loaded.config.codex, &loaded.path, env)?;
+        let secrets = graph.upstreams.iter().flat_map(|u| {
+            [&u.credential.bearer, &u.credential.api_key]
+                .into_iter()
+                .flatten()
+                .map(|s| s.expose().to_string())
+        });
         Ok(Self {
-            graph: crate::routing::compile(&loaded.config.codex, &loaded.path, env)?,
+            redactor: Arc::new(Redactor::new(secrets)),
+            graph,
             retry: RetryPolicy::from_config(&loaded.config.retry),
         })
     }
@@ -84,6 +96,8 @@ pub struct ProxyState {
     client_preset: AtomicU8,
     /// Codex's bundled model metadata, for translating `/models` answers.
     pub catalog: Arc<crate::codex::bundled::BundledModels>,
+    /// Request bodies being decompressed at once (see `pipeline::decode_body`).
+    pub decode_slots: tokio::sync::Semaphore,
 }
 
 impl ProxyState {
@@ -119,6 +133,7 @@ impl ProxyState {
             trace_prefix: format!("{started_ms:x}"),
             next_request: AtomicU64::new(1),
             client_preset: AtomicU8::new(0),
+            decode_slots: tokio::sync::Semaphore::new(decode_slot_count()),
             catalog: Arc::new(crate::codex::bundled::BundledModels::new(
                 settings_codex_binary,
                 std::env::temp_dir().join("codex-helper-catalog"),
@@ -171,6 +186,12 @@ impl ProxyState {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.trace_prefix)
     }
+}
+
+/// How many request bodies may be decompressed at once: one per core (decoding is CPU work;
+/// more at once only holds more memory), at most four.
+fn decode_slot_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// Installs the process-wide TLS crypto provider for upstream HTTPS (once; later calls are no-ops).

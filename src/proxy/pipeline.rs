@@ -1,5 +1,6 @@
 //! The life of one request, as named phases:
 //!
+//! 0. [`guard::admit`]: refuse browser requests, foreign `Host` names and dot segments.
 //! 1. [`read_body`] and [`decode_body`]: the client's bytes, decompressed and capped.
 //! 2. [`ClientRequest::prepare`]: what the body says (model, stream flag, relay-bound state)
 //!    and the session.
@@ -22,6 +23,7 @@ use http_body_util::{BodyExt, Limited};
 
 use super::attempt::{self, Answer, AnswerBody, Tried};
 use super::decode::{self, DecodeError};
+use super::guard;
 use super::headers::client_response_headers;
 use super::inspect::{self, BodyFacts};
 use super::record::{Attempt, CandidateNote, Outcome, RecordGuard, RequestRecord, RouteDecision};
@@ -29,7 +31,7 @@ use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
 use super::session;
 use super::{Plan, ProxyState};
-use crate::config::model::BodyEncodingMode;
+use crate::config::model::{BodyEncodingMode, ProxySettings};
 use crate::routing::retry::{Action, Cooldown};
 use crate::routing::runtime::Permit;
 use crate::routing::select::{self, Choice, Skip, now_ms};
@@ -68,21 +70,18 @@ where
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
+    // Phase 0: admit (no browser, a loopback or allowed name, a path that stays in place).
+    if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts) {
+        return reject(record, refusal);
+    }
+
     // Phase 1: body.
-    let raw = match read_body(body, state.settings.max_request_body_bytes).await {
+    let raw = match read_body(body, &state.settings).await {
         Ok(raw) => raw,
         Err(refusal) => return reject(record, refusal),
     };
     record.bytes_in = raw.len() as u64;
-    let mode = state.settings.request_body_encoding;
-    let (body, body_decoded) = match decode_body(
-        &parts.headers,
-        raw,
-        mode,
-        state.settings.max_decoded_body_bytes,
-    )
-    .await
-    {
+    let (body, body_decoded) = match decode_body(&state, &parts.headers, raw).await {
         Ok(decoded) => decoded,
         Err(refusal) => return reject(record, refusal),
     };
@@ -118,22 +117,34 @@ fn reject(mut record: RecordGuard, refusal: Refusal) -> Response<ProxyBody> {
     response
 }
 
-/// Reads the whole request body, up to `limit` bytes.
-async fn read_body<B>(body: B, limit: u64) -> Result<Bytes, Refusal>
+/// Reads the whole request body, up to `proxy.max_request_body_bytes`, within
+/// `proxy.request_body_timeout_ms` (a stalled upload must not hold its connection forever).
+async fn read_body<B>(body: B, settings: &ProxySettings) -> Result<Bytes, Refusal>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal {
+    let limit = settings.max_request_body_bytes;
+    let timeout = Duration::from_millis(settings.request_body_timeout_ms);
+    let read = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+    match tokio::time::timeout(timeout, read).await {
+        Err(_) => Err(Refusal {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "request_body_timeout",
+            message: format!(
+                "the request body did not arrive within {} ms (proxy.request_body_timeout_ms)",
+                timeout.as_millis()
+            ),
+        }),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "request_body_too_large",
             message: format!(
                 "request body is larger than proxy.max_request_body_bytes ({limit} bytes)"
             ),
         }),
-        Err(e) => Err(Refusal {
+        Ok(Err(e)) => Err(Refusal {
             status: StatusCode::BAD_REQUEST,
             code: "request_body_read_error",
             message: format!("could not read the request body: {e}"),
@@ -142,13 +153,16 @@ where
 }
 
 /// Undoes the body's `Content-Encoding` (unless in passthrough mode). Returns the body and
-/// whether it was decoded. Decoding runs on a blocking thread: a body can expand to the
-/// decoded-size cap, and the proxy's one event-loop thread must not wait for that.
+/// whether it was decoded.
+///
+/// Decoding runs on a blocking thread: a body can expand to the decoded-size cap, and the
+/// proxy's one event-loop thread must not wait for that. Only a few decodes run at once
+/// ([`ProxyState::decode_slots`]), so a crowd of compressed bombs costs a few times the cap,
+/// not one cap per connection; a request waits for a slot as long as it may wait for its body.
 async fn decode_body(
+    state: &ProxyState,
     headers: &HeaderMap,
     raw: Bytes,
-    mode: BodyEncodingMode,
-    limit: u64,
 ) -> Result<(Bytes, bool), Refusal> {
     let refusal = |e: DecodeError| {
         let (status, code) = match e {
@@ -163,21 +177,33 @@ async fn decode_body(
             message: e.to_string(),
         }
     };
-    if mode == BodyEncodingMode::Passthrough {
+    if state.settings.request_body_encoding == BodyEncodingMode::Passthrough {
         return Ok((raw, false));
     }
     let encodings = decode::listed_encodings(headers).map_err(refusal)?;
     if encodings.is_empty() {
         return Ok((raw, false));
     }
-    let decoded =
-        tokio::task::spawn_blocking(move || decode::decode(raw, &encodings, limit as usize))
-            .await
-            .map_err(|e| Refusal {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal_error",
-                message: format!("decoding the request body failed: {e}"),
-            })?;
+    let wait = Duration::from_millis(state.settings.request_body_timeout_ms);
+    let Ok(Ok(slot)) = tokio::time::timeout(wait, state.decode_slots.acquire()).await else {
+        return Err(Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "decoder_busy",
+            message: format!(
+                "codex-helper is busy decompressing other request bodies; none finished within {} ms",
+                wait.as_millis()
+            ),
+        });
+    };
+    let limit = usize::try_from(state.settings.max_decoded_body_bytes).unwrap_or(usize::MAX);
+    let decoded = tokio::task::spawn_blocking(move || decode::decode(raw, &encodings, limit))
+        .await
+        .map_err(|e| Refusal {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal_error",
+            message: format!("decoding the request body failed: {e}"),
+        })?;
+    drop(slot);
     decoded.map(|body| (body, true)).map_err(refusal)
 }
 
@@ -262,7 +288,6 @@ async fn failover(
             .routing
             .affinity_for(session.as_deref(), graph, &candidates);
     let settings = graph.affinity_settings();
-    let first_event_timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
     let mut tried = vec![false; candidates.len()];
     let mut saturated = vec![false; candidates.len()];
     let mut last_failure: Option<String> = None;
@@ -329,7 +354,7 @@ async fn failover(
         loop {
             let started = Instant::now();
             let (outcome, tried_result) =
-                attempt::try_upstream(state, request, upstream, first_event_timeout).await;
+                attempt::try_upstream(state, plan, request, upstream).await;
             record.attempts.push(Attempt {
                 provider: upstream.provider.clone(),
                 endpoint: upstream.endpoint.clone(),
@@ -365,7 +390,7 @@ async fn failover(
                     record.endpoint = Some(upstream.endpoint.clone());
                     record.model_sent = answer.model_sent.clone();
                     record.price_multiplier = upstream.price_multiplier;
-                    return relay_response(state, answer, record, permit);
+                    return relay_response(state, plan, answer, record, permit);
                 }
                 Tried::Failed(failure) => failure,
             };
@@ -553,6 +578,7 @@ async fn translate_catalog(
 /// Phase 5: passes an upstream response to the client, its body through the tap.
 fn relay_response(
     state: &ProxyState,
+    plan: &Plan,
     answer: Answer,
     mut record: RecordGuard,
     permit: Permit,
@@ -577,8 +603,9 @@ fn relay_response(
         }
         AnswerBody::Stream(stream) => (stream, None),
     };
-    let body =
-        RelayBody::new(stream, exact_len, answer.sse, answer.json, idle, record).holding(permit);
+    let body = RelayBody::new(stream, exact_len, answer.sse, answer.json, idle, record)
+        .redacting(plan.redactor.clone())
+        .holding(permit);
     let mut reply = Response::new(ProxyBody::Relay(Box::new(body)));
     *reply.status_mut() = answer.status;
     *reply.headers_mut() = headers;

@@ -6,6 +6,7 @@
 //! When the body ends or is dropped, the request record is finished exactly once.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use tokio::time::Sleep;
 use super::record::{Outcome, RecordGuard};
 use super::sse::{FailedEvent, SseTap, Terminal};
 use super::usage::Usage;
+use crate::redact::Redactor;
 use crate::routing::runtime::Permit;
 
 /// A stream of upstream body chunks (already decompressed if the upstream compressed it).
@@ -89,12 +91,23 @@ pub struct RelayBody {
     record: RecordGuard,
     /// The request's concurrency slot, given back when the body ends.
     permit: Option<Permit>,
+    /// Masks credentials in the relay's own error text before it is recorded.
+    redactor: Arc<Redactor>,
 }
 
 impl RelayBody {
     /// Keeps `permit` until the body ends or is dropped.
     pub fn holding(mut self, permit: Permit) -> Self {
-        self.permit = Some(permit);
+        // A body already complete (an empty one) gives the slot back at once.
+        if !self.record.is_finished() {
+            self.permit = Some(permit);
+        }
+        self
+    }
+
+    /// Masks credentials in the relay's error text with `redactor` (the plan's).
+    pub fn redacting(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = redactor;
         self
     }
 
@@ -115,7 +128,7 @@ impl RelayBody {
         } else {
             Tap::None
         };
-        Self {
+        let mut body = Self {
             stream: Some(stream),
             exact_len,
             tap,
@@ -124,7 +137,14 @@ impl RelayBody {
             last_activity: Instant::now(),
             record,
             permit: None,
+            redactor: Arc::default(),
+        };
+        // hyper never polls an empty body: it is complete now, not when it is dropped.
+        if exact_len == Some(0) {
+            body.stream = None;
+            body.on_end();
         }
+        body
     }
 
     fn on_chunk(&mut self, chunk: &Bytes) {
@@ -132,17 +152,26 @@ impl RelayBody {
             self.record.ttfb = Some(self.record.started.elapsed());
         }
         self.record.bytes_out += chunk.len() as u64;
-        self.last_activity = Instant::now();
-        match &mut self.tap {
-            Tap::Sse(tap) => tap.feed(chunk),
+        // Keep-alive comments are not progress: a stream that only sends those is idle.
+        let progress = match &mut self.tap {
+            Tap::Sse(tap) => {
+                let before = tap.content_bytes;
+                tap.feed(chunk);
+                tap.content_bytes > before
+            }
             Tap::Json(buf) if buf.len() + chunk.len() <= MAX_JSON_TAP => {
-                buf.extend_from_slice(chunk)
+                buf.extend_from_slice(chunk);
+                true
             }
             Tap::Json(buf) => {
                 buf.clear();
                 self.tap = Tap::None;
+                true
             }
-            Tap::None => {}
+            Tap::None => true,
+        };
+        if progress {
+            self.last_activity = Instant::now();
         }
     }
 
@@ -217,6 +246,7 @@ impl RelayBody {
                     code.as_deref().unwrap_or("-"),
                     message.as_deref().unwrap_or("")
                 );
+                let error = self.redactor.redact(&error).into_owned();
                 self.record.error.get_or_insert(error);
             }
         }

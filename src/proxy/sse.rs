@@ -34,6 +34,11 @@ pub struct SseTap {
     line: Vec<u8>,
     skipping_long_line: bool,
     last_line_blank: bool,
+    /// Whether the line being read is a comment; `None` until its first byte.
+    line_is_comment: Option<bool>,
+    /// Bytes of lines that are not comments: a stream's progress. Keep-alive comments and
+    /// blank lines do not count, so a relay that only sends those is idle.
+    pub content_bytes: u64,
     /// The last usage seen.
     pub usage: Option<Usage>,
     /// The last terminal event seen.
@@ -61,6 +66,8 @@ impl Default for SseTap {
             line: Vec::new(),
             skipping_long_line: false,
             last_line_blank: true,
+            line_is_comment: None,
+            content_bytes: 0,
             usage: None,
             terminal: None,
             data_lines: 0,
@@ -74,6 +81,8 @@ impl SseTap {
     pub fn feed(&mut self, mut chunk: &[u8]) {
         while let Some(end) = memchr::memchr(b'\n', chunk) {
             let (head, rest) = (&chunk[..end], &chunk[end + 1..]);
+            self.count_content(head);
+            self.line_is_comment = None;
             if self.skipping_long_line {
                 self.skipping_long_line = false;
                 self.last_line_blank = false;
@@ -88,6 +97,7 @@ impl SseTap {
             }
             chunk = rest;
         }
+        self.count_content(chunk);
         if !chunk.is_empty() && !self.skipping_long_line {
             if self.line.len() + chunk.len() > MAX_LINE {
                 self.line.clear();
@@ -95,6 +105,17 @@ impl SseTap {
             } else {
                 self.line.extend_from_slice(chunk);
             }
+        }
+    }
+
+    /// Adds a piece of the current line to [`SseTap::content_bytes`] unless the line is a
+    /// comment. Carriage returns are line breaks, not content.
+    fn count_content(&mut self, piece: &[u8]) {
+        let piece = piece.strip_suffix(b"\r").unwrap_or(piece);
+        let piece = piece.strip_prefix(b"\r").unwrap_or(piece);
+        let Some(&first) = piece.first() else { return };
+        if !*self.line_is_comment.get_or_insert(first == b':') {
+            self.content_bytes += piece.len() as u64;
         }
     }
 
@@ -259,6 +280,22 @@ event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\"
             Some(FirstEvent::Output),
             "only the first real event counts"
         );
+    }
+
+    #[test]
+    fn keep_alive_comments_and_blank_lines_are_not_progress() {
+        for size in [1, 3, 1000] {
+            let mut tap = SseTap::default();
+            let keep_alive = b": keep-alive\n\n:ping\r\n\r\n\n\n: x\n";
+            for chunk in keep_alive.chunks(size) {
+                tap.feed(chunk);
+            }
+            assert_eq!(tap.content_bytes, 0, "chunks of {size}");
+            for chunk in b"data: {}\r\n\r\n".chunks(size) {
+                tap.feed(chunk);
+            }
+            assert_eq!(tap.content_bytes, 8, "chunks of {size}");
+        }
     }
 
     #[test]

@@ -119,7 +119,8 @@ impl RetryPolicy {
             FailureClass::Auth
             | FailureClass::Connect
             | FailureClass::HeaderTimeout
-            | FailureClass::FirstEventTimeout => Action::Failover {
+            | FailureClass::FirstEventTimeout
+            | FailureClass::PreambleTooLarge => Action::Failover {
                 cooldown: Cooldown::Growing,
             },
             FailureClass::RateLimited
@@ -181,6 +182,9 @@ pub enum FailureClass {
     FailedInStream,
     /// A 200 stream that ended before any event.
     EmptyStream,
+    /// A 200 stream that sent more than the proxy holds (comments, blank lines, preamble
+    /// events) without a real event: a misbehaving relay, not worth waiting for.
+    PreambleTooLarge,
 }
 
 /// A classified failure.

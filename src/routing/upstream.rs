@@ -76,19 +76,25 @@ impl BaseUrl {
         Ok(Self { origin, path })
     }
 
-    /// The upstream URL for a client request: base URL + request path + query, where a
-    /// leading path the base URL already ends with (e.g. `/v1`) is not doubled.
+    /// The upstream URL for a client request: base URL + request path + query, where the
+    /// request path's leading segments that the base path already ends with are not repeated:
+    ///
+    /// | base path    | Codex asks for  | upstream path             |
+    /// |--------------|-----------------|---------------------------|
+    /// | (none)       | `/v1/responses` | `/v1/responses`           |
+    /// | `/v1`        | `/v1/responses` | `/v1/responses`           |
+    /// | `/api/v1`    | `/v1/responses` | `/api/v1/responses`       |
+    /// | `/openai/v1` | `/v1/responses` | `/openai/v1/responses`    |
+    /// | `/codex`     | `/v1/responses` | `/codex/v1/responses`     |
+    /// | `/v1`        | `/responses`    | `/v1/responses`           |
+    ///
+    /// Segments are compared whole: `/v1` and `/v1beta` do not overlap.
     pub fn join(&self, path_and_query: &str) -> String {
         let (path, query) = match path_and_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path_and_query, None),
         };
-        let rest = match path.strip_prefix(self.path.as_str()) {
-            Some(rest) if !self.path.is_empty() && (rest.is_empty() || rest.starts_with('/')) => {
-                rest
-            }
-            _ => path,
-        };
+        let rest = strip_overlap(&self.path, path);
         let mut url =
             String::with_capacity(self.origin.len() + self.path.len() + path_and_query.len());
         url.push_str(&self.origin);
@@ -103,6 +109,17 @@ impl BaseUrl {
         }
         url
     }
+}
+
+/// `path` without its longest leading run of segments that `base` ends with.
+fn strip_overlap<'a>(base: &str, path: &'a str) -> &'a str {
+    // Each `/` in the base starts a suffix; the first is the longest.
+    base.match_indices('/')
+        .find_map(|(at, _)| {
+            let rest = path.strip_prefix(&base[at..])?;
+            (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+        })
+        .unwrap_or(path)
 }
 
 impl fmt::Display for BaseUrl {
@@ -168,6 +185,69 @@ mod tests {
             "http://127.0.0.1:9000/v1/responses?a=b"
         );
         assert_eq!(bare.to_string(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn join_does_not_repeat_the_segments_a_base_path_ends_with() {
+        let cases = [
+            (
+                "https://relay.example",
+                "/v1/responses",
+                "https://relay.example/v1/responses",
+            ),
+            (
+                "https://relay.example/v1",
+                "/v1/responses",
+                "https://relay.example/v1/responses",
+            ),
+            (
+                "https://relay.example/api/v1",
+                "/v1/responses",
+                "https://relay.example/api/v1/responses",
+            ),
+            (
+                "https://relay.example/openai/v1/",
+                "/v1/responses",
+                "https://relay.example/openai/v1/responses",
+            ),
+            (
+                "https://relay.example/codex",
+                "/v1/responses",
+                "https://relay.example/codex/v1/responses",
+            ),
+            (
+                "https://relay.example/api/v1",
+                "/api/v1/responses",
+                "https://relay.example/api/v1/responses",
+            ),
+            (
+                "https://relay.example/api/v1",
+                "/responses",
+                "https://relay.example/api/v1/responses",
+            ),
+            (
+                "https://relay.example/api/v1",
+                "/v1beta/models",
+                "https://relay.example/api/v1/v1beta/models",
+            ),
+            (
+                "https://relay.example/api/v1",
+                "/v1/models?client_version=1",
+                "https://relay.example/api/v1/models?client_version=1",
+            ),
+            (
+                "https://relay.example/tenant/v1",
+                "/v1",
+                "https://relay.example/tenant/v1",
+            ),
+        ];
+        for (base, request, want) in cases {
+            assert_eq!(
+                BaseUrl::parse(base).unwrap().join(request),
+                want,
+                "{base} + {request}"
+            );
+        }
     }
 
     #[test]

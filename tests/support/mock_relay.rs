@@ -63,6 +63,19 @@ pub enum Fault {
     FailedAfterOutput,
     /// The normal reply, compressed with `gzip` or `zstd` and labelled so.
     Compressed(&'static str),
+    /// A 200 event stream that sends `bytes` of keep-alive comments before its events.
+    CommentsBeforeEvents { bytes: usize },
+    /// A gzip-encoded 200 event stream that inflates to `bytes` newlines before its events.
+    GzipNewlinesBeforeEvents { bytes: usize },
+    /// Sends `after_events` events, then a keep-alive comment every `every`, `count` times,
+    /// then the rest.
+    KeepAliveAfterEvents {
+        after_events: usize,
+        every: Duration,
+        count: usize,
+    },
+    /// This status with `Content-Length: 0` and no body.
+    Empty { status: u16 },
 }
 
 impl Fault {
@@ -416,6 +429,57 @@ async fn handle(
             reply
                 .headers_mut()
                 .insert("content-encoding", encoding.parse().unwrap());
+            Ok(reply)
+        }
+        Some(Fault::CommentsBeforeEvents { bytes }) => {
+            let line = Bytes::from(format!(": {}\n", "p".repeat(16 * 1024 - 3)));
+            let comments = futures_util::stream::iter(
+                std::iter::repeat_n(line.clone(), bytes.div_ceil(line.len())).map(Ok),
+            );
+            let events = futures_util::stream::iter(sse_events(&model, &text).into_iter().map(Ok));
+            Ok(sse_reply(comments.chain(events).boxed()))
+        }
+        Some(Fault::GzipNewlinesBeforeEvents { bytes }) => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let newlines = vec![b'\n'; 1 << 20];
+            for _ in 0..bytes.div_ceil(newlines.len()) {
+                e.write_all(&newlines).unwrap();
+            }
+            e.write_all(&sse_events(&model, &text).concat()).unwrap();
+            let compressed = e.finish().unwrap();
+            let mut reply =
+                sse_reply(futures_util::stream::iter([Ok(Bytes::from(compressed))]).boxed());
+            reply
+                .headers_mut()
+                .insert("content-encoding", "gzip".parse().unwrap());
+            Ok(reply)
+        }
+        Some(Fault::KeepAliveAfterEvents {
+            after_events,
+            every,
+            count,
+        }) => {
+            let all = sse_events(&model, &text);
+            let head = all[..after_events].to_vec();
+            let tail = all[after_events..].to_vec();
+            let pings = futures_util::stream::iter(0..count).then(move |_| async move {
+                tokio::time::sleep(every).await;
+                Ok(Bytes::from_static(b": keep-alive\n\n"))
+            });
+            let stream = futures_util::stream::iter(head.into_iter().map(Ok))
+                .chain(pings)
+                .chain(futures_util::stream::iter(tail.into_iter().map(Ok)));
+            Ok(sse_reply(stream.boxed()))
+        }
+        Some(Fault::Empty { status }) => {
+            let body = http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            let mut reply = Response::new(body);
+            *reply.status_mut() = StatusCode::from_u16(status).unwrap();
+            if status != 204 && status != 304 {
+                reply.headers_mut().insert("content-length", 0.into());
+            }
             Ok(reply)
         }
         None => Ok(normal_reply(streaming, &model, &text)),
