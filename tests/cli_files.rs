@@ -1,6 +1,6 @@
 //! The real binary gives files back the way the user keeps them: modes (secrets stay
-//! private), symlinks from dotfile managers, read-only files refused. Unix only (modes,
-//! links).
+//! private), symlinks from dotfile managers, read-only files refused, and Codex's
+//! `config.toml` with its own line endings and byte order mark. Unix only (modes, links).
 
 #![cfg(unix)]
 
@@ -112,6 +112,52 @@ async fn a_read_only_helper_config_is_refused_and_left_alone() {
         ["config.toml"],
         "no backup either"
     );
+}
+
+/// `switch on` then `switch off` on the real binary; returns the file as switched on.
+async fn switch_round_trip(homes: &Homes, config: &Path) -> Vec<u8> {
+    let (ok, out) = run(homes, &["switch", "on"]).await;
+    assert!(ok, "{out}");
+    let on = std::fs::read(config).unwrap();
+    let (ok, out) = run(homes, &["switch", "off"]).await;
+    assert!(ok, "{out}");
+    on
+}
+
+#[tokio::test]
+async fn switch_keeps_crlf_line_endings_and_the_byte_order_mark() {
+    let crlf = CODEX_CONFIG.replace('\n', "\r\n");
+    for (what, original) in [
+        ("CRLF", crlf.clone()),
+        ("BOM", format!("\u{feff}{CODEX_CONFIG}")),
+        ("CRLF+BOM", format!("\u{feff}{crlf}")),
+    ] {
+        let homes = Homes::new();
+        let config = homes.codex.path().join("config.toml");
+        std::fs::write(&config, &original).unwrap();
+
+        let on = String::from_utf8(switch_round_trip(&homes, &config).await).unwrap();
+        assert!(on.contains("codex_proxy"), "{what}: {on}");
+        assert_eq!(
+            on.starts_with('\u{feff}'),
+            original.starts_with('\u{feff}'),
+            "{what}: {on:?}"
+        );
+        if original.contains("\r\n") {
+            assert_eq!(
+                on.matches('\n').count(),
+                on.matches("\r\n").count(),
+                "{what}: every line ends in CRLF while switched on: {on:?}"
+            );
+        } else {
+            assert!(!on.contains('\r'), "{what}: {on:?}");
+        }
+        assert_eq!(
+            std::fs::read(&config).unwrap(),
+            original.as_bytes(),
+            "{what}: switch off gives the file back byte for byte"
+        );
+    }
 }
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 //! changed and the original values, written before anything it describes so a crash never
 //! leaves a change without the means to undo it; every file is checked writable before the
 //! first write, so a refusal changes nothing. Files are written through [`write_atomic`]
-//! (links followed and kept, modes and owners kept); `auth.json` is only restored when it is
-//! still what the helper wrote.
+//! (links followed and kept, modes and owners kept) and `config.toml` keeps its BOM and line
+//! endings ([`text`]); `auth.json` is only restored when it is still what the helper wrote.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::auth;
 use super::patch::{self, Originals, PROVIDER_ID};
 use super::preset::{AuthAction, Compaction, PatchPlan, Preset};
+use super::text;
 use crate::config::paths::{self, PRIVATE, SHARED, write_atomic};
 
 /// The switch state file's name in `$CODEX_HOME`.
@@ -154,7 +155,7 @@ fn switch_on_with(
     base_url: &str,
     repair: bool,
 ) -> anyhow::Result<SwitchReport> {
-    let text = CodexFiles::read(&files.config)?;
+    let (style, text) = text::read(&files.config)?;
     let previous = files.state()?;
     let mut state = match previous.clone() {
         Some(state) => state,
@@ -251,7 +252,7 @@ fn switch_on_with(
     let state_json = serde_json::to_string_pretty(&state)?;
     write_private(&files.state, &state_json)?;
     if config_changed {
-        write_atomic(&files.config, new_config.as_bytes(), SHARED)?;
+        text::write(&files.config, style, &new_config, SHARED)?;
     }
     if auth_changed {
         match new_auth.flatten() {
@@ -287,7 +288,7 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
         });
     };
     // Decide everything, and check the files are writable, before changing any.
-    let text = CodexFiles::read(&files.config)?;
+    let (style, text) = text::read(&files.config)?;
     // `None`: config.toml stays as it is; `Some(None)`: it goes (it did not exist before).
     let restored = match &text {
         Some(text) => match patch::switch_off(text, &state.originals)? {
@@ -309,7 +310,7 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
 
     let config_changed = restored.is_some();
     match restored {
-        Some(Some(restored)) => write_atomic(&files.config, restored.as_bytes(), SHARED)?,
+        Some(Some(restored)) => text::write(&files.config, style, &restored, SHARED)?,
         Some(None) => remove(&files.config)?,
         None => {}
     }
@@ -359,7 +360,7 @@ pub struct SwitchStatus {
 }
 
 pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
-    let text = CodexFiles::read(&files.config)?.unwrap_or_default();
+    let text = text::read(&files.config)?.1.unwrap_or_default();
     let state = files.state()?;
     let doc: toml::Table = toml::from_str(&text).unwrap_or_default();
     let proxy = doc
@@ -597,6 +598,31 @@ mod tests {
             text.contains("[model_providers.relay]"),
             "the user's provider stays: {text}"
         );
+    }
+
+    #[test]
+    fn crlf_and_bom_come_back_byte_for_byte() {
+        let crlf = CONFIG.replace('\n', "\r\n");
+        for original in [
+            crlf.clone(),
+            format!("\u{feff}{CONFIG}"),
+            format!("\u{feff}{crlf}"),
+        ] {
+            let (_dir, files) = home(Some(&original), None);
+            switch_on(&files, &plan(Preset::OfficialRelay), BASE).unwrap();
+            let on = read(&files.config).unwrap();
+            assert_eq!(on.starts_with('\u{feff}'), original.starts_with('\u{feff}'));
+            if original.contains('\r') {
+                assert_eq!(
+                    on.matches('\n').count(),
+                    on.matches("\r\n").count(),
+                    "{on:?}"
+                );
+            }
+            assert!(status(&files).unwrap().enabled, "{on:?}");
+            switch_off(&files).unwrap();
+            assert_eq!(read(&files.config).unwrap(), original);
+        }
     }
 
     #[cfg(unix)]
