@@ -1,10 +1,12 @@
 //! Property tests for Codex config patching: for many generated `config.toml` documents
 //! (comments, inline tables, other providers, `[projects."..."]`, `[features]`), `switch on`
 //! then `switch off` gives back the identical text, and `switch on` changes nothing outside the
-//! keys the helper owns. Deterministic (seeded), bounded in count.
+//! keys the helper owns. The same holds for the bytes on disk in CRLF and with a byte order
+//! mark, through the style split the switch uses. Deterministic (seeded), bounded in count.
 
 use codex_helper::codex::patch::{originals, switch_off, switch_on};
 use codex_helper::codex::preset::{Compaction, PatchPlan, Preset};
+use codex_helper::codex::text::TextStyle;
 
 const CASES: usize = 600;
 
@@ -231,5 +233,36 @@ fn switch_on_changes_nothing_outside_the_owned_keys() {
         // Switching on twice is the same as once.
         let again = switch_on(Some(&on), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
         assert_eq!(again, on, "case {case}");
+    }
+}
+
+#[test]
+fn crlf_and_bom_files_round_trip_byte_for_byte() {
+    let mut r = Rng(0xc7_1f_b0_0b);
+    for case in 0..CASES / 2 {
+        let style = TextStyle {
+            bom: r.chance(50),
+            crlf: r.chance(70),
+        };
+        let raw = style.apply(&document(&mut r));
+        let plan = plan(&mut r);
+        let (read, text) = TextStyle::split(&raw);
+        let mut o = originals(Some(&text)).unwrap();
+        let on = switch_on(Some(&text), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
+        let on_disk = read.apply(&on);
+        if style.crlf && on_disk.contains('\n') {
+            assert_eq!(
+                on_disk.matches('\n').count(),
+                on_disk.matches("\r\n").count(),
+                "case {case}: every line break is CRLF while switched on\n{on_disk:?}"
+            );
+        }
+        let (read, text) = TextStyle::split(&on_disk);
+        let off = switch_off(&text, &o).unwrap().map(|t| read.apply(&t));
+        assert_eq!(
+            off.as_deref(),
+            Some(raw.as_str()),
+            "case {case} with {style:?}, {plan:?}"
+        );
     }
 }

@@ -94,7 +94,11 @@ impl BundledModels {
                     )
                 })?;
                 let _ = std::fs::create_dir_all(&self.cache_dir);
-                let _ = crate::config::paths::write_atomic(&self.cache_file(&installed), &bytes);
+                let _ = crate::config::paths::write_atomic(
+                    &self.cache_file(&installed),
+                    &bytes,
+                    crate::config::paths::PRIVATE,
+                );
                 models
             }
         };

@@ -8,3 +8,4 @@ pub mod patch;
 pub mod preset;
 pub mod remote_control;
 pub mod switch;
+pub mod text;

@@ -93,14 +93,17 @@ pub fn enable(codex_home: &Path, now_ms: u64) -> anyhow::Result<EnableReport> {
     // Everything is checked before anything is written.
     let has_created_at = check_schema(&conn)?;
     let config_path = codex_home.join("config.toml");
-    let config_text = std::fs::read_to_string(&config_path).unwrap_or_default();
-    let new_config = patch_config(&config_text)?;
+    let (style, config_text) = super::text::read(&config_path)?;
+    let new_config = patch_config(config_text.as_deref().unwrap_or_default())?;
+    if new_config.is_some() {
+        crate::config::paths::ensure_writable(&config_path)?;
+    }
 
     let backup = db.with_file_name(format!("codex-dev.db.{now_ms}.bak"));
     conn.execute("VACUUM INTO ?1", params![backup.to_string_lossy()])
         .with_context(|| format!("cannot back up {}", db.display()))?;
     if let Some(text) = &new_config {
-        super::switch::write_keeping_mode(&config_path, text, 0o644)?;
+        super::text::write(&config_path, style, text, crate::config::paths::SHARED)?;
     }
     let updated = conn.execute(
         &format!("UPDATE {TABLE} SET enabled = 1, updated_at = ?1 WHERE feature_name = ?2"),

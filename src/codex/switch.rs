@@ -2,8 +2,10 @@
 //!
 //! The switch state (`$CODEX_HOME/codex-helper-switch-state.json`) records what the helper
 //! changed and the original values, written before anything it describes so a crash never
-//! leaves a change without the means to undo it. Files keep their permissions; `auth.json` is
-//! only restored when it is still what the helper wrote.
+//! leaves a change without the means to undo it; every file is checked writable before the
+//! first write, so a refusal changes nothing. Files are written through [`write_atomic`]
+//! (links followed and kept, modes and owners kept) and `config.toml` keeps its BOM and line
+//! endings ([`text`]); `auth.json` is only restored when it is still what the helper wrote.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::auth;
 use super::patch::{self, Originals, PROVIDER_ID};
 use super::preset::{AuthAction, Compaction, PatchPlan, Preset};
-use crate::config::paths::write_atomic;
+use super::text;
+use crate::config::paths::{self, PRIVATE, SHARED, write_atomic};
 
 /// The switch state file's name in `$CODEX_HOME`.
 pub const STATE_FILE: &str = "codex-helper-switch-state.json";
@@ -79,40 +82,29 @@ impl CodexFiles {
     }
 }
 
-/// Writes `text` atomically, keeping the file's permissions (or `new_mode` for a new file).
-pub(crate) fn write_keeping_mode(path: &Path, text: &str, new_mode: u32) -> anyhow::Result<()> {
-    let mode = std::fs::metadata(path).ok().map(|m| {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o7777
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = m;
-            new_mode
-        }
-    });
-    write_atomic(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            path,
-            std::fs::Permissions::from_mode(mode.unwrap_or(new_mode)),
-        )
-        .with_context(|| format!("cannot set permissions of {}", path.display()))?;
-    }
-    Ok(())
+/// Writes a file the helper owns or replaces whole (state, `auth.json`), private when new.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    write_atomic(path, text.as_bytes(), PRIVATE)
 }
 
+/// Removes the file `path` names; through a link, the target goes and the link stays (as it
+/// was before the helper created the target).
 fn remove(path: &Path) -> anyhow::Result<()> {
-    match std::fs::remove_file(path) {
+    let target = paths::resolve_link(path)?;
+    match std::fs::remove_file(&target) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", target.display())),
     }
+}
+
+/// Refuses (see [`paths::ensure_writable`]) before anything is written when one of the files
+/// about to be written is read-only.
+fn ensure_writable<'a>(files: impl IntoIterator<Item = Option<&'a Path>>) -> anyhow::Result<()> {
+    files
+        .into_iter()
+        .flatten()
+        .try_for_each(paths::ensure_writable)
 }
 
 /// Whether Codex's config points at a helper proxy on this machine.
@@ -163,7 +155,7 @@ fn switch_on_with(
     base_url: &str,
     repair: bool,
 ) -> anyhow::Result<SwitchReport> {
-    let text = CodexFiles::read(&files.config)?;
+    let (style, text) = text::read(&files.config)?;
     let previous = files.state()?;
     let mut state = match previous.clone() {
         Some(state) => state,
@@ -251,15 +243,20 @@ fn switch_on_with(
         None => false,
     };
 
+    ensure_writable([
+        Some(files.state.as_path()),
+        config_changed.then_some(files.config.as_path()),
+        auth_changed.then_some(files.auth.as_path()),
+    ])?;
     // The state first, so every change below can be undone even after a crash.
     let state_json = serde_json::to_string_pretty(&state)?;
-    write_keeping_mode(&files.state, &state_json, 0o600)?;
+    write_private(&files.state, &state_json)?;
     if config_changed {
-        write_keeping_mode(&files.config, &new_config, 0o644)?;
+        text::write(&files.config, style, &new_config, SHARED)?;
     }
     if auth_changed {
         match new_auth.flatten() {
-            Some(text) => write_keeping_mode(&files.auth, &text, 0o600)?,
+            Some(text) => write_private(&files.auth, &text)?,
             None => remove(&files.auth)?,
         }
     }
@@ -290,31 +287,39 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
                 .into(),
         });
     };
-    let text = CodexFiles::read(&files.config)?;
-    let mut config_changed = false;
-    if let Some(text) = &text {
-        match patch::switch_off(text, &state.originals)? {
-            Some(restored) if &restored != text => {
-                write_keeping_mode(&files.config, &restored, 0o644)?;
-                config_changed = true;
-            }
-            Some(_) => {}
-            None => {
-                remove(&files.config)?;
-                config_changed = true;
-            }
-        }
+    // Decide everything, and check the files are writable, before changing any.
+    let (style, text) = text::read(&files.config)?;
+    // `None`: config.toml stays as it is; `Some(None)`: it goes (it did not exist before).
+    let restored = match &text {
+        Some(text) => match patch::switch_off(text, &state.originals)? {
+            Some(restored) if &restored == text => None,
+            restored => Some(restored),
+        },
+        None => None,
+    };
+    // auth.json goes back only while it still holds what the helper wrote.
+    let auth_is_ours = match &state.auth {
+        Some(patch) => CodexFiles::read(&files.auth)?
+            .is_some_and(|current| auth::same_json(&current, &patch.patched)),
+        None => false,
+    };
+    ensure_writable([
+        restored.is_some().then_some(files.config.as_path()),
+        auth_is_ours.then_some(files.auth.as_path()),
+    ])?;
+
+    let config_changed = restored.is_some();
+    match restored {
+        Some(Some(restored)) => text::write(&files.config, style, &restored, SHARED)?,
+        Some(None) => remove(&files.config)?,
+        None => {}
     }
     let mut auth_changed = false;
     let mut note = String::new();
     if let Some(patch) = &state.auth {
-        let current = CodexFiles::read(&files.auth)?;
-        if current
-            .as_deref()
-            .is_some_and(|c| auth::same_json(c, &patch.patched))
-        {
+        if auth_is_ours {
             match &patch.original {
-                Some(original) => write_keeping_mode(&files.auth, original, 0o600)?,
+                Some(original) => write_private(&files.auth, original)?,
                 None => remove(&files.auth)?,
             }
             auth_changed = true;
@@ -355,7 +360,7 @@ pub struct SwitchStatus {
 }
 
 pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
-    let text = CodexFiles::read(&files.config)?.unwrap_or_default();
+    let text = text::read(&files.config)?.1.unwrap_or_default();
     let state = files.state()?;
     let doc: toml::Table = toml::from_str(&text).unwrap_or_default();
     let proxy = doc
@@ -593,6 +598,104 @@ mod tests {
             text.contains("[model_providers.relay]"),
             "the user's provider stays: {text}"
         );
+    }
+
+    #[test]
+    fn crlf_and_bom_come_back_byte_for_byte() {
+        let crlf = CONFIG.replace('\n', "\r\n");
+        for original in [
+            crlf.clone(),
+            format!("\u{feff}{CONFIG}"),
+            format!("\u{feff}{crlf}"),
+        ] {
+            let (_dir, files) = home(Some(&original), None);
+            switch_on(&files, &plan(Preset::OfficialRelay), BASE).unwrap();
+            let on = read(&files.config).unwrap();
+            assert_eq!(on.starts_with('\u{feff}'), original.starts_with('\u{feff}'));
+            if original.contains('\r') {
+                assert_eq!(
+                    on.matches('\n').count(),
+                    on.matches("\r\n").count(),
+                    "{on:?}"
+                );
+            }
+            assert!(status(&files).unwrap().enabled, "{on:?}");
+            switch_off(&files).unwrap();
+            assert_eq!(read(&files.config).unwrap(), original);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn linked_files_are_edited_and_restored_through_their_links() {
+        let login = chatgpt_login();
+        let (dir, files) = home(None, None);
+        let dotfiles = dir.path().join("dotfiles");
+        std::fs::create_dir(&dotfiles).unwrap();
+        std::fs::write(dotfiles.join("config.toml"), CONFIG).unwrap();
+        std::fs::write(dotfiles.join("auth.json"), &login).unwrap();
+        std::os::unix::fs::symlink("dotfiles/config.toml", &files.config).unwrap();
+        std::os::unix::fs::symlink("dotfiles/auth.json", &files.auth).unwrap();
+        let is_link = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        };
+
+        switch_on(&files, &plan(Preset::ImagegenBridge), BASE).unwrap();
+        assert!(is_link(&files.config) && is_link(&files.auth));
+        assert_eq!(read(&dotfiles.join("auth.json")).as_deref(), Some("{}"));
+        assert!(points_at_helper(
+            &read(&dotfiles.join("config.toml")).unwrap()
+        ));
+        switch_off(&files).unwrap();
+        assert!(is_link(&files.config) && is_link(&files.auth));
+        assert_eq!(read(&dotfiles.join("config.toml")).as_deref(), Some(CONFIG));
+        assert_eq!(read(&dotfiles.join("auth.json")), Some(login));
+
+        // A dangling link: the target is created, then removed again; the link stays.
+        std::fs::remove_file(dotfiles.join("config.toml")).unwrap();
+        switch_on(&files, &plan(Preset::Default), BASE).unwrap();
+        assert!(dotfiles.join("config.toml").exists());
+        switch_off(&files).unwrap();
+        assert!(is_link(&files.config) && !dotfiles.join("config.toml").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_only_files_are_refused_before_anything_is_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let read_only =
+            |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let (_dir, files) = home(Some(CONFIG), None);
+        read_only(&files.config);
+        let err = format!(
+            "{:#}",
+            switch_on(&files, &plan(Preset::Default), BASE).unwrap_err()
+        );
+        assert!(
+            err.contains("read-only") && err.contains("chmod u+w"),
+            "{err}"
+        );
+        assert!(!files.state.exists(), "no state left behind");
+        assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
+
+        // auth.json read-only: neither the state nor config.toml is written.
+        let (_dir, files) = home(Some(CONFIG), Some(&chatgpt_login()));
+        read_only(&files.auth);
+        assert!(switch_on(&files, &plan(Preset::ImagegenBridge), BASE).is_err());
+        assert!(!files.state.exists());
+        assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
+
+        // Made read-only while switched on: `switch off` changes nothing and can be rerun.
+        let (_dir, files) = home(Some(CONFIG), Some(&chatgpt_login()));
+        switch_on(&files, &plan(Preset::ImagegenBridge), BASE).unwrap();
+        let on = read(&files.config);
+        read_only(&files.auth);
+        assert!(switch_off(&files).is_err());
+        assert_eq!(read(&files.config), on);
+        assert!(files.state.exists());
     }
 
     #[test]

@@ -156,8 +156,8 @@ pub fn ensure_config(
         Err(e) => anyhow::bail!("cannot read {}: {e}", codex_config_path.display()),
     };
     let (text, imported) = initial_config(codex_text.as_deref(), own_port);
-    super::paths::write_atomic(path, text.as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    // The config may soon hold a relay's secret: private from the start.
+    super::paths::write_atomic(path, text.as_bytes(), super::paths::PRIVATE)?;
     Ok(Some(imported))
 }
 

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value, value};
 
-use super::load;
 use super::model::CURRENT_VERSION;
+use super::{load, paths};
 
 /// An open config document.
 pub struct ConfigEditor {
@@ -64,20 +64,21 @@ impl ConfigEditor {
     }
 
     /// Checks the edited document like start-up would, then writes it (atomically, keeping
-    /// the previous file as `.bak`).
+    /// the previous file as `.bak` with the same mode; see [`paths::write_atomic`] for links,
+    /// modes and read-only files).
     pub fn save(self) -> anyhow::Result<()> {
         let text = self.doc.to_string();
         let loaded = load::parse(&self.path, &text)
             .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
         crate::routing::compile(&loaded.config.codex, &self.path, &|_| None)
             .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
+        // A read-only config is refused before its backup is touched.
+        paths::ensure_writable(&self.path)?;
         if let Some(original) = &self.original {
             let backup = self.path.with_extension("toml.bak");
-            super::paths::write_atomic(&backup, original.as_bytes())
-                .with_context(|| format!("cannot write {}", backup.display()))?;
+            paths::write_backup(&backup, original.as_bytes(), &self.path)?;
         }
-        super::paths::write_atomic(&self.path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", self.path.display()))
+        paths::write_atomic(&self.path, text.as_bytes(), paths::PRIVATE)
     }
 
     fn providers(&mut self) -> &mut Table {

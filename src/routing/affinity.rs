@@ -137,10 +137,12 @@ impl AffinityStore {
             sessions: self.sessions.clone(),
         };
         let result = serde_json::to_vec(&file)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| crate::config::paths::write_atomic(path, &bytes));
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                crate::config::paths::write_atomic(path, &bytes, crate::config::paths::PRIVATE)
+            });
         if let Err(e) = result {
-            tracing::warn!("cannot save session affinity to {}: {e}", path.display());
+            tracing::warn!("cannot save session affinity: {e:#}");
         }
     }
 }
