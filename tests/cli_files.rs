@@ -137,7 +137,10 @@ async fn switch_keeps_crlf_line_endings_and_the_byte_order_mark() {
         std::fs::write(&config, &original).unwrap();
 
         let on = String::from_utf8(switch_round_trip(&homes, &config).await).unwrap();
-        assert!(on.contains("codex_proxy"), "{what}: {on}");
+        assert!(
+            on.contains("base_url = \"http://127.0.0.1:3211/v1\""),
+            "{what}: {on}"
+        );
         assert_eq!(
             on.starts_with('\u{feff}'),
             original.starts_with('\u{feff}'),
@@ -175,7 +178,8 @@ async fn switch_edits_a_symlinked_codex_config_through_the_link() {
     assert!(
         std::fs::read_to_string(&real)
             .unwrap()
-            .contains("model_provider = \"codex_proxy\"")
+            .contains("base_url = \"http://127.0.0.1:3211/v1\""),
+        "the target is redirected"
     );
     let (ok, out) = run(&homes, &["switch", "off"]).await;
     assert!(ok, "{out}");

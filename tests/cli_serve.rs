@@ -55,8 +55,9 @@ async fn first_run_imports_codexs_active_provider_and_serves_through_it() {
     );
     let codex_now = std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap();
     assert!(
-        codex_now.contains("model_provider = \"codex_proxy\""),
-        "serve switched Codex to itself: {codex_now}"
+        codex_now.contains("model_provider = \"myrelay\"")
+            && codex_now.contains(&format!("base_url = \"{}/v1\"", served.url)),
+        "serve redirected Codex's own provider to itself: {codex_now}"
     );
 
     let text = post(&served.url)
@@ -242,10 +243,10 @@ async fn a_legacy_mode_is_normalised_and_a_crash_is_repaired_by_the_next_start()
         ),
         "{helper}"
     );
+    let switched = std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap();
     assert!(
-        std::fs::read_to_string(homes.codex.path().join("config.toml"))
-            .unwrap()
-            .contains("name = \"OpenAI\"")
+        switched.contains(&format!("openai_base_url = \"{}/v1\"", served.url)),
+        "the built-in provider is redirected, as official-relay allows: {switched}"
     );
 
     // A crash: no switch off.

@@ -1,10 +1,15 @@
 //! Property tests for Codex config patching: for many generated `config.toml` documents
-//! (comments, inline tables, other providers, `[projects."..."]`, `[features]`), `switch on`
-//! then `switch off` gives back the identical text, and `switch on` changes nothing outside the
-//! keys the helper owns. The same holds for the bytes on disk in CRLF and with a byte order
-//! mark, through the style split the switch uses. Deterministic (seeded), bounded in count.
+//! (comments, inline tables, other providers, `[projects."..."]`, `[features]`, the built-in
+//! provider with or without `openai_base_url`), `switch on` then `switch off` gives back the
+//! identical text, also when Codex edits the file meanwhile (a new project trust entry, an MCP
+//! server), and `switch on` changes nothing outside the keys the helper owns. Both shapes are
+//! covered: the provider in force redirected in place, and the helper's own `codex_proxy`
+//! table. The same holds for the bytes on disk in CRLF and with a byte order mark, through the
+//! style split the switch uses. Deterministic (seeded), bounded in count.
 
-use codex_helper::codex::patch::{originals, switch_off, switch_on};
+use codex_helper::codex::patch::{
+    Originals, Redirect, helper_table_originals, originals, switch_off, switch_on,
+};
 use codex_helper::codex::preset::{Compaction, PatchPlan, Preset};
 use codex_helper::codex::text::TextStyle;
 
@@ -83,6 +88,16 @@ fn document(r: &mut Rng) -> String {
             comment(r)
         ));
     }
+    if r.chance(15) {
+        out.push_str(&format!(
+            "openai_base_url{}\"https://gateway.example/v1\"{}\n",
+            eq(r),
+            comment(r)
+        ));
+    }
+    if r.chance(10) && n_providers == 0 {
+        out.push_str("model_provider = \"openai\"\n");
+    }
     if r.chance(30) {
         out.push_str(&format!(
             "sandbox_mode{}\"read-only\"\nnotify = [\"say\", \"done\"]\n",
@@ -114,6 +129,18 @@ fn document(r: &mut Rng) -> String {
         }
         if r.chance(20) {
             out.push_str("query_params = { api-version = \"2025-04-01\" }\n");
+        }
+        if r.chance(20) {
+            out.push_str(&format!(
+                "requires_openai_auth = {}\n",
+                r.pick(&["true", "false"])
+            ));
+        }
+        if r.chance(20) {
+            out.push_str("supports_websockets = true # ws\n");
+        }
+        if r.chance(15) {
+            out.push_str("experimental_bearer_token = \"sk-user-own\"\n");
         }
     }
     if r.chance(15) {
@@ -168,14 +195,39 @@ fn plan(r: &mut Rng) -> PatchPlan {
     }
 }
 
-/// The document as data, without the keys the helper owns.
-fn unowned(text: &str) -> toml::Table {
+/// The document as data, without the keys the helper owns under `redirect`.
+fn unowned(text: &str, redirect: &Redirect) -> toml::Table {
     let mut doc: toml::Table = toml::from_str(text).unwrap();
-    doc.remove("model_provider");
-    if let Some(toml::Value::Table(providers)) = doc.get_mut("model_providers") {
-        providers.remove("codex_proxy");
-        if providers.is_empty() {
-            doc.remove("model_providers");
+    match redirect {
+        Redirect::HelperTable => {
+            doc.remove("model_provider");
+            if let Some(toml::Value::Table(providers)) = doc.get_mut("model_providers") {
+                providers.remove("codex_proxy");
+                if providers.is_empty() {
+                    doc.remove("model_providers");
+                }
+            }
+        }
+        Redirect::Provider { id, .. } => {
+            if let Some(toml::Value::Table(table)) = doc
+                .get_mut("model_providers")
+                .and_then(|p| p.get_mut(id.as_str()))
+            {
+                for key in [
+                    "base_url",
+                    "name",
+                    "model_catalog_url",
+                    "requires_openai_auth",
+                    "supports_websockets",
+                    "request_max_retries",
+                    "experimental_bearer_token",
+                ] {
+                    table.remove(key);
+                }
+            }
+        }
+        Redirect::BuiltinOpenai { .. } => {
+            doc.remove("openai_base_url");
         }
     }
     if let Some(toml::Value::Table(features)) = doc.get_mut("features") {
@@ -187,21 +239,48 @@ fn unowned(text: &str) -> toml::Table {
     doc
 }
 
+/// Both shapes: the one `switch on` chooses, and the helper's own table.
+fn both_shapes(text: &str, plan: &PatchPlan) -> [Originals; 2] {
+    [
+        originals(Some(text), plan).unwrap_or_else(|e| panic!("{e}\n{text}")),
+        helper_table_originals(Some(text)).unwrap(),
+    ]
+}
+
+/// An edit Codex itself makes while switched on: a project trusted, an MCP server added.
+fn codex_edit(r: &mut Rng) -> &'static str {
+    r.pick(&[
+        "",
+        "\n[projects.\"/home/me/new\"]\ntrust_level = \"trusted\"\n",
+        "\n[mcp_servers.docs]\ncommand = \"docs-mcp\"\nargs = [\"--stdio\"]\n",
+    ])
+}
+
 #[test]
 fn switch_on_then_off_gives_back_the_identical_text() {
     let mut r = Rng(0x5eed_c0de);
+    let mut in_place = 0;
     for case in 0..CASES {
         let text = document(&mut r);
         let plan = plan(&mut r);
-        let mut o = originals(Some(&text)).unwrap_or_else(|e| panic!("case {case}: {e}\n{text}"));
-        let on = switch_on(Some(&text), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
-        let off = switch_off(&on, &o).unwrap();
-        assert_eq!(
-            off.as_deref(),
-            Some(text.as_str()),
-            "case {case} with {plan:?}\n--- original\n{text}\n--- switched on\n{on}"
-        );
+        let edit = codex_edit(&mut r);
+        for mut o in both_shapes(&text, &plan) {
+            in_place += usize::from(o.redirect != Redirect::HelperTable);
+            let on = switch_on(Some(&text), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
+            let edited = format!("{on}{edit}");
+            let off = switch_off(&edited, &o, false).unwrap();
+            assert_eq!(
+                off.as_deref(),
+                Some(format!("{text}{edit}").as_str()),
+                "case {case} with {plan:?}, {:?}\n--- original\n{text}\n--- switched on\n{on}",
+                o.redirect
+            );
+        }
     }
+    assert!(
+        in_place > CASES / 3,
+        "the in-place shapes are exercised ({in_place})"
+    );
 }
 
 #[test]
@@ -210,29 +289,53 @@ fn switch_on_changes_nothing_outside_the_owned_keys() {
     for case in 0..CASES {
         let text = document(&mut r);
         let plan = plan(&mut r);
-        let mut o = originals(Some(&text)).unwrap();
-        let on = switch_on(Some(&text), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
-        assert_eq!(
-            unowned(&on),
-            unowned(&text),
-            "case {case}\n--- original\n{text}\n--- switched on\n{on}"
-        );
-        // Every comment survives, in order.
-        let comments = |t: &str| {
-            t.lines()
-                .filter_map(|l| l.find('#').map(|i| l[i..].to_string()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(comments(&on), comments(&text), "case {case}\n{on}");
-        let parsed: toml::Table = toml::from_str(&on).unwrap();
-        assert_eq!(parsed["model_provider"].as_str(), Some("codex_proxy"));
-        assert_eq!(
-            parsed["model_providers"]["codex_proxy"]["name"].as_str(),
-            Some(plan.provider_name)
-        );
-        // Switching on twice is the same as once.
-        let again = switch_on(Some(&on), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
-        assert_eq!(again, on, "case {case}");
+        for mut o in both_shapes(&text, &plan) {
+            let on = switch_on(Some(&text), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
+            assert_eq!(
+                unowned(&on, &o.redirect),
+                unowned(&text, &o.redirect),
+                "case {case}, {:?}\n--- original\n{text}\n--- switched on\n{on}",
+                o.redirect
+            );
+            // Every comment survives, in order.
+            let comments = |t: &str| {
+                t.lines()
+                    .filter_map(|l| l.find('#').map(|i| l[i..].to_string()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(comments(&on), comments(&text), "case {case}\n{on}");
+            let parsed: toml::Table = toml::from_str(&on).unwrap();
+            let original: toml::Table = toml::from_str(&text).unwrap();
+            match &o.redirect {
+                Redirect::HelperTable => {
+                    assert_eq!(parsed["model_provider"].as_str(), Some("codex_proxy"));
+                    assert_eq!(
+                        parsed["model_providers"]["codex_proxy"]["name"].as_str(),
+                        Some(plan.provider_name)
+                    );
+                }
+                Redirect::Provider { id, .. } => {
+                    assert_eq!(
+                        parsed.get("model_provider"),
+                        original.get("model_provider"),
+                        "the provider id stays"
+                    );
+                    let table = &parsed["model_providers"][id.as_str()];
+                    assert_eq!(table["base_url"].as_str(), Some("http://127.0.0.1:3211/v1"));
+                    assert_eq!(table["name"].as_str(), Some(plan.provider_name));
+                }
+                Redirect::BuiltinOpenai { .. } => {
+                    assert_eq!(parsed.get("model_provider"), original.get("model_provider"));
+                    assert_eq!(
+                        parsed["openai_base_url"].as_str(),
+                        Some("http://127.0.0.1:3211/v1")
+                    );
+                }
+            }
+            // Switching on twice is the same as once.
+            let again = switch_on(Some(&on), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
+            assert_eq!(again, on, "case {case}");
+        }
     }
 }
 
@@ -247,22 +350,25 @@ fn crlf_and_bom_files_round_trip_byte_for_byte() {
         let raw = style.apply(&document(&mut r));
         let plan = plan(&mut r);
         let (read, text) = TextStyle::split(&raw);
-        let mut o = originals(Some(&text)).unwrap();
-        let on = switch_on(Some(&text), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
-        let on_disk = read.apply(&on);
-        if style.crlf && on_disk.contains('\n') {
+        for mut o in both_shapes(&text, &plan) {
+            let on = switch_on(Some(&text), &plan, "http://127.0.0.1:3211/v1", &mut o).unwrap();
+            let on_disk = read.apply(&on);
+            if style.crlf && on_disk.contains('\n') {
+                assert_eq!(
+                    on_disk.matches('\n').count(),
+                    on_disk.matches("\r\n").count(),
+                    "case {case}: every line break is CRLF while switched on\n{on_disk:?}"
+                );
+            }
+            let (read, text) = TextStyle::split(&on_disk);
+            let off = switch_off(&text, &o, false)
+                .unwrap()
+                .map(|t| read.apply(&t));
             assert_eq!(
-                on_disk.matches('\n').count(),
-                on_disk.matches("\r\n").count(),
-                "case {case}: every line break is CRLF while switched on\n{on_disk:?}"
+                off.as_deref(),
+                Some(raw.as_str()),
+                "case {case} with {style:?}, {plan:?}"
             );
         }
-        let (read, text) = TextStyle::split(&on_disk);
-        let off = switch_off(&text, &o).unwrap().map(|t| read.apply(&t));
-        assert_eq!(
-            off.as_deref(),
-            Some(raw.as_str()),
-            "case {case} with {style:?}, {plan:?}"
-        );
     }
 }

@@ -173,8 +173,21 @@ fn switch_codex_on(
         if preset.needs_helper_credential() {
             super::switch::check_helper_credential(Some(loaded), preset)?;
         }
-        let report =
-            switch::switch_on_repairing(codex, &plan, &format!("http://127.0.0.1:{port}/v1"))?;
+        // A lost switch state is repaired with the relay's URL from the helper's own provider
+        // of the same id (`serve` imported it from Codex's provider in force).
+        let relay_base_url = |id: &str| {
+            let provider = loaded.config.codex.providers.get(id)?;
+            provider.base_url.clone()
+        };
+        let report = switch::switch_on_repairing(
+            codex,
+            &plan,
+            &format!("http://127.0.0.1:{port}/v1"),
+            &relay_base_url,
+        )?;
+        if let Some(note) = &report.note {
+            eprintln!("codex-helper: note: {note}");
+        }
         Ok((preset, report.message))
     })();
     match result {

@@ -118,7 +118,8 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
                     }
                 );
                 println!(
-                    "  provider name: {}",
+                    "  redirected provider: {} (name: {})",
+                    status.redirected_provider.as_deref().unwrap_or("-"),
                     status.provider_name.as_deref().unwrap_or("-")
                 );
                 println!(
@@ -146,6 +147,9 @@ fn print(report: &switch::SwitchReport, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {
+        if let Some(note) = &report.note {
+            eprintln!("codex-helper: note: {note}");
+        }
         println!("{}", report.message);
     }
     Ok(())

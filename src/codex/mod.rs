@@ -4,8 +4,11 @@
 pub mod auth;
 pub mod bundled;
 pub mod catalog;
+pub mod doc;
 pub mod patch;
 pub mod preset;
+pub mod redirect;
 pub mod remote_control;
+pub mod sessions;
 pub mod switch;
 pub mod text;

@@ -1,26 +1,75 @@
 //! Editing Codex's `config.toml` for `switch on` and undoing it for `switch off`.
 //!
-//! Pure text in, text out, through `toml_edit`: only root `model_provider`, the
-//! `[model_providers.codex_proxy]` table and, when a compaction switch asks for it,
-//! `[features] remote_compaction_v2` are touched. What was there before is kept in
-//! [`Originals`] (never the whole file) so `switch off` puts those pieces back exactly: an
-//! untouched file round-trips byte for byte, and edits the user made meanwhile survive.
+//! Pure text in, text out, through `toml_edit`. Where Codex is pointed at the proxy is a
+//! [`Redirect`], chosen once at the first `switch on` and kept in the switch state:
+//! - the provider already in force, changed in place ([`super::redirect`]), so threads keep
+//!   their provider id and `resume` finds them before, during and after a switch;
+//! - the helper's own `[model_providers.codex_proxy]` table with root `model_provider`
+//!   pointing at it: what older versions did, and the only way to give a built-in-provider
+//!   user a preset that needs a custom table (Codex cannot rename its built-in provider).
+//!
+//! `[features] remote_compaction_v2` is touched when a compaction switch asks for it. What was
+//! there before is kept in [`Originals`] (never the whole file) so `switch off` puts those
+//! pieces back exactly: an untouched file round-trips byte for byte, and edits the user made
+//! meanwhile survive.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use toml_edit::{DocumentMut, Item, Table, Value, value};
+use toml_edit::{DocumentMut, Item, Table, value};
 
-use super::preset::{Flag, PatchPlan};
+use super::doc::{PatchError, bare, parse, restore_value, set_keeping_decor};
+use super::preset::{AuthAction, Flag, PatchPlan};
+use super::redirect::{self, BUILTIN_OPENAI};
+
+pub use super::redirect::PLACEHOLDER_TOKEN;
 
 /// Codex's id for the provider the helper owns.
 pub const PROVIDER_ID: &str = "codex_proxy";
 
-/// The bearer token `switch on` gives Codex so that it fetches the model catalog; the proxy
-/// drops it instead of forwarding it.
-pub const PLACEHOLDER_TOKEN: &str = "codex-helper-placeholder";
+/// The end of the `name` of an alias table `switch off` leaves for threads tagged
+/// `codex_proxy` (see [`switch_off`]).
+pub const ALIAS_MARK: &str = "(codex-helper history alias)";
+
+/// Where `switch on` points Codex at the proxy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Redirect {
+    /// `[model_providers.codex_proxy]`, with root `model_provider` switched to it. The
+    /// default, so switch states written by older versions read as what they did.
+    #[default]
+    HelperTable,
+    /// The user's own `[model_providers.ID]`, changed in place.
+    Provider {
+        id: String,
+        /// Each key the helper set, as it was before (`None`: absent).
+        #[serde(default)]
+        keys: BTreeMap<String, Option<String>>,
+    },
+    /// The built-in `openai` provider, through the top-level `openai_base_url`.
+    BuiltinOpenai {
+        /// `openai_base_url` as it was (`None`: absent).
+        openai_base_url: Option<String>,
+    },
+}
+
+impl Redirect {
+    /// The provider id Codex keeps using while switched on.
+    pub fn provider_id(&self) -> &str {
+        match self {
+            Redirect::HelperTable => PROVIDER_ID,
+            Redirect::Provider { id, .. } => id,
+            Redirect::BuiltinOpenai { .. } => BUILTIN_OPENAI,
+        }
+    }
+}
 
 /// The pieces of Codex's config as they were before the first `switch on`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Originals {
+    /// Where Codex is pointed at the proxy.
+    #[serde(default)]
+    pub redirect: Redirect,
     /// The file did not exist.
     pub config_absent: bool,
     /// Root `model_provider`, as written (value and its spacing/comment), if present.
@@ -37,43 +86,108 @@ pub struct Originals {
     pub had_features: bool,
 }
 
-/// Why a config could not be patched.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PatchError {
-    #[error("Codex's config.toml is not valid TOML ({0}); fix it before switching")]
-    Invalid(String),
-    #[error("Codex's config.toml has `{0}` that is not a table; fix it before switching")]
-    NotATable(&'static str),
+/// Whether `plan` can be had from the built-in provider redirected by `openai_base_url`:
+/// Codex already treats that provider as OpenAI (remote compaction) and uses its own login,
+/// so only a preset with that identity and no `auth.json` change fits.
+pub fn fits_builtin(plan: &PatchPlan) -> bool {
+    plan.provider_name == "OpenAI"
+        && plan.auth == AuthAction::Restore
+        && plan.requires_openai_auth != Flag::Set(true)
 }
 
-fn parse(text: &str) -> Result<DocumentMut, PatchError> {
-    text.parse::<DocumentMut>()
-        .map_err(|e| PatchError::Invalid(e.to_string().lines().next().unwrap_or("").to_string()))
-}
-
-/// Records what `switch on` is about to change.
-pub fn originals(text: Option<&str>) -> Result<Originals, PatchError> {
-    let Some(text) = text else {
-        return Ok(Originals {
-            config_absent: true,
-            ..Default::default()
-        });
+/// Records what `switch on` is about to change, and chooses where to redirect: the provider
+/// in force when it can be (see [`Redirect`]).
+pub fn originals(text: Option<&str>, plan: &PatchPlan) -> Result<Originals, PatchError> {
+    let doc = parse(text.unwrap_or(""))?;
+    let id = redirect::provider_in_force(&doc);
+    let redirect = if id == BUILTIN_OPENAI {
+        if fits_builtin(plan) {
+            Redirect::BuiltinOpenai {
+                openai_base_url: doc
+                    .get("openai_base_url")
+                    .and_then(Item::as_value)
+                    .map(bare),
+            }
+        } else {
+            Redirect::HelperTable
+        }
+    } else if id != PROVIDER_ID && redirect::provider_table(&doc, &id).is_some() {
+        Redirect::Provider {
+            id,
+            keys: BTreeMap::new(),
+        }
+    } else {
+        // A provider id without a table (Codex's other built-ins): only a table of ours works.
+        Redirect::HelperTable
     };
-    let doc = parse(text)?;
-    let model_provider = doc.get("model_provider").and_then(Item::as_value).map(bare);
-    let providers = doc.get("model_providers");
-    let codex_proxy = providers
-        .and_then(|p| p.get(PROVIDER_ID))
-        .and_then(Item::as_table)
-        .map(table_snippet);
-    Ok(Originals {
-        config_absent: false,
-        model_provider,
-        codex_proxy,
-        had_model_providers: providers.is_some(),
-        remote_compaction_v2: None,
-        had_features: false,
+    let mut originals = helper_table_originals(text)?;
+    originals.redirect = redirect;
+    Ok(originals)
+}
+
+/// Originals for a Codex found pointing at the helper without a switch state (it was lost),
+/// so that `switch off` can still put back what matters. The provider `id` in force was
+/// redirected in place: its `base_url` comes back from `relay_base_url` (the helper's own
+/// provider of that id, which it was imported from), and the catalog URL and placeholder
+/// token the helper adds go; other keys stay as they are. `None` when the base URL is unknown.
+pub fn repaired_originals(
+    text: &str,
+    id: &str,
+    relay_base_url: &dyn Fn(&str) -> Option<String>,
+) -> Option<Originals> {
+    let redirect = match id {
+        PROVIDER_ID => Redirect::HelperTable,
+        BUILTIN_OPENAI => Redirect::BuiltinOpenai {
+            openai_base_url: None,
+        },
+        _ => {
+            let base = relay_base_url(id)?;
+            let doc = parse(text).ok()?;
+            let table = redirect::provider_table(&doc, id)?;
+            let mut keys = BTreeMap::new();
+            keys.insert(
+                "base_url".to_string(),
+                Some(toml_edit::Value::from(base).to_string()),
+            );
+            for key in ["model_catalog_url", "experimental_bearer_token"] {
+                let current = table.get(key).and_then(Item::as_str);
+                let ours =
+                    current.is_some_and(|v| v == PLACEHOLDER_TOKEN || redirect::is_loopback_url(v));
+                let original = table.get(key).and_then(Item::as_value).map(bare);
+                keys.insert(key.to_string(), if ours { None } else { original });
+            }
+            Redirect::Provider {
+                id: id.to_string(),
+                keys,
+            }
+        }
+    };
+    Some(Originals {
+        redirect,
+        // The older shape had a `[model_providers]` table by construction.
+        had_model_providers: true,
+        ..Default::default()
     })
+}
+
+/// Why `switch on` cannot keep the provider id, when it cannot: said before switching,
+/// because threads made while switched on are then listed only while switched on (and after
+/// `switch off` through the alias table).
+pub fn history_note(originals: &Originals) -> Option<String> {
+    match &originals.redirect {
+        Redirect::HelperTable => Some(format!(
+            "Codex's provider in force ({}) cannot be redirected in place for this preset, so Codex is pointed at a provider of the helper's own (`{PROVIDER_ID}`). \
+             Codex lists threads by provider: while switched on, `codex resume` shows only threads made through codex-helper, and earlier ones come back at `switch off`. \
+             Threads made while switched on stay resumable after `switch off` through an alias table, and `codex-helper session retag --from {PROVIDER_ID} --to ID` moves them for good. \
+             The `official-relay` preset redirects the built-in provider in place and keeps one history.",
+            originals
+                .model_provider
+                .as_deref()
+                .map(|p| p.trim_matches('"').to_string())
+                .unwrap_or_else(|| BUILTIN_OPENAI.to_string())
+        )),
+        _ => None,
+    }
 }
 
 /// A table as a standalone snippet (`[model_providers.codex_proxy]` and its keys).
@@ -94,36 +208,30 @@ fn table_from_snippet(snippet: &str) -> Option<Table> {
         .cloned()
 }
 
-/// A value as written, without the spacing and comment around it (those stay in the file
-/// while switched on and are reused when the value is put back).
-fn bare(value: &Value) -> String {
-    let mut value = value.clone();
-    value.decor_mut().clear();
-    value.to_string()
-}
-
-/// Puts a recorded value back in place of the current one, keeping the current decor.
-fn restore_value(table: &mut Table, key: &str, repr: &str) {
-    if let Ok(original) = repr.parse::<Value>() {
-        set_keeping_decor(table, key, original);
-    }
-}
-
-/// Replaces a value in place: the key (with the comments above it) and the spacing and
-/// comment around the old value stay as they were.
-fn set_keeping_decor(table: &mut Table, key: &str, new: Value) {
-    let mut new = new;
-    match table.get_mut(key) {
-        Some(item) => {
-            if let Some(old) = item.as_value() {
-                *new.decor_mut() = old.decor().clone();
-            }
-            *item = Item::Value(new);
-        }
-        None => {
-            table.insert(key, Item::Value(new));
-        }
-    }
+/// The originals of the helper-table shape (root `model_provider`, `codex_proxy`).
+pub fn helper_table_originals(text: Option<&str>) -> Result<Originals, PatchError> {
+    let Some(text) = text else {
+        return Ok(Originals {
+            config_absent: true,
+            ..Default::default()
+        });
+    };
+    let doc = parse(text)?;
+    let model_provider = doc.get("model_provider").and_then(Item::as_value).map(bare);
+    let providers = doc.get("model_providers");
+    let codex_proxy = providers
+        .and_then(|p| p.get(PROVIDER_ID))
+        .and_then(Item::as_table)
+        .map(table_snippet);
+    Ok(Originals {
+        config_absent: false,
+        model_provider,
+        codex_proxy,
+        had_model_providers: providers.is_some(),
+        remote_compaction_v2: None,
+        had_features: false,
+        redirect: Redirect::HelperTable,
+    })
 }
 
 /// The config text after `switch on`. `originals` must already hold what this changes
@@ -135,6 +243,43 @@ pub fn switch_on(
     originals: &mut Originals,
 ) -> Result<String, PatchError> {
     let mut doc = parse(text.unwrap_or(""))?;
+    match &mut originals.redirect {
+        Redirect::HelperTable => helper_table_on(&mut doc, plan, base_url)?,
+        Redirect::Provider { id, keys } => {
+            redirect::provider_on(&mut doc, id, plan, base_url, keys)?
+        }
+        Redirect::BuiltinOpenai { .. } => redirect::builtin_on(&mut doc, base_url),
+    }
+    if let Some(on) = plan.remote_compaction_v2 {
+        let root = doc.as_table_mut();
+        if originals.remote_compaction_v2.is_none() {
+            let features = root.get("features").and_then(Item::as_table);
+            originals.had_features = features.is_some();
+            originals.remote_compaction_v2 = Some(
+                features
+                    .and_then(|f| f.get("remote_compaction_v2"))
+                    .and_then(Item::as_value)
+                    .map(bare),
+            );
+        }
+        if !root.contains_key("features") {
+            root.insert("features", Item::Table(Table::new()));
+        }
+        let features = root
+            .get_mut("features")
+            .and_then(Item::as_table_mut)
+            .ok_or(PatchError::NotATable("features"))?;
+        set_keeping_decor(features, "remote_compaction_v2", on.into());
+    }
+    Ok(doc.to_string())
+}
+
+/// Root `model_provider` and `[model_providers.codex_proxy]`, the helper's own provider.
+fn helper_table_on(
+    doc: &mut DocumentMut,
+    plan: &PatchPlan,
+    base_url: &str,
+) -> Result<(), PatchError> {
     set_keeping_decor(doc.as_table_mut(), "model_provider", PROVIDER_ID.into());
 
     let root = doc.as_table_mut();
@@ -188,92 +333,45 @@ pub fn switch_on(
         }
     }
 
-    if let Some(on) = plan.remote_compaction_v2 {
-        let root = doc.as_table_mut();
-        if originals.remote_compaction_v2.is_none() {
-            let features = root.get("features").and_then(Item::as_table);
-            originals.had_features = features.is_some();
-            originals.remote_compaction_v2 = Some(
-                features
-                    .and_then(|f| f.get("remote_compaction_v2"))
-                    .and_then(Item::as_value)
-                    .map(bare),
-            );
-        }
-        if !root.contains_key("features") {
-            root.insert("features", Item::Table(Table::new()));
-        }
-        let features = root
-            .get_mut("features")
-            .and_then(Item::as_table_mut)
-            .ok_or(PatchError::NotATable("features"))?;
-        set_keeping_decor(features, "remote_compaction_v2", on.into());
-    }
-    Ok(doc.to_string())
+    Ok(())
 }
 
 /// Whether the `codex_proxy` table is the one the helper wrote: a loopback `base_url`.
 pub fn is_helper_provider(table: &Table) -> bool {
-    let Some(url) = table.get("base_url").and_then(Item::as_str) else {
-        return false;
-    };
-    let Ok(url) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    matches!(
-        url.host_str(),
-        Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
-    )
+    table
+        .get("base_url")
+        .and_then(Item::as_str)
+        .is_some_and(redirect::is_loopback_url)
+}
+
+/// Whether a `codex_proxy` table is an alias `switch off` left (see [`switch_off`]).
+pub fn is_helper_alias(table: &Table) -> bool {
+    table
+        .get("name")
+        .and_then(Item::as_str)
+        .is_some_and(|name| name.ends_with(ALIAS_MARK))
 }
 
 /// The config text after `switch off`, or `None` when the file should be deleted (it did not
 /// exist before and nothing else was added to it).
-pub fn switch_off(text: &str, originals: &Originals) -> Result<Option<String>, PatchError> {
+///
+/// `threads_tagged_codex_proxy` says Codex has threads made through the helper's own table:
+/// removing that table would make them unresumable ("no longer configured"), so it is
+/// replaced by an alias of the user's own provider, named with [`ALIAS_MARK`].
+pub fn switch_off(
+    text: &str,
+    originals: &Originals,
+    threads_tagged_codex_proxy: bool,
+) -> Result<Option<String>, PatchError> {
     let mut doc = parse(text)?;
+    match &originals.redirect {
+        Redirect::HelperTable => helper_table_off(&mut doc, originals, threads_tagged_codex_proxy),
+        Redirect::Provider { id, keys } => redirect::provider_off(&mut doc, id, keys),
+        Redirect::BuiltinOpenai { openai_base_url } => {
+            redirect::builtin_off(&mut doc, openai_base_url.as_deref())
+        }
+    }
     let root = doc.as_table_mut();
-    let proxy_is_ours = root
-        .get("model_providers")
-        .and_then(|p| p.get(PROVIDER_ID))
-        .and_then(Item::as_table)
-        .is_none_or(is_helper_provider);
-
-    // model_provider: put back only if it still points at the helper.
-    if root.get("model_provider").and_then(Item::as_str) == Some(PROVIDER_ID) && proxy_is_ours {
-        match &originals.model_provider {
-            Some(repr) => restore_value(root, "model_provider", repr),
-            None => {
-                root.remove("model_provider");
-            }
-        }
-    }
-
-    if proxy_is_ours {
-        if let Some(providers) = root.get_mut("model_providers").and_then(Item::as_table_mut) {
-            let position = providers
-                .get(PROVIDER_ID)
-                .and_then(Item::as_table)
-                .and_then(Table::position);
-            match originals
-                .codex_proxy
-                .as_deref()
-                .and_then(table_from_snippet)
-            {
-                Some(mut original) => {
-                    if let Some(position) = position {
-                        original.set_position(Some(position));
-                    }
-                    providers.insert(PROVIDER_ID, Item::Table(original));
-                }
-                None => {
-                    providers.remove(PROVIDER_ID);
-                }
-            }
-            if !originals.had_model_providers && providers.is_empty() {
-                root.remove("model_providers");
-            }
-        }
-    }
-
     if let Some(original) = &originals.remote_compaction_v2 {
         if let Some(features) = root.get_mut("features").and_then(Item::as_table_mut) {
             match original {
@@ -295,6 +393,98 @@ pub fn switch_off(text: &str, originals: &Originals) -> Result<Option<String>, P
     Ok(Some(out))
 }
 
+/// Puts root `model_provider` and `[model_providers.codex_proxy]` back, when they still are
+/// the helper's; with `keep_alias`, the table becomes an alias of the user's provider instead
+/// of going away.
+fn helper_table_off(doc: &mut DocumentMut, originals: &Originals, keep_alias: bool) {
+    let alias = keep_alias.then(|| alias_table(doc, originals));
+    let root = doc.as_table_mut();
+    let proxy_is_ours = root
+        .get("model_providers")
+        .and_then(|p| p.get(PROVIDER_ID))
+        .and_then(Item::as_table)
+        .is_none_or(is_helper_provider);
+
+    // model_provider: put back only if it still points at the helper.
+    if root.get("model_provider").and_then(Item::as_str) == Some(PROVIDER_ID) && proxy_is_ours {
+        match &originals.model_provider {
+            Some(repr) => restore_value(root, "model_provider", repr),
+            None => {
+                root.remove("model_provider");
+            }
+        }
+    }
+    if !proxy_is_ours {
+        return;
+    }
+    let Some(providers) = root.get_mut("model_providers").and_then(Item::as_table_mut) else {
+        return;
+    };
+    let position = providers
+        .get(PROVIDER_ID)
+        .and_then(Item::as_table)
+        .and_then(Table::position);
+    let original = originals
+        .codex_proxy
+        .as_deref()
+        .and_then(table_from_snippet);
+    match original.or(alias) {
+        Some(mut table) => {
+            if let Some(position) = position {
+                table.set_position(Some(position));
+            }
+            providers.insert(PROVIDER_ID, Item::Table(table));
+        }
+        None => {
+            providers.remove(PROVIDER_ID);
+        }
+    }
+    if !originals.had_model_providers && providers.is_empty() {
+        root.remove("model_providers");
+    }
+}
+
+/// A `codex_proxy` table that reaches what the user's own provider reaches, for threads
+/// tagged `codex_proxy`: a copy of their provider's table, or for the built-in provider the
+/// same endpoint and login.
+fn alias_table(doc: &DocumentMut, originals: &Originals) -> Table {
+    let original_id = originals
+        .model_provider
+        .as_deref()
+        .and_then(|repr| repr.parse::<toml_edit::Value>().ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| BUILTIN_OPENAI.to_string());
+    let mut table = match redirect::provider_table(doc, &original_id) {
+        Some(table) => {
+            let mut table = table.clone();
+            table.set_position(None);
+            table
+        }
+        None => {
+            let mut table = Table::new();
+            let base = doc
+                .get("openai_base_url")
+                .and_then(Item::as_str)
+                .unwrap_or("https://api.openai.com/v1");
+            table.insert("base_url", value(base));
+            table.insert("wire_api", value("responses"));
+            table.insert("requires_openai_auth", value(true));
+            table
+        }
+    };
+    let name = table
+        .get("name")
+        .and_then(Item::as_str)
+        .unwrap_or(&original_id)
+        .to_string();
+    table.insert("name", value(format!("{name} {ALIAS_MARK}")));
+    table.decor_mut().set_prefix(format!(
+        "\n# Left by codex-helper so threads made through it stay resumable; \
+         `codex-helper session retag --from {PROVIDER_ID} --to {original_id}` makes it unneeded.\n"
+    ));
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,9 +497,9 @@ mod tests {
     }
 
     fn round_trip(text: Option<&str>, plan: &PatchPlan) -> (String, Option<String>) {
-        let mut o = originals(text).unwrap();
+        let mut o = helper_table_originals(text).unwrap();
         let on = switch_on(text, plan, BASE, &mut o).unwrap();
-        let off = switch_off(&on, &o).unwrap();
+        let off = switch_off(&on, &o, false).unwrap();
         (on, off)
     }
 
@@ -386,10 +576,10 @@ plugins = false
 
     #[test]
     fn edits_made_while_switched_on_survive_switch_off() {
-        let mut o = originals(Some(USER)).unwrap();
+        let mut o = helper_table_originals(Some(USER)).unwrap();
         let on = switch_on(Some(USER), &plan(Preset::Default), BASE, &mut o).unwrap();
         let edited = format!("{on}\n[projects.\"/new\"]\ntrust_level = \"trusted\"\n");
-        let off = switch_off(&edited, &o).unwrap().unwrap();
+        let off = switch_off(&edited, &o, false).unwrap().unwrap();
         assert_eq!(
             off,
             format!("{USER}\n[projects.\"/new\"]\ntrust_level = \"trusted\"\n")
@@ -399,14 +589,14 @@ plugins = false
             "model_provider = \"codex_proxy\"",
             "model_provider = \"other\"",
         );
-        let off = switch_off(&moved, &o).unwrap().unwrap();
+        let off = switch_off(&moved, &o, false).unwrap().unwrap();
         assert!(off.contains("model_provider = \"other\""), "{off}");
     }
 
     #[test]
     fn invalid_configs_are_refused() {
         assert!(matches!(
-            originals(Some("model_provider = ")),
+            helper_table_originals(Some("model_provider = ")),
             Err(PatchError::Invalid(_))
         ));
         let mut o = Originals::default();

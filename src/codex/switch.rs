@@ -13,8 +13,10 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::auth;
-use super::patch::{self, Originals, PROVIDER_ID};
+use super::patch::{self, Originals, PROVIDER_ID, Redirect};
 use super::preset::{AuthAction, Compaction, PatchPlan, Preset};
+use super::redirect;
+use super::sessions;
 use super::text;
 use crate::config::paths::{self, PRIVATE, SHARED, write_atomic};
 
@@ -47,6 +49,8 @@ pub struct AuthPatch {
 /// Codex's files.
 #[derive(Debug, Clone)]
 pub struct CodexFiles {
+    /// `$CODEX_HOME`, where Codex also keeps its threads.
+    pub home: PathBuf,
     pub config: PathBuf,
     pub auth: PathBuf,
     pub state: PathBuf,
@@ -55,6 +59,7 @@ pub struct CodexFiles {
 impl CodexFiles {
     pub fn new(codex_home: &Path) -> Self {
         Self {
+            home: codex_home.to_path_buf(),
             config: codex_home.join("config.toml"),
             auth: codex_home.join("auth.json"),
             state: codex_home.join(STATE_FILE),
@@ -107,26 +112,29 @@ fn ensure_writable<'a>(files: impl IntoIterator<Item = Option<&'a Path>>) -> any
         .try_for_each(paths::ensure_writable)
 }
 
-/// Whether Codex's config points at a helper proxy on this machine.
+/// Whether Codex's config points at a helper proxy on this machine: the provider in force
+/// (a custom one, or the built-in one through `openai_base_url`) sends to a loopback address.
 pub fn points_at_helper(config_text: &str) -> bool {
-    let Ok(doc) = config_text.parse::<toml_edit::DocumentMut>() else {
-        return false;
-    };
-    doc.get("model_provider").and_then(|v| v.as_str()) == Some(PROVIDER_ID)
-        && doc
-            .get("model_providers")
-            .and_then(|p| p.get(PROVIDER_ID))
-            .and_then(|t| t.as_table())
-            .is_some_and(patch::is_helper_provider)
+    redirected_provider(config_text).is_some()
+}
+
+/// The id of the provider in force when it points at a helper on this machine.
+pub fn redirected_provider(config_text: &str) -> Option<String> {
+    let doc = config_text.parse::<toml_edit::DocumentMut>().ok()?;
+    redirect::looks_switched_on(&doc, PROVIDER_ID)
 }
 
 /// What a switch did, for the CLI.
 #[derive(Debug, Clone, Serialize)]
 pub struct SwitchReport {
     pub preset: Option<Preset>,
+    /// The provider id Codex uses while switched on (its own when redirected in place).
+    pub redirected_provider: Option<String>,
     pub config_changed: bool,
     pub auth_changed: bool,
     pub message: String,
+    /// What the user should know before relying on the switch (history kept apart).
+    pub note: Option<String>,
 }
 
 /// Points Codex at the proxy at `base_url` with `plan`.
@@ -135,63 +143,80 @@ pub fn switch_on(
     plan: &PatchPlan,
     base_url: &str,
 ) -> anyhow::Result<SwitchReport> {
-    switch_on_with(files, plan, base_url, false)
+    switch_on_with(files, plan, base_url, None)
 }
 
+/// The relay URL the helper has for a Codex provider id (its own provider of that id).
+pub type RelayBaseUrl<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
 /// Like [`switch_on`], for start-up: a Codex left pointing at the helper without a switch
-/// state (the state file was lost) is re-patched, and `switch off` will then remove the
-/// helper's provider, leaving Codex on its built-in default.
+/// state (the state file was lost) is repaired. A provider redirected in place gets back the
+/// base URL `relay_base_url` gives for its id (the helper's own provider of that id, which it
+/// was imported from); the built-in provider loses `openai_base_url`; the older
+/// `codex_proxy` shape is removed at `switch off`, leaving Codex on its built-in default.
 pub fn switch_on_repairing(
     files: &CodexFiles,
     plan: &PatchPlan,
     base_url: &str,
+    relay_base_url: &RelayBaseUrl<'_>,
 ) -> anyhow::Result<SwitchReport> {
-    switch_on_with(files, plan, base_url, true)
+    switch_on_with(files, plan, base_url, Some(relay_base_url))
+}
+
+/// Whether threads tagged `codex_proxy` exist, which `switch off` must keep resumable.
+fn threads_tagged_codex_proxy(files: &CodexFiles, originals: &Originals) -> bool {
+    originals.redirect == Redirect::HelperTable && sessions::any_tagged(&files.home, PROVIDER_ID)
 }
 
 fn switch_on_with(
     files: &CodexFiles,
     plan: &PatchPlan,
     base_url: &str,
-    repair: bool,
+    repair: Option<&RelayBaseUrl<'_>>,
 ) -> anyhow::Result<SwitchReport> {
     let (style, text) = text::read(&files.config)?;
     let previous = files.state()?;
-    let mut state = match previous.clone() {
-        Some(state) => state,
-        None if repair && text.as_deref().is_some_and(points_at_helper) => SwitchState {
-            version: 1,
-            preset: plan.preset,
-            responses_websocket: false,
-            compaction: Compaction::Auto,
-            originals: Originals {
-                had_model_providers: true,
-                ..Default::default()
-            },
-            auth: None,
-        },
-        None => {
-            if text.as_deref().is_some_and(points_at_helper) {
-                bail!(
-                    "Codex already points at a local codex-helper ({}), but no switch state was found, so the original provider is unknown. \
-                     Set `model_provider` in that file back to your relay (or remove it), then run `codex-helper switch on` again.",
-                    files.config.display()
-                );
-            }
-            SwitchState {
-                version: 1,
-                preset: plan.preset,
-                responses_websocket: false,
-                compaction: Compaction::Auto,
-                originals: patch::originals(text.as_deref())?,
-                auth: None,
-            }
+    // Every switch starts from Codex's own settings: an earlier switch is undone first (its
+    // undo is exact), so the originals are always the user's and the shape always fits the
+    // preset, also when moving off the older `codex_proxy` shape.
+    let (base, originals) = match &previous {
+        Some(state) => {
+            let base = match &text {
+                Some(current) => patch::switch_off(
+                    current,
+                    &state.originals,
+                    threads_tagged_codex_proxy(files, &state.originals),
+                )?,
+                None => None,
+            };
+            let originals = patch::originals(base.as_deref(), plan)?;
+            (base, originals)
         }
+        None => match text.as_deref().and_then(redirected_provider) {
+            None => (text.clone(), patch::originals(text.as_deref(), plan)?),
+            Some(id) => {
+                let Some(relay_base_url) = repair else {
+                    bail!(
+                        "Codex already points at a local codex-helper (provider `{id}` in {}), but no switch state was found, so its original settings are unknown. \
+                         Set that provider's base_url back to your relay (or `model_provider` back to your own provider), then run `codex-helper switch on` again.",
+                        files.config.display()
+                    );
+                };
+                let current = text.as_deref().unwrap_or_default();
+                (text.clone(), patch::repaired_originals(current, &id, relay_base_url).with_context(|| {
+                    format!("Codex's provider `{id}` points at a local codex-helper but no switch state was found, and its original base_url is unknown: set it back by hand in {}", files.config.display())
+                })?)
+            }
+        },
     };
-    state.preset = plan.preset;
-    state.responses_websocket = plan.responses_websocket;
-    state.compaction = plan.compaction;
-
+    let mut state = SwitchState {
+        version: 2,
+        preset: plan.preset,
+        responses_websocket: plan.responses_websocket,
+        compaction: plan.compaction,
+        originals,
+        auth: previous.as_ref().and_then(|s| s.auth.clone()),
+    };
     // auth.json: decide everything (and refuse) before writing anything.
     let current_auth = CodexFiles::read(&files.auth)?;
     let ours = state.auth.as_ref().filter(|a| {
@@ -232,7 +257,7 @@ fn switch_on_with(
         _ => state.auth.clone(),
     };
 
-    let new_config = patch::switch_on(text.as_deref(), plan, base_url, &mut state.originals)?;
+    let new_config = patch::switch_on(base.as_deref(), plan, base_url, &mut state.originals)?;
     let config_changed = text.as_deref() != Some(new_config.as_str());
     let auth_changed = match &new_auth {
         Some(new) => !match (new, &current_auth) {
@@ -260,19 +285,27 @@ fn switch_on_with(
             None => remove(&files.auth)?,
         }
     }
+    let provider = state.originals.redirect.provider_id().to_string();
     let mut message = format!(
-        "Codex now talks to codex-helper at {base_url} with preset {}",
+        "Codex now talks to codex-helper at {base_url} with preset {} (provider `{provider}` redirected",
         plan.preset
     );
+    message.push_str(match state.originals.redirect {
+        Redirect::Provider { .. } => " in place, so its threads stay listed)",
+        Redirect::BuiltinOpenai { .. } => " through openai_base_url, so its threads stay listed)",
+        Redirect::HelperTable => ")",
+    });
     if plan.responses_websocket {
         message.push_str(" and the Responses WebSocket transport");
     }
     message.push_str(". Restart running Codex sessions to pick it up.");
     Ok(SwitchReport {
         preset: Some(plan.preset),
+        redirected_provider: Some(provider),
         config_changed,
         auth_changed,
         message,
+        note: patch::history_note(&state.originals),
     })
 }
 
@@ -281,17 +314,23 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
     let Some(state) = files.state()? else {
         return Ok(SwitchReport {
             preset: None,
+            redirected_provider: None,
             config_changed: false,
             auth_changed: false,
             message: "Codex is not switched to codex-helper (no switch state); nothing to undo."
                 .into(),
+            note: None,
         });
     };
     // Decide everything, and check the files are writable, before changing any.
     let (style, text) = text::read(&files.config)?;
     // `None`: config.toml stays as it is; `Some(None)`: it goes (it did not exist before).
     let restored = match &text {
-        Some(text) => match patch::switch_off(text, &state.originals)? {
+        Some(text) => match patch::switch_off(
+            text,
+            &state.originals,
+            threads_tagged_codex_proxy(files, &state.originals),
+        )? {
             Some(restored) if &restored == text => None,
             restored => Some(restored),
         },
@@ -333,6 +372,8 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
     remove(&files.state)?;
     Ok(SwitchReport {
         preset: Some(state.preset),
+        redirected_provider: Some(state.originals.redirect.provider_id().to_string()),
+        note: None,
         config_changed,
         auth_changed,
         message: format!(
@@ -349,6 +390,8 @@ pub struct SwitchStatus {
     /// From the switch state, else inferred from the files.
     pub preset: Option<Preset>,
     pub preset_inferred: bool,
+    /// The provider id Codex uses and the helper redirected (`openai` for the built-in one).
+    pub redirected_provider: Option<String>,
     pub base_url: Option<String>,
     pub provider_name: Option<String>,
     pub requires_openai_auth: Option<bool>,
@@ -363,10 +406,36 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
     let text = text::read(&files.config)?.1.unwrap_or_default();
     let state = files.state()?;
     let doc: toml::Table = toml::from_str(&text).unwrap_or_default();
-    let proxy = doc
-        .get("model_providers")
-        .and_then(|p| p.get(PROVIDER_ID))
-        .and_then(|t| t.as_table());
+    // With a state, the state says which provider is redirected; without, the files suggest.
+    let redirected = match &state {
+        Some(s) => {
+            let id = s.originals.redirect.provider_id();
+            let url = if id == redirect::BUILTIN_OPENAI {
+                doc.get("openai_base_url")
+            } else {
+                doc.get("model_providers")
+                    .and_then(|p| p.get(id))
+                    .and_then(|t| t.get("base_url"))
+            };
+            let in_force = doc
+                .get("model_provider")
+                .and_then(|v| v.as_str())
+                .unwrap_or(redirect::BUILTIN_OPENAI)
+                == id;
+            (in_force
+                && url
+                    .and_then(|u| u.as_str())
+                    .is_some_and(redirect::is_loopback_url))
+            .then(|| id.to_string())
+        }
+        None => redirected_provider(&text),
+    };
+    let builtin = redirected.as_deref() == Some(redirect::BUILTIN_OPENAI);
+    let proxy = redirected.as_deref().and_then(|id| {
+        doc.get("model_providers")
+            .and_then(|p| p.get(id))
+            .and_then(|t| t.as_table())
+    });
     let get_str = |key: &str| {
         proxy
             .and_then(|t| t.get(key))
@@ -374,12 +443,25 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
             .map(str::to_string)
     };
     let get_bool = |key: &str| proxy.and_then(|t| t.get(key)).and_then(|v| v.as_bool());
-    let enabled = points_at_helper(&text);
+    let base_url = if builtin {
+        doc.get("openai_base_url")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    } else {
+        get_str("base_url")
+    };
+    // The built-in provider is OpenAI's, by name and behaviour.
+    let provider_name = if builtin {
+        Some("OpenAI".to_string())
+    } else {
+        get_str("name")
+    };
+    let enabled = redirected.is_some();
     let auth_text = CodexFiles::read(&files.auth)?;
     let inferred = enabled.then(|| {
         if get_bool("requires_openai_auth") == Some(true) {
             Preset::ChatgptBridge
-        } else if get_str("name").as_deref() == Some("OpenAI") {
+        } else if provider_name.as_deref() == Some("OpenAI") {
             if auth_text
                 .as_deref()
                 .is_some_and(|a| auth::same_json(a, auth::FACADE))
@@ -399,7 +481,7 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
     });
     let mut drift = Vec::new();
     match (&state, enabled) {
-        (None, true) => drift.push("Codex points at codex-helper but there is no switch state: `switch off` cannot restore the original provider. Set model_provider back by hand.".into()),
+        (None, true) => drift.push("Codex points at codex-helper but there is no switch state: `switch off` cannot restore the original settings. `serve` repairs this at start-up when the helper has the relay; otherwise set the provider's base_url (or model_provider) back by hand.".into()),
         (Some(s), false) => drift.push(format!("a switch state ({}) exists but Codex no longer points at codex-helper: run `codex-helper switch off` to clean up, or `switch on` again", s.preset)),
         (Some(s), true) => {
             if inferred.is_some_and(|p| p.is_official() != s.preset.is_official()) {
@@ -418,8 +500,9 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
         enabled,
         preset: state.as_ref().map(|s| s.preset).or(inferred),
         preset_inferred: state.is_none() && inferred.is_some(),
-        base_url: get_str("base_url"),
-        provider_name: get_str("name"),
+        redirected_provider: redirected.clone(),
+        base_url,
+        provider_name,
         requires_openai_auth: get_bool("requires_openai_auth"),
         supports_websockets: get_bool("supports_websockets"),
         remote_compaction_v2: features
@@ -586,18 +669,42 @@ mod tests {
         let (_dir, files) = home(Some(CONFIG), None);
         switch_on(&files, &plan(Preset::Default), BASE).unwrap();
         std::fs::remove_file(&files.state).unwrap();
-        switch_on_repairing(&files, &plan(Preset::OfficialRelay), BASE).unwrap();
+        let unknown = |_: &str| None;
+        let err =
+            switch_on_repairing(&files, &plan(Preset::OfficialRelay), BASE, &unknown).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("original base_url is unknown"),
+            "{err:#}"
+        );
+        let known = |id: &str| (id == "relay").then(|| "https://relay.example/v1".to_string());
+        switch_on_repairing(&files, &plan(Preset::OfficialRelay), BASE, &known).unwrap();
         assert_eq!(status(&files).unwrap().preset, Some(Preset::OfficialRelay));
+        switch_off(&files).unwrap();
+        let text = read(&files.config).unwrap();
+        assert!(
+            text.contains("base_url = \"https://relay.example/v1\"")
+                && !text.contains("127.0.0.1")
+                && !text.contains(patch::PLACEHOLDER_TOKEN),
+            "the relay is back, the helper's keys are gone: {text}"
+        );
+        assert!(text.contains("model_provider = \"relay\""), "{text}");
+    }
+
+    #[test]
+    fn start_up_repairs_the_older_codex_proxy_shape() {
+        let mut originals = patch::helper_table_originals(Some(CONFIG)).unwrap();
+        let legacy =
+            patch::switch_on(Some(CONFIG), &plan(Preset::Default), BASE, &mut originals).unwrap();
+        let (_dir, files) = home(Some(&legacy), None);
+        let unknown = |_: &str| None;
+        switch_on_repairing(&files, &plan(Preset::OfficialRelay), BASE, &unknown).unwrap();
         switch_off(&files).unwrap();
         let text = read(&files.config).unwrap();
         assert!(
             !text.contains("codex_proxy") && !text.contains("model_provider ="),
             "the helper's provider is gone: {text}"
         );
-        assert!(
-            text.contains("[model_providers.relay]"),
-            "the user's provider stays: {text}"
-        );
+        assert!(text.contains("[model_providers.relay]"), "{text}");
     }
 
     #[test]
