@@ -96,16 +96,25 @@ async fn run_codex(codex: &Codex, args: &[&str]) -> CodexRun {
 }
 
 async fn run_codex_with(codex: &Codex, args: &[&str], env: &[(&str, &str)]) -> CodexRun {
-    let (home, work) = (&codex.home, &codex.work);
+    run_codex_at(codex.home.path(), codex.work.path(), args, env).await
+}
+
+/// Runs Codex with `home` as its `CODEX_HOME` (and `HOME`), in `work`.
+async fn run_codex_at(
+    home: &std::path::Path,
+    work: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> CodexRun {
     let mut command = tokio::process::Command::new(codex_bin());
     command.envs(env.iter().copied());
     command
         .args(args)
-        .current_dir(work.path())
+        .current_dir(work)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("CODEX_HOME", home.path())
+        .env("HOME", home)
+        .env("CODEX_HOME", home)
         .env("CODEX_HELPER_E2E_KEY", "e2e-client-key")
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
@@ -671,4 +680,382 @@ async fn chatgpt_bridge_keeps_codexs_login_away_from_the_relay() {
         std::fs::read_to_string(homes.codex.path().join("config.toml")).unwrap(),
         std::fs::read_to_string(original.path().join("config.toml")).unwrap()
     );
+}
+
+/// The thread ids of Codex's rollouts in `home`, with the provider each is tagged with.
+fn threads(home: &std::path::Path) -> Vec<(String, String)> {
+    codex_helper::codex::sessions::rollouts(home)
+        .into_iter()
+        .map(|r| (r.thread_id, r.provider))
+        .collect()
+}
+
+/// The `/v1/responses` turns a relay got, as (session id, authorization, request body text).
+fn turns(relay: &MockRelay) -> Vec<(String, String, String)> {
+    relay
+        .received()
+        .into_iter()
+        .filter(|r| r.path_and_query == "/v1/responses" && r.method == "POST")
+        .map(|r| {
+            let header = |name: &str| {
+                r.headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (
+                header("session-id"),
+                header("authorization"),
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn assert_ran(run: &CodexRun, what: &str) {
+    assert!(
+        run.success,
+        "{what}\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+}
+
+/// Stops a `serve` the way a user does (Ctrl-C), which switches Codex back.
+async fn stop(mut served: support::cli::Served) {
+    let pid = served.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    tokio::time::timeout(support::cli::LIMIT, served.child.wait())
+        .await
+        .expect("serve stops in time")
+        .unwrap();
+}
+
+/// A user's history survives `serve` switching Codex on and off, for a custom provider (in
+/// place, with `default` and with `official-relay`, which still compacts remotely through the
+/// proxy) and for the built-in provider (through `openai_base_url`): a thread made before
+/// resumes with its history while switched on, and one made while switched on resumes after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_resume_with_their_history_across_switch_on_and_off() {
+    use support::cli::{Homes, serve};
+    for (what, preset, builtin) in [
+        ("custom provider, default", "default", false),
+        ("custom provider, official-relay", "official-relay", false),
+        ("built-in provider, official-relay", "official-relay", true),
+    ] {
+        let relay = MockRelay::start("the user's relay").await;
+        let homes = Homes::new();
+        std::fs::write(
+            homes.helper_config(),
+            format!(
+                "version = 5\n[codex.client_patch]\npreset = \"{preset}\"\n[codex.providers.helper]\nbase_url = \"{}\"\nauth_token = \"helper-key\"\n",
+                relay.base_url()
+            ),
+        )
+        .unwrap();
+        // The user's own Codex, straight to their relay (loopback only, §12).
+        let direct = codex_home(&relay.base_url().replace("/v1", ""));
+        let mut config = std::fs::read_to_string(direct.path().join("config.toml")).unwrap();
+        if preset == "official-relay" {
+            config = config.replacen(
+                "model = \"gpt-5.1\"\n",
+                "model = \"gpt-5.1\"\nmodel_auto_compact_token_limit = 1000\n",
+                1,
+            );
+        }
+        if builtin {
+            // The built-in provider, pointed at the user's own gateway, with an API key login.
+            let table = config.find("[model_providers.helper]").unwrap();
+            config.truncate(table);
+            config = config.replacen(
+                "model_provider = \"helper\"\n",
+                &format!("openai_base_url = \"{}\"\n", relay.base_url()),
+                1,
+            );
+            std::fs::write(
+                homes.codex.path().join("auth.json"),
+                "{\"auth_mode\":\"apikey\",\"OPENAI_API_KEY\":\"e2e-client-key\"}",
+            )
+            .unwrap();
+        }
+        std::fs::write(homes.codex.path().join("config.toml"), &config).unwrap();
+        let home = homes.codex.path();
+        let work = tempfile::tempdir().unwrap();
+
+        // Before: a thread straight to the relay.
+        let before = run_codex_at(
+            home,
+            work.path(),
+            &["exec", "--skip-git-repo-check", "first words"],
+            &[],
+        )
+        .await;
+        assert_ran(&before, what);
+        let first = turns(&relay);
+        let (thread, auth, _) = first.last().unwrap().clone();
+        assert_eq!(
+            auth, "Bearer e2e-client-key",
+            "{what}: straight to the relay"
+        );
+        let provider = if builtin { "openai" } else { "helper" };
+        assert_eq!(
+            threads(home),
+            vec![(thread.clone(), provider.to_string())],
+            "{what}"
+        );
+
+        // Switched on: `resume --last` finds it, and the turn carries its history.
+        let served = serve(homes.command(&["serve"])).await;
+        let resumed = run_codex_at(
+            home,
+            work.path(),
+            &[
+                "exec",
+                "--skip-git-repo-check",
+                "resume",
+                "--last",
+                "second words",
+            ],
+            &[],
+        )
+        .await;
+        assert_ran(&resumed, what);
+        let (session, auth, body) = turns(&relay).last().unwrap().clone();
+        assert_eq!(auth, "Bearer helper-key", "{what}: through the proxy");
+        assert_eq!(session, thread, "{what}: the same thread");
+        assert!(
+            body.contains("first words") && body.contains("second words"),
+            "{what}: the history came along"
+        );
+        assert_eq!(threads(home).len(), 1, "{what}: no new thread was started");
+        if preset == "official-relay" {
+            assert!(
+                turns(&relay)
+                    .iter()
+                    .any(|(_, auth, body)| auth == "Bearer helper-key"
+                        && body.contains("compaction_trigger")),
+                "{what}: Codex still compacts remotely, through the proxy"
+            );
+        }
+
+        // A thread made while switched on.
+        let during = run_codex_at(
+            home,
+            work.path(),
+            &["exec", "--skip-git-repo-check", "third words"],
+            &[],
+        )
+        .await;
+        assert_ran(&during, what);
+        let (during_thread, _, _) = turns(&relay).last().unwrap().clone();
+        assert_ne!(during_thread, thread);
+
+        // Switched off: Codex's file is back, and the thread made meanwhile resumes.
+        stop(served).await;
+        assert_eq!(
+            std::fs::read_to_string(home.join("config.toml")).unwrap(),
+            config,
+            "{what}"
+        );
+        let after = run_codex_at(
+            home,
+            work.path(),
+            &[
+                "exec",
+                "--skip-git-repo-check",
+                "resume",
+                &during_thread,
+                "fourth words",
+            ],
+            &[],
+        )
+        .await;
+        assert_ran(&after, what);
+        let (session, auth, body) = turns(&relay).last().unwrap().clone();
+        assert_eq!(
+            auth, "Bearer e2e-client-key",
+            "{what}: straight to the relay again"
+        );
+        assert_eq!(session, during_thread, "{what}");
+        assert!(
+            body.contains("third words") && body.contains("fourth words"),
+            "{what}"
+        );
+        assert!(
+            threads(home).iter().all(|(_, p)| p == provider),
+            "{what}: every thread has the user's provider: {:?}",
+            threads(home)
+        );
+    }
+}
+
+/// Threads an older codex-helper tagged `codex_proxy` (it pointed Codex at a provider of its
+/// own): `switch off` leaves them resumable through an alias, and `session retag` moves them
+/// to the user's provider for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_tagged_codex_proxy_stay_resumable_and_can_be_retagged() {
+    use codex_helper::codex::patch;
+    use codex_helper::codex::preset::{Compaction, PatchPlan, Preset};
+    use support::cli::{Homes, run};
+    let relay = MockRelay::start("the user's relay").await;
+    let proxy = TestProxy::start(
+        &format!(
+            "[codex.providers.helper]\nbase_url = \"{}\"\nauth_token = \"helper-key\"\n[codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [\"helper\"]\n",
+            relay.base_url()
+        ),
+        &[],
+    )
+    .await;
+    let homes = Homes::new();
+    let home = homes.codex.path();
+    let work = tempfile::tempdir().unwrap();
+    let direct = codex_home(&relay.base_url().replace("/v1", ""));
+    let config = std::fs::read_to_string(direct.path().join("config.toml")).unwrap();
+
+    // What an older codex-helper left: Codex on `codex_proxy`, and a switch state without a
+    // redirect (older states have none).
+    let plan = PatchPlan::new(Preset::Default, false, Compaction::Auto).unwrap();
+    let mut originals = patch::helper_table_originals(Some(&config)).unwrap();
+    let legacy = patch::switch_on(Some(&config), &plan, &proxy.url("/v1"), &mut originals).unwrap();
+    std::fs::write(home.join("config.toml"), &legacy).unwrap();
+    let mut state = serde_json::json!({
+        "version": 1, "preset": "default", "originals": originals, "auth": null,
+    });
+    state["originals"]
+        .as_object_mut()
+        .unwrap()
+        .remove("redirect");
+    std::fs::write(
+        home.join(codex_helper::codex::switch::STATE_FILE),
+        state.to_string(),
+    )
+    .unwrap();
+    let made = run_codex_at(
+        home,
+        work.path(),
+        &["exec", "--skip-git-repo-check", "words from long ago"],
+        &[],
+    )
+    .await;
+    assert_ran(&made, "a thread through the older helper");
+    let (thread, provider) = threads(home).pop().unwrap();
+    assert_eq!(provider, "codex_proxy");
+
+    // switch off: the helper's table becomes an alias of the user's provider.
+    let (ok, out) = run(&homes, &["switch", "off"]).await;
+    assert!(ok, "{out}");
+    let off = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(off.starts_with(&config), "the user's config is back: {off}");
+    assert!(off.contains(patch::ALIAS_MARK), "{off}");
+    // Codex resumes a thread only with its own provider in force, so the alias is chosen for
+    // the one command, as `switch off` says.
+    assert!(out.contains("-c model_provider=codex_proxy"), "{out}");
+    let resumed = run_codex_at(
+        home,
+        work.path(),
+        &[
+            "exec",
+            "--skip-git-repo-check",
+            "-c",
+            "model_provider=codex_proxy",
+            "resume",
+            &thread,
+            "and now",
+        ],
+        &[],
+    )
+    .await;
+    assert_ran(&resumed, "resume through the alias");
+    let (session, auth, body) = turns(&relay).last().unwrap().clone();
+    assert_eq!(
+        (session.as_str(), auth.as_str()),
+        (thread.as_str(), "Bearer e2e-client-key")
+    );
+    assert!(body.contains("words from long ago"));
+
+    // Without the alias, Codex refuses the thread: that is what `session retag` is for.
+    std::fs::write(home.join("config.toml"), &config).unwrap();
+    let refused = run_codex_at(
+        home,
+        work.path(),
+        &["exec", "--skip-git-repo-check", "resume", &thread, "again"],
+        &[],
+    )
+    .await;
+    assert!(
+        !refused.success && refused.stderr.contains("codex_proxy"),
+        "stdout: {}\nstderr: {}",
+        refused.stdout,
+        refused.stderr
+    );
+
+    let (ok, out) = run(
+        &homes,
+        &["session", "retag", "--from", "codex_proxy", "--to", "nope"],
+    )
+    .await;
+    assert!(!ok && out.contains("not configured"), "{out}");
+    let (ok, out) = run(
+        &homes,
+        &[
+            "session",
+            "retag",
+            "--from",
+            "codex_proxy",
+            "--to",
+            "helper",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert!(
+        ok && out.contains("Would retag 1 thread(s)") && out.contains(&thread),
+        "{out}"
+    );
+    assert_eq!(
+        threads(home),
+        vec![(thread.clone(), "codex_proxy".to_string())]
+    );
+    let (ok, out) = run(
+        &homes,
+        &[
+            "session",
+            "retag",
+            "--from",
+            "codex_proxy",
+            "--to",
+            "helper",
+        ],
+    )
+    .await;
+    assert!(ok && out.contains("Retagged 1 thread(s)"), "{out}");
+    assert!(out.contains("1 row(s) of Codex's thread index"), "{out}");
+    assert_eq!(threads(home), vec![(thread.clone(), "helper".to_string())]);
+    assert!(
+        std::fs::read_dir(homes.helper.path().join("backups"))
+            .unwrap()
+            .count()
+            == 1,
+        "a copy of the originals is kept"
+    );
+    let last = run_codex_at(
+        home,
+        work.path(),
+        &[
+            "exec",
+            "--skip-git-repo-check",
+            "resume",
+            "--last",
+            "once more",
+        ],
+        &[],
+    )
+    .await;
+    assert_ran(&last, "resume --last after the retag");
+    let (session, _, body) = turns(&relay).last().unwrap().clone();
+    assert_eq!(session, thread, "resume --last finds the retagged thread");
+    assert!(body.contains("words from long ago") && body.contains("once more"));
 }

@@ -42,8 +42,35 @@ async fn raw(addr: std::net::SocketAddr, head: &str, body: &[u8], wait: Duration
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
     let mut answer = Vec::new();
-    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut answer)).await;
+    let read = async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+            if response_complete(&answer) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, read).await;
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Whether `bytes` hold a whole response with a `content-length` (the connection may stay open).
+fn response_complete(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .is_some_and(|len| body.len() >= len)
 }
 
 fn addr(proxy: &TestProxy) -> std::net::SocketAddr {
@@ -421,6 +448,20 @@ async fn a_stream_of_only_keep_alive_comments_counts_as_idle() {
             proxy.records.wait_for(1).await[0].1,
             Outcome::UpstreamStreamError
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn websocket_upgrades_get_426_so_codex_uses_http_at_once() {
+    bounded(async {
+        let relay = MockRelay::start("r").await;
+        let proxy = TestProxy::start(&providers(&[("a", &relay.base_url())]), &[]).await;
+        let head = "GET /v1/responses HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nopenai-beta: responses_websockets=2026-02-06\r\n\r\n";
+        let answer = raw(addr(&proxy), head, b"", Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+        assert!(answer.contains("websocket_not_supported"), "{answer}");
+        assert_eq!(relay.hits(), 0);
     })
     .await;
 }

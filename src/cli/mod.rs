@@ -3,6 +3,7 @@
 mod provider;
 mod routing;
 mod serve;
+mod session;
 mod switch;
 mod usage;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Point Codex at codex-helper, or put its own settings back.
     #[command(subcommand)]
     Switch(switch::SwitchCommand),
+    /// Codex's recorded threads (retag them to another provider id).
+    #[command(subcommand)]
+    Session(session::SessionCommand),
     /// What requests cost and how they went, from the ledger.
     #[command(subcommand)]
     Usage(usage::UsageCommand),
@@ -82,6 +86,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Routing(command) => routing::run(command),
         Command::Usage(command) => usage::run(command),
         Command::Switch(command) => switch::run(command),
+        Command::Session(command) => session::run(command),
         Command::Pricing(PricingCommand::List { json }) => usage::pricing_list(json),
     };
     match result {

@@ -141,25 +141,31 @@ pub fn is_loopback_url(url: &str) -> bool {
     })
 }
 
-/// The id of the provider in force when the config looks switched on by a helper: the
-/// built-in provider with a loopback `openai_base_url`, the helper's own `codex_proxy` table
-/// on loopback, or a custom provider on loopback with the catalog URL `switch on` sets beside
-/// it (a relay of the user's own on loopback has no reason to have that). Only needed when the
-/// switch state is lost; with a state, the state says.
-pub fn looks_switched_on(doc: &DocumentMut, helper_table_id: &str) -> Option<String> {
+/// The id of the provider in force when the config looks switched on to the helper at
+/// `helper_url`, judged from the files alone (only needed when the switch state is lost): the
+/// built-in provider with `openai_base_url` at the helper, the helper's own `codex_proxy`
+/// table on loopback, or a custom provider at the helper or on loopback with the catalog URL
+/// `switch on` sets beside it. A relay or gateway of the user's own on loopback elsewhere
+/// does not count.
+pub fn looks_switched_on(
+    doc: &DocumentMut,
+    helper_table_id: &str,
+    helper_url: &str,
+) -> Option<String> {
     let id = provider_in_force(doc);
-    let loopback = |url: Option<&str>| url.is_some_and(is_loopback_url);
+    let same = |url: &str| url.trim_end_matches('/') == helper_url.trim_end_matches('/');
     let switched = if id == BUILTIN_OPENAI {
-        loopback(doc.get("openai_base_url").and_then(Item::as_str))
+        doc.get("openai_base_url")
+            .and_then(Item::as_str)
+            .is_some_and(same)
     } else {
         let table = provider_table(doc, &id)?;
-        let base = table.get("base_url").and_then(Item::as_str);
-        loopback(base)
-            && (id == helper_table_id
-                || table.get("model_catalog_url").and_then(Item::as_str)
-                    == base
-                        .map(|b| format!("{}/models", b.trim_end_matches('/')))
-                        .as_deref())
+        let base = table.get("base_url").and_then(Item::as_str)?;
+        let catalog = table.get("model_catalog_url").and_then(Item::as_str);
+        same(base)
+            || (is_loopback_url(base)
+                && (id == helper_table_id
+                    || catalog == Some(format!("{}/models", base.trim_end_matches('/')).as_str())))
     };
     switched.then_some(id)
 }

@@ -112,16 +112,20 @@ fn ensure_writable<'a>(files: impl IntoIterator<Item = Option<&'a Path>>) -> any
         .try_for_each(paths::ensure_writable)
 }
 
-/// Whether Codex's config points at a helper proxy on this machine: the provider in force
-/// (a custom one, or the built-in one through `openai_base_url`) sends to a loopback address.
-pub fn points_at_helper(config_text: &str) -> bool {
-    redirected_provider(config_text).is_some()
+/// The helper's address when none is known (its default port).
+pub const DEFAULT_HELPER_URL: &str = "http://127.0.0.1:3211/v1";
+
+/// Whether Codex's config looks switched on to a helper at `helper_url` (see
+/// [`redirected_provider`]).
+pub fn points_at_helper(config_text: &str, helper_url: &str) -> bool {
+    redirected_provider(config_text, helper_url).is_some()
 }
 
-/// The id of the provider in force when it points at a helper on this machine.
-pub fn redirected_provider(config_text: &str) -> Option<String> {
+/// The id of the provider in force when the config looks switched on to a helper at
+/// `helper_url` without a switch state saying so (see [`redirect::looks_switched_on`]).
+pub fn redirected_provider(config_text: &str, helper_url: &str) -> Option<String> {
     let doc = config_text.parse::<toml_edit::DocumentMut>().ok()?;
-    redirect::looks_switched_on(&doc, PROVIDER_ID)
+    redirect::looks_switched_on(&doc, PROVIDER_ID, helper_url)
 }
 
 /// What a switch did, for the CLI.
@@ -192,7 +196,10 @@ fn switch_on_with(
             let originals = patch::originals(base.as_deref(), plan)?;
             (base, originals)
         }
-        None => match text.as_deref().and_then(redirected_provider) {
+        None => match text
+            .as_deref()
+            .and_then(|t| redirected_provider(t, base_url))
+        {
             None => (text.clone(), patch::originals(text.as_deref(), plan)?),
             Some(id) => {
                 let Some(relay_base_url) = repair else {
@@ -324,13 +331,10 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
     };
     // Decide everything, and check the files are writable, before changing any.
     let (style, text) = text::read(&files.config)?;
+    let tagged = threads_tagged_codex_proxy(files, &state.originals);
     // `None`: config.toml stays as it is; `Some(None)`: it goes (it did not exist before).
     let restored = match &text {
-        Some(text) => match patch::switch_off(
-            text,
-            &state.originals,
-            threads_tagged_codex_proxy(files, &state.originals),
-        )? {
+        Some(text) => match patch::switch_off(text, &state.originals, tagged)? {
             Some(restored) if &restored == text => None,
             restored => Some(restored),
         },
@@ -370,10 +374,24 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
         }
     }
     remove(&files.state)?;
+    let alias_note = tagged.then(|| {
+        let own = redirect::provider_in_force(
+            &text::read(&files.config)
+                .ok()
+                .and_then(|(_, t)| t)
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or_default(),
+        );
+        format!(
+            "Codex has threads made through codex-helper's own provider `{PROVIDER_ID}`; it is kept as an alias of your provider so they stay resumable: \
+             `codex resume -c model_provider={PROVIDER_ID} ID`. To list them under `{own}` for good: `codex-helper session retag --from {PROVIDER_ID} --to {own}`."
+        )
+    });
     Ok(SwitchReport {
         preset: Some(state.preset),
         redirected_provider: Some(state.originals.redirect.provider_id().to_string()),
-        note: None,
+        note: alias_note,
         config_changed,
         auth_changed,
         message: format!(
@@ -428,7 +446,7 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
                     .is_some_and(redirect::is_loopback_url))
             .then(|| id.to_string())
         }
-        None => redirected_provider(&text),
+        None => redirected_provider(&text, DEFAULT_HELPER_URL),
     };
     let builtin = redirected.as_deref() == Some(redirect::BUILTIN_OPENAI);
     let proxy = redirected.as_deref().and_then(|id| {
@@ -553,7 +571,10 @@ mod tests {
         for preset in Preset::ALL {
             let (_dir, files) = home(Some(CONFIG), Some(&login));
             switch_on(&files, &plan(preset), BASE).unwrap();
-            assert!(points_at_helper(&read(&files.config).unwrap()), "{preset}");
+            assert!(
+                points_at_helper(&read(&files.config).unwrap(), BASE),
+                "{preset}"
+            );
             let auth_now = read(&files.auth).unwrap();
             match preset {
                 Preset::ImagegenBridge | Preset::OfficialImagegen => assert_eq!(auth_now, "{}"),
@@ -754,7 +775,8 @@ mod tests {
         assert!(is_link(&files.config) && is_link(&files.auth));
         assert_eq!(read(&dotfiles.join("auth.json")).as_deref(), Some("{}"));
         assert!(points_at_helper(
-            &read(&dotfiles.join("config.toml")).unwrap()
+            &read(&dotfiles.join("config.toml")).unwrap(),
+            BASE
         ));
         switch_off(&files).unwrap();
         assert!(is_link(&files.config) && is_link(&files.auth));

@@ -75,6 +75,13 @@ where
         return reject(record, refusal);
     }
 
+    // Codex opens a Responses WebSocket first on the built-in provider (and on custom ones
+    // with `supports_websockets`). Until the proxy bridges WebSockets, a 426 sends it to HTTP
+    // at once; anything else costs it seven handshakes (seconds) per session.
+    if is_websocket_upgrade(&parts.headers) {
+        return reject(record, replies::websocket_unsupported());
+    }
+
     // Phase 1: body.
     let raw = match read_body(body, &state.settings).await {
         Ok(raw) => raw,
@@ -106,6 +113,13 @@ where
 
     // Phases 4 and 5.
     failover(&state, &plan, &request, record).await
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers.get_all(header::UPGRADE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("websocket"))
+    })
 }
 
 /// Finishes the record of a request refused before any upstream was tried.

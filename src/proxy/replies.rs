@@ -60,6 +60,17 @@ pub fn no_relay(config_path: &Path) -> Refusal {
     }
 }
 
+/// The answer to a WebSocket upgrade: 426, which Codex takes as "use HTTP" at once.
+pub fn websocket_unsupported() -> Refusal {
+    Refusal {
+        status: StatusCode::UPGRADE_REQUIRED,
+        code: "websocket_not_supported",
+        message: "codex-helper does not bridge the Responses WebSocket transport yet; use HTTP \
+                  (Codex falls back to it by itself)"
+            .into(),
+    }
+}
+
 /// How long Codex should wait before retrying: `hint` (from cooldowns) or the shortest
 /// `Retry-After` an upstream gave, clamped to 1–60 s.
 fn retry_after_secs(hint: Option<u64>, attempts: &[Attempt]) -> u64 {

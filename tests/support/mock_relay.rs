@@ -272,6 +272,16 @@ async fn handle(
         headers: parts.headers.clone(),
         body,
     };
+    let upgrade = parts
+        .headers
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        // Like a relay without WebSocket support that says so: Codex uses HTTP at once.
+        shared.lock().unwrap().received.push(received);
+        return Ok(json_reply(StatusCode::UPGRADE_REQUIRED, "{}"));
+    }
     let fault = {
         let mut shared = shared.lock().unwrap();
         shared.received.push(received.clone());
