@@ -586,6 +586,12 @@ mod tests {
                 (status.enabled, status.preset, status.has_switch_state),
                 (true, Some(preset), true)
             );
+            assert_eq!(
+                status.redirected_provider.as_deref(),
+                Some("relay"),
+                "in place"
+            );
+            assert_eq!(status.base_url.as_deref(), Some(BASE));
             assert!(status.drift.is_empty(), "{:?}", status.drift);
             switch_off(&files).unwrap();
             assert_eq!(read(&files.config).as_deref(), Some(CONFIG), "{preset}");
@@ -709,6 +715,34 @@ mod tests {
             "the relay is back, the helper's keys are gone: {text}"
         );
         assert!(text.contains("model_provider = \"relay\""), "{text}");
+    }
+
+    #[test]
+    fn the_built_in_provider_is_redirected_only_by_presets_that_fit_it() {
+        let builtin = "model = \"gpt-5.1\"\n";
+        let (_dir, files) = home(Some(builtin), None);
+        let report = switch_on(&files, &plan(Preset::OfficialRelay), BASE).unwrap();
+        assert_eq!(report.redirected_provider.as_deref(), Some("openai"));
+        assert!(report.note.is_none());
+        assert_eq!(
+            read(&files.config).unwrap(),
+            format!("model = \"gpt-5.1\"\nopenai_base_url = \"{BASE}\"\n")
+        );
+        assert_eq!(
+            status(&files).unwrap().redirected_provider.as_deref(),
+            Some("openai")
+        );
+        // Moving to a preset the built-in provider cannot have: the helper's own table, said.
+        let report = switch_on(&files, &plan(Preset::Default), BASE).unwrap();
+        assert_eq!(report.redirected_provider.as_deref(), Some(PROVIDER_ID));
+        assert!(report.note.unwrap().contains("session retag"));
+        let text = read(&files.config).unwrap();
+        assert!(
+            !text.contains("openai_base_url") && text.contains("model_provider = \"codex_proxy\""),
+            "{text}"
+        );
+        switch_off(&files).unwrap();
+        assert_eq!(read(&files.config).unwrap(), builtin);
     }
 
     #[test]
