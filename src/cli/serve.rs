@@ -89,6 +89,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    warn_if_codex_hop_is_proxied(&env, args.port);
     if !args.no_tui {
         tracing::info!("the terminal UI is not available yet; running headless");
     }
@@ -190,6 +191,24 @@ fn switch_codex_on(
     }
 }
 
+/// Codex 0.171 sends its request for `http://127.0.0.1:PORT` through `HTTP_PROXY` /
+/// `ALL_PROXY` unless `NO_PROXY` covers 127.0.0.1 (a proxy elsewhere cannot reach the helper,
+/// and one that can still sees every prompt). `switch on` cannot change Codex's environment,
+/// so the user is told, assuming Codex runs from the same environment as `serve`.
+fn warn_if_codex_hop_is_proxied(env: crate::routing::endpoints::EnvLookup<'_>, port: u16) {
+    let Ok(proxies) = crate::routing::outbound::EnvProxies::read(env) else {
+        return; // Reported with the config.
+    };
+    if let Some(var) = proxies.captures_loopback() {
+        tracing::warn!(
+            "{var} is set and NO_PROXY does not cover 127.0.0.1: a Codex started with this \
+             environment sends its requests for http://127.0.0.1:{port} to that proxy instead \
+             of codex-helper. Add `NO_PROXY=127.0.0.1,localhost,::1` (or extend yours) where \
+             Codex runs."
+        );
+    }
+}
+
 /// Which process listens on `port`, e.g. `pid 1234 (codex-helper)` (Linux; `None` elsewhere
 /// or when it cannot be seen).
 fn port_owner(port: u16) -> Option<String> {
@@ -250,7 +269,11 @@ fn start_ledger(homes: &Homes, settings: &LedgerSettings) -> Option<Ledger> {
 fn describe_route(graph: &RouteGraph) -> String {
     let mut order: Vec<String> = Vec::new();
     for upstream in &graph.upstreams {
-        order.push(format!("{} ({})", upstream.key(), upstream.base_url));
+        let via = match upstream.outbound.route.proxy() {
+            Some(proxy) => format!(" via {proxy}"),
+            None => String::new(),
+        };
+        order.push(format!("{} ({}{via})", upstream.key(), upstream.base_url));
     }
     if order.is_empty() {
         "no relay configured".to_string()
@@ -282,21 +305,26 @@ async fn watch_config(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles) 
             continue;
         }
         seen = now;
-        let env = |name: &str| std::env::var(name).ok();
-        let result = load::load(&path).and_then(|loaded| {
-            let loaded = loaded.context("the config file was removed")?;
-            Ok(Plan::from_config(&loaded, &env)?)
-        });
-        match result {
-            Ok(plan) => {
-                eprintln!(
-                    "codex-helper: reloaded {} — {}",
-                    path.display(),
-                    describe_route(&plan.graph)
-                );
-                state.reload(plan);
+        // Reading the file and building HTTP clients (which may read the system's
+        // certificates) stay off the event loop.
+        let (state, path) = (state.clone(), path.clone());
+        let reloaded = tokio::task::spawn_blocking(move || {
+            let env = |name: &str| std::env::var(name).ok();
+            let plan = load::load(&path).and_then(|loaded| {
+                let loaded = loaded.context("the config file was removed")?;
+                Ok(Plan::from_config(&loaded, &env)?)
+            })?;
+            let route = describe_route(&plan.graph);
+            state.reload(plan)?;
+            anyhow::Ok(format!("reloaded {} — {route}", path.display()))
+        })
+        .await;
+        match reloaded {
+            Ok(Ok(message)) => eprintln!("codex-helper: {message}"),
+            Ok(Err(e)) => eprintln!("codex-helper: {e:#}; still using the previous config"),
+            Err(e) => {
+                eprintln!("codex-helper: reloading failed: {e}; still using the previous config")
             }
-            Err(e) => eprintln!("codex-helper: {e:#}; still using the previous config"),
         }
     }
 }
