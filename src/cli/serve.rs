@@ -123,13 +123,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let ledger = start_ledger(&homes, &loaded.config.ledger);
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_catalog_cache(homes.helper.join("cache")));
+        let shutdown = shutdown_signal()?;
         let server = proxy::serve(listener, state.clone())?;
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
         let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &state);
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
         let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone(), codex.clone()));
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down");
         server.shutdown().await;
         watcher.abort();
@@ -382,20 +383,27 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+/// Ctrl-C and SIGTERM, caught from the moment this is called: whoever sees the banner may
+/// signal at once, and the default action (exit without switching Codex back) must not win.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
+            _ = interrupt.recv() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
+}
+
+/// Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 #[cfg(test)]
