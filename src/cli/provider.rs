@@ -79,6 +79,7 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
     };
     match command {
         ProviderCommand::Add(args) => {
+            refuse_self(&args.id, &args.base_url, &homes)?;
             let mut editor = ConfigEditor::open(&path)?;
             let new = NewProvider {
                 id: args.id.clone(),
@@ -191,6 +192,38 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
                     println!("  model:       {k}{}", if *v { "" } else { " (denied)" });
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a relay whose address is the helper itself: on loopback at the default port, or at
+/// the port Codex is switched to. (`serve` checks again against the port it listens on.)
+fn refuse_self(id: &str, base_url: &str, homes: &Homes) -> anyhow::Result<()> {
+    let Ok(url) = BaseUrl::parse(base_url) else {
+        return Ok(()); // The edit's own check explains what is wrong with it.
+    };
+    let switched = std::fs::read_to_string(homes.codex_config())
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|codex| {
+            let url = codex
+                .get("model_providers")?
+                .get(crate::codex::patch::PROVIDER_ID)?
+                .get("base_url")?
+                .as_str()?
+                .to_string();
+            BaseUrl::parse(&url).ok().map(|u| u.port())
+        });
+    for port in std::iter::once(super::serve::DEFAULT_PORT).chain(switched) {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if crate::proxy::loops::reaches_listener(&url, listen) {
+            anyhow::bail!(
+                "relay `{id}` would be codex-helper itself ({base_url} is where codex-helper \
+                 listens, on port {port}): every request would be forwarded back to it in a \
+                 loop. Give the relay's own URL (e.g. the `base_url` Codex used before \
+                 `switch on`)."
+            );
         }
     }
     Ok(())

@@ -19,13 +19,16 @@ use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink};
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
 
+/// The port `serve` listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 3211;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on. Anything but loopback exposes your relays to the network.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Port to listen on.
-    #[arg(long, default_value_t = 3211)]
+    #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
     /// Run without the terminal UI (the UI is not built yet, so this is the only mode).
     #[arg(long)]
@@ -118,6 +121,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 anyhow::anyhow!("cannot listen on {addr}: {e}")
             }
         })?;
+        let listen = listener.local_addr().context("the listening socket has no address")?;
+        refuse_self_relays(&plan.graph, listen, &loaded.path)?;
         let route = describe_route(&plan.graph);
         let affinity = AffinityStore::load(&homes.affinity_state());
         let ledger = start_ledger(&homes, &loaded.config.ledger);
@@ -129,7 +134,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &state);
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
-        let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone(), codex.clone()));
+        let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone(), codex.clone(), listen));
         shutdown.await;
         tracing::info!("shutting down");
         server.shutdown().await;
@@ -189,6 +194,33 @@ fn switch_codex_on(
             eprintln!("codex-helper: Codex was not switched to the proxy: {e:#}");
             false
         }
+    }
+}
+
+/// Refuses relays whose address is this proxy's own listener: every request sent there would
+/// come straight back and be forwarded again, until a timeout (see [`proxy::loops`]).
+fn refuse_self_relays(
+    graph: &RouteGraph,
+    listen: SocketAddr,
+    config: &std::path::Path,
+) -> anyhow::Result<()> {
+    match graph
+        .upstreams
+        .iter()
+        .find(|u| proxy::loops::reaches_listener(&u.base_url, listen))
+    {
+        Some(u) => anyhow::bail!(
+            "{}: relay `{}` ({}) is this codex-helper itself, listening on {listen}: every \
+             request would be forwarded back to it in a loop. Point `codex.providers.{}` at \
+             the real relay (Codex's own provider may have pointed at the helper when it was \
+             imported), or remove it: `codex-helper provider remove {}`",
+            config.display(),
+            u.key(),
+            u.base_url,
+            u.provider,
+            u.provider
+        ),
+        None => Ok(()),
     }
 }
 
@@ -291,7 +323,12 @@ fn describe_route(graph: &RouteGraph) -> String {
 /// Reloads the routing plan when the config file changes, so edits (by hand or by
 /// `provider` / `routing` commands) apply without a restart. An invalid edit is reported and
 /// the running plan kept.
-async fn watch_config(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles) {
+async fn watch_config(
+    state: Arc<ProxyState>,
+    path: PathBuf,
+    codex: CodexFiles,
+    listen: SocketAddr,
+) {
     let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);
     let mut tick = tokio::time::interval(CONFIG_POLL);
@@ -315,6 +352,7 @@ async fn watch_config(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles) 
                 let loaded = loaded.context("the config file was removed")?;
                 Ok(Plan::from_config(&loaded, &env)?)
             })?;
+            refuse_self_relays(&plan.graph, listen, &path)?;
             let route = describe_route(&plan.graph);
             state.reload(plan)?;
             anyhow::Ok(format!("reloaded {} — {route}", path.display()))

@@ -14,6 +14,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::headers::upstream_request_headers;
 use super::inspect;
+use super::loops;
 use super::pipeline::ClientRequest;
 use super::record::AttemptOutcome;
 use super::relay_body::{ChunkStream, error_chain};
@@ -77,12 +78,13 @@ pub async fn try_upstream(
     };
     let model_sent = mapped.or_else(|| requested.map(str::to_string));
     let url = upstream.base_url.join(&request.path_and_query);
-    let headers = upstream_request_headers(
+    let mut headers = upstream_request_headers(
         &request.headers,
         &upstream.credential,
         request.body_decoded,
         state.strips_client_auth(),
     );
+    loops::stamp(&mut headers, &request.headers, &state.instance);
     let proxy = upstream.outbound.route.proxy();
     let client = match state.client_for(upstream) {
         Ok(client) => client,

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod guard;
 pub mod headers;
 pub mod inspect;
+pub mod loops;
 pub mod pipeline;
 pub mod record;
 pub mod relay_body;
@@ -116,6 +117,8 @@ pub struct ProxyState {
     pub catalog: Arc<crate::codex::bundled::BundledModels>,
     /// Request bodies being decompressed at once (see `pipeline::decode_body`).
     pub decode_slots: tokio::sync::Semaphore,
+    /// This process's mark on the requests it forwards (see [`loops`]).
+    pub instance: loops::InstanceId,
 }
 
 impl ProxyState {
@@ -145,6 +148,7 @@ impl ProxyState {
             next_request: AtomicU64::new(1),
             client_preset: AtomicU8::new(0),
             decode_slots: tokio::sync::Semaphore::new(decode_slot_count()),
+            instance: loops::InstanceId::random(),
             catalog: Arc::new(crate::codex::bundled::BundledModels::new(
                 settings_codex_binary,
                 std::env::temp_dir().join("codex-helper-catalog"),
