@@ -375,14 +375,16 @@ async fn proxy_credentials_are_never_shown() {
     .await;
 }
 
-/// The attempts of the one request in the ledger, as `usage chain --json` prints them (the
+/// The attempts of the newest request in the ledger, as `usage chain --json` prints them (the
 /// ledger writes in the background: waited for, bounded).
 async fn ledger_chain(homes: &Homes) -> String {
     for _ in 0..100 {
         let (ok, out) = run(homes, &["usage", "tail", "--json"]).await;
+        // Oldest first: the last one is the newest.
         let trace = out
-            .split("\"trace_id\"")
-            .nth(1)
+            .rsplit("\"trace_id\"")
+            .next()
+            .filter(|_| out.contains("\"trace_id\""))
             .and_then(|rest| rest.split('"').nth(1))
             .map(str::to_string);
         if let (true, Some(trace)) = (ok, trace) {
@@ -445,6 +447,124 @@ async fn a_connect_tunnel_refused_by_the_proxy_fails_over_to_the_next_relay() {
             "{out}"
         );
         assert!(!out.contains("\"no\"") && !out.contains("frank"), "{out}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_proxy_that_never_answers_times_out_and_fails_over() {
+    bounded(async {
+        let relay = MockRelay::start("relay").await;
+        let backup = MockRelay::start("backup").await;
+        // Accepts connections and never says a word.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                open.push(stream);
+            }
+        });
+        let config = format!(
+            "[proxy]\nconnect_timeout_ms = 300\n{}{}{}",
+            provider(
+                "stalled",
+                &relay.base_url(),
+                &format!("outbound_proxy = \"socks5://{silent_addr}\"")
+            ),
+            provider("backup", &backup.base_url(), ""),
+            order(&["stalled", "backup"])
+        );
+        let proxy = TestProxy::start(&config, &[]).await;
+        let started = std::time::Instant::now();
+        let (status, text) = turn(&proxy.url("")).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("hi from backup"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let records = proxy.records.wait_for(1).await;
+        let AttemptOutcome::ConnectError { error } = &records[0].0.attempts[0].outcome else {
+            panic!("{:?}", records[0].0.attempts);
+        };
+        assert!(
+            error.contains(&format!("outbound proxy socks5://{silent_addr}")),
+            "{error}"
+        );
+        held.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_running_serve_follows_outbound_proxy_edits_and_refuses_a_relay_that_is_itself() {
+    bounded(async {
+        let relay = MockRelay::start("relay").await;
+        let outbound = TestOutbound::socks5(None).await;
+        let homes = Homes::new();
+        let config =
+            |extra: &str| format!("version = 5\n{}", provider("r", &relay.base_url(), extra));
+        std::fs::write(homes.helper_config(), config("")).unwrap();
+        let served = serve(homes.command(&["serve", "--no-switch"])).await;
+        let mut turns = 1;
+        assert_eq!(turn(&served.url).await.0, 200);
+        assert_eq!(outbound.tunnels(), 0);
+
+        // Written through a temporary file so the proxy never reads half of it.
+        let write = |text: String| {
+            let temporary = homes.helper.path().join("config.toml.new");
+            std::fs::write(&temporary, text).unwrap();
+            std::fs::rename(&temporary, homes.helper_config()).unwrap();
+        };
+        write(config(&format!(
+            "outbound_proxy = \"{}\"",
+            outbound.url("socks5", None)
+        )));
+        // The proxy checks the file every second; give it a bounded while.
+        for _ in 0..50 {
+            turn(&served.url).await;
+            turns += 1;
+            if outbound.tunnels() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(outbound.tunnels(), 1, "the edit was never applied");
+
+        // A relay that is the proxy itself is refused; the previous config stays in force.
+        let port = served.url.rsplit(':').next().unwrap().to_string();
+        write(format!(
+            "{}{}{}",
+            config(&format!(
+                "outbound_proxy = \"{}\"",
+                outbound.url("socks5", None)
+            )),
+            provider("me", &format!("http://127.0.0.1:{port}/v1"), ""),
+            order(&["me", "r"])
+        ));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let hits = relay.hits();
+        let (status, text) = turn(&served.url).await;
+        turns += 1;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(relay.hits(), hits + 1);
+        // Had the edit been taken, `me` would have been tried first (and refused its own
+        // request): the ledger would show it.
+        let mut recorded = String::new();
+        for _ in 0..100 {
+            recorded = run(&homes, &["usage", "tail", "--json", "--limit", "100"])
+                .await
+                .1;
+            if recorded.matches("\"trace_id\"").count() >= turns {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            recorded.matches("\"trace_id\"").count(),
+            turns,
+            "{recorded}"
+        );
+        assert!(!recorded.contains("\"me\""), "{recorded}");
+        assert_eq!(ledger_chain(&homes).await.matches("me.default").count(), 0);
     })
     .await;
 }

@@ -92,7 +92,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    warn_if_codex_hop_is_proxied(&env, args.port);
     if !args.no_tui {
         tracing::info!("the terminal UI is not available yet; running headless");
     }
@@ -123,6 +122,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         })?;
         let listen = listener.local_addr().context("the listening socket has no address")?;
         refuse_self_relays(&plan.graph, listen, &loaded.path)?;
+        warn_if_codex_hop_is_proxied(&env, listen.port());
         let route = describe_route(&plan.graph);
         let affinity = AffinityStore::load(&homes.affinity_state());
         let ledger = start_ledger(&homes, &loaded.config.ledger);
