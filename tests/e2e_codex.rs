@@ -107,7 +107,6 @@ async fn run_codex_at(
     env: &[(&str, &str)],
 ) -> CodexRun {
     let mut command = tokio::process::Command::new(codex_bin());
-    command.envs(env.iter().copied());
     command
         .args(args)
         .current_dir(work)
@@ -117,6 +116,8 @@ async fn run_codex_at(
         .env("CODEX_HOME", home)
         .env("CODEX_HELPER_E2E_KEY", "e2e-client-key")
         .env("RUST_LOG", "error")
+        // After `env_clear`, or they would be wiped.
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -454,7 +454,8 @@ async fn a_new_plan_applies_to_the_next_request_and_resets_affinity() {
         let loaded = codex_helper::config::load::parse(path, &reordered).unwrap();
         proxy
             .state
-            .reload(codex_helper::proxy::Plan::from_config(&loaded, &|_| None).unwrap());
+            .reload(codex_helper::proxy::Plan::from_config(&loaded, &|_| None).unwrap())
+            .unwrap();
         assert!(
             turn(&proxy, "t")
                 .await

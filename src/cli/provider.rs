@@ -8,6 +8,8 @@ use serde::Serialize;
 use crate::config::edit::{ConfigEditor, NewProvider};
 use crate::config::model::ProviderConfig;
 use crate::config::{Homes, load};
+use crate::routing::BaseUrl;
+use crate::routing::outbound::{self, EnvProxies, OutboundDefaults, OutboundSetting};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProviderCommand {
@@ -77,6 +79,7 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
     };
     match command {
         ProviderCommand::Add(args) => {
+            refuse_self(&args.id, &args.base_url, &homes)?;
             let mut editor = ConfigEditor::open(&path)?;
             let new = NewProvider {
                 id: args.id.clone(),
@@ -177,6 +180,7 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
                         e.priority,
                         if e.enabled { "" } else { ", disabled" }
                     );
+                    println!("    outbound:  {}", e.outbound);
                 }
                 for (k, v) in &view.tags {
                     println!("  tag:         {k}={v}");
@@ -188,6 +192,38 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
                     println!("  model:       {k}{}", if *v { "" } else { " (denied)" });
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a relay whose address is the helper itself: on loopback at the default port, or at
+/// the port Codex is switched to. (`serve` checks again against the port it listens on.)
+fn refuse_self(id: &str, base_url: &str, homes: &Homes) -> anyhow::Result<()> {
+    let Ok(url) = BaseUrl::parse(base_url) else {
+        return Ok(()); // The edit's own check explains what is wrong with it.
+    };
+    let switched = std::fs::read_to_string(homes.codex_config())
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|codex| {
+            let url = codex
+                .get("model_providers")?
+                .get(crate::codex::patch::PROVIDER_ID)?
+                .get("base_url")?
+                .as_str()?
+                .to_string();
+            BaseUrl::parse(&url).ok().map(|u| u.port())
+        });
+    for port in std::iter::once(super::serve::DEFAULT_PORT).chain(switched) {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if crate::proxy::loops::reaches_listener(&url, listen) {
+            anyhow::bail!(
+                "relay `{id}` would be codex-helper itself ({base_url} is where codex-helper \
+                 listens, on port {port}): every request would be forwarded back to it in a \
+                 loop. Give the relay's own URL (e.g. the `base_url` Codex used before \
+                 `switch on`)."
+            );
         }
     }
     Ok(())
@@ -213,22 +249,55 @@ struct EndpointView {
     base_url: String,
     priority: i64,
     enabled: bool,
+    /// `direct (…)` or `via URL (…)`, with where the choice comes from; never a password.
+    outbound: String,
 }
 
 fn views(path: &std::path::Path) -> anyhow::Result<Vec<ProviderView>> {
     let Some(loaded) = load::load(path)? else {
         return Ok(Vec::new());
     };
+    let env = |name: &str| std::env::var(name).ok();
+    let defaults = OutboundDefaults {
+        global: loaded.config.proxy.outbound_proxy.clone(),
+        env: EnvProxies::read(&env).map_err(anyhow::Error::msg)?,
+    };
     Ok(loaded
         .config
         .codex
         .providers
         .iter()
-        .map(|(id, p)| view(id, p))
+        .map(|(id, p)| view(id, p, &defaults))
         .collect())
 }
 
-fn view(id: &str, p: &ProviderConfig) -> ProviderView {
+/// How an endpoint reaches its relay, as the proxy would resolve it (credentials hidden).
+fn outbound(
+    id: &str,
+    eid: &str,
+    base_url: &str,
+    endpoint: Option<&OutboundSetting>,
+    p: &ProviderConfig,
+    defaults: &OutboundDefaults,
+) -> String {
+    let Ok(url) = BaseUrl::parse(base_url) else {
+        return "unknown (base_url is not valid)".into();
+    };
+    let key = format!("codex.providers.{id}");
+    outbound::resolve(
+        &[
+            (format!("{key}.endpoints.{eid}.outbound_proxy"), endpoint),
+            (format!("{key}.outbound_proxy"), p.outbound_proxy.as_ref()),
+            ("proxy.outbound_proxy".into(), defaults.global.as_ref()),
+        ],
+        &defaults.env,
+        url.scheme(),
+        url.host(),
+    )
+    .to_string()
+}
+
+fn view(id: &str, p: &ProviderConfig, defaults: &OutboundDefaults) -> ProviderView {
     let env = |var: &str| {
         if std::env::var_os(var).is_some() {
             "set"
@@ -254,6 +323,7 @@ fn view(id: &str, p: &ProviderConfig) -> ProviderView {
             base_url: base_url.clone(),
             priority: 0,
             enabled: true,
+            outbound: outbound(id, "default", base_url, None, p, defaults),
         });
     }
     endpoints.extend(p.endpoints.iter().map(|(eid, e)| EndpointView {
@@ -261,6 +331,7 @@ fn view(id: &str, p: &ProviderConfig) -> ProviderView {
         base_url: e.base_url.clone(),
         priority: e.priority,
         enabled: e.enabled,
+        outbound: outbound(id, eid, &e.base_url, e.outbound_proxy.as_ref(), p, defaults),
     }));
     endpoints.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
     ProviderView {

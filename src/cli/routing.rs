@@ -143,6 +143,7 @@ fn print_show(e: &Explanation) {
         }
         let state = c.skip_reason.clone().unwrap_or_else(|| "ready".into());
         println!("    {:<24} {:<40} {state}", c.upstream, c.base_url);
+        println!("    {:<24} outbound {}", "", c.outbound);
     }
     println!("(state from the config; cooldowns and requests in flight live in the running proxy)");
 }
@@ -182,6 +183,9 @@ fn print_explain(e: &Explanation) {
             c.group,
             c.route_path.join(" → ")
         );
+        if c.proxied {
+            println!("     {:<24} {}", "", c.outbound);
+        }
     }
     if e.continuity_broken {
         println!(

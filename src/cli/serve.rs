@@ -19,13 +19,16 @@ use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink};
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
 
+/// The port `serve` listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 3211;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on. Anything but loopback exposes your relays to the network.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Port to listen on.
-    #[arg(long, default_value_t = 3211)]
+    #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
     /// Run without the terminal UI (the UI is not built yet, so this is the only mode).
     #[arg(long)]
@@ -117,18 +120,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 anyhow::anyhow!("cannot listen on {addr}: {e}")
             }
         })?;
+        let listen = listener.local_addr().context("the listening socket has no address")?;
+        refuse_self_relays(&plan.graph, listen, &loaded.path)?;
+        warn_if_codex_hop_is_proxied(&env, listen.port());
         let route = describe_route(&plan.graph);
         let affinity = AffinityStore::load(&homes.affinity_state());
         let ledger = start_ledger(&homes, &loaded.config.ledger);
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_catalog_cache(homes.helper.join("cache")));
+        let shutdown = shutdown_signal()?;
         let server = proxy::serve(listener, state.clone())?;
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
         let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &state);
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
-        let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone(), codex.clone()));
-        shutdown_signal().await;
+        let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone(), codex.clone(), listen));
+        shutdown.await;
         tracing::info!("shutting down");
         server.shutdown().await;
         watcher.abort();
@@ -203,6 +210,51 @@ fn switch_codex_on(
     }
 }
 
+/// Refuses relays whose address is this proxy's own listener: every request sent there would
+/// come straight back and be forwarded again, until a timeout (see [`proxy::loops`]).
+fn refuse_self_relays(
+    graph: &RouteGraph,
+    listen: SocketAddr,
+    config: &std::path::Path,
+) -> anyhow::Result<()> {
+    match graph
+        .upstreams
+        .iter()
+        .find(|u| proxy::loops::reaches_listener(&u.base_url, listen))
+    {
+        Some(u) => anyhow::bail!(
+            "{}: relay `{}` ({}) is this codex-helper itself, listening on {listen}: every \
+             request would be forwarded back to it in a loop. Point `codex.providers.{}` at \
+             the real relay (Codex's own provider may have pointed at the helper when it was \
+             imported), or remove it: `codex-helper provider remove {}`",
+            config.display(),
+            u.key(),
+            u.base_url,
+            u.provider,
+            u.provider
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Codex 0.171 sends its request for `http://127.0.0.1:PORT` through `HTTP_PROXY` /
+/// `ALL_PROXY` unless `NO_PROXY` covers 127.0.0.1 (a proxy elsewhere cannot reach the helper,
+/// and one that can still sees every prompt). `switch on` cannot change Codex's environment,
+/// so the user is told, assuming Codex runs from the same environment as `serve`.
+fn warn_if_codex_hop_is_proxied(env: crate::routing::endpoints::EnvLookup<'_>, port: u16) {
+    let Ok(proxies) = crate::routing::outbound::EnvProxies::read(env) else {
+        return; // Reported with the config.
+    };
+    if let Some(var) = proxies.captures_loopback() {
+        tracing::warn!(
+            "{var} is set and NO_PROXY does not cover 127.0.0.1: a Codex started with this \
+             environment sends its requests for http://127.0.0.1:{port} to that proxy instead \
+             of codex-helper. Add `NO_PROXY=127.0.0.1,localhost,::1` (or extend yours) where \
+             Codex runs."
+        );
+    }
+}
+
 /// Which process listens on `port`, e.g. `pid 1234 (codex-helper)` (Linux; `None` elsewhere
 /// or when it cannot be seen).
 fn port_owner(port: u16) -> Option<String> {
@@ -263,7 +315,11 @@ fn start_ledger(homes: &Homes, settings: &LedgerSettings) -> Option<Ledger> {
 fn describe_route(graph: &RouteGraph) -> String {
     let mut order: Vec<String> = Vec::new();
     for upstream in &graph.upstreams {
-        order.push(format!("{} ({})", upstream.key(), upstream.base_url));
+        let via = match upstream.outbound.route.proxy() {
+            Some(proxy) => format!(" via {proxy}"),
+            None => String::new(),
+        };
+        order.push(format!("{} ({}{via})", upstream.key(), upstream.base_url));
     }
     if order.is_empty() {
         "no relay configured".to_string()
@@ -280,7 +336,12 @@ fn describe_route(graph: &RouteGraph) -> String {
 /// Reloads the routing plan when the config file changes, so edits (by hand or by
 /// `provider` / `routing` commands) apply without a restart. An invalid edit is reported and
 /// the running plan kept.
-async fn watch_config(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles) {
+async fn watch_config(
+    state: Arc<ProxyState>,
+    path: PathBuf,
+    codex: CodexFiles,
+    listen: SocketAddr,
+) {
     let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);
     let mut tick = tokio::time::interval(CONFIG_POLL);
@@ -295,21 +356,27 @@ async fn watch_config(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles) 
             continue;
         }
         seen = now;
-        let env = |name: &str| std::env::var(name).ok();
-        let result = load::load(&path).and_then(|loaded| {
-            let loaded = loaded.context("the config file was removed")?;
-            Ok(Plan::from_config(&loaded, &env)?)
-        });
-        match result {
-            Ok(plan) => {
-                eprintln!(
-                    "codex-helper: reloaded {} — {}",
-                    path.display(),
-                    describe_route(&plan.graph)
-                );
-                state.reload(plan);
+        // Reading the file and building HTTP clients (which may read the system's
+        // certificates) stay off the event loop.
+        let (state, path) = (state.clone(), path.clone());
+        let reloaded = tokio::task::spawn_blocking(move || {
+            let env = |name: &str| std::env::var(name).ok();
+            let plan = load::load(&path).and_then(|loaded| {
+                let loaded = loaded.context("the config file was removed")?;
+                Ok(Plan::from_config(&loaded, &env)?)
+            })?;
+            refuse_self_relays(&plan.graph, listen, &path)?;
+            let route = describe_route(&plan.graph);
+            state.reload(plan)?;
+            anyhow::Ok(format!("reloaded {} — {route}", path.display()))
+        })
+        .await;
+        match reloaded {
+            Ok(Ok(message)) => eprintln!("codex-helper: {message}"),
+            Ok(Err(e)) => eprintln!("codex-helper: {e:#}; still using the previous config"),
+            Err(e) => {
+                eprintln!("codex-helper: reloading failed: {e}; still using the previous config")
             }
-            Err(e) => eprintln!("codex-helper: {e:#}; still using the previous config"),
         }
     }
 }
@@ -367,20 +434,27 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+/// Ctrl-C and SIGTERM, caught from the moment this is called: whoever sees the banner may
+/// signal at once, and the default action (exit without switching Codex back) must not win.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle Ctrl-C")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
+            _ = interrupt.recv() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
+}
+
+/// Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 #[cfg(test)]

@@ -104,7 +104,8 @@ fn import_active_provider(text: &str, own_port: u16) -> Imported {
     if points_at_self(base_url, own_port) {
         return Imported::Nothing {
             reason: format!(
-                "Codex's provider `{active}` already points at this proxy ({base_url})"
+                "Codex's provider `{active}` ({base_url}) was not imported: it is codex-helper \
+                 itself (port {own_port}), and as a relay every request would loop back to it"
             ),
         };
     }
@@ -129,15 +130,18 @@ fn import_active_provider(text: &str, own_port: u16) -> Imported {
     }
 }
 
+/// Whether `base_url` is the helper's own loopback listener on `own_port` (see
+/// [`crate::proxy::loops::reaches_listener`]; `[::1]` counts too, a Codex may name it).
 fn points_at_self(base_url: &str, own_port: u16) -> bool {
-    let Ok(url) = reqwest::Url::parse(base_url) else {
+    let Ok(url) = crate::routing::BaseUrl::parse(base_url) else {
         return false;
     };
-    let loopback = matches!(
-        url.host_str(),
-        Some("127.0.0.1" | "localhost" | "[::1]" | "::1" | "0.0.0.0")
-    );
-    loopback && url.port_or_known_default() == Some(own_port)
+    [
+        std::net::SocketAddr::from(([127, 0, 0, 1], own_port)),
+        std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, own_port)),
+    ]
+    .into_iter()
+    .any(|listen| crate::proxy::loops::reaches_listener(&url, listen))
 }
 
 /// Writes a new config at `path` (atomically) unless one exists. Returns what was imported,
@@ -215,10 +219,27 @@ base_url = "https://other.example"
 
     #[test]
     fn a_codex_already_pointed_at_the_helper_is_not_imported() {
-        let codex = "model_provider = \"codex_proxy\"\n[model_providers.codex_proxy]\nbase_url = \"http://127.0.0.1:3211/v1\"\n";
-        let (_, imported) = initial_config(Some(codex), 3211);
-        assert!(
-            matches!(imported, Imported::Nothing { ref reason } if reason.contains("already points at this proxy"))
-        );
+        for base_url in [
+            "http://127.0.0.1:3211/v1",
+            "http://localhost:3211",
+            "http://[::1]:3211/v1",
+            "http://0.0.0.0:3211",
+        ] {
+            let codex = format!(
+                "model_provider = \"mine\"\n[model_providers.mine]\nbase_url = \"{base_url}\"\n"
+            );
+            let (text, imported) = initial_config(Some(&codex), 3211);
+            assert!(
+                matches!(imported, Imported::Nothing { ref reason }
+                    if reason.contains("provider `mine`") && reason.contains("loop")),
+                "{base_url}: {imported:?}"
+            );
+            assert!(!text.contains(base_url));
+        }
+        let codex = "model_provider = \"r\"\n[model_providers.r]\nbase_url = \"http://127.0.0.1:3212/v1\"\n";
+        assert!(matches!(
+            initial_config(Some(codex), 3211).1,
+            Imported::Provider { .. }
+        ));
     }
 }

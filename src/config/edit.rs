@@ -70,7 +70,11 @@ impl ConfigEditor {
         let text = self.doc.to_string();
         let loaded = load::parse(&self.path, &text)
             .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
-        crate::routing::compile(&loaded.config.codex, &self.path, &|_| None)
+        let outbound = crate::routing::outbound::OutboundDefaults {
+            global: loaded.config.proxy.outbound_proxy.clone(),
+            env: Default::default(),
+        };
+        crate::routing::compile(&loaded.config.codex, &self.path, &|_| None, &outbound)
             .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
         // A read-only config is refused before its backup is touched.
         paths::ensure_writable(&self.path)?;

@@ -49,7 +49,14 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
         .map_err(|e| ConfigError::new(path, "(file)", format!("not valid TOML: {e}")))?;
     let config: HelperConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::new(path, key, e.into_inner().to_string().trim_end().to_string())
+        let inner = e.into_inner();
+        // The full message quotes the file's line; a proxy URL's line may hold a password.
+        let message = if key.ends_with("outbound_proxy") {
+            inner.message().to_string()
+        } else {
+            inner.to_string()
+        };
+        ConfigError::new(path, key, message.trim_end().to_string())
     })?;
     check_version(path, config.version)?;
     let deferred_keys = deferred_keys(&config);

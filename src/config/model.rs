@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::routing::outbound::OutboundSetting;
+
 /// The config format version this build writes.
 pub const CURRENT_VERSION: u32 = 5;
 
@@ -89,6 +91,8 @@ pub struct ProviderConfig {
 
     /// Multiplies this relay's prices (e.g. 0.5 for a relay that charges half the list price).
     pub price_multiplier: Option<f64>,
+    /// How this relay is reached: a proxy URL, `"direct"` or `"env"`; over `[proxy]`'s.
+    pub outbound_proxy: Option<OutboundSetting>,
 }
 
 /// `limits`: how many requests may be in flight at once.
@@ -121,6 +125,8 @@ pub struct EndpointConfig {
     pub model_mapping: BTreeMap<String, String>,
     /// Overrides the provider's `limits`, field by field.
     pub limits: Option<Limits>,
+    /// Overrides the provider's `outbound_proxy`.
+    pub outbound_proxy: Option<OutboundSetting>,
 }
 
 /// `[codex.routing]`.
@@ -263,6 +269,10 @@ pub struct ProxySettings {
     /// addressed to (`Host`), e.g. when the proxy is reached through a reverse proxy. `"*"`
     /// allows any. Without this, a web page using DNS rebinding could spend relay credit.
     pub allowed_hosts: Vec<String>,
+    /// How relays are reached when their provider does not say: a proxy URL (`http`,
+    /// `https`, `socks5`, `socks5h`), `"direct"`, or `"env"` (the default: `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, never for loopback relays).
+    pub outbound_proxy: Option<OutboundSetting>,
 }
 
 impl Default for ProxySettings {
@@ -277,6 +287,7 @@ impl Default for ProxySettings {
             codex_binary: "codex".into(),
             request_body_timeout_ms: 60_000,
             allowed_hosts: Vec::new(),
+            outbound_proxy: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::headers::upstream_request_headers;
 use super::inspect;
+use super::loops;
 use super::pipeline::ClientRequest;
 use super::record::AttemptOutcome;
 use super::relay_body::{ChunkStream, error_chain};
@@ -77,14 +78,26 @@ pub async fn try_upstream(
     };
     let model_sent = mapped.or_else(|| requested.map(str::to_string));
     let url = upstream.base_url.join(&request.path_and_query);
-    let headers = upstream_request_headers(
+    let mut headers = upstream_request_headers(
         &request.headers,
         &upstream.credential,
         request.body_decoded,
         state.strips_client_auth(),
     );
-    let outgoing = state
-        .client
+    loops::stamp(&mut headers, &request.headers, &state.instance);
+    let proxy = upstream.outbound.route.proxy();
+    let client = match state.client_for(upstream) {
+        Ok(client) => client,
+        Err(e) => {
+            return (
+                AttemptOutcome::ConnectError {
+                    error: format!("{e:#}"),
+                },
+                failed(FailureClass::Connect, None),
+            );
+        }
+    };
+    let outgoing = client
         .request(request.method.clone(), url)
         .headers(headers)
         .body(body);
@@ -101,7 +114,13 @@ pub async fn try_upstream(
         }
         Ok(Err(e)) => {
             let is_connect = e.is_connect();
-            let error = error_chain(&e.without_url());
+            let mut error = error_chain(&e.without_url());
+            if let Some(proxy) = proxy {
+                // Whether the proxy or the relay behind it failed, the user must know a proxy
+                // was in the way (a CONNECT refused with 403/407 is a connect error too).
+                error = format!("through outbound proxy {proxy}: {error}");
+            }
+            let error = plan.redactor.redact(&error).into_owned();
             return if is_connect {
                 (
                     AttemptOutcome::ConnectError { error },
@@ -146,6 +165,19 @@ pub async fn try_upstream(
     let responded = AttemptOutcome::Responded {
         status: status.as_u16(),
     };
+
+    // A relay never asks for proxy credentials: an HTTP proxy forwarding a plain `http://`
+    // request (no CONNECT) answers 407 itself. Like a refused CONNECT, that is a connect failure.
+    if let Some(proxy) = proxy.filter(|_| status == StatusCode::PROXY_AUTHENTICATION_REQUIRED) {
+        return (
+            AttemptOutcome::ConnectError {
+                error: format!(
+                    "outbound proxy {proxy} refused the request: HTTP 407 Proxy Authentication Required"
+                ),
+            },
+            failed(FailureClass::Connect, None),
+        );
+    }
 
     if !status.is_success() {
         let body = read_capped(body_stream(response, codec), ERROR_BODY_MAX, header_timeout).await;

@@ -17,13 +17,15 @@ use std::net::IpAddr;
 use http::request::Parts;
 use http::{StatusCode, header};
 
+use super::loops::{self, InstanceId};
 use super::replies::Refusal;
 
 /// Longest piece of a client's `Host` quoted back in a refusal.
 const QUOTE_MAX: usize = 100;
 
-/// Checks a request's head; `allowed_hosts` are the names `[proxy] allowed_hosts` adds.
-pub fn admit(parts: &Parts, allowed_hosts: &[String]) -> Result<(), Refusal> {
+/// Checks a request's head; `allowed_hosts` are the names `[proxy] allowed_hosts` adds, `me`
+/// this process's id in the hop header (a request that already passed here is a loop).
+pub fn admit(parts: &Parts, allowed_hosts: &[String], me: &InstanceId) -> Result<(), Refusal> {
     if let Some(header) = ["origin", "sec-fetch-site"]
         .into_iter()
         .find(|name| parts.headers.contains_key(*name))
@@ -58,6 +60,7 @@ pub fn admit(parts: &Parts, allowed_hosts: &[String]) -> Result<(), Refusal> {
             });
         }
     }
+    loops::check(&parts.headers, me)?;
     if has_dot_segment(parts.uri.path()) {
         return Err(Refusal {
             status: StatusCode::BAD_REQUEST,
@@ -148,6 +151,10 @@ fn percent_decode(text: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn me() -> InstanceId {
+        InstanceId::random()
+    }
+
     fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
         let mut request = http::Request::post(uri);
         for (k, v) in headers {
@@ -170,7 +177,7 @@ mod tests {
             "[::ffff:127.0.0.1]:3211",
         ] {
             assert!(host_allowed(host, &[]), "{host}");
-            assert!(admit(&parts("/v1/responses", &[("host", host)]), &[]).is_ok());
+            assert!(admit(&parts("/v1/responses", &[("host", host)]), &[], &me()).is_ok());
         }
     }
 
@@ -183,7 +190,8 @@ mod tests {
             "[::ffff:10.0.0.1]",
             "localhost.evil.example",
         ] {
-            let refusal = admit(&parts("/v1/responses", &[("host", host)]), &[]).unwrap_err();
+            let refusal =
+                admit(&parts("/v1/responses", &[("host", host)]), &[], &me()).unwrap_err();
             assert_eq!(refusal.status, StatusCode::FORBIDDEN);
             assert_eq!(refusal.code, "host_not_allowed");
             assert!(
@@ -198,7 +206,7 @@ mod tests {
         assert!(host_allowed("anything", &["*".to_string()]));
         // An absolute-form request target names a host too.
         let absolute = parts("http://evil.example/v1/responses", &[("host", "127.0.0.1")]);
-        assert!(admit(&absolute, &[]).is_err());
+        assert!(admit(&absolute, &[], &me()).is_err());
     }
 
     #[test]
@@ -211,6 +219,7 @@ mod tests {
             let refusal = admit(
                 &parts("/v1/responses", &[("host", "127.0.0.1:3211"), header]),
                 &["*".into()],
+                &me(),
             )
             .unwrap_err();
             assert_eq!(refusal.code, "browser_request_refused");
@@ -227,7 +236,7 @@ mod tests {
             "/v1/..%2f..%2ftenantB/responses",
             "/v1/..%5c..%5ctenantB",
         ] {
-            let refusal = admit(&parts(path, &[("host", "localhost")]), &[]).unwrap_err();
+            let refusal = admit(&parts(path, &[("host", "localhost")]), &[], &me()).unwrap_err();
             assert_eq!(refusal.code, "invalid_path", "{path}");
         }
         for path in [
@@ -238,7 +247,7 @@ mod tests {
             "/",
         ] {
             assert!(
-                admit(&parts(path, &[("host", "localhost")]), &[]).is_ok(),
+                admit(&parts(path, &[("host", "localhost")]), &[], &me()).is_ok(),
                 "{path}"
             );
         }

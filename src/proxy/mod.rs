@@ -5,10 +5,12 @@
 //! one answers, stream that answer back through a tap, and record what happened.
 
 pub mod attempt;
+pub mod clients;
 pub mod decode;
 pub mod guard;
 pub mod headers;
 pub mod inspect;
+pub mod loops;
 pub mod pipeline;
 pub mod record;
 pub mod relay_body;
@@ -30,6 +32,7 @@ use crate::config::model::ProxySettings;
 use crate::redact::Redactor;
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
+use crate::routing::outbound::{EnvProxies, OutboundDefaults};
 use crate::routing::retry::RetryPolicy;
 use crate::routing::runtime::RoutingState;
 
@@ -59,17 +62,32 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Compiles the routing parts of a loaded config.
+    /// Compiles the routing parts of a loaded config. `env` gives the relays' key variables
+    /// and the proxy variables (`HTTPS_PROXY`, …, see [`crate::routing::outbound`]).
     pub fn from_config(
         loaded: &crate::config::LoadedConfig,
         env: crate::routing::endpoints::EnvLookup<'_>,
     ) -> Result<Self, crate::config::ConfigError> {
-        let graph = crate::routing::compile(&loaded.config.codex, &loaded.path, env)?;
+        let outbound = OutboundDefaults {
+            global: loaded.config.proxy.outbound_proxy.clone(),
+            env: EnvProxies::read(env).map_err(|message| {
+                crate::config::ConfigError::new(&loaded.path, "proxy.outbound_proxy", message)
+            })?,
+        };
+        let graph = crate::routing::compile(&loaded.config.codex, &loaded.path, env, &outbound)?;
+        // Relay keys, and proxy passwords in case a proxy or relay echoes one back.
         let secrets = graph.upstreams.iter().flat_map(|u| {
             [&u.credential.bearer, &u.credential.api_key]
                 .into_iter()
                 .flatten()
                 .map(|s| s.expose().to_string())
+                .chain(
+                    u.outbound
+                        .route
+                        .proxy()
+                        .and_then(|p| p.password())
+                        .map(str::to_string),
+                )
         });
         Ok(Self {
             redactor: Arc::new(Redactor::new(secrets)),
@@ -86,7 +104,8 @@ pub struct ProxyState {
     pub settings: ProxySettings,
     /// Where the config lives, for error messages that tell the user what to edit.
     pub config_path: PathBuf,
-    pub client: reqwest::Client,
+    /// One HTTP client per outbound route; see [`ProxyState::client_for`].
+    clients: clients::UpstreamClients,
     pub sink: Arc<dyn RecordSink>,
     trace_prefix: String,
     next_request: AtomicU64,
@@ -98,6 +117,8 @@ pub struct ProxyState {
     pub catalog: Arc<crate::codex::bundled::BundledModels>,
     /// Request bodies being decompressed at once (see `pipeline::decode_body`).
     pub decode_slots: tokio::sync::Semaphore,
+    /// This process's mark on the requests it forwards (see [`loops`]).
+    pub instance: loops::InstanceId,
 }
 
 impl ProxyState {
@@ -108,16 +129,9 @@ impl ProxyState {
         config_path: PathBuf,
         sink: Arc<dyn RecordSink>,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(30))
-            .pool_idle_timeout(Duration::from_secs(60))
-            // Redirects are the client's business, not the proxy's.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot build the upstream HTTP client: {e}"))?;
+        let clients =
+            clients::UpstreamClients::new(Duration::from_millis(settings.connect_timeout_ms));
+        clients.prepare(&plan.graph.upstreams)?;
         let settings_codex_binary = PathBuf::from(&settings.codex_binary);
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -128,12 +142,13 @@ impl ProxyState {
             routing: RoutingState::new(affinity),
             settings,
             config_path,
-            client,
+            clients,
             sink,
             trace_prefix: format!("{started_ms:x}"),
             next_request: AtomicU64::new(1),
             client_preset: AtomicU8::new(0),
             decode_slots: tokio::sync::Semaphore::new(decode_slot_count()),
+            instance: loops::InstanceId::random(),
             catalog: Arc::new(crate::codex::bundled::BundledModels::new(
                 settings_codex_binary,
                 std::env::temp_dir().join("codex-helper-catalog"),
@@ -155,9 +170,22 @@ impl ProxyState {
         self.plan.read().expect("plan lock").clone()
     }
 
-    /// Puts a new plan in force for the requests that start from now on.
-    pub fn reload(&self, plan: Plan) {
+    /// Puts a new plan in force for the requests that start from now on. The HTTP clients of
+    /// routes the plan still uses are kept (with their pooled connections); new routes get
+    /// one. Building a client can read the system's certificates: call this off the event loop.
+    pub fn reload(&self, plan: Plan) -> anyhow::Result<()> {
+        self.clients.prepare(&plan.graph.upstreams)?;
         *self.plan.write().expect("plan lock") = Arc::new(plan);
+        Ok(())
+    }
+
+    /// The HTTP client for requests to `upstream`: the one place that chooses it, for relay
+    /// requests and for anything else the helper asks a relay (balances, diagnostics).
+    pub fn client_for(
+        &self,
+        upstream: &crate::routing::Upstream,
+    ) -> anyhow::Result<reqwest::Client> {
+        self.clients.get(&upstream.outbound.route)
     }
 
     /// Whether Codex's own credential is kept from relays (see [`crate::codex::preset::Preset::strips_client_auth`]).

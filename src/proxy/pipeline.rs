@@ -26,13 +26,14 @@ use super::decode::{self, DecodeError};
 use super::guard;
 use super::headers::client_response_headers;
 use super::inspect::{self, BodyFacts};
+use super::record::AttemptOutcome;
 use super::record::{Attempt, CandidateNote, Outcome, RecordGuard, RequestRecord, RouteDecision};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
 use super::session;
 use super::{Plan, ProxyState};
 use crate::config::model::{BodyEncodingMode, ProxySettings};
-use crate::routing::retry::{Action, Cooldown};
+use crate::routing::retry::{Action, Cooldown, FailureClass};
 use crate::routing::runtime::Permit;
 use crate::routing::select::{self, Choice, Skip, now_ms};
 use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
@@ -71,7 +72,7 @@ where
         .map(str::to_string);
 
     // Phase 0: admit (no browser, a loopback or allowed name, a path that stays in place).
-    if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts) {
+    if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
         return reject(record, refusal);
     }
 
@@ -490,6 +491,28 @@ fn unroutable(
     candidates: &[Candidate],
     skips: &[Option<Skip>],
 ) -> Response<ProxyBody> {
+    let looping: Vec<String> = record
+        .attempts
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.outcome,
+                AttemptOutcome::FailedStatus {
+                    class: FailureClass::ForwardingLoop,
+                    ..
+                }
+            )
+        })
+        .map(|a| format!("{}.{}", a.provider, a.endpoint))
+        .collect();
+    if !looping.is_empty() {
+        let refusal = replies::forwarding_loop(&looping);
+        record.status = Some(refusal.status.as_u16());
+        let response = refusal.to_response();
+        record.error = Some(refusal.message);
+        record.finish(Outcome::AllUpstreamsFailed);
+        return response;
+    }
     let now = now_ms();
     let earliest = skips.iter().flatten().filter_map(Skip::until_ms).min();
     let retry_after = earliest.map(|until| until.saturating_sub(now).div_ceil(1000));

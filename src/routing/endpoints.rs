@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::config::load::ConfigError;
 use crate::config::model::{EndpointConfig, Limits, ProviderConfig};
 
+use super::outbound::{self, OutboundDefaults};
 use super::upstream::{BaseUrl, ConcurrencyLimit, Credential, Secret, Upstream};
 
 /// Looks up an environment variable (injected so tests need not touch the process env).
@@ -17,6 +18,7 @@ pub fn provider_endpoints(
     provider: &ProviderConfig,
     file: &Path,
     env: EnvLookup<'_>,
+    defaults: &OutboundDefaults,
 ) -> Result<Vec<Upstream>, ConfigError> {
     let key = format!("codex.providers.{id}");
     if id.is_empty() || id.contains('.') {
@@ -87,6 +89,23 @@ pub fn provider_endpoints(
                     limits.limit_group = own.limit_group.clone().or(limits.limit_group);
                 }
             }
+            // The most specific `outbound_proxy` wins: endpoint, provider, `[proxy]`, environment.
+            let outbound = outbound::resolve(
+                &[
+                    (
+                        format!("{key}.endpoints.{eid}.outbound_proxy"),
+                        endpoint.and_then(|e| e.outbound_proxy.as_ref()),
+                    ),
+                    (
+                        format!("{key}.outbound_proxy"),
+                        provider.outbound_proxy.as_ref(),
+                    ),
+                    ("proxy.outbound_proxy".into(), defaults.global.as_ref()),
+                ],
+                &defaults.env,
+                base_url.scheme(),
+                base_url.host(),
+            );
             let limit = limits.max_concurrent_requests.map(|max| ConcurrencyLimit {
                 max,
                 group: limits
@@ -104,6 +123,7 @@ pub fn provider_endpoints(
                 supported_models,
                 limit,
                 price_multiplier,
+                outbound,
             }
         })
         .collect())

@@ -14,6 +14,10 @@ use crate::config::model::AffinityPolicy;
 pub struct ExplainedCandidate {
     pub upstream: String,
     pub base_url: String,
+    /// How the relay is reached: `direct (…)` or `via URL (…)`, credentials hidden.
+    pub outbound: String,
+    /// Whether that is through an outbound proxy.
+    pub proxied: bool,
     pub group: usize,
     pub route_path: Vec<String>,
     pub skip: Option<Skip>,
@@ -87,6 +91,8 @@ pub fn explain(
                 ExplainedCandidate {
                     upstream: upstream.key(),
                     base_url: upstream.base_url.to_string(),
+                    outbound: upstream.outbound.to_string(),
+                    proxied: upstream.outbound.route.proxy().is_some(),
                     group: c.group,
                     route_path: c.route_path.clone(),
                     skip_reason: skip.as_ref().map(Skip::describe),

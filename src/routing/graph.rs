@@ -19,6 +19,7 @@ use crate::config::load::ConfigError;
 use crate::config::model::{AffinityPolicy, CodexSection, OnExhausted, RouteNode, Strategy, When};
 
 use super::endpoints::{EnvLookup, provider_endpoints};
+use super::outbound::OutboundDefaults;
 use super::upstream::Upstream;
 
 /// Name of the implicit entry node when the config has no route graph.
@@ -99,11 +100,12 @@ pub fn compile(
     codex: &CodexSection,
     file: &Path,
     env: EnvLookup<'_>,
+    outbound: &OutboundDefaults,
 ) -> Result<RouteGraph, ConfigError> {
     let mut upstreams = Vec::new();
     let mut by_provider = BTreeMap::new();
     for (id, provider) in &codex.providers {
-        let endpoints = provider_endpoints(id, provider, file, env)?;
+        let endpoints = provider_endpoints(id, provider, file, env, outbound)?;
         let indices = if provider.enabled {
             let start = upstreams.len();
             upstreams.extend(endpoints);
@@ -708,7 +710,7 @@ mod tests {
     fn graph(text: &str) -> Result<RouteGraph, ConfigError> {
         let file = Path::new("config.toml");
         let loaded = parse(file, &format!("version = 5\n{text}"))?;
-        compile(&loaded.config.codex, file, &|_| None)
+        compile(&loaded.config.codex, file, &|_| None, &Default::default())
     }
 
     fn request(model: &str) -> (HeaderMap, String) {
@@ -1059,7 +1061,7 @@ base_url = "http://off.example"
         let file = Path::new("c.toml");
         let loaded = parse(file, "version = 5\n[codex.providers.x]\nbase_url = \"http://x\"\nauth_token_env = \"X_KEY\"\napi_key_env = \"X_API\"\n").unwrap();
         let env = |name: &str| (name == "X_KEY").then(|| "tok".to_string());
-        let g = compile(&loaded.config.codex, file, &env).unwrap();
+        let g = compile(&loaded.config.codex, file, &env, &Default::default()).unwrap();
         let credential = &g.upstreams[0].credential;
         assert_eq!(credential.bearer.as_ref().map(|s| s.expose()), Some("tok"));
         assert_eq!(credential.missing_env, ["X_API"]);

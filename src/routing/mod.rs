@@ -6,6 +6,7 @@ pub mod explain;
 pub mod graph;
 pub mod health;
 pub mod model_map;
+pub mod outbound;
 pub mod retry;
 pub mod runtime;
 pub mod select;

@@ -117,6 +117,7 @@ impl RetryPolicy {
                 cooldown: Cooldown::Fixed(self.cloudflare_challenge_cooldown_secs * 1000),
             },
             FailureClass::Auth
+            | FailureClass::ForwardingLoop
             | FailureClass::Connect
             | FailureClass::HeaderTimeout
             | FailureClass::FirstEventTimeout
@@ -182,6 +183,8 @@ pub enum FailureClass {
     FailedInStream,
     /// A 200 stream that ended before any event.
     EmptyStream,
+    /// 508 `forwarding_loop`: the relay leads back to this helper (a config mistake).
+    ForwardingLoop,
     /// A 200 stream that sent more than the proxy holds (comments, blank lines, preamble
     /// events) without a real event: a misbehaving relay, not worth waiting for.
     PreambleTooLarge,
@@ -242,6 +245,8 @@ pub fn classify_status(
     }
     match status {
         524 if cloudflare => FailureClass::CloudflareTimeout,
+        // A helper (this one, through the relay, or another) refused a looping request.
+        508 if body.contains("\"forwarding_loop\"") => FailureClass::ForwardingLoop,
         429 => FailureClass::RateLimited,
         500..=599 => FailureClass::ServerError,
         401 | 403 => FailureClass::Auth,

@@ -219,6 +219,7 @@ mod tests {
             supported_models: Default::default(),
             limit: None,
             price_multiplier: 1.0,
+            outbound: Default::default(),
         };
         assert_eq!(state.skip_reason(&upstream, None, false, false, 0), None);
         state.set_exhausted("p.e", Some(("balance 0".into(), 1_000)));

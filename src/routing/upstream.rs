@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::outbound::Outbound;
+
 /// A secret value (token or key). Never printed: `Debug` and `Display` show a placeholder.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -49,6 +51,10 @@ pub struct BaseUrl {
     origin: String,
     /// Path without a trailing slash, e.g. `/v1`; empty for none.
     path: String,
+    /// The host as written in the URL (IPv6 in brackets), for proxy and loop decisions.
+    host: String,
+    /// The port, explicit or the scheme's default.
+    port: u16,
 }
 
 impl BaseUrl {
@@ -73,7 +79,25 @@ impl BaseUrl {
         }
         let origin = url.origin().ascii_serialization();
         let path = url.path().trim_end_matches('/').to_string();
-        Ok(Self { origin, path })
+        Ok(Self {
+            origin,
+            path,
+            host: url.host_str().unwrap_or_default().to_string(),
+            port: url.port_or_known_default().unwrap_or(80),
+        })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        self.origin.split("://").next().unwrap_or_default()
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The upstream URL for a client request: base URL + request path + query, where the
@@ -142,6 +166,8 @@ pub struct Upstream {
     pub limit: Option<ConcurrencyLimit>,
     /// The provider's `price_multiplier` (1 when unset).
     pub price_multiplier: f64,
+    /// Directly or through which outbound proxy (see [`super::outbound`]).
+    pub outbound: Outbound,
 }
 
 impl Upstream {

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod mock_relay;
+pub mod outbound;
 
 use std::collections::HashMap;
 use std::path::Path;
