@@ -414,3 +414,34 @@ async fn serve_raises_its_open_file_limit_and_listens_on_localhost() {
         .unwrap();
     assert!(text.contains("hi from r"), "{text}");
 }
+
+#[tokio::test]
+async fn first_run_imports_the_users_relay_even_while_codex_is_switched_on() {
+    let relay = MockRelay::start("the user's relay").await;
+    let homes = Homes::new();
+    write(
+        &homes.codex.path().join("config.toml"),
+        &format!(
+            "model_provider = \"mine\"\n[model_providers.mine]\nbase_url = \"{}\"\nwire_api = \"responses\"\n",
+            relay.base_url()
+        ),
+    );
+    let (ok, out) = support::cli::run(&homes, &["switch", "on"]).await;
+    assert!(ok, "{out}");
+    assert!(!homes.helper_config().exists());
+
+    let served = serve(homes.command(&["serve", "--no-switch"])).await;
+    let log = served.log.join("\n");
+    assert!(
+        log.contains(&format!("with relay `mine` ({}", relay.base_url())),
+        "the relay from before the switch, not the helper itself: {log}"
+    );
+    let text = post(&served.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("hi from the user's relay"), "{text}");
+}

@@ -43,9 +43,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let config_path = homes.helper_config();
 
-    if let Some(imported) =
-        bootstrap::ensure_config(&config_path, &homes.codex_config(), args.port)?
-    {
+    if let Some(imported) = bootstrap::ensure_config(
+        &config_path,
+        || switch::own_config(&CodexFiles::new(&homes.codex)),
+        args.port,
+    )? {
         match imported {
             Imported::Provider {
                 id,

@@ -112,6 +112,16 @@ fn ensure_writable<'a>(files: impl IntoIterator<Item = Option<&'a Path>>) -> any
         .try_for_each(paths::ensure_writable)
 }
 
+/// Codex's config text as the user made it: with a switch to the helper undone (in memory;
+/// nothing is written), so that what is read from it is the user's relay, not the helper.
+pub fn own_config(files: &CodexFiles) -> anyhow::Result<Option<String>> {
+    let (_, text) = text::read(&files.config)?;
+    let (Some(text), Some(state)) = (text.clone(), files.state()?) else {
+        return Ok(text);
+    };
+    Ok(patch::switch_off(&text, &state.originals, false)?)
+}
+
 /// The helper's address when none is known (its default port).
 pub const DEFAULT_HELPER_URL: &str = "http://127.0.0.1:3211/v1";
 

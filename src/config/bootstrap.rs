@@ -146,19 +146,18 @@ fn points_at_self(base_url: &str, own_port: u16) -> bool {
 
 /// Writes a new config at `path` (atomically) unless one exists. Returns what was imported,
 /// or `None` when a config was already there.
+///
+/// `codex_config` gives Codex's config as the user made it (without a switch to the helper,
+/// whose relay would be the helper itself); it is only read when a config is created.
 pub fn ensure_config(
     path: &Path,
-    codex_config_path: &Path,
+    codex_config: impl FnOnce() -> anyhow::Result<Option<String>>,
     own_port: u16,
 ) -> anyhow::Result<Option<Imported>> {
     if path.exists() {
         return Ok(None);
     }
-    let codex_text = match std::fs::read_to_string(codex_config_path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => anyhow::bail!("cannot read {}: {e}", codex_config_path.display()),
-    };
+    let codex_text = codex_config()?;
     let (text, imported) = initial_config(codex_text.as_deref(), own_port);
     // The config may soon hold a relay's secret: private from the start.
     super::paths::write_atomic(path, text.as_bytes(), super::paths::PRIVATE)?;
