@@ -6,6 +6,7 @@ pub mod cli;
 pub mod codex;
 pub mod config;
 pub mod ledger;
+pub mod net;
 pub mod proxy;
 pub mod redact;
 pub mod routing;

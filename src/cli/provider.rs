@@ -217,7 +217,7 @@ fn refuse_self(id: &str, base_url: &str, homes: &Homes) -> anyhow::Result<()> {
         });
     for port in std::iter::once(super::serve::DEFAULT_PORT).chain(switched) {
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        if crate::proxy::loops::reaches_listener(&url, listen) {
+        if crate::net::reaches_listener(url.host(), url.port(), listen) {
             anyhow::bail!(
                 "relay `{id}` would be codex-helper itself ({base_url} is where codex-helper \
                  listens, on port {port}): every request would be forwarded back to it in a \

@@ -99,7 +99,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let addr = listen_addr(&args.host, args.port)?;
-    if !proxy::guard::is_loopback_ip(addr.ip()) {
+    if !crate::net::is_loopback_ip(addr.ip()) {
         tracing::warn!(
             "listening on {addr}: anyone who can reach this address can use your relays \
              (requests must still name a loopback host or one in [proxy] allowed_hosts)"
@@ -222,7 +222,7 @@ fn refuse_self_relays(
     match graph
         .upstreams
         .iter()
-        .find(|u| proxy::loops::reaches_listener(&u.base_url, listen))
+        .find(|u| crate::net::reaches_listener(u.base_url.host(), u.base_url.port(), listen))
     {
         Some(u) => anyhow::bail!(
             "{}: relay `{}` ({}) is this codex-helper itself, listening on {listen}: every \

@@ -151,8 +151,8 @@ pub fn repaired_originals(
             );
             for key in ["model_catalog_url", "experimental_bearer_token"] {
                 let current = table.get(key).and_then(Item::as_str);
-                let ours =
-                    current.is_some_and(|v| v == PLACEHOLDER_TOKEN || redirect::is_loopback_url(v));
+                let ours = current
+                    .is_some_and(|v| v == PLACEHOLDER_TOKEN || crate::net::is_loopback_url(v));
                 let original = table.get(key).and_then(Item::as_value).map(bare);
                 keys.insert(key.to_string(), if ours { None } else { original });
             }
@@ -341,7 +341,7 @@ pub fn is_helper_provider(table: &Table) -> bool {
     table
         .get("base_url")
         .and_then(Item::as_str)
-        .is_some_and(redirect::is_loopback_url)
+        .is_some_and(crate::net::is_loopback_url)
 }
 
 /// Whether a `codex_proxy` table is an alias `switch off` left (see [`switch_off`]).

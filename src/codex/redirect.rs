@@ -131,16 +131,6 @@ pub fn provider_in_force(doc: &DocumentMut) -> String {
         .to_string()
 }
 
-/// Whether a base URL is a helper on this machine (a loopback address).
-pub fn is_loopback_url(url: &str) -> bool {
-    reqwest::Url::parse(url).is_ok_and(|url| {
-        matches!(
-            url.host_str(),
-            Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
-        )
-    })
-}
-
 /// The id of the provider in force when the config looks switched on to the helper at
 /// `helper_url`, judged from the files alone (only needed when the switch state is lost): the
 /// built-in provider with `openai_base_url` at the helper, the helper's own `codex_proxy`
@@ -163,7 +153,7 @@ pub fn looks_switched_on(
         let base = table.get("base_url").and_then(Item::as_str)?;
         let catalog = table.get("model_catalog_url").and_then(Item::as_str);
         same(base)
-            || (is_loopback_url(base)
+            || (crate::net::is_loopback_url(base)
                 && (id == helper_table_id
                     || catalog == Some(format!("{}/models", base.trim_end_matches('/')).as_str())))
     };

@@ -453,7 +453,7 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
             (in_force
                 && url
                     .and_then(|u| u.as_str())
-                    .is_some_and(redirect::is_loopback_url))
+                    .is_some_and(crate::net::is_loopback_url))
             .then(|| id.to_string())
         }
         None => redirected_provider(&text, DEFAULT_HELPER_URL),

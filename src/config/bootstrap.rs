@@ -131,9 +131,12 @@ fn import_active_provider(text: &str, own_port: u16) -> Imported {
 }
 
 /// Whether `base_url` is the helper's own loopback listener on `own_port` (see
-/// [`crate::proxy::loops::reaches_listener`]; `[::1]` counts too, a Codex may name it).
+/// [`crate::net::reaches_listener`]; `[::1]` counts too, a Codex may name it).
 fn points_at_self(base_url: &str, own_port: u16) -> bool {
-    let Ok(url) = crate::routing::BaseUrl::parse(base_url) else {
+    let Ok(url) = reqwest::Url::parse(base_url.trim()) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
         return false;
     };
     [
@@ -141,7 +144,7 @@ fn points_at_self(base_url: &str, own_port: u16) -> bool {
         std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, own_port)),
     ]
     .into_iter()
-    .any(|listen| crate::proxy::loops::reaches_listener(&url, listen))
+    .any(|listen| crate::net::reaches_listener(host, port, listen))
 }
 
 /// Writes a new config at `path` (atomically) unless one exists. Returns what was imported,

@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod edit;
 pub mod load;
 pub mod model;
+pub mod outbound;
 pub mod paths;
 
 pub use load::{ConfigError, LoadedConfig};

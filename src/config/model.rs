@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::routing::outbound::OutboundSetting;
+use super::outbound::OutboundSetting;
 
 /// The config format version this build writes.
 pub const CURRENT_VERSION: u32 = 5;

@@ -12,13 +12,12 @@
 //! shuts those out. Paths with dot segments are refused too: a relay or a server in front of
 //! it would resolve `..` and the request would leave the relay's base path with our key.
 
-use std::net::IpAddr;
-
 use http::request::Parts;
 use http::{StatusCode, header};
 
 use super::loops::{self, InstanceId};
 use super::replies::Refusal;
+use crate::net::is_loopback_name;
 
 /// Longest piece of a client's `Host` quoted back in a refusal.
 const QUOTE_MAX: usize = 100;
@@ -94,24 +93,6 @@ fn host_name(host: &str) -> &str {
         host
     };
     name.strip_suffix('.').unwrap_or(name)
-}
-
-/// `localhost`, 127.0.0.0/8, `::1`, and IPv4-mapped loopback (`::ffff:127.0.0.1`).
-pub fn is_loopback_name(name: &str) -> bool {
-    if name.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    name.parse::<IpAddr>().is_ok_and(is_loopback_ip)
-}
-
-/// Whether a listen address is loopback, IPv4-mapped loopback included.
-pub fn is_loopback_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
 }
 
 /// Whether a path has a `.` or `..` segment, also percent-encoded, or a segment with an

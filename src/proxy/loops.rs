@@ -3,7 +3,7 @@
 //! until a timeout.
 //!
 //! Two defences:
-//! - before running: [`reaches_listener`] refuses such a relay when `serve` starts (against the
+//! - before running: [`crate::net::reaches_listener`] refuses such a relay when `serve` starts (against the
 //!   address it listens on), in `provider add` and in first-run import;
 //! - at run time, for what configuration cannot see (a relay that is another proxy, or another
 //!   helper, pointing back here): every request the helper forwards carries
@@ -27,13 +27,10 @@
 //!   loop through two helpers (A → B → A) could not be seen by A.
 
 use std::hash::{BuildHasher, Hasher};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-use super::guard::is_loopback_ip;
 use super::replies::Refusal;
-use crate::routing::BaseUrl;
 
 /// The header that lists the helpers a request has passed.
 pub const HOP_HEADER: &str = "x-codex-helper-hop";
@@ -116,86 +113,39 @@ pub fn stamp(upstream: &mut HeaderMap, client: &HeaderMap, me: &InstanceId) {
     }
 }
 
-/// Whether a relay at `base_url` is the listener at `listen`: the same port, and a host that
-/// reaches that socket (`localhost` and loopback addresses for a loopback listener; the very
-/// address; for a listener on all addresses, any address of this machine). Names other than
-/// `localhost` are not resolved: the run-time check covers them.
-pub fn reaches_listener(base_url: &BaseUrl, listen: SocketAddr) -> bool {
-    if base_url.port() != listen.port() {
-        return false;
+/// The answer when no relay answered and at least one leads back to this helper: 508
+/// `forwarding_loop`, naming those relays. Codex shows the message (it is not worth
+/// retrying, so not a retryable `response.failed`); the loop is a config mistake to fix.
+pub fn forwarding_loop(relays: &[String]) -> Refusal {
+    let list = relays
+        .iter()
+        .map(|r| format!("`{r}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let provider = relays
+        .first()
+        .and_then(|r| r.split('.').next())
+        .unwrap_or_default();
+    Refusal {
+        status: StatusCode::LOOP_DETECTED,
+        code: FORWARDING_LOOP,
+        message: format!(
+            "codex-helper: forwarding loop: relay {list} leads back to this codex-helper (its \
+             base_url is this proxy, or a proxy or helper that forwards here), so the request \
+             was not sent round again. Fix its base_url (`codex-helper provider show {provider}`) \
+             or remove it."
+        ),
     }
-    let host = base_url
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let host = host.strip_suffix('.').unwrap_or(host);
-    let targets: Vec<IpAddr> = if host.eq_ignore_ascii_case("localhost") {
-        vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
-    } else if let Ok(ip) = host.parse::<IpAddr>() {
-        vec![ip]
-    } else {
-        return false;
-    };
-    let listen_ip = listen.ip().to_canonical();
-    targets.into_iter().any(|target| {
-        // Connecting to 0.0.0.0 or :: reaches this machine.
-        let target = match target.to_canonical() {
-            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            other => other,
-        };
-        if listen_ip.is_unspecified() {
-            is_loopback_ip(target) || is_local_address(target)
-        } else {
-            target == listen_ip
-        }
-    })
-}
-
-/// Whether `ip` is an address of this machine: only those can be bound.
-fn is_local_address(ip: IpAddr) -> bool {
-    std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn url(text: &str) -> BaseUrl {
-        BaseUrl::parse(text).unwrap()
-    }
-
     fn headers(hop: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(HOP_HEADER, HeaderValue::from_str(hop).unwrap());
         h
-    }
-
-    #[test]
-    fn relays_that_are_the_listener_are_recognised() {
-        let loopback: SocketAddr = "127.0.0.1:3211".parse().unwrap();
-        for relay in [
-            "http://127.0.0.1:3211/v1",
-            "http://localhost:3211",
-            "http://LOCALHOST.:3211/v1",
-            "http://0.0.0.0:3211",
-            "http://[::ffff:127.0.0.1]:3211",
-        ] {
-            assert!(reaches_listener(&url(relay), loopback), "{relay}");
-        }
-        for relay in [
-            "http://127.0.0.1:3212/v1",
-            "http://127.0.0.2:3211",
-            "https://relay.example:3211",
-            "http://[::1]:3211",
-        ] {
-            assert!(!reaches_listener(&url(relay), loopback), "{relay}");
-        }
-        let everywhere: SocketAddr = "0.0.0.0:3211".parse().unwrap();
-        assert!(reaches_listener(&url("http://127.0.0.5:3211"), everywhere));
-        assert!(!reaches_listener(&url("http://192.0.2.1:3211"), everywhere));
-        let v6: SocketAddr = "[::1]:80".parse().unwrap();
-        assert!(reaches_listener(&url("http://localhost"), v6));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use super::decode::{self, DecodeError};
 use super::guard;
 use super::headers::client_response_headers;
 use super::inspect::{self, BodyFacts};
+use super::loops;
 use super::record::AttemptOutcome;
 use super::record::{Attempt, CandidateNote, Outcome, RecordGuard, RequestRecord, RouteDecision};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
@@ -506,7 +507,7 @@ fn unroutable(
         .map(|a| format!("{}.{}", a.provider, a.endpoint))
         .collect();
     if !looping.is_empty() {
-        let refusal = replies::forwarding_loop(&looping);
+        let refusal = loops::forwarding_loop(&looping);
         record.status = Some(refusal.status.as_u16());
         let response = refusal.to_response();
         record.error = Some(refusal.message);

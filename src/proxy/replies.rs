@@ -71,31 +71,6 @@ pub fn websocket_unsupported() -> Refusal {
     }
 }
 
-/// The answer when no relay answered and at least one leads back to this helper: 508
-/// `forwarding_loop`, naming those relays. Codex shows the message (it is not worth
-/// retrying, so not a retryable `response.failed`); the loop is a config mistake to fix.
-pub fn forwarding_loop(relays: &[String]) -> Refusal {
-    let list = relays
-        .iter()
-        .map(|r| format!("`{r}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let provider = relays
-        .first()
-        .and_then(|r| r.split('.').next())
-        .unwrap_or_default();
-    Refusal {
-        status: StatusCode::LOOP_DETECTED,
-        code: super::loops::FORWARDING_LOOP,
-        message: format!(
-            "codex-helper: forwarding loop: relay {list} leads back to this codex-helper (its \
-             base_url is this proxy, or a proxy or helper that forwards here), so the request \
-             was not sent round again. Fix its base_url (`codex-helper provider show {provider}`) \
-             or remove it."
-        ),
-    }
-}
-
 /// How long Codex should wait before retrying: `hint` (from cooldowns) or the shortest
 /// `Retry-After` an upstream gave, clamped to 1–60 s.
 fn retry_after_secs(hint: Option<u64>, attempts: &[Attempt]) -> u64 {

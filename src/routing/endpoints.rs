@@ -9,8 +9,7 @@ use crate::config::model::{EndpointConfig, Limits, ProviderConfig};
 use super::outbound::{self, OutboundDefaults};
 use super::upstream::{BaseUrl, ConcurrencyLimit, Credential, Secret, Upstream};
 
-/// Looks up an environment variable (injected so tests need not touch the process env).
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use super::env::EnvLookup;
 
 /// A provider's enabled endpoints, ordered by priority, then id.
 pub fn provider_endpoints(

@@ -2,6 +2,7 @@
 
 pub mod affinity;
 pub mod endpoints;
+pub mod env;
 pub mod explain;
 pub mod graph;
 pub mod health;
