@@ -474,3 +474,78 @@ async fn a_new_plan_applies_to_the_next_request_and_resets_affinity() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stream_that_breaks_after_output_cools_its_relay_down() {
+    bounded(async {
+        let first = MockRelay::start("first").await;
+        let second = MockRelay::start("second").await;
+        first.push(Fault::ResetMidStream { after_events: 4 });
+        let proxy = TestProxy::start(&two(&first, &second, ""), &[]).await;
+
+        let broken = turn(&proxy, "s1").await.text().await.unwrap();
+        assert!(
+            broken.contains("output_item.added") && broken.contains("upstream_stream_error"),
+            "output, then the break ended with response.failed: {broken}"
+        );
+
+        // Codex retries (here: another turn): the broken relay is cooling down, so the turn
+        // goes to the next one instead of landing on the same break.
+        let retried = turn(&proxy, "s2").await.text().await.unwrap();
+        assert!(retried.contains("hi from second"), "{retried}");
+        let records = proxy.records.wait_for(2).await;
+        let skip = &records[1].0.decision.as_ref().unwrap().candidates[0].skip;
+        assert!(
+            matches!(
+                skip,
+                Some(codex_helper::routing::select::Skip::Unhealthy(_))
+            ),
+            "{skip:?}"
+        );
+        assert_eq!(
+            first
+                .received()
+                .iter()
+                .filter(|r| r.path_and_query == "/v1/responses")
+                .count(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_probe_whose_client_went_away_does_not_hold_its_relay() {
+    bounded(async {
+        let first = MockRelay::start("first").await;
+        let second = MockRelay::start("second").await;
+        let config = two(
+            &first,
+            &second,
+            "[retry]\nprofile = \"aggressive-failover\"\ncooldown_secs = 1\n",
+        );
+        let proxy = TestProxy::start(&config, &[]).await;
+        first.push(Fault::status(502));
+        assert!(
+            turn(&proxy, "a")
+                .await
+                .text()
+                .await
+                .unwrap()
+                .contains("hi from second")
+        );
+
+        // The cooldown ends; the next request is the half-open probe, and its client gives up
+        // while the relay is still silent.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        first.push(Fault::StallBeforeHeaders(Duration::from_secs(5)));
+        let gave_up = tokio::time::timeout(Duration::from_millis(300), turn(&proxy, "b")).await;
+        assert!(gave_up.is_err(), "the client gave up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        // The probe went with its request: the next request may probe at once.
+        let text = turn(&proxy, "c").await.text().await.unwrap();
+        assert!(text.contains("hi from first"), "{text}");
+    })
+    .await;
+}

@@ -15,7 +15,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use super::headers::upstream_request_headers;
 use super::inspect;
 use super::loops;
-use super::pipeline::ClientRequest;
+use super::receive::ClientRequest;
 use super::record::AttemptOutcome;
 use super::relay_body::{ChunkStream, error_chain};
 use super::sse::{FirstEvent, SseTap};
@@ -54,10 +54,14 @@ pub enum AnswerBody {
 
 /// How an attempt ended.
 pub enum Tried {
-    /// A response for the client (success, or a client error passed on as it is).
+    /// A successful response for the client.
     Answer(Answer),
-    /// A failure the failover loop decides about.
-    Failed(Failure),
+    /// A failure the retry policy decides about. `answer` is the relay's reply when it can be
+    /// passed on as it is, should the policy say so (a client error).
+    Failed {
+        failure: Failure,
+        answer: Option<Answer>,
+    },
 }
 
 /// Tries `upstream` once. The model mapping and credential are the upstream's own.
@@ -195,7 +199,12 @@ pub async fn try_upstream(
             &body_text,
         );
         if class == FailureClass::ClientError {
-            return (responded, Tried::Answer(answer(AnswerBody::Whole(body))));
+            let failure = Failure {
+                class,
+                retry_after_ms: None,
+            };
+            let answer = Some(answer(AnswerBody::Whole(body)));
+            return (responded, Tried::Failed { failure, answer });
         }
         let retry_after = retry_after_ms(
             headers
@@ -270,10 +279,13 @@ pub async fn try_upstream(
 }
 
 fn failed(class: FailureClass, retry_after_ms: Option<u64>) -> Tried {
-    Tried::Failed(Failure {
-        class,
-        retry_after_ms,
-    })
+    Tried::Failed {
+        failure: Failure {
+            class,
+            retry_after_ms,
+        },
+        answer: None,
+    }
 }
 
 enum Held {

@@ -12,6 +12,7 @@ pub mod headers;
 pub mod inspect;
 pub mod loops;
 pub mod pipeline;
+pub mod receive;
 pub mod record;
 pub mod relay_body;
 pub mod replies;

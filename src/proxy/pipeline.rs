@@ -1,42 +1,44 @@
-//! The life of one request, as named phases:
+//! The life of one request, as named phases, read top to bottom in [`handle`]:
 //!
-//! 0. [`guard::admit`]: refuse browser requests, foreign `Host` names and dot segments.
-//! 1. [`read_body`] and [`decode_body`]: the client's bytes, decompressed and capped.
-//! 2. [`ClientRequest::prepare`]: what the body says (model, stream flag, relay-bound state)
-//!    and the session.
-//! 3. plan: the route graph's candidates for this request, and the session's affinity.
-//! 4. [`failover`]: select a candidate (health, limits, affinity policy), try it
-//!    ([`attempt::try_upstream`]), and retry it, fail over or answer as the retry policy says.
-//! 5. [`relay_response`]: stream the chosen answer back through the tap.
-//! 6. record: the [`RequestRecord`] is finished once, when the body ends or the reply is
+//! 1. **receive**: admit the request ([`guard::admit`]: no browser, a loopback or allowed
+//!    name, a path that stays in place), read and decode its body, and identify it (model,
+//!    stream flag, relay-bound state, session: [`super::receive`]). Refusals are answered
+//!    here, before any relay is contacted.
+//! 2. **plan**: the plan in force (route graph and retry policy, swapped whole on reload).
+//! 3. **select**: the next candidate ([`Router`]: health, signals, limits, affinity policy),
+//!    under a concurrency [`Permit`] and a [`HealthProbe`].
+//! 4. **attempt**: build, send and classify one try ([`attempt::try_upstream`]).
+//! 5. **decide**: the retry policy says retry the same endpoint, fail over (back to 3), or
+//!    answer ([`attempt_endpoint`]). A client error is answered as the relay sent it.
+//! 6. **respond**: shape the answer for Codex ([`translate_catalog`]) and stream it through
+//!    the tap ([`relay_response`]), which holds the permit and the probe until the body ends.
+//! 7. **record**: the [`RequestRecord`] is finished once, when the body ends or the reply is
 //!    written (its [`RecordGuard`] makes sure of it).
 //!
 //! Failover happens only before the first byte reaches the client; after that a broken stream
-//! is ended with `response.failed` by the relay body.
+//! is ended with `response.failed` by the relay body, and counts against the endpoint's health.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http::request::Parts;
+use http::{HeaderMap, Method, Request, Response, header};
 
 use super::attempt::{self, Answer, AnswerBody, Tried};
-use super::decode::{self, DecodeError};
 use super::guard;
 use super::headers::client_response_headers;
-use super::inspect::{self, BodyFacts};
 use super::loops;
+use super::receive::{ClientRequest, decode_body, read_body};
 use super::record::AttemptOutcome;
 use super::record::{Attempt, CandidateNote, Outcome, RecordGuard, RequestRecord, RouteDecision};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
-use super::session;
 use super::{Plan, ProxyState};
-use crate::config::model::{BodyEncodingMode, ProxySettings};
+use crate::routing::affinity::AffinityRecord;
 use crate::routing::retry::{Action, Cooldown, FailureClass};
-use crate::routing::runtime::Permit;
-use crate::routing::select::{self, Choice, Skip, now_ms};
+use crate::routing::runtime::{HealthProbe, Permit};
+use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip, Why, now_ms};
 use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
 
 /// Handles one client request from start to end. Never fails: every problem becomes a response.
@@ -46,11 +48,40 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = request.into_parts();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let mut record = new_record(&state, &parts);
+
+    // 1. receive
+    let request = match receive(&state, parts, body, &mut record).await {
+        Ok(request) => request,
+        Err(refusal) => return reject(record, refusal),
+    };
+
+    // 2. plan
+    let plan = state.plan();
+    if plan.graph.upstreams.is_empty() {
+        return reject(record, replies::no_relay(&state.config_path));
+    }
+
+    // 3–5. select, attempt, decide
+    match route(&state, &plan, &request, &mut record).await {
+        // 6. respond
+        Routed::Chosen(chosen) => respond(&state, &plan, &request, chosen, record).await,
+        Routed::Nowhere { router, skips } => unroutable(&request, record, &router, &skips),
+        Routed::Bound { upstream, skip } => {
+            continuity_broken(&request, record, upstream, skip.as_ref())
+        }
+    }
+}
+
+/// The record a request starts with: who asked, for what, under which preset.
+fn new_record(state: &ProxyState, parts: &Parts) -> RecordGuard {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let mut record = RecordGuard::new(
         RequestRecord::new(
             state.next_trace_id(),
@@ -59,43 +90,38 @@ where
         ),
         state.sink.clone(),
     );
-    record.client = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-
+    record.client = header(header::USER_AGENT.as_str());
+    record.thread_id = header("thread-id");
     record.preset = state.client_preset();
-    record.thread_id = parts
-        .headers
-        .get("thread-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    record
+}
 
-    // Phase 0: admit (no browser, a loopback or allowed name, a path that stays in place).
-    if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
-        return reject(record, refusal);
-    }
-
+/// Phase 1: admit, read, decode, identify.
+async fn receive<B>(
+    state: &ProxyState,
+    parts: Parts,
+    body: B,
+    record: &mut RecordGuard,
+) -> Result<ClientRequest, Refusal>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    guard::admit(&parts, &state.settings.allowed_hosts, &state.instance)?;
     // Codex opens a Responses WebSocket first on the built-in provider (and on custom ones
     // with `supports_websockets`). Until the proxy bridges WebSockets, a 426 sends it to HTTP
     // at once; anything else costs it seven handshakes (seconds) per session.
     if is_websocket_upgrade(&parts.headers) {
-        return reject(record, replies::websocket_unsupported());
+        return Err(replies::websocket_unsupported());
     }
-
-    // Phase 1: body.
-    let raw = match read_body(body, &state.settings).await {
-        Ok(raw) => raw,
-        Err(refusal) => return reject(record, refusal),
-    };
+    let raw = read_body(body, &state.settings).await?;
     record.bytes_in = raw.len() as u64;
-    let (body, body_decoded) = match decode_body(&state, &parts.headers, raw).await {
-        Ok(decoded) => decoded,
-        Err(refusal) => return reject(record, refusal),
-    };
-
-    // Phase 2: what the request is.
+    let (body, body_decoded) = decode_body(state, &parts.headers, raw).await?;
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
     let request = ClientRequest::prepare(
         parts.method,
         path_and_query,
@@ -106,15 +132,7 @@ where
     record.session = request.session.clone();
     record.streaming = request.streaming;
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
-
-    // Phase 3: plan.
-    let plan = state.plan();
-    if plan.graph.upstreams.is_empty() {
-        return reject(record, replies::no_relay(&state.config_path));
-    }
-
-    // Phases 4 and 5.
-    failover(&state, &plan, &request, record).await
+    Ok(request)
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
@@ -133,329 +151,285 @@ fn reject(mut record: RecordGuard, refusal: Refusal) -> Response<ProxyBody> {
     response
 }
 
-/// Reads the whole request body, up to `proxy.max_request_body_bytes`, within
-/// `proxy.request_body_timeout_ms` (a stalled upload must not hold its connection forever).
-async fn read_body<B>(body: B, settings: &ProxySettings) -> Result<Bytes, Refusal>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let limit = settings.max_request_body_bytes;
-    let timeout = Duration::from_millis(settings.request_body_timeout_ms);
-    let read = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
-    match tokio::time::timeout(timeout, read).await {
-        Err(_) => Err(Refusal {
-            status: StatusCode::REQUEST_TIMEOUT,
-            code: "request_body_timeout",
-            message: format!(
-                "the request body did not arrive within {} ms (proxy.request_body_timeout_ms)",
-                timeout.as_millis()
-            ),
-        }),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "request_body_too_large",
-            message: format!(
-                "request body is larger than proxy.max_request_body_bytes ({limit} bytes)"
-            ),
-        }),
-        Ok(Err(e)) => Err(Refusal {
-            status: StatusCode::BAD_REQUEST,
-            code: "request_body_read_error",
-            message: format!("could not read the request body: {e}"),
-        }),
-    }
+/// Where phases 3–5 ended.
+enum Routed<'a> {
+    /// An answer for the client, with what it holds until its body ends.
+    Chosen(Chosen<'a>),
+    /// No candidate could take the request.
+    Nowhere {
+        router: Router<'a>,
+        skips: Vec<Option<Skip>>,
+    },
+    /// The session's endpoint is unavailable and the request cannot go anywhere else.
+    Bound {
+        upstream: &'a Upstream,
+        skip: Option<Skip>,
+    },
 }
 
-/// Undoes the body's `Content-Encoding` (unless in passthrough mode). Returns the body and
-/// whether it was decoded.
-///
-/// Decoding runs on a blocking thread: a body can expand to the decoded-size cap, and the
-/// proxy's one event-loop thread must not wait for that. Only a few decodes run at once
-/// ([`ProxyState::decode_slots`]), so a crowd of compressed bombs costs a few times the cap,
-/// not one cap per connection; a request waits for a slot as long as it may wait for its body.
-async fn decode_body(
-    state: &ProxyState,
-    headers: &HeaderMap,
-    raw: Bytes,
-) -> Result<(Bytes, bool), Refusal> {
-    let refusal = |e: DecodeError| {
-        let (status, code) = match e {
-            DecodeError::TooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "request_body_too_large")
-            }
-            _ => (StatusCode::BAD_REQUEST, "invalid_content_encoding"),
+/// The answer chosen for the client and the endpoint it came from.
+struct Chosen<'a> {
+    answer: Answer,
+    upstream: &'a Upstream,
+    why: Why,
+    permit: Permit,
+    /// The endpoint's health verdict, given when the body ends; `None` for an answer that
+    /// says nothing about the endpoint (a client error).
+    probe: Option<HealthProbe>,
+}
+
+/// What selection knows about one request's candidates, and what the request has learned
+/// about them so far.
+struct Router<'a> {
+    graph: &'a RouteGraph,
+    candidates: Vec<Candidate>,
+    model: Option<&'a str>,
+    /// The request carries state only its relay can read.
+    bound: bool,
+    session: Option<&'a str>,
+    affinity: Option<AffinityRecord>,
+    affinity_view: Option<AffinityView>,
+    settings: AffinitySettings,
+    tried: Vec<bool>,
+    saturated: Vec<bool>,
+    /// Why the request left the last endpoint it failed on (for the affinity change).
+    last_failure: Option<FailureClass>,
+}
+
+impl<'a> Router<'a> {
+    fn new(state: &ProxyState, graph: &'a RouteGraph, request: &'a ClientRequest) -> Self {
+        let facts = request.facts.as_ref();
+        let view = RequestView {
+            method: request.method.as_str(),
+            path: request.path_and_query.split('?').next().unwrap_or("/"),
+            headers: &request.headers,
+            model: facts.and_then(|f| f.model.as_deref()),
+            service_tier: facts.and_then(|f| f.service_tier.as_deref()),
+            reasoning_effort: facts.and_then(|f| f.reasoning_effort.as_deref()),
         };
-        Refusal {
-            status,
-            code,
-            message: e.to_string(),
-        }
-    };
-    if state.settings.request_body_encoding == BodyEncodingMode::Passthrough {
-        return Ok((raw, false));
-    }
-    let encodings = decode::listed_encodings(headers).map_err(refusal)?;
-    if encodings.is_empty() {
-        return Ok((raw, false));
-    }
-    let wait = Duration::from_millis(state.settings.request_body_timeout_ms);
-    let Ok(Ok(slot)) = tokio::time::timeout(wait, state.decode_slots.acquire()).await else {
-        return Err(Refusal {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "decoder_busy",
-            message: format!(
-                "codex-helper is busy decompressing other request bodies; none finished within {} ms",
-                wait.as_millis()
-            ),
-        });
-    };
-    let limit = usize::try_from(state.settings.max_decoded_body_bytes).unwrap_or(usize::MAX);
-    let decoded = tokio::task::spawn_blocking(move || decode::decode(raw, &encodings, limit))
-        .await
-        .map_err(|e| Refusal {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal_error",
-            message: format!("decoding the request body failed: {e}"),
-        })?;
-    drop(slot);
-    decoded.map(|body| (body, true)).map_err(refusal)
-}
-
-/// The client's request after phases 1–2.
-pub struct ClientRequest {
-    pub method: Method,
-    pub path_and_query: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// True when the proxy removed a `Content-Encoding`.
-    pub body_decoded: bool,
-    /// Present when the body is a readable JSON object.
-    pub facts: Option<BodyFacts>,
-    pub session: Option<session::SessionId>,
-    /// The client asked for an event stream.
-    pub streaming: bool,
-    /// A streaming Codex turn (`POST …/responses`): failures are answered as `response.failed`.
-    pub codex_stream: bool,
-}
-
-impl ClientRequest {
-    pub fn prepare(
-        method: Method,
-        path_and_query: String,
-        headers: HeaderMap,
-        body: Bytes,
-        body_decoded: bool,
-    ) -> Self {
-        let still_encoded =
-            !body_decoded && !decode::listed_encodings(&headers).is_ok_and(|e| e.is_empty());
-        let facts = if still_encoded {
-            None
-        } else {
-            inspect::inspect(&body)
-        };
-        let session = session::identify(&headers, facts.as_ref());
-        let accepts_sse = headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.contains("text/event-stream")));
-        let streaming = accepts_sse || facts.as_ref().and_then(|f| f.stream) == Some(true);
-        let path = path_and_query.split('?').next().unwrap_or_default();
-        let codex_stream = streaming
-            && method == Method::POST
-            && path.trim_end_matches('/').ends_with("/responses");
+        let candidates = graph.candidates(&view);
+        let session = request.session.as_ref().map(|s| s.value.as_str());
+        let (affinity, affinity_view) = state.routing.affinity_for(session, graph, &candidates);
         Self {
-            method,
-            path_and_query,
-            headers,
-            body,
-            body_decoded,
-            facts,
+            graph,
+            tried: vec![false; candidates.len()],
+            saturated: vec![false; candidates.len()],
+            candidates,
+            model: facts.and_then(|f| f.model.as_deref()),
+            bound: facts.is_some_and(|f| f.relay_bound),
             session,
-            streaming,
-            codex_stream,
+            affinity,
+            affinity_view,
+            settings: graph.affinity_settings(),
+            last_failure: None,
+        }
+    }
+
+    fn upstream(&self, candidate: usize) -> &'a Upstream {
+        &self.graph.upstreams[self.candidates[candidate].upstream]
+    }
+
+    /// Why each candidate cannot take the request right now, if it cannot.
+    fn skips(&self, state: &ProxyState, now: u64) -> Vec<Option<Skip>> {
+        (0..self.candidates.len())
+            .map(|i| {
+                let upstream = self.upstream(i);
+                let (tried, saturated) = (self.tried[i], self.saturated[i]);
+                state
+                    .routing
+                    .skip_reason(upstream, self.model, tried, saturated, now)
+            })
+            .collect()
+    }
+
+    fn select(&self, skips: &[Option<Skip>], now: u64) -> Choice {
+        select::select(
+            &self.candidates,
+            skips,
+            self.affinity_view,
+            self.settings,
+            self.bound,
+            now,
+        )
+    }
+
+    /// Takes candidate `index`'s concurrency slot and its health probe, or notes why it
+    /// cannot be had (a full limit group; a half-open probe another request took since the
+    /// skip reasons were computed) so that the next selection sees it.
+    fn claim(
+        &mut self,
+        state: &ProxyState,
+        plan: &Plan,
+        index: usize,
+        now: u64,
+    ) -> Option<(Permit, HealthProbe)> {
+        let upstream = self.upstream(index);
+        let Some(permit) = state.routing.acquire(upstream.limit.as_ref()) else {
+            self.saturated[index] = true;
+            return None;
+        };
+        let probe = state
+            .routing
+            .begin(&upstream.key(), now, plan.retry.cooldown)?;
+        Some((permit, probe))
+    }
+
+    /// The route decision as it stood when the request started.
+    fn decision(&self, skips: &[Option<Skip>]) -> RouteDecision {
+        RouteDecision {
+            graph_key: self.graph.key.clone(),
+            affinity_policy: self.graph.affinity_policy,
+            affinity: self.affinity.as_ref().map(|a| a.upstream.clone()),
+            relay_bound: self.bound,
+            candidates: (0..self.candidates.len())
+                .map(|i| CandidateNote {
+                    upstream: self.upstream(i).key(),
+                    group: self.candidates[i].group,
+                    route_path: self.candidates[i].route_path.clone(),
+                    skip: skips[i].clone(),
+                })
+                .collect(),
+            chosen: None,
+            why: None,
+            affinity_change: None,
         }
     }
 }
 
-/// Phase 4: choose, try, retry or fail over, until a response can go to the client.
-async fn failover(
+/// Phases 3–5: select a candidate, try it as the retry policy allows, and fail over until
+/// an answer can go to the client or nothing is left.
+async fn route<'a>(
+    state: &ProxyState,
+    plan: &'a Plan,
+    request: &'a ClientRequest,
+    record: &mut RecordGuard,
+) -> Routed<'a> {
+    let mut router = Router::new(state, &plan.graph, request);
+    loop {
+        let now = now_ms();
+        let skips = router.skips(state, now);
+        if record.decision.is_none() {
+            record.decision = Some(router.decision(&skips));
+        }
+        let (index, why) = match router.select(&skips, now) {
+            Choice::Pick { candidate, why } => (candidate, why),
+            Choice::None => return Routed::Nowhere { router, skips },
+            Choice::ContinuityBroken { candidate } => {
+                let upstream = router.upstream(candidate);
+                let skip = skips[candidate].clone();
+                return Routed::Bound { upstream, skip };
+            }
+        };
+        let upstream = router.upstream(index);
+        let Some((permit, probe)) = router.claim(state, plan, index, now) else {
+            continue;
+        };
+        match attempt_endpoint(state, plan, request, upstream, record).await {
+            Verdict::Answered(answer) => {
+                remember_affinity(state, &router, &upstream.key(), record);
+                let probe = Some(probe);
+                return Routed::Chosen(Chosen {
+                    answer,
+                    upstream,
+                    why,
+                    permit,
+                    probe,
+                });
+            }
+            Verdict::Returned(answer) => {
+                let probe = None;
+                return Routed::Chosen(Chosen {
+                    answer,
+                    upstream,
+                    why,
+                    permit,
+                    probe,
+                });
+            }
+            Verdict::FailedOver { class, cooldown } => {
+                let summary = record
+                    .attempts
+                    .last()
+                    .map(Attempt::summary)
+                    .unwrap_or_default();
+                probe.failed(now_ms(), cooldown, summary);
+                router.tried[index] = true;
+                router.last_failure = Some(class);
+            }
+        }
+    }
+}
+
+/// How the tries on one endpoint ended.
+enum Verdict {
+    /// A successful answer.
+    Answered(Answer),
+    /// An answer passed on as the relay sent it (a client error): it says nothing about the
+    /// endpoint's health and binds no session.
+    Returned(Answer),
+    /// The endpoint failed; the request moves on.
+    FailedOver {
+        class: FailureClass,
+        cooldown: Cooldown,
+    },
+}
+
+/// Phases 4–5 on one endpoint: try, then retry the same endpoint, answer or fail over as the
+/// retry policy decides.
+async fn attempt_endpoint(
     state: &ProxyState,
     plan: &Plan,
     request: &ClientRequest,
-    mut record: RecordGuard,
-) -> Response<ProxyBody> {
-    let graph = &plan.graph;
-    let facts = request.facts.as_ref();
-    let view = RequestView {
-        method: request.method.as_str(),
-        path: request.path_and_query.split('?').next().unwrap_or("/"),
-        headers: &request.headers,
-        model: facts.and_then(|f| f.model.as_deref()),
-        service_tier: facts.and_then(|f| f.service_tier.as_deref()),
-        reasoning_effort: facts.and_then(|f| f.reasoning_effort.as_deref()),
-    };
-    let candidates = graph.candidates(&view);
-    let bound = facts.is_some_and(|f| f.relay_bound);
-    let session = request.session.as_ref().map(|s| s.value.clone());
-    let (affinity, affinity_view) =
-        state
-            .routing
-            .affinity_for(session.as_deref(), graph, &candidates);
-    let settings = graph.affinity_settings();
-    let mut tried = vec![false; candidates.len()];
-    let mut saturated = vec![false; candidates.len()];
-    let mut last_failure: Option<String> = None;
-
+    upstream: &Upstream,
+    record: &mut RecordGuard,
+) -> Verdict {
+    let mut attempt_no = 1;
     loop {
-        let now = now_ms();
-        let skips: Vec<Option<Skip>> = candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                state.routing.skip_reason(
-                    &graph.upstreams[c.upstream],
-                    view.model,
-                    tried[i],
-                    saturated[i],
-                    now,
-                )
-            })
-            .collect();
-        if record.decision.is_none() {
-            record.decision = Some(RouteDecision {
-                graph_key: graph.key.clone(),
-                affinity_policy: graph.affinity_policy,
-                affinity: affinity.as_ref().map(|a| a.upstream.clone()),
-                relay_bound: bound,
-                candidates: candidates
-                    .iter()
-                    .zip(&skips)
-                    .map(|(c, skip)| CandidateNote {
-                        upstream: graph.upstreams[c.upstream].key(),
-                        group: c.group,
-                        route_path: c.route_path.clone(),
-                        skip: skip.clone(),
-                    })
-                    .collect(),
-                chosen: None,
-                why: None,
-                affinity_change: None,
-            });
-        }
-        let (index, why) =
-            match select::select(&candidates, &skips, affinity_view, settings, bound, now) {
-                Choice::Pick { candidate, why } => (candidate, why),
-                Choice::None => return unroutable(request, record, graph, &candidates, &skips),
-                Choice::ContinuityBroken { candidate } => {
-                    return continuity_broken(
-                        request,
-                        record,
-                        &graph.upstreams[candidates[candidate].upstream],
-                        skips[candidate].as_ref(),
-                    );
-                }
-            };
-        let upstream = &graph.upstreams[candidates[index].upstream];
-        let key = upstream.key();
-        let Some(permit) = state.routing.acquire(upstream.limit.as_ref()) else {
-            saturated[index] = true;
-            continue;
+        let started = Instant::now();
+        let (outcome, tried) = attempt::try_upstream(state, plan, request, upstream).await;
+        record.attempts.push(Attempt {
+            provider: upstream.provider.clone(),
+            endpoint: upstream.endpoint.clone(),
+            outcome,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        let (failure, answer) = match tried {
+            Tried::Answer(answer) => return Verdict::Answered(answer),
+            Tried::Failed { failure, answer } => (failure, answer),
         };
-        state.routing.update_health(&key, |h| h.begin(now_ms()));
-
-        // Tries on this endpoint, as the retry policy allows.
-        let mut attempt_no = 1;
-        loop {
-            let started = Instant::now();
-            let (outcome, tried_result) =
-                attempt::try_upstream(state, plan, request, upstream).await;
-            record.attempts.push(Attempt {
-                provider: upstream.provider.clone(),
-                endpoint: upstream.endpoint.clone(),
-                outcome,
-                duration_ms: started.elapsed().as_millis() as u64,
-            });
-            let failure = match tried_result {
-                Tried::Answer(answer) => {
-                    let answer = translate_catalog(state, request, answer).await;
-                    let client_error = !answer.status.is_success();
-                    state.routing.update_health(&key, |h| {
-                        if client_error {
-                            h.on_neutral()
-                        } else {
-                            h.on_success()
-                        }
-                    });
-                    if !client_error {
-                        remember_affinity(
-                            state,
-                            graph,
-                            session.as_deref(),
-                            &key,
-                            last_failure.as_deref(),
-                            &mut record,
-                        );
-                    }
-                    if let Some(decision) = record.decision.as_mut() {
-                        decision.chosen = Some(key.clone());
-                        decision.why = Some(why);
-                    }
-                    record.provider = Some(upstream.provider.clone());
-                    record.endpoint = Some(upstream.endpoint.clone());
-                    record.model_sent = answer.model_sent.clone();
-                    record.price_multiplier = upstream.price_multiplier;
-                    return relay_response(state, plan, answer, record, permit);
-                }
-                Tried::Failed(failure) => failure,
-            };
-            let summary = record
-                .attempts
-                .last()
-                .map(Attempt::summary)
-                .unwrap_or_default();
-            match plan.retry.decide(&failure, attempt_no, jitter()) {
-                Action::RetrySame { delay_ms } => {
-                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                    attempt_no += 1;
-                }
-                Action::Return => {
-                    // Only client errors return, and those come back as answers.
-                    tried[index] = true;
-                    break;
-                }
-                Action::Failover { cooldown } => {
-                    let now = now_ms();
-                    let reason = format!("{:?}", failure.class).to_ascii_lowercase();
-                    state.routing.update_health(&key, |h| match cooldown {
-                        Cooldown::None => h.on_neutral(),
-                        Cooldown::Growing => {
-                            let ms = plan.retry.cooldown.duration_ms(h.streak);
-                            h.on_failover(now, ms, summary.clone());
-                        }
-                        Cooldown::Fixed(ms) => h.on_failover(now, ms, summary.clone()),
-                    });
-                    last_failure = Some(reason);
-                    tried[index] = true;
-                    break;
-                }
+        match (plan.retry.decide(&failure, attempt_no, jitter()), answer) {
+            (Action::RetrySame { delay_ms }, _) => {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                attempt_no += 1;
+            }
+            (Action::Return, Some(answer)) => return Verdict::Returned(answer),
+            (Action::Return, None) => {
+                let cooldown = Cooldown::None;
+                return Verdict::FailedOver {
+                    class: failure.class,
+                    cooldown,
+                };
+            }
+            (Action::Failover { cooldown }, _) => {
+                return Verdict::FailedOver {
+                    class: failure.class,
+                    cooldown,
+                };
             }
         }
-        drop(permit);
     }
 }
 
 /// After a success: bind the session to this endpoint (or note that it stayed).
 fn remember_affinity(
     state: &ProxyState,
-    graph: &RouteGraph,
-    session: Option<&str>,
+    router: &Router<'_>,
     upstream: &str,
-    last_failure: Option<&str>,
     record: &mut RecordGuard,
 ) {
-    let Some(session) = session else { return };
+    let Some(session) = router.session else {
+        return;
+    };
     let change = state
         .routing
         .affinity
@@ -463,11 +437,14 @@ fn remember_affinity(
         .expect("affinity lock")
         .record_success(
             session,
-            &graph.key,
+            &router.graph.key,
             upstream,
             now_ms(),
-            || match last_failure {
-                Some(class) => format!("failover_after_{class}"),
+            || match router.last_failure {
+                Some(class) => format!(
+                    "failover_after_{}",
+                    format!("{class:?}").to_ascii_lowercase()
+                ),
                 None => "returned_to_preferred".to_string(),
             },
         );
@@ -488,8 +465,7 @@ fn jitter() -> f64 {
 fn unroutable(
     request: &ClientRequest,
     mut record: RecordGuard,
-    graph: &RouteGraph,
-    candidates: &[Candidate],
+    router: &Router<'_>,
     skips: &[Option<Skip>],
 ) -> Response<ProxyBody> {
     let looping: Vec<String> = record
@@ -517,13 +493,13 @@ fn unroutable(
     let now = now_ms();
     let earliest = skips.iter().flatten().filter_map(Skip::until_ms).min();
     let retry_after = earliest.map(|until| until.saturating_sub(now).div_ceil(1000));
-    let skipped: Vec<(String, String)> = candidates
+    let skipped: Vec<(String, String)> = skips
         .iter()
-        .zip(skips)
-        .filter_map(|(c, skip)| {
+        .enumerate()
+        .filter_map(|(i, skip)| {
             skip.as_ref()
                 .filter(|s| **s != Skip::Tried)
-                .map(|s| (graph.upstreams[c.upstream].key(), s.describe()))
+                .map(|s| (router.upstream(i).key(), s.describe()))
         })
         .collect();
     let response = replies::unroutable(
@@ -572,7 +548,34 @@ fn continuity_broken(
     response
 }
 
-/// `/models` for Codex: a relay's OpenAI-style list becomes Codex's catalog, built from
+/// Phase 6: the chosen answer, shaped for Codex and streamed back through the tap.
+async fn respond(
+    state: &ProxyState,
+    plan: &Plan,
+    request: &ClientRequest,
+    chosen: Chosen<'_>,
+    mut record: RecordGuard,
+) -> Response<ProxyBody> {
+    let Chosen {
+        answer,
+        upstream,
+        why,
+        permit,
+        probe,
+    } = chosen;
+    let answer = translate_catalog(state, request, answer).await;
+    if let Some(decision) = record.decision.as_mut() {
+        decision.chosen = Some(upstream.key());
+        decision.why = Some(why);
+    }
+    record.provider = Some(upstream.provider.clone());
+    record.endpoint = Some(upstream.endpoint.clone());
+    record.model_sent = answer.model_sent.clone();
+    record.price_multiplier = upstream.price_multiplier;
+    relay_response(state, plan, answer, record, permit, probe)
+}
+
+/// Phase 6, for Codex: `/models` a relay's OpenAI-style list becomes Codex's catalog, built from
 /// Codex's own bundled metadata (see [`crate::codex::catalog`]). Anything else, or a failure to
 /// get the metadata, passes through as the relay sent it.
 async fn translate_catalog(
@@ -613,13 +616,14 @@ async fn translate_catalog(
     answer
 }
 
-/// Phase 5: passes an upstream response to the client, its body through the tap.
+/// Passes an upstream response to the client, its body through the tap.
 fn relay_response(
     state: &ProxyState,
     plan: &Plan,
     answer: Answer,
     mut record: RecordGuard,
     permit: Permit,
+    probe: Option<HealthProbe>,
 ) -> Response<ProxyBody> {
     record.status = Some(answer.status.as_u16());
     let headers = client_response_headers(
@@ -643,7 +647,7 @@ fn relay_response(
     };
     let body = RelayBody::new(stream, exact_len, answer.sse, answer.json, idle, record)
         .redacting(plan.redactor.clone())
-        .holding(permit);
+        .holding(permit, probe);
     let mut reply = Response::new(ProxyBody::Relay(Box::new(body)));
     *reply.status_mut() = answer.status;
     *reply.headers_mut() = headers;

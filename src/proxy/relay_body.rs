@@ -19,7 +19,9 @@ use super::record::{Outcome, RecordGuard};
 use super::sse::{FailedEvent, SseTap, Terminal};
 use super::usage::Usage;
 use crate::redact::Redactor;
-use crate::routing::runtime::Permit;
+use crate::routing::retry::Cooldown;
+use crate::routing::runtime::{HealthProbe, Permit};
+use crate::routing::select::now_ms;
 
 /// A stream of upstream body chunks (already decompressed if the upstream compressed it).
 pub type ChunkStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
@@ -91,16 +93,23 @@ pub struct RelayBody {
     record: RecordGuard,
     /// The request's concurrency slot, given back when the body ends.
     permit: Option<Permit>,
+    /// The endpoint's health verdict, given when the body ends (see [`RelayBody::finish`]).
+    probe: Option<HealthProbe>,
     /// Masks credentials in the relay's own error text before it is recorded.
     redactor: Arc<Redactor>,
 }
 
 impl RelayBody {
-    /// Keeps `permit` until the body ends or is dropped.
-    pub fn holding(mut self, permit: Permit) -> Self {
-        // A body already complete (an empty one) gives the slot back at once.
-        if !self.record.is_finished() {
+    /// Keeps `permit` and `probe` until the body ends or is dropped.
+    pub fn holding(mut self, permit: Permit, probe: Option<HealthProbe>) -> Self {
+        if self.record.is_finished() {
+            // A body already complete (an empty one): the slot goes back and the verdict is given at once.
+            if let Some(probe) = probe {
+                probe.succeeded();
+            }
+        } else {
             self.permit = Some(permit);
+            self.probe = probe;
         }
         self
     }
@@ -137,6 +146,7 @@ impl RelayBody {
             last_activity: Instant::now(),
             record,
             permit: None,
+            probe: None,
             redactor: Arc::default(),
         };
         // hyper never polls an empty body: it is complete now, not when it is dropped.
@@ -250,8 +260,31 @@ impl RelayBody {
                 self.record.error.get_or_insert(error);
             }
         }
+        self.judge_endpoint(outcome);
         self.record.finish(outcome);
         self.permit = None;
+    }
+
+    /// The endpoint's health by how its answer ended: a clean end (for a stream, a terminal
+    /// event other than a failure) is the only success; a stream that broke, stalled or closed
+    /// without a terminal event counts as a failure, so the next try (Codex's own retry) goes
+    /// elsewhere; a failure the relay reported in the stream, or a client that went away,
+    /// says nothing about the endpoint.
+    fn judge_endpoint(&mut self, outcome: Outcome) {
+        let Some(probe) = self.probe.take() else {
+            return;
+        };
+        match outcome {
+            Outcome::Completed => probe.succeeded(),
+            Outcome::UpstreamStreamError | Outcome::EndedWithoutTerminalEvent => {
+                let why = format!(
+                    "stream ended early: {}",
+                    self.record.error.as_deref().unwrap_or("no terminal event")
+                );
+                probe.failed(now_ms(), Cooldown::Growing, why);
+            }
+            _ => drop(probe),
+        }
     }
 
     /// Whether the idle timer has really expired (it is only re-armed when it fires, so a busy

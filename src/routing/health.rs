@@ -24,9 +24,6 @@ impl CooldownPolicy {
     }
 }
 
-/// A probe older than this no longer holds other requests back.
-pub const PROBE_STALE_MS: u64 = 5 * 60 * 1000;
-
 /// Why an endpoint may not be used right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
@@ -45,8 +42,8 @@ pub struct Health {
     pub cooldown_until_ms: u64,
     /// The failure that started the current cooldown.
     pub last_failure: Option<String>,
-    /// When a request started probing the endpoint after its cooldown. A probe whose request
-    /// vanished (the client went away mid-attempt) stops counting after [`PROBE_STALE_MS`].
+    /// When a request started probing the endpoint after its cooldown. The probe's
+    /// [`HealthProbe`](super::runtime::HealthProbe) guard clears it however the request ends.
     pub probing_since_ms: Option<u64>,
 }
 
@@ -58,10 +55,7 @@ impl Health {
                 after: self.last_failure.clone().unwrap_or_default(),
             });
         }
-        let live = self
-            .probing_since_ms
-            .is_some_and(|since| now_ms.saturating_sub(since) < PROBE_STALE_MS);
-        live.then_some(Blocked::Probing)
+        self.probing_since_ms.map(|_| Blocked::Probing)
     }
 
     /// Called when a request starts on this endpoint. Returns true when the request is the

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use super::affinity::AffinityRecord;
 use super::affinity::AffinityStore;
 use super::graph::{Candidate, RouteGraph};
-use super::health::Health;
+use super::health::{CooldownPolicy, Health};
 use super::model_map::supports_model;
+use super::retry::Cooldown;
 use super::select::AffinityView;
 use super::select::Skip;
 use super::upstream::{ConcurrencyLimit, Upstream};
@@ -16,7 +17,7 @@ use super::upstream::{ConcurrencyLimit, Upstream};
 /// Runtime routing state, keyed by `provider.endpoint` (health) or limit group (in flight).
 #[derive(Debug)]
 pub struct RoutingState {
-    health: Mutex<HashMap<String, Health>>,
+    health: Arc<Mutex<HashMap<String, Health>>>,
     /// Signals set by other parts of the helper (admin API, balance checks), each with a
     /// reason and, where it has one, an expiry.
     signals: Mutex<HashMap<String, Vec<Skip>>>,
@@ -27,7 +28,7 @@ pub struct RoutingState {
 impl RoutingState {
     pub fn new(affinity: AffinityStore) -> Self {
         Self {
-            health: Mutex::default(),
+            health: Arc::default(),
             signals: Mutex::default(),
             in_flight: Arc::default(),
             affinity: Mutex::new(affinity),
@@ -44,10 +45,30 @@ impl RoutingState {
             .unwrap_or_default()
     }
 
-    /// Changes one endpoint's health.
-    pub fn update_health<T>(&self, upstream: &str, change: impl FnOnce(&mut Health) -> T) -> T {
+    /// Starts a request on `upstream`: checks, under the same lock, that it is not blocked
+    /// (another request may have taken the half-open probe since the skip reasons were
+    /// computed), and takes the probe when its cooldown is over. `None` when it is blocked.
+    /// The returned guard is the request's verdict on the endpoint's health; dropped without
+    /// one, it judges nothing and gives a probe back.
+    pub fn begin(
+        &self,
+        upstream: &str,
+        now_ms: u64,
+        cooldown: CooldownPolicy,
+    ) -> Option<HealthProbe> {
         let mut map = self.health.lock().expect("health lock");
-        change(map.entry(upstream.to_string()).or_default())
+        let health = map.entry(upstream.to_string()).or_default();
+        if health.blocked(now_ms).is_some() {
+            return None;
+        }
+        let is_probe = health.begin(now_ms);
+        Some(HealthProbe {
+            health: self.health.clone(),
+            upstream: upstream.to_string(),
+            is_probe,
+            cooldown,
+            open: true,
+        })
     }
 
     /// Switches an endpoint off (or on again with `None`) while running.
@@ -185,6 +206,53 @@ impl RoutingState {
     }
 }
 
+/// A request's hold on its endpoint's health, from [`RoutingState::begin`] until the request
+/// says how the endpoint did: [`HealthProbe::succeeded`], [`HealthProbe::failed`], or nothing
+/// (dropped: a client error, a client that went away), which leaves the health as it was and
+/// gives back the half-open probe if this request held it. Like the concurrency [`Permit`],
+/// it travels with the response body, so a stream is judged when it ends.
+#[derive(Debug)]
+pub struct HealthProbe {
+    health: Arc<Mutex<HashMap<String, Health>>>,
+    upstream: String,
+    /// This request is the half-open probe after a cooldown.
+    is_probe: bool,
+    cooldown: CooldownPolicy,
+    open: bool,
+}
+
+impl HealthProbe {
+    /// The endpoint answered well: its failures are forgotten.
+    pub fn succeeded(mut self) {
+        self.update(Health::on_success);
+    }
+
+    /// The endpoint failed: it cools down as `cooldown` says (a growing cooldown follows the
+    /// policy the request started with), `why` naming the failure.
+    pub fn failed(mut self, now_ms: u64, cooldown: Cooldown, why: String) {
+        let policy = self.cooldown;
+        self.update(|h| match cooldown {
+            Cooldown::None => h.on_neutral(),
+            Cooldown::Growing => h.on_failover(now_ms, policy.duration_ms(h.streak), why),
+            Cooldown::Fixed(ms) => h.on_failover(now_ms, ms, why),
+        });
+    }
+
+    fn update(&mut self, change: impl FnOnce(&mut Health)) {
+        self.open = false;
+        let mut map = self.health.lock().expect("health lock");
+        change(map.entry(self.upstream.clone()).or_default());
+    }
+}
+
+impl Drop for HealthProbe {
+    fn drop(&mut self) {
+        if self.open && self.is_probe {
+            self.update(Health::on_neutral);
+        }
+    }
+}
+
 /// A request's slot in its endpoint's limit group.
 #[derive(Debug)]
 pub struct Permit {
@@ -248,6 +316,44 @@ mod tests {
             state.skip_reason(&upstream, None, false, false, 5_000),
             None
         );
+    }
+
+    #[test]
+    fn the_probe_guard_gives_its_verdict_or_gives_the_probe_back() {
+        let state = RoutingState::new(AffinityStore::in_memory());
+        let policy = CooldownPolicy {
+            base_secs: 10,
+            factor: 2.0,
+            max_secs: 100,
+        };
+        let first = state.begin("p.e", 0, policy).unwrap();
+        first.failed(0, Cooldown::Growing, "HTTP 502".into());
+        assert!(state.begin("p.e", 5_000, policy).is_none(), "cooling down");
+        // After the cooldown, one probe; others are turned away until it ends.
+        let probe = state.begin("p.e", 10_000, policy).unwrap();
+        assert!(
+            state.begin("p.e", 10_001, policy).is_none(),
+            "one probe at a time"
+        );
+        drop(probe);
+        let probe = state
+            .begin("p.e", 10_002, policy)
+            .expect("a dropped probe is given back");
+        probe.failed(10_002, Cooldown::Growing, "HTTP 502".into());
+        assert_eq!(state.health("p.e").streak, 2);
+        assert!(
+            state.begin("p.e", 29_000, policy).is_none(),
+            "a longer cooldown"
+        );
+        let probe = state.begin("p.e", 30_002, policy).unwrap();
+        probe.succeeded();
+        assert_eq!(state.health("p.e"), Health::default());
+        // Requests on a healthy endpoint judge it only when they say so.
+        let a = state.begin("p.e", 30_003, policy).unwrap();
+        let b = state.begin("p.e", 30_003, policy).unwrap();
+        drop(a);
+        b.succeeded();
+        assert_eq!(state.health("p.e"), Health::default());
     }
 
     #[test]
