@@ -307,7 +307,7 @@ fn helper_table_on(
     set_keeping_decor(proxy, "model_catalog_url", catalog_url.as_str().into());
     // Codex asks a provider for its catalog only when it holds a credential for it. Unless
     // Codex's own login is used (`requires_openai_auth`), a placeholder does; the proxy never
-    // forwards it (see `proxy::headers::PLACEHOLDER_TOKEN`).
+    // forwards it (see `proxy::headers::upstream_request_headers`).
     if plan.requires_openai_auth != Flag::Set(true) && !proxy.contains_key("env_key") {
         set_keeping_decor(proxy, "experimental_bearer_token", PLACEHOLDER_TOKEN.into());
     } else if proxy

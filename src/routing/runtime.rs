@@ -18,7 +18,7 @@ use super::upstream::{ConcurrencyLimit, Upstream};
 #[derive(Debug)]
 pub struct RoutingState {
     health: Arc<Mutex<HashMap<String, Health>>>,
-    /// Signals set by other parts of the helper (admin API, balance checks), each with a
+    /// Signals set from outside the request path (`set_runtime_disabled`, `set_exhausted`), each with a
     /// reason and, where it has one, an expiry.
     signals: Mutex<HashMap<String, Vec<Skip>>>,
     in_flight: Arc<Mutex<HashMap<String, u32>>>,

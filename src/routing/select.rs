@@ -20,7 +20,7 @@ pub enum Skip {
         reason: String,
         until_ms: Option<u64>,
     },
-    /// Out of balance or quota until this time (set by the balance checks).
+    /// Out of balance or quota until this time (`RoutingState::set_exhausted`).
     Exhausted { reason: String, until_ms: u64 },
     /// The config names environment variables that are not set.
     MissingCredential { vars: Vec<String> },
