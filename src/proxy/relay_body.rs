@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
@@ -25,6 +25,9 @@ use crate::routing::select::now_ms;
 
 /// A stream of upstream body chunks (already decompressed if the upstream compressed it).
 pub type ChunkStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// Chunks already available are joined up to this size before they are passed on.
+const COALESCE_MAX: usize = 64 * 1024;
 
 /// JSON bodies larger than this are not parsed for usage.
 const MAX_JSON_TAP: usize = 8 << 20;
@@ -84,6 +87,9 @@ enum Tap {
 /// A relayed upstream body with its tap and record.
 pub struct RelayBody {
     stream: Option<ChunkStream>,
+    /// The end or error met while gathering chunks that were already available; handed out on
+    /// the next poll (see [`RelayBody::next_chunk`]).
+    stashed: Option<Option<std::io::Result<Bytes>>>,
     /// The body's length when it is known up front (a body read whole).
     exact_len: Option<u64>,
     tap: Tap,
@@ -139,6 +145,7 @@ impl RelayBody {
         };
         let mut body = Self {
             stream: Some(stream),
+            stashed: None,
             exact_len,
             tap,
             idle_timeout,
@@ -309,15 +316,46 @@ impl RelayBody {
         }
     }
 
+    /// The next chunk: what the upstream has ready now, chunks that are already available
+    /// joined into one (up to [`COALESCE_MAX`], never waiting for more). A relay's reply often
+    /// arrives in one read yet decodes into one chunk per event; passing those on one by one
+    /// would cost the client a write (a packet, a wake-up) per event.
+    fn next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
+        if let Some(item) = self.stashed.take() {
+            return Poll::Ready(item);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let first = match stream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => chunk,
+            other => return other,
+        };
+        let mut joined: Option<BytesMut> = None;
+        while joined.as_ref().map_or(first.len(), BytesMut::len) < COALESCE_MAX {
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(more))) => joined
+                    .get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .extend_from_slice(&more),
+                Poll::Pending => break,
+                Poll::Ready(end_or_error) => {
+                    self.stashed = Some(end_or_error);
+                    break;
+                }
+            }
+        }
+        Poll::Ready(Some(Ok(joined.map_or(first, BytesMut::freeze))))
+    }
+
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = &mut *self;
-        let Some(stream) = this.stream.as_mut() else {
+        if this.stream.is_none() {
             return Poll::Ready(None);
-        };
-        match stream.as_mut().poll_next(cx) {
+        }
+        match this.next_chunk(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.on_chunk(&chunk);
                 // hyper stops polling once a body of known length is complete.
@@ -394,4 +432,86 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::NoSink;
+    use crate::proxy::record::RequestRecord;
+
+    fn body(chunks: Vec<Poll<Option<std::io::Result<Bytes>>>>) -> RelayBody {
+        let mut chunks = std::collections::VecDeque::from(chunks);
+        let stream = futures_util::stream::poll_fn(move |cx| match chunks.pop_front() {
+            Some(Poll::Pending) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Some(ready) => ready,
+            None => Poll::Ready(None),
+        });
+        let record = RecordGuard::new(
+            RequestRecord::new("t".into(), "POST".into(), "/v1/responses".into()),
+            Arc::new(NoSink),
+        );
+        RelayBody::new(Box::pin(stream), None, true, false, None, record)
+    }
+
+    fn ready(text: &str) -> Poll<Option<std::io::Result<Bytes>>> {
+        Poll::Ready(Some(Ok(Bytes::from(text.to_string()))))
+    }
+
+    fn next(body: &mut RelayBody) -> Poll<Option<Vec<u8>>> {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        match body.next_chunk(&mut cx) {
+            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(bytes.to_vec())),
+            Poll::Ready(Some(Err(e))) => panic!("{e}"),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    #[test]
+    fn chunks_already_available_go_out_together_and_nothing_waits() {
+        let mut body = body(vec![
+            ready("a"),
+            ready("b"),
+            ready("c"),
+            Poll::Pending,
+            ready("d"),
+            Poll::Ready(None),
+        ]);
+        // The upstream had nothing more after "c": what was there goes out, without waiting.
+        assert_eq!(next(&mut body), Poll::Ready(Some(b"abc".to_vec())));
+        assert_eq!(next(&mut body), Poll::Ready(Some(b"d".to_vec())));
+        assert_eq!(
+            next(&mut body),
+            Poll::Ready(None),
+            "the end comes after the data"
+        );
+    }
+
+    #[test]
+    fn an_error_after_ready_chunks_comes_after_them() {
+        let big = "x".repeat(COALESCE_MAX);
+        let mut body = body(vec![
+            ready(&big),
+            ready("more"),
+            ready("y"),
+            Poll::Ready(Some(Err(std::io::Error::other("cut")))),
+        ]);
+        assert_eq!(
+            next(&mut body),
+            Poll::Ready(Some(big.into_bytes())),
+            "capped"
+        );
+        assert_eq!(next(&mut body), Poll::Ready(Some(b"morey".to_vec())));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(matches!(
+            body.next_chunk(&mut cx),
+            Poll::Ready(Some(Err(_)))
+        ));
+    }
 }
