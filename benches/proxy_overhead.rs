@@ -1,11 +1,15 @@
 //! What the proxy adds, measured against the direct path in the same run.
 //!
-//! Starts a fast mock upstream in this process and the real `codex-helper` binary in another,
-//! then sends the same ~20 KB Codex-like request to both, interleaved, and prints:
-//! added latency p50/p99 at concurrency 1 (JSON and SSE), added time to first byte for a burst
-//! SSE reply, requests per second at concurrency 32, the proxy's CPU time per request, and its
-//! idle and peak RSS. Run with `cargo bench --bench proxy_overhead`. Loopback only; every loop
-//! is bounded by a request count.
+//! Starts a fast mock upstream in this process and the real `codex-helper` binary in another
+//! (and, when `nginx` is installed, nginx as a plain reverse proxy in front of the same mock,
+//! as a yardstick: Debian's `nginx-light`), then sends the same ~20 KB Codex-like request
+//! through each, interleaved, and prints: latency p50/p99 at concurrency 1 (JSON and SSE),
+//! time to first byte of a burst SSE reply, requests per second at concurrency 32, CPU time
+//! per request of each proxy at concurrency 1 and 32 next to the floor (the CPU the mock
+//! upstream and the load generator spend per request on the direct path: a hyper server plus
+//! a hyper client doing the same work), and the proxy's idle and peak RSS.
+//! Run with `cargo bench --bench proxy_overhead`. Loopback only; every loop is bounded by a
+//! request count.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -31,109 +35,175 @@ const BODY_BYTES: usize = 20 * 1024;
 
 type BenchClient = Client<HttpConnector, Full<Bytes>>;
 
+/// One way to the mock upstream, and the process doing the proxying (none for the direct path).
+struct Path {
+    name: &'static str,
+    url: String,
+    pid: Option<u32>,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let upstream = start_upstream().await;
     let proxy = ProxyProcess::start(upstream);
-    let direct = format!("http://{upstream}/v1/responses");
-    let proxied = format!("http://{}/v1/responses", proxy.addr);
+    let nginx = Nginx::start(upstream);
+    let mut paths = vec![
+        Path {
+            name: "direct",
+            url: format!("http://{upstream}/v1/responses"),
+            pid: None,
+        },
+        Path {
+            name: "codex-helper",
+            url: format!("http://{}/v1/responses", proxy.addr),
+            pid: Some(proxy.child.id()),
+        },
+    ];
+    if let Some(nginx) = &nginx {
+        paths.push(Path {
+            name: "nginx",
+            url: format!("http://{}/v1/responses", nginx.addr),
+            pid: Some(nginx.child.id()),
+        });
+    }
     let body = Bytes::from(codex_like_body(BODY_BYTES));
 
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: BenchClient = Client::builder(TokioExecutor::new()).build(connector);
 
-    // Warm up both paths (connection pools, allocator, page cache).
+    // Warm up every path (connection pools, allocator, page cache).
     for _ in 0..200 {
-        send(&client, &direct, &body, false).await;
-        send(&client, &proxied, &body, false).await;
+        for path in &paths {
+            send(&client, &path.url, &body, false).await;
+        }
     }
     let idle_rss = proxy.memory_kib("VmRSS");
 
     println!(
-        "codex-helper proxy overhead: {} request body, SSE replies are a burst of 10 events, loopback\n",
-        human(BODY_BYTES)
+        "codex-helper proxy overhead: {} request body, SSE replies are a burst of 10 events, loopback{}\n",
+        human(BODY_BYTES),
+        if nginx.is_some() {
+            ""
+        } else {
+            " (nginx not installed: no yardstick)"
+        }
     );
-    println!(
-        "{:<34} {:>12} {:>12} {:>12}",
-        "", "direct", "proxy", "added"
-    );
+    print!("{:<36}", "");
+    for path in &paths {
+        print!(" {:>14}", path.name);
+    }
+    println!();
 
     for (label, sse) in [("JSON", false), ("SSE", true)] {
-        let (mut d_total, mut p_total, mut d_first, mut p_first) = (vec![], vec![], vec![], vec![]);
+        let mut totals = vec![Vec::new(); paths.len()];
+        let mut firsts = vec![Vec::new(); paths.len()];
         for i in 0..SEQUENTIAL {
-            // Alternate which path goes first so neither always gets the warmer cache.
-            let order = if i % 2 == 0 {
-                [&direct, &proxied]
-            } else {
-                [&proxied, &direct]
-            };
-            for url in order {
-                let sample = send(&client, url, &body, sse).await;
-                if url == &direct {
-                    d_total.push(sample.total);
-                    d_first.push(sample.first_byte);
-                } else {
-                    p_total.push(sample.total);
-                    p_first.push(sample.first_byte);
-                }
+            // Rotate which path goes first so none always gets the warmer cache.
+            for k in 0..paths.len() {
+                let index = (i + k) % paths.len();
+                let sample = send(&client, &paths[index].url, &body, sse).await;
+                totals[index].push(sample.total);
+                firsts[index].push(sample.first_byte);
             }
         }
         for (q, name) in [(0.50, "p50"), (0.99, "p99")] {
-            row(
-                &format!("{label} latency {name}, c=1"),
-                quantile(&mut d_total, q),
-                quantile(&mut p_total, q),
-            );
+            row_ms(&format!("{label} latency {name}, c=1"), &mut totals, q);
         }
         if sse {
             for (q, name) in [(0.50, "p50"), (0.99, "p99")] {
-                row(
-                    &format!("SSE time to first byte {name}, c=1"),
-                    quantile(&mut d_first, q),
-                    quantile(&mut p_first, q),
-                );
+                row_ms(&format!("SSE first byte {name}, c=1"), &mut firsts, q);
             }
         }
+        // CPU in blocks per path (reading /proc per request would cost more than a request).
+        let mut cpu = vec![Duration::ZERO; paths.len()];
+        for (index, path) in paths.iter().enumerate() {
+            let before = cpu_time(path.pid);
+            for _ in 0..SEQUENTIAL {
+                send(&client, &path.url, &body, sse).await;
+            }
+            cpu[index] = cpu_time(path.pid) - before;
+        }
+        row_cpu(&format!("{label} CPU/request, c=1"), &cpu, SEQUENTIAL);
     }
 
-    let cpu_before = proxy.cpu_time();
-    let mut proxied_requests = 0;
     for (label, sse) in [("JSON", false), ("SSE", true)] {
-        let (mut direct_rps, mut proxy_rps) = (0.0, 0.0);
+        let mut rps = vec![0.0; paths.len()];
+        let mut cpu = vec![Duration::ZERO; paths.len()];
         for _round in 0..2 {
-            direct_rps += throughput(&client, &direct, &body, sse).await / 2.0;
-            proxy_rps += throughput(&client, &proxied, &body, sse).await / 2.0;
-            proxied_requests += CONCURRENT_REQUESTS;
+            for (index, path) in paths.iter().enumerate() {
+                let before = cpu_time(path.pid);
+                rps[index] += throughput(&client, &path.url, &body, sse).await / 2.0;
+                cpu[index] += cpu_time(path.pid) - before;
+            }
         }
-        println!(
-            "{:<34} {:>12.0} {:>12.0} {:>11.1}%",
-            format!("{label} requests/s, c={CONCURRENT}"),
-            direct_rps,
-            proxy_rps,
-            (proxy_rps / direct_rps - 1.0) * 100.0
+        print!("{:<36}", format!("{label} requests/s, c={CONCURRENT}"));
+        for value in &rps {
+            print!(" {value:>14.0}");
+        }
+        println!();
+        row_cpu(
+            &format!("{label} CPU/request, c={CONCURRENT}"),
+            &cpu,
+            2 * CONCURRENT_REQUESTS,
         );
     }
-    let cpu = proxy.cpu_time() - cpu_before;
     println!(
-        "\nproxy CPU time per request (c={CONCURRENT} runs): {:.1} µs",
-        cpu.as_secs_f64() * 1e6 / proxied_requests as f64
+        "\nThe direct column's CPU is the floor: the mock upstream and the load generator (this \
+         process) per request.\nA proxy's ratio is its CPU per request over that floor."
     );
     println!(
-        "proxy RSS idle: {:.1} MiB, peak (after {CONCURRENT} concurrent streams): {:.1} MiB",
+        "codex-helper RSS idle: {:.1} MiB, peak (after {CONCURRENT} concurrent streams): {:.1} MiB",
         idle_rss as f64 / 1024.0,
         proxy.memory_kib("VmHWM") as f64 / 1024.0
     );
 }
 
-fn row(label: &str, direct: Duration, proxy: Duration) {
+/// One latency row: each path's quantile, and for the proxies what they add to the direct path.
+fn row_ms(label: &str, samples: &mut [Vec<Duration>], q: f64) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "{label:<34} {:>9.3} ms {:>9.3} ms {:>+9.3} ms",
-        ms(direct),
-        ms(proxy),
-        ms(proxy) - ms(direct)
-    );
+    let values: Vec<f64> = samples.iter_mut().map(|s| ms(quantile(s, q))).collect();
+    print!("{label:<36}");
+    print!(" {:>11.3} ms", values[0]);
+    for value in &values[1..] {
+        print!(" {:>+11.3} ms", value - values[0]);
+    }
+    println!();
+}
+
+/// One CPU row: µs per request, and each proxy's ratio to the floor (the direct column).
+fn row_cpu(label: &str, cpu: &[Duration], requests: usize) {
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
+    let floor = us(cpu[0]);
+    print!("{label:<36}");
+    print!(" {floor:>11.1} µs");
+    for value in &cpu[1..] {
+        let value = us(*value);
+        print!(
+            " {:>7.1} µs {:>4.2}×",
+            value,
+            value / floor.max(f64::MIN_POSITIVE)
+        );
+    }
+    println!();
+}
+
+/// User + system CPU time so far of process `pid`, or of this process.
+fn cpu_time(pid: Option<u32>) -> Duration {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = 100; // USER_HZ on Linux
+    Duration::from_millis(ticks * 1000 / hz)
 }
 
 fn quantile(samples: &mut [Duration], q: f64) -> Duration {
@@ -331,20 +401,6 @@ impl ProxyProcess {
         }
     }
 
-    /// User + system CPU time of the proxy process so far.
-    fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let hz = 100; // USER_HZ on Linux
-        Duration::from_millis(ticks * 1000 / hz)
-    }
-
     fn memory_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         status
@@ -364,4 +420,64 @@ impl Drop for ProxyProcess {
 
 fn human(bytes: usize) -> String {
     format!("{:.0} KiB", bytes as f64 / 1024.0)
+}
+
+/// nginx as a plain reverse proxy in front of the mock, as a yardstick: one process (no
+/// master), keep-alive to the upstream, no buffering, no access log.
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(upstream: SocketAddr) -> Option<Self> {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let d = dir.path().display();
+        let config = format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               upstream mock {{ server {upstream}; keepalive 64; }}\n\
+               server {{ listen {addr}; client_max_body_size 64m; client_body_buffer_size 64k;\n\
+                 location / {{ proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+                   proxy_buffering off; tcp_nodelay on; }} }} }}\n"
+        );
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config).unwrap();
+        let child = Command::new(binary)
+            .args(["-p", &d.to_string(), "-c"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        // Wait (bounded) until it listens.
+        let ready = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            std::net::TcpStream::connect(addr).is_ok()
+        });
+        let nginx = Self {
+            child,
+            addr,
+            _dir: dir,
+        };
+        ready.then_some(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
