@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::pricing::PriceBook;
 use crate::proxy::record::{AttemptOutcome, Outcome, RequestRecord};
+use crate::routing::retry::FailureClass;
 
 /// A request as stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -63,15 +64,18 @@ impl LedgerRow {
                     .rev()
                     .find_map(|a| match &a.outcome {
                         AttemptOutcome::FailedStatus { class, .. }
-                        | AttemptOutcome::FailedStream { class, .. } => {
-                            Some(snake(&format!("{class:?}")))
+                        | AttemptOutcome::FailedStream { class, .. } => Some(class.as_str()),
+                        AttemptOutcome::ConnectError { .. } => Some(FailureClass::Connect.as_str()),
+                        AttemptOutcome::Timeout { .. } => {
+                            Some(FailureClass::HeaderTimeout.as_str())
                         }
-                        AttemptOutcome::ConnectError { .. } => Some("connect".into()),
-                        AttemptOutcome::Timeout { .. } => Some("header_timeout".into()),
-                        AttemptOutcome::TransportError { .. } => Some("transport".into()),
+                        AttemptOutcome::TransportError { .. } => {
+                            Some(FailureClass::Transport.as_str())
+                        }
                         AttemptOutcome::Responded { .. } => None,
                     })
-                    .unwrap_or_else(|| snake(&format!("{other:?}"))),
+                    .unwrap_or(other.as_str())
+                    .to_string(),
             ),
         };
         Self {
@@ -91,7 +95,7 @@ impl LedgerRow {
             provider: record.provider.clone(),
             endpoint: record.endpoint.clone(),
             status: record.status,
-            outcome: snake(&format!("{outcome:?}")),
+            outcome: outcome.as_str().to_string(),
             error_class,
             error: record.error.clone(),
             attempts_json: serde_json::to_string(&record.attempts).unwrap_or_else(|_| "[]".into()),
@@ -112,20 +116,4 @@ impl LedgerRow {
             price_source: cost.map(|c| c.source),
         }
     }
-}
-
-/// `AllUpstreamsFailed` → `all_upstreams_failed`.
-pub fn snake(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -306,7 +306,7 @@ async fn failover(
     let settings = graph.affinity_settings();
     let mut tried = vec![false; candidates.len()];
     let mut saturated = vec![false; candidates.len()];
-    let mut last_failure: Option<String> = None;
+    let mut last_failure: Option<FailureClass> = None;
 
     loop {
         let now = now_ms();
@@ -394,7 +394,7 @@ async fn failover(
                             graph,
                             session.as_deref(),
                             &key,
-                            last_failure.as_deref(),
+                            last_failure,
                             &mut record,
                         );
                     }
@@ -427,7 +427,6 @@ async fn failover(
                 }
                 Action::Failover { cooldown } => {
                     let now = now_ms();
-                    let reason = format!("{:?}", failure.class).to_ascii_lowercase();
                     state.routing.update_health(&key, |h| match cooldown {
                         Cooldown::None => h.on_neutral(),
                         Cooldown::Growing => {
@@ -436,7 +435,7 @@ async fn failover(
                         }
                         Cooldown::Fixed(ms) => h.on_failover(now, ms, summary.clone()),
                     });
-                    last_failure = Some(reason);
+                    last_failure = Some(failure.class);
                     tried[index] = true;
                     break;
                 }
@@ -452,25 +451,17 @@ fn remember_affinity(
     graph: &RouteGraph,
     session: Option<&str>,
     upstream: &str,
-    last_failure: Option<&str>,
+    last_failure: Option<FailureClass>,
     record: &mut RecordGuard,
 ) {
     let Some(session) = session else { return };
-    let change = state
-        .routing
-        .affinity
-        .lock()
-        .expect("affinity lock")
-        .record_success(
-            session,
-            &graph.key,
-            upstream,
-            now_ms(),
-            || match last_failure {
-                Some(class) => format!("failover_after_{class}"),
-                None => "returned_to_preferred".to_string(),
-            },
-        );
+    let change = state.routing.affinity.record_success(
+        session,
+        &graph.key,
+        upstream,
+        now_ms(),
+        last_failure,
+    );
     if let Some(decision) = record.decision.as_mut() {
         decision.affinity_change = change;
     }
