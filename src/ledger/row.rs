@@ -1,5 +1,7 @@
 //! One ledger row: a finished request, flattened, priced, without bodies or secrets.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::pricing::PriceBook;
@@ -45,8 +47,14 @@ pub struct LedgerRow {
 }
 
 impl LedgerRow {
-    /// Flattens a finished request and prices it by the model actually sent.
-    pub fn from_record(record: &RequestRecord, outcome: Outcome, prices: &PriceBook) -> Self {
+    /// Flattens a finished request and prices it by the model actually sent. `duration` is
+    /// measured when the request finished: rows are built later, on the writer thread.
+    pub fn from_record(
+        record: &RequestRecord,
+        outcome: Outcome,
+        duration: Duration,
+        prices: &PriceBook,
+    ) -> Self {
         let usage = record.usage;
         let priced_model = record
             .model_sent
@@ -109,7 +117,7 @@ impl LedgerRow {
             reasoning_tokens: usage.map(|u| u.reasoning_tokens),
             total_tokens: usage.map(|u| u.total_tokens),
             ttfb_ms: record.ttfb.map(|d| d.as_secs_f64() * 1000.0),
-            duration_ms: record.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: duration.as_secs_f64() * 1000.0,
             bytes_in: record.bytes_in,
             bytes_out: record.bytes_out,
             cost_usd: cost.as_ref().map(|c| c.usd),
