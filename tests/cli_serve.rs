@@ -4,7 +4,7 @@ mod support;
 
 use std::path::Path;
 
-use support::cli::{Homes, LIMIT, run_to_end, serve};
+use support::cli::{Homes, LIMIT, run, run_to_end, serve};
 use support::mock_relay::MockRelay;
 
 fn post(url: &str) -> reqwest::RequestBuilder {
@@ -280,6 +280,51 @@ async fn a_legacy_mode_is_normalised_and_a_crash_is_repaired_by_the_next_start()
             .path()
             .join("codex-helper-switch-state.json")
             .exists()
+    );
+}
+
+#[tokio::test]
+async fn a_clean_exit_saves_every_sessions_affinity() {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n[codex.providers.r]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    );
+    let mut served = serve(homes.command(&["serve", "--no-switch"])).await;
+    // Two sessions in quick succession: the second falls in the writer's window, so only the
+    // exit writes it.
+    for session in ["s1", "s2"] {
+        let body = format!(
+            r#"{{"model":"gpt-5.1","stream":true,"input":"hi","prompt_cache_key":"{session}"}}"#
+        );
+        let text = tokio::time::timeout(LIMIT, post(&served.url).body(body).send())
+            .await
+            .unwrap()
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("hi from r"), "{text}");
+    }
+    let pid = served.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    tokio::time::timeout(LIMIT, served.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (ok, out) = run(&homes, &["routing", "explain", "--session", "s2"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Affinity: bound to r.default (first_success)"),
+        "{out}"
     );
 }
 

@@ -345,12 +345,41 @@ async fn a_session_stays_on_its_fallback_after_the_preferred_relay_recovers() {
         let records = proxy.records.wait_for(3).await;
         let decision = |i: usize| records[i].0.decision.clone().unwrap();
         assert_eq!(
-            decision(0).affinity_change.as_deref(),
+            decision(0)
+                .affinity_change
+                .map(|c| c.to_string())
+                .as_deref(),
             Some("first_success")
         );
         assert_eq!(decision(1).affinity.as_deref(), Some("fallback.default"));
-        assert_eq!(format!("{:?}", decision(1).why.unwrap()), "Affinity");
+        assert_eq!(decision(1).why.unwrap().as_str(), "affinity");
         assert_eq!(decision(1).affinity_change, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_moved_by_a_failure_records_the_failure_class_by_name() {
+    bounded(async {
+        let first = MockRelay::start("first").await;
+        let second = MockRelay::start("second").await;
+        let config = format!(
+            "{}[retry]\nprofile = \"aggressive-failover\"\n",
+            providers(&[("first", &first.base_url()), ("second", &second.base_url())])
+        );
+        let proxy = TestProxy::start(&config, &[]).await;
+        let text = turn(&proxy, "thread-1").await.text().await.unwrap();
+        assert!(text.contains("hi from first"), "{text}");
+        first.push(Fault::status(503));
+        let text = turn(&proxy, "thread-1").await.text().await.unwrap();
+        assert!(text.contains("hi from second"), "{text}");
+
+        // As the ledger stores it (`decision_json`).
+        let records = proxy.records.wait_for(2).await;
+        let stored = |i: usize| serde_json::to_value(records[i].0.decision.as_ref()).unwrap();
+        assert_eq!(stored(0)["affinity_change"], "first_success");
+        assert_eq!(stored(1)["affinity_change"], "failover_after_server_error");
+        assert_eq!(stored(1)["why"], "failover");
     })
     .await;
 }

@@ -126,7 +126,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         refuse_self_relays(&plan.graph, listen, &loaded.path)?;
         warn_if_codex_hop_is_proxied(&env, listen.port());
         let route = describe_route(&plan.graph);
-        let affinity = AffinityStore::load(&homes.affinity_state());
+        let affinity = AffinityStore::open(&homes.affinity_state())?;
+        let affinity_writer = affinity.writer();
         let ledger = start_ledger(&homes, &loaded.config.ledger);
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_catalog_cache(homes.helper.join("cache")));
@@ -142,6 +143,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         server.shutdown().await;
         watcher.abort();
         drop(state);
+        if let Some(writer) = affinity_writer {
+            // The last window's changes; the write blocks, so not on this (the only) thread.
+            let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        }
         if switched {
             match switch::switch_off(&codex) {
                 Ok(report) => eprintln!("codex-helper: {}", report.message),

@@ -1,9 +1,12 @@
 //! One ledger row: a finished request, flattened, priced, without bodies or secrets.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::pricing::PriceBook;
 use crate::proxy::record::{AttemptOutcome, Outcome, RequestRecord};
+use crate::routing::retry::FailureClass;
 
 /// A request as stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -44,8 +47,14 @@ pub struct LedgerRow {
 }
 
 impl LedgerRow {
-    /// Flattens a finished request and prices it by the model actually sent.
-    pub fn from_record(record: &RequestRecord, outcome: Outcome, prices: &PriceBook) -> Self {
+    /// Flattens a finished request and prices it by the model actually sent. `duration` is
+    /// measured when the request finished: rows are built later, on the writer thread.
+    pub fn from_record(
+        record: &RequestRecord,
+        outcome: Outcome,
+        duration: Duration,
+        prices: &PriceBook,
+    ) -> Self {
         let usage = record.usage;
         let priced_model = record
             .model_sent
@@ -63,15 +72,18 @@ impl LedgerRow {
                     .rev()
                     .find_map(|a| match &a.outcome {
                         AttemptOutcome::FailedStatus { class, .. }
-                        | AttemptOutcome::FailedStream { class, .. } => {
-                            Some(snake(&format!("{class:?}")))
+                        | AttemptOutcome::FailedStream { class, .. } => Some(class.as_str()),
+                        AttemptOutcome::ConnectError { .. } => Some(FailureClass::Connect.as_str()),
+                        AttemptOutcome::Timeout { .. } => {
+                            Some(FailureClass::HeaderTimeout.as_str())
                         }
-                        AttemptOutcome::ConnectError { .. } => Some("connect".into()),
-                        AttemptOutcome::Timeout { .. } => Some("header_timeout".into()),
-                        AttemptOutcome::TransportError { .. } => Some("transport".into()),
+                        AttemptOutcome::TransportError { .. } => {
+                            Some(FailureClass::Transport.as_str())
+                        }
                         AttemptOutcome::Responded { .. } => None,
                     })
-                    .unwrap_or_else(|| snake(&format!("{other:?}"))),
+                    .unwrap_or(other.as_str())
+                    .to_string(),
             ),
         };
         Self {
@@ -91,7 +103,7 @@ impl LedgerRow {
             provider: record.provider.clone(),
             endpoint: record.endpoint.clone(),
             status: record.status,
-            outcome: snake(&format!("{outcome:?}")),
+            outcome: outcome.as_str().to_string(),
             error_class,
             error: record.error.clone(),
             attempts_json: serde_json::to_string(&record.attempts).unwrap_or_else(|_| "[]".into()),
@@ -105,27 +117,11 @@ impl LedgerRow {
             reasoning_tokens: usage.map(|u| u.reasoning_tokens),
             total_tokens: usage.map(|u| u.total_tokens),
             ttfb_ms: record.ttfb.map(|d| d.as_secs_f64() * 1000.0),
-            duration_ms: record.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: duration.as_secs_f64() * 1000.0,
             bytes_in: record.bytes_in,
             bytes_out: record.bytes_out,
             cost_usd: cost.as_ref().map(|c| c.usd),
             price_source: cost.map(|c| c.source),
         }
     }
-}
-
-/// `AllUpstreamsFailed` → `all_upstreams_failed`.
-pub fn snake(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

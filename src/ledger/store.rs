@@ -83,6 +83,33 @@ FROM requests GROUP BY 1, 2, 3;
 -- Summaries by provider, model and day read the rollups; this wide index only slowed inserts.
 DROP INDEX IF EXISTS requests_summary;
 "#,
+    r#"
+-- Affinity reasons were once spelled with the failure class's Debug text lowercased
+-- (`failover_after_servererror`); they are now `failover_after_<class name>`, the class's
+-- serde name (`failover_after_server_error`). Rewrites the stored decisions once. (`outcome`
+-- and `error_class` always held the serde names: nothing to do there.)
+WITH renamed(old, new) AS (VALUES
+    ('failover_after_headertimeout', 'failover_after_header_timeout'),
+    ('failover_after_firsteventtimeout', 'failover_after_first_event_timeout'),
+    ('failover_after_ratelimited', 'failover_after_rate_limited'),
+    ('failover_after_servererror', 'failover_after_server_error'),
+    ('failover_after_cloudflaretimeout', 'failover_after_cloudflare_timeout'),
+    ('failover_after_cloudflarechallenge', 'failover_after_cloudflare_challenge'),
+    ('failover_after_unsupportedmodel', 'failover_after_unsupported_model'),
+    ('failover_after_clienterror', 'failover_after_client_error'),
+    ('failover_after_failedinstream', 'failover_after_failed_in_stream'),
+    ('failover_after_emptystream', 'failover_after_empty_stream'),
+    ('failover_after_forwardingloop', 'failover_after_forwarding_loop'),
+    ('failover_after_preambletoolarge', 'failover_after_preamble_too_large')
+)
+UPDATE requests
+SET decision_json = json_set(decision_json, '$.affinity_change',
+    (SELECT new FROM renamed WHERE old = json_extract(requests.decision_json, '$.affinity_change')))
+WHERE decision_json LIKE '%failover_after_%'
+  -- CASE: a row that is not JSON (none should be) is left alone instead of failing the open.
+  AND CASE WHEN json_valid(decision_json) THEN json_extract(decision_json, '$.affinity_change') END
+      IN (SELECT old FROM renamed);
+"#,
 ];
 
 /// The rollup bucket width.
@@ -133,8 +160,18 @@ pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
 }
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Runs the migrations from the database's version up to `target`.
+fn migrate_to(conn: &Connection, target: usize) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target)
+        .skip(version as usize)
+    {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -251,4 +288,72 @@ pub fn apply_retention(
         params![BUCKET_MS as i64],
     )?;
     Ok(old + excess)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::affinity::{AffinityChange, legacy_class_name};
+    use crate::routing::retry::FailureClass;
+
+    fn insert_decision(conn: &Connection, trace: &str, decision: Option<&str>) {
+        conn.execute(
+            "INSERT INTO requests (trace_id, started_ms, method, path, streaming, outcome,
+                attempts_json, decision_json, duration_ms, bytes_in, bytes_out)
+             VALUES (?1, 1, 'POST', '/v1/responses', 1, 'completed', '[]', ?2, 1.0, 0, 0)",
+            params![trace, decision],
+        )
+        .unwrap();
+    }
+
+    fn decision_of(conn: &Connection, trace: &str) -> Option<String> {
+        conn.query_row(
+            "SELECT decision_json FROM requests WHERE trace_id = ?1",
+            [trace],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn old_affinity_reasons_are_renamed_by_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("ledger.sqlite3")).unwrap();
+        // The schema as the last version before typed names left it, with its values.
+        migrate_to(&conn, 3).unwrap();
+        let decision = |change: &str| {
+            serde_json::json!({"graph_key": "g1:0123456789abcdef", "affinity_policy": "fallback-sticky",
+                "affinity": "a.default", "relay_bound": false, "candidates": [],
+                "chosen": "b.default", "why": "failover", "affinity_change": change})
+            .to_string()
+        };
+        for class in FailureClass::ALL {
+            let old = format!("failover_after_{}", legacy_class_name(class));
+            insert_decision(&conn, class.as_str(), Some(&decision(&old)));
+        }
+        insert_decision(&conn, "first", Some(&decision("first_success")));
+        insert_decision(&conn, "none", None);
+        insert_decision(&conn, "not-json", Some("failover_after_servererror {"));
+
+        migrate(&conn).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        for class in FailureClass::ALL {
+            let stored: serde_json::Value =
+                serde_json::from_str(&decision_of(&conn, class.as_str()).unwrap()).unwrap();
+            let want = AffinityChange::FailoverAfter(class).to_string();
+            assert_eq!(
+                stored,
+                serde_json::from_str::<serde_json::Value>(&decision(&want)).unwrap()
+            );
+        }
+        assert_eq!(decision_of(&conn, "first"), Some(decision("first_success")));
+        assert_eq!(decision_of(&conn, "none"), None);
+        assert_eq!(
+            decision_of(&conn, "not-json").as_deref(),
+            Some("failover_after_servererror {")
+        );
+    }
 }

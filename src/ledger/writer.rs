@@ -1,6 +1,8 @@
 //! The ledger writer: one background thread, fed through a bounded channel, writing batches.
 //!
-//! The proxy never waits on the disk: a full queue drops the row and counts it; a failed write
+//! The proxy never waits on the disk, nor on turning a record into a row (JSON of the attempts
+//! and the route decision, pricing): the sink queues a copy of the finished record and the
+//! writer thread builds the row. A full queue drops the record and counts it; a failed write
 //! (database locked, disk full) counts the lost rows and carries on. Retention runs on the same
 //! thread between batches.
 
@@ -46,8 +48,16 @@ impl LedgerStats {
     }
 }
 
+/// A finished request as the proxy handed it over, to become a row on the writer thread.
+struct Finished {
+    record: RequestRecord,
+    outcome: Outcome,
+    /// Measured when the request finished, not when the row is built.
+    duration: Duration,
+}
+
 enum Message {
-    Row(Box<LedgerRow>),
+    Record(Box<Finished>),
     /// Answered once everything queued before it is written.
     Flush(std::sync::mpsc::Sender<()>),
     /// Write what is queued, then stop (other senders may still exist).
@@ -58,7 +68,6 @@ enum Message {
 pub struct Ledger {
     sender: Option<SyncSender<Message>>,
     stats: Arc<LedgerStats>,
-    prices: Arc<PriceBook>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
 }
@@ -76,12 +85,11 @@ impl Ledger {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("ledger-writer".into())
-                .spawn(move || write_loop(conn, receiver, &stats, &settings))?
+                .spawn(move || write_loop(conn, receiver, &stats, &settings, &prices))?
         };
         Ok(Self {
             sender: Some(sender),
             stats,
-            prices: Arc::new(prices),
             thread: Some(thread),
             path: path.to_path_buf(),
         })
@@ -100,7 +108,6 @@ impl Ledger {
         Arc::new(LedgerSink {
             sender: self.sender.clone().expect("running"),
             stats: self.stats.clone(),
-            prices: self.prices.clone(),
         })
     }
 
@@ -134,13 +141,18 @@ impl Drop for Ledger {
 struct LedgerSink {
     sender: SyncSender<Message>,
     stats: Arc<LedgerStats>,
-    prices: Arc<PriceBook>,
 }
 
 impl RecordSink for LedgerSink {
+    /// Runs on the proxy's event loop: a copy of the record (a few small strings and the
+    /// attempts) and a non-blocking send, nothing more.
     fn record(&self, record: &RequestRecord, outcome: Outcome) {
-        let row = Box::new(LedgerRow::from_record(record, outcome, &self.prices));
-        match self.sender.try_send(Message::Row(row)) {
+        let finished = Box::new(Finished {
+            duration: record.started.elapsed(),
+            record: record.clone(),
+            outcome,
+        });
+        match self.sender.try_send(Message::Record(finished)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -165,6 +177,7 @@ fn write_loop(
     receiver: Receiver<Message>,
     stats: &LedgerStats,
     settings: &LedgerSettings,
+    prices: &PriceBook,
 ) {
     let mut last_retention = Instant::now() - RETENTION_EVERY;
     let mut last_warning: Option<Instant> = None;
@@ -172,7 +185,7 @@ fn write_loop(
     while let Ok(first) = receiver.recv() {
         // Let a batch gather: one wake-up and one transaction per window, not per request,
         // so the writer stays out of the proxy's way on a small machine.
-        if matches!(first, Message::Row(_)) {
+        if matches!(first, Message::Record(_)) {
             std::thread::sleep(BATCH_WINDOW);
         }
         let mut rows = Vec::new();
@@ -181,7 +194,11 @@ fn write_loop(
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Row(row) => rows.push(*row),
+                Message::Record(f) => {
+                    rows.push(LedgerRow::from_record(
+                        &f.record, f.outcome, f.duration, prices,
+                    ));
+                }
                 Message::Flush(done) => flushes.push(done),
                 Message::Stop => stop = true,
             }

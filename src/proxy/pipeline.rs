@@ -430,24 +430,13 @@ fn remember_affinity(
     let Some(session) = router.session else {
         return;
     };
-    let change = state
-        .routing
-        .affinity
-        .lock()
-        .expect("affinity lock")
-        .record_success(
-            session,
-            &router.graph.key,
-            upstream,
-            now_ms(),
-            || match router.last_failure {
-                Some(class) => format!(
-                    "failover_after_{}",
-                    format!("{class:?}").to_ascii_lowercase()
-                ),
-                None => "returned_to_preferred".to_string(),
-            },
-        );
+    let change = state.routing.affinity.record_success(
+        session,
+        &router.graph.key,
+        upstream,
+        now_ms(),
+        router.last_failure,
+    );
     if let Some(decision) = record.decision.as_mut() {
         decision.affinity_change = change;
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::RecordSink;
 use crate::config::model::AffinityPolicy;
+use crate::routing::affinity::AffinityChange;
 use crate::routing::retry::FailureClass;
 use crate::routing::select::{Skip, Why};
 
@@ -92,6 +93,34 @@ pub enum Outcome {
     Rejected,
 }
 
+impl Outcome {
+    /// Every outcome (keep in step with the enum: the name test walks this list).
+    pub const ALL: [Outcome; 8] = [
+        Self::Completed,
+        Self::FailedInStream,
+        Self::EndedWithoutTerminalEvent,
+        Self::UpstreamStreamError,
+        Self::ClientDisconnected,
+        Self::AllUpstreamsFailed,
+        Self::ContinuityBroken,
+        Self::Rejected,
+    ];
+
+    /// The stored and logged name: exactly the serde name (the ledger's `outcome` column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::FailedInStream => "failed_in_stream",
+            Self::EndedWithoutTerminalEvent => "ended_without_terminal_event",
+            Self::UpstreamStreamError => "upstream_stream_error",
+            Self::ClientDisconnected => "client_disconnected",
+            Self::AllUpstreamsFailed => "all_upstreams_failed",
+            Self::ContinuityBroken => "continuity_broken",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
 /// The record of one proxied request.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
@@ -144,7 +173,7 @@ pub struct RouteDecision {
     pub chosen: Option<String>,
     pub why: Option<Why>,
     /// Set when the session's affinity was created or moved by this request.
-    pub affinity_change: Option<String>,
+    pub affinity_change: Option<AffinityChange>,
 }
 
 /// One candidate as the decision saw it.
@@ -209,7 +238,7 @@ impl RequestRecord {
             model_sent = self.model_sent.as_deref().or(self.model_requested.as_deref()).unwrap_or("-"),
             streaming = self.streaming,
             status = self.status.unwrap_or(0),
-            outcome = ?outcome,
+            outcome = outcome.as_str(),
             input_tokens = usage.input_tokens,
             cached_input_tokens = usage.cached_input_tokens,
             output_tokens = usage.output_tokens,
@@ -219,8 +248,8 @@ impl RequestRecord {
             duration_ms = %millis(self.started.elapsed()),
             bytes_out = self.bytes_out,
             attempts = %attempts,
-            why = self.decision.as_ref().and_then(|d| d.why).map(|w| format!("{w:?}")).unwrap_or_default(),
-            affinity_change = self.decision.as_ref().and_then(|d| d.affinity_change.as_deref()).unwrap_or(""),
+            why = self.decision.as_ref().and_then(|d| d.why).map_or("", Why::as_str),
+            affinity_change = %self.decision.as_ref().and_then(|d| d.affinity_change).map(|c| c.to_string()).unwrap_or_default(),
             error = self.error.as_deref().unwrap_or(""),
             "request"
         );
@@ -281,4 +310,17 @@ impl Drop for RecordGuard {
 /// Milliseconds with microsecond precision, for log lines.
 fn millis(duration: Duration) -> String {
     format!("{:.3}", duration.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_are_the_serde_names() {
+        for outcome in Outcome::ALL {
+            let serde = serde_json::to_value(outcome).unwrap();
+            assert_eq!(serde.as_str(), Some(outcome.as_str()), "{outcome:?}");
+        }
+    }
 }

@@ -615,35 +615,101 @@ impl RouteGraph {
         }
     }
 
-    /// A stable, canonical hash (FNV-1a over a canonical text) of everything that affects
-    /// selection. Independent of the toolchain, unlike `DefaultHasher`.
+    /// The graph key: `g2:` and 16 hex digits of FNV-1a (64-bit) over [`Self::canonical_text`].
+    /// Persisted affinity is keyed by it, so it must not change unless routing does: the text
+    /// is spelled out field by field, never `Debug`, and the hash is fixed (unlike
+    /// `DefaultHasher`, which may change between toolchains). Changing the encoding drops
+    /// persisted affinity once (as `g1:` → `g2:` did); bump the prefix when that happens.
     fn canonical_key(&self) -> String {
-        let mut text = String::new();
-        let _ = write!(
-            text,
-            "entry={};policy={:?};ttl={:?};reprobe={:?};",
-            self.entry, self.affinity_policy, self.fallback_ttl_ms, self.reprobe_preferred_after_ms
+        let hash = self
+            .canonical_text()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        format!("g2:{hash:016x}")
+    }
+
+    /// Everything that affects selection, one line per item, in a fixed order:
+    ///
+    /// ```text
+    /// entry <s>
+    /// affinity_policy <config name>
+    /// fallback_ttl_ms <n|->
+    /// reprobe_preferred_after_ms <n|->
+    /// node <s> ordered [<ref>, …]                         (nodes in name order)
+    /// node <s> tag_preferred stop=<bool> prefer=[<map>, …] children=[<ref>, …]
+    /// node <s> sticky <ref>
+    /// node <s> conditional when=<when> then=<ref> default=<ref>
+    /// upstream <s>.<s> base_url=<s> tags=<map> model_mapping=<map> supported_models=<map> limit=<n>/<s>|-
+    /// ```
+    ///
+    /// `<s>` is a JSON string literal (so no value can fake a separator), `<ref>` is
+    /// `provider <s>`, `endpoint <s> #<upstream index>|-` or `node <s>`, `<map>` is
+    /// `{<s>=<s>, …}` in key order (booleans as `true`/`false`), and `<when>` lists `model`,
+    /// `path`, `method`, `service_tier`, `reasoning_effort` (each `<s>` or `-`) and `headers`.
+    fn canonical_text(&self) -> String {
+        let mut out = String::new();
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let _ = writeln!(out, "entry {}", quote(&self.entry));
+        let _ = writeln!(out, "affinity_policy {}", self.affinity_policy);
+        let _ = writeln!(out, "fallback_ttl_ms {}", opt(self.fallback_ttl_ms));
+        let _ = writeln!(
+            out,
+            "reprobe_preferred_after_ms {}",
+            opt(self.reprobe_preferred_after_ms)
         );
         for (name, node) in &self.nodes {
-            let _ = write!(text, "node {name}={node:?};");
+            let name = quote(name);
+            let _ = match node {
+                Node::Ordered(children) => {
+                    writeln!(out, "node {name} ordered {}", refs(children))
+                }
+                Node::TagPreferred {
+                    children,
+                    prefer,
+                    stop,
+                } => {
+                    let prefer: Vec<String> = prefer.iter().map(map).collect();
+                    writeln!(
+                        out,
+                        "node {name} tag_preferred stop={stop} prefer=[{}] children={}",
+                        prefer.join(", "),
+                        refs(children)
+                    )
+                }
+                Node::Sticky { target } => {
+                    writeln!(out, "node {name} sticky {}", reference(target))
+                }
+                Node::Conditional {
+                    when,
+                    then,
+                    default,
+                } => writeln!(
+                    out,
+                    "node {name} conditional when={} then={} default={}",
+                    when_text(when),
+                    reference(then),
+                    reference(default)
+                ),
+            };
         }
         for u in &self.upstreams {
-            let _ = write!(
-                text,
-                "up {}.{}={} tags={:?} map={:?} models={:?} limit={:?};",
-                u.provider,
-                u.endpoint,
-                u.base_url,
-                u.tags,
-                u.model_mapping,
-                u.supported_models,
-                u.limit
+            let limit = u.limit.as_ref().map_or("-".to_string(), |l| {
+                format!("{}/{}", l.max, quote(&l.group))
+            });
+            let _ = writeln!(
+                out,
+                "upstream {}.{} base_url={} tags={} model_mapping={} supported_models={} limit={limit}",
+                quote(&u.provider),
+                quote(&u.endpoint),
+                quote(&u.base_url.to_string()),
+                map(&u.tags),
+                map(&u.model_mapping),
+                map(&u.supported_models),
             );
         }
-        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        format!("g1:{hash:016x}")
+        out
     }
 
     /// The affinity policy and its windows.
@@ -654,6 +720,67 @@ impl RouteGraph {
             reprobe_preferred_after_ms: self.reprobe_preferred_after_ms,
         }
     }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+fn quote(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// A map value as the canonical text spells it.
+trait Canonical {
+    fn canonical(&self) -> String;
+}
+
+impl Canonical for String {
+    fn canonical(&self) -> String {
+        quote(self)
+    }
+}
+
+impl Canonical for bool {
+    fn canonical(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// `{<key>=<value>, …}` in key order, keys quoted.
+fn map<V: Canonical>(entries: &BTreeMap<String, V>) -> String {
+    let items: Vec<String> = entries
+        .iter()
+        .map(|(k, v)| format!("{}={}", quote(k), v.canonical()))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+fn reference(r: &Ref) -> String {
+    match r {
+        Ref::Provider(name) => format!("provider {}", quote(name)),
+        Ref::Endpoint { name, upstream } => format!(
+            "endpoint {} {}",
+            quote(name),
+            upstream.map_or("-".to_string(), |i| format!("#{i}"))
+        ),
+        Ref::Node(name) => format!("node {}", quote(name)),
+    }
+}
+
+fn refs(children: &[Ref]) -> String {
+    let items: Vec<String> = children.iter().map(reference).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn when_text(when: &When) -> String {
+    let field = |v: &Option<String>| v.as_deref().map_or("-".to_string(), quote);
+    format!(
+        "{{model={}, path={}, method={}, service_tier={}, reasoning_effort={}, headers={}}}",
+        field(&when.model),
+        field(&when.path),
+        field(&when.method),
+        field(&when.service_tier),
+        field(&when.reasoning_effort),
+        map(&when.headers)
+    )
 }
 
 /// Whether a request matches a `when`: every set field must match.
@@ -1019,7 +1146,7 @@ base_url = "http://off.example"
         let text = routes("[codex.routing.routes.main]\nchildren = [\"a\", \"b\"]\n");
         let key = graph(&text).unwrap().key;
         assert_eq!(key, graph(&text).unwrap().key);
-        assert!(key.starts_with("g1:") && key.len() == 19);
+        assert!(key.starts_with("g2:") && key.len() == 19);
         assert_ne!(
             key,
             graph(&routes(
@@ -1034,6 +1161,40 @@ base_url = "http://off.example"
             graph(&with_comment).unwrap().key,
             "comments do not matter"
         );
+    }
+
+    /// Persisted affinity is keyed by this: a change here drops every session's affinity.
+    /// Change it only on purpose (and bump the `g2:` prefix).
+    #[test]
+    fn the_key_of_a_known_config_is_pinned() {
+        let text = format!(
+            "{PROVIDERS}[codex.providers.d]\nbase_url = \"http://d.example/v1\"\n\
+             supported_models = {{ \"gpt-5*\" = true, \"gpt-5-nano\" = false }}\n\
+             model_mapping = {{ \"gpt-5\" = \"b-5\" }}\n\
+             limits = {{ max_concurrent_requests = 2, limit_group = \"acct\" }}\n\
+             [codex.routing]\nentry = \"main\"\naffinity_policy = \"preferred-group\"\nfallback_ttl_ms = 60000\n\
+             [codex.routing.routes.main]\nstrategy = \"conditional\"\nwhen = {{ model = \"gpt-5\", headers = {{ \"x-tier\" = \"a \\\"b\\\"\" }} }}\nthen = \"pool\"\ndefault = \"rest\"\n\
+             [codex.routing.routes.pool]\nstrategy = \"tag-preferred\"\nchildren = [\"d\", \"a.slow\", \"c\"]\nprefer_tags = [{{ billing = \"monthly\" }}]\non_exhausted = \"stop\"\n\
+             [codex.routing.routes.rest]\nchildren = [\"pick\", \"off\"]\n\
+             [codex.routing.routes.pick]\nstrategy = \"manual-sticky\"\ntarget = \"a.fast\"\n"
+        );
+        let g = graph(&text).unwrap();
+        let expected = r#"entry "main"
+affinity_policy preferred-group
+fallback_ttl_ms 60000
+reprobe_preferred_after_ms -
+node "main" conditional when={model="gpt-5", path=-, method=-, service_tier=-, reasoning_effort=-, headers={"x-tier"="a \"b\""}} then=node "pool" default=node "rest"
+node "pick" sticky endpoint "a.fast" #0
+node "pool" tag_preferred stop=true prefer=[{"billing"="monthly"}] children=[provider "d", endpoint "a.slow" #1, provider "c"]
+node "rest" ordered [node "pick", provider "off"]
+upstream "a"."fast" base_url="http://a1.example" tags={"billing"="monthly"} model_mapping={} supported_models={} limit=-
+upstream "a"."slow" base_url="http://a2.example" tags={"billing"="monthly"} model_mapping={} supported_models={} limit=-
+upstream "b"."default" base_url="http://b.example" tags={"billing"="paygo"} model_mapping={} supported_models={} limit=-
+upstream "c"."default" base_url="http://c.example" tags={"billing"="monthly", "region"="hk"} model_mapping={} supported_models={} limit=-
+upstream "d"."default" base_url="http://d.example/v1" tags={} model_mapping={"gpt-5"="b-5"} supported_models={"gpt-5*"=true, "gpt-5-nano"=false} limit=2/"acct"
+"#;
+        assert_eq!(g.canonical_text(), expected);
+        assert_eq!(g.key, "g2:861369ee17b6795e");
     }
 
     #[test]

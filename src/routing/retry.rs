@@ -190,6 +190,54 @@ pub enum FailureClass {
     PreambleTooLarge,
 }
 
+impl FailureClass {
+    /// Every class, for tests and for migrations that rewrite stored names.
+    pub const ALL: [FailureClass; 15] = [
+        Self::Connect,
+        Self::Transport,
+        Self::HeaderTimeout,
+        Self::FirstEventTimeout,
+        Self::RateLimited,
+        Self::ServerError,
+        Self::Auth,
+        Self::CloudflareTimeout,
+        Self::CloudflareChallenge,
+        Self::UnsupportedModel,
+        Self::ClientError,
+        Self::FailedInStream,
+        Self::EmptyStream,
+        Self::ForwardingLoop,
+        Self::PreambleTooLarge,
+    ];
+
+    /// The stored and logged name: exactly the serde name. Use this, never `Debug`, wherever
+    /// the class becomes data (ledger columns, affinity reasons, log fields).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Transport => "transport",
+            Self::HeaderTimeout => "header_timeout",
+            Self::FirstEventTimeout => "first_event_timeout",
+            Self::RateLimited => "rate_limited",
+            Self::ServerError => "server_error",
+            Self::Auth => "auth",
+            Self::CloudflareTimeout => "cloudflare_timeout",
+            Self::CloudflareChallenge => "cloudflare_challenge",
+            Self::UnsupportedModel => "unsupported_model",
+            Self::ClientError => "client_error",
+            Self::FailedInStream => "failed_in_stream",
+            Self::EmptyStream => "empty_stream",
+            Self::ForwardingLoop => "forwarding_loop",
+            Self::PreambleTooLarge => "preamble_too_large",
+        }
+    }
+
+    /// The class named `name`, its serde name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
 /// A classified failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -299,6 +347,15 @@ mod tests {
         Failure {
             class,
             retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for class in FailureClass::ALL {
+            let serde = serde_json::to_value(class).unwrap();
+            assert_eq!(serde.as_str(), Some(class.as_str()), "{class:?}");
+            assert_eq!(FailureClass::from_name(class.as_str()), Some(class));
         }
     }
 

@@ -22,7 +22,7 @@ pub struct RoutingState {
     /// reason and, where it has one, an expiry.
     signals: Mutex<HashMap<String, Vec<Skip>>>,
     in_flight: Arc<Mutex<HashMap<String, u32>>>,
-    pub affinity: Mutex<AffinityStore>,
+    pub affinity: AffinityStore,
 }
 
 impl RoutingState {
@@ -31,7 +31,7 @@ impl RoutingState {
             health: Arc::default(),
             signals: Mutex::default(),
             in_flight: Arc::default(),
-            affinity: Mutex::new(affinity),
+            affinity,
         }
     }
 
@@ -155,13 +155,7 @@ impl RoutingState {
         graph: &RouteGraph,
         candidates: &[Candidate],
     ) -> (Option<AffinityRecord>, Option<AffinityView>) {
-        let record = session.and_then(|s| {
-            self.affinity
-                .lock()
-                .expect("affinity lock")
-                .get(s, &graph.key)
-                .cloned()
-        });
+        let record = session.and_then(|s| self.affinity.get(s, &graph.key));
         let view = record.as_ref().and_then(|a| {
             let candidate = candidates
                 .iter()

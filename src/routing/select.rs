@@ -113,6 +113,17 @@ pub enum Why {
     Failover,
 }
 
+impl Why {
+    /// The stored and logged name: exactly the serde name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Affinity => "affinity",
+            Self::Preferred => "preferred",
+            Self::Failover => "failover",
+        }
+    }
+}
+
 /// The outcome of one selection step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Choice {
@@ -195,6 +206,14 @@ fn within_windows(since_ms: u64, settings: AffinitySettings, now_ms: u64) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn why_names_are_the_serde_names() {
+        for why in [Why::Affinity, Why::Preferred, Why::Failover] {
+            let serde = serde_json::to_value(why).unwrap();
+            assert_eq!(serde.as_str(), Some(why.as_str()), "{why:?}");
+        }
+    }
 
     /// Candidates 0 (group 0, preferred) and 1, 2 (group 1, fallbacks).
     fn cands() -> Vec<Candidate> {
