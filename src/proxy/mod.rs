@@ -6,7 +6,7 @@
 
 pub mod attempt;
 pub mod clients;
-pub mod decode;
+pub mod coding;
 pub mod guard;
 pub mod headers;
 pub mod inspect;
