@@ -36,8 +36,9 @@ use super::{Plan, ProxyState};
 use crate::config::model::{BodyEncodingMode, ProxySettings};
 use crate::routing::retry::{Action, Cooldown, FailureClass};
 use crate::routing::runtime::Permit;
-use crate::routing::select::{self, Choice, Skip, now_ms};
+use crate::routing::select::{self, Choice, Skip};
 use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
+use crate::time::now_ms;
 
 /// Handles one client request from start to end. Never fails: every problem becomes a response.
 pub async fn handle<B>(state: Arc<ProxyState>, request: Request<B>) -> Response<ProxyBody>
