@@ -20,7 +20,7 @@ use async_compression::tokio::bufread::{
     BrotliDecoder, DeflateDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder,
 };
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt, stream};
+use futures_util::{FutureExt, StreamExt, TryStreamExt, stream};
 use http::HeaderMap;
 use http::header::CONTENT_ENCODING;
 use tokio_util::io::{ReaderStream, StreamReader};
@@ -132,10 +132,32 @@ fn decode_one(data: Bytes, listed: &Listed, limit: usize) -> Result<Bytes, Decod
 
 /// Undoes `codings` on a streamed body as it arrives. Each step ends the stream with an error
 /// once it has decoded more than `cap` bytes, so a bomb in any layer of a stacked list stops.
+/// A step's own errors name its coding; errors from before it (the relay's connection, an
+/// earlier step) pass through as they were.
 pub fn decode_stream(body: ChunkStream, codings: &[Listed], cap: u64) -> ChunkStream {
     codings.iter().rev().fold(body, |input, listed| {
-        capped(undo(input, listed.coding), listed.name.clone(), cap)
+        let name = listed.name.clone();
+        let input = Box::pin(input.map_err(|e| io::Error::other(Passed(e))));
+        let output = undo(input, listed.coding).map_err(move |e| labelled(e, &name));
+        capped(Box::pin(output), listed.name.clone(), cap)
     })
+}
+
+/// An error from a decoder's input, carried through the decoder so that it can be told apart
+/// from the decoder's own errors and handed on unchanged.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct Passed(io::Error);
+
+/// The input's error as it was, or the decoder's own error with the coding named.
+fn labelled(e: io::Error, name: &str) -> io::Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Passed>()) {
+        if let Some(Ok(passed)) = e.into_inner().map(|inner| inner.downcast::<Passed>()) {
+            return passed.0;
+        }
+        unreachable!("the error was checked to be a `Passed`");
+    }
+    io::Error::new(e.kind(), format!("reply is not valid \"{name}\" data: {e}"))
 }
 
 /// Appends `stream`'s chunks to `into` until the stream ends or `into` holds more than `max`
@@ -457,7 +479,11 @@ mod tests {
                 "{err}"
             );
             let stream = decode_stream(chunks(b"not compressed at all", 4), &list(name), 1 << 20);
-            assert!(drain(stream).1.is_some(), "{name}");
+            let error = drain(stream).1.unwrap().to_string();
+            assert!(
+                error.starts_with(&format!("reply is not valid \"{name}\" data: ")),
+                "{error}"
+            );
         }
     }
 
@@ -466,7 +492,7 @@ mod tests {
         let encoded = gzip(&BODY.repeat(100));
         let cut = &encoded[..encoded.len() / 2];
         let (_, error) = drain(decode_stream(chunks(cut, 16), &list("gzip"), 1 << 20));
-        assert!(error.is_some());
+        assert!(error.unwrap().to_string().contains("\"gzip\""));
         assert!(matches!(
             decode(Bytes::copy_from_slice(cut), &list("gzip"), 1 << 20),
             Err(DecodeError::Corrupt { .. })
@@ -474,18 +500,33 @@ mod tests {
     }
 
     #[test]
-    fn input_errors_pass_through() {
+    fn input_errors_pass_through_unchanged() {
+        let encoded = brotli(&gzip(&BODY.repeat(100)));
         let input: ChunkStream = Box::pin(stream::iter(vec![
-            Ok(Bytes::from(gzip(BODY))),
-            Err(io::Error::other("relay connection reset")),
+            Ok(Bytes::copy_from_slice(&encoded[..encoded.len() / 2])),
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "relay connection reset",
+            )),
         ]));
-        let (_, error) = drain(decode_stream(input, &list("gzip"), 1 << 20));
+        let (_, error) = drain(decode_stream(input, &list("gzip, br"), 1 << 20));
+        let error = error.unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!(error.to_string(), "relay connection reset");
+
+        // An earlier step's error is not labelled again by a later one.
+        let corrupt_inner = brotli(b"not gzip");
+        let (_, error) = drain(decode_stream(
+            chunks(&corrupt_inner, 3),
+            &list("gzip, br"),
+            1 << 20,
+        ));
+        let error = error.unwrap().to_string();
         assert!(
-            error
-                .unwrap()
-                .to_string()
-                .contains("relay connection reset")
+            error.starts_with("reply is not valid \"gzip\" data: "),
+            "{error}"
         );
+        assert!(!error.contains("\"br\""), "{error}");
     }
 
     #[test]
