@@ -76,7 +76,7 @@ fn main() {
     // 2. One million rows over 30 days, then the summary.
     let path = dir.path().join("big.sqlite3");
     let mut conn = store::open(&path).unwrap();
-    let now = codex_helper::routing::select::now_ms();
+    let now = codex_helper::time::now_ms();
     let started = Instant::now();
     let mut batch = Vec::with_capacity(10_000);
     for i in 0..ROWS {

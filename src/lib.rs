@@ -10,3 +10,4 @@ pub mod net;
 pub mod proxy;
 pub mod redact;
 pub mod routing;
+pub mod time;

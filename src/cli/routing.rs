@@ -9,7 +9,8 @@ use crate::proxy::Plan;
 use crate::routing::affinity::AffinityStore;
 use crate::routing::explain::{Explanation, explain};
 use crate::routing::runtime::RoutingState;
-use crate::routing::select::{Why, now_ms};
+use crate::routing::select::Why;
+use crate::time::now_ms;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RoutingCommand {

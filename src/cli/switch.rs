@@ -203,7 +203,7 @@ fn remote_control(
     use crate::codex::remote_control as rc;
     match command {
         RemoteControlCommand::Enable { json } => {
-            let report = rc::enable(codex_home, crate::routing::select::now_ms())?;
+            let report = rc::enable(codex_home, crate::time::now_ms())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

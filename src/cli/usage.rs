@@ -12,7 +12,7 @@ use crate::ledger::import;
 use crate::ledger::pricing::PriceBook;
 use crate::ledger::query::{self, Filter, GroupBy, RequestLine, SummaryRow};
 use crate::ledger::store;
-use crate::routing::select::now_ms;
+use crate::time::now_ms;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum UsageCommand {

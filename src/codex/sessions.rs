@@ -170,13 +170,7 @@ pub fn retag(
     if tagged.is_empty() {
         return Ok(report);
     }
-    let backup = backup_root.join(format!(
-        "retag-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis()
-    ));
+    let backup = backup_root.join(format!("retag-{}", crate::time::now_ms()));
     std::fs::create_dir_all(&backup)
         .with_context(|| format!("cannot create the backup folder {}", backup.display()))?;
     for db in &indexes {

@@ -235,7 +235,7 @@ fn write_loop(
         }
         if last_retention.elapsed() >= RETENTION_EVERY {
             last_retention = Instant::now();
-            let cutoff = crate::routing::select::now_ms()
+            let cutoff = crate::time::now_ms()
                 .saturating_sub(u64::from(settings.retention_days) * 86_400_000);
             match store::apply_retention(&conn, cutoff, settings.max_rows) {
                 Ok(n) => {

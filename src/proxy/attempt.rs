@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, Method, StatusCode, header};
-use tokio_util::io::{ReaderStream, StreamReader};
 
+use super::coding;
 use super::headers::upstream_request_headers;
 use super::inspect;
 use super::loops;
@@ -153,17 +153,15 @@ pub async fn try_upstream(
     let content_type = text(header::CONTENT_TYPE);
     let sse = content_type.starts_with("text/event-stream");
     let json = content_type.contains("json");
-    let codec = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Codec::parse);
+    // A coding the proxy cannot undo passes through as the relay sent it, header and all.
+    let codings = coding::listed(&headers).unwrap_or_default();
     let answer = |body: AnswerBody| Answer {
         status,
         headers: headers.clone(),
         body,
         sse,
         json,
-        body_decoded: codec.is_some(),
+        body_decoded: !codings.is_empty(),
         model_sent: model_sent.clone(),
     };
     let responded = AttemptOutcome::Responded {
@@ -184,7 +182,11 @@ pub async fn try_upstream(
     }
 
     if !status.is_success() {
-        let body = read_capped(body_stream(response, codec), ERROR_BODY_MAX, header_timeout).await;
+        let mut body = BytesMut::new();
+        let read = coding::read_capped(body_stream(response, &codings), &mut body, ERROR_BODY_MAX);
+        let _ = tokio::time::timeout(header_timeout, read).await;
+        body.truncate(ERROR_BODY_MAX);
+        let body = body.freeze();
         // Some relays echo the request's headers, our key among them.
         let body = match plan.redactor.redact_bytes(&body) {
             std::borrow::Cow::Borrowed(_) => body,
@@ -221,7 +223,8 @@ pub async fn try_upstream(
     }
 
     if sse {
-        return match hold_until_first_event(body_stream(response, codec), first_event_timeout).await
+        return match hold_until_first_event(body_stream(response, &codings), first_event_timeout)
+            .await
         {
             Held::Ready(stream) => (responded, Tried::Answer(answer(AnswerBody::Stream(stream)))),
             Held::Failed { class, detail } => (
@@ -253,7 +256,7 @@ pub async fn try_upstream(
     let small = response
         .content_length()
         .is_some_and(|len| len <= WHOLE_BODY_MAX);
-    if small && codec.is_none() {
+    if small && codings.is_empty() {
         return match tokio::time::timeout(header_timeout, response.bytes()).await {
             Ok(Ok(bytes)) => (responded, Tried::Answer(answer(AnswerBody::Whole(bytes)))),
             Ok(Err(e)) => {
@@ -274,7 +277,7 @@ pub async fn try_upstream(
     }
     (
         responded,
-        Tried::Answer(answer(AnswerBody::Stream(body_stream(response, codec)))),
+        Tried::Answer(answer(AnswerBody::Stream(body_stream(response, &codings)))),
     )
 }
 
@@ -369,22 +372,6 @@ async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> H
     }
 }
 
-/// Reads up to `max` bytes of a body within `timeout`; whatever arrived by then.
-async fn read_capped(mut stream: ChunkStream, max: usize, timeout: Duration) -> Bytes {
-    let mut body = BytesMut::new();
-    let read = async {
-        while let Ok(Some(chunk)) = stream.try_next().await {
-            body.extend_from_slice(&chunk);
-            if body.len() >= max {
-                body.truncate(max);
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(timeout, read).await;
-    body.freeze()
-}
-
 /// A short, single-line preview of a failed upstream body.
 fn preview(text: &str) -> String {
     let mut preview: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -395,46 +382,10 @@ fn preview(text: &str) -> String {
     preview
 }
 
-/// A response `Content-Encoding` the proxy undoes. The proxy asks upstreams for `identity`,
-/// but some compress anyway; decoding lets the tap read usage and lets a broken stream be
-/// ended with a readable event.
-#[derive(Debug, Clone, Copy)]
-enum Codec {
-    Gzip,
-    Deflate,
-    Brotli,
-    Zstd,
-}
-
-impl Codec {
-    fn parse(value: &str) -> Option<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "gzip" | "x-gzip" => Some(Self::Gzip),
-            "deflate" => Some(Self::Deflate),
-            "br" => Some(Self::Brotli),
-            "zstd" => Some(Self::Zstd),
-            _ => None,
-        }
-    }
-}
-
-fn body_stream(response: reqwest::Response, codec: Option<Codec>) -> ChunkStream {
-    use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
+/// The relay's body, its content codings undone (see [`coding::decode_stream`]).
+fn body_stream(response: reqwest::Response, codings: &[coding::Listed]) -> ChunkStream {
     let raw = response
         .bytes_stream()
         .map_err(|e| std::io::Error::other(error_chain(&e.without_url())));
-    let Some(codec) = codec else {
-        return Box::pin(raw);
-    };
-    let reader = StreamReader::new(raw);
-    const CHUNK: usize = 16 * 1024;
-    match codec {
-        Codec::Gzip => Box::pin(ReaderStream::with_capacity(GzipDecoder::new(reader), CHUNK)),
-        Codec::Deflate => Box::pin(ReaderStream::with_capacity(ZlibDecoder::new(reader), CHUNK)),
-        Codec::Brotli => Box::pin(ReaderStream::with_capacity(
-            BrotliDecoder::new(reader),
-            CHUNK,
-        )),
-        Codec::Zstd => Box::pin(ReaderStream::with_capacity(ZstdDecoder::new(reader), CHUNK)),
-    }
+    coding::decode_stream(Box::pin(raw), codings, coding::REPLY_DECODED_MAX)
 }

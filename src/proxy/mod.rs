@@ -6,7 +6,7 @@
 
 pub mod attempt;
 pub mod clients;
-pub mod decode;
+pub mod coding;
 pub mod guard;
 pub mod headers;
 pub mod inspect;
@@ -24,7 +24,7 @@ pub mod usage;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use std::sync::RwLock;
 
@@ -134,10 +134,7 @@ impl ProxyState {
             clients::UpstreamClients::new(Duration::from_millis(settings.connect_timeout_ms));
         clients.prepare(&plan.graph.upstreams)?;
         let settings_codex_binary = PathBuf::from(&settings.codex_binary);
-        let started_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+        let started_ms = crate::time::now_ms();
         Ok(Self {
             plan: RwLock::new(Arc::new(plan)),
             routing: RoutingState::new(affinity),

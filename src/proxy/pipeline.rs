@@ -38,8 +38,9 @@ use super::{Plan, ProxyState};
 use crate::routing::affinity::AffinityRecord;
 use crate::routing::retry::{Action, Cooldown, FailureClass};
 use crate::routing::runtime::{HealthProbe, Permit};
-use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip, Why, now_ms};
+use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip, Why};
 use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
+use crate::time::now_ms;
 
 /// Handles one client request from start to end. Never fails: every problem becomes a response.
 pub async fn handle<B>(state: Arc<ProxyState>, request: Request<B>) -> Response<ProxyBody>

@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 
 use super::ProxyState;
-use super::decode::{self, DecodeError};
+use super::coding::{self, DecodeError};
 use super::inspect::{self, BodyFacts};
 use super::replies::Refusal;
 use super::session;
@@ -78,7 +78,7 @@ pub async fn decode_body(
     if state.settings.request_body_encoding == BodyEncodingMode::Passthrough {
         return Ok((raw, false));
     }
-    let encodings = decode::listed_encodings(headers).map_err(refusal)?;
+    let encodings = coding::listed(headers).map_err(refusal)?;
     if encodings.is_empty() {
         return Ok((raw, false));
     }
@@ -94,7 +94,7 @@ pub async fn decode_body(
         });
     };
     let limit = usize::try_from(state.settings.max_decoded_body_bytes).unwrap_or(usize::MAX);
-    let decoded = tokio::task::spawn_blocking(move || decode::decode(raw, &encodings, limit))
+    let decoded = tokio::task::spawn_blocking(move || coding::decode(raw, &encodings, limit))
         .await
         .map_err(|e| Refusal {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -130,8 +130,7 @@ impl ClientRequest {
         body: Bytes,
         body_decoded: bool,
     ) -> Self {
-        let still_encoded =
-            !body_decoded && !decode::listed_encodings(&headers).is_ok_and(|e| e.is_empty());
+        let still_encoded = !body_decoded && !coding::listed(&headers).is_ok_and(|e| e.is_empty());
         let facts = if still_encoded {
             None
         } else {

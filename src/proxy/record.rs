@@ -190,7 +190,7 @@ impl RequestRecord {
         Self {
             trace_id,
             started: Instant::now(),
-            started_at_ms: crate::routing::select::now_ms(),
+            started_at_ms: crate::time::now_ms(),
             method,
             path,
             streaming: false,

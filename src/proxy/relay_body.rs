@@ -21,7 +21,7 @@ use super::usage::Usage;
 use crate::redact::Redactor;
 use crate::routing::retry::Cooldown;
 use crate::routing::runtime::{HealthProbe, Permit};
-use crate::routing::select::now_ms;
+use crate::time::now_ms;
 
 /// A stream of upstream body chunks (already decompressed if the upstream compressed it).
 pub type ChunkStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;

@@ -5,8 +5,6 @@
 //! keeps only the unfinished line. Only the few event types that carry usage or an outcome are
 //! parsed as JSON; deltas are skipped after a substring check.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use memchr::memmem;
 use serde_json::{Value, json};
@@ -209,9 +207,7 @@ pub struct FailedEvent<'a> {
 impl FailedEvent<'_> {
     /// The event as SSE bytes, in the shape Codex parses.
     pub fn to_sse(&self) -> Bytes {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now_ms = crate::time::now_ms();
         let mut metadata = json!({ "codex_helper_error": self.helper_error });
         if let Some(secs) = self.retry_after_secs {
             metadata["retry_after_secs"] = json!(secs);
@@ -220,9 +216,9 @@ impl FailedEvent<'_> {
             "type": "response.failed",
             "sequence_number": 0,
             "response": {
-                "id": format!("resp_codex_helper_{}_{}", self.helper_error, now.as_millis()),
+                "id": format!("resp_codex_helper_{}_{now_ms}", self.helper_error),
                 "object": "response",
-                "created_at": now.as_secs(),
+                "created_at": now_ms / 1000,
                 "status": "failed",
                 "background": false,
                 "error": { "code": self.code, "message": self.message },

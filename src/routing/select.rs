@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::config::model::AffinityPolicy;
+use crate::time::now_ms;
 
 use super::graph::Candidate;
 use super::health::Blocked;
@@ -75,13 +76,6 @@ impl Skip {
             Skip::Tried => "already tried for this request".into(),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The session's affinity as selection sees it.
