@@ -137,11 +137,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &state);
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
-        let watcher = tokio::spawn(watch_config(state.clone(), loaded.path.clone(), codex.clone(), listen));
+        let watcher = ConfigWatcher::start(state.clone(), loaded.path.clone(), codex.clone(), listen);
         shutdown.await;
         tracing::info!("shutting down");
         server.shutdown().await;
-        watcher.abort();
+        watcher.stop();
         drop(state);
         if let Some(writer) = affinity_writer {
             // The last window's changes; the write blocks, so not on this (the only) thread.
@@ -340,51 +340,65 @@ fn describe_route(graph: &RouteGraph) -> String {
     }
 }
 
-/// Reloads the routing plan when the config file changes, so edits (by hand or by
-/// `provider` / `routing` commands) apply without a restart. An invalid edit is reported and
-/// the running plan kept.
-async fn watch_config(
-    state: Arc<ProxyState>,
-    path: PathBuf,
-    codex: CodexFiles,
-    listen: SocketAddr,
-) {
-    let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let mut seen = modified(&path);
-    let mut tick = tokio::time::interval(CONFIG_POLL);
-    loop {
-        tick.tick().await;
-        // `switch on` / `switch off` run by hand while serving change what relays may see.
-        if let Ok(switch_state) = codex.state() {
-            state.set_client_preset(switch_state.map(|s| s.preset));
-        }
-        let now = modified(&path);
-        if now == seen {
-            continue;
-        }
-        seen = now;
-        // Reading the file and building HTTP clients (which may read the system's
-        // certificates) stay off the event loop.
-        let (state, path) = (state.clone(), path.clone());
-        let reloaded = tokio::task::spawn_blocking(move || {
-            let env = |name: &str| std::env::var(name).ok();
-            let plan = load::load(&path).and_then(|loaded| {
-                let loaded = loaded.context("the config file was removed")?;
-                Ok(Plan::from_config(&loaded, &env)?)
-            })?;
-            refuse_self_relays(&plan.graph, listen, &path)?;
-            let route = describe_route(&plan.graph);
-            state.reload(plan)?;
-            anyhow::Ok(format!("reloaded {} — {route}", path.display()))
-        })
-        .await;
-        match reloaded {
-            Ok(Ok(message)) => eprintln!("codex-helper: {message}"),
-            Ok(Err(e)) => eprintln!("codex-helper: {e:#}; still using the previous config"),
-            Err(e) => {
-                eprintln!("codex-helper: reloading failed: {e}; still using the previous config")
-            }
-        }
+/// Follows the files that change what the proxy does while it runs, on a thread of its own
+/// (reading, parsing and compiling never run on the proxy's event loop):
+/// - the helper's config: when it changes, the routing plan is reloaded, so edits (by hand or
+///   by `provider` / `routing` commands) apply without a restart; an invalid edit is reported
+///   and the running plan kept;
+/// - Codex's switch state: `switch on` / `switch off` run by hand while serving change what
+///   relays may see (the client preset).
+struct ConfigWatcher {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ConfigWatcher {
+    fn start(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles, listen: SocketAddr) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("config-watch".into())
+            .spawn(move || {
+                let modified =
+                    |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                let mut seen = modified(&path);
+                // Until told to stop (or the sender is gone), once per `CONFIG_POLL`.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CONFIG_POLL)
+                {
+                    if let Ok(switch_state) = codex.state() {
+                        state.set_client_preset(switch_state.map(|s| s.preset));
+                    }
+                    let now = modified(&path);
+                    if now != seen {
+                        seen = now;
+                        reload(&state, &path, listen);
+                    }
+                }
+            })
+            .expect("start the config watcher thread");
+        Self { stop, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// Loads, checks and compiles the config, and puts the new plan in force.
+fn reload(state: &ProxyState, path: &std::path::Path, listen: SocketAddr) {
+    let env = |name: &str| std::env::var(name).ok();
+    let reloaded = load::load(path).and_then(|loaded| {
+        let loaded = loaded.context("the config file was removed")?;
+        let plan = Plan::from_config(&loaded, &env)?;
+        refuse_self_relays(&plan.graph, listen, path)?;
+        let route = describe_route(&plan.graph);
+        state.reload(plan)?;
+        anyhow::Ok(format!("reloaded {} — {route}", path.display()))
+    });
+    match reloaded {
+        Ok(message) => eprintln!("codex-helper: {message}"),
+        Err(e) => eprintln!("codex-helper: {e:#}; still using the previous config"),
     }
 }
 
