@@ -64,15 +64,45 @@ pub enum Tried {
     },
 }
 
-/// Tries `upstream` once. The model mapping and credential are the upstream's own.
+/// What one try produced: the record of it, and what the retry policy or the client gets.
+pub type Attempted = (AttemptOutcome, Tried);
+
+/// Tries `upstream` once: build, send, classify. The model mapping and credential are the
+/// upstream's own.
 pub async fn try_upstream(
     state: &ProxyState,
     plan: &Plan,
     request: &ClientRequest,
     upstream: &Upstream,
-) -> (AttemptOutcome, Tried) {
-    let first_event_timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
-    // Build.
+) -> Attempted {
+    let (outgoing, model_sent) = match build(state, request, upstream) {
+        Ok(built) => built,
+        Err(early) => return early.into(),
+    };
+    let response = match send(state, plan, upstream, outgoing).await {
+        Ok(response) => response,
+        Err(early) => return early.into(),
+    };
+    let reply = Reply::new(&response, model_sent);
+    if let Some(failed) = reply.refused_by_proxy(upstream) {
+        return failed;
+    }
+    if !reply.status.is_success() {
+        return failed_status(state, plan, reply, response).await;
+    }
+    if reply.sse {
+        return held_stream(plan, reply, response).await;
+    }
+    plain_body(state, request, reply, response).await
+}
+
+/// Build: the relay's URL, the body with the model mapped, the relay's credential in place of
+/// the client's, the hop header. Returns the request and the model it names.
+fn build(
+    state: &ProxyState,
+    request: &ClientRequest,
+    upstream: &Upstream,
+) -> Result<(reqwest::RequestBuilder, Option<String>), Early> {
     let requested = request.facts.as_ref().and_then(|f| f.model.as_deref());
     let mapped = requested.and_then(|m| map_model(&upstream.model_mapping, m));
     let span = request.facts.as_ref().and_then(|f| f.model_span.clone());
@@ -89,196 +119,254 @@ pub async fn try_upstream(
         state.strips_client_auth(),
     );
     loops::stamp(&mut headers, &request.headers, &state.instance);
-    let proxy = upstream.outbound.route.proxy();
-    let client = match state.client_for(upstream) {
-        Ok(client) => client,
-        Err(e) => {
-            return (
-                AttemptOutcome::ConnectError {
-                    error: format!("{e:#}"),
-                },
-                failed(FailureClass::Connect, None),
-            );
-        }
-    };
+    let client = state.client_for(upstream).map_err(|e| Early {
+        outcome: AttemptOutcome::ConnectError {
+            error: format!("{e:#}"),
+        },
+        class: FailureClass::Connect,
+    })?;
     let outgoing = client
         .request(request.method.clone(), url)
         .headers(headers)
         .body(body);
+    Ok((outgoing, model_sent))
+}
 
-    // Send, bounded by the header timeout.
+/// Send, bounded by the header timeout. A failure through an outbound proxy says so.
+async fn send(
+    state: &ProxyState,
+    plan: &Plan,
+    upstream: &Upstream,
+    outgoing: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Early> {
     let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
-    let response = match tokio::time::timeout(header_timeout, outgoing.send()).await {
-        Err(_) => {
-            let after_ms = header_timeout.as_millis() as u64;
-            return (
-                AttemptOutcome::Timeout { after_ms },
-                failed(FailureClass::HeaderTimeout, None),
-            );
-        }
+    match tokio::time::timeout(header_timeout, outgoing.send()).await {
+        Ok(Ok(response)) => Ok(response),
+        Err(_) => Err(timed_out(header_timeout)),
         Ok(Err(e)) => {
             let is_connect = e.is_connect();
             let mut error = error_chain(&e.without_url());
-            if let Some(proxy) = proxy {
+            if let Some(proxy) = upstream.outbound.route.proxy() {
                 // Whether the proxy or the relay behind it failed, the user must know a proxy
                 // was in the way (a CONNECT refused with 403/407 is a connect error too).
                 error = format!("through outbound proxy {proxy}: {error}");
             }
             let error = plan.redactor.redact(&error).into_owned();
-            return if is_connect {
-                (
-                    AttemptOutcome::ConnectError { error },
-                    failed(FailureClass::Connect, None),
-                )
+            Err(if is_connect {
+                Early {
+                    outcome: AttemptOutcome::ConnectError { error },
+                    class: FailureClass::Connect,
+                }
             } else {
-                (
-                    AttemptOutcome::TransportError { error },
-                    failed(FailureClass::Transport, None),
-                )
-            };
+                Early {
+                    outcome: AttemptOutcome::TransportError { error },
+                    class: FailureClass::Transport,
+                }
+            })
         }
-        Ok(Ok(response)) => response,
-    };
+    }
+}
 
-    // Classify.
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = |name: header::HeaderName| {
-        headers
-            .get(name)
+fn timed_out(header_timeout: Duration) -> Early {
+    Early {
+        outcome: AttemptOutcome::Timeout {
+            after_ms: header_timeout.as_millis() as u64,
+        },
+        class: FailureClass::HeaderTimeout,
+    }
+}
+
+/// A try that failed before there was a reply to classify.
+struct Early {
+    outcome: AttemptOutcome,
+    class: FailureClass,
+}
+
+impl From<Early> for Attempted {
+    fn from(early: Early) -> Self {
+        (early.outcome, failed(early.class, None))
+    }
+}
+
+/// What classifying a response needs from its head.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    content_type: String,
+    sse: bool,
+    json: bool,
+    /// The reply's codings (a coding the proxy cannot undo passes through, header and all).
+    codings: Vec<coding::Listed>,
+    model_sent: Option<String>,
+}
+
+impl Reply {
+    fn new(response: &reqwest::Response, model_sent: Option<String>) -> Self {
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
-            .to_string()
-    };
-    let content_type = text(header::CONTENT_TYPE);
-    let sse = content_type.starts_with("text/event-stream");
-    let json = content_type.contains("json");
-    // A coding the proxy cannot undo passes through as the relay sent it, header and all.
-    let codings = coding::listed(&headers).unwrap_or_default();
-    let answer = |body: AnswerBody| Answer {
-        status,
-        headers: headers.clone(),
-        body,
-        sse,
-        json,
-        body_decoded: !codings.is_empty(),
-        model_sent: model_sent.clone(),
-    };
-    let responded = AttemptOutcome::Responded {
-        status: status.as_u16(),
-    };
-
-    // A relay never asks for proxy credentials: an HTTP proxy forwarding a plain `http://`
-    // request (no CONNECT) answers 407 itself. Like a refused CONNECT, that is a connect failure.
-    if let Some(proxy) = proxy.filter(|_| status == StatusCode::PROXY_AUTHENTICATION_REQUIRED) {
-        return (
-            AttemptOutcome::ConnectError {
-                error: format!(
-                    "outbound proxy {proxy} refused the request: HTTP 407 Proxy Authentication Required"
-                ),
-            },
-            failed(FailureClass::Connect, None),
-        );
-    }
-
-    if !status.is_success() {
-        let mut body = BytesMut::new();
-        let read = coding::read_capped(body_stream(response, &codings), &mut body, ERROR_BODY_MAX);
-        let _ = tokio::time::timeout(header_timeout, read).await;
-        body.truncate(ERROR_BODY_MAX);
-        let body = body.freeze();
-        // Some relays echo the request's headers, our key among them.
-        let body = match plan.redactor.redact_bytes(&body) {
-            std::borrow::Cow::Borrowed(_) => body,
-            std::borrow::Cow::Owned(masked) => Bytes::from(masked),
-        };
-        let body_text = String::from_utf8_lossy(&body);
-        let class = classify_status(
-            status.as_u16(),
-            headers.get(header::SERVER).and_then(|v| v.to_str().ok()),
-            headers.contains_key("cf-ray"),
-            &content_type,
-            &body_text,
-        );
-        if class == FailureClass::ClientError {
-            let failure = Failure {
-                class,
-                retry_after_ms: None,
-            };
-            let answer = Some(answer(AnswerBody::Whole(body)));
-            return (responded, Tried::Failed { failure, answer });
+            .to_string();
+        Self {
+            status: response.status(),
+            sse: content_type.starts_with("text/event-stream"),
+            json: content_type.contains("json"),
+            codings: coding::listed(&headers).unwrap_or_default(),
+            content_type,
+            headers,
+            model_sent,
         }
-        let retry_after = retry_after_ms(
-            headers
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let outcome = AttemptOutcome::FailedStatus {
-            status: status.as_u16(),
+    }
+
+    fn answer(&self, body: AnswerBody) -> Answer {
+        Answer {
+            status: self.status,
+            headers: self.headers.clone(),
+            body,
+            sse: self.sse,
+            json: self.json,
+            body_decoded: !self.codings.is_empty(),
+            model_sent: self.model_sent.clone(),
+        }
+    }
+
+    fn responded(&self) -> AttemptOutcome {
+        AttemptOutcome::Responded {
+            status: self.status.as_u16(),
+        }
+    }
+
+    /// A relay never asks for proxy credentials: an HTTP proxy forwarding a plain `http://`
+    /// request (no CONNECT) answers 407 itself. Like a refused CONNECT, a connect failure.
+    fn refused_by_proxy(&self, upstream: &Upstream) -> Option<Attempted> {
+        let proxy = upstream.outbound.route.proxy()?;
+        (self.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED).then(|| {
+            let error = format!(
+                "outbound proxy {proxy} refused the request: HTTP 407 Proxy Authentication Required"
+            );
+            (
+                AttemptOutcome::ConnectError { error },
+                failed(FailureClass::Connect, None),
+            )
+        })
+    }
+}
+
+/// Classify a non-2xx reply: a client error goes back as the relay sent it (should the policy
+/// say so); anything else is a failure with its class, `Retry-After` and a short preview.
+async fn failed_status(
+    state: &ProxyState,
+    plan: &Plan,
+    reply: Reply,
+    response: reqwest::Response,
+) -> Attempted {
+    let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
+    let mut body = BytesMut::new();
+    let stream = body_stream(response, &reply.codings);
+    let read = coding::read_capped(stream, &mut body, ERROR_BODY_MAX);
+    let _ = tokio::time::timeout(header_timeout, read).await;
+    body.truncate(ERROR_BODY_MAX);
+    let body = body.freeze();
+    // Some relays echo the request's headers, our key among them.
+    let body = match plan.redactor.redact_bytes(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(masked) => Bytes::from(masked),
+    };
+    let body_text = String::from_utf8_lossy(&body);
+    let header = |name: header::HeaderName| reply.headers.get(name).and_then(|v| v.to_str().ok());
+    let class = classify_status(
+        reply.status.as_u16(),
+        header(header::SERVER),
+        reply.headers.contains_key("cf-ray"),
+        &reply.content_type,
+        &body_text,
+    );
+    if class == FailureClass::ClientError {
+        let failure = Failure {
             class,
-            retry_after_secs: retry_after.map(|ms| ms.div_ceil(1000)),
-            body_preview: preview(&body_text),
+            retry_after_ms: None,
         };
-        return (outcome, failed(class, retry_after));
+        let answer = Some(reply.answer(AnswerBody::Whole(body)));
+        return (reply.responded(), Tried::Failed { failure, answer });
     }
+    let retry_after = retry_after_ms(header(header::RETRY_AFTER));
+    let outcome = AttemptOutcome::FailedStatus {
+        status: reply.status.as_u16(),
+        class,
+        retry_after_secs: retry_after.map(|ms| ms.div_ceil(1000)),
+        body_preview: preview(&body_text),
+    };
+    (outcome, failed(class, retry_after))
+}
 
-    if sse {
-        return match hold_until_first_event(body_stream(response, &codings), first_event_timeout)
-            .await
-        {
-            Held::Ready(stream) => (responded, Tried::Answer(answer(AnswerBody::Stream(stream)))),
-            Held::Failed { class, detail } => (
-                AttemptOutcome::FailedStream {
-                    status: status.as_u16(),
-                    class,
-                    detail: plan.redactor.redact(&detail).into_owned(),
-                },
-                failed(class, None),
-            ),
-        };
+/// Classify a 2xx event stream by its first real event (see [`hold_until_first_event`]).
+async fn held_stream(plan: &Plan, reply: Reply, response: reqwest::Response) -> Attempted {
+    let timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
+    let stream = body_stream(response, &reply.codings);
+    match hold_until_first_event(stream, timeout).await {
+        Held::Ready(stream) => (
+            reply.responded(),
+            Tried::Answer(reply.answer(AnswerBody::Stream(stream))),
+        ),
+        Held::Failed { class, detail } => (
+            AttemptOutcome::FailedStream {
+                status: reply.status.as_u16(),
+                class,
+                detail: plan.redactor.redact(&detail).into_owned(),
+            },
+            failed(class, None),
+        ),
     }
+}
 
+/// Any other 2xx body: empty, small (read whole here), or streamed.
+async fn plain_body(
+    state: &ProxyState,
+    request: &ClientRequest,
+    reply: Reply,
+    response: reqwest::Response,
+) -> Attempted {
     // An answer without a body (204, 304, a reply to HEAD, `Content-Length: 0`) is complete
     // as it is: there is nothing to read or wait for.
     let bodiless = request.method == Method::HEAD
-        || matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+        || matches!(
+            reply.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+        )
         || response.content_length() == Some(0);
     if bodiless {
-        return (
-            responded,
-            Tried::Answer(answer(AnswerBody::Whole(Bytes::new()))),
-        );
+        let answer = reply.answer(AnswerBody::Whole(Bytes::new()));
+        return (reply.responded(), Tried::Answer(answer));
     }
-
     // A small, complete body is read here, before the client has seen anything: it goes out
     // in one write with its length, and a connection that breaks while reading it can still
     // fail over. Other bodies stream.
     let small = response
         .content_length()
         .is_some_and(|len| len <= WHOLE_BODY_MAX);
-    if small && codings.is_empty() {
-        return match tokio::time::timeout(header_timeout, response.bytes()).await {
-            Ok(Ok(bytes)) => (responded, Tried::Answer(answer(AnswerBody::Whole(bytes)))),
-            Ok(Err(e)) => {
-                let error = error_chain(&e.without_url());
-                (
-                    AttemptOutcome::TransportError { error },
-                    failed(FailureClass::Transport, None),
-                )
-            }
-            Err(_) => {
-                let after_ms = header_timeout.as_millis() as u64;
-                (
-                    AttemptOutcome::Timeout { after_ms },
-                    failed(FailureClass::HeaderTimeout, None),
-                )
-            }
-        };
+    if !small || !reply.codings.is_empty() {
+        let stream = body_stream(response, &reply.codings);
+        return (
+            reply.responded(),
+            Tried::Answer(reply.answer(AnswerBody::Stream(stream))),
+        );
     }
-    (
-        responded,
-        Tried::Answer(answer(AnswerBody::Stream(body_stream(response, &codings)))),
-    )
+    let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
+    match tokio::time::timeout(header_timeout, response.bytes()).await {
+        Ok(Ok(bytes)) => (
+            reply.responded(),
+            Tried::Answer(reply.answer(AnswerBody::Whole(bytes))),
+        ),
+        Ok(Err(e)) => {
+            let error = error_chain(&e.without_url());
+            (
+                AttemptOutcome::TransportError { error },
+                failed(FailureClass::Transport, None),
+            )
+        }
+        Err(_) => timed_out(header_timeout).into(),
+    }
 }
 
 fn failed(class: FailureClass, retry_after_ms: Option<u64>) -> Tried {
@@ -306,41 +394,8 @@ enum Held {
 async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> Held {
     let mut tap = SseTap::default();
     let mut held = BytesMut::new();
-    let wait = async {
-        loop {
-            match stream.next().await {
-                Some(Ok(chunk)) => {
-                    tap.feed(&chunk);
-                    held.extend_from_slice(&chunk);
-                    if tap.first_event.is_some() {
-                        return Ok(());
-                    }
-                    if held.len() > HELD_MAX {
-                        return Err(Held::Failed {
-                            class: FailureClass::PreambleTooLarge,
-                            detail: format!(
-                                "more than {} KiB before the stream's first event",
-                                HELD_MAX / 1024
-                            ),
-                        });
-                    }
-                }
-                Some(Err(e)) => {
-                    return Err(Held::Failed {
-                        class: FailureClass::Transport,
-                        detail: format!("stream broke before its first event: {e}"),
-                    });
-                }
-                None => {
-                    return Err(Held::Failed {
-                        class: FailureClass::EmptyStream,
-                        detail: "the stream ended before any event".into(),
-                    });
-                }
-            }
-        }
-    };
-    match tokio::time::timeout(timeout, wait).await {
+    let read = read_to_first_event(&mut stream, &mut tap, &mut held);
+    match tokio::time::timeout(timeout, read).await {
         Err(_) => Held::Failed {
             class: FailureClass::FirstEventTimeout,
             detail: format!(
@@ -351,13 +406,11 @@ async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> H
         Ok(Err(failed)) => failed,
         Ok(Ok(())) if tap.first_event == Some(FirstEvent::Failed) => {
             let detail = match &tap.terminal {
-                Some(super::sse::Terminal::Failed { code, message }) => {
-                    format!(
-                        "response.failed in a 200 stream: {} {}",
-                        code.as_deref().unwrap_or("-"),
-                        message.as_deref().unwrap_or("")
-                    )
-                }
+                Some(super::sse::Terminal::Failed { code, message }) => format!(
+                    "response.failed in a 200 stream: {} {}",
+                    code.as_deref().unwrap_or("-"),
+                    message.as_deref().unwrap_or("")
+                ),
                 _ => "response.failed in a 200 stream".into(),
             };
             Held::Failed {
@@ -368,6 +421,42 @@ async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> H
         Ok(Ok(())) => {
             let head = futures_util::stream::once(async move { Ok(held.freeze()) });
             Held::Ready(Box::pin(head.chain(stream)))
+        }
+    }
+}
+
+/// Reads into `held` (shown to `tap`) until the first real event, or the failure that came
+/// first: a break, an end, or more than [`HELD_MAX`] without one.
+async fn read_to_first_event(
+    stream: &mut ChunkStream,
+    tap: &mut SseTap,
+    held: &mut BytesMut,
+) -> Result<(), Held> {
+    let failed = |class, detail: String| Err(Held::Failed { class, detail });
+    loop {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                tap.feed(&chunk);
+                held.extend_from_slice(&chunk);
+                if tap.first_event.is_some() {
+                    return Ok(());
+                }
+                if held.len() > HELD_MAX {
+                    let detail = format!(
+                        "more than {} KiB before the stream's first event",
+                        HELD_MAX / 1024
+                    );
+                    return failed(FailureClass::PreambleTooLarge, detail);
+                }
+            }
+            Some(Err(e)) => {
+                let detail = format!("stream broke before its first event: {e}");
+                return failed(FailureClass::Transport, detail);
+            }
+            None => {
+                let detail = "the stream ended before any event".into();
+                return failed(FailureClass::EmptyStream, detail);
+            }
         }
     }
 }
