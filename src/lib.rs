@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod codex;
 pub mod config;
+pub mod files;
 pub mod ledger;
 pub mod net;
 pub mod proxy;

@@ -91,7 +91,7 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
                 supported_models: args.supported_models,
             };
             let joined = editor.add_provider(&new)?;
-            editor.save()?;
+            editor.save(&crate::routing::check_config)?;
             let route = joined
                 .map(|n| format!(" and appended to route node `{n}`"))
                 .unwrap_or_default();
@@ -107,19 +107,19 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
         ProviderCommand::Enable { id } => {
             let mut editor = ConfigEditor::open(&path)?;
             editor.set_provider_enabled(&id, true)?;
-            editor.save()?;
+            editor.save(&crate::routing::check_config)?;
             edited(format!("Enabled relay `{id}`"));
         }
         ProviderCommand::Disable { id } => {
             let mut editor = ConfigEditor::open(&path)?;
             editor.set_provider_enabled(&id, false)?;
-            editor.save()?;
+            editor.save(&crate::routing::check_config)?;
             edited(format!("Disabled relay `{id}`"));
         }
         ProviderCommand::Remove { id } => {
             let mut editor = ConfigEditor::open(&path)?;
             editor.remove_provider(&id)?;
-            editor.save()?;
+            editor.save(&crate::routing::check_config)?;
             edited(format!("Removed relay `{id}`"));
         }
         ProviderCommand::List { json } => {

@@ -64,13 +64,13 @@ pub fn run(command: RoutingCommand) -> anyhow::Result<()> {
         RoutingCommand::Order { targets } => {
             let mut editor = ConfigEditor::open(&path)?;
             let entry = editor.set_order(&targets)?;
-            editor.save()?;
+            editor.save(&crate::routing::check_config)?;
             saved(entry);
         }
         RoutingCommand::Pin { target } => {
             let mut editor = ConfigEditor::open(&path)?;
             let entry = editor.pin(&target)?;
-            editor.save()?;
+            editor.save(&crate::routing::check_config)?;
             saved(entry);
         }
         RoutingCommand::PreferTag {
@@ -81,7 +81,7 @@ pub fn run(command: RoutingCommand) -> anyhow::Result<()> {
             let mut editor = ConfigEditor::open(&path)?;
             let tags = tags.into_iter().collect();
             let entry = editor.prefer_tags(&tags, order.as_deref(), on_exhausted == "stop")?;
-            editor.save()?;
+            editor.save(&crate::routing::check_config)?;
             saved(entry);
         }
         RoutingCommand::Show { json } => {

@@ -72,7 +72,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The original codex-helper's `mode = …` becomes `preset = …` (comments kept, `.bak` written).
     let mut editor = ConfigEditor::open(&config_path)?;
     if let Some(change) = editor.normalize_client_patch()? {
-        editor.save()?;
+        editor.save(&crate::routing::check_config)?;
         eprintln!("codex-helper: {}: {change}", config_path.display());
     }
     let loaded = load::load(&config_path)?.context("the config file disappeared while starting")?;

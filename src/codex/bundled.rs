@@ -94,10 +94,10 @@ impl BundledModels {
                     )
                 })?;
                 let _ = std::fs::create_dir_all(&self.cache_dir);
-                let _ = crate::config::paths::write_atomic(
+                let _ = crate::files::write_atomic(
                     &self.cache_file(&installed),
                     &bytes,
-                    crate::config::paths::PRIVATE,
+                    crate::files::PRIVATE,
                 );
                 models
             }

@@ -96,14 +96,14 @@ pub fn enable(codex_home: &Path, now_ms: u64) -> anyhow::Result<EnableReport> {
     let (style, config_text) = super::text::read(&config_path)?;
     let new_config = patch_config(config_text.as_deref().unwrap_or_default())?;
     if new_config.is_some() {
-        crate::config::paths::ensure_writable(&config_path)?;
+        crate::files::ensure_writable(&config_path)?;
     }
 
     let backup = db.with_file_name(format!("codex-dev.db.{now_ms}.bak"));
     conn.execute("VACUUM INTO ?1", params![backup.to_string_lossy()])
         .with_context(|| format!("cannot back up {}", db.display()))?;
     if let Some(text) = &new_config {
-        super::text::write(&config_path, style, text, crate::config::paths::SHARED)?;
+        super::text::write(&config_path, style, text, crate::files::SHARED)?;
     }
     let updated = conn.execute(
         &format!("UPDATE {TABLE} SET enabled = 1, updated_at = ?1 WHERE feature_name = ?2"),

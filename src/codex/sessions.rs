@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use crate::config::paths::{PRIVATE, write_atomic};
+use crate::files::{PRIVATE, write_atomic};
 
 /// The longest `session_meta` line read (it carries the ~25k-character base instructions).
 const META_LINE_MAX: u64 = 4 << 20;

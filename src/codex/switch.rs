@@ -18,7 +18,7 @@ use super::preset::{AuthAction, Compaction, PatchPlan, Preset};
 use super::redirect;
 use super::sessions;
 use super::text;
-use crate::config::paths::{self, PRIVATE, SHARED, write_atomic};
+use crate::files::{self, PRIVATE, SHARED, write_atomic};
 
 /// The switch state file's name in `$CODEX_HOME`.
 pub const STATE_FILE: &str = "codex-helper-switch-state.json";
@@ -95,7 +95,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Removes the file `path` names; through a link, the target goes and the link stays (as it
 /// was before the helper created the target).
 fn remove(path: &Path) -> anyhow::Result<()> {
-    let target = paths::resolve_link(path)?;
+    let target = files::resolve_link(path)?;
     match std::fs::remove_file(&target) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -103,13 +103,13 @@ fn remove(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Refuses (see [`paths::ensure_writable`]) before anything is written when one of the files
+/// Refuses (see [`files::ensure_writable`]) before anything is written when one of the files
 /// about to be written is read-only.
 fn ensure_writable<'a>(files: impl IntoIterator<Item = Option<&'a Path>>) -> anyhow::Result<()> {
     files
         .into_iter()
         .flatten()
-        .try_for_each(paths::ensure_writable)
+        .try_for_each(files::ensure_writable)
 }
 
 /// Codex's config text as the user made it: with a switch to the helper undone (in memory;

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::config::paths;
+use crate::files;
 
 const BOM: char = '\u{feff}';
 
@@ -71,9 +71,9 @@ pub fn read(path: &Path) -> anyhow::Result<(TextStyle, Option<String>)> {
 }
 
 /// Writes plain `text` in `style`, atomically (through links, keeping the mode; a new file
-/// gets `new_mode`): see [`paths::write_atomic`].
+/// gets `new_mode`): see [`files::write_atomic`].
 pub fn write(path: &Path, style: TextStyle, text: &str, new_mode: u32) -> anyhow::Result<()> {
-    paths::write_atomic(path, style.apply(text).as_bytes(), new_mode)
+    files::write_atomic(path, style.apply(text).as_bytes(), new_mode)
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ pub fn ensure_config(
     let codex_text = codex_config()?;
     let (text, imported) = initial_config(codex_text.as_deref(), own_port);
     // The config may soon hold a relay's secret: private from the start.
-    super::paths::write_atomic(path, text.as_bytes(), super::paths::PRIVATE)?;
+    crate::files::write_atomic(path, text.as_bytes(), crate::files::PRIVATE)?;
     Ok(Some(imported))
 }
 

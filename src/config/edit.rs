@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value, value};
 
+use super::load;
 use super::model::CURRENT_VERSION;
-use super::{load, paths};
 
 /// An open config document.
 pub struct ConfigEditor {
@@ -20,6 +20,9 @@ pub struct ConfigEditor {
     original: Option<String>,
     doc: DocumentMut,
 }
+
+/// What an edited config must also pass before it is written (beyond parsing).
+pub type Check<'a> = dyn Fn(&super::LoadedConfig) -> Result<(), String> + 'a;
 
 /// A new provider for [`ConfigEditor::add_provider`].
 #[derive(Debug, Clone, Default)]
@@ -63,26 +66,23 @@ impl ConfigEditor {
         self.doc.to_string()
     }
 
-    /// Checks the edited document like start-up would, then writes it (atomically, keeping
-    /// the previous file as `.bak` with the same mode; see [`paths::write_atomic`] for links,
-    /// modes and read-only files).
-    pub fn save(self) -> anyhow::Result<()> {
+    /// Checks the edited document with `check` (what start-up would refuse: the cli passes the
+    /// route graph compiler, which config does not know), then writes it (atomically, keeping
+    /// the previous file as `.bak` with the same mode; see [`crate::files::write_atomic`] for
+    /// links, modes and read-only files).
+    pub fn save(self, check: &Check<'_>) -> anyhow::Result<()> {
         let text = self.doc.to_string();
         let loaded = load::parse(&self.path, &text)
             .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
-        let outbound = crate::routing::outbound::OutboundDefaults {
-            global: loaded.config.proxy.outbound_proxy.clone(),
-            env: Default::default(),
-        };
-        crate::routing::compile(&loaded.config.codex, &self.path, &|_| None, &outbound)
+        check(&loaded)
             .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
         // A read-only config is refused before its backup is touched.
-        paths::ensure_writable(&self.path)?;
+        crate::files::ensure_writable(&self.path)?;
         if let Some(original) = &self.original {
             let backup = self.path.with_extension("toml.bak");
-            paths::write_backup(&backup, original.as_bytes(), &self.path)?;
+            crate::files::write_backup(&backup, original.as_bytes(), &self.path)?;
         }
-        paths::write_atomic(&self.path, text.as_bytes(), paths::PRIVATE)
+        crate::files::write_atomic(&self.path, text.as_bytes(), crate::files::PRIVATE)
     }
 
     fn providers(&mut self) -> &mut Table {
@@ -473,7 +473,7 @@ children = ["monthly"]
             ..Default::default()
         };
         assert_eq!(e.add_provider(&new).unwrap().as_deref(), Some("main"));
-        e.save().unwrap();
+        e.save(&|_| Ok(())).unwrap();
         let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
         assert!(text.starts_with("# my relays — keep this comment\nversion = 5\n"));
         assert!(text.contains("[codex.providers.monthly]   # the cheap one\n"));
@@ -520,7 +520,12 @@ children = ["monthly"]
             ..Default::default()
         };
         e.add_provider(&bad).unwrap();
-        let err = e.save().unwrap_err().to_string();
+        let check =
+            |loaded: &crate::config::LoadedConfig| match loaded.config.codex.providers.get("x") {
+                Some(_) => Err("codex.providers.x.base_url is not a URL".to_string()),
+                None => Ok(()),
+            };
+        let err = e.save(&check).unwrap_err().to_string();
         assert!(err.contains("codex.providers.x.base_url"), "{err}");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("config.toml")).unwrap(),
@@ -532,7 +537,7 @@ children = ["monthly"]
     fn removing_a_provider_drops_its_references() {
         let (dir, mut e) = editor(CONFIG);
         e.remove_provider("paygo").unwrap();
-        e.save().unwrap();
+        e.save(&|_| Ok(())).unwrap();
         let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
         assert!(!text.contains("paygo"));
         assert!(
@@ -590,7 +595,7 @@ children = ["monthly"]
                 .unwrap()
                 .contains("preset = \"official-relay\"")
         );
-        e.save().unwrap();
+        e.save(&|_| Ok(())).unwrap();
         let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
         assert!(
             text.contains("# patch\n[codex.client_patch]\n")
@@ -620,7 +625,7 @@ children = ["monthly"]
             "version = 5\n[codex.providers.a]\nbase_url = \"http://a\"\n[codex.providers.b]\nbase_url = \"http://b\"\n",
         );
         e.set_order(&["b".into(), "a".into()]).unwrap();
-        e.save().unwrap();
+        e.save(&|_| Ok(())).unwrap();
         let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
         assert!(
             text.contains("[codex.routing]\nentry = \"main\"\n"),

@@ -221,7 +221,7 @@ impl<'a> Router<'a> {
             session,
             affinity,
             affinity_view,
-            settings: graph.affinity_settings(),
+            settings: AffinitySettings::of(graph),
             last_failure: None,
         }
     }

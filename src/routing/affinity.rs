@@ -435,11 +435,7 @@ impl WriteJob {
         let result = serde_json::to_vec(&file)
             .context("cannot encode session affinity")
             .and_then(|bytes| {
-                crate::config::paths::write_atomic(
-                    &self.path,
-                    &bytes,
-                    crate::config::paths::PRIVATE,
-                )
+                crate::files::write_atomic(&self.path, &bytes, crate::files::PRIVATE)
             });
         match result {
             Ok(()) => {

@@ -65,7 +65,7 @@ pub fn explain(
         .iter()
         .map(|c| state.skip_reason(&graph.upstreams[c.upstream], model, false, false, now_ms))
         .collect();
-    let settings = graph.affinity_settings();
+    let settings = super::select::AffinitySettings::of(graph);
     let choice = select::select(&candidates, &skips, affinity_view, settings, false, now_ms);
     let (chosen, why, continuity_broken) = match choice {
         Choice::Pick { candidate, why } => (

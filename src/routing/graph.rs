@@ -711,15 +711,6 @@ impl RouteGraph {
         }
         out
     }
-
-    /// The affinity policy and its windows.
-    pub fn affinity_settings(&self) -> super::select::AffinitySettings {
-        super::select::AffinitySettings {
-            policy: self.affinity_policy,
-            fallback_ttl_ms: self.fallback_ttl_ms,
-            reprobe_preferred_after_ms: self.reprobe_preferred_after_ms,
-        }
-    }
 }
 
 /// A JSON string literal: quotes, backslashes and control characters escaped.

@@ -15,3 +15,16 @@ pub mod upstream;
 
 pub use graph::{Candidate, RequestView, RouteGraph, compile};
 pub use upstream::{BaseUrl, Credential, Secret, Upstream};
+
+/// What start-up refuses in a config beyond parsing: a route graph that does not compile (for
+/// config edits, which must not write a config `serve` would refuse). Credentials and the
+/// environment do not matter here.
+pub fn check_config(loaded: &crate::config::LoadedConfig) -> Result<(), String> {
+    let outbound = outbound::OutboundDefaults {
+        global: loaded.config.proxy.outbound_proxy.clone(),
+        env: Default::default(),
+    };
+    compile(&loaded.config.codex, &loaded.path, &|_| None, &outbound)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}

@@ -95,6 +95,17 @@ pub struct AffinitySettings {
     pub reprobe_preferred_after_ms: Option<u64>,
 }
 
+impl AffinitySettings {
+    /// The affinity policy and its windows, as `graph` has them.
+    pub fn of(graph: &super::RouteGraph) -> Self {
+        Self {
+            policy: graph.affinity_policy,
+            fallback_ttl_ms: graph.fallback_ttl_ms,
+            reprobe_preferred_after_ms: graph.reprobe_preferred_after_ms,
+        }
+    }
+}
+
 /// Why a candidate was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
