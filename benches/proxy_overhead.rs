@@ -8,8 +8,8 @@
 //! per request of each proxy at concurrency 1 and 32 next to the floor (the CPU the mock
 //! upstream and the load generator spend per request on the direct path: a hyper server plus
 //! a hyper client doing the same work), and the proxy's idle and peak RSS.
-//! Run with `cargo bench --bench proxy_overhead`. Loopback only; every loop is bounded by a
-//! request count.
+//! Run with `cargo bench --bench proxy_overhead`; `CODEX_HELPER_BENCH_BIN=path` measures
+//! another build of the binary instead. Loopback only; every loop is bounded by a request count.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -373,7 +373,11 @@ impl ProxyProcess {
             format!("version = 5\n[codex.providers.bench]\nbase_url = \"http://{upstream}/v1\"\n"),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_codex-helper"))
+        // `CODEX_HELPER_BENCH_BIN` measures another build (e.g. an older commit's) in the same
+        // harness, for before/after figures.
+        let binary = std::env::var_os("CODEX_HELPER_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_codex-helper").into());
+        let mut child = Command::new(binary)
             .args(["serve", "--no-tui", "--no-switch", "--port", "0"])
             .env("CODEX_HELPER_HOME", home.path())
             .env("CODEX_HOME", home.path().join("codex"))
