@@ -295,11 +295,11 @@ impl HealthProbe {
     /// follows the policy the request started with), `why` naming the failure.
     pub fn failed(mut self, cooldown: Cooldown, why: String) {
         let policy = self.cooldown;
-        let now_ms = self.clock.now();
+        let now = self.clock.now();
         self.update(|h| match cooldown {
             Cooldown::None => h.on_neutral(),
-            Cooldown::Growing => h.on_failover(now_ms, policy.duration_ms(h.streak), why),
-            Cooldown::Fixed(ms) => h.on_failover(now_ms, ms, why),
+            Cooldown::Growing => h.on_failover(now, policy.duration_ms(h.streak), why),
+            Cooldown::Fixed(ms) => h.on_failover(now, ms, why),
         });
     }
 
