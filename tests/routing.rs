@@ -8,6 +8,7 @@ use std::time::Duration;
 use codex_helper::proxy::Outcome;
 use codex_helper::proxy::record::AttemptOutcome;
 use codex_helper::routing::retry::FailureClass;
+use codex_helper::time::Clock;
 use futures_util::StreamExt;
 use serde_json::Value;
 use support::mock_relay::{Fault, MockRelay, sse_events};
@@ -221,13 +222,15 @@ async fn when_every_candidate_is_blocked_streams_get_response_failed_and_others_
         let second = MockRelay::start("second").await;
         first.always(Some(Fault::status(502)));
         second.always(Some(Fault::status(503)));
-        let proxy = TestProxy::start(
+        let clock = Clock::manual();
+        let proxy = TestProxy::start_with_clock(
             &two(
                 &first,
                 &second,
                 "[retry]\nprofile = \"aggressive-failover\"\ncooldown_secs = 20\n",
             ),
             &[],
+            clock.clone(),
         )
         .await;
         // The first request fails on both and cools them down.
@@ -244,15 +247,16 @@ async fn when_every_candidate_is_blocked_streams_get_response_failed_and_others_
             response["metadata"]["codex_helper_error"],
             "route_unavailable"
         );
-        let secs = response["metadata"]["retry_after_secs"].as_u64().unwrap();
-        assert!((19..=20).contains(&secs), "{secs}");
+        assert_eq!(response["metadata"]["retry_after_secs"], 20);
+        let message = response["error"]["message"].as_str().unwrap();
         assert!(
-            response["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("first.default: cooling down for")
+            message.contains("first.default: cooling down for 20s after first/default: HTTP 502"),
+            "{message}"
         );
 
+        // Five seconds on, the cooldowns have 15 s left.
+        clock.advance(Duration::from_secs(5));
+        let wall = codex_helper::time::now_ms();
         let reply = client()
             .post(proxy.url("/v1/responses"))
             .json(&serde_json::json!({"model":"gpt-5.1","input":"x"}))
@@ -265,11 +269,26 @@ async fn when_every_candidate_is_blocked_streams_get_response_failed_and_others_
             .unwrap()
             .parse()
             .unwrap();
-        assert!((19..=20).contains(&retry_after));
+        assert_eq!(retry_after, 15);
         let body: Value = reply.json().await.unwrap();
         let skipped = body["error"]["skipped"].as_array().unwrap();
         assert_eq!(skipped.len(), 2);
         assert_eq!(skipped[1]["upstream"], "second.default");
+        assert_eq!(
+            skipped[1]["reason"],
+            "cooling down for 15s after second/default: HTTP 503"
+        );
+        // As the ledger stores it: the end of the cooldown as a time of day.
+        let records = proxy.records.wait_for(3).await;
+        let stored = serde_json::to_value(records[2].0.decision.as_ref()).unwrap();
+        let until = stored["candidates"][0]["skip"]["until_ms"]
+            .as_u64()
+            .unwrap();
+        let now = codex_helper::time::now_ms();
+        assert!(
+            (wall + 15_000..=now + 15_000).contains(&until),
+            "until {until}, wall clock {wall}..{now}"
+        );
         assert_eq!(
             (first.hits(), second.hits()),
             (1, 1),
@@ -551,9 +570,10 @@ async fn a_probe_whose_client_went_away_does_not_hold_its_relay() {
         let config = two(
             &first,
             &second,
-            "[retry]\nprofile = \"aggressive-failover\"\ncooldown_secs = 1\n",
+            "[retry]\nprofile = \"aggressive-failover\"\ncooldown_secs = 30\n",
         );
-        let proxy = TestProxy::start(&config, &[]).await;
+        let clock = Clock::manual();
+        let proxy = TestProxy::start_with_clock(&config, &[], clock.clone()).await;
         first.push(Fault::status(502));
         assert!(
             turn(&proxy, "a")
@@ -563,10 +583,15 @@ async fn a_probe_whose_client_went_away_does_not_hold_its_relay() {
                 .unwrap()
                 .contains("hi from second")
         );
+        // A moment before the cooldown ends, a new session still goes past the first relay.
+        clock.advance(Duration::from_millis(29_999));
+        let text = turn(&proxy, "early").await.text().await.unwrap();
+        assert!(text.contains("hi from second"), "{text}");
+        assert_eq!(first.hits(), 1, "nothing was sent to a cooling relay");
 
         // The cooldown ends; the next request is the half-open probe, and its client gives up
         // while the relay is still silent.
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        clock.advance(Duration::from_millis(1));
         first.push(Fault::StallBeforeHeaders(Duration::from_secs(5)));
         let gave_up = tokio::time::timeout(Duration::from_millis(300), turn(&proxy, "b")).await;
         assert!(gave_up.is_err(), "the client gave up");

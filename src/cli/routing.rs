@@ -10,7 +10,7 @@ use crate::routing::affinity::AffinityStore;
 use crate::routing::explain::{Explanation, explain};
 use crate::routing::runtime::RoutingState;
 use crate::routing::select::Why;
-use crate::time::now_ms;
+use crate::time::{Clock, now_ms};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RoutingCommand {
@@ -124,7 +124,8 @@ fn current(
     })?;
     let env = |name: &str| std::env::var(name).ok();
     let plan = Plan::from_config(&loaded, &env)?;
-    let state = RoutingState::new(AffinityStore::load(&homes.affinity_state()));
+    let affinity = AffinityStore::load(&homes.affinity_state());
+    let state = RoutingState::new(affinity, Clock::real());
     Ok(explain(&plan.graph, &state, model, session, now_ms()))
 }
 

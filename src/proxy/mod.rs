@@ -36,6 +36,7 @@ use crate::routing::affinity::AffinityStore;
 use crate::routing::outbound::{EnvProxies, OutboundDefaults};
 use crate::routing::retry::RetryPolicy;
 use crate::routing::runtime::RoutingState;
+use crate::time::Clock;
 
 pub use record::{Outcome, RequestRecord};
 pub use server::{ServerHandle, serve};
@@ -102,6 +103,9 @@ impl Plan {
 pub struct ProxyState {
     plan: RwLock<Arc<Plan>>,
     pub routing: RoutingState,
+    /// The monotonic clock for everything that expires in memory (cooldowns, probes,
+    /// signals); shared with `routing`. Real unless a test sets one ([`ProxyState::with_clock`]).
+    clock: Clock,
     pub settings: ProxySettings,
     /// Where the config lives, for error messages that tell the user what to edit.
     pub config_path: PathBuf,
@@ -135,9 +139,11 @@ impl ProxyState {
         clients.prepare(&plan.graph.upstreams)?;
         let settings_codex_binary = PathBuf::from(&settings.codex_binary);
         let started_ms = crate::time::now_ms();
+        let clock = Clock::real();
         Ok(Self {
             plan: RwLock::new(Arc::new(plan)),
-            routing: RoutingState::new(affinity),
+            routing: RoutingState::new(affinity, clock.clone()),
+            clock,
             settings,
             config_path,
             clients,
@@ -161,6 +167,20 @@ impl ProxyState {
             dir,
         ));
         self
+    }
+
+    /// Runs on `clock` instead of the real one, so a test can let a cooldown pass at once.
+    /// Call it before the first request: the routing state starts afresh on the new clock
+    /// (only the affinity store is kept).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.routing = RoutingState::new(self.routing.affinity, clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// The monotonic clock (see [`crate::time`]).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The plan in force; a request keeps the one it started with.

@@ -40,7 +40,7 @@ use crate::routing::retry::{Action, Cooldown, FailureClass};
 use crate::routing::runtime::{HealthProbe, Permit};
 use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip, Why};
 use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
-use crate::time::now_ms;
+use crate::time::{Millis, now_ms};
 
 /// Handles one client request from start to end. Never fails: every problem becomes a response.
 pub async fn handle<B>(state: Arc<ProxyState>, request: Request<B>) -> Response<ProxyBody>
@@ -231,7 +231,7 @@ impl<'a> Router<'a> {
     }
 
     /// Why each candidate cannot take the request right now, if it cannot.
-    fn skips(&self, state: &ProxyState, now: u64) -> Vec<Option<Skip>> {
+    fn skips(&self, state: &ProxyState, now: Millis) -> Vec<Option<Skip>> {
         (0..self.candidates.len())
             .map(|i| {
                 let upstream = self.upstream(i);
@@ -243,14 +243,14 @@ impl<'a> Router<'a> {
             .collect()
     }
 
-    fn select(&self, skips: &[Option<Skip>], now: u64) -> Choice {
+    fn select(&self, skips: &[Option<Skip>], now_ms: u64) -> Choice {
         select::select(
             &self.candidates,
             skips,
             self.affinity_view,
             self.settings,
             self.bound,
-            now,
+            now_ms,
         )
     }
 
@@ -262,7 +262,7 @@ impl<'a> Router<'a> {
         state: &ProxyState,
         plan: &Plan,
         index: usize,
-        now: u64,
+        now: Millis,
     ) -> Option<(Permit, HealthProbe)> {
         let upstream = self.upstream(index);
         let Some(permit) = state.routing.acquire(upstream.limit.as_ref()) else {
@@ -307,12 +307,13 @@ async fn route<'a>(
 ) -> Routed<'a> {
     let mut router = Router::new(state, &plan.graph, request);
     loop {
-        let now = now_ms();
+        let now = state.clock().now();
         let skips = router.skips(state, now);
         if record.decision.is_none() {
             record.decision = Some(router.decision(&skips));
         }
-        let (index, why) = match router.select(&skips, now) {
+        // Wall-clock time for the affinity windows, which compare with persisted records.
+        let (index, why) = match router.select(&skips, now_ms()) {
             Choice::Pick { candidate, why } => (candidate, why),
             Choice::None => return Routed::Nowhere { router, skips },
             Choice::ContinuityBroken { candidate } => {
@@ -353,7 +354,7 @@ async fn route<'a>(
                     .last()
                     .map(Attempt::summary)
                     .unwrap_or_default();
-                probe.failed(now_ms(), cooldown, summary);
+                probe.failed(cooldown, summary);
                 router.tried[index] = true;
                 router.last_failure = Some(class);
             }
@@ -480,9 +481,8 @@ fn unroutable(
         record.finish(Outcome::AllUpstreamsFailed);
         return response;
     }
-    let now = now_ms();
-    let earliest = skips.iter().flatten().filter_map(Skip::until_ms).min();
-    let retry_after = earliest.map(|until| until.saturating_sub(now).div_ceil(1000));
+    let earliest = skips.iter().flatten().filter_map(Skip::left_ms).min();
+    let retry_after = earliest.map(|left| left.div_ceil(1000));
     let skipped: Vec<(String, String)> = skips
         .iter()
         .enumerate()
@@ -518,9 +518,7 @@ fn continuity_broken(
     let reason = skip
         .map(Skip::describe)
         .unwrap_or_else(|| "unavailable".into());
-    let retry_after = skip
-        .and_then(Skip::until_ms)
-        .map(|until| until.saturating_sub(now_ms()).div_ceil(1000));
+    let retry_after = skip.and_then(Skip::left_ms).map(|left| left.div_ceil(1000));
     let transient = skip.is_some_and(|s| s.is_transient() || *s == Skip::Tried);
     let response = replies::continuity_broken(
         request.codex_stream,

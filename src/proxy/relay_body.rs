@@ -21,7 +21,6 @@ use super::usage::Usage;
 use crate::redact::Redactor;
 use crate::routing::retry::Cooldown;
 use crate::routing::runtime::{HealthProbe, Permit};
-use crate::time::now_ms;
 
 /// A stream of upstream body chunks (already decompressed if the upstream compressed it).
 pub type ChunkStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
@@ -288,7 +287,7 @@ impl RelayBody {
                     "stream ended early: {}",
                     self.record.error.as_deref().unwrap_or("no terminal event")
                 );
-                probe.failed(now_ms(), Cooldown::Growing, why);
+                probe.failed(Cooldown::Growing, why);
             }
             _ => drop(probe),
         }

@@ -42,7 +42,8 @@ pub struct Explanation {
     pub continuity_broken: bool,
 }
 
-/// Explains a `POST /v1/responses` for `model` in `session`.
+/// Explains a `POST /v1/responses` for `model` in `session`. Skip reasons are read at the
+/// state's clock's now; `now_ms` (wall-clock epoch ms) is for the affinity windows.
 pub fn explain(
     graph: &RouteGraph,
     state: &RoutingState,
@@ -61,9 +62,10 @@ pub fn explain(
     };
     let candidates = graph.candidates(&view);
     let (affinity, affinity_view) = state.affinity_for(session, graph, &candidates);
+    let now = state.clock().now();
     let skips: Vec<Option<Skip>> = candidates
         .iter()
-        .map(|c| state.skip_reason(&graph.upstreams[c.upstream], model, false, false, now_ms))
+        .map(|c| state.skip_reason(&graph.upstreams[c.upstream], model, false, false, now))
         .collect();
     let settings = super::select::AffinitySettings::of(graph);
     let choice = select::select(&candidates, &skips, affinity_view, settings, false, now_ms);

@@ -1,7 +1,8 @@
 //! Endpoint health: cooldowns that grow with repeated failures, and a half-open probe.
 //!
-//! Pure state machine over millisecond timestamps. After a failover an endpoint cools down
-//! for `base × factor^streak` (capped). When the cooldown expires, exactly one request may
+//! Pure state machine over millisecond timestamps on the monotonic
+//! [`Clock`](crate::time::Clock) (callers pass its `now`), so a wall-clock change cannot shift
+//! a cooldown. After a failover an endpoint cools down for `base × factor^streak` (capped). When the cooldown expires, exactly one request may
 //! probe it; others keep skipping it until the probe ends. A success clears everything.
 
 use serde::Serialize;
@@ -28,8 +29,17 @@ impl CooldownPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Blocked {
-    /// Cooling down after failures, until this time (ms since the epoch).
-    Cooldown { until_ms: u64, after: String },
+    /// Cooling down after failures. `until_ms` is on the monotonic clock as [`Health::blocked`]
+    /// gives it, and epoch ms once [`RoutingState::skip_reason`](super::runtime::RoutingState::skip_reason)
+    /// has converted it for the outside world (records, the ledger, `routing explain`).
+    Cooldown {
+        until_ms: u64,
+        /// How long the cooldown had left when it was read: what `Retry-After` and "for N s
+        /// more" are computed from, never from a wall clock.
+        #[serde(skip)]
+        left_ms: u64,
+        after: String,
+    },
     /// Its cooldown is over and another request is probing it now.
     Probing,
 }
@@ -39,6 +49,7 @@ pub enum Blocked {
 pub struct Health {
     /// Consecutive failovers away from this endpoint.
     pub streak: u32,
+    /// Monotonic, like every time here.
     pub cooldown_until_ms: u64,
     /// The failure that started the current cooldown.
     pub last_failure: Option<String>,
@@ -52,6 +63,7 @@ impl Health {
         if now_ms < self.cooldown_until_ms {
             return Some(Blocked::Cooldown {
                 until_ms: self.cooldown_until_ms,
+                left_ms: self.cooldown_until_ms - now_ms,
                 after: self.last_failure.clone().unwrap_or_default(),
             });
         }
@@ -128,6 +140,7 @@ mod tests {
             h.blocked(20_000),
             Some(Blocked::Cooldown {
                 until_ms: 31_000,
+                left_ms: 11_000,
                 ..
             })
         ));
@@ -147,6 +160,7 @@ mod tests {
             h.blocked(50_000),
             Some(Blocked::Cooldown {
                 until_ms: 92_000,
+                left_ms: 42_000,
                 ..
             })
         ));

@@ -1,5 +1,9 @@
 //! The routing state that changes while the proxy runs: endpoint health, requests in flight
 //! per limit group, and session affinity. Shared by all requests behind short-held locks.
+//!
+//! Every expiry here (cooldowns, probes, signals) is on the monotonic [`Clock`]; a
+//! [`Skip`] leaving [`RoutingState::skip_reason`] carries its expiry converted to epoch ms,
+//! the time stored in records and shown to users.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use super::affinity::AffinityRecord;
 use super::affinity::AffinityStore;
 use super::graph::{Candidate, RouteGraph};
-use super::health::{CooldownPolicy, Health};
+use super::health::{Blocked, CooldownPolicy, Health};
 use super::model_map::supports_model;
 use super::retry::Cooldown;
 use super::select::AffinityView;
 use super::select::Skip;
 use super::upstream::{ConcurrencyLimit, Upstream};
+use crate::time::{Clock, Millis};
 
 /// Runtime routing state, keyed by `provider.endpoint` (health) or limit group (in flight).
 #[derive(Debug)]
@@ -20,19 +25,27 @@ pub struct RoutingState {
     health: Arc<Mutex<HashMap<String, Health>>>,
     /// Signals set from outside the request path (`set_runtime_disabled`, `set_exhausted`), each with a
     /// reason and, where it has one, an expiry.
-    signals: Mutex<HashMap<String, Vec<Skip>>>,
+    signals: Mutex<HashMap<String, Vec<Signal>>>,
     in_flight: Arc<Mutex<HashMap<String, u32>>>,
     pub affinity: AffinityStore,
+    /// The proxy's monotonic clock, which every expiry here is on.
+    clock: Clock,
 }
 
 impl RoutingState {
-    pub fn new(affinity: AffinityStore) -> Self {
+    pub fn new(affinity: AffinityStore, clock: Clock) -> Self {
         Self {
             health: Arc::default(),
             signals: Mutex::default(),
             in_flight: Arc::default(),
             affinity,
+            clock,
         }
+    }
+
+    /// The clock that `now` and every expiry given to this state are read from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// A copy of one endpoint's health.
@@ -53,17 +66,18 @@ impl RoutingState {
     pub fn begin(
         &self,
         upstream: &str,
-        now_ms: u64,
+        now: Millis,
         cooldown: CooldownPolicy,
     ) -> Option<HealthProbe> {
         let mut map = self.health.lock().expect("health lock");
         let health = map.entry(upstream.to_string()).or_default();
-        if health.blocked(now_ms).is_some() {
+        if health.blocked(now).is_some() {
             return None;
         }
-        let is_probe = health.begin(now_ms);
+        let is_probe = health.begin(now);
         Some(HealthProbe {
             health: self.health.clone(),
+            clock: self.clock.clone(),
             upstream: upstream.to_string(),
             is_probe,
             cooldown,
@@ -71,55 +85,75 @@ impl RoutingState {
         })
     }
 
-    /// Switches an endpoint off (or on again with `None`) while running.
-    pub fn set_runtime_disabled(&self, upstream: &str, disabled: Option<(String, Option<u64>)>) {
+    /// Switches an endpoint off (or on again with `None`) while running, until a time on
+    /// [`RoutingState::clock`] if it has an end.
+    pub fn set_runtime_disabled(&self, upstream: &str, disabled: Option<(String, Option<Millis>)>) {
         self.set_signal(
             upstream,
-            |s| matches!(s, Skip::RuntimeDisabled { .. }),
-            disabled.map(|(reason, until_ms)| Skip::RuntimeDisabled { reason, until_ms }),
+            |s| matches!(s, Signal::Disabled { .. }),
+            disabled.map(|(reason, until)| Signal::Disabled { reason, until }),
         );
     }
 
-    /// Marks an endpoint out of balance until `until_ms` (or clears it with `None`).
-    pub fn set_exhausted(&self, upstream: &str, exhausted: Option<(String, u64)>) {
+    /// Marks an endpoint out of balance until a time on [`RoutingState::clock`] (or clears it
+    /// with `None`).
+    pub fn set_exhausted(&self, upstream: &str, exhausted: Option<(String, Millis)>) {
         self.set_signal(
             upstream,
-            |s| matches!(s, Skip::Exhausted { .. }),
-            exhausted.map(|(reason, until_ms)| Skip::Exhausted { reason, until_ms }),
+            |s| matches!(s, Signal::Exhausted { .. }),
+            exhausted.map(|(reason, until)| Signal::Exhausted { reason, until }),
         );
     }
 
-    fn set_signal(&self, upstream: &str, same_kind: impl Fn(&Skip) -> bool, signal: Option<Skip>) {
+    fn set_signal(
+        &self,
+        upstream: &str,
+        same_kind: impl Fn(&Signal) -> bool,
+        signal: Option<Signal>,
+    ) {
         let mut signals = self.signals.lock().expect("signals lock");
         let list = signals.entry(upstream.to_string()).or_default();
         list.retain(|s| !same_kind(s));
         list.extend(signal);
     }
 
-    /// The first signal on `upstream` that has not expired.
-    fn active_signal(&self, upstream: &str, now_ms: u64) -> Option<Skip> {
+    /// The first signal on `upstream` that has not expired, as a skip reason.
+    fn active_signal(&self, upstream: &str, now: Millis) -> Option<Skip> {
         let signals = self.signals.lock().expect("signals lock");
-        signals
+        let signal = signals
             .get(upstream)?
             .iter()
-            .find(|s| s.until_ms().is_none_or(|until| now_ms < until))
-            .cloned()
+            .find(|s| s.until().is_none_or(|until| now < until))?;
+        let until_ms = |until: Millis| self.clock.to_epoch_ms(until);
+        Some(match signal {
+            Signal::Disabled { reason, until } => Skip::RuntimeDisabled {
+                reason: reason.clone(),
+                until_ms: until.map(until_ms),
+                left_ms: until.map(|until| until - now),
+            },
+            Signal::Exhausted { reason, until } => Skip::Exhausted {
+                reason: reason.clone(),
+                until_ms: until_ms(*until),
+                left_ms: until - now,
+            },
+        })
     }
 
-    /// Why `upstream` cannot take a request right now, if it cannot. `tried` and `saturated`
-    /// are what this request already learned about it.
+    /// Why `upstream` cannot take a request at `now` (on [`RoutingState::clock`]), if it
+    /// cannot. `tried` and `saturated` are what this request already learned about it. This
+    /// is where an expiry leaves memory: the skip's `until_ms` is epoch ms.
     pub fn skip_reason(
         &self,
         upstream: &Upstream,
         model: Option<&str>,
         tried: bool,
         saturated: bool,
-        now_ms: u64,
+        now: Millis,
     ) -> Option<Skip> {
         if tried {
             return Some(Skip::Tried);
         }
-        if let Some(signal) = self.active_signal(&upstream.key(), now_ms) {
+        if let Some(signal) = self.active_signal(&upstream.key(), now) {
             return Some(signal);
         }
         if !upstream.credential.missing_env.is_empty() {
@@ -134,8 +168,19 @@ impl RoutingState {
                 });
             }
         }
-        if let Some(blocked) = self.health(&upstream.key()).blocked(now_ms) {
-            return Some(Skip::Unhealthy(blocked));
+        if let Some(blocked) = self.health(&upstream.key()).blocked(now) {
+            return Some(Skip::Unhealthy(match blocked {
+                Blocked::Cooldown {
+                    until_ms,
+                    left_ms,
+                    after,
+                } => Blocked::Cooldown {
+                    until_ms: self.clock.to_epoch_ms(until_ms),
+                    left_ms,
+                    after,
+                },
+                Blocked::Probing => Blocked::Probing,
+            }));
         }
         if let Some(limit) = &upstream.limit {
             if saturated || self.in_flight(&limit.group) >= limit.max {
@@ -200,6 +245,28 @@ impl RoutingState {
     }
 }
 
+/// A runtime signal as kept in memory: its expiry on the monotonic clock.
+#[derive(Debug)]
+enum Signal {
+    Disabled {
+        reason: String,
+        until: Option<Millis>,
+    },
+    Exhausted {
+        reason: String,
+        until: Millis,
+    },
+}
+
+impl Signal {
+    fn until(&self) -> Option<Millis> {
+        match self {
+            Signal::Disabled { until, .. } => *until,
+            Signal::Exhausted { until, .. } => Some(*until),
+        }
+    }
+}
+
 /// A request's hold on its endpoint's health, from [`RoutingState::begin`] until the request
 /// says how the endpoint did: [`HealthProbe::succeeded`], [`HealthProbe::failed`], or nothing
 /// (dropped: a client error, a client that went away), which leaves the health as it was and
@@ -208,6 +275,9 @@ impl RoutingState {
 #[derive(Debug)]
 pub struct HealthProbe {
     health: Arc<Mutex<HashMap<String, Health>>>,
+    /// The verdict is timed when it is given, which can be long after `begin` (when a stream
+    /// ends), so the guard reads the clock itself.
+    clock: Clock,
     upstream: String,
     /// This request is the half-open probe after a cooldown.
     is_probe: bool,
@@ -221,14 +291,15 @@ impl HealthProbe {
         self.update(Health::on_success);
     }
 
-    /// The endpoint failed: it cools down as `cooldown` says (a growing cooldown follows the
-    /// policy the request started with), `why` naming the failure.
-    pub fn failed(mut self, now_ms: u64, cooldown: Cooldown, why: String) {
+    /// The endpoint failed: it cools down from now as `cooldown` says (a growing cooldown
+    /// follows the policy the request started with), `why` naming the failure.
+    pub fn failed(mut self, cooldown: Cooldown, why: String) {
         let policy = self.cooldown;
+        let now = self.clock.now();
         self.update(|h| match cooldown {
             Cooldown::None => h.on_neutral(),
-            Cooldown::Growing => h.on_failover(now_ms, policy.duration_ms(h.streak), why),
-            Cooldown::Fixed(ms) => h.on_failover(now_ms, ms, why),
+            Cooldown::Growing => h.on_failover(now, policy.duration_ms(h.streak), why),
+            Cooldown::Fixed(ms) => h.on_failover(now, ms, why),
         });
     }
 
@@ -268,10 +339,20 @@ impl Drop for Permit {
 mod tests {
     use super::*;
 
-    #[test]
-    fn signals_have_a_reason_and_expire() {
-        let state = RoutingState::new(AffinityStore::in_memory());
-        let upstream = Upstream {
+    /// A routing state on a manual clock, and a way to set that clock to `ms`.
+    fn at_manual_time() -> (RoutingState, impl Fn(Millis) -> Millis) {
+        let clock = Clock::manual();
+        let state = RoutingState::new(AffinityStore::in_memory(), clock.clone());
+        let at = move |ms: Millis| {
+            clock.advance(std::time::Duration::from_millis(ms - clock.now()));
+            ms
+        };
+        (state, at)
+    }
+
+    /// The endpoint `p.e`, with nothing in its config to skip it for.
+    fn upstream() -> Upstream {
+        Upstream {
             provider: "p".into(),
             endpoint: "e".into(),
             base_url: crate::routing::BaseUrl::parse("http://x").unwrap(),
@@ -282,77 +363,125 @@ mod tests {
             limit: None,
             price_multiplier: 1.0,
             outbound: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn signals_have_a_reason_and_expire() {
+        let (state, at) = at_manual_time();
+        let upstream = upstream();
         assert_eq!(state.skip_reason(&upstream, None, false, false, 0), None);
-        state.set_exhausted("p.e", Some(("balance 0".into(), 1_000)));
-        assert!(matches!(
-            state.skip_reason(&upstream, None, false, false, 999),
-            Some(Skip::Exhausted {
-                until_ms: 1_000,
-                ..
-            })
-        ));
+        state.set_exhausted("p.e", Some(("balance 0".into(), 10_000)));
+        let wall = crate::time::now_ms();
+        let skip = state
+            .skip_reason(&upstream, None, false, false, at(8_500))
+            .unwrap();
+        let Skip::Exhausted { until_ms, .. } = skip else {
+            panic!("{skip:?}");
+        };
+        assert!(
+            (wall + 1_500..wall + 2_500).contains(&until_ms),
+            "shown as a time of day: {until_ms}, now {wall}"
+        );
+        assert_eq!(skip.left_ms(), Some(1_500));
+        assert_eq!(skip.describe(), "exhausted (balance 0) for 2s more");
         assert_eq!(
-            state.skip_reason(&upstream, None, false, false, 1_000),
+            state.skip_reason(&upstream, None, false, false, at(10_000)),
             None,
             "expired"
         );
         state.set_runtime_disabled("p.e", Some(("maintenance".into(), None)));
-        assert!(
-            state
-                .skip_reason(&upstream, None, false, false, 5_000)
-                .unwrap()
-                .describe()
-                .contains("maintenance")
-        );
+        let skip = state
+            .skip_reason(&upstream, None, false, false, at(15_000))
+            .unwrap();
+        assert_eq!(skip.describe(), "disabled while running: maintenance");
+        assert_eq!(skip.left_ms(), None, "no end of its own");
         state.set_runtime_disabled("p.e", None);
         assert_eq!(
-            state.skip_reason(&upstream, None, false, false, 5_000),
+            state.skip_reason(&upstream, None, false, false, at(15_000)),
             None
         );
     }
 
     #[test]
     fn the_probe_guard_gives_its_verdict_or_gives_the_probe_back() {
-        let state = RoutingState::new(AffinityStore::in_memory());
+        let (state, at) = at_manual_time();
         let policy = CooldownPolicy {
             base_secs: 10,
             factor: 2.0,
             max_secs: 100,
         };
         let first = state.begin("p.e", 0, policy).unwrap();
-        first.failed(0, Cooldown::Growing, "HTTP 502".into());
-        assert!(state.begin("p.e", 5_000, policy).is_none(), "cooling down");
-        // After the cooldown, one probe; others are turned away until it ends.
-        let probe = state.begin("p.e", 10_000, policy).unwrap();
+        first.failed(Cooldown::Growing, "HTTP 502".into());
         assert!(
-            state.begin("p.e", 10_001, policy).is_none(),
+            state.begin("p.e", at(5_000), policy).is_none(),
+            "cooling down"
+        );
+        // After the cooldown, one probe; others are turned away until it ends.
+        let probe = state.begin("p.e", at(10_000), policy).unwrap();
+        assert!(
+            state.begin("p.e", at(10_001), policy).is_none(),
             "one probe at a time"
         );
         drop(probe);
         let probe = state
-            .begin("p.e", 10_002, policy)
+            .begin("p.e", at(10_002), policy)
             .expect("a dropped probe is given back");
-        probe.failed(10_002, Cooldown::Growing, "HTTP 502".into());
+        // Its verdict comes later, timed when it is given.
+        at(10_502);
+        probe.failed(Cooldown::Growing, "HTTP 502".into());
         assert_eq!(state.health("p.e").streak, 2);
         assert!(
-            state.begin("p.e", 29_000, policy).is_none(),
-            "a longer cooldown"
+            state.begin("p.e", at(30_501), policy).is_none(),
+            "a longer cooldown, from the verdict"
         );
-        let probe = state.begin("p.e", 30_002, policy).unwrap();
+        let probe = state.begin("p.e", at(30_502), policy).unwrap();
         probe.succeeded();
         assert_eq!(state.health("p.e"), Health::default());
         // Requests on a healthy endpoint judge it only when they say so.
-        let a = state.begin("p.e", 30_003, policy).unwrap();
-        let b = state.begin("p.e", 30_003, policy).unwrap();
+        let a = state.begin("p.e", at(30_503), policy).unwrap();
+        let b = state.begin("p.e", at(30_503), policy).unwrap();
         drop(a);
         b.succeeded();
         assert_eq!(state.health("p.e"), Health::default());
     }
 
     #[test]
+    fn a_cooldown_leaves_as_a_time_of_day_with_the_time_it_had_left() {
+        let (state, at) = at_manual_time();
+        let policy = CooldownPolicy {
+            base_secs: 30,
+            factor: 2.0,
+            max_secs: 100,
+        };
+        let upstream = upstream();
+        let probe = state.begin("p.e", at(1_000), policy).unwrap();
+        probe.failed(Cooldown::Growing, "HTTP 502".into());
+        let wall = crate::time::now_ms();
+        let skip = state
+            .skip_reason(&upstream, None, false, false, at(11_000))
+            .unwrap();
+        let Skip::Unhealthy(Blocked::Cooldown { until_ms, .. }) = skip else {
+            panic!("{skip:?}");
+        };
+        assert!(
+            (wall + 19_000..wall + 21_000).contains(&until_ms),
+            "{until_ms}, now {wall}"
+        );
+        assert_eq!(skip.left_ms(), Some(20_000));
+        assert_eq!(skip.describe(), "cooling down for 20s after HTTP 502");
+        assert_eq!(
+            serde_json::to_value(&skip).unwrap(),
+            serde_json::json!({
+                "kind": "unhealthy", "reason": "cooldown", "until_ms": until_ms, "after": "HTTP 502"
+            }),
+            "stored as before: no monotonic number, nothing extra"
+        );
+    }
+
+    #[test]
     fn permits_are_counted_per_group_and_given_back() {
-        let state = RoutingState::new(AffinityStore::in_memory());
+        let state = RoutingState::new(AffinityStore::in_memory(), Clock::manual());
         let limit = ConcurrencyLimit {
             max: 2,
             group: "acct".into(),

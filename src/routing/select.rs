@@ -7,12 +7,16 @@
 use serde::Serialize;
 
 use crate::config::model::AffinityPolicy;
-use crate::time::now_ms;
 
 use super::graph::Candidate;
 use super::health::Blocked;
 
-/// Why a candidate is not available for this request.
+/// Why a candidate is not available for this request, as it stood when it was read.
+///
+/// The times in it are as stored and shown: `until_ms` is epoch ms (converted from the
+/// monotonic clock by [`RoutingState::skip_reason`](super::runtime::RoutingState::skip_reason)),
+/// and `left_ms`, never serialised, is how long the reason had left then, measured on the
+/// monotonic clock: `Retry-After` and "for N s more" come from it, not from a wall clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Skip {
@@ -20,9 +24,16 @@ pub enum Skip {
     RuntimeDisabled {
         reason: String,
         until_ms: Option<u64>,
+        #[serde(skip)]
+        left_ms: Option<u64>,
     },
     /// Out of balance or quota until this time (`RoutingState::set_exhausted`).
-    Exhausted { reason: String, until_ms: u64 },
+    Exhausted {
+        reason: String,
+        until_ms: u64,
+        #[serde(skip)]
+        left_ms: u64,
+    },
     /// The config names environment variables that are not set.
     MissingCredential { vars: Vec<String> },
     /// The endpoint does not serve the requested model.
@@ -36,12 +47,12 @@ pub enum Skip {
 }
 
 impl Skip {
-    /// When this reason ends on its own (ms since the epoch), if it does.
-    pub fn until_ms(&self) -> Option<u64> {
+    /// How long this reason had left when it was read, if it ends on its own.
+    pub fn left_ms(&self) -> Option<u64> {
         match self {
-            Skip::Unhealthy(Blocked::Cooldown { until_ms, .. })
-            | Skip::Exhausted { until_ms, .. } => Some(*until_ms),
-            Skip::RuntimeDisabled { until_ms, .. } => *until_ms,
+            Skip::Unhealthy(Blocked::Cooldown { left_ms, .. })
+            | Skip::Exhausted { left_ms, .. } => Some(*left_ms),
+            Skip::RuntimeDisabled { left_ms, .. } => *left_ms,
             _ => None,
         }
     }
@@ -57,16 +68,18 @@ impl Skip {
     pub fn describe(&self) -> String {
         match self {
             Skip::RuntimeDisabled { reason, .. } => format!("disabled while running: {reason}"),
-            Skip::Exhausted { reason, until_ms } => {
-                let secs = until_ms.saturating_sub(now_ms()).div_ceil(1000);
+            Skip::Exhausted {
+                reason, left_ms, ..
+            } => {
+                let secs = left_ms.div_ceil(1000);
                 format!("exhausted ({reason}) for {secs}s more")
             }
             Skip::MissingCredential { vars } => {
                 format!("environment variable {} is not set", vars.join(", "))
             }
             Skip::UnsupportedModel { model } => format!("model {model} is not in supported_models"),
-            Skip::Unhealthy(Blocked::Cooldown { until_ms, after }) => {
-                let secs = until_ms.saturating_sub(now_ms()).div_ceil(1000);
+            Skip::Unhealthy(Blocked::Cooldown { left_ms, after, .. }) => {
+                let secs = left_ms.div_ceil(1000);
                 format!("cooling down for {secs}s after {after}")
             }
             Skip::Unhealthy(Blocked::Probing) => "being probed after its cooldown".into(),
@@ -83,7 +96,7 @@ impl Skip {
 pub struct AffinityView {
     /// Index into the candidates of the endpoint that last served the session.
     pub candidate: usize,
-    /// When the session last moved to that endpoint.
+    /// When the session last moved to that endpoint (epoch ms, from the persisted record).
     pub since_ms: u64,
 }
 
@@ -146,7 +159,8 @@ pub enum Choice {
 }
 
 /// Chooses a candidate. `skips[i]` says why candidate `i` is unavailable, if it is. `bound`
-/// says the request carries state only the affinity endpoint can read.
+/// says the request carries state only the affinity endpoint can read. `now_ms` is wall-clock
+/// epoch ms, for the affinity windows (see [`within_windows`]).
 pub fn select(
     candidates: &[Candidate],
     skips: &[Option<Skip>],
@@ -203,6 +217,11 @@ pub fn select(
 }
 
 /// `fallback-sticky` on a fallback: stay while every configured window still holds.
+///
+/// Wall-clock epoch ms, unlike the cooldowns: `since_ms` is the affinity record's
+/// `last_changed_ms`, which is persisted and read back after a restart, where no monotonic
+/// reading of the old process means anything. A wall-clock change can stretch or cut these
+/// windows; that costs at most one early or late return to the preferred group.
 fn within_windows(since_ms: u64, settings: AffinitySettings, now_ms: u64) -> bool {
     let holds = |window: Option<u64>| window.is_none_or(|w| now_ms.saturating_sub(since_ms) < w);
     holds(settings.fallback_ttl_ms) && holds(settings.reprobe_preferred_after_ms)
@@ -244,6 +263,7 @@ mod tests {
     fn cooldown() -> Option<Skip> {
         Some(Skip::Unhealthy(Blocked::Cooldown {
             until_ms: 10_000,
+            left_ms: 9_000,
             after: "HTTP 502".into(),
         }))
     }

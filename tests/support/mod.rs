@@ -15,6 +15,7 @@ use codex_helper::proxy::{
     self, Outcome, Plan, ProxyState, RecordSink, RequestRecord, ServerHandle,
 };
 use codex_helper::routing::affinity::AffinityStore;
+use codex_helper::time::Clock;
 
 /// Collects finished request records.
 #[derive(Default)]
@@ -73,6 +74,21 @@ impl TestProxy {
         env: &[(&str, &str)],
         extra: Option<Arc<dyn RecordSink>>,
     ) -> Self {
+        Self::launch(config, env, extra, Clock::real()).await
+    }
+
+    /// Like [`TestProxy::start`], on `clock` (a [`Clock::manual`] the test advances, so
+    /// cooldowns pass without waiting).
+    pub async fn start_with_clock(config: &str, env: &[(&str, &str)], clock: Clock) -> Self {
+        Self::launch(config, env, None, clock).await
+    }
+
+    async fn launch(
+        config: &str,
+        env: &[(&str, &str)],
+        extra: Option<Arc<dyn RecordSink>>,
+        clock: Clock,
+    ) -> Self {
         proxy::install_tls_provider();
         let path = Path::new("/test/config.toml");
         let loaded =
@@ -97,7 +113,8 @@ impl TestProxy {
                 path.to_path_buf(),
                 sink,
             )
-            .unwrap(),
+            .unwrap()
+            .with_clock(clock),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = proxy::serve(listener, state.clone()).unwrap();
