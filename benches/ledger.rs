@@ -12,7 +12,7 @@ use codex_helper::ledger::row::LedgerRow;
 use codex_helper::ledger::store;
 use codex_helper::proxy::Outcome;
 use codex_helper::proxy::record::{Attempt, AttemptOutcome, RequestRecord};
-use codex_helper::proxy::usage::Usage;
+use codex_helper::record::usage::Usage;
 
 const ROWS: u64 = 1_000_000;
 const SINK_ROWS: u64 = 50_000;

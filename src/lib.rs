@@ -9,6 +9,7 @@ pub mod files;
 pub mod ledger;
 pub mod net;
 pub mod proxy;
+pub mod record;
 pub mod redact;
 pub mod routing;
 pub mod time;

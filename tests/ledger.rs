@@ -161,7 +161,7 @@ async fn each_request_is_one_row_with_its_fields() {
 
 #[test]
 fn cost_uses_overrides_wildcards_and_multipliers() {
-    use codex_helper::proxy::usage::Usage;
+    use codex_helper::record::usage::Usage;
     let book = PriceBook::from_overrides("[models.\"relay-*\"]\ninput_per_1m_usd = 4\noutput_per_1m_usd = 8\ncached_input_per_1m_usd = 1\n").unwrap();
     let usage = Usage {
         input_tokens: 1_000_000,

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::pricing::PriceBook;
 use super::row::LedgerRow;
-use crate::proxy::usage::Usage;
+use crate::record::usage::Usage;
 
 /// A line of `requests.jsonl`; unknown fields are ignored.
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::proxy::usage::Usage;
+use crate::record::usage::Usage;
 
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::pricing::PriceBook;
-use crate::proxy::record::{AttemptOutcome, Outcome, RequestRecord};
+use crate::record::{AttemptOutcome, Outcome, RequestRecord};
 use crate::routing::retry::FailureClass;
 
 /// A request as stored.

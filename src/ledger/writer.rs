@@ -19,8 +19,7 @@ use super::pricing::PriceBook;
 use super::row::LedgerRow;
 use super::store;
 use crate::config::model::LedgerSettings;
-use crate::proxy::RecordSink;
-use crate::proxy::record::{Outcome, RequestRecord};
+use crate::record::{Outcome, RecordSink, RequestRecord};
 
 /// Rows waiting to be written at most; beyond this, rows are dropped (and counted).
 const QUEUE: usize = 8_192;

@@ -19,7 +19,6 @@ pub mod replies;
 pub mod server;
 pub mod session;
 pub mod sse;
-pub mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,18 +40,7 @@ use crate::time::Clock;
 pub use record::{Outcome, RequestRecord};
 pub use server::{ServerHandle, serve};
 
-/// Receives every finished request (the log line is written regardless). The ledger will be
-/// one; tests use one to look at what the proxy recorded.
-pub trait RecordSink: Send + Sync {
-    fn record(&self, record: &RequestRecord, outcome: Outcome);
-}
-
-/// A sink that keeps nothing.
-pub struct NoSink;
-
-impl RecordSink for NoSink {
-    fn record(&self, _: &RequestRecord, _: Outcome) {}
-}
+pub use record::{NoSink, RecordSink};
 
 /// The part of the config that can change while the proxy runs (see [`ProxyState::reload`]).
 #[derive(Debug)]

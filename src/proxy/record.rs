@@ -1,220 +1,19 @@
-//! What happened to one request: the attempts, the outcome, the tokens. Logged as one
-//! structured line when the request ends (the ledger will store the same record).
+//! A request's record while it is in flight ([`RecordGuard`]): finished exactly once, with
+//! one structured log line, and handed to the [`RecordSink`]. The record itself is plain data
+//! in [`crate::record`].
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::Serialize;
+use crate::routing::select::Why;
 
-use super::RecordSink;
-use crate::config::model::AffinityPolicy;
-use crate::routing::affinity::AffinityChange;
-use crate::routing::retry::FailureClass;
-use crate::routing::select::{Skip, Why};
-
-use super::session::SessionId;
-use super::usage::Usage;
-
-/// How one try against one upstream ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum AttemptOutcome {
-    /// No connection could be opened.
-    ConnectError { error: String },
-    /// No response headers in time.
-    Timeout { after_ms: u64 },
-    /// The connection broke before response headers.
-    TransportError { error: String },
-    /// A status that is retried or failed over (5xx, 429, 401/403, unsupported model, …).
-    FailedStatus {
-        status: u16,
-        class: FailureClass,
-        retry_after_secs: Option<u64>,
-        body_preview: String,
-    },
-    /// A 2xx event stream that failed before its first real event.
-    FailedStream {
-        status: u16,
-        class: FailureClass,
-        detail: String,
-    },
-    /// A response that was passed to the client.
-    Responded { status: u16 },
-}
-
-/// One candidate tried (or skipped) for a request.
-#[derive(Debug, Clone, Serialize)]
-pub struct Attempt {
-    pub provider: String,
-    pub endpoint: String,
-    #[serde(flatten)]
-    pub outcome: AttemptOutcome,
-    pub duration_ms: u64,
-}
-
-impl Attempt {
-    /// A short human description, e.g. `relay-a/default: HTTP 502`.
-    pub fn summary(&self) -> String {
-        let what = match &self.outcome {
-            AttemptOutcome::ConnectError { error } => format!("connect error: {error}"),
-            AttemptOutcome::Timeout { after_ms } => {
-                format!("no response headers within {after_ms} ms")
-            }
-            AttemptOutcome::TransportError { error } => format!("connection error: {error}"),
-            AttemptOutcome::FailedStatus { status, .. } => format!("HTTP {status}"),
-            AttemptOutcome::FailedStream { detail, .. } => detail.clone(),
-            AttemptOutcome::Responded { status } => format!("HTTP {status}"),
-        };
-        format!("{}/{}: {what}", self.provider, self.endpoint)
-    }
-}
-
-/// How the request ended for the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The upstream response reached its end.
-    Completed,
-    /// A 2xx stream whose last event was a failure (`response.failed`, `error`).
-    FailedInStream,
-    /// An event stream that closed cleanly but without `response.completed` (or another
-    /// terminal event); Codex reports "stream closed before response.completed" and retries.
-    EndedWithoutTerminalEvent,
-    /// The upstream stream broke or stalled; the proxy ended it with `response.failed`.
-    UpstreamStreamError,
-    /// The client went away before the end.
-    ClientDisconnected,
-    /// Every candidate failed or was unavailable; the proxy answered itself.
-    AllUpstreamsFailed,
-    /// The session's endpoint was unavailable and the request could not go elsewhere.
-    ContinuityBroken,
-    /// The request was refused before any upstream was tried (bad body, no relay).
-    Rejected,
-}
-
-impl Outcome {
-    /// Every outcome (keep in step with the enum: the name test walks this list).
-    pub const ALL: [Outcome; 8] = [
-        Self::Completed,
-        Self::FailedInStream,
-        Self::EndedWithoutTerminalEvent,
-        Self::UpstreamStreamError,
-        Self::ClientDisconnected,
-        Self::AllUpstreamsFailed,
-        Self::ContinuityBroken,
-        Self::Rejected,
-    ];
-
-    /// The stored and logged name: exactly the serde name (the ledger's `outcome` column).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Completed => "completed",
-            Self::FailedInStream => "failed_in_stream",
-            Self::EndedWithoutTerminalEvent => "ended_without_terminal_event",
-            Self::UpstreamStreamError => "upstream_stream_error",
-            Self::ClientDisconnected => "client_disconnected",
-            Self::AllUpstreamsFailed => "all_upstreams_failed",
-            Self::ContinuityBroken => "continuity_broken",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-/// The record of one proxied request.
-#[derive(Debug, Clone)]
-pub struct RequestRecord {
-    pub trace_id: String,
-    pub started: Instant,
-    /// Wall-clock start, ms since the Unix epoch.
-    pub started_at_ms: u64,
-    pub method: String,
-    pub path: String,
-    pub streaming: bool,
-    pub session: Option<SessionId>,
-    /// Codex's `thread-id` header (differs from the session for sub-agents).
-    pub thread_id: Option<String>,
-    pub client: Option<String>,
-    pub model_requested: Option<String>,
-    /// After model mapping.
-    pub model_sent: Option<String>,
-    /// As the response says (`response.model`).
-    pub model_answered: Option<String>,
-    /// The chosen provider's `price_multiplier`.
-    pub price_multiplier: f64,
-    /// Request body bytes as received.
-    pub bytes_in: u64,
-    /// The client preset Codex was switched to.
-    pub preset: Option<crate::codex::preset::Preset>,
-    pub provider: Option<String>,
-    pub endpoint: Option<String>,
-    pub status: Option<u16>,
-    pub attempts: Vec<Attempt>,
-    pub ttfb: Option<Duration>,
-    pub usage: Option<Usage>,
-    pub bytes_out: u64,
-    pub error: Option<String>,
-    /// How the route was chosen; `None` for requests refused before routing.
-    pub decision: Option<RouteDecision>,
-}
-
-/// How a request's route was chosen: what was considered, what was skipped and why, and what
-/// happened to the session's affinity.
-#[derive(Debug, Clone, Serialize)]
-pub struct RouteDecision {
-    pub graph_key: String,
-    pub affinity_policy: AffinityPolicy,
-    /// The endpoint the session was bound to before this request.
-    pub affinity: Option<String>,
-    /// The request carried state only its relay can read.
-    pub relay_bound: bool,
-    /// Every candidate, in order, with why it was skipped when the request started.
-    pub candidates: Vec<CandidateNote>,
-    pub chosen: Option<String>,
-    pub why: Option<Why>,
-    /// Set when the session's affinity was created or moved by this request.
-    pub affinity_change: Option<AffinityChange>,
-}
-
-/// One candidate as the decision saw it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CandidateNote {
-    pub upstream: String,
-    pub group: usize,
-    pub route_path: Vec<String>,
-    pub skip: Option<Skip>,
-}
+pub use crate::record::{
+    Attempt, AttemptOutcome, CandidateNote, NoSink, Outcome, RecordSink, RequestRecord,
+    RouteDecision,
+};
 
 impl RequestRecord {
-    pub fn new(trace_id: String, method: String, path: String) -> Self {
-        Self {
-            trace_id,
-            started: Instant::now(),
-            started_at_ms: crate::time::now_ms(),
-            method,
-            path,
-            streaming: false,
-            session: None,
-            thread_id: None,
-            client: None,
-            model_requested: None,
-            model_sent: None,
-            model_answered: None,
-            price_multiplier: 1.0,
-            bytes_in: 0,
-            preset: None,
-            provider: None,
-            endpoint: None,
-            status: None,
-            attempts: Vec::new(),
-            ttfb: None,
-            usage: None,
-            bytes_out: 0,
-            error: None,
-            decision: None,
-        }
-    }
-
     /// Logs the request as one structured line.
     fn log(&self, outcome: Outcome) {
         let usage = self.usage.unwrap_or_default();
@@ -310,17 +109,4 @@ impl Drop for RecordGuard {
 /// Milliseconds with microsecond precision, for log lines.
 fn millis(duration: Duration) -> String {
     format!("{:.3}", duration.as_secs_f64() * 1000.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outcome_names_are_the_serde_names() {
-        for outcome in Outcome::ALL {
-            let serde = serde_json::to_value(outcome).unwrap();
-            assert_eq!(serde.as_str(), Some(outcome.as_str()), "{outcome:?}");
-        }
-    }
 }

@@ -17,7 +17,7 @@ use tokio::time::Sleep;
 
 use super::record::{Outcome, RecordGuard};
 use super::sse::{FailedEvent, SseTap, Terminal};
-use super::usage::Usage;
+use crate::record::usage::Usage;
 use crate::redact::Redactor;
 use crate::routing::retry::Cooldown;
 use crate::routing::runtime::{HealthProbe, Permit};

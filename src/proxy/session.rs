@@ -3,8 +3,6 @@
 //! Codex 0.171.0 sends `session-id` and `thread-id` headers equal to the thread id, and the same
 //! value as the body's `prompt_cache_key`; older clients and other tools use other names.
 
-use std::fmt;
-
 use http::HeaderMap;
 
 use super::inspect::BodyFacts;
@@ -18,30 +16,7 @@ const SESSION_HEADERS: [&str; 5] = [
     "x-session-id",
 ];
 
-/// Where a session id was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionSource {
-    Header(&'static str),
-    PromptCacheKey,
-    MetadataSessionId,
-}
-
-impl fmt::Display for SessionSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Header(name) => write!(f, "header:{name}"),
-            Self::PromptCacheKey => f.write_str("body:prompt_cache_key"),
-            Self::MetadataSessionId => f.write_str("body:metadata.session_id"),
-        }
-    }
-}
-
-/// A request's session id and where it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionId {
-    pub value: String,
-    pub source: SessionSource,
-}
+pub use crate::record::session::{SessionId, SessionSource};
 
 /// Finds the session id: headers first, then the body's `prompt_cache_key`, then
 /// `metadata.session_id`.

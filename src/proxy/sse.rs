@@ -9,7 +9,7 @@ use bytes::Bytes;
 use memchr::memmem;
 use serde_json::{Value, json};
 
-use super::usage::Usage;
+use crate::record::usage::Usage;
 
 /// Lines longer than this are not inspected (they are still forwarded).
 const MAX_LINE: usize = 16 << 20;
