@@ -641,3 +641,139 @@ fn relay_response(
     *reply.headers_mut() = headers;
     reply
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::retry::Cooldown;
+    use crate::time::Clock;
+
+    /// A proxy state from config text (no sockets are opened) on a manual clock.
+    fn state(config: &str, env: &[(&str, &str)]) -> (Arc<ProxyState>, Clock) {
+        crate::proxy::install_tls_provider();
+        let path = std::path::Path::new("/test/config.toml");
+        let loaded = crate::config::load::parse(path, &format!("version = 5\n{config}")).unwrap();
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let plan = Plan::from_config(&loaded, &lookup).unwrap();
+        let clock = Clock::manual();
+        let state = ProxyState::new(
+            plan,
+            crate::routing::affinity::AffinityStore::in_memory(),
+            loaded.config.proxy.clone(),
+            path.to_path_buf(),
+            Arc::new(crate::record::NoSink),
+        )
+        .unwrap()
+        .with_clock(clock.clone());
+        (Arc::new(state), clock)
+    }
+
+    fn turn(session: &str) -> ClientRequest {
+        let body = format!(r#"{{"model":"gpt-5.1","stream":true,"prompt_cache_key":"{session}"}}"#);
+        ClientRequest::prepare(
+            Method::POST,
+            "/v1/responses".into(),
+            HeaderMap::new(),
+            Bytes::from(body),
+            false,
+        )
+    }
+
+    const TWO: &str = "[codex.providers.a]\nbase_url = \"http://127.0.0.1:9/v1\"\nauth_token_env = \"A_KEY\"\n[codex.providers.b]\nbase_url = \"http://127.0.0.1:9/v1\"\nlimits = { max_concurrent_requests = 1 }\n[codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [\"a\", \"b\"]\n";
+
+    #[test]
+    fn select_sees_every_candidate_and_why_one_is_skipped() {
+        let (state, clock) = state(TWO, &[]);
+        let plan = state.plan();
+        let request = turn("s1");
+        let router = Router::new(&state, &plan.graph, &request);
+        let skips = router.skips(&state, clock.now());
+        let decision = router.decision(&skips);
+        let names: Vec<&str> = decision
+            .candidates
+            .iter()
+            .map(|c| c.upstream.as_str())
+            .collect();
+        assert_eq!(names, ["a.default", "b.default"]);
+        assert!(
+            matches!(skips[0], Some(Skip::MissingCredential { ref vars }) if vars == &["A_KEY"]),
+            "{skips:?}"
+        );
+        assert!(matches!(
+            router.select(&skips, crate::time::now_ms()),
+            Choice::Pick {
+                candidate: 1,
+                why: Why::Failover
+            }
+        ));
+    }
+
+    #[test]
+    fn claim_takes_the_slot_and_the_probe_or_says_why_not() {
+        let (state, clock) = state(TWO, &[("A_KEY", "k")]);
+        let plan = state.plan();
+        let request = turn("s1");
+        let mut router = Router::new(&state, &plan.graph, &request);
+        let now = clock.now();
+
+        // `b` allows one request at a time: a second claim finds the group full.
+        let (permit, probe) = router.claim(&state, &plan, 1, now).expect("a free slot");
+        assert!(router.claim(&state, &plan, 1, now).is_none());
+        assert!(router.saturated[1], "the next selection sees it");
+        drop((permit, probe));
+
+        // `a` failed and cooled down; after the cooldown one claim is the probe, and another
+        // request cannot claim it until the probe gives its verdict or goes away.
+        let (_, probe) = router.claim(&state, &plan, 0, now).unwrap();
+        probe.failed(Cooldown::Growing, "HTTP 502".into());
+        assert!(
+            router.claim(&state, &plan, 0, clock.now()).is_none(),
+            "cooling down"
+        );
+        clock.advance(Duration::from_secs(3_600));
+        let (_, probe) = router
+            .claim(&state, &plan, 0, clock.now())
+            .expect("the probe");
+        let mut other = Router::new(&state, &plan.graph, &request);
+        assert!(
+            other.claim(&state, &plan, 0, clock.now()).is_none(),
+            "one probe"
+        );
+        drop(probe);
+        assert!(
+            other.claim(&state, &plan, 0, clock.now()).is_some(),
+            "given back"
+        );
+    }
+
+    #[test]
+    fn a_new_record_names_the_client_thread_and_preset() {
+        let (state, _) = state(TWO, &[]);
+        let request = Request::post("/v1/responses")
+            .header("user-agent", "codex_exec/0.171.0")
+            .header("thread-id", "th-1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let record = new_record(&state, &parts);
+        assert_eq!(record.client.as_deref(), Some("codex_exec/0.171.0"));
+        assert_eq!(record.thread_id.as_deref(), Some("th-1"));
+        assert_eq!(
+            (record.method.as_str(), record.path.as_str()),
+            ("POST", "/v1/responses")
+        );
+        assert!(record.preset.is_none(), "not switched");
+    }
+
+    #[test]
+    fn websocket_upgrades_are_recognised_in_any_case() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_websocket_upgrade(&headers));
+        headers.insert(header::UPGRADE, "WebSocket".parse().unwrap());
+        assert!(is_websocket_upgrade(&headers));
+    }
+}
