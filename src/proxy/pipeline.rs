@@ -271,7 +271,7 @@ impl<'a> Router<'a> {
         };
         let probe = state
             .routing
-            .begin(&upstream.key(), now, plan.retry.cooldown)?;
+            .begin(upstream.key().as_str(), now, plan.retry.cooldown)?;
         Some((permit, probe))
     }
 
@@ -284,7 +284,7 @@ impl<'a> Router<'a> {
             relay_bound: self.bound,
             candidates: (0..self.candidates.len())
                 .map(|i| CandidateNote {
-                    upstream: self.upstream(i).key(),
+                    upstream: self.upstream(i).key().to_string(),
                     group: self.candidates[i].group,
                     route_path: self.candidates[i].route_path.clone(),
                     skip: skips[i].clone(),
@@ -328,7 +328,7 @@ async fn route<'a>(
         };
         match attempt_endpoint(state, plan, request, upstream, record).await {
             Verdict::Answered(answer) => {
-                remember_affinity(state, &router, &upstream.key(), record);
+                remember_affinity(state, &router, upstream.key().as_str(), record);
                 let probe = Some(probe);
                 return Routed::Chosen(Chosen {
                     answer,
@@ -489,7 +489,7 @@ fn unroutable(
         .filter_map(|(i, skip)| {
             skip.as_ref()
                 .filter(|s| **s != Skip::Tried)
-                .map(|s| (router.upstream(i).key(), s.describe()))
+                .map(|s| (router.upstream(i).key().to_string(), s.describe()))
         })
         .collect();
     let response = replies::unroutable(
@@ -522,7 +522,7 @@ fn continuity_broken(
     let transient = skip.is_some_and(|s| s.is_transient() || *s == Skip::Tried);
     let response = replies::continuity_broken(
         request.codex_stream,
-        &upstream.key(),
+        upstream.key().as_str(),
         &reason,
         transient.then(|| retry_after.unwrap_or(0)),
         &record.attempts,
@@ -553,7 +553,7 @@ async fn respond(
     } = chosen;
     let answer = translate_catalog(state, request, answer).await;
     if let Some(decision) = record.decision.as_mut() {
-        decision.chosen = Some(upstream.key());
+        decision.chosen = Some(upstream.key().to_string());
         decision.why = Some(why);
     }
     record.provider = Some(upstream.provider.clone());

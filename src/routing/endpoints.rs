@@ -7,7 +7,7 @@ use crate::config::load::ConfigError;
 use crate::config::model::{EndpointConfig, Limits, ProviderConfig};
 
 use super::outbound::{self, OutboundDefaults};
-use super::upstream::{BaseUrl, ConcurrencyLimit, Credential, Secret, Upstream};
+use super::upstream::{BaseUrl, ConcurrencyLimit, Credential, EndpointKey, Secret, Upstream};
 
 pub use super::env::EnvLookup;
 
@@ -113,6 +113,7 @@ pub fn provider_endpoints(
                     .unwrap_or_else(|| format!("{id}.{eid}")),
             });
             Upstream {
+                key: EndpointKey::new(id, eid),
                 provider: id.to_string(),
                 endpoint: eid.to_string(),
                 base_url,

@@ -71,7 +71,11 @@ pub fn explain(
     let choice = select::select(&candidates, &skips, affinity_view, settings, false, now_ms);
     let (chosen, why, continuity_broken) = match choice {
         Choice::Pick { candidate, why } => (
-            Some(graph.upstreams[candidates[candidate].upstream].key()),
+            Some(
+                graph.upstreams[candidates[candidate].upstream]
+                    .key()
+                    .to_string(),
+            ),
             Some(why),
             false,
         ),
@@ -91,7 +95,7 @@ pub fn explain(
             .map(|(c, skip)| {
                 let upstream = &graph.upstreams[c.upstream];
                 ExplainedCandidate {
-                    upstream: upstream.key(),
+                    upstream: upstream.key().to_string(),
                     base_url: upstream.base_url.to_string(),
                     outbound: upstream.outbound.to_string(),
                     proxied: upstream.outbound.route.proxy().is_some(),

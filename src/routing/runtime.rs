@@ -153,7 +153,7 @@ impl RoutingState {
         if tried {
             return Some(Skip::Tried);
         }
-        if let Some(signal) = self.active_signal(&upstream.key(), now) {
+        if let Some(signal) = self.active_signal(upstream.key().as_str(), now) {
             return Some(signal);
         }
         if !upstream.credential.missing_env.is_empty() {
@@ -168,7 +168,7 @@ impl RoutingState {
                 });
             }
         }
-        if let Some(blocked) = self.health(&upstream.key()).blocked(now) {
+        if let Some(blocked) = self.health(upstream.key().as_str()).blocked(now) {
             return Some(Skip::Unhealthy(match blocked {
                 Blocked::Cooldown {
                     until_ms,
@@ -204,7 +204,7 @@ impl RoutingState {
         let view = record.as_ref().and_then(|a| {
             let candidate = candidates
                 .iter()
-                .position(|c| graph.upstreams[c.upstream].key() == a.upstream)?;
+                .position(|c| *graph.upstreams[c.upstream].key() == *a.upstream)?;
             Some(AffinityView {
                 candidate,
                 since_ms: a.last_changed_ms,
@@ -353,6 +353,7 @@ mod tests {
     /// The endpoint `p.e`, with nothing in its config to skip it for.
     fn upstream() -> Upstream {
         Upstream {
+            key: crate::routing::upstream::EndpointKey::new("p", "e"),
             provider: "p".into(),
             endpoint: "e".into(),
             base_url: crate::routing::BaseUrl::parse("http://x").unwrap(),

@@ -152,11 +152,46 @@ impl fmt::Display for BaseUrl {
     }
 }
 
+/// An endpoint's name, `provider.endpoint`: how health, signals, limits, affinity and records
+/// refer to it. Made once when the config is compiled, not formatted for every request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey(std::sync::Arc<str>);
+
+impl EndpointKey {
+    pub fn new(provider: &str, endpoint: &str) -> Self {
+        Self(format!("{provider}.{endpoint}").into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EndpointKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for EndpointKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for EndpointKey {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
 /// One provider endpoint as a routing candidate.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub provider: String,
     pub endpoint: String,
+    /// `provider.endpoint` (see [`EndpointKey`]).
+    pub key: EndpointKey,
     pub base_url: BaseUrl,
     pub credential: Credential,
     /// Provider tags with the endpoint's over them.
@@ -172,8 +207,8 @@ pub struct Upstream {
 
 impl Upstream {
     /// `provider.endpoint`, the name used in logs, records and CLI output.
-    pub fn key(&self) -> String {
-        format!("{}.{}", self.provider, self.endpoint)
+    pub fn key(&self) -> &EndpointKey {
+        &self.key
     }
 }
 
