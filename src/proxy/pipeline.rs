@@ -271,7 +271,7 @@ impl<'a> Router<'a> {
         };
         let probe = state
             .routing
-            .begin(upstream.key().as_str(), now, plan.retry.cooldown)?;
+            .begin(upstream.key(), now, plan.retry.cooldown)?;
         Some((permit, probe))
     }
 

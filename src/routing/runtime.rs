@@ -16,13 +16,13 @@ use super::model_map::supports_model;
 use super::retry::Cooldown;
 use super::select::AffinityView;
 use super::select::Skip;
-use super::upstream::{ConcurrencyLimit, Upstream};
+use super::upstream::{ConcurrencyLimit, EndpointKey, Upstream};
 use crate::time::{Clock, Millis};
 
 /// Runtime routing state, keyed by `provider.endpoint` (health) or limit group (in flight).
 #[derive(Debug)]
 pub struct RoutingState {
-    health: Arc<Mutex<HashMap<String, Health>>>,
+    health: Arc<Mutex<HashMap<EndpointKey, Health>>>,
     /// Signals set from outside the request path (`set_runtime_disabled`, `set_exhausted`), each with a
     /// reason and, where it has one, an expiry.
     signals: Mutex<HashMap<String, Vec<Signal>>>,
@@ -65,12 +65,12 @@ impl RoutingState {
     /// one, it judges nothing and gives a probe back.
     pub fn begin(
         &self,
-        upstream: &str,
+        upstream: &EndpointKey,
         now: Millis,
         cooldown: CooldownPolicy,
     ) -> Option<HealthProbe> {
         let mut map = self.health.lock().expect("health lock");
-        let health = map.entry(upstream.to_string()).or_default();
+        let health = map.entry(upstream.clone()).or_default();
         if health.blocked(now).is_some() {
             return None;
         }
@@ -78,7 +78,7 @@ impl RoutingState {
         Some(HealthProbe {
             health: self.health.clone(),
             clock: self.clock.clone(),
-            upstream: upstream.to_string(),
+            upstream: upstream.clone(),
             is_probe,
             cooldown,
             open: true,
@@ -274,11 +274,11 @@ impl Signal {
 /// it travels with the response body, so a stream is judged when it ends.
 #[derive(Debug)]
 pub struct HealthProbe {
-    health: Arc<Mutex<HashMap<String, Health>>>,
+    health: Arc<Mutex<HashMap<EndpointKey, Health>>>,
     /// The verdict is timed when it is given, which can be long after `begin` (when a stream
     /// ends), so the guard reads the clock itself.
     clock: Clock,
-    upstream: String,
+    upstream: EndpointKey,
     /// This request is the half-open probe after a cooldown.
     is_probe: bool,
     cooldown: CooldownPolicy,
@@ -338,6 +338,10 @@ impl Drop for Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pe() -> EndpointKey {
+        EndpointKey::new("p", "e")
+    }
 
     /// A routing state on a manual clock, and a way to set that clock to `ms`.
     fn at_manual_time() -> (RoutingState, impl Fn(Millis) -> Millis) {
@@ -412,36 +416,36 @@ mod tests {
             factor: 2.0,
             max_secs: 100,
         };
-        let first = state.begin("p.e", 0, policy).unwrap();
+        let first = state.begin(&pe(), 0, policy).unwrap();
         first.failed(Cooldown::Growing, "HTTP 502".into());
         assert!(
-            state.begin("p.e", at(5_000), policy).is_none(),
+            state.begin(&pe(), at(5_000), policy).is_none(),
             "cooling down"
         );
         // After the cooldown, one probe; others are turned away until it ends.
-        let probe = state.begin("p.e", at(10_000), policy).unwrap();
+        let probe = state.begin(&pe(), at(10_000), policy).unwrap();
         assert!(
-            state.begin("p.e", at(10_001), policy).is_none(),
+            state.begin(&pe(), at(10_001), policy).is_none(),
             "one probe at a time"
         );
         drop(probe);
         let probe = state
-            .begin("p.e", at(10_002), policy)
+            .begin(&pe(), at(10_002), policy)
             .expect("a dropped probe is given back");
         // Its verdict comes later, timed when it is given.
         at(10_502);
         probe.failed(Cooldown::Growing, "HTTP 502".into());
         assert_eq!(state.health("p.e").streak, 2);
         assert!(
-            state.begin("p.e", at(30_501), policy).is_none(),
+            state.begin(&pe(), at(30_501), policy).is_none(),
             "a longer cooldown, from the verdict"
         );
-        let probe = state.begin("p.e", at(30_502), policy).unwrap();
+        let probe = state.begin(&pe(), at(30_502), policy).unwrap();
         probe.succeeded();
         assert_eq!(state.health("p.e"), Health::default());
         // Requests on a healthy endpoint judge it only when they say so.
-        let a = state.begin("p.e", at(30_503), policy).unwrap();
-        let b = state.begin("p.e", at(30_503), policy).unwrap();
+        let a = state.begin(&pe(), at(30_503), policy).unwrap();
+        let b = state.begin(&pe(), at(30_503), policy).unwrap();
         drop(a);
         b.succeeded();
         assert_eq!(state.health("p.e"), Health::default());
@@ -456,7 +460,7 @@ mod tests {
             max_secs: 100,
         };
         let upstream = upstream();
-        let probe = state.begin("p.e", at(1_000), policy).unwrap();
+        let probe = state.begin(&pe(), at(1_000), policy).unwrap();
         probe.failed(Cooldown::Growing, "HTTP 502".into());
         let wall = crate::time::now_ms();
         let skip = state

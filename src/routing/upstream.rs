@@ -179,6 +179,12 @@ impl serde::Serialize for EndpointKey {
     }
 }
 
+impl std::borrow::Borrow<str> for EndpointKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl PartialEq<str> for EndpointKey {
     fn eq(&self, other: &str) -> bool {
         &*self.0 == other
