@@ -11,6 +11,20 @@ use serde_json::{Value, json};
 
 use crate::record::usage::Usage;
 
+/// What makes a `data:` line worth parsing: only these carry usage or an outcome. The finders
+/// are built once, not for every line.
+static INTERESTING: std::sync::LazyLock<[memmem::Finder<'static>; 5]> =
+    std::sync::LazyLock::new(|| {
+        [
+            &b"\"usage\""[..],
+            b"response.completed",
+            b"response.failed",
+            b"response.incomplete",
+            b"\"error\"",
+        ]
+        .map(memmem::Finder::new)
+    });
+
 /// Lines longer than this are not inspected (they are still forwarded).
 const MAX_LINE: usize = 16 << 20;
 
@@ -134,15 +148,7 @@ impl SseTap {
         if self.first_event.is_none() {
             self.first_event = first_event(data);
         }
-        let interesting = [
-            &b"\"usage\""[..],
-            b"response.completed",
-            b"response.failed",
-            b"response.incomplete",
-            b"\"error\"",
-        ]
-        .iter()
-        .any(|needle| memmem::find(data, needle).is_some());
+        let interesting = INTERESTING.iter().any(|needle| needle.find(data).is_some());
         if !interesting {
             return;
         }
