@@ -490,3 +490,55 @@ async fn first_run_imports_the_users_relay_even_while_codex_is_switched_on() {
         .unwrap();
     assert!(text.contains("hi from the user's relay"), "{text}");
 }
+
+#[tokio::test]
+async fn a_stderr_nobody_reads_does_not_stall_requests() {
+    use tokio::io::AsyncBufReadExt;
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n[codex.providers.a]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    );
+    let mut child = homes
+        .command(&["serve", "--no-tui", "--no-switch", "--port", "0"])
+        .spawn()
+        .unwrap();
+    // Read up to the banner, then stop reading: the pipe (64 KiB) fills with request lines.
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(LIMIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("serve exited");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    codex_helper::proxy::install_tls_provider();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let served = tokio::time::timeout(LIMIT, async {
+        for _ in 0..400 {
+            let reply = client
+                .post(format!("{url}/v1/responses"))
+                .header("accept", "text/event-stream")
+                .body(r#"{"model":"gpt-5.1","stream":true,"input":"hi"}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200);
+            reply.bytes().await.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        served.is_ok(),
+        "requests stalled behind a full stderr pipe (each logs a line)"
+    );
+    drop(lines);
+    child.kill().await.unwrap();
+}

@@ -76,7 +76,8 @@ enum LogFormat {
 /// Entry point shared by both binaries.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Kept to the end of `main`: dropping it flushes the log lines still queued.
+    let _log_writer = init_logging(cli.log_format);
     if !matches!(cli.command, None | Some(Command::Serve(_))) {
         restore_sigpipe();
     }
@@ -98,19 +99,27 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a writer thread: the proxy's event loop only queues a line, so a
+/// slow or stalled reader of stderr (a full pipe, a paused terminal) never stalls requests. If
+/// the queue is full, lines are dropped (and counted by the writer) rather than waited for.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("CODEX_HELPER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
 
 /// Reports go to stdout, often into a pipe (`| head`); like other command-line tools they end
