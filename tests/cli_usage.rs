@@ -7,12 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use support::cli::{Homes, run, serve};
+use support::client;
 use support::mock_relay::MockRelay;
-
-fn client() -> reqwest::Client {
-    codex_helper::proxy::install_tls_provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
 
 async fn turn(url: &str, session: &str) {
     client()

@@ -10,19 +10,12 @@ use codex_helper::config::load;
 use codex_helper::proxy::record::AttemptOutcome;
 use codex_helper::proxy::{Outcome, Plan};
 use codex_helper::routing::retry::FailureClass;
+use support::bounded;
 use support::cli::{Homes, LIMIT, run, run_to_end};
 use support::mock_relay::MockRelay;
 use support::outbound::closed_port;
 use support::{TestProxy, codex_body, providers};
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-const TEST_LIMIT: Duration = Duration::from_secs(30);
-
-async fn bounded<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, future)
-        .await
-        .expect("test exceeded its time bound")
-}
 
 /// Points a running test proxy at other relays.
 fn route(proxy: &TestProxy, relays: &[(&str, &str)]) {

@@ -12,19 +12,7 @@ use support::cli::{Homes, run, serve};
 use support::mock_relay::MockRelay;
 use support::outbound::{TestOutbound, closed_port};
 use support::{TestProxy, codex_body};
-
-const TEST_LIMIT: Duration = Duration::from_secs(30);
-
-async fn bounded<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, future)
-        .await
-        .expect("test exceeded its time bound")
-}
-
-fn client() -> reqwest::Client {
-    codex_helper::proxy::install_tls_provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
+use support::{bounded, client};
 
 /// A streaming Codex turn; the reply's text.
 async fn turn(url: &str) -> (u16, String) {

@@ -13,21 +13,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use support::mock_relay::{Fault, MockRelay, USAGE, sse_events};
 use support::{TestProxy, codex_body, providers};
-
-/// Every test is bounded: nothing here may hang CI.
-const TEST_LIMIT: Duration = Duration::from_secs(20);
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-fn sse_post(url: String, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-    client()
-        .post(url)
-        .header("accept", "text/event-stream")
-        .header("content-type", "application/json")
-        .body(body)
-}
+use support::{bounded, client, sse_post};
 
 /// The `data:` payloads of an SSE body.
 fn events(text: &str) -> Vec<Value> {
@@ -35,12 +21,6 @@ fn events(text: &str) -> Vec<Value> {
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).expect("every event is JSON"))
         .collect()
-}
-
-async fn bounded<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, future)
-        .await
-        .expect("test exceeded its time bound")
 }
 
 #[tokio::test]

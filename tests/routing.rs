@@ -13,19 +13,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use support::mock_relay::{Fault, MockRelay, sse_events};
 use support::{TestProxy, codex_body, providers, providers_with_routing};
-
-const TEST_LIMIT: Duration = Duration::from_secs(20);
-
-async fn bounded<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, future)
-        .await
-        .expect("test exceeded its time bound")
-}
-
-fn client() -> reqwest::Client {
-    codex_helper::proxy::install_tls_provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
+use support::{bounded, client};
 
 /// A streaming Codex turn for `session`.
 async fn turn(proxy: &TestProxy, session: &str) -> reqwest::Response {

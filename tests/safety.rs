@@ -12,27 +12,8 @@ use codex_helper::routing::retry::FailureClass;
 use serde_json::Value;
 use support::mock_relay::{Fault, MockRelay};
 use support::{TestProxy, codex_body, providers};
+use support::{bounded, client, sse_post};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const TEST_LIMIT: Duration = Duration::from_secs(30);
-
-async fn bounded<F: std::future::Future>(future: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, future)
-        .await
-        .expect("test exceeded its time bound")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-fn sse_post(url: String, body: String) -> reqwest::RequestBuilder {
-    client()
-        .post(url)
-        .header("accept", "text/event-stream")
-        .header("content-type", "application/json")
-        .body(body)
-}
 
 /// Sends `head` (and `body`) on a raw connection and returns everything the proxy answered
 /// before closing, or what arrived within `wait`. Raw, because HTTP clients normalise the

@@ -180,11 +180,7 @@ pub fn history_note(originals: &Originals) -> Option<String> {
              Codex lists threads by provider: while switched on, `codex resume` shows only threads made through codex-helper, and earlier ones come back at `switch off`. \
              Threads made while switched on stay resumable after `switch off` through an alias table, and `codex-helper session retag --from {PROVIDER_ID} --to ID` moves them for good. \
              The `official-relay` preset redirects the built-in provider in place and keeps one history.",
-            originals
-                .model_provider
-                .as_deref()
-                .map(|p| p.trim_matches('"').to_string())
-                .unwrap_or_else(|| BUILTIN_OPENAI.to_string())
+            original_provider(originals)
         )),
         _ => None,
     }
@@ -344,14 +340,6 @@ pub fn is_helper_provider(table: &Table) -> bool {
         .is_some_and(crate::net::is_loopback_url)
 }
 
-/// Whether a `codex_proxy` table is an alias `switch off` left (see [`switch_off`]).
-pub fn is_helper_alias(table: &Table) -> bool {
-    table
-        .get("name")
-        .and_then(Item::as_str)
-        .is_some_and(|name| name.ends_with(ALIAS_MARK))
-}
-
 /// The config text after `switch off`, or `None` when the file should be deleted (it did not
 /// exist before and nothing else was added to it).
 ///
@@ -444,16 +432,22 @@ fn helper_table_off(doc: &mut DocumentMut, originals: &Originals, keep_alias: bo
     }
 }
 
-/// A `codex_proxy` table that reaches what the user's own provider reaches, for threads
-/// tagged `codex_proxy`: a copy of their provider's table, or for the built-in provider the
-/// same endpoint and login.
-fn alias_table(doc: &DocumentMut, originals: &Originals) -> Table {
-    let original_id = originals
+/// The provider Codex used before the helper's own table took over (root `model_provider`
+/// as recorded, else the built-in one).
+pub fn original_provider(originals: &Originals) -> String {
+    originals
         .model_provider
         .as_deref()
         .and_then(|repr| repr.parse::<toml_edit::Value>().ok())
         .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| BUILTIN_OPENAI.to_string());
+        .unwrap_or_else(|| BUILTIN_OPENAI.to_string())
+}
+
+/// A `codex_proxy` table that reaches what the user's own provider reaches, for threads
+/// tagged `codex_proxy`: a copy of their provider's table, or for the built-in provider the
+/// same endpoint and login.
+fn alias_table(doc: &DocumentMut, originals: &Originals) -> Table {
+    let original_id = original_provider(originals);
     let mut table = match redirect::provider_table(doc, &original_id) {
         Some(table) => {
             let mut table = table.clone();

@@ -125,12 +125,6 @@ pub fn own_config(files: &CodexFiles) -> anyhow::Result<Option<String>> {
 /// The helper's address when none is known (its default port).
 pub const DEFAULT_HELPER_URL: &str = "http://127.0.0.1:3211/v1";
 
-/// Whether Codex's config looks switched on to a helper at `helper_url` (see
-/// [`redirected_provider`]).
-pub fn points_at_helper(config_text: &str, helper_url: &str) -> bool {
-    redirected_provider(config_text, helper_url).is_some()
-}
-
 /// The id of the provider in force when the config looks switched on to a helper at
 /// `helper_url` without a switch state saying so (see [`redirect::looks_switched_on`]).
 pub fn redirected_provider(config_text: &str, helper_url: &str) -> Option<String> {
@@ -385,14 +379,7 @@ pub fn switch_off(files: &CodexFiles) -> anyhow::Result<SwitchReport> {
     }
     remove(&files.state)?;
     let alias_note = tagged.then(|| {
-        let own = redirect::provider_in_force(
-            &text::read(&files.config)
-                .ok()
-                .and_then(|(_, t)| t)
-                .unwrap_or_default()
-                .parse()
-                .unwrap_or_default(),
-        );
+        let own = patch::original_provider(&state.originals);
         format!(
             "Codex has threads made through codex-helper's own provider `{PROVIDER_ID}`; it is kept as an alias of your provider so they stay resumable: \
              `codex resume -c model_provider={PROVIDER_ID} ID`. To list them under `{own}` for good: `codex-helper session retag --from {PROVIDER_ID} --to {own}`."
@@ -582,7 +569,7 @@ mod tests {
             let (_dir, files) = home(Some(CONFIG), Some(&login));
             switch_on(&files, &plan(preset), BASE).unwrap();
             assert!(
-                points_at_helper(&read(&files.config).unwrap(), BASE),
+                redirected_provider(&read(&files.config).unwrap(), BASE).is_some(),
                 "{preset}"
             );
             let auth_now = read(&files.auth).unwrap();
@@ -818,10 +805,7 @@ mod tests {
         switch_on(&files, &plan(Preset::ImagegenBridge), BASE).unwrap();
         assert!(is_link(&files.config) && is_link(&files.auth));
         assert_eq!(read(&dotfiles.join("auth.json")).as_deref(), Some("{}"));
-        assert!(points_at_helper(
-            &read(&dotfiles.join("config.toml")).unwrap(),
-            BASE
-        ));
+        assert!(redirected_provider(&read(&dotfiles.join("config.toml")).unwrap(), BASE).is_some());
         switch_off(&files).unwrap();
         assert!(is_link(&files.config) && is_link(&files.auth));
         assert_eq!(read(&dotfiles.join("config.toml")).as_deref(), Some(CONFIG));

@@ -326,28 +326,13 @@ async fn route<'a>(
         let Some((permit, probe)) = router.claim(state, plan, index, now) else {
             continue;
         };
-        match attempt_endpoint(state, plan, request, upstream, record).await {
+        let (answer, probe) = match attempt_endpoint(state, plan, request, upstream, record).await {
             Verdict::Answered(answer) => {
                 remember_affinity(state, &router, upstream.key().as_str(), record);
-                let probe = Some(probe);
-                return Routed::Chosen(Chosen {
-                    answer,
-                    upstream,
-                    why,
-                    permit,
-                    probe,
-                });
+                (answer, Some(probe))
             }
-            Verdict::Returned(answer) => {
-                let probe = None;
-                return Routed::Chosen(Chosen {
-                    answer,
-                    upstream,
-                    why,
-                    permit,
-                    probe,
-                });
-            }
+            // A client error judges neither the endpoint nor the session's place.
+            Verdict::Returned(answer) => (answer, None),
             Verdict::FailedOver { class, cooldown } => {
                 let summary = record
                     .attempts
@@ -357,8 +342,16 @@ async fn route<'a>(
                 probe.failed(cooldown, summary);
                 router.tried[index] = true;
                 router.last_failure = Some(class);
+                continue;
             }
-        }
+        };
+        return Routed::Chosen(Chosen {
+            answer,
+            upstream,
+            why,
+            permit,
+            probe,
+        });
     }
 }
 

@@ -9,6 +9,7 @@ pub mod outbound;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use codex_helper::config::load;
 use codex_helper::proxy::{
@@ -16,6 +17,31 @@ use codex_helper::proxy::{
 };
 use codex_helper::routing::affinity::AffinityStore;
 use codex_helper::time::Clock;
+
+/// Every test is bounded: nothing here may hang CI.
+pub const TEST_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `future` within [`TEST_LIMIT`], or fails the test.
+pub async fn bounded<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(TEST_LIMIT, future)
+        .await
+        .expect("test exceeded its time bound")
+}
+
+/// An HTTP client that talks to loopback directly (no proxy from the environment).
+pub fn client() -> reqwest::Client {
+    proxy::install_tls_provider();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A streaming POST the way Codex sends one.
+pub fn sse_post(url: String, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+    client()
+        .post(url)
+        .header("accept", "text/event-stream")
+        .header("content-type", "application/json")
+        .body(body)
+}
 
 /// Collects finished request records.
 #[derive(Default)]
