@@ -1,5 +1,6 @@
 //! Command-line interface: `codex-helper` and its alias `ch`.
 
+mod log_writer;
 mod provider;
 mod routing;
 mod serve;
@@ -99,27 +100,23 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs go to stderr through a writer thread: the proxy's event loop only queues a line, so a
-/// slow or stalled reader of stderr (a full pipe, a paused terminal) never stalls requests. If
-/// the queue is full, lines are dropped (and counted by the writer) rather than waited for.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs go to stderr through a writer thread (see [`log_writer`]): the proxy's event loop
+/// only appends a line to a buffer, so a slow or stalled reader of stderr never stalls requests.
+fn init_logging(format: LogFormat) -> log_writer::LogWriter {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("CODEX_HELPER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name("log-writer")
-        .finish(std::io::stderr());
+    let (buffer, writer) = log_writer::LogWriter::start(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(buffer)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-    guard
+    writer
 }
 
 /// Reports go to stdout, often into a pipe (`| head`); like other command-line tools they end
