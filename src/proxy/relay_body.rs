@@ -337,11 +337,18 @@ impl RelayBody {
         let Some(stream) = self.stream.as_mut() else {
             return Poll::Ready(None);
         };
+        // The first frame goes out with the response head, at once: the client sees the reply
+        // start as early as the relay sent it.
+        let turns = if self.record.bytes_out == 0 {
+            0
+        } else {
+            UPSTREAM_TURNS
+        };
         while self.gathered.len() < COALESCE_MAX {
             match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => self.gathered.push(chunk),
                 Poll::Pending if self.gathered.is_empty() => return Poll::Pending,
-                Poll::Pending if self.gathered.turns_given < UPSTREAM_TURNS => {
+                Poll::Pending if self.gathered.turns_given < turns => {
                     self.gathered.turns_given += 1;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
@@ -519,11 +526,12 @@ mod tests {
         Poll::Ready(Some(Ok(Bytes::from(text.to_string()))))
     }
 
+    /// The next frame the client would get.
     fn next(body: &mut RelayBody) -> Poll<Option<Vec<u8>>> {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        match body.next_chunk(&mut cx) {
-            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(bytes.to_vec())),
+        match Pin::new(body).poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(frame.into_data().unwrap().to_vec())),
             Poll::Ready(Some(Err(e))) => panic!("{e}"),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -537,17 +545,20 @@ mod tests {
 
     #[test]
     fn chunks_already_available_go_out_together_and_nothing_waits() {
-        let mut script = vec![ready("a"), ready("b"), ready("c")];
+        let mut script = vec![ready("a"), ready("b"), Poll::Pending];
+        script.extend([ready("c"), ready("d"), ready("e")]);
         script.extend(idle_turns(UPSTREAM_TURNS + 1));
-        script.extend([ready("d"), Poll::Ready(None)]);
+        script.extend([ready("f"), Poll::Ready(None)]);
         let mut body = body(script);
-        // The upstream is given its turns with "abc" in hand ...
+        // The first frame goes out at once with what is ready, without giving the upstream turns.
+        assert_eq!(next(&mut body), Poll::Ready(Some(b"ab".to_vec())));
+        // Later ones: the upstream is given its turns with "cde" in hand ...
         for _ in 0..UPSTREAM_TURNS {
             assert_eq!(next(&mut body), Poll::Pending);
         }
         // ... and when they bring nothing, what was there goes out without waiting longer.
-        assert_eq!(next(&mut body), Poll::Ready(Some(b"abc".to_vec())));
-        assert_eq!(next(&mut body), Poll::Ready(Some(b"d".to_vec())));
+        assert_eq!(next(&mut body), Poll::Ready(Some(b"cde".to_vec())));
+        assert_eq!(next(&mut body), Poll::Ready(Some(b"f".to_vec())));
         assert_eq!(
             next(&mut body),
             Poll::Ready(None),
@@ -558,7 +569,7 @@ mod tests {
     #[test]
     fn chunks_handed_over_within_the_turns_are_joined() {
         // The upstream connection's task hands over one decoded chunk every few turns.
-        let mut script = vec![ready("a")];
+        let mut script = vec![ready("first"), Poll::Pending, ready("a")];
         script.extend(idle_turns(UPSTREAM_TURNS - 1));
         script.push(ready("b"));
         script.extend(idle_turns(UPSTREAM_TURNS - 1));
@@ -566,22 +577,28 @@ mod tests {
         script.extend(idle_turns(UPSTREAM_TURNS + 1));
         script.push(Poll::Ready(None));
         let mut body = body(script);
+        assert_eq!(next(&mut body), Poll::Ready(Some(b"first".to_vec())));
         let mut pending = 0;
-        let first = loop {
+        let second = loop {
             match next(&mut body) {
                 Poll::Pending => pending += 1,
                 ready => break ready,
             }
         };
-        assert_eq!(first, Poll::Ready(Some(b"abc".to_vec())), "one frame");
+        assert_eq!(second, Poll::Ready(Some(b"abc".to_vec())), "one frame");
         assert_eq!(pending, 3 * (UPSTREAM_TURNS as usize) - 2);
         assert_eq!(next(&mut body), Poll::Ready(None));
     }
 
     #[test]
     fn nothing_in_hand_means_plain_pending_without_a_self_wake() {
-        let mut chunks =
-            std::collections::VecDeque::from(vec![Poll::Pending, ready("a"), Poll::Pending]);
+        let mut chunks = std::collections::VecDeque::from(vec![
+            ready("first"),
+            Poll::Pending,
+            Poll::Pending,
+            ready("a"),
+            Poll::Pending,
+        ]);
         let stream =
             futures_util::stream::poll_fn(move |_| chunks.pop_front().unwrap_or(Poll::Ready(None)));
         let record = RecordGuard::new(
@@ -592,15 +609,14 @@ mod tests {
         let woken = Arc::new(WakeCount::default());
         let waker = std::task::Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(body.next_chunk(&mut cx).is_pending());
-        assert_eq!(
-            woken.0.load(std::sync::atomic::Ordering::Relaxed),
-            0,
-            "no busy loop"
-        );
+        let woken = || woken.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(Pin::new(&mut body).poll_frame(&mut cx).is_ready());
+        assert_eq!(woken(), 0, "the first frame went out without a turn");
+        assert!(Pin::new(&mut body).poll_frame(&mut cx).is_pending());
+        assert_eq!(woken(), 0, "no busy loop");
         // With data in hand the body wakes itself, to give the upstream a turn.
-        assert!(body.next_chunk(&mut cx).is_pending());
-        assert_eq!(woken.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(Pin::new(&mut body).poll_frame(&mut cx).is_pending());
+        assert_eq!(woken(), 1);
     }
 
     #[derive(Default)]
