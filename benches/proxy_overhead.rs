@@ -9,7 +9,8 @@
 //! upstream and the load generator spend per request on the direct path: a hyper server plus
 //! a hyper client doing the same work), and the proxy's idle and peak RSS.
 //! Run with `cargo bench --bench proxy_overhead`; `CODEX_HELPER_BENCH_BIN=path` measures
-//! another build of the binary instead. Loopback only; every loop is bounded by a request count.
+//! another build of the binary instead, `CODEX_HELPER_BENCH_BASELINE=path` another build beside
+//! it (a "baseline" column, interleaved with the others). Loopback only; every loop is bounded by a request count.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -45,7 +46,14 @@ struct Path {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let upstream = start_upstream().await;
-    let proxy = ProxyProcess::start(upstream);
+    // `CODEX_HELPER_BENCH_BIN` measures another build instead of this one;
+    // `CODEX_HELPER_BENCH_BASELINE` measures another build (e.g. an older commit's) beside it,
+    // interleaved in the same run, for before/after figures on a noisy machine.
+    let binary = std::env::var_os("CODEX_HELPER_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_codex-helper").into());
+    let proxy = ProxyProcess::start(upstream, binary);
+    let baseline = std::env::var_os("CODEX_HELPER_BENCH_BASELINE")
+        .map(|binary| ProxyProcess::start(upstream, binary));
     let nginx = Nginx::start(upstream);
     let mut paths = vec![
         Path {
@@ -59,6 +67,13 @@ async fn main() {
             pid: Some(proxy.child.id()),
         },
     ];
+    if let Some(baseline) = &baseline {
+        paths.push(Path {
+            name: "baseline",
+            url: format!("http://{}/v1/responses", baseline.addr),
+            pid: Some(baseline.child.id()),
+        });
+    }
     if let Some(nginx) = &nginx {
         paths.push(Path {
             name: "nginx",
@@ -79,6 +94,7 @@ async fn main() {
         }
     }
     let idle_rss = proxy.memory_kib("VmRSS");
+    let baseline_idle_rss = baseline.as_ref().map(|b| b.memory_kib("VmRSS"));
 
     println!(
         "codex-helper proxy overhead: {} request body, SSE replies are a burst of 10 events, loopback{}\n",
@@ -157,6 +173,13 @@ async fn main() {
         idle_rss as f64 / 1024.0,
         proxy.memory_kib("VmHWM") as f64 / 1024.0
     );
+    if let (Some(baseline), Some(idle)) = (&baseline, baseline_idle_rss) {
+        println!(
+            "baseline RSS idle: {:.1} MiB, peak: {:.1} MiB",
+            idle as f64 / 1024.0,
+            baseline.memory_kib("VmHWM") as f64 / 1024.0
+        );
+    }
 }
 
 /// One latency row: each path's quantile, and for the proxies what they add to the direct path.
@@ -366,17 +389,13 @@ struct ProxyProcess {
 }
 
 impl ProxyProcess {
-    fn start(upstream: SocketAddr) -> Self {
+    fn start(upstream: SocketAddr, binary: std::ffi::OsString) -> Self {
         let home = tempfile::tempdir().unwrap();
         std::fs::write(
             home.path().join("config.toml"),
             format!("version = 5\n[codex.providers.bench]\nbase_url = \"http://{upstream}/v1\"\n"),
         )
         .unwrap();
-        // `CODEX_HELPER_BENCH_BIN` measures another build (e.g. an older commit's) in the same
-        // harness, for before/after figures.
-        let binary = std::env::var_os("CODEX_HELPER_BENCH_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_codex-helper").into());
         let mut child = Command::new(binary)
             .args(["serve", "--no-tui", "--no-switch", "--port", "0"])
             .env("CODEX_HELPER_HOME", home.path())
