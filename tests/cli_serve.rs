@@ -542,3 +542,57 @@ async fn a_stderr_nobody_reads_does_not_stall_requests() {
     drop(lines);
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn requests_are_served_on_the_configured_threads() {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n[proxy]\nthreads = 3\n[codex.providers.a]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    );
+    let served = serve(homes.command(&["serve", "--no-switch"])).await;
+    let pid = served.child.id().unwrap();
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name.starts_with("proxy-"))
+        .collect();
+    assert_eq!(names.len(), 2, "two threads beside the main one: {names:?}");
+    // Each client has a connection of its own; whichever thread accepts it serves it.
+    let answers = futures_util::future::join_all((0..24).map(|_| async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let reply = client
+            .post(format!("{}/v1/responses", served.url))
+            .header("content-type", "application/json")
+            .body(r#"{"model":"gpt-5.1","input":"hi"}"#)
+            .send()
+            .await
+            .unwrap();
+        (reply.status(), reply.text().await.unwrap())
+    }));
+    for (status, text) in tokio::time::timeout(LIMIT, answers).await.unwrap() {
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("hi from r"), "{text}");
+    }
+    assert_eq!(relay.hits(), 24);
+}
+
+#[tokio::test]
+async fn an_absurd_thread_count_is_refused() {
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        "version = 5\n[proxy]\nthreads = 100000\n[codex.providers.a]\nbase_url = \"http://127.0.0.1:9\"\n",
+    );
+    let (ok, stderr) = run_to_end(homes.command(&["serve", "--no-tui", "--port", "0"])).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("[proxy] threads = 100000: at most 256"),
+        "{stderr}"
+    );
+}

@@ -15,7 +15,7 @@ use crate::config::model::LedgerSettings;
 use crate::config::{Homes, load};
 use crate::ledger::Ledger;
 use crate::ledger::pricing::PriceBook;
-use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink};
+use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink, ServerThreads};
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
 
@@ -108,20 +108,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
 
     proxy::install_tls_provider();
-    // One thread: a proxy for one user's Codex needs far less than a core, and keeping every
-    // hop of a request on one thread saves the cross-thread wake-ups that dominate its latency.
+    let threads = serving_threads(settings.threads)?;
+    // Each serving thread has an event loop of its own and keeps every hop of a connection's
+    // requests on itself: the cross-thread wake-ups a shared pool of workers would add
+    // dominate a proxy's latency on loopback.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                let owner = port_owner(addr.port()).map(|o| format!(" by {o}")).unwrap_or_default();
-                anyhow::anyhow!("{addr} is already in use{owner}; stop it or choose another --port")
-            } else {
-                anyhow::anyhow!("cannot listen on {addr}: {e}")
-            }
-        })?;
+        let listener = bind(addr)?;
+        let std_listener = listener.try_clone()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let listen = listener.local_addr().context("the listening socket has no address")?;
         refuse_self_relays(&plan.graph, listen, &loaded.path)?;
         warn_if_codex_hop_is_proxied(&env, listen.port());
@@ -132,7 +129,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_catalog_cache(homes.helper.join("cache")));
         let shutdown = shutdown_signal()?;
+        state.add_proxy_thread()?;
         let server = proxy::serve(listener, state.clone())?;
+        let server_threads = ServerThreads::start(&std_listener, &state, threads - 1)?;
+        drop(std_listener);
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
         let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &state);
@@ -140,7 +140,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let watcher = ConfigWatcher::start(state.clone(), loaded.path.clone(), codex.clone(), listen);
         shutdown.await;
         tracing::info!("shutting down");
-        server.shutdown().await;
+        let (_, _) = tokio::join!(
+            server.shutdown(),
+            tokio::task::spawn_blocking(move || server_threads.shutdown())
+        );
         watcher.stop();
         drop(state);
         if let Some(writer) = affinity_writer {
@@ -163,6 +166,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Binds the listening socket (non-blocking, for the event loops), with an error that says
+/// who holds the port when it is taken.
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            let owner = port_owner(addr.port())
+                .map(|o| format!(" by {o}"))
+                .unwrap_or_default();
+            anyhow::anyhow!("{addr} is already in use{owner}; stop it or choose another --port")
+        } else {
+            anyhow::anyhow!("cannot listen on {addr}: {e}")
+        }
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The threads to serve requests on: `[proxy] threads`, or one per CPU core when it is 0.
+fn serving_threads(configured: usize) -> anyhow::Result<usize> {
+    const MOST: usize = 256;
+    match configured {
+        0 => Ok(std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MOST)),
+        n if n > MOST => anyhow::bail!("[proxy] threads = {n}: at most {MOST}"),
+        n => Ok(n),
+    }
 }
 
 /// Switches Codex to the proxy with the configured preset. A problem is reported, not fatal:

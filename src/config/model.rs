@@ -273,6 +273,9 @@ pub struct ProxySettings {
     /// `https`, `socks5`, `socks5h`), `"direct"`, or `"env"` (the default: `HTTPS_PROXY`,
     /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, never for loopback relays).
     pub outbound_proxy: Option<OutboundSetting>,
+    /// Threads serving requests, each with an event loop of its own; 0 (the default) means one
+    /// per CPU core. A connection stays on the thread that accepted it.
+    pub threads: usize,
 }
 
 impl Default for ProxySettings {
@@ -288,6 +291,7 @@ impl Default for ProxySettings {
             request_body_timeout_ms: 60_000,
             allowed_hosts: Vec::new(),
             outbound_proxy: None,
+            threads: 0,
         }
     }
 }

@@ -6,8 +6,14 @@
 //! with `no_proxy()` first, so the environment is only ever used through the route the config
 //! compiled ([`crate::routing::outbound`]), never by reqwest on its own.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+//!
+//! Each proxy thread has clients of its own: a pooled connection's task runs on the thread that
+//! opened it, so a request served on another thread would pay a cross-thread wake-up on every
+//! hop of its reply.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,49 +23,89 @@ use crate::routing::outbound::Route;
 
 pub struct UpstreamClients {
     connect_timeout: Duration,
-    clients: Mutex<HashMap<Route, reqwest::Client>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The routes of the plan in force.
+    routes: HashSet<Route>,
+    /// The proxy's threads: each gets a client per route ahead of its first request.
+    threads: HashSet<ThreadId>,
+    clients: HashMap<(ThreadId, Route), reqwest::Client>,
 }
 
 impl UpstreamClients {
     pub fn new(connect_timeout: Duration) -> Self {
         Self {
             connect_timeout,
-            clients: Mutex::new(HashMap::new()),
+            state: Mutex::default(),
         }
     }
 
-    /// Makes sure every route of `upstreams` has a client, and drops the clients of routes no
-    /// longer used (requests in flight keep theirs alive until they end).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts the routes of `upstreams` in force: every proxy thread gets a client for each
+    /// (a bad proxy URL fails here, before the plan is used), and the clients of routes no
+    /// longer used are dropped (requests in flight keep theirs alive until they end). Building
+    /// a client can read the system's certificates: call this off the event loop.
     pub fn prepare(&self, upstreams: &[Upstream]) -> anyhow::Result<()> {
-        let mut wanted: HashMap<Route, reqwest::Client> = HashMap::new();
-        for upstream in upstreams {
-            let route = &upstream.outbound.route;
-            if wanted.contains_key(route) {
-                continue;
-            }
-            let existing = self
-                .clients
-                .lock()
-                .expect("clients lock")
-                .get(route)
-                .cloned();
-            let client = match existing {
-                Some(client) => client,
-                None => build(route, self.connect_timeout)?,
-            };
-            wanted.insert(route.clone(), client);
-        }
-        *self.clients.lock().expect("clients lock") = wanted;
+        let routes: HashSet<Route> = upstreams.iter().map(|u| u.outbound.route.clone()).collect();
+        let threads: Vec<ThreadId> = self.lock().threads.iter().copied().collect();
+        let built = self.build_missing(&threads, &routes)?;
+        let mut state = self.lock();
+        state.clients.extend(built);
+        state.clients.retain(|(_, route), _| routes.contains(route));
+        state.routes = routes;
         Ok(())
     }
 
-    /// The client for `route`. Every route of the plan in force was prepared; one that was
-    /// not (a request that outlived two reloads) is built now.
+    /// Makes the calling thread one of the proxy's: it gets its clients now, before it serves.
+    pub fn add_this_thread(&self) -> anyhow::Result<()> {
+        let thread = std::thread::current().id();
+        let routes = self.lock().routes.clone();
+        let built = self.build_missing(&[thread], &routes)?;
+        let mut state = self.lock();
+        state.clients.extend(built);
+        state.threads.insert(thread);
+        Ok(())
+    }
+
+    fn build_missing(
+        &self,
+        threads: &[ThreadId],
+        routes: &HashSet<Route>,
+    ) -> anyhow::Result<Vec<((ThreadId, Route), reqwest::Client)>> {
+        let mut built = Vec::new();
+        for route in routes {
+            for &thread in threads {
+                let key = (thread, route.clone());
+                if !self.lock().clients.contains_key(&key) {
+                    built.push((key, build(route, self.connect_timeout)?));
+                }
+            }
+            if threads.is_empty() {
+                build(route, self.connect_timeout)?;
+            }
+        }
+        Ok(built)
+    }
+
+    /// This thread's client for `route`. A proxy thread has one for every route of the plan
+    /// in force; any other thread (a request that outlived two reloads, a command-line
+    /// diagnostic) gets one built now.
     pub fn get(&self, route: &Route) -> anyhow::Result<reqwest::Client> {
-        if let Some(client) = self.clients.lock().expect("clients lock").get(route) {
+        let key = (std::thread::current().id(), route.clone());
+        if let Some(client) = self.lock().clients.get(&key) {
             return Ok(client.clone());
         }
-        build(route, self.connect_timeout)
+        let client = build(route, self.connect_timeout)?;
+        self.lock().clients.insert(key, client.clone());
+        Ok(client)
     }
 }
 

@@ -38,7 +38,7 @@ use crate::routing::runtime::RoutingState;
 use crate::time::Clock;
 
 pub use record::{Outcome, RequestRecord};
-pub use server::{ServerHandle, serve};
+pub use server::{ServerHandle, ServerThreads, serve};
 
 pub use record::{NoSink, RecordSink};
 
@@ -183,6 +183,12 @@ impl ProxyState {
         self.clients.prepare(&plan.graph.upstreams)?;
         *self.plan.write().expect("plan lock") = Arc::new(plan);
         Ok(())
+    }
+
+    /// Makes the calling thread one that serves requests: it gets its relay clients now, so
+    /// none is built on its event loop (see [`clients`]).
+    pub fn add_proxy_thread(&self) -> anyhow::Result<()> {
+        self.clients.add_this_thread()
     }
 
     /// The HTTP client for requests to `upstream`: the one place that chooses it, for relay

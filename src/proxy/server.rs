@@ -84,3 +84,68 @@ pub fn serve(listener: TcpListener, state: Arc<ProxyState>) -> std::io::Result<S
         task,
     })
 }
+
+/// Threads serving the proxy besides the caller's: each runs an event loop of its own and
+/// accepts from the same listening socket, so a connection, its requests and their relay
+/// connections stay on the thread that accepted it (no cross-thread wake-ups per hop), while
+/// several connections use several cores.
+pub struct ServerThreads {
+    threads: Vec<(std::thread::JoinHandle<()>, oneshot::Sender<()>)>,
+}
+
+impl ServerThreads {
+    /// Starts `count` threads serving `listener` (a non-blocking socket).
+    pub fn start(
+        listener: &std::net::TcpListener,
+        state: &Arc<ProxyState>,
+        count: usize,
+    ) -> std::io::Result<Self> {
+        let mut threads = Vec::with_capacity(count);
+        for index in 1..=count {
+            let listener = listener.try_clone()?;
+            let state = state.clone();
+            let (stop, stopped) = oneshot::channel();
+            let thread = std::thread::Builder::new()
+                .name(format!("proxy-{index}"))
+                .spawn(move || {
+                    if let Err(e) = serve_thread(listener, state, stopped) {
+                        tracing::warn!("proxy thread {index} stopped: {e:#}");
+                    }
+                })?;
+            threads.push((thread, stop));
+        }
+        Ok(Self { threads })
+    }
+
+    /// Stops every thread after its in-flight requests finish (bounded); blocks until then.
+    pub fn shutdown(self) {
+        let threads: Vec<_> = self
+            .threads
+            .into_iter()
+            .map(|(thread, stop)| {
+                let _ = stop.send(());
+                thread
+            })
+            .collect();
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_thread(
+    listener: std::net::TcpListener,
+    state: Arc<ProxyState>,
+    stopped: oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    state.add_proxy_thread()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = serve(TcpListener::from_std(listener)?, state)?;
+        let _ = stopped.await;
+        server.shutdown().await;
+        Ok(())
+    })
+}
