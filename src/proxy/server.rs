@@ -94,27 +94,38 @@ pub struct ServerThreads {
 }
 
 impl ServerThreads {
-    /// Starts `count` threads serving `listener` (a non-blocking socket).
+    /// Starts `count` threads serving `listener` (a non-blocking socket); returns once each
+    /// serves, or with the first one's reason it could not.
     pub fn start(
         listener: &std::net::TcpListener,
         state: &Arc<ProxyState>,
         count: usize,
-    ) -> std::io::Result<Self> {
-        let mut threads = Vec::with_capacity(count);
+    ) -> anyhow::Result<Self> {
+        let mut started = Self {
+            threads: Vec::with_capacity(count),
+        };
         for index in 1..=count {
             let listener = listener.try_clone()?;
             let state = state.clone();
             let (stop, stopped) = oneshot::channel();
+            let (ready, serving) = std::sync::mpsc::sync_channel(1);
             let thread = std::thread::Builder::new()
                 .name(format!("proxy-{index}"))
-                .spawn(move || {
-                    if let Err(e) = serve_thread(listener, state, stopped) {
-                        tracing::warn!("proxy thread {index} stopped: {e:#}");
-                    }
-                })?;
-            threads.push((thread, stop));
+                .spawn(move || serve_thread(listener, state, ready, stopped))?;
+            started.threads.push((thread, stop));
+            match serving.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    started.shutdown();
+                    return Err(e.context(format!("proxy thread {index} could not start")));
+                }
+                Err(_) => {
+                    started.shutdown();
+                    anyhow::bail!("proxy thread {index} ended before it served");
+                }
+            }
         }
-        Ok(Self { threads })
+        Ok(started)
     }
 
     /// Stops every thread after its in-flight requests finish (bounded); blocks until then.
@@ -133,19 +144,31 @@ impl ServerThreads {
     }
 }
 
+/// One serving thread's life: says on `ready` whether it serves, then serves until `stopped`.
 fn serve_thread(
     listener: std::net::TcpListener,
     state: Arc<ProxyState>,
+    ready: std::sync::mpsc::SyncSender<anyhow::Result<()>>,
     stopped: oneshot::Receiver<()>,
-) -> anyhow::Result<()> {
-    state.add_proxy_thread()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+) {
+    let setup = || -> anyhow::Result<_> {
+        state.add_proxy_thread()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let server = runtime.block_on(async { serve(TcpListener::from_std(listener)?, state) })?;
+        Ok((runtime, server))
+    };
+    let (runtime, server) = match setup() {
+        Ok(serving) => serving,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
     runtime.block_on(async move {
-        let server = serve(TcpListener::from_std(listener)?, state)?;
         let _ = stopped.await;
         server.shutdown().await;
-        Ok(())
-    })
+    });
 }
