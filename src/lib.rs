@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for where things live.
 
 pub mod cli;
+pub mod client_side;
 pub mod codex;
 pub mod config;
 pub mod files;

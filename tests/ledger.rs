@@ -101,7 +101,7 @@ async fn each_request_is_one_row_with_its_fields() {
             providers(&[("first", &first.base_url()), ("second", &second.base_url())])
         );
         let proxy = TestProxy::start_with_sink(&config, &[], Some(setup.ledger.sink())).await;
-        proxy.state.set_client_preset(Some(codex_helper::codex::preset::Preset::OfficialRelay));
+        proxy.codex.set_preset(Some(codex_helper::codex::preset::Preset::OfficialRelay));
 
         // 1: streamed, served by the first relay.
         turn(&proxy, "gpt-5.1", "s1").await;

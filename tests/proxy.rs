@@ -905,8 +905,8 @@ async fn bridge_presets_keep_codexs_own_login_from_relays() {
         let relay = MockRelay::start("r").await;
         let proxy = TestProxy::start(&providers(&[("r", &relay.base_url())]), &[]).await;
         proxy
-            .state
-            .set_client_preset(Some(codex_helper::codex::preset::Preset::ChatgptBridge));
+            .codex
+            .set_preset(Some(codex_helper::codex::preset::Preset::ChatgptBridge));
         sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
             .header("authorization", "Bearer chatgpt-access-token")
             .header("chatgpt-account-id", "acct-1")
@@ -922,8 +922,8 @@ async fn bridge_presets_keep_codexs_own_login_from_relays() {
                 && got.headers.get("chatgpt-account-id").is_none()
         );
         proxy
-            .state
-            .set_client_preset(Some(codex_helper::codex::preset::Preset::Default));
+            .codex
+            .set_preset(Some(codex_helper::codex::preset::Preset::Default));
         sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
             .header("authorization", "Bearer own")
             .send()

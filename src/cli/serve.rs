@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::codex::client::CodexClient;
 use crate::codex::preset::{PatchPlan, Preset};
 use crate::codex::switch::{self, CodexFiles};
 use crate::config::LoadedConfig;
@@ -127,7 +128,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let affinity_writer = affinity.writer();
         let ledger = start_ledger(&homes, &loaded.config.ledger);
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_catalog_cache(homes.helper.join("cache")));
+        let codex_client = Arc::new(CodexClient::new(PathBuf::from(&settings.codex_binary), homes.helper.join("cache")));
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()));
         let shutdown = shutdown_signal()?;
         state.add_proxy_thread()?;
         let server = proxy::serve(listener, state.clone())?;
@@ -135,9 +137,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         drop(std_listener);
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
         let codex = CodexFiles::new(&homes.codex);
-        let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &state);
+        let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
-        let watcher = ConfigWatcher::start(state.clone(), loaded.path.clone(), codex.clone(), listen);
+        let watcher = ConfigWatcher::start(state.clone(), loaded.path.clone(), codex.clone(), codex_client, listen);
         shutdown.await;
         tracing::info!("shutting down");
         let (_, _) = tokio::join!(
@@ -203,7 +205,7 @@ fn switch_codex_on(
     codex: &CodexFiles,
     loaded: &LoadedConfig,
     port: u16,
-    state: &ProxyState,
+    client: &CodexClient,
 ) -> bool {
     let result = (|| -> anyhow::Result<(Preset, String)> {
         let (preset, websocket, compaction) = loaded
@@ -238,7 +240,7 @@ fn switch_codex_on(
     })();
     match result {
         Ok((preset, message)) => {
-            state.set_client_preset(Some(preset));
+            client.set_preset(Some(preset));
             eprintln!("codex-helper: {message}");
             true
         }
@@ -385,7 +387,14 @@ struct ConfigWatcher {
 }
 
 impl ConfigWatcher {
-    fn start(state: Arc<ProxyState>, path: PathBuf, codex: CodexFiles, listen: SocketAddr) -> Self {
+    /// `client` follows the preset in Codex's switch state (in `codex`).
+    fn start(
+        state: Arc<ProxyState>,
+        path: PathBuf,
+        codex: CodexFiles,
+        client: Arc<CodexClient>,
+        listen: SocketAddr,
+    ) -> Self {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("config-watch".into())
@@ -398,7 +407,7 @@ impl ConfigWatcher {
                     stopped.recv_timeout(CONFIG_POLL)
                 {
                     if let Ok(switch_state) = codex.state() {
-                        state.set_client_preset(switch_state.map(|s| s.preset));
+                        client.set_preset(switch_state.map(|s| s.preset));
                     }
                     let now = modified(&path);
                     if now != seen {

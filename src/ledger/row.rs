@@ -99,7 +99,7 @@ impl LedgerRow {
             model_requested: record.model_requested.clone(),
             model_sent: record.model_sent.clone(),
             model_answered: record.model_answered.clone(),
-            preset: record.preset.map(|p| p.as_str().to_string()),
+            preset: record.preset.map(str::to_string),
             provider: record.provider.clone(),
             endpoint: record.endpoint.clone(),
             status: record.status,

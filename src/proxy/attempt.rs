@@ -116,7 +116,7 @@ fn build(
         &request.headers,
         &upstream.credential,
         request.body_decoded,
-        state.strips_client_auth(),
+        state.client().auth(),
     );
     loops::stamp(&mut headers, &request.headers, &state.instance);
     let client = state.client_for(upstream).map_err(|e| Early {

@@ -2,6 +2,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::ClientAuth;
 use crate::routing::Credential;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and others that describe one connection, not the message.
@@ -46,15 +47,15 @@ const CLIENT_IDENTITY: [&str; 4] = [
 ///
 /// `Host` and the length go (the client library sets them); the body's encoding is dropped
 /// when the proxy decoded it; the upstream is asked for an uncompressed reply so the proxy can
-/// read usage from it; a configured credential replaces the client's. With
-/// `strip_client_auth` (every preset but `default`), Codex's own credential and ChatGPT account
-/// never reach a relay, whether or not the helper has a key of its own; a ChatGPT login never
-/// does in any preset.
+/// read usage from it; a configured credential replaces the client's. With `auth.strip` (for
+/// Codex, every preset but `default`), the client's own credential and ChatGPT account never
+/// reach a relay, whether or not the helper has a key of its own; a ChatGPT login never does
+/// with any client; the client's placeholder credential is never forwarded.
 pub fn upstream_request_headers(
     client: &HeaderMap,
     credential: &Credential,
     body_decoded: bool,
-    strip_client_auth: bool,
+    auth: ClientAuth<'_>,
 ) -> HeaderMap {
     let mut headers = client.clone();
     strip_hop_by_hop(&mut headers);
@@ -69,16 +70,20 @@ pub fn upstream_request_headers(
     );
     // A ChatGPT login (it comes with `chatgpt-account-id`) never goes to a relay, whatever the
     // preset: it is the user's OpenAI account, not a relay key.
-    if strip_client_auth || client.contains_key("chatgpt-account-id") {
+    if auth.strip || client.contains_key("chatgpt-account-id") {
         for name in CLIENT_IDENTITY {
             headers.remove(name);
         }
     }
-    // The placeholder `switch on` writes is not a credential.
-    let placeholder = format!("Bearer {}", crate::codex::patch::PLACEHOLDER_TOKEN);
+    // A placeholder (what `switch on` gives Codex) is not a credential.
+    let is_placeholder = |value: &HeaderValue| {
+        let token = value.as_bytes().strip_prefix(b"Bearer ");
+        auth.placeholder
+            .is_some_and(|p| token == Some(p.as_bytes()))
+    };
     if headers
         .get(header::AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes() == placeholder.as_bytes())
+        .is_some_and(is_placeholder)
     {
         headers.remove(header::AUTHORIZATION);
     }
@@ -155,13 +160,19 @@ mod tests {
         h
     }
 
+    /// A client whose credentials go as they are.
+    const KEEP: ClientAuth<'static> = ClientAuth {
+        strip: false,
+        placeholder: None,
+    };
+
     #[test]
     fn configured_credential_replaces_the_clients_and_hop_by_hop_goes() {
         let credential = Credential {
             bearer: Some(Secret::new("relay-token")),
             ..Default::default()
         };
-        let h = upstream_request_headers(&client(), &credential, true, false);
+        let h = upstream_request_headers(&client(), &credential, true, KEEP);
         assert_eq!(h["authorization"], "Bearer relay-token");
         assert!(h.get("x-api-key").is_none());
         for gone in [
@@ -185,7 +196,7 @@ mod tests {
             api_key: Some(Secret::new("k")),
             ..Default::default()
         };
-        let h = upstream_request_headers(&client(), &credential, false, false);
+        let h = upstream_request_headers(&client(), &credential, false, KEEP);
         assert_eq!(h["x-api-key"], "k");
         assert!(h.get("authorization").is_none());
         assert_eq!(
@@ -193,7 +204,7 @@ mod tests {
             "kept when the body was not decoded"
         );
 
-        let h = upstream_request_headers(&client(), &Credential::default(), false, false);
+        let h = upstream_request_headers(&client(), &Credential::default(), false, KEEP);
         assert_eq!(h["authorization"], "Bearer client-token");
         assert_eq!(h["x-api-key"], "client-key");
 
@@ -202,17 +213,31 @@ mod tests {
             "authorization",
             "Bearer codex-helper-placeholder".parse().unwrap(),
         );
+        let codex = ClientAuth {
+            strip: false,
+            placeholder: Some("codex-helper-placeholder"),
+        };
         assert!(
-            upstream_request_headers(&placeholder, &Credential::default(), false, false)
+            upstream_request_headers(&placeholder, &Credential::default(), false, codex)
                 .get("authorization")
                 .is_none()
+        );
+        assert!(
+            upstream_request_headers(&placeholder, &Credential::default(), false, KEEP)
+                .get("authorization")
+                .is_some(),
+            "a client without a placeholder: the token is its own"
         );
 
         // Bridge presets: Codex's own login never reaches a relay.
         let mut with_account = client();
         with_account.insert("chatgpt-account-id", "acct-1".parse().unwrap());
         for strip in [true, false] {
-            let h = upstream_request_headers(&with_account, &Credential::default(), false, strip);
+            let auth = ClientAuth {
+                strip,
+                placeholder: None,
+            };
+            let h = upstream_request_headers(&with_account, &Credential::default(), false, auth);
             for gone in ["authorization", "x-api-key", "chatgpt-account-id"] {
                 assert!(h.get(gone).is_none(), "{gone} (strip {strip})");
             }
@@ -221,7 +246,11 @@ mod tests {
             bearer: Some(Secret::new("relay-token")),
             ..Default::default()
         };
-        let h = upstream_request_headers(&with_account, &credential, false, true);
+        let strip = ClientAuth {
+            strip: true,
+            placeholder: None,
+        };
+        let h = upstream_request_headers(&with_account, &credential, false, strip);
         assert_eq!(h["authorization"], "Bearer relay-token");
         assert!(h.get("chatgpt-account-id").is_none());
     }

@@ -22,12 +22,11 @@ pub mod sse;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use std::sync::RwLock;
 
-use crate::codex::preset::Preset;
 use crate::config::model::ProxySettings;
 use crate::redact::Redactor;
 use crate::routing::RouteGraph;
@@ -37,6 +36,7 @@ use crate::routing::retry::RetryPolicy;
 use crate::routing::runtime::RoutingState;
 use crate::time::Clock;
 
+pub use crate::client_side::{AnyClient, ClientAuth, ClientSide};
 pub use record::{Outcome, RequestRecord};
 pub use server::{ServerHandle, ServerThreads, serve};
 
@@ -102,12 +102,8 @@ pub struct ProxyState {
     pub sink: Arc<dyn RecordSink>,
     trace_prefix: String,
     next_request: AtomicU64,
-    /// Set while Codex is switched on with a preset that keeps its own credential away from
-    /// relays (every preset but `default`).
-    /// The client preset in force: an index into `Preset::ALL` plus one, 0 for none.
-    client_preset: AtomicU8,
-    /// Codex's bundled model metadata, for translating `/models` answers.
-    pub catalog: Arc<crate::codex::bundled::BundledModels>,
+    /// The client served (see [`client_side`]).
+    client: Arc<dyn ClientSide>,
     /// Request bodies being decompressed at once (see `pipeline::decode_body`).
     pub decode_slots: tokio::sync::Semaphore,
     /// This process's mark on the requests it forwards (see [`loops`]).
@@ -125,7 +121,6 @@ impl ProxyState {
         let clients =
             clients::UpstreamClients::new(Duration::from_millis(settings.connect_timeout_ms));
         clients.prepare(&plan.graph.upstreams)?;
-        let settings_codex_binary = PathBuf::from(&settings.codex_binary);
         let started_ms = crate::time::now_ms();
         let clock = Clock::real();
         Ok(Self {
@@ -138,23 +133,22 @@ impl ProxyState {
             sink,
             trace_prefix: format!("{started_ms:x}"),
             next_request: AtomicU64::new(1),
-            client_preset: AtomicU8::new(0),
+            client: Arc::new(AnyClient),
             decode_slots: tokio::sync::Semaphore::new(decode_slot_count()),
             instance: loops::InstanceId::random(),
-            catalog: Arc::new(crate::codex::bundled::BundledModels::new(
-                settings_codex_binary,
-                std::env::temp_dir().join("codex-helper-catalog"),
-            )),
         })
     }
 
-    /// Keeps the catalog cache in `dir` (the helper home's `cache/`) instead of a temporary folder.
-    pub fn with_catalog_cache(mut self, dir: PathBuf) -> Self {
-        self.catalog = Arc::new(crate::codex::bundled::BundledModels::new(
-            PathBuf::from(&self.settings.codex_binary),
-            dir,
-        ));
+    /// Serves `client` (for Codex, `codex::client::CodexClient`); without this the
+    /// proxy knows nothing of its client ([`AnyClient`]).
+    pub fn with_client(mut self, client: Arc<dyn ClientSide>) -> Self {
+        self.client = client;
         self
+    }
+
+    /// The client served.
+    pub fn client(&self) -> &Arc<dyn ClientSide> {
+        &self.client
     }
 
     /// Runs on `clock` instead of the real one, so a test can let a cooldown pass at once.
@@ -198,27 +192,6 @@ impl ProxyState {
         upstream: &crate::routing::Upstream,
     ) -> anyhow::Result<reqwest::Client> {
         self.clients.get(&upstream.outbound.route)
-    }
-
-    /// Whether Codex's own credential is kept from relays (see [`crate::codex::preset::Preset::strips_client_auth`]).
-    pub fn strips_client_auth(&self) -> bool {
-        self.client_preset().is_some_and(|p| p.strips_client_auth())
-    }
-
-    /// The client preset Codex is switched to, if it is.
-    pub fn client_preset(&self) -> Option<Preset> {
-        let index = self.client_preset.load(Ordering::Relaxed) as usize;
-        index
-            .checked_sub(1)
-            .and_then(|i| Preset::ALL.get(i).copied())
-    }
-
-    /// Follows the client preset in force.
-    pub fn set_client_preset(&self, preset: Option<Preset>) {
-        let index = preset
-            .and_then(|p| Preset::ALL.iter().position(|q| *q == p))
-            .map_or(0, |i| i + 1);
-        self.client_preset.store(index as u8, Ordering::Relaxed);
     }
 
     /// A trace id unique across restarts: process start time and a counter.

@@ -93,7 +93,7 @@ fn new_record(state: &ProxyState, parts: &Parts) -> RecordGuard {
     );
     record.client = header(header::USER_AGENT.as_str());
     record.thread_id = header("thread-id");
-    record.preset = state.client_preset();
+    record.preset = state.client().preset_name();
     record
 }
 
@@ -556,9 +556,9 @@ async fn respond(
     relay_response(state, plan, answer, record, permit, probe)
 }
 
-/// Phase 6, for Codex: `/models` a relay's OpenAI-style list becomes Codex's catalog, built from
-/// Codex's own bundled metadata (see [`crate::codex::catalog`]). Anything else, or a failure to
-/// get the metadata, passes through as the relay sent it.
+/// Phase 6, for the client: `/models`, a relay's list becomes the client's own catalog (for
+/// Codex, built from its bundled metadata: see [`crate::proxy::ClientSide::catalog`]). Anything
+/// else, or a failure to build it, passes through as the relay sent it.
 async fn translate_catalog(
     state: &ProxyState,
     request: &ClientRequest,
@@ -583,14 +583,12 @@ async fn translate_catalog(
         .split('&')
         .find_map(|kv| kv.strip_prefix("client_version="))
         .map(str::to_string);
-    let catalog = state.catalog.clone();
-    match tokio::task::spawn_blocking(move || catalog.for_version(client_version.as_deref())).await
-    {
-        Ok(Ok(models)) => {
-            if let Some(out) = crate::codex::catalog::translate(&relay, &models) {
-                answer.body = AnswerBody::Whole(Bytes::from(out.to_string()));
-            }
-        }
+    let client = state.client().clone();
+    let built =
+        tokio::task::spawn_blocking(move || client.catalog(&relay, client_version.as_deref()));
+    match built.await {
+        Ok(Ok(Some(out))) => answer.body = AnswerBody::Whole(Bytes::from(out.to_string())),
+        Ok(Ok(None)) => {}
         Ok(Err(e)) => tracing::warn!("/models passed through untranslated: {e}"),
         Err(e) => tracing::warn!("/models passed through untranslated: {e}"),
     }

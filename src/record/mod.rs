@@ -158,8 +158,8 @@ pub struct RequestRecord {
     pub price_multiplier: f64,
     /// Request body bytes as received.
     pub bytes_in: u64,
-    /// The client preset Codex was switched to.
-    pub preset: Option<crate::codex::preset::Preset>,
+    /// The preset the client was switched to, by its stored name (`Preset::as_str`).
+    pub preset: Option<&'static str>,
     pub provider: Option<String>,
     pub endpoint: Option<String>,
     pub status: Option<u16>,

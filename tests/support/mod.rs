@@ -86,6 +86,8 @@ pub struct TestProxy {
     pub server: Option<ServerHandle>,
     pub records: Arc<Records>,
     pub state: Arc<ProxyState>,
+    /// Codex as the proxy's client, as `serve` sets it up: tests set its preset.
+    pub codex: Arc<codex_helper::codex::client::CodexClient>,
 }
 
 impl TestProxy {
@@ -131,6 +133,10 @@ impl TestProxy {
             Some(extra) => Arc::new(Tee(records.clone(), extra)),
             None => records.clone(),
         };
+        let codex = Arc::new(codex_helper::codex::client::CodexClient::new(
+            settings.codex_binary.clone().into(),
+            std::env::temp_dir().join("codex-helper-catalog"),
+        ));
         let state = Arc::new(
             ProxyState::new(
                 plan,
@@ -140,7 +146,8 @@ impl TestProxy {
                 sink,
             )
             .unwrap()
-            .with_clock(clock),
+            .with_clock(clock)
+            .with_client(codex.clone()),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = proxy::serve(listener, state.clone()).unwrap();
@@ -148,6 +155,7 @@ impl TestProxy {
             server: Some(server),
             records,
             state,
+            codex,
         }
     }
 
