@@ -8,16 +8,17 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use http::{HeaderMap, Method, StatusCode, header};
 
+use super::clients::{RelayClient, RelayResponse};
 use super::coding;
 use super::headers::upstream_request_headers;
 use super::inspect;
 use super::loops;
 use super::receive::ClientRequest;
 use super::record::AttemptOutcome;
-use super::relay_body::{ChunkStream, error_chain};
+use super::relay_body::ChunkStream;
 use super::sse::{FirstEvent, SseTap};
 use super::{Plan, ProxyState};
 use crate::routing::Upstream;
@@ -75,11 +76,11 @@ pub async fn try_upstream(
     request: &ClientRequest,
     upstream: &Upstream,
 ) -> Attempted {
-    let (outgoing, model_sent) = match build(state, request, upstream) {
+    let (client, outgoing, model_sent) = match build(state, request, upstream) {
         Ok(built) => built,
         Err(early) => return early.into(),
     };
-    let response = match send(state, plan, upstream, outgoing).await {
+    let response = match send(state, plan, upstream, &client, outgoing).await {
         Ok(response) => response,
         Err(early) => return early.into(),
     };
@@ -97,12 +98,13 @@ pub async fn try_upstream(
 }
 
 /// Build: the relay's URL, the body with the model mapped, the relay's credential in place of
-/// the client's, the hop header. Returns the request and the model it names.
+/// the client's, the hop header. Returns the client to send it with, the request and the model
+/// it names.
 fn build(
     state: &ProxyState,
     request: &ClientRequest,
     upstream: &Upstream,
-) -> Result<(reqwest::RequestBuilder, Option<String>), Early> {
+) -> Result<(RelayClient, http::Request<Bytes>, Option<String>), Early> {
     let requested = request.facts.as_ref().and_then(|f| f.model.as_deref());
     let mapped = requested.and_then(|m| map_model(&upstream.model_mapping, m));
     let span = request.facts.as_ref().and_then(|f| f.model_span.clone());
@@ -119,17 +121,20 @@ fn build(
         state.client().auth(),
     );
     loops::stamp(&mut headers, &request.headers, &state.instance);
-    let client = state.client_for(upstream).map_err(|e| Early {
-        outcome: AttemptOutcome::ConnectError {
-            error: format!("{e:#}"),
-        },
+    let connect_error = |error: String| Early {
+        outcome: AttemptOutcome::ConnectError { error },
         class: FailureClass::Connect,
-    })?;
-    let outgoing = client
-        .request(request.method.clone(), url)
-        .headers(headers)
-        .body(body);
-    Ok((outgoing, model_sent))
+    };
+    let client = state
+        .client_for(upstream)
+        .map_err(|e| connect_error(format!("{e:#}")))?;
+    let mut outgoing = http::Request::builder()
+        .method(request.method.clone())
+        .uri(url.as_str())
+        .body(body)
+        .map_err(|e| connect_error(format!("cannot address the relay at {url}: {e}")))?;
+    *outgoing.headers_mut() = headers;
+    Ok((client, outgoing, model_sent))
 }
 
 /// Send, bounded by the header timeout. A failure through an outbound proxy says so.
@@ -137,15 +142,16 @@ async fn send(
     state: &ProxyState,
     plan: &Plan,
     upstream: &Upstream,
-    outgoing: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, Early> {
+    client: &RelayClient,
+    outgoing: http::Request<Bytes>,
+) -> Result<RelayResponse, Early> {
     let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
-    match tokio::time::timeout(header_timeout, outgoing.send()).await {
+    match tokio::time::timeout(header_timeout, client.send(outgoing)).await {
         Ok(Ok(response)) => Ok(response),
         Err(_) => Err(timed_out(header_timeout)),
         Ok(Err(e)) => {
-            let is_connect = e.is_connect();
-            let mut error = error_chain(&e.without_url());
+            let is_connect = e.connect;
+            let mut error = e.message;
             if let Some(proxy) = upstream.outbound.route.proxy() {
                 // Whether the proxy or the relay behind it failed, the user must know a proxy
                 // was in the way (a CONNECT refused with 403/407 is a connect error too).
@@ -201,7 +207,7 @@ struct Reply {
 }
 
 impl Reply {
-    fn new(response: &reqwest::Response, model_sent: Option<String>) -> Self {
+    fn new(response: &RelayResponse, model_sent: Option<String>) -> Self {
         let headers = response.headers().clone();
         let content_type = headers
             .get(header::CONTENT_TYPE)
@@ -259,7 +265,7 @@ async fn failed_status(
     state: &ProxyState,
     plan: &Plan,
     reply: Reply,
-    response: reqwest::Response,
+    response: RelayResponse,
 ) -> Attempted {
     let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
     let mut body = BytesMut::new();
@@ -301,7 +307,7 @@ async fn failed_status(
 }
 
 /// Classify a 2xx event stream by its first real event (see [`hold_until_first_event`]).
-async fn held_stream(plan: &Plan, reply: Reply, response: reqwest::Response) -> Attempted {
+async fn held_stream(plan: &Plan, reply: Reply, response: RelayResponse) -> Attempted {
     let timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
     let stream = body_stream(response, &reply.codings);
     match hold_until_first_event(stream, timeout).await {
@@ -325,7 +331,7 @@ async fn plain_body(
     state: &ProxyState,
     request: &ClientRequest,
     reply: Reply,
-    response: reqwest::Response,
+    response: RelayResponse,
 ) -> Attempted {
     // An answer without a body (204, 304, a reply to HEAD, `Content-Length: 0`) is complete
     // as it is: there is nothing to read or wait for.
@@ -334,7 +340,7 @@ async fn plain_body(
             reply.status,
             StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
         )
-        || response.content_length() == Some(0);
+        || content_length(&reply.headers) == Some(0);
     if bodiless {
         let answer = reply.answer(AnswerBody::Whole(Bytes::new()));
         return (reply.responded(), Tried::Answer(answer));
@@ -342,9 +348,7 @@ async fn plain_body(
     // A small, complete body is read here, before the client has seen anything: it goes out
     // in one write with its length, and a connection that breaks while reading it can still
     // fail over. Other bodies stream.
-    let small = response
-        .content_length()
-        .is_some_and(|len| len <= WHOLE_BODY_MAX);
+    let small = content_length(&reply.headers).is_some_and(|len| len <= WHOLE_BODY_MAX);
     if !small || !reply.codings.is_empty() {
         let stream = body_stream(response, &reply.codings);
         return (
@@ -353,13 +357,15 @@ async fn plain_body(
         );
     }
     let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
-    match tokio::time::timeout(header_timeout, response.bytes()).await {
-        Ok(Ok(bytes)) => (
+    let mut bytes = BytesMut::new();
+    let read = coding::read_capped(response.into_body(), &mut bytes, WHOLE_BODY_MAX as usize);
+    match tokio::time::timeout(header_timeout, read).await {
+        Ok(Ok(())) => (
             reply.responded(),
-            Tried::Answer(reply.answer(AnswerBody::Whole(bytes))),
+            Tried::Answer(reply.answer(AnswerBody::Whole(bytes.freeze()))),
         ),
         Ok(Err(e)) => {
-            let error = error_chain(&e.without_url());
+            let error = e.to_string();
             (
                 AttemptOutcome::TransportError { error },
                 failed(FailureClass::Transport, None),
@@ -472,9 +478,16 @@ fn preview(text: &str) -> String {
 }
 
 /// The relay's body, its content codings undone (see [`coding::decode_stream`]).
-fn body_stream(response: reqwest::Response, codings: &[coding::Listed]) -> ChunkStream {
-    let raw = response
-        .bytes_stream()
-        .map_err(|e| std::io::Error::other(error_chain(&e.without_url())));
-    coding::decode_stream(Box::pin(raw), codings, coding::REPLY_DECODED_MAX)
+fn body_stream(response: RelayResponse, codings: &[coding::Listed]) -> ChunkStream {
+    coding::decode_stream(response.into_body(), codings, coding::REPLY_DECODED_MAX)
+}
+
+/// The length the relay announced for its body.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }

@@ -1,7 +1,10 @@
 //! The HTTP clients that reach relays: one per outbound route (direct, or one per proxy).
 //!
-//! A reqwest client owns its connection pool, and a proxy is a property of the client, so each
-//! distinct [`Route`] gets its own client. They live as long as a plan uses their route: a
+//! A client owns its connection pool, and a proxy is a property of the client, so each
+//! distinct [`Route`] gets its own client. Direct routes (the common case) use a bare hyper
+//! client with rustls: per request it costs markedly less CPU than reqwest (measured: about
+//! 20 µs of 90 µs on a 20 KiB request on loopback). Routes through an outbound proxy use
+//! reqwest, which speaks HTTP `CONNECT` and SOCKS5. They live as long as a plan uses their route: a
 //! config reload that keeps a relay's route keeps its warm connections. Every client is built
 //! with `no_proxy()` first, so the environment is only ever used through the route the config
 //! compiled ([`crate::routing::outbound`]), never by reqwest on its own.
@@ -12,11 +15,19 @@
 //! hop of its reply.
 
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::sync::{Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
 use anyhow::Context;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::relay_body::{ChunkStream, error_chain};
 
 use crate::routing::Upstream;
 use crate::routing::outbound::Route;
@@ -32,7 +43,7 @@ struct State {
     routes: HashSet<Route>,
     /// The proxy's threads: each gets a client per route ahead of its first request.
     threads: HashSet<ThreadId>,
-    clients: HashMap<(ThreadId, Route), reqwest::Client>,
+    clients: HashMap<(ThreadId, Route), RelayClient>,
 }
 
 impl UpstreamClients {
@@ -79,7 +90,7 @@ impl UpstreamClients {
         &self,
         threads: &[ThreadId],
         routes: &HashSet<Route>,
-    ) -> anyhow::Result<Vec<((ThreadId, Route), reqwest::Client)>> {
+    ) -> anyhow::Result<Vec<((ThreadId, Route), RelayClient)>> {
         let mut built = Vec::new();
         for route in routes {
             for &thread in threads {
@@ -98,7 +109,7 @@ impl UpstreamClients {
     /// This thread's client for `route`. A proxy thread has one for every route of the plan
     /// in force; any other thread (a request that outlived two reloads, a command-line
     /// diagnostic) gets one built now.
-    pub fn get(&self, route: &Route) -> anyhow::Result<reqwest::Client> {
+    pub fn get(&self, route: &Route) -> anyhow::Result<RelayClient> {
         let key = (std::thread::current().id(), route.clone());
         if let Some(client) = self.lock().clients.get(&key) {
             return Ok(client.clone());
@@ -109,21 +120,107 @@ impl UpstreamClients {
     }
 }
 
-/// A client for one route. Redirects are the client's business, not the proxy's.
-fn build(route: &Route, connect_timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+/// A relay's reply: its head, and its body as it arrives (content codings not undone).
+pub type RelayResponse = http::Response<ChunkStream>;
+
+/// Why a request got no reply.
+#[derive(Debug)]
+pub struct SendError {
+    /// No connection could be made (nothing reached the relay).
+    pub connect: bool,
+    /// The error and its causes, on one line.
+    pub message: String,
+}
+
+/// The client for one route. Redirects are not followed: they are the client's business.
+#[derive(Clone)]
+pub enum RelayClient {
+    /// In an `Arc`: a hyper client is a dozen handles, and one is cloned per request.
+    Direct(std::sync::Arc<hyper_util::client::legacy::Client<DirectConnector, Full<Bytes>>>),
+    Proxied(reqwest::Client),
+}
+
+type DirectConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+impl RelayClient {
+    /// Sends `request` and returns the reply once its head has arrived.
+    pub async fn send(&self, request: http::Request<Bytes>) -> Result<RelayResponse, SendError> {
+        match self {
+            RelayClient::Direct(client) => {
+                let response =
+                    client
+                        .request(request.map(Full::new))
+                        .await
+                        .map_err(|e| SendError {
+                            connect: e.is_connect(),
+                            message: error_chain(&e),
+                        })?;
+                Ok(response.map(|body| {
+                    let chunks = body
+                        .into_data_stream()
+                        .map_err(|e| io::Error::other(error_chain(&e)));
+                    Box::pin(chunks) as ChunkStream
+                }))
+            }
+            RelayClient::Proxied(client) => {
+                let request = reqwest::Request::try_from(request).map_err(|e| SendError {
+                    connect: false,
+                    message: error_chain(&e.without_url()),
+                })?;
+                let response = client.execute(request).await.map_err(|e| SendError {
+                    connect: e.is_connect(),
+                    message: error_chain(&e.without_url()),
+                })?;
+                let response: http::Response<reqwest::Body> = response.into();
+                Ok(response.map(|body| {
+                    let chunks = body
+                        .into_data_stream()
+                        .map_err(|e| io::Error::other(error_chain(&e.without_url())));
+                    Box::pin(chunks) as ChunkStream
+                }))
+            }
+        }
+    }
+}
+
+fn build(route: &Route, connect_timeout: Duration) -> anyhow::Result<RelayClient> {
+    let Route::Proxy(url) = route else {
+        return build_direct(connect_timeout);
+    };
+    let proxy = reqwest::Proxy::all(url.expose())
+        .map_err(|_| anyhow::anyhow!("outbound proxy {url} is not usable"))?;
+    let client = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(30))
         .pool_idle_timeout(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
-        .no_proxy();
-    if let Route::Proxy(url) = route {
-        let proxy = reqwest::Proxy::all(url.expose())
-            .map_err(|_| anyhow::anyhow!("outbound proxy {url} is not usable"))?;
-        builder = builder.proxy(proxy);
-    }
-    builder
+        .no_proxy()
+        .proxy(proxy)
         .build()
-        .with_context(|| format!("cannot build the HTTP client for relays ({route:?})"))
+        .with_context(|| format!("cannot build the HTTP client for relays via {url}"))?;
+    Ok(RelayClient::Proxied(client))
+}
+
+/// A direct client: relays' certificates are checked by the platform's verifier (the system's
+/// roots, `SSL_CERT_FILE` honoured), as reqwest does; HTTP/2 when an `https` relay offers it.
+fn build_direct(connect_timeout: Duration) -> anyhow::Result<RelayClient> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(30)));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()
+        .context("cannot load the system's certificate verifier for https relays")?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https);
+    Ok(RelayClient::Direct(std::sync::Arc::new(client)))
 }

@@ -190,7 +190,7 @@ impl ProxyState {
     pub fn client_for(
         &self,
         upstream: &crate::routing::Upstream,
-    ) -> anyhow::Result<reqwest::Client> {
+    ) -> anyhow::Result<clients::RelayClient> {
         self.clients.get(&upstream.outbound.route)
     }
 

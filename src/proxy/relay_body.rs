@@ -484,7 +484,7 @@ impl Gathered {
     }
 }
 
-/// Turns a `reqwest` error chain into one line (the top-level message alone is often vague).
+/// Turns an error and its causes into one line (the top-level message alone is often vague).
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
