@@ -563,7 +563,7 @@ async fn requests_are_served_on_the_configured_threads() {
         .filter(|name| name.starts_with("proxy-"))
         .collect();
     assert_eq!(names.len(), 2, "two threads beside the main one: {names:?}");
-    // Each client has a connection of its own; whichever thread accepts it serves it.
+    // Each client has a connection of its own; connections are handed to the threads in turn.
     let answers = futures_util::future::join_all((0..24).map(|_| async {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let reply = client

@@ -117,9 +117,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = bind(addr)?;
-        let std_listener = listener.try_clone()?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let listener = tokio::net::TcpListener::from_std(bind(addr)?)?;
         let listen = listener.local_addr().context("the listening socket has no address")?;
         refuse_self_relays(&plan.graph, listen, &loaded.path)?;
         warn_if_codex_hop_is_proxied(&env, listen.port());
@@ -132,9 +130,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()));
         let shutdown = shutdown_signal()?;
         state.add_proxy_thread()?;
-        let server = proxy::serve(listener, state.clone())?;
-        let server_threads = ServerThreads::start(&std_listener, &state, threads - 1)?;
-        drop(std_listener);
+        let server_threads = ServerThreads::start(&state, threads - 1)?;
+        let server = proxy::serve_on(listener, state.clone(), server_threads)?;
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
         let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
@@ -142,10 +139,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let watcher = ConfigWatcher::start(state.clone(), loaded.path.clone(), codex.clone(), codex_client, listen);
         shutdown.await;
         tracing::info!("shutting down");
-        let (_, _) = tokio::join!(
-            server.shutdown(),
-            tokio::task::spawn_blocking(move || server_threads.shutdown())
-        );
+        server.shutdown().await;
         watcher.stop();
         drop(state);
         if let Some(writer) = affinity_writer {

@@ -274,7 +274,7 @@ pub struct ProxySettings {
     /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, never for loopback relays).
     pub outbound_proxy: Option<OutboundSetting>,
     /// Threads serving requests, each with an event loop of its own; 0 (the default) means one
-    /// per CPU core. A connection stays on the thread that accepted it.
+    /// per CPU core. Connections are handed to them in turn; each stays on its thread.
     pub threads: usize,
 }
 

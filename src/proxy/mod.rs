@@ -38,7 +38,7 @@ use crate::time::Clock;
 
 pub use crate::client_side::{AnyClient, ClientAuth, ClientSide};
 pub use record::{Outcome, RequestRecord};
-pub use server::{ServerHandle, ServerThreads, serve};
+pub use server::{ServerHandle, ServerThreads, serve, serve_on};
 
 pub use record::{NoSink, RecordSink};
 

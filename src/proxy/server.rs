@@ -1,4 +1,11 @@
-//! The listening socket: accepts connections and serves HTTP/1.1 on each.
+//! The listening socket: accepts connections and serves HTTP/1.1 on each, on this event loop
+//! and on the serving threads ([`ServerThreads`]).
+//!
+//! One accept loop hands connections out in turn, itself included. A connection, its requests
+//! and their relay connections then stay on the thread that got it (each thread has its own
+//! relay clients), so no request pays a cross-thread wake-up per hop, while several
+//! connections use several cores. (Threads all accepting from the same socket spread a burst of
+//! connections unevenly: whichever wakes first takes most of them.)
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,8 +15,9 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{ProxyState, pipeline};
@@ -22,15 +30,21 @@ pub struct ServerHandle {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    threads: Option<ServerThreads>,
 }
 
 impl ServerHandle {
-    /// Stops accepting, lets in-flight requests finish (bounded), and waits for the server.
+    /// Stops accepting, lets in-flight requests finish (bounded) on every thread, and waits
+    /// for them.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let threads = self.threads.take().map(ServerThreads::stop);
         let _ = (&mut self.task).await;
+        if let Some(threads) = threads {
+            let _ = tokio::task::spawn_blocking(move || join(threads)).await;
+        }
     }
 
     /// Stops at once: open connections are dropped (tests use this to kill a relay).
@@ -39,12 +53,24 @@ impl ServerHandle {
     }
 }
 
-/// Serves the proxy on `listener` in a background task.
+/// Serves the proxy on `listener` in a background task of this event loop.
 pub fn serve(listener: TcpListener, state: Arc<ProxyState>) -> std::io::Result<ServerHandle> {
+    serve_on(listener, state, ServerThreads::none())
+}
+
+/// Serves the proxy on `listener`: connections are accepted here and served in turn by this
+/// event loop and by each of `threads`.
+pub fn serve_on(
+    listener: TcpListener,
+    state: Arc<ProxyState>,
+    threads: ServerThreads,
+) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = oneshot::channel();
+    let hands: Vec<_> = threads.threads.iter().map(|t| t.hand.clone()).collect();
     let task = tokio::spawn(async move {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let graceful = GracefulShutdown::new();
+        let mut turn = 0usize;
         loop {
             let (stream, _) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -58,22 +84,11 @@ pub fn serve(listener: TcpListener, state: Arc<ProxyState>) -> std::io::Result<S
                 },
                 _ = &mut stopped => break,
             };
-            // Without this, small SSE writes can wait for the peer's delayed ACK (Nagle).
-            let _ = stream.set_nodelay(true);
-            let state = state.clone();
-            let service = service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(pipeline::handle(state, request).await) }
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!("connection ended with an error: {e}");
-                }
-            });
+            turn = (turn + 1) % (hands.len() + 1);
+            match turn.checked_sub(1).map(|i| &hands[i]) {
+                None => spawn_connection(stream, state.clone(), &graceful),
+                Some(hand) => hand_over(stream, hand),
+            }
         }
         drop(listener);
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
@@ -82,85 +97,117 @@ pub fn serve(listener: TcpListener, state: Arc<ProxyState>) -> std::io::Result<S
         addr,
         stop: Some(stop),
         task,
+        threads: Some(threads),
     })
 }
 
-/// Threads serving the proxy besides the caller's: each runs an event loop of its own and
-/// accepts from the same listening socket, so a connection, its requests and their relay
-/// connections stay on the thread that accepted it (no cross-thread wake-ups per hop), while
-/// several connections use several cores.
+/// Serves one connection on this event loop, watched by `graceful` for the drain at shutdown.
+fn spawn_connection(stream: TcpStream, state: Arc<ProxyState>, graceful: &GracefulShutdown) {
+    // Without this, small SSE writes can wait for the peer's delayed ACK (Nagle).
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(pipeline::handle(state, request).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service);
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("connection ended with an error: {e}");
+        }
+    });
+}
+
+/// Gives a connection to another serving thread (leaving this event loop's reactor).
+fn hand_over(stream: TcpStream, hand: &mpsc::UnboundedSender<std::net::TcpStream>) {
+    match stream.into_std() {
+        // A thread that has stopped drops what it is handed: only at shutdown.
+        Ok(stream) => drop(hand.send(stream)),
+        Err(e) => tracing::warn!("could not hand a connection over: {e}"),
+    }
+}
+
+/// The serving threads besides the accepting one: each runs an event loop of its own and
+/// serves the connections it is handed.
 pub struct ServerThreads {
-    threads: Vec<(std::thread::JoinHandle<()>, oneshot::Sender<()>)>,
+    threads: Vec<ServingThread>,
+}
+
+struct ServingThread {
+    thread: std::thread::JoinHandle<()>,
+    hand: mpsc::UnboundedSender<std::net::TcpStream>,
+    stop: oneshot::Sender<()>,
 }
 
 impl ServerThreads {
-    /// Starts `count` threads serving `listener` (a non-blocking socket); returns once each
-    /// serves, or with the first one's reason it could not.
-    pub fn start(
-        listener: &std::net::TcpListener,
-        state: &Arc<ProxyState>,
-        count: usize,
-    ) -> anyhow::Result<Self> {
-        let mut started = Self {
-            threads: Vec::with_capacity(count),
-        };
+    /// No thread besides the accepting one.
+    pub fn none() -> Self {
+        Self {
+            threads: Vec::new(),
+        }
+    }
+
+    /// Starts `count` serving threads; returns once each serves, or with the first one's
+    /// reason it could not.
+    pub fn start(state: &Arc<ProxyState>, count: usize) -> anyhow::Result<Self> {
+        let mut started = Self::none();
         for index in 1..=count {
-            let listener = listener.try_clone()?;
             let state = state.clone();
+            let (hand, handed) = mpsc::unbounded_channel();
             let (stop, stopped) = oneshot::channel();
             let (ready, serving) = std::sync::mpsc::sync_channel(1);
             let thread = std::thread::Builder::new()
                 .name(format!("proxy-{index}"))
-                .spawn(move || serve_thread(listener, state, ready, stopped))?;
-            started.threads.push((thread, stop));
-            match serving.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    started.shutdown();
-                    return Err(e.context(format!("proxy thread {index} could not start")));
-                }
-                Err(_) => {
-                    started.shutdown();
-                    anyhow::bail!("proxy thread {index} ended before it served");
-                }
-            }
+                .spawn(move || serve_thread(state, handed, ready, stopped))?;
+            started.threads.push(ServingThread { thread, hand, stop });
+            let failed = match serving.recv() {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.context(format!("proxy thread {index} could not start")),
+                Err(_) => anyhow::anyhow!("proxy thread {index} ended before it served"),
+            };
+            join(started.stop());
+            return Err(failed);
         }
         Ok(started)
     }
 
-    /// Stops every thread after its in-flight requests finish (bounded); blocks until then.
-    pub fn shutdown(self) {
-        let threads: Vec<_> = self
-            .threads
+    /// Asks every thread to stop once its connections are drained (bounded).
+    fn stop(self) -> Vec<std::thread::JoinHandle<()>> {
+        self.threads
             .into_iter()
-            .map(|(thread, stop)| {
-                let _ = stop.send(());
-                thread
+            .map(|serving| {
+                let _ = serving.stop.send(());
+                serving.thread
             })
-            .collect();
-        for thread in threads {
-            let _ = thread.join();
-        }
+            .collect()
     }
 }
 
-/// One serving thread's life: says on `ready` whether it serves, then serves until `stopped`.
+/// Waits for stopped threads to end.
+fn join(threads: Vec<std::thread::JoinHandle<()>>) {
+    for thread in threads {
+        let _ = thread.join();
+    }
+}
+
+/// One serving thread's life: says on `ready` whether it serves, then serves what it is
+/// handed until `stopped`, and drains its connections.
 fn serve_thread(
-    listener: std::net::TcpListener,
     state: Arc<ProxyState>,
+    mut handed: mpsc::UnboundedReceiver<std::net::TcpStream>,
     ready: std::sync::mpsc::SyncSender<anyhow::Result<()>>,
-    stopped: oneshot::Receiver<()>,
+    mut stopped: oneshot::Receiver<()>,
 ) {
     let setup = || -> anyhow::Result<_> {
         state.add_proxy_thread()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        Ok(tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
-        let server = runtime.block_on(async { serve(TcpListener::from_std(listener)?, state) })?;
-        Ok((runtime, server))
+            .build()?)
     };
-    let (runtime, server) = match setup() {
-        Ok(serving) => serving,
+    let runtime = match setup() {
+        Ok(runtime) => runtime,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
@@ -168,7 +215,20 @@ fn serve_thread(
     };
     let _ = ready.send(Ok(()));
     runtime.block_on(async move {
-        let _ = stopped.await;
-        server.shutdown().await;
+        let graceful = GracefulShutdown::new();
+        loop {
+            let stream = tokio::select! {
+                stream = handed.recv() => match stream {
+                    Some(stream) => stream,
+                    None => break,
+                },
+                _ = &mut stopped => break,
+            };
+            match TcpStream::from_std(stream) {
+                Ok(stream) => spawn_connection(stream, state.clone(), &graceful),
+                Err(e) => tracing::warn!("could not take over a connection: {e}"),
+            }
+        }
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
     });
 }
