@@ -5,3 +5,4 @@
 
 pub mod amount;
 pub mod snapshot;
+pub mod store;

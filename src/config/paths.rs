@@ -50,6 +50,16 @@ impl Homes {
     }
 
     /// Local price overrides.
+    /// The latest balance snapshot per relay endpoint (`balance::store`).
+    pub fn balances(&self) -> PathBuf {
+        self.helper.join("balances.sqlite3")
+    }
+
+    /// Balance adapters, in the original codex-helper's format (`balance::providers`).
+    pub fn usage_providers(&self) -> PathBuf {
+        self.helper.join("usage_providers.json")
+    }
+
     pub fn pricing_overrides(&self) -> PathBuf {
         self.helper.join("pricing_overrides.toml")
     }
