@@ -4,4 +4,5 @@
 //! with an exhausted relay build on these.
 
 pub mod amount;
+pub mod parse;
 pub mod snapshot;
