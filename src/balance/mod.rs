@@ -4,5 +4,6 @@
 //! with an exhausted relay build on these.
 
 pub mod amount;
+pub mod parse;
 pub mod snapshot;
 pub mod store;
