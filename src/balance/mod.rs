@@ -4,4 +4,7 @@
 //! with an exhausted relay build on these.
 
 pub mod amount;
+pub mod parse;
+pub mod providers;
 pub mod snapshot;
+pub mod template;
