@@ -1,9 +1,13 @@
-//! Balances and quotas of relays: exact amounts, the snapshot of one lookup and its states.
+//! Balances and quotas of relays: exact amounts, the adapters that read a relay's balance
+//! answer, the `usage_providers.json` that configures them, the snapshot of one lookup and its
+//! states, and the store that keeps snapshots across restarts.
 //!
-//! Pure data and decisions; the lookups themselves (HTTP, scheduling) and what routing does
-//! with an exhausted relay build on these.
+//! Pure data and decisions, plus the small store; the lookups themselves (HTTP, scheduling)
+//! and what routing does with an exhausted relay build on these.
 
 pub mod amount;
 pub mod parse;
+pub mod providers;
 pub mod snapshot;
 pub mod store;
+pub mod template;
