@@ -59,34 +59,19 @@ pub struct Amounts {
 impl Amounts {
     /// Whether any amount was read (an `ok` needs something to show).
     pub fn any(&self) -> bool {
-        let Amounts {
-            total_balance,
-            subscription_balance,
-            paygo_balance,
-            monthly_budget,
-            monthly_spent,
-            quota_remaining,
-            quota_limit,
-            quota_used,
-            total_used,
-            today_used,
-            ..
-        } = self;
-        [
-            total_balance,
-            subscription_balance,
-            paygo_balance,
-            monthly_budget,
-            monthly_spent,
-            quota_remaining,
-            quota_limit,
-            quota_used,
-            total_used,
-            today_used,
-        ]
-        .iter()
-        .any(|a| a.is_some())
-            || self.unlimited_quota
+        let money = [
+            self.total_balance,
+            self.subscription_balance,
+            self.paygo_balance,
+            self.monthly_budget,
+            self.monthly_spent,
+            self.quota_remaining,
+            self.quota_limit,
+            self.quota_used,
+            self.total_used,
+            self.today_used,
+        ];
+        money.iter().any(Option::is_some) || self.unlimited_quota
     }
 }
 

@@ -97,7 +97,7 @@ pub struct ProxyState {
     pub settings: ProxySettings,
     /// Where the config lives, for error messages that tell the user what to edit.
     pub config_path: PathBuf,
-    /// One HTTP client per outbound route; see [`ProxyState::client_for`].
+    /// The relay clients, one per serving thread and outbound route; see [`ProxyState::client_for`].
     clients: clients::UpstreamClients,
     pub sink: Arc<dyn RecordSink>,
     trace_prefix: String,
