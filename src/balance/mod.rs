@@ -8,6 +8,7 @@
 pub mod amount;
 pub mod parse;
 pub mod providers;
+pub mod report;
 pub mod snapshot;
 pub mod store;
 pub mod template;

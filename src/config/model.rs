@@ -30,6 +30,9 @@ pub struct HelperConfig {
     /// The request ledger.
     #[serde(default)]
     pub ledger: LedgerSettings,
+    /// Balance lookups and what routing does with an exhausted relay.
+    #[serde(default)]
+    pub balance: BalanceSettings,
 
     // Sections of the original codex-helper that later work will give a meaning.
     /// When to retry, fail over and cool down.
@@ -410,6 +413,45 @@ impl Default for LedgerSettings {
             retention_days: 400,
             max_rows: 2_000_000,
             max_size_mb: None,
+        }
+    }
+}
+
+/// `[balance]`: when relays' balances are looked up and how long exhaustion keeps a relay out
+/// of routing. Which adapter reads which relay is in `usage_providers.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BalanceSettings {
+    /// `false`: no balance is ever looked up (and none takes a relay out of routing).
+    pub enabled: bool,
+    /// Look every relay up once, in the background, when `serve` starts.
+    pub refresh_on_start: bool,
+    /// A request that succeeds (streamed), gets a 429 or finds every relay blocked asks for
+    /// its relays' balances this long after; more such requests in between change nothing.
+    pub request_refresh_delay_ms: u64,
+    /// An exhausted relay is looked up again this often, so a refill is noticed without
+    /// traffic to it. 0 disables.
+    pub exhausted_recheck_ms: u64,
+    /// Exhaustion takes a relay out of routing for at most this long after its lookup (less
+    /// when the relay says when its window resets).
+    pub max_exhausted_ms: u64,
+    /// After a lookup that cannot succeed by retrying (the key is invalid, the account is
+    /// inactive) the relay is not asked again for this long, except on demand.
+    pub terminal_backoff_ms: u64,
+    /// Time allowed for one balance lookup.
+    pub timeout_ms: u64,
+}
+
+impl Default for BalanceSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            refresh_on_start: true,
+            request_refresh_delay_ms: 60_000,
+            exhausted_recheck_ms: 600_000,
+            max_exhausted_ms: 24 * 3_600_000,
+            terminal_backoff_ms: 6 * 3_600_000,
+            timeout_ms: 6_000,
         }
     }
 }

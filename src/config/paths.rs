@@ -49,7 +49,6 @@ impl Homes {
         self.helper.join("ledger.sqlite3")
     }
 
-    /// Local price overrides.
     /// The latest balance snapshot per relay endpoint (`balance::store`).
     pub fn balances(&self) -> PathBuf {
         self.helper.join("balances.sqlite3")
@@ -60,8 +59,14 @@ impl Homes {
         self.helper.join("usage_providers.json")
     }
 
+    /// Local price overrides.
     pub fn pricing_overrides(&self) -> PathBuf {
         self.helper.join("pricing_overrides.toml")
+    }
+
+    /// Written by a running `serve`: its pid and addresses, so commands can reach it.
+    pub fn running(&self) -> PathBuf {
+        self.helper.join("state").join("serve.json")
     }
 
     /// Where session affinity is kept across restarts.
