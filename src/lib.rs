@@ -14,4 +14,5 @@ pub mod proxy;
 pub mod record;
 pub mod redact;
 pub mod routing;
+pub mod running;
 pub mod time;
