@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for where things live.
 
+pub mod admin;
 pub mod balance;
 pub mod cli;
 pub mod client_side;
