@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 
 use crate::balance::report::{EndpointBalance, RefreshReport};
 
-pub use server::{AdminHandle, serve_admin};
+pub use server::{AdminHandle, BODY_MAX, serve_admin};
 
 /// Every route lives under this path.
 pub const BASE: &str = "/__codex_helper/api/v1";
