@@ -143,7 +143,10 @@ fn show(
         return Ok(());
     }
     if groups.is_empty() {
-        println!("No enabled relay endpoint in {}.", loaded.path.display());
+        match provider {
+            Some(id) => println!("Provider `{id}` has no enabled endpoint."),
+            None => println!("No enabled relay endpoint in {}.", loaded.path.display()),
+        }
         return Ok(());
     }
     print!("{}", balance_view::render(&groups, now));
