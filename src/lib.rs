@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for where things live.
 
+pub mod admin;
 pub mod balance;
 pub mod cli;
 pub mod client_side;
@@ -14,4 +15,5 @@ pub mod proxy;
 pub mod record;
 pub mod redact;
 pub mod routing;
+pub mod running;
 pub mod time;

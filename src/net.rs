@@ -14,6 +14,19 @@ pub fn is_loopback_name(name: &str) -> bool {
     name.parse::<IpAddr>().is_ok_and(is_loopback_ip)
 }
 
+/// The name or address part of a `Host` value `host[:port]` (brackets kept off IPv6
+/// addresses), without a trailing dot.
+pub fn host_name(host: &str) -> &str {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(addr, _)| addr)
+    } else if host.matches(':').count() == 1 {
+        host.split_once(':').map_or(host, |(name, _)| name)
+    } else {
+        host
+    };
+    name.strip_suffix('.').unwrap_or(name)
+}
+
 /// Whether a listen address is loopback, IPv4-mapped loopback included.
 pub fn is_loopback_ip(ip: IpAddr) -> bool {
     match ip {

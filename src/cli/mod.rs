@@ -1,5 +1,7 @@
 //! Command-line interface: `codex-helper` and its alias `ch`.
 
+mod balance;
+mod balance_view;
 mod log_writer;
 mod provider;
 mod routing;
@@ -57,6 +59,9 @@ enum Command {
     /// Model prices used for cost estimates.
     #[command(subcommand)]
     Pricing(PricingCommand),
+    /// Relays' balances and quotas: show them, or look them up now.
+    #[command(subcommand)]
+    Balance(balance::BalanceCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +95,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Switch(command) => switch::run(command),
         Command::Session(command) => session::run(command),
         Command::Pricing(PricingCommand::List { json }) => usage::pricing_list(json),
+        Command::Balance(command) => balance::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

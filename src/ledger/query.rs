@@ -304,14 +304,27 @@ pub fn spend_since(
     since_ms: u64,
 ) -> rusqlite::Result<Vec<(u64, u64, Option<f64>)>> {
     let mut stmt = conn.prepare_cached("SELECT started_ms, total_tokens, cost_usd FROM requests WHERE started_ms >= ?1 AND total_tokens IS NOT NULL")?;
-    let rows = stmt.query_map([since_ms as i64], |r| {
-        Ok((
-            r.get::<_, i64>(0)? as u64,
-            r.get::<_, i64>(1)? as u64,
-            r.get(2)?,
-        ))
-    })?;
+    let rows = stmt.query_map([since_ms as i64], spend)?;
     rows.collect()
+}
+
+/// [`spend_since`] of the requests one provider answered: the burn against its balance.
+pub fn spend_since_for_provider(
+    conn: &Connection,
+    since_ms: u64,
+    provider: &str,
+) -> rusqlite::Result<Vec<(u64, u64, Option<f64>)>> {
+    let mut stmt = conn.prepare_cached("SELECT started_ms, total_tokens, cost_usd FROM requests WHERE started_ms >= ?1 AND total_tokens IS NOT NULL AND provider = ?2")?;
+    let rows = stmt.query_map(rusqlite::params![since_ms as i64, provider], spend)?;
+    rows.collect()
+}
+
+fn spend(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, u64, Option<f64>)> {
+    Ok((
+        r.get::<_, i64>(0)? as u64,
+        r.get::<_, i64>(1)? as u64,
+        r.get(2)?,
+    ))
 }
 
 /// The next local midnight, ms since the epoch.
@@ -322,4 +335,44 @@ pub fn next_local_midnight_ms(conn: &Connection, now_ms: u64) -> rusqlite::Resul
         |r| r.get(0),
     )?;
     Ok(secs.max(0) as u64 * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::row::LedgerRow;
+
+    fn row(trace: &str, at_ms: u64, provider: &str, tokens: Option<u64>) -> LedgerRow {
+        LedgerRow {
+            trace_id: trace.into(),
+            started_ms: at_ms,
+            method: "POST".into(),
+            path: "/v1/responses".into(),
+            provider: Some(provider.into()),
+            outcome: "completed".into(),
+            attempts_json: "[]".into(),
+            total_tokens: tokens,
+            cost_usd: tokens.map(|t| t as f64 / 1000.0),
+            ..LedgerRow::default()
+        }
+    }
+
+    #[test]
+    fn spend_is_filtered_by_time_and_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::ledger::store::open(&dir.path().join("l.sqlite3")).unwrap();
+        let rows = [
+            row("t1", 1_000, "a", Some(100)),
+            row("t2", 5_000, "a", Some(200)),
+            row("t3", 6_000, "b", Some(300)),
+            row("t4", 7_000, "a", None),
+        ];
+        crate::ledger::store::insert(&mut conn, &rows).unwrap();
+        assert_eq!(
+            spend_since_for_provider(&conn, 2_000, "a").unwrap(),
+            [(5_000, 200, Some(0.2))]
+        );
+        assert_eq!(spend_since_for_provider(&conn, 0, "c").unwrap(), []);
+        assert_eq!(spend_since(&conn, 2_000).unwrap().len(), 2);
+    }
 }

@@ -17,7 +17,7 @@ use http::{StatusCode, header};
 
 use super::loops::{self, InstanceId};
 use super::replies::Refusal;
-use crate::net::is_loopback_name;
+use crate::net::{host_name, is_loopback_name};
 
 /// Longest piece of a client's `Host` quoted back in a refusal.
 const QUOTE_MAX: usize = 100;
@@ -80,19 +80,6 @@ pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
             let entry = entry.trim();
             entry == "*" || host_name(entry).eq_ignore_ascii_case(name)
         })
-}
-
-/// The name or address part of `host[:port]` (brackets kept off IPv6 addresses), without a
-/// trailing dot.
-fn host_name(host: &str) -> &str {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split_once(']').map_or(rest, |(addr, _)| addr)
-    } else if host.matches(':').count() == 1 {
-        host.split_once(':').map_or(host, |(name, _)| name)
-    } else {
-        host
-    };
-    name.strip_suffix('.').unwrap_or(name)
 }
 
 /// Whether a path has a `.` or `..` segment, also percent-encoded, or a segment with an
