@@ -3,10 +3,11 @@
 //! states, and the store that keeps snapshots across restarts.
 //!
 //! Pure data and decisions, plus the small store and one lookup (`lookup`: one adapter, one
-//! bounded GET). Scheduling and what
+//! bounded GET; `discover`: which adapter an unconfigured relay speaks). Scheduling and what
 //! routing does with an exhausted relay build on these.
 
 pub mod amount;
+pub mod discover;
 pub mod lookup;
 pub mod parse;
 pub mod providers;
