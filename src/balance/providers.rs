@@ -102,6 +102,26 @@ pub enum ProvidersError {
 }
 
 impl UsageProvider {
+    /// An adapter made by auto-discovery rather than read from the file: no domains (it serves
+    /// the one upstream it was made for), the kind's default endpoint and extract, the token
+    /// from the upstream, and every other setting at its file default.
+    pub fn auto(id: impl Into<String>, kind: Kind) -> UsageProvider {
+        UsageProvider {
+            id: id.into(),
+            kind,
+            domains: Vec::new(),
+            endpoint: None,
+            token_env: None,
+            require_token_env: false,
+            poll_interval_secs: None,
+            refresh_on_request: yes(),
+            trust_exhaustion_for_routing: None,
+            headers: BTreeMap::new(),
+            variables: BTreeMap::new(),
+            extract: Extract::default(),
+        }
+    }
+
     /// Whether an exhausted snapshot of this adapter may take the upstream out of routing.
     /// Default yes, except RightCode: its summary lists quotas per path prefix, and a
     /// mismatch reads as "nothing left", so its exhaustion is shown but not acted on.
@@ -626,6 +646,13 @@ mod tests {
                 .unwrap()
                 .refresh_on_request
         );
+    }
+
+    #[test]
+    fn auto_adapters_have_the_file_defaults() {
+        let mut from_file = one("").unwrap();
+        from_file.domains.clear();
+        assert_eq!(UsageProvider::auto("p", Kind::Sub2apiUsage), from_file);
     }
 
     #[test]

@@ -100,6 +100,11 @@ impl BaseUrl {
         self.port
     }
 
+    /// The path without a trailing slash (`/codex`, `/v1`), empty for none.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The upstream URL for a client request: base URL + request path + query, where the
     /// request path's leading segments that the base path already ends with are not repeated:
     ///
