@@ -2,6 +2,7 @@
 
 mod balance;
 mod balance_view;
+mod console;
 mod log_writer;
 mod provider;
 mod routing;

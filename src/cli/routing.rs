@@ -3,6 +3,7 @@
 use anyhow::Context;
 
 use super::provider::key_value;
+use crate::balance;
 use crate::config::edit::ConfigEditor;
 use crate::config::{Homes, load};
 use crate::proxy::Plan;
@@ -108,8 +109,9 @@ pub fn run(command: RoutingCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Explains against the config on disk and the persisted session affinity. Endpoint health
-/// (cooldowns, requests in flight) lives in the running proxy and is not seen here.
+/// Explains against the config on disk, the persisted session affinity and the kept balance
+/// snapshots. Endpoint health (cooldowns, requests in flight) lives in the running proxy and
+/// is not seen here.
 fn current(
     homes: &Homes,
     model: Option<&str>,
@@ -126,6 +128,13 @@ fn current(
     let plan = Plan::from_config(&loaded, &env)?;
     let affinity = AffinityStore::load(&homes.affinity_state());
     let state = RoutingState::new(affinity, Clock::real());
+    let balances = homes.balances();
+    if balances.exists() {
+        let kept = balance::store::open(&balances).and_then(|conn| balance::store::all(&conn))?;
+        let configured = |e: &str| plan.graph.upstreams.iter().any(|u| *u.key() == *e);
+        let max = loaded.config.balance.max_exhausted_ms;
+        balance::effect::apply_kept(&state, kept, configured, now_ms(), max);
+    }
     Ok(explain(&plan.graph, &state, model, session, now_ms()))
 }
 

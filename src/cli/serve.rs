@@ -6,6 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::console::ServeConsole;
+use crate::admin::{self, AdminHandle};
+use crate::balance;
+use crate::balance::service::{BalanceHandle, BalanceService, ServiceConfig};
+use crate::balance::trigger::BalanceTrigger;
 use crate::codex::client::CodexClient;
 use crate::codex::preset::{PatchPlan, Preset};
 use crate::codex::switch::{self, CodexFiles};
@@ -19,6 +24,7 @@ use crate::ledger::pricing::PriceBook;
 use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink, ServerThreads};
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
+use crate::running::{self, RunningServe};
 
 /// The port `serve` listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 3211;
@@ -31,6 +37,10 @@ pub struct ServeArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
+    /// Port of the admin API (loopback only), which `balance refresh` and later the console
+    /// use; default: the proxy's port + 1000 (any free port when `--port 0`).
+    #[arg(long)]
+    admin_port: Option<u16>,
     /// Run without the terminal UI (the UI is not built yet, so this is the only mode).
     #[arg(long)]
     no_tui: bool,
@@ -126,12 +136,40 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let affinity_writer = affinity.writer();
         let ledger = start_ledger(&homes, &loaded.config.ledger);
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
+        let balance_settings = loaded.config.balance.clone();
+        let (asker, inbox) = balance::service::channel();
+        let sink: Arc<dyn RecordSink> = if balance_settings.enabled {
+            Arc::new(BalanceTrigger { inner: sink, ask: Box::new(move |endpoint| asker.ask(endpoint)) })
+        } else {
+            sink
+        };
         let codex_client = Arc::new(CodexClient::new(PathBuf::from(&settings.codex_binary), homes.helper.join("cache")));
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()));
         let shutdown = shutdown_signal()?;
         state.add_proxy_thread()?;
         let server_threads = ServerThreads::start(&state, threads - 1)?;
         let server = proxy::serve_on(listener, state.clone(), server_threads)?;
+        let balances = if balance_settings.enabled {
+            let config = ServiceConfig {
+                settings: balance_settings,
+                providers_file: homes.usage_providers(),
+                store: Some(homes.balances()),
+                env: Arc::new(|name: &str| std::env::var(name).ok()),
+            };
+            Some(BalanceService::start(state.clone(), inbox, config)?)
+        } else {
+            None
+        };
+        let admin = start_admin(admin_port(args.admin_port, args.port), balances.as_ref().map(|(_, h)| h.clone())).await;
+        let running = RunningServe {
+            pid: std::process::id(),
+            proxy: server.addr,
+            admin: admin.as_ref().map(|a| a.addr),
+            started_ms: crate::time::now_ms(),
+        };
+        if let Err(e) = running::announce(&homes.running(), &running) {
+            tracing::warn!("commands will not find this codex-helper: {e:#}");
+        }
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
         let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
@@ -140,7 +178,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown.await;
         tracing::info!("shutting down");
         server.shutdown().await;
+        if let Some(admin) = admin {
+            admin.shutdown().await;
+        }
+        running::withdraw(&homes.running(), running.pid);
         watcher.stop();
+        if let Some((service, _handle)) = balances {
+            // Joins its thread: lookups in flight are abandoned, each bounded by its timeout.
+            let _ = tokio::task::spawn_blocking(move || service.stop()).await;
+        }
         drop(state);
         if let Some(writer) = affinity_writer {
             // The last window's changes; the write blocks, so not on this (the only) thread.
@@ -162,6 +208,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The admin API's port: as given, else the proxy's + 1000 (any free one when the proxy's was
+/// chosen by the system, or past the last port).
+fn admin_port(given: Option<u16>, proxy_port: u16) -> u16 {
+    given.unwrap_or_else(|| proxy_port.checked_add(1000).unwrap_or(0))
+}
+
+/// Starts the admin API on loopback; a port in use is reported, not fatal: the proxy serves
+/// without it (commands then work on their own).
+async fn start_admin(port: u16, balances: Option<BalanceHandle>) -> Option<AdminHandle> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        admin::serve_admin(listener, Arc::new(ServeConsole { balances })).await
+    };
+    match started.await {
+        Ok(handle) => {
+            tracing::info!("admin API on http://{}", handle.addr);
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::warn!("admin API not started on {addr}: {e:#}; choose another --admin-port");
+            None
+        }
+    }
 }
 
 /// Binds the listening socket (non-blocking, for the event loops), with an error that says

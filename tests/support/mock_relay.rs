@@ -110,6 +110,8 @@ struct Shared {
     faults: VecDeque<Fault>,
     always: Option<Fault>,
     received: Vec<Received>,
+    /// `GET` paths answered with a fixed status and JSON body (balance endpoints).
+    fixed: std::collections::HashMap<String, (u16, String)>,
 }
 
 /// A running mock relay.
@@ -227,6 +229,24 @@ impl MockRelay {
         self.shared.lock().unwrap().always = fault;
     }
 
+    /// Answers `GET path` with `status` and `body` from now on (a balance endpoint, say);
+    /// other paths are unaffected. Paths not set answer 404 to a `GET` that is not `/models`.
+    pub fn answer_get(&self, path: &str, status: u16, body: &str) {
+        self.shared
+            .lock()
+            .unwrap()
+            .fixed
+            .insert(path.to_string(), (status, body.to_string()));
+    }
+
+    /// Requests received for `path` (the query ignored).
+    pub fn hits_on(&self, path: &str) -> usize {
+        self.received()
+            .iter()
+            .filter(|r| r.path_and_query.split('?').next() == Some(path))
+            .count()
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().unwrap().received.clone()
     }
@@ -287,12 +307,27 @@ async fn handle(
         shared.received.push(received.clone());
         shared.faults.pop_front().or_else(|| shared.always.clone())
     };
+    if parts.method == http::Method::GET {
+        let fixed = shared.lock().unwrap().fixed.get(parts.uri.path()).cloned();
+        if let Some((status, body)) = fixed {
+            if let Some(Fault::StallBeforeHeaders(pause)) = &fault {
+                tokio::time::sleep(*pause).await;
+            }
+            return Ok(json_reply(StatusCode::from_u16(status).unwrap(), body));
+        }
+    }
     let path = parts.uri.path().trim_end_matches('/');
     if path.ends_with("/models") && parts.method == http::Method::GET {
         let list = serde_json::json!({"object":"list","data":[
             {"id":"gpt-5.1","object":"model","owned_by":name},
             {"id":"gpt-5.1-codex","object":"model","owned_by":name}]});
         return Ok(json_reply(StatusCode::OK, list.to_string()));
+    }
+    if parts.method == http::Method::GET {
+        return Ok(json_reply(
+            StatusCode::NOT_FOUND,
+            r#"{"error":{"message":"not found","type":"not_found"}}"#,
+        ));
     }
     let streaming = parts
         .headers

@@ -111,7 +111,8 @@ impl TestProxy {
         Self::launch(config, env, None, clock).await
     }
 
-    async fn launch(
+    /// The general form: an extra sink and a clock.
+    pub async fn launch(
         config: &str,
         env: &[(&str, &str)],
         extra: Option<Arc<dyn RecordSink>>,

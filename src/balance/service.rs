@@ -1,0 +1,641 @@
+//! The balance service: one thread that looks relays' balances up, keeps the latest snapshot
+//! of each endpoint (in memory and in `balances.sqlite3`) and tells routing which endpoints
+//! are out of balance.
+//!
+//! It never runs on a proxy event loop, and a proxied request never waits for it: requests
+//! only queue endpoint names ([`Asker`]), which [`Schedule`] turns into at most one lookup per
+//! endpoint per window. Lookups run concurrently (a few at a time) while the service keeps
+//! taking commands; every change of state (schedule, snapshots, store, routing) is made by
+//! its one loop when a batch of lookups ends, so nothing here needs more than the view's lock.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::discover;
+use super::effect::{self, Effect};
+use super::lookup::{self, LookupContext, LookupOutcome};
+use super::parse::Kind;
+use super::providers::{self, UsageProvider, UsageProviders};
+use super::report::{EndpointBalance, RefreshReport};
+use super::schedule::{Looked, Rules, Schedule};
+use super::snapshot::{Reading, Snapshot, Status};
+use super::store;
+use crate::config::Homes;
+use crate::config::model::BalanceSettings;
+use crate::proxy::ProxyState;
+use crate::routing::Upstream;
+use crate::routing::affinity::AffinityStore;
+use crate::time::now_ms;
+
+/// Lookups in flight at once.
+const CONCURRENCY: usize = 6;
+/// A snapshot is stale after three of its adapter's poll intervals.
+const STALE_AFTER_INTERVALS: u64 = 3;
+/// The poll floor of auto-discovered adapters (configured ones have their own).
+const AUTO_FLOOR: Duration = Duration::from_secs(providers::DEFAULT_POLL_SECS);
+/// While lookups are queued the loop looks at the clock at least this often (a test's
+/// manual clock moves without waking it).
+const QUEUE_TICK: Duration = Duration::from_secs(1);
+/// Commands queued at most; asks beyond it are dropped (another request will ask again).
+const INBOX: usize = 1024;
+
+/// What the service is told.
+enum Command {
+    /// A request's reason to look at `endpoint` (see [`super::trigger`]).
+    Ask(String),
+    Refresh {
+        provider: Option<String>,
+        reply: oneshot::Sender<RefreshReport>,
+    },
+    Stop,
+}
+
+/// Queues requests' asks; cheap and never blocking, for the proxy's event loops.
+#[derive(Clone)]
+pub struct Asker(mpsc::Sender<Command>);
+
+impl Asker {
+    pub fn ask(&self, endpoint: &str) {
+        let _ = self.0.try_send(Command::Ask(endpoint.to_string()));
+    }
+}
+
+/// The service's end of the channel, until it starts.
+pub struct Inbox {
+    tx: mpsc::Sender<Command>,
+    rx: mpsc::Receiver<Command>,
+}
+
+/// The channel requests ask through: made before the proxy (whose record sink asks), handed
+/// to [`BalanceService::start`] once the proxy exists.
+pub fn channel() -> (Asker, Inbox) {
+    let (tx, rx) = mpsc::channel(INBOX);
+    (Asker(tx.clone()), Inbox { tx, rx })
+}
+
+/// An environment lookup the service's thread can own.
+pub type SharedEnv = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Where the service reads and keeps things.
+pub struct ServiceConfig {
+    pub settings: BalanceSettings,
+    /// `usage_providers.json`.
+    pub providers_file: PathBuf,
+    /// `balances.sqlite3`; `None` keeps snapshots in memory only.
+    pub store: Option<PathBuf>,
+    /// The environment for `token_env` and `{{env:…}}`.
+    pub env: SharedEnv,
+}
+
+/// The running service: stop it before the proxy state is dropped.
+pub struct BalanceService {
+    tx: mpsc::Sender<Command>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Asks the running service for balances and refreshes; cheap to clone.
+#[derive(Clone)]
+pub struct BalanceHandle {
+    tx: mpsc::Sender<Command>,
+    view: Arc<View>,
+}
+
+/// What the handle reads without asking the service's loop.
+struct View {
+    state: Arc<ProxyState>,
+    snapshots: Mutex<HashMap<String, Snapshot>>,
+    max_exhausted_ms: u64,
+}
+
+impl BalanceService {
+    /// Starts the service on a thread of its own. Kept snapshots are loaded and their
+    /// exhaustion put on routing before this returns; the start-up refresh (when configured)
+    /// runs in the background.
+    pub fn start(
+        state: Arc<ProxyState>,
+        inbox: Inbox,
+        config: ServiceConfig,
+    ) -> anyhow::Result<(BalanceService, BalanceHandle)> {
+        let store = match &config.store {
+            Some(path) => Some(store::open(path)?),
+            None => None,
+        };
+        let view = Arc::new(View {
+            state: state.clone(),
+            snapshots: Mutex::default(),
+            max_exhausted_ms: config.settings.max_exhausted_ms,
+        });
+        let mut engine = Engine {
+            rules: Rules::new(&config.settings),
+            schedule: Schedule::default(),
+            discovered: HashMap::new(),
+            waiting: HashMap::new(),
+            providers_error: None,
+            view: view.clone(),
+            store,
+            config,
+        };
+        engine.restore();
+        engine.providers(); // A broken `usage_providers.json` is reported at start-up.
+        let Inbox { tx, rx } = inbox;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the balance service's event loop")?;
+        let thread = std::thread::Builder::new()
+            .name("balance".into())
+            .spawn(move || runtime.block_on(engine.run(rx)))
+            .context("cannot start the balance service's thread")?;
+        let handle = BalanceHandle {
+            tx: tx.clone(),
+            view,
+        };
+        Ok((
+            BalanceService {
+                tx,
+                thread: Some(thread),
+            },
+            handle,
+        ))
+    }
+
+    /// Stops the service; lookups in flight are abandoned (their snapshots are not kept).
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let _ = self.tx.try_send(Command::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for BalanceService {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+impl BalanceHandle {
+    /// Looks up every endpoint (of one provider with `provider`) now, whatever the schedule
+    /// says, and answers when done. A call identical to one still running shares its result.
+    pub async fn refresh(&self, provider: Option<String>) -> anyhow::Result<RefreshReport> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Refresh { provider, reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the balance service has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the balance service stopped before the refresh ended"))
+    }
+
+    /// The providers of the plan in force (with at least one enabled endpoint), in order.
+    pub fn providers(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .view
+            .state
+            .plan()
+            .graph
+            .upstreams
+            .iter()
+            .map(|u| u.provider.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Every configured endpoint's balance as known now.
+    pub fn balances(&self) -> Vec<EndpointBalance> {
+        let snapshots = self.view.snapshots.lock().expect("balance view lock");
+        let plan = self.view.state.plan();
+        balances_of(
+            plan.graph.upstreams.iter(),
+            &snapshots,
+            now_ms(),
+            self.view.max_exhausted_ms,
+        )
+    }
+}
+
+/// The balances of `upstreams` from `snapshots` at `now_ms`.
+pub fn balances_of<'a>(
+    upstreams: impl Iterator<Item = &'a Upstream>,
+    snapshots: &HashMap<String, Snapshot>,
+    now_ms: u64,
+    max_exhausted_ms: u64,
+) -> Vec<EndpointBalance> {
+    upstreams
+        .map(|u| {
+            let snapshot = snapshots.get(u.key().as_str()).cloned();
+            EndpointBalance {
+                provider: u.provider.clone(),
+                endpoint: u.key().to_string(),
+                status: snapshot
+                    .as_ref()
+                    .map_or(Status::Unknown, |s| s.status(now_ms)),
+                routing_exhausted_until_ms: snapshot
+                    .as_ref()
+                    .and_then(|s| s.routing_exhausted_until(now_ms, max_exhausted_ms)),
+                snapshot,
+            }
+        })
+        .collect()
+}
+
+/// One endpoint to look up.
+struct Job {
+    upstream: Upstream,
+    /// The configured adapter for its host; `None`: discover one.
+    adapter: Option<UsageProvider>,
+    /// The kind that answered last time discovery ran for this host.
+    remembered: Option<Kind>,
+    previous: Option<Snapshot>,
+}
+
+/// One lookup's result.
+struct Found {
+    endpoint: String,
+    host: String,
+    snapshot: Snapshot,
+    terminal: bool,
+    missing_token: bool,
+    /// The kind discovery settled on.
+    discovered: Option<Kind>,
+}
+
+/// A batch of lookups and who waits for it: a refresh (its filter) or the schedule (`None`).
+type Batch = (Option<Option<String>>, Vec<Found>);
+
+/// The service's state, owned by its loop.
+struct Engine {
+    config: ServiceConfig,
+    rules: Rules,
+    schedule: Schedule,
+    /// Per host, the adapter kind auto-discovery found.
+    discovered: HashMap<String, Kind>,
+    /// Refreshes running, by provider filter, and the callers waiting for each.
+    waiting: HashMap<Option<String>, Vec<oneshot::Sender<RefreshReport>>>,
+    /// The last `usage_providers.json` problem reported (each one is logged once).
+    providers_error: Option<String>,
+    view: Arc<View>,
+    store: Option<rusqlite::Connection>,
+}
+
+impl Engine {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batches = FuturesUnordered::new();
+        if self.config.settings.refresh_on_start {
+            batches.push(self.start_batch(None, Select::All));
+        }
+        loop {
+            let tick = self.tick();
+            tokio::select! {
+                command = rx.recv() => match command {
+                    Some(Command::Ask(endpoint)) => self.ask(&endpoint),
+                    Some(Command::Refresh { provider, reply }) => {
+                        let first = !self.waiting.contains_key(&provider);
+                        self.waiting.entry(provider.clone()).or_default().push(reply);
+                        if first {
+                            let select = provider.clone().map_or(Select::All, Select::Provider);
+                            batches.push(self.start_batch(Some(provider), select));
+                        }
+                    }
+                    Some(Command::Stop) | None => return,
+                },
+                Some((refresh, found)) = batches.next(), if !batches.is_empty() => {
+                    self.finish(refresh, found);
+                }
+                () = sleep(tick), if tick.is_some() => {
+                    let due = self.schedule.take_due(self.view.state.clock().now());
+                    if !due.is_empty() {
+                        batches.push(self.start_batch(None, Select::Endpoints(due)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long until the loop must look at the queue again, if anything is queued.
+    fn tick(&self) -> Option<Duration> {
+        let due = self.schedule.next_due()?;
+        let left = due.saturating_sub(self.view.state.clock().now());
+        Some(Duration::from_millis(left).min(QUEUE_TICK))
+    }
+
+    /// Puts kept snapshots of configured endpoints back in the view and their exhaustion on
+    /// routing, so a restart does not forget a relay that is out of balance.
+    fn restore(&mut self) {
+        let Some(conn) = &self.store else { return };
+        let kept = match store::all(conn) {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!("balance store: {e:#}");
+                return;
+            }
+        };
+        let plan = self.view.state.plan();
+        let restored = effect::apply_kept(
+            &self.view.state.routing,
+            kept,
+            |endpoint| plan.graph.upstreams.iter().any(|u| *u.key() == *endpoint),
+            now_ms(),
+            self.config.settings.max_exhausted_ms,
+        );
+        self.view
+            .snapshots
+            .lock()
+            .expect("balance view lock")
+            .extend(restored);
+    }
+
+    /// A request asked for `endpoint`'s balance: queue it by the rules.
+    fn ask(&mut self, endpoint: &str) {
+        let plan = self.view.state.plan();
+        let Some(upstream) = plan.graph.upstreams.iter().find(|u| *u.key() == *endpoint) else {
+            return;
+        };
+        let providers = self.providers();
+        let floor = match providers.for_host(upstream.base_url.host()).next() {
+            Some(adapter) if !adapter.refresh_on_request => None,
+            Some(adapter) => adapter.poll_interval(),
+            None => Some(AUTO_FLOOR),
+        };
+        let now = self.view.state.clock().now();
+        let floor_ms = floor.map(|f| f.as_millis() as u64);
+        self.schedule.request(endpoint, now, floor_ms, &self.rules);
+    }
+
+    /// The adapters in force: the file's, or the built-in ones when it has a problem (which
+    /// is logged once; the file is never written).
+    fn providers(&mut self) -> UsageProviders {
+        match providers::load(&self.config.providers_file) {
+            Ok(providers) => {
+                self.providers_error = None;
+                providers
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if self.providers_error.as_deref() != Some(&message) {
+                    tracing::warn!(
+                        "{message}; using the built-in balance adapters until it is fixed"
+                    );
+                    self.providers_error = Some(message);
+                }
+                providers::built_in()
+            }
+        }
+    }
+
+    /// Starts looking up the `select`ed endpoints. `refresh` names the refresh that waits
+    /// for the batch, if one does.
+    fn start_batch(&mut self, refresh: Option<Option<String>>, select: Select) -> BatchFuture {
+        let plan = self.view.state.plan();
+        let providers = self.providers();
+        let snapshots = self.view.snapshots.lock().expect("balance view lock");
+        let jobs: Vec<Job> = plan
+            .graph
+            .upstreams
+            .iter()
+            .filter(|u| select.covers(u))
+            .map(|u| Job {
+                upstream: u.clone(),
+                adapter: providers.for_host(u.base_url.host()).next().cloned(),
+                remembered: self.discovered.get(u.base_url.host()).copied(),
+                previous: snapshots.get(u.key().as_str()).cloned(),
+            })
+            .collect();
+        let state = self.view.state.clone();
+        let env = self.config.env.clone();
+        let timeout = Duration::from_millis(self.config.settings.timeout_ms);
+        Box::pin(async move {
+            let found = futures_util::stream::iter(jobs)
+                .map(|job| look_up_one(&state, &*env, timeout, job))
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            (refresh, found)
+        })
+    }
+
+    /// Takes a batch's results in: schedule, view, store, routing, then the waiting callers.
+    fn finish(&mut self, refresh: Option<Option<String>>, found: Vec<Found>) {
+        let now = now_ms();
+        let clock_now = self.view.state.clock().now();
+        let max = self.config.settings.max_exhausted_ms;
+        let mut report = RefreshReport {
+            provider_filter: refresh.clone().flatten(),
+            endpoints_matched: found.len(),
+            ..RefreshReport::default()
+        };
+        for found in &found {
+            let effect = effect::effect(&found.snapshot, now, max);
+            let looked = Looked {
+                terminal: found.terminal,
+                routing_exhausted: matches!(effect, Effect::Exhaust { .. }),
+            };
+            self.schedule
+                .looked_up(&found.endpoint, clock_now, looked, &self.rules);
+            effect::apply(&self.view.state.routing, &found.endpoint, effect, now);
+            if let Some(kind) = found.discovered {
+                self.discovered.insert(found.host.clone(), kind);
+            }
+            if let Some(conn) = &self.store {
+                if let Err(e) = store::save(conn, &found.endpoint, &found.snapshot) {
+                    tracing::warn!("balance store: {e:#}");
+                }
+            }
+            if found.missing_token {
+                report.missing_token += 1;
+            } else {
+                report.attempted += 1;
+                if found.snapshot.error.is_some() {
+                    report.failed += 1;
+                } else {
+                    report.refreshed += 1;
+                }
+            }
+            self.view
+                .snapshots
+                .lock()
+                .expect("balance view lock")
+                .insert(found.endpoint.clone(), found.snapshot.clone());
+        }
+        let Some(filter) = refresh else { return };
+        report.balances = {
+            let snapshots = self.view.snapshots.lock().expect("balance view lock");
+            let plan = self.view.state.plan();
+            let covered = plan
+                .graph
+                .upstreams
+                .iter()
+                .filter(|u| found.iter().any(|f| *u.key() == *f.endpoint));
+            balances_of(covered, &snapshots, now, max)
+        };
+        for (i, reply) in self
+            .waiting
+            .remove(&filter)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let _ = reply.send(RefreshReport {
+                deduplicated: i > 0,
+                ..report.clone()
+            });
+        }
+    }
+}
+
+/// Which endpoints a batch looks up.
+enum Select {
+    All,
+    Provider(String),
+    Endpoints(Vec<String>),
+}
+
+impl Select {
+    fn covers(&self, upstream: &Upstream) -> bool {
+        match self {
+            Select::All => true,
+            Select::Provider(provider) => upstream.provider == *provider,
+            Select::Endpoints(endpoints) => endpoints.iter().any(|e| *upstream.key() == **e),
+        }
+    }
+}
+
+/// Not `Send`: batches run on the service's own single-threaded event loop.
+type BatchFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Batch>>>;
+
+/// Looks one endpoint up with its configured adapter, or discovers one.
+async fn look_up_one(
+    state: &ProxyState,
+    env: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+    timeout: Duration,
+    job: Job,
+) -> Found {
+    let Job {
+        upstream,
+        adapter,
+        remembered,
+        previous,
+    } = job;
+    let now = now_ms();
+    let redactor = state.plan().redactor.clone();
+    let configured = adapter.is_some();
+    let (adapter, outcome, discovered) = match state.client_for(&upstream) {
+        Err(e) => {
+            let error = redactor.redact(&format!("{e:#}")).into_owned();
+            let adapter = adapter
+                .unwrap_or_else(|| UsageProvider::auto(&upstream.provider, Kind::Sub2apiUsage));
+            (adapter, failed(error), None)
+        }
+        Ok(client) => {
+            let ctx = LookupContext {
+                client: &client,
+                env,
+                now_ms: now,
+                timeout,
+                redactor: &redactor,
+            };
+            match adapter {
+                Some(adapter) => {
+                    let outcome = lookup::look_up(&ctx, &adapter, &upstream).await;
+                    (adapter, outcome, None)
+                }
+                None => {
+                    let (kind, outcome) = discover::discover(&ctx, &upstream, remembered).await;
+                    let adapter =
+                        UsageProvider::auto(&upstream.provider, kind.unwrap_or(Kind::Sub2apiUsage));
+                    (adapter, outcome, kind)
+                }
+            }
+        }
+    };
+    let interval = adapter.poll_interval().unwrap_or(AUTO_FLOOR);
+    let stale_after = now + STALE_AFTER_INTERVALS * interval.as_millis() as u64;
+    let source = if configured || discovered.is_some() {
+        format!("usage_provider:{}", adapter.kind.as_str())
+    } else {
+        "auto_discovery".to_string()
+    };
+    Found {
+        endpoint: upstream.key().to_string(),
+        host: upstream.base_url.host().to_string(),
+        snapshot: Snapshot::new(
+            &adapter.id,
+            &source,
+            outcome.reading,
+            adapter.trusts_exhaustion(),
+            (now, stale_after),
+            previous.as_ref(),
+        ),
+        terminal: outcome.terminal,
+        missing_token: outcome.missing_token,
+        discovered,
+    }
+}
+
+/// A lookup that could not be made.
+fn failed(error: String) -> LookupOutcome {
+    LookupOutcome {
+        reading: Reading {
+            error: Some(error),
+            ..Reading::default()
+        },
+        terminal: false,
+        missing_token: false,
+    }
+}
+
+async fn sleep(tick: Option<Duration>) {
+    tokio::time::sleep(tick.unwrap_or(QUEUE_TICK)).await;
+}
+
+/// A refresh without a running proxy (`balance refresh` when no `serve` runs): the same
+/// lookups, snapshots and store. No routing sees it until a proxy starts and reads the store.
+pub fn refresh_standalone(homes: &Homes, provider: Option<&str>) -> anyhow::Result<RefreshReport> {
+    let path = homes.helper_config();
+    let loaded = crate::config::load::load(&path)?.with_context(|| {
+        format!(
+            "{} does not exist yet; run `codex-helper serve` or `codex-helper provider add` first",
+            path.display()
+        )
+    })?;
+    let env = |name: &str| std::env::var(name).ok();
+    let plan = crate::proxy::Plan::from_config(&loaded, &env)?;
+    crate::proxy::install_tls_provider();
+    let state = Arc::new(ProxyState::new(
+        plan,
+        AffinityStore::in_memory(),
+        loaded.config.proxy.clone(),
+        path,
+        Arc::new(crate::proxy::NoSink),
+    )?);
+    let (_asker, inbox) = channel();
+    let config = ServiceConfig {
+        settings: BalanceSettings {
+            refresh_on_start: false,
+            ..loaded.config.balance.clone()
+        },
+        providers_file: homes.usage_providers(),
+        store: Some(homes.balances()),
+        env: Arc::new(|name: &str| std::env::var(name).ok()),
+    };
+    let (service, handle) = BalanceService::start(state, inbox, config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(handle.refresh(provider.map(str::to_string)));
+    service.stop();
+    report
+}
