@@ -217,3 +217,224 @@ async fn the_forecast_burns_the_providers_balance_at_its_recent_spend() {
     let (ok, text) = run(&homes, &["balance", "show", "--provider", "monthly"]).await;
     assert!(ok && text.contains("balance lasts ≈"), "{text}");
 }
+
+// ---- against mock relays, with and without a running serve -------------------------------
+
+mod live {
+    use super::support::cli::{Homes, LIMIT, run, serve};
+    use super::support::mock_relay::MockRelay;
+    use super::support::{client, codex_body};
+    use serde_json::{Value, json};
+
+    const KEY_A: &str = "sk-live-a-SECRET-0123456789";
+    const KEY_B: &str = "sk-live-b-SECRET-0123456789";
+
+    fn sub2api(remaining: f64) -> String {
+        json!({"isValid": true, "mode": "quota_limited", "remaining": remaining,
+               "quota": {"limit": 20, "used": 20.0 - remaining, "remaining": remaining}})
+        .to_string()
+    }
+
+    fn config(a: &MockRelay, b: &MockRelay, balance: &str) -> String {
+        format!(
+            "version = 5\n[codex.providers.a]\nbase_url = \"{}\"\nauth_token = \"{KEY_A}\"\n\
+             [codex.providers.b]\nbase_url = \"{}\"\nauth_token = \"{KEY_B}\"\n\
+             [codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [\"a\", \"b\"]\n\
+             [balance]\n{balance}\n",
+            a.base_url(),
+            b.base_url()
+        )
+    }
+
+    fn no_key(what: &str, text: &str) {
+        for key in [KEY_A, KEY_B] {
+            assert!(!text.contains(key), "a configured key in {what}:\n{text}");
+        }
+    }
+
+    /// Runs a `--json` command: its stdout parsed (stderr shown when it is not JSON).
+    async fn json_of(homes: &Homes, args: &[&str]) -> Value {
+        let output = tokio::time::timeout(LIMIT, homes.command(args).output())
+            .await
+            .unwrap()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert!(output.status.success(), "{stdout}{stderr}");
+        no_key(&args.join(" "), &stdout);
+        no_key(&args.join(" "), &stderr);
+        assert!(
+            !stderr.contains("instead"),
+            "not from the running serve: {stderr}"
+        );
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\nstderr: {stderr}"))
+    }
+
+    fn endpoint<'a>(report: &'a Value, name: &str) -> &'a Value {
+        report["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["endpoint"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+    }
+
+    /// The relay that answered a streamed turn in `session`.
+    async fn turn(url: &str, session: &str) -> String {
+        let text = client()
+            .post(format!("{url}/v1/responses"))
+            .header("accept", "text/event-stream")
+            .header("session-id", session)
+            .body(codex_body("gpt-5.1", session, 500))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.split("hi from ")
+            .nth(1)
+            .and_then(|rest| rest.split(['"', ' ']).next())
+            .unwrap_or(&text)
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn balance_commands_reach_the_running_serve_and_its_routing_sees_the_result() {
+        let a = MockRelay::start("a").await;
+        let b = MockRelay::start("b").await;
+        a.answer_get("/v1/usage", 200, &sub2api(0.0));
+        b.answer_get("/v1/usage", 200, &sub2api(9.0));
+        let homes = Homes::new();
+        std::fs::write(
+            homes.helper_config(),
+            config(&a, &b, "refresh_on_start = false"),
+        )
+        .unwrap();
+        let mut served = serve(homes.command(&["serve", "--no-switch"])).await;
+        assert!(homes.helper.path().join("state/serve.json").exists());
+
+        let report = json_of(&homes, &["balance", "refresh", "--json"]).await;
+        assert_eq!(endpoint(&report, "a.default")["status"], "exhausted");
+        assert_eq!(endpoint(&report, "b.default")["status"], "ok");
+        assert_eq!(
+            a.received()
+                .iter()
+                .find(|r| r.path_and_query == "/v1/usage")
+                .unwrap()
+                .headers["authorization"],
+            format!("Bearer {KEY_A}").as_str(),
+            "the relay's own key"
+        );
+        assert_eq!(
+            turn(&served.url, "one").await,
+            "b",
+            "the proxy routes around a"
+        );
+        let (ok, out) = run(&homes, &["routing", "explain"]).await;
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("exhausted (balance: a says none left)"),
+            "{out}"
+        );
+
+        let shown = json_of(&homes, &["balance", "show", "--json"]).await;
+        assert_eq!(shown["source"], "live");
+
+        a.answer_get("/v1/usage", 200, &sub2api(4.0));
+        let (ok, out) = run(&homes, &["balance", "refresh", "--provider", "a"]).await;
+        assert!(ok, "{out}");
+        no_key("balance refresh", &out);
+        assert!(out.contains("running codex-helper"), "{out}");
+        assert_eq!(turn(&served.url, "two").await, "a", "refilled");
+
+        let pid = served.child.id().unwrap();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = tokio::time::timeout(LIMIT, served.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+        no_key("the serve log", &served.log_so_far());
+        assert!(
+            !homes.helper.path().join("state/serve.json").exists(),
+            "withdrawn at exit"
+        );
+        let store = std::fs::read(homes.helper.path().join("balances.sqlite3")).unwrap();
+        no_key("balances.sqlite3", &String::from_utf8_lossy(&store));
+    }
+
+    #[tokio::test]
+    async fn balance_refresh_and_show_work_without_a_serve() {
+        let a = MockRelay::start("a").await;
+        let b = MockRelay::start("b").await;
+        a.answer_get("/v1/usage", 200, &sub2api(2.5));
+        // b's balance API fails, echoing the key it was sent.
+        b.answer_get(
+            "/v1/usage",
+            401,
+            &json!({"error": {"message": format!("invalid key {KEY_B}")}}).to_string(),
+        );
+        let homes = Homes::new();
+        std::fs::write(homes.helper_config(), config(&a, &b, "")).unwrap();
+
+        let report = json_of(&homes, &["balance", "refresh", "--json"]).await;
+        assert_eq!(
+            (report["attempted"].as_u64(), report["failed"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(endpoint(&report, "a.default")["status"], "ok");
+        assert_eq!(endpoint(&report, "b.default")["status"], "error");
+
+        let shown = json_of(&homes, &["balance", "show", "--json"]).await;
+        assert_eq!(shown["source"], "store");
+        let providers = shown["providers"].as_array().unwrap();
+        let state =
+            |id: &str| providers.iter().find(|p| p["provider"] == id).unwrap()["status"].clone();
+        assert_eq!((state("a"), state("b")), (json!("ok"), json!("error")));
+        let (ok, out) = run(&homes, &["balance", "show"]).await;
+        assert!(ok, "{out}");
+        no_key("balance show", &out);
+        assert!(out.contains("2.5"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_usage_providers_file_is_reported_and_left_byte_identical() {
+        let a = MockRelay::start("a").await;
+        let b = MockRelay::start("b").await;
+        let homes = Homes::new();
+        std::fs::write(
+            homes.helper_config(),
+            config(&a, &b, "refresh_on_start = false"),
+        )
+        .unwrap();
+        let file = homes.helper.path().join("usage_providers.json");
+        let broken = "{\r\n  \"providers\": [\r\n    {\"id\": \"x\", \"kind\": \"sub2api_usage\", \"domains\": [\"a.example\"], \"poll_interval_secs\": \"often\"}\r\n  ]\r\n}\r\n";
+        std::fs::write(&file, broken).unwrap();
+
+        let mut served = serve(homes.command(&["serve", "--no-switch"])).await;
+        let reported = || {
+            let log = served.log_so_far();
+            log.contains("usage_providers.json:3:") && log.contains("poll_interval_secs")
+        };
+        for _ in 0..100 {
+            if reported() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(reported(), "{}", served.log_so_far());
+        let (ok, out) = run(&homes, &["balance", "refresh", "--json"]).await;
+        assert!(ok, "built-in adapters and discovery still work: {out}");
+        served.child.kill().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), broken);
+    }
+}

@@ -213,7 +213,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// The admin API's port: as given, else the proxy's + 1000 (any free one when the proxy's was
 /// chosen by the system, or past the last port).
 fn admin_port(given: Option<u16>, proxy_port: u16) -> u16 {
-    given.unwrap_or_else(|| proxy_port.checked_add(1000).unwrap_or(0))
+    given.unwrap_or_else(|| match proxy_port {
+        0 => 0,
+        port => port.checked_add(1000).unwrap_or(0),
+    })
 }
 
 /// Starts the admin API on loopback; a port in use is reported, not fatal: the proxy serves
@@ -588,6 +591,14 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_port_follows_the_proxy_port() {
+        assert_eq!(admin_port(None, 3211), 4211);
+        assert_eq!(admin_port(None, 0), 0, "both chosen by the system");
+        assert_eq!(admin_port(None, 65000), 0, "past the last port");
+        assert_eq!(admin_port(Some(5000), 3211), 5000);
+    }
 
     #[test]
     fn hosts_to_listen_on() {

@@ -55,7 +55,23 @@ impl Homes {
 pub struct Served {
     pub child: Child,
     pub url: String,
+    /// The stderr lines up to the listening line.
     pub log: Vec<String>,
+    /// Every stderr line after it, as they come.
+    pub later: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Served {
+    /// Every stderr line so far.
+    pub fn log_so_far(&self) -> String {
+        let later = self.later.lock().unwrap();
+        self.log
+            .iter()
+            .chain(later.iter())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 pub async fn serve(mut command: Command) -> Served {
@@ -74,8 +90,19 @@ pub async fn serve(mut command: Command) -> Served {
     .await
     .expect("serve did not start listening in time");
     // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Served { child, url, log }
+    let later = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = later.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    Served {
+        child,
+        url,
+        log,
+        later,
+    }
 }
 
 pub async fn run_to_end(mut command: Command) -> (bool, String) {
