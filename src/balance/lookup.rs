@@ -21,7 +21,7 @@ use super::snapshot::Reading;
 use super::template::{self, TemplateContext};
 use crate::proxy::clients::RelayClient;
 use crate::proxy::relay_body::ChunkStream;
-use crate::redact::{MASK, Redactor};
+use crate::redact::Redactor;
 use crate::routing::Upstream;
 use crate::routing::upstream::Secret;
 
@@ -541,10 +541,11 @@ fn snippet(text: &str) -> String {
 /// credential shape at all). Applied to whole texts, before any cut, so no token is cut in
 /// half past the redactor's reach.
 fn scrub(text: &str, redactor: &Redactor, token: Option<&Secret>) -> String {
-    let text = redactor.redact(text).into_owned();
-    match token.map(Secret::expose) {
-        Some(token) if !token.is_empty() && text.contains(token) => text.replace(token, MASK),
-        _ => text,
+    let text = redactor.redact(text);
+    match token {
+        // The token as the redactor takes a secret: too short a one would mask ordinary words.
+        Some(token) => Redactor::new([token.expose()]).redact(&text).into_owned(),
+        None => text.into_owned(),
     }
 }
 
@@ -1031,6 +1032,16 @@ mod tests {
             Some(&token),
         );
         assert_eq!(text, "bad key [redacted] (again [redacted])");
+    }
+
+    #[test]
+    fn scrub_leaves_text_alone_for_a_token_too_short_to_be_a_key() {
+        let text = scrub(
+            "cannot reach https://m.example",
+            &Redactor::default(),
+            Some(&Secret::new("x")),
+        );
+        assert_eq!(text, "cannot reach https://m.example");
     }
 
     // ---- IO --------------------------------------------------------------------------------
