@@ -409,3 +409,47 @@ async fn kept_snapshots_restore_exhaustion_after_a_restart() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn what_discovery_found_is_remembered_across_a_restart() {
+    bounded(async {
+        let a = MockRelay::start("a").await;
+        let new_api = json!({"code": true, "data": {"name": "codex-key", "total_granted": 1500000,
+            "total_used": 500000, "total_available": 1000000, "unlimited_quota": false}})
+        .to_string();
+        a.answer_get("/api/usage/token/", 200, &new_api);
+        let config = keyed(&[("a", &a.base_url())]);
+        let dir = tempfile::tempdir().unwrap();
+        let start = |proxy: &TestProxy| {
+            let (_asker, inbox) = channel();
+            BalanceService::start(
+                proxy.state.clone(),
+                inbox,
+                ServiceConfig {
+                    settings: quiet(),
+                    providers_file: dir.path().join("none.json"),
+                    store: Some(dir.path().join("balances.sqlite3")),
+                    env: Arc::new(|_| None),
+                },
+            )
+            .unwrap()
+        };
+
+        let proxy = TestProxy::start(&config, &[]).await;
+        let (service, balance) = start(&proxy);
+        let report = balance.refresh(None).await.unwrap();
+        assert_eq!(report.balances[0].status, Status::Ok);
+        let source = &report.balances[0].snapshot.as_ref().unwrap().source;
+        assert_eq!(source, "usage_provider:new_api_token_usage");
+        assert_eq!(a.hits_on(USAGE), 1, "sub2api's endpoint was probed first");
+        service.stop();
+
+        let proxy = TestProxy::start(&config, &[]).await;
+        let (service, balance) = start(&proxy);
+        balance.refresh(None).await.unwrap();
+        assert_eq!(a.hits_on(USAGE), 1, "not probed again after the restart");
+        assert_eq!(a.hits_on("/api/usage/token/"), 2);
+        service.stop();
+    })
+    .await;
+}

@@ -26,7 +26,7 @@ pub const DEFAULT_POLL_SECS: u64 = 120;
 pub const MIN_POLL_SECS: u64 = 120;
 
 /// The whole file.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageProviders {
     pub providers: Vec<UsageProvider>,

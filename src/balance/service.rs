@@ -8,7 +8,7 @@
 //! taking commands; every change of state (schedule, snapshots, store, routing) is made by
 //! its one loop when a batch of lookups ends, so nothing here needs more than the view's lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +42,8 @@ const AUTO_FLOOR: Duration = Duration::from_secs(providers::DEFAULT_POLL_SECS);
 /// While lookups are queued the loop looks at the clock at least this often (a test's
 /// manual clock moves without waking it).
 const QUEUE_TICK: Duration = Duration::from_secs(1);
+/// A snapshot's `source`: this and the adapter kind.
+const SOURCE_PREFIX: &str = "usage_provider:";
 /// Commands queued at most; asks beyond it are dropped (another request will ask again).
 const INBOX: usize = 1024;
 
@@ -56,13 +58,27 @@ enum Command {
     Stop,
 }
 
-/// Queues requests' asks; cheap and never blocking, for the proxy's event loops.
+/// Queues requests' asks; cheap and never blocking, for the proxy's event loops. An endpoint
+/// already asked for is not sent again until the service has looked it up, so a busy proxy
+/// does not wake the service once per request.
 #[derive(Clone)]
-pub struct Asker(mpsc::Sender<Command>);
+pub struct Asker {
+    tx: mpsc::Sender<Command>,
+    pending: Pending,
+}
+
+/// Endpoints asked for and not yet looked up.
+type Pending = Arc<Mutex<HashSet<String>>>;
 
 impl Asker {
     pub fn ask(&self, endpoint: &str) {
-        let _ = self.0.try_send(Command::Ask(endpoint.to_string()));
+        let mut pending = self.pending.lock().expect("balance asks lock");
+        if pending.contains(endpoint) {
+            return;
+        }
+        if self.tx.try_send(Command::Ask(endpoint.to_string())).is_ok() {
+            pending.insert(endpoint.to_string());
+        }
     }
 }
 
@@ -70,13 +86,19 @@ impl Asker {
 pub struct Inbox {
     tx: mpsc::Sender<Command>,
     rx: mpsc::Receiver<Command>,
+    pending: Pending,
 }
 
 /// The channel requests ask through: made before the proxy (whose record sink asks), handed
 /// to [`BalanceService::start`] once the proxy exists.
 pub fn channel() -> (Asker, Inbox) {
     let (tx, rx) = mpsc::channel(INBOX);
-    (Asker(tx.clone()), Inbox { tx, rx })
+    let pending = Pending::default();
+    let asker = Asker {
+        tx: tx.clone(),
+        pending: pending.clone(),
+    };
+    (asker, Inbox { tx, rx, pending })
 }
 
 /// An environment lookup the service's thread can own.
@@ -136,14 +158,16 @@ impl BalanceService {
             schedule: Schedule::default(),
             discovered: HashMap::new(),
             waiting: HashMap::new(),
+            adapters: UsageProviders::default(),
             providers_error: None,
+            pending: inbox.pending.clone(),
             view: view.clone(),
             store,
             config,
         };
         engine.restore();
-        engine.providers(); // A broken `usage_providers.json` is reported at start-up.
-        let Inbox { tx, rx } = inbox;
+        engine.reload_adapters(); // A broken `usage_providers.json` is reported at start-up.
+        let Inbox { tx, rx, .. } = inbox;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -285,8 +309,12 @@ struct Engine {
     discovered: HashMap<String, Kind>,
     /// Refreshes running, by provider filter, and the callers waiting for each.
     waiting: HashMap<Option<String>, Vec<oneshot::Sender<RefreshReport>>>,
+    /// The adapters in force, read again from `usage_providers.json` for every batch.
+    adapters: UsageProviders,
     /// The last `usage_providers.json` problem reported (each one is logged once).
     providers_error: Option<String>,
+    /// Shared with the [`Asker`]: an endpoint leaves it when a lookup of it ends.
+    pending: Pending,
     view: Arc<View>,
     store: Option<rusqlite::Connection>,
 }
@@ -351,6 +379,15 @@ impl Engine {
             now_ms(),
             self.config.settings.max_exhausted_ms,
         );
+        // What discovery found before the restart, so it does not probe every relay again.
+        for (endpoint, snapshot) in &restored {
+            let upstream = plan.graph.upstreams.iter().find(|u| *u.key() == **endpoint);
+            if let Some(u) = upstream.filter(|u| snapshot.adapter == u.provider) {
+                if let Some(kind) = discovered_kind(snapshot) {
+                    self.discovered.insert(u.base_url.host().to_string(), kind);
+                }
+            }
+        }
         self.view
             .snapshots
             .lock()
@@ -362,10 +399,13 @@ impl Engine {
     fn ask(&mut self, endpoint: &str) {
         let plan = self.view.state.plan();
         let Some(upstream) = plan.graph.upstreams.iter().find(|u| *u.key() == *endpoint) else {
+            self.pending
+                .lock()
+                .expect("balance asks lock")
+                .remove(endpoint);
             return;
         };
-        let providers = self.providers();
-        let floor = match providers.for_host(upstream.base_url.host()).next() {
+        let floor = match self.adapters.for_host(upstream.base_url.host()).next() {
             Some(adapter) if !adapter.refresh_on_request => None,
             Some(adapter) => adapter.poll_interval(),
             None => Some(AUTO_FLOOR),
@@ -375,10 +415,10 @@ impl Engine {
         self.schedule.request(endpoint, now, floor_ms, &self.rules);
     }
 
-    /// The adapters in force: the file's, or the built-in ones when it has a problem (which
-    /// is logged once; the file is never written).
-    fn providers(&mut self) -> UsageProviders {
-        match providers::load(&self.config.providers_file) {
+    /// Reads the adapters in force: the file's, or the built-in ones when it has a problem
+    /// (logged once; the file is never written).
+    fn reload_adapters(&mut self) {
+        self.adapters = match providers::load(&self.config.providers_file) {
             Ok(providers) => {
                 self.providers_error = None;
                 providers
@@ -393,14 +433,15 @@ impl Engine {
                 }
                 providers::built_in()
             }
-        }
+        };
     }
 
     /// Starts looking up the `select`ed endpoints. `refresh` names the refresh that waits
     /// for the batch, if one does.
     fn start_batch(&mut self, refresh: Option<Option<String>>, select: Select) -> BatchFuture {
+        self.reload_adapters();
         let plan = self.view.state.plan();
-        let providers = self.providers();
+        let providers = &self.adapters;
         let snapshots = self.view.snapshots.lock().expect("balance view lock");
         let jobs: Vec<Job> = plan
             .graph
@@ -437,6 +478,11 @@ impl Engine {
             endpoints_matched: found.len(),
             ..RefreshReport::default()
         };
+        let mut pending = self.pending.lock().expect("balance asks lock");
+        for found in &found {
+            pending.remove(&found.endpoint);
+        }
+        drop(pending);
         for found in &found {
             let effect = effect::effect(&found.snapshot, now, max);
             let looked = Looked {
@@ -564,7 +610,7 @@ async fn look_up_one(
     let interval = adapter.poll_interval().unwrap_or(AUTO_FLOOR);
     let stale_after = now + STALE_AFTER_INTERVALS * interval.as_millis() as u64;
     let source = if configured || discovered.is_some() {
-        format!("usage_provider:{}", adapter.kind.as_str())
+        format!("{SOURCE_PREFIX}{}", adapter.kind.as_str())
     } else {
         "auto_discovery".to_string()
     };
@@ -583,6 +629,15 @@ async fn look_up_one(
         missing_token: outcome.missing_token,
         discovered,
     }
+}
+
+/// The kind a successful snapshot was read with (`usage_provider:<kind>`).
+fn discovered_kind(snapshot: &Snapshot) -> Option<Kind> {
+    if snapshot.error.is_some() {
+        return None;
+    }
+    let name = snapshot.source.strip_prefix(SOURCE_PREFIX)?;
+    serde_json::from_value(serde_json::Value::from(name)).ok()
 }
 
 /// A lookup that could not be made.
@@ -638,4 +693,52 @@ pub fn refresh_standalone(homes: &Homes, provider: Option<&str>) -> anyhow::Resu
     let report = runtime.block_on(handle.refresh(provider.map(str::to_string)));
     service.stop();
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_is_asked_for_once_until_the_service_has_looked_it_up() {
+        let (asker, mut inbox) = channel();
+        for _ in 0..100 {
+            asker.ask("a.default");
+        }
+        asker.ask("b.default");
+        let mut asked = Vec::new();
+        while let Ok(Command::Ask(endpoint)) = inbox.rx.try_recv() {
+            asked.push(endpoint);
+        }
+        assert_eq!(asked, ["a.default", "b.default"]);
+
+        // The lookup of `a` ended: the next request asks again.
+        inbox.pending.lock().unwrap().remove("a.default");
+        asker.ask("a.default");
+        asker.ask("b.default");
+        assert!(matches!(inbox.rx.try_recv(), Ok(Command::Ask(e)) if e == "a.default"));
+        assert!(inbox.rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_successful_snapshot_names_the_kind_discovery_found() {
+        let reading = Reading {
+            exhausted: Some(false),
+            ..Reading::default()
+        };
+        let mut snapshot = Snapshot::new(
+            "relay",
+            "usage_provider:new_api_token_usage",
+            reading,
+            true,
+            (1, 2),
+            None,
+        );
+        assert_eq!(discovered_kind(&snapshot), Some(Kind::NewApiTokenUsage));
+        snapshot.error = Some("HTTP 500".into());
+        assert_eq!(discovered_kind(&snapshot), None);
+        snapshot.error = None;
+        snapshot.source = "auto_discovery".into();
+        assert_eq!(discovered_kind(&snapshot), None);
+    }
 }
