@@ -372,6 +372,15 @@ impl Engine {
             }
         };
         let plan = self.view.state.plan();
+        let keys: Vec<String> = plan
+            .graph
+            .upstreams
+            .iter()
+            .map(|u| u.key().to_string())
+            .collect();
+        if let Err(e) = store::retain(conn, &keys) {
+            tracing::warn!("balance store: {e:#}");
+        }
         let restored = effect::apply_kept(
             &self.view.state.routing,
             kept,
@@ -441,6 +450,13 @@ impl Engine {
     fn start_batch(&mut self, refresh: Option<Option<String>>, select: Select) -> BatchFuture {
         self.reload_adapters();
         let plan = self.view.state.plan();
+        // Endpoints a reload took away are forgotten.
+        let configured = |e: &str| plan.graph.upstreams.iter().any(|u| *u.key() == *e);
+        self.schedule.retain(configured);
+        self.pending
+            .lock()
+            .expect("balance asks lock")
+            .retain(|e| configured(e));
         let providers = &self.adapters;
         let snapshots = self.view.snapshots.lock().expect("balance view lock");
         let jobs: Vec<Job> = plan

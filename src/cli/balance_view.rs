@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::balance::report::{EndpointBalance, RefreshReport};
-use crate::balance::snapshot::{Amounts, Snapshot, Status};
+use crate::balance::snapshot::{Amounts, QuotaPeriod, Snapshot, Status};
 use crate::ledger::forecast::Forecast;
 
 /// One endpoint's balance from its latest stored snapshot (`unknown` without one).
@@ -147,8 +147,13 @@ pub fn amounts_line(a: &Amounts, now_ms: u64) -> String {
         parts.push(format!("pay-as-you-go {}", usd(v)));
     }
     if a.quota_remaining.is_some() || a.quota_limit.is_some() || a.quota_used.is_some() {
-        let period = a.quota_period.map_or("quota", |p| p.as_str());
-        let mut quota = format!("{period} quota:");
+        // `quota` and `token` periods are the key's whole allowance, not a window.
+        let mut quota = match a.quota_period {
+            Some(p @ (QuotaPeriod::Daily | QuotaPeriod::Weekly | QuotaPeriod::Monthly)) => {
+                format!("{} quota:", p.as_str())
+            }
+            _ => "quota:".to_string(),
+        };
         if let Some(v) = a.quota_remaining {
             quota.push_str(&format!(" {} left", usd(v)));
         }
@@ -173,6 +178,16 @@ pub fn amounts_line(a: &Amounts, now_ms: u64) -> String {
     }
     if let Some(plan) = &a.plan_name {
         parts.push(format!("plan {plan}"));
+    }
+    if a.today_used.is_some() || a.today_requests.is_some() {
+        let mut today = "today".to_string();
+        if let Some(v) = a.today_used {
+            today.push_str(&format!(" {} spent", usd(v)));
+        }
+        if let Some(n) = a.today_requests {
+            today.push_str(&format!(" {n} requests"));
+        }
+        parts.push(today);
     }
     if parts.is_empty() {
         "no amounts".to_string()
@@ -381,6 +396,21 @@ mod tests {
         assert!(
             prefer_live(down(), |_| false).is_err(),
             "an error the caller does not accept is the command's"
+        );
+    }
+
+    #[test]
+    fn a_keys_whole_quota_is_not_called_a_window_and_today_is_shown() {
+        let a = Amounts {
+            quota_period: Some(QuotaPeriod::Quota),
+            quota_remaining: Some(usd("7.25")),
+            today_used: Some(usd("1.5")),
+            today_requests: Some(40),
+            ..Amounts::default()
+        };
+        assert_eq!(
+            amounts_line(&a, NOW),
+            "quota: 7.25 USD left, today 1.5 USD spent 40 requests"
         );
     }
 
