@@ -101,6 +101,13 @@ impl FromStr for Usd {
         // Shift the decimal point by the exponent, then keep PLACES fractional digits.
         let mut joined = format!("{int}{frac}");
         let point = i64::try_from(int.len()).map_err(|_| bad())? + i64::from(exponent);
+        // Bounded before any padding: an exponent from a relay must not size an allocation.
+        if point > MAX_INT_DIGITS {
+            return Err(bad());
+        }
+        if point < -(PLACES as i64) {
+            return Ok(Usd(0)); // Below the smallest amount kept.
+        }
         if point < 0 {
             joined = "0".repeat(usize::try_from(-point).map_err(|_| bad())?) + &joined;
         }
@@ -118,6 +125,9 @@ impl FromStr for Usd {
         Ok(Usd(if negative { -value } else { value }))
     }
 }
+
+/// Whole-dollar digits an amount may have: an `i128` of femto-dollars holds 23.
+const MAX_INT_DIGITS: i64 = 23;
 
 impl fmt::Display for Usd {
     /// `12.5`, `0.000001`, `-3`: no trailing zeros, no exponent.
@@ -167,6 +177,20 @@ mod tests {
         assert_eq!(usd("0.000000000000001").to_string(), "0.000000000000001");
         assert_eq!(usd(".5").to_string(), "0.5");
         assert_eq!(usd("7.").to_string(), "7");
+    }
+
+    #[test]
+    fn huge_exponents_are_refused_or_zero_without_allocating_for_them() {
+        for text in ["1e400000000", "1e2147483000", "1e24", "99999999999999999999999999"] {
+            assert!(text.parse::<Usd>().is_err(), "{text}");
+        }
+        assert_eq!("1e-2147483000".parse::<Usd>().unwrap(), Usd(0));
+        assert_eq!("1e-16".parse::<Usd>().unwrap(), Usd(0));
+        assert_eq!("1e-15".parse::<Usd>().unwrap(), Usd(1));
+        assert_eq!(
+            "1e22".parse::<Usd>().unwrap().to_string(),
+            "10000000000000000000000"
+        );
     }
 
     #[test]
