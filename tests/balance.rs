@@ -321,6 +321,10 @@ async fn a_failing_balance_api_leaves_the_state_error_and_routing_untouched() {
         let snapshot = report.balances[0].snapshot.as_ref().unwrap();
         assert_eq!(report.balances[0].status, Status::Error);
         assert!(snapshot.amounts_carried, "the last known amounts are kept");
+        assert!(
+            report.balances[0].routing_exhausted_until_ms.is_some(),
+            "what routing does is shown, not what the failed lookup says"
+        );
         assert_eq!(setup.turn().await, "b");
     })
     .await;
@@ -450,6 +454,73 @@ async fn what_discovery_found_is_remembered_across_a_restart() {
         assert_eq!(a.hits_on(USAGE), 1, "not probed again after the restart");
         assert_eq!(a.hits_on("/api/usage/token/"), 2);
         service.stop();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_exhausted_relay_is_rechecked_until_a_lookup_shows_a_refill() {
+    bounded(async {
+        let a = MockRelay::start("a").await;
+        let b = MockRelay::start("b").await;
+        a.answer_get(USAGE, 200, &sub2api(0.0));
+        let clock = Clock::manual();
+        let config = keyed(&[("a", &a.base_url()), ("b", &b.base_url())]);
+        let setup = Setup::start(&config, quiet(), None, clock.clone()).await;
+        setup.refresh(Some("a")).await;
+        assert_eq!(setup.turn_in("one").await, "b");
+
+        // The recheck finds the balance API failing: a stays out, and is rechecked again.
+        a.answer_get(USAGE, 500, r#"{"error":"boom"}"#);
+        clock.advance(Duration::from_secs(601));
+        eventually("the first recheck", || a.hits_on(USAGE) == 2).await;
+        assert_eq!(setup.turn_in("two").await, "b");
+        a.answer_get(USAGE, 200, &sub2api(6.0));
+        clock.advance(Duration::from_secs(601));
+        eventually("the second recheck", || a.hits_on(USAGE) == 3).await;
+        eventually("a back in routing", || {
+            setup.status("a.default") == Status::Ok
+        })
+        .await;
+        assert_eq!(setup.turn_in("three").await, "a");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_429_asks_for_its_relays_balance() {
+    bounded(async {
+        let a = MockRelay::start("a").await;
+        let b = MockRelay::start("b").await;
+        a.answer_get(USAGE, 200, &sub2api(1.0));
+        b.answer_get(USAGE, 200, &sub2api(1.0));
+        a.always(Some(support::mock_relay::Fault::status(429)));
+        let clock = Clock::manual();
+        let config = keyed(&[("a", &a.base_url()), ("b", &b.base_url())])
+            + "[retry]\nprofile = \"aggressive-failover\"\n";
+        let setup = Setup::start(&config, quiet(), None, clock.clone()).await;
+        assert_eq!(setup.turn().await, "b");
+        clock.advance(Duration::from_secs(61));
+        eventually("a looked up after its 429", || a.hits_on(USAGE) == 1).await;
+        eventually("b looked up after its answer", || b.hits_on(USAGE) == 1).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refresh_asked_for_during_the_start_up_refresh_joins_it() {
+    bounded(async {
+        let a = MockRelay::start("a").await;
+        a.answer_get(USAGE, 200, &sub2api(3.0));
+        a.push(support::mock_relay::Fault::StallBeforeHeaders(
+            Duration::from_millis(300),
+        ));
+        let config = keyed(&[("a", &a.base_url())]);
+        let setup = Setup::start(&config, BalanceSettings::default(), None, Clock::real()).await;
+        let report = setup.refresh(None).await;
+        assert!(report.deduplicated);
+        assert_eq!(report.balances[0].status, Status::Ok);
+        assert_eq!(a.hits_on(USAGE), 1);
     })
     .await;
 }

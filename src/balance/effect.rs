@@ -37,7 +37,10 @@ pub fn apply(routing: &RoutingState, endpoint: &str, effect: Effect, now_ms: u64
         Effect::Leave => {}
         Effect::Clear => routing.set_exhausted(endpoint, None),
         Effect::Exhaust { reason, until_ms } => {
-            let until = routing.clock().now() + until_ms.saturating_sub(now_ms);
+            let until = routing
+                .clock()
+                .now()
+                .saturating_add(until_ms.saturating_sub(now_ms));
             routing.set_exhausted(endpoint, Some((reason, until)));
         }
     }

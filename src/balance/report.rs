@@ -20,6 +20,28 @@ pub struct EndpointBalance {
     pub snapshot: Option<Snapshot>,
 }
 
+impl EndpointBalance {
+    /// `endpoint`'s balance at `now_ms` from its latest snapshot (`unknown` without one).
+    /// `out_until_ms` is when the balance stops keeping it out of routing, if it does.
+    pub fn new(
+        provider: &str,
+        endpoint: &str,
+        snapshot: Option<Snapshot>,
+        out_until_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Self {
+        EndpointBalance {
+            provider: provider.to_string(),
+            endpoint: endpoint.to_string(),
+            status: snapshot
+                .as_ref()
+                .map_or(Status::Unknown, |s| s.status(now_ms)),
+            routing_exhausted_until_ms: out_until_ms.filter(|until| *until > now_ms),
+            snapshot,
+        }
+    }
+}
+
 /// What one refresh did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RefreshReport {

@@ -51,6 +51,19 @@ struct Times {
     /// When the queued lookup may run.
     due: Option<Millis>,
     backoff_until: Option<Millis>,
+    /// The adapter's poll interval, as the last ask gave it.
+    floor_ms: Option<u64>,
+}
+
+/// What an ask did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// A lookup is now queued.
+    Queued,
+    /// One was queued already.
+    AlreadyQueued,
+    /// The adapter does not look up on requests.
+    NotWanted,
 }
 
 /// Every endpoint's lookup times.
@@ -61,28 +74,31 @@ pub struct Schedule {
 
 impl Schedule {
     /// A request asks for `endpoint`'s balance at `now`. `floor_ms` is its adapter's poll
-    /// interval, `None` when the adapter does not refresh on requests. Returns whether this
-    /// queued a lookup (false: already queued, or not wanted).
+    /// interval, `None` when the adapter does not refresh on requests.
     pub fn request(
         &mut self,
         endpoint: &str,
         now: Millis,
         floor_ms: Option<u64>,
         rules: &Rules,
-    ) -> bool {
+    ) -> Asked {
         let Some(floor_ms) = floor_ms else {
-            return false;
+            return Asked::NotWanted;
         };
         let times = self.endpoints.entry(endpoint.to_string()).or_default();
+        times.floor_ms = Some(floor_ms);
         if times.due.is_some() {
-            return false;
+            return Asked::AlreadyQueued;
         }
-        let after_floor = times.last_lookup.map_or(0, |last| last + floor_ms);
-        let due = (now + rules.request_delay_ms)
+        let after_floor = times
+            .last_lookup
+            .map_or(0, |last| last.saturating_add(floor_ms));
+        let due = now
+            .saturating_add(rules.request_delay_ms)
             .max(after_floor)
             .max(times.backoff_until.unwrap_or(0));
         times.due = Some(due);
-        true
+        Asked::Queued
     }
 
     /// The endpoints whose lookup is due at `now`, taken off the queue.
@@ -105,19 +121,35 @@ impl Schedule {
         self.endpoints.values().filter_map(|t| t.due).min()
     }
 
-    /// Records a lookup of `endpoint` that ended at `now`: a terminal failure backs off, an
-    /// exhausted balance queues a recheck (unless something sooner is queued).
+    /// Records a lookup of `endpoint` that ended at `now` (whatever started it): a lookup
+    /// still queued waits out the poll floor from this one, a terminal failure backs off, and
+    /// an endpoint still out of routing for its balance is queued for a recheck.
     pub fn looked_up(&mut self, endpoint: &str, now: Millis, looked: Looked, rules: &Rules) {
         let times = self.endpoints.entry(endpoint.to_string()).or_default();
         times.last_lookup = Some(now);
-        times.backoff_until = looked.terminal.then(|| now + rules.terminal_backoff_ms);
+        if let (Some(due), Some(floor)) = (times.due, times.floor_ms) {
+            times.due = Some(due.max(now.saturating_add(floor)));
+        }
+        times.backoff_until = looked
+            .terminal
+            .then(|| now.saturating_add(rules.terminal_backoff_ms));
         if let Some(backoff) = times.backoff_until {
             times.due = times.due.map(|d| d.max(backoff));
         }
-        if looked.routing_exhausted && rules.exhausted_recheck_ms > 0 {
-            let recheck = now + rules.exhausted_recheck_ms;
-            times.due = Some(times.due.map_or(recheck, |d| d.min(recheck)));
+        if looked.routing_exhausted {
+            self.recheck(endpoint, now, rules);
         }
+    }
+
+    /// Queues a recheck of an endpoint out of routing for its balance (unless something
+    /// sooner is queued), so a refill is noticed without traffic to it.
+    pub fn recheck(&mut self, endpoint: &str, now: Millis, rules: &Rules) {
+        if rules.exhausted_recheck_ms == 0 {
+            return;
+        }
+        let times = self.endpoints.entry(endpoint.to_string()).or_default();
+        let recheck = now.saturating_add(rules.exhausted_recheck_ms);
+        times.due = Some(times.due.map_or(recheck, |d| d.min(recheck)));
     }
 
     /// Forgets endpoints no longer configured.
@@ -144,9 +176,12 @@ mod tests {
     #[test]
     fn a_request_queues_one_lookup_after_the_delay_and_more_requests_change_nothing() {
         let mut s = Schedule::default();
-        assert!(s.request("a.default", 1_000, FLOOR, &RULES));
+        assert_eq!(s.request("a.default", 1_000, FLOOR, &RULES), Asked::Queued);
         for t in 1_001..1_100 {
-            assert!(!s.request("a.default", t, FLOOR, &RULES));
+            assert_eq!(
+                s.request("a.default", t, FLOOR, &RULES),
+                Asked::AlreadyQueued
+            );
         }
         assert_eq!(s.next_due(), Some(61_000));
         assert!(s.take_due(60_999).is_empty());
@@ -159,7 +194,7 @@ mod tests {
     fn the_poll_floor_holds_a_queued_lookup_back() {
         let mut s = Schedule::default();
         s.looked_up("a.default", 10_000, FINE, &RULES);
-        assert!(s.request("a.default", 20_000, FLOOR, &RULES));
+        assert_eq!(Asked::Queued, s.request("a.default", 20_000, FLOOR, &RULES));
         // Delay says 80 s, the floor says 130 s.
         assert_eq!(s.next_due(), Some(130_000));
     }
@@ -167,7 +202,7 @@ mod tests {
     #[test]
     fn adapters_without_request_refresh_queue_nothing() {
         let mut s = Schedule::default();
-        assert!(!s.request("a.default", 0, None, &RULES));
+        assert_eq!(s.request("a.default", 0, None, &RULES), Asked::NotWanted);
         assert_eq!(s.next_due(), None);
     }
 
@@ -179,18 +214,21 @@ mod tests {
             routing_exhausted: false,
         };
         s.looked_up("a.default", 0, terminal, &RULES);
-        assert!(s.request("a.default", 1_000, FLOOR, &RULES));
+        assert_eq!(s.request("a.default", 1_000, FLOOR, &RULES), Asked::Queued);
         assert_eq!(s.next_due(), Some(6 * 3_600_000));
         s.take_due(6 * 3_600_000);
         s.looked_up("a.default", 6 * 3_600_000, FINE, &RULES);
-        assert!(s.request("a.default", 6 * 3_600_000 + 1, FLOOR, &RULES));
+        assert_eq!(
+            Asked::Queued,
+            s.request("a.default", 6 * 3_600_000 + 1, FLOOR, &RULES)
+        );
         assert_eq!(s.next_due(), Some(6 * 3_600_000 + 120_000), "floor only");
     }
 
     #[test]
     fn a_terminal_error_pushes_an_already_queued_lookup_back() {
         let mut s = Schedule::default();
-        assert!(s.request("a.default", 0, FLOOR, &RULES));
+        assert_eq!(Asked::Queued, s.request("a.default", 0, FLOOR, &RULES));
         let terminal = Looked {
             terminal: true,
             routing_exhausted: false,
@@ -217,13 +255,48 @@ mod tests {
     fn a_recheck_does_not_postpone_a_sooner_queued_lookup() {
         let mut s = Schedule::default();
         s.looked_up("a.default", 0, FINE, &RULES);
-        assert!(s.request("a.default", 200_000, FLOOR, &RULES));
+        assert_eq!(
+            Asked::Queued,
+            s.request("a.default", 200_000, FLOOR, &RULES)
+        );
         let exhausted = Looked {
             terminal: false,
             routing_exhausted: true,
         };
         s.looked_up("a.default", 200_001, exhausted, &RULES);
-        assert_eq!(s.next_due(), Some(260_000));
+        assert_eq!(
+            s.next_due(),
+            Some(320_001),
+            "the floor from the latest lookup"
+        );
+    }
+
+    #[test]
+    fn a_lookup_that_ends_after_an_ask_holds_the_queued_one_to_the_floor() {
+        let mut s = Schedule::default();
+        // Asked while the start-up refresh was still running (no lookup recorded yet).
+        assert_eq!(s.request("a.default", 1_000, FLOOR, &RULES), Asked::Queued);
+        assert_eq!(s.next_due(), Some(61_000));
+        s.looked_up("a.default", 5_000, FINE, &RULES);
+        assert_eq!(s.next_due(), Some(125_000));
+    }
+
+    #[test]
+    fn huge_settings_saturate_instead_of_wrapping() {
+        let rules = Rules {
+            request_delay_ms: u64::MAX,
+            exhausted_recheck_ms: u64::MAX,
+            terminal_backoff_ms: u64::MAX,
+        };
+        let mut s = Schedule::default();
+        s.request("a.default", 10, Some(u64::MAX), &rules);
+        let terminal = Looked {
+            terminal: true,
+            routing_exhausted: true,
+        };
+        s.looked_up("a.default", 20, terminal, &rules);
+        assert_eq!(s.next_due(), Some(u64::MAX));
+        assert!(s.take_due(1_000_000).is_empty());
     }
 
     #[test]

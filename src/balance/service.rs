@@ -6,7 +6,9 @@
 //! only queue endpoint names ([`Asker`]), which [`Schedule`] turns into at most one lookup per
 //! endpoint per window. Lookups run concurrently (a few at a time) while the service keeps
 //! taking commands; every change of state (schedule, snapshots, store, routing) is made by
-//! its one loop when a batch of lookups ends, so nothing here needs more than the view's lock.
+//! its one loop when a batch of lookups ends. Two short locks are shared: the view (what the
+//! handle reads) and the asks pending (what the [`Asker`] need not send again); neither is
+//! held while taking the other, nor across an `.await`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -23,8 +25,8 @@ use super::lookup::{self, LookupContext, LookupOutcome};
 use super::parse::Kind;
 use super::providers::{self, UsageProvider, UsageProviders};
 use super::report::{EndpointBalance, RefreshReport};
-use super::schedule::{Looked, Rules, Schedule};
-use super::snapshot::{Reading, Snapshot, Status};
+use super::schedule::{Asked, Looked, Rules, Schedule};
+use super::snapshot::{Reading, Snapshot};
 use super::store;
 use crate::config::Homes;
 use crate::config::model::BalanceSettings;
@@ -55,7 +57,6 @@ enum Command {
         provider: Option<String>,
         reply: oneshot::Sender<RefreshReport>,
     },
-    Stop,
 }
 
 /// Queues requests' asks; cheap and never blocking, for the proxy's event loops. An endpoint
@@ -117,7 +118,8 @@ pub struct ServiceConfig {
 
 /// The running service: stop it before the proxy state is dropped.
 pub struct BalanceService {
-    tx: mpsc::Sender<Command>,
+    /// Not a command: a full inbox must not hold a stop back.
+    stop: Arc<tokio::sync::Notify>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -131,8 +133,22 @@ pub struct BalanceHandle {
 /// What the handle reads without asking the service's loop.
 struct View {
     state: Arc<ProxyState>,
-    snapshots: Mutex<HashMap<String, Snapshot>>,
-    max_exhausted_ms: u64,
+    known: Mutex<Known>,
+}
+
+/// The latest snapshot of each endpoint, and what routing was told.
+#[derive(Default)]
+struct Known {
+    snapshots: HashMap<String, Snapshot>,
+    /// Until when (epoch ms) each endpoint is out of routing for its balance, as put on
+    /// routing: a later failed lookup leaves it, so it is not the latest snapshot's to say.
+    out_until: HashMap<String, u64>,
+}
+
+impl View {
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().expect("balance view lock")
+    }
 }
 
 impl BalanceService {
@@ -144,14 +160,15 @@ impl BalanceService {
         inbox: Inbox,
         config: ServiceConfig,
     ) -> anyhow::Result<(BalanceService, BalanceHandle)> {
-        let store = match &config.store {
-            Some(path) => Some(store::open(path)?),
-            None => None,
-        };
+        // Without its store the service still works, in memory.
+        let store = config.store.as_ref().and_then(|path| {
+            store::open(path)
+                .inspect_err(|e| tracing::warn!("{e:#}; balances are kept in memory only"))
+                .ok()
+        });
         let view = Arc::new(View {
             state: state.clone(),
-            snapshots: Mutex::default(),
-            max_exhausted_ms: config.settings.max_exhausted_ms,
+            known: Mutex::default(),
         });
         let mut engine = Engine {
             rules: Rules::new(&config.settings),
@@ -168,25 +185,22 @@ impl BalanceService {
         engine.restore();
         engine.reload_adapters(); // A broken `usage_providers.json` is reported at start-up.
         let Inbox { tx, rx, .. } = inbox;
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("cannot start the balance service's event loop")?;
         let thread = std::thread::Builder::new()
             .name("balance".into())
-            .spawn(move || runtime.block_on(engine.run(rx)))
+            .spawn(move || runtime.block_on(engine.run(rx, stopped)))
             .context("cannot start the balance service's thread")?;
-        let handle = BalanceHandle {
-            tx: tx.clone(),
-            view,
+        let handle = BalanceHandle { tx, view };
+        let service = BalanceService {
+            stop,
+            thread: Some(thread),
         };
-        Ok((
-            BalanceService {
-                tx,
-                thread: Some(thread),
-            },
-            handle,
-        ))
+        Ok((service, handle))
     }
 
     /// Stops the service; lookups in flight are abandoned (their snapshots are not kept).
@@ -195,7 +209,7 @@ impl BalanceService {
     }
 
     fn halt(&mut self) {
-        let _ = self.tx.try_send(Command::Stop);
+        self.stop.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -240,38 +254,27 @@ impl BalanceHandle {
 
     /// Every configured endpoint's balance as known now.
     pub fn balances(&self) -> Vec<EndpointBalance> {
-        let snapshots = self.view.snapshots.lock().expect("balance view lock");
         let plan = self.view.state.plan();
-        balances_of(
-            plan.graph.upstreams.iter(),
-            &snapshots,
-            now_ms(),
-            self.view.max_exhausted_ms,
-        )
+        balances_of(plan.graph.upstreams.iter(), &self.view.known(), now_ms())
     }
 }
 
-/// The balances of `upstreams` from `snapshots` at `now_ms`.
-pub fn balances_of<'a>(
+/// The balances of `upstreams` at `now_ms`.
+fn balances_of<'a>(
     upstreams: impl Iterator<Item = &'a Upstream>,
-    snapshots: &HashMap<String, Snapshot>,
+    known: &Known,
     now_ms: u64,
-    max_exhausted_ms: u64,
 ) -> Vec<EndpointBalance> {
     upstreams
         .map(|u| {
-            let snapshot = snapshots.get(u.key().as_str()).cloned();
-            EndpointBalance {
-                provider: u.provider.clone(),
-                endpoint: u.key().to_string(),
-                status: snapshot
-                    .as_ref()
-                    .map_or(Status::Unknown, |s| s.status(now_ms)),
-                routing_exhausted_until_ms: snapshot
-                    .as_ref()
-                    .and_then(|s| s.routing_exhausted_until(now_ms, max_exhausted_ms)),
-                snapshot,
-            }
+            let key = u.key().as_str();
+            EndpointBalance::new(
+                &u.provider,
+                key,
+                known.snapshots.get(key).cloned(),
+                known.out_until.get(key).copied(),
+                now_ms,
+            )
         })
         .collect()
 }
@@ -307,8 +310,9 @@ struct Engine {
     schedule: Schedule,
     /// Per host, the adapter kind auto-discovery found.
     discovered: HashMap<String, Kind>,
-    /// Refreshes running, by provider filter, and the callers waiting for each.
-    waiting: HashMap<Option<String>, Vec<oneshot::Sender<RefreshReport>>>,
+    /// Refreshes running, by provider filter, and the callers waiting for each (with whether
+    /// they joined a refresh already running).
+    waiting: HashMap<Option<String>, Vec<(oneshot::Sender<RefreshReport>, bool)>>,
     /// The adapters in force, read again from `usage_providers.json` for every batch.
     adapters: UsageProviders,
     /// The last `usage_providers.json` problem reported (each one is logged once).
@@ -320,25 +324,28 @@ struct Engine {
 }
 
 impl Engine {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, stop: Arc<tokio::sync::Notify>) {
         let mut batches = FuturesUnordered::new();
         if self.config.settings.refresh_on_start {
-            batches.push(self.start_batch(None, Select::All));
+            // As a refresh of everything: one asked for meanwhile joins it.
+            self.waiting.insert(None, Vec::new());
+            batches.push(self.start_batch(Some(None), Select::All));
         }
         loop {
             let tick = self.tick();
             tokio::select! {
+                () = stop.notified() => return,
                 command = rx.recv() => match command {
                     Some(Command::Ask(endpoint)) => self.ask(&endpoint),
                     Some(Command::Refresh { provider, reply }) => {
-                        let first = !self.waiting.contains_key(&provider);
-                        self.waiting.entry(provider.clone()).or_default().push(reply);
-                        if first {
+                        let running = self.waiting.contains_key(&provider);
+                        self.waiting.entry(provider.clone()).or_default().push((reply, running));
+                        if !running {
                             let select = provider.clone().map_or(Select::All, Select::Provider);
                             batches.push(self.start_batch(Some(provider), select));
                         }
                     }
-                    Some(Command::Stop) | None => return,
+                    None => return,
                 },
                 Some((refresh, found)) = batches.next(), if !batches.is_empty() => {
                     self.finish(refresh, found);
@@ -381,13 +388,23 @@ impl Engine {
         if let Err(e) = store::retain(conn, &keys) {
             tracing::warn!("balance store: {e:#}");
         }
+        let now = now_ms();
+        let max = self.config.settings.max_exhausted_ms;
         let restored = effect::apply_kept(
             &self.view.state.routing,
             kept,
             |endpoint| plan.graph.upstreams.iter().any(|u| *u.key() == *endpoint),
-            now_ms(),
-            self.config.settings.max_exhausted_ms,
+            now,
+            max,
         );
+        let mut known = self.view.known();
+        for (endpoint, snapshot) in &restored {
+            if let Effect::Exhaust { until_ms, .. } = effect::effect(snapshot, now, max) {
+                known.out_until.insert(endpoint.clone(), until_ms);
+                let clock_now = self.view.state.clock().now();
+                self.schedule.recheck(endpoint, clock_now, &self.rules);
+            }
+        }
         // What discovery found before the restart, so it does not probe every relay again.
         for (endpoint, snapshot) in &restored {
             let upstream = plan.graph.upstreams.iter().find(|u| *u.key() == **endpoint);
@@ -397,11 +414,7 @@ impl Engine {
                 }
             }
         }
-        self.view
-            .snapshots
-            .lock()
-            .expect("balance view lock")
-            .extend(restored);
+        known.snapshots.extend(restored);
     }
 
     /// A request asked for `endpoint`'s balance: queue it by the rules.
@@ -421,7 +434,13 @@ impl Engine {
         };
         let now = self.view.state.clock().now();
         let floor_ms = floor.map(|f| f.as_millis() as u64);
-        self.schedule.request(endpoint, now, floor_ms, &self.rules);
+        if self.schedule.request(endpoint, now, floor_ms, &self.rules) == Asked::NotWanted {
+            // Let later asks through: the adapter (or its file) may change.
+            self.pending
+                .lock()
+                .expect("balance asks lock")
+                .remove(endpoint);
+        }
     }
 
     /// Reads the adapters in force: the file's, or the built-in ones when it has a problem
@@ -458,7 +477,7 @@ impl Engine {
             .expect("balance asks lock")
             .retain(|e| configured(e));
         let providers = &self.adapters;
-        let snapshots = self.view.snapshots.lock().expect("balance view lock");
+        let known = self.view.known();
         let jobs: Vec<Job> = plan
             .graph
             .upstreams
@@ -468,9 +487,10 @@ impl Engine {
                 upstream: u.clone(),
                 adapter: providers.for_host(u.base_url.host()).next().cloned(),
                 remembered: self.discovered.get(u.base_url.host()).copied(),
-                previous: snapshots.get(u.key().as_str()).cloned(),
+                previous: known.snapshots.get(u.key().as_str()).cloned(),
             })
             .collect();
+        drop(known);
         let state = self.view.state.clone();
         let env = self.config.env.clone();
         let timeout = Duration::from_millis(self.config.settings.timeout_ms);
@@ -487,8 +507,6 @@ impl Engine {
     /// Takes a batch's results in: schedule, view, store, routing, then the waiting callers.
     fn finish(&mut self, refresh: Option<Option<String>>, found: Vec<Found>) {
         let now = now_ms();
-        let clock_now = self.view.state.clock().now();
-        let max = self.config.settings.max_exhausted_ms;
         let mut report = RefreshReport {
             provider_filter: refresh.clone().flatten(),
             endpoints_matched: found.len(),
@@ -500,22 +518,6 @@ impl Engine {
         }
         drop(pending);
         for found in &found {
-            let effect = effect::effect(&found.snapshot, now, max);
-            let looked = Looked {
-                terminal: found.terminal,
-                routing_exhausted: matches!(effect, Effect::Exhaust { .. }),
-            };
-            self.schedule
-                .looked_up(&found.endpoint, clock_now, looked, &self.rules);
-            effect::apply(&self.view.state.routing, &found.endpoint, effect, now);
-            if let Some(kind) = found.discovered {
-                self.discovered.insert(found.host.clone(), kind);
-            }
-            if let Some(conn) = &self.store {
-                if let Err(e) = store::save(conn, &found.endpoint, &found.snapshot) {
-                    tracing::warn!("balance store: {e:#}");
-                }
-            }
             if found.missing_token {
                 report.missing_token += 1;
             } else {
@@ -526,34 +528,72 @@ impl Engine {
                     report.refreshed += 1;
                 }
             }
-            self.view
-                .snapshots
-                .lock()
-                .expect("balance view lock")
-                .insert(found.endpoint.clone(), found.snapshot.clone());
+            self.take_in(found, now);
         }
         let Some(filter) = refresh else { return };
         report.balances = {
-            let snapshots = self.view.snapshots.lock().expect("balance view lock");
             let plan = self.view.state.plan();
             let covered = plan
                 .graph
                 .upstreams
                 .iter()
                 .filter(|u| found.iter().any(|f| *u.key() == *f.endpoint));
-            balances_of(covered, &snapshots, now, max)
+            balances_of(covered, &self.view.known(), now)
         };
-        for (i, reply) in self
-            .waiting
-            .remove(&filter)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (reply, joined) in self.waiting.remove(&filter).into_iter().flatten() {
             let _ = reply.send(RefreshReport {
-                deduplicated: i > 0,
+                deduplicated: joined,
                 ..report.clone()
             });
+        }
+    }
+
+    /// One lookup's result: the view, routing, the schedule, discovery, the store. A result
+    /// older than the one already known (two batches looked the same endpoint up at once)
+    /// changes nothing.
+    fn take_in(&mut self, found: &Found, now: u64) {
+        let max = self.config.settings.max_exhausted_ms;
+        let mut known = self.view.known();
+        let newer = known
+            .snapshots
+            .get(&found.endpoint)
+            .is_some_and(|s| s.fetched_at_ms > found.snapshot.fetched_at_ms);
+        if newer {
+            return;
+        }
+        known
+            .snapshots
+            .insert(found.endpoint.clone(), found.snapshot.clone());
+        let effect = effect::effect(&found.snapshot, now, max);
+        match &effect {
+            Effect::Exhaust { until_ms, .. } => {
+                known.out_until.insert(found.endpoint.clone(), *until_ms);
+            }
+            Effect::Clear => {
+                known.out_until.remove(&found.endpoint);
+            }
+            Effect::Leave => {}
+        }
+        let still_out = known
+            .out_until
+            .get(&found.endpoint)
+            .is_some_and(|until| *until > now);
+        drop(known);
+        effect::apply(&self.view.state.routing, &found.endpoint, effect, now);
+        let looked = Looked {
+            terminal: found.terminal,
+            routing_exhausted: still_out,
+        };
+        let clock_now = self.view.state.clock().now();
+        self.schedule
+            .looked_up(&found.endpoint, clock_now, looked, &self.rules);
+        if let Some(kind) = found.discovered {
+            self.discovered.insert(found.host.clone(), kind);
+        }
+        if let Some(conn) = &self.store {
+            if let Err(e) = store::save(conn, &found.endpoint, &found.snapshot) {
+                tracing::warn!("balance store: {e:#}");
+            }
         }
     }
 }

@@ -152,10 +152,11 @@ impl Snapshot {
         previous: Option<&Snapshot>,
     ) -> Snapshot {
         let carried = reading.error.is_some() && !reading.amounts.any();
-        let amounts = match previous {
+        let mut amounts = match previous {
             Some(previous) if carried => previous.amounts.clone(),
             _ => reading.amounts,
         };
+        amounts.plan_name = amounts.plan_name.map(printable);
         Snapshot {
             adapter: adapter.to_string(),
             source: source.to_string(),
@@ -169,7 +170,7 @@ impl Snapshot {
             trusted_for_routing: trusted && !reading.display_only,
             amounts_carried: carried && previous.is_some_and(|p| p.amounts.any()),
             amounts,
-            error: reading.error,
+            error: reading.error.map(printable),
         }
     }
 
@@ -207,14 +208,27 @@ impl Snapshot {
     }
 }
 
+/// Relay text as it may be shown in a terminal: control characters (escape sequences, line
+/// breaks) become spaces.
+fn printable(text: String) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    } else {
+        text
+    }
+}
+
 /// A provider's state from its endpoints' snapshots: none ⇒ unknown; then the first of error,
 /// exhausted, stale, unknown, unlimited that any snapshot has; else ok.
 pub fn aggregate<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>, now_ms: u64) -> Status {
-    snapshots
-        .into_iter()
-        .map(|s| s.status(now_ms))
-        .min()
-        .unwrap_or(Status::Unknown)
+    combine(snapshots.into_iter().map(|s| s.status(now_ms)))
+}
+
+/// States combined by precedence (`unknown` for none).
+pub fn combine(states: impl IntoIterator<Item = Status>) -> Status {
+    states.into_iter().min().unwrap_or(Status::Unknown)
 }
 
 #[cfg(test)]
@@ -222,6 +236,20 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_000_000;
+
+    #[test]
+    fn relay_text_loses_its_control_characters() {
+        let mut r = reading(Some("1"), Some(false));
+        r.amounts.plan_name = Some("Pro\u{1b}[2J\nplan".into());
+        let s = Snapshot::new("a", "s", r, true, (NOW, NOW + 1), None);
+        assert_eq!(s.amounts.plan_name.as_deref(), Some("Pro [2J plan"));
+        let failed = Reading {
+            error: Some("bad\u{7}\r\nkey".into()),
+            ..Reading::default()
+        };
+        let s = Snapshot::new("a", "s", failed, true, (NOW, NOW + 1), None);
+        assert_eq!(s.error.as_deref(), Some("bad   key"));
+    }
 
     fn usd(text: &str) -> Usd {
         text.parse().unwrap()

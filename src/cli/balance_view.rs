@@ -5,10 +5,11 @@
 use serde::Serialize;
 
 use crate::balance::report::{EndpointBalance, RefreshReport};
-use crate::balance::snapshot::{Amounts, QuotaPeriod, Snapshot, Status};
+use crate::balance::snapshot::{self, Amounts, QuotaPeriod, Snapshot, Status};
 use crate::ledger::forecast::Forecast;
 
-/// One endpoint's balance from its latest stored snapshot (`unknown` without one).
+/// One endpoint's balance from its latest stored snapshot (`unknown` without one); without a
+/// running proxy, routing would take the snapshot's own exhaustion.
 pub fn endpoint_balance(
     provider: &str,
     endpoint: &str,
@@ -16,17 +17,10 @@ pub fn endpoint_balance(
     now_ms: u64,
     max_exhausted_ms: u64,
 ) -> EndpointBalance {
-    EndpointBalance {
-        provider: provider.to_string(),
-        endpoint: endpoint.to_string(),
-        status: snapshot
-            .as_ref()
-            .map_or(Status::Unknown, |s| s.status(now_ms)),
-        routing_exhausted_until_ms: snapshot
-            .as_ref()
-            .and_then(|s| s.routing_exhausted_until(now_ms, max_exhausted_ms)),
-        snapshot,
-    }
+    let out_until = snapshot
+        .as_ref()
+        .and_then(|s| s.routing_exhausted_until(now_ms, max_exhausted_ms));
+    EndpointBalance::new(provider, endpoint, snapshot, out_until, now_ms)
 }
 
 /// One provider's endpoints and where they stand together.
@@ -56,12 +50,7 @@ pub fn group(balances: Vec<EndpointBalance>) -> Vec<ProviderBalances> {
         }
     }
     for group in &mut groups {
-        group.status = group
-            .endpoints
-            .iter()
-            .map(|e| e.status)
-            .min()
-            .unwrap_or(Status::Unknown);
+        group.status = snapshot::combine(group.endpoints.iter().map(|e| e.status));
     }
     groups
 }

@@ -148,7 +148,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let shutdown = shutdown_signal()?;
         state.add_proxy_thread()?;
         let server_threads = ServerThreads::start(&state, threads - 1)?;
-        let server = proxy::serve_on(listener, state.clone(), server_threads)?;
+        // Before serving: kept exhaustion is on routing for the first request.
         let balances = if balance_settings.enabled {
             let config = ServiceConfig {
                 settings: balance_settings,
@@ -160,6 +160,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             None
         };
+        let server = proxy::serve_on(listener, state.clone(), server_threads)?;
         let admin = start_admin(admin_port(args.admin_port, args.port), balances.as_ref().map(|(_, h)| h.clone())).await;
         let running = RunningServe {
             pid: std::process::id(),
