@@ -377,12 +377,16 @@ mod live {
         let a = MockRelay::start("a").await;
         let b = MockRelay::start("b").await;
         a.answer_get("/v1/usage", 200, &sub2api(2.5));
-        // b's balance API fails, echoing the key it was sent.
-        b.answer_get(
+        // b's balance APIs fail, echoing the key they were sent.
+        let echo = json!({"error": {"message": format!("invalid key {KEY_B}")}}).to_string();
+        for path in [
             "/v1/usage",
-            401,
-            &json!({"error": {"message": format!("invalid key {KEY_B}")}}).to_string(),
-        );
+            "/api/usage/token/",
+            "/api/user/self",
+            "/user/balance",
+        ] {
+            b.answer_get(path, 401, &echo);
+        }
         let homes = Homes::new();
         std::fs::write(homes.helper_config(), config(&a, &b, "")).unwrap();
 
@@ -404,6 +408,14 @@ mod live {
         assert!(ok, "{out}");
         no_key("balance show", &out);
         assert!(out.contains("2.5"), "{out}");
+        // b echoed its key: neither the store nor the report keeps it.
+        assert!(
+            endpoint(&report, "b.default")
+                .to_string()
+                .contains("[redacted]")
+        );
+        let store = std::fs::read(homes.helper.path().join("balances.sqlite3")).unwrap();
+        no_key("balances.sqlite3", &String::from_utf8_lossy(&store));
     }
 
     #[tokio::test]
@@ -432,8 +444,12 @@ mod live {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(reported(), "{}", served.log_so_far());
-        let (ok, out) = run(&homes, &["balance", "refresh", "--json"]).await;
+        let (ok, out) = run(&homes, &["balance", "refresh"]).await;
         assert!(ok, "built-in adapters and discovery still work: {out}");
+        assert!(
+            out.contains("usage_providers.json:3:") && out.contains("built-in balance adapters"),
+            "the command says so too: {out}"
+        );
         served.child.kill().await.unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), broken);
     }

@@ -1,5 +1,5 @@
 //! What a balance lookup does to routing (pure). Only a trusted exhaustion takes an endpoint
-//! out, and only until its window resets or a cap passes; a failed or empty lookup leaves
+//! out, and only until its window resets (when the relay says when) or a cap passes; a failed or empty lookup leaves
 //! routing as it was: not knowing the balance is never a reason to stop using a relay.
 
 use super::snapshot::{Snapshot, Status};

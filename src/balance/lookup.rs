@@ -52,6 +52,20 @@ pub struct LookupRequest {
     pub token: Option<Secret>,
 }
 
+impl LookupRequest {
+    /// What this request sends that a reply must not show: the token and every sensitive
+    /// header value (the adapter's own headers may carry a `{{env:…}}` secret), masked the way
+    /// the redactor masks a configured secret (too short a one would mask ordinary words).
+    fn sent_secrets(&self) -> Redactor {
+        let headers = self
+            .headers
+            .values()
+            .filter(|v| v.is_sensitive())
+            .filter_map(|v| v.to_str().ok());
+        Redactor::new(self.token.iter().map(Secret::expose).chain(headers))
+    }
+}
+
 /// Printed without the URL and header values, which may hold the token.
 impl fmt::Debug for LookupRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -368,7 +382,8 @@ async fn fetch_with(
     timeout: Duration,
     redactor: &Redactor,
 ) -> Result<Value, Failure> {
-    let scrub = |text: &str| scrub(text, redactor, request.token.as_ref());
+    let sent = request.sent_secrets();
+    let scrub = |text: &str| scrub(text, redactor, &sent);
     match tokio::time::timeout(timeout, exchange(client, request, &scrub)).await {
         Ok(result) => result.map_err(|failure| Failure {
             message: scrub(&failure.message),
@@ -540,13 +555,8 @@ fn snippet(text: &str) -> String {
 /// `text` with credentials masked: the redactor's, then the token itself (which may have no
 /// credential shape at all). Applied to whole texts, before any cut, so no token is cut in
 /// half past the redactor's reach.
-fn scrub(text: &str, redactor: &Redactor, token: Option<&Secret>) -> String {
-    let text = redactor.redact(text);
-    match token {
-        // The token as the redactor takes a secret: too short a one would mask ordinary words.
-        Some(token) => Redactor::new([token.expose()]).redact(&text).into_owned(),
-        None => text.into_owned(),
-    }
+fn scrub(text: &str, redactor: &Redactor, sent: &Redactor) -> String {
+    sent.redact(&redactor.redact(text)).into_owned()
 }
 
 // ---- the lookup -----------------------------------------------------------------------------
@@ -562,13 +572,13 @@ pub async fn look_up(
         Ok(request) => request,
         Err(not_asked) => {
             return LookupOutcome {
-                reading: scrubbed(not_asked.reading, ctx.redactor, None),
+                reading: scrubbed(not_asked.reading, ctx.redactor, &Redactor::default()),
                 terminal: false,
                 missing_token: not_asked.missing_token,
             };
         }
     };
-    let token = request.token.as_ref();
+    let sent = request.sent_secrets();
     match fetch_with(ctx.client, &request, ctx.timeout, ctx.redactor).await {
         Ok(body) => {
             let reading = parse::read(
@@ -582,13 +592,13 @@ pub async fn look_up(
                 .as_deref()
                 .is_some_and(|error| is_terminal(None, error));
             LookupOutcome {
-                reading: scrubbed(reading, ctx.redactor, token),
+                reading: scrubbed(reading, ctx.redactor, &sent),
                 terminal,
                 missing_token: false,
             }
         }
         Err(failure) => LookupOutcome {
-            reading: failed(scrub(&failure.message, ctx.redactor, token)),
+            reading: failed(scrub(&failure.message, ctx.redactor, &sent)),
             terminal: failure.terminal,
             missing_token: false,
         },
@@ -596,9 +606,9 @@ pub async fn look_up(
 }
 
 /// `reading` with its error scrubbed (the relay's own message may quote the request).
-fn scrubbed(mut reading: Reading, redactor: &Redactor, token: Option<&Secret>) -> Reading {
+fn scrubbed(mut reading: Reading, redactor: &Redactor, sent: &Redactor) -> Reading {
     if let Some(error) = reading.error.take() {
-        reading.error = Some(scrub(&error, redactor, token));
+        reading.error = Some(scrub(&error, redactor, sent));
     }
     reading
 }
@@ -1025,11 +1035,10 @@ mod tests {
 
     #[test]
     fn scrub_masks_the_token_even_without_a_credential_shape() {
-        let token = Secret::new("plainsecret12345");
         let text = scrub(
             "bad key plainsecret12345 (again plainsecret12345)",
             &Redactor::default(),
-            Some(&token),
+            &Redactor::new(["plainsecret12345"]),
         );
         assert_eq!(text, "bad key [redacted] (again [redacted])");
     }
@@ -1039,7 +1048,7 @@ mod tests {
         let text = scrub(
             "cannot reach https://m.example",
             &Redactor::default(),
-            Some(&Secret::new("x")),
+            &Redactor::new(["x"]),
         );
         assert_eq!(text, "cannot reach https://m.example");
     }
@@ -1225,6 +1234,26 @@ mod tests {
         let error = error(&outcome);
         assert!(outcome.terminal, "{error}");
         assert_eq!(error, "token is disabled: [redacted]");
+    }
+
+    #[tokio::test]
+    async fn a_secret_sent_in_a_custom_header_is_never_shown() {
+        // The relay quotes a header whose value came from `{{env:…}}`.
+        let relay = test_relay::start(|_, head| {
+            let user = header(head, "x-relay-session").unwrap_or_default();
+            json(500, &format!(r#"{{"message":"session {user} rejected"}}"#))
+        })
+        .await;
+        let client = test_relay::client();
+        let redactor = Redactor::default();
+        let up = upstream(&relay.origin, Some(TOKEN), None);
+        let mut a = adapter(Kind::Sub2apiUsage);
+        a.headers
+            .insert("X-Relay-Session".into(), "{{env:USAGE_TOKEN}}".into());
+        let outcome = look_up(&ctx(&client, &redactor), &a, &up).await;
+        let error = error(&outcome);
+        assert!(!error.contains("usage-token-from-env-42"), "{error}");
+        assert!(error.contains("session [redacted] rejected"), "{error}");
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@
 //!   nor while a terminal error (invalid key, inactive account) is backing off;
 //! - an endpoint whose balance keeps it out of routing is looked up again every
 //!   `exhausted_recheck`, so a refill is noticed without traffic to it;
-//! - on-demand lookups (start-up, `balance refresh`) ignore the queue and the floor.
+//! - on-demand lookups (start-up, `balance refresh`) run at once, whatever the queue and the
+//!   floor say; a lookup queued meanwhile then waits out the floor from them.
 
 use std::collections::HashMap;
 

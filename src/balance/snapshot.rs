@@ -94,7 +94,8 @@ pub struct Reading {
 pub struct Snapshot {
     /// The adapter's id (from `usage_providers.json`, or the provider name when discovered).
     pub adapter: String,
-    /// Where it came from: `usage_provider:<kind>`.
+    /// Where it came from: `usage_provider:<kind>`, or `auto_discovery` when no adapter kind
+    /// answered.
     pub source: String,
     pub fetched_at_ms: u64,
     /// After this the snapshot is `stale` (three poll intervals after it was fetched).

@@ -59,6 +59,10 @@ pub enum BalanceCommand {
 pub fn run(command: BalanceCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let loaded = config(&homes)?;
+    // Reported, not fatal: lookups use the built-in adapters meanwhile (the file is not touched).
+    if let Err(e) = crate::balance::providers::load(&homes.usage_providers()) {
+        eprintln!("codex-helper: {e}; the built-in balance adapters are used until it is fixed");
+    }
     match command {
         BalanceCommand::Show { provider, json } => {
             check_provider(&loaded, provider.as_deref())?;

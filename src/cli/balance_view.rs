@@ -252,13 +252,8 @@ fn render_endpoint(out: &mut String, e: &EndpointBalance, now_ms: u64) {
 /// The first line of `balance refresh`: what the refresh did.
 pub fn refresh_summary(report: &RefreshReport) -> String {
     let mut line = format!(
-        "Refreshed {} of {} endpoint(s): {} lookup(s), {} ok, {} failed, {} without a token",
-        report.balances.len(),
-        report.endpoints_matched,
-        report.attempted,
-        report.refreshed,
-        report.failed,
-        report.missing_token
+        "Looked up {} endpoint(s): {} ok, {} failed, {} without a token",
+        report.endpoints_matched, report.refreshed, report.failed, report.missing_token
     );
     if let Some(provider) = &report.provider_filter {
         line.push_str(&format!(" (provider {provider})"));
