@@ -99,10 +99,11 @@ fn check_provider(loaded: &LoadedConfig, provider: Option<&str>) -> anyhow::Resu
     .with_context(|| format!("--provider {id}"))
 }
 
-/// The running serve's admin API, if one announced itself and is alive.
+/// The running serve's admin API, if one announced itself and is alive. Only a loopback
+/// address is believed: the file is ours, but a command must not be sent off the machine.
 fn running_admin(homes: &Homes) -> Option<(RunningServe, SocketAddr)> {
     let running = running::find(&homes.running())?;
-    let admin = running.admin?;
+    let admin = running.admin.filter(|a| a.ip().is_loopback())?;
     Some((running, admin))
 }
 

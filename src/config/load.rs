@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::{CURRENT_VERSION, HelperConfig};
+use super::model::{BalanceSettings, CURRENT_VERSION, HelperConfig};
 
 /// A config problem a user can fix: which file, which key, what is wrong and what is allowed.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +59,51 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
         ConfigError::new(path, key, message.trim_end().to_string())
     })?;
     check_version(path, config.version)?;
+    check_balance(path, &config.balance)?;
     let deferred_keys = deferred_keys(&config);
     Ok(LoadedConfig {
         path: path.to_path_buf(),
         config,
         deferred_keys,
     })
+}
+
+/// `[balance]` times within what makes sense (a timeout of 0 would fail every lookup; a
+/// delay of centuries is a typo).
+fn check_balance(path: &Path, balance: &BalanceSettings) -> Result<(), ConfigError> {
+    const MONTH_MS: u64 = 30 * 24 * 3_600_000;
+    let checks = [
+        ("timeout_ms", balance.timeout_ms, 100, 120_000),
+        (
+            "request_refresh_delay_ms",
+            balance.request_refresh_delay_ms,
+            0,
+            MONTH_MS,
+        ),
+        (
+            "exhausted_recheck_ms",
+            balance.exhausted_recheck_ms,
+            0,
+            MONTH_MS,
+        ),
+        ("max_exhausted_ms", balance.max_exhausted_ms, 0, MONTH_MS),
+        (
+            "terminal_backoff_ms",
+            balance.terminal_backoff_ms,
+            0,
+            MONTH_MS,
+        ),
+    ];
+    for (key, value, least, most) in checks {
+        if !(least..=most).contains(&value) {
+            return Err(ConfigError::new(
+                path,
+                format!("balance.{key}"),
+                format!("{value} is out of range: {least} to {most} (milliseconds)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_version(path: &Path, version: Option<u32>) -> Result<(), ConfigError> {
@@ -120,6 +159,30 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn balance_times_out_of_range_name_their_key() {
+        let err = parse(
+            Path::new("/c.toml"),
+            "version = 5\n[balance]\ntimeout_ms = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "balance.timeout_ms");
+        assert!(err.message.contains("100 to 120000"), "{}", err.message);
+        let err = parse(
+            Path::new("/c.toml"),
+            "version = 5\n[balance]\nmax_exhausted_ms = 99999999999999\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "balance.max_exhausted_ms");
+        assert!(
+            parse(
+                Path::new("/c.toml"),
+                "version = 5\n[balance]\nenabled = false\n"
+            )
+            .is_ok()
+        );
+    }
 
     fn parse_text(text: &str) -> Result<LoadedConfig, ConfigError> {
         parse(Path::new("/home/u/.codex-helper/config.toml"), text)
