@@ -441,29 +441,37 @@ fn sub2api_quota(body: &Value, extract: &Extract) -> Reading {
     }
 }
 
-/// One subscription window: `(period, remaining, limit, used)`.
-type Window = (QuotaPeriod, Usd, Usd, Usd);
+/// One subscription window.
+struct Window {
+    period: QuotaPeriod,
+    remaining: Usd,
+    limit: Usd,
+    used: Usd,
+    /// When it starts afresh, if the relay says when it began (or will reset).
+    resets_at_ms: Option<u64>,
+}
 
 /// The subscription window with the least left, shown as the quota. Display-only: sub2api
 /// reports windows for information, and a spent daily window does not mean the key is
 /// refused. `None` when there is no `subscription` or no window with a limit.
 fn sub2api_subscription(body: &Value, extract: &Extract) -> Option<Reading> {
     let subscription = first(body, &[], &["subscription"], |v| v.is_object().then_some(v))?;
-    let (period, remaining, limit, used) = [
-        (QuotaPeriod::Daily, "daily"),
-        (QuotaPeriod::Weekly, "weekly"),
-        (QuotaPeriod::Monthly, "monthly"),
+    let tightest = [
+        (QuotaPeriod::Daily, "daily", 24),
+        (QuotaPeriod::Weekly, "weekly", 7 * 24),
+        (QuotaPeriod::Monthly, "monthly", 30 * 24),
     ]
     .into_iter()
-    .filter_map(|(period, name)| window(subscription, period, name))
-    .min_by_key(|w| w.1)?;
-    let exhausted = exhausted_flag(body, extract) == Some(true) || is_empty(remaining);
+    .filter_map(|(period, name, hours)| window(subscription, (period, name, hours)))
+    .min_by_key(|w| w.remaining)?;
+    let exhausted = exhausted_flag(body, extract) == Some(true) || is_empty(tightest.remaining);
     Some(Reading {
         amounts: Amounts {
-            quota_period: Some(period),
-            quota_remaining: Some(remaining),
-            quota_limit: Some(limit),
-            quota_used: Some(used),
+            quota_period: Some(tightest.period),
+            quota_remaining: Some(tightest.remaining),
+            quota_limit: Some(tightest.limit),
+            quota_used: Some(tightest.used),
+            quota_resets_at_ms: tightest.resets_at_ms,
             ..Amounts::default()
         },
         exhausted: Some(exhausted),
@@ -473,7 +481,9 @@ fn sub2api_subscription(body: &Value, extract: &Extract) -> Option<Reading> {
 }
 
 /// A window with a positive `<name>_limit_usd`; what is left of it never shows below zero.
-fn window(subscription: &Value, period: QuotaPeriod, name: &str) -> Option<Window> {
+/// It resets at `<name>_window_resets_at` when given, else `hours` after
+/// `<name>_window_start` (sub2api's windows run 24 hours, 7 days and 30 days from their start).
+fn window(subscription: &Value, (period, name, hours): (QuotaPeriod, &str, u64)) -> Option<Window> {
     let limit = Usd::from_json(subscription.get(format!("{name}_limit_usd"))?)?;
     if !limit.is_positive() {
         return None;
@@ -483,7 +493,30 @@ fn window(subscription: &Value, period: QuotaPeriod, name: &str) -> Option<Windo
         .and_then(Usd::from_json)
         .unwrap_or(Usd::ZERO);
     let remaining = limit.checked_sub(used)?.max(Usd::ZERO);
-    Some((period, remaining, limit, used))
+    let at = |key: String| subscription.get(key).and_then(epoch_ms);
+    let resets_at_ms = at(format!("{name}_window_resets_at")).or_else(|| {
+        at(format!("{name}_window_start")).map(|start| start.saturating_add(hours * 3_600_000))
+    });
+    Some(Window {
+        period,
+        remaining,
+        limit,
+        used,
+        resets_at_ms,
+    })
+}
+
+/// A time a relay reports: RFC 3339 text, or a number of epoch seconds (or milliseconds, when
+/// it is too large to be seconds).
+fn epoch_ms(value: &Value) -> Option<u64> {
+    match value {
+        Value::String(text) => crate::time::parse_rfc3339_ms(text),
+        Value::Number(n) => {
+            let n = n.as_u64()?;
+            Some(if n < 100_000_000_000 { n * 1_000 } else { n })
+        }
+        _ => None,
+    }
 }
 
 /// `planName` and `usage.{total,today}.{cost,requests,total_tokens|tokens}`, whatever the
@@ -807,6 +840,37 @@ mod tests {
         let mut flagged = body;
         flagged["quota_exhausted"] = json!(true);
         assert_eq!(plain(Kind::Sub2apiUsage, &flagged).exhausted, Some(true));
+    }
+
+    #[test]
+    fn sub2api_subscription_windows_reset_from_their_start() {
+        let body = json!({
+            "isValid": true, "mode": "unrestricted",
+            "subscription": {
+                "daily_usage_usd": 1, "daily_limit_usd": 10,
+                "weekly_usage_usd": 49, "weekly_limit_usd": 50,
+                "daily_window_start": "2026-07-20T00:00:00Z",
+                "weekly_window_start": "2026-07-20T00:00:00Z"
+            }
+        });
+        let r = plain(Kind::Sub2apiUsage, &body);
+        assert_eq!(r.amounts.quota_period, Some(QuotaPeriod::Weekly));
+        assert_eq!(
+            r.amounts.quota_resets_at_ms,
+            Some(1_784_505_600_000 + 7 * 24 * 3_600_000)
+        );
+        let mut given = body.clone();
+        given["subscription"]["weekly_window_resets_at"] = json!(1_784_600_000);
+        let r = plain(Kind::Sub2apiUsage, &given);
+        assert_eq!(r.amounts.quota_resets_at_ms, Some(1_784_600_000_000));
+        let mut garbled = body;
+        garbled["subscription"]["weekly_window_start"] = json!("last tuesday");
+        assert_eq!(
+            plain(Kind::Sub2apiUsage, &garbled)
+                .amounts
+                .quota_resets_at_ms,
+            None
+        );
     }
 
     #[test]
