@@ -155,6 +155,19 @@ impl Drop for Setup {
     }
 }
 
+/// A quiet balance service on `proxy` keeping its snapshots in `store`, with no adapters file
+/// and no asks (a restart, as far as the store goes).
+fn service_with_store(proxy: &TestProxy, store: PathBuf) -> (BalanceService, BalanceHandle) {
+    let (_asker, inbox) = channel();
+    let config = ServiceConfig {
+        settings: quiet(),
+        providers_file: store.with_extension("json"),
+        store: Some(store),
+        env: Arc::new(|_| None),
+    };
+    BalanceService::start(proxy.state.clone(), inbox, config).unwrap()
+}
+
 fn quiet() -> BalanceSettings {
     BalanceSettings {
         refresh_on_start: false,
@@ -380,20 +393,8 @@ async fn kept_snapshots_restore_exhaustion_after_a_restart() {
         setup.service.take().unwrap().stop();
 
         // A new proxy with the same store, no lookup yet: `a` is still out.
-        let dir = tempfile::tempdir().unwrap();
-        let (_asker, inbox) = channel();
         let proxy = TestProxy::start(&config, &[]).await;
-        let (service, balance) = BalanceService::start(
-            proxy.state.clone(),
-            inbox,
-            ServiceConfig {
-                settings: quiet(),
-                providers_file: dir.path().join("none.json"),
-                store: Some(store),
-                env: Arc::new(|_| None),
-            },
-        )
-        .unwrap();
+        let (service, balance) = service_with_store(&proxy, store);
         let a_balance = balance
             .balances()
             .into_iter()
@@ -424,20 +425,7 @@ async fn what_discovery_found_is_remembered_across_a_restart() {
         a.answer_get("/api/usage/token/", 200, &new_api);
         let config = keyed(&[("a", &a.base_url())]);
         let dir = tempfile::tempdir().unwrap();
-        let start = |proxy: &TestProxy| {
-            let (_asker, inbox) = channel();
-            BalanceService::start(
-                proxy.state.clone(),
-                inbox,
-                ServiceConfig {
-                    settings: quiet(),
-                    providers_file: dir.path().join("none.json"),
-                    store: Some(dir.path().join("balances.sqlite3")),
-                    env: Arc::new(|_| None),
-                },
-            )
-            .unwrap()
-        };
+        let start = |proxy: &TestProxy| service_with_store(proxy, dir.path().join("b.sqlite3"));
 
         let proxy = TestProxy::start(&config, &[]).await;
         let (service, balance) = start(&proxy);
