@@ -175,6 +175,21 @@ fn quiet() -> BalanceSettings {
     }
 }
 
+const STEP_MS: u64 = 5_000;
+
+/// Moves `clock` on a step at a time until `check` holds (bounded), so a lookup is due however
+/// late the service took a request's ask in; returns the clock's reading then.
+async fn advance_until(clock: &Clock, what: &str, mut check: impl FnMut() -> bool) -> u64 {
+    for _ in 0..400 {
+        if check() {
+            return clock.now();
+        }
+        clock.advance(Duration::from_millis(STEP_MS));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
 /// Waits (bounded) until `check` holds.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..200 {
@@ -196,12 +211,13 @@ async fn trusted_exhaustion_moves_routing_to_the_next_relay_and_back_after_a_ref
         let config = keyed(&[("a", &a.base_url()), ("b", &b.base_url())]);
         let setup = Setup::start(&config, BalanceSettings::default(), None, Clock::real()).await;
 
-        // The start-up refresh runs in the background and finds `a` exhausted.
-        eventually("a exhausted", || {
+        // The start-up refresh runs in the background (its results land one by one) and finds
+        // `a` exhausted, `b` fine.
+        eventually("a exhausted, b ok", || {
             setup.status("a.default") == Status::Exhausted
+                && setup.status("b.default") == Status::Ok
         })
         .await;
-        assert_eq!(setup.status("b.default"), Status::Ok);
         assert_eq!(setup.turn().await, "b");
         let records = setup.proxy.records.all();
         let decision = records.last().unwrap().0.decision.clone().unwrap();
@@ -292,20 +308,19 @@ async fn a_burst_of_requests_makes_at_most_one_lookup_per_endpoint_per_window() 
             }
         };
         burst().await;
+        setup.proxy.records.wait_for(100).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(a.hits_on(USAGE), 0, "nothing before the delay");
-        clock.advance(Duration::from_secs(61));
-        eventually("one lookup", || a.hits_on(USAGE) == 1).await;
+        let first = advance_until(&clock, "one lookup", || a.hits_on(USAGE) == 1).await;
+        assert!(first >= 60_000, "not before the delay: {first}");
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(a.hits_on(USAGE), 1, "one lookup for a hundred requests");
 
-        // Another burst a minute later: the adapter's poll floor (120 s) holds it back.
+        // Another burst: the adapter's poll floor (120 s) holds its lookup back.
         burst().await;
-        clock.advance(Duration::from_secs(61));
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(a.hits_on(USAGE), 1, "not before the poll floor");
-        clock.advance(Duration::from_secs(60));
-        eventually("the second lookup", || a.hits_on(USAGE) == 2).await;
+        let second = advance_until(&clock, "the second lookup", || a.hits_on(USAGE) == 2).await;
+        // Less a step: the first lookup may have ended one step after it was seen.
+        assert!(second - first >= 120_000 - STEP_MS, "{first} → {second}");
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(a.hits_on(USAGE), 2);
     })
@@ -462,6 +477,7 @@ async fn an_exhausted_relay_is_rechecked_until_a_lookup_shows_a_refill() {
         a.answer_get(USAGE, 500, r#"{"error":"boom"}"#);
         clock.advance(Duration::from_secs(601));
         eventually("the first recheck", || a.hits_on(USAGE) == 2).await;
+        eventually("its result", || setup.status("a.default") == Status::Error).await;
         assert_eq!(setup.turn_in("two").await, "b");
         a.answer_get(USAGE, 200, &sub2api(6.0));
         clock.advance(Duration::from_secs(601));
@@ -488,9 +504,15 @@ async fn a_429_asks_for_its_relays_balance() {
             + "[retry]\nprofile = \"aggressive-failover\"\n";
         let setup = Setup::start(&config, quiet(), None, clock.clone()).await;
         assert_eq!(setup.turn().await, "b");
-        clock.advance(Duration::from_secs(61));
-        eventually("a looked up after its 429", || a.hits_on(USAGE) == 1).await;
-        eventually("b looked up after its answer", || b.hits_on(USAGE) == 1).await;
+        setup.proxy.records.wait_for(1).await;
+        advance_until(
+            &clock,
+            "a looked up after its 429, b after its answer",
+            || a.hits_on(USAGE) == 1 && b.hits_on(USAGE) == 1,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!((a.hits_on(USAGE), b.hits_on(USAGE)), (1, 1));
     })
     .await;
 }
