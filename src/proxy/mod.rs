@@ -16,6 +16,7 @@ pub mod receive;
 pub mod record;
 pub mod relay_body;
 pub mod replies;
+pub mod router;
 pub mod server;
 pub mod session;
 pub mod sse;

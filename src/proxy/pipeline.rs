@@ -31,16 +31,16 @@ use super::headers::client_response_headers;
 use super::loops;
 use super::receive::{ClientRequest, decode_body, read_body};
 use super::record::AttemptOutcome;
-use super::record::{Attempt, CandidateNote, Outcome, RecordGuard, RequestRecord, RouteDecision};
+use super::record::{Attempt, Outcome, RecordGuard, RequestRecord};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
+use super::router::Router;
 use super::{Plan, ProxyState};
-use crate::routing::affinity::AffinityRecord;
+use crate::routing::Upstream;
 use crate::routing::retry::{Action, Cooldown, FailureClass};
 use crate::routing::runtime::{HealthProbe, Permit};
-use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip, Why};
-use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
-use crate::time::{Millis, now_ms};
+use crate::routing::select::{Choice, Skip, Why};
+use crate::time::now_ms;
 
 /// Handles one client request from start to end. Never fails: every problem becomes a response.
 pub async fn handle<B>(state: Arc<ProxyState>, request: Request<B>) -> Response<ProxyBody>
@@ -177,124 +177,6 @@ struct Chosen<'a> {
     /// The endpoint's health verdict, given when the body ends; `None` for an answer that
     /// says nothing about the endpoint (a client error).
     probe: Option<HealthProbe>,
-}
-
-/// What selection knows about one request's candidates, and what the request has learned
-/// about them so far.
-struct Router<'a> {
-    graph: &'a RouteGraph,
-    candidates: Vec<Candidate>,
-    model: Option<&'a str>,
-    /// The request carries state only its relay can read.
-    bound: bool,
-    session: Option<&'a str>,
-    affinity: Option<AffinityRecord>,
-    affinity_view: Option<AffinityView>,
-    settings: AffinitySettings,
-    tried: Vec<bool>,
-    saturated: Vec<bool>,
-    /// Why the request left the last endpoint it failed on (for the affinity change).
-    last_failure: Option<FailureClass>,
-}
-
-impl<'a> Router<'a> {
-    fn new(state: &ProxyState, graph: &'a RouteGraph, request: &'a ClientRequest) -> Self {
-        let facts = request.facts.as_ref();
-        let view = RequestView {
-            method: request.method.as_str(),
-            path: request.path_and_query.split('?').next().unwrap_or("/"),
-            headers: &request.headers,
-            model: facts.and_then(|f| f.model.as_deref()),
-            service_tier: facts.and_then(|f| f.service_tier.as_deref()),
-            reasoning_effort: facts.and_then(|f| f.reasoning_effort.as_deref()),
-        };
-        let candidates = graph.candidates(&view);
-        let session = request.session.as_ref().map(|s| s.value.as_str());
-        let (affinity, affinity_view) = state.routing.affinity_for(session, graph, &candidates);
-        Self {
-            graph,
-            tried: vec![false; candidates.len()],
-            saturated: vec![false; candidates.len()],
-            candidates,
-            model: facts.and_then(|f| f.model.as_deref()),
-            bound: facts.is_some_and(|f| f.relay_bound),
-            session,
-            affinity,
-            affinity_view,
-            settings: AffinitySettings::of(graph),
-            last_failure: None,
-        }
-    }
-
-    fn upstream(&self, candidate: usize) -> &'a Upstream {
-        &self.graph.upstreams[self.candidates[candidate].upstream]
-    }
-
-    /// Why each candidate cannot take the request right now, if it cannot.
-    fn skips(&self, state: &ProxyState, now: Millis) -> Vec<Option<Skip>> {
-        (0..self.candidates.len())
-            .map(|i| {
-                let upstream = self.upstream(i);
-                let (tried, saturated) = (self.tried[i], self.saturated[i]);
-                state
-                    .routing
-                    .skip_reason(upstream, self.model, tried, saturated, now)
-            })
-            .collect()
-    }
-
-    fn select(&self, skips: &[Option<Skip>], now_ms: u64) -> Choice {
-        select::select(
-            &self.candidates,
-            skips,
-            self.affinity_view,
-            self.settings,
-            self.bound,
-            now_ms,
-        )
-    }
-
-    /// Takes candidate `index`'s concurrency slot and its health probe, or notes why it
-    /// cannot be had (a full limit group; a half-open probe another request took since the
-    /// skip reasons were computed) so that the next selection sees it.
-    fn claim(
-        &mut self,
-        state: &ProxyState,
-        plan: &Plan,
-        index: usize,
-        now: Millis,
-    ) -> Option<(Permit, HealthProbe)> {
-        let upstream = self.upstream(index);
-        let Some(permit) = state.routing.acquire(upstream.limit.as_ref()) else {
-            self.saturated[index] = true;
-            return None;
-        };
-        let probe = state
-            .routing
-            .begin(upstream.key(), now, plan.retry.cooldown)?;
-        Some((permit, probe))
-    }
-
-    /// The route decision as it stood when the request started.
-    fn decision(&self, skips: &[Option<Skip>]) -> RouteDecision {
-        RouteDecision {
-            graph_key: self.graph.key.clone(),
-            affinity_policy: self.graph.affinity_policy,
-            affinity: self.affinity.as_ref().map(|a| a.upstream.clone()),
-            relay_bound: self.bound,
-            candidates: (0..self.candidates.len())
-                .map(|i| CandidateNote {
-                    upstream: self.upstream(i).key().to_string(),
-                    group: self.candidates[i].group,
-                    route_path: self.candidates[i].route_path.clone(),
-                    skip: skips[i].clone(),
-                })
-                .collect(),
-            chosen: None,
-            why: None,
-            affinity_change: None,
-        }
-    }
 }
 
 /// Phases 3–5: select a candidate, try it as the retry policy allows, and fail over until

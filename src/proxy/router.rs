@@ -1,0 +1,136 @@
+//! Choosing where a request goes, one candidate at a time: the route graph's candidates for
+//! it, why each is unavailable now, the selection (groups, affinity), and claiming the chosen
+//! one's concurrency slot and health probe. Shared by HTTP requests ([`super::pipeline`]) and
+//! WebSocket connections ([`super::websocket`]); what an attempt is differs, the choice does not.
+
+use crate::proxy::receive::ClientRequest;
+use crate::proxy::record::{CandidateNote, RouteDecision};
+use crate::proxy::{Plan, ProxyState};
+use crate::routing::affinity::AffinityRecord;
+use crate::routing::retry::FailureClass;
+use crate::routing::runtime::{HealthProbe, Permit};
+use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip};
+use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
+use crate::time::Millis;
+
+/// What selection knows about one request's candidates, and what the request has learned
+/// about them so far.
+pub(super) struct Router<'a> {
+    pub(super) graph: &'a RouteGraph,
+    candidates: Vec<Candidate>,
+    model: Option<&'a str>,
+    /// The request carries state only its relay can read.
+    bound: bool,
+    pub(super) session: Option<&'a str>,
+    affinity: Option<AffinityRecord>,
+    affinity_view: Option<AffinityView>,
+    settings: AffinitySettings,
+    pub(super) tried: Vec<bool>,
+    pub(super) saturated: Vec<bool>,
+    /// Why the request left the last endpoint it failed on (for the affinity change).
+    pub(super) last_failure: Option<FailureClass>,
+}
+
+impl<'a> Router<'a> {
+    pub(super) fn new(
+        state: &ProxyState,
+        graph: &'a RouteGraph,
+        request: &'a ClientRequest,
+    ) -> Self {
+        let facts = request.facts.as_ref();
+        let view = RequestView {
+            method: request.method.as_str(),
+            path: request.path_and_query.split('?').next().unwrap_or("/"),
+            headers: &request.headers,
+            model: facts.and_then(|f| f.model.as_deref()),
+            service_tier: facts.and_then(|f| f.service_tier.as_deref()),
+            reasoning_effort: facts.and_then(|f| f.reasoning_effort.as_deref()),
+        };
+        let candidates = graph.candidates(&view);
+        let session = request.session.as_ref().map(|s| s.value.as_str());
+        let (affinity, affinity_view) = state.routing.affinity_for(session, graph, &candidates);
+        Self {
+            graph,
+            tried: vec![false; candidates.len()],
+            saturated: vec![false; candidates.len()],
+            candidates,
+            model: facts.and_then(|f| f.model.as_deref()),
+            bound: facts.is_some_and(|f| f.relay_bound),
+            session,
+            affinity,
+            affinity_view,
+            settings: AffinitySettings::of(graph),
+            last_failure: None,
+        }
+    }
+
+    pub(super) fn upstream(&self, candidate: usize) -> &'a Upstream {
+        &self.graph.upstreams[self.candidates[candidate].upstream]
+    }
+
+    /// Why each candidate cannot take the request right now, if it cannot.
+    pub(super) fn skips(&self, state: &ProxyState, now: Millis) -> Vec<Option<Skip>> {
+        (0..self.candidates.len())
+            .map(|i| {
+                let upstream = self.upstream(i);
+                let (tried, saturated) = (self.tried[i], self.saturated[i]);
+                state
+                    .routing
+                    .skip_reason(upstream, self.model, tried, saturated, now)
+            })
+            .collect()
+    }
+
+    pub(super) fn select(&self, skips: &[Option<Skip>], now_ms: u64) -> Choice {
+        select::select(
+            &self.candidates,
+            skips,
+            self.affinity_view,
+            self.settings,
+            self.bound,
+            now_ms,
+        )
+    }
+
+    /// Takes candidate `index`'s concurrency slot and its health probe, or notes why it
+    /// cannot be had (a full limit group; a half-open probe another request took since the
+    /// skip reasons were computed) so that the next selection sees it.
+    pub(super) fn claim(
+        &mut self,
+        state: &ProxyState,
+        plan: &Plan,
+        index: usize,
+        now: Millis,
+    ) -> Option<(Permit, HealthProbe)> {
+        let upstream = self.upstream(index);
+        let Some(permit) = state.routing.acquire(upstream.limit.as_ref()) else {
+            self.saturated[index] = true;
+            return None;
+        };
+        let probe = state
+            .routing
+            .begin(upstream.key(), now, plan.retry.cooldown)?;
+        Some((permit, probe))
+    }
+
+    /// The route decision as it stood when the request started.
+    pub(super) fn decision(&self, skips: &[Option<Skip>]) -> RouteDecision {
+        RouteDecision {
+            graph_key: self.graph.key.clone(),
+            affinity_policy: self.graph.affinity_policy,
+            affinity: self.affinity.as_ref().map(|a| a.upstream.clone()),
+            relay_bound: self.bound,
+            candidates: (0..self.candidates.len())
+                .map(|i| CandidateNote {
+                    upstream: self.upstream(i).key().to_string(),
+                    group: self.candidates[i].group,
+                    route_path: self.candidates[i].route_path.clone(),
+                    skip: skips[i].clone(),
+                })
+                .collect(),
+            chosen: None,
+            why: None,
+            affinity_change: None,
+        }
+    }
+}
