@@ -434,15 +434,18 @@ async fn a_stream_of_only_keep_alive_comments_counts_as_idle() {
 }
 
 #[tokio::test]
-async fn websocket_upgrades_get_426_so_codex_uses_http_at_once() {
+async fn websocket_upgrades_a_relay_refuses_get_426_so_codex_uses_http_at_once() {
     bounded(async {
+        // The mock relay answers a WebSocket upgrade with 426, like a relay without it.
         let relay = MockRelay::start("r").await;
         let proxy = TestProxy::start(&providers(&[("a", &relay.base_url())]), &[]).await;
         let head = "GET /v1/responses HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nopenai-beta: responses_websockets=2026-02-06\r\n\r\n";
-        let answer = raw(addr(&proxy), head, b"", Duration::from_secs(5)).await;
-        assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
-        assert!(answer.contains("websocket_not_supported"), "{answer}");
-        assert_eq!(relay.hits(), 0);
+        for _ in 0..3 {
+            let answer = raw(addr(&proxy), head, b"", Duration::from_secs(5)).await;
+            assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+            assert!(answer.contains("websocket_not_supported"), "{answer}");
+        }
+        assert_eq!(relay.hits(), 1, "the refusal is remembered: one handshake, not three");
     })
     .await;
 }

@@ -35,7 +35,13 @@ use crate::routing::outbound::Route;
 pub struct UpstreamClients {
     connect_timeout: Duration,
     state: Mutex<State>,
+    /// Opens WebSockets to direct routes: HTTP/1 only (an upgrade needs it), built once.
+    websocket: std::sync::OnceLock<Option<WebSocketClient>>,
 }
+
+/// An HTTP/1-only client whose connections are handed over on `101 Switching Protocols`.
+pub type WebSocketClient =
+    std::sync::Arc<hyper_util::client::legacy::Client<DirectConnector, Full<Bytes>>>;
 
 #[derive(Default)]
 struct State {
@@ -51,6 +57,7 @@ impl UpstreamClients {
         Self {
             connect_timeout,
             state: Mutex::default(),
+            websocket: std::sync::OnceLock::new(),
         }
     }
 
@@ -104,6 +111,28 @@ impl UpstreamClients {
             }
         }
         Ok(built)
+    }
+
+    /// The client that opens WebSockets on `route`; `None` through an outbound proxy (not
+    /// bridged yet) or when the system's certificates cannot be loaded (logged).
+    pub fn websocket(&self, route: &Route) -> Option<WebSocketClient> {
+        if !matches!(route, Route::Direct) {
+            return None;
+        }
+        self.websocket
+            .get_or_init(|| match connector(self.connect_timeout, false) {
+                Ok(https) => Some(std::sync::Arc::new(
+                    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                        .pool_max_idle_per_host(0)
+                        .timer(TokioTimer::new())
+                        .build(https),
+                )),
+                Err(e) => {
+                    tracing::warn!("no WebSocket client: {e:#}");
+                    None
+                }
+            })
+            .clone()
     }
 
     /// This thread's client for `route`. A proxy thread has one for every route of the plan
@@ -205,22 +234,32 @@ fn build(route: &Route, connect_timeout: Duration) -> anyhow::Result<RelayClient
 /// A direct client: relays' certificates are checked by the platform's verifier (the system's
 /// roots, `SSL_CERT_FILE` honoured), as reqwest does; HTTP/2 when an `https` relay offers it.
 fn build_direct(connect_timeout: Duration) -> anyhow::Result<RelayClient> {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
-    http.set_keepalive(Some(Duration::from_secs(30)));
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .try_with_platform_verifier()
-        .context("cannot load the system's certificate verifier for https relays")?
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
+    let https = connector(connect_timeout, true)?;
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(https);
     Ok(RelayClient::Direct(std::sync::Arc::new(client)))
+}
+
+/// The TLS connector for direct routes: relays' certificates checked by the platform's
+/// verifier (the system's roots, `SSL_CERT_FILE` honoured), as reqwest does; HTTP/2 offered
+/// when `http2` (never for a WebSocket handshake, which is HTTP/1 only).
+fn connector(connect_timeout: Duration, http2: bool) -> anyhow::Result<DirectConnector> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(30)));
+    http.enforce_http(false);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()
+        .context("cannot load the system's certificate verifier for https relays")?
+        .https_or_http()
+        .enable_http1();
+    Ok(if http2 {
+        builder.enable_http2().wrap_connector(http)
+    } else {
+        builder.wrap_connector(http)
+    })
 }

@@ -20,6 +20,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod websocket;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -109,6 +110,8 @@ pub struct ProxyState {
     pub decode_slots: tokio::sync::Semaphore,
     /// This process's mark on the requests it forwards (see [`loops`]).
     pub instance: loops::InstanceId,
+    /// Relays that recently refused the WebSocket transport (see [`websocket`]).
+    pub websocket_refusals: websocket::Refusals,
 }
 
 impl ProxyState {
@@ -137,6 +140,7 @@ impl ProxyState {
             client: Arc::new(AnyClient),
             decode_slots: tokio::sync::Semaphore::new(decode_slot_count()),
             instance: loops::InstanceId::random(),
+            websocket_refusals: websocket::Refusals::default(),
         })
     }
 
@@ -195,8 +199,17 @@ impl ProxyState {
         self.clients.get(&upstream.outbound.route)
     }
 
+    /// The HTTP/1 client that opens WebSockets to `upstream`; `None` when its route goes
+    /// through an outbound proxy (not bridged yet: the client is sent to HTTP instead).
+    pub fn websocket_client(
+        &self,
+        upstream: &crate::routing::Upstream,
+    ) -> Option<clients::WebSocketClient> {
+        self.clients.websocket(&upstream.outbound.route)
+    }
+
     /// A trace id unique across restarts: process start time and a counter.
-    fn next_trace_id(&self) -> String {
+    pub(crate) fn next_trace_id(&self) -> String {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.trace_prefix)
     }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderMap, Method, Request, Response, header};
+use http::{Method, Request, Response, header};
 
 use super::attempt::{self, Answer, AnswerBody, Tried};
 use super::guard;
@@ -35,6 +35,7 @@ use super::record::{Attempt, Outcome, RecordGuard, RequestRecord};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
 use super::router::Router;
+use super::websocket;
 use super::{Plan, ProxyState};
 use crate::routing::Upstream;
 use crate::routing::retry::{Action, Cooldown, FailureClass};
@@ -50,6 +51,12 @@ where
 {
     let (parts, body) = request.into_parts();
     let mut record = new_record(&state, &parts);
+    if websocket::is_upgrade(&parts.headers) {
+        if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
+            return reject(record, refusal);
+        }
+        return websocket::upgrade(state, parts, record).await;
+    }
 
     // 1. receive
     let request = match receive(&state, parts, body, &mut record).await {
@@ -109,12 +116,6 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     guard::admit(&parts, &state.settings.allowed_hosts, &state.instance)?;
-    // Codex opens a Responses WebSocket first on the built-in provider (and on custom ones
-    // with `supports_websockets`). Until the proxy bridges WebSockets, a 426 sends it to HTTP
-    // at once; anything else costs it seven handshakes (seconds) per session.
-    if is_websocket_upgrade(&parts.headers) {
-        return Err(replies::websocket_unsupported());
-    }
     let raw = read_body(body, &state.settings).await?;
     record.bytes_in = raw.len() as u64;
     let (body, body_decoded) = decode_body(state, &parts.headers, raw).await?;
@@ -134,13 +135,6 @@ where
     record.streaming = request.streaming;
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
     Ok(request)
-}
-
-fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    headers.get_all(header::UPGRADE).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.to_ascii_lowercase().contains("websocket"))
-    })
 }
 
 /// Finishes the record of a request refused before any upstream was tried.
@@ -550,7 +544,7 @@ mod tests {
         ClientRequest::prepare(
             Method::POST,
             "/v1/responses".into(),
-            HeaderMap::new(),
+            http::HeaderMap::new(),
             Bytes::from(body),
             false,
         )
@@ -640,13 +634,5 @@ mod tests {
             ("POST", "/v1/responses")
         );
         assert!(record.preset.is_none(), "not switched");
-    }
-
-    #[test]
-    fn websocket_upgrades_are_recognised_in_any_case() {
-        let mut headers = HeaderMap::new();
-        assert!(!is_websocket_upgrade(&headers));
-        headers.insert(header::UPGRADE, "WebSocket".parse().unwrap());
-        assert!(is_websocket_upgrade(&headers));
     }
 }

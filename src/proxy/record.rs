@@ -85,6 +85,13 @@ impl RecordGuard {
     pub fn is_finished(&self) -> bool {
         self.finished
     }
+
+    /// The record, not recorded: for a request whose work others carry on and record (a
+    /// WebSocket handshake, whose connection records each response on it).
+    pub fn unrecorded(mut self) -> RequestRecord {
+        self.finished = true;
+        self.record.clone()
+    }
 }
 
 impl Deref for RecordGuard {

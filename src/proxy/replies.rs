@@ -60,13 +60,14 @@ pub fn no_relay(config_path: &Path) -> Refusal {
     }
 }
 
-/// The answer to a WebSocket upgrade: 426, which Codex takes as "use HTTP" at once.
+/// The answer to a WebSocket upgrade the proxy cannot bridge: 426, which Codex takes as "use
+/// HTTP" at once.
 pub fn websocket_unsupported() -> Refusal {
     Refusal {
         status: StatusCode::UPGRADE_REQUIRED,
         code: "websocket_not_supported",
-        message: "codex-helper does not bridge the Responses WebSocket transport yet; use HTTP \
-                  (Codex falls back to it by itself)"
+        message: "the relay does not accept the Responses WebSocket transport (or none can be \
+                  reached); use HTTP (Codex falls back to it by itself)"
             .into(),
     }
 }

@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -109,10 +109,11 @@ fn spawn_connection(stream: TcpStream, state: Arc<ProxyState>, graceful: &Gracef
         let state = state.clone();
         async move { Ok::<_, Infallible>(pipeline::handle(state, request).await) }
     });
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service);
-    let connection = graceful.watch(connection);
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder.http1().timer(TokioTimer::new());
+    // Upgrades: a Responses WebSocket (see `websocket`) takes the connection over after its 101.
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let connection = graceful.watch(connection.into_owned());
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("connection ended with an error: {e}");

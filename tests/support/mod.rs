@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod mock_relay;
 pub mod outbound;
+pub mod ws_relay;
 
 use std::collections::HashMap;
 use std::path::Path;

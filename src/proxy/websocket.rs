@@ -1,0 +1,587 @@
+//! The Responses WebSocket transport (`GET …/responses` with `Upgrade: websocket`), bridged to
+//! a relay that speaks it.
+//!
+//! The connection is routed like an HTTP request, at the handshake: the session from the
+//! handshake headers, the model from Codex's `x-codex-turn-metadata`. The proxy answers the
+//! client's upgrade only once a relay has accepted its own, so until then it fails over as
+//! for HTTP (connect error, 5xx, 429, timeout). A relay that refuses WebSockets (404, 405,
+//! 426, any answer but 101) is remembered for a while and the client gets 426 at once: Codex
+//! then uses HTTP straight away instead of retrying the handshake for seconds.
+//!
+//! After the handshake, frames pass both ways as they arrive. `response.create` frames have
+//! their model mapped; the relay's events are read for usage, and every response on the
+//! connection is one record (one ledger row). A relay that breaks the connection ends the
+//! client's with an `error` event and a close, never silently.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+
+use super::headers::upstream_request_headers;
+use super::inspect;
+use super::loops;
+use super::receive::ClientRequest;
+use super::record::{Attempt, AttemptOutcome, Outcome, RecordGuard, RequestRecord};
+use super::relay_body::ProxyBody;
+use super::replies::{self, Refusal};
+use super::router::Router;
+use super::{Plan, ProxyState};
+use crate::record::usage::Usage;
+use crate::routing::Upstream;
+use crate::routing::model_map::map_model;
+use crate::routing::retry::{Cooldown, FailureClass, classify_status};
+use crate::routing::runtime::{HealthProbe, Permit};
+use crate::routing::select::Choice;
+use crate::time::{Millis, now_ms};
+
+/// How long a relay that refused a WebSocket handshake gets 426s without being asked again.
+const REFUSAL_MEMORY_MS: Millis = 10 * 60 * 1000;
+/// The largest message either side may send (a `response.create` carries the whole input).
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Relays that refused the WebSocket transport, until when (on the proxy's clock).
+#[derive(Debug, Default)]
+pub struct Refusals(Mutex<HashMap<String, Millis>>);
+
+impl Refusals {
+    fn refused(&self, endpoint: &str, now: Millis) -> bool {
+        let map = self.0.lock().expect("websocket refusals lock");
+        map.get(endpoint).is_some_and(|until| now < *until)
+    }
+
+    fn remember(&self, endpoint: &str, now: Millis) {
+        let mut map = self.0.lock().expect("websocket refusals lock");
+        map.retain(|_, until| now < *until);
+        map.insert(endpoint.to_string(), now.saturating_add(REFUSAL_MEMORY_MS));
+    }
+}
+
+/// Whether `headers` ask to switch to WebSocket.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.get_all(header::UPGRADE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// Answers a WebSocket upgrade: 101 once a relay has accepted its own handshake (the bridge
+/// then runs in the background), or 426 / an error otherwise.
+pub async fn upgrade(
+    state: Arc<ProxyState>,
+    parts: Parts,
+    mut record: RecordGuard,
+) -> Response<ProxyBody> {
+    let path = parts.uri.path();
+    let key = parts.headers.get("sec-websocket-key").cloned();
+    let Some(key) = key.filter(|_| parts.method == Method::GET && path.ends_with("/responses"))
+    else {
+        return refuse(record, replies::websocket_unsupported());
+    };
+    let plan = state.plan();
+    if plan.graph.upstreams.is_empty() {
+        return refuse(record, replies::no_relay(&state.config_path));
+    }
+    let request = handshake_request(&parts);
+    record.session = request.session.clone();
+    record.streaming = true;
+    record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
+    let Some(connected) = connect(&state, &plan, &request, &mut record).await else {
+        return refuse(record, replies::websocket_unsupported());
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let client = hyper::upgrade::on(Request::from_parts(parts, ()));
+    let (bridge, relay) = Bridge::new(&state, record, connected);
+    tokio::spawn(async move {
+        match client.await {
+            Ok(client) => bridge.run(client, relay).await,
+            Err(e) => tracing::debug!("the client's WebSocket upgrade failed: {e}"),
+        }
+    });
+    let mut response = Response::new(ProxyBody::full(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert("sec-websocket-accept", accept);
+    }
+    response
+}
+
+fn refuse(mut record: RecordGuard, refusal: Refusal) -> Response<ProxyBody> {
+    record.status = Some(refusal.status.as_u16());
+    let response = refusal.to_response();
+    record.error = Some(refusal.message);
+    record.finish(Outcome::Rejected);
+    response
+}
+
+/// The handshake as a request to route: its headers, and the model Codex names in
+/// `x-codex-turn-metadata` (the frames with the real body come only after the handshake).
+fn handshake_request(parts: &Parts) -> ClientRequest {
+    let model = parts
+        .headers
+        .get("x-codex-turn-metadata")
+        .and_then(|v| serde_json::from_slice::<Value>(v.as_bytes()).ok())
+        .and_then(|m| m.get("model").and_then(Value::as_str).map(str::to_string));
+    let body = model.map_or_else(Bytes::new, |m| {
+        Bytes::from(serde_json::json!({ "model": m }).to_string())
+    });
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    ClientRequest::prepare(
+        Method::GET,
+        path.to_string(),
+        parts.headers.clone(),
+        body,
+        false,
+    )
+}
+
+/// A relay's accepted WebSocket, with what the connection holds until it ends.
+struct Connected {
+    socket: Upgraded,
+    upstream: Upstream,
+    permit: Permit,
+    probe: HealthProbe,
+}
+
+/// Selects a relay and opens its WebSocket, failing over as an HTTP request would. `None`
+/// when the client should use HTTP: the chosen relay refuses WebSockets (now or recently),
+/// or none could be reached.
+async fn connect(
+    state: &ProxyState,
+    plan: &Plan,
+    request: &ClientRequest,
+    record: &mut RecordGuard,
+) -> Option<Connected> {
+    let mut router = Router::new(state, &plan.graph, request);
+    loop {
+        let now = state.clock().now();
+        let skips = router.skips(state, now);
+        if record.decision.is_none() {
+            record.decision = Some(router.decision(&skips));
+        }
+        let (index, why) = match router.select(&skips, now_ms()) {
+            Choice::Pick { candidate, why } => (candidate, why),
+            Choice::None | Choice::ContinuityBroken { .. } => return None,
+        };
+        let upstream = router.upstream(index);
+        if state
+            .websocket_refusals
+            .refused(upstream.key().as_str(), now)
+        {
+            return None;
+        }
+        let (permit, probe) = router.claim(state, plan, index, now)?;
+        let started = Instant::now();
+        match open(state, upstream, request).await {
+            Ok(socket) => {
+                if let Some(decision) = record.decision.as_mut() {
+                    decision.chosen = Some(upstream.key().to_string());
+                    decision.why = Some(why);
+                }
+                return Some(Connected {
+                    socket,
+                    upstream: upstream.clone(),
+                    permit,
+                    probe,
+                });
+            }
+            Err(Opened::Refused { status }) => {
+                // Not the relay's health: it answers, just not this transport.
+                drop(probe);
+                state
+                    .websocket_refusals
+                    .remember(upstream.key().as_str(), now);
+                tracing::info!(
+                    "relay {} refused the WebSocket transport (HTTP {status}); Codex is told to use HTTP",
+                    upstream.key()
+                );
+                return None;
+            }
+            Err(Opened::Failed { outcome, class }) => {
+                let attempt = Attempt {
+                    provider: upstream.provider.clone(),
+                    endpoint: upstream.endpoint.clone(),
+                    outcome,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                };
+                probe.failed(Cooldown::Growing, attempt.summary());
+                record.attempts.push(attempt);
+                router.tried[index] = true;
+                router.last_failure = Some(class);
+            }
+        }
+    }
+}
+
+/// Why a relay's WebSocket did not open.
+enum Opened {
+    /// It answered, but not with 101: it does not speak the transport.
+    Refused { status: u16 },
+    /// No answer, or one that says try elsewhere (5xx, 429).
+    Failed {
+        outcome: AttemptOutcome,
+        class: FailureClass,
+    },
+}
+
+/// Sends the handshake to `upstream` (the helper's credential in place of the client's).
+async fn open(
+    state: &ProxyState,
+    upstream: &Upstream,
+    request: &ClientRequest,
+) -> Result<Upgraded, Opened> {
+    let failed = |outcome, class| Opened::Failed { outcome, class };
+    let mut headers = upstream_request_headers(
+        &request.headers,
+        &upstream.credential,
+        false,
+        state.client().auth(),
+    );
+    loops::stamp(&mut headers, &request.headers, &state.instance);
+    for name in ["sec-websocket-extensions", "sec-websocket-key"] {
+        headers.remove(name);
+    }
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    if let Ok(key) = HeaderValue::from_str(&key) {
+        headers.insert("sec-websocket-key", key);
+    }
+    let url = upstream.base_url.join(&request.path_and_query);
+    let mut builder = Request::get(&url);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    let Ok(handshake) = builder.body(http_body_util::Full::new(Bytes::new())) else {
+        return Err(failed(
+            AttemptOutcome::ConnectError {
+                error: "the relay's URL is not usable for a WebSocket".into(),
+            },
+            FailureClass::Connect,
+        ));
+    };
+    let Some(client) = state.websocket_client(upstream) else {
+        return Err(Opened::Refused { status: 0 });
+    };
+    let timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
+    let response = match tokio::time::timeout(timeout, client.request(handshake)).await {
+        Err(_) => {
+            return Err(failed(
+                AttemptOutcome::Timeout {
+                    after_ms: timeout.as_millis() as u64,
+                },
+                FailureClass::HeaderTimeout,
+            ));
+        }
+        Ok(Err(e)) => {
+            return Err(failed(
+                AttemptOutcome::ConnectError {
+                    error: super::relay_body::error_chain(&e),
+                },
+                FailureClass::Connect,
+            ));
+        }
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        let class = classify_status(status.as_u16(), None, false, "", "");
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(failed(
+                AttemptOutcome::FailedStatus {
+                    status: status.as_u16(),
+                    class,
+                    retry_after_secs: None,
+                    body_preview: String::new(),
+                },
+                class,
+            ));
+        }
+        return Err(Opened::Refused {
+            status: status.as_u16(),
+        });
+    }
+    hyper::upgrade::on(response).await.map_err(|e| {
+        failed(
+            AttemptOutcome::TransportError {
+                error: super::relay_body::error_chain(&e),
+            },
+            FailureClass::Transport,
+        )
+    })
+}
+
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// One bridged connection: its relay, and the record of the response in progress.
+struct Bridge {
+    state: Arc<ProxyState>,
+    upstream: Upstream,
+    permit: Permit,
+    probe: HealthProbe,
+    /// The handshake's record: what every response's record starts from.
+    template: RequestRecord,
+    sink: Arc<dyn super::RecordSink>,
+    /// The response in progress, and when its `response.create` was sent.
+    current: Option<(RecordGuard, Instant)>,
+}
+
+impl Bridge {
+    fn new(
+        state: &Arc<ProxyState>,
+        mut handshake: RecordGuard,
+        connected: Connected,
+    ) -> (Self, Upgraded) {
+        let Connected {
+            socket,
+            upstream,
+            permit,
+            probe,
+        } = connected;
+        handshake.provider = Some(upstream.provider.clone());
+        handshake.endpoint = Some(upstream.endpoint.clone());
+        handshake.price_multiplier = upstream.price_multiplier;
+        handshake.status = Some(101);
+        // The handshake is not a response: it leaves no row of its own.
+        let template = handshake.unrecorded();
+        let bridge = Bridge {
+            state: state.clone(),
+            upstream,
+            permit,
+            probe,
+            template,
+            sink: state.sink.clone(),
+            current: None,
+        };
+        (bridge, socket)
+    }
+
+    async fn run(mut self, client: Upgraded, relay: Upgraded) {
+        let client =
+            WebSocketStream::from_raw_socket(TokioIo::new(client), Role::Server, Some(config()))
+                .await;
+        let relay =
+            WebSocketStream::from_raw_socket(TokioIo::new(relay), Role::Client, Some(config()))
+                .await;
+        let (mut to_client, mut from_client) = client.split();
+        let (mut to_relay, mut from_relay) = relay.split();
+        let broke = loop {
+            tokio::select! {
+                message = from_client.next() => match message {
+                    Some(Ok(message)) => {
+                        let closing = message.is_close();
+                        let message = self.on_client_message(message);
+                        if to_relay.send(message).await.is_err() || closing {
+                            break None;
+                        }
+                    }
+                    // The client went away: so does the relay connection.
+                    Some(Err(_)) | None => {
+                        let _ = to_relay.close().await;
+                        break None;
+                    }
+                },
+                message = from_relay.next() => match message {
+                    Some(Ok(message)) => {
+                        let closing = message.is_close();
+                        self.on_relay_message(&message);
+                        if to_client.send(message).await.is_err() || closing {
+                            break None;
+                        }
+                    }
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => break Some("the relay closed the connection".to_string()),
+                },
+            }
+        };
+        match broke {
+            Some(error) => {
+                // A response in progress fails visibly, then the connection closes cleanly.
+                if self.current.is_some() {
+                    let event = failure_event(&error);
+                    let _ = to_client.send(Message::text(event)).await;
+                }
+                let _ = to_client
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1011.into(),
+                        reason: "relay connection lost".into(),
+                    })))
+                    .await;
+                self.end_current(Outcome::UpstreamStreamError, Some(error.clone()));
+                self.probe.failed(
+                    Cooldown::Growing,
+                    format!("{}: {error}", self.upstream.key()),
+                );
+            }
+            None => {
+                self.end_current(Outcome::ClientDisconnected, None);
+                self.probe.succeeded();
+            }
+        }
+        drop(self.permit);
+    }
+
+    /// A client message on its way to the relay: a `response.create` starts a response's
+    /// record and has its model mapped.
+    fn on_client_message(&mut self, message: Message) -> Message {
+        let Message::Text(text) = &message else {
+            return message;
+        };
+        let bytes = text.as_bytes();
+        if event_type(bytes).as_deref() != Some("response.create") {
+            return message;
+        }
+        let facts = inspect::inspect(bytes);
+        let requested = facts.as_ref().and_then(|f| f.model.clone());
+        let mapped = requested
+            .as_deref()
+            .and_then(|m| map_model(&self.upstream.model_mapping, m));
+        self.end_current(Outcome::ClientDisconnected, None);
+        let mut record = RecordGuard::new(
+            RequestRecord {
+                trace_id: self.state.next_trace_id(),
+                started: Instant::now(),
+                started_at_ms: now_ms(),
+                model_requested: requested.clone(),
+                model_sent: mapped.clone().or(requested),
+                ..self.template.clone()
+            },
+            self.sink.clone(),
+        );
+        record.status = Some(200);
+        self.current = Some((record, Instant::now()));
+        match (mapped, facts.and_then(|f| f.model_span)) {
+            (Some(model), Some(span)) => {
+                let body = inspect::replace_model(bytes, span, &model);
+                match String::from_utf8(body.to_vec()) {
+                    Ok(text) => Message::text(text),
+                    Err(_) => message,
+                }
+            }
+            _ => message,
+        }
+    }
+
+    /// A relay message on its way to the client: read for the response's first event, usage
+    /// and end.
+    fn on_relay_message(&mut self, message: &Message) {
+        let Message::Text(text) = message else { return };
+        let Some((record, sent)) = self.current.as_mut() else {
+            return;
+        };
+        if record.ttfb.is_none() {
+            record.ttfb = Some(sent.elapsed());
+        }
+        let Some(kind) = event_type(text.as_bytes()) else {
+            return;
+        };
+        let outcome = match kind.as_str() {
+            "response.completed" | "response.incomplete" => Outcome::Completed,
+            "response.failed" | "error" => Outcome::FailedInStream,
+            _ => return,
+        };
+        let event: Option<Value> = serde_json::from_str(text.as_str()).ok();
+        if let Some(event) = &event {
+            record.usage = Usage::from_payload(event);
+            record.model_answered = event
+                .pointer("/response/model")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if outcome == Outcome::FailedInStream {
+                record.error = event
+                    .pointer("/error/message")
+                    .or_else(|| event.pointer("/response/error/message"))
+                    .and_then(Value::as_str)
+                    .map(|m| m.chars().take(300).collect());
+            }
+        }
+        self.end_current(outcome, None);
+    }
+
+    fn end_current(&mut self, outcome: Outcome, error: Option<String>) {
+        if let Some((mut record, _)) = self.current.take() {
+            if error.is_some() {
+                record.error = error;
+            }
+            record.finish(outcome);
+        }
+    }
+}
+
+/// A message's `type`, read without building the whole value.
+fn event_type(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Typed>(bytes)
+        .ok()?
+        .kind
+        .map(|k| k.into_owned())
+}
+
+/// The event that tells Codex the response failed because the relay's connection broke.
+fn failure_event(error: &str) -> String {
+    serde_json::json!({
+        "type": "error",
+        "status": 502,
+        "error": {
+            "type": "server_error",
+            "code": "relay_connection_lost",
+            "message": format!("codex-helper: the relay's WebSocket broke: {error}"),
+        },
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrades_are_recognised_in_any_case() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_upgrade(&headers));
+        headers.insert(header::UPGRADE, "WebSocket".parse().unwrap());
+        assert!(is_upgrade(&headers));
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_for_a_while() {
+        let refusals = Refusals::default();
+        refusals.remember("a.default", 1_000);
+        assert!(refusals.refused("a.default", 1_000 + REFUSAL_MEMORY_MS - 1));
+        assert!(!refusals.refused("a.default", 1_000 + REFUSAL_MEMORY_MS));
+        assert!(!refusals.refused("b.default", 1_000));
+    }
+
+    #[test]
+    fn event_types_are_read_without_the_rest() {
+        assert_eq!(
+            event_type(br#"{"type":"response.create","input":[]}"#).as_deref(),
+            Some("response.create")
+        );
+        assert_eq!(event_type(b"not json"), None);
+        assert_eq!(event_type(br#"{"input":[]}"#), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! A mock relay that speaks the Responses WebSocket transport on loopback: it answers each
+//! `response.create` frame with `response.created`, a text delta and `response.completed`
+//! (with usage), as the real API sends them one JSON object per text frame. It can also drop
+//! the connection in the middle of a response. Handshakes and frames are recorded.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use http::HeaderMap;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+/// How the relay answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// A whole response per `response.create`.
+    Answer,
+    /// `response.created`, then the TCP connection is dropped without a close frame.
+    DropMidResponse,
+}
+
+#[derive(Default)]
+struct Seen {
+    handshakes: Vec<HeaderMap>,
+    frames: Vec<Value>,
+}
+
+pub struct WsRelay {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Seen>>,
+    task: JoinHandle<()>,
+}
+
+impl WsRelay {
+    pub async fn start(name: &str, behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let shared = seen.clone();
+        let name = name.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = shared.clone();
+                let name = name.clone();
+                tokio::spawn(async move { serve(stream, seen, &name, behaviour).await });
+            }
+        });
+        Self { addr, seen, task }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn handshakes(&self) -> Vec<HeaderMap> {
+        self.seen.lock().unwrap().handshakes.clone()
+    }
+
+    pub fn frames(&self) -> Vec<Value> {
+        self.seen.lock().unwrap().frames.clone()
+    }
+}
+
+impl Drop for WsRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    seen: Arc<Mutex<Seen>>,
+    name: &str,
+    behaviour: Behaviour,
+) {
+    let record = seen.clone();
+    // The `Err` is tungstenite's error response; this callback never refuses.
+    #[allow(clippy::result_large_err)]
+    let callback = move |request: &Request, response: Response| {
+        record
+            .lock()
+            .unwrap()
+            .handshakes
+            .push(request.headers().clone());
+        Ok(response)
+    };
+    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    let mut n = 0;
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else {
+            continue;
+        };
+        seen.lock().unwrap().frames.push(frame.clone());
+        if frame["type"] != "response.create" {
+            continue;
+        }
+        n += 1;
+        let id = format!("resp_{name}_{n}");
+        let model = frame["model"].as_str().unwrap_or("gpt-5.1").to_string();
+        let created = json!({"type": "response.created", "response": {"id": id, "model": model, "status": "in_progress"}});
+        if socket
+            .send(Message::text(created.to_string()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if behaviour == Behaviour::DropMidResponse {
+            return; // Dropping the socket closes TCP without a close frame.
+        }
+        let events = [
+            json!({"type": "response.output_text.delta", "delta": format!("hi from {name}")}),
+            json!({"type": "response.completed", "response": {"id": id, "model": model, "status": "completed",
+                "usage": {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1000},
+                          "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 2},
+                          "total_tokens": 1205}}}),
+        ];
+        for event in events {
+            if socket.send(Message::text(event.to_string())).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The Responses WebSocket through the proxy, at the frame level, against mock relays that
+//! speak it: the relay's key and mapped model reach the relay, events come back as they are,
+//! each response is one record with its usage, failover before the handshake, and a relay
+//! that breaks mid-response gives the client an error and a close, not a hang.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::outbound::closed_port;
+use support::ws_relay::{Behaviour, WsRelay};
+use support::{TestProxy, bounded};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use codex_helper::proxy::Outcome;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens a WebSocket to the proxy as Codex does (its key, session and turn metadata).
+async fn connect(proxy: &TestProxy) -> Socket {
+    let url = proxy.url("/v1/responses").replace("http://", "ws://");
+    let mut request = url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("authorization", "Bearer codex-own-key".parse().unwrap());
+    headers.insert("session-id", "thread-1".parse().unwrap());
+    headers.insert(
+        "openai-beta",
+        "responses_websockets=2026-02-06".parse().unwrap(),
+    );
+    headers.insert(
+        "x-codex-turn-metadata",
+        r#"{"model":"gpt-5.1","request_kind":"prewarm"}"#.parse().unwrap(),
+    );
+    let addr = proxy.server.as_ref().unwrap().addr;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (socket, response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("the proxy accepts the upgrade");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+fn create(model: &str, text: &str) -> Message {
+    Message::text(
+        json!({"type": "response.create", "model": model, "stream": true,
+               "input": [{"type": "message", "role": "user",
+                          "content": [{"type": "input_text", "text": text}]}]})
+        .to_string(),
+    )
+}
+
+/// The client's events until the response ends (or the connection does).
+async fn events(socket: &mut Socket) -> Vec<Value> {
+    let mut events = Vec::new();
+    while let Some(message) = socket.next().await {
+        match message {
+            Ok(Message::Text(text)) => {
+                let event: Value = serde_json::from_str(text.as_str()).unwrap();
+                let last = matches!(
+                    event["type"].as_str(),
+                    Some("response.completed" | "response.failed" | "error")
+                );
+                events.push(event);
+                if last {
+                    break;
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    events
+}
+
+fn keyed(relays: &[(&str, &str)], extra: &str) -> String {
+    let mut text = String::new();
+    for (id, base) in relays {
+        text.push_str(&format!(
+            "[codex.providers.{id}]\nbase_url = \"{base}\"\nauth_token = \"sk-{id}-relay-key\"\n"
+        ));
+    }
+    let order: Vec<String> = relays.iter().map(|(id, _)| format!("\"{id}\"")).collect();
+    text.push_str(&format!(
+        "[codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [{}]\n{extra}",
+        order.join(", ")
+    ));
+    text
+}
+
+#[tokio::test]
+async fn turns_are_bridged_with_the_relays_key_and_mapped_model_and_recorded_one_per_response() {
+    bounded(async {
+        let relay = WsRelay::start("a", Behaviour::Answer).await;
+        let config = keyed(&[("a", &relay.base_url())], "")
+            + "[codex.providers.a.model_mapping]\n\"gpt-5.1\" = \"relay-model\"\n";
+        let proxy = TestProxy::start(&config, &[]).await;
+        let mut socket = connect(&proxy).await;
+
+        for turn in ["first", "second"] {
+            socket.send(create("gpt-5.1", turn)).await.unwrap();
+            let events = events(&mut socket).await;
+            let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+            assert_eq!(
+                kinds,
+                [
+                    "response.created",
+                    "response.output_text.delta",
+                    "response.completed"
+                ]
+            );
+            assert_eq!(events[1]["delta"], "hi from a");
+        }
+        socket.close(None).await.unwrap();
+
+        let handshake = &relay.handshakes()[0];
+        assert_eq!(handshake["authorization"], "Bearer sk-a-relay-key");
+        assert_eq!(handshake["openai-beta"], "responses_websockets=2026-02-06");
+        let frames = relay.frames();
+        assert_eq!(frames.len(), 2);
+        assert!(
+            frames.iter().all(|f| f["model"] == "relay-model"),
+            "{frames:?}"
+        );
+        assert_eq!(frames[1]["input"][0]["content"][0]["text"], "second");
+
+        let records = proxy.records.wait_for(2).await;
+        assert_eq!(
+            records.len(),
+            2,
+            "one record per response, none for the handshake"
+        );
+        for (record, outcome) in &records {
+            assert_eq!(*outcome, Outcome::Completed);
+            assert_eq!(record.provider.as_deref(), Some("a"));
+            assert_eq!(record.model_requested.as_deref(), Some("gpt-5.1"));
+            assert_eq!(record.model_sent.as_deref(), Some("relay-model"));
+            assert_eq!(record.usage.as_ref().unwrap().total_tokens, 1205);
+            assert!(record.ttfb.is_some());
+            assert_eq!(
+                record.session.as_ref().map(|s| s.value.as_str()),
+                Some("thread-1")
+            );
+        }
+        assert_ne!(records[0].0.trace_id, records[1].0.trace_id);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dead_first_relay_is_failed_over_before_the_handshake() {
+    bounded(async {
+        let dead = format!("http://127.0.0.1:{}/v1", closed_port());
+        let relay = WsRelay::start("b", Behaviour::Answer).await;
+        let config = keyed(&[("dead", &dead), ("b", &relay.base_url())], "");
+        let proxy = TestProxy::start(&config, &[]).await;
+        let mut socket = connect(&proxy).await;
+        socket.send(create("gpt-5.1", "hi")).await.unwrap();
+        let events = events(&mut socket).await;
+        assert_eq!(events.last().unwrap()["type"], "response.completed");
+        assert_eq!(relay.handshakes().len(), 1);
+        let records = proxy.records.wait_for(1).await;
+        let record = &records[0].0;
+        assert_eq!(record.provider.as_deref(), Some("b"));
+        assert_eq!(record.attempts.len(), 1, "the dead relay's attempt is kept");
+        assert_eq!(record.attempts[0].provider, "dead");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_relay_that_drops_mid_response_gives_the_client_an_error_and_a_close() {
+    bounded(async {
+        let relay = WsRelay::start("a", Behaviour::DropMidResponse).await;
+        let proxy = TestProxy::start(&keyed(&[("a", &relay.base_url())], ""), &[]).await;
+        let mut socket = connect(&proxy).await;
+        socket.send(create("gpt-5.1", "hi")).await.unwrap();
+        let events = events(&mut socket).await;
+        let last = events.last().unwrap();
+        assert_eq!(last["type"], "error", "{events:?}");
+        assert_eq!(last["error"]["code"], "relay_connection_lost");
+        // Then a close, not a hang.
+        let next = socket.next().await;
+        assert!(
+            matches!(next, Some(Ok(Message::Close(_))) | None | Some(Err(_))),
+            "{next:?}"
+        );
+        let records = proxy.records.wait_for(1).await;
+        assert_eq!(records[0].1, Outcome::UpstreamStreamError);
+    })
+    .await;
+}
