@@ -1060,3 +1060,133 @@ async fn threads_tagged_codex_proxy_stay_resumable_and_can_be_retagged() {
     assert_eq!(session, thread, "resume --last finds the retagged thread");
     assert!(body.contains("words from long ago") && body.contains("once more"));
 }
+
+/// A served proxy with the `official-relay` preset, Codex's files switched to it, and a Codex
+/// to run against it. `websocket` is `responses_websocket` in the helper's config.
+async fn official_relay(
+    relay: &MockRelay,
+    websocket: bool,
+) -> (support::cli::Homes, support::cli::Served, Codex) {
+    use support::cli::{Homes, serve};
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.client_patch]\npreset = \"official-relay\"\nresponses_websocket = {websocket}\n[codex.providers.a]\nbase_url = \"{}\"\nauth_token = \"relay-key-0123456789\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let original = codex_home("http://127.0.0.1:9");
+    std::fs::copy(
+        original.path().join("config.toml"),
+        homes.codex.path().join("config.toml"),
+    )
+    .unwrap();
+    let served = serve(homes.command(&["serve"])).await;
+    let codex = Codex {
+        home: tempfile::tempdir().unwrap(),
+        work: tempfile::tempdir().unwrap(),
+    };
+    std::fs::copy(
+        homes.codex.path().join("config.toml"),
+        codex.home.path().join("config.toml"),
+    )
+    .unwrap();
+    (homes, served, codex)
+}
+
+/// `official-relay --responses-websocket`: Codex's turns (a new one and a resumed one) go over
+/// the Responses WebSocket through the proxy to a relay that speaks it, and the ledger has one
+/// row per turn with the relay's exact tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_relay_turns_go_over_the_responses_websocket() {
+    use support::cli::run;
+    let relay = MockRelay::start("a").await;
+    relay.speak_websocket();
+    let (homes, served, codex) = official_relay(&relay, true).await;
+    let config = std::fs::read_to_string(codex.home.path().join("config.toml")).unwrap();
+    assert!(config.contains("supports_websockets = true"), "{config}");
+
+    let one = run_codex(&codex, &["exec", "--skip-git-repo-check", "say hi"]).await;
+    assert_ran(&one, "the first turn");
+    assert!(one.stdout.contains("hi from a"), "{}", one.stdout);
+    let two = run_codex(
+        &codex,
+        &[
+            "exec",
+            "--skip-git-repo-check",
+            "resume",
+            "--last",
+            "and again",
+        ],
+    )
+    .await;
+    assert_ran(&two, "the resumed turn");
+
+    let received = relay.received();
+    let turns: Vec<serde_json::Value> = received
+        .iter()
+        .filter(|r| r.method == "WS")
+        .map(|r| r.json())
+        .filter(|f| f["type"] == "response.create" && f["generate"] != false)
+        .collect();
+    assert!(turns.len() >= 2, "{} turns over the WebSocket", turns.len());
+    assert!(
+        !received
+            .iter()
+            .any(|r| r.method == "POST" && r.path_and_query == "/v1/responses"),
+        "no turn fell back to HTTP"
+    );
+    let handshake = received
+        .iter()
+        .find(|r| r.method == "GET" && r.path_and_query == "/v1/responses")
+        .unwrap();
+    assert_eq!(
+        handshake.headers["authorization"],
+        "Bearer relay-key-0123456789"
+    );
+
+    stop(served).await;
+    let (ok, out) = run(&homes, &["usage", "tail", "--json", "--limit", "50"]).await;
+    assert!(ok, "{out}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .flat_map(|v: serde_json::Value| match v {
+            serde_json::Value::Array(rows) => rows,
+            row => vec![row],
+        })
+        .filter(|r| r["path"] == "/v1/responses")
+        .collect();
+    assert_eq!(rows.len(), turns.len(), "one ledger row per turn: {out}");
+    assert!(rows.iter().all(|r| r["total_tokens"] == 1205), "{out}");
+}
+
+/// With `responses_websocket` on and a relay that refuses the transport, Codex falls back to
+/// HTTP at once: a turn takes no longer than with the transport off, plus half a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_refusing_the_websocket_costs_codex_no_time() {
+    let relay = MockRelay::start("a").await;
+    let mut took = Vec::new();
+    for websocket in [false, true] {
+        let (_homes, served, codex) = official_relay(&relay, websocket).await;
+        let started = std::time::Instant::now();
+        let run = run_codex(&codex, &["exec", "--skip-git-repo-check", "say hi"]).await;
+        took.push(started.elapsed());
+        assert_ran(&run, "a turn");
+        stop(served).await;
+    }
+    let handshakes = relay
+        .received()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path_and_query == "/v1/responses")
+        .count();
+    assert!(handshakes <= 1, "{handshakes} handshakes reached the relay");
+    assert!(
+        took[1] <= took[0] + Duration::from_millis(500),
+        "over HTTP {:?}, with the refused WebSocket {:?}",
+        took[0],
+        took[1]
+    );
+}

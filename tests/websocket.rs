@@ -105,11 +105,13 @@ async fn turns_are_bridged_with_the_relays_key_and_mapped_model_and_recorded_one
                 kinds,
                 [
                     "response.created",
+                    "response.output_item.added",
                     "response.output_text.delta",
+                    "response.output_item.done",
                     "response.completed"
                 ]
             );
-            assert_eq!(events[1]["delta"], "hi from a");
+            assert_eq!(events[2]["delta"], "hi from a");
         }
         socket.close(None).await.unwrap();
 

@@ -447,15 +447,32 @@ impl Bridge {
             return message;
         };
         let bytes = text.as_bytes();
-        if event_type(bytes).as_deref() != Some("response.create") {
+        let Some(head) = head(bytes).filter(|h| h.kind == "response.create") else {
             return message;
-        }
+        };
         let facts = inspect::inspect(bytes);
         let requested = facts.as_ref().and_then(|f| f.model.clone());
         let mapped = requested
             .as_deref()
             .and_then(|m| map_model(&self.upstream.model_mapping, m));
         self.end_current(Outcome::ClientDisconnected, None);
+        // A prewarm (`generate: false`) makes no output and costs nothing: not a turn.
+        if head.generate != Some(false) {
+            self.start_record(requested.clone(), mapped.clone());
+        }
+        match (mapped, facts.and_then(|f| f.model_span)) {
+            (Some(model), Some(span)) => {
+                let body = inspect::replace_model(bytes, span, &model);
+                match String::from_utf8(body.to_vec()) {
+                    Ok(text) => Message::text(text),
+                    Err(_) => message,
+                }
+            }
+            _ => message,
+        }
+    }
+
+    fn start_record(&mut self, requested: Option<String>, mapped: Option<String>) {
         let mut record = RecordGuard::new(
             RequestRecord {
                 trace_id: self.state.next_trace_id(),
@@ -469,16 +486,6 @@ impl Bridge {
         );
         record.status = Some(200);
         self.current = Some((record, Instant::now()));
-        match (mapped, facts.and_then(|f| f.model_span)) {
-            (Some(model), Some(span)) => {
-                let body = inspect::replace_model(bytes, span, &model);
-                match String::from_utf8(body.to_vec()) {
-                    Ok(text) => Message::text(text),
-                    Err(_) => message,
-                }
-            }
-            _ => message,
-        }
     }
 
     /// A relay message on its way to the client: read for the response's first event, usage
@@ -491,10 +498,10 @@ impl Bridge {
         if record.ttfb.is_none() {
             record.ttfb = Some(sent.elapsed());
         }
-        let Some(kind) = event_type(text.as_bytes()) else {
+        let Some(head) = head(text.as_bytes()) else {
             return;
         };
-        let outcome = match kind.as_str() {
+        let outcome = match head.kind.as_str() {
             "response.completed" | "response.incomplete" => Outcome::Completed,
             "response.failed" | "error" => Outcome::FailedInStream,
             _ => return,
@@ -527,17 +534,25 @@ impl Bridge {
     }
 }
 
-/// A message's `type`, read without building the whole value.
-fn event_type(bytes: &[u8]) -> Option<String> {
+/// What the bridge reads of a message: its `type` and `generate` (false for a prewarm).
+struct Head {
+    kind: String,
+    generate: Option<bool>,
+}
+
+/// A message's [`Head`], read without building the whole value.
+fn head(bytes: &[u8]) -> Option<Head> {
     #[derive(serde::Deserialize)]
     struct Typed<'a> {
         #[serde(borrow, rename = "type")]
         kind: Option<std::borrow::Cow<'a, str>>,
+        generate: Option<bool>,
     }
-    serde_json::from_slice::<Typed>(bytes)
-        .ok()?
-        .kind
-        .map(|k| k.into_owned())
+    let typed = serde_json::from_slice::<Typed>(bytes).ok()?;
+    Some(Head {
+        kind: typed.kind?.into_owned(),
+        generate: typed.generate,
+    })
 }
 
 /// The event that tells Codex the response failed because the relay's connection broke.
@@ -576,12 +591,13 @@ mod tests {
     }
 
     #[test]
-    fn event_types_are_read_without_the_rest() {
+    fn heads_are_read_without_the_rest() {
+        let prewarm = head(br#"{"type":"response.create","input":[],"generate":false}"#).unwrap();
         assert_eq!(
-            event_type(br#"{"type":"response.create","input":[]}"#).as_deref(),
-            Some("response.create")
+            (prewarm.kind.as_str(), prewarm.generate),
+            ("response.create", Some(false))
         );
-        assert_eq!(event_type(b"not json"), None);
-        assert_eq!(event_type(br#"{"input":[]}"#), None);
+        assert!(head(b"not json").is_none());
+        assert!(head(br#"{"input":[]}"#).is_none());
     }
 }

@@ -112,6 +112,8 @@ struct Shared {
     received: Vec<Received>,
     /// `GET` paths answered with a fixed status and JSON body (balance endpoints).
     fixed: std::collections::HashMap<String, (u16, String)>,
+    /// Accept Responses WebSocket upgrades (off: answer them 426, like most relays).
+    websocket: bool,
 }
 
 /// A running mock relay.
@@ -187,12 +189,14 @@ impl MockRelay {
                                 if let Ok(stream) = tls.accept(stream).await {
                                     let _ = builder
                                         .serve_connection(TokioIo::new(stream), service)
+                                        .with_upgrades()
                                         .await;
                                 }
                             }
                             None => {
                                 let _ = builder
                                     .serve_connection(TokioIo::new(stream), service)
+                                    .with_upgrades()
                                     .await;
                             }
                         }
@@ -239,6 +243,13 @@ impl MockRelay {
             .insert(path.to_string(), (status, body.to_string()));
     }
 
+    /// Speaks the Responses WebSocket transport from now on: an upgrade on `…/responses` gets
+    /// 101, and each `response.create` frame a streamed answer (see [`super::ws_relay`]).
+    /// Frames are recorded as requests with method `WS`.
+    pub fn speak_websocket(&self) {
+        self.shared.lock().unwrap().websocket = true;
+    }
+
     /// Requests received for `path` (the query ignored).
     pub fn hits_on(&self, path: &str) -> usize {
         self.received()
@@ -274,8 +285,11 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 async fn handle(
     shared: Arc<Mutex<Shared>>,
     name: String,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
+    if shared.lock().unwrap().websocket && request.headers().contains_key("sec-websocket-key") {
+        return Ok(accept_websocket(shared, name, &mut request));
+    }
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -577,6 +591,59 @@ fn compaction_reply(model: &str, name: &str) -> Response<Body> {
         ),
     ];
     sse_reply(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
+}
+
+/// Answers a WebSocket upgrade with 101 and serves the connection in the background.
+fn accept_websocket(
+    shared: Arc<Mutex<Shared>>,
+    name: String,
+    request: &mut Request<Incoming>,
+) -> Response<Body> {
+    let key = request.headers()["sec-websocket-key"].as_bytes().to_vec();
+    shared.lock().unwrap().received.push(Received {
+        method: "GET".into(),
+        path_and_query: request.uri().path().to_string(),
+        headers: request.headers().clone(),
+        body: Bytes::new(),
+    });
+    let path = request.uri().path().to_string();
+    let upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        let Ok(io) = upgrade.await else { return };
+        let mut socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(io),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let record = |frame: &serde_json::Value| {
+            shared.lock().unwrap().received.push(Received {
+                method: "WS".into(),
+                path_and_query: path.clone(),
+                headers: HeaderMap::new(),
+                body: Bytes::from(frame.to_string()),
+            });
+        };
+        super::ws_relay::respond(
+            &mut socket,
+            &name,
+            super::ws_relay::Behaviour::Answer,
+            record,
+        )
+        .await;
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", accept)
+        .body(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .unwrap()
 }
 
 fn json_reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {

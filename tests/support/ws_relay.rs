@@ -93,6 +93,24 @@ async fn serve(
     let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
         return;
     };
+    respond(&mut socket, name, behaviour, |frame| {
+        seen.lock().unwrap().frames.push(frame.clone())
+    })
+    .await;
+}
+
+/// Answers a client's frames on `socket` as a relay does, handing each frame to `seen`: a
+/// `response.create` gets `response.created`, a text delta and `response.completed` with
+/// usage; a prewarm (`generate: false`) gets `response.created` and an empty
+/// `response.completed`.
+pub async fn respond<S>(
+    socket: &mut tokio_tungstenite::WebSocketStream<S>,
+    name: &str,
+    behaviour: Behaviour,
+    seen: impl Fn(&Value),
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut n = 0;
     while let Some(Ok(message)) = socket.next().await {
         let Message::Text(text) = message else {
@@ -101,7 +119,7 @@ async fn serve(
         let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else {
             continue;
         };
-        seen.lock().unwrap().frames.push(frame.clone());
+        seen(&frame);
         if frame["type"] != "response.create" {
             continue;
         }
@@ -119,13 +137,28 @@ async fn serve(
         if behaviour == Behaviour::DropMidResponse {
             return; // Dropping the socket closes TCP without a close frame.
         }
-        let events = [
-            json!({"type": "response.output_text.delta", "delta": format!("hi from {name}")}),
-            json!({"type": "response.completed", "response": {"id": id, "model": model, "status": "completed",
-                "usage": {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1000},
-                          "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 2},
-                          "total_tokens": 1205}}}),
-        ];
+        let events = if frame["generate"] == false {
+            vec![
+                json!({"type": "response.completed", "response": {"id": id, "model": model, "status": "completed", "output": []}}),
+            ]
+        } else {
+            let text = format!("hi from {name}");
+            vec![
+                json!({"type": "response.output_item.added", "output_index": 0,
+                    "item": {"type": "message", "id": format!("msg_{id}"), "role": "assistant", "status": "in_progress", "content": []}}),
+                json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0,
+                    "item_id": format!("msg_{id}"), "delta": text}),
+                json!({"type": "response.output_item.done", "output_index": 0,
+                    "item": {"type": "message", "id": format!("msg_{id}"), "role": "assistant", "status": "completed",
+                             "content": [{"type": "output_text", "text": text, "annotations": []}]}}),
+                json!({"type": "response.completed", "response": {"id": id, "model": model, "status": "completed",
+                    "output": [{"type": "message", "id": format!("msg_{id}"), "role": "assistant", "status": "completed",
+                                "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+                    "usage": {"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1000},
+                              "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 2},
+                              "total_tokens": 1205}}}),
+            ]
+        };
         for event in events {
             if socket.send(Message::text(event.to_string())).await.is_err() {
                 return;
