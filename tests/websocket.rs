@@ -192,3 +192,61 @@ async fn a_relay_that_drops_mid_response_gives_the_client_an_error_and_a_close()
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_lone_relay_that_broke_still_takes_the_next_connection() {
+    bounded(async {
+        let relay = WsRelay::start("a", Behaviour::DropMidResponse).await;
+        let proxy = TestProxy::start(&keyed(&[("a", &relay.base_url())], ""), &[]).await;
+        for _ in 0..2 {
+            let mut socket = connect(&proxy).await;
+            socket.send(create("gpt-5.1", "hi")).await.unwrap();
+            assert_eq!(events(&mut socket).await.last().unwrap()["type"], "error");
+        }
+        assert_eq!(relay.handshakes().len(), 2, "not cooled down to nowhere");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_relay_silent_in_a_response_is_ended_after_the_idle_timeout() {
+    bounded(async {
+        let relay = WsRelay::start("a", Behaviour::StallMidResponse).await;
+        let config = keyed(
+            &[("a", &relay.base_url())],
+            "[proxy]\nstream_idle_timeout_ms = 300\n",
+        );
+        let proxy = TestProxy::start(&config, &[]).await;
+        let mut socket = connect(&proxy).await;
+        socket.send(create("gpt-5.1", "hi")).await.unwrap();
+        let events = events(&mut socket).await;
+        let last = events.last().unwrap();
+        assert_eq!(last["error"]["code"], "relay_connection_lost", "{events:?}");
+        assert!(
+            last["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no message from the relay")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn previous_response_not_found_reaches_codex_as_the_relay_sent_it() {
+    bounded(async {
+        let relay = WsRelay::start("a", Behaviour::PreviousNotFound).await;
+        let proxy = TestProxy::start(&keyed(&[("a", &relay.base_url())], ""), &[]).await;
+        let mut socket = connect(&proxy).await;
+        socket.send(create("gpt-5.1", "hi")).await.unwrap();
+        let first = events(&mut socket).await;
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0]["error"]["code"], "previous_response_not_found");
+        let records = proxy.records.wait_for(1).await;
+        assert_eq!(records[0].1, Outcome::FailedInStream);
+        // The connection stays usable: Codex decides (it reconnects with the full input).
+        socket.send(create("gpt-5.1", "again")).await.unwrap();
+        assert_eq!(events(&mut socket).await.len(), 1);
+    })
+    .await;
+}

@@ -155,6 +155,8 @@ struct Connected {
     upstream: Upstream,
     permit: Permit,
     probe: HealthProbe,
+    /// The only candidate the request had.
+    alone: bool,
 }
 
 /// Selects a relay and opens its WebSocket, failing over as an HTTP request would. `None`
@@ -197,6 +199,7 @@ async fn connect(
                     upstream: upstream.clone(),
                     permit,
                     probe,
+                    alone: router.tried.len() == 1,
                 });
             }
             Err(Opened::Refused { status }) => {
@@ -338,6 +341,7 @@ struct Bridge {
     upstream: Upstream,
     permit: Permit,
     probe: HealthProbe,
+    alone: bool,
     /// The handshake's record: what every response's record starts from.
     template: RequestRecord,
     sink: Arc<dyn super::RecordSink>,
@@ -356,6 +360,7 @@ impl Bridge {
             upstream,
             permit,
             probe,
+            alone,
         } = connected;
         handshake.provider = Some(upstream.provider.clone());
         handshake.endpoint = Some(upstream.endpoint.clone());
@@ -368,6 +373,7 @@ impl Bridge {
             upstream,
             permit,
             probe,
+            alone,
             template,
             sink: state.sink.clone(),
             current: None,
@@ -384,8 +390,22 @@ impl Bridge {
                 .await;
         let (mut to_client, mut from_client) = client.split();
         let (mut to_relay, mut from_relay) = relay.split();
+        let idle = match self.state.settings.stream_idle_timeout_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        };
+        let mut last_from_relay = Instant::now();
         let broke = loop {
+            // Only a response in progress waits on the relay; between turns the socket may idle.
+            let silent = idle.filter(|_| self.current.is_some());
+            let deadline = silent.map(|idle| last_from_relay + idle);
             tokio::select! {
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    break Some(format!(
+                        "no message from the relay for {} s in a response",
+                        silent.unwrap_or_default().as_secs()
+                    ));
+                }
                 message = from_client.next() => match message {
                     Some(Ok(message)) => {
                         let closing = message.is_close();
@@ -402,6 +422,7 @@ impl Bridge {
                 },
                 message = from_relay.next() => match message {
                     Some(Ok(message)) => {
+                        last_from_relay = Instant::now();
                         let closing = message.is_close();
                         self.on_relay_message(&message);
                         if to_client.send(message).await.is_err() || closing {
@@ -427,10 +448,14 @@ impl Bridge {
                     })))
                     .await;
                 self.end_current(Outcome::UpstreamStreamError, Some(error.clone()));
-                self.probe.failed(
-                    Cooldown::Growing,
-                    format!("{}: {error}", self.upstream.key()),
-                );
+                // A lone relay is not cooled down: that would leave its sessions nowhere to go.
+                let cooldown = if self.alone {
+                    Cooldown::None
+                } else {
+                    Cooldown::Growing
+                };
+                self.probe
+                    .failed(cooldown, format!("{}: {error}", self.upstream.key()));
             }
             None => {
                 self.end_current(Outcome::ClientDisconnected, None);
@@ -531,6 +556,13 @@ impl Bridge {
             }
             record.finish(outcome);
         }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 

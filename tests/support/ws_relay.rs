@@ -23,6 +23,10 @@ pub enum Behaviour {
     Answer,
     /// `response.created`, then the TCP connection is dropped without a close frame.
     DropMidResponse,
+    /// `response.created`, then nothing more (the connection stays open).
+    StallMidResponse,
+    /// An `error` frame: `previous_response_not_found`, as the API sends when it forgot.
+    PreviousNotFound,
 }
 
 #[derive(Default)]
@@ -124,6 +128,13 @@ pub async fn respond<S>(
             continue;
         }
         n += 1;
+        if behaviour == Behaviour::PreviousNotFound {
+            let error = json!({"type": "error", "status": 400, "error": {"type": "invalid_request_error",
+                "code": "previous_response_not_found", "message": "Previous response not found.",
+                "param": "previous_response_id"}});
+            let _ = socket.send(Message::text(error.to_string())).await;
+            continue;
+        }
         let id = format!("resp_{name}_{n}");
         let model = frame["model"].as_str().unwrap_or("gpt-5.1").to_string();
         let created = json!({"type": "response.created", "response": {"id": id, "model": model, "status": "in_progress"}});
@@ -134,8 +145,10 @@ pub async fn respond<S>(
         {
             return;
         }
-        if behaviour == Behaviour::DropMidResponse {
-            return; // Dropping the socket closes TCP without a close frame.
+        match behaviour {
+            Behaviour::DropMidResponse => return, // TCP closes without a close frame.
+            Behaviour::StallMidResponse => std::future::pending::<()>().await,
+            _ => {}
         }
         let events = if frame["generate"] == false {
             vec![
