@@ -1146,6 +1146,14 @@ async fn official_relay_turns_go_over_the_responses_websocket() {
         handshake.headers["authorization"],
         "Bearer relay-key-0123456789"
     );
+    let (ok, out) = run(&homes, &["switch", "status", "--json"]).await;
+    assert!(ok, "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["responses_websocket"]["in_use"], true, "{out}");
+    assert_eq!(
+        status["responses_websocket"]["relays"][0]["acceptance"]["result"], "accepts",
+        "{out}"
+    );
 
     stop(served).await;
     let (ok, out) = run(&homes, &["usage", "tail", "--json", "--limit", "50"]).await;
@@ -1170,19 +1178,28 @@ async fn a_relay_refusing_the_websocket_costs_codex_no_time() {
     let relay = MockRelay::start("a").await;
     let mut took = Vec::new();
     for websocket in [false, true] {
-        let (_homes, served, codex) = official_relay(&relay, websocket).await;
+        let (homes, served, codex) = official_relay(&relay, websocket).await;
         let started = std::time::Instant::now();
         let run = run_codex(&codex, &["exec", "--skip-git-repo-check", "say hi"]).await;
         took.push(started.elapsed());
         assert_ran(&run, "a turn");
+        let handshakes = relay
+            .received()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path_and_query == "/v1/responses")
+            .count();
+        assert!(handshakes <= 1, "{handshakes} handshakes reached the relay");
+        // `switch status` asks the relay itself (one more handshake).
+        let (ok, out) = support::cli::run(&homes, &["switch", "status"]).await;
+        assert!(ok, "{out}");
+        if websocket {
+            assert!(out.contains("Responses WebSocket: in use"), "{out}");
+            assert!(out.contains("a.default: refuses it (HTTP 426)"), "{out}");
+        } else {
+            assert!(out.contains("Responses WebSocket: not in use"), "{out}");
+        }
         stop(served).await;
     }
-    let handshakes = relay
-        .received()
-        .iter()
-        .filter(|r| r.method == "GET" && r.path_and_query == "/v1/responses")
-        .count();
-    assert!(handshakes <= 1, "{handshakes} handshakes reached the relay");
     assert!(
         took[1] <= took[0] + Duration::from_millis(500),
         "over HTTP {:?}, with the refused WebSocket {:?}",

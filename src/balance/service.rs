@@ -32,7 +32,6 @@ use crate::config::Homes;
 use crate::config::model::BalanceSettings;
 use crate::proxy::ProxyState;
 use crate::routing::Upstream;
-use crate::routing::affinity::AffinityStore;
 use crate::time::now_ms;
 
 /// Lookups in flight at once.
@@ -722,16 +721,7 @@ pub fn refresh_standalone(homes: &Homes, provider: Option<&str>) -> anyhow::Resu
             path.display()
         )
     })?;
-    let env = |name: &str| std::env::var(name).ok();
-    let plan = crate::proxy::Plan::from_config(&loaded, &env)?;
-    crate::proxy::install_tls_provider();
-    let state = Arc::new(ProxyState::new(
-        plan,
-        AffinityStore::in_memory(),
-        loaded.config.proxy.clone(),
-        path,
-        Arc::new(crate::proxy::NoSink),
-    )?);
+    let state = Arc::new(ProxyState::for_command(&loaded)?);
     let (_asker, inbox) = channel();
     let config = ServiceConfig {
         settings: BalanceSettings {

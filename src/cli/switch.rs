@@ -4,6 +4,7 @@ use crate::codex::preset::{Compaction, PatchPlan, Preset};
 use crate::codex::switch::{self, CodexFiles};
 use crate::config::{Homes, load};
 use crate::proxy::Plan;
+use crate::proxy::websocket::Acceptance;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SwitchCommand {
@@ -98,9 +99,23 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
         SwitchCommand::RemoteControl(command) => remote_control(&homes.codex, command),
         SwitchCommand::Status { json } => {
             let status = switch::status(&files)?;
+            let websocket = status.enabled && status.supports_websockets == Some(true);
+            // Only when Codex will try the transport: asking relays costs a handshake each.
+            let relays = if websocket {
+                websocket_relays(&homes)
+            } else {
+                Vec::new()
+            };
             if json {
                 let mut value = serde_json::to_value(&status)?;
                 value["models_catalog"] = serde_json::Value::String(catalog_note(&homes));
+                value["responses_websocket"] = serde_json::json!({
+                    "in_use": websocket,
+                    "relays": relays
+                        .iter()
+                        .map(|(endpoint, acceptance)| serde_json::json!({"endpoint": endpoint, "acceptance": acceptance}))
+                        .collect::<Vec<_>>(),
+                });
                 println!("{}", serde_json::to_string_pretty(&value)?);
                 return Ok(());
             }
@@ -133,6 +148,29 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
                     "Codex does not point at codex-helper ({}).",
                     files.config.display()
                 );
+            }
+            if status.enabled {
+                println!(
+                    "  Responses WebSocket: {}",
+                    if websocket {
+                        "in use (Codex opens one per session)"
+                    } else {
+                        "not in use (HTTP)"
+                    }
+                );
+                for (endpoint, acceptance) in &relays {
+                    let what = match acceptance {
+                        Acceptance::Accepts => "accepts it".to_string(),
+                        Acceptance::Refuses { status: 0 } => {
+                            "reached through an outbound proxy: Codex is sent to HTTP".to_string()
+                        }
+                        Acceptance::Refuses { status } => {
+                            format!("refuses it (HTTP {status}): Codex is sent to HTTP at once")
+                        }
+                        Acceptance::Unreachable { error } => format!("cannot be reached: {error}"),
+                    };
+                    println!("    {endpoint}: {what}");
+                }
             }
             for d in &status.drift {
                 println!("  drift: {d}");
@@ -279,4 +317,28 @@ fn catalog_note(homes: &Homes) -> String {
             "passed through untranslated: the Codex binary `{binary}` cannot be run (set [proxy] codex_binary); Codex will use fallback metadata"
         ),
     }
+}
+
+/// Whether each enabled relay accepts the Responses WebSocket, by one handshake each (all at
+/// once, each bounded by the proxy's header timeout). Empty without a helper config.
+fn websocket_relays(homes: &crate::config::Homes) -> Vec<(String, Acceptance)> {
+    let Ok(Some(loaded)) = crate::config::load::load(&homes.helper_config()) else {
+        return Vec::new();
+    };
+    let Ok(state) = crate::proxy::ProxyState::for_command(&loaded) else {
+        return Vec::new();
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    let plan = state.plan();
+    runtime.block_on(futures_util::future::join_all(
+        plan.graph.upstreams.iter().map(|upstream| async {
+            let acceptance = crate::proxy::websocket::probe(&state, upstream).await;
+            (upstream.key().to_string(), acceptance)
+        }),
+    ))
 }

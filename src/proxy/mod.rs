@@ -144,6 +144,21 @@ impl ProxyState {
         })
     }
 
+    /// A proxy state for a command that asks relays something (balances, WebSocket probes)
+    /// without serving: the config's plan and settings, no affinity kept, no records.
+    pub fn for_command(loaded: &crate::config::LoadedConfig) -> anyhow::Result<Self> {
+        let env = |name: &str| std::env::var(name).ok();
+        let plan = Plan::from_config(loaded, &env)?;
+        install_tls_provider();
+        Self::new(
+            plan,
+            AffinityStore::in_memory(),
+            loaded.config.proxy.clone(),
+            loaded.path.clone(),
+            Arc::new(NoSink),
+        )
+    }
+
     /// Serves `client` (for Codex, `codex::client::CodexClient`); without this the
     /// proxy knows nothing of its client ([`AnyClient`]).
     pub fn with_client(mut self, client: Arc<dyn ClientSide>) -> Self {

@@ -230,6 +230,54 @@ async fn connect(
     }
 }
 
+/// Whether a relay accepts the Responses WebSocket transport, as one handshake finds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Acceptance {
+    Accepts,
+    /// It answered the handshake with this status (0: not bridged on its route).
+    Refuses {
+        status: u16,
+    },
+    /// The handshake failed; the relay may be down.
+    Unreachable {
+        error: String,
+    },
+}
+
+/// Tries the handshake on `upstream` (with the helper's credential) and closes the socket at
+/// once: for `switch status`, which tells the user whether the transport can be used.
+pub async fn probe(state: &ProxyState, upstream: &Upstream) -> Acceptance {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "openai-beta",
+        HeaderValue::from_static("responses_websockets=2026-02-06"),
+    );
+    let request = ClientRequest::prepare(
+        Method::GET,
+        "/v1/responses".to_string(),
+        headers,
+        Bytes::new(),
+        false,
+    );
+    match open(state, upstream, &request).await {
+        Ok(socket) => {
+            drop(socket);
+            Acceptance::Accepts
+        }
+        Err(Opened::Refused { status }) => Acceptance::Refuses { status },
+        Err(Opened::Failed { outcome, .. }) => Acceptance::Unreachable {
+            error: Attempt {
+                provider: upstream.provider.clone(),
+                endpoint: upstream.endpoint.clone(),
+                outcome,
+                duration_ms: 0,
+            }
+            .summary(),
+        },
+    }
+}
+
 /// Why a relay's WebSocket did not open.
 enum Opened {
     /// It answered, but not with 101: it does not speak the transport.
