@@ -12,8 +12,9 @@
 //! another build of the binary instead, `CODEX_HELPER_BENCH_BASELINE=path` another build beside
 //! it (a "baseline" column, interleaved with the others). Loopback only; every loop is bounded by a request count.
 
+mod common;
+
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use common::ProxyProcess;
 
 const SEQUENTIAL: usize = 2000;
 const CONCURRENT: usize = 32;
@@ -51,9 +54,9 @@ async fn main() {
     // interleaved in the same run, for before/after figures on a noisy machine.
     let binary = std::env::var_os("CODEX_HELPER_BENCH_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_codex-helper").into());
-    let proxy = ProxyProcess::start(upstream, binary);
+    let proxy = ProxyProcess::start(&one_relay(upstream), binary);
     let baseline = std::env::var_os("CODEX_HELPER_BENCH_BASELINE")
-        .map(|binary| ProxyProcess::start(upstream, binary));
+        .map(|binary| ProxyProcess::start(&one_relay(upstream), binary));
     let nginx = Nginx::start(upstream);
     let mut paths = vec![
         Path {
@@ -381,64 +384,9 @@ async fn start_upstream() -> SocketAddr {
     addr
 }
 
-/// The real `codex-helper` binary, configured with the mock upstream as its one relay.
-struct ProxyProcess {
-    child: Child,
-    addr: SocketAddr,
-    _home: tempfile::TempDir,
-}
-
-impl ProxyProcess {
-    fn start(upstream: SocketAddr, binary: std::ffi::OsString) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        std::fs::write(
-            home.path().join("config.toml"),
-            format!("version = 5\n[codex.providers.bench]\nbase_url = \"http://{upstream}/v1\"\n"),
-        )
-        .unwrap();
-        let mut child = Command::new(binary)
-            .args(["serve", "--no-tui", "--no-switch", "--port", "0"])
-            .env("CODEX_HELPER_HOME", home.path())
-            .env("CODEX_HOME", home.path().join("codex"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start codex-helper");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("codex-helper exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        // The proxy logs one line per request; drain them as a terminal would.
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            addr,
-            _home: home,
-        }
-    }
-
-    fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The helper's config with the mock upstream as its one relay.
+fn one_relay(upstream: SocketAddr) -> String {
+    format!("version = 5\n[codex.providers.bench]\nbase_url = \"http://{upstream}/v1\"\n")
 }
 
 fn human(bytes: usize) -> String {

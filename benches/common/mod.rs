@@ -1,0 +1,64 @@
+//! What the benches share: the real `codex-helper` binary as a child process.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+/// The real `codex-helper` binary, serving with a config of the bench's.
+pub struct ProxyProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    _home: tempfile::TempDir,
+}
+
+impl ProxyProcess {
+    pub fn start(config: &str, binary: std::ffi::OsString) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("config.toml"), config).unwrap();
+        let mut child = Command::new(binary)
+            .args(["serve", "--no-tui", "--no-switch", "--port", "0"])
+            .env("CODEX_HELPER_HOME", home.path())
+            .env("CODEX_HOME", home.path().join("codex"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start codex-helper");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("codex-helper exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // The proxy logs one line per request; drain them as a terminal would.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            addr,
+            _home: home,
+        }
+    }
+
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
