@@ -9,6 +9,7 @@ pub mod clients;
 pub mod coding;
 pub mod guard;
 pub mod headers;
+pub mod images;
 pub mod inspect;
 pub mod loops;
 pub mod pipeline;

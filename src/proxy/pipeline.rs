@@ -28,6 +28,7 @@ use http::{Method, Request, Response, header};
 use super::attempt::{self, Answer, AnswerBody, Tried};
 use super::guard;
 use super::headers::client_response_headers;
+use super::images;
 use super::loops;
 use super::receive::{ClientRequest, decode_body, read_body};
 use super::record::AttemptOutcome;
@@ -68,6 +69,11 @@ where
     let plan = state.plan();
     if plan.graph.upstreams.is_empty() {
         return reject(record, replies::no_relay(&state.config_path));
+    }
+
+    // The Images API is served as a Responses call with the hosted image tool.
+    if let Some(entry) = images::Entry::of(&request.method, &request.path_and_query) {
+        return images_call(&state, &plan, &request, entry, record).await;
     }
 
     // 3–5. select, attempt, decide
@@ -430,6 +436,56 @@ async fn respond(
     record.model_sent = answer.model_sent.clone();
     record.price_multiplier = upstream.price_multiplier;
     relay_response(state, plan, answer, record, permit, probe)
+}
+
+/// Phases 3–7 for an Images request ([`images`]): the Responses call that stands for it is
+/// routed like any request; its answer is read whole and given in the Images shape, and the
+/// proxy's own errors are reshaped to match.
+async fn images_call(
+    state: &ProxyState,
+    plan: &Plan,
+    request: &ClientRequest,
+    entry: images::Entry,
+    mut record: RecordGuard,
+) -> Response<ProxyBody> {
+    let call = match images::Call::new(entry, request).await {
+        Ok(call) => call,
+        Err(error) => return images::refuse(record, error),
+    };
+    record.model_requested = call.images_model.clone().or_else(|| {
+        let facts = call.request.facts.as_ref();
+        facts.and_then(|f| f.model.clone())
+    });
+    match route(state, plan, &call.request, &mut record).await {
+        Routed::Chosen(chosen) => {
+            let Chosen {
+                answer,
+                upstream,
+                why,
+                permit,
+                probe,
+            } = chosen;
+            if let Some(decision) = record.decision.as_mut() {
+                decision.chosen = Some(upstream.key().to_string());
+                decision.why = Some(why);
+            }
+            record.provider = Some(upstream.provider.clone());
+            record.endpoint = Some(upstream.endpoint.clone());
+            record.model_sent = answer.model_sent.clone();
+            record.price_multiplier = upstream.price_multiplier;
+            call.answer(state, plan, answer, permit, probe, record)
+                .await
+        }
+        Routed::Nowhere { router, skips } => {
+            images::reshaped(unroutable(&call.request, record, &router, &skips))
+        }
+        Routed::Bound { upstream, skip } => images::reshaped(continuity_broken(
+            &call.request,
+            record,
+            upstream,
+            skip.as_ref(),
+        )),
+    }
 }
 
 /// Phase 6, for the client: `/models`, a relay's list becomes the client's own catalog (for

@@ -366,6 +366,10 @@ async fn handle(
     if compaction && fault.is_none() {
         return Ok(compaction_reply(&model, &name));
     }
+    // Images: a request with the hosted `image_generation` tool gets an image.
+    if fault.is_none() && asks_for_image(&received.body) {
+        return Ok(image_reply(&model));
+    }
 
     match fault {
         Some(Fault::Status {
@@ -750,4 +754,30 @@ pub fn sse_events(model: &str, text: &str) -> Vec<Bytes> {
             "output":[message_item(text, "completed")],"usage":usage()}}),
         ),
     ]
+}
+
+/// A 1×1 PNG, base64: the `result` of every mock `image_generation_call`.
+pub const IMAGE_B64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+/// The `revised_prompt` of every mock `image_generation_call`.
+pub const REVISED_PROMPT: &str = "a mock image, revised";
+/// The `created_at` of the mock's image responses.
+pub const IMAGE_CREATED_AT: u64 = 1_700_000_000;
+
+/// Whether a request body lists the hosted `image_generation` tool.
+fn asks_for_image(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|b| b["tools"].as_array().cloned())
+        .is_some_and(|tools| tools.iter().any(|t| t["type"] == "image_generation"))
+}
+
+/// A Responses JSON answer with one `image_generation_call` item, as a relay gives for a
+/// request that forces the hosted image tool.
+fn image_reply(model: &str) -> Response<Body> {
+    let call = serde_json::json!({"type":"image_generation_call","id":"ig_mock","status":"completed",
+        "result":IMAGE_B64,"revised_prompt":REVISED_PROMPT,"size":"1024x1024","output_format":"png"});
+    let response = serde_json::json!({"id":"resp_img","object":"response","status":"completed",
+        "created_at":IMAGE_CREATED_AT,"model":model,"output":[call],"usage":usage()});
+    json_reply(StatusCode::OK, response.to_string())
 }
