@@ -61,4 +61,3 @@ impl Drop for ProxyProcess {
         let _ = self.child.wait();
     }
 }
-
