@@ -250,3 +250,29 @@ async fn previous_response_not_found_reaches_codex_as_the_relay_sent_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_relay_behind_an_outbound_socks_proxy_is_bridged_through_it() {
+    bounded(async {
+        let relay = WsRelay::start("a", Behaviour::Answer).await;
+        let socks = support::outbound::TestOutbound::socks5(None).await;
+        let config = format!(
+            "[proxy]\noutbound_proxy = \"{}\"\n{}",
+            socks.url("socks5h", None),
+            keyed(&[("a", &relay.base_url())], "")
+        );
+        let proxy = TestProxy::start(&config, &[]).await;
+        let mut socket = connect(&proxy).await;
+        socket.send(create("gpt-5.1", "hi")).await.unwrap();
+        assert_eq!(
+            events(&mut socket).await.last().unwrap()["type"],
+            "response.completed"
+        );
+        assert_eq!(socks.tunnels(), 1, "the handshake went through the proxy");
+        assert_eq!(
+            relay.handshakes()[0]["authorization"],
+            "Bearer sk-a-relay-key"
+        );
+    })
+    .await;
+}

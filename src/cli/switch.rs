@@ -161,9 +161,6 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
                 for (endpoint, acceptance) in &relays {
                     let what = match acceptance {
                         Acceptance::Accepts => "accepts it".to_string(),
-                        Acceptance::Refuses { status: 0 } => {
-                            "reached through an outbound proxy: Codex is sent to HTTP".to_string()
-                        }
                         Acceptance::Refuses { status } => {
                             format!("refuses it (HTTP {status}): Codex is sent to HTTP at once")
                         }

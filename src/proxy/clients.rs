@@ -35,13 +35,63 @@ use crate::routing::outbound::Route;
 pub struct UpstreamClients {
     connect_timeout: Duration,
     state: Mutex<State>,
-    /// Opens WebSockets to direct routes: HTTP/1 only (an upgrade needs it), built once.
-    websocket: std::sync::OnceLock<Option<WebSocketClient>>,
+    /// The clients that open WebSockets, per route: HTTP/1 only (an upgrade needs it).
+    websocket: Mutex<HashMap<Route, WebSocketClient>>,
 }
 
 /// An HTTP/1-only client whose connections are handed over on `101 Switching Protocols`.
-pub type WebSocketClient =
-    std::sync::Arc<hyper_util::client::legacy::Client<DirectConnector, Full<Bytes>>>;
+#[derive(Clone)]
+pub enum WebSocketClient {
+    Direct(std::sync::Arc<hyper_util::client::legacy::Client<DirectConnector, Full<Bytes>>>),
+    Proxied(reqwest::Client),
+}
+
+/// A connection taken over by the WebSocket protocol.
+pub trait UpgradedIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> UpgradedIo for T {}
+
+impl WebSocketClient {
+    /// Sends a WebSocket handshake: the relay's status, and its connection when that is 101.
+    pub async fn handshake(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<(http::StatusCode, Option<Box<dyn UpgradedIo>>), SendError> {
+        let failed = |connect: bool, message: String| SendError { connect, message };
+        match self {
+            WebSocketClient::Direct(client) => {
+                let response = client
+                    .request(request.map(Full::new))
+                    .await
+                    .map_err(|e| failed(e.is_connect(), error_chain(&e)))?;
+                let status = response.status();
+                if status != http::StatusCode::SWITCHING_PROTOCOLS {
+                    return Ok((status, None));
+                }
+                let io = hyper::upgrade::on(response)
+                    .await
+                    .map_err(|e| failed(false, error_chain(&e)))?;
+                Ok((status, Some(Box::new(hyper_util::rt::TokioIo::new(io)))))
+            }
+            WebSocketClient::Proxied(client) => {
+                let request = reqwest::Request::try_from(request)
+                    .map_err(|e| failed(false, error_chain(&e.without_url())))?;
+                let response = client
+                    .execute(request)
+                    .await
+                    .map_err(|e| failed(e.is_connect(), error_chain(&e.without_url())))?;
+                let status = response.status();
+                if status != http::StatusCode::SWITCHING_PROTOCOLS {
+                    return Ok((status, None));
+                }
+                let io = response
+                    .upgrade()
+                    .await
+                    .map_err(|e| failed(false, error_chain(&e.without_url())))?;
+                Ok((status, Some(Box::new(io))))
+            }
+        }
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -57,7 +107,7 @@ impl UpstreamClients {
         Self {
             connect_timeout,
             state: Mutex::default(),
-            websocket: std::sync::OnceLock::new(),
+            websocket: Mutex::default(),
         }
     }
 
@@ -113,26 +163,18 @@ impl UpstreamClients {
         Ok(built)
     }
 
-    /// The client that opens WebSockets on `route`; `None` through an outbound proxy (not
-    /// bridged yet) or when the system's certificates cannot be loaded (logged).
-    pub fn websocket(&self, route: &Route) -> Option<WebSocketClient> {
-        if !matches!(route, Route::Direct) {
-            return None;
+    /// The client that opens WebSockets on `route`, built on first use and kept.
+    pub fn websocket(&self, route: &Route) -> anyhow::Result<WebSocketClient> {
+        let mut clients = self
+            .websocket
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(route) {
+            return Ok(client.clone());
         }
-        self.websocket
-            .get_or_init(|| match connector(self.connect_timeout, false) {
-                Ok(https) => Some(std::sync::Arc::new(
-                    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                        .pool_max_idle_per_host(0)
-                        .timer(TokioTimer::new())
-                        .build(https),
-                )),
-                Err(e) => {
-                    tracing::warn!("no WebSocket client: {e:#}");
-                    None
-                }
-            })
-            .clone()
+        let client = build_websocket(route, self.connect_timeout)?;
+        clients.insert(route.clone(), client.clone());
+        Ok(client)
     }
 
     /// This thread's client for `route`. A proxy thread has one for every route of the plan
@@ -233,6 +275,31 @@ fn build(route: &Route, connect_timeout: Duration) -> anyhow::Result<RelayClient
 
 /// A direct client: relays' certificates are checked by the platform's verifier (the system's
 /// roots, `SSL_CERT_FILE` honoured), as reqwest does; HTTP/2 when an `https` relay offers it.
+/// A WebSocket client for `route`: HTTP/1 only, no pooling (an upgraded connection is the
+/// socket's), through the route's proxy when it has one.
+fn build_websocket(route: &Route, connect_timeout: Duration) -> anyhow::Result<WebSocketClient> {
+    let Route::Proxy(url) = route else {
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .timer(TokioTimer::new())
+            .build(connector(connect_timeout, false)?);
+        return Ok(WebSocketClient::Direct(std::sync::Arc::new(client)));
+    };
+    let proxy = reqwest::Proxy::all(url.expose())
+        .map_err(|_| anyhow::anyhow!("outbound proxy {url} is not usable"))?;
+    let client = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .http1_only()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .proxy(proxy)
+        .build()
+        .with_context(|| format!("cannot build the WebSocket client for relays via {url}"))?;
+    Ok(WebSocketClient::Proxied(client))
+}
+
 fn build_direct(connect_timeout: Duration) -> anyhow::Result<RelayClient> {
     let https = connector(connect_timeout, true)?;
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())

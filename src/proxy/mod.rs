@@ -215,12 +215,11 @@ impl ProxyState {
         self.clients.get(&upstream.outbound.route)
     }
 
-    /// The HTTP/1 client that opens WebSockets to `upstream`; `None` when its route goes
-    /// through an outbound proxy (not bridged yet: the client is sent to HTTP instead).
+    /// The HTTP/1 client that opens WebSockets to `upstream` (on its outbound route).
     pub fn websocket_client(
         &self,
         upstream: &crate::routing::Upstream,
-    ) -> Option<clients::WebSocketClient> {
+    ) -> anyhow::Result<clients::WebSocketClient> {
         self.clients.websocket(&upstream.outbound.route)
     }
 

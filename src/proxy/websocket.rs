@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
+use super::clients::UpgradedIo;
 use super::headers::upstream_request_headers;
 use super::inspect;
 use super::loops;
@@ -151,7 +152,7 @@ fn handshake_request(parts: &Parts) -> ClientRequest {
 
 /// A relay's accepted WebSocket, with what the connection holds until it ends.
 struct Connected {
-    socket: Upgraded,
+    socket: Box<dyn UpgradedIo>,
     upstream: Upstream,
     permit: Permit,
     probe: HealthProbe,
@@ -235,7 +236,7 @@ async fn connect(
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Acceptance {
     Accepts,
-    /// It answered the handshake with this status (0: not bridged on its route).
+    /// It answered the handshake with this status.
     Refuses {
         status: u16,
     },
@@ -294,7 +295,7 @@ async fn open(
     state: &ProxyState,
     upstream: &Upstream,
     request: &ClientRequest,
-) -> Result<Upgraded, Opened> {
+) -> Result<Box<dyn UpgradedIo>, Opened> {
     let failed = |outcome, class| Opened::Failed { outcome, class };
     let mut headers = upstream_request_headers(
         &request.headers,
@@ -318,7 +319,7 @@ async fn open(
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
-    let Ok(handshake) = builder.body(http_body_util::Full::new(Bytes::new())) else {
+    let Ok(handshake) = builder.body(Bytes::new()) else {
         return Err(failed(
             AttemptOutcome::ConnectError {
                 error: "the relay's URL is not usable for a WebSocket".into(),
@@ -326,11 +327,16 @@ async fn open(
             FailureClass::Connect,
         ));
     };
-    let Some(client) = state.websocket_client(upstream) else {
-        return Err(Opened::Refused { status: 0 });
-    };
+    let client = state.websocket_client(upstream).map_err(|e| {
+        failed(
+            AttemptOutcome::ConnectError {
+                error: format!("{e:#}"),
+            },
+            FailureClass::Connect,
+        )
+    })?;
     let timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
-    let response = match tokio::time::timeout(timeout, client.request(handshake)).await {
+    let (status, socket) = match tokio::time::timeout(timeout, client.handshake(handshake)).await {
         Err(_) => {
             return Err(failed(
                 AttemptOutcome::Timeout {
@@ -339,21 +345,25 @@ async fn open(
                 FailureClass::HeaderTimeout,
             ));
         }
-        Ok(Err(e)) => {
+        Ok(Err(e)) if e.connect => {
             return Err(failed(
-                AttemptOutcome::ConnectError {
-                    error: super::relay_body::error_chain(&e),
-                },
+                AttemptOutcome::ConnectError { error: e.message },
                 FailureClass::Connect,
             ));
         }
-        Ok(Ok(response)) => response,
-    };
-    let status = response.status();
-    if status != StatusCode::SWITCHING_PROTOCOLS {
-        let class = classify_status(status.as_u16(), None, false, "", "");
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        Ok(Err(e)) => {
             return Err(failed(
+                AttemptOutcome::TransportError { error: e.message },
+                FailureClass::Transport,
+            ));
+        }
+        Ok(Ok(answer)) => answer,
+    };
+    match socket {
+        Some(socket) => Ok(socket),
+        None if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
+            let class = classify_status(status.as_u16(), None, false, "", "");
+            Err(failed(
                 AttemptOutcome::FailedStatus {
                     status: status.as_u16(),
                     class,
@@ -361,20 +371,12 @@ async fn open(
                     body_preview: String::new(),
                 },
                 class,
-            ));
+            ))
         }
-        return Err(Opened::Refused {
+        None => Err(Opened::Refused {
             status: status.as_u16(),
-        });
+        }),
     }
-    hyper::upgrade::on(response).await.map_err(|e| {
-        failed(
-            AttemptOutcome::TransportError {
-                error: super::relay_body::error_chain(&e),
-            },
-            FailureClass::Transport,
-        )
-    })
 }
 
 fn config() -> WebSocketConfig {
@@ -402,7 +404,7 @@ impl Bridge {
         state: &Arc<ProxyState>,
         mut handshake: RecordGuard,
         connected: Connected,
-    ) -> (Self, Upgraded) {
+    ) -> (Self, Box<dyn UpgradedIo>) {
         let Connected {
             socket,
             upstream,
@@ -429,13 +431,11 @@ impl Bridge {
         (bridge, socket)
     }
 
-    async fn run(mut self, client: Upgraded, relay: Upgraded) {
+    async fn run(mut self, client: Upgraded, relay: Box<dyn UpgradedIo>) {
         let client =
             WebSocketStream::from_raw_socket(TokioIo::new(client), Role::Server, Some(config()))
                 .await;
-        let relay =
-            WebSocketStream::from_raw_socket(TokioIo::new(relay), Role::Client, Some(config()))
-                .await;
+        let relay = WebSocketStream::from_raw_socket(relay, Role::Client, Some(config())).await;
         let (mut to_client, mut from_client) = client.split();
         let (mut to_relay, mut from_relay) = relay.split();
         let idle = match self.state.settings.stream_idle_timeout_ms {
