@@ -189,13 +189,8 @@ async fn route<'a>(
 ) -> Routed<'a> {
     let mut router = Router::new(state, &plan.graph, request);
     loop {
-        let now = state.clock().now();
-        let skips = router.skips(state, now);
-        if record.decision.is_none() {
-            record.decision = Some(router.decision(&skips));
-        }
-        // Wall-clock time for the affinity windows, which compare with persisted records.
-        let (index, why) = match router.select(&skips, now_ms()) {
+        let (skips, choice, now) = router.choose(state, record);
+        let (index, why) = match choice {
             Choice::Pick { candidate, why } => (candidate, why),
             Choice::None => return Routed::Nowhere { router, skips },
             Choice::ContinuityBroken { candidate } => {
@@ -427,15 +422,25 @@ async fn respond(
         probe,
     } = chosen;
     let answer = translate_catalog(state, request, answer).await;
+    note_chosen(&mut record, upstream, why, answer.model_sent.clone());
+    relay_response(state, plan, answer, record, permit, probe)
+}
+
+/// The record learns where the request went, why, and with which model.
+fn note_chosen(
+    record: &mut RecordGuard,
+    upstream: &Upstream,
+    why: Why,
+    model_sent: Option<String>,
+) {
     if let Some(decision) = record.decision.as_mut() {
         decision.chosen = Some(upstream.key().to_string());
         decision.why = Some(why);
     }
     record.provider = Some(upstream.provider.clone());
     record.endpoint = Some(upstream.endpoint.clone());
-    record.model_sent = answer.model_sent.clone();
+    record.model_sent = model_sent;
     record.price_multiplier = upstream.price_multiplier;
-    relay_response(state, plan, answer, record, permit, probe)
 }
 
 /// Phases 3–7 for an Images request ([`images`]): the Responses call that stands for it is
@@ -465,14 +470,7 @@ async fn images_call(
                 permit,
                 probe,
             } = chosen;
-            if let Some(decision) = record.decision.as_mut() {
-                decision.chosen = Some(upstream.key().to_string());
-                decision.why = Some(why);
-            }
-            record.provider = Some(upstream.provider.clone());
-            record.endpoint = Some(upstream.endpoint.clone());
-            record.model_sent = answer.model_sent.clone();
-            record.price_multiplier = upstream.price_multiplier;
+            note_chosen(&mut record, upstream, why, answer.model_sent.clone());
             call.answer(state, plan, answer, permit, probe, record)
                 .await
         }

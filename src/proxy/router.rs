@@ -4,7 +4,7 @@
 //! WebSocket connections ([`super::websocket`]); what an attempt is differs, the choice does not.
 
 use crate::proxy::receive::ClientRequest;
-use crate::proxy::record::{CandidateNote, RouteDecision};
+use crate::proxy::record::{CandidateNote, RecordGuard, RouteDecision};
 use crate::proxy::{Plan, ProxyState};
 use crate::routing::affinity::AffinityRecord;
 use crate::routing::retry::FailureClass;
@@ -111,6 +111,24 @@ impl<'a> Router<'a> {
             .routing
             .begin(upstream.key(), now, plan.retry.cooldown)?;
         Some((permit, probe))
+    }
+
+    /// The skip reasons at the state's clock's now, and the selection over them; the first
+    /// call also gives `record` its route decision (as things stood when it started). Returns
+    /// the clock reading the reasons were read at.
+    pub(super) fn choose(
+        &self,
+        state: &ProxyState,
+        record: &mut RecordGuard,
+    ) -> (Vec<Option<Skip>>, Choice, Millis) {
+        let now = state.clock().now();
+        let skips = self.skips(state, now);
+        if record.decision.is_none() {
+            record.decision = Some(self.decision(&skips));
+        }
+        // Wall-clock time for the affinity windows, which compare with persisted records.
+        let choice = self.select(&skips, crate::time::now_ms());
+        (skips, choice, now)
     }
 
     /// The route decision as it stood when the request started.

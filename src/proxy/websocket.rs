@@ -171,12 +171,8 @@ async fn connect(
 ) -> Option<Connected> {
     let mut router = Router::new(state, &plan.graph, request);
     loop {
-        let now = state.clock().now();
-        let skips = router.skips(state, now);
-        if record.decision.is_none() {
-            record.decision = Some(router.decision(&skips));
-        }
-        let (index, why) = match router.select(&skips, now_ms()) {
+        let (_, choice, now) = router.choose(state, record);
+        let (index, why) = match choice {
             Choice::Pick { candidate, why } => (candidate, why),
             Choice::None | Choice::ContinuityBroken { .. } => return None,
         };
