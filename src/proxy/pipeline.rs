@@ -54,7 +54,7 @@ where
     let mut record = new_record(&state, &parts);
     if websocket::is_upgrade(&parts.headers) {
         if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
-            return reject(record, refusal);
+            return refusal.answer(record);
         }
         return websocket::upgrade(state, parts, record).await;
     }
@@ -62,13 +62,13 @@ where
     // 1. receive
     let request = match receive(&state, parts, body, &mut record).await {
         Ok(request) => request,
-        Err(refusal) => return reject(record, refusal),
+        Err(refusal) => return refusal.answer(record),
     };
 
     // 2. plan
     let plan = state.plan();
     if plan.graph.upstreams.is_empty() {
-        return reject(record, replies::no_relay(&state.config_path));
+        return replies::no_relay(&state.config_path).answer(record);
     }
 
     // The Images API is served as a Responses call with the hosted image tool.
@@ -141,15 +141,6 @@ where
     record.streaming = request.streaming;
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
     Ok(request)
-}
-
-/// Finishes the record of a request refused before any upstream was tried.
-fn reject(mut record: RecordGuard, refusal: Refusal) -> Response<ProxyBody> {
-    record.status = Some(refusal.status.as_u16());
-    let response = refusal.to_response();
-    record.error = Some(refusal.message);
-    record.finish(Outcome::Rejected);
-    response
 }
 
 /// Where phases 3–5 ended.

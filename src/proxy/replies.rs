@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
-use super::record::{Attempt, AttemptOutcome};
+use super::record::{Attempt, AttemptOutcome, Outcome, RecordGuard};
 use super::relay_body::ProxyBody;
 use super::sse::FailedEvent;
 
@@ -40,6 +40,15 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// Answers with this refusal and finishes `record` as rejected, with its status and why.
+    pub fn answer(self, mut record: RecordGuard) -> Response<ProxyBody> {
+        record.status = Some(self.status.as_u16());
+        let response = self.to_response();
+        record.error = Some(self.message);
+        record.finish(Outcome::Rejected);
+        response
+    }
+
     pub fn to_response(&self) -> Response<ProxyBody> {
         json_error(self.status, self.code, &self.message)
     }

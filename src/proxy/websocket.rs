@@ -36,7 +36,7 @@ use super::loops;
 use super::receive::ClientRequest;
 use super::record::{Attempt, AttemptOutcome, Outcome, RecordGuard, RequestRecord};
 use super::relay_body::ProxyBody;
-use super::replies::{self, Refusal};
+use super::replies;
 use super::router::Router;
 use super::{Plan, ProxyState};
 use crate::record::usage::Usage;
@@ -88,18 +88,18 @@ pub async fn upgrade(
     let key = parts.headers.get("sec-websocket-key").cloned();
     let Some(key) = key.filter(|_| parts.method == Method::GET && path.ends_with("/responses"))
     else {
-        return refuse(record, replies::websocket_unsupported());
+        return replies::websocket_unsupported().answer(record);
     };
     let plan = state.plan();
     if plan.graph.upstreams.is_empty() {
-        return refuse(record, replies::no_relay(&state.config_path));
+        return replies::no_relay(&state.config_path).answer(record);
     }
     let request = handshake_request(&parts);
     record.session = request.session.clone();
     record.streaming = true;
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
     let Some(connected) = connect(&state, &plan, &request, &mut record).await else {
-        return refuse(record, replies::websocket_unsupported());
+        return replies::websocket_unsupported().answer(record);
     };
     let accept = derive_accept_key(key.as_bytes());
     let client = hyper::upgrade::on(Request::from_parts(parts, ()));
@@ -118,14 +118,6 @@ pub async fn upgrade(
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert("sec-websocket-accept", accept);
     }
-    response
-}
-
-fn refuse(mut record: RecordGuard, refusal: Refusal) -> Response<ProxyBody> {
-    record.status = Some(refusal.status.as_u16());
-    let response = refusal.to_response();
-    record.error = Some(refusal.message);
-    record.finish(Outcome::Rejected);
     response
 }
 
