@@ -54,11 +54,17 @@ pub fn apply_kept(
     configured: impl Fn(&str) -> bool,
     now_ms: u64,
     max_ms: u64,
-) -> Vec<(String, Snapshot)> {
+) -> Vec<(String, Snapshot, Option<u64>)> {
     kept.into_iter()
         .filter(|(endpoint, _)| configured(endpoint))
-        .inspect(|(endpoint, snapshot)| {
-            apply(routing, endpoint, effect(snapshot, now_ms, max_ms), now_ms);
+        .map(|(endpoint, snapshot)| {
+            let effect = effect(&snapshot, now_ms, max_ms);
+            let out_until = match &effect {
+                Effect::Exhaust { until_ms, .. } => Some(*until_ms),
+                _ => None,
+            };
+            apply(routing, &endpoint, effect, now_ms);
+            (endpoint, snapshot, out_until)
         })
         .collect()
 }

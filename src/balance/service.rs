@@ -28,8 +28,8 @@ use super::report::{EndpointBalance, RefreshReport};
 use super::schedule::{Asked, Looked, Rules, Schedule};
 use super::snapshot::{Reading, Snapshot};
 use super::store;
-use crate::config::Homes;
 use crate::config::model::BalanceSettings;
+use crate::config::{Homes, LoadedConfig};
 use crate::proxy::ProxyState;
 use crate::routing::Upstream;
 use crate::time::now_ms;
@@ -396,24 +396,22 @@ impl Engine {
             now,
             max,
         );
+        let clock_now = self.view.state.clock().now();
         let mut known = self.view.known();
-        for (endpoint, snapshot) in &restored {
-            if let Effect::Exhaust { until_ms, .. } = effect::effect(snapshot, now, max) {
+        for (endpoint, snapshot, out_until) in restored {
+            if let Some(until_ms) = out_until {
                 known.out_until.insert(endpoint.clone(), until_ms);
-                let clock_now = self.view.state.clock().now();
-                self.schedule.recheck(endpoint, clock_now, &self.rules);
+                self.schedule.recheck(&endpoint, clock_now, &self.rules);
             }
-        }
-        // What discovery found before the restart, so it does not probe every relay again.
-        for (endpoint, snapshot) in &restored {
-            let upstream = plan.graph.upstreams.iter().find(|u| *u.key() == **endpoint);
+            // What discovery found before the restart, so it does not probe every relay again.
+            let upstream = plan.graph.upstreams.iter().find(|u| *u.key() == *endpoint);
             if let Some(u) = upstream.filter(|u| snapshot.adapter == u.provider) {
-                if let Some(kind) = discovered_kind(snapshot) {
+                if let Some(kind) = discovered_kind(&snapshot) {
                     self.discovered.insert(u.base_url.host().to_string(), kind);
                 }
             }
+            known.snapshots.insert(endpoint, snapshot);
         }
-        known.snapshots.extend(restored);
     }
 
     /// A request asked for `endpoint`'s balance: queue it by the rules.
@@ -713,15 +711,12 @@ async fn sleep(tick: Option<Duration>) {
 
 /// A refresh without a running proxy (`balance refresh` when no `serve` runs): the same
 /// lookups, snapshots and store. No routing sees it until a proxy starts and reads the store.
-pub fn refresh_standalone(homes: &Homes, provider: Option<&str>) -> anyhow::Result<RefreshReport> {
-    let path = homes.helper_config();
-    let loaded = crate::config::load::load(&path)?.with_context(|| {
-        format!(
-            "{} does not exist yet; run `codex-helper serve` or `codex-helper provider add` first",
-            path.display()
-        )
-    })?;
-    let state = Arc::new(ProxyState::for_command(&loaded)?);
+pub fn refresh_standalone(
+    homes: &Homes,
+    loaded: &LoadedConfig,
+    provider: Option<&str>,
+) -> anyhow::Result<RefreshReport> {
+    let state = Arc::new(ProxyState::for_command(loaded)?);
     let (_asker, inbox) = channel();
     let config = ServiceConfig {
         settings: BalanceSettings {

@@ -70,7 +70,7 @@ pub fn run(command: BalanceCommand) -> anyhow::Result<()> {
         }
         BalanceCommand::Refresh { provider, json } => {
             check_provider(&loaded, provider.as_deref())?;
-            refresh(&homes, provider.as_deref(), json)
+            refresh(&homes, &loaded, provider.as_deref(), json)
         }
     }
 }
@@ -242,7 +242,12 @@ fn provider_forecast(
     Ok(forecast::forecast(&samples, now, window, midnight, money))
 }
 
-fn refresh(homes: &Homes, provider: Option<&str>, json: bool) -> anyhow::Result<()> {
+fn refresh(
+    homes: &Homes,
+    loaded: &LoadedConfig,
+    provider: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     let running = running_admin(homes);
     let live = match &running {
         Some((_, admin)) => Some(block_on(client::refresh(*admin, provider))?),
@@ -265,7 +270,7 @@ fn refresh(homes: &Homes, provider: Option<&str>, json: bool) -> anyhow::Result<
                     r.pid
                 );
             }
-            let report = crate::balance::service::refresh_standalone(homes, provider)?;
+            let report = crate::balance::service::refresh_standalone(homes, loaded, provider)?;
             (report, "this command".to_string())
         }
     };

@@ -258,19 +258,28 @@ fn build(route: &Route, connect_timeout: Duration) -> anyhow::Result<RelayClient
     let Route::Proxy(url) = route else {
         return build_direct(connect_timeout);
     };
-    let proxy = reqwest::Proxy::all(url.expose())
-        .map_err(|_| anyhow::anyhow!("outbound proxy {url} is not usable"))?;
-    let client = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
+    let client = proxied(url, connect_timeout)?
         .tcp_keepalive(Duration::from_secs(30))
         .pool_idle_timeout(Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .proxy(proxy)
         .build()
         .with_context(|| format!("cannot build the HTTP client for relays via {url}"))?;
     Ok(RelayClient::Proxied(client))
+}
+
+/// A reqwest client through `url` and only through it (the environment's proxies are never
+/// read by reqwest itself), redirects not followed.
+fn proxied(
+    url: &crate::config::outbound::ProxyUrl,
+    connect_timeout: Duration,
+) -> anyhow::Result<reqwest::ClientBuilder> {
+    let proxy = reqwest::Proxy::all(url.expose())
+        .map_err(|_| anyhow::anyhow!("outbound proxy {url} is not usable"))?;
+    Ok(reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .proxy(proxy))
 }
 
 /// A direct client: relays' certificates are checked by the platform's verifier (the system's
@@ -285,16 +294,9 @@ fn build_websocket(route: &Route, connect_timeout: Duration) -> anyhow::Result<W
             .build(connector(connect_timeout, false)?);
         return Ok(WebSocketClient::Direct(std::sync::Arc::new(client)));
     };
-    let proxy = reqwest::Proxy::all(url.expose())
-        .map_err(|_| anyhow::anyhow!("outbound proxy {url} is not usable"))?;
-    let client = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
+    let client = proxied(url, connect_timeout)?
         .http1_only()
         .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .proxy(proxy)
         .build()
         .with_context(|| format!("cannot build the WebSocket client for relays via {url}"))?;
     Ok(WebSocketClient::Proxied(client))

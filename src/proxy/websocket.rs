@@ -382,7 +382,6 @@ struct Bridge {
     alone: bool,
     /// The handshake's record: what every response's record starts from.
     template: RequestRecord,
-    sink: Arc<dyn super::RecordSink>,
     /// The response in progress, and when its `response.create` was sent.
     current: Option<(RecordGuard, Instant)>,
 }
@@ -413,7 +412,6 @@ impl Bridge {
             probe,
             alone,
             template,
-            sink: state.sink.clone(),
             current: None,
         };
         (bridge, socket)
@@ -543,7 +541,7 @@ impl Bridge {
                 model_sent: mapped.clone().or(requested),
                 ..self.template.clone()
             },
-            self.sink.clone(),
+            self.state.sink.clone(),
         );
         record.status = Some(200);
         self.current = Some((record, Instant::now()));
