@@ -1107,6 +1107,15 @@ async fn official_relay_turns_go_over_the_responses_websocket() {
     let (homes, served, codex) = official_relay(&relay, true).await;
     let config = std::fs::read_to_string(codex.home.path().join("config.toml")).unwrap();
     assert!(config.contains("supports_websockets = true"), "{config}");
+    // Codex reaches the proxy through a tap, to see what goes over the wire between them.
+    let proxy = served
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let tap = support::tap::Tap::start(proxy.parse().unwrap()).await;
+    assert!(config.contains(proxy), "{config}");
+    let config = config.replace(proxy, &tap.addr.to_string());
+    std::fs::write(codex.home.path().join("config.toml"), config).unwrap();
 
     let one = run_codex(&codex, &["exec", "--skip-git-repo-check", "say hi"]).await;
     assert_ran(&one, "the first turn");
@@ -1146,6 +1155,51 @@ async fn official_relay_turns_go_over_the_responses_websocket() {
         handshake.headers["authorization"],
         "Bearer relay-key-0123456789"
     );
+    // permessage-deflate was agreed with Codex: its frames and the proxy's come compressed.
+    let sockets: Vec<_> = tap
+        .wires()
+        .into_iter()
+        .map(|w| {
+            (
+                support::tap::websocket_frames(&w.from_client),
+                support::tap::websocket_frames(&w.from_server),
+            )
+        })
+        .filter(|((head, _), _)| head.starts_with("GET /v1/responses"))
+        .collect();
+    assert!(
+        !sockets.is_empty(),
+        "Codex opened WebSockets through the tap"
+    );
+    for ((asked, sent), (answered, received)) in &sockets {
+        let asked = asked.to_ascii_lowercase();
+        assert!(
+            asked.contains("sec-websocket-extensions: permessage-deflate"),
+            "{asked}"
+        );
+        let answered = answered.to_ascii_lowercase();
+        assert!(
+            answered.contains("sec-websocket-extensions: permessage-deflate\r\n"),
+            "{answered}"
+        );
+        let data = |frames: &Vec<(bool, u8)>| -> Vec<bool> {
+            frames
+                .iter()
+                .filter(|(_, op)| matches!(op, 1 | 2))
+                .map(|(rsv1, _)| *rsv1)
+                .collect()
+        };
+        let (sent, received) = (data(sent), data(received));
+        assert!(
+            sent.contains(&true),
+            "Codex compressed its messages: {sent:?}"
+        );
+        assert!(
+            !received.is_empty() && received.iter().all(|c| *c),
+            "the proxy compressed its messages: {received:?}"
+        );
+    }
+
     let (ok, out) = run(&homes, &["switch", "status", "--json"]).await;
     assert!(ok, "{out}");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -276,3 +276,145 @@ async fn a_relay_behind_an_outbound_socks_proxy_is_bridged_through_it() {
     })
     .await;
 }
+
+/// A handshake as Codex sends it, offering permessage-deflate as Codex 0.171.0 does.
+fn deflate_handshake() -> String {
+    "GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+     Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
+     authorization: Bearer codex-own-key\r\nsession-id: thread-1\r\n\
+     x-codex-turn-metadata: {\"model\":\"gpt-5.1\"}\r\n\r\n"
+        .to_string()
+}
+
+#[tokio::test]
+async fn permessage_deflate_is_spoken_with_each_side_and_the_relays_headers_reach_the_client() {
+    use support::raw_ws::{
+        self, DeflateRelay, Deflater, Inflater, TEXT, read_frame, read_head, write_frame,
+    };
+    use tokio::io::AsyncWriteExt;
+    bounded(async {
+        let relay = DeflateRelay::start(Some("permessage-deflate")).await;
+        let config = keyed(&[("a", &relay.base_url())], "")
+            + "[codex.providers.a.model_mapping]\n\"gpt-5.1\" = \"relay-model\"\n";
+        let proxy = TestProxy::start(&config, &[]).await;
+        let addr = proxy.server.as_ref().unwrap().addr;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(deflate_handshake().as_bytes())
+            .await
+            .unwrap();
+        let head = read_head(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        // RFC 6455 §1.3's example key and its answer.
+        assert_eq!(
+            raw_ws::header(&head, "sec-websocket-accept").as_deref(),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        assert_eq!(
+            raw_ws::header(&head, "sec-websocket-extensions").as_deref(),
+            Some("permessage-deflate")
+        );
+        assert_eq!(
+            raw_ws::header(&head, "x-codex-turn-state").as_deref(),
+            Some("ts-relay"),
+            "the relay's answer headers reach Codex: {head}"
+        );
+        assert_eq!(
+            raw_ws::header(&head, "openai-model").as_deref(),
+            Some("gpt-5.1"),
+            "the model Codex asked for, so a mapping does not look like a reroute"
+        );
+
+        // Two turns, each side keeping its compression window across them.
+        let (mut deflater, mut inflater) = (Deflater::default(), Inflater::default());
+        for turn in ["first turn", "second turn"] {
+            let create = create("gpt-5.1", turn).into_text().unwrap();
+            let compressed = deflater.deflate(create.as_bytes());
+            write_frame(&mut stream, TEXT, true, true, &compressed).await;
+            loop {
+                let frame = read_frame(&mut stream).await;
+                assert!(frame.rsv1 && frame.fin && !frame.masked, "{frame:?}");
+                assert_eq!(frame.opcode, TEXT);
+                let event: Value =
+                    serde_json::from_slice(&inflater.inflate(&frame.payload)).unwrap();
+                if event["type"] == "response.output_text.delta" {
+                    assert_eq!(event["delta"], "squeezed hello");
+                }
+                if event["type"] == "response.completed" {
+                    break;
+                }
+            }
+        }
+
+        let relay_head = &relay.heads()[0];
+        assert_eq!(
+            raw_ws::header(relay_head, "sec-websocket-extensions").as_deref(),
+            Some("permessage-deflate"),
+            "the proxy offers what it can honour, not Codex's window parameter"
+        );
+        assert_eq!(
+            raw_ws::header(relay_head, "authorization").as_deref(),
+            Some("Bearer sk-a-relay-key")
+        );
+        let messages = relay.messages();
+        assert_eq!(messages.len(), 2);
+        for ((message, compressed), turn) in messages.iter().zip(["first turn", "second turn"]) {
+            assert!(compressed, "the proxy compresses towards the relay");
+            assert_eq!(message["model"], "relay-model");
+            assert_eq!(message["input"][0]["content"][0]["text"], turn);
+        }
+        let records = proxy.records.wait_for(2).await;
+        assert!(
+            records
+                .iter()
+                .all(|(r, o)| *o == Outcome::Completed
+                    && r.usage.as_ref().unwrap().total_tokens == 742),
+            "{records:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_without_deflate_gets_plain_frames_from_a_compressing_relay() {
+    bounded(async {
+        let relay = support::raw_ws::DeflateRelay::start(Some("permessage-deflate")).await;
+        let proxy = TestProxy::start(&keyed(&[("a", &relay.base_url())], ""), &[]).await;
+        let mut socket = connect(&proxy).await;
+        for _ in 0..2 {
+            socket.send(create("gpt-5.1", "hi")).await.unwrap();
+            let events = events(&mut socket).await;
+            assert_eq!(events[1]["delta"], "squeezed hello");
+            assert_eq!(events.last().unwrap()["type"], "response.completed");
+        }
+        let messages = relay.messages();
+        assert_eq!(messages.len(), 2);
+        assert!(messages.iter().all(|(_, compressed)| *compressed));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_relay_agreeing_to_what_was_not_offered_is_failed_over() {
+    bounded(async {
+        // The proxy never offers to limit its own window; a relay that imposes one cannot be
+        // spoken to (RFC 7692 §7.1.2.2), so the connection goes to the next relay.
+        let odd = support::raw_ws::DeflateRelay::start(Some(
+            "permessage-deflate; client_max_window_bits=9",
+        ))
+        .await;
+        let good = WsRelay::start("b", Behaviour::Answer).await;
+        let config = keyed(&[("odd", &odd.base_url()), ("b", &good.base_url())], "");
+        let proxy = TestProxy::start(&config, &[]).await;
+        let mut socket = connect(&proxy).await;
+        socket.send(create("gpt-5.1", "hi")).await.unwrap();
+        let events = events(&mut socket).await;
+        assert_eq!(events[2]["delta"], "hi from b");
+        assert_eq!(odd.heads().len(), 1);
+        let records = proxy.records.wait_for(1).await;
+        let attempt = format!("{:?}", records[0].0.attempts);
+        assert!(attempt.contains("client_max_window_bits=9"), "{attempt}");
+    })
+    .await;
+}

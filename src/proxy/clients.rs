@@ -51,11 +51,19 @@ pub trait UpgradedIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Sen
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> UpgradedIo for T {}
 
 impl WebSocketClient {
-    /// Sends a WebSocket handshake: the relay's status, and its connection when that is 101.
+    /// Sends a WebSocket handshake: the relay's status and headers, and its connection when
+    /// that is 101.
     pub async fn handshake(
         &self,
         request: http::Request<Bytes>,
-    ) -> Result<(http::StatusCode, Option<Box<dyn UpgradedIo>>), SendError> {
+    ) -> Result<
+        (
+            http::StatusCode,
+            http::HeaderMap,
+            Option<Box<dyn UpgradedIo>>,
+        ),
+        SendError,
+    > {
         let failed = |connect: bool, message: String| SendError { connect, message };
         match self {
             WebSocketClient::Direct(client) => {
@@ -63,14 +71,15 @@ impl WebSocketClient {
                     .request(request.map(Full::new))
                     .await
                     .map_err(|e| failed(e.is_connect(), error_chain(&e)))?;
-                let status = response.status();
+                let (status, headers) = (response.status(), response.headers().clone());
                 if status != http::StatusCode::SWITCHING_PROTOCOLS {
-                    return Ok((status, None));
+                    return Ok((status, headers, None));
                 }
                 let io = hyper::upgrade::on(response)
                     .await
                     .map_err(|e| failed(false, error_chain(&e)))?;
-                Ok((status, Some(Box::new(hyper_util::rt::TokioIo::new(io)))))
+                let io = hyper_util::rt::TokioIo::new(io);
+                Ok((status, headers, Some(Box::new(io))))
             }
             WebSocketClient::Proxied(client) => {
                 let request = reqwest::Request::try_from(request)
@@ -79,15 +88,15 @@ impl WebSocketClient {
                     .execute(request)
                     .await
                     .map_err(|e| failed(e.is_connect(), error_chain(&e.without_url())))?;
-                let status = response.status();
+                let (status, headers) = (response.status(), response.headers().clone());
                 if status != http::StatusCode::SWITCHING_PROTOCOLS {
-                    return Ok((status, None));
+                    return Ok((status, headers, None));
                 }
                 let io = response
                     .upgrade()
                     .await
                     .map_err(|e| failed(false, error_chain(&e.without_url())))?;
-                Ok((status, Some(Box::new(io))))
+                Ok((status, headers, Some(Box::new(io))))
             }
         }
     }

@@ -5,6 +5,8 @@
 pub mod cli;
 pub mod mock_relay;
 pub mod outbound;
+pub mod raw_ws;
+pub mod tap;
 pub mod ws_relay;
 
 use std::collections::HashMap;

@@ -1,0 +1,308 @@
+//! One bridged connection, after both handshakes: frames pass both ways as they arrive,
+//! `response.create` frames have their model mapped, the relay's events are read for usage,
+//! and every response on the connection is one record (one ledger row). A relay that breaks
+//! the connection ends the client's with an `error` event and a close, never silently.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+
+use super::{Connected, MAX_MESSAGE_BYTES};
+use crate::proxy::ProxyState;
+use crate::proxy::clients::UpgradedIo;
+use crate::proxy::inspect;
+use crate::proxy::record::{Outcome, RecordGuard, RequestRecord};
+use crate::record::usage::Usage;
+use crate::routing::Upstream;
+use crate::routing::model_map::map_model;
+use crate::routing::retry::Cooldown;
+use crate::routing::runtime::{HealthProbe, Permit};
+use crate::time::now_ms;
+
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// One bridged connection: its relay, and the record of the response in progress.
+pub(super) struct Bridge {
+    state: Arc<ProxyState>,
+    upstream: Upstream,
+    permit: Permit,
+    probe: HealthProbe,
+    alone: bool,
+    /// The handshake's record: what every response's record starts from.
+    template: RequestRecord,
+    /// The response in progress, and when its `response.create` was sent.
+    current: Option<(RecordGuard, Instant)>,
+}
+
+impl Bridge {
+    pub(super) fn new(
+        state: &Arc<ProxyState>,
+        mut handshake: RecordGuard,
+        connected: Connected,
+    ) -> (Self, Box<dyn UpgradedIo>) {
+        let Connected {
+            socket,
+            headers: _,
+            upstream,
+            permit,
+            probe,
+            alone,
+        } = connected;
+        handshake.provider = Some(upstream.provider.clone());
+        handshake.endpoint = Some(upstream.endpoint.clone());
+        handshake.price_multiplier = upstream.price_multiplier;
+        handshake.status = Some(101);
+        // The handshake is not a response: it leaves no row of its own.
+        let template = handshake.unrecorded();
+        let bridge = Bridge {
+            state: state.clone(),
+            upstream,
+            permit,
+            probe,
+            alone,
+            template,
+            current: None,
+        };
+        (bridge, socket)
+    }
+
+    pub(super) async fn run(mut self, client: Box<dyn UpgradedIo>, relay: Box<dyn UpgradedIo>) {
+        let client = WebSocketStream::from_raw_socket(client, Role::Server, Some(config())).await;
+        let relay = WebSocketStream::from_raw_socket(relay, Role::Client, Some(config())).await;
+        let (mut to_client, mut from_client) = client.split();
+        let (mut to_relay, mut from_relay) = relay.split();
+        let idle = match self.state.settings.stream_idle_timeout_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        };
+        let mut last_from_relay = Instant::now();
+        let broke = loop {
+            // Only a response in progress waits on the relay; between turns the socket may idle.
+            let silent = idle.filter(|_| self.current.is_some());
+            let deadline = silent.map(|idle| last_from_relay + idle);
+            tokio::select! {
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    break Some(format!(
+                        "no message from the relay for {} s in a response",
+                        silent.unwrap_or_default().as_secs()
+                    ));
+                }
+                message = from_client.next() => match message {
+                    Some(Ok(message)) => {
+                        let closing = message.is_close();
+                        let message = self.on_client_message(message);
+                        if to_relay.send(message).await.is_err() || closing {
+                            break None;
+                        }
+                    }
+                    // The client went away: so does the relay connection.
+                    Some(Err(_)) | None => {
+                        let _ = to_relay.close().await;
+                        break None;
+                    }
+                },
+                message = from_relay.next() => match message {
+                    Some(Ok(message)) => {
+                        last_from_relay = Instant::now();
+                        let closing = message.is_close();
+                        self.on_relay_message(&message);
+                        if to_client.send(message).await.is_err() || closing {
+                            break None;
+                        }
+                    }
+                    Some(Err(e)) => break Some(e.to_string()),
+                    None => break Some("the relay closed the connection".to_string()),
+                },
+            }
+        };
+        match broke {
+            Some(error) => {
+                // A response in progress fails visibly, then the connection closes cleanly.
+                if self.current.is_some() {
+                    let event = failure_event(&error);
+                    let _ = to_client.send(Message::text(event)).await;
+                }
+                let _ = to_client
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1011.into(),
+                        reason: "relay connection lost".into(),
+                    })))
+                    .await;
+                self.end_current(Outcome::UpstreamStreamError, Some(error.clone()));
+                // A lone relay is not cooled down: that would leave its sessions nowhere to go.
+                let cooldown = if self.alone {
+                    Cooldown::None
+                } else {
+                    Cooldown::Growing
+                };
+                self.probe
+                    .failed(cooldown, format!("{}: {error}", self.upstream.key()));
+            }
+            None => {
+                self.end_current(Outcome::ClientDisconnected, None);
+                self.probe.succeeded();
+            }
+        }
+        drop(self.permit);
+    }
+
+    /// A client message on its way to the relay: a `response.create` starts a response's
+    /// record and has its model mapped.
+    fn on_client_message(&mut self, message: Message) -> Message {
+        let Message::Text(text) = &message else {
+            return message;
+        };
+        let bytes = text.as_bytes();
+        let Some(head) = head(bytes).filter(|h| h.kind == "response.create") else {
+            return message;
+        };
+        let facts = inspect::inspect(bytes);
+        let requested = facts.as_ref().and_then(|f| f.model.clone());
+        let mapped = requested
+            .as_deref()
+            .and_then(|m| map_model(&self.upstream.model_mapping, m));
+        self.end_current(Outcome::ClientDisconnected, None);
+        // A prewarm (`generate: false`) makes no output and costs nothing: not a turn.
+        if head.generate != Some(false) {
+            self.start_record(requested.clone(), mapped.clone());
+        }
+        match (mapped, facts.and_then(|f| f.model_span)) {
+            (Some(model), Some(span)) => {
+                let body = inspect::replace_model(bytes, span, &model);
+                match String::from_utf8(body.to_vec()) {
+                    Ok(text) => Message::text(text),
+                    Err(_) => message,
+                }
+            }
+            _ => message,
+        }
+    }
+
+    fn start_record(&mut self, requested: Option<String>, mapped: Option<String>) {
+        let mut record = RecordGuard::new(
+            RequestRecord {
+                trace_id: self.state.next_trace_id(),
+                started: Instant::now(),
+                started_at_ms: now_ms(),
+                model_requested: requested.clone(),
+                model_sent: mapped.clone().or(requested),
+                ..self.template.clone()
+            },
+            self.state.sink.clone(),
+        );
+        record.status = Some(200);
+        self.current = Some((record, Instant::now()));
+    }
+
+    /// A relay message on its way to the client: read for the response's first event, usage
+    /// and end.
+    fn on_relay_message(&mut self, message: &Message) {
+        let Message::Text(text) = message else { return };
+        let Some((record, sent)) = self.current.as_mut() else {
+            return;
+        };
+        if record.ttfb.is_none() {
+            record.ttfb = Some(sent.elapsed());
+        }
+        let Some(head) = head(text.as_bytes()) else {
+            return;
+        };
+        let outcome = match head.kind.as_str() {
+            "response.completed" | "response.incomplete" => Outcome::Completed,
+            "response.failed" | "error" => Outcome::FailedInStream,
+            _ => return,
+        };
+        let event: Option<Value> = serde_json::from_str(text.as_str()).ok();
+        if let Some(event) = &event {
+            record.usage = Usage::from_payload(event);
+            record.model_answered = event
+                .pointer("/response/model")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if outcome == Outcome::FailedInStream {
+                record.error = event
+                    .pointer("/error/message")
+                    .or_else(|| event.pointer("/response/error/message"))
+                    .and_then(Value::as_str)
+                    .map(|m| m.chars().take(300).collect());
+            }
+        }
+        self.end_current(outcome, None);
+    }
+
+    fn end_current(&mut self, outcome: Outcome, error: Option<String>) {
+        if let Some((mut record, _)) = self.current.take() {
+            if error.is_some() {
+                record.error = error;
+            }
+            record.finish(outcome);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the bridge reads of a message: its `type` and `generate` (false for a prewarm).
+struct Head {
+    kind: String,
+    generate: Option<bool>,
+}
+
+/// A message's [`Head`], read without building the whole value.
+fn head(bytes: &[u8]) -> Option<Head> {
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        generate: Option<bool>,
+    }
+    let typed = serde_json::from_slice::<Typed>(bytes).ok()?;
+    Some(Head {
+        kind: typed.kind?.into_owned(),
+        generate: typed.generate,
+    })
+}
+
+/// The event that tells Codex the response failed because the relay's connection broke.
+fn failure_event(error: &str) -> String {
+    serde_json::json!({
+        "type": "error",
+        "status": 502,
+        "error": {
+            "type": "server_error",
+            "code": "relay_connection_lost",
+            "message": format!("codex-helper: the relay's WebSocket broke: {error}"),
+        },
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_read_without_the_rest() {
+        let prewarm = head(br#"{"type":"response.create","input":[],"generate":false}"#).unwrap();
+        assert_eq!(
+            (prewarm.kind.as_str(), prewarm.generate),
+            ("response.create", Some(false))
+        );
+        assert!(head(b"not json").is_none());
+        assert!(head(br#"{"input":[]}"#).is_none());
+    }
+}

@@ -1,0 +1,456 @@
+//! The Responses WebSocket transport (`GET …/responses` with `Upgrade: websocket`), bridged to
+//! a relay that speaks it.
+//!
+//! The connection is routed like an HTTP request, at the handshake: the session from the
+//! handshake headers, the model from Codex's `x-codex-turn-metadata`. The proxy answers the
+//! client's upgrade only once a relay has accepted its own, so until then it fails over as
+//! for HTTP (connect error, 5xx, 429, timeout). A relay that refuses WebSockets (404, 405,
+//! 426, any answer but 101) is remembered for a while and the client gets 426 at once: Codex
+//! then uses HTTP straight away instead of retrying the handshake for seconds.
+//!
+//! After the handshake, frames pass both ways as they arrive. `response.create` frames have
+//! their model mapped; the relay's events are read for usage, and every response on the
+//! connection is one record (one ledger row). A relay that breaks the connection ends the
+//! client's with an `error` event and a close, never silently.
+
+mod bridge;
+mod deflate;
+mod frame;
+mod negotiate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use self::bridge::Bridge;
+use self::deflate::Deflated;
+use super::clients::UpgradedIo;
+use super::headers::{client_response_headers, upstream_request_headers};
+use super::loops;
+use super::receive::ClientRequest;
+use super::record::{Attempt, AttemptOutcome, RecordGuard};
+use super::relay_body::ProxyBody;
+use super::replies;
+use super::router::Router;
+use super::{Plan, ProxyState};
+use crate::routing::Upstream;
+use crate::routing::retry::{Cooldown, FailureClass, classify_status};
+use crate::routing::runtime::{HealthProbe, Permit};
+use crate::routing::select::Choice;
+use crate::time::Millis;
+
+/// How long a relay that refused a WebSocket handshake gets 426s without being asked again.
+const REFUSAL_MEMORY_MS: Millis = 10 * 60 * 1000;
+/// The largest message either side may send (a `response.create` carries the whole input).
+pub(super) const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Relays that refused the WebSocket transport, until when (on the proxy's clock).
+#[derive(Debug, Default)]
+pub struct Refusals(Mutex<HashMap<String, Millis>>);
+
+impl Refusals {
+    fn refused(&self, endpoint: &str, now: Millis) -> bool {
+        let map = self.0.lock().expect("websocket refusals lock");
+        map.get(endpoint).is_some_and(|until| now < *until)
+    }
+
+    fn remember(&self, endpoint: &str, now: Millis) {
+        let mut map = self.0.lock().expect("websocket refusals lock");
+        map.retain(|_, until| now < *until);
+        map.insert(endpoint.to_string(), now.saturating_add(REFUSAL_MEMORY_MS));
+    }
+}
+
+/// Whether `headers` ask to switch to WebSocket.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.get_all(header::UPGRADE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// Answers a WebSocket upgrade: 101 once a relay has accepted its own handshake (the bridge
+/// then runs in the background), or 426 / an error otherwise.
+pub async fn upgrade(
+    state: Arc<ProxyState>,
+    parts: Parts,
+    mut record: RecordGuard,
+) -> Response<ProxyBody> {
+    let path = parts.uri.path();
+    let key = parts.headers.get("sec-websocket-key").cloned();
+    let Some(key) = key.filter(|_| parts.method == Method::GET && path.ends_with("/responses"))
+    else {
+        return replies::websocket_unsupported().answer(record);
+    };
+    let plan = state.plan();
+    if plan.graph.upstreams.is_empty() {
+        return replies::no_relay(&state.config_path).answer(record);
+    }
+    let request = handshake_request(&parts);
+    record.session = request.session.clone();
+    record.streaming = true;
+    record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
+    let Some(mut connected) = connect(&state, &plan, &request, &mut record).await else {
+        return replies::websocket_unsupported().answer(record);
+    };
+    // The relay's answer headers (the model, rate limits, turn state) reach Codex as they
+    // would over HTTP; the handshake's own are the proxy's, per side.
+    let mut headers = client_response_headers(
+        &std::mem::take(&mut connected.headers),
+        false,
+        record.model_requested.as_deref(),
+    );
+    for name in WEBSOCKET_HEADERS {
+        headers.remove(name);
+    }
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert("sec-websocket-accept", accept);
+    }
+    let deflate = negotiate::accept_offer(&parts.headers).map(|(agreed, answer)| {
+        headers.insert("sec-websocket-extensions", answer);
+        agreed
+    });
+    let client = hyper::upgrade::on(Request::from_parts(parts, ()));
+    let (bridge, relay) = Bridge::new(&state, record, connected);
+    tokio::spawn(async move {
+        match client.await {
+            Ok(client) => {
+                let client = TokioIo::new(client);
+                let client: Box<dyn UpgradedIo> = match deflate {
+                    Some(agreed) => Box::new(Deflated::new(client, agreed, MAX_MESSAGE_BYTES)),
+                    None => Box::new(client),
+                };
+                bridge.run(client, relay).await
+            }
+            Err(e) => tracing::debug!("the client's WebSocket upgrade failed: {e}"),
+        }
+    });
+    let mut response = Response::new(ProxyBody::full(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// The handshake headers that belong to one side's connection.
+const WEBSOCKET_HEADERS: [&str; 4] = [
+    "sec-websocket-accept",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "sec-websocket-version",
+];
+
+/// The handshake as a request to route: its headers, and the model Codex names in
+/// `x-codex-turn-metadata` (the frames with the real body come only after the handshake).
+fn handshake_request(parts: &Parts) -> ClientRequest {
+    let model = parts
+        .headers
+        .get("x-codex-turn-metadata")
+        .and_then(|v| serde_json::from_slice::<Value>(v.as_bytes()).ok())
+        .and_then(|m| m.get("model").and_then(Value::as_str).map(str::to_string));
+    let body = model.map_or_else(Bytes::new, |m| {
+        Bytes::from(serde_json::json!({ "model": m }).to_string())
+    });
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    ClientRequest::prepare(
+        Method::GET,
+        path.to_string(),
+        parts.headers.clone(),
+        body,
+        false,
+    )
+}
+
+/// A relay's accepted WebSocket, with what the connection holds until it ends.
+struct Connected {
+    socket: Box<dyn UpgradedIo>,
+    /// The relay's answer headers, as sent.
+    headers: HeaderMap,
+    upstream: Upstream,
+    permit: Permit,
+    probe: HealthProbe,
+    /// The only candidate the request had.
+    alone: bool,
+}
+
+/// Selects a relay and opens its WebSocket, failing over as an HTTP request would. `None`
+/// when the client should use HTTP: the chosen relay refuses WebSockets (now or recently),
+/// or none could be reached.
+async fn connect(
+    state: &ProxyState,
+    plan: &Plan,
+    request: &ClientRequest,
+    record: &mut RecordGuard,
+) -> Option<Connected> {
+    let mut router = Router::new(state, &plan.graph, request);
+    loop {
+        let (_, choice, now) = router.choose(state, record);
+        let (index, why) = match choice {
+            Choice::Pick { candidate, why } => (candidate, why),
+            Choice::None | Choice::ContinuityBroken { .. } => return None,
+        };
+        let upstream = router.upstream(index);
+        if state
+            .websocket_refusals
+            .refused(upstream.key().as_str(), now)
+        {
+            return None;
+        }
+        let (permit, probe) = router.claim(state, plan, index, now)?;
+        let started = Instant::now();
+        match open(state, upstream, request).await {
+            Ok(Opened { socket, headers }) => {
+                if let Some(decision) = record.decision.as_mut() {
+                    decision.chosen = Some(upstream.key().to_string());
+                    decision.why = Some(why);
+                }
+                return Some(Connected {
+                    socket,
+                    headers,
+                    upstream: upstream.clone(),
+                    permit,
+                    probe,
+                    alone: router.tried.len() == 1,
+                });
+            }
+            Err(NotOpened::Refused { status }) => {
+                // Not the relay's health: it answers, just not this transport.
+                drop(probe);
+                state
+                    .websocket_refusals
+                    .remember(upstream.key().as_str(), now);
+                tracing::info!(
+                    "relay {} refused the WebSocket transport (HTTP {status}); Codex is told to use HTTP",
+                    upstream.key()
+                );
+                return None;
+            }
+            Err(NotOpened::Failed { outcome, class }) => {
+                let attempt = Attempt {
+                    provider: upstream.provider.clone(),
+                    endpoint: upstream.endpoint.clone(),
+                    outcome,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                };
+                probe.failed(Cooldown::Growing, attempt.summary());
+                record.attempts.push(attempt);
+                router.tried[index] = true;
+                router.last_failure = Some(class);
+            }
+        }
+    }
+}
+
+/// Whether a relay accepts the Responses WebSocket transport, as one handshake finds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Acceptance {
+    Accepts,
+    /// It answered the handshake with this status.
+    Refuses {
+        status: u16,
+    },
+    /// The handshake failed; the relay may be down.
+    Unreachable {
+        error: String,
+    },
+}
+
+/// Tries the handshake on `upstream` (with the helper's credential) and closes the socket at
+/// once: for `switch status`, which tells the user whether the transport can be used.
+pub async fn probe(state: &ProxyState, upstream: &Upstream) -> Acceptance {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "openai-beta",
+        HeaderValue::from_static("responses_websockets=2026-02-06"),
+    );
+    let request = ClientRequest::prepare(
+        Method::GET,
+        "/v1/responses".to_string(),
+        headers,
+        Bytes::new(),
+        false,
+    );
+    match open(state, upstream, &request).await {
+        Ok(opened) => {
+            drop(opened);
+            Acceptance::Accepts
+        }
+        Err(NotOpened::Refused { status }) => Acceptance::Refuses { status },
+        Err(NotOpened::Failed { outcome, .. }) => Acceptance::Unreachable {
+            error: Attempt {
+                provider: upstream.provider.clone(),
+                endpoint: upstream.endpoint.clone(),
+                outcome,
+                duration_ms: 0,
+            }
+            .summary(),
+        },
+    }
+}
+
+/// A relay's open WebSocket: its socket (inflating and deflating when the relay agreed to
+/// permessage-deflate) and the headers it answered with.
+struct Opened {
+    socket: Box<dyn UpgradedIo>,
+    headers: HeaderMap,
+}
+
+/// Why a relay's WebSocket did not open.
+enum NotOpened {
+    /// It answered, but not with 101: it does not speak the transport.
+    Refused { status: u16 },
+    /// No answer, or one that says try elsewhere (5xx, 429).
+    Failed {
+        outcome: AttemptOutcome,
+        class: FailureClass,
+    },
+}
+
+/// Sends the handshake to `upstream` (the helper's credential in place of the client's).
+async fn open(
+    state: &ProxyState,
+    upstream: &Upstream,
+    request: &ClientRequest,
+) -> Result<Opened, NotOpened> {
+    let failed = |outcome, class| NotOpened::Failed { outcome, class };
+    let mut headers = upstream_request_headers(
+        &request.headers,
+        &upstream.credential,
+        false,
+        state.client().auth(),
+    );
+    loops::stamp(&mut headers, &request.headers, &state.instance);
+    for name in ["sec-websocket-extensions", "sec-websocket-key"] {
+        headers.remove(name);
+    }
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+    headers.insert(
+        "sec-websocket-extensions",
+        HeaderValue::from_static(negotiate::OFFER),
+    );
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    if let Ok(key) = HeaderValue::from_str(&key) {
+        headers.insert("sec-websocket-key", key);
+    }
+    let url = upstream.base_url.join(&request.path_and_query);
+    let mut builder = Request::get(&url);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    let Ok(handshake) = builder.body(Bytes::new()) else {
+        return Err(failed(
+            AttemptOutcome::ConnectError {
+                error: "the relay's URL is not usable for a WebSocket".into(),
+            },
+            FailureClass::Connect,
+        ));
+    };
+    let client = state.websocket_client(upstream).map_err(|e| {
+        failed(
+            AttemptOutcome::ConnectError {
+                error: format!("{e:#}"),
+            },
+            FailureClass::Connect,
+        )
+    })?;
+    let timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
+    let (status, answer, socket) =
+        match tokio::time::timeout(timeout, client.handshake(handshake)).await {
+            Err(_) => {
+                return Err(failed(
+                    AttemptOutcome::Timeout {
+                        after_ms: timeout.as_millis() as u64,
+                    },
+                    FailureClass::HeaderTimeout,
+                ));
+            }
+            Ok(Err(e)) if e.connect => {
+                return Err(failed(
+                    AttemptOutcome::ConnectError { error: e.message },
+                    FailureClass::Connect,
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(failed(
+                    AttemptOutcome::TransportError { error: e.message },
+                    FailureClass::Transport,
+                ));
+            }
+            Ok(Ok(answer)) => answer,
+        };
+    let transport = |error: String| {
+        failed(
+            AttemptOutcome::TransportError { error },
+            FailureClass::Transport,
+        )
+    };
+    match socket {
+        Some(socket) => {
+            let accept = answer
+                .get("sec-websocket-accept")
+                .map(HeaderValue::as_bytes);
+            if accept != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
+                return Err(transport(
+                    "the relay's WebSocket handshake answer does not match its key".into(),
+                ));
+            }
+            let socket: Box<dyn UpgradedIo> =
+                match negotiate::read_answer(&answer).map_err(transport)? {
+                    Some(agreed) => Box::new(Deflated::new(socket, agreed, MAX_MESSAGE_BYTES)),
+                    None => socket,
+                };
+            Ok(Opened {
+                socket,
+                headers: answer,
+            })
+        }
+        None if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
+            let class = classify_status(status.as_u16(), None, false, "", "");
+            Err(failed(
+                AttemptOutcome::FailedStatus {
+                    status: status.as_u16(),
+                    class,
+                    retry_after_secs: None,
+                    body_preview: String::new(),
+                },
+                class,
+            ))
+        }
+        None => Err(NotOpened::Refused {
+            status: status.as_u16(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrades_are_recognised_in_any_case() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_upgrade(&headers));
+        headers.insert(header::UPGRADE, "WebSocket".parse().unwrap());
+        assert!(is_upgrade(&headers));
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_for_a_while() {
+        let refusals = Refusals::default();
+        refusals.remember("a.default", 1_000);
+        assert!(refusals.refused("a.default", 1_000 + REFUSAL_MEMORY_MS - 1));
+        assert!(!refusals.refused("a.default", 1_000 + REFUSAL_MEMORY_MS));
+        assert!(!refusals.refused("b.default", 1_000));
+    }
+}
