@@ -336,3 +336,62 @@ async fn a_relay_key_echoed_in_an_error_never_reaches_the_client() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_2xx_without_an_image_fails_over_to_a_relay_that_makes_one() {
+    bounded(async {
+        let a = MockRelay::start("relay-a").await;
+        let b = MockRelay::start("relay-b").await;
+        // A relay without the image tool answers the call with plain text.
+        a.push(Fault::Compressed("gzip"));
+        let config = providers(&[("a", &a.base_url()), ("b", &b.base_url())]);
+        let proxy = TestProxy::start(&config, &[]).await;
+        let (status, answer) =
+            post_json(&proxy, "/v1/images/generations", json!({"prompt":"a fox"})).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["data"][0]["b64_json"], IMAGE_B64);
+        assert_eq!((a.hits(), b.hits()), (1, 1));
+
+        let records = proxy.records.wait_for(1).await;
+        let (record, outcome) = &records[0];
+        assert_eq!(*outcome, Outcome::Completed);
+        assert_eq!(record.provider.as_deref(), Some("b"));
+        let attempts = serde_json::to_value(&record.attempts).unwrap();
+        assert_eq!(attempts[0]["provider"], "a");
+        assert_eq!(attempts[0]["class"], "image_generation_missing_result");
+        assert_eq!(attempts[1]["provider"], "b");
+
+        // Not a health failure: the next request goes to the first relay again.
+        let (status, _) =
+            post_json(&proxy, "/v1/images/generations", json!({"prompt":"a cat"})).await;
+        assert_eq!(status, 200);
+        assert_eq!(a.hits(), 2, "relay a is not cooled down");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_answer_that_breaks_while_it_is_read_fails_over() {
+    bounded(async {
+        let a = MockRelay::start("relay-a").await;
+        let b = MockRelay::start("relay-b").await;
+        // A relay streaming its answer (it may, though asked not to) breaks after it began:
+        // past the point where an attempt is judged, but before the client saw anything.
+        a.push(Fault::ResetMidStream { after_events: 4 });
+        let config = providers(&[("a", &a.base_url()), ("b", &b.base_url())]);
+        let proxy = TestProxy::start(&config, &[]).await;
+        let (status, answer) =
+            post_json(&proxy, "/v1/images/generations", json!({"prompt":"a fox"})).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["data"][0]["b64_json"], IMAGE_B64);
+        let records = proxy.records.wait_for(1).await;
+        let (record, outcome) = &records[0];
+        assert_eq!(*outcome, Outcome::Completed);
+        assert_eq!(record.provider.as_deref(), Some("b"));
+        let attempts = serde_json::to_value(&record.attempts).unwrap();
+        assert_eq!(attempts[0]["provider"], "a");
+        assert_eq!(attempts[0]["class"], "transport", "{attempts}");
+        assert_eq!(attempts[1]["provider"], "b");
+    })
+    .await;
+}

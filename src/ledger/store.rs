@@ -293,8 +293,7 @@ pub fn apply_retention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::affinity::{AffinityChange, legacy_class_name};
-    use crate::routing::retry::FailureClass;
+    use crate::routing::affinity::{AffinityChange, legacy_class_name, legacy_classes};
 
     fn insert_decision(conn: &Connection, trace: &str, decision: Option<&str>) {
         conn.execute(
@@ -327,7 +326,7 @@ mod tests {
                 "chosen": "b.default", "why": "failover", "affinity_change": change})
             .to_string()
         };
-        for class in FailureClass::ALL {
+        for class in legacy_classes() {
             let old = format!("failover_after_{}", legacy_class_name(class));
             insert_decision(&conn, class.as_str(), Some(&decision(&old)));
         }
@@ -340,7 +339,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
-        for class in FailureClass::ALL {
+        for class in legacy_classes() {
             let stored: serde_json::Value =
                 serde_json::from_str(&decision_of(&conn, class.as_str()).unwrap()).unwrap();
             let want = AffinityChange::FailoverAfter(class).to_string();

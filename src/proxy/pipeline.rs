@@ -77,10 +77,11 @@ where
     }
 
     // 3–5. select, attempt, decide
-    match route(&state, &plan, &request, &mut record).await {
+    let mut router = Router::new(&state, &plan.graph, &request);
+    match route(&state, &plan, &request, &mut router, &mut record).await {
         // 6. respond
         Routed::Chosen(chosen) => respond(&state, &plan, &request, chosen, record).await,
-        Routed::Nowhere { router, skips } => unroutable(&request, record, &router, &skips),
+        Routed::Nowhere { skips } => unroutable(&request, record, &router, &skips),
         Routed::Bound { upstream, skip } => {
             continuity_broken(&request, record, upstream, skip.as_ref())
         }
@@ -144,14 +145,13 @@ where
 }
 
 /// Where phases 3–5 ended.
+// `Chosen` is the common case and moves once per request: not worth a heap allocation.
+#[allow(clippy::large_enum_variant)]
 enum Routed<'a> {
     /// An answer for the client, with what it holds until its body ends.
     Chosen(Chosen<'a>),
-    /// No candidate could take the request.
-    Nowhere {
-        router: Router<'a>,
-        skips: Vec<Option<Skip>>,
-    },
+    /// No candidate could take the request (the router says why).
+    Nowhere { skips: Vec<Option<Skip>> },
     /// The session's endpoint is unavailable and the request cannot go anywhere else.
     Bound {
         upstream: &'a Upstream,
@@ -162,6 +162,8 @@ enum Routed<'a> {
 /// The answer chosen for the client and the endpoint it came from.
 struct Chosen<'a> {
     answer: Answer,
+    /// Its candidate in the router.
+    index: usize,
     upstream: &'a Upstream,
     why: Why,
     permit: Permit,
@@ -171,19 +173,20 @@ struct Chosen<'a> {
 }
 
 /// Phases 3–5: select a candidate, try it as the retry policy allows, and fail over until
-/// an answer can go to the client or nothing is left.
+/// an answer can go to the client or nothing is left. `router` carries what the request has
+/// learned, so a caller that finds the chosen answer unusable can mark it and route again.
 async fn route<'a>(
     state: &ProxyState,
     plan: &'a Plan,
     request: &'a ClientRequest,
+    router: &mut Router<'a>,
     record: &mut RecordGuard,
 ) -> Routed<'a> {
-    let mut router = Router::new(state, &plan.graph, request);
     loop {
         let (skips, choice, now) = router.choose(state, record);
         let (index, why) = match choice {
             Choice::Pick { candidate, why } => (candidate, why),
-            Choice::None => return Routed::Nowhere { router, skips },
+            Choice::None => return Routed::Nowhere { skips },
             Choice::ContinuityBroken { candidate } => {
                 let upstream = router.upstream(candidate);
                 let skip = skips[candidate].clone();
@@ -196,7 +199,7 @@ async fn route<'a>(
         };
         let (answer, probe) = match attempt_endpoint(state, plan, request, upstream, record).await {
             Verdict::Answered(answer) => {
-                remember_affinity(state, &router, upstream.key().as_str(), record);
+                remember_affinity(state, router, upstream.key().as_str(), record);
                 (answer, Some(probe))
             }
             // A client error judges neither the endpoint nor the session's place.
@@ -215,6 +218,7 @@ async fn route<'a>(
         };
         return Routed::Chosen(Chosen {
             answer,
+            index,
             upstream,
             why,
             permit,
@@ -407,6 +411,7 @@ async fn respond(
 ) -> Response<ProxyBody> {
     let Chosen {
         answer,
+        index: _,
         upstream,
         why,
         permit,
@@ -436,7 +441,8 @@ fn note_chosen(
 
 /// Phases 3–7 for an Images request ([`images`]): the Responses call that stands for it is
 /// routed like any request; its answer is read whole and given in the Images shape, and the
-/// proxy's own errors are reshaped to match.
+/// proxy's own errors are reshaped to match. Since nothing reaches the client before the
+/// whole answer is read, an unusable 2xx (a broken body, no image) fails over too.
 async fn images_call(
     state: &ProxyState,
     plan: &Plan,
@@ -452,28 +458,51 @@ async fn images_call(
         let facts = call.request.facts.as_ref();
         facts.and_then(|f| f.model.clone())
     });
-    match route(state, plan, &call.request, &mut record).await {
-        Routed::Chosen(chosen) => {
-            let Chosen {
-                answer,
+    let mut router = Router::new(state, &plan.graph, &call.request);
+    let mut unusable: Option<images::Unusable> = None;
+    loop {
+        let routed = route(state, plan, &call.request, &mut router, &mut record).await;
+        let reply = match routed {
+            Routed::Chosen(chosen) => {
+                let Chosen {
+                    answer,
+                    index,
+                    upstream,
+                    why,
+                    permit,
+                    probe,
+                } = chosen;
+                note_chosen(&mut record, upstream, why, answer.model_sent.clone());
+                match call
+                    .answer(state, plan, answer, permit, probe, record)
+                    .await
+                {
+                    images::Answered::Done(response) => return response,
+                    images::Answered::Unusable(back, failed) => {
+                        router.tried[index] = true;
+                        router.last_failure = Some(failed.class);
+                        record = *back;
+                        unusable = Some(failed);
+                        continue;
+                    }
+                }
+            }
+            // Nowhere left after an unusable answer: that answer's error says most.
+            Routed::Nowhere { .. } | Routed::Bound { .. } if unusable.is_some() => {
+                let failed = unusable.take().expect("an unusable answer");
+                failed.give_up(record, plan)
+            }
+            Routed::Nowhere { skips } => {
+                images::reshaped(unroutable(&call.request, record, &router, &skips))
+            }
+            Routed::Bound { upstream, skip } => images::reshaped(continuity_broken(
+                &call.request,
+                record,
                 upstream,
-                why,
-                permit,
-                probe,
-            } = chosen;
-            note_chosen(&mut record, upstream, why, answer.model_sent.clone());
-            call.answer(state, plan, answer, permit, probe, record)
-                .await
-        }
-        Routed::Nowhere { router, skips } => {
-            images::reshaped(unroutable(&call.request, record, &router, &skips))
-        }
-        Routed::Bound { upstream, skip } => images::reshaped(continuity_broken(
-            &call.request,
-            record,
-            upstream,
-            skip.as_ref(),
-        )),
+                skip.as_ref(),
+            )),
+        };
+        return reply;
     }
 }
 

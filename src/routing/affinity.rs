@@ -57,11 +57,7 @@ impl AffinityChange {
             _ => {
                 let class = name.strip_prefix("failover_after_")?;
                 FailureClass::from_name(class)
-                    .or_else(|| {
-                        FailureClass::ALL
-                            .into_iter()
-                            .find(|c| legacy_class_name(*c) == class)
-                    })
+                    .or_else(|| legacy_classes().find(|c| legacy_class_name(*c) == class))
                     .map(Self::FailoverAfter)
             }
         }
@@ -72,6 +68,12 @@ impl AffinityChange {
     pub fn normalise(name: &str) -> String {
         Self::parse(name).map_or_else(|| name.to_string(), |c| c.to_string())
     }
+}
+
+/// The classes that existed while affinity reasons were spelled from `Debug` text (the first
+/// ones in [`FailureClass::ALL`]; classes added since never had that spelling).
+pub fn legacy_classes() -> impl Iterator<Item = FailureClass> {
+    FailureClass::ALL.into_iter().take(15)
 }
 
 /// How affinity reasons spelled a class before names were typed: its `Debug` text lowercased,
@@ -543,6 +545,9 @@ mod tests {
             let name = change.to_string();
             assert_eq!(name, format!("failover_after_{}", class.as_str()));
             assert_eq!(AffinityChange::parse(&name), Some(change));
+        }
+        for class in legacy_classes() {
+            let change = AffinityChange::FailoverAfter(class);
             let old = format!(
                 "failover_after_{}",
                 format!("{class:?}").to_ascii_lowercase()

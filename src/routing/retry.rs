@@ -110,9 +110,11 @@ impl RetryPolicy {
     pub fn decide(&self, failure: &Failure, attempt: u32, jitter: f64) -> Action {
         match failure.class {
             FailureClass::ClientError => Action::Return,
-            FailureClass::UnsupportedModel => Action::Failover {
-                cooldown: Cooldown::None,
-            },
+            FailureClass::UnsupportedModel | FailureClass::ImageGenerationMissingResult => {
+                Action::Failover {
+                    cooldown: Cooldown::None,
+                }
+            }
             FailureClass::CloudflareChallenge => Action::Failover {
                 cooldown: Cooldown::Fixed(self.cloudflare_challenge_cooldown_secs * 1000),
             },
@@ -188,11 +190,15 @@ pub enum FailureClass {
     /// A 200 stream that sent more than the proxy holds (comments, blank lines, preamble
     /// events) without a real event: a misbehaving relay, not worth waiting for.
     PreambleTooLarge,
+    /// A 2xx to an Images request without a generated image (the original's class name):
+    /// another relay may have the tool; this one is not unhealthy.
+    ImageGenerationMissingResult,
 }
 
 impl FailureClass {
-    /// Every class, for tests and for migrations that rewrite stored names.
-    pub const ALL: [FailureClass; 15] = [
+    /// Every class, for tests and for migrations that rewrite stored names. New classes go at
+    /// the end (see `affinity::legacy_classes`).
+    pub const ALL: [FailureClass; 16] = [
         Self::Connect,
         Self::Transport,
         Self::HeaderTimeout,
@@ -208,6 +214,7 @@ impl FailureClass {
         Self::EmptyStream,
         Self::ForwardingLoop,
         Self::PreambleTooLarge,
+        Self::ImageGenerationMissingResult,
     ];
 
     /// The stored and logged name: exactly the serde name. Use this, never `Debug`, wherever
@@ -229,6 +236,7 @@ impl FailureClass {
             Self::EmptyStream => "empty_stream",
             Self::ForwardingLoop => "forwarding_loop",
             Self::PreambleTooLarge => "preamble_too_large",
+            Self::ImageGenerationMissingResult => "image_generation_missing_result",
         }
     }
 

@@ -20,11 +20,11 @@ use serde_json::{Map, Value};
 use super::attempt::{Answer, AnswerBody};
 use super::coding;
 use super::receive::ClientRequest;
-use super::record::{Outcome, RecordGuard};
+use super::record::{AttemptOutcome, Outcome, RecordGuard};
 use super::relay_body::{ChunkStream, ProxyBody};
 use super::{Plan, ProxyState};
 use crate::record::usage::Usage;
-use crate::routing::retry::Cooldown;
+use crate::routing::retry::{Cooldown, FailureClass};
 use crate::routing::runtime::{HealthProbe, Permit};
 use crate::time::now_ms;
 
@@ -87,10 +87,12 @@ impl Call {
         })
     }
 
-    /// Reads the chosen answer whole, translates it, finishes the record (usage, status) and
-    /// gives the endpoint its health verdict: success when an image came back; a failure when
-    /// the body broke or stalled (as a broken stream is); none otherwise (a client error, an
-    /// answer without an image: they say nothing about the endpoint).
+    /// Reads the chosen answer whole and translates it. An image (or the relay's refusal)
+    /// finishes the record and answers the client. A 2xx that cannot be used (its body broke
+    /// or stalled, or it holds no image) has reached nobody yet, so it comes back
+    /// [`Answered::Unusable`] for the request to go to another relay: the attempt is marked
+    /// failed, a broken body cools the endpoint down as a broken stream does, and a missing
+    /// image does not (the relay may serve everything else well).
     pub async fn answer(
         &self,
         state: &ProxyState,
@@ -99,7 +101,7 @@ impl Call {
         permit: Permit,
         probe: Option<HealthProbe>,
         mut record: RecordGuard,
-    ) -> Response<ProxyBody> {
+    ) -> Answered {
         let idle = match state.settings.stream_idle_timeout_ms {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
@@ -119,20 +121,22 @@ impl Call {
                     param: None,
                     code: Some("upstream_stream_error".into()),
                 };
-                return finish(
-                    record,
-                    plan,
-                    Err(failure),
-                    Outcome::UpstreamStreamError,
-                    permit,
-                );
+                drop(permit);
+                let (class, outcome) = (FailureClass::Transport, Outcome::UpstreamStreamError);
+                return Answered::unusable(record, status, failure, class, outcome);
             }
         };
         if !status.is_success() {
             // A client error the relay sent (the retry policy returns those as they are).
             let body = plan.redactor.redact_bytes(&body).into_owned();
             let failure = translate::relay_failure(status, &body);
-            return finish(record, plan, Err(failure), Outcome::Completed, permit);
+            return Answered::Done(finish(
+                record,
+                plan,
+                Err(failure),
+                Outcome::Completed,
+                permit,
+            ));
         }
         let echo = self.echo.clone();
         let translated = tokio::task::spawn_blocking(move || read_answer(&body, sse, &echo));
@@ -144,21 +148,79 @@ impl Call {
                 param: None,
                 code: None,
             };
-            return finish(record, plan, Err(failure), Outcome::Completed, permit);
+            return Answered::Done(finish(
+                record,
+                plan,
+                Err(failure),
+                Outcome::Completed,
+                permit,
+            ));
         };
         record.usage = read.usage;
         record.model_answered = read.model;
-        let outcome = match (&read.result, probe) {
-            (Ok(_), Some(probe)) => {
-                probe.succeeded();
-                Outcome::Completed
+        let outcome = match (read.result, probe) {
+            (Ok(json), probe) => {
+                if let Some(probe) = probe {
+                    probe.succeeded();
+                }
+                return Answered::Done(finish(record, plan, Ok(json), Outcome::Completed, permit));
             }
-            (Err(e), _) if e.code.as_deref() != Some(translate::MISSING_RESULT) => {
-                Outcome::FailedInStream
+            (Err(e), _) if e.code.as_deref() == Some(translate::MISSING_RESULT) => {
+                drop(permit);
+                let class = FailureClass::ImageGenerationMissingResult;
+                return Answered::unusable(record, status, e, class, Outcome::Completed);
             }
-            _ => Outcome::Completed,
+            (Err(e), _) => (e, Outcome::FailedInStream),
         };
-        finish(record, plan, read.result, outcome, permit)
+        Answered::Done(finish(record, plan, Err(outcome.0), outcome.1, permit))
+    }
+}
+
+/// How an Images answer ended.
+pub enum Answered {
+    /// The client's answer; the record is finished.
+    Done(Response<ProxyBody>),
+    /// A 2xx that cannot be used, which nobody has seen: the request may go elsewhere. The
+    /// record comes back, its last attempt marked failed.
+    Unusable(Box<RecordGuard>, Unusable),
+}
+
+/// A relay's unusable answer: why, what the client gets if no other relay does better, and
+/// how the record then ends.
+pub struct Unusable {
+    pub class: FailureClass,
+    failure: ImagesError,
+    outcome: Outcome,
+}
+
+impl Answered {
+    fn unusable(
+        mut record: RecordGuard,
+        status: StatusCode,
+        failure: ImagesError,
+        class: FailureClass,
+        outcome: Outcome,
+    ) -> Self {
+        if let Some(last) = record.attempts.last_mut() {
+            last.outcome = AttemptOutcome::FailedStream {
+                status: status.as_u16(),
+                class,
+                detail: failure.message.clone(),
+            };
+        }
+        let unusable = Unusable {
+            class,
+            failure,
+            outcome,
+        };
+        Answered::Unusable(Box::new(record), unusable)
+    }
+}
+
+impl Unusable {
+    /// The client's answer when no other relay could do better.
+    pub fn give_up(self, record: RecordGuard, plan: &Plan) -> Response<ProxyBody> {
+        finish(record, plan, Err(self.failure), self.outcome, None)
     }
 }
 
@@ -243,7 +305,7 @@ fn finish(
     plan: &Plan,
     result: Result<String, ImagesError>,
     outcome: Outcome,
-    permit: Permit,
+    permit: impl Into<Option<Permit>>,
 ) -> Response<ProxyBody> {
     let response = match result {
         Ok(json) => json_reply(StatusCode::OK, json),

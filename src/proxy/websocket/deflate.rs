@@ -541,7 +541,7 @@ mod tests {
     }
 
     #[test]
-    fn an_inflation_bomb_is_refused_before_it_is_allocated() {
+    fn an_inflation_past_the_limit_is_refused() {
         let mut sender = outbound(Deflate::default());
         let mut plain = BytesMut::new();
         frame::write(&mut plain, BINARY, false, None, &vec![0u8; LIMIT]);
