@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client_side;
 pub mod codex;
 pub mod config;
+pub mod diagnose;
 pub mod files;
 pub mod ledger;
 pub mod net;

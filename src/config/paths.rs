@@ -74,6 +74,11 @@ impl Homes {
         self.helper.join("state").join("session-affinity.json")
     }
 
+    /// Relay diagnostics' evidence, one JSON record per run (`diagnose::evidence`).
+    pub fn relay_evidence(&self) -> PathBuf {
+        self.helper.join("logs").join("codex_relay_evidence.jsonl")
+    }
+
     /// Codex's config file.
     pub fn codex_config(&self) -> PathBuf {
         self.codex.join("config.toml")
