@@ -8,3 +8,6 @@
 //! and a body cap, follows no redirect, and treats an HTML page or a non-JSON 200 as a failure.
 
 pub mod evidence;
+pub mod exchange;
+pub mod probe;
+pub mod recommend;
