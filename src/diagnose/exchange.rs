@@ -51,7 +51,10 @@ pub struct Reply {
 pub enum Exchanged {
     Reply(Reply),
     /// No answer: the connection failed or the time ran out.
-    Failed { error: String, timed_out: bool },
+    Failed {
+        error: String,
+        timed_out: bool,
+    },
 }
 
 /// One request to `upstream` at `path` (a Codex path such as `/v1/responses`, joined to the
@@ -116,7 +119,10 @@ async fn send(
             .map_err(|_| "the relay's key is not a valid header value".to_string())?;
         headers.insert("x-api-key", value);
     }
-    headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     headers.insert(
         header::USER_AGENT,
         HeaderValue::from_static(concat!("codex-helper/", env!("CARGO_PKG_VERSION"))),

@@ -7,7 +7,9 @@
 //! the ledger, and nothing reads the evidence back into a decision. Every probe has a timeout
 //! and a body cap, follows no redirect, and treats an HTML page or a non-JSON 200 as a failure.
 
+pub mod capabilities;
 pub mod evidence;
 pub mod exchange;
 pub mod probe;
 pub mod recommend;
+pub mod smoke;

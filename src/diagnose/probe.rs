@@ -152,7 +152,9 @@ pub fn request(probe: Probe) -> Option<Request> {
             method: post,
             path: "/v1/responses",
             headers: &[("accept", "text/event-stream")],
-            body: Some(json!({"stream": true, "store": false, "max_output_tokens": 16, "input": PING})),
+            body: Some(
+                json!({"stream": true, "store": false, "max_output_tokens": 16, "input": PING}),
+            ),
             shape: "streaming, no model: a validation probe",
         },
         Probe::CompactV1 => Request {
@@ -169,16 +171,20 @@ pub fn request(probe: Probe) -> Option<Request> {
                 ("accept", "text/event-stream"),
                 ("x-codex-beta-features", "remote_compaction_v2"),
             ],
-            body: Some(json!({"stream": true, "store": false, "max_output_tokens": 16,
-                "input": [{"type": "compaction_trigger"}]})),
+            body: Some(
+                json!({"stream": true, "store": false, "max_output_tokens": 16,
+                "input": [{"type": "compaction_trigger"}]}),
+            ),
             shape: "streaming, a compaction_trigger item, no model: a validation probe",
         },
         Probe::ImageGeneration => Request {
             method: post,
             path: "/v1/responses",
             headers: &[("accept", "text/event-stream")],
-            body: Some(json!({"stream": true, "store": false, "max_output_tokens": 16,
-                "input": PING, "tools": [{"type": "image_generation"}]})),
+            body: Some(
+                json!({"stream": true, "store": false, "max_output_tokens": 16,
+                "input": PING, "tools": [{"type": "image_generation"}]}),
+            ),
             shape: "streaming, the image_generation tool, no model: a validation probe",
         },
         Probe::ChatCompletions => Request {
@@ -234,7 +240,13 @@ pub fn classify(
     let reply = match exchanged {
         Exchanged::Reply(reply) => reply,
         Exchanged::Failed { error, .. } => {
-            return (Support::Error, Basis::Inconclusive, None, error.clone(), None);
+            return (
+                Support::Error,
+                Basis::Inconclusive,
+                None,
+                error.clone(),
+                None,
+            );
         }
     };
     let status = Some(reply.status);
@@ -285,7 +297,10 @@ fn common(reply: &Reply) -> Option<(Support, Basis, String)> {
     None
 }
 
-fn classify_models(reply: &Reply, model: Option<&str>) -> (Support, Basis, String, Option<Catalog>) {
+fn classify_models(
+    reply: &Reply,
+    model: Option<&str>,
+) -> (Support, Basis, String, Option<Catalog>) {
     if let Some((support, basis, reason)) = common(reply) {
         return (support, basis, reason, None);
     }
@@ -405,7 +420,10 @@ fn classify_call(probe: Probe, reply: &Reply) -> (Support, Basis, String) {
         return (
             Support::Unsupported,
             Basis::Refused,
-            format!("HTTP {status}: {}", said_or(reply, "the relay refused the feature")),
+            format!(
+                "HTTP {status}: {}",
+                said_or(reply, "the relay refused the feature")
+            ),
         );
     }
     if matches!(status, 404 | 405 | 501) && !(text.contains("model") && !refuses_path(&text)) {
@@ -570,7 +588,11 @@ mod tests {
         assert_eq!((support, status), (Support::AuthFailed, Some(401)));
         assert!(reason.contains("Incorrect API key"), "{reason}");
 
-        let page = reply(200, "text/html; charset=utf-8", "<html><body>Log in</body></html>");
+        let page = reply(
+            200,
+            "text/html; charset=utf-8",
+            "<html><body>Log in</body></html>",
+        );
         assert_eq!(verdict(Probe::Models, &page).0, Support::Error);
         let untyped = reply(200, "", "<!DOCTYPE html><html></html>");
         assert_eq!(verdict(Probe::Responses, &untyped).0, Support::Error);

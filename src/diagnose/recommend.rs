@@ -99,9 +99,10 @@ pub fn fit(preset: Preset, compaction: Compaction, results: &[ProbeResult]) -> P
                 Support::Unsupported | Support::AuthFailed => {
                     fails.push(format!("needs {what}: {}", r.reason))
                 }
-                Support::Error => {
-                    unproven.push(format!("needs {what}, which could not be checked: {}", r.reason))
-                }
+                Support::Error => unproven.push(format!(
+                    "needs {what}, which could not be checked: {}",
+                    r.reason
+                )),
             },
         }
     }
@@ -353,7 +354,11 @@ mod tests {
         assert_eq!(r.confidence, Confidence::Medium, "{r:?}");
         assert!(r.changes_current);
         assert!(r.reasons.iter().any(|x| x.contains("relay-live-smoke")));
-        assert!(r.reasons.iter().any(|x| x.contains("--responses-websocket")));
+        assert!(
+            r.reasons
+                .iter()
+                .any(|x| x.contains("--responses-websocket"))
+        );
     }
 
     #[test]
@@ -368,7 +373,11 @@ mod tests {
         let fit_of = |p| all.iter().find(|f| f.preset == p).unwrap().fit;
         assert_eq!(fit_of(Preset::OfficialRelay), Fit::Fails);
         assert_eq!(fit_of(Preset::OfficialImagegen), Fit::Fails);
-        assert_eq!(fit_of(Preset::ImagegenBridge), Fit::Unproven, "image not probed");
+        assert_eq!(
+            fit_of(Preset::ImagegenBridge),
+            Fit::Unproven,
+            "image not probed"
+        );
         assert_eq!(fit_of(Preset::Default), Fit::Works);
         let r = recommend(&all, &results, Some(Preset::Default));
         assert_eq!(r.preset, Some(Preset::Default));
@@ -376,7 +385,10 @@ mod tests {
         assert!(!r.changes_current);
         let line = verdict(&r, &all);
         assert!(line.starts_with("use default (high confidence)"), "{line}");
-        assert!(line.contains("fails: official-relay, official-imagegen"), "{line}");
+        assert!(
+            line.contains("fails: official-relay, official-imagegen"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -406,7 +418,9 @@ mod tests {
         assert_eq!(r.preset, Some(Preset::Default));
         assert_eq!(r.confidence, Confidence::Low);
         assert!(
-            r.reasons.iter().any(|x| x.contains("official-relay might work")),
+            r.reasons
+                .iter()
+                .any(|x| x.contains("official-relay might work")),
             "{r:?}"
         );
     }
@@ -426,7 +440,10 @@ mod tests {
         assert_eq!(r.preset, None);
         assert!(r.reasons[0].contains("only Chat Completions"), "{r:?}");
         let line = verdict(&r, &fits(Compaction::Auto, &chat));
-        assert!(line.starts_with("no preset: the relay speaks only Chat"), "{line}");
+        assert!(
+            line.starts_with("no preset: the relay speaks only Chat"),
+            "{line}"
+        );
 
         let none = observed(&[(Responses, Unsupported, Refused)]);
         assert!(recommended(&none, Compaction::Auto).reasons[0].contains("no Responses API"));

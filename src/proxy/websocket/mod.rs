@@ -267,6 +267,22 @@ pub enum Acceptance {
 /// Tries the handshake on `upstream` (with the helper's credential) and closes the socket at
 /// once: for `switch status`, which tells the user whether the transport can be used.
 pub async fn probe(state: &ProxyState, upstream: &Upstream) -> Acceptance {
+    match handshake(state, upstream).await {
+        Ok(socket) => {
+            drop(socket);
+            Acceptance::Accepts
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// Opens a WebSocket to `upstream` as Codex's handshake would (with the helper's credential),
+/// outside routing: for diagnostics. Deflate is agreed as for a bridged connection, so the
+/// socket reads and writes plain frames.
+pub async fn handshake(
+    state: &ProxyState,
+    upstream: &Upstream,
+) -> Result<Box<dyn UpgradedIo>, Acceptance> {
     let mut headers = HeaderMap::new();
     headers.insert(
         "openai-beta",
@@ -280,12 +296,9 @@ pub async fn probe(state: &ProxyState, upstream: &Upstream) -> Acceptance {
         false,
     );
     match open(state, upstream, &request).await {
-        Ok(opened) => {
-            drop(opened);
-            Acceptance::Accepts
-        }
-        Err(NotOpened::Refused { status }) => Acceptance::Refuses { status },
-        Err(NotOpened::Failed { outcome, .. }) => Acceptance::Unreachable {
+        Ok(opened) => Ok(opened.socket),
+        Err(NotOpened::Refused { status }) => Err(Acceptance::Refuses { status }),
+        Err(NotOpened::Failed { outcome, .. }) => Err(Acceptance::Unreachable {
             error: Attempt {
                 provider: upstream.provider.clone(),
                 endpoint: upstream.endpoint.clone(),
@@ -293,7 +306,7 @@ pub async fn probe(state: &ProxyState, upstream: &Upstream) -> Acceptance {
                 duration_ms: 0,
             }
             .summary(),
-        },
+        }),
     }
 }
 
