@@ -426,7 +426,9 @@ fn classify_call(probe: Probe, reply: &Reply) -> (Support, Basis, String) {
             ),
         );
     }
-    if matches!(status, 404 | 405 | 501) && !(text.contains("model") && !refuses_path(&text)) {
+    // A 404 about a model (a relay's "model not found") means the path exists.
+    let about_model = text.contains("model") && !refuses_path(&text);
+    if matches!(status, 404 | 405 | 501) && !about_model {
         return (
             Support::Unsupported,
             Basis::Refused,
