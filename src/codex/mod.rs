@@ -13,3 +13,4 @@ pub mod remote_control;
 pub mod sessions;
 pub mod switch;
 pub mod text;
+pub mod version;
