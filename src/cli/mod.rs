@@ -2,7 +2,9 @@
 
 mod balance;
 mod balance_view;
+mod codex;
 mod console;
+mod evidence;
 mod log_writer;
 mod provider;
 mod routing;
@@ -63,6 +65,9 @@ enum Command {
     /// Relays' balances and quotas: show them, or look them up now.
     #[command(subcommand)]
     Balance(balance::BalanceCommand),
+    /// Diagnose relays for Codex: what each supports, live smoke tests, the evidence they leave.
+    #[command(subcommand)]
+    Codex(codex::CodexCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +102,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Session(command) => session::run(command),
         Command::Pricing(PricingCommand::List { json }) => usage::pricing_list(json),
         Command::Balance(command) => balance::run(command),
+        Command::Codex(command) => codex::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

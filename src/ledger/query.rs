@@ -327,6 +327,19 @@ fn spend(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, u64, Option<f64>)> {
     ))
 }
 
+/// `at_ms` as the local `YYYY-MM-DD HH:MM:SS` the `usage` commands show, for times that come
+/// from elsewhere than the ledger (any connection does, an in-memory one too); `None` for a
+/// time SQLite cannot show (past the year 9999).
+pub fn local_datetime(conn: &Connection, at_ms: u64) -> rusqlite::Result<Option<String>> {
+    // u64::MAX / 1000 fits in an i64.
+    let secs = (at_ms / 1000) as i64;
+    conn.query_row(
+        "SELECT datetime(?1, 'unixepoch', 'localtime')",
+        [secs],
+        |r| r.get(0),
+    )
+}
+
 /// The next local midnight, ms since the epoch.
 pub fn next_local_midnight_ms(conn: &Connection, now_ms: u64) -> rusqlite::Result<u64> {
     let secs: i64 = conn.query_row(
@@ -374,5 +387,17 @@ mod tests {
         );
         assert_eq!(spend_since_for_provider(&conn, 0, "c").unwrap(), []);
         assert_eq!(spend_since(&conn, 2_000).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn local_datetime_is_a_whole_second_or_none() {
+        let conn = Connection::open_in_memory().unwrap();
+        let shown = local_datetime(&conn, 1_700_000_000_999).unwrap().unwrap();
+        let shape: String = shown
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999-99-99 99:99:99", "{shown}");
+        assert_eq!(local_datetime(&conn, u64::MAX).unwrap(), None);
     }
 }
