@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod capable_relay;
 pub mod cli;
 pub mod mock_relay;
 pub mod outbound;
