@@ -169,7 +169,14 @@ pub fn capabilities(args: CapabilitiesArgs) -> anyhow::Result<()> {
     let reports = block_on(capabilities::run(&state, &targets, &options, &progress))?;
     let payloads = reports
         .iter()
-        .map(|r| (r.provider.as_str(), r.endpoint.as_str(), r.host.as_str(), serde_json::to_value(r)))
+        .map(|r| {
+            (
+                r.provider.as_str(),
+                r.endpoint.as_str(),
+                r.host.as_str(),
+                serde_json::to_value(r),
+            )
+        })
         .collect::<Vec<_>>();
     let evidence = write_evidence(
         &homes,
@@ -232,7 +239,11 @@ pub fn live_smoke(args: SmokeArgs) -> anyhow::Result<()> {
     eprintln!(
         "codex-helper: live smoke on {} with {model}: {} (real requests, which may cost money)",
         upstream.key(),
-        cases.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+        cases
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let progress = |p: smoke::Progress<'_>| {
         if let smoke::Progress::Finished(result) = p {
@@ -247,7 +258,9 @@ pub fn live_smoke(args: SmokeArgs) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.timeout_secs),
         body_cap: SMOKE_BODY_CAP,
     };
-    let report = block_on(smoke::run(&state, upstream, model, &cases, limits, &progress))?;
+    let report = block_on(smoke::run(
+        &state, upstream, model, &cases, limits, &progress,
+    ))?;
     let evidence = write_evidence(
         &homes,
         &loaded,
@@ -429,14 +442,21 @@ fn print_capabilities(report: &EndpointReport) {
 fn print_smoke(report: &SmokeReport) {
     println!(
         "{}/{}  {}  model {} (sent as {})",
-        report.provider, report.endpoint, report.host, report.requested_model, report.upstream_model
+        report.provider,
+        report.endpoint,
+        report.host,
+        report.requested_model,
+        report.upstream_model
     );
     for result in &report.results {
         let status = result.status.map_or("-".to_string(), |s| s.to_string());
         let tokens = result
             .tokens
             .map_or("tokens: not reported".to_string(), |t| {
-                format!("tokens: {} in, {} out, {} total", t.input, t.output, t.total)
+                format!(
+                    "tokens: {} in, {} out, {} total",
+                    t.input, t.output, t.total
+                )
             });
         println!(
             "  {}: {} (HTTP {status}, {} ms, {tokens})",
@@ -444,7 +464,10 @@ fn print_smoke(report: &SmokeReport) {
             if result.passed { "PASSED" } else { "FAILED" },
             result.ms
         );
-        println!("    sent: {} {} ({})", result.sent.method, result.sent.path, result.sent.shape);
+        println!(
+            "    sent: {} {} ({})",
+            result.sent.method, result.sent.path, result.sent.shape
+        );
         println!("    came back: {}", result.came_back);
         println!("    why: {}", result.reason);
     }
@@ -456,7 +479,11 @@ fn print_smoke(report: &SmokeReport) {
 
 fn print_evidence(evidence: &EvidenceNote) {
     match &evidence.error {
-        None => println!("Evidence: {} ({} records added)", evidence.path, evidence.ids.len()),
+        None => {
+            let n = evidence.ids.len();
+            let records = if n == 1 { "record" } else { "records" };
+            println!("Evidence: {} ({n} {records} added)", evidence.path);
+        }
         Some(e) => println!("Evidence: not written ({e})"),
     }
 }

@@ -4,6 +4,7 @@ mod balance;
 mod balance_view;
 mod codex;
 mod console;
+mod diagnose;
 mod evidence;
 mod log_writer;
 mod provider;

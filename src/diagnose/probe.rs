@@ -440,7 +440,7 @@ fn classify_call(probe: Probe, reply: &Reply) -> (Support, Basis, String) {
             Support::Supported,
             Basis::Validated,
             format!(
-                "HTTP {status}: the relay validated the request ({}); the path and its body were accepted, not exercised",
+                "HTTP {status}, validated: {}",
                 said_or(reply, "a validation error")
             ),
         );
