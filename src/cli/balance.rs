@@ -15,7 +15,7 @@ use super::balance_view::{self, ProviderBalances, Source, prefer_live};
 use crate::admin::client;
 use crate::balance::report::{EndpointBalance, RefreshReport};
 use crate::balance::snapshot::Snapshot;
-use crate::config::{Homes, LoadedConfig, load};
+use crate::config::{Homes, LoadedConfig};
 use crate::ledger::forecast::{self, Forecast, Sample};
 use crate::ledger::query;
 use crate::proxy::Plan;
@@ -58,7 +58,7 @@ pub enum BalanceCommand {
 
 pub fn run(command: BalanceCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
-    let loaded = config(&homes)?;
+    let loaded = super::existing_config(&homes)?;
     // Reported, not fatal: lookups use the built-in adapters meanwhile (the file is not touched).
     if let Err(e) = crate::balance::providers::load(&homes.usage_providers()) {
         eprintln!("codex-helper: {e}; the built-in balance adapters are used until it is fixed");
@@ -73,16 +73,6 @@ pub fn run(command: BalanceCommand) -> anyhow::Result<()> {
             refresh(&homes, &loaded, provider.as_deref(), json)
         }
     }
-}
-
-fn config(homes: &Homes) -> anyhow::Result<LoadedConfig> {
-    let path = homes.helper_config();
-    load::load(&path)?.with_context(|| {
-        format!(
-            "{} does not exist yet; run `codex-helper serve` or `codex-helper provider add` first",
-            path.display()
-        )
-    })
 }
 
 /// A `--provider` must name a configured provider: a typo would otherwise show nothing.
@@ -107,14 +97,6 @@ fn running_admin(homes: &Homes) -> Option<(RunningServe, SocketAddr)> {
     Some((running, admin))
 }
 
-fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    Ok(runtime.block_on(future))
-}
-
 fn show(
     homes: &Homes,
     loaded: &LoadedConfig,
@@ -123,7 +105,7 @@ fn show(
 ) -> anyhow::Result<()> {
     let now = now_ms();
     let live = match running_admin(homes) {
-        Some((_, admin)) => Some(block_on(client::balances(admin))?),
+        Some((_, admin)) => Some(super::block_on(client::balances(admin))?),
         None => None,
     };
     // Anything the running serve cannot answer, the store still can.
@@ -250,7 +232,7 @@ fn refresh(
 ) -> anyhow::Result<()> {
     let running = running_admin(homes);
     let live = match &running {
-        Some((_, admin)) => Some(block_on(client::refresh(*admin, provider))?),
+        Some((_, admin)) => Some(super::block_on(client::refresh(*admin, provider))?),
         None => None,
     };
     // Only a serve that cannot be reached is worked around; one that refused has said why.

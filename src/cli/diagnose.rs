@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::codex::preset::{Compaction, Preset};
 use crate::codex::switch::{CodexFiles, status};
-use crate::config::{Homes, LoadedConfig, load};
+use crate::config::{Homes, LoadedConfig};
 use crate::diagnose::capabilities::{self, EndpointReport, Options, Progress};
 use crate::diagnose::evidence::{self, EvidenceKind, EvidenceLog, EvidenceRecord};
 use crate::diagnose::exchange::Limits;
@@ -120,7 +120,7 @@ struct EvidenceNote {
 
 pub fn capabilities(args: CapabilitiesArgs) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
-    let loaded = config(&homes)?;
+    let loaded = super::existing_config(&homes)?;
     let (config_preset, _, config_compaction) = match &loaded.config.codex.client_patch {
         Some(patch) => patch
             .resolve()
@@ -166,7 +166,7 @@ pub fn capabilities(args: CapabilitiesArgs) -> anyhow::Result<()> {
             );
         }
     };
-    let reports = block_on(capabilities::run(&state, &targets, &options, &progress))?;
+    let reports = super::block_on(capabilities::run(&state, &targets, &options, &progress))?;
     let payloads = reports
         .iter()
         .map(|r| {
@@ -213,7 +213,7 @@ pub fn live_smoke(args: SmokeArgs) -> anyhow::Result<()> {
         bail!("--model must name a model");
     }
     let homes = Homes::from_env()?;
-    let loaded = config(&homes)?;
+    let loaded = super::existing_config(&homes)?;
     let state = ProxyState::for_command(&loaded)?;
     let plan = state.plan();
     let targets = targets(
@@ -258,7 +258,7 @@ pub fn live_smoke(args: SmokeArgs) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.timeout_secs),
         body_cap: SMOKE_BODY_CAP,
     };
-    let report = block_on(smoke::run(
+    let report = super::block_on(smoke::run(
         &state, upstream, model, &cases, limits, &progress,
     ))?;
     let evidence = write_evidence(
@@ -289,16 +289,6 @@ pub fn live_smoke(args: SmokeArgs) -> anyhow::Result<()> {
         bail!("the live smoke test failed: {}", report.summary);
     }
     Ok(())
-}
-
-fn config(homes: &Homes) -> anyhow::Result<LoadedConfig> {
-    let path = homes.helper_config();
-    load::load(&path)?.with_context(|| {
-        format!(
-            "{} does not exist yet; run `codex-helper serve` or `codex-helper provider add` first",
-            path.display()
-        )
-    })
 }
 
 /// The preset `switch on` put in force, when Codex is switched on.
@@ -486,12 +476,4 @@ fn print_evidence(evidence: &EvidenceNote) {
         }
         Some(e) => println!("Evidence: not written ({e})"),
     }
-}
-
-fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    Ok(runtime.block_on(future))
 }

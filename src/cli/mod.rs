@@ -114,6 +114,29 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
+/// The helper's config, which a command needs to exist.
+fn existing_config(homes: &crate::config::Homes) -> anyhow::Result<crate::config::LoadedConfig> {
+    use anyhow::Context;
+    let path = homes.helper_config();
+    crate::config::load::load(&path)?.with_context(|| {
+        format!(
+            "{} does not exist yet; run `codex-helper serve` or `codex-helper provider add` first",
+            path.display()
+        )
+    })
+}
+
+/// Runs a command's async part on a runtime of its own (one thread: a command waits on the
+/// network, it does not serve).
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(future))
+}
+
 /// Logs go to stderr through a writer thread (see [`log_writer`]): the proxy's event loop
 /// only appends a line to a buffer, so a slow or stalled reader of stderr never stalls requests.
 fn init_logging(format: LogFormat) -> log_writer::LogWriter {

@@ -1,11 +1,9 @@
 //! `codex-helper routing …`: show, explain and edit the route graph.
 
-use anyhow::Context;
-
 use super::provider::key_value;
 use crate::balance;
+use crate::config::Homes;
 use crate::config::edit::ConfigEditor;
-use crate::config::{Homes, load};
 use crate::proxy::Plan;
 use crate::routing::affinity::AffinityStore;
 use crate::routing::explain::{Explanation, explain};
@@ -117,13 +115,7 @@ fn current(
     model: Option<&str>,
     session: Option<&str>,
 ) -> anyhow::Result<Explanation> {
-    let path = homes.helper_config();
-    let loaded = load::load(&path)?.with_context(|| {
-        format!(
-            "{} does not exist yet; run `codex-helper serve` or `codex-helper provider add` first",
-            path.display()
-        )
-    })?;
+    let loaded = super::existing_config(homes)?;
     let env = |name: &str| std::env::var(name).ok();
     let plan = Plan::from_config(&loaded, &env)?;
     let affinity = AffinityStore::load(&homes.affinity_state());
