@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::proxy::ProxyState;
 use crate::proxy::coding::read_capped;
+use crate::proxy::headers::upstream_request_headers;
 use crate::redact::Redactor;
 use crate::routing::Upstream;
 
@@ -108,20 +109,12 @@ async fn send(
     cap: usize,
 ) -> Result<Reply, String> {
     let client = state.client_for(upstream).map_err(|e| format!("{e:#}"))?;
-    let mut headers = HeaderMap::new();
-    if let Some(key) = &upstream.credential.bearer {
-        let value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-            .map_err(|_| "the relay's key is not a valid header value".to_string())?;
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    if let Some(key) = &upstream.credential.api_key {
-        let value = HeaderValue::from_str(key.expose())
-            .map_err(|_| "the relay's key is not a valid header value".to_string())?;
-        headers.insert("x-api-key", value);
-    }
-    headers.insert(
-        header::ACCEPT_ENCODING,
-        HeaderValue::from_static("identity"),
+    // The relay's own key, set by the one writer of relay credentials (identity asked for).
+    let mut headers = upstream_request_headers(
+        &HeaderMap::new(),
+        &upstream.credential,
+        false,
+        state.client().auth(),
     );
     headers.insert(
         header::USER_AGENT,
