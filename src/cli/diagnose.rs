@@ -4,21 +4,21 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context as _, bail};
 use clap::Args;
 use serde::Serialize;
 
 use crate::codex::preset::{Compaction, Preset};
 use crate::codex::switch::{CodexFiles, status};
 use crate::config::{Homes, LoadedConfig};
-use crate::diagnose::capabilities::{self, EndpointReport, Options, Progress};
-use crate::diagnose::evidence::{self, EvidenceKind, EvidenceLog, EvidenceRecord};
+use crate::diagnose::capabilities::{EndpointReport, Options, Progress};
+use crate::diagnose::evidence::EvidenceLog;
 use crate::diagnose::exchange::Limits;
 use crate::diagnose::probe::{Basis, Support};
 use crate::diagnose::recommend::Fit;
 use crate::diagnose::smoke::{self, SmokeReport};
+use crate::diagnose::{self, Context, EvidenceNote, Targets};
 use crate::proxy::ProxyState;
-use crate::routing::Upstream;
 
 /// The JSON format's version: bumped only for changes a script would notice.
 const API_VERSION: u32 = 1;
@@ -108,16 +108,6 @@ struct SmokeOutput<'a> {
     evidence: EvidenceNote,
 }
 
-/// Where the run's evidence went.
-#[derive(Serialize)]
-struct EvidenceNote {
-    path: String,
-    /// Record ids written, one per endpoint.
-    ids: Vec<String>,
-    /// Why it could not be written, if it could not (the run itself stands).
-    error: Option<String>,
-}
-
 pub fn capabilities(args: CapabilitiesArgs) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let loaded = super::existing_config(&homes)?;
@@ -137,12 +127,12 @@ pub fn capabilities(args: CapabilitiesArgs) -> anyhow::Result<()> {
         None => config_compaction,
     };
     let state = ProxyState::for_command(&loaded)?;
-    let plan = state.plan();
-    let targets = targets(
-        &plan.graph.upstreams,
-        args.provider.as_deref(),
-        args.endpoint.as_deref(),
-    )?;
+    let ctx = context(&homes, &loaded, &state);
+    let targets = Targets {
+        provider: args.provider.clone(),
+        endpoint: args.endpoint.clone(),
+    };
+    let count = diagnose::chosen(&state.plan().graph.upstreams, &targets)?.len();
     let options = Options {
         model: args.model.clone(),
         compaction,
@@ -155,8 +145,8 @@ pub fn capabilities(args: CapabilitiesArgs) -> anyhow::Result<()> {
     };
     eprintln!(
         "codex-helper: probing {} endpoint{} (validation probes only: nothing is spent)…",
-        targets.len(),
-        if targets.len() == 1 { "" } else { "s" }
+        count,
+        if count == 1 { "" } else { "s" }
     );
     let progress = |p: Progress<'_>| {
         if let Progress::Finished(report) = p {
@@ -166,26 +156,12 @@ pub fn capabilities(args: CapabilitiesArgs) -> anyhow::Result<()> {
             );
         }
     };
-    let reports = super::block_on(capabilities::run(&state, &targets, &options, &progress))?;
-    let payloads = reports
-        .iter()
-        .map(|r| {
-            (
-                r.provider.as_str(),
-                r.endpoint.as_str(),
-                r.host.as_str(),
-                serde_json::to_value(r),
-            )
-        })
-        .collect::<Vec<_>>();
-    let evidence = write_evidence(
-        &homes,
-        &loaded,
-        &state,
-        EvidenceKind::Capabilities,
-        args.model.as_deref(),
-        payloads,
-    );
+    let (reports, evidence) = super::block_on(diagnose::relay_capabilities(
+        &ctx, &targets, &options, &progress,
+    ))??;
+    if let Some(e) = &evidence.error {
+        eprintln!("codex-helper: the evidence could not be written: {e}");
+    }
     if args.json {
         let output = CapabilitiesOutput {
             api_version: API_VERSION,
@@ -208,37 +184,18 @@ pub fn capabilities(args: CapabilitiesArgs) -> anyhow::Result<()> {
 pub fn live_smoke(args: SmokeArgs) -> anyhow::Result<()> {
     // Before anything else, and before any network: no acknowledgement, no requests.
     smoke::check_acknowledgement(args.acknowledgement.as_deref()).map_err(anyhow::Error::msg)?;
-    let model = args.model.trim();
-    if model.is_empty() {
-        bail!("--model must name a model");
-    }
     let homes = Homes::from_env()?;
     let loaded = super::existing_config(&homes)?;
     let state = ProxyState::for_command(&loaded)?;
-    let plan = state.plan();
-    let targets = targets(
-        &plan.graph.upstreams,
-        args.provider.as_deref(),
-        args.endpoint.as_deref(),
-    )?;
-    let [upstream] = targets.as_slice() else {
-        let names: Vec<String> = targets.iter().map(|u| u.key().to_string()).collect();
-        bail!(
-            "the live smoke test runs on one endpoint at a time; choose one with --provider (and --endpoint): {}",
-            names.join(", ")
-        );
+    let ctx = context(&homes, &loaded, &state);
+    let targets = Targets {
+        provider: args.provider.clone(),
+        endpoint: args.endpoint.clone(),
     };
-    if !upstream.credential.missing_env.is_empty() {
-        bail!(
-            "{}: its key's environment variable {} is not set; nothing was sent",
-            upstream.key(),
-            upstream.credential.missing_env.join(", ")
-        );
-    }
     let cases = smoke::cases(args.image, args.compact_v2, args.websocket);
     eprintln!(
-        "codex-helper: live smoke on {} with {model}: {} (real requests, which may cost money)",
-        upstream.key(),
+        "codex-helper: live smoke with {}: {} (real requests, which may cost money)",
+        args.model.trim(),
         cases
             .iter()
             .map(|c| c.as_str())
@@ -258,22 +215,18 @@ pub fn live_smoke(args: SmokeArgs) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.timeout_secs),
         body_cap: SMOKE_BODY_CAP,
     };
-    let report = super::block_on(smoke::run(
-        &state, upstream, model, &cases, limits, &progress,
-    ))?;
-    let evidence = write_evidence(
-        &homes,
-        &loaded,
-        &state,
-        EvidenceKind::LiveSmoke,
-        Some(model),
-        vec![(
-            report.provider.as_str(),
-            report.endpoint.as_str(),
-            report.host.as_str(),
-            serde_json::to_value(&report),
-        )],
-    );
+    let (report, evidence) = super::block_on(diagnose::relay_live_smoke(
+        &ctx,
+        args.acknowledgement.as_deref(),
+        &targets,
+        &args.model,
+        &cases,
+        limits,
+        &progress,
+    ))??;
+    if let Some(e) = &evidence.error {
+        eprintln!("codex-helper: the evidence could not be written: {e}");
+    }
     if args.json {
         let output = SmokeOutput {
             api_version: API_VERSION,
@@ -291,85 +244,19 @@ pub fn live_smoke(args: SmokeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the library's runs need: the state, the evidence log, the Codex binary.
+fn context<'a>(homes: &Homes, loaded: &LoadedConfig, state: &'a ProxyState) -> Context<'a> {
+    Context {
+        state,
+        evidence: EvidenceLog::new(homes.relay_evidence()),
+        codex_binary: std::path::PathBuf::from(&loaded.config.proxy.codex_binary),
+    }
+}
+
 /// The preset `switch on` put in force, when Codex is switched on.
 fn switched_preset(homes: &Homes) -> Option<Preset> {
     let status = status(&CodexFiles::new(&homes.codex)).ok()?;
     status.enabled.then_some(status.preset).flatten()
-}
-
-/// The enabled endpoints to probe: all, one provider's, or one endpoint.
-fn targets(
-    upstreams: &[Upstream],
-    provider: Option<&str>,
-    endpoint: Option<&str>,
-) -> anyhow::Result<Vec<Upstream>> {
-    let all: Vec<String> = upstreams.iter().map(|u| u.key().to_string()).collect();
-    let chosen: Vec<Upstream> = upstreams
-        .iter()
-        .filter(|u| provider.is_none_or(|p| u.provider == p))
-        .filter(|u| endpoint.is_none_or(|e| u.endpoint == e))
-        .cloned()
-        .collect();
-    if chosen.is_empty() {
-        let asked = match (provider, endpoint) {
-            (Some(p), Some(e)) => format!("no enabled endpoint {p}.{e}"),
-            (Some(p), None) => format!("no enabled provider `{p}`"),
-            _ => "no enabled relay endpoint".to_string(),
-        };
-        let known = if all.is_empty() {
-            "none is configured (see `codex-helper provider add`)".to_string()
-        } else {
-            format!("enabled: {}", all.join(", "))
-        };
-        bail!("{asked}; {known}");
-    }
-    Ok(chosen)
-}
-
-/// Appends one record per endpoint; a failure is reported, never fatal.
-fn write_evidence(
-    homes: &Homes,
-    loaded: &LoadedConfig,
-    state: &ProxyState,
-    kind: EvidenceKind,
-    model: Option<&str>,
-    payloads: Vec<(&str, &str, &str, serde_json::Result<serde_json::Value>)>,
-) -> EvidenceNote {
-    let path = homes.relay_evidence();
-    let log = EvidenceLog::new(path.clone());
-    let binary = std::path::PathBuf::from(&loaded.config.proxy.codex_binary);
-    let codex_version = crate::codex::version::installed(&binary, Duration::from_secs(5));
-    let redactor = crate::diagnose::exchange::scrubber(state);
-    let mut ids = Vec::new();
-    let mut error = None;
-    for (provider, endpoint, host, payload) in payloads {
-        let at_ms = crate::time::now_ms();
-        let record = EvidenceRecord {
-            schema_version: evidence::SCHEMA_VERSION,
-            id: evidence::new_id(at_ms),
-            at_ms,
-            kind,
-            helper_version: env!("CARGO_PKG_VERSION").into(),
-            codex_version: codex_version.clone(),
-            provider: provider.into(),
-            endpoint: endpoint.into(),
-            host: host.into(),
-            model: model.map(str::to_string),
-            payload: payload.unwrap_or_default(),
-        };
-        match log.append(&record, &redactor) {
-            Ok(()) => ids.push(record.id),
-            Err(e) => error = Some(format!("{e:#}")),
-        }
-    }
-    if let Some(e) = &error {
-        eprintln!("codex-helper: the evidence could not be written: {e}");
-    }
-    EvidenceNote {
-        path: path.display().to_string(),
-        ids,
-        error,
-    }
 }
 
 fn print_capabilities(report: &EndpointReport) {
