@@ -84,7 +84,9 @@ impl Console for FakeConsole {
 async fn start() -> (AdminHandle, Arc<FakeConsole>) {
     let console = Arc::new(FakeConsole::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = admin::serve_admin(listener, console.clone()).await.unwrap();
+    let handle = admin::serve_admin(listener, console.clone(), admin::Access::default())
+        .await
+        .unwrap();
     (handle, console)
 }
 
@@ -396,6 +398,11 @@ async fn the_client_round_trips_and_says_when_nothing_listens() {
 #[tokio::test]
 async fn the_admin_api_will_not_listen_beyond_loopback() {
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let refused = admin::serve_admin(listener, Arc::new(FakeConsole::default())).await;
+    let refused = admin::serve_admin(
+        listener,
+        Arc::new(FakeConsole::default()),
+        admin::Access::default(),
+    )
+    .await;
     assert!(refused.is_err());
 }

@@ -10,9 +10,11 @@
 //! neither the proxy nor the balance engine.
 
 pub mod client;
+pub mod routes;
 mod server;
 
 use futures_util::future::BoxFuture;
+use serde_json::Value;
 
 use crate::balance::report::{EndpointBalance, RefreshReport};
 
@@ -20,21 +22,154 @@ pub use server::{AdminHandle, BODY_MAX, serve_admin};
 
 /// Every route lives under this path.
 pub const BASE: &str = "/__codex_helper/api/v1";
+/// The environment variable that holds the token for non-loopback clients.
+pub const TOKEN_ENV: &str = "CODEX_HELPER_ADMIN_TOKEN";
 /// `GET`: `{"balances": [EndpointBalance…]}`.
 pub const BALANCES: &str = "/__codex_helper/api/v1/providers/balances";
 /// `POST` (`?provider_id=ID` or a JSON body `{"provider_id": "…"}`): a `RefreshReport`.
 pub const BALANCES_REFRESH: &str = "/__codex_helper/api/v1/providers/balances/refresh";
 
-/// What the admin API asks of the running `serve`.
+/// What the admin API asks of the running `serve`. Errors that are the caller's mistake are
+/// a [`Problem`] (or an [`UnknownProvider`]), which the API answers with their status; any
+/// other error is a 500. A method this console cannot serve answers [`Problem::unavailable`]
+/// (the defaults do), never an empty success.
 pub trait Console: Send + Sync + 'static {
     /// Every configured endpoint's balance as routing sees it now.
     fn balances(&self) -> Vec<EndpointBalance>;
-    /// Looks balances up now (all endpoints, or one provider's). An error that is the caller's
-    /// mistake should be an [`UnknownProvider`], which the API answers 404, not 500.
+    /// Looks balances up now (all endpoints, or one provider's).
     fn refresh_balances(
         &self,
         provider: Option<String>,
     ) -> BoxFuture<'static, anyhow::Result<RefreshReport>>;
+
+    /// The running helper (`GET /runtime/status`).
+    fn runtime(&self) -> anyhow::Result<Value> {
+        Err(Problem::unavailable("runtime status").into())
+    }
+    /// Reloads the config now (`POST /runtime/reload`).
+    fn reload(&self) -> BoxFuture<'static, anyhow::Result<Value>> {
+        unavailable("reload")
+    }
+    /// Starts a graceful shutdown (`POST /runtime/shutdown`).
+    fn shutdown(&self) -> anyhow::Result<()> {
+        Err(Problem::unavailable("shutdown").into())
+    }
+    /// Every enabled endpoint and its routing state (`GET /providers`).
+    fn providers(&self) -> anyhow::Result<Value> {
+        Err(Problem::unavailable("providers").into())
+    }
+    /// The newest ledger rows (`GET /request-ledger/recent`).
+    fn ledger_recent(&self, query: RecentQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = query;
+        unavailable("the request ledger")
+    }
+    /// Grouped totals (`GET /request-ledger/summary`).
+    fn ledger_summary(&self, query: SummaryQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = query;
+        unavailable("the request ledger")
+    }
+    /// `POST /codex/relay-capabilities`, its JSON body as given.
+    fn relay_capabilities(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = body;
+        unavailable("relay diagnostics")
+    }
+    /// `POST /codex/relay-live-smoke`, its JSON body as given. The acknowledgement is checked
+    /// before any request is sent.
+    fn relay_live_smoke(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = body;
+        unavailable("relay diagnostics")
+    }
+    /// `GET /codex/relay-evidence`.
+    fn relay_evidence(&self, query: EvidenceQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = query;
+        unavailable("relay evidence")
+    }
+}
+
+fn unavailable(what: &'static str) -> BoxFuture<'static, anyhow::Result<Value>> {
+    Box::pin(async move { Err(Problem::unavailable(what).into()) })
+}
+
+/// `GET /request-ledger/recent`'s parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecentQuery {
+    pub limit: usize,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub session: Option<String>,
+    pub errors_only: bool,
+}
+
+/// `GET /request-ledger/summary`'s parameters, as given (the console reads them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryQuery {
+    pub since: Option<String>,
+    pub by: Option<String>,
+}
+
+/// `GET /codex/relay-evidence`'s parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvidenceQuery {
+    pub limit: usize,
+    pub provider: Option<String>,
+    pub kind: Option<String>,
+}
+
+/// A request the console cannot serve, with the status that says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// 400: the request is wrong.
+    BadRequest,
+    /// 404: it names something that is not there.
+    NotFound,
+    /// 503: this helper cannot do it (turned off, or not built in).
+    Unavailable,
+}
+
+impl Problem {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Problem {
+            kind: ProblemKind::BadRequest,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Problem {
+            kind: ProblemKind::NotFound,
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable(what: &str) -> Self {
+        Problem {
+            kind: ProblemKind::Unavailable,
+            message: format!("{what} is not available from this codex-helper"),
+        }
+    }
+}
+
+/// Who besides this machine may use the API.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// `CODEX_HELPER_ADMIN_TOKEN`: a client that presents it (`Authorization: Bearer …` or
+    /// `x-codex-helper-admin-token`) is admitted from any address. Without it, loopback only.
+    pub token: Option<crate::routing::Secret>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .finish()
+    }
 }
 
 /// A provider id that names no configured provider.

@@ -21,7 +21,11 @@ use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::{BALANCES, BALANCES_REFRESH, Console, UnknownProvider};
+use super::routes::{ROUTES, Route, Spec, full_path};
+use super::{
+    Access, BASE, Console, EvidenceQuery, Problem, ProblemKind, RecentQuery, SummaryQuery,
+    UnknownProvider,
+};
 use crate::net::{host_name, is_loopback_ip, is_loopback_name};
 
 /// Largest request body read.
@@ -68,13 +72,17 @@ impl Drop for AdminHandle {
 pub async fn serve_admin(
     listener: TcpListener,
     console: Arc<dyn Console>,
+    access: Access,
 ) -> anyhow::Result<AdminHandle> {
     let addr = listener.local_addr()?;
-    if !is_loopback_ip(addr.ip()) {
+    if !is_loopback_ip(addr.ip()) && access.token.is_none() {
         anyhow::bail!(
-            "the admin API only listens on a loopback address (127.0.0.1 or ::1), not {addr}"
+            "the admin API listens on {addr}, which other machines can reach, only with a token: \
+             set {} (at least 16 characters) or keep it on 127.0.0.1",
+            super::TOKEN_ENV
         );
     }
+    let access = Arc::new(access);
     let (stop, mut stopped) = oneshot::channel();
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let task = tokio::spawn(async move {
@@ -92,7 +100,10 @@ pub async fn serve_admin(
                 _ = &mut stopped => break,
             };
             match slots.clone().try_acquire_owned() {
-                Ok(slot) => spawn_connection(stream, peer, console.clone(), &graceful, slot),
+                Ok(slot) => {
+                    let shared = (console.clone(), access.clone());
+                    spawn_connection(stream, peer, shared, &graceful, slot)
+                }
                 Err(_) => tracing::warn!(
                     "admin API: {CONNECTIONS_MAX} connections already open; closed one from {peer}"
                 ),
@@ -111,13 +122,13 @@ pub async fn serve_admin(
 fn spawn_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    console: Arc<dyn Console>,
+    (console, access): (Arc<dyn Console>, Arc<Access>),
     graceful: &GracefulShutdown,
     slot: OwnedSemaphorePermit,
 ) {
     let service = service_fn(move |request| {
-        let console = console.clone();
-        async move { Ok::<_, Infallible>(handle(console, peer, request).await) }
+        let (console, access) = (console.clone(), access.clone());
+        async move { Ok::<_, Infallible>(handle(console, access, peer, request).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -187,10 +198,11 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<F
 
 async fn handle(
     console: Arc<dyn Console>,
+    access: Arc<Access>,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    match respond(console, peer, request).await {
+    match respond(console, &access, peer, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -198,29 +210,195 @@ async fn handle(
 
 async fn respond(
     console: Arc<dyn Console>,
+    access: &Access,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    admit(peer, request.headers(), request.uri())?;
-    match route(request.method(), request.uri().path())? {
-        Route::Balances => {
-            refuse_query(request.uri().query())?;
-            let balances = console.balances();
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "balances": balances }),
-            ))
+    admit(peer, request.headers(), request.uri(), access)?;
+    let route = route(request.method(), request.uri().path())?;
+    let spec = ROUTES
+        .iter()
+        .find(|s| s.route == route)
+        .expect("a routed route is in the table");
+    let pairs = query_pairs(request.uri().query())?;
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(name, _)| !spec.query.iter().any(|(known, _)| known == name))
+    {
+        let known: Vec<&str> = spec.query.iter().map(|(n, _)| *n).collect();
+        let takes = if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        };
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter `{}`: this route takes {takes}",
+            name.chars().take(100).collect::<String>()
+        )));
+    }
+    let body = if spec.body {
+        read_body(request).await?
+    } else {
+        Bytes::new()
+    };
+    let ok = |value: &dyn erased::Json| Ok(json_response(StatusCode::OK, &value.json()));
+    match route {
+        Route::Capabilities => ok(&capabilities(access)),
+        Route::OpenApi => ok(&super::routes::openapi()),
+        Route::RuntimeStatus => ok(&console.runtime().map_err(console_error)?),
+        Route::RuntimeReload => ok(&console.reload().await.map_err(console_error)?),
+        Route::RuntimeShutdown => {
+            console.shutdown().map_err(console_error)?;
+            ok(&serde_json::json!({"shutting_down": true}))
         }
-        Route::Refresh => {
-            let from_query = provider_from_query(request.uri().query())?;
-            let body = read_body(request).await?;
+        Route::Providers => ok(&console.providers().map_err(console_error)?),
+        Route::Balances => ok(&serde_json::json!({ "balances": console.balances() })),
+        Route::BalancesRefresh => {
+            let from_query = provider_from_query(&pairs)?;
             let provider = merge_provider(from_query, provider_from_body(&body)?)?;
-            let report = console
-                .refresh_balances(provider)
-                .await
-                .map_err(console_error)?;
-            Ok(json_response(StatusCode::OK, &report))
+            let report = console.refresh_balances(provider).await.map_err(|e| {
+                let error = console_error(e);
+                match error.code {
+                    "failed" => ApiError {
+                        code: "refresh_failed",
+                        ..error
+                    },
+                    _ => error,
+                }
+            })?;
+            ok(&serde_json::to_value(&report).unwrap_or_default())
         }
+        Route::LedgerRecent => {
+            let query = recent_query(&pairs)?;
+            ok(&console.ledger_recent(query).await.map_err(console_error)?)
+        }
+        Route::LedgerSummary => {
+            let query = SummaryQuery {
+                since: param(&pairs, "since")?,
+                by: param(&pairs, "by")?,
+            };
+            ok(&console.ledger_summary(query).await.map_err(console_error)?)
+        }
+        Route::RelayCapabilities => {
+            let body = json_body(&body)?;
+            ok(&console
+                .relay_capabilities(body)
+                .await
+                .map_err(console_error)?)
+        }
+        Route::RelayLiveSmoke => {
+            let body = json_body(&body)?;
+            ok(&console
+                .relay_live_smoke(body)
+                .await
+                .map_err(console_error)?)
+        }
+        Route::RelayEvidence => {
+            let query = EvidenceQuery {
+                limit: number(&pairs, "limit", 20, 100_000)?,
+                provider: param(&pairs, "provider")?,
+                kind: param(&pairs, "kind")?,
+            };
+            ok(&console.relay_evidence(query).await.map_err(console_error)?)
+        }
+    }
+}
+
+/// Lets `respond` hand any JSON-able value to one `ok`.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or_default()
+        }
+    }
+}
+
+/// `GET /capabilities`.
+fn capabilities(access: &Access) -> serde_json::Value {
+    serde_json::json!({
+        "api_version": 1,
+        "version": env!("CARGO_PKG_VERSION"),
+        "base": BASE,
+        "routes": super::routes::listing(),
+        "access": {
+            "loopback_without_token": true,
+            "remote_requires_token": true,
+            "remote_enabled": access.token.is_some(),
+            "token_env_var": super::TOKEN_ENV,
+            "token_headers": ["authorization: Bearer <token>", TOKEN_HEADER],
+        },
+    })
+}
+
+/// The header a token may also come in (the original codex-helper's name).
+const TOKEN_HEADER: &str = "x-codex-helper-admin-token";
+
+/// The one value of a query parameter, if given.
+fn param(pairs: &[(String, String)], name: &str) -> Result<Option<String>, ApiError> {
+    let mut values = pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
+    let value = values.next().cloned();
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` is given more than once"
+        )));
+    }
+    if value
+        .as_deref()
+        .is_some_and(|v| v.len() > 200 || v.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` is not a usable value"
+        )));
+    }
+    Ok(value)
+}
+
+/// A whole-number parameter, `default` when absent, at most `max`.
+fn number(
+    pairs: &[(String, String)],
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match param(pairs, name)? {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("`{name}` must be a whole number up to {max}"))
+            }),
+    }
+}
+
+fn recent_query(pairs: &[(String, String)]) -> Result<RecentQuery, ApiError> {
+    let errors_only = match param(pairs, "errors")?.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("`errors` is `true` or `false`")),
+    };
+    Ok(RecentQuery {
+        limit: number(pairs, "limit", 50, 1000)?.max(1),
+        provider: param(pairs, "provider")?,
+        model: param(pairs, "model")?,
+        session: param(pairs, "session")?,
+        errors_only,
+    })
+}
+
+/// A JSON object body (an empty body is `{}`).
+fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) if value.is_object() => Ok(value),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!("the body is not JSON: {e}"))),
     }
 }
 
@@ -230,12 +408,33 @@ pub(super) fn admit(
     peer: SocketAddr,
     headers: &HeaderMap,
     uri: &http::Uri,
+    access: &Access,
 ) -> Result<(), ApiError> {
-    if !is_loopback_ip(peer.ip()) {
+    let presented = presented_token(headers);
+    let token_ok = match (&access.token, &presented) {
+        (Some(token), Some(given)) => same(token.expose().as_bytes(), given.as_bytes()),
+        _ => false,
+    };
+    if presented.is_some() && !token_ok {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            format!(
+                "the admin token is not the one this codex-helper was started with ({})",
+                super::TOKEN_ENV
+            ),
+        ));
+    }
+    if !is_loopback_ip(peer.ip()) && !token_ok {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "peer_not_loopback",
-            format!("the admin API only answers this machine; {peer} is not a loopback address"),
+            format!(
+                "the admin API answers other machines only with its token (set {} where the \
+                 helper runs, and send it as `Authorization: Bearer …`); {} is not a loopback address",
+                super::TOKEN_ENV,
+                peer.ip()
+            ),
         ));
     }
     let browser = headers.keys().find(|name| {
@@ -258,6 +457,10 @@ pub(super) fn admit(
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .chain(uri.authority().map(|a| a.as_str().to_string()))
         .collect();
+    // A client with the token is not a web page: it may name the machine any way it reaches it.
+    if token_ok {
+        return Ok(());
+    }
     if hosts.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -282,40 +485,30 @@ pub(super) fn admit(
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Route {
-    Balances,
-    Refresh,
-}
-
-/// Each path with the one method it takes.
-const ROUTES: [(&str, Method, &str, Route); 2] = [
-    (BALANCES, Method::GET, "GET", Route::Balances),
-    (BALANCES_REFRESH, Method::POST, "POST", Route::Refresh),
-];
-
 /// The route for a method and path: 404 for an unknown path, 405 (with `Allow`) for a known
 /// path asked with another method.
 pub(super) fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let Some((_, allowed, allow, route)) = ROUTES.iter().find(|(p, ..)| *p == path) else {
+    let specs: Vec<&Spec> = ROUTES.iter().filter(|s| full_path(s) == path).collect();
+    if specs.is_empty() {
         let quoted: String = path.chars().take(200).collect();
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no admin API route `{quoted}`"),
+            format!("no admin API route `{quoted}` (see {BASE}/capabilities)"),
         ));
-    };
-    if method != allowed {
-        return Err(ApiError {
-            allow: Some(allow),
-            ..ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("`{path}` takes {allow}, not {method}"),
-            )
-        });
     }
-    Ok(*route)
+    if let Some(spec) = specs.iter().find(|s| s.method == method) {
+        return Ok(spec.route);
+    }
+    let allow = specs[0].method.as_str();
+    Err(ApiError {
+        allow: Some(allow),
+        ..ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("`{path}` takes {allow}, not {method}"),
+        )
+    })
 }
 
 fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
@@ -327,33 +520,31 @@ fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     Ok(url.query_pairs().into_owned().collect())
 }
 
-fn refuse_query(query: Option<&str>) -> Result<(), ApiError> {
-    match query_pairs(query)?.first() {
-        Some((name, _)) => Err(ApiError::bad_request(format!(
-            "unknown query parameter `{}`: this route takes none",
-            name.chars().take(100).collect::<String>()
-        ))),
-        None => Ok(()),
-    }
+/// `?provider_id=ID` (the only parameter the refresh takes).
+pub(super) fn provider_from_query(pairs: &[(String, String)]) -> Result<Option<String>, ApiError> {
+    param(pairs, "provider_id")?
+        .map(checked_provider)
+        .transpose()
 }
 
-/// `?provider_id=ID` (the only parameter the refresh takes).
-pub(super) fn provider_from_query(query: Option<&str>) -> Result<Option<String>, ApiError> {
-    let mut provider = None;
-    for (name, value) in query_pairs(query)? {
-        if name != "provider_id" {
-            return Err(ApiError::bad_request(format!(
-                "unknown query parameter `{}`: the refresh takes `provider_id`",
-                name.chars().take(100).collect::<String>()
-            )));
-        }
-        if provider.replace(value).is_some() {
-            return Err(ApiError::bad_request(
-                "`provider_id` is given more than once",
-            ));
-        }
-    }
-    provider.map(checked_provider).transpose()
+/// The token a request presents, if any.
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    bearer.or_else(|| {
+        headers
+            .get(TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.trim().to_string())
+    })
+}
+
+/// Compares in time that depends only on the lengths, not on where the bytes differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Debug, Deserialize)]
@@ -428,23 +619,36 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
 }
 
 fn console_error(e: anyhow::Error) -> ApiError {
-    match e.downcast_ref::<UnknownProvider>() {
-        Some(unknown) => ApiError::new(
+    if let Some(unknown) = e.downcast_ref::<UnknownProvider>() {
+        return ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_provider",
             unknown.to_string(),
-        ),
-        None => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "refresh_failed",
-            format!("{e:#}"),
-        ),
+        );
     }
+    if let Some(problem) = e.downcast_ref::<Problem>() {
+        let (status, code) = match problem.kind {
+            ProblemKind::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
+            ProblemKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ProblemKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        return ApiError::new(status, code, problem.message.clone());
+    }
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "failed",
+        format!("{e:#}"),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::{BALANCES, BALANCES_REFRESH};
+
+    fn open() -> Access {
+        Access::default()
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -468,32 +672,33 @@ mod tests {
     #[test]
     fn only_loopback_peers_and_names_are_admitted() {
         let host = headers(&[("host", "127.0.0.1:4000")]);
-        assert!(admit(local(), &host, &uri()).is_ok());
+        assert!(admit(local(), &host, &uri(), &open()).is_ok());
         assert!(
             admit(
                 "[::1]:5".parse().unwrap(),
                 &headers(&[("host", "[::1]:4000")]),
-                &uri()
+                &uri(),
+                &open()
             )
             .is_ok()
         );
-        assert!(admit(local(), &headers(&[("host", "localhost")]), &uri()).is_ok());
+        assert!(admit(local(), &headers(&[("host", "localhost")]), &uri(), &open()).is_ok());
 
-        let foreign = admit("192.0.2.7:5000".parse().unwrap(), &host, &uri()).unwrap_err();
+        let foreign = admit("192.0.2.7:5000".parse().unwrap(), &host, &uri(), &open()).unwrap_err();
         assert_eq!(
             (foreign.status, foreign.code),
             (StatusCode::FORBIDDEN, "peer_not_loopback")
         );
         for name in ["evil.example:4000", "localhost.evil.example", "10.0.0.1"] {
-            let refused = admit(local(), &headers(&[("host", name)]), &uri()).unwrap_err();
+            let refused = admit(local(), &headers(&[("host", name)]), &uri(), &open()).unwrap_err();
             assert_eq!(refused.code, "host_not_allowed", "{name}");
         }
-        let no_host = admit(local(), &HeaderMap::new(), &uri()).unwrap_err();
+        let no_host = admit(local(), &HeaderMap::new(), &uri(), &open()).unwrap_err();
         assert_eq!(no_host.code, "host_not_allowed");
         let absolute =
             http::Uri::from_static("http://evil.example/__codex_helper/api/v1/providers/balances");
         assert_eq!(
-            admit(local(), &host, &absolute).unwrap_err().code,
+            admit(local(), &host, &absolute, &open()).unwrap_err().code,
             "host_not_allowed"
         );
     }
@@ -511,6 +716,7 @@ mod tests {
                 local(),
                 &headers(&[("host", "127.0.0.1:4000"), header]),
                 &uri(),
+                &open(),
             )
             .unwrap_err();
             assert_eq!(refused.code, "browser_request_refused", "{header:?}");
@@ -521,7 +727,10 @@ mod tests {
     #[test]
     fn routes_know_their_method() {
         assert_eq!(route(&Method::GET, BALANCES), Ok(Route::Balances));
-        assert_eq!(route(&Method::POST, BALANCES_REFRESH), Ok(Route::Refresh));
+        assert_eq!(
+            route(&Method::POST, BALANCES_REFRESH),
+            Ok(Route::BalancesRefresh)
+        );
         let wrong = route(&Method::POST, BALANCES).unwrap_err();
         assert_eq!(
             (wrong.status, wrong.code, wrong.allow),
@@ -545,17 +754,11 @@ mod tests {
 
     #[test]
     fn the_provider_comes_from_the_query_or_the_body() {
-        assert_eq!(provider_from_query(None), Ok(None));
-        assert_eq!(
-            provider_from_query(Some("provider_id=a%20b")),
-            Ok(Some("a b".into()))
-        );
-        for bad in ["provider=x", "provider_id=", "provider_id=a&provider_id=b"] {
-            assert_eq!(
-                provider_from_query(Some(bad)).unwrap_err().code,
-                "bad_request",
-                "{bad}"
-            );
+        let from = |query| provider_from_query(&query_pairs(query).unwrap());
+        assert_eq!(from(None), Ok(None));
+        assert_eq!(from(Some("provider_id=a%20b")), Ok(Some("a b".into())));
+        for bad in ["provider_id=", "provider_id=a&provider_id=b"] {
+            assert_eq!(from(Some(bad)).unwrap_err().code, "bad_request", "{bad}");
         }
         assert_eq!(provider_from_body(b""), Ok(None));
         assert_eq!(provider_from_body(b" {} "), Ok(None));

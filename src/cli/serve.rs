@@ -37,10 +37,14 @@ pub struct ServeArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    /// Port of the admin API (loopback only), which `balance refresh` and later the console
-    /// use; default: the proxy's port + 1000 (any free port when `--port 0`).
+    /// Port of the admin API, which `balance refresh` and later the console use; default: the
+    /// proxy's port + 1000 (any free port when `--port 0`).
     #[arg(long)]
     admin_port: Option<u16>,
+    /// Address of the admin API. Anything but loopback needs CODEX_HELPER_ADMIN_TOKEN (at
+    /// least 16 characters), which other machines must then send.
+    #[arg(long, default_value = "127.0.0.1")]
+    admin_host: String,
     /// Run without the terminal UI (the UI is not built yet, so this is the only mode).
     #[arg(long)]
     no_tui: bool,
@@ -161,7 +165,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             None
         };
         let server = proxy::serve_on(listener, state.clone(), server_threads)?;
-        let admin = start_admin(admin_port(args.admin_port, args.port), balances.as_ref().map(|(_, h)| h.clone())).await;
+        let admin_addr = listen_addr(&args.admin_host, admin_port(args.admin_port, args.port))?;
+        let admin = start_admin(admin_addr, balances.as_ref().map(|(_, h)| h.clone())).await;
         let running = RunningServe {
             pid: std::process::id(),
             proxy: server.addr,
@@ -211,6 +216,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The admin token from the environment, if set; one too short to be a secret is refused.
+fn admin_access() -> anyhow::Result<admin::Access> {
+    let token = std::env::var(admin::TOKEN_ENV)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    if let Some(token) = &token
+        && token.chars().count() < 16
+    {
+        anyhow::bail!("{} must be at least 16 characters", admin::TOKEN_ENV);
+    }
+    Ok(admin::Access {
+        token: token.map(crate::routing::Secret::new),
+    })
+}
+
 /// The admin API's port: as given, else the proxy's + 1000 (any free one when the proxy's was
 /// chosen by the system, or past the last port).
 fn admin_port(given: Option<u16>, proxy_port: u16) -> u16 {
@@ -222,11 +243,11 @@ fn admin_port(given: Option<u16>, proxy_port: u16) -> u16 {
 
 /// Starts the admin API on loopback; a port in use is reported, not fatal: the proxy serves
 /// without it (commands then work on their own).
-async fn start_admin(port: u16, balances: Option<BalanceHandle>) -> Option<AdminHandle> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+async fn start_admin(addr: SocketAddr, balances: Option<BalanceHandle>) -> Option<AdminHandle> {
     let started = async {
+        let access = admin_access()?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        admin::serve_admin(listener, Arc::new(ServeConsole { balances })).await
+        admin::serve_admin(listener, Arc::new(ServeConsole { balances }), access).await
     };
     match started.await {
         Ok(handle) => {

@@ -1,0 +1,268 @@
+//! The admin API's routes as one table: the router, `GET /capabilities` and the OpenAPI
+//! document are all read from it, so none can list a route the others do not serve.
+
+use http::Method;
+use serde_json::{Map, Value, json};
+
+use super::BASE;
+
+/// A route the API serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Capabilities,
+    OpenApi,
+    RuntimeStatus,
+    RuntimeReload,
+    RuntimeShutdown,
+    Providers,
+    Balances,
+    BalancesRefresh,
+    LedgerRecent,
+    LedgerSummary,
+    RelayCapabilities,
+    RelayLiveSmoke,
+    RelayEvidence,
+}
+
+/// A route's path (under [`BASE`]), method, what it does, and its query parameters.
+pub struct Spec {
+    pub route: Route,
+    pub path: &'static str,
+    pub method: Method,
+    pub summary: &'static str,
+    /// `(name, what it means)`.
+    pub query: &'static [(&'static str, &'static str)],
+    /// Whether it takes a JSON body.
+    pub body: bool,
+}
+
+/// Every route.
+pub const ROUTES: &[Spec] = &[
+    Spec {
+        route: Route::Capabilities,
+        path: "/capabilities",
+        method: Method::GET,
+        summary: "The API version, every route, and how access is granted.",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::OpenApi,
+        path: "/openapi.json",
+        method: Method::GET,
+        summary: "This API as an OpenAPI 3.1 document.",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::RuntimeStatus,
+        path: "/runtime/status",
+        method: Method::GET,
+        summary: "The running helper: version, pid, addresses, config file and when it was loaded, the route in force.",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::RuntimeReload,
+        path: "/runtime/reload",
+        method: Method::POST,
+        summary: "Reloads the config file now; the previous config stays in force when the file is wrong.",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::RuntimeShutdown,
+        path: "/runtime/shutdown",
+        method: Method::POST,
+        summary: "Stops the helper gracefully (requests in flight finish; Codex is switched back).",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::Providers,
+        path: "/providers",
+        method: Method::GET,
+        summary: "Every enabled endpoint: its provider, host, and why routing skips it now, if it does.",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::Balances,
+        path: "/providers/balances",
+        method: Method::GET,
+        summary: "Every endpoint's balance as routing sees it now.",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::BalancesRefresh,
+        path: "/providers/balances/refresh",
+        method: Method::POST,
+        summary: "Looks balances up now (all providers, or one: `provider_id` in the query or the body).",
+        query: &[("provider_id", "one provider only")],
+        body: true,
+    },
+    Spec {
+        route: Route::LedgerRecent,
+        path: "/request-ledger/recent",
+        method: Method::GET,
+        summary: "The newest requests from the ledger, newest first: model asked and sent, relay, status, tokens, cost, timings.",
+        query: &[
+            ("limit", "how many (default 50, at most 1000)"),
+            ("provider", "only this provider's"),
+            ("model", "only this model (asked or sent)"),
+            ("session", "only this session's"),
+            ("errors", "`true`: only failed requests"),
+        ],
+        body: false,
+    },
+    Spec {
+        route: Route::LedgerSummary,
+        path: "/request-ledger/summary",
+        method: Method::GET,
+        summary: "Requests, errors, tokens and cost, grouped.",
+        query: &[
+            (
+                "since",
+                "`30m`, `24h`, `7d` or a local date `YYYY-MM-DD` (default 24h)",
+            ),
+            ("by", "`provider` (default), `model`, `session` or `day`"),
+        ],
+        body: false,
+    },
+    Spec {
+        route: Route::RelayCapabilities,
+        path: "/codex/relay-capabilities",
+        method: Method::POST,
+        summary: "Probes relays for what Codex needs and recommends a preset (nothing spent). Body: {provider_id?, endpoint_id?, model?, preset?, compaction?, image?, timeout_secs?}.",
+        query: &[],
+        body: true,
+    },
+    Spec {
+        route: Route::RelayLiveSmoke,
+        path: "/codex/relay-live-smoke",
+        method: Method::POST,
+        summary: "Small real model calls on one endpoint (they may cost money). Body: {acknowledgement, model, provider_id?, endpoint_id?, image?, compact_v2?, websocket?, timeout_secs?}; refused before any request without the acknowledgement.",
+        query: &[],
+        body: true,
+    },
+    Spec {
+        route: Route::RelayEvidence,
+        path: "/codex/relay-evidence",
+        method: Method::GET,
+        summary: "The relay diagnostics' evidence records, newest first.",
+        query: &[
+            ("limit", "how many (default 20, 0: all)"),
+            ("provider", "only this provider's"),
+            ("kind", "`capabilities` or `live_smoke`"),
+        ],
+        body: false,
+    },
+];
+
+/// The full path of a route.
+pub fn full_path(spec: &Spec) -> String {
+    format!("{BASE}{}", spec.path)
+}
+
+/// The routes as `GET /capabilities` lists them.
+pub fn listing() -> Vec<Value> {
+    ROUTES
+        .iter()
+        .map(|s| json!({"method": s.method.as_str(), "path": full_path(s), "summary": s.summary}))
+        .collect()
+}
+
+/// The OpenAPI document: every route with its method, summary, parameters, body and the one
+/// error shape.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for spec in ROUTES {
+        let parameters: Vec<Value> = spec
+            .query
+            .iter()
+            .map(|(name, description)| {
+                json!({"name": name, "in": "query", "required": false,
+                       "description": description, "schema": {"type": "string"}})
+            })
+            .collect();
+        let mut operation = json!({
+            "summary": spec.summary,
+            "operationId": operation_id(spec),
+            "responses": {
+                "200": {"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "default": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        });
+        if !parameters.is_empty() {
+            operation["parameters"] = Value::Array(parameters);
+        }
+        if spec.body {
+            operation["requestBody"] = json!({"required": false,
+                "content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+        let entry = paths
+            .entry(full_path(spec))
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[spec.method.as_str().to_ascii_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "codex-helper admin API", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": "http://127.0.0.1:4211"}],
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
+                "error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"}}}}}},
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer",
+                "description": "CODEX_HELPER_ADMIN_TOKEN; needed only from a non-loopback client"}},
+        },
+    })
+}
+
+fn operation_id(spec: &Spec) -> String {
+    let words: Vec<String> = spec
+        .path
+        .split(['/', '-', '.'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect();
+    format!(
+        "{}{}",
+        spec.method.as_str().to_ascii_lowercase(),
+        words.join("")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_listed_once_and_documented() {
+        let doc = openapi();
+        for spec in ROUTES {
+            let method = spec.method.as_str().to_ascii_lowercase();
+            assert!(
+                doc["paths"][full_path(spec)][&method].is_object(),
+                "{} {}",
+                spec.method,
+                spec.path
+            );
+            let same = ROUTES
+                .iter()
+                .filter(|s| s.path == spec.path && s.method == spec.method)
+                .count();
+            assert_eq!(same, 1, "{} listed twice", spec.path);
+        }
+        let ids: std::collections::HashSet<String> = ROUTES.iter().map(operation_id).collect();
+        assert_eq!(ids.len(), ROUTES.len(), "operation ids are unique");
+        assert_eq!(operation_id(&ROUTES[1]), "getOpenapiJson");
+    }
+}
