@@ -502,3 +502,119 @@ async fn a_failing_case_fails_the_command_and_says_why() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_checks_the_model_first_proves_no_feature() {
+    // Without v2 and the image tool, but every request without a model is refused for that
+    // alone: the feature probes get the plain request's answer and prove nothing.
+    let relay = CapableRelay::start(Profile {
+        model_first: true,
+        compact_v2: false,
+        image: false,
+        ..Profile::full(leak_key("first"))
+    })
+    .await;
+    let homes = Homes::new();
+    configure(&homes, &[("first", &relay)], "");
+    let out = run(
+        &homes,
+        &[
+            "codex",
+            "relay-capabilities",
+            "--json",
+            "--image",
+            "--timeout-secs",
+            "5",
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let e = endpoint(&report, "first");
+    assert_eq!(probe(e, "responses")["support"], "supported");
+    for feature in ["compact_v2", "image_generation"] {
+        let p = probe(e, feature);
+        assert_eq!(p["support"], "error", "{feature}: {p:#}");
+        assert!(p["reason"].as_str().unwrap().contains("relay-live-smoke"));
+    }
+    assert_eq!(e["recommendation"]["preset"], "default");
+    assert_eq!(e["recommendation"]["confidence"], "low");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_a_relay_quotes_back_is_masked_everywhere() {
+    // Not shaped like a key, so only the configured-secret masking can catch it.
+    let ours = "relaykey-ZYXW98765432abcdef";
+    let relay = CapableRelay::start(Profile {
+        echo_key: true,
+        ..Profile::full("the-relay-expects-another-key")
+    })
+    .await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.providers.echo]\nbase_url = \"{}\"\nauth_token = \"{ours}\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let human = run(
+        &homes,
+        &["codex", "relay-capabilities", "--timeout-secs", "5"],
+    )
+    .await;
+    let json = run(
+        &homes,
+        &[
+            "codex",
+            "relay-capabilities",
+            "--json",
+            "--timeout-secs",
+            "5",
+        ],
+    )
+    .await;
+    let smoke = run(
+        &homes,
+        &[
+            "codex",
+            "relay-live-smoke",
+            "--acknowledgement",
+            "run-live-codex-relay-smoke",
+            "--model",
+            "gpt-5.1",
+            "--websocket",
+            "--json",
+        ],
+    )
+    .await;
+    let evidence = run(
+        &homes,
+        &["codex", "relay-evidence", "--json", "--limit", "0"],
+    )
+    .await;
+    let file = std::fs::read_to_string(homes.helper.path().join("logs/codex_relay_evidence.jsonl"))
+        .unwrap();
+    assert!(
+        json.stdout
+            .contains("Incorrect API key provided: [redacted]"),
+        "the relay's words are kept, the key is not: {}",
+        json.stdout
+    );
+    for (what, text) in [
+        ("human stdout", &human.stdout),
+        ("human stderr", &human.stderr),
+        ("json stdout", &json.stdout),
+        ("json stderr", &json.stderr),
+        ("smoke stdout", &smoke.stdout),
+        ("smoke stderr", &smoke.stderr),
+        ("relay-evidence", &evidence.stdout),
+        ("evidence file", &file),
+    ] {
+        assert!(
+            !text.contains(ours),
+            "the key leaked into the {what}:\n{text}"
+        );
+    }
+}

@@ -50,7 +50,8 @@ pub enum Progress<'a> {
     Finished(&'a EndpointReport),
 }
 
-/// Probes every endpoint in `upstreams` at once; reports in the same order.
+/// Probes every endpoint in `upstreams` at once; reports in the same order. `progress` is
+/// called on the runtime's thread: it must not block (queue, don't write to a slow pipe).
 pub async fn run(
     state: &ProxyState,
     upstreams: &[Upstream],
@@ -89,13 +90,33 @@ async fn endpoint(state: &ProxyState, upstream: &Upstream, options: &Options) ->
         if options.image {
             asked.push(Probe::ImageGeneration);
         }
+        let features: Vec<Probe> = asked
+            .iter()
+            .copied()
+            .filter(|p| probe::control(*p).is_some())
+            .collect();
         let http = join_all(
             asked
                 .into_iter()
                 .map(|p| http_probe(state, upstream, p, options)),
         );
-        let (mut results, ws) = tokio::join!(http, websocket_probe(state, upstream, options));
+        let (mut results, ws, controls) = tokio::join!(
+            http,
+            websocket_probe(state, upstream, options),
+            controls(state, upstream, &features, options)
+        );
         results.push(ws);
+        if let Some(plain) = results
+            .iter()
+            .find(|r| r.probe == Probe::Responses)
+            .cloned()
+        {
+            for (feature, refused) in controls {
+                if let Some(result) = results.iter_mut().find(|r| r.probe == feature) {
+                    probe::judge_unreached(result, &plain, refused);
+                }
+            }
+        }
         // Without `/responses`, ask whether it speaks Chat Completions instead, to say why
         // Codex cannot use it.
         let missing = results
@@ -136,6 +157,32 @@ async fn endpoint(state: &ProxyState, upstream: &Upstream, options: &Options) ->
     }
 }
 
+/// Whether each feature probe's control was refused (see [`probe::control`]).
+async fn controls(
+    state: &ProxyState,
+    upstream: &Upstream,
+    features: &[Probe],
+    options: &Options,
+) -> Vec<(Probe, bool)> {
+    join_all(features.iter().filter_map(|feature| {
+        let (request, unknown) = probe::control(*feature)?;
+        Some(async move {
+            let (exchanged, _) = exchange(
+                state,
+                upstream,
+                request.method.clone(),
+                request.path,
+                request.headers,
+                request.body.as_ref(),
+                options.limits,
+            )
+            .await;
+            (*feature, probe::control_refused(&exchanged, unknown))
+        })
+    }))
+    .await
+}
+
 async fn http_probe(
     state: &ProxyState,
     upstream: &Upstream,
@@ -155,6 +202,10 @@ async fn http_probe(
     .await;
     let (support, basis, status, reason, catalog) =
         probe::classify(which, &exchanged, options.model.as_deref());
+    // Relay text (an error may quote the key) never leaves unmasked.
+    let reason = super::exchange::scrubber(state)
+        .redact(&reason)
+        .into_owned();
     ProbeResult {
         probe: which,
         support,

@@ -198,6 +198,79 @@ pub fn request(probe: Probe) -> Option<Request> {
     })
 }
 
+/// The item and the tool no relay knows, for the control requests.
+const UNKNOWN_ITEM: &str = "codex_helper_probe_unknown_item";
+const UNKNOWN_TOOL: &str = "codex_helper_probe_unknown_tool";
+
+/// The control for a feature probe (v2 compaction, image generation): the same request with an
+/// item or tool type no relay knows. A relay that refuses it checks such types before the
+/// model, so the feature probe's complaint about the model means the feature got through; a
+/// relay that lets it pass checks the model first, and the feature probe proves nothing.
+pub fn control(probe: Probe) -> Option<(Request, &'static str)> {
+    let (body, unknown) = match probe {
+        Probe::CompactV2 => (
+            json!({"stream": true, "store": false, "max_output_tokens": 16,
+                "input": [{"type": UNKNOWN_ITEM}]}),
+            UNKNOWN_ITEM,
+        ),
+        Probe::ImageGeneration => (
+            json!({"stream": true, "store": false, "max_output_tokens": 16,
+                "input": PING, "tools": [{"type": UNKNOWN_TOOL}]}),
+            UNKNOWN_TOOL,
+        ),
+        _ => return None,
+    };
+    let request = Request {
+        method: http::Method::POST,
+        path: "/v1/responses",
+        headers: &[("accept", "text/event-stream")],
+        body: Some(body),
+        shape: "a control: an unknown type, no model",
+    };
+    Some((request, unknown))
+}
+
+/// Whether a control's answer refused its unknown type.
+pub fn control_refused(exchanged: &Exchanged, unknown: &str) -> bool {
+    match exchanged {
+        Exchanged::Reply(reply) => {
+            matches!(reply.status, 400 | 422)
+                && String::from_utf8_lossy(&reply.body).contains(unknown)
+        }
+        Exchanged::Failed { .. } => false,
+    }
+}
+
+/// Judges a feature probe that got the same answer as the plain `/responses` probe, given
+/// whether its control was refused ([`control`]).
+pub fn judge_unreached(result: &mut ProbeResult, plain: &ProbeResult, control_refused: bool) {
+    let same = result.basis == Basis::Validated
+        && plain.basis == Basis::Validated
+        && result.status == plain.status
+        && result.reason == plain.reason;
+    if !same {
+        return;
+    }
+    let what = match result.probe {
+        Probe::CompactV2 => "input item types",
+        _ => "tool types",
+    };
+    if control_refused {
+        result.reason = format!(
+            "{}: the relay checks {what} before the model (it refused an unknown one) and let this one through",
+            result.reason
+        );
+    } else {
+        result.support = Support::Error;
+        result.basis = Basis::Inconclusive;
+        result.reason = format!(
+            "{}: the relay checks the model first (an unknown {} got the same answer), so this proves nothing; only `codex relay-live-smoke` can tell",
+            result.reason,
+            what.trim_end_matches(" types").trim_end_matches('s')
+        );
+    }
+}
+
 /// Words a relay uses when it does not have something.
 const REFUSING: [&str; 8] = [
     "unsupported",
@@ -275,7 +348,13 @@ fn common(reply: &Reply) -> Option<(Support, Basis, String)> {
             format!("HTTP {status}: a redirect{to}, not followed (is base_url right?)"),
         ));
     }
-    if status == 401 || status == 403 {
+    // A key limited to some models is refused with a 403 about the (missing) model: the key
+    // works, the request did not name a model it may use.
+    let about_model = status == 403
+        && String::from_utf8_lossy(&reply.body)
+            .to_ascii_lowercase()
+            .contains("model");
+    if (status == 401 || status == 403) && !about_model {
         return Some((
             Support::AuthFailed,
             Basis::Refused,
@@ -399,8 +478,28 @@ fn classify_call(probe: Probe, reply: &Reply) -> (Support, Basis, String) {
     let text = String::from_utf8_lossy(&reply.body).to_ascii_lowercase();
     let names_feature = feature_words(probe).iter().any(|w| text.contains(w));
     let refuses = REFUSING.iter().any(|w| text.contains(w));
+    if refuses_path(&text) {
+        return (
+            Support::Unsupported,
+            Basis::Refused,
+            format!("HTTP {status}: {}", said_or(reply, "no such path")),
+        );
+    }
     if (200..300).contains(&status) {
         let ct = &reply.content_type;
+        let json_error = ct.starts_with("application/json")
+            && serde_json::from_slice::<Value>(&reply.body)
+                .is_ok_and(|b| b.get("error").is_some_and(|e| !e.is_null()));
+        if json_error {
+            return (
+                Support::Error,
+                Basis::Inconclusive,
+                format!(
+                    "HTTP {status} with an error inside: {}",
+                    said_or(reply, "no message")
+                ),
+            );
+        }
         let readable = ct.starts_with("text/event-stream") || ct.starts_with("application/json");
         if !readable {
             let shown = if ct.is_empty() { "no content type" } else { ct };
@@ -435,7 +534,7 @@ fn classify_call(probe: Probe, reply: &Reply) -> (Support, Basis, String) {
             format!("HTTP {status}: {}", said_or(reply, "no such path")),
         );
     }
-    if matches!(status, 400 | 404 | 422) && VALIDATING.iter().any(|w| text.contains(w)) {
+    if matches!(status, 400 | 403 | 404 | 422) && VALIDATING.iter().any(|w| text.contains(w)) {
         return (
             Support::Supported,
             Basis::Validated,
@@ -581,6 +680,69 @@ mod tests {
             verdict(Probe::ImageGeneration, &v2),
             (Support::Supported, Basis::Validated)
         );
+    }
+
+    fn result(probe: Probe, exchanged: &Exchanged) -> ProbeResult {
+        let (support, basis, status, reason, catalog) = classify(probe, exchanged, None);
+        ProbeResult {
+            probe,
+            support,
+            basis,
+            status,
+            ms: 0,
+            reason,
+            sent: request(probe).unwrap().sent(),
+            catalog,
+        }
+    }
+
+    #[test]
+    fn a_feature_that_got_the_plain_answer_counts_only_if_its_control_was_refused() {
+        let missing = json(400, error("Missing required parameter: 'model'."));
+        let plain = result(Probe::Responses, &missing);
+        let (_, unknown) = control(Probe::CompactV2).unwrap();
+        let refused = json(400, error(&format!("Invalid value: '{unknown}'.")));
+        assert!(control_refused(&refused, unknown));
+        assert!(!control_refused(&missing, unknown));
+
+        let mut checked_first = result(Probe::CompactV2, &missing);
+        judge_unreached(&mut checked_first, &plain, true);
+        assert_eq!(checked_first.support, Support::Supported);
+        assert!(checked_first.reason.contains("let this one through"));
+
+        let mut model_first = result(Probe::CompactV2, &missing);
+        judge_unreached(&mut model_first, &plain, false);
+        assert_eq!(
+            (model_first.support, model_first.basis),
+            (Support::Error, Basis::Inconclusive)
+        );
+        assert!(
+            model_first.reason.contains("relay-live-smoke"),
+            "{}",
+            model_first.reason
+        );
+
+        // An explicit refusal stands, whatever the control says.
+        let no = json(400, error("Invalid value: 'compaction_trigger'."));
+        let mut refused_feature = result(Probe::CompactV2, &no);
+        judge_unreached(&mut refused_feature, &plain, false);
+        assert_eq!(refused_feature.support, Support::Unsupported);
+    }
+
+    #[test]
+    fn a_url_refusal_a_model_limited_key_and_an_error_in_a_200_are_told_apart() {
+        let no_route = json(400, error("Invalid URL (POST /v1/responses)"));
+        assert_eq!(
+            verdict(Probe::Responses, &no_route),
+            (Support::Unsupported, Basis::Refused)
+        );
+        let limited = json(403, error("This token has no access to model "));
+        assert_eq!(
+            verdict(Probe::Responses, &limited),
+            (Support::Supported, Basis::Validated)
+        );
+        let hidden = json(200, error("upstream failed"));
+        assert_eq!(verdict(Probe::Responses, &hidden).0, Support::Error);
     }
 
     #[test]

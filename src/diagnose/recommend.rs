@@ -106,6 +106,18 @@ pub fn fit(preset: Preset, compaction: Compaction, results: &[ProbeResult]) -> P
             },
         }
     }
+    // Codex offers image generation only with a model that takes images.
+    let imagegen = matches!(preset, Preset::ImagegenBridge | Preset::OfficialImagegen);
+    let text_only = results
+        .iter()
+        .filter_map(|r| r.catalog.as_ref())
+        .any(|c| c.model_takes_images == Some(false));
+    if imagegen && text_only {
+        fails.push(
+            "the model asked about takes no image input, so Codex offers no image generation with it"
+                .into(),
+        );
+    }
     let fit = if !fails.is_empty() {
         Fit::Fails
     } else if !unproven.is_empty() {
@@ -148,9 +160,18 @@ pub fn recommend(
     let mut reasons = Vec::new();
     let Some(preset) = chosen else {
         reasons.push(blocker(results));
+        // An outage may pass: "no preset" is sure only when the relay said so.
+        let sure = results
+            .iter()
+            .find(|r| r.probe == Probe::Responses)
+            .is_some_and(|r| r.support != Support::Error);
         return Recommendation {
             preset: None,
-            confidence: Confidence::High,
+            confidence: if sure {
+                Confidence::High
+            } else {
+                Confidence::Low
+            },
             current,
             changes_current: false,
             reasons,
@@ -449,6 +470,47 @@ mod tests {
         assert!(recommended(&none, Compaction::Auto).reasons[0].contains("no Responses API"));
         let down = observed(&[(Responses, Error, Inconclusive)]);
         assert!(recommended(&down, Compaction::Auto).reasons[0].contains("could not be checked"));
+    }
+
+    #[test]
+    fn a_text_only_model_rules_out_the_imagegen_presets() {
+        let mut results = observed(&[
+            (Responses, Supported, Validated),
+            (CompactV2, Supported, Validated),
+            (ImageGeneration, Supported, Validated),
+        ]);
+        let mut models = result(Models, Supported, Answered);
+        models.catalog = Some(crate::diagnose::probe::Catalog {
+            shape: "codex_catalog".into(),
+            models: 1,
+            incomplete: 0,
+            model_listed: Some(true),
+            model_takes_images: Some(false),
+        });
+        results.push(models);
+        let r = recommended(&results, Compaction::Auto);
+        assert_eq!(r.preset, Some(Preset::OfficialRelay));
+        let all = fits(Compaction::Auto, &results);
+        let imagegen = all
+            .iter()
+            .find(|f| f.preset == Preset::OfficialImagegen)
+            .unwrap();
+        assert_eq!(imagegen.fit, Fit::Fails);
+        assert!(imagegen.reasons[0].contains("no image input"));
+    }
+
+    #[test]
+    fn no_preset_after_an_outage_is_not_a_sure_verdict() {
+        let down = observed(&[(Responses, Error, Inconclusive)]);
+        assert_eq!(
+            recommended(&down, Compaction::Auto).confidence,
+            Confidence::Low
+        );
+        let refused = observed(&[(Responses, AuthFailed, Refused)]);
+        assert_eq!(
+            recommended(&refused, Compaction::Auto).confidence,
+            Confidence::High
+        );
     }
 
     #[test]

@@ -127,7 +127,8 @@ pub enum Progress<'a> {
 }
 
 /// Runs `cases` on `upstream` with `model`, one after the other. The acknowledgement must
-/// have been checked ([`check_acknowledgement`]).
+/// have been checked ([`check_acknowledgement`]). `progress` is called on the runtime's
+/// thread: it must not block.
 pub async fn run(
     state: &ProxyState,
     upstream: &Upstream,
@@ -268,7 +269,7 @@ async fn http_case(
         },
         status: verdict.status,
         ms: took.as_millis().try_into().unwrap_or(u64::MAX),
-        came_back: verdict.came_back,
+        came_back: redactor.redact(&verdict.came_back).into_owned(),
         reason: redactor.redact(&verdict.reason).into_owned(),
         tokens: verdict.tokens,
     }
@@ -493,7 +494,7 @@ async fn websocket_case(
         },
         status: verdict.status,
         ms: started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
-        came_back: verdict.came_back,
+        came_back: redactor.redact(&verdict.came_back).into_owned(),
         reason: redactor.redact(&verdict.reason).into_owned(),
         tokens: verdict.tokens,
     }
@@ -530,9 +531,14 @@ async fn websocket_turn(
         );
     }
     let mut events = Vec::new();
+    let mut read = 0usize;
     let ended = loop {
         match socket.next().await {
             Some(Ok(Message::Text(text))) => {
+                read += text.len();
+                if read > cap {
+                    break Some("the relay sent more than the case reads");
+                }
                 let event: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
                 let last = matches!(
                     event["type"].as_str(),
@@ -642,7 +648,7 @@ fn failure(events: &[Value]) -> Option<String> {
 fn event_list(events: &[Value]) -> String {
     let mut runs: Vec<(String, usize)> = Vec::new();
     for event in events {
-        let kind = event["type"].as_str().unwrap_or("(untyped)").to_string();
+        let kind = snippet(event["type"].as_str().unwrap_or("(untyped)"), 60);
         match runs.last_mut() {
             Some((last, n)) if *last == kind => *n += 1,
             _ => runs.push((kind, 1)),

@@ -65,6 +65,11 @@ pub struct Profile {
     pub websocket: bool,
     /// Every request is read and never answered.
     pub stall: bool,
+    /// `/responses` checks the model before anything else (as New API's routing does), so
+    /// a request without one never reaches the feature checks.
+    pub model_first: bool,
+    /// A refused key is quoted back in the 401's message (some relays do).
+    pub echo_key: bool,
 }
 
 impl Profile {
@@ -79,6 +84,8 @@ impl Profile {
             image: true,
             websocket: true,
             stall: false,
+            model_first: false,
+            echo_key: false,
         }
     }
 }
@@ -214,9 +221,20 @@ async fn handle(
     );
 
     if !authorized(&parts.headers, state.profile.key) {
+        let given = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let message = if state.profile.echo_key {
+            format!("Incorrect API key provided: {given}. Check your token.")
+        } else {
+            "Incorrect API key provided.".to_string()
+        };
         return Ok(error(
             StatusCode::UNAUTHORIZED,
-            "Incorrect API key provided.",
+            &message,
             None,
             Some("invalid_api_key"),
         ));
@@ -302,19 +320,52 @@ fn responses(state: &State, body: &Value) -> Response<Body> {
     let image = body["tools"]
         .as_array()
         .is_some_and(|tools| tools.iter().any(|t| t["type"] == "image_generation"));
-    if let (Some(n), false) = (trigger, state.profile.compact_v2) {
+    if state.profile.model_first && body["model"].is_null() {
+        return missing("model");
+    }
+    // Item and tool types are checked before the model, as OpenAI's validation does.
+    let mut items = vec![
+        "message",
+        "function_call",
+        "function_call_output",
+        "reasoning",
+    ];
+    if state.profile.compact_v2 {
+        items.push("compaction_trigger");
+    }
+    let unknown_item = input.iter().enumerate().find_map(|(n, item)| {
+        let kind = item["type"].as_str()?;
+        (!items.contains(&kind)).then(|| (n, kind.to_string()))
+    });
+    if let Some((n, kind)) = unknown_item {
         return error(
             StatusCode::BAD_REQUEST,
-            "Invalid value: 'compaction_trigger'. Supported values are: 'message', \
-             'function_call', 'function_call_output', 'reasoning'.",
+            &format!(
+                "Invalid value: '{kind}'. Supported values are: {}.",
+                items
+                    .iter()
+                    .map(|i| format!("'{i}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Some(&format!("input[{n}].type")),
             Some("invalid_value"),
         );
     }
-    if image && !state.profile.image {
+    let mut tools = vec!["function", "web_search"];
+    if state.profile.image {
+        tools.push("image_generation");
+    }
+    let unknown_tool = body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["type"].as_str())
+        .find(|kind| !tools.contains(kind));
+    if let Some(kind) = unknown_tool {
         return error(
             StatusCode::BAD_REQUEST,
-            "Hosted tool 'image_generation' is not supported by this relay.",
+            &format!("Hosted tool '{kind}' is not supported by this relay."),
             Some("tools"),
             Some("unsupported_tool"),
         );
