@@ -704,6 +704,48 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_client_needs_the_token_and_a_wrong_one_is_refused_anywhere() {
+        let access = Access {
+            token: Some(crate::routing::Secret::new("a-token-of-sixteen-chars")),
+        };
+        let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let named = |extra: (&str, &str)| headers(&[("host", "helper.lan:4211"), extra]);
+        let bearer = named(("authorization", "Bearer a-token-of-sixteen-chars"));
+        assert!(
+            admit(remote, &bearer, &uri(), &access).is_ok(),
+            "any Host with the token"
+        );
+        let header = named(("x-codex-helper-admin-token", "a-token-of-sixteen-chars"));
+        assert!(admit(remote, &header, &uri(), &access).is_ok());
+
+        let without = admit(
+            remote,
+            &headers(&[("host", "helper.lan:4211")]),
+            &uri(),
+            &access,
+        );
+        assert_eq!(without.unwrap_err().code, "peer_not_loopback");
+        let wrong = named(("authorization", "Bearer a-token-of-sixteen-chart"));
+        assert_eq!(
+            admit(remote, &wrong, &uri(), &access).unwrap_err().code,
+            "bad_token"
+        );
+        let local_wrong = headers(&[("host", "127.0.0.1:4211"), ("authorization", "Bearer nope")]);
+        assert_eq!(
+            admit(local(), &local_wrong, &uri(), &access)
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        // Without a configured token, no token opens anything.
+        assert_eq!(
+            admit(remote, &bearer, &uri(), &open()).unwrap_err().code,
+            "bad_token"
+        );
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+
+    #[test]
     fn browser_marked_requests_are_refused() {
         for header in [
             ("origin", "http://127.0.0.1:4000"),

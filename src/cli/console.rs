@@ -1,16 +1,57 @@
-//! What the admin API serves from a running `serve`: the [`Console`] over its balance service.
-//! Here, at the top, so the admin API and the balance engine need not know each other.
+//! What the admin API serves from a running `serve`: the [`Console`] over its proxy state,
+//! balance service, ledger and diagnostics. Here, at the top, so the admin API and the engines
+//! need not know each other. Disk and SQLite work runs on blocking threads, never on the event
+//! loop the admin API shares with the proxy.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-use crate::admin::{Console, UnknownProvider};
+use crate::admin::{Console, EvidenceQuery, Problem, RecentQuery, SummaryQuery, UnknownProvider};
 use crate::balance::report::{EndpointBalance, RefreshReport};
 use crate::balance::service::BalanceHandle;
+use crate::codex::preset::{Compaction, Preset};
+use crate::config::Homes;
+use crate::diagnose::capabilities::Options;
+use crate::diagnose::evidence::{EvidenceFilter, EvidenceKind, EvidenceLog};
+use crate::diagnose::exchange::Limits;
+use crate::diagnose::{self, Context, Targets, smoke};
+use crate::ledger::query;
+use crate::ledger::writer::LedgerStats;
+use crate::proxy::ProxyState;
+
+/// Reloads the config; `Ok` says what is now in force.
+pub type Reload = Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
 
 pub struct ServeConsole {
     /// `None` when `[balance] enabled = false`.
     pub balances: Option<BalanceHandle>,
+    pub state: Arc<ProxyState>,
+    pub homes: Homes,
+    pub proxy: SocketAddr,
+    pub started_ms: u64,
+    /// `None` when the ledger is off.
+    pub ledger: Option<Arc<LedgerStats>>,
+    pub codex_binary: PathBuf,
+    pub reload: Reload,
+    /// Notified to stop the serve.
+    pub shutdown: Arc<tokio::sync::Notify>,
+}
+
+impl ServeConsole {
+    fn context(&self) -> (Arc<ProxyState>, EvidenceLog, PathBuf) {
+        (
+            self.state.clone(),
+            EvidenceLog::new(self.homes.relay_evidence()),
+            self.codex_binary.clone(),
+        )
+    }
 }
 
 impl Console for ServeConsole {
@@ -46,4 +87,278 @@ impl Console for ServeConsole {
         }
         .boxed()
     }
+
+    fn runtime(&self) -> anyhow::Result<Value> {
+        let plan = self.state.plan();
+        let now = crate::time::now_ms();
+        let ledger = self.ledger.as_ref().map(|stats| {
+            use std::sync::atomic::Ordering::Relaxed;
+            json!({"written": stats.written.load(Relaxed), "dropped": stats.dropped.load(Relaxed),
+                   "failed": stats.failed.load(Relaxed)})
+        });
+        Ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "started_ms": self.started_ms,
+            "uptime_ms": now.saturating_sub(self.started_ms),
+            "proxy": format!("http://{}", self.proxy),
+            "config_path": self.state.config_path.display().to_string(),
+            "endpoints": plan.graph.upstreams.iter().map(|u| u.key().to_string()).collect::<Vec<_>>(),
+            "entry": plan.graph.entry,
+            "preset": self.state.client().preset_name(),
+            "ledger": ledger,
+            "balances": self.balances.is_some(),
+        }))
+    }
+
+    fn reload(&self) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let reload = self.reload.clone();
+        async move {
+            let done = tokio::task::spawn_blocking(move || reload()).await?;
+            match done {
+                Ok(message) => Ok(json!({"reloaded": true, "message": message})),
+                // The previous config stays in force: that is the answer, not a server error.
+                Err(e) => Ok(json!({"reloaded": false, "message": format!("{e:#}; still using the previous config")})),
+            }
+        }
+        .boxed()
+    }
+
+    fn shutdown(&self) -> anyhow::Result<()> {
+        self.shutdown.notify_one();
+        Ok(())
+    }
+
+    fn providers(&self) -> anyhow::Result<Value> {
+        let plan = self.state.plan();
+        let now = self.state.clock().now();
+        let endpoints: Vec<Value> = plan
+            .graph
+            .upstreams
+            .iter()
+            .map(|u| {
+                let skip = self.state.routing.skip_reason(u, None, false, false, now);
+                json!({
+                    "provider": u.provider,
+                    "endpoint": u.endpoint,
+                    "key": u.key().as_str(),
+                    "host": diagnose::capabilities::host(u),
+                    "routable": skip.is_none(),
+                    "skip": skip.as_ref().map(|s| json!({"detail": s, "why": s.describe()})),
+                    "price_multiplier": u.price_multiplier,
+                    "limit": u.limit.as_ref().map(|l| json!({"max": l.max, "group": l.group})),
+                })
+            })
+            .collect();
+        Ok(json!({ "providers": endpoints }))
+    }
+
+    fn ledger_recent(&self, query: RecentQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let path = self.homes.ledger();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = open_ledger(&path)?;
+                let filter = query::Filter {
+                    errors_only: query.errors_only,
+                    provider: query.provider,
+                    model: query.model,
+                    session: query.session,
+                    after_id: None,
+                };
+                let rows = query::find(&conn, &filter, query.limit)?;
+                Ok(json!({ "requests": rows }))
+            })
+            .await?
+        }
+        .boxed()
+    }
+
+    fn ledger_summary(&self, q: SummaryQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let path = self.homes.ledger();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let by = match q.by.as_deref().unwrap_or("provider") {
+                    "provider" => query::GroupBy::Provider,
+                    "model" => query::GroupBy::Model,
+                    "session" => query::GroupBy::Session,
+                    "day" => query::GroupBy::Day,
+                    other => {
+                        return Err(Problem::bad_request(format!(
+                            "`by` is provider, model, session or day, not `{other}`"
+                        ))
+                        .into());
+                    }
+                };
+                let conn = open_ledger(&path)?;
+                let since_text = q.since.unwrap_or_else(|| "24h".into());
+                let since = query::since_ms(&conn, &since_text, crate::time::now_ms())
+                    .map_err(|e| Problem::bad_request(format!("`since`: {e:#}")))?;
+                let rows = query::summary(&conn, since, by)?;
+                let total = query::total(&rows);
+                Ok(json!({"since_ms": since, "rows": rows, "total": total}))
+            })
+            .await?
+        }
+        .boxed()
+    }
+
+    fn relay_capabilities(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let (state, evidence, codex_binary) = self.context();
+        async move {
+            let asked: CapabilitiesBody = parse_body(body)?;
+            let current = asked
+                .preset
+                .as_deref()
+                .map(Preset::parse)
+                .transpose()
+                .map_err(Problem::bad_request)?;
+            let compaction = asked
+                .compaction
+                .as_deref()
+                .map(Compaction::parse)
+                .transpose()
+                .map_err(Problem::bad_request)?
+                .unwrap_or_default();
+            let options = Options {
+                model: asked.model.clone(),
+                compaction,
+                image: asked.image,
+                current,
+                limits: Limits {
+                    timeout: timeout(asked.timeout_secs, 15, 300)?,
+                    body_cap: 2 << 20,
+                },
+            };
+            let targets = Targets {
+                provider: asked.provider_id,
+                endpoint: asked.endpoint_id,
+            };
+            let ctx = Context {
+                state: &state,
+                evidence,
+                codex_binary,
+            };
+            let (reports, note) = diagnose::relay_capabilities(&ctx, &targets, &options, &|_| {})
+                .await
+                .map_err(|e| Problem::bad_request(format!("{e:#}")))?;
+            Ok(
+                json!({"api_version": 1, "model": asked.model, "compaction": compaction,
+                "current_preset": current, "endpoints": reports, "evidence": note}),
+            )
+        }
+        .boxed()
+    }
+
+    fn relay_live_smoke(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let (state, evidence, codex_binary) = self.context();
+        async move {
+            // Before anything else: without the acknowledgement, nothing is read or sent.
+            let acknowledgement = body.get("acknowledgement").and_then(Value::as_str);
+            smoke::check_acknowledgement(acknowledgement).map_err(Problem::bad_request)?;
+            let asked: SmokeBody = parse_body(body)?;
+            let cases = smoke::cases(asked.image, asked.compact_v2, asked.websocket);
+            let limits = Limits {
+                timeout: timeout(asked.timeout_secs, 120, 600)?,
+                body_cap: 16 << 20,
+            };
+            let targets = Targets {
+                provider: asked.provider_id,
+                endpoint: asked.endpoint_id,
+            };
+            let ctx = Context {
+                state: &state,
+                evidence,
+                codex_binary,
+            };
+            let (report, note) = diagnose::relay_live_smoke(
+                &ctx,
+                Some(smoke::ACKNOWLEDGEMENT),
+                &targets,
+                &asked.model,
+                &cases,
+                limits,
+                &|_| {},
+            )
+            .await
+            .map_err(|e| Problem::bad_request(format!("{e:#}")))?;
+            let mut answer = serde_json::to_value(&report)?;
+            answer["api_version"] = json!(1);
+            answer["evidence"] = serde_json::to_value(&note)?;
+            Ok(answer)
+        }
+        .boxed()
+    }
+
+    fn relay_evidence(&self, q: EvidenceQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let log = EvidenceLog::new(self.homes.relay_evidence());
+        async move {
+            let kind = match q.kind.as_deref() {
+                None => None,
+                Some("capabilities") => Some(EvidenceKind::Capabilities),
+                Some("live_smoke" | "live-smoke") => Some(EvidenceKind::LiveSmoke),
+                Some(other) => {
+                    return Err(Problem::bad_request(format!(
+                        "`kind` is capabilities or live_smoke, not `{other}`"
+                    ))
+                    .into());
+                }
+            };
+            let filter = EvidenceFilter {
+                limit: q.limit,
+                provider: q.provider,
+                kind,
+            };
+            let read = tokio::task::spawn_blocking(move || log.read(&filter)).await??;
+            Ok(json!({"records": read.records, "skipped": read.skipped}))
+        }
+        .boxed()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CapabilitiesBody {
+    provider_id: Option<String>,
+    endpoint_id: Option<String>,
+    model: Option<String>,
+    preset: Option<String>,
+    compaction: Option<String>,
+    #[serde(default)]
+    image: bool,
+    timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmokeBody {
+    #[allow(dead_code)]
+    acknowledgement: String,
+    model: String,
+    provider_id: Option<String>,
+    endpoint_id: Option<String>,
+    #[serde(default)]
+    image: bool,
+    #[serde(default)]
+    compact_v2: bool,
+    #[serde(default)]
+    websocket: bool,
+    timeout_secs: Option<u64>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> anyhow::Result<T> {
+    serde_json::from_value(body).map_err(|e| Problem::bad_request(format!("the body: {e}")).into())
+}
+
+fn timeout(given: Option<u64>, default: u64, max: u64) -> anyhow::Result<Duration> {
+    match given.unwrap_or(default) {
+        secs @ 1.. if secs <= max => Ok(Duration::from_secs(secs)),
+        _ => Err(Problem::bad_request(format!("`timeout_secs` is 1 to {max}")).into()),
+    }
+}
+
+fn open_ledger(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    if !path.exists() {
+        return Err(Problem::not_found("the ledger has no requests yet").into());
+    }
+    crate::ledger::store::open_read_only(path)
 }

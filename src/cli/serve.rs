@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::console::ServeConsole;
 use crate::admin::{self, AdminHandle};
 use crate::balance;
-use crate::balance::service::{BalanceHandle, BalanceService, ServiceConfig};
+use crate::balance::service::{BalanceService, ServiceConfig};
 use crate::balance::trigger::BalanceTrigger;
 use crate::codex::client::CodexClient;
 use crate::codex::preset::{PatchPlan, Preset};
@@ -114,6 +114,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let addr = listen_addr(&args.host, args.port)?;
+    // An admin API other machines can reach needs its token: refused here, before anything.
+    let admin_ip = listen_addr(&args.admin_host, 0)?.ip();
+    if !crate::net::is_loopback_ip(admin_ip) && admin_access()?.token.is_none() {
+        anyhow::bail!(
+            "--admin-host {admin_ip} lets other machines reach the admin API: set {} (at least 16 characters) first, or keep it on 127.0.0.1",
+            admin::TOKEN_ENV
+        );
+    }
     if !crate::net::is_loopback_ip(addr.ip()) {
         tracing::warn!(
             "listening on {addr}: anyone who can reach this address can use your relays \
@@ -149,7 +157,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let codex_client = Arc::new(CodexClient::new(PathBuf::from(&settings.codex_binary), homes.helper.join("cache")));
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()));
-        let shutdown = shutdown_signal()?;
+        let signal = shutdown_signal()?;
+        // Stopped by a signal, or by the admin API.
+        let stop_asked = Arc::new(tokio::sync::Notify::new());
+        let shutdown = {
+            let stop_asked = stop_asked.clone();
+            async move {
+                tokio::select! {
+                    () = signal => {}
+                    () = stop_asked.notified() => {}
+                }
+            }
+        };
         state.add_proxy_thread()?;
         let server_threads = ServerThreads::start(&state, threads - 1)?;
         // Before serving: kept exhaustion is on routing for the first request.
@@ -166,7 +185,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let server = proxy::serve_on(listener, state.clone(), server_threads)?;
         let admin_addr = listen_addr(&args.admin_host, admin_port(args.admin_port, args.port))?;
-        let admin = start_admin(admin_addr, balances.as_ref().map(|(_, h)| h.clone())).await;
+        let reload_state = state.clone();
+        let reload_path = loaded.path.clone();
+        let console = ServeConsole {
+            balances: balances.as_ref().map(|(_, h)| h.clone()),
+            state: state.clone(),
+            homes: homes.clone(),
+            proxy: server.addr,
+            started_ms: crate::time::now_ms(),
+            ledger: ledger.as_ref().map(Ledger::stats),
+            codex_binary: PathBuf::from(&state.settings.codex_binary),
+            reload: Arc::new(move || reload(&reload_state, &reload_path, listen)),
+            shutdown: stop_asked.clone(),
+        };
+        let admin = start_admin(admin_addr, console).await;
         let running = RunningServe {
             pid: std::process::id(),
             proxy: server.addr,
@@ -243,11 +275,11 @@ fn admin_port(given: Option<u16>, proxy_port: u16) -> u16 {
 
 /// Starts the admin API on loopback; a port in use is reported, not fatal: the proxy serves
 /// without it (commands then work on their own).
-async fn start_admin(addr: SocketAddr, balances: Option<BalanceHandle>) -> Option<AdminHandle> {
+async fn start_admin(addr: SocketAddr, console: ServeConsole) -> Option<AdminHandle> {
     let started = async {
         let access = admin_access()?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        admin::serve_admin(listener, Arc::new(ServeConsole { balances }), access).await
+        admin::serve_admin(listener, Arc::new(console), access).await
     };
     match started.await {
         Ok(handle) => {
@@ -503,7 +535,7 @@ impl ConfigWatcher {
                     let now = modified(&path);
                     if now != seen {
                         seen = now;
-                        reload(&state, &path, listen);
+                        let _ = reload(&state, &path, listen);
                     }
                 }
             })
@@ -517,8 +549,13 @@ impl ConfigWatcher {
     }
 }
 
-/// Loads, checks and compiles the config, and puts the new plan in force.
-fn reload(state: &ProxyState, path: &std::path::Path, listen: SocketAddr) {
+/// Loads, checks and compiles the config, and puts the new plan in force; says so on stderr
+/// and to the caller.
+fn reload(
+    state: &ProxyState,
+    path: &std::path::Path,
+    listen: SocketAddr,
+) -> anyhow::Result<String> {
     let env = |name: &str| std::env::var(name).ok();
     let reloaded = load::load(path).and_then(|loaded| {
         let loaded = loaded.context("the config file was removed")?;
@@ -528,10 +565,11 @@ fn reload(state: &ProxyState, path: &std::path::Path, listen: SocketAddr) {
         state.reload(plan)?;
         anyhow::Ok(format!("reloaded {} — {route}", path.display()))
     });
-    match reloaded {
+    match &reloaded {
         Ok(message) => eprintln!("codex-helper: {message}"),
         Err(e) => eprintln!("codex-helper: {e:#}; still using the previous config"),
     }
+    reloaded
 }
 
 /// How often the config file is checked for changes.

@@ -1,0 +1,250 @@
+//! The admin API of a real running `serve`: every route in its OpenAPI document answers as
+//! documented, the ledger and runtime routes see what the proxy did, the diagnostics run
+//! through it (the acknowledgement refused with nothing sent), no configured key in any
+//! answer, and `POST /runtime/shutdown` stops the helper.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::capable_relay::{CapableRelay, Profile};
+use support::cli::{Homes, serve};
+
+const KEY: &str = "sk-admin-test-4c1d9e7f2a6b8c3d5e0f";
+
+fn admin_base(homes: &Homes) -> String {
+    let running: Value = serde_json::from_str(
+        &std::fs::read_to_string(homes.helper.path().join("state/serve.json")).unwrap(),
+    )
+    .unwrap();
+    format!(
+        "http://{}/__codex_helper/api/v1",
+        running["admin"].as_str().expect("the admin API is running")
+    )
+}
+
+async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value, String) {
+    let client = support::client();
+    let mut request = match method {
+        "GET" => client.get(url),
+        _ => client.post(url),
+    };
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e}): {text}"));
+    (status, json, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_route_answers_and_sees_the_running_proxy() {
+    let relay = CapableRelay::start(Profile::full(KEY)).await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.providers.main]\nbase_url = \"{}\"\nauth_token = \"{KEY}\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let mut served = serve(homes.command(&["serve", "--no-switch"])).await;
+    let base = admin_base(&homes);
+
+    // One request through the proxy, for the ledger.
+    let reply = support::client()
+        .post(format!("{}/v1/responses", served.url))
+        .header("content-type", "application/json")
+        .body(json!({"model": "gpt-5.1", "input": "hi", "stream": false}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+
+    let (status, doc, _) = call("GET", &format!("{base}/openapi.json"), None).await;
+    assert_eq!(status, 200);
+    let (_, capabilities, _) = call("GET", &format!("{base}/capabilities"), None).await;
+    let listed: Vec<(String, String)> = capabilities["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut documented = Vec::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            documented.push((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(
+        documented, sorted,
+        "the document and /capabilities list the same routes"
+    );
+
+    // Every documented route answers (shutdown last, on its own).
+    let mut answers = std::collections::HashMap::new();
+    for (method, path) in &documented {
+        if path.ends_with("/runtime/shutdown") {
+            continue;
+        }
+        let body = match path.rsplit('/').next().unwrap() {
+            "relay-capabilities" => Some(json!({"timeout_secs": 5})),
+            "relay-live-smoke" => Some(json!({"model": "gpt-5.1"})),
+            _ if method == "POST" => Some(json!({})),
+            _ => None,
+        };
+        let url = format!(
+            "http://{}{path}",
+            base.trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap()
+        );
+        let (status, answer, text) = call(method, &url, body).await;
+        assert!(
+            status != 404 && status != 405,
+            "{method} {path}: {status} {text}"
+        );
+        assert!(
+            !text.contains(KEY),
+            "{method} {path} answered the relay's key"
+        );
+        answers.insert(
+            path.rsplit("/api/v1").next().unwrap().to_string(),
+            (status, answer),
+        );
+    }
+
+    let (status, runtime) = &answers["/runtime/status"];
+    assert_eq!(*status, 200);
+    assert_eq!(runtime["endpoints"], json!(["main.default"]));
+    assert_eq!(runtime["proxy"], served.url.trim_end_matches('/'));
+    let (_, providers) = &answers["/providers"];
+    assert_eq!(providers["providers"][0]["key"], "main.default");
+    assert_eq!(providers["providers"][0]["routable"], true);
+
+    let (status, recent) = &answers["/request-ledger/recent"];
+    assert_eq!(*status, 200, "{recent}");
+    let rows = recent["requests"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{recent}");
+    assert_eq!(rows[0]["provider"], "main");
+    assert_eq!(rows[0]["path"], "/v1/responses");
+    let (_, summary) = &answers["/request-ledger/summary"];
+    assert_eq!(summary["total"]["requests"], 1, "{summary}");
+
+    let (status, capabilities_run) = &answers["/codex/relay-capabilities"];
+    assert_eq!(*status, 200, "{capabilities_run}");
+    assert_eq!(
+        capabilities_run["endpoints"][0]["recommendation"]["preset"],
+        "official-relay"
+    );
+    let (status, refused) = &answers["/codex/relay-live-smoke"];
+    assert_eq!(*status, 400);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was sent")
+    );
+    assert!(
+        !relay
+            .seen()
+            .iter()
+            .any(|s| s.body.get("model").is_some_and(|m| m == "gpt-5.1")
+                && s.path == "/v1/responses/compact"),
+        "no live case ran"
+    );
+    // Asked again: the loop read the evidence before the capabilities run wrote its record.
+    let (_, evidence, _) = call("GET", &format!("{base}/codex/relay-evidence"), None).await;
+    let records = evidence["records"].as_array().unwrap();
+    assert_eq!(
+        records.len(),
+        1,
+        "the capabilities run's record: {evidence}"
+    );
+    assert_eq!(records[0]["kind"], "capabilities");
+    let (_, reloaded) = &answers["/runtime/reload"];
+    assert_eq!(reloaded["reloaded"], true, "{reloaded}");
+
+    // Mistakes: an unknown parameter, a bad value.
+    let (status, error, _) = call(
+        "GET",
+        &format!("{base}/request-ledger/recent?colour=red"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, _, _) = call(
+        "GET",
+        &format!("{base}/request-ledger/summary?by=planet"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let (status, stopping, _) = call("POST", &format!("{base}/runtime/shutdown"), None).await;
+    assert_eq!((status, &stopping["shutting_down"]), (200, &json!(true)));
+    let exited = tokio::time::timeout(std::time::Duration::from_secs(15), served.child.wait())
+        .await
+        .expect("the helper stops")
+        .unwrap();
+    assert!(exited.success());
+}
+
+#[tokio::test]
+async fn an_admin_api_open_to_the_network_needs_its_token() {
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        "version = 5\n[codex.providers.main]\nbase_url = \"http://127.0.0.1:9/v1\"\nauth_token = \"k-0123456789\"\n",
+    )
+    .unwrap();
+    let mut command = homes.command(&[
+        "serve",
+        "--no-switch",
+        "--no-tui",
+        "--port",
+        "0",
+        "--admin-host",
+        "0.0.0.0",
+    ]);
+    command.env_remove("CODEX_HELPER_ADMIN_TOKEN");
+    let out = tokio::time::timeout(support::cli::LIMIT, command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CODEX_HELPER_ADMIN_TOKEN"), "{stderr}");
+
+    let mut short = homes.command(&[
+        "serve",
+        "--no-switch",
+        "--no-tui",
+        "--port",
+        "0",
+        "--admin-host",
+        "0.0.0.0",
+    ]);
+    short.env("CODEX_HELPER_ADMIN_TOKEN", "short");
+    let out = tokio::time::timeout(support::cli::LIMIT, short.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+}
