@@ -196,6 +196,24 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     .await;
     assert_eq!(status, 400);
 
+    // `status` reads the same API.
+    let out = tokio::time::timeout(
+        support::cli::LIMIT,
+        homes.command(&["status", "--json"]).output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status_json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status_json["running"], true);
+    assert_eq!(status_json["providers"][0]["key"], "main.default");
+    assert_eq!(status_json["usage_24h"]["total"]["requests"], 1);
+
     let (status, stopping, _) = call("POST", &format!("{base}/runtime/shutdown"), None).await;
     assert_eq!((status, &stopping["shutting_down"]), (200, &json!(true)));
     let exited = tokio::time::timeout(std::time::Duration::from_secs(15), served.child.wait())
@@ -203,6 +221,13 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
         .expect("the helper stops")
         .unwrap();
     assert!(exited.success());
+    let out = tokio::time::timeout(support::cli::LIMIT, homes.command(&["status"]).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("codex-helper is not running."), "{text}");
+    assert!(text.contains("main.default"), "{text}");
 }
 
 #[tokio::test]

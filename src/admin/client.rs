@@ -52,6 +52,12 @@ pub async fn balances(admin: SocketAddr) -> anyhow::Result<Vec<EndpointBalance>>
     Ok(answer.balances)
 }
 
+/// `GET` of a route under [`super::BASE`] (`/runtime/status`), its JSON as sent.
+pub async fn get(admin: SocketAddr, route: &str) -> anyhow::Result<serde_json::Value> {
+    let request = client(READ_TIMEOUT)?.get(url(admin, &format!("{}{route}", super::BASE)));
+    call(admin, request, READ_TIMEOUT).await
+}
+
 fn url(admin: SocketAddr, path: &str) -> String {
     format!("http://{admin}{path}")
 }

@@ -11,6 +11,7 @@ mod provider;
 mod routing;
 mod serve;
 mod session;
+mod status;
 mod switch;
 mod usage;
 
@@ -66,6 +67,8 @@ enum Command {
     /// Relays' balances and quotas: show them, or look them up now.
     #[command(subcommand)]
     Balance(balance::BalanceCommand),
+    /// The running helper at a glance (through its admin API), or what `serve` would use.
+    Status(status::StatusArgs),
     /// Diagnose relays for Codex: what each supports, live smoke tests, the evidence they leave.
     #[command(subcommand)]
     Codex(codex::CodexCommand),
@@ -103,6 +106,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Session(command) => session::run(command),
         Command::Pricing(PricingCommand::List { json }) => usage::pricing_list(json),
         Command::Balance(command) => balance::run(command),
+        Command::Status(args) => status::run(args),
         Command::Codex(command) => codex::run(command),
     };
     match result {
