@@ -196,6 +196,55 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     .await;
     assert_eq!(status, 400);
 
+    // A runtime switch, seen live by `routing explain` (which asks the running proxy).
+    let off =
+        json!({"provider_id": "main", "enabled": false, "minutes": 5, "reason": "maintenance"});
+    let (status, changed, _) = call("POST", &format!("{base}/providers/runtime"), Some(off)).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["changed"], json!(["main.default"]));
+    let explain = |args: &'static [&'static str]| {
+        let homes = &homes;
+        async move {
+            let out = tokio::time::timeout(support::cli::LIMIT, homes.command(args).output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let explained: Value = serde_json::from_str(
+        &explain(&["routing", "explain", "--model", "gpt-5.1", "--json"]).await,
+    )
+    .unwrap();
+    assert_eq!(
+        explained["candidates"][0]["skip"]["kind"], "runtime_disabled",
+        "{explained}"
+    );
+    assert_eq!(explained["chosen"], Value::Null);
+    let human = explain(&["routing", "explain"]).await;
+    assert!(human.contains("maintenance"), "{human}");
+    assert!(
+        human.contains("(live: from the running codex-helper"),
+        "{human}"
+    );
+    let on = json!({"provider_id": "main", "enabled": true});
+    let (status, _, _) = call("POST", &format!("{base}/providers/runtime"), Some(on)).await;
+    assert_eq!(status, 200);
+    let (_, providers, _) = call("GET", &format!("{base}/providers"), None).await;
+    assert_eq!(providers["providers"][0]["routable"], true);
+    let (status, _, _) = call(
+        "POST",
+        &format!("{base}/providers/runtime"),
+        Some(json!({"provider_id": "nope", "enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
     // `status` reads the same API.
     let out = tokio::time::timeout(
         support::cli::LIMIT,

@@ -54,7 +54,21 @@ pub async fn balances(admin: SocketAddr) -> anyhow::Result<Vec<EndpointBalance>>
 
 /// `GET` of a route under [`super::BASE`] (`/runtime/status`), its JSON as sent.
 pub async fn get(admin: SocketAddr, route: &str) -> anyhow::Result<serde_json::Value> {
-    let request = client(READ_TIMEOUT)?.get(url(admin, &format!("{}{route}", super::BASE)));
+    get_with(admin, route, &[]).await
+}
+
+/// `GET` of a route with query parameters (encoded here), read as `T`.
+pub async fn get_with<T: serde::de::DeserializeOwned>(
+    admin: SocketAddr,
+    route: &str,
+    query: &[(&str, &str)],
+) -> anyhow::Result<T> {
+    let mut address = reqwest::Url::parse(&url(admin, &format!("{}{route}", super::BASE)))
+        .context("the admin API's address")?;
+    if !query.is_empty() {
+        address.query_pairs_mut().extend_pairs(query);
+    }
+    let request = client(READ_TIMEOUT)?.get(address);
     call(admin, request, READ_TIMEOUT).await
 }
 

@@ -58,6 +58,16 @@ pub trait Console: Send + Sync + 'static {
     fn providers(&self) -> anyhow::Result<Value> {
         Err(Problem::unavailable("providers").into())
     }
+    /// Switches endpoints off or on while running (`POST /providers/runtime`), its JSON body.
+    fn set_runtime(&self, body: Value) -> anyhow::Result<Value> {
+        let _ = body;
+        Err(Problem::unavailable("runtime switches").into())
+    }
+    /// Where a request would go now (`GET /routing/explain`).
+    fn explain(&self, model: Option<String>, session: Option<String>) -> anyhow::Result<Value> {
+        let _ = (model, session);
+        Err(Problem::unavailable("routing explain").into())
+    }
     /// The newest ledger rows (`GET /request-ledger/recent`).
     fn ledger_recent(&self, query: RecentQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
         let _ = query;

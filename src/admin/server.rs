@@ -252,6 +252,14 @@ async fn respond(
             ok(&serde_json::json!({"shutting_down": true}))
         }
         Route::Providers => ok(&console.providers().map_err(console_error)?),
+        Route::ProvidersRuntime => {
+            let body = json_body(&body)?;
+            ok(&console.set_runtime(body).map_err(console_error)?)
+        }
+        Route::RoutingExplain => {
+            let (model, session) = (param(&pairs, "model")?, param(&pairs, "session")?);
+            ok(&console.explain(model, session).map_err(console_error)?)
+        }
         Route::Balances => ok(&serde_json::json!({ "balances": console.balances() })),
         Route::BalancesRefresh => {
             let from_query = provider_from_query(&pairs)?;

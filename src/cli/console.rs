@@ -153,6 +153,53 @@ impl Console for ServeConsole {
         Ok(json!({ "providers": endpoints }))
     }
 
+    fn set_runtime(&self, body: Value) -> anyhow::Result<Value> {
+        let asked: RuntimeBody = parse_body(body)?;
+        let plan = self.state.plan();
+        let chosen = diagnose::chosen(
+            &plan.graph.upstreams,
+            &Targets {
+                provider: Some(asked.provider_id.clone()),
+                endpoint: asked.endpoint_id.clone(),
+            },
+        )
+        .map_err(|e| Problem::not_found(format!("{e:#}")))?;
+        if asked.minutes.is_some_and(|m| m == 0 || m > 7 * 24 * 60) {
+            return Err(Problem::bad_request("`minutes` is 1 to 10080 (a week)").into());
+        }
+        let clock = self.state.clock();
+        let until = asked
+            .minutes
+            .map(|m| clock.now().saturating_add(m * 60_000));
+        let reason = asked
+            .reason
+            .map(|r| crate::diagnose::exchange::snippet(&r, 200))
+            .unwrap_or_else(|| "switched off through the admin API".into());
+        for upstream in &chosen {
+            let change = (!asked.enabled).then(|| (reason.clone(), until));
+            self.state
+                .routing
+                .set_runtime_disabled(upstream.key().as_str(), change);
+        }
+        Ok(json!({
+            "changed": chosen.iter().map(|u| u.key().to_string()).collect::<Vec<_>>(),
+            "enabled": asked.enabled,
+            "until_ms": until.map(|u| clock.to_epoch_ms(u)),
+        }))
+    }
+
+    fn explain(&self, model: Option<String>, session: Option<String>) -> anyhow::Result<Value> {
+        let plan = self.state.plan();
+        let explanation = crate::routing::explain::explain(
+            &plan.graph,
+            &self.state.routing,
+            model.as_deref(),
+            session.as_deref(),
+            crate::time::now_ms(),
+        );
+        Ok(serde_json::to_value(explanation)?)
+    }
+
     fn ledger_recent(&self, query: RecentQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
         let path = self.homes.ledger();
         async move {
@@ -313,6 +360,16 @@ impl Console for ServeConsole {
         }
         .boxed()
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeBody {
+    provider_id: String,
+    endpoint_id: Option<String>,
+    enabled: bool,
+    minutes: Option<u64>,
+    reason: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

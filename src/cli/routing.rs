@@ -84,11 +84,12 @@ pub fn run(command: RoutingCommand) -> anyhow::Result<()> {
             saved(entry);
         }
         RoutingCommand::Show { json } => {
-            let explanation = current(&homes, None, None)?;
+            let (explanation, live) = live_or_current(&homes, None, None)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&explanation)?);
             } else {
                 print_show(&explanation);
+                println!("{}", source_note(live.as_ref()));
             }
         }
         RoutingCommand::Explain {
@@ -96,15 +97,56 @@ pub fn run(command: RoutingCommand) -> anyhow::Result<()> {
             session,
             json,
         } => {
-            let explanation = current(&homes, model.as_deref(), session.as_deref())?;
+            let (explanation, live) =
+                live_or_current(&homes, model.as_deref(), session.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&explanation)?);
             } else {
                 print_explain(&explanation);
+                println!("{}", source_note(live.as_ref()));
             }
         }
     }
     Ok(())
+}
+
+/// The running proxy's explanation (live health, limits in use, balances, runtime switches)
+/// when one answers, else [`current`]'s; with the running serve it came from.
+fn live_or_current(
+    homes: &Homes,
+    model: Option<&str>,
+    session: Option<&str>,
+) -> anyhow::Result<(Explanation, Option<crate::running::RunningServe>)> {
+    if let Some(running) = crate::running::find(&homes.running())
+        && let Some(admin) = running.admin
+    {
+        let mut query = Vec::new();
+        query.extend(model.map(|m| ("model", m)));
+        query.extend(session.map(|s| ("session", s)));
+        let asked = super::block_on(crate::admin::client::get_with::<Explanation>(
+            admin,
+            "/routing/explain",
+            &query,
+        ))?;
+        match asked {
+            Ok(explanation) => return Ok((explanation, Some(running))),
+            Err(e) => eprintln!(
+                "codex-helper: the running codex-helper did not answer ({e:#}); explaining from the files instead"
+            ),
+        }
+    }
+    Ok((current(homes, model, session)?, None))
+}
+
+/// Where an explanation's health came from.
+fn source_note(live: Option<&crate::running::RunningServe>) -> String {
+    match live {
+        Some(running) => format!(
+            "(live: from the running codex-helper, pid {}: cooldowns, limits in use, balances and runtime switches included)",
+            running.pid
+        ),
+        None => "(no codex-helper is running: health as of the config and the kept balances; cooldowns and requests in flight live in a running proxy)".to_string(),
+    }
 }
 
 /// Explains against the config on disk, the persisted session affinity and the kept balance
@@ -148,7 +190,6 @@ fn print_show(e: &Explanation) {
         println!("    {:<24} {:<40} {state}", c.upstream, c.base_url);
         println!("    {:<24} outbound {}", "", c.outbound);
     }
-    println!("(state from the config; cooldowns and requests in flight live in the running proxy)");
 }
 
 fn print_explain(e: &Explanation) {
@@ -197,7 +238,4 @@ fn print_explain(e: &Explanation) {
     } else if e.chosen.is_none() {
         println!("No relay is available for this request.");
     }
-    println!(
-        "(health as of the config; cooldowns and requests in flight live in the running proxy)"
-    );
 }

@@ -1,7 +1,7 @@
 //! `routing explain`: which candidate a request would get now, and why every other one would
 //! be passed over. Uses the same candidate expansion, skip reasons and selection as the proxy.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::affinity::AffinityRecord;
 use super::graph::{RequestView, RouteGraph};
@@ -10,7 +10,7 @@ use super::select::{self, Choice, Skip, Why};
 use crate::config::model::AffinityPolicy;
 
 /// One candidate as `explain` sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExplainedCandidate {
     pub upstream: String,
     pub base_url: String,
@@ -26,7 +26,7 @@ pub struct ExplainedCandidate {
 }
 
 /// The answer of `routing explain`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Explanation {
     pub graph_key: String,
     pub entry: String,
@@ -65,7 +65,15 @@ pub fn explain(
     let now = state.clock().now();
     let skips: Vec<Option<Skip>> = candidates
         .iter()
-        .map(|c| state.skip_reason(&graph.upstreams[c.upstream], model, false, false, now))
+        .map(|c| {
+            let upstream = &graph.upstreams[c.upstream];
+            // Requests in flight are counted where the proxy runs (elsewhere, none are).
+            let saturated = upstream
+                .limit
+                .as_ref()
+                .is_some_and(|l| state.in_flight(&l.group) >= l.max);
+            state.skip_reason(upstream, model, false, saturated, now)
+        })
         .collect();
     let settings = super::select::AffinitySettings::of(graph);
     let choice = select::select(&candidates, &skips, affinity_view, settings, false, now_ms);

@@ -26,7 +26,7 @@ impl CooldownPolicy {
 }
 
 /// Why an endpoint may not be used right now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Blocked {
     /// Cooling down after failures. `until_ms` is on the monotonic clock as [`Health::blocked`]

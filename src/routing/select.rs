@@ -17,7 +17,7 @@ use super::health::Blocked;
 /// monotonic clock by [`RoutingState::skip_reason`](super::runtime::RoutingState::skip_reason)),
 /// and `left_ms`, never serialised, is how long the reason had left then, measured on the
 /// monotonic clock: `Retry-After` and "for N s more" come from it, not from a wall clock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Skip {
     /// Switched off while running (not in the config), until this time if it has an end.
@@ -120,7 +120,7 @@ impl AffinitySettings {
 }
 
 /// Why a candidate was chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Why {
     /// The session's affinity endpoint.
