@@ -58,11 +58,26 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     let reply = support::client()
         .post(format!("{}/v1/responses", served.url))
         .header("content-type", "application/json")
+        .header("session-id", "thread-admin")
         .body(json!({"model": "gpt-5.1", "input": "hi", "stream": false}).to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(reply.status(), 200);
+
+    // The ledger writes on its own thread: wait (bounded) for the row.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, recent, _) = call("GET", &format!("{base}/request-ledger/recent"), None).await;
+        if recent["requests"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ledger row: {recent}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let (status, doc, _) = call("GET", &format!("{base}/openapi.json"), None).await;
     assert_eq!(status, 200);
@@ -104,6 +119,8 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
             _ if method == "POST" => Some(json!({})),
             _ => None,
         };
+        // A documented path parameter gets the session the request above made.
+        let path = &path.replace("{id}", "thread-admin");
         let url = format!(
             "http://{}{path}",
             base.trim_start_matches("http://")
@@ -125,6 +142,21 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
             (status, answer),
         );
     }
+
+    let (status, sessions) = &answers["/sessions"];
+    assert_eq!(*status, 200, "{sessions}");
+    let listed = &sessions["sessions"][0];
+    assert_eq!(listed["session"], "thread-admin");
+    assert_eq!(listed["upstream"], "main.default");
+    assert_eq!(listed["requests_24h"], 1, "{sessions}");
+    let (status, one) = &answers["/sessions/thread-admin"];
+    assert_eq!(*status, 200, "{one}");
+    assert_eq!(one["binding"]["upstream"], "main.default");
+    assert_eq!(one["next"]["chosen"], "main.default");
+    assert_eq!(one["next"]["why"], "affinity", "{one}");
+    assert_eq!(one["requests"].as_array().unwrap().len(), 1);
+    let (status, _, _) = call("GET", &format!("{base}/sessions/nobody"), None).await;
+    assert_eq!(status, 404);
 
     let (status, runtime) = &answers["/runtime/status"];
     assert_eq!(*status, 200);

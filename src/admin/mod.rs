@@ -68,6 +68,16 @@ pub trait Console: Send + Sync + 'static {
         let _ = (model, session);
         Err(Problem::unavailable("routing explain").into())
     }
+    /// Sessions by last use (`GET /sessions`).
+    fn sessions(&self, limit: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = limit;
+        unavailable("sessions")
+    }
+    /// One session (`GET /sessions/{id}`); [`Problem::not_found`] when it is not known.
+    fn session(&self, id: String) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = id;
+        unavailable("sessions")
+    }
     /// The newest ledger rows (`GET /request-ledger/recent`).
     fn ledger_recent(&self, query: RecentQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
         let _ = query;

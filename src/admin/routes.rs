@@ -17,6 +17,8 @@ pub enum Route {
     Providers,
     ProvidersRuntime,
     RoutingExplain,
+    Sessions,
+    Session,
     Balances,
     BalancesRefresh,
     LedgerRecent,
@@ -108,6 +110,22 @@ pub const ROUTES: &[Spec] = &[
         body: false,
     },
     Spec {
+        route: Route::Sessions,
+        path: "/sessions",
+        method: Method::GET,
+        summary: "Sessions by last use: where each is bound (endpoint, since when, why it moved) and its requests in the last 24 hours.",
+        query: &[("limit", "how many (default 50, at most 1000)")],
+        body: false,
+    },
+    Spec {
+        route: Route::Session,
+        path: "/sessions/{id}",
+        method: Method::GET,
+        summary: "One session: its binding, where its next request would go and why, and its recent requests.",
+        query: &[],
+        body: false,
+    },
+    Spec {
         route: Route::Balances,
         path: "/providers/balances",
         method: Method::GET,
@@ -181,6 +199,31 @@ pub const ROUTES: &[Spec] = &[
     },
 ];
 
+/// Whether `path` is `spec`'s, and the value of its `{…}` segment if it has one.
+pub fn matches(spec: &Spec, path: &str) -> Option<Option<String>> {
+    let full = full_path(spec);
+    if !full.contains('{') {
+        return (full == path).then_some(None);
+    }
+    let (want, got): (Vec<&str>, Vec<&str>) =
+        (full.split('/').collect(), path.split('/').collect());
+    if want.len() != got.len() {
+        return None;
+    }
+    let mut value = None;
+    for (w, g) in want.iter().zip(&got) {
+        if w.starts_with('{') {
+            if g.is_empty() {
+                return None;
+            }
+            value = Some((*g).to_string());
+        } else if w != g {
+            return None;
+        }
+    }
+    value.map(Some)
+}
+
 /// The full path of a route.
 pub fn full_path(spec: &Spec) -> String {
     format!("{BASE}{}", spec.path)
@@ -245,7 +288,7 @@ pub fn openapi() -> Value {
 fn operation_id(spec: &Spec) -> String {
     let words: Vec<String> = spec
         .path
-        .split(['/', '-', '.'])
+        .split(['/', '-', '.', '{', '}'])
         .filter(|w| !w.is_empty())
         .map(|w| {
             let mut chars = w.chars();

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::routes::{ROUTES, Route, Spec, full_path};
+use super::routes::{ROUTES, Route, Spec, matches};
 use super::{
     Access, BASE, Console, EvidenceQuery, Problem, ProblemKind, RecentQuery, SummaryQuery,
     UnknownProvider,
@@ -215,7 +215,7 @@ async fn respond(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     admit(peer, request.headers(), request.uri(), access)?;
-    let route = route(request.method(), request.uri().path())?;
+    let (route, path_param) = route(request.method(), request.uri().path())?;
     let spec = ROUTES
         .iter()
         .find(|s| s.route == route)
@@ -259,6 +259,15 @@ async fn respond(
         Route::RoutingExplain => {
             let (model, session) = (param(&pairs, "model")?, param(&pairs, "session")?);
             ok(&console.explain(model, session).map_err(console_error)?)
+        }
+        Route::Sessions => {
+            let limit = number(&pairs, "limit", 50, 1000)?.max(1);
+            ok(&console.sessions(limit).await.map_err(console_error)?)
+        }
+        Route::Session => {
+            let id = path_param.unwrap_or_default();
+            let id = percent_decoded(&id)?;
+            ok(&console.session(id).await.map_err(console_error)?)
         }
         Route::Balances => ok(&serde_json::json!({ "balances": console.balances() })),
         Route::BalancesRefresh => {
@@ -398,6 +407,21 @@ fn recent_query(pairs: &[(String, String)]) -> Result<RecentQuery, ApiError> {
     })
 }
 
+/// A path segment, percent-decoded; a session id is short printable text.
+fn percent_decoded(segment: &str) -> Result<String, ApiError> {
+    let url = reqwest::Url::parse(&format!("http://localhost/?v={segment}"))
+        .map_err(|_| ApiError::bad_request("the path cannot be read"))?;
+    let value = url
+        .query_pairs()
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("not a session id"));
+    }
+    Ok(value)
+}
+
 /// A JSON object body (an empty body is `{}`).
 fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -495,8 +519,11 @@ pub(super) fn admit(
 
 /// The route for a method and path: 404 for an unknown path, 405 (with `Allow`) for a known
 /// path asked with another method.
-pub(super) fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
-    let specs: Vec<&Spec> = ROUTES.iter().filter(|s| full_path(s) == path).collect();
+pub(super) fn route(method: &Method, path: &str) -> Result<(Route, Option<String>), ApiError> {
+    let specs: Vec<(&Spec, Option<String>)> = ROUTES
+        .iter()
+        .filter_map(|s| matches(s, path).map(|param| (s, param)))
+        .collect();
     if specs.is_empty() {
         let quoted: String = path.chars().take(200).collect();
         return Err(ApiError::new(
@@ -505,10 +532,10 @@ pub(super) fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             format!("no admin API route `{quoted}` (see {BASE}/capabilities)"),
         ));
     }
-    if let Some(spec) = specs.iter().find(|s| s.method == method) {
-        return Ok(spec.route);
+    if let Some((spec, param)) = specs.iter().find(|(s, _)| s.method == method) {
+        return Ok((spec.route, param.clone()));
     }
-    let allow = specs[0].method.as_str();
+    let allow = specs[0].0.method.as_str();
     Err(ApiError {
         allow: Some(allow),
         ..ApiError::new(
@@ -776,11 +803,15 @@ mod tests {
 
     #[test]
     fn routes_know_their_method() {
-        assert_eq!(route(&Method::GET, BALANCES), Ok(Route::Balances));
+        assert_eq!(route(&Method::GET, BALANCES), Ok((Route::Balances, None)));
         assert_eq!(
             route(&Method::POST, BALANCES_REFRESH),
-            Ok(Route::BalancesRefresh)
+            Ok((Route::BalancesRefresh, None))
         );
+        let session = route(&Method::GET, "/__codex_helper/api/v1/sessions/abc-1");
+        assert_eq!(session, Ok((Route::Session, Some("abc-1".into()))));
+        assert!(route(&Method::GET, "/__codex_helper/api/v1/sessions/").is_err());
+        assert!(route(&Method::GET, "/__codex_helper/api/v1/sessions/a/b").is_err());
         let wrong = route(&Method::POST, BALANCES).unwrap_err();
         assert_eq!(
             (wrong.status, wrong.code, wrong.allow),

@@ -200,6 +200,68 @@ impl Console for ServeConsole {
         Ok(serde_json::to_value(explanation)?)
     }
 
+    fn sessions(&self, limit: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let recent = self.state.routing.affinity.recent(limit);
+        let graph_key = self.state.plan().graph.key.clone();
+        let path = self.homes.ledger();
+        async move {
+            let usage = tokio::task::spawn_blocking(move || session_usage(&path)).await??;
+            let sessions: Vec<Value> = recent
+                .into_iter()
+                .map(|(id, binding)| {
+                    let used = usage.iter().find(|row| row.key == id);
+                    json!({
+                        "session": id,
+                        "upstream": binding.upstream,
+                        "current_graph": binding.graph_key == graph_key,
+                        "last_selected_ms": binding.last_selected_ms,
+                        "last_changed_ms": binding.last_changed_ms,
+                        "change_reason": binding.change_reason,
+                        "requests_24h": used.map_or(0, |u| u.requests),
+                        "errors_24h": used.map_or(0, |u| u.errors),
+                        "tokens_24h": used.map_or(0, |u| u.total_tokens),
+                        "cost_usd_24h": used.map_or(0.0, |u| u.cost_usd),
+                    })
+                })
+                .collect();
+            Ok(json!({ "sessions": sessions }))
+        }
+        .boxed()
+    }
+
+    fn session(&self, id: String) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let binding = self.state.routing.affinity.any(&id);
+        let plan = self.state.plan();
+        let next = crate::routing::explain::explain(
+            &plan.graph,
+            &self.state.routing,
+            None,
+            Some(&id),
+            crate::time::now_ms(),
+        );
+        let path = self.homes.ledger();
+        async move {
+            let session = id.clone();
+            let requests = tokio::task::spawn_blocking(move || {
+                if !path.exists() {
+                    return anyhow::Ok(Vec::new());
+                }
+                let conn = crate::ledger::store::open_read_only(&path)?;
+                let filter = query::Filter {
+                    session: Some(session),
+                    ..query::Filter::default()
+                };
+                Ok(query::find(&conn, &filter, 20)?)
+            })
+            .await??;
+            if binding.is_none() && requests.is_empty() {
+                return Err(Problem::not_found(format!("no session `{id}` is known")).into());
+            }
+            Ok(json!({"session": id, "binding": binding, "next": next, "requests": requests}))
+        }
+        .boxed()
+    }
+
     fn ledger_recent(&self, query: RecentQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
         let path = self.homes.ledger();
         async move {
@@ -411,6 +473,16 @@ fn timeout(given: Option<u64>, default: u64, max: u64) -> anyhow::Result<Duratio
         secs @ 1.. if secs <= max => Ok(Duration::from_secs(secs)),
         _ => Err(Problem::bad_request(format!("`timeout_secs` is 1 to {max}")).into()),
     }
+}
+
+/// Each session's totals over the last 24 hours (none when there is no ledger yet).
+fn session_usage(path: &std::path::Path) -> anyhow::Result<Vec<query::SummaryRow>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let conn = crate::ledger::store::open_read_only(path)?;
+    let since = crate::time::now_ms().saturating_sub(24 * 3_600_000);
+    Ok(query::summary(&conn, since, query::GroupBy::Session)?)
 }
 
 fn open_ledger(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {

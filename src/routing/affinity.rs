@@ -195,6 +195,24 @@ impl AffinityStore {
             .cloned()
     }
 
+    /// The most recently used sessions, newest first, at most `limit`.
+    pub fn recent(&self, limit: usize) -> Vec<(String, AffinityRecord)> {
+        let mut all: Vec<(String, AffinityRecord)> = self
+            .lock()
+            .map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| b.1.last_selected_ms.cmp(&a.1.last_selected_ms));
+        all.truncate(limit);
+        all
+    }
+
+    /// One session's binding, whatever graph it was made under.
+    pub fn any(&self, session: &str) -> Option<AffinityRecord> {
+        self.lock().map.get(session).cloned()
+    }
+
     /// Records a success on `upstream`. `after_failure` is the class of the failure that made
     /// the request leave the endpoint tried before, if one did. Returns what changed: `None`
     /// when the session stayed where it was.
