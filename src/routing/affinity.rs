@@ -203,7 +203,7 @@ impl AffinityStore {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        all.sort_by(|a, b| b.1.last_selected_ms.cmp(&a.1.last_selected_ms));
+        all.sort_by_key(|(_, record)| std::cmp::Reverse(record.last_selected_ms));
         all.truncate(limit);
         all
     }
