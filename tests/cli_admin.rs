@@ -22,6 +22,14 @@ fn admin_base(homes: &Homes) -> String {
     )
 }
 
+fn runtime_pid(homes: &Homes) -> Value {
+    let running: Value = serde_json::from_str(
+        &std::fs::read_to_string(homes.helper.path().join("state/serve.json")).unwrap(),
+    )
+    .unwrap();
+    running["pid"].clone()
+}
+
 async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value, String) {
     let client = support::client();
     let mut request = match method {
@@ -142,6 +150,23 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
             (status, answer),
         );
     }
+
+    let (status, snapshot) = &answers["/snapshot"];
+    assert_eq!(*status, 200, "{snapshot}");
+    let finished = &snapshot["recent"][0];
+    assert_eq!(finished["model_requested"], "gpt-5.1");
+    assert_eq!(finished["model_sent"], "gpt-5.1");
+    assert_eq!(finished["provider"], "main");
+    assert_eq!(finished["status"], 200);
+    assert_eq!(finished["session"], "thread-admin");
+    assert!(
+        snapshot["active"].as_array().unwrap().is_empty(),
+        "nothing in flight: {snapshot}"
+    );
+    assert_eq!(snapshot["endpoints"][0]["key"], "main.default");
+    assert_eq!(snapshot["usage"]["last_24h"]["requests"], 1);
+    assert_eq!(snapshot["sessions"][0]["session"], "thread-admin");
+    assert_eq!(snapshot["runtime"]["pid"], runtime_pid(&homes));
 
     let (status, sessions) = &answers["/sessions"];
     assert_eq!(*status, 200, "{sessions}");
@@ -353,4 +378,52 @@ async fn an_admin_api_open_to_the_network_needs_its_token() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_is_in_the_snapshot() {
+    let relay = CapableRelay::start(Profile {
+        stall: true,
+        ..Profile::full(KEY)
+    })
+    .await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.providers.main]\nbase_url = \"{}\"\nauth_token = \"{KEY}\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let served = serve(homes.command(&["serve", "--no-switch"])).await;
+    let base = admin_base(&homes);
+    let url = format!("{}/v1/responses", served.url);
+    let pending = tokio::spawn(async move {
+        let _ = support::client()
+            .post(url)
+            .header("content-type", "application/json")
+            .header("session-id", "thread-waiting")
+            .body(json!({"model": "gpt-5.1", "input": "hi", "stream": true}).to_string())
+            .send()
+            .await;
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let active = loop {
+        let (_, snapshot, _) = call("GET", &format!("{base}/snapshot"), None).await;
+        if let Some(first) = snapshot["active"].as_array().and_then(|a| a.first()) {
+            break first.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never in flight: {snapshot}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(active["path"], "/v1/responses");
+    assert_eq!(active["session"], "thread-waiting");
+    assert_eq!(active["model_requested"], "gpt-5.1");
+    assert_eq!(active["streaming"], true);
+    pending.abort();
+    drop(served);
 }

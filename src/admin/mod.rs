@@ -68,6 +68,11 @@ pub trait Console: Send + Sync + 'static {
         let _ = (model, session);
         Err(Problem::unavailable("routing explain").into())
     }
+    /// Everything a console polls, in one answer (`GET /snapshot`).
+    fn snapshot(&self, recent: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = recent;
+        unavailable("the snapshot")
+    }
     /// Sessions by last use (`GET /sessions`).
     fn sessions(&self, limit: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
         let _ = limit;

@@ -11,6 +11,7 @@ use super::BASE;
 pub enum Route {
     Capabilities,
     OpenApi,
+    Snapshot,
     RuntimeStatus,
     RuntimeReload,
     RuntimeShutdown,
@@ -56,6 +57,17 @@ pub const ROUTES: &[Spec] = &[
         method: Method::GET,
         summary: "This API as an OpenAPI 3.1 document.",
         query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::Snapshot,
+        path: "/snapshot",
+        method: Method::GET,
+        summary: "One call a console polls: runtime, requests in flight, the last finished ones (model asked and sent, relay, status, tokens, TTFB), sessions, endpoints and why each is skipped, balances, usage of the last hour and day, ledger counters.",
+        query: &[(
+            "recent",
+            "how many finished requests (default 50, at most 200)",
+        )],
         body: false,
     },
     Spec {

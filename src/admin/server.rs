@@ -245,6 +245,10 @@ async fn respond(
     match route {
         Route::Capabilities => ok(&capabilities(access)),
         Route::OpenApi => ok(&super::routes::openapi()),
+        Route::Snapshot => {
+            let recent = number(&pairs, "recent", 50, 200)?;
+            ok(&console.snapshot(recent).await.map_err(console_error)?)
+        }
         Route::RuntimeStatus => ok(&console.runtime().map_err(console_error)?),
         Route::RuntimeReload => ok(&console.reload().await.map_err(console_error)?),
         Route::RuntimeShutdown => {

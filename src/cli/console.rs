@@ -25,6 +25,7 @@ use crate::diagnose::{self, Context, Targets, smoke};
 use crate::ledger::query;
 use crate::ledger::writer::LedgerStats;
 use crate::proxy::ProxyState;
+use crate::record::live::LiveRequests;
 
 /// Reloads the config; `Ok` says what is now in force.
 pub type Reload = Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
@@ -42,6 +43,8 @@ pub struct ServeConsole {
     pub reload: Reload,
     /// Notified to stop the serve.
     pub shutdown: Arc<tokio::sync::Notify>,
+    /// Requests in flight and the last finished ones.
+    pub live: Arc<LiveRequests>,
 }
 
 impl ServeConsole {
@@ -198,6 +201,40 @@ impl Console for ServeConsole {
             crate::time::now_ms(),
         );
         Ok(serde_json::to_value(explanation)?)
+    }
+
+    fn snapshot(&self, recent: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let (active, mut finished) = self.live.snapshot();
+        finished.truncate(recent);
+        let runtime = self.runtime();
+        let endpoints = self.providers();
+        let balances = self.balances();
+        let sessions: Vec<Value> = self
+            .state
+            .routing
+            .affinity
+            .recent(20)
+            .into_iter()
+            .map(|(id, binding)| {
+                json!({"session": id, "upstream": binding.upstream,
+                    "last_selected_ms": binding.last_selected_ms, "change_reason": binding.change_reason})
+            })
+            .collect();
+        let path = self.homes.ledger();
+        async move {
+            let usage = tokio::task::spawn_blocking(move || usage_rollups(&path)).await??;
+            Ok(json!({
+                "at_ms": crate::time::now_ms(),
+                "runtime": runtime?,
+                "active": active,
+                "recent": finished,
+                "sessions": sessions,
+                "endpoints": endpoints?["providers"],
+                "balances": balances,
+                "usage": usage,
+            }))
+        }
+        .boxed()
     }
 
     fn sessions(&self, limit: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
@@ -473,6 +510,30 @@ fn timeout(given: Option<u64>, default: u64, max: u64) -> anyhow::Result<Duratio
         secs @ 1.. if secs <= max => Ok(Duration::from_secs(secs)),
         _ => Err(Problem::bad_request(format!("`timeout_secs` is 1 to {max}")).into()),
     }
+}
+
+/// Totals of the last hour and day, and the day by provider; `null` without a ledger.
+fn usage_rollups(path: &std::path::Path) -> anyhow::Result<Value> {
+    if !path.exists() {
+        return Ok(Value::Null);
+    }
+    let conn = crate::ledger::store::open_read_only(path)?;
+    let now = crate::time::now_ms();
+    let hour = query::summary(
+        &conn,
+        now.saturating_sub(3_600_000),
+        query::GroupBy::Provider,
+    )?;
+    let day = query::summary(
+        &conn,
+        now.saturating_sub(24 * 3_600_000),
+        query::GroupBy::Provider,
+    )?;
+    Ok(json!({
+        "last_hour": query::total(&hour),
+        "last_24h": query::total(&day),
+        "by_provider_24h": day,
+    }))
 }
 
 /// Each session's totals over the last 24 hours (none when there is no ledger yet).

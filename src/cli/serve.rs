@@ -22,6 +22,7 @@ use crate::config::{Homes, load};
 use crate::ledger::Ledger;
 use crate::ledger::pricing::PriceBook;
 use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink, ServerThreads};
+use crate::record::live::LiveRequests;
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
 use crate::running::{self, RunningServe};
@@ -155,6 +156,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             sink
         };
+        // Outermost: it sees every request start and end, for the console's present.
+        let live = Arc::new(LiveRequests::new(sink));
+        let sink: Arc<dyn RecordSink> = live.clone();
         let codex_client = Arc::new(CodexClient::new(PathBuf::from(&settings.codex_binary), homes.helper.join("cache")));
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()));
         let signal = shutdown_signal()?;
@@ -197,6 +201,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             codex_binary: PathBuf::from(&state.settings.codex_binary),
             reload: Arc::new(move || reload(&reload_state, &reload_path, listen)),
             shutdown: stop_asked.clone(),
+            live,
         };
         let admin = start_admin(admin_addr, console).await;
         let running = RunningServe {

@@ -64,6 +64,7 @@ where
         Ok(request) => request,
         Err(refusal) => return refusal.answer(record),
     };
+    record.announce();
 
     // 2. plan
     let plan = state.plan();

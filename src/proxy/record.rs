@@ -66,6 +66,7 @@ pub struct RecordGuard {
 
 impl RecordGuard {
     pub fn new(record: RequestRecord, sink: Arc<dyn RecordSink>) -> Self {
+        sink.started(&record);
         Self {
             record,
             sink,
@@ -82,6 +83,14 @@ impl RecordGuard {
         }
     }
 
+    /// Tells the sink what is known of the request in flight now (its session and model, once
+    /// read): a console's view of it follows.
+    pub fn announce(&self) {
+        if !self.finished {
+            self.sink.started(&self.record);
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         self.finished
     }
@@ -90,6 +99,7 @@ impl RecordGuard {
     /// WebSocket handshake, whose connection records each response on it).
     pub fn unrecorded(mut self) -> RequestRecord {
         self.finished = true;
+        self.sink.abandoned(&self.record);
         self.record.clone()
     }
 }

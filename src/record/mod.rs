@@ -2,6 +2,7 @@
 //! the tokens. The proxy fills a [`RequestRecord`] in (and logs it); the ledger stores it. A
 //! layer under both, so the ledger does not depend on the proxy.
 
+pub mod live;
 pub mod session;
 pub mod usage;
 
@@ -20,7 +21,16 @@ use usage::Usage;
 /// Receives every finished request (the log line is written regardless). The ledger is one;
 /// tests use one to look at what the proxy recorded.
 pub trait RecordSink: Send + Sync {
+    /// A request finished (exactly once per request that started, unless abandoned).
     fn record(&self, record: &RequestRecord, outcome: Outcome);
+    /// A request started: its record so far. Only a sink that shows what is in flight cares.
+    fn started(&self, record: &RequestRecord) {
+        let _ = record;
+    }
+    /// A started request that will not be recorded (its work is recorded elsewhere).
+    fn abandoned(&self, record: &RequestRecord) {
+        let _ = record;
+    }
 }
 
 /// A sink that keeps nothing.

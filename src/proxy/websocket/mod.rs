@@ -97,6 +97,7 @@ pub async fn upgrade(
     record.session = request.session.clone();
     record.streaming = true;
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
+    record.announce();
     let Some(mut connected) = connect(&state, &plan, &request, &mut record).await else {
         return replies::websocket_unsupported().answer(record);
     };
