@@ -196,6 +196,8 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     let rows = recent["requests"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{recent}");
     assert_eq!(rows[0]["provider"], "main");
+    assert_eq!(rows[0]["model_requested"], "gpt-5.1");
+    assert_eq!(rows[0]["model_sent"], "gpt-5.1");
     assert_eq!(rows[0]["path"], "/v1/responses");
     let (_, summary) = &answers["/request-ledger/summary"];
     assert_eq!(summary["total"]["requests"], 1, "{summary}");

@@ -179,7 +179,11 @@ pub struct RequestLine {
     pub session_id: Option<String>,
     pub provider: Option<String>,
     pub endpoint: Option<String>,
+    /// The model sent, else the one asked for.
     pub model: Option<String>,
+    /// What the client asked for, and what went to the relay after model mapping.
+    pub model_requested: Option<String>,
+    pub model_sent: Option<String>,
     pub status: Option<u16>,
     pub outcome: String,
     pub error_class: Option<String>,
@@ -236,7 +240,8 @@ pub fn find(
     };
     let sql = format!(
         "SELECT id, trace_id, started_ms, datetime(started_ms / 1000, 'unixepoch', 'localtime'), method, path, session_id, provider, endpoint,
-                COALESCE(model_sent, model_requested), status, outcome, error_class, total_tokens, cost_usd, ttfb_ms, duration_ms
+                COALESCE(model_sent, model_requested), status, outcome, error_class, total_tokens, cost_usd, ttfb_ms, duration_ms,
+                model_requested, model_sent
          FROM requests {filter_sql} ORDER BY id DESC LIMIT {limit}"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -259,6 +264,8 @@ pub fn find(
             cost_usd: r.get(14)?,
             ttfb_ms: r.get(15)?,
             duration_ms: r.get(16)?,
+            model_requested: r.get(17)?,
+            model_sent: r.get(18)?,
         })
     })?;
     rows.collect()
