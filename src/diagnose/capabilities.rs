@@ -167,19 +167,31 @@ async fn controls(
     join_all(features.iter().filter_map(|feature| {
         let (request, unknown) = probe::control(*feature)?;
         Some(async move {
-            let (exchanged, _) = exchange(
-                state,
-                upstream,
-                request.method.clone(),
-                request.path,
-                request.headers,
-                request.body.as_ref(),
-                options.limits,
-            )
-            .await;
+            let (exchanged, _) = send(state, upstream, &request, options.limits).await;
             (*feature, probe::control_refused(&exchanged, unknown))
         })
     }))
+    .await
+}
+
+/// Sends one probe's request.
+async fn send(
+    state: &ProxyState,
+    upstream: &Upstream,
+    request: &probe::Request,
+    limits: Limits,
+) -> (super::exchange::Exchanged, Duration) {
+    let body = request.body.as_ref();
+    let method = request.method.clone();
+    exchange(
+        state,
+        upstream,
+        method,
+        request.path,
+        request.headers,
+        body,
+        limits,
+    )
     .await
 }
 
@@ -190,16 +202,7 @@ async fn http_probe(
     options: &Options,
 ) -> ProbeResult {
     let request = probe::request(which).expect("an HTTP probe");
-    let (exchanged, took) = exchange(
-        state,
-        upstream,
-        request.method.clone(),
-        request.path,
-        request.headers,
-        request.body.as_ref(),
-        options.limits,
-    )
-    .await;
+    let (exchanged, took) = send(state, upstream, &request, options.limits).await;
     let (support, basis, status, reason, catalog) =
         probe::classify(which, &exchanged, options.model.as_deref());
     // Relay text (an error may quote the key) never leaves unmasked.
