@@ -168,6 +168,14 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     assert_eq!(snapshot["sessions"][0]["session"], "thread-admin");
     assert_eq!(snapshot["runtime"]["pid"], runtime_pid(&homes));
 
+    let (status, forecast) = &answers["/usage/forecast"];
+    assert_eq!(*status, 200, "{forecast}");
+    assert_eq!(forecast["providers"][0]["provider"], "main");
+    assert!(
+        forecast["providers"][0].get("forecast").is_some(),
+        "{forecast}"
+    );
+
     let (status, sessions) = &answers["/sessions"];
     assert_eq!(*status, 200, "{sessions}");
     let listed = &sessions["sessions"][0];

@@ -93,6 +93,10 @@ pub trait Console: Send + Sync + 'static {
         let _ = query;
         unavailable("the request ledger")
     }
+    /// Balances per provider with their burn forecast (`GET /usage/forecast`).
+    fn forecast(&self) -> BoxFuture<'static, anyhow::Result<Value>> {
+        unavailable("the usage forecast")
+    }
     /// `POST /codex/relay-capabilities`, its JSON body as given.
     fn relay_capabilities(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
         let _ = body;

@@ -24,6 +24,7 @@ pub enum Route {
     BalancesRefresh,
     LedgerRecent,
     LedgerSummary,
+    UsageForecast,
     RelayCapabilities,
     RelayLiveSmoke,
     RelayEvidence,
@@ -179,6 +180,14 @@ pub const ROUTES: &[Spec] = &[
             ),
             ("by", "`provider` (default), `model`, `session` or `day`"),
         ],
+        body: false,
+    },
+    Spec {
+        route: Route::UsageForecast,
+        path: "/usage/forecast",
+        method: Method::GET,
+        summary: "Per provider: its balance state and endpoints, and how long the money lasts at the recent spend (from the ledger), as `balance show --json` gives it.",
+        query: &[],
         body: false,
     },
     Spec {

@@ -300,6 +300,7 @@ async fn respond(
             };
             ok(&console.ledger_summary(query).await.map_err(console_error)?)
         }
+        Route::UsageForecast => ok(&console.forecast().await.map_err(console_error)?),
         Route::RelayCapabilities => {
             let body = json_body(&body)?;
             ok(&console

@@ -190,7 +190,11 @@ fn read_snapshots(path: &std::path::Path) -> anyhow::Result<HashMap<String, Snap
 }
 
 /// Each provider's burn forecast from the ledger (none without a ledger).
-fn add_forecasts(homes: &Homes, groups: &mut [ProviderBalances], now: u64) -> anyhow::Result<()> {
+pub(super) fn add_forecasts(
+    homes: &Homes,
+    groups: &mut [ProviderBalances],
+    now: u64,
+) -> anyhow::Result<()> {
     let path = homes.ledger();
     if groups.is_empty() || !path.exists() {
         return Ok(());

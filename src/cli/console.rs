@@ -348,6 +348,20 @@ impl Console for ServeConsole {
         .boxed()
     }
 
+    fn forecast(&self) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let balances = self.balances();
+        let homes = self.homes.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut groups = super::balance_view::group(balances);
+                super::balance::add_forecasts(&homes, &mut groups, crate::time::now_ms())?;
+                Ok(json!({ "providers": groups }))
+            })
+            .await?
+        }
+        .boxed()
+    }
+
     fn relay_capabilities(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
         let (state, evidence, codex_binary) = self.context();
         async move {
