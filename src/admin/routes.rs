@@ -330,6 +330,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_path_parameter_matches_one_whole_segment() {
+        let session = ROUTES.iter().find(|s| s.route == Route::Session).unwrap();
+        let base = format!("{BASE}/sessions/");
+        assert_eq!(
+            matches(session, &format!("{base}abc")),
+            Some(Some("abc".into()))
+        );
+        assert_eq!(matches(session, &base), None);
+        assert_eq!(matches(session, &format!("{base}a/b")), None);
+        assert_eq!(matches(session, &format!("{BASE}/session/abc")), None);
+        let plain = ROUTES.iter().find(|s| s.route == Route::Sessions).unwrap();
+        assert_eq!(matches(plain, &format!("{BASE}/sessions")), Some(None));
+        assert_eq!(matches(plain, &format!("{BASE}/sessions/")), None);
+    }
+
+    #[test]
     fn every_route_is_listed_once_and_documented() {
         let doc = openapi();
         for spec in ROUTES {
