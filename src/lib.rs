@@ -18,3 +18,4 @@ pub mod redact;
 pub mod routing;
 pub mod running;
 pub mod time;
+pub mod tui;

@@ -72,6 +72,20 @@ pub async fn get_with<T: serde::de::DeserializeOwned>(
     call(admin, request, READ_TIMEOUT).await
 }
 
+/// `POST` of a route under [`super::BASE`] with a JSON body, its JSON answer. Bounded by the
+/// long timeout: some actions (the relay probe, a balance refresh) take seconds.
+pub async fn post(
+    admin: SocketAddr,
+    route: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let request = client(REFRESH_TIMEOUT)?
+        .post(url(admin, &format!("{}{route}", super::BASE)))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(body)?);
+    call(admin, request, REFRESH_TIMEOUT).await
+}
+
 fn url(admin: SocketAddr, path: &str) -> String {
     format!("http://{admin}{path}")
 }

@@ -13,6 +13,7 @@ mod serve;
 mod session;
 mod status;
 mod switch;
+mod tui;
 mod usage;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -72,6 +73,8 @@ enum Command {
     /// Diagnose relays for Codex: what each supports, live smoke tests, the evidence they leave.
     #[command(subcommand)]
     Codex(codex::CodexCommand),
+    /// A terminal UI over the running helper: dashboard, routing, requests, usage, settings.
+    Tui(tui::TuiArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +111,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Balance(command) => balance::run(command),
         Command::Status(args) => status::run(args),
         Command::Codex(command) => codex::run(command),
+        Command::Tui(args) => tui::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
