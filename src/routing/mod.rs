@@ -8,6 +8,7 @@ pub mod graph;
 pub mod health;
 pub mod model_map;
 pub mod outbound;
+pub mod overrides;
 pub mod retry;
 pub mod runtime;
 pub mod select;
