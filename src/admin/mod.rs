@@ -113,6 +113,24 @@ pub trait Console: Send + Sync + 'static {
         let _ = query;
         unavailable("relay evidence")
     }
+    /// The profiles in force (`GET /profiles`).
+    fn profiles(&self) -> anyhow::Result<Value> {
+        Err(Problem::unavailable("profiles").into())
+    }
+    /// Every session's overrides (`GET /overrides/session`).
+    fn session_overrides(&self) -> anyhow::Result<Value> {
+        Err(Problem::unavailable("session overrides").into())
+    }
+    /// Sets or clears a session's overrides (`POST /overrides/session`), its JSON body.
+    fn set_session_overrides(&self, body: Value) -> anyhow::Result<Value> {
+        let _ = body;
+        Err(Problem::unavailable("session overrides").into())
+    }
+    /// Applies or removes a session's profile (`POST /overrides/session/profile`).
+    fn apply_session_profile(&self, body: Value) -> anyhow::Result<Value> {
+        let _ = body;
+        Err(Problem::unavailable("session overrides").into())
+    }
 }
 
 fn unavailable(what: &'static str) -> BoxFuture<'static, anyhow::Result<Value>> {

@@ -28,6 +28,10 @@ pub enum Route {
     RelayCapabilities,
     RelayLiveSmoke,
     RelayEvidence,
+    Profiles,
+    SessionOverrides,
+    SetSessionOverrides,
+    SessionProfile,
 }
 
 /// A route's path (under [`BASE`]), method, what it does, and its query parameters.
@@ -217,6 +221,38 @@ pub const ROUTES: &[Spec] = &[
             ("kind", "`capabilities` or `live_smoke`"),
         ],
         body: false,
+    },
+    Spec {
+        route: Route::Profiles,
+        path: "/profiles",
+        method: Method::GET,
+        summary: "The profiles of the config in force (`extends` resolved) and the default profile, which fills in what a request leaves out.",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::SessionOverrides,
+        path: "/overrides/session",
+        method: Method::GET,
+        summary: "Every session with overrides: model, reasoning effort, service tier, route target (pin), profile.",
+        query: &[],
+        body: false,
+    },
+    Spec {
+        route: Route::SetSessionOverrides,
+        path: "/overrides/session",
+        method: Method::POST,
+        summary: "Sets or clears a session's overrides, applied to its next requests before routing and model mapping. Body: {session_id, model?, reasoning_effort?, service_tier?, route_target? (provider or provider.endpoint), clear?: [model|reasoning_effort|service_tier|route_target|all]}.",
+        query: &[],
+        body: true,
+    },
+    Spec {
+        route: Route::SessionProfile,
+        path: "/overrides/session/profile",
+        method: Method::POST,
+        summary: "Applies a profile to a session (its manual overrides are cleared) or removes it. Body: {session_id, profile: name | null}.",
+        query: &[],
+        body: true,
     },
 ];
 

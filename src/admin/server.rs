@@ -323,6 +323,16 @@ async fn respond(
             };
             ok(&console.relay_evidence(query).await.map_err(console_error)?)
         }
+        Route::Profiles => ok(&console.profiles().map_err(console_error)?),
+        Route::SessionOverrides => ok(&console.session_overrides().map_err(console_error)?),
+        Route::SetSessionOverrides => {
+            let body = json_body(&body)?;
+            ok(&console.set_session_overrides(body).map_err(console_error)?)
+        }
+        Route::SessionProfile => {
+            let body = json_body(&body)?;
+            ok(&console.apply_session_profile(body).map_err(console_error)?)
+        }
     }
 }
 

@@ -121,6 +121,8 @@ mod tests {
             affinity_policy: AffinityPolicy::default(),
             affinity: None,
             relay_bound: false,
+            pinned: None,
+            overrides: None,
             candidates: vec![
                 note(
                     "a.default",

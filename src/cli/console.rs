@@ -192,15 +192,24 @@ impl Console for ServeConsole {
     }
 
     fn explain(&self, model: Option<String>, session: Option<String>) -> anyhow::Result<Value> {
-        let plan = self.state.plan();
-        let explanation = crate::routing::explain::explain(
-            &plan.graph,
-            &self.state.routing,
-            model.as_deref(),
-            session.as_deref(),
-            crate::time::now_ms(),
-        );
+        let explanation = self.explain_now(model.as_deref(), session.as_deref());
         Ok(serde_json::to_value(explanation)?)
+    }
+
+    fn profiles(&self) -> anyhow::Result<Value> {
+        Ok(self.profiles_json())
+    }
+
+    fn session_overrides(&self) -> anyhow::Result<Value> {
+        Ok(self.session_overrides_json())
+    }
+
+    fn set_session_overrides(&self, body: Value) -> anyhow::Result<Value> {
+        ServeConsole::set_session_overrides(self, body)
+    }
+
+    fn apply_session_profile(&self, body: Value) -> anyhow::Result<Value> {
+        ServeConsole::apply_session_profile(self, body)
     }
 
     fn snapshot(&self, recent: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
@@ -217,7 +226,8 @@ impl Console for ServeConsole {
             .into_iter()
             .map(|(id, binding)| {
                 json!({"session": id, "upstream": binding.upstream,
-                    "last_selected_ms": binding.last_selected_ms, "change_reason": binding.change_reason})
+                    "last_selected_ms": binding.last_selected_ms, "change_reason": binding.change_reason,
+                    "overrides": self.overrides_of(&id)})
             })
             .collect();
         let path = self.homes.ledger();
@@ -238,44 +248,13 @@ impl Console for ServeConsole {
     }
 
     fn sessions(&self, limit: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let recent = self.state.routing.affinity.recent(limit);
-        let graph_key = self.state.plan().graph.key.clone();
-        let path = self.homes.ledger();
-        async move {
-            let usage = tokio::task::spawn_blocking(move || session_usage(&path)).await??;
-            let sessions: Vec<Value> = recent
-                .into_iter()
-                .map(|(id, binding)| {
-                    let used = usage.iter().find(|row| row.key == id);
-                    json!({
-                        "session": id,
-                        "upstream": binding.upstream,
-                        "current_graph": binding.graph_key == graph_key,
-                        "last_selected_ms": binding.last_selected_ms,
-                        "last_changed_ms": binding.last_changed_ms,
-                        "change_reason": binding.change_reason,
-                        "requests_24h": used.map_or(0, |u| u.requests),
-                        "errors_24h": used.map_or(0, |u| u.errors),
-                        "tokens_24h": used.map_or(0, |u| u.total_tokens),
-                        "cost_usd_24h": used.map_or(0.0, |u| u.cost_usd),
-                    })
-                })
-                .collect();
-            Ok(json!({ "sessions": sessions }))
-        }
-        .boxed()
+        self.sessions_json(limit)
     }
 
     fn session(&self, id: String) -> BoxFuture<'static, anyhow::Result<Value>> {
         let binding = self.state.routing.affinity.any(&id);
-        let plan = self.state.plan();
-        let next = crate::routing::explain::explain(
-            &plan.graph,
-            &self.state.routing,
-            None,
-            Some(&id),
-            crate::time::now_ms(),
-        );
+        let next = self.explain_now(None, Some(&id));
+        let overrides = self.overrides_of(&id);
         let path = self.homes.ledger();
         async move {
             let session = id.clone();
@@ -291,10 +270,13 @@ impl Console for ServeConsole {
                 Ok(query::find(&conn, &filter, 20)?)
             })
             .await??;
-            if binding.is_none() && requests.is_empty() {
+            if binding.is_none() && requests.is_empty() && overrides.is_null() {
                 return Err(Problem::not_found(format!("no session `{id}` is known")).into());
             }
-            Ok(json!({"session": id, "binding": binding, "next": next, "requests": requests}))
+            Ok(
+                json!({"session": id, "binding": binding, "next": next, "requests": requests,
+                "overrides": overrides}),
+            )
         }
         .boxed()
     }
@@ -515,7 +497,7 @@ struct SmokeBody {
     timeout_secs: Option<u64>,
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> anyhow::Result<T> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> anyhow::Result<T> {
     serde_json::from_value(body).map_err(|e| Problem::bad_request(format!("the body: {e}")).into())
 }
 
@@ -551,7 +533,7 @@ fn usage_rollups(path: &std::path::Path) -> anyhow::Result<Value> {
 }
 
 /// Each session's totals over the last 24 hours (none when there is no ledger yet).
-fn session_usage(path: &std::path::Path) -> anyhow::Result<Vec<query::SummaryRow>> {
+pub(super) fn session_usage(path: &std::path::Path) -> anyhow::Result<Vec<query::SummaryRow>> {
     if !path.exists() {
         return Ok(Vec::new());
     }

@@ -4,6 +4,7 @@ mod balance;
 mod balance_view;
 mod codex;
 mod console;
+mod console_sessions;
 mod diagnose;
 mod evidence;
 mod log_writer;

@@ -6,7 +6,7 @@ use crate::config::Homes;
 use crate::config::edit::ConfigEditor;
 use crate::proxy::Plan;
 use crate::routing::affinity::AffinityStore;
-use crate::routing::explain::{Explanation, explain};
+use crate::routing::explain::{Explanation, Question, explain};
 use crate::routing::runtime::RoutingState;
 use crate::routing::select::Why;
 use crate::time::{Clock, now_ms};
@@ -169,7 +169,12 @@ fn current(
         let max = loaded.config.balance.max_exhausted_ms;
         balance::effect::apply_kept(&state, kept, configured, now_ms(), max);
     }
-    Ok(explain(&plan.graph, &state, model, session, now_ms()))
+    let question = Question {
+        model,
+        session,
+        pin: None,
+    };
+    Ok(explain(&plan.graph, &state, question, now_ms()))
 }
 
 fn print_show(e: &Explanation) {

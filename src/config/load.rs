@@ -148,11 +148,12 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
             "codex.client_patch.hosted_image_generation".into(),
         );
     }
-    note(
-        codex.default_profile.is_some(),
-        "codex.default_profile".into(),
-    );
-    note(codex.profiles.is_some(), "codex.profiles".into());
+    for (name, profile) in &codex.profiles {
+        note(
+            profile.station.is_some(),
+            format!("codex.profiles.{name}.station"),
+        );
+    }
     keys
 }
 

@@ -57,8 +57,25 @@ pub struct CodexSection {
 
     /// `[codex.client_patch]`: how `switch on` (and `serve`) patch Codex.
     pub client_patch: Option<ClientPatchConfig>,
-    pub default_profile: Deferred,
-    pub profiles: Deferred,
+    /// The profile whose values fill in what a request leaves out (never what it sets).
+    pub default_profile: Option<String>,
+    /// `[codex.profiles.<name>]`: named sets of model, reasoning effort and service tier that
+    /// the console applies to a session.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+/// `[codex.profiles.<name>]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Another profile this one starts from; its own keys win.
+    pub extends: Option<String>,
+    pub model: Option<String>,
+    pub reasoning_effort: Option<String>,
+    pub service_tier: Option<String>,
+    /// The original's station binding, dropped by its own migration: read, not acted on.
+    pub station: Deferred,
 }
 
 /// `[codex.providers.<id>]`: one relay account, reachable at one or more endpoints.

@@ -12,6 +12,7 @@ pub mod headers;
 pub mod images;
 pub mod inspect;
 pub mod loops;
+pub mod overrides;
 pub mod pipeline;
 pub mod receive;
 pub mod record;
@@ -35,6 +36,8 @@ use crate::redact::Redactor;
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
 use crate::routing::outbound::{EnvProxies, OutboundDefaults};
+use crate::routing::overrides::SessionOverrides;
+use crate::routing::overrides::profiles::Profiles;
 use crate::routing::retry::RetryPolicy;
 use crate::routing::runtime::RoutingState;
 use crate::time::Clock;
@@ -50,6 +53,8 @@ pub use record::{NoSink, RecordSink};
 pub struct Plan {
     pub graph: RouteGraph,
     pub retry: RetryPolicy,
+    /// `[codex.profiles]`, resolved, and the default profile.
+    pub profiles: Profiles,
     /// Masks the relays' credentials (and anything shaped like one) in relay text we keep.
     pub redactor: Arc<Redactor>,
 }
@@ -68,6 +73,8 @@ impl Plan {
             })?,
         };
         let graph = crate::routing::compile(&loaded.config.codex, &loaded.path, env, &outbound)?;
+        let profiles =
+            crate::routing::overrides::profiles::compile(&loaded.config.codex, &loaded.path)?;
         // Relay keys, and proxy passwords in case a proxy or relay echoes one back.
         let secrets = graph.upstreams.iter().flat_map(|u| {
             [&u.credential.bearer, &u.credential.api_key]
@@ -86,6 +93,7 @@ impl Plan {
             redactor: Arc::new(Redactor::new(secrets)),
             graph,
             retry: RetryPolicy::from_config(&loaded.config.retry),
+            profiles,
         })
     }
 }
@@ -113,6 +121,8 @@ pub struct ProxyState {
     pub instance: loops::InstanceId,
     /// Relays that recently refused the WebSocket transport (see [`websocket`]).
     pub websocket_refusals: websocket::Refusals,
+    /// What operators set for sessions through the admin API (see [`crate::routing::overrides`]).
+    pub overrides: SessionOverrides,
 }
 
 impl ProxyState {
@@ -142,6 +152,7 @@ impl ProxyState {
             decode_slots: tokio::sync::Semaphore::new(decode_slot_count()),
             instance: loops::InstanceId::random(),
             websocket_refusals: websocket::Refusals::default(),
+            overrides: SessionOverrides::default(),
         })
     }
 

@@ -4,7 +4,9 @@
 //!    name, a path that stays in place), read and decode its body, and identify it (model,
 //!    stream flag, relay-bound state, session: [`super::receive`]). Refusals are answered
 //!    here, before any relay is contacted.
-//! 2. **plan**: the plan in force (route graph and retry policy, swapped whole on reload).
+//! 2. **plan**: the plan in force (route graph, retry policy, profiles; swapped whole on
+//!    reload), and the session's overrides applied to the request ([`overrides`]: body
+//!    values, a route pin) so that routing and model mapping see what will be sent.
 //! 3. **select**: the next candidate ([`Router`]: health, signals, limits, affinity policy),
 //!    under a concurrency [`Permit`] and a [`HealthProbe`].
 //! 4. **attempt**: build, send and classify one try ([`attempt::try_upstream`]).
@@ -30,6 +32,7 @@ use super::guard;
 use super::headers::client_response_headers;
 use super::images;
 use super::loops;
+use super::overrides::{self, Overridden};
 use super::receive::{ClientRequest, decode_body, read_body};
 use super::record::AttemptOutcome;
 use super::record::{Attempt, Outcome, RecordGuard, RequestRecord};
@@ -72,13 +75,16 @@ where
         return replies::no_relay(&state.config_path).answer(record);
     }
 
+    // 2b. the session's overrides: body values and a route pin, before routing sees it
+    let (request, overridden) = overrides::apply(&state, &plan, request);
+
     // The Images API is served as a Responses call with the hosted image tool.
     if let Some(entry) = images::Entry::of(&request.method, &request.path_and_query) {
-        return images_call(&state, &plan, &request, entry, record).await;
+        return images_call(&state, &plan, &request, &overridden, entry, record).await;
     }
 
     // 3–5. select, attempt, decide
-    let mut router = Router::new(&state, &plan.graph, &request);
+    let mut router = Router::new(&state, &plan.graph, &request, &overridden);
     match route(&state, &plan, &request, &mut router, &mut record).await {
         // 6. respond
         Routed::Chosen(chosen) => respond(&state, &plan, &request, chosen, record).await,
@@ -448,6 +454,7 @@ async fn images_call(
     state: &ProxyState,
     plan: &Plan,
     request: &ClientRequest,
+    overridden: &Overridden,
     entry: images::Entry,
     mut record: RecordGuard,
 ) -> Response<ProxyBody> {
@@ -459,7 +466,7 @@ async fn images_call(
         let facts = call.request.facts.as_ref();
         facts.and_then(|f| f.model.clone())
     });
-    let mut router = Router::new(state, &plan.graph, &call.request);
+    let mut router = Router::new(state, &plan.graph, &call.request, overridden);
     let mut unusable: Option<images::Unusable> = None;
     loop {
         let routed = route(state, plan, &call.request, &mut router, &mut record).await;
@@ -632,7 +639,8 @@ mod tests {
         let (state, clock) = state(TWO, &[]);
         let plan = state.plan();
         let request = turn("s1");
-        let router = Router::new(&state, &plan.graph, &request);
+        let none = Overridden::default();
+        let router = Router::new(&state, &plan.graph, &request, &none);
         let skips = router.skips(&state, clock.now());
         let decision = router.decision(&skips);
         let names: Vec<&str> = decision
@@ -659,7 +667,8 @@ mod tests {
         let (state, clock) = state(TWO, &[("A_KEY", "k")]);
         let plan = state.plan();
         let request = turn("s1");
-        let mut router = Router::new(&state, &plan.graph, &request);
+        let none = Overridden::default();
+        let mut router = Router::new(&state, &plan.graph, &request, &none);
         let now = clock.now();
 
         // `b` allows one request at a time: a second claim finds the group full.
@@ -680,7 +689,8 @@ mod tests {
         let (_, probe) = router
             .claim(&state, &plan, 0, clock.now())
             .expect("the probe");
-        let mut other = Router::new(&state, &plan.graph, &request);
+        let none = Overridden::default();
+        let mut other = Router::new(&state, &plan.graph, &request, &none);
         assert!(
             other.claim(&state, &plan, 0, clock.now()).is_none(),
             "one probe"

@@ -3,10 +3,13 @@
 //! one's concurrency slot and health probe. Shared by HTTP requests ([`super::pipeline`]) and
 //! WebSocket connections ([`super::websocket`]); what an attempt is differs, the choice does not.
 
+use crate::proxy::overrides::Overridden;
 use crate::proxy::receive::ClientRequest;
 use crate::proxy::record::{CandidateNote, RecordGuard, RouteDecision};
 use crate::proxy::{Plan, ProxyState};
+use crate::record::OverrideNote;
 use crate::routing::affinity::AffinityRecord;
+use crate::routing::overrides;
 use crate::routing::retry::FailureClass;
 use crate::routing::runtime::{HealthProbe, Permit};
 use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip};
@@ -22,6 +25,10 @@ pub(super) struct Router<'a> {
     /// The request carries state only its relay can read.
     bound: bool,
     pub(super) session: Option<&'a str>,
+    /// The route target the session is pinned to, if any (see [`crate::routing::overrides`]).
+    pin: Option<&'a str>,
+    /// What the session's overrides changed in the request, for the decision.
+    note: Option<&'a OverrideNote>,
     affinity: Option<AffinityRecord>,
     affinity_view: Option<AffinityView>,
     settings: AffinitySettings,
@@ -36,7 +43,9 @@ impl<'a> Router<'a> {
         state: &ProxyState,
         graph: &'a RouteGraph,
         request: &'a ClientRequest,
+        overridden: &'a Overridden,
     ) -> Self {
+        let pin = overridden.pin.as_deref();
         let facts = request.facts.as_ref();
         let view = RequestView {
             method: request.method.as_str(),
@@ -46,7 +55,10 @@ impl<'a> Router<'a> {
             service_tier: facts.and_then(|f| f.service_tier.as_deref()),
             reasoning_effort: facts.and_then(|f| f.reasoning_effort.as_deref()),
         };
-        let candidates = graph.candidates(&view);
+        let mut candidates = graph.candidates(&view);
+        if let Some(target) = pin {
+            candidates = overrides::pin(graph, candidates, target);
+        }
         let session = request.session.as_ref().map(|s| s.value.as_str());
         let (affinity, affinity_view) = state.routing.affinity_for(session, graph, &candidates);
         Self {
@@ -57,6 +69,8 @@ impl<'a> Router<'a> {
             model: facts.and_then(|f| f.model.as_deref()),
             bound: facts.is_some_and(|f| f.relay_bound),
             session,
+            pin,
+            note: overridden.note.as_ref(),
             affinity,
             affinity_view,
             settings: AffinitySettings::of(graph),
@@ -138,6 +152,8 @@ impl<'a> Router<'a> {
             affinity_policy: self.graph.affinity_policy,
             affinity: self.affinity.as_ref().map(|a| a.upstream.clone()),
             relay_bound: self.bound,
+            pinned: self.pin.map(str::to_string),
+            overrides: self.note.cloned(),
             candidates: (0..self.candidates.len())
                 .map(|i| CandidateNote {
                     upstream: self.upstream(i).key().to_string(),

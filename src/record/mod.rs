@@ -192,12 +192,28 @@ pub struct RouteDecision {
     pub affinity: Option<String>,
     /// The request carried state only its relay can read.
     pub relay_bound: bool,
+    /// The route target the session was pinned to (its candidates are that target's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
+    /// What the session's overrides or a profile changed in the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<OverrideNote>,
     /// Every candidate, in order, with why it was skipped when the request started.
     pub candidates: Vec<CandidateNote>,
     pub chosen: Option<String>,
     pub why: Option<Why>,
     /// Set when the session's affinity was created or moved by this request.
     pub affinity_change: Option<AffinityChange>,
+}
+
+/// What the session's overrides changed in a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverrideNote {
+    /// The profile applied to the session, or the default profile when it filled something.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The fields changed: `model`, `reasoning_effort`, `service_tier`.
+    pub changed: Vec<&'static str>,
 }
 
 /// One candidate as the decision saw it.

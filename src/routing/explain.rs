@@ -33,6 +33,9 @@ pub struct Explanation {
     pub affinity_policy: AffinityPolicy,
     pub model: Option<String>,
     pub session: Option<String>,
+    /// The route target the session is pinned to (its candidates are that target's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
     /// The session's current binding under this graph.
     pub affinity: Option<AffinityRecord>,
     pub candidates: Vec<ExplainedCandidate>,
@@ -42,15 +45,28 @@ pub struct Explanation {
     pub continuity_broken: bool,
 }
 
-/// Explains a `POST /v1/responses` for `model` in `session`. Skip reasons are read at the
+/// The request `explain` is asked about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Question<'a> {
+    pub model: Option<&'a str>,
+    pub session: Option<&'a str>,
+    /// The route target the session is pinned to.
+    pub pin: Option<&'a str>,
+}
+
+/// Explains a `POST /v1/responses` as `question` describes it. Skip reasons are read at the
 /// state's clock's now; `now_ms` (wall-clock epoch ms) is for the affinity windows.
 pub fn explain(
     graph: &RouteGraph,
     state: &RoutingState,
-    model: Option<&str>,
-    session: Option<&str>,
+    question: Question<'_>,
     now_ms: u64,
 ) -> Explanation {
+    let Question {
+        model,
+        session,
+        pin,
+    } = question;
     let headers = http::HeaderMap::new();
     let view = RequestView {
         method: "POST",
@@ -60,7 +76,10 @@ pub fn explain(
         service_tier: None,
         reasoning_effort: None,
     };
-    let candidates = graph.candidates(&view);
+    let mut candidates = graph.candidates(&view);
+    if let Some(target) = pin {
+        candidates = super::overrides::pin(graph, candidates, target);
+    }
     let (affinity, affinity_view) = state.affinity_for(session, graph, &candidates);
     let now = state.clock().now();
     let skips: Vec<Option<Skip>> = candidates
@@ -96,6 +115,7 @@ pub fn explain(
         affinity_policy: graph.affinity_policy,
         model: model.map(str::to_string),
         session: session.map(str::to_string),
+        pinned: pin.map(str::to_string),
         affinity,
         candidates: candidates
             .iter()

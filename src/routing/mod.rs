@@ -26,6 +26,7 @@ pub fn check_config(loaded: &crate::config::LoadedConfig) -> Result<(), String> 
         env: Default::default(),
     };
     compile(&loaded.config.codex, &loaded.path, &|_| None, &outbound)
+        .and_then(|_| overrides::profiles::compile(&loaded.config.codex, &loaded.path))
         .map(drop)
         .map_err(|e| e.to_string())
 }

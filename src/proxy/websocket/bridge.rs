@@ -20,6 +20,7 @@ use crate::proxy::record::{Outcome, RecordGuard, RequestRecord};
 use crate::record::usage::Usage;
 use crate::routing::Upstream;
 use crate::routing::model_map::map_model;
+use crate::routing::overrides::Applied;
 use crate::routing::retry::Cooldown;
 use crate::routing::runtime::{HealthProbe, Permit};
 use crate::time::now_ms;
@@ -41,6 +42,8 @@ pub(super) struct Bridge {
     template: RequestRecord,
     /// The response in progress, and when its `response.create` was sent.
     current: Option<(RecordGuard, Instant)>,
+    /// The session's overrides, applied to each `response.create`.
+    applied: Option<Applied>,
 }
 
 impl Bridge {
@@ -48,6 +51,7 @@ impl Bridge {
         state: &Arc<ProxyState>,
         mut handshake: RecordGuard,
         connected: Connected,
+        applied: Option<Applied>,
     ) -> (Self, Box<dyn UpgradedIo>) {
         let Connected {
             socket,
@@ -71,6 +75,7 @@ impl Bridge {
             alone,
             template,
             current: None,
+            applied,
         };
         (bridge, socket)
     }
@@ -165,6 +170,28 @@ impl Bridge {
         let Some(head) = head(bytes).filter(|h| h.kind == "response.create") else {
             return message;
         };
+        // The session's overrides first, so the record and the model mapping see their model.
+        if let Some((body, _)) = self.applied.as_ref().and_then(|a| a.patch_body(bytes))
+            && let Ok(text) = String::from_utf8(body)
+        {
+            // The record keeps the model Codex asked for, as over HTTP.
+            let asked = inspect::inspect(bytes).and_then(|f| f.model);
+            let sent = self.on_create(Message::text(text), head.generate);
+            if let Some((record, _)) = self.current.as_mut() {
+                record.model_requested = asked;
+            }
+            return sent;
+        }
+        let generate = head.generate;
+        self.on_create(message, generate)
+    }
+
+    /// A `response.create` on its way to the relay: its record starts and its model is mapped.
+    fn on_create(&mut self, message: Message, generate: Option<bool>) -> Message {
+        let Message::Text(text) = &message else {
+            return message;
+        };
+        let bytes = text.as_bytes();
         let facts = inspect::inspect(bytes);
         let requested = facts.as_ref().and_then(|f| f.model.clone());
         let mapped = requested
@@ -172,7 +199,7 @@ impl Bridge {
             .and_then(|m| map_model(&self.upstream.model_mapping, m));
         self.end_current(Outcome::ClientDisconnected, None);
         // A prewarm (`generate: false`) makes no output and costs nothing: not a turn.
-        if head.generate != Some(false) {
+        if generate != Some(false) {
             self.start_record(requested.clone(), mapped.clone());
         }
         match (mapped, facts.and_then(|f| f.model_span)) {

@@ -34,6 +34,7 @@ use self::deflate::Deflated;
 use super::clients::UpgradedIo;
 use super::headers::{client_response_headers, upstream_request_headers};
 use super::loops;
+use super::overrides::{self, Overridden};
 use super::receive::ClientRequest;
 use super::record::{Attempt, AttemptOutcome, RecordGuard};
 use super::relay_body::ProxyBody;
@@ -98,7 +99,12 @@ pub async fn upgrade(
     record.streaming = true;
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
     record.announce();
-    let Some(mut connected) = connect(&state, &plan, &request, &mut record).await else {
+    // The session's overrides: its pin routes the connection; its values patch each
+    // `response.create` (as set when the connection opened).
+    let applied = overrides::resolve(&state, &plan, &request);
+    let overridden = applied.as_ref().map(Overridden::pin_of).unwrap_or_default();
+    let Some(mut connected) = connect(&state, &plan, &request, &overridden, &mut record).await
+    else {
         return replies::websocket_unsupported().answer(record);
     };
     // The relay's answer headers (the model, rate limits, turn state) reach Codex as they
@@ -121,7 +127,7 @@ pub async fn upgrade(
         agreed
     });
     let client = hyper::upgrade::on(Request::from_parts(parts, ()));
-    let (bridge, relay) = Bridge::new(&state, record, connected);
+    let (bridge, relay) = Bridge::new(&state, record, connected, applied);
     tokio::spawn(async move {
         match client.await {
             Ok(client) => {
@@ -189,9 +195,10 @@ async fn connect(
     state: &ProxyState,
     plan: &Plan,
     request: &ClientRequest,
+    overridden: &Overridden,
     record: &mut RecordGuard,
 ) -> Option<Connected> {
-    let mut router = Router::new(state, &plan.graph, request);
+    let mut router = Router::new(state, &plan.graph, request, overridden);
     loop {
         let (_, choice, now) = router.choose(state, record);
         let (index, why) = match choice {
