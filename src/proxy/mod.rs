@@ -52,6 +52,9 @@ pub struct Plan {
     pub retry: RetryPolicy,
     /// Masks the relays' credentials (and anything shaped like one) in relay text we keep.
     pub redactor: Arc<Redactor>,
+    /// The config file's bytes this plan was compiled from: an edit through the admin API
+    /// refuses to write over a file that changed since.
+    pub config_fingerprint: crate::config::load::Fingerprint,
 }
 
 impl Plan {
@@ -86,6 +89,7 @@ impl Plan {
             redactor: Arc::new(Redactor::new(secrets)),
             graph,
             retry: RetryPolicy::from_config(&loaded.config.retry),
+            config_fingerprint: loaded.fingerprint,
         })
     }
 }

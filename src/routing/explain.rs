@@ -72,7 +72,10 @@ pub fn explain(
                 .limit
                 .as_ref()
                 .is_some_and(|l| state.in_flight(&l.group) >= l.max);
-            state.skip_reason(upstream, model, false, saturated, now)
+            let here = affinity
+                .as_ref()
+                .is_some_and(|a| *upstream.key() == *a.upstream);
+            state.skip_reason(upstream, model, false, saturated, here, now)
         })
         .collect();
     let settings = super::select::AffinitySettings::of(graph);
