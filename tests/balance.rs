@@ -422,6 +422,7 @@ async fn kept_snapshots_restore_exhaustion_after_a_restart() {
             None,
             false,
             false,
+            false,
             proxy.state.clock().now(),
         );
         assert!(skip.is_some_and(|s| s.describe().starts_with("exhausted")));

@@ -209,6 +209,13 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     assert_eq!(rows[0]["path"], "/v1/responses");
     let (_, summary) = &answers["/request-ledger/summary"];
     assert_eq!(summary["total"]["requests"], 1, "{summary}");
+    assert_eq!(summary["by"], "provider");
+    assert_eq!(summary["forecast"]["requests"], 1, "{summary}");
+    let (status, routing) = &answers["/routing"];
+    assert_eq!(*status, 200, "{routing}");
+    assert_eq!(routing["entry"], "(all providers)");
+    assert_eq!(routing["upstreams"][0]["key"], "main.default");
+    assert_eq!(routing["upstreams"][0]["state"]["routable"], true);
 
     let (status, capabilities_run) = &answers["/codex/relay-capabilities"];
     assert_eq!(*status, 200, "{capabilities_run}");
@@ -436,4 +443,220 @@ async fn a_request_in_flight_is_in_the_snapshot() {
     assert_eq!(active["streaming"], true);
     pending.abort();
     drop(served);
+}
+
+/// A streaming turn of `session` through the proxy at `url`; the relay's text.
+async fn turn(url: &str, session: &str) -> String {
+    support::client()
+        .post(format!("{url}/v1/responses"))
+        .header("accept", "text/event-stream")
+        .header("session-id", session)
+        .body(json!({"model": "gpt-5.1", "input": "hi", "stream": true}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A command's stdout; it must succeed.
+async fn stdout(homes: &Homes, args: &[&str]) -> String {
+    let out = tokio::time::timeout(support::cli::LIMIT, homes.command(args).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_and_persisted_switches_go_through_the_api() {
+    let first = support::mock_relay::MockRelay::start("first").await;
+    let second = support::mock_relay::MockRelay::start("second").await;
+    let homes = Homes::new();
+    let first_line = format!("base_url = \"{}\"   # the cheap one\n", first.base_url());
+    let config = format!(
+        "# my relays — keep this comment\nversion = 5\n\n[notify]   # not acted on, kept\nsound = \"ding\"\n\n[codex.providers.first]\nauth_token = \"{KEY}\"\n{first_line}\n[codex.providers.second]\nbase_url = \"{}\"\n\n[codex.routing]\nentry = \"main\"\n\n[codex.routing.routes.main]\nchildren = [\"first\", \"second\"]   # first first\nmetadata = {{ owner = \"me\" }}\n",
+        second.base_url()
+    );
+    std::fs::write(homes.helper_config(), &config).unwrap();
+    let served = serve(homes.command(&["serve", "--no-switch"])).await;
+    let base = admin_base(&homes);
+    let runtime = format!("{base}/providers/runtime");
+
+    // The graph in force.
+    let (status, routing, text) = call("GET", &format!("{base}/routing"), None).await;
+    assert_eq!(status, 200, "{routing}");
+    assert!(!text.contains(KEY), "no key: {text}");
+    assert_eq!(routing["entry"], "main");
+    assert_eq!(routing["affinity_policy"], "fallback-sticky");
+    assert_eq!(routing["nodes"][0]["name"], "main");
+    assert_eq!(routing["nodes"][0]["strategy"], "ordered-failover");
+    assert_eq!(routing["nodes"][0]["children"][0]["kind"], "provider");
+    assert_eq!(
+        routing["nodes"][0]["children"][0]["endpoints"],
+        json!(["first.default"])
+    );
+    let upstream = &routing["upstreams"][0];
+    assert_eq!(upstream["key"], "first.default");
+    assert_eq!(upstream["host"], "127.0.0.1");
+    assert_eq!(upstream["state"]["routable"], true, "{upstream}");
+
+    assert!(turn(&served.url, "bound").await.contains("hi from first"));
+
+    // Draining: the bound thread stays, a new one goes to the other relay.
+    let drain = json!({"provider_id": "first", "state": "draining", "reason": "emptying"});
+    let (status, drained, _) = call("POST", &runtime, Some(drain)).await;
+    assert_eq!(status, 200, "{drained}");
+    assert_eq!(
+        (&drained["changed"], &drained["state"]),
+        (&json!(["first.default"]), &json!("draining"))
+    );
+    let (_, routing, _) = call("GET", &format!("{base}/routing"), None).await;
+    let state = &routing["upstreams"][0]["state"];
+    assert_eq!(
+        state["runtime"]["draining"]["reason"], "emptying",
+        "{state}"
+    );
+    assert_eq!(state["skip"]["detail"]["kind"], "draining");
+    let (_, providers, _) = call("GET", &format!("{base}/providers"), None).await;
+    assert_eq!(
+        providers["providers"][0]["skip"]["detail"]["kind"],
+        "draining"
+    );
+    let new: Value =
+        serde_json::from_str(&stdout(&homes, &["routing", "explain", "--json"]).await).unwrap();
+    assert_eq!(new["candidates"][0]["skip"]["kind"], "draining", "{new}");
+    assert_eq!(new["chosen"], "second.default");
+    let human = stdout(&homes, &["routing", "explain"]).await;
+    assert!(
+        human.contains("draining (no new sessions): emptying"),
+        "{human}"
+    );
+    let kept: Value = serde_json::from_str(
+        &stdout(
+            &homes,
+            &["routing", "explain", "--session", "bound", "--json"],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(kept["chosen"], "first.default", "{kept}");
+    assert!(turn(&served.url, "bound").await.contains("hi from first"));
+    assert!(turn(&served.url, "new").await.contains("hi from second"));
+
+    // The ledger's route decision names the reason.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let trace = loop {
+        let (_, recent, _) = call(
+            "GET",
+            &format!("{base}/request-ledger/recent?session=new"),
+            None,
+        )
+        .await;
+        if let Some(trace) = recent["requests"][0]["trace_id"].as_str() {
+            break trace.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no row: {recent}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let chain: Value = serde_json::from_str(
+        &stdout(&homes, &["usage", "chain", "--trace-id", &trace, "--json"]).await,
+    )
+    .unwrap();
+    assert_eq!(
+        chain["decision"]["candidates"][0]["skip"]["kind"], "draining",
+        "{chain}"
+    );
+
+    let (status, normal, _) = call(
+        "POST",
+        &runtime,
+        Some(json!({"provider_id": "first", "state": "normal"})),
+    )
+    .await;
+    assert_eq!((status, &normal["state"]), (200, &json!("normal")));
+    assert!(turn(&served.url, "fresh").await.contains("hi from first"));
+
+    // Persisted: written into the file with every other byte kept, and in force at once.
+    let off = json!({"provider_id": "first", "enabled": false, "persist": true});
+    let (status, persisted, text) = call("POST", &runtime, Some(off)).await;
+    assert_eq!(status, 200, "{persisted}");
+    assert!(!text.contains(KEY));
+    assert_eq!(persisted["persisted"]["target"], "first");
+    assert_eq!(persisted["in_force"], json!([]));
+    let written = std::fs::read_to_string(homes.helper_config()).unwrap();
+    assert_eq!(
+        written,
+        config.replace(&first_line, &format!("{first_line}enabled = false\n"))
+    );
+    let (_, routing, _) = call("GET", &format!("{base}/routing"), None).await;
+    let keys: Vec<&str> = routing["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["second.default"], "{routing}");
+    assert_eq!(
+        routing["nodes"][0]["children"][0]["endpoints"],
+        json!([]),
+        "a disabled provider has no endpoint in force"
+    );
+    assert!(turn(&served.url, "after").await.contains("hi from second"));
+    let on = json!({"provider_id": "first", "enabled": true, "persist": true});
+    let (status, _, _) = call("POST", &runtime, Some(on)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        std::fs::read_to_string(homes.helper_config()).unwrap(),
+        config,
+        "on again: the file as it was, byte for byte"
+    );
+
+    // A hand edit the running helper has not taken (here: one it cannot) is never written over.
+    let edited = format!("{config}[bogus]\nx = 1\n");
+    std::fs::write(homes.helper_config(), &edited).unwrap();
+    let off = json!({"provider_id": "first", "enabled": false, "persist": true});
+    let (status, refused, _) = call("POST", &runtime, Some(off.clone())).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "conflict");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed on disk since it was loaded; reload first (POST /runtime/reload)"),
+        "{refused}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(homes.helper_config()).unwrap(),
+        edited,
+        "the file is untouched"
+    );
+    // Mistakes are named: draining is not persisted; an unknown endpoint is not there.
+    let (status, _, _) = call(
+        "POST",
+        &runtime,
+        Some(json!({"provider_id": "first", "state": "draining", "persist": true})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    std::fs::write(homes.helper_config(), &config).unwrap();
+    let (_, reloaded, _) = call("POST", &format!("{base}/runtime/reload"), None).await;
+    assert_eq!(reloaded["reloaded"], true, "{reloaded}");
+    let (status, missing, _) = call(
+        "POST",
+        &runtime,
+        Some(json!({"provider_id": "second", "endpoint_id": "eu", "enabled": false, "persist": true})),
+    )
+    .await;
+    assert_eq!(status, 404, "{missing}");
+    assert_eq!(
+        std::fs::read_to_string(homes.helper_config()).unwrap(),
+        config
+    );
 }

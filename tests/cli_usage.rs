@@ -126,6 +126,84 @@ async fn usage_commands_report_what_the_proxy_recorded() {
 }
 
 #[tokio::test]
+async fn with_a_running_helper_usage_and_switch_status_answer_from_it() {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.providers.monthly]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let json = |out: &str| -> serde_json::Value {
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let mut served = serve(homes.command(&["serve"])).await;
+    turn(&served.url, "live-1").await;
+    // The ledger writes on its own thread: wait (bounded) for the row, read through the API.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let (ok, out) = run(&homes, &["usage", "tail", "--limit", "1", "--json"]).await;
+        assert!(ok, "{out}");
+        if !out.trim().is_empty() && !out.contains("No requests recorded yet") {
+            break json(&out);
+        }
+        assert!(std::time::Instant::now() < deadline, "no row: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(line["session_id"], "live-1");
+    assert_eq!(line["source"], "live", "{line}");
+
+    let (ok, out) = run(&homes, &["usage", "summary", "--json", "--by", "session"]).await;
+    assert!(ok, "{out}");
+    let summary = json(&out);
+    assert_eq!(summary["source"], "live");
+    assert_eq!(summary["by"], "session");
+    assert_eq!(summary["rows"][0]["key"], "live-1");
+    assert_eq!(summary["total"]["requests"], 1);
+    let (_, out) = run(&homes, &["usage", "summary"]).await;
+    assert!(
+        out.contains("(live: from the running codex-helper, pid"),
+        "{out}"
+    );
+    let (_, out) = run(&homes, &["usage", "find", "--session", "live-1"]).await;
+    assert!(out.contains("monthly/default"), "{out}");
+    assert!(
+        out.contains("(live: from the running codex-helper"),
+        "{out}"
+    );
+
+    let (ok, out) = run(&homes, &["switch", "status", "--json"]).await;
+    assert!(ok, "{out}");
+    let status = json(&out);
+    assert_eq!(status["source"], "live", "{status}");
+    assert_eq!(status["running"]["proxy"], served.url.trim_end_matches('/'));
+    assert_eq!(status["running"]["codex_points_here"], true, "{status}");
+    assert_eq!(status["running"]["preset"], status["preset"]);
+    let (_, out) = run(&homes, &["switch", "status"]).await;
+    assert!(out.contains("Running codex-helper (live, pid"), "{out}");
+    assert!(out.contains("Codex points at it"), "{out}");
+
+    stop(&mut served).await;
+    let (ok, out) = run(&homes, &["usage", "summary", "--json", "--by", "session"]).await;
+    assert!(ok, "{out}");
+    let summary = json(&out);
+    assert_eq!(summary["source"], "file");
+    assert_eq!(summary["total"]["requests"], 1);
+    let (_, out) = run(&homes, &["usage", "tail", "--limit", "1", "--json"]).await;
+    assert_eq!(json(&out)["source"], "file");
+    let (_, out) = run(&homes, &["usage", "summary"]).await;
+    assert!(!out.contains("(live:"), "{out}");
+    let (ok, out) = run(&homes, &["switch", "status", "--json"]).await;
+    assert!(ok, "{out}");
+    let status = json(&out);
+    assert_eq!(status["source"], "files");
+    assert_eq!(status["running"], serde_json::Value::Null);
+}
+
+#[tokio::test]
 async fn import_is_idempotent() {
     let homes = Homes::new();
     std::fs::write(homes.helper_config(), "version = 5\n").unwrap();

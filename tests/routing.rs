@@ -591,3 +591,39 @@ async fn a_probe_whose_client_went_away_does_not_hold_its_relay() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_draining_relay_keeps_its_sessions_and_takes_no_new_ones() {
+    bounded(async {
+        let first = MockRelay::start("first").await;
+        let second = MockRelay::start("second").await;
+        let proxy = TestProxy::start(&two(&first, &second, ""), &[]).await;
+        let answered = |text: String, by: &str| {
+            assert!(text.contains(&format!("hi from {by}")), "{by}: {text}");
+        };
+        answered(turn(&proxy, "bound").await.text().await.unwrap(), "first");
+
+        proxy
+            .state
+            .routing
+            .set_draining("first.default", Some(("moving off".into(), None)));
+        // The thread that lives on the draining relay stays there; a new one goes elsewhere.
+        answered(turn(&proxy, "bound").await.text().await.unwrap(), "first");
+        answered(turn(&proxy, "new").await.text().await.unwrap(), "second");
+
+        let records = proxy.records.wait_for(3).await;
+        let stored = |i: usize| serde_json::to_value(records[i].0.decision.as_ref()).unwrap();
+        assert_eq!(stored(1)["chosen"], "first.default");
+        assert_eq!(stored(1)["why"], "affinity");
+        assert_eq!(stored(1)["candidates"][0]["skip"], Value::Null);
+        assert_eq!(stored(2)["chosen"], "second.default");
+        let skip = &stored(2)["candidates"][0]["skip"];
+        assert_eq!(skip["kind"], "draining", "{skip}");
+        assert_eq!(skip["reason"], "moving off");
+
+        // Back to normal: a new session starts on the preferred relay again.
+        proxy.state.routing.set_draining("first.default", None);
+        answered(turn(&proxy, "later").await.text().await.unwrap(), "first");
+    })
+    .await;
+}

@@ -55,9 +55,9 @@ impl Console for StandIn {
         ]}))
     }
 
-    fn set_runtime(&self, body: Value) -> anyhow::Result<Value> {
+    fn set_runtime(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
         self.switched.lock().unwrap().push(body);
-        Ok(json!({"changed": ["beta.default"], "enabled": false}))
+        Box::pin(async { Ok(json!({"changed": ["beta.default"], "enabled": false})) })
     }
 
     fn explain(&self, _: Option<String>, _: Option<String>) -> anyhow::Result<Value> {

@@ -58,10 +58,11 @@ pub trait Console: Send + Sync + 'static {
     fn providers(&self) -> anyhow::Result<Value> {
         Err(Problem::unavailable("providers").into())
     }
-    /// Switches endpoints off or on while running (`POST /providers/runtime`), its JSON body.
-    fn set_runtime(&self, body: Value) -> anyhow::Result<Value> {
+    /// Switches endpoints off or on, or drains them, while running, or switches them in the
+    /// config file (`POST /providers/runtime`), its JSON body.
+    fn set_runtime(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
         let _ = body;
-        Err(Problem::unavailable("runtime switches").into())
+        unavailable("runtime switches")
     }
     /// Where a request would go now (`GET /routing/explain`).
     fn explain(&self, model: Option<String>, session: Option<String>) -> anyhow::Result<Value> {
@@ -131,6 +132,10 @@ pub trait Console: Send + Sync + 'static {
         let _ = body;
         Err(Problem::unavailable("session overrides").into())
     }
+    /// The route graph in force with each endpoint's live state (`GET /routing`).
+    fn routing(&self) -> anyhow::Result<Value> {
+        Err(Problem::unavailable("the route graph").into())
+    }
 }
 
 fn unavailable(what: &'static str) -> BoxFuture<'static, anyhow::Result<Value>> {
@@ -152,6 +157,8 @@ pub struct RecentQuery {
 pub struct SummaryQuery {
     pub since: Option<String>,
     pub by: Option<String>,
+    /// Remaining USD, for the forecast.
+    pub balance: Option<String>,
 }
 
 /// `GET /codex/relay-evidence`'s parameters.
@@ -178,6 +185,8 @@ pub enum ProblemKind {
     NotFound,
     /// 503: this helper cannot do it (turned off, or not built in).
     Unavailable,
+    /// 409: it would overwrite something that changed since it was read.
+    Conflict,
 }
 
 impl Problem {
@@ -191,6 +200,13 @@ impl Problem {
     pub fn not_found(message: impl Into<String>) -> Self {
         Problem {
             kind: ProblemKind::NotFound,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Problem {
+            kind: ProblemKind::Conflict,
             message: message.into(),
         }
     }

@@ -32,6 +32,7 @@ pub enum Route {
     SessionOverrides,
     SetSessionOverrides,
     SessionProfile,
+    Routing,
 }
 
 /// A route's path (under [`BASE`]), method, what it does, and its query parameters.
@@ -111,7 +112,7 @@ pub const ROUTES: &[Spec] = &[
         route: Route::ProvidersRuntime,
         path: "/providers/runtime",
         method: Method::POST,
-        summary: "Switches endpoints off or on while running (not in the config). Body: {provider_id, endpoint_id?, enabled, minutes?, reason?}; off without minutes lasts until switched on or restarted.",
+        summary: "Switches endpoints off or on, or drains them, while running; or switches them in the config file. Body: {provider_id, endpoint_id?, enabled? | state?: \"draining\"|\"normal\", minutes?, reason?, persist?}. Off or draining without minutes lasts until switched back or restarted; a draining endpoint takes no new sessions and keeps serving those bound to it; `normal` lifts both. `persist: true` (with `enabled`) writes `enabled` for the provider (or endpoint) into the config file, keeping everything else, and reloads; 409 when the file changed on disk since it was loaded.",
         query: &[],
         body: true,
     },
@@ -176,13 +177,17 @@ pub const ROUTES: &[Spec] = &[
         route: Route::LedgerSummary,
         path: "/request-ledger/summary",
         method: Method::GET,
-        summary: "Requests, errors, tokens and cost, grouped.",
+        summary: "Requests, errors, tokens and cost, grouped, and the last hour's burn forecast (as `usage summary --json` gives them).",
         query: &[
             (
                 "since",
                 "`30m`, `24h`, `7d` or a local date `YYYY-MM-DD` (default 24h)",
             ),
             ("by", "`provider` (default), `model`, `session` or `day`"),
+            (
+                "balance",
+                "remaining USD: how long it lasts at the last hour's rate",
+            ),
         ],
         body: false,
     },
@@ -253,6 +258,14 @@ pub const ROUTES: &[Spec] = &[
         summary: "Applies a profile to a session (its manual overrides are cleared) or removes it. Body: {session_id, profile: name | null}.",
         query: &[],
         body: true,
+    },
+    Spec {
+        route: Route::Routing,
+        path: "/routing",
+        method: Method::GET,
+        summary: "The route graph in force as the proxy compiled it: graph key, entry, affinity policy and its windows, every node (strategy, children, tags, condition with header names only) and every endpoint (host, tags, limit group) with its live state: routable or why not, and its runtime switches (off, draining).",
+        query: &[],
+        body: false,
     },
 ];
 

@@ -258,7 +258,7 @@ async fn respond(
         Route::Providers => ok(&console.providers().map_err(console_error)?),
         Route::ProvidersRuntime => {
             let body = json_body(&body)?;
-            ok(&console.set_runtime(body).map_err(console_error)?)
+            ok(&console.set_runtime(body).await.map_err(console_error)?)
         }
         Route::RoutingExplain => {
             let (model, session) = (param(&pairs, "model")?, param(&pairs, "session")?);
@@ -297,6 +297,7 @@ async fn respond(
             let query = SummaryQuery {
                 since: param(&pairs, "since")?,
                 by: param(&pairs, "by")?,
+                balance: param(&pairs, "balance")?,
             };
             ok(&console.ledger_summary(query).await.map_err(console_error)?)
         }
@@ -333,6 +334,7 @@ async fn respond(
             let body = json_body(&body)?;
             ok(&console.apply_session_profile(body).map_err(console_error)?)
         }
+        Route::Routing => ok(&console.routing().map_err(console_error)?),
     }
 }
 
@@ -681,6 +683,7 @@ fn console_error(e: anyhow::Error) -> ApiError {
             ProblemKind::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
             ProblemKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ProblemKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ProblemKind::Conflict => (StatusCode::CONFLICT, "conflict"),
         };
         return ApiError::new(status, code, problem.message.clone());
     }

@@ -23,6 +23,7 @@ use crate::diagnose::evidence::{EvidenceFilter, EvidenceKind, EvidenceLog};
 use crate::diagnose::exchange::Limits;
 use crate::diagnose::{self, Context, Targets, smoke};
 use crate::ledger::query;
+use crate::ledger::report::{SinceError, summary_report};
 use crate::ledger::writer::LedgerStats;
 use crate::proxy::ProxyState;
 use crate::record::live::LiveRequests;
@@ -140,7 +141,10 @@ impl Console for ServeConsole {
             .upstreams
             .iter()
             .map(|u| {
-                let skip = self.state.routing.skip_reason(u, None, false, false, now);
+                let skip = self
+                    .state
+                    .routing
+                    .skip_reason(u, None, false, false, false, now);
                 json!({
                     "provider": u.provider,
                     "endpoint": u.endpoint,
@@ -156,39 +160,8 @@ impl Console for ServeConsole {
         Ok(json!({ "providers": endpoints }))
     }
 
-    fn set_runtime(&self, body: Value) -> anyhow::Result<Value> {
-        let asked: RuntimeBody = parse_body(body)?;
-        let plan = self.state.plan();
-        let chosen = diagnose::chosen(
-            &plan.graph.upstreams,
-            &Targets {
-                provider: Some(asked.provider_id.clone()),
-                endpoint: asked.endpoint_id.clone(),
-            },
-        )
-        .map_err(|e| Problem::not_found(format!("{e:#}")))?;
-        if asked.minutes.is_some_and(|m| m == 0 || m > 7 * 24 * 60) {
-            return Err(Problem::bad_request("`minutes` is 1 to 10080 (a week)").into());
-        }
-        let clock = self.state.clock();
-        let until = asked
-            .minutes
-            .map(|m| clock.now().saturating_add(m * 60_000));
-        let reason = asked
-            .reason
-            .map(|r| crate::diagnose::exchange::snippet(&r, 200))
-            .unwrap_or_else(|| "switched off through the admin API".into());
-        for upstream in &chosen {
-            let change = (!asked.enabled).then(|| (reason.clone(), until));
-            self.state
-                .routing
-                .set_runtime_disabled(upstream.key().as_str(), change);
-        }
-        Ok(json!({
-            "changed": chosen.iter().map(|u| u.key().to_string()).collect::<Vec<_>>(),
-            "enabled": asked.enabled,
-            "until_ms": until.map(|u| clock.to_epoch_ms(u)),
-        }))
+    fn set_runtime(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        self.runtime_switch(body)
     }
 
     fn explain(&self, model: Option<String>, session: Option<String>) -> anyhow::Result<Value> {
@@ -305,25 +278,29 @@ impl Console for ServeConsole {
         let path = self.homes.ledger();
         async move {
             tokio::task::spawn_blocking(move || {
-                let by = match q.by.as_deref().unwrap_or("provider") {
-                    "provider" => query::GroupBy::Provider,
-                    "model" => query::GroupBy::Model,
-                    "session" => query::GroupBy::Session,
-                    "day" => query::GroupBy::Day,
-                    other => {
-                        return Err(Problem::bad_request(format!(
-                            "`by` is provider, model, session or day, not `{other}`"
-                        ))
-                        .into());
-                    }
-                };
+                let by_name = q.by.as_deref().unwrap_or("provider");
+                let by = query::GroupBy::parse(by_name).ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "`by` is provider, model, session or day, not `{by_name}`"
+                    ))
+                })?;
+                let balance = q
+                    .balance
+                    .map(|b| b.parse::<f64>().ok().filter(|b| b.is_finite() && *b >= 0.0))
+                    .map(|b| {
+                        b.ok_or_else(|| {
+                            Problem::bad_request("`balance` is a number of USD, 0 or more")
+                        })
+                    })
+                    .transpose()?;
                 let conn = open_ledger(&path)?;
-                let since_text = q.since.unwrap_or_else(|| "24h".into());
-                let since = query::since_ms(&conn, &since_text, crate::time::now_ms())
-                    .map_err(|e| Problem::bad_request(format!("`since`: {e:#}")))?;
-                let rows = query::summary(&conn, since, by)?;
-                let total = query::total(&rows);
-                Ok(json!({"since_ms": since, "rows": rows, "total": total}))
+                let since = q.since.unwrap_or_else(|| "24h".into());
+                let report = summary_report(&conn, &since, by, balance, crate::time::now_ms())
+                    .map_err(|e| match e.downcast::<SinceError>() {
+                        Ok(since) => Problem::bad_request(since.to_string()).into(),
+                        Err(e) => e,
+                    })?;
+                Ok(serde_json::to_value(report)?)
             })
             .await?
         }
@@ -455,16 +432,10 @@ impl Console for ServeConsole {
         }
         .boxed()
     }
-}
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuntimeBody {
-    provider_id: String,
-    endpoint_id: Option<String>,
-    enabled: bool,
-    minutes: Option<u64>,
-    reason: Option<String>,
+    fn routing(&self) -> anyhow::Result<Value> {
+        self.routing_view()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

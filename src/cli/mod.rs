@@ -4,6 +4,8 @@ mod balance;
 mod balance_view;
 mod codex;
 mod console;
+mod console_edit;
+mod console_routing;
 mod console_sessions;
 mod diagnose;
 mod evidence;
@@ -14,8 +16,10 @@ mod serve;
 mod session;
 mod status;
 mod switch;
+mod switch_live;
 mod tui;
 mod usage;
+mod usage_source;
 
 use clap::{Parser, Subcommand, ValueEnum};
 

@@ -99,6 +99,13 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
         SwitchCommand::RemoteControl(command) => remote_control(&homes.codex, command),
         SwitchCommand::Status { json } => {
             let status = switch::status(&files)?;
+            let live = super::switch_live::live(&homes, status.base_url.as_deref())
+                .unwrap_or_else(|e| {
+                    eprintln!(
+                        "codex-helper: the running codex-helper did not answer ({e}); reading the files only"
+                    );
+                    None
+                });
             let websocket = status.enabled && status.supports_websockets == Some(true);
             // Only when Codex will try the transport: asking relays costs a handshake each.
             let relays = if websocket {
@@ -108,6 +115,8 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
             };
             if json {
                 let mut value = serde_json::to_value(&status)?;
+                value["source"] = serde_json::json!(if live.is_some() { "live" } else { "files" });
+                value["running"] = serde_json::to_value(&live)?;
                 value["models_catalog"] = serde_json::Value::String(catalog_note(&homes));
                 value["responses_websocket"] = serde_json::json!({
                     "in_use": websocket,
@@ -173,6 +182,22 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
                 println!("  drift: {d}");
             }
             println!("  /models: {}", catalog_note(&homes));
+            match &live {
+                Some(live) => println!(
+                    "Running codex-helper (live, pid {}): proxy {}, preset {}; Codex {} it.",
+                    live.pid,
+                    live.proxy,
+                    live.preset.as_deref().unwrap_or("none"),
+                    if live.codex_points_here {
+                        "points at"
+                    } else {
+                        "does not point at"
+                    }
+                ),
+                None => println!(
+                    "(no codex-helper is running: read from Codex's files and the switch state)"
+                ),
+            }
             Ok(())
         }
     }

@@ -6,13 +6,13 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
+use super::usage_source::Source;
 use crate::config::Homes;
-use crate::ledger::forecast::{self, Sample};
 use crate::ledger::import;
 use crate::ledger::pricing::PriceBook;
 use crate::ledger::query::{self, Filter, GroupBy, RequestLine, SummaryRow};
+use crate::ledger::report::SummaryReport;
 use crate::ledger::store;
-use crate::time::now_ms;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum UsageCommand {
@@ -110,7 +110,7 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let conn = store::open_read_only(&path)?;
+    let mut source = Source::open(crate::running::find(&homes.running()), &path)?;
     match command {
         UsageCommand::Summary {
             since,
@@ -118,31 +118,20 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
             balance,
             json,
         } => {
-            let now = now_ms();
-            let since_ms = query::since_ms(&conn, &since, now)?;
-            let rows = query::summary(&conn, since_ms, by)?;
-            let total = query::total(&rows);
-            let window = Duration::from_secs(3600).as_millis() as u64;
-            let samples: Vec<Sample> = query::spend_since(&conn, now - window)?
-                .into_iter()
-                .map(|(at_ms, tokens, cost_usd)| Sample {
-                    at_ms,
-                    tokens,
-                    cost_usd,
-                })
-                .collect();
-            let midnight = query::next_local_midnight_ms(&conn, now)?;
-            let forecast = forecast::forecast(&samples, now, window, midnight, balance);
+            let report = source.summary(&path, &since, by, balance)?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"since_ms": since_ms, "by": format!("{by:?}").to_lowercase(), "rows": rows, "total": total, "forecast": forecast})
-                    )?
-                );
+                let mut value = serde_json::to_value(&report)?;
+                value["source"] = json!(source.name());
+                println!("{}", serde_json::to_string_pretty(&value)?);
                 return Ok(());
             }
-            println!("Since {since}, by {}:", format!("{by:?}").to_lowercase());
+            let SummaryReport {
+                rows,
+                total,
+                forecast,
+                ..
+            } = report;
+            println!("Since {since}, by {}:", by.as_str());
             println!(
                 "{:<28} {:>8} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>6} {:>10}",
                 "KEY",
@@ -165,12 +154,12 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
                     total.unpriced
                 );
             }
-            let confidence = format!("{:?}", forecast.confidence).to_lowercase();
             print!(
-                "Last hour: {} tokens/h, ${:.4}/h ({} requests, {confidence})",
+                "Last hour: {} tokens/h, ${:.4}/h ({} requests, {})",
                 tokens(forecast.tokens_per_hour as u64),
                 forecast.cost_per_hour_usd,
-                forecast.requests
+                forecast.requests,
+                forecast.confidence.as_str()
             );
             if let Some(cost) = forecast.projected_cost_until_midnight_usd {
                 print!("; until midnight ≈ ${cost:.4}");
@@ -179,34 +168,34 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
                 print!("; balance lasts ≈ {hours:.1} h");
             }
             println!();
+            if let Some(note) = source.note() {
+                println!("{note}");
+            }
         }
         UsageCommand::Tail {
             limit,
             follow,
             json,
         } => {
-            let mut lines = query::find(&conn, &Filter::default(), limit)?;
+            let mut lines = source.recent(&path, &Filter::default(), limit)?;
             lines.reverse();
             let mut last = lines.last().map_or(0, |l| l.id);
-            print_lines(&lines, json);
+            print_lines(&lines, json, &source);
             if !follow {
                 return Ok(());
             }
             loop {
                 std::thread::sleep(Duration::from_secs(1));
-                let mut new = query::find(
-                    &conn,
-                    &Filter {
-                        after_id: Some(last),
-                        ..Default::default()
-                    },
-                    1000,
-                )?;
+                let filter = Filter {
+                    after_id: Some(last),
+                    ..Default::default()
+                };
+                let mut new = source.recent(&path, &filter, 1000)?;
                 new.reverse();
                 if let Some(l) = new.last() {
                     last = l.id;
                 }
-                print_lines(&new, json);
+                print_lines(&new, json, &source);
             }
         }
         UsageCommand::Find {
@@ -224,13 +213,15 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
                 session,
                 after_id: None,
             };
-            let lines = query::find(&conn, &filter, limit)?;
+            let lines = source.recent(&path, &filter, limit)?;
             if lines.is_empty() && !json {
                 println!("No matching requests.");
             }
-            print_lines(&lines, json);
+            print_lines(&lines, json, &source);
         }
         UsageCommand::Chain { trace_id, json } => {
+            // One request's whole chain is read from the file (the API lists requests only).
+            let conn = store::open_read_only(&path)?;
             let chain = query::chain(&conn, &trace_id)?
                 .with_context(|| format!("no request with trace id {trace_id} in the ledger"))?;
             if json {
@@ -328,10 +319,14 @@ fn truncate(text: &str, width: usize) -> String {
     }
 }
 
-fn print_lines(lines: &[RequestLine], json: bool) {
+/// The lines as text, or one JSON object per line with the `source` it was read from; a
+/// live text answer ends with a note on stderr.
+fn print_lines(lines: &[RequestLine], json: bool, source: &Source) {
     for l in lines {
         if json {
-            println!("{}", serde_json::to_string(l).unwrap_or_default());
+            let mut value = serde_json::to_value(l).unwrap_or_default();
+            value["source"] = json!(source.name());
+            println!("{}", serde_json::to_string(&value).unwrap_or_default());
             continue;
         }
         println!(
@@ -350,6 +345,11 @@ fn print_lines(lines: &[RequestLine], json: bool) {
             l.duration_ms,
             l.trace_id
         );
+    }
+    if !json && !lines.is_empty() {
+        if let Some(note) = source.note() {
+            eprintln!("{note}");
+        }
     }
 }
 

@@ -61,9 +61,22 @@ impl ConfigEditor {
         })
     }
 
+    /// The file's text as it was opened (`None`: there was no file).
+    pub fn original(&self) -> Option<&str> {
+        self.original.as_deref()
+    }
+
     /// The document as it would be written.
     pub fn text(&self) -> String {
         self.doc.to_string()
+    }
+
+    /// Whether the edited document parses and passes `check`, as [`Self::save`] checks it
+    /// (for a caller that answers "your edit is wrong" apart from "the write failed").
+    pub fn check(&self, check: &Check<'_>) -> anyhow::Result<()> {
+        let loaded = load::parse(&self.path, &self.doc.to_string())
+            .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
+        check(&loaded).map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))
     }
 
     /// Checks the edited document with `check` (what start-up would refuse: the cli passes the
@@ -71,11 +84,8 @@ impl ConfigEditor {
     /// the previous file as `.bak` with the same mode; see [`crate::files::write_atomic`] for
     /// links, modes and read-only files).
     pub fn save(self, check: &Check<'_>) -> anyhow::Result<()> {
+        self.check(check)?;
         let text = self.doc.to_string();
-        let loaded = load::parse(&self.path, &text)
-            .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
-        check(&loaded)
-            .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
         // A read-only config is refused before its backup is touched.
         crate::files::ensure_writable(&self.path)?;
         if let Some(original) = &self.original {
@@ -187,6 +197,38 @@ impl ConfigEditor {
             provider.remove("enabled");
         } else {
             provider.insert("enabled", value(false));
+        }
+        Ok(())
+    }
+
+    /// Switches one endpoint (`[codex.providers.<id>.endpoints.<endpoint>]`) on or off. The
+    /// `default` endpoint a provider's `base_url` makes has no table of its own: that is the
+    /// provider's switch.
+    pub fn set_endpoint_enabled(
+        &mut self,
+        provider: &str,
+        endpoint: &str,
+        enabled: bool,
+    ) -> anyhow::Result<()> {
+        let table = self.provider(provider)?;
+        let shorthand = table.contains_key("base_url") && endpoint == "default";
+        let Some(entry) = table
+            .get_mut("endpoints")
+            .and_then(Item::as_table_like_mut)
+            .and_then(|t| t.get_mut(endpoint))
+            .and_then(Item::as_table_like_mut)
+        else {
+            if shorthand {
+                bail!(
+                    "`{provider}.default` is the provider's `base_url`, not an endpoint of its own; switch the provider `{provider}` instead"
+                );
+            }
+            bail!("provider `{provider}` has no endpoint `{endpoint}` in the config");
+        };
+        if enabled {
+            entry.remove("enabled");
+        } else {
+            entry.insert("enabled", value(false));
         }
         Ok(())
     }
@@ -509,6 +551,39 @@ children = ["monthly"]
             ..Default::default()
         };
         assert!(e.add_provider(&dotted).is_err());
+    }
+
+    #[test]
+    fn an_endpoint_is_switched_in_its_own_table_only() {
+        let text = format!(
+            "{CONFIG}\n[codex.providers.multi]   # two addresses\nunknown_note = \"kept\"\n[codex.providers.multi.endpoints.hk]\nbase_url = \"https://hk.example\"  # fast\n[codex.providers.multi.endpoints.us]\nbase_url = \"https://us.example\"\n"
+        );
+        let (_dir, mut e) = editor(&text);
+        e.set_endpoint_enabled("multi", "hk", false).unwrap();
+        let off = e.text();
+        assert_eq!(
+            off,
+            text.replace(
+                "base_url = \"https://hk.example\"  # fast\n",
+                "base_url = \"https://hk.example\"  # fast\nenabled = false\n"
+            )
+        );
+        e.set_endpoint_enabled("multi", "hk", true).unwrap();
+        assert_eq!(
+            e.text(),
+            text,
+            "on again: the key is dropped, the rest as it was"
+        );
+        let shorthand = e.set_endpoint_enabled("monthly", "default", false);
+        assert!(
+            shorthand
+                .unwrap_err()
+                .to_string()
+                .contains("switch the provider `monthly` instead")
+        );
+        assert!(e.set_endpoint_enabled("multi", "eu", false).is_err());
+        assert!(e.set_endpoint_enabled("nobody", "hk", false).is_err());
+        assert_eq!(e.original(), Some(text.as_str()));
     }
 
     #[test]

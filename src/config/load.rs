@@ -31,6 +31,32 @@ pub struct LoadedConfig {
     pub config: HelperConfig,
     /// Keys this build reads but does not act on yet, by dotted path.
     pub deferred_keys: Vec<String>,
+    /// The bytes it was read from, to tell later whether the file changed since (see
+    /// [`Fingerprint`]).
+    pub fingerprint: Fingerprint,
+}
+
+/// Which bytes a config was read from: FNV-1a (64-bit) over the text, and its length. Kept
+/// with what was loaded, so an edit made from the running config can refuse to overwrite a
+/// file that changed on disk since (a hand edit the running helper has not taken, or could
+/// not: an invalid one). Not a secret and not a security check: it only tells two versions
+/// of one user's file apart, without keeping the text (which may hold a key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    hash: u64,
+    len: usize,
+}
+
+impl Fingerprint {
+    pub fn of(text: &str) -> Self {
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        Self {
+            hash,
+            len: text.len(),
+        }
+    }
 }
 
 /// Reads `path`. A missing file is `Ok(None)`; anything unreadable or invalid is an error.
@@ -65,6 +91,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
         path: path.to_path_buf(),
         config,
         deferred_keys,
+        fingerprint: Fingerprint::of(text),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Burn forecast: tokens and cost per hour from recent requests, projected to local midnight,
 //! and with a known balance, how long until it runs out. Pure: samples and times in.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One request's spend.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,7 +13,7 @@ pub struct Sample {
 }
 
 /// How far to trust a forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     /// No requests in the window.
@@ -25,13 +25,25 @@ pub enum Confidence {
     Estimated,
 }
 
+impl Confidence {
+    /// The shown name: exactly the serde name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::NoData => "no_data",
+            Confidence::LowSample => "low_sample",
+            Confidence::PartialPricing => "partial_pricing",
+            Confidence::Estimated => "estimated",
+        }
+    }
+}
+
 /// Requests needed before a rate is projected.
 pub const MIN_SAMPLES: usize = 3;
 /// The rate is measured over at least this long, so one burst does not read as a flood.
 const MIN_ELAPSED_MS: u64 = 60_000;
 
 /// The forecast.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forecast {
     pub window_ms: u64,
     pub requests: usize,
@@ -109,6 +121,19 @@ mod tests {
             at_ms,
             tokens,
             cost_usd: cost,
+        }
+    }
+
+    #[test]
+    fn confidence_names_are_the_serde_names() {
+        for c in [
+            Confidence::NoData,
+            Confidence::LowSample,
+            Confidence::PartialPricing,
+            Confidence::Estimated,
+        ] {
+            let serde = serde_json::to_value(c).unwrap();
+            assert_eq!(serde.as_str(), Some(c.as_str()), "{c:?}");
         }
     }
 

@@ -2,13 +2,14 @@
 //!
 //! The proxy hands finished requests to [`writer::Ledger`]'s sink; one background thread
 //! writes them in batches. [`query`] answers the `usage` commands; [`pricing`] prices tokens;
-//! [`forecast`] turns recent spend into a burn rate; [`import`] reads the original
+//! [`forecast`] turns recent spend into a burn rate; [`report`] is `usage summary`'s answer; [`import`] reads the original
 //! codex-helper's `requests.jsonl`.
 
 pub mod forecast;
 pub mod import;
 pub mod pricing;
 pub mod query;
+pub mod report;
 pub mod row;
 pub mod store;
 pub mod writer;

@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde::Serialize;
 
 /// How `usage summary` groups rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     Provider,
     Model,
@@ -14,6 +15,27 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    pub const ALL: [GroupBy; 4] = [
+        GroupBy::Provider,
+        GroupBy::Model,
+        GroupBy::Session,
+        GroupBy::Day,
+    ];
+
+    /// The name users give and JSON carries: exactly the serde (and clap) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Provider => "provider",
+            GroupBy::Model => "model",
+            GroupBy::Session => "session",
+            GroupBy::Day => "day",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<GroupBy> {
+        GroupBy::ALL.into_iter().find(|by| by.as_str() == name)
+    }
+
     fn sql(self) -> &'static str {
         match self {
             GroupBy::Provider => "COALESCE(provider, '-')",
@@ -30,7 +52,7 @@ const IS_ERROR: &str =
     "(COALESCE(status, 0) >= 400 OR outcome NOT IN ('completed', 'client_disconnected'))";
 
 /// One line of `usage summary`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct SummaryRow {
     pub key: String,
     pub requests: u64,
@@ -167,7 +189,7 @@ pub fn total(rows: &[SummaryRow]) -> SummaryRow {
 }
 
 /// One request, as `usage tail` / `usage find` show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RequestLine {
     pub id: i64,
     pub trace_id: String,
@@ -375,6 +397,19 @@ mod tests {
             cost_usd: tokens.map(|t| t as f64 / 1000.0),
             ..LedgerRow::default()
         }
+    }
+
+    #[test]
+    fn group_names_are_the_serde_and_clap_names() {
+        use clap::ValueEnum;
+        for by in GroupBy::ALL {
+            let serde = serde_json::to_value(by).unwrap();
+            assert_eq!(serde.as_str(), Some(by.as_str()), "{by:?}");
+            let clap = by.to_possible_value().unwrap();
+            assert_eq!(clap.get_name(), by.as_str());
+            assert_eq!(GroupBy::parse(by.as_str()), Some(by));
+        }
+        assert_eq!(GroupBy::parse("Provider"), None);
     }
 
     #[test]

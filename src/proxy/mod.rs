@@ -57,6 +57,9 @@ pub struct Plan {
     pub profiles: Profiles,
     /// Masks the relays' credentials (and anything shaped like one) in relay text we keep.
     pub redactor: Arc<Redactor>,
+    /// The config file's bytes this plan was compiled from: an edit through the admin API
+    /// refuses to write over a file that changed since.
+    pub config_fingerprint: crate::config::load::Fingerprint,
 }
 
 impl Plan {
@@ -94,6 +97,7 @@ impl Plan {
             graph,
             retry: RetryPolicy::from_config(&loaded.config.retry),
             profiles,
+            config_fingerprint: loaded.fingerprint,
         })
     }
 }

@@ -88,11 +88,19 @@ impl<'a> Router<'a> {
             .map(|i| {
                 let upstream = self.upstream(i);
                 let (tried, saturated) = (self.tried[i], self.saturated[i]);
+                let here = self.session_bound_to(upstream);
                 state
                     .routing
-                    .skip_reason(upstream, self.model, tried, saturated, now)
+                    .skip_reason(upstream, self.model, tried, saturated, here, now)
             })
             .collect()
+    }
+
+    /// Whether the request's session is bound to `upstream` (a draining endpoint serves it).
+    fn session_bound_to(&self, upstream: &Upstream) -> bool {
+        self.affinity
+            .as_ref()
+            .is_some_and(|a| *upstream.key() == *a.upstream)
     }
 
     pub(super) fn select(&self, skips: &[Option<Skip>], now_ms: u64) -> Choice {

@@ -91,7 +91,10 @@ pub fn explain(
                 .limit
                 .as_ref()
                 .is_some_and(|l| state.in_flight(&l.group) >= l.max);
-            state.skip_reason(upstream, model, false, saturated, now)
+            let here = affinity
+                .as_ref()
+                .is_some_and(|a| *upstream.key() == *a.upstream);
+            state.skip_reason(upstream, model, false, saturated, here, now)
         })
         .collect();
     let settings = super::select::AffinitySettings::of(graph);
@@ -137,5 +140,58 @@ pub fn explain(
         chosen,
         why,
         continuity_broken,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::routing::affinity::AffinityStore;
+    use crate::time::Clock;
+
+    #[test]
+    fn a_draining_endpoint_is_explained_per_session() {
+        let file = Path::new("config.toml");
+        let text = "version = 5\n[codex.providers.a]\nbase_url = \"http://a.example\"\n[codex.providers.b]\nbase_url = \"http://b.example\"\n";
+        let loaded = crate::config::load::parse(file, text).unwrap();
+        let graph =
+            crate::routing::compile(&loaded.config.codex, file, &|_| None, &Default::default())
+                .unwrap();
+        let state = RoutingState::new(AffinityStore::in_memory(), Clock::manual());
+        state
+            .affinity
+            .record_success("bound", &graph.key, "a.default", 1_000, None);
+        state.set_draining("a.default", Some(("emptying".into(), None)));
+
+        let new = explain(
+            &graph,
+            &state,
+            Question {
+                model: None,
+                session: Some("new"),
+                pin: None,
+            },
+            2_000,
+        );
+        assert_eq!(new.chosen.as_deref(), Some("b.default"));
+        assert_eq!(
+            new.candidates[0].skip_reason.as_deref(),
+            Some("draining (no new sessions): emptying")
+        );
+        let bound = explain(
+            &graph,
+            &state,
+            Question {
+                model: None,
+                session: Some("bound"),
+                pin: None,
+            },
+            2_000,
+        );
+        assert_eq!(bound.chosen.as_deref(), Some("a.default"));
+        assert_eq!(bound.why, Some(Why::Affinity));
+        assert_eq!(bound.candidates[0].skip, None);
     }
 }

@@ -22,6 +22,9 @@ use super::endpoints::{EnvLookup, provider_endpoints};
 use super::outbound::OutboundDefaults;
 use super::upstream::Upstream;
 
+mod view;
+pub use view::{ConditionView, GraphView, LimitView, NodeView, RefView, UpstreamView, view};
+
 /// Name of the implicit entry node when the config has no route graph.
 pub const IMPLICIT_ENTRY: &str = "(all providers)";
 

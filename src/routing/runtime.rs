@@ -117,13 +117,18 @@ impl RoutingState {
         list.extend(signal);
     }
 
-    /// The first signal on `upstream` that has not expired, as a skip reason.
-    fn active_signal(&self, upstream: &str, now: Millis) -> Option<Skip> {
+    /// The signal on `upstream` that passes a request over at `now`, as a skip reason: one
+    /// that has not expired and applies to this request (a draining endpoint keeps the
+    /// sessions bound to it, `session_here`). Switched off and out of balance come before
+    /// draining, so the reason shown is the one that would still hold for a bound session.
+    fn active_signal(&self, upstream: &str, session_here: bool, now: Millis) -> Option<Skip> {
         let signals = self.signals.lock().expect("signals lock");
         let signal = signals
             .get(upstream)?
             .iter()
-            .find(|s| s.until().is_none_or(|until| now < until))?;
+            .filter(|s| s.until().is_none_or(|until| now < until))
+            .filter(|s| !matches!(s, Signal::Draining { .. }) || !session_here)
+            .min_by_key(|s| s.rank())?;
         let until_ms = |until: Millis| self.clock.to_epoch_ms(until);
         Some(match signal {
             Signal::Disabled { reason, until } => Skip::RuntimeDisabled {
@@ -136,24 +141,66 @@ impl RoutingState {
                 until_ms: until_ms(*until),
                 left_ms: until - now,
             },
+            Signal::Draining { reason, until } => Skip::Draining {
+                reason: reason.clone(),
+                until_ms: until.map(until_ms),
+                left_ms: until.map(|until| until - now),
+            },
         })
     }
 
+    /// The operator's switches on `upstream` in force at `now` (whatever the session), for
+    /// the admin API's views.
+    pub fn switches(&self, upstream: &str, now: Millis) -> RuntimeSwitches {
+        let signals = self.signals.lock().expect("signals lock");
+        let mut out = RuntimeSwitches::default();
+        let live = signals
+            .get(upstream)
+            .into_iter()
+            .flatten()
+            .filter(|s| s.until().is_none_or(|until| now < until));
+        for signal in live {
+            let note = |reason: &String, until: &Option<Millis>| SwitchNote {
+                reason: reason.clone(),
+                until_ms: until.map(|u| self.clock.to_epoch_ms(u)),
+            };
+            match signal {
+                Signal::Disabled { reason, until } => out.disabled = Some(note(reason, until)),
+                Signal::Draining { reason, until } => out.draining = Some(note(reason, until)),
+                Signal::Exhausted { .. } => {}
+            }
+        }
+        out
+    }
+
+    /// Starts (with a reason and an end, if it has one) or ends draining `upstream`: it takes
+    /// no new sessions and keeps serving those bound to it.
+    pub fn set_draining(&self, upstream: &str, draining: Option<(String, Option<Millis>)>) {
+        self.set_signal(
+            upstream,
+            |s| matches!(s, Signal::Draining { .. }),
+            draining.map(|(reason, until)| Signal::Draining { reason, until }),
+        );
+    }
+
     /// Why `upstream` cannot take a request at `now` (on [`RoutingState::clock`]), if it
-    /// cannot. `tried` and `saturated` are what this request already learned about it. This
-    /// is where an expiry leaves memory: the skip's `until_ms` is epoch ms.
+    /// cannot. `tried` and `saturated` are what this request already learned about it;
+    /// `session_here` says the request's session is bound to it (its affinity record names
+    /// it), which a draining endpoint still serves. This is where an expiry leaves memory:
+    /// the skip's `until_ms` is epoch ms.
     pub fn skip_reason(
         &self,
         upstream: &Upstream,
         model: Option<&str>,
         tried: bool,
         saturated: bool,
+        session_here: bool,
         now: Millis,
     ) -> Option<Skip> {
         if tried {
             return Some(Skip::Tried);
         }
-        if let Some(signal) = self.active_signal(upstream.key().as_str(), now) {
+        if let Some(signal) = self.active_signal(upstream.key().as_str(), session_here, now) {
             return Some(signal);
         }
         if !upstream.credential.missing_env.is_empty() {
@@ -256,15 +303,44 @@ enum Signal {
         reason: String,
         until: Millis,
     },
+    Draining {
+        reason: String,
+        until: Option<Millis>,
+    },
 }
 
 impl Signal {
     fn until(&self) -> Option<Millis> {
         match self {
-            Signal::Disabled { until, .. } => *until,
+            Signal::Disabled { until, .. } | Signal::Draining { until, .. } => *until,
             Signal::Exhausted { until, .. } => Some(*until),
         }
     }
+
+    /// Which reason is shown when several hold: the ones that stop every request first.
+    fn rank(&self) -> u8 {
+        match self {
+            Signal::Disabled { .. } => 0,
+            Signal::Exhausted { .. } => 1,
+            Signal::Draining { .. } => 2,
+        }
+    }
+}
+
+/// The operator's runtime switches on one endpoint, as the admin API shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuntimeSwitches {
+    /// Switched off while running.
+    pub disabled: Option<SwitchNote>,
+    /// Taking no new sessions.
+    pub draining: Option<SwitchNote>,
+}
+
+/// Why a switch was set and until when (epoch ms), if it has an end.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SwitchNote {
+    pub reason: String,
+    pub until_ms: Option<u64>,
 }
 
 /// A request's hold on its endpoint's health, from [`RoutingState::begin`] until the request
@@ -375,11 +451,14 @@ mod tests {
     fn signals_have_a_reason_and_expire() {
         let (state, at) = at_manual_time();
         let upstream = upstream();
-        assert_eq!(state.skip_reason(&upstream, None, false, false, 0), None);
+        assert_eq!(
+            state.skip_reason(&upstream, None, false, false, false, 0),
+            None
+        );
         state.set_exhausted("p.e", Some(("balance 0".into(), 10_000)));
         let wall = crate::time::now_ms();
         let skip = state
-            .skip_reason(&upstream, None, false, false, at(8_500))
+            .skip_reason(&upstream, None, false, false, false, at(8_500))
             .unwrap();
         let Skip::Exhausted { until_ms, .. } = skip else {
             panic!("{skip:?}");
@@ -391,19 +470,74 @@ mod tests {
         assert_eq!(skip.left_ms(), Some(1_500));
         assert_eq!(skip.describe(), "exhausted (balance 0) for 2s more");
         assert_eq!(
-            state.skip_reason(&upstream, None, false, false, at(10_000)),
+            state.skip_reason(&upstream, None, false, false, false, at(10_000)),
             None,
             "expired"
         );
         state.set_runtime_disabled("p.e", Some(("maintenance".into(), None)));
         let skip = state
-            .skip_reason(&upstream, None, false, false, at(15_000))
+            .skip_reason(&upstream, None, false, false, false, at(15_000))
             .unwrap();
         assert_eq!(skip.describe(), "disabled while running: maintenance");
         assert_eq!(skip.left_ms(), None, "no end of its own");
         state.set_runtime_disabled("p.e", None);
         assert_eq!(
-            state.skip_reason(&upstream, None, false, false, at(15_000)),
+            state.skip_reason(&upstream, None, false, false, false, at(15_000)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_draining_endpoint_keeps_its_sessions_and_takes_no_new_ones() {
+        let (state, at) = at_manual_time();
+        let upstream = upstream();
+        state.set_draining("p.e", Some(("moving off".into(), Some(60_000))));
+        let new = state
+            .skip_reason(&upstream, None, false, false, false, at(1_000))
+            .unwrap();
+        assert!(matches!(new, Skip::Draining { .. }), "{new:?}");
+        assert_eq!(new.describe(), "draining (no new sessions): moving off");
+        assert_eq!(new.left_ms(), Some(59_000));
+        assert_eq!(
+            serde_json::to_value(&new).unwrap()["kind"],
+            "draining",
+            "the typed name in records"
+        );
+        assert_eq!(
+            state.skip_reason(&upstream, None, false, false, true, at(1_000)),
+            None,
+            "a session bound here is still served"
+        );
+        // Other reasons still hold for a bound session; a switch-off is shown before draining.
+        state.set_runtime_disabled("p.e", Some(("broken".into(), None)));
+        for bound in [false, true] {
+            let skip = state
+                .skip_reason(&upstream, None, false, false, bound, at(1_000))
+                .unwrap();
+            assert!(matches!(skip, Skip::RuntimeDisabled { .. }), "{skip:?}");
+        }
+        let switches = state.switches("p.e", at(1_000));
+        assert_eq!(switches.disabled.unwrap().reason, "broken");
+        assert_eq!(switches.draining.unwrap().reason, "moving off");
+        state.set_runtime_disabled("p.e", None);
+        // Draining ends on its own, or when cleared.
+        assert_eq!(
+            state.skip_reason(&upstream, None, false, false, false, at(60_000)),
+            None
+        );
+        assert_eq!(
+            state.switches("p.e", at(60_000)),
+            RuntimeSwitches::default()
+        );
+        state.set_draining("p.e", Some(("again".into(), None)));
+        assert!(
+            state
+                .skip_reason(&upstream, None, false, false, false, at(61_000))
+                .is_some()
+        );
+        state.set_draining("p.e", None);
+        assert_eq!(
+            state.skip_reason(&upstream, None, false, false, false, at(61_000)),
             None
         );
     }
@@ -464,7 +598,7 @@ mod tests {
         probe.failed(Cooldown::Growing, "HTTP 502".into());
         let wall = crate::time::now_ms();
         let skip = state
-            .skip_reason(&upstream, None, false, false, at(11_000))
+            .skip_reason(&upstream, None, false, false, false, at(11_000))
             .unwrap();
         let Skip::Unhealthy(Blocked::Cooldown { until_ms, .. }) = skip else {
             panic!("{skip:?}");

@@ -44,6 +44,14 @@ pub enum Skip {
     Saturated { limit_group: String, max: u32 },
     /// Already tried by this request.
     Tried,
+    /// Being emptied while running: it takes no new sessions, only those already bound to it
+    /// (its affinity record names it), until this time if it has an end.
+    Draining {
+        reason: String,
+        until_ms: Option<u64>,
+        #[serde(skip)]
+        left_ms: Option<u64>,
+    },
 }
 
 impl Skip {
@@ -52,7 +60,7 @@ impl Skip {
         match self {
             Skip::Unhealthy(Blocked::Cooldown { left_ms, .. })
             | Skip::Exhausted { left_ms, .. } => Some(*left_ms),
-            Skip::RuntimeDisabled { left_ms, .. } => *left_ms,
+            Skip::RuntimeDisabled { left_ms, .. } | Skip::Draining { left_ms, .. } => *left_ms,
             _ => None,
         }
     }
@@ -87,6 +95,9 @@ impl Skip {
                 format!("{max} requests already in flight (limit group {limit_group})")
             }
             Skip::Tried => "already tried for this request".into(),
+            Skip::Draining { reason, .. } => {
+                format!("draining (no new sessions): {reason}")
+            }
         }
     }
 }

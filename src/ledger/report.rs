@@ -1,0 +1,62 @@
+//! `usage summary`'s answer, one shape for the command and the admin API
+//! (`GET /request-ledger/summary`): grouped totals since a time, and the last hour's burn
+//! forecast.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+use super::forecast::{self, Forecast, Sample};
+use super::query::{self, GroupBy, SummaryRow};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryReport {
+    pub since_ms: u64,
+    pub by: GroupBy,
+    pub rows: Vec<SummaryRow>,
+    pub total: SummaryRow,
+    pub forecast: Forecast,
+}
+
+/// How far back the forecast looks.
+const FORECAST_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The summary since `since` (`30m`, `24h`, `7d` or a local date) grouped `by`, at `now_ms`;
+/// `balance_usd` for how long it lasts at the last hour's rate. An unreadable `since` is
+/// [`SinceError`], the caller's mistake.
+pub fn summary_report(
+    conn: &Connection,
+    since: &str,
+    by: GroupBy,
+    balance_usd: Option<f64>,
+    now_ms: u64,
+) -> anyhow::Result<SummaryReport> {
+    let since_ms =
+        query::since_ms(conn, since, now_ms).map_err(|e| SinceError(format!("{e:#}")))?;
+    let rows = query::summary(conn, since_ms, by)?;
+    let total = query::total(&rows);
+    let window = FORECAST_WINDOW.as_millis() as u64;
+    let samples: Vec<Sample> = query::spend_since(conn, now_ms.saturating_sub(window))?
+        .into_iter()
+        .map(|(at_ms, tokens, cost_usd)| Sample {
+            at_ms,
+            tokens,
+            cost_usd,
+        })
+        .collect();
+    let midnight = query::next_local_midnight_ms(conn, now_ms)?;
+    let forecast = forecast::forecast(&samples, now_ms, window, midnight, balance_usd);
+    Ok(SummaryReport {
+        since_ms,
+        by,
+        rows,
+        total,
+        forecast,
+    })
+}
+
+/// `since` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("`since`: {0}")]
+pub struct SinceError(pub String);
