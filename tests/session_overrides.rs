@@ -176,6 +176,32 @@ async fn a_pin_to_a_relay_no_longer_configured_pins_nothing() {
 }
 
 #[tokio::test]
+async fn a_session_pinned_to_a_draining_relay_is_still_served_there() {
+    bounded(async {
+        let (a, b) = (MockRelay::start("a").await, MockRelay::start("b").await);
+        let proxy = TestProxy::start(&config(&a.base_url(), &b.base_url(), ""), &[]).await;
+        proxy
+            .state
+            .routing
+            .set_draining("b.default", Some(("emptying b".into(), None)));
+        proxy.state.overrides.apply(Change {
+            route_target: Some("b".into()),
+            ..change("pinned")
+        });
+        // The pin is the operator's own choice: draining keeps new sessions away, not it.
+        assert_eq!(turn(&proxy, "pinned", codex_turn()).await.status(), 200);
+        assert_eq!((a.hits(), b.hits()), (0, 1));
+        assert_eq!(turn(&proxy, "other", codex_turn()).await.status(), 200);
+        assert_eq!(
+            (a.hits(), b.hits()),
+            (1, 1),
+            "a new session skips the draining relay"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_websocket_connection_is_pinned_and_each_response_create_is_patched() {
     bounded(async {
         let (a, b) = (

@@ -96,11 +96,13 @@ impl<'a> Router<'a> {
             .collect()
     }
 
-    /// Whether the request's session is bound to `upstream` (a draining endpoint serves it).
+    /// Whether the request's session is bound to `upstream` (a draining endpoint serves it):
+    /// by affinity, or by the operator's own pin, which draining does not override.
     fn session_bound_to(&self, upstream: &Upstream) -> bool {
         self.affinity
             .as_ref()
             .is_some_and(|a| *upstream.key() == *a.upstream)
+            || self.pin.is_some_and(|t| overrides::targets(upstream, t))
     }
 
     pub(super) fn select(&self, skips: &[Option<Skip>], now_ms: u64) -> Choice {

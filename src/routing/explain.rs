@@ -93,7 +93,8 @@ pub fn explain(
                 .is_some_and(|l| state.in_flight(&l.group) >= l.max);
             let here = affinity
                 .as_ref()
-                .is_some_and(|a| *upstream.key() == *a.upstream);
+                .is_some_and(|a| *upstream.key() == *a.upstream)
+                || pin.is_some_and(|t| super::overrides::targets(upstream, t));
             state.skip_reason(upstream, model, false, saturated, here, now)
         })
         .collect();
@@ -193,5 +194,18 @@ mod tests {
         assert_eq!(bound.chosen.as_deref(), Some("a.default"));
         assert_eq!(bound.why, Some(Why::Affinity));
         assert_eq!(bound.candidates[0].skip, None);
+        // A session the operator pinned there is served too: draining does not undo a pin.
+        let pinned = explain(
+            &graph,
+            &state,
+            Question {
+                model: None,
+                session: Some("pinned"),
+                pin: Some("a"),
+            },
+            2_000,
+        );
+        assert_eq!(pinned.chosen.as_deref(), Some("a.default"));
+        assert_eq!(pinned.candidates.len(), 1);
     }
 }
