@@ -460,12 +460,13 @@ fn start(tmux: &Tmux, homes: &Homes, serve_line: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_in_serves_ui_stops_the_helper_and_the_terminal_is_restored() {
+async fn ctrl_c_in_the_ui_of_a_bare_codex_helper_stops_it_and_the_terminal_is_restored() {
     let relay = MockRelay::start("r").await;
     let homes = plain_homes(&relay.base_url());
     let result = tokio::task::spawn_blocking(move || {
         let tmux = Tmux::new();
-        start(&tmux, &homes, &shell_line("serve --port 0", "helper"));
+        // A bare `codex-helper` is `serve`, with the UI too.
+        start(&tmux, &homes, &shell_line("--port 0", "helper"));
         tmux.wait_for("e2e:serve", &homes, "serve's terminal UI", |s| {
             s.contains("q quit and stop the helper")
         });
@@ -479,14 +480,7 @@ async fn ctrl_c_in_serves_ui_stops_the_helper_and_the_terminal_is_restored() {
             "the main screen is back:\n{screen}"
         );
         // Raw mode is off again: the shell's line discipline echoes and ends lines as usual.
-        let tty = tmux.run(
-            &["display-message", "-p", "-t", "e2e:serve", "#{pane_tty}"],
-            &homes,
-        );
-        let mut stty = Command::new("stty");
-        stty.args(["-a", "-F", tty.trim()]);
-        let stty =
-            String::from_utf8_lossy(&bounded_output(stty, TMUX_LIMIT, "stty").stdout).into_owned();
+        let stty = cooked(&tmux, "e2e:serve", &homes);
         assert!(
             stty.contains(" icanon") && stty.contains(" echo"),
             "the terminal is in cooked mode again: {stty}"
@@ -591,6 +585,63 @@ async fn without_its_admin_api_serve_falls_back_to_logging_and_keeps_serving() {
             s.contains("helper exited with status")
         });
         assert!(screen.contains("helper exited with status 0"), "{screen}");
+    });
+    tokio::time::timeout(Duration::from_secs(120), result)
+        .await
+        .expect("the test exceeded its time bound")
+        .unwrap();
+}
+
+/// `stty -a` of the terminal behind `target` (` icanon` in cooked mode, `-icanon` in raw).
+fn cooked(tmux: &Tmux, target: &str, homes: &Homes) -> String {
+    let tty = tmux.run(
+        &["display-message", "-p", "-t", target, "#{pane_tty}"],
+        homes,
+    );
+    let mut stty = Command::new("stty");
+    stty.args(["-a", "-F", tty.trim()]);
+    String::from_utf8_lossy(&bounded_output(stty, TMUX_LIMIT, "stty").stdout).into_owned()
+}
+
+/// Stopped from outside (`POST /runtime/shutdown`, as SIGTERM would), `serve` ends its UI
+/// first, so the terminal is back before it says what it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_from_the_admin_api_ends_the_ui_and_puts_the_terminal_back() {
+    let relay = MockRelay::start("r").await;
+    let homes = plain_homes(&relay.base_url());
+    let (tmux, homes) = tokio::task::spawn_blocking(move || {
+        let tmux = Tmux::new();
+        start(&tmux, &homes, &shell_line("serve --port 0", "helper"));
+        tmux.wait_for("e2e:serve", &homes, "serve's terminal UI", |s| {
+            s.contains("q quit and stop the helper")
+        });
+        let raw = cooked(&tmux, "e2e:serve", &homes);
+        assert!(raw.contains("-icanon"), "the UI runs in raw mode: {raw}");
+        (tmux, homes)
+    })
+    .await
+    .unwrap();
+    let admin = announced(&homes)["admin"].as_str().unwrap().to_string();
+    let reply = support::client()
+        .post(format!(
+            "http://{admin}{}/runtime/shutdown",
+            codex_helper::admin::BASE
+        ))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "{}", reply.status());
+    let result = tokio::task::spawn_blocking(move || {
+        let screen = tmux.wait_for("e2e:serve", &homes, "the helper's exit", |s| {
+            s.contains("helper exited with status")
+        });
+        assert!(
+            screen.contains("shutting down") && screen.contains("helper exited with status 0"),
+            "{screen}"
+        );
+        let stty = cooked(&tmux, "e2e:serve", &homes);
+        assert!(stty.contains(" icanon") && stty.contains(" echo"), "{stty}");
     });
     tokio::time::timeout(Duration::from_secs(120), result)
         .await

@@ -67,6 +67,7 @@ pub fn tui_wanted(args: &ServeArgs) -> bool {
         args.no_tui,
         std::io::stdin().is_terminal(),
         std::io::stdout().is_terminal(),
+        serve_tui::in_foreground(),
     )
 }
 

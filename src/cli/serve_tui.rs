@@ -22,9 +22,23 @@ use crate::tui::{self, Ended, Mode};
 const STOP_WAIT: Duration = Duration::from_secs(3);
 
 /// Whether `serve` runs the terminal UI: only when a person is at a terminal on both ends
-/// (keys come from stdin, the screen is stdout) and did not ask for logs with `--no-tui`.
-pub fn wanted(no_tui: bool, stdin_terminal: bool, stdout_terminal: bool) -> bool {
-    !no_tui && stdin_terminal && stdout_terminal
+/// (keys come from stdin, the screen is stdout), `serve` runs in the foreground of it (`serve &`
+/// would be stopped by the terminal for taking it over), and `--no-tui` did not ask for logs.
+pub fn wanted(no_tui: bool, stdin_terminal: bool, stdout_terminal: bool, foreground: bool) -> bool {
+    !no_tui && stdin_terminal && stdout_terminal && foreground
+}
+
+/// Whether this process is in the foreground of the terminal on stdin (true where that cannot
+/// be told).
+pub fn in_foreground() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: tcgetpgrp and getpgrp only read the process's state.
+        let (terminal, own) = unsafe { (libc::tcgetpgrp(0), libc::getpgrp()) };
+        terminal < 0 || terminal == own
+    }
+    #[cfg(not(unix))]
+    true
 }
 
 /// The UI running on a thread of its own.
@@ -61,8 +75,9 @@ impl ServeTui {
             "terminal UI started (pid {}); log lines go here until it ends",
             std::process::id()
         );
+        send_ui_panics_to_the_terminal();
         let stop = Arc::new(AtomicBool::new(false));
-        let started = std::thread::Builder::new().name("tui".into()).spawn({
+        let started = std::thread::Builder::new().name(UI_THREAD.into()).spawn({
             let stop = stop.clone();
             move || {
                 let mode = Mode::Serving { log: path };
@@ -96,6 +111,23 @@ impl ServeTui {
             tracing::warn!("the terminal UI did not end in time; the terminal was put back");
         }
     }
+}
+
+/// The name of the thread the UI runs on.
+const UI_THREAD: &str = "tui";
+
+/// A panic of the UI's thread is told on the terminal, not in the log file: descriptor 2 is
+/// pointed back before the message is printed (the UI's own hook, installed after this one and
+/// so run before it, has already left the alternate screen). Other threads' panics stay in
+/// the file, under a UI that keeps running.
+fn send_ui_panics_to_the_terminal() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some(UI_THREAD) {
+            log_file::restore_stderr();
+        }
+        previous(info);
+    }));
 }
 
 /// What the end of the UI means for the helper.
@@ -167,9 +199,16 @@ mod tests {
 
     #[test]
     fn the_ui_runs_only_at_a_terminal_on_both_ends_and_without_no_tui() {
-        assert!(wanted(false, true, true));
-        assert!(!wanted(true, true, true), "--no-tui");
-        assert!(!wanted(false, false, true), "stdin is not a terminal");
-        assert!(!wanted(false, true, false), "stdout is piped or redirected");
+        assert!(wanted(false, true, true, true));
+        assert!(!wanted(true, true, true, true), "--no-tui");
+        assert!(!wanted(false, false, true, true), "stdin is not a terminal");
+        assert!(
+            !wanted(false, true, false, true),
+            "stdout is piped or redirected"
+        );
+        assert!(
+            !wanted(false, true, true, false),
+            "`serve &` in the background"
+        );
     }
 }
