@@ -596,3 +596,87 @@ async fn an_absurd_thread_count_is_refused() {
         "{stderr}"
     );
 }
+
+/// Without `--no-tui` but with stdout a pipe (as under a service manager or `| tee`), `serve`
+/// logs to stderr as ever: no terminal UI is drawn on stdout and no log file taken instead.
+#[tokio::test]
+async fn piped_serve_without_no_tui_logs_as_before_and_draws_no_ui() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let relay = MockRelay::start("piped").await;
+    let homes = Homes::new();
+    write(
+        &homes.helper_config(),
+        &format!(
+            "version = 5\n[codex.providers.a]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    );
+    let mut child = homes
+        .command(&["serve", "--no-switch", "--port", "0"])
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let url = tokio::time::timeout(LIMIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("serve exited");
+            log.push(line.clone());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let text = post(&url).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("hi from piped"), "{text}");
+    // The request's log line arrives on stderr, not in a file.
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("serve exited");
+            log.push(line.clone());
+            if line.contains("codex_helper::request") && line.contains("path=/v1/responses") {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no request log line on stderr:\n{}", log.join("\n")));
+    let pid = child.id().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = String::new();
+    let mut drawn = Vec::new();
+    tokio::time::timeout(LIMIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        stdout.read_to_end(&mut drawn).await.unwrap();
+    })
+    .await
+    .unwrap();
+    let status = tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(rest.contains("shutting down"), "{rest}");
+    assert!(
+        drawn.is_empty(),
+        "nothing is drawn on a piped stdout (an alternate screen, a UI): {:?}",
+        String::from_utf8_lossy(&drawn)
+    );
+    let all = format!("{}\n{rest}", log.join("\n"));
+    assert!(!all.contains("terminal UI"), "{all}");
+    assert!(
+        !homes.helper.path().join("logs").join("serve.log").exists(),
+        "the log is not diverted to a file"
+    );
+}

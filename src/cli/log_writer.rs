@@ -7,6 +7,9 @@
 //! to a buffer under an uncontended lock, wakes the writer only when the buffer was empty, and
 //! the writer lets lines gather for [`GATHER`] before writing them with one call. When the
 //! buffer is full (the reader is that slow) lines are dropped and counted, never waited for.
+//!
+//! Where the writer writes can change while it runs ([`LogTarget::redirect`]): `serve` sends
+//! the lines to a file while the terminal UI owns the screen, and back to stderr after.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -25,16 +28,26 @@ pub struct LogBuffer {
     shared: Arc<Shared>,
 }
 
+/// Changes where the writer thread writes.
+#[derive(Clone)]
+pub struct LogTarget {
+    shared: Arc<Shared>,
+}
+
+/// What the writer thread writes to.
+pub type Output = Box<dyn Write + Send>;
+
 /// Stops the writer thread when dropped, after it has written what is left.
 pub struct LogWriter {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Default)]
 struct Shared {
     state: Mutex<Held>,
     ready: Condvar,
+    /// Locked only by the writer thread while it writes, and by a redirect.
+    out: Mutex<Output>,
 }
 
 #[derive(Default)]
@@ -51,23 +64,52 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn out(&self) -> MutexGuard<'_, Output> {
+        self.out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl LogWriter {
     /// Starts a thread writing what goes into the returned buffer to `out`.
     pub fn start(out: impl Write + Send + 'static) -> (LogBuffer, LogWriter) {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            ready: Condvar::new(),
+            out: Mutex::new(Box::new(out)),
+        });
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn({
                 let shared = shared.clone();
-                move || write_loop(&shared, out)
+                move || write_loop(&shared)
             })
             .ok();
         let buffer = LogBuffer {
             shared: shared.clone(),
         };
         (buffer, LogWriter { shared, thread })
+    }
+
+    /// A handle that changes where the lines go.
+    pub fn target(&self) -> LogTarget {
+        LogTarget {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl LogTarget {
+    /// From now on lines go to `out`; the lines still held go to the previous output first,
+    /// which is returned (so stderr can be put back later).
+    pub fn redirect(&self, out: Output) -> Output {
+        let mut current = self.shared.out();
+        let text = std::mem::take(&mut self.shared.lock().text);
+        let _ = current.write_all(&text);
+        let _ = current.flush();
+        std::mem::replace(&mut *current, out)
     }
 }
 
@@ -81,7 +123,7 @@ impl Drop for LogWriter {
     }
 }
 
-fn write_loop(shared: &Shared, mut out: impl Write) {
+fn write_loop(shared: &Shared) {
     loop {
         let mut held = shared.lock();
         while held.text.is_empty() && held.dropped == 0 && !held.closed {
@@ -90,11 +132,14 @@ fn write_loop(shared: &Shared, mut out: impl Write) {
                 .wait(held)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
-        if !held.closed {
-            drop(held);
+        let gather = !held.closed;
+        drop(held);
+        if gather {
             std::thread::sleep(GATHER);
-            held = shared.lock();
         }
+        // The output before the lines (as a redirect takes them), so no line overtakes another.
+        let mut out = shared.out();
+        let mut held = shared.lock();
         let text = std::mem::take(&mut held.text);
         let dropped = std::mem::take(&mut held.dropped);
         let closed = held.closed;
@@ -108,6 +153,7 @@ fn write_loop(shared: &Shared, mut out: impl Write) {
             );
         }
         let _ = out.flush();
+        drop(out);
         if closed {
             return;
         }
@@ -178,6 +224,21 @@ mod tests {
         let expected: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(String::from_utf8(text).unwrap(), expected);
         assert!(writes < 10, "{writes} writes for 1000 lines");
+    }
+
+    #[test]
+    fn a_redirect_sends_later_lines_elsewhere_and_earlier_ones_where_they_were_going() {
+        let (first, second) = (Capture::default(), Capture::default());
+        let (mut buffer, writer) = LogWriter::start(first.clone());
+        buffer.write_all(b"before\n").unwrap();
+        let previous = writer.target().redirect(Box::new(second.clone()));
+        buffer.write_all(b"during\n").unwrap();
+        writer.target().redirect(previous);
+        buffer.write_all(b"after\n").unwrap();
+        drop(writer);
+        let text = |c: &Capture| String::from_utf8(c.0.lock().unwrap().0.clone()).unwrap();
+        assert_eq!(text(&first), "before\nafter\n");
+        assert_eq!(text(&second), "during\n");
     }
 
     /// Stands for a terminal nobody reads: every write blocks until the test lets it go.

@@ -9,10 +9,12 @@ mod console_routing;
 mod console_sessions;
 mod diagnose;
 mod evidence;
+mod log_file;
 mod log_writer;
 mod provider;
 mod routing;
 mod serve;
+mod serve_tui;
 mod session;
 mod status;
 mod switch;
@@ -43,7 +45,7 @@ pub struct Cli {
     #[command(flatten)]
     serve: serve::ServeArgs,
 
-    /// Log format on stderr.
+    /// Log format (on stderr, or in logs/serve.log while `serve` shows the terminal UI).
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
 }
@@ -78,7 +80,9 @@ enum Command {
     /// Diagnose relays for Codex: what each supports, live smoke tests, the evidence they leave.
     #[command(subcommand)]
     Codex(codex::CodexCommand),
-    /// A terminal UI over the running helper: dashboard, routing, requests, usage, settings.
+    /// The terminal UI attached to the running helper: dashboard, routing, requests, usage,
+    /// settings. Quitting it leaves the helper running (`serve` in a terminal shows the same
+    /// UI itself, and quitting that stops the helper).
     Tui(tui::TuiArgs),
 }
 
@@ -100,13 +104,18 @@ enum LogFormat {
 /// Entry point shared by both binaries.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let tui = match &cli.command {
+        None => serve::tui_wanted(&cli.serve),
+        Some(Command::Serve(args)) => serve::tui_wanted(args),
+        Some(_) => false,
+    };
     // Kept to the end of `main`: dropping it flushes the log lines still queued.
-    let _log_writer = init_logging(cli.log_format);
+    let log_writer = init_logging(cli.log_format, tui);
     if !matches!(cli.command, None | Some(Command::Serve(_))) {
         restore_sigpipe();
     }
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args, tui.then(|| log_writer.target())),
         Command::Provider(command) => provider::run(command),
         Command::Routing(command) => routing::run(command),
         Command::Usage(command) => usage::run(command),
@@ -152,7 +161,9 @@ fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
 
 /// Logs go to stderr through a writer thread (see [`log_writer`]): the proxy's event loop
 /// only appends a line to a buffer, so a slow or stalled reader of stderr never stalls requests.
-fn init_logging(format: LogFormat) -> log_writer::LogWriter {
+/// With `tui` (`serve` will show the terminal UI) they go to a log file for most of the run,
+/// so they are written without colours.
+fn init_logging(format: LogFormat, tui: bool) -> log_writer::LogWriter {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -161,7 +172,7 @@ fn init_logging(format: LogFormat) -> log_writer::LogWriter {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(buffer)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(!tui && std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::console::ServeConsole;
+use super::log_writer::LogTarget;
+use super::serve_tui::{self, ServeTui};
 use crate::admin::{self, AdminHandle};
 use crate::balance;
 use crate::balance::service::{BalanceService, ServiceConfig};
@@ -46,7 +48,10 @@ pub struct ServeArgs {
     /// least 16 characters), which other machines must then send.
     #[arg(long, default_value = "127.0.0.1")]
     admin_host: String,
-    /// Run without the terminal UI (the UI is not built yet, so this is the only mode).
+    /// Log to the terminal instead of showing the terminal UI. Without it, `serve` in a
+    /// terminal (stdin and stdout both terminals) shows the UI, logs to
+    /// <helper home>/logs/serve.log meanwhile, and stops when the UI is quit; piped or
+    /// redirected, it logs as with this flag.
     #[arg(long)]
     no_tui: bool,
     /// Leave Codex's config alone (by default `serve` switches Codex to the proxy with the
@@ -55,7 +60,20 @@ pub struct ServeArgs {
     no_switch: bool,
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Whether `serve` with `args` shows the terminal UI (see [`serve_tui::wanted`]).
+pub fn tui_wanted(args: &ServeArgs) -> bool {
+    use std::io::IsTerminal;
+    serve_tui::wanted(
+        args.no_tui,
+        std::io::stdin().is_terminal(),
+        std::io::stdout().is_terminal(),
+        serve_tui::in_foreground(),
+    )
+}
+
+/// Runs the proxy until a signal, `POST /runtime/shutdown`, or (with `ui`: the log output
+/// the terminal UI takes over while it runs) the user quitting the UI.
+pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let config_path = homes.helper_config();
 
@@ -109,9 +127,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 upstream.endpoint
             );
         }
-    }
-    if !args.no_tui {
-        tracing::info!("the terminal UI is not available yet; running headless");
     }
 
     let addr = listen_addr(&args.host, args.port)?;
@@ -218,7 +233,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
         let watcher = ConfigWatcher::start(state.clone(), loaded.path.clone(), codex.clone(), codex_client, listen);
+        // Once the admin API listens: the UI is its client. Quitting it stops the helper.
+        let tui = ui.and_then(|logs| ServeTui::start(admin.as_ref().map(|a| a.addr), &homes, logs, stop_asked.clone()));
         shutdown.await;
+        // First: what follows is said on the terminal, which must be the UI's no more.
+        if let Some(tui) = tui {
+            tui.stop().await;
+        }
         tracing::info!("shutting down");
         server.shutdown().await;
         if let Some(admin) = admin {

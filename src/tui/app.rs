@@ -2,6 +2,7 @@
 //! clock of its own (the caller passes `now`), so every key can be tested; what must reach the
 //! helper comes back as a [`Command`] for the fetcher.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -57,6 +58,23 @@ impl Page {
     }
 }
 
+/// Whose helper the UI shows, which decides what quitting does.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// `codex-helper tui`: a helper running elsewhere; quitting the UI leaves it running.
+    #[default]
+    Attached,
+    /// Started by `serve` in its own terminal: quitting the UI stops the helper; while the UI
+    /// owns the screen the helper's log lines go to `log`.
+    Serving { log: PathBuf },
+}
+
+impl Mode {
+    pub fn serving(&self) -> bool {
+        matches!(self, Mode::Serving { .. })
+    }
+}
+
 /// A line for the status bar: what happened, and the helper's own words if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -68,6 +86,8 @@ pub struct Notice {
 /// Everything the UI shows and remembers.
 #[derive(Debug, Default)]
 pub struct App {
+    /// Attached to a helper elsewhere, or run by `serve`: what quitting does.
+    pub mode: Mode,
     pub page: Page,
     pub lang: Lang,
     pub help: bool,
@@ -242,6 +262,32 @@ impl App {
 
     fn endpoint_count(&self) -> usize {
         self.data.as_ref().map_or(0, |d| d.endpoints.len())
+    }
+
+    /// The status bar's keys, saying what `q` does to the helper.
+    pub fn footer_keys(&self) -> Msg {
+        if self.mode.serving() {
+            Msg::FooterKeysServing
+        } else {
+            Msg::FooterKeys
+        }
+    }
+
+    /// The help overlay's line for `q`.
+    pub fn quit_help(&self) -> Msg {
+        if self.mode.serving() {
+            Msg::HelpQuitServing
+        } else {
+            Msg::HelpQuit
+        }
+    }
+
+    /// Where the helper logs while this UI owns the screen (run by `serve` only).
+    pub fn log_file(&self) -> Option<&std::path::Path> {
+        match &self.mode {
+            Mode::Serving { log } => Some(log),
+            Mode::Attached => None,
+        }
     }
 
     /// A message in the current language.

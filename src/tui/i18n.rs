@@ -108,11 +108,14 @@ messages! {
     FetchFailed => "cannot read the running helper", "无法读取运行中的 helper";
     HelpTitle => "Keys", "快捷键";
     HelpPages => "1-6 / Tab / Shift-Tab  switch page", "1-6 / Tab / Shift-Tab  切换页面";
-    HelpQuit => "q / Ctrl-C  quit", "q / Ctrl-C  退出";
+    HelpQuit => "q / Ctrl-C  quit (the helper keeps running)", "q / Ctrl-C  退出（helper 继续运行）";
+    HelpQuitServing => "q / Ctrl-C  quit and stop the helper (Codex is switched back)", "q / Ctrl-C  退出并停止 helper（Codex 配置会被切回）";
     HelpReload => "R  reload the config", "R  重新加载配置";
     HelpLang => "L  English / 中文", "L  切换 English / 中文";
     HelpHelp => "?  this help (Esc closes)", "?  显示本帮助（Esc 关闭）";
-    FooterKeys => "? help  q quit  R reload  L language", "? 帮助  q 退出  R 重载  L 语言";
+    FooterKeys => "? help  q quit (the helper keeps running)  R reload  L language", "? 帮助  q 退出（helper 继续运行）  R 重载  L 语言";
+    FooterKeysServing => "? help  q quit and stop the helper  R reload  L language", "? 帮助  q 退出并停止 helper  R 重载  L 语言";
+    LogFile => "log file", "日志文件";
 }
 
 impl Msg {

@@ -30,7 +30,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let inner = width.saturating_sub(2) as usize;
     let lines: Vec<Line> = KEYS
         .iter()
-        .map(|m| Line::raw(truncate(app.t(*m), inner)))
+        .map(|&m| {
+            if m == Msg::HelpQuit {
+                app.quit_help()
+            } else {
+                m
+            }
+        })
+        .map(|m| Line::raw(truncate(app.t(m), inner)))
         .collect();
     let block = Block::default()
         .borders(Borders::ALL)

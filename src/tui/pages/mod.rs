@@ -102,7 +102,7 @@ fn status_line(app: &App, width: usize) -> Line<'static> {
         let text = format!("{}: {error}", app.t(Msg::FetchFailed));
         return Line::styled(truncate(&text, width), Style::default().fg(Color::Yellow));
     }
-    plain(app.t(Msg::FooterKeys), width)
+    plain(app.t(app.footer_keys()), width)
 }
 
 /// A bold heading line.

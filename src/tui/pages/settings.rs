@@ -41,6 +41,10 @@ pub fn lines(app: &App, data: &Snapshot, width: usize) -> Vec<Line<'static>> {
         let preset = runtime.preset.as_deref().unwrap_or(app.t(Msg::NoPreset));
         lines.push(field(app.t(Msg::Preset), preset, label, width));
     }
+    if let Some(log) = app.log_file() {
+        let log = log.display().to_string();
+        lines.push(field(app.t(Msg::LogFile), &log, label, width));
+    }
     if !app.verdicts.is_empty() {
         lines.push(Line::default());
         lines.push(title(app.t(Msg::Verdicts), width));
