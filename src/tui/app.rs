@@ -1,19 +1,32 @@
 //! The terminal UI's state and what each key does to it. Pure: no terminal, no network, no
-//! clock of its own (the caller passes `now`), so every key can be tested; what must reach the
-//! helper comes back as a [`Command`] for the fetcher.
+//! clock of its own (the caller passes `now`, and the screen's height in `body_rows`), so
+//! every key can be tested; what must reach the helper comes back as a [`Command`] for the
+//! fetcher.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::data::{Action, Command, Query, Snapshot, Update};
+use super::data::{
+    Action, Command, Effort, Query, Request, Session, SessionChange, Snapshot, Update,
+};
 use super::i18n::{Lang, Msg};
+use super::picker::{self, PickKind, Picked, Picker};
+use super::scroll::Cursor;
 
-/// How long a first `C` waits for the second that starts the relay probe.
+/// How long a first `C` (or `R` on Sessions) waits for the second that runs it.
 pub const CONFIRM_WINDOW: Duration = Duration::from_secs(3);
-/// Lines `PgUp`/`PgDn` move.
+/// Lines `PgUp`/`PgDn` move on the Usage page.
 const PAGE_STEP: usize = 10;
+/// The body's height before the run loop has measured the screen (an 80×24 terminal).
+const DEFAULT_BODY_ROWS: usize = 22;
+/// Lines of the Sessions page above its table: title, filters, column names.
+pub const SESSIONS_HEAD: usize = 3;
+/// Lines of the selected session's detail under the table.
+pub const SESSION_DETAIL: usize = 6;
+/// Table rows kept before the detail is given room.
+const SESSIONS_MIN_ROWS: usize = 4;
 
 /// The pages, in the order of their number keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +69,25 @@ impl Page {
         let n = Page::ALL.len() as isize;
         Page::ALL[(self.index() as isize + by).rem_euclid(n) as usize]
     }
+
+    /// Rows of the page's list that fit a body `body` lines high (at least one).
+    pub fn list_rows(self, body: usize) -> usize {
+        let chrome = match self {
+            // Title, keys, column names; a blank line and where a request goes now.
+            Page::Routing => 5,
+            // Title, filter, column names.
+            Page::Requests => 3,
+            Page::Sessions if session_detail_shown(body) => SESSIONS_HEAD + SESSION_DETAIL,
+            Page::Sessions => SESSIONS_HEAD,
+            _ => 0,
+        };
+        body.saturating_sub(chrome).max(1)
+    }
+}
+
+/// Whether a body `body` lines high has room for the selected session's detail.
+pub fn session_detail_shown(body: usize) -> bool {
+    body >= SESSIONS_HEAD + SESSION_DETAIL + SESSIONS_MIN_ROWS
 }
 
 /// Whose helper the UI shows, which decides what quitting does.
@@ -83,6 +115,38 @@ pub struct Notice {
     pub failed: bool,
 }
 
+/// The Sessions page's filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionFilter {
+    /// `v`: only sessions with an override in force.
+    pub overrides_only: bool,
+    /// `e`: only sessions with errors in the last 24 h.
+    pub errors_only: bool,
+}
+
+impl SessionFilter {
+    pub fn keeps(self, session: &Session) -> bool {
+        (!self.overrides_only || session.overridden())
+            && (!self.errors_only || session.errors_24h > 0)
+    }
+}
+
+/// A double press waiting for its second key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// `C` `C` on Settings: the relay capability probe.
+    Probe,
+    /// `R` `R` on Sessions: reset every override of this session.
+    Reset(String),
+}
+
+/// The first press of a double press, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub pending: Pending,
+    pub since: Instant,
+}
+
 /// Everything the UI shows and remembers.
 #[derive(Debug, Default)]
 pub struct App {
@@ -95,17 +159,37 @@ pub struct App {
     /// The latest poll; `None` until the first arrives.
     pub data: Option<Snapshot>,
     pub query: Query,
+    /// Lines the page body has on screen (set by the run loop; `0` until measured).
+    pub body_rows: usize,
     /// The selected endpoint on the Routing page.
-    pub selected: usize,
+    pub routing: Cursor,
+    /// The selected request on the Requests page.
+    pub requests: Cursor,
+    /// The selected session on the Sessions page (among those the filters keep).
+    pub sessions: Cursor,
+    pub session_filter: SessionFilter,
+    /// The pin or profile menu, while open.
+    pub picker: Option<Picker>,
     /// Usage: only providers with errors or a balance that is not ok.
     pub attention: bool,
     /// Usage: the first line shown.
     pub scroll: usize,
-    /// When the first `C` was pressed, while the second is awaited.
-    pub confirm_since: Option<Instant>,
+    /// A first `C` or `R`, while the second is awaited.
+    pub confirm: Option<Confirm>,
     /// The relay probe's verdict lines.
     pub verdicts: Vec<String>,
     pub notice: Option<Notice>,
+}
+
+/// How far a movement key moves in a list with `rows` rows on screen.
+fn movement(code: KeyCode, rows: usize) -> Option<isize> {
+    match code {
+        KeyCode::Up | KeyCode::Char('k') => Some(-1),
+        KeyCode::Down | KeyCode::Char('j') => Some(1),
+        KeyCode::PageUp => Some(-(rows as isize)),
+        KeyCode::PageDown => Some(rows as isize),
+        _ => None,
+    }
 }
 
 impl App {
@@ -122,11 +206,17 @@ impl App {
             }
             return None;
         }
+        if self.picker.is_some() {
+            return self.on_picker_key(key.code);
+        }
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') => self.help = true,
             KeyCode::Char('L') => self.lang = self.lang.toggled(),
-            KeyCode::Char('R') => return self.act(Action::Reload, Msg::Running),
+            // On Sessions, `R` resets the selected session (a page key, below).
+            KeyCode::Char('R') if self.page != Page::Sessions => {
+                return self.act(Action::Reload, Msg::Running);
+            }
             KeyCode::Tab => self.page = self.page.step(1),
             KeyCode::BackTab => self.page = self.page.step(-1),
             KeyCode::Char(c @ '1'..='6') => {
@@ -138,14 +228,33 @@ impl App {
     }
 
     fn on_page_key(&mut self, code: KeyCode, now: Instant) -> Option<Command> {
-        match (self.page, code) {
-            (Page::Routing, KeyCode::Up) => self.selected = self.selected.saturating_sub(1),
-            (Page::Routing, KeyCode::Down) => {
-                let last = self.endpoint_count().saturating_sub(1);
-                self.selected = (self.selected + 1).min(last);
+        let rows = self.page.list_rows(self.body());
+        if let Some(by) = movement(code, rows) {
+            match self.page {
+                Page::Routing => {
+                    let keys = self.endpoint_keys();
+                    self.routing.step(by, &keys, rows);
+                }
+                Page::Requests => {
+                    let keys = self.request_keys();
+                    self.requests.step(by, &keys, rows);
+                }
+                Page::Sessions => {
+                    let keys = self.session_keys();
+                    self.sessions.step(by, &keys, rows);
+                }
+                Page::Usage => match code {
+                    KeyCode::PageDown => self.scroll += PAGE_STEP,
+                    KeyCode::PageUp => self.scroll = self.scroll.saturating_sub(PAGE_STEP),
+                    _ => {}
+                },
+                _ => {}
             }
+            return None;
+        }
+        match (self.page, code) {
             (Page::Routing, KeyCode::Char(c @ ('e' | 'x'))) => {
-                let endpoint = self.data.as_ref()?.endpoints.get(self.selected)?;
+                let endpoint = self.data.as_ref()?.endpoints.get(self.routing.index)?;
                 let action = Action::Switch {
                     provider: endpoint.provider.clone(),
                     endpoint: endpoint.endpoint.clone(),
@@ -155,8 +264,10 @@ impl App {
             }
             (Page::Requests, KeyCode::Char('f')) => {
                 self.query.errors_only = !self.query.errors_only;
+                self.follow_lists();
                 return Some(Command::Query(self.query));
             }
+            (Page::Sessions, _) => return self.on_sessions_key(code, now),
             (Page::Usage, KeyCode::Char('g')) => {
                 return self.act(Action::RefreshBalances, Msg::Running);
             }
@@ -168,41 +279,158 @@ impl App {
                 self.attention = !self.attention;
                 self.scroll = 0;
             }
-            (Page::Usage, KeyCode::PageDown) => self.scroll += PAGE_STEP,
-            (Page::Usage, KeyCode::PageUp) => self.scroll = self.scroll.saturating_sub(PAGE_STEP),
-            (Page::Settings, KeyCode::Char('C')) => return self.confirm_probe(now),
+            (Page::Settings, KeyCode::Char('C')) => return self.confirm(Pending::Probe, now),
             _ => {}
         }
         None
     }
 
-    /// The first `C` asks; a second within [`CONFIRM_WINDOW`] runs the probe.
-    fn confirm_probe(&mut self, now: Instant) -> Option<Command> {
-        match self.confirm_since {
-            Some(first) if now.duration_since(first) <= CONFIRM_WINDOW => {
-                self.confirm_since = None;
-                self.verdicts.clear();
-                self.act(Action::RelayCapabilities, Msg::Running)
+    /// The Sessions page's own keys: filters, and overrides of the selected session.
+    fn on_sessions_key(&mut self, code: KeyCode, now: Instant) -> Option<Command> {
+        let change = match code {
+            KeyCode::Char('v') => {
+                self.session_filter.overrides_only = !self.session_filter.overrides_only;
+                self.follow_lists();
+                return None;
+            }
+            KeyCode::Char('e') => {
+                self.session_filter.errors_only = !self.session_filter.errors_only;
+                self.follow_lists();
+                return None;
+            }
+            KeyCode::Char('l') => SessionChange::Effort(Effort::Low),
+            KeyCode::Char('m') => SessionChange::Effort(Effort::Medium),
+            KeyCode::Char('h') => SessionChange::Effort(Effort::High),
+            KeyCode::Char('X') => SessionChange::Effort(Effort::XHigh),
+            KeyCode::Char('x') => SessionChange::ClearEffort,
+            KeyCode::Char('P') => SessionChange::ClearPin,
+            KeyCode::Char('p') => return self.open_pin_picker(),
+            KeyCode::Char('b') => return self.open_profile_picker(),
+            KeyCode::Char('R') => {
+                let session = self.selected_session_or_say()?;
+                return self.confirm(Pending::Reset(session), now);
+            }
+            _ => return None,
+        };
+        let session = self.selected_session_or_say()?;
+        self.act(Action::Session { session, change }, Msg::Running)
+    }
+
+    /// The selected session's id, or a notice that none is.
+    fn selected_session_or_say(&mut self) -> Option<String> {
+        let id = self.selected_session().map(|s| s.session.clone());
+        if id.is_none() {
+            self.notice(Msg::NoSessionSelected, String::new(), true);
+        }
+        id
+    }
+
+    fn open_pin_picker(&mut self) -> Option<Command> {
+        let session = self.selected_session_or_say()?;
+        let choices = picker::pin_choices(&self.data.as_ref()?.endpoints);
+        if choices.is_empty() {
+            self.notice(Msg::NoTargets, String::new(), true);
+            return None;
+        }
+        let current = self
+            .selected_session()
+            .and_then(|s| s.overrides.as_ref())
+            .and_then(|o| o.route_target.clone());
+        self.picker = Some(Picker::open(
+            PickKind::Pin,
+            session,
+            choices,
+            current.as_deref(),
+        ));
+        None
+    }
+
+    fn open_profile_picker(&mut self) -> Option<Command> {
+        let session = self.selected_session_or_say()?;
+        let data = self.data.as_ref()?;
+        let Some(profiles) = &data.profiles else {
+            let error = data.profiles_error.clone().unwrap_or_default();
+            self.notice(Msg::ProfilesUnreadable, error, true);
+            return None;
+        };
+        if profiles.profiles.is_empty() {
+            self.notice(Msg::NoProfiles, String::new(), true);
+            return None;
+        }
+        let choices = picker::profile_choices(profiles);
+        let current = self
+            .selected_session()
+            .and_then(|s| s.overrides.as_ref())
+            .and_then(|o| o.profile.clone());
+        self.picker = Some(Picker::open(
+            PickKind::Profile,
+            session,
+            choices,
+            current.as_deref(),
+        ));
+        None
+    }
+
+    /// Keys while a picker is open: it takes them all (Ctrl-C still quits).
+    fn on_picker_key(&mut self, code: KeyCode) -> Option<Command> {
+        match self.picker.as_mut()?.on_key(code) {
+            Picked::Open => None,
+            Picked::Cancelled => {
+                self.picker = None;
+                None
+            }
+            Picked::Chosen(change) => {
+                let session = self.picker.take()?.session;
+                self.act(Action::Session { session, change }, Msg::Running)
+            }
+        }
+    }
+
+    /// The first press asks; a second of the same within [`CONFIRM_WINDOW`] runs it.
+    fn confirm(&mut self, pending: Pending, now: Instant) -> Option<Command> {
+        match self.confirm.take() {
+            Some(first)
+                if first.pending == pending
+                    && now.duration_since(first.since) <= CONFIRM_WINDOW =>
+            {
+                match pending {
+                    Pending::Probe => {
+                        self.verdicts.clear();
+                        self.act(Action::RelayCapabilities, Msg::Running)
+                    }
+                    Pending::Reset(session) => {
+                        let change = SessionChange::ResetAll;
+                        self.act(Action::Session { session, change }, Msg::Running)
+                    }
+                }
             }
             _ => {
-                self.confirm_since = Some(now);
-                self.notice(Msg::PressCAgain, String::new(), false);
+                let (msg, detail) = match &pending {
+                    Pending::Probe => (Msg::PressCAgain, String::new()),
+                    Pending::Reset(session) => (Msg::PressRAgain, session.clone()),
+                };
+                self.confirm = Some(Confirm {
+                    pending,
+                    since: now,
+                });
+                self.notice(msg, detail, false);
                 None
             }
         }
     }
 
-    /// Forgets a first `C` that waited too long (called on every tick).
+    /// Forgets a first `C` or `R` that waited too long (called on every tick).
     pub fn on_tick(&mut self, now: Instant) {
         if self
-            .confirm_since
-            .is_some_and(|first| now.duration_since(first) > CONFIRM_WINDOW)
+            .confirm
+            .as_ref()
+            .is_some_and(|first| now.duration_since(first.since) > CONFIRM_WINDOW)
         {
-            self.confirm_since = None;
+            self.confirm = None;
             if self
                 .notice
                 .as_ref()
-                .is_some_and(|n| n.msg == Msg::PressCAgain)
+                .is_some_and(|n| matches!(n.msg, Msg::PressCAgain | Msg::PressRAgain))
             {
                 self.notice = None;
             }
@@ -213,25 +441,11 @@ impl App {
     pub fn on_update(&mut self, update: Update) {
         match update {
             Update::Data(snapshot) => {
-                self.selected = self
-                    .selected
-                    .min(snapshot.endpoints.len().saturating_sub(1));
                 self.data = Some(*snapshot);
+                self.follow_lists();
             }
             Update::Done(action, Ok(lines)) => {
-                let msg = match action {
-                    Action::Reload => Msg::Reloaded,
-                    Action::Switch { enabled: true, .. } => Msg::Enabled,
-                    Action::Switch { enabled: false, .. } => Msg::Disabled,
-                    Action::RefreshBalances => Msg::BalancesRefreshed,
-                    Action::RelayCapabilities => Msg::Verdicts,
-                };
-                let detail = match &action {
-                    Action::Switch {
-                        provider, endpoint, ..
-                    } => format!("{provider}.{endpoint}"),
-                    _ => String::new(),
-                };
+                let (msg, detail) = self.done_notice(&action);
                 if action == Action::RelayCapabilities {
                     self.verdicts = lines;
                 }
@@ -247,6 +461,55 @@ impl App {
         }
     }
 
+    /// What the status line says when `action` succeeded.
+    fn done_notice(&self, action: &Action) -> (Msg, String) {
+        match action {
+            Action::Reload => (Msg::Reloaded, String::new()),
+            Action::Switch {
+                provider,
+                endpoint,
+                enabled,
+            } => {
+                let msg = if *enabled {
+                    Msg::Enabled
+                } else {
+                    Msg::Disabled
+                };
+                (msg, format!("{provider}.{endpoint}"))
+            }
+            Action::RefreshBalances => (Msg::BalancesRefreshed, String::new()),
+            Action::RelayCapabilities => (Msg::Verdicts, String::new()),
+            Action::Session { session, change } => {
+                let set = |label: Msg, value: &str| {
+                    (
+                        Msg::SessionUpdated,
+                        format!("{session}: {} {value}", self.t(label)),
+                    )
+                };
+                match change {
+                    SessionChange::Effort(effort) => set(Msg::OvEffort, effort.as_str()),
+                    SessionChange::Pin(target) => set(Msg::OvPin, target),
+                    SessionChange::Profile(Some(profile)) => set(Msg::OvProfile, profile),
+                    SessionChange::ClearEffort => (Msg::EffortCleared, session.clone()),
+                    SessionChange::ClearPin => (Msg::PinCleared, session.clone()),
+                    SessionChange::ResetAll => (Msg::OverridesReset, session.clone()),
+                    SessionChange::Profile(None) => (Msg::ProfileRemoved, session.clone()),
+                }
+            }
+        }
+    }
+
+    /// Puts every list's selection back on its row after the rows or a filter changed.
+    fn follow_lists(&mut self) {
+        let body = self.body();
+        let keys = self.endpoint_keys();
+        self.routing.refresh(&keys, Page::Routing.list_rows(body));
+        let keys = self.request_keys();
+        self.requests.refresh(&keys, Page::Requests.list_rows(body));
+        let keys = self.session_keys();
+        self.sessions.refresh(&keys, Page::Sessions.list_rows(body));
+    }
+
     fn act(&mut self, action: Action, msg: Msg) -> Option<Command> {
         self.notice(msg, String::new(), false);
         Some(Command::Act(action))
@@ -260,16 +523,73 @@ impl App {
         });
     }
 
-    fn endpoint_count(&self) -> usize {
-        self.data.as_ref().map_or(0, |d| d.endpoints.len())
+    /// The body's height, or an 80×24 terminal's before it is measured.
+    pub fn body(&self) -> usize {
+        match self.body_rows {
+            0 => DEFAULT_BODY_ROWS,
+            rows => rows,
+        }
+    }
+
+    /// The requests the Requests page lists: all, or the failed ones (`f`).
+    pub fn shown_requests<'a>(&self, data: &'a Snapshot) -> &'a [Request] {
+        if self.query.errors_only {
+            &data.recent_errors
+        } else {
+            &data.recent
+        }
+    }
+
+    /// The sessions the filters keep, newest first.
+    pub fn shown_sessions<'a>(&self, data: &'a Snapshot) -> Vec<&'a Session> {
+        data.sessions
+            .iter()
+            .flatten()
+            .filter(|s| self.session_filter.keeps(s))
+            .collect()
+    }
+
+    /// The selected session, if any is shown.
+    pub fn selected_session(&self) -> Option<&Session> {
+        let data = self.data.as_ref()?;
+        self.shown_sessions(data).get(self.sessions.index).copied()
+    }
+
+    fn endpoint_keys(&self) -> Vec<String> {
+        self.data.as_ref().map_or_else(Vec::new, |d| {
+            d.endpoints.iter().map(|e| e.key.clone()).collect()
+        })
+    }
+
+    fn request_keys(&self) -> Vec<String> {
+        self.data.as_ref().map_or_else(Vec::new, |d| {
+            self.shown_requests(d)
+                .iter()
+                .map(|r| match r.id {
+                    // An older helper without row ids: the start time and endpoint.
+                    0 => format!("{}|{:?}", r.started_local, r.endpoint),
+                    id => id.to_string(),
+                })
+                .collect()
+        })
+    }
+
+    fn session_keys(&self) -> Vec<String> {
+        self.data.as_ref().map_or_else(Vec::new, |d| {
+            self.shown_sessions(d)
+                .iter()
+                .map(|s| s.session.clone())
+                .collect()
+        })
     }
 
     /// The status bar's keys, saying what `q` does to the helper.
     pub fn footer_keys(&self) -> Msg {
-        if self.mode.serving() {
-            Msg::FooterKeysServing
-        } else {
-            Msg::FooterKeys
+        match (self.page == Page::Sessions, self.mode.serving()) {
+            (false, false) => Msg::FooterKeys,
+            (false, true) => Msg::FooterKeysServing,
+            (true, false) => Msg::FooterKeysSessions,
+            (true, true) => Msg::FooterKeysSessionsServing,
         }
     }
 
@@ -297,164 +617,4 @@ impl App {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tui::data::{Endpoint, Window};
-
-    fn key(c: char) -> KeyEvent {
-        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
-    }
-
-    fn code(code: KeyCode) -> KeyEvent {
-        KeyEvent::new(code, KeyModifiers::NONE)
-    }
-
-    fn with_endpoints() -> App {
-        let endpoint = |p: &str| Endpoint {
-            provider: p.into(),
-            endpoint: "default".into(),
-            key: format!("{p}.default"),
-            ..Endpoint::default()
-        };
-        let mut app = App::default();
-        app.on_update(Update::Data(Box::new(Snapshot {
-            endpoints: vec![endpoint("a"), endpoint("b"), endpoint("c")],
-            ..Snapshot::default()
-        })));
-        app
-    }
-
-    #[test]
-    fn number_keys_and_tab_switch_pages() {
-        let now = Instant::now();
-        let mut app = App::default();
-        app.on_key(key('5'), now);
-        assert_eq!(app.page, Page::Usage);
-        app.on_key(code(KeyCode::Tab), now);
-        assert_eq!(app.page, Page::Settings);
-        app.on_key(code(KeyCode::Tab), now);
-        assert_eq!(app.page, Page::Dashboard);
-        app.on_key(code(KeyCode::BackTab), now);
-        assert_eq!(app.page, Page::Settings);
-    }
-
-    #[test]
-    fn q_and_ctrl_c_quit_and_help_closes_on_any_key() {
-        let now = Instant::now();
-        let mut app = App::default();
-        app.on_key(key('?'), now);
-        assert!(app.help);
-        app.on_key(code(KeyCode::Esc), now);
-        assert!(!app.help && !app.quit);
-        app.on_key(
-            KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
-            now,
-        );
-        assert!(app.quit);
-        let mut app = App::default();
-        app.on_key(key('q'), now);
-        assert!(app.quit);
-    }
-
-    #[test]
-    fn language_switches_with_l() {
-        let mut app = App::default();
-        app.on_key(key('L'), Instant::now());
-        assert_eq!(app.lang, Lang::Zh);
-        assert_eq!(app.t(Msg::PageRouting), "路由");
-        app.on_key(key('L'), Instant::now());
-        assert_eq!(app.lang, Lang::En);
-    }
-
-    #[test]
-    fn routing_keys_switch_the_selected_endpoint() {
-        let now = Instant::now();
-        let mut app = with_endpoints();
-        app.on_key(key('2'), now);
-        app.on_key(code(KeyCode::Down), now);
-        app.on_key(code(KeyCode::Down), now);
-        app.on_key(code(KeyCode::Down), now);
-        assert_eq!(app.selected, 2, "the selection stops at the last endpoint");
-        let command = app.on_key(key('x'), now);
-        assert!(matches!(
-            command,
-            Some(Command::Act(Action::Switch { ref provider, enabled: false, .. })) if provider == "c"
-        ));
-        app.on_key(code(KeyCode::Up), now);
-        let command = app.on_key(key('e'), now);
-        assert!(matches!(
-            command,
-            Some(Command::Act(Action::Switch { ref provider, enabled: true, .. })) if provider == "b"
-        ));
-        // Not on the Routing page, `x` does nothing.
-        app.on_key(key('1'), now);
-        assert!(app.on_key(key('x'), now).is_none());
-    }
-
-    #[test]
-    fn filters_and_window_change_what_is_fetched() {
-        let now = Instant::now();
-        let mut app = App::default();
-        app.on_key(key('4'), now);
-        let command = app.on_key(key('f'), now);
-        assert!(matches!(command, Some(Command::Query(q)) if q.errors_only));
-        app.on_key(key('5'), now);
-        let windows: Vec<Window> = (0..4)
-            .map(|_| match app.on_key(key('d'), now) {
-                Some(Command::Query(q)) => q.window,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(windows, [Window::D7, Window::D30, Window::H1, Window::H24]);
-        app.on_key(key('a'), now);
-        assert!(app.attention);
-        app.on_key(code(KeyCode::PageDown), now);
-        assert_eq!(app.scroll, 10);
-        app.on_key(code(KeyCode::PageUp), now);
-        app.on_key(code(KeyCode::PageUp), now);
-        assert_eq!(app.scroll, 0);
-    }
-
-    #[test]
-    fn the_relay_probe_needs_a_second_c_within_three_seconds() {
-        let start = Instant::now();
-        let mut app = App::default();
-        app.on_key(key('6'), start);
-        assert!(app.on_key(key('C'), start).is_none());
-        assert_eq!(app.notice.as_ref().unwrap().msg, Msg::PressCAgain);
-        // Too late: the second press asks again instead of running.
-        let late = start + Duration::from_secs(4);
-        assert!(app.on_key(key('C'), late).is_none());
-        let command = app.on_key(key('C'), late + Duration::from_secs(2));
-        assert!(matches!(
-            command,
-            Some(Command::Act(Action::RelayCapabilities))
-        ));
-        // A tick after the window forgets a lone first press.
-        app.on_key(key('C'), start);
-        app.on_tick(start + Duration::from_secs(5));
-        assert!(app.confirm_since.is_none() && app.notice.is_none());
-    }
-
-    #[test]
-    fn reload_works_on_every_page_and_results_show_as_notices() {
-        let now = Instant::now();
-        let mut app = App::default();
-        app.on_key(key('3'), now);
-        assert!(matches!(
-            app.on_key(key('R'), now),
-            Some(Command::Act(Action::Reload))
-        ));
-        app.on_update(Update::Done(Action::Reload, Err("bad toml".into())));
-        let notice = app.notice.clone().unwrap();
-        assert_eq!(
-            (notice.msg, notice.detail.as_str()),
-            (Msg::ReloadFailed, "bad toml")
-        );
-        app.on_update(Update::Done(
-            Action::RelayCapabilities,
-            Ok(vec!["a.default: official-relay fits".into()]),
-        ));
-        assert_eq!(app.verdicts, ["a.default: official-relay fits"]);
-    }
-}
+mod tests;

@@ -1,15 +1,18 @@
 //! What the terminal UI shows, as read from the running helper's admin API, and the fetcher
 //! that reads it: a thread of its own with its own runtime, polling every second and sending
 //! each result over a channel, so the UI thread never waits on the network. Slow actions
-//! (a balance refresh, the relay probe) run as tasks beside the polling, not in its way.
+//! (a balance refresh, the relay probe, a session override) run as tasks beside the polling,
+//! not in its way. Sessions are read at most every [`SESSIONS_EVERY`] (the helper reads the
+//! ledger for them), and at once after a session action; profiles at start and after a reload.
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use super::overrides::{Effort, Overrides, Profile, Profiles, Session, SessionChange};
 use crate::admin::client;
 use crate::balance::report::EndpointBalance;
 
@@ -17,6 +20,10 @@ use crate::balance::report::EndpointBalance;
 pub const POLL: Duration = Duration::from_secs(1);
 /// Recent requests read for the Requests page and the dashboard's percentiles.
 pub const RECENT_LIMIT: usize = 200;
+/// The least time between two polls of `GET /sessions`.
+pub const SESSIONS_EVERY: Duration = Duration::from_secs(2);
+/// Sessions read for the Sessions page.
+pub const SESSIONS_LIMIT: usize = 200;
 
 /// `GET /runtime/status`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -53,6 +60,8 @@ pub struct SkipWhy {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Request {
+    /// The ledger's row id: the row's identity when the list moves.
+    pub id: i64,
     pub started_local: String,
     pub provider: Option<String>,
     pub endpoint: Option<String>,
@@ -147,6 +156,17 @@ pub struct Snapshot {
     /// The window `summary` covers.
     pub window: Window,
     pub balances: Vec<EndpointBalance>,
+    /// The sessions as last read; `None` until a read succeeded.
+    pub sessions: Option<Vec<Session>>,
+    /// Why the last read of the sessions failed (also in `errors`).
+    pub sessions_error: Option<String>,
+    /// The profiles as last read; `None` until a read succeeded.
+    pub profiles: Option<Profiles>,
+    /// Why the last read of the profiles failed (shown when a profile is asked for, not on
+    /// the status line: a helper without profiles is not broken).
+    pub profiles_error: Option<String>,
+    /// When this was read (ms since the epoch): "how long ago" is counted from here.
+    pub at_ms: u64,
     pub errors: Vec<String>,
 }
 
@@ -162,6 +182,11 @@ pub enum Action {
     },
     RefreshBalances,
     RelayCapabilities,
+    /// Change one session's overrides.
+    Session {
+        session: String,
+        change: SessionChange,
+    },
 }
 
 /// What the fetcher sends the UI.
@@ -216,13 +241,26 @@ async fn poll(
 ) {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A finished action comes back here, so what it changed is read at once.
+    let (finished, mut finished_rx) = tokio::sync::mpsc::unbounded_channel::<Action>();
+    let mut schedule = Schedule::default();
+    let mut cache = Cache::default();
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                let snapshot = fetch(admin, query).await;
+            at = tick.tick() => {
+                // The tick's own instant: ticks a second apart count as a second apart.
+                let (sessions, profiles) = schedule.take(at.into_std());
+                let mut snapshot = fetch(admin, query).await;
+                cache.read(admin, sessions, profiles).await;
+                schedule.profiles_failed(cache.profiles_error.is_some());
+                cache.fill(&mut snapshot);
                 if updates.send(Update::Data(Box::new(snapshot))).is_err() {
                     return;
                 }
+            }
+            Some(action) = finished_rx.recv() => {
+                schedule.after(&action);
+                tick.reset_immediately();
             }
             command = inbox.recv() => match command {
                 None => return,
@@ -232,16 +270,145 @@ async fn poll(
                 }
                 Some(Command::Act(action)) => {
                     let updates = updates.clone();
+                    let finished = finished.clone();
                     tokio::spawn(async move {
                         let result = act(admin, &action).await.map_err(|e| format!("{e:#}"));
-                        let _ = updates.send(Update::Done(action, result));
+                        let _ = updates.send(Update::Done(action.clone(), result));
+                        let _ = finished.send(action);
                     });
-                    // Show the action's effect without waiting for the next tick.
-                    tick.reset_immediately();
                 }
             }
         }
     }
+}
+
+/// Which slower routes a poll reads besides the fixed ones: the sessions at most every
+/// [`SESSIONS_EVERY`] (and at once after a session action), the profiles at start, after a
+/// reload, and again with the sessions while they could not be read.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    sessions_last: Option<Instant>,
+    sessions_now: bool,
+    profiles_now: bool,
+    profiles_retry: bool,
+}
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        Schedule {
+            sessions_last: None,
+            sessions_now: true,
+            profiles_now: true,
+            profiles_retry: false,
+        }
+    }
+}
+
+impl Schedule {
+    /// `(sessions, profiles)`: what the poll at `now` reads; counts them as read.
+    pub fn take(&mut self, now: Instant) -> (bool, bool) {
+        let sessions = self.sessions_now
+            || self
+                .sessions_last
+                .is_none_or(|last| now.saturating_duration_since(last) >= SESSIONS_EVERY);
+        if sessions {
+            self.sessions_last = Some(now);
+            self.sessions_now = false;
+        }
+        let profiles = self.profiles_now || (self.profiles_retry && sessions);
+        self.profiles_now = false;
+        (sessions, profiles)
+    }
+
+    /// What a finished action asks to be read again.
+    pub fn after(&mut self, action: &Action) {
+        match action {
+            Action::Session { .. } => self.sessions_now = true,
+            Action::Reload => {
+                self.sessions_now = true;
+                self.profiles_now = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the last read of the profiles failed (it is tried again with the sessions).
+    pub fn profiles_failed(&mut self, failed: bool) {
+        self.profiles_retry = failed;
+    }
+}
+
+/// The sessions and profiles as last read, put into every snapshot between reads.
+#[derive(Debug, Default)]
+struct Cache {
+    sessions: Option<Vec<Session>>,
+    sessions_error: Option<String>,
+    profiles: Option<Profiles>,
+    profiles_error: Option<String>,
+}
+
+impl Cache {
+    async fn read(&mut self, admin: SocketAddr, sessions: bool, profiles: bool) {
+        let (read_sessions, read_profiles) = tokio::join!(
+            async {
+                match sessions {
+                    true => Some(fetch_sessions(admin).await),
+                    false => None,
+                }
+            },
+            async {
+                match profiles {
+                    true => Some(fetch_profiles(admin).await),
+                    false => None,
+                }
+            },
+        );
+        match read_sessions {
+            Some(Ok(read)) => {
+                self.sessions = Some(read);
+                self.sessions_error = None;
+            }
+            Some(Err(e)) => self.sessions_error = Some(format!("{e:#}")),
+            None => {}
+        }
+        match read_profiles {
+            Some(Ok(read)) => {
+                self.profiles = Some(read);
+                self.profiles_error = None;
+            }
+            Some(Err(e)) => self.profiles_error = Some(format!("{e:#}")),
+            None => {}
+        }
+    }
+
+    fn fill(&self, snapshot: &mut Snapshot) {
+        snapshot.sessions = self.sessions.clone();
+        snapshot.sessions_error = self.sessions_error.clone();
+        if let Some(error) = &self.sessions_error {
+            if !snapshot.errors.contains(error) {
+                snapshot.errors.push(error.clone());
+            }
+        }
+        snapshot.profiles = self.profiles.clone();
+        snapshot.profiles_error = self.profiles_error.clone();
+    }
+}
+
+/// `GET /sessions`, the newest first.
+pub async fn fetch_sessions(admin: SocketAddr) -> anyhow::Result<Vec<Session>> {
+    #[derive(Deserialize)]
+    struct Sessions {
+        sessions: Vec<Session>,
+    }
+    let limit = SESSIONS_LIMIT.to_string();
+    let answer: Sessions =
+        client::get_with(admin, "/sessions", &[("limit", limit.as_str())]).await?;
+    Ok(answer.sessions)
+}
+
+/// `GET /profiles`.
+pub async fn fetch_profiles(admin: SocketAddr) -> anyhow::Result<Profiles> {
+    client::get_with(admin, "/profiles", &[]).await
 }
 
 /// Reads every route once, all at the same time.
@@ -301,7 +468,9 @@ pub async fn fetch(admin: SocketAddr, query: Query) -> Snapshot {
         summary,
         window: query.window,
         balances,
+        at_ms: crate::time::now_ms(),
         errors: failed,
+        ..Snapshot::default()
     }
 }
 
@@ -351,6 +520,11 @@ async fn act(admin: SocketAddr, action: &Action) -> anyhow::Result<Vec<String>> 
             let answer = client::post(admin, "/codex/relay-capabilities", &json!({})).await?;
             Ok(verdicts(&answer))
         }
+        Action::Session { session, change } => {
+            let (route, body) = change.request(session);
+            client::post(admin, route, &body).await?;
+            Ok(Vec::new())
+        }
     }
 }
 
@@ -368,4 +542,39 @@ pub fn verdicts(answer: &Value) -> Vec<String> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_read_at_most_every_two_seconds_and_at_once_after_an_action() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut schedule = Schedule::default();
+        assert_eq!(schedule.take(at(0)), (true, true), "both at start");
+        assert_eq!(schedule.take(at(1000)), (false, false));
+        assert_eq!(schedule.take(at(2000)), (true, false));
+        assert_eq!(schedule.take(at(3000)), (false, false));
+        // A session action: read again at the next poll, whatever the time.
+        schedule.after(&Action::Session {
+            session: "s".into(),
+            change: SessionChange::ClearPin,
+        });
+        assert_eq!(schedule.take(at(3100)), (true, false));
+        assert_eq!(schedule.take(at(4000)), (false, false));
+        // A reload: the profiles too.
+        schedule.after(&Action::Reload);
+        assert_eq!(schedule.take(at(4100)), (true, true));
+        // Profiles that failed are tried again with the sessions, not every poll.
+        schedule.profiles_failed(true);
+        assert_eq!(schedule.take(at(5000)), (false, false));
+        assert_eq!(schedule.take(at(6100)), (true, true));
+        schedule.profiles_failed(false);
+        assert_eq!(schedule.take(at(8100)), (true, false));
+        // Other actions change nothing here.
+        schedule.after(&Action::RefreshBalances);
+        assert_eq!(schedule.take(at(8200)), (false, false));
+    }
 }

@@ -10,7 +10,10 @@
 pub mod app;
 pub mod data;
 pub mod i18n;
+pub mod overrides;
 pub mod pages;
+pub mod picker;
+pub mod scroll;
 pub mod widgets;
 
 use std::io::Stdout;
@@ -116,6 +119,8 @@ fn event_loop(
         }
         if dirty || last_draw.elapsed() >= TICK {
             app.on_tick(Instant::now());
+            // Keys move lists by what fits: the body is the screen less the tab and status bars.
+            app.body_rows = usize::from(terminal.size()?.height.saturating_sub(2));
             terminal.draw(|frame| pages::render(frame, app))?;
             last_draw = Instant::now();
             dirty = false;

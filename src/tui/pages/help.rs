@@ -1,4 +1,4 @@
-//! The help overlay (`?`): the keys that work everywhere, over the page.
+//! The help overlay (`?`): the keys that work everywhere, then each page's, over the page.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -9,15 +9,23 @@ use crate::tui::app::App;
 use crate::tui::i18n::Msg;
 use crate::tui::widgets::truncate;
 
-const KEYS: [Msg; 8] = [
+/// Every line of the overlay, in order.
+pub const KEYS: [Msg; 15] = [
     Msg::HelpPages,
     Msg::HelpQuit,
     Msg::HelpReload,
     Msg::HelpLang,
     Msg::HelpHelp,
+    Msg::HelpMove,
     Msg::RoutingKeys,
+    Msg::HelpSessions,
+    Msg::HelpSessionEffort,
+    Msg::HelpSessionPin,
+    Msg::HelpSessionReset,
+    Msg::HelpRequests,
     Msg::UsageKeys,
     Msg::SettingsKeys,
+    Msg::HelpPickers,
 ];
 
 /// Draws the overlay in the middle of `area`.

@@ -4,6 +4,7 @@
 
 mod dashboard;
 mod help;
+mod picker;
 mod requests;
 mod routing;
 mod sessions;
@@ -29,7 +30,7 @@ pub fn render(frame: &mut Frame, app: &App) {
     ])
     .areas(frame.area());
     frame.render_widget(Paragraph::new(tab_bar(app, tabs.width as usize)), tabs);
-    let lines = page_lines(app, body.width as usize);
+    let lines = page_lines(app, body.width as usize, body.height as usize);
     let skip = if app.page == Page::Usage {
         app.scroll
     } else {
@@ -41,13 +42,17 @@ pub fn render(frame: &mut Frame, app: &App) {
         Paragraph::new(status_line(app, status.width as usize)),
         status,
     );
+    if let Some(picker) = &app.picker {
+        picker::render(frame, app, picker, body);
+    }
     if app.help {
         help::render(frame, app, body);
     }
 }
 
-/// The lines of the current page for a body `width` columns wide.
-pub fn page_lines(app: &App, width: usize) -> Vec<Line<'static>> {
+/// The lines of the current page for a body `width` columns wide and `height` lines high
+/// (lists show the part around their selection; Usage scrolls its lines as a whole).
+pub fn page_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static>> {
     let mut lines = vec![title(app.t(app.page.title()), width)];
     let Some(data) = &app.data else {
         lines.push(plain(app.t(Msg::Waiting), width));
@@ -55,9 +60,9 @@ pub fn page_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     };
     lines.extend(match app.page {
         Page::Dashboard => dashboard::lines(app, data, width),
-        Page::Routing => routing::lines(app, data, width),
-        Page::Sessions => sessions::lines(app, width),
-        Page::Requests => requests::lines(app, data, width),
+        Page::Routing => routing::lines(app, data, width, height),
+        Page::Sessions => sessions::lines(app, data, width, height),
+        Page::Requests => requests::lines(app, data, width, height),
         Page::Usage => usage::lines(app, data, width),
         Page::Settings => settings::lines(app, data, width),
     });
@@ -111,6 +116,20 @@ fn title(text: &str, width: usize) -> Line<'static> {
         truncate(text, width),
         Style::default().add_modifier(Modifier::BOLD),
     )
+}
+
+/// The style of a list row: reversed when selected.
+fn selectable(style: Style, selected: bool) -> Style {
+    if selected {
+        style.add_modifier(Modifier::REVERSED)
+    } else {
+        style
+    }
+}
+
+/// The selection marker column.
+fn marker(selected: bool) -> &'static str {
+    if selected { ">" } else { " " }
 }
 
 /// A plain line cut to `width`.

@@ -1,43 +1,50 @@
-//! Requests: the newest requests from the ledger, or only the failed ones (`f`).
+//! Requests: the newest requests from the ledger, or only the failed ones (`f`); the list
+//! shows the part around the selected request, which stays on its request as new ones arrive.
 
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 
-use super::{fit_columns, hint, plain, row};
-use crate::tui::app::App;
-use crate::tui::data::{Request, Snapshot};
+use super::{fit_columns, hint, marker, plain, row, selectable};
+use crate::tui::app::{App, Page};
+use crate::tui::data::Snapshot;
 use crate::tui::i18n::Msg;
 use crate::tui::widgets::{cell, cell_right, count, millis, money_fit, usd};
 
-pub fn lines(app: &App, data: &Snapshot, width: usize) -> Vec<Line<'static>> {
-    let (filter, rows): (Msg, &[Request]) = if app.query.errors_only {
-        (Msg::ErrorsOnly, &data.recent_errors)
+pub fn lines(app: &App, data: &Snapshot, width: usize, height: usize) -> Vec<Line<'static>> {
+    let filter = if app.query.errors_only {
+        Msg::ErrorsOnly
     } else {
-        (Msg::AllRequests, &data.recent)
+        Msg::AllRequests
     };
-    let mut lines = vec![hint(app.t(filter), width)];
+    let rows = app.shown_requests(data);
+    let text = format!("{}  ·  {}", app.t(filter), app.t(Msg::RequestsKeys));
+    let mut lines = vec![hint(&text, width)];
     if rows.is_empty() {
         lines.push(plain(app.t(Msg::NoRequests), width));
         return lines;
     }
-    // Time, model, provider/endpoint (the rest), status, tokens, cost, TTFB.
-    let cols = fit_columns(&[8, 18, 0, 8, 7, 9, 8], width);
+    // Marker, time, model, provider/endpoint (the rest), status, tokens, cost, TTFB.
+    let cols = fit_columns(&[1, 8, 18, 0, 8, 7, 9, 8], width);
     lines.push(plain(
         &row(
             &[
-                cell(app.t(Msg::ColTime), cols[0]),
-                cell(app.t(Msg::ColModel), cols[1]),
-                cell(app.t(Msg::ColProvider), cols[2]),
-                cell(app.t(Msg::ColStatus), cols[3]),
-                cell_right(app.t(Msg::Tokens), cols[4]),
-                cell_right(app.t(Msg::Cost), cols[5]),
-                cell_right(app.t(Msg::ColTtfb), cols[6]),
+                cell("", cols[0]),
+                cell(app.t(Msg::ColTime), cols[1]),
+                cell(app.t(Msg::ColModel), cols[2]),
+                cell(app.t(Msg::ColProvider), cols[3]),
+                cell(app.t(Msg::ColStatus), cols[4]),
+                cell_right(app.t(Msg::Tokens), cols[5]),
+                cell_right(app.t(Msg::Cost), cols[6]),
+                cell_right(app.t(Msg::ColTtfb), cols[7]),
             ],
             width,
         ),
         width,
     ));
-    for request in rows {
+    let shown = Page::Requests.list_rows(height);
+    let top = app.requests.top_for(rows.len(), shown);
+    for (i, request) in rows.iter().enumerate().skip(top).take(shown) {
+        let selected = i == app.requests.index;
         // `YYYY-MM-DD HH:MM:SS`: the time of day is enough here.
         let time = request
             .started_local
@@ -56,13 +63,14 @@ pub fn lines(app: &App, data: &Snapshot, width: usize) -> Vec<Line<'static>> {
         let cost = request.cost_usd.map_or("-".into(), usd);
         let text = row(
             &[
-                cell(time, cols[0]),
-                cell(request.model.as_deref().unwrap_or("-"), cols[1]),
-                cell(&target, cols[2]),
-                cell(&status, cols[3]),
-                cell_right(&request.total_tokens.map_or("-".into(), count), cols[4]),
-                cell_right(&money_fit(&cost, cols[5]), cols[5]),
-                cell_right(&request.ttfb_ms.map_or("-".into(), millis), cols[6]),
+                cell(marker(selected), cols[0]),
+                cell(time, cols[1]),
+                cell(request.model.as_deref().unwrap_or("-"), cols[2]),
+                cell(&target, cols[3]),
+                cell(&status, cols[4]),
+                cell_right(&request.total_tokens.map_or("-".into(), count), cols[5]),
+                cell_right(&money_fit(&cost, cols[6]), cols[6]),
+                cell_right(&request.ttfb_ms.map_or("-".into(), millis), cols[7]),
             ],
             width,
         );
@@ -71,7 +79,7 @@ pub fn lines(app: &App, data: &Snapshot, width: usize) -> Vec<Line<'static>> {
         } else {
             Style::default()
         };
-        lines.push(Line::styled(text, style));
+        lines.push(Line::styled(text, selectable(style, selected)));
     }
     lines
 }

@@ -1,16 +1,17 @@
 //! Routing: every endpoint, its host, and whether routing takes it or why it passes it over;
-//! the selected one can be switched on or off for 30 minutes.
+//! the selected one can be switched on or off for 30 minutes. A list longer than the screen
+//! shows the part around the selection.
 
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 
-use super::{fit_columns, hint, plain, row};
-use crate::tui::app::App;
+use super::{fit_columns, hint, marker, plain, row, selectable};
+use crate::tui::app::{App, Page};
 use crate::tui::data::Snapshot;
 use crate::tui::i18n::Msg;
 use crate::tui::widgets::cell;
 
-pub fn lines(app: &App, data: &Snapshot, width: usize) -> Vec<Line<'static>> {
+pub fn lines(app: &App, data: &Snapshot, width: usize, height: usize) -> Vec<Line<'static>> {
     let mut lines = vec![hint(app.t(Msg::RoutingKeys), width)];
     if data.endpoints.is_empty() {
         lines.push(plain(app.t(Msg::NoEndpoints), width));
@@ -30,8 +31,10 @@ pub fn lines(app: &App, data: &Snapshot, width: usize) -> Vec<Line<'static>> {
         ),
         width,
     ));
-    for (i, endpoint) in data.endpoints.iter().enumerate() {
-        let selected = i == app.selected;
+    let rows = Page::Routing.list_rows(height);
+    let top = app.routing.top_for(data.endpoints.len(), rows);
+    for (i, endpoint) in data.endpoints.iter().enumerate().skip(top).take(rows) {
+        let selected = i == app.routing.index;
         let state = match (&endpoint.skip, endpoint.routable) {
             (Some(skip), _) => format!("{}: {}", app.t(Msg::Skipped), skip.why),
             (None, true) => app.t(Msg::Routable).to_string(),
@@ -39,22 +42,19 @@ pub fn lines(app: &App, data: &Snapshot, width: usize) -> Vec<Line<'static>> {
         };
         let text = row(
             &[
-                cell(if selected { ">" } else { " " }, cols[0]),
+                cell(marker(selected), cols[0]),
                 cell(&endpoint.key, cols[1]),
                 cell(&endpoint.host, cols[2]),
                 cell(&state, cols[3]),
             ],
             width,
         );
-        let mut style = Style::default().fg(if endpoint.routable {
+        let style = Style::default().fg(if endpoint.routable {
             Color::Green
         } else {
             Color::Yellow
         });
-        if selected {
-            style = style.add_modifier(Modifier::REVERSED);
-        }
-        lines.push(Line::styled(text, style));
+        lines.push(Line::styled(text, selectable(style, selected)));
     }
     lines.push(Line::default());
     lines.push(match &data.chosen {
