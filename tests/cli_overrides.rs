@@ -244,3 +244,79 @@ async fn a_wrong_profile_in_the_config_is_refused_at_start_naming_the_key() {
         "{stderr}"
     );
 }
+
+/// The terminal UI's Sessions page speaks this contract through its own types: every change
+/// its keys make is accepted by a real serve, and what it reads back parses into what it shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sessions_pages_changes_are_what_a_real_serve_accepts_and_reports() {
+    use codex_helper::tui::overrides::{Effort, Profiles, Session, SessionChange};
+
+    let a = MockRelay::start("a").await;
+    let homes = Homes::new();
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.profiles.fast]\nreasoning_effort = \"low\"\n\
+             [codex.providers.a]\nbase_url = \"{}\"\n",
+            a.base_url()
+        ),
+    )
+    .unwrap();
+    let served = serve(homes.command(&["serve", "--no-switch"])).await;
+    let base = admin_base(&homes);
+    let (_, profiles) = call("GET", &format!("{base}/profiles"), None).await;
+    let profiles: Profiles = serde_json::from_value(profiles).unwrap();
+    assert_eq!(profiles.profiles[0].name, "fast");
+    assert_eq!(
+        profiles.profiles[0].reasoning_effort.as_deref(),
+        Some("low")
+    );
+
+    let session_now = || async {
+        let (_, sessions) = call("GET", &format!("{base}/sessions"), None).await;
+        let sessions: Vec<Session> = serde_json::from_value(sessions["sessions"].clone()).unwrap();
+        sessions.into_iter().find(|s| s.session == "t")
+    };
+    let steps = [
+        (
+            SessionChange::Effort(Effort::XHigh),
+            Some("xhigh"),
+            None,
+            None,
+        ),
+        (
+            SessionChange::Pin("a.default".into()),
+            Some("xhigh"),
+            Some("a.default"),
+            None,
+        ),
+        (SessionChange::ClearEffort, None, Some("a.default"), None),
+        (SessionChange::ClearPin, None, None, None),
+        (
+            SessionChange::Profile(Some("fast".into())),
+            None,
+            None,
+            Some("fast"),
+        ),
+        (SessionChange::Profile(None), None, None, None),
+        (SessionChange::Effort(Effort::Low), Some("low"), None, None),
+        (SessionChange::ResetAll, None, None, None),
+    ];
+    for (change, effort, pin, profile) in steps {
+        let (path, body) = change.request("t");
+        let (status, answer) = call("POST", &format!("{base}{path}"), Some(body)).await;
+        assert_eq!(status, 200, "{change:?}: {answer}");
+        let overrides = session_now().await.and_then(|s| s.overrides);
+        let overrides = overrides.unwrap_or_default();
+        assert_eq!(
+            (
+                overrides.reasoning_effort.as_deref(),
+                overrides.route_target.as_deref(),
+                overrides.profile.as_deref()
+            ),
+            (effort, pin, profile),
+            "after {change:?}"
+        );
+    }
+    drop(served);
+}
