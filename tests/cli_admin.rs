@@ -660,3 +660,100 @@ async fn draining_and_persisted_switches_go_through_the_api() {
         config
     );
 }
+
+/// The console's other config writes: the default profile and the entry node, with the same
+/// editor (comments and unknown keys kept), checked before they are written, refused over a
+/// file changed on disk, and in force as soon as they answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_profile_and_the_entry_node_are_written_through_the_api() {
+    let first = support::mock_relay::MockRelay::start("first").await;
+    let second = support::mock_relay::MockRelay::start("second").await;
+    let homes = Homes::new();
+    let config = format!(
+        "# keep me\nversion = 5\n[notify]\nsound = \"ding\"\n\
+         [codex.profiles.deep]   # the slow one\nreasoning_effort = \"xhigh\"\n\
+         [codex.providers.first]\nbase_url = \"{}\"\n[codex.providers.second]\nbase_url = \"{}\"\n\
+         [codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [\"first\", \"second\"]\n",
+        first.base_url(),
+        second.base_url()
+    );
+    std::fs::write(homes.helper_config(), &config).unwrap();
+    let served = serve(homes.command(&["serve", "--no-switch"])).await;
+    let base = admin_base(&homes);
+    let file = || std::fs::read_to_string(homes.helper_config()).unwrap();
+    let profile_url = format!("{base}/profiles/default/persisted");
+    let routing_url = format!("{base}/routing/persisted");
+
+    let (status, set, _) = call("POST", &profile_url, Some(json!({"profile": "deep"}))).await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["default_profile"], "deep");
+    let (_, profiles, _) = call("GET", &format!("{base}/profiles"), None).await;
+    assert_eq!(profiles["default_profile"], "deep", "in force at once");
+    let written = file();
+    assert!(written.contains("default_profile = \"deep\""), "{written}");
+    assert!(
+        written.starts_with("# keep me\nversion = 5\n[notify]\nsound = \"ding\"\n")
+            && written.contains("[codex.profiles.deep]   # the slow one\n"),
+        "{written}"
+    );
+    // An unknown profile is refused before anything is written.
+    let (status, refused, _) = call("POST", &profile_url, Some(json!({"profile": "fast"}))).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("default_profile"),
+        "{refused}"
+    );
+    assert_eq!(file(), written);
+    let (status, _, _) = call("POST", &profile_url, Some(json!({"profile": null}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(file(), config, "removed: the file as it was");
+
+    // The entry node: reorder, and the next new session goes to the new first child.
+    let order = json!({"order": ["second", "first"]});
+    let (status, ordered, _) = call("POST", &routing_url, Some(order)).await;
+    assert_eq!(status, 200, "{ordered}");
+    assert_eq!(ordered["entry"], "main");
+    assert!(
+        file().contains("children = [\"second\", \"first\"]"),
+        "{}",
+        file()
+    );
+    assert!(
+        turn(&served.url, "new-session")
+            .await
+            .contains("hi from second")
+    );
+    let (status, pinned, _) = call("POST", &routing_url, Some(json!({"pin": "first"}))).await;
+    assert_eq!(status, 200, "{pinned}");
+    let (_, routing, _) = call("GET", &format!("{base}/routing"), None).await;
+    assert_eq!(
+        routing["nodes"][0]["strategy"], "manual-sticky",
+        "{routing}"
+    );
+    // A child that does not exist is refused by the same check `serve` makes.
+    let before = file();
+    let (status, refused, _) = call("POST", &routing_url, Some(json!({"order": ["ghost"]}))).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ghost"),
+        "{refused}"
+    );
+    let (status, refused, _) = call("POST", &routing_url, Some(json!({}))).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(file(), before);
+
+    // A hand edit not yet taken is never written over.
+    let edited = format!("{before}[bogus]\nx = 1\n");
+    std::fs::write(homes.helper_config(), &edited).unwrap();
+    let (status, refused, _) = call("POST", &routing_url, Some(json!({"order": ["first"]}))).await;
+    assert_eq!(status, 409, "{refused}");
+    let (status, _, _) = call("POST", &profile_url, Some(json!({"profile": "deep"}))).await;
+    assert_eq!(status, 409);
+    assert_eq!(file(), edited);
+}

@@ -132,6 +132,16 @@ pub trait Console: Send + Sync + 'static {
         let _ = body;
         Err(Problem::unavailable("session overrides").into())
     }
+    /// Writes the default profile into the config file (`POST /profiles/default/persisted`).
+    fn persist_default_profile(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = body;
+        unavailable("config edits")
+    }
+    /// Edits the entry route node in the config file (`POST /routing/persisted`).
+    fn persist_routing(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = body;
+        unavailable("config edits")
+    }
     /// The route graph in force with each endpoint's live state (`GET /routing`).
     fn routing(&self) -> anyhow::Result<Value> {
         Err(Problem::unavailable("the route graph").into())

@@ -33,6 +33,8 @@ pub enum Route {
     SetSessionOverrides,
     SessionProfile,
     Routing,
+    PersistDefaultProfile,
+    PersistRouting,
 }
 
 /// A route's path (under [`BASE`]), method, what it does, and its query parameters.
@@ -266,6 +268,22 @@ pub const ROUTES: &[Spec] = &[
         summary: "The route graph in force as the proxy compiled it: graph key, entry, affinity policy and its windows, every node (strategy, children, tags, condition with header names only) and every endpoint (host, tags, limit group) with its live state: routable or why not, and its runtime switches (off, draining).",
         query: &[],
         body: false,
+    },
+    Spec {
+        route: Route::PersistDefaultProfile,
+        path: "/profiles/default/persisted",
+        method: Method::POST,
+        summary: "Writes `[codex] default_profile` into the config file (format kept, `.bak` beside it) and reloads; 409 when the file changed on disk since the config in force was loaded. Body: {profile: name | null}.",
+        query: &[],
+        body: true,
+    },
+    Spec {
+        route: Route::PersistRouting,
+        path: "/routing/persisted",
+        method: Method::POST,
+        summary: "Edits the entry route node in the config file as `routing order|pin|prefer` do, then reloads; 409 when the file changed on disk since it was loaded. Body: exactly one of {order: [child, ...]}, {pin: child}, {prefer_tags: {key: value}, order?: [...], on_exhausted?: continue|stop}.",
+        query: &[],
+        body: true,
     },
 ];
 

@@ -335,6 +335,17 @@ async fn respond(
             ok(&console.apply_session_profile(body).map_err(console_error)?)
         }
         Route::Routing => ok(&console.routing().map_err(console_error)?),
+        Route::PersistDefaultProfile => {
+            let body = json_body(&body)?;
+            ok(&console
+                .persist_default_profile(body)
+                .await
+                .map_err(console_error)?)
+        }
+        Route::PersistRouting => {
+            let body = json_body(&body)?;
+            ok(&console.persist_routing(body).await.map_err(console_error)?)
+        }
     }
 }
 

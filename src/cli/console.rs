@@ -164,6 +164,14 @@ impl Console for ServeConsole {
         self.runtime_switch(body)
     }
 
+    fn persist_default_profile(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        self.write_default_profile(body)
+    }
+
+    fn persist_routing(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        self.write_routing(body)
+    }
+
     fn explain(&self, model: Option<String>, session: Option<String>) -> anyhow::Result<Value> {
         let explanation = self.explain_now(model.as_deref(), session.as_deref());
         Ok(serde_json::to_value(explanation)?)

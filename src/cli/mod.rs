@@ -5,6 +5,7 @@ mod balance_view;
 mod codex;
 mod console;
 mod console_edit;
+mod console_persist;
 mod console_routing;
 mod console_sessions;
 mod diagnose;

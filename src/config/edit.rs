@@ -281,6 +281,26 @@ impl ConfigEditor {
         Ok(entry)
     }
 
+    /// Sets `[codex] default_profile` (`None` removes it). Whether the profile exists is the
+    /// check's business, as for every edit.
+    pub fn set_default_profile(&mut self, profile: Option<&str>) {
+        let codex = implicit_table(self.doc.as_table_mut(), "codex");
+        match profile {
+            Some(name) => {
+                // An implicit `[codex]` (only sub-tables so far) gains a header for its key.
+                codex.set_implicit(false);
+                codex.insert("default_profile", value(name));
+            }
+            None => {
+                codex.remove("default_profile");
+                // Back to no `[codex]` header when nothing but sub-tables is left.
+                if codex.iter().all(|(_, item)| item.is_table()) {
+                    codex.set_implicit(true);
+                }
+            }
+        }
+    }
+
     /// Rewrites `[codex.client_patch]` to the canonical form: the legacy `mode` becomes
     /// `preset`, and any accepted spelling becomes the canonical name. Returns what changed.
     pub fn normalize_client_patch(&mut self) -> anyhow::Result<Option<String>> {
@@ -528,6 +548,32 @@ children = ["monthly"]
         assert_eq!(
             std::fs::read_to_string(dir.path().join("config.toml.bak")).unwrap(),
             CONFIG
+        );
+    }
+
+    #[test]
+    fn the_default_profile_is_set_and_removed_keeping_the_rest() {
+        let (dir, mut e) = editor(CONFIG);
+        e.set_default_profile(Some("deep"));
+        e.save(&|_| Ok(())).unwrap();
+        let path = dir.path().join("config.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc: toml_edit::DocumentMut = text.parse().unwrap();
+        assert_eq!(doc["codex"]["default_profile"].as_str(), Some("deep"));
+        assert!(
+            text.contains("[codex.providers.monthly]   # the cheap one\n"),
+            "{text}"
+        );
+        assert!(text.starts_with("# my relays — keep this comment\nversion = 5\n"));
+
+        let mut e = ConfigEditor::open(&path).unwrap();
+        e.set_default_profile(None);
+        e.save(&|_| Ok(())).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("default_profile"), "{text}");
+        assert!(
+            text.contains("[codex.providers.monthly]   # the cheap one\n"),
+            "{text}"
         );
     }
 
