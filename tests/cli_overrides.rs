@@ -318,5 +318,34 @@ async fn the_sessions_pages_changes_are_what_a_real_serve_accepts_and_reports() 
             "after {change:?}"
         );
     }
+
+    // The original's spellings and its reset route work too.
+    let post = |path: &'static str, body: Value| {
+        let url = format!("{base}{path}");
+        async move { call("POST", &url, Some(body)).await }
+    };
+    let (status, set) = post(
+        "/overrides/session",
+        json!({"session_id": "t", "effort": "high"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["overrides"]["reasoning_effort"], "high");
+    let (status, set) = post(
+        "/overrides/session/profile",
+        json!({"session_id": "u", "profile_name": "fast"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["overrides"]["profile"], "fast");
+    for session in ["t", "u"] {
+        let (status, reset) =
+            post("/overrides/session/reset", json!({ "session_id": session })).await;
+        assert_eq!(status, 200, "{reset}");
+    }
+    let (_, listed) = call("GET", &format!("{base}/overrides/session"), None).await;
+    assert_eq!(listed["sessions"], json!([]));
+    let (status, _) = post("/overrides/session/reset", json!({"session_id": ""})).await;
+    assert_eq!(status, 400);
     drop(served);
 }

@@ -35,6 +35,7 @@ pub enum Route {
     Routing,
     PersistDefaultProfile,
     PersistRouting,
+    SessionReset,
 }
 
 /// A route's path (under [`BASE`]), method, what it does, and its query parameters.
@@ -282,6 +283,14 @@ pub const ROUTES: &[Spec] = &[
         path: "/routing/persisted",
         method: Method::POST,
         summary: "Edits the entry route node in the config file as `routing order|pin|prefer` do, then reloads; 409 when the file changed on disk since it was loaded. Body: exactly one of {order: [child, ...]}, {pin: child}, {prefer_tags: {key: value}, order?: [...], on_exhausted?: continue|stop}.",
+        query: &[],
+        body: true,
+    },
+    Spec {
+        route: Route::SessionReset,
+        path: "/overrides/session/reset",
+        method: Method::POST,
+        summary: "Clears every override of a session, its profile included. Body: {session_id}.",
         query: &[],
         body: true,
     },

@@ -150,7 +150,7 @@ pub(super) struct ApiError {
     pub code: &'static str,
     pub message: String,
     /// For 405: the methods the path takes.
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -170,10 +170,9 @@ impl ApiError {
     fn into_response(self) -> Response<Full<Bytes>> {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
         let mut response = json_response(self.status, &body);
-        if let Some(allow) = self.allow {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        // Method names from the route table: always a valid header value.
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(header::ALLOW, allow);
         }
         response
     }
@@ -335,6 +334,14 @@ async fn respond(
             ok(&console.apply_session_profile(body).map_err(console_error)?)
         }
         Route::Routing => ok(&console.routing().map_err(console_error)?),
+        Route::SessionReset => {
+            // The same as clearing `all`: one path for both.
+            let mut body = json_body(&body)?;
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("clear".into(), serde_json::json!(["all"]));
+            }
+            ok(&console.set_session_overrides(body).map_err(console_error)?)
+        }
         Route::PersistDefaultProfile => {
             let body = json_body(&body)?;
             ok(&console
@@ -563,9 +570,14 @@ pub(super) fn route(method: &Method, path: &str) -> Result<(Route, Option<String
     if let Some((spec, param)) = specs.iter().find(|(s, _)| s.method == method) {
         return Ok((spec.route, param.clone()));
     }
-    let allow = specs[0].0.method.as_str();
+    // Every method the path takes (`/overrides/session` takes GET and POST).
+    let allow = specs
+        .iter()
+        .map(|(s, _)| s.method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     Err(ApiError {
-        allow: Some(allow),
+        allow: Some(allow.clone()),
         ..ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -847,13 +859,15 @@ mod tests {
             (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                Some("GET")
+                Some("GET".to_string())
             )
         );
         assert_eq!(
             route(&Method::GET, BALANCES_REFRESH).unwrap_err().allow,
-            Some("POST")
+            Some("POST".to_string())
         );
+        let both = route(&Method::DELETE, "/__codex_helper/api/v1/overrides/session");
+        assert_eq!(both.unwrap_err().allow.as_deref(), Some("GET, POST"));
         let unknown = route(&Method::GET, "/__codex_helper/api/v1/nothing").unwrap_err();
         assert_eq!(
             (unknown.status, unknown.code),

@@ -16,7 +16,8 @@ use crate::routing::overrides::{self, Applied, Change, SessionEntry, check_value
 #[serde(deny_unknown_fields)]
 struct ProfileChange {
     session_id: String,
-    /// `null` removes the session's profile.
+    /// `null` removes the session's profile. `profile_name` is the original's spelling.
+    #[serde(alias = "profile_name")]
     profile: Option<String>,
 }
 

@@ -169,6 +169,8 @@ pub fn pin(graph: &RouteGraph, candidates: Vec<Candidate>, target: &str) -> Vec<
 pub struct Change {
     pub session_id: String,
     pub model: Option<String>,
+    /// `effort` is the original's spelling, accepted too.
+    #[serde(alias = "effort")]
     pub reasoning_effort: Option<String>,
     pub service_tier: Option<String>,
     pub route_target: Option<String>,
