@@ -6,62 +6,25 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use codex_helper::proxy::Outcome;
 use codex_helper::proxy::record::AttemptOutcome;
+use support::codex_cli::{self, CODEX_VERSION};
 use support::mock_relay::{Fault, MockRelay};
 use support::{TestProxy, providers};
 
-/// The Codex version these tests are written against.
-const CODEX_VERSION: &str = "0.171.0";
 const RUN_LIMIT: Duration = Duration::from_secs(120);
-
-fn codex_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CODEX_E2E_BIN") {
-        return PathBuf::from(bin);
-    }
-    let bin =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/codex-cli/node_modules/.bin/codex");
-    assert!(
-        bin.exists(),
-        "the Codex CLI is not installed at {}: run `scripts/test` (it installs @openai/codex@{CODEX_VERSION}), \
-         or `npm ci --prefix tools/codex-cli`",
-        bin.display()
-    );
-    bin
-}
 
 /// An isolated Codex home whose only provider is the proxy at `proxy_base`.
 fn codex_home(proxy_base: &str) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"model = "gpt-5.1"
-model_provider = "helper"
-approval_policy = "never"
-sandbox_mode = "read-only"
-check_for_update_on_startup = false
-chatgpt_base_url = "{proxy_base}/backend-api/"
-web_search = "disabled"
-
-[analytics]
-enabled = false
-
-[features]
-plugins = false
-apps = false
-remote_plugin = false
-
-[model_providers.helper]
-name = "codex-helper"
-base_url = "{proxy_base}/v1"
-wire_api = "responses"
-env_key = "CODEX_HELPER_E2E_KEY"
-"#
-    );
-    std::fs::write(home.path().join("config.toml"), config).unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        codex_cli::loopback_config(proxy_base),
+    )
+    .unwrap();
     home
 }
 
@@ -106,7 +69,7 @@ async fn run_codex_at(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> CodexRun {
-    let mut command = tokio::process::Command::new(codex_bin());
+    let mut command = tokio::process::Command::new(codex_cli::bin());
     command
         .args(args)
         .current_dir(work)
@@ -400,7 +363,7 @@ async fn codex_reads_the_translated_catalog_and_keeps_its_full_system_prompt() {
         homes.helper_config(),
         format!(
             "version = 5\n[proxy]\ncodex_binary = \"{}\"\n[codex.providers.relay]\nbase_url = \"{}\"\nauth_token = \"k\"\n",
-            codex_bin().display(),
+            codex_cli::bin().display(),
             relay.base_url()
         ),
     )

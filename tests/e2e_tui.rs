@@ -15,10 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cli::Homes;
+use support::codex_cli;
 use support::mock_relay::MockRelay;
 
-/// The Codex version these tests are written against.
-const CODEX_VERSION: &str = "0.171.0";
 /// How long the screen is watched for something to appear.
 const SCREEN_LIMIT: Duration = Duration::from_secs(30);
 /// How often the screen is read meanwhile.
@@ -27,21 +26,6 @@ const SCREEN_POLL: Duration = Duration::from_millis(200);
 const CODEX_LIMIT: Duration = Duration::from_secs(120);
 /// A single tmux command's bound.
 const TMUX_LIMIT: Duration = Duration::from_secs(10);
-
-fn codex_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CODEX_E2E_BIN") {
-        return PathBuf::from(bin);
-    }
-    let bin =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/codex-cli/node_modules/.bin/codex");
-    assert!(
-        bin.exists(),
-        "the Codex CLI is not installed at {}: run `scripts/test` (it installs @openai/codex@{CODEX_VERSION}), \
-         or `npm ci --prefix tools/codex-cli`",
-        bin.display()
-    );
-    bin
-}
 
 /// Runs `command` to its end within `limit`, or kills it and fails.
 fn bounded_output(mut command: Command, limit: Duration, what: &str) -> std::process::Output {
@@ -184,38 +168,9 @@ fn shell_line(args: &str, label: &str) -> String {
     format!("'{bin}' {args}; echo \"{label} exited with status $?\"; sleep 300")
 }
 
-/// Codex's settings that keep it on loopback (§12), with the user's own relay as provider.
-fn codex_config(relay_base: &str) -> String {
-    format!(
-        r#"model = "gpt-5.1"
-model_provider = "helper"
-approval_policy = "never"
-sandbox_mode = "read-only"
-check_for_update_on_startup = false
-chatgpt_base_url = "{relay_base}/backend-api/"
-web_search = "disabled"
-
-[analytics]
-enabled = false
-
-[features]
-plugins = false
-apps = false
-remote_plugin = false
-
-# my relay
-[model_providers.helper]
-name = "codex-helper"
-base_url = "{relay_base}/v1"
-wire_api = "responses"
-env_key = "CODEX_HELPER_E2E_KEY"
-"#
-    )
-}
-
 /// `codex exec "say hi"` with `home` as its `CODEX_HOME` (and `HOME`).
 fn codex_exec(home: &Path, work: &Path) -> (bool, String, String) {
-    let mut command = Command::new(codex_bin());
+    let mut command = Command::new(codex_cli::bin());
     command
         .args(["exec", "--skip-git-repo-check", "say hi"])
         .current_dir(work)
@@ -261,7 +216,7 @@ async fn the_terminal_ui_of_serve_shows_codexs_request_and_q_stops_the_helper() 
         ),
     )
     .unwrap();
-    let original = codex_config(&relay.base_url().replace("/v1", ""));
+    let original = codex_cli::loopback_config(&relay.base_url().replace("/v1", ""));
     let codex_config_path = homes.codex.path().join("config.toml");
     std::fs::write(&codex_config_path, &original).unwrap();
     let auth = "{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-user\"\n}\n";

@@ -4,6 +4,7 @@
 
 pub mod capable_relay;
 pub mod cli;
+pub mod codex_cli;
 pub mod mock_relay;
 pub mod outbound;
 pub mod raw_ws;

@@ -1,0 +1,53 @@
+//! The real Codex CLI for end-to-end tests: where `scripts/test` installs the pinned version,
+//! and the settings that keep it on loopback (`reference/codex-protocol.md` §12).
+
+use std::path::PathBuf;
+
+/// The Codex version the end-to-end tests are written against.
+pub const CODEX_VERSION: &str = "0.171.0";
+
+/// The Codex binary: `CODEX_E2E_BIN`, or the one `scripts/test` installs.
+pub fn bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CODEX_E2E_BIN") {
+        return PathBuf::from(bin);
+    }
+    let bin =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/codex-cli/node_modules/.bin/codex");
+    assert!(
+        bin.exists(),
+        "the Codex CLI is not installed at {}: run `scripts/test` (it installs @openai/codex@{CODEX_VERSION}), \
+         or `npm ci --prefix tools/codex-cli`",
+        bin.display()
+    );
+    bin
+}
+
+/// Codex's `config.toml`: nothing leaves loopback, and its only provider, `helper`, is at
+/// `base` (the proxy, or the user's relay before `switch on`), keyed by `CODEX_HELPER_E2E_KEY`.
+pub fn loopback_config(base: &str) -> String {
+    format!(
+        r#"model = "gpt-5.1"
+model_provider = "helper"
+approval_policy = "never"
+sandbox_mode = "read-only"
+check_for_update_on_startup = false
+chatgpt_base_url = "{base}/backend-api/"
+web_search = "disabled"
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+apps = false
+remote_plugin = false
+
+# my relay
+[model_providers.helper]
+name = "codex-helper"
+base_url = "{base}/v1"
+wire_api = "responses"
+env_key = "CODEX_HELPER_E2E_KEY"
+"#
+    )
+}
