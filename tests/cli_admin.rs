@@ -11,17 +11,6 @@ use support::cli::{Homes, serve};
 
 const KEY: &str = "sk-admin-test-4c1d9e7f2a6b8c3d5e0f";
 
-fn admin_base(homes: &Homes) -> String {
-    let running: Value = serde_json::from_str(
-        &std::fs::read_to_string(homes.helper.path().join("state/serve.json")).unwrap(),
-    )
-    .unwrap();
-    format!(
-        "http://{}/__codex_helper/api/v1",
-        running["admin"].as_str().expect("the admin API is running")
-    )
-}
-
 fn runtime_pid(homes: &Homes) -> Value {
     let running: Value = serde_json::from_str(
         &std::fs::read_to_string(homes.helper.path().join("state/serve.json")).unwrap(),
@@ -30,22 +19,7 @@ fn runtime_pid(homes: &Homes) -> Value {
     running["pid"].clone()
 }
 
-async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value, String) {
-    let client = support::client();
-    let mut request = match method {
-        "GET" => client.get(url),
-        _ => client.post(url),
-    };
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let json = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e}): {text}"));
-    (status, json, text)
-}
+use support::cli::admin_call as call;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_route_answers_and_sees_the_running_proxy() {
@@ -60,7 +34,7 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     )
     .unwrap();
     let mut served = serve(homes.command(&["serve", "--no-switch"])).await;
-    let base = admin_base(&homes);
+    let base = homes.admin_base();
 
     // One request through the proxy, for the ledger.
     let reply = support::client()
@@ -414,7 +388,7 @@ async fn a_request_in_flight_is_in_the_snapshot() {
     )
     .unwrap();
     let served = serve(homes.command(&["serve", "--no-switch"])).await;
-    let base = admin_base(&homes);
+    let base = homes.admin_base();
     let url = format!("{}/v1/responses", served.url);
     let pending = tokio::spawn(async move {
         let _ = support::client()
@@ -486,7 +460,7 @@ async fn draining_and_persisted_switches_go_through_the_api() {
     );
     std::fs::write(homes.helper_config(), &config).unwrap();
     let served = serve(homes.command(&["serve", "--no-switch"])).await;
-    let base = admin_base(&homes);
+    let base = homes.admin_base();
     let runtime = format!("{base}/providers/runtime");
 
     // The graph in force.
@@ -679,7 +653,7 @@ async fn the_default_profile_and_the_entry_node_are_written_through_the_api() {
     );
     std::fs::write(homes.helper_config(), &config).unwrap();
     let served = serve(homes.command(&["serve", "--no-switch"])).await;
-    let base = admin_base(&homes);
+    let base = homes.admin_base();
     let file = || std::fs::read_to_string(homes.helper_config()).unwrap();
     let profile_url = format!("{base}/profiles/default/persisted");
     let routing_url = format!("{base}/routing/persisted");

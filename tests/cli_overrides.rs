@@ -9,30 +9,8 @@ use serde_json::{Value, json};
 use support::cli::{Homes, serve};
 use support::mock_relay::MockRelay;
 
-fn admin_base(homes: &Homes) -> String {
-    let running: Value = serde_json::from_str(
-        &std::fs::read_to_string(homes.helper.path().join("state/serve.json")).unwrap(),
-    )
-    .unwrap();
-    format!(
-        "http://{}/__codex_helper/api/v1",
-        running["admin"].as_str().expect("the admin API is running")
-    )
-}
-
 async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let client = support::client();
-    let mut request = match method {
-        "GET" => client.get(url),
-        _ => client.post(url),
-    };
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    let (status, json, _) = support::cli::admin_call(method, url, body).await;
     (status, json)
 }
 
@@ -59,7 +37,7 @@ async fn overrides_and_profiles_set_through_the_api_shape_the_sessions_next_requ
         "profiles are acted on, not reported as ignored: {}",
         served.log_so_far()
     );
-    let base = admin_base(&homes);
+    let base = homes.admin_base();
     let turn = |session: &'static str| {
         let url = format!("{}/v1/responses", served.url);
         async move {
@@ -263,7 +241,7 @@ async fn the_sessions_pages_changes_are_what_a_real_serve_accepts_and_reports() 
     )
     .unwrap();
     let served = serve(homes.command(&["serve", "--no-switch"])).await;
-    let base = admin_base(&homes);
+    let base = homes.admin_base();
     let (_, profiles) = call("GET", &format!("{base}/profiles"), None).await;
     let profiles: Profiles = serde_json::from_value(profiles).unwrap();
     assert_eq!(profiles.profiles[0].name, "fast");

@@ -16,6 +16,18 @@ pub struct Homes {
 }
 
 impl Homes {
+    /// The running serve's admin API base URL, from the file it announces itself in.
+    pub fn admin_base(&self) -> String {
+        let running: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(self.helper.path().join("state/serve.json")).unwrap(),
+        )
+        .unwrap();
+        format!(
+            "http://{}/__codex_helper/api/v1",
+            running["admin"].as_str().expect("the admin API is running")
+        )
+    }
+
     pub fn new() -> Self {
         Self {
             helper: tempfile::tempdir().unwrap(),
@@ -128,4 +140,27 @@ pub async fn run(homes: &Homes, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text)
+}
+
+/// One admin API call (`GET`, else `POST` with `body` as JSON): the status, the JSON answer
+/// and its text (for checks that no secret is in it).
+pub async fn admin_call(
+    method: &str,
+    url: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value, String) {
+    let client = super::client();
+    let mut request = match method {
+        "GET" => client.get(url),
+        _ => client.post(url),
+    };
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e}): {text}"));
+    (status, json, text)
 }
