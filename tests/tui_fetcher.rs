@@ -25,6 +25,8 @@ const LIMIT: Duration = Duration::from_secs(20);
 struct StandIn {
     switched: Mutex<Vec<Value>>,
     summaries: Mutex<Vec<SummaryQuery>>,
+    /// The bodies `POST /routing/persisted` received.
+    persisted: Mutex<Vec<Value>>,
 }
 
 impl Console for StandIn {
@@ -64,6 +66,24 @@ impl Console for StandIn {
     fn set_runtime(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
         self.switched.lock().unwrap().push(body);
         Box::pin(async { Ok(json!({"changed": ["beta.default"], "enabled": false})) })
+    }
+
+    /// Pins as the real console does; `beta` as if the file had changed on disk.
+    fn persist_routing(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
+        self.persisted.lock().unwrap().push(body.clone());
+        Box::pin(async move {
+            if body["pin"] == "beta" {
+                return Err(admin::Problem::conflict(
+                    "/h/config.toml changed on disk since it was loaded; reload first \
+                     (POST /runtime/reload)",
+                )
+                .into());
+            }
+            Ok(
+                json!({"entry": "main", "config_path": "/h/config.toml", "graph_key": "g2:1",
+                "reloaded": "reloaded"}),
+            )
+        })
     }
 
     fn sessions(&self, limit: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
@@ -124,9 +144,9 @@ fn next_data(
     }
 }
 
-#[test]
-fn the_fetcher_reads_the_running_helper_and_carries_actions_to_it() {
-    // The admin API runs on a runtime of its own; this thread only waits on channels.
+/// The real admin API over [`StandIn`], on a runtime of its own: the test's thread only waits
+/// on channels.
+fn serve_stand_in() -> (tokio::runtime::Runtime, Arc<StandIn>, admin::AdminHandle) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let console = Arc::new(StandIn::default());
     let handle = runtime.block_on(async {
@@ -135,6 +155,12 @@ fn the_fetcher_reads_the_running_helper_and_carries_actions_to_it() {
             .await
             .unwrap()
     });
+    (runtime, console, handle)
+}
+
+#[test]
+fn the_fetcher_reads_the_running_helper_and_carries_actions_to_it() {
+    let (runtime, console, handle) = serve_stand_in();
     let (fetcher, updates) = Fetcher::start(handle.addr, Query::default()).unwrap();
 
     let data = next_data(&updates, |_| true);
@@ -493,4 +519,33 @@ fn session_actions_reach_the_override_routes_and_the_sessions_are_read_again() {
     );
     assert!(polls >= reads, "{polls} polls, {reads} session reads");
     drop(fetcher);
+}
+
+#[test]
+fn a_pin_in_the_config_is_posted_to_routing_persisted_and_a_409_says_reload_first() {
+    let (runtime, console, handle) = serve_stand_in();
+    let (fetcher, updates) = Fetcher::start(handle.addr, Query::default()).unwrap();
+    let pin = Action::PinInConfig {
+        provider: "alpha".into(),
+    };
+    fetcher.send(Command::Act(pin.clone()));
+    assert_eq!(
+        next_done(&updates),
+        (pin, Ok(vec!["main → alpha (/h/config.toml)".to_string()]))
+    );
+    let refused = Action::PinInConfig {
+        provider: "beta".into(),
+    };
+    fetcher.send(Command::Act(refused.clone()));
+    let (action, result) = next_done(&updates);
+    assert_eq!(action, refused);
+    let error = result.unwrap_err();
+    assert!(
+        error.contains("409") && error.contains("reload first"),
+        "{error}"
+    );
+    let persisted = console.persisted.lock().unwrap().clone();
+    assert_eq!(persisted, [json!({"pin": "alpha"}), json!({"pin": "beta"})]);
+    drop(fetcher);
+    runtime.block_on(handle.shutdown());
 }

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::data::{
-    Action, Command, Effort, Query, Request, Session, SessionChange, Snapshot, Update,
+    Action, Command, Effort, Endpoint, Query, Request, Session, SessionChange, Snapshot, Update,
 };
 use super::i18n::{Lang, Msg};
 use super::picker::{self, PickKind, Picked, Picker};
 use super::scroll::Cursor;
 
-/// How long a first `C` (or `R` on Sessions) waits for the second that runs it.
+/// How long a first `C` (or `R` on Sessions, `P` on Routing) waits for the second that runs it.
 pub const CONFIRM_WINDOW: Duration = Duration::from_secs(3);
 /// Lines `PgUp`/`PgDn` move on the Usage page.
 const PAGE_STEP: usize = 10;
@@ -138,6 +138,33 @@ pub enum Pending {
     Probe,
     /// `R` `R` on Sessions: reset every override of this session.
     Reset(String),
+    /// `P` `P` on Routing: pin the entry route to `provider` in the config file. The endpoint
+    /// key is kept so that a `P` on another endpoint (even of the same provider) asks again:
+    /// the second press confirms what the first one showed.
+    PinInConfig { endpoint: String, provider: String },
+}
+
+impl Pending {
+    /// The status line's question after the first press.
+    fn question(&self) -> (Msg, String) {
+        match self {
+            Pending::Probe => (Msg::PressCAgain, String::new()),
+            Pending::Reset(session) => (Msg::PressRAgain, session.clone()),
+            Pending::PinInConfig { provider, .. } => (Msg::PressPAgain, provider.clone()),
+        }
+    }
+
+    /// What the second press runs.
+    fn action(self) -> Action {
+        match self {
+            Pending::Probe => Action::RelayCapabilities,
+            Pending::Reset(session) => Action::Session {
+                session,
+                change: SessionChange::ResetAll,
+            },
+            Pending::PinInConfig { provider, .. } => Action::PinInConfig { provider },
+        }
+    }
 }
 
 /// The first press of a double press, and when.
@@ -174,7 +201,7 @@ pub struct App {
     pub attention: bool,
     /// Usage: the first line shown.
     pub scroll: usize,
-    /// A first `C` or `R`, while the second is awaited.
+    /// A first `C`, `R` or `P`, while the second is awaited.
     pub confirm: Option<Confirm>,
     /// The relay probe's verdict lines.
     pub verdicts: Vec<String>,
@@ -254,13 +281,21 @@ impl App {
         }
         match (self.page, code) {
             (Page::Routing, KeyCode::Char(c @ ('e' | 'x'))) => {
-                let endpoint = self.data.as_ref()?.endpoints.get(self.routing.index)?;
+                let endpoint = self.selected_endpoint()?;
                 let action = Action::Switch {
                     provider: endpoint.provider.clone(),
                     endpoint: endpoint.endpoint.clone(),
                     enabled: c == 'e',
                 };
                 return self.act(action, Msg::Running);
+            }
+            (Page::Routing, KeyCode::Char('P')) => {
+                let endpoint = self.selected_endpoint()?;
+                let pending = Pending::PinInConfig {
+                    endpoint: endpoint.key.clone(),
+                    provider: endpoint.provider.clone(),
+                };
+                return self.confirm(pending, now);
             }
             (Page::Requests, KeyCode::Char('f')) => {
                 self.query.errors_only = !self.query.errors_only;
@@ -393,22 +428,13 @@ impl App {
                 if first.pending == pending
                     && now.duration_since(first.since) <= CONFIRM_WINDOW =>
             {
-                match pending {
-                    Pending::Probe => {
-                        self.verdicts.clear();
-                        self.act(Action::RelayCapabilities, Msg::Running)
-                    }
-                    Pending::Reset(session) => {
-                        let change = SessionChange::ResetAll;
-                        self.act(Action::Session { session, change }, Msg::Running)
-                    }
+                if pending == Pending::Probe {
+                    self.verdicts.clear();
                 }
+                self.act(pending.action(), Msg::Running)
             }
             _ => {
-                let (msg, detail) = match &pending {
-                    Pending::Probe => (Msg::PressCAgain, String::new()),
-                    Pending::Reset(session) => (Msg::PressRAgain, session.clone()),
-                };
+                let (msg, detail) = pending.question();
                 self.confirm = Some(Confirm {
                     pending,
                     since: now,
@@ -419,21 +445,18 @@ impl App {
         }
     }
 
-    /// Forgets a first `C` or `R` that waited too long (called on every tick).
+    /// Forgets a first `C`, `R` or `P` that waited too long (called on every tick), and its
+    /// question on the status line.
     pub fn on_tick(&mut self, now: Instant) {
-        if self
+        let Some(first) = self
             .confirm
-            .as_ref()
-            .is_some_and(|first| now.duration_since(first.since) > CONFIRM_WINDOW)
-        {
-            self.confirm = None;
-            if self
-                .notice
-                .as_ref()
-                .is_some_and(|n| matches!(n.msg, Msg::PressCAgain | Msg::PressRAgain))
-            {
-                self.notice = None;
-            }
+            .take_if(|first| now.duration_since(first.since) > CONFIRM_WINDOW)
+        else {
+            return;
+        };
+        let (asked, _) = first.pending.question();
+        if self.notice.as_ref().is_some_and(|n| n.msg == asked) {
+            self.notice = None;
         }
     }
 
@@ -445,7 +468,7 @@ impl App {
                 self.follow_lists();
             }
             Update::Done(action, Ok(lines)) => {
-                let (msg, detail) = self.done_notice(&action);
+                let (msg, detail) = self.done_notice(&action, &lines);
                 if action == Action::RelayCapabilities {
                     self.verdicts = lines;
                 }
@@ -461,8 +484,8 @@ impl App {
         }
     }
 
-    /// What the status line says when `action` succeeded.
-    fn done_notice(&self, action: &Action) -> (Msg, String) {
+    /// What the status line says when `action` succeeded with `lines`.
+    fn done_notice(&self, action: &Action, lines: &[String]) -> (Msg, String) {
         match action {
             Action::Reload => (Msg::Reloaded, String::new()),
             Action::Switch {
@@ -479,6 +502,7 @@ impl App {
             }
             Action::RefreshBalances => (Msg::BalancesRefreshed, String::new()),
             Action::RelayCapabilities => (Msg::Verdicts, String::new()),
+            Action::PinInConfig { .. } => (Msg::PinnedInConfig, lines.join("; ")),
             Action::Session { session, change } => {
                 let set = |label: Msg, value: &str| {
                     (
@@ -553,6 +577,11 @@ impl App {
     pub fn selected_session(&self) -> Option<&Session> {
         let data = self.data.as_ref()?;
         self.shown_sessions(data).get(self.sessions.index).copied()
+    }
+
+    /// The endpoint selected on the Routing page, if any is listed.
+    fn selected_endpoint(&self) -> Option<&Endpoint> {
+        self.data.as_ref()?.endpoints.get(self.routing.index)
     }
 
     fn endpoint_keys(&self) -> Vec<String> {

@@ -187,6 +187,11 @@ pub enum Action {
         session: String,
         change: SessionChange,
     },
+    /// Pin the entry route node to `provider` in the config file (`POST /routing/persisted`):
+    /// unlike a session pin it outlives the helper, which reloads the edited file.
+    PinInConfig {
+        provider: String,
+    },
 }
 
 /// What the fetcher sends the UI.
@@ -525,7 +530,22 @@ async fn act(admin: SocketAddr, action: &Action) -> anyhow::Result<Vec<String>> 
             client::post(admin, route, &body).await?;
             Ok(Vec::new())
         }
+        Action::PinInConfig { provider } => {
+            let body = json!({"pin": provider});
+            let answer = client::post(admin, "/routing/persisted", &body).await?;
+            Ok(vec![pinned(&answer, provider)])
+        }
     }
+}
+
+/// The line `POST /routing/persisted`'s answer gives the status bar: which node now goes
+/// where, and in which file (the user may have several configs).
+pub fn pinned(answer: &Value, provider: &str) -> String {
+    format!(
+        "{} → {provider} ({})",
+        answer["entry"].as_str().unwrap_or("?"),
+        answer["config_path"].as_str().unwrap_or("?")
+    )
 }
 
 /// One line per endpoint from the relay probe's answer: `key: verdict`.

@@ -67,7 +67,9 @@ messages! {
     Routable => "routable", "可路由";
     Skipped => "skipped", "已跳过";
     NoEndpoints => "no endpoints configured", "尚未配置端点";
-    RoutingKeys => "Up/Down j/k PgUp/PgDn select  e enable  x disable 30 min", "上/下 j/k PgUp/PgDn 选择  e 启用  x 停用 30 分钟";
+    RoutingKeys => "Up/Down j/k PgUp/PgDn select  e enable  x disable 30 min  P P pin", "上/下 j/k PgUp/PgDn 选择  e 启用  x 停用 30 分钟  P P 固定";
+    PressPAgain => "press P again to pin the entry route in the config file to", "再按一次 P 以在配置文件中将入口路由固定到";
+    PinnedInConfig => "entry route pinned in the config file", "已在配置文件中固定入口路由";
     SessionsWaiting => "reading the sessions…", "正在读取会话…";
     SessionsNone => "no sessions yet: one appears once Codex sends a request through the helper", "暂无会话：Codex 经由 helper 发出请求后会出现";
     SessionsNoneMatch => "no session matches the filters (v and e switch them)", "没有符合筛选条件的会话（v 和 e 切换筛选）";
@@ -159,6 +161,7 @@ messages! {
     HelpSessions => "Sessions: v overrides only  e errors only", "会话页：v 仅有覆盖  e 仅错误";
     HelpSessionEffort => "  l/m/h/X effort low/medium/high/xhigh  x clear it", "  l/m/h/X 推理强度 低/中/高/超高  x 清除";
     HelpSessionPin => "  p pin (a picker)  P unpin  b profile (a picker)", "  p 固定（选择列表）  P 取消固定  b 配置（选择列表）";
+    HelpRoutingPin => "  P P pin the selected provider in the config file (within 3 s)", "  P P 在配置文件中固定到所选供应商（3 秒内按两次）";
     HelpRequests => "Requests: f errors only", "请求页：f 仅错误";
     HelpPickers => "in a picker: Up/Down j/k choose  Enter apply  Esc cancel", "选择列表中：上/下 j/k 选择  Enter 应用  Esc 取消";
     HelpSessionReset => "  R R reset all of the session's overrides (within 3 s)", "  R R 重置该会话的全部覆盖（3 秒内按两次）";

@@ -559,3 +559,88 @@ fn routing_scroll_keeps_the_selection_visible() {
         Some(Command::Act(Action::Switch { ref provider, .. })) if provider == "p07"
     ));
 }
+
+/// The provider a `P` `P` pins, if the keys sent one.
+fn pinned_in_config(command: Option<Command>) -> Option<String> {
+    match command {
+        Some(Command::Act(Action::PinInConfig { provider })) => Some(provider),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_pin_in_the_config_needs_a_second_p_on_the_same_endpoint_within_three_seconds() {
+    let start = Instant::now();
+    let mut app = with_endpoints();
+    app.on_key(key('2'), start);
+    app.on_key(code(KeyCode::Down), start);
+    assert!(app.on_key(key('P'), start).is_none());
+    let notice = app.notice.clone().unwrap();
+    assert_eq!(
+        (notice.msg, notice.detail.as_str()),
+        (Msg::PressPAgain, "b")
+    );
+    let second = app.on_key(key('P'), start + Duration::from_secs(2));
+    assert_eq!(pinned_in_config(second).as_deref(), Some("b"));
+    assert_eq!(app.notice.as_ref().unwrap().msg, Msg::Running);
+}
+
+#[test]
+fn a_late_second_p_asks_again_and_a_tick_forgets_the_first() {
+    let start = Instant::now();
+    let mut app = with_endpoints();
+    app.on_key(key('2'), start);
+    assert!(app.on_key(key('P'), start).is_none());
+    let late = start + Duration::from_secs(4);
+    assert!(pinned_in_config(app.on_key(key('P'), late)).is_none());
+    assert_eq!(app.notice.as_ref().unwrap().msg, Msg::PressPAgain);
+    app.on_tick(late + Duration::from_secs(4));
+    assert!(app.confirm.is_none() && app.notice.is_none());
+}
+
+#[test]
+fn a_p_on_another_endpoint_starts_over() {
+    let start = Instant::now();
+    let mut app = with_endpoints();
+    app.on_key(key('2'), start);
+    assert!(app.on_key(key('P'), start).is_none());
+    app.on_key(key('j'), start);
+    assert!(pinned_in_config(app.on_key(key('P'), start)).is_none());
+    assert_eq!(app.notice.as_ref().unwrap().detail, "b");
+    // Another endpoint of the same provider is another endpoint too.
+    let mut app = App {
+        page: Page::Routing,
+        ..App::default()
+    };
+    let endpoint = |name: &str| Endpoint {
+        provider: "a".into(),
+        endpoint: name.into(),
+        key: format!("a.{name}"),
+        ..Endpoint::default()
+    };
+    app.on_update(Update::Data(Box::new(Snapshot {
+        endpoints: vec![endpoint("default"), endpoint("backup")],
+        ..Snapshot::default()
+    })));
+    app.on_key(key('P'), start);
+    app.on_key(key('j'), start);
+    assert!(pinned_in_config(app.on_key(key('P'), start)).is_none());
+}
+
+#[test]
+fn the_pin_in_the_config_shows_the_helpers_answer_or_refusal() {
+    let mut app = with_endpoints();
+    let action = Action::PinInConfig {
+        provider: "b".into(),
+    };
+    let answer = "main → b (/h/config.toml)".to_string();
+    app.on_update(Update::Done(action.clone(), Ok(vec![answer.clone()])));
+    let notice = app.notice.clone().unwrap();
+    assert_eq!((notice.msg, notice.detail), (Msg::PinnedInConfig, answer));
+    assert!(!notice.failed);
+    let refusal = "the running codex-helper refused (409, conflict): /h/config.toml changed on \
+                   disk since it was loaded; reload first (POST /runtime/reload)";
+    app.on_update(Update::Done(action, Err(refusal.into())));
+    let notice = app.notice.clone().unwrap();
+    assert!(notice.failed && notice.msg == Msg::ActionFailed && notice.detail == refusal);
+}

@@ -10,7 +10,7 @@ use crate::tui::i18n::Msg;
 use crate::tui::widgets::truncate;
 
 /// Every line of the overlay, in order.
-pub const KEYS: [Msg; 15] = [
+pub const KEYS: [Msg; 16] = [
     Msg::HelpPages,
     Msg::HelpQuit,
     Msg::HelpReload,
@@ -18,6 +18,7 @@ pub const KEYS: [Msg; 15] = [
     Msg::HelpHelp,
     Msg::HelpMove,
     Msg::RoutingKeys,
+    Msg::HelpRoutingPin,
     Msg::HelpSessions,
     Msg::HelpSessionEffort,
     Msg::HelpSessionPin,

@@ -293,6 +293,26 @@ fn routing_shows_each_endpoint_and_why_one_is_skipped() {
     });
 }
 
+#[test]
+fn routing_asks_for_the_second_p_before_pinning_in_the_config() {
+    for lang in [Lang::En, Lang::Zh] {
+        let mut app = app(Page::Routing, lang);
+        let p = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('P'));
+        app.on_key(p, std::time::Instant::now());
+        let screen = draw(&app, 80, 24);
+        let asked = format!("{}: alpha", app.t(Msg::PressPAgain));
+        assert!(
+            screen_has(&screen, &asked),
+            "{lang:?}\n{}",
+            screen.join("\n")
+        );
+        assert!(
+            screen_has(&screen, app.t(Msg::RoutingKeys)),
+            "{lang:?}: the hint is cut"
+        );
+    }
+}
+
 /// The screen line that carries the selection marker.
 fn marked(screen: &[String]) -> Vec<&String> {
     screen.iter().filter(|l| l.starts_with('>')).collect()
@@ -680,6 +700,7 @@ fn the_help_lists_every_key_whole_in_both_languages() {
         "P unpin",
         "b profile",
         "R R",
+        "P P pin the selected provider in the config",
         "v ",
         "e ",
         "PgUp/PgDn",
