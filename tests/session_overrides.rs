@@ -154,6 +154,25 @@ async fn the_default_profile_fills_what_codex_leaves_out_and_an_applied_profile_
 }
 
 #[tokio::test]
+async fn a_body_past_a_mebibyte_is_patched_too_and_kept_whole() {
+    bounded(async {
+        let (a, b) = (MockRelay::start("a").await, MockRelay::start("b").await);
+        let proxy = TestProxy::start(&config(&a.base_url(), &b.base_url(), ""), &[]).await;
+        proxy.state.overrides.apply(Change {
+            reasoning_effort: Some("high".into()),
+            ..change("big")
+        });
+        let history = "x".repeat(3 << 19);
+        let body = json!({"model": "gpt-5.1", "input": history, "reasoning": {"effort": "low"}});
+        assert_eq!(turn(&proxy, "big", body).await.status(), 200);
+        let sent = a.received()[0].json();
+        assert_eq!(sent["reasoning"]["effort"], "high");
+        assert_eq!(sent["input"].as_str().map(str::len), Some(3 << 19));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_pin_to_a_relay_no_longer_configured_pins_nothing() {
     bounded(async {
         let (a, b) = (MockRelay::start("a").await, MockRelay::start("b").await);
@@ -176,7 +195,7 @@ async fn a_pin_to_a_relay_no_longer_configured_pins_nothing() {
 }
 
 #[tokio::test]
-async fn a_session_pinned_to_a_draining_relay_is_still_served_there() {
+async fn a_session_pinned_to_a_draining_endpoint_is_still_served_there() {
     bounded(async {
         let (a, b) = (MockRelay::start("a").await, MockRelay::start("b").await);
         let proxy = TestProxy::start(&config(&a.base_url(), &b.base_url(), ""), &[]).await;
@@ -185,10 +204,11 @@ async fn a_session_pinned_to_a_draining_relay_is_still_served_there() {
             .routing
             .set_draining("b.default", Some(("emptying b".into(), None)));
         proxy.state.overrides.apply(Change {
-            route_target: Some("b".into()),
+            route_target: Some("b.default".into()),
             ..change("pinned")
         });
-        // The pin is the operator's own choice: draining keeps new sessions away, not it.
+        // A pin to the endpoint itself is the operator's own choice: draining keeps new
+        // sessions away, not it.
         assert_eq!(turn(&proxy, "pinned", codex_turn()).await.status(), 200);
         assert_eq!((a.hits(), b.hits()), (0, 1));
         assert_eq!(turn(&proxy, "other", codex_turn()).await.status(), 200);
@@ -230,17 +250,26 @@ async fn a_websocket_connection_is_pinned_and_each_response_create_is_patched() 
         assert_eq!(response.status(), 101);
         let create = json!({"type": "response.create", "model": "gpt-5.1", "stream": true,
                             "reasoning": {"effort": "low"}, "input": []});
-        socket
-            .send(Message::text(create.to_string()))
-            .await
-            .unwrap();
-        while let Some(Ok(message)) = socket.next().await {
-            if let Message::Text(text) = message
-                && text.as_str().contains("response.completed")
-            {
-                break;
+        let mut turn = async || {
+            socket
+                .send(Message::text(create.to_string()))
+                .await
+                .unwrap();
+            while let Some(Ok(message)) = socket.next().await {
+                if let Message::Text(text) = message
+                    && text.as_str().contains("response.completed")
+                {
+                    break;
+                }
             }
-        }
+        };
+        turn().await;
+        // Changed while the connection is open: the next response.create gets the change.
+        proxy.state.overrides.apply(Change {
+            clear: vec!["model".into(), "reasoning_effort".into()],
+            ..change("thread-ws")
+        });
+        turn().await;
         socket.close(None).await.unwrap();
 
         assert!(a.frames().is_empty(), "pinned to b");
@@ -255,6 +284,47 @@ async fn a_websocket_connection_is_pinned_and_each_response_create_is_patched() 
             "as Codex asked"
         );
         assert_eq!(records[0].0.model_sent.as_deref(), Some("b-model"));
+        let note = records[0].0.decision.as_ref().unwrap().overrides.as_ref();
+        assert_eq!(
+            note.map(|n| n.changed.clone()),
+            Some(vec!["model", "reasoning_effort"]),
+            "the record says what the overrides changed"
+        );
+        let second = &b.frames()[1];
+        assert_eq!(
+            second["model"], "gpt-5.1",
+            "the override cleared mid-connection"
+        );
+        assert_eq!(second["reasoning"]["effort"], "low");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_pin_to_a_provider_leaves_its_draining_endpoint_to_its_other_one() {
+    bounded(async {
+        let (main, spare) = (
+            MockRelay::start("main").await,
+            MockRelay::start("spare").await,
+        );
+        let config = format!(
+            "[codex.providers.b]\n\
+             [codex.providers.b.endpoints.main]\nbase_url = \"{}\"\npriority = 0\n\
+             [codex.providers.b.endpoints.spare]\nbase_url = \"{}\"\npriority = 1\n",
+            main.base_url(),
+            spare.base_url()
+        );
+        let proxy = TestProxy::start(&config, &[]).await;
+        proxy
+            .state
+            .routing
+            .set_draining("b.main", Some(("emptying".into(), None)));
+        proxy.state.overrides.apply(Change {
+            route_target: Some("b".into()),
+            ..change("s")
+        });
+        assert_eq!(turn(&proxy, "s", codex_turn()).await.status(), 200);
+        assert_eq!((main.hits(), spare.hits()), (0, 1));
     })
     .await;
 }

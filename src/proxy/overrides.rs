@@ -7,7 +7,7 @@ use http::Method;
 use super::receive::ClientRequest;
 use super::{Plan, ProxyState};
 use crate::record::OverrideNote;
-use crate::routing::overrides::Applied;
+use crate::routing::overrides::{Applied, Patched};
 
 /// What the overrides did to one request.
 #[derive(Debug, Default)]
@@ -18,9 +18,12 @@ pub struct Overridden {
     pub note: Option<OverrideNote>,
 }
 
+/// Bodies past this size are patched on a blocking thread: it is a parse of the whole body.
+const PATCH_INLINE_MAX: usize = 1 << 20;
+
 /// Applies the session's overrides to `request`: its body patched (a Responses request with
 /// a JSON body only), and the route target it is pinned to.
-pub fn apply(
+pub async fn apply(
     state: &ProxyState,
     plan: &Plan,
     request: ClientRequest,
@@ -32,13 +35,24 @@ pub fn apply(
     if !patchable(&request) {
         return (request, done);
     }
-    let Some((body, changed)) = applied.patch_body(&request.body) else {
+    if request.body.len() <= PATCH_INLINE_MAX {
+        return patch(applied, request, done);
+    }
+    tokio::task::spawn_blocking(move || patch(applied, request, done))
+        .await
+        .expect("patching a body is pure and does not panic")
+}
+
+/// The request with its body patched and identified again, and what changed.
+fn patch(
+    applied: Applied,
+    request: ClientRequest,
+    done: Overridden,
+) -> (ClientRequest, Overridden) {
+    let Some(patched) = applied.patch_body(&request.body) else {
         return (request, done);
     };
-    let note = OverrideNote {
-        profile: applied.profile.clone(),
-        changed,
-    };
+    let (body, note) = note_of(&applied, patched);
     let ClientRequest {
         method,
         path_and_query,
@@ -57,11 +71,30 @@ pub fn apply(
     )
 }
 
+/// The patched body and what the record says of it: the fields changed, and the profile
+/// behind them (the default profile only when it filled something).
+pub fn note_of(applied: &Applied, patched: Patched) -> (Vec<u8>, OverrideNote) {
+    let profile = applied
+        .profile
+        .clone()
+        .filter(|_| applied.fill.is_empty() || patched.filled);
+    let note = OverrideNote {
+        profile,
+        changed: patched.changed,
+    };
+    (patched.body, note)
+}
+
+/// What a session's request gets from its overrides and the profiles in force, if anything.
+pub fn resolve_session(state: &ProxyState, plan: &Plan, session: Option<&str>) -> Option<Applied> {
+    let entry = session.and_then(|s| state.overrides.get(s));
+    Applied::resolve(entry.as_ref(), &plan.profiles)
+}
+
 /// What the request's session gets from its overrides and the profiles in force, if anything.
 pub fn resolve(state: &ProxyState, plan: &Plan, request: &ClientRequest) -> Option<Applied> {
     let session = request.session.as_ref().map(|s| s.value.as_str());
-    let entry = session.and_then(|s| state.overrides.get(s));
-    Applied::resolve(entry.as_ref(), &plan.profiles)
+    resolve_session(state, plan, session)
 }
 
 impl Overridden {
@@ -81,4 +114,35 @@ fn patchable(request: &ClientRequest) -> bool {
     request.method == Method::POST
         && request.facts.is_some()
         && (path.ends_with("/responses") || path.ends_with("/responses/compact"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::overrides::Overrides;
+
+    #[test]
+    fn the_default_profile_is_named_only_when_it_filled_something() {
+        let applied = Applied {
+            set: Overrides {
+                model: Some("big".into()),
+                ..Overrides::default()
+            },
+            fill: Overrides {
+                service_tier: Some("flex".into()),
+                ..Overrides::default()
+            },
+            profile: Some("base".into()),
+        };
+        // The request had its tier: only the manual model changed.
+        let patched = applied
+            .patch_body(br#"{"model":"m","service_tier":"priority"}"#)
+            .unwrap();
+        let (_, note) = note_of(&applied, patched);
+        assert_eq!((note.profile, note.changed), (None, vec!["model"]));
+        let patched = applied.patch_body(br#"{"model":"m"}"#).unwrap();
+        let (_, note) = note_of(&applied, patched);
+        assert_eq!(note.profile.as_deref(), Some("base"));
+        assert_eq!(note.changed, ["model", "service_tier"]);
+    }
 }

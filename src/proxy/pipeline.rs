@@ -76,7 +76,7 @@ where
     }
 
     // 2b. the session's overrides: body values and a route pin, before routing sees it
-    let (request, overridden) = overrides::apply(&state, &plan, request);
+    let (request, overridden) = overrides::apply(&state, &plan, request).await;
 
     // The Images API is served as a Responses call with the hosted image tool.
     if let Some(entry) = images::Entry::of(&request.method, &request.path_and_query) {

@@ -45,7 +45,7 @@ impl<'a> Router<'a> {
         request: &'a ClientRequest,
         overridden: &'a Overridden,
     ) -> Self {
-        let pin = overridden.pin.as_deref();
+        let pin = overrides::pin_in_force(graph, overridden.pin.as_deref());
         let facts = request.facts.as_ref();
         let view = RequestView {
             method: request.method.as_str(),
@@ -97,12 +97,14 @@ impl<'a> Router<'a> {
     }
 
     /// Whether the request's session is bound to `upstream` (a draining endpoint serves it):
-    /// by affinity, or by the operator's own pin, which draining does not override.
+    /// by affinity, or by the operator's pin to that very endpoint.
     fn session_bound_to(&self, upstream: &Upstream) -> bool {
         self.affinity
             .as_ref()
             .is_some_and(|a| *upstream.key() == *a.upstream)
-            || self.pin.is_some_and(|t| overrides::targets(upstream, t))
+            || self
+                .pin
+                .is_some_and(|t| overrides::pins_endpoint(upstream, t))
     }
 
     pub(super) fn select(&self, skips: &[Option<Skip>], now_ms: u64) -> Choice {

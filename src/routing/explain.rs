@@ -76,6 +76,7 @@ pub fn explain(
         service_tier: None,
         reasoning_effort: None,
     };
+    let pin = super::overrides::pin_in_force(graph, pin);
     let mut candidates = graph.candidates(&view);
     if let Some(target) = pin {
         candidates = super::overrides::pin(graph, candidates, target);
@@ -94,7 +95,7 @@ pub fn explain(
             let here = affinity
                 .as_ref()
                 .is_some_and(|a| *upstream.key() == *a.upstream)
-                || pin.is_some_and(|t| super::overrides::targets(upstream, t));
+                || pin.is_some_and(|t| super::overrides::pins_endpoint(upstream, t));
             state.skip_reason(upstream, model, false, saturated, here, now)
         })
         .collect();
@@ -194,18 +195,18 @@ mod tests {
         assert_eq!(bound.chosen.as_deref(), Some("a.default"));
         assert_eq!(bound.why, Some(Why::Affinity));
         assert_eq!(bound.candidates[0].skip, None);
-        // A session the operator pinned there is served too: draining does not undo a pin.
-        let pinned = explain(
-            &graph,
-            &state,
-            Question {
-                model: None,
-                session: Some("pinned"),
-                pin: Some("a"),
-            },
-            2_000,
-        );
+        // A session the operator pinned to that endpoint is served too; a pin to a target
+        // gone from the config pins nothing and is not reported.
+        let ask = |pin| Question {
+            model: None,
+            session: Some("pinned"),
+            pin: Some(pin),
+        };
+        let pinned = explain(&graph, &state, ask("a.default"), 2_000);
         assert_eq!(pinned.chosen.as_deref(), Some("a.default"));
         assert_eq!(pinned.candidates.len(), 1);
+        let gone = explain(&graph, &state, ask("gone"), 2_000);
+        assert_eq!(gone.pinned, None);
+        assert_eq!(gone.chosen.as_deref(), Some("b.default"));
     }
 }

@@ -16,11 +16,11 @@ use super::{Connected, MAX_MESSAGE_BYTES};
 use crate::proxy::ProxyState;
 use crate::proxy::clients::UpgradedIo;
 use crate::proxy::inspect;
+use crate::proxy::overrides;
 use crate::proxy::record::{Outcome, RecordGuard, RequestRecord};
 use crate::record::usage::Usage;
 use crate::routing::Upstream;
 use crate::routing::model_map::map_model;
-use crate::routing::overrides::Applied;
 use crate::routing::retry::Cooldown;
 use crate::routing::runtime::{HealthProbe, Permit};
 use crate::time::now_ms;
@@ -42,8 +42,9 @@ pub(super) struct Bridge {
     template: RequestRecord,
     /// The response in progress, and when its `response.create` was sent.
     current: Option<(RecordGuard, Instant)>,
-    /// The session's overrides, applied to each `response.create`.
-    applied: Option<Applied>,
+    /// The session whose overrides are applied to each `response.create`, read afresh for
+    /// each: a change made while the connection is open applies to its next response.
+    session: Option<String>,
 }
 
 impl Bridge {
@@ -51,7 +52,7 @@ impl Bridge {
         state: &Arc<ProxyState>,
         mut handshake: RecordGuard,
         connected: Connected,
-        applied: Option<Applied>,
+        session: Option<String>,
     ) -> (Self, Box<dyn UpgradedIo>) {
         let Connected {
             socket,
@@ -75,7 +76,7 @@ impl Bridge {
             alone,
             template,
             current: None,
-            applied,
+            session,
         };
         (bridge, socket)
     }
@@ -171,16 +172,24 @@ impl Bridge {
             return message;
         };
         // The session's overrides first, so the record and the model mapping see their model.
-        if let Some((body, _)) = self.applied.as_ref().and_then(|a| a.patch_body(bytes))
-            && let Ok(text) = String::from_utf8(body)
+        let plan = self.state.plan();
+        let applied = overrides::resolve_session(&self.state, &plan, self.session.as_deref());
+        if let Some((applied, patched)) =
+            applied.and_then(|a| a.patch_body(bytes).map(|patched| (a, patched)))
         {
-            // The record keeps the model Codex asked for, as over HTTP.
-            let asked = inspect::inspect(bytes).and_then(|f| f.model);
-            let sent = self.on_create(Message::text(text), head.generate);
-            if let Some((record, _)) = self.current.as_mut() {
-                record.model_requested = asked;
+            let (body, note) = overrides::note_of(&applied, patched);
+            if let Ok(text) = String::from_utf8(body) {
+                // The record keeps the model Codex asked for, as over HTTP.
+                let asked = inspect::inspect(bytes).and_then(|f| f.model);
+                let sent = self.on_create(Message::text(text), head.generate);
+                if let Some((record, _)) = self.current.as_mut() {
+                    record.model_requested = asked;
+                    if let Some(decision) = record.decision.as_mut() {
+                        decision.overrides = Some(note);
+                    }
+                }
+                return sent;
             }
-            return sent;
         }
         let generate = head.generate;
         self.on_create(message, generate)

@@ -99,10 +99,11 @@ pub async fn upgrade(
     record.streaming = true;
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
     record.announce();
-    // The session's overrides: its pin routes the connection; its values patch each
-    // `response.create` (as set when the connection opened).
+    // The session's overrides: its pin routes the connection (as set when it opens); its
+    // values patch each `response.create` (as set when that is sent).
     let applied = overrides::resolve(&state, &plan, &request);
     let overridden = applied.as_ref().map(Overridden::pin_of).unwrap_or_default();
+    let session = request.session.as_ref().map(|s| s.value.clone());
     let Some(mut connected) = connect(&state, &plan, &request, &overridden, &mut record).await
     else {
         return replies::websocket_unsupported().answer(record);
@@ -127,7 +128,7 @@ pub async fn upgrade(
         agreed
     });
     let client = hyper::upgrade::on(Request::from_parts(parts, ()));
-    let (bridge, relay) = Bridge::new(&state, record, connected, applied);
+    let (bridge, relay) = Bridge::new(&state, record, connected, session);
     tokio::spawn(async move {
         match client.await {
             Ok(client) => {

@@ -11,12 +11,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 pub mod profiles;
+mod splice;
 mod values;
 
 use self::profiles::Profiles;
+use self::splice::Object;
 pub use self::values::{Overrides, VALUE_MAX, check_value};
 use super::{Candidate, RouteGraph, Upstream};
 
@@ -71,61 +72,95 @@ impl Applied {
         (!resolved.set.is_empty() || !resolved.fill.is_empty()).then_some(resolved)
     }
 
-    /// The body with the values set (pure): `Some((body, fields changed))` only when something
-    /// changed and the body is a JSON object.
-    pub fn patch_body(&self, body: &[u8]) -> Option<(Vec<u8>, Vec<&'static str>)> {
+    /// The body with the values set (pure), or `None` when nothing changes or the body is
+    /// not a JSON object. Only the values set change (see [`splice`]).
+    pub fn patch_body(&self, body: &[u8]) -> Option<Patched> {
         let wants = |o: &Overrides| {
             o.model.is_some() || o.reasoning_effort.is_some() || o.service_tier.is_some()
         };
         if !wants(&self.set) && !wants(&self.fill) {
             return None;
         }
-        let mut value: Value = serde_json::from_slice(body).ok()?;
-        let object = value.as_object_mut()?;
-        let mut changed = Vec::new();
-        let mut field = |object: &mut Map<String, Value>,
-                         key: &str,
-                         name,
-                         set: &Option<String>,
-                         fill: &Option<String>| {
-            let present = object.get(key).is_some_and(|v| !v.is_null());
-            let to = match (set, fill) {
-                (Some(to), _) => to,
-                (None, Some(to)) if !present => to,
-                _ => return,
-            };
-            if object.get(key).and_then(Value::as_str) != Some(to) {
-                object.insert(key.to_string(), Value::String(to.clone()));
-                changed.push(name);
-            }
-        };
-        field(object, "model", "model", &self.set.model, &self.fill.model);
-        field(
-            object,
-            "service_tier",
-            "service_tier",
-            &self.set.service_tier,
-            &self.fill.service_tier,
-        );
-        if self.set.reasoning_effort.is_some() || self.fill.reasoning_effort.is_some() {
-            let reasoning = object
-                .entry("reasoning")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(reasoning) = reasoning.as_object_mut() {
-                field(
-                    reasoning,
-                    "effort",
-                    "reasoning_effort",
-                    &self.set.reasoning_effort,
-                    &self.fill.reasoning_effort,
-                );
+        let mut top = Object::read(body, 0..body.len())?;
+        let mut edits = Vec::new();
+        let mut patched = Patched::default();
+        for (key, set, fill) in [
+            ("model", &self.set.model, &self.fill.model),
+            (
+                "service_tier",
+                &self.set.service_tier,
+                &self.fill.service_tier,
+            ),
+        ] {
+            let current = top.get(key).map(|(raw, _)| raw);
+            if let Some((to, filled)) = decide(current, set, fill) {
+                top.set(key, splice::quote(to), &mut edits);
+                patched.note(key, filled);
             }
         }
-        if changed.is_empty() {
+        let (set, fill) = (&self.set.reasoning_effort, &self.fill.reasoning_effort);
+        match top.get("reasoning") {
+            // `null` or absent: a reasoning object of the effort alone.
+            None | Some(("null", _)) => {
+                if let Some((to, filled)) = decide(None, set, fill) {
+                    let effort = format!("{{\"effort\":{}}}", splice::quote(to));
+                    top.set("reasoning", effort, &mut edits);
+                    patched.note("reasoning_effort", filled);
+                }
+            }
+            Some((_, span)) => {
+                // Not an object (a string, a number): left alone.
+                if let Some(mut reasoning) = Object::read(body, span) {
+                    let current = reasoning.get("effort").map(|(raw, _)| raw);
+                    if let Some((to, filled)) = decide(current, set, fill) {
+                        reasoning.set("effort", splice::quote(to), &mut edits);
+                        patched.note("reasoning_effort", filled);
+                    }
+                    reasoning.finish(&mut edits);
+                }
+            }
+        }
+        top.finish(&mut edits);
+        if edits.is_empty() {
             return None;
         }
-        Some((serde_json::to_vec(&value).ok()?, changed))
+        patched.body = splice::apply(body, edits);
+        Some(patched)
     }
+}
+
+/// A body with overrides set, and what they changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Patched {
+    pub body: Vec<u8>,
+    /// The fields changed, by their API names (`reasoning_effort` for `reasoning.effort`).
+    pub changed: Vec<&'static str>,
+    /// Whether a value came from the fill (the default profile).
+    pub filled: bool,
+}
+
+impl Patched {
+    fn note(&mut self, key: &'static str, filled: bool) {
+        self.changed.push(key);
+        self.filled |= filled;
+    }
+}
+
+/// What a field becomes, given its raw JSON value now: the value set, else the fill when the
+/// request has none; `None` when that is what it already says. The `bool` is "from the fill".
+fn decide<'v>(
+    current: Option<&str>,
+    set: &'v Option<String>,
+    fill: &'v Option<String>,
+) -> Option<(&'v String, bool)> {
+    let present = current.is_some_and(|raw| raw != "null");
+    let (to, filled) = match (set, fill) {
+        (Some(to), _) => (to, false),
+        (None, Some(to)) if !present => (to, true),
+        _ => return None,
+    };
+    let now: Option<String> = current.and_then(|raw| serde_json::from_str(raw).ok());
+    (now.as_ref() != Some(to)).then_some((to, filled))
 }
 
 /// Whether `target` names an endpoint of `upstream`: its provider id or `provider.endpoint`.
@@ -136,6 +171,18 @@ pub fn targets(upstream: &Upstream, target: &str) -> bool {
 /// Whether `target` names any endpoint of `graph`.
 pub fn target_exists(graph: &RouteGraph, target: &str) -> bool {
     graph.upstreams.iter().any(|u| targets(u, target))
+}
+
+/// The pin that routes: `target` when the graph in force has it (a pin to a provider or
+/// endpoint gone on reload pins nothing, and is not reported).
+pub fn pin_in_force<'t>(graph: &RouteGraph, target: Option<&'t str>) -> Option<&'t str> {
+    target.filter(|t| target_exists(graph, t))
+}
+
+/// Whether a pin to `target` holds the session on `upstream` even while it drains: only a pin
+/// to that very endpoint does. A pin to a provider leaves its draining endpoints to its others.
+pub fn pins_endpoint(upstream: &Upstream, target: &str) -> bool {
+    upstream.key().as_str() == target
 }
 
 /// The candidates of a session pinned to `target`: those that are `target`'s endpoints, then
@@ -300,6 +347,7 @@ impl SessionOverrides {
 mod tests {
     use super::*;
     use crate::config::model::CodexSection;
+    use serde_json::Value;
     use std::path::Path;
 
     fn change(session: &str) -> Change {
@@ -406,9 +454,14 @@ mod tests {
             ..Applied::default()
         };
         let body = br#"{"model":"gpt-5.1","input":"hi","reasoning":{"summary":"auto"}}"#;
-        let (patched, changed) = applied.patch_body(body).unwrap();
+        let Patched {
+            body: patched,
+            changed,
+            filled,
+        } = applied.patch_body(body).unwrap();
         let patched: Value = serde_json::from_slice(&patched).unwrap();
         assert_eq!(changed, ["model", "reasoning_effort"]);
+        assert!(!filled);
         assert_eq!(patched["model"], "gpt-5.5");
         assert_eq!(
             patched["reasoning"],
@@ -431,6 +484,40 @@ mod tests {
     }
 
     #[test]
+    fn patching_keeps_every_byte_it_does_not_set() {
+        let applied = Applied {
+            set: Overrides {
+                reasoning_effort: Some("high".into()),
+                service_tier: Some("flex".into()),
+                ..Overrides::default()
+            },
+            ..Applied::default()
+        };
+        // Key order in a tool schema, number spellings, spacing: all as sent.
+        let body = br#"{"model":"m","tools":[{"properties":{"zeta":{},"alpha":{}}}],"n":1e2,"big":123456789012345678901234567890,"reasoning":{"summary":"auto"}}"#;
+        let patched = applied.patch_body(body).unwrap();
+        assert_eq!(
+            String::from_utf8(patched.body).unwrap(),
+            r#"{"service_tier":"flex","model":"m","tools":[{"properties":{"zeta":{},"alpha":{}}}],"n":1e2,"big":123456789012345678901234567890,"reasoning":{"effort":"high","summary":"auto"}}"#
+        );
+        // `reasoning: null` (older Codex for models without reasoning) takes the effort too.
+        let patched = applied
+            .patch_body(br#"{"model":"m","reasoning":null,"service_tier":"flex"}"#)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(patched.body).unwrap(),
+            r#"{"model":"m","reasoning":{"effort":"high"},"service_tier":"flex"}"#
+        );
+        assert_eq!(patched.changed, ["reasoning_effort"]);
+        // A reasoning that is not an object is left alone.
+        assert!(
+            applied
+                .patch_body(br#"{"reasoning":"x","service_tier":"flex"}"#)
+                .is_none()
+        );
+    }
+
+    #[test]
     fn the_default_profile_fills_only_what_the_request_leaves_out() {
         let profiles = profiles(
             "default_profile = \"fast\"\n[profiles.fast]\nmodel = \"mini\"\nreasoning_effort = \"low\"\nservice_tier = \"priority\"\n",
@@ -439,17 +526,22 @@ mod tests {
         assert_eq!(applied.profile.as_deref(), Some("fast"));
         // Codex always names its model and here its effort: those stay; the tier is filled.
         let body = br#"{"model":"gpt-5.5","reasoning":{"effort":"medium"}}"#;
-        let (patched, changed) = applied.patch_body(body).unwrap();
+        let Patched {
+            body: patched,
+            changed,
+            filled,
+        } = applied.patch_body(body).unwrap();
         let patched: Value = serde_json::from_slice(&patched).unwrap();
         assert_eq!(changed, ["service_tier"]);
+        assert!(filled);
         assert_eq!(patched["model"], "gpt-5.5");
         assert_eq!(patched["reasoning"]["effort"], "medium");
         assert_eq!(patched["service_tier"], "priority");
         // No effort in the request: the profile's fills it.
-        let (patched, _) = applied
+        let patched = applied
             .patch_body(br#"{"model":"x","reasoning":{}}"#)
             .unwrap();
-        let patched: Value = serde_json::from_slice(&patched).unwrap();
+        let patched: Value = serde_json::from_slice(&patched.body).unwrap();
         assert_eq!(patched["reasoning"]["effort"], "low");
     }
 

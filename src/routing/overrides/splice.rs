@@ -1,0 +1,139 @@
+//! Setting a few string members of a JSON object in place (pure). Only the bytes of the
+//! values set (or the members added) change: key order, spacing, number spellings and every
+//! other byte stay as the client sent them, which re-serialising would not keep.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde_json::value::RawValue;
+
+/// One change to the body: `at` replaced by `text` (an insertion when `at` is empty).
+#[derive(Debug)]
+pub struct Edit {
+    at: Range<usize>,
+    text: String,
+}
+
+/// A JSON object inside `body`: its members' value spans and where a new member goes.
+pub struct Object<'a> {
+    members: BTreeMap<Cow<'a, str>, &'a RawValue>,
+    body: &'a [u8],
+    /// Just after the opening `{`.
+    open: usize,
+    added: Vec<String>,
+}
+
+impl<'a> Object<'a> {
+    /// The object at `span` of `body` (all of it for the top level); `None` when it is not one.
+    pub fn read(body: &'a [u8], span: Range<usize>) -> Option<Self> {
+        let slice = &body[span.clone()];
+        let brace = slice.iter().position(|b| !b.is_ascii_whitespace())?;
+        if slice[brace] != b'{' {
+            return None;
+        }
+        let members = serde_json::from_slice(slice).ok()?;
+        Some(Object {
+            members,
+            body,
+            open: span.start + brace + 1,
+            added: Vec::new(),
+        })
+    }
+
+    /// A member's raw JSON value and its span in the body.
+    pub fn get(&self, key: &str) -> Option<(&'a str, Range<usize>)> {
+        let raw = self.members.get(key)?.get();
+        let start = raw.as_ptr() as usize - self.body.as_ptr() as usize;
+        Some((raw, start..start + raw.len()))
+    }
+
+    /// Sets `key` to the JSON text `value`: its old value replaced, or a member added.
+    pub fn set(&mut self, key: &str, value: String, edits: &mut Vec<Edit>) {
+        match self.get(key) {
+            Some((_, at)) => edits.push(Edit { at, text: value }),
+            None => self.added.push(format!("{}:{value}", quote(key))),
+        }
+    }
+
+    /// The members added, as one insertion after the opening brace.
+    pub fn finish(self, edits: &mut Vec<Edit>) {
+        if self.added.is_empty() {
+            return;
+        }
+        let mut text = self.added.join(",");
+        if !self.members.is_empty() {
+            text.push(',');
+        }
+        edits.push(Edit {
+            at: self.open..self.open,
+            text,
+        });
+    }
+}
+
+/// `text` as a JSON string.
+pub fn quote(text: &str) -> String {
+    serde_json::to_string(text).expect("a string always serialises")
+}
+
+/// `body` with `edits` made (spans never overlap: each is one member's value or an insertion
+/// point of its own object).
+pub fn apply(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
+    edits.sort_by_key(|e| std::cmp::Reverse(e.at.start));
+    let mut out = body.to_vec();
+    for edit in edits {
+        out.splice(edit.at, edit.text.into_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_values_set_change() {
+        let body = br#" { "tools" : [{"properties":{"zeta":{},"alpha":{}}}], "n": 1e2, "big": 123456789012345678901234567890, "model":"a" }"#;
+        let mut top = Object::read(body, 0..body.len()).unwrap();
+        let mut edits = Vec::new();
+        top.set("model", quote("b"), &mut edits);
+        top.set("service_tier", quote("flex"), &mut edits);
+        top.finish(&mut edits);
+        let out = String::from_utf8(apply(body, edits)).unwrap();
+        assert_eq!(
+            out,
+            r#" {"service_tier":"flex", "tools" : [{"properties":{"zeta":{},"alpha":{}}}], "n": 1e2, "big": 123456789012345678901234567890, "model":"b" }"#
+        );
+    }
+
+    #[test]
+    fn members_added_to_an_empty_object_are_separated() {
+        let body = b"{}";
+        let mut top = Object::read(body, 0..2).unwrap();
+        let mut edits = Vec::new();
+        top.set("a", quote("1"), &mut edits);
+        top.set("b", quote("2"), &mut edits);
+        top.finish(&mut edits);
+        let out = apply(body, edits);
+        assert_eq!(out, br#"{"a":"1","b":"2"}"#);
+        assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+    }
+
+    #[test]
+    fn a_nested_object_is_read_in_place() {
+        let body = br#"{"reasoning": {"summary":"auto","effort":"low"}}"#;
+        let top = Object::read(body, 0..body.len()).unwrap();
+        let (_, span) = top.get("reasoning").unwrap();
+        let mut inner = Object::read(body, span).unwrap();
+        let mut edits = Vec::new();
+        inner.set("effort", quote("high"), &mut edits);
+        inner.finish(&mut edits);
+        assert_eq!(
+            apply(body, edits),
+            br#"{"reasoning": {"summary":"auto","effort":"high"}}"#
+        );
+        assert!(Object::read(b"[1]", 0..3).is_none());
+        assert!(Object::read(b"{\"a\":", 0..5).is_none());
+    }
+}
