@@ -54,9 +54,12 @@ async fn main() {
     // interleaved in the same run, for before/after figures on a noisy machine.
     let binary = std::env::var_os("CODEX_HELPER_BENCH_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_codex-helper").into());
-    let proxy = ProxyProcess::start(&one_relay(upstream), binary);
+    let proxy = ProxyProcess::start(&one_relay(upstream), binary.clone());
     let baseline = std::env::var_os("CODEX_HELPER_BENCH_BASELINE")
         .map(|binary| ProxyProcess::start(&one_relay(upstream), binary));
+    // The same build with a default profile that fills `service_tier`: every request's body
+    // is patched (phase 2b), the cost of profiles and session overrides.
+    let profiled = ProxyProcess::start(&with_default_profile(upstream), binary);
     let nginx = Nginx::start(upstream);
     let mut paths = vec![
         Path {
@@ -70,6 +73,11 @@ async fn main() {
             pid: Some(proxy.child.id()),
         },
     ];
+    paths.push(Path {
+        name: "+profile",
+        url: format!("http://{}/v1/responses", profiled.addr),
+        pid: Some(profiled.child.id()),
+    });
     if let Some(baseline) = &baseline {
         paths.push(Path {
             name: "baseline",
@@ -387,6 +395,14 @@ async fn start_upstream() -> SocketAddr {
 /// The helper's config with the mock upstream as its one relay.
 fn one_relay(upstream: SocketAddr) -> String {
     format!("version = 5\n[codex.providers.bench]\nbase_url = \"http://{upstream}/v1\"\n")
+}
+
+/// [`one_relay`] with a default profile that fills `service_tier` (Codex never sends one).
+fn with_default_profile(upstream: SocketAddr) -> String {
+    format!(
+        "{}[codex]\ndefault_profile = \"bench\"\n[codex.profiles.bench]\nservice_tier = \"flex\"\n",
+        one_relay(upstream)
+    )
 }
 
 fn human(bytes: usize) -> String {
