@@ -45,7 +45,6 @@ impl<'a> Router<'a> {
         request: &'a ClientRequest,
         overridden: &'a Overridden,
     ) -> Self {
-        let pin = overrides::pin_in_force(graph, overridden.pin.as_deref());
         let facts = request.facts.as_ref();
         let view = RequestView {
             method: request.method.as_str(),
@@ -55,10 +54,8 @@ impl<'a> Router<'a> {
             service_tier: facts.and_then(|f| f.service_tier.as_deref()),
             reasoning_effort: facts.and_then(|f| f.reasoning_effort.as_deref()),
         };
-        let mut candidates = graph.candidates(&view);
-        if let Some(target) = pin {
-            candidates = overrides::pin(graph, candidates, target);
-        }
+        let (candidates, pin) =
+            overrides::pin(graph, graph.candidates(&view), overridden.pin.as_deref());
         let session = request.session.as_ref().map(|s| s.value.as_str());
         let (affinity, affinity_view) = state.routing.affinity_for(session, graph, &candidates);
         Self {
@@ -99,12 +96,8 @@ impl<'a> Router<'a> {
     /// Whether the request's session is bound to `upstream` (a draining endpoint serves it):
     /// by affinity, or by the operator's pin to that very endpoint.
     fn session_bound_to(&self, upstream: &Upstream) -> bool {
-        self.affinity
-            .as_ref()
-            .is_some_and(|a| *upstream.key() == *a.upstream)
-            || self
-                .pin
-                .is_some_and(|t| overrides::pins_endpoint(upstream, t))
+        let bound = self.affinity.as_ref().map(|a| a.upstream.as_str());
+        overrides::holds_session(upstream, bound, self.pin)
     }
 
     pub(super) fn select(&self, skips: &[Option<Skip>], now_ms: u64) -> Choice {

@@ -76,11 +76,7 @@ pub fn explain(
         service_tier: None,
         reasoning_effort: None,
     };
-    let pin = super::overrides::pin_in_force(graph, pin);
-    let mut candidates = graph.candidates(&view);
-    if let Some(target) = pin {
-        candidates = super::overrides::pin(graph, candidates, target);
-    }
+    let (candidates, pin) = super::overrides::pin(graph, graph.candidates(&view), pin);
     let (affinity, affinity_view) = state.affinity_for(session, graph, &candidates);
     let now = state.clock().now();
     let skips: Vec<Option<Skip>> = candidates
@@ -92,10 +88,8 @@ pub fn explain(
                 .limit
                 .as_ref()
                 .is_some_and(|l| state.in_flight(&l.group) >= l.max);
-            let here = affinity
-                .as_ref()
-                .is_some_and(|a| *upstream.key() == *a.upstream)
-                || pin.is_some_and(|t| super::overrides::pins_endpoint(upstream, t));
+            let bound = affinity.as_ref().map(|a| a.upstream.as_str());
+            let here = super::overrides::holds_session(upstream, bound, pin);
             state.skip_reason(upstream, model, false, saturated, here, now)
         })
         .collect();

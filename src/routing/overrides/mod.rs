@@ -173,26 +173,27 @@ pub fn target_exists(graph: &RouteGraph, target: &str) -> bool {
     graph.upstreams.iter().any(|u| targets(u, target))
 }
 
-/// The pin that routes: `target` when the graph in force has it (a pin to a provider or
-/// endpoint gone on reload pins nothing, and is not reported).
-pub fn pin_in_force<'t>(graph: &RouteGraph, target: Option<&'t str>) -> Option<&'t str> {
-    target.filter(|t| target_exists(graph, t))
+/// Whether the session is held on `upstream` even while it drains: it is bound there
+/// (`bound`, its affinity's endpoint), or pinned to that very endpoint. A pin to a provider
+/// leaves its draining endpoints to its others.
+pub fn holds_session(upstream: &Upstream, bound: Option<&str>, pin: Option<&str>) -> bool {
+    let here = Some(upstream.key().as_str());
+    bound == here || pin == here
 }
 
-/// Whether a pin to `target` holds the session on `upstream` even while it drains: only a pin
-/// to that very endpoint does. A pin to a provider leaves its draining endpoints to its others.
-pub fn pins_endpoint(upstream: &Upstream, target: &str) -> bool {
-    upstream.key().as_str() == target
-}
-
-/// The candidates of a session pinned to `target`: those that are `target`'s endpoints, then
-/// its other endpoints in the graph (a conditional route may have left them out), in a group
-/// after them. A target that names nothing in the graph (a config reloaded without it) pins
-/// nothing: the candidates are returned as they are.
-pub fn pin(graph: &RouteGraph, candidates: Vec<Candidate>, target: &str) -> Vec<Candidate> {
-    if !target_exists(graph, target) {
-        return candidates;
-    }
+/// The candidates of a session pinned to `target`, and the pin in force: `target`'s
+/// endpoints among the candidates, then its other endpoints in the graph (a conditional route
+/// may have left them out), in a group after them. A target that names nothing in the graph
+/// (a config reloaded without it) pins nothing and is not reported: the candidates are
+/// returned as they are, with no pin.
+pub fn pin<'t>(
+    graph: &RouteGraph,
+    candidates: Vec<Candidate>,
+    target: Option<&'t str>,
+) -> (Vec<Candidate>, Option<&'t str>) {
+    let Some(target) = target.filter(|t| target_exists(graph, t)) else {
+        return (candidates, None);
+    };
     let mut kept: Vec<Candidate> = candidates
         .into_iter()
         .filter(|c| targets(&graph.upstreams[c.upstream], target))
@@ -207,7 +208,7 @@ pub fn pin(graph: &RouteGraph, candidates: Vec<Candidate>, target: &str) -> Vec<
             });
         }
     }
-    kept
+    (kept, Some(target))
 }
 
 /// What changes a session's manual overrides: values to set, and fields to clear.
