@@ -381,3 +381,16 @@ mod tests {
         assert!(err.contains("(linked from "), "{err}");
     }
 }
+
+/// Opens `path` for append, creating it private to the user (logs and evidence name relays,
+/// hosts and what they answered, which is the user's business only).
+pub fn open_append_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(PRIVATE);
+    }
+    options.open(path)
+}

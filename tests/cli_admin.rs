@@ -145,9 +145,9 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     let (status, forecast) = &answers["/usage/forecast"];
     assert_eq!(*status, 200, "{forecast}");
     assert_eq!(forecast["providers"][0]["provider"], "main");
-    assert!(
-        forecast["providers"][0].get("forecast").is_some(),
-        "{forecast}"
+    assert_eq!(
+        forecast["providers"][0]["forecast"]["requests"], 1,
+        "the forecast counts the one request: {forecast}"
     );
 
     let (status, sessions) = &answers["/sessions"];

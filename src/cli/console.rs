@@ -27,6 +27,8 @@ use crate::ledger::report::{SinceError, summary_report};
 use crate::ledger::writer::LedgerStats;
 use crate::proxy::ProxyState;
 use crate::record::live::LiveRequests;
+use crate::routing::Upstream;
+use crate::time::Millis;
 
 /// Reloads the config; `Ok` says what is now in force.
 pub type Reload = Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
@@ -49,6 +51,19 @@ pub struct ServeConsole {
 }
 
 impl ServeConsole {
+    /// Whether `upstream` takes a request of no session now, and if not, why (`detail`, the
+    /// typed reason, and `why`, its text): what `/providers` and `/routing` show.
+    pub(super) fn skip_now(&self, upstream: &Upstream, now: Millis) -> (bool, Option<Value>) {
+        let skip = self
+            .state
+            .routing
+            .skip_reason(upstream, None, false, false, false, now);
+        let shown = skip
+            .as_ref()
+            .map(|s| json!({"detail": s, "why": s.describe()}));
+        (skip.is_none(), shown)
+    }
+
     fn context(&self) -> (Arc<ProxyState>, EvidenceLog, PathBuf) {
         (
             self.state.clone(),
@@ -141,17 +156,14 @@ impl Console for ServeConsole {
             .upstreams
             .iter()
             .map(|u| {
-                let skip = self
-                    .state
-                    .routing
-                    .skip_reason(u, None, false, false, false, now);
+                let (routable, skip) = self.skip_now(u, now);
                 json!({
                     "provider": u.provider,
                     "endpoint": u.endpoint,
                     "key": u.key().as_str(),
                     "host": diagnose::capabilities::host(u),
-                    "routable": skip.is_none(),
-                    "skip": skip.as_ref().map(|s| json!({"detail": s, "why": s.describe()})),
+                    "routable": routable,
+                    "skip": skip,
                     "price_multiplier": u.price_multiplier,
                     "limit": u.limit.as_ref().map(|l| json!({"max": l.max, "group": l.group})),
                 })

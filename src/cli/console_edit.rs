@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 
 use super::console::{Reload, ServeConsole};
 use crate::admin::Problem;
-use crate::config::edit::ConfigEditor;
+use crate::config::edit::{ConfigEditor, InvalidEdit};
 use crate::config::load::Fingerprint;
 use crate::proxy::ProxyState;
 
@@ -61,9 +61,11 @@ fn edit_now<T>(
     }
     let value = edit(&mut editor)?;
     editor
-        .check(&crate::routing::check_config)
-        .map_err(|e| Problem::bad_request(format!("{e:#}")))?;
-    editor.save(&crate::routing::check_config)?;
+        .save(&crate::routing::check_config)
+        .map_err(|e| match e.downcast::<InvalidEdit>() {
+            Ok(invalid) => Problem::bad_request(invalid.to_string()).into(),
+            Err(e) => e,
+        })?;
     let reloaded = reload().map_err(|e| {
         anyhow::anyhow!(
             "{} was written, but reloading it failed: {e:#}; the previous config is still in force",

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::console::{ServeConsole, parse_body};
+use super::console_routing::ready;
 use crate::admin::Problem;
 use crate::routing::overrides::check_value;
 
@@ -84,10 +85,10 @@ impl ServeConsole {
     ) -> BoxFuture<'static, anyhow::Result<Value>> {
         let asked: DefaultProfile = match parse_body(body) {
             Ok(asked) => asked,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
+            Err(e) => return ready(Err(e)),
         };
         if let Some(Err(e)) = asked.profile.as_deref().map(|p| check_value("profile", p)) {
-            return Box::pin(std::future::ready(Err(Problem::bad_request(e).into())));
+            return ready(Err(Problem::bad_request(e).into()));
         }
         let path = self.state.config_path.display().to_string();
         let edit = self.edit_config(move |editor| {
@@ -113,7 +114,7 @@ impl ServeConsole {
         });
         let edit = match edit {
             Ok(edit) => edit,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
+            Err(e) => return ready(Err(e)),
         };
         let path = self.state.config_path.display().to_string();
         let edited = self.edit_config(move |editor| match &edit {

@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::console::ServeConsole;
+use super::console::{ServeConsole, parse_body};
 use crate::admin::Problem;
 use crate::diagnose::{self, Targets};
 use crate::routing::graph;
@@ -113,13 +113,10 @@ impl ServeConsole {
             .upstreams
             .iter()
             .map(|u| {
-                let skip = self
-                    .state
-                    .routing
-                    .skip_reason(u, None, false, false, false, now);
+                let (routable, skip) = self.skip_now(u, now);
                 json!({
-                    "routable": skip.is_none(),
-                    "skip": skip.as_ref().map(|s| json!({"detail": s, "why": s.describe()})),
+                    "routable": routable,
+                    "skip": skip,
                     "runtime": self.state.routing.switches(u.key().as_str(), now),
                     "in_flight": u.limit.as_ref().map(|l| self.state.routing.in_flight(&l.group)),
                 })
@@ -136,9 +133,9 @@ impl ServeConsole {
 
     /// `POST /providers/runtime`.
     pub(super) fn runtime_switch(&self, body: Value) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let asked: RuntimeBody = match serde_json::from_value(body) {
+        let asked: RuntimeBody = match parse_body(body) {
             Ok(asked) => asked,
-            Err(e) => return ready(Err(Problem::bad_request(format!("the body: {e}")).into())),
+            Err(e) => return ready(Err(e)),
         };
         match asked.action() {
             Err(problem) => ready(Err(problem.into())),
@@ -255,7 +252,7 @@ impl ServeConsole {
     }
 }
 
-fn ready(answer: anyhow::Result<Value>) -> BoxFuture<'static, anyhow::Result<Value>> {
+pub(super) fn ready(answer: anyhow::Result<Value>) -> BoxFuture<'static, anyhow::Result<Value>> {
     Box::pin(std::future::ready(answer))
 }
 

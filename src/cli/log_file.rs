@@ -51,7 +51,8 @@ impl RotatingFile {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let file = open_append(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file = crate::files::open_append_private(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -67,7 +68,7 @@ impl RotatingFile {
     /// Moves the file to `serve.log.1` (replacing the older one) and starts a new one.
     fn rotate(&mut self) -> io::Result<()> {
         std::fs::rename(&self.path, older(&self.path))?;
-        self.file = open_append(&self.path)?;
+        self.file = crate::files::open_append_private(&self.path)?;
         follow_stderr(&self.file);
         Ok(())
     }
@@ -87,17 +88,6 @@ impl Write for RotatingFile {
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
     }
-}
-
-fn open_append(path: &Path) -> io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(crate::files::PRIVATE);
-    }
-    options.open(path)
 }
 
 /// The terminal's descriptor 2, kept while it points at the log file; -1 when not redirected.

@@ -14,6 +14,11 @@ use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value, value};
 use super::load;
 use super::model::CURRENT_VERSION;
 
+/// An edit that would make the config invalid (what `serve` would refuse at start-up).
+#[derive(Debug, thiserror::Error)]
+#[error("the edit would make the config invalid: {0}")]
+pub struct InvalidEdit(String);
+
 /// An open config document.
 pub struct ConfigEditor {
     path: PathBuf,
@@ -71,15 +76,16 @@ impl ConfigEditor {
         self.doc.to_string()
     }
 
-    /// Whether the edited document parses and passes `check`, as [`Self::save`] checks it
-    /// (for a caller that answers "your edit is wrong" apart from "the write failed").
-    pub fn check(&self, check: &Check<'_>) -> anyhow::Result<()> {
-        let loaded = load::parse(&self.path, &self.doc.to_string())
-            .map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))?;
-        check(&loaded).map_err(|e| anyhow::anyhow!("the edit would make the config invalid: {e}"))
+    /// Whether the edited document parses and passes `check`.
+    fn check(&self, check: &Check<'_>) -> anyhow::Result<()> {
+        let invalid = |e: &dyn std::fmt::Display| InvalidEdit(format!("{e}"));
+        let loaded = load::parse(&self.path, &self.doc.to_string()).map_err(|e| invalid(&e))?;
+        check(&loaded).map_err(|e| invalid(&format!("{e:#}")))?;
+        Ok(())
     }
 
-    /// Checks the edited document with `check` (what start-up would refuse: the cli passes the
+    /// Checks the edited document with `check`; an edit that fails it is an [`InvalidEdit`]
+    /// (the caller's mistake, told apart from a failed write) (what start-up would refuse: the cli passes the
     /// route graph compiler, which config does not know), then writes it (atomically, keeping
     /// the previous file as `.bak` with the same mode; see [`crate::files::write_atomic`] for
     /// links, modes and read-only files).

@@ -49,14 +49,19 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     pub fn of(text: &str) -> Self {
-        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
         Self {
-            hash,
+            hash: fnv1a64(text.as_bytes()),
             len: text.len(),
         }
     }
+}
+
+/// FNV-1a, 64 bits: a hash fixed forever (unlike `DefaultHasher`), for what is stored or
+/// compared across runs and builds.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Reads `path`. A missing file is `Ok(None)`; anything unreadable or invalid is an error.

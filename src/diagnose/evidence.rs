@@ -192,7 +192,7 @@ impl EvidenceLog {
         if size > 0 && size + line.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
-        let mut file = open_append(&self.path)
+        let mut file = crate::files::open_append_private(&self.path)
             .with_context(|| format!("cannot open {} to append", self.path.display()))?;
         file.write_all(line.as_bytes())
             .with_context(|| format!("cannot append to {}", self.path.display()))
@@ -287,19 +287,6 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// Opens for append, creating the file private to the user: evidence names relays, hosts and
-/// what they answered, which is the user's business only.
-fn open_append(path: &Path) -> std::io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(crate::files::PRIVATE);
-    }
-    options.open(path)
 }
 
 /// The newest `wanted` matching records of one file, newest first, and how many lines were

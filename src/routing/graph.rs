@@ -624,12 +624,7 @@ impl RouteGraph {
     /// `DefaultHasher`, which may change between toolchains). Changing the encoding drops
     /// persisted affinity once (as `g1:` → `g2:` did); bump the prefix when that happens.
     fn canonical_key(&self) -> String {
-        let hash = self
-            .canonical_text()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            });
+        let hash = crate::config::load::fnv1a64(self.canonical_text().as_bytes());
         format!("g2:{hash:016x}")
     }
 

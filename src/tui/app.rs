@@ -13,7 +13,7 @@ use super::data::{
 };
 use super::i18n::{Lang, Msg};
 use super::picker::{self, PickKind, Picked, Picker};
-use super::scroll::Cursor;
+use super::scroll::{Cursor, movement};
 
 /// How long a first `C` (or `R` on Sessions, `P` on Routing) waits for the second that runs it.
 pub const CONFIRM_WINDOW: Duration = Duration::from_secs(3);
@@ -206,17 +206,6 @@ pub struct App {
     /// The relay probe's verdict lines.
     pub verdicts: Vec<String>,
     pub notice: Option<Notice>,
-}
-
-/// How far a movement key moves in a list with `rows` rows on screen.
-fn movement(code: KeyCode, rows: usize) -> Option<isize> {
-    match code {
-        KeyCode::Up | KeyCode::Char('k') => Some(-1),
-        KeyCode::Down | KeyCode::Char('j') => Some(1),
-        KeyCode::PageUp => Some(-(rows as isize)),
-        KeyCode::PageDown => Some(rows as isize),
-        _ => None,
-    }
 }
 
 impl App {

@@ -5,7 +5,7 @@
 use crossterm::event::KeyCode;
 
 use super::data::{Endpoint, Profiles, SessionChange};
-use super::scroll::Cursor;
+use super::scroll::{Cursor, movement};
 
 /// Choices a picker shows at once.
 pub const PICKER_ROWS: usize = 8;
@@ -126,20 +126,17 @@ impl Picker {
     /// Applies a key: movement, `b` (the next profile, round), `Enter`, `Esc`.
     pub fn on_key(&mut self, code: KeyCode) -> Picked {
         let keys = self.keys();
-        let step = match code {
-            KeyCode::Up | KeyCode::Char('k') => -1,
-            KeyCode::Down | KeyCode::Char('j') => 1,
-            KeyCode::PageUp => -(PICKER_ROWS as isize),
-            KeyCode::PageDown => PICKER_ROWS as isize,
-            KeyCode::Char('b') if self.kind == PickKind::Profile => {
+        let step = match (movement(code, PICKER_ROWS), code) {
+            (Some(step), _) => step,
+            (None, KeyCode::Char('b')) if self.kind == PickKind::Profile => {
                 if self.cursor.index + 1 >= keys.len() {
                     -(self.cursor.index as isize)
                 } else {
                     1
                 }
             }
-            KeyCode::Esc => return Picked::Cancelled,
-            KeyCode::Enter => return self.chosen().map_or(Picked::Open, Picked::Chosen),
+            (None, KeyCode::Esc) => return Picked::Cancelled,
+            (None, KeyCode::Enter) => return self.chosen().map_or(Picked::Open, Picked::Chosen),
             _ => return Picked::Open,
         };
         self.cursor.step(step, &keys, PICKER_ROWS);

@@ -65,6 +65,18 @@ impl Cursor {
     }
 }
 
+/// How far a movement key moves in a list with `rows` rows on screen.
+pub fn movement(code: crossterm::event::KeyCode, rows: usize) -> Option<isize> {
+    use crossterm::event::KeyCode;
+    match code {
+        KeyCode::Up | KeyCode::Char('k') => Some(-1),
+        KeyCode::Down | KeyCode::Char('j') => Some(1),
+        KeyCode::PageUp => Some(-(rows as isize)),
+        KeyCode::PageDown => Some(rows as isize),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

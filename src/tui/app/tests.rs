@@ -306,7 +306,8 @@ fn session_filters_keep_the_selection_on_its_session() {
     assert_eq!(selected(&app), None);
     app.on_key(key('v'), now);
     assert_eq!(selected(&app), Some("s3"));
-    // A refresh that drops the selected session clamps the selection.
+    // A refresh that drops another session keeps the selection on its session; one that
+    // drops the selected session clamps the selection.
     let mut data = app.data.clone().unwrap();
     data.sessions
         .as_mut()
@@ -318,6 +319,17 @@ fn session_filters_keep_the_selection_on_its_session() {
     app.on_update(Update::Data(Box::new(data)));
     assert_eq!(selected(&app), Some("s4"), "kept by identity");
     assert_eq!(app.sessions.index, 2);
+    let mut data = app.data.clone().unwrap();
+    data.sessions
+        .as_mut()
+        .unwrap()
+        .retain(|s| s.session != "s4");
+    app.on_update(Update::Data(Box::new(data)));
+    assert_eq!(
+        (selected(&app), app.sessions.index),
+        (Some("s2"), 1),
+        "clamped"
+    );
 }
 
 #[test]
