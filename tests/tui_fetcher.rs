@@ -1,8 +1,6 @@
 //! The terminal UI's fetcher against a real admin API (in process, over a socket): what it
-//! reads arrives on its channel, and an action it is sent reaches the helper. The session
-//! override and profile routes are not served by this build's admin API yet, so those are
-//! tested against a small loopback server that records each request and answers in the
-//! contract's shape.
+//! reads arrives on its channel, and an action it is sent reaches the helper through the
+//! route the API serves for it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +13,6 @@ use codex_helper::tui::data::{
 };
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bounds every wait here.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -211,15 +208,7 @@ fn the_fetcher_reads_the_running_helper_and_carries_actions_to_it() {
         enabled: false,
     };
     fetcher.send(Command::Act(switch.clone()));
-    let deadline = Instant::now() + LIMIT;
-    let done = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if let Update::Done(action, result) = updates.recv_timeout(left).expect("no answer in time")
-        {
-            break (action, result);
-        }
-    };
-    assert_eq!(done, (switch, Ok(Vec::new())));
+    assert_eq!(next_done(&updates), (switch, Ok(Vec::new())));
     let switched = console.switched.lock().unwrap().clone();
     assert_eq!(
         switched,
@@ -232,154 +221,104 @@ fn the_fetcher_reads_the_running_helper_and_carries_actions_to_it() {
     runtime.block_on(handle.shutdown());
 }
 
-/// One request the loopback stand-in received.
-#[derive(Debug, Clone, PartialEq)]
-struct Received {
-    method: String,
-    path: String,
-    body: Value,
-}
-
-/// A stand-in helper speaking the session-overrides contract: one session whose overrides
-/// the POSTs change, one profile, a reload; everything else is a 404 in the API's shape.
+/// A stand-in helper for the session routes: one session whose overrides the POSTs change,
+/// one profile, a reload; it records each POST's body and counts the reads.
 #[derive(Default)]
-struct Contract {
-    received: Mutex<Vec<Received>>,
+struct Overriding {
+    /// `(route, body)` of each POST, in order.
+    posted: Mutex<Vec<(&'static str, Value)>>,
     overrides: Mutex<Value>,
+    reads: Mutex<std::collections::HashMap<&'static str, usize>>,
 }
 
-/// Caps what the stand-in reads of one request.
-const MAX_REQUEST: usize = 64 * 1024;
-
-impl Contract {
-    fn answer(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        const BASE: &str = "/__codex_helper/api/v1";
-        let route = path.strip_prefix(BASE).unwrap_or(path);
-        let route = route.split('?').next().unwrap_or(route);
-        let mut overrides = self.overrides.lock().unwrap();
-        match (method, route) {
-            ("GET", "/sessions") => (
-                200,
-                json!({"sessions": [
-                    {"session": "s-1", "upstream": "alpha.default", "current_graph": true,
-                     "last_selected_ms": 1000, "requests_24h": 3, "errors_24h": 0,
-                     "tokens_24h": 900, "cost_usd_24h": 0.02,
-                     "overrides": if overrides.is_null() { Value::Null } else { overrides.clone() }},
-                    {"session": "s-2", "upstream": null, "overrides": {"model": "gpt-5"}}
-                ]}),
-            ),
-            ("GET", "/profiles") => (
-                200,
-                json!({"default_profile": null, "profiles": [
-                    {"name": "deep", "model": null, "reasoning_effort": "xhigh", "service_tier": null}]}),
-            ),
-            ("POST", "/runtime/reload") => (200, json!({"reloaded": true})),
-            ("POST", "/overrides/session") if body["route_target"] == "zeta" => (
-                400,
-                json!({"error": {"code": "bad_request", "message": "unknown route target `zeta`"}}),
-            ),
-            ("POST", "/overrides/session") => {
-                if overrides.is_null() {
-                    *overrides = json!({});
-                }
-                for field in ["reasoning_effort", "route_target", "model", "service_tier"] {
-                    if let Some(value) = body.get(field) {
-                        overrides[field] = value.clone();
-                    }
-                }
-                (
-                    200,
-                    json!({"session": body["session_id"], "overrides": *overrides}),
-                )
-            }
-            ("POST", "/overrides/session/profile") => {
-                *overrides = json!({"profile": body["profile"]});
-                (
-                    200,
-                    json!({"session": body["session_id"], "overrides": *overrides}),
-                )
-            }
-            _ => (
-                404,
-                json!({"error": {"code": "not_found", "message": format!("no route {route}")}}),
-            ),
-        }
+impl Overriding {
+    fn read(&self, route: &'static str) {
+        *self.reads.lock().unwrap().entry(route).or_default() += 1;
     }
 
-    /// Serves `listener` until the runtime ends: one request per connection.
-    async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let contract = self.clone();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(LIMIT, contract.one(stream)).await;
-            });
-        }
+    fn count(&self, route: &str) -> usize {
+        self.reads.lock().unwrap().get(route).copied().unwrap_or(0)
     }
 
-    async fn one(&self, mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
-        let mut buffer = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let head_end = loop {
-            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 || buffer.len() > MAX_REQUEST {
-                return Ok(());
-            }
-            buffer.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
-        let mut first = head.lines().next().unwrap_or("").split(' ');
-        let method = first.next().unwrap_or("").to_string();
-        let path = first.next().unwrap_or("").to_string();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .unwrap_or(0)
-            .min(MAX_REQUEST);
-        while buffer.len() < head_end + length {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buffer.extend_from_slice(&chunk[..n]);
-        }
-        let body: Value =
-            serde_json::from_slice(&buffer[head_end..head_end + length]).unwrap_or(Value::Null);
-        let (status, answer) = self.answer(&method, &path, &body);
-        self.received
+    fn last_post(&self) -> (&'static str, Value) {
+        self.posted.lock().unwrap().last().cloned().expect("a POST")
+    }
+
+    fn answer(&self, session: &Value) -> anyhow::Result<Value> {
+        Ok(json!({"session": session, "overrides": *self.overrides.lock().unwrap()}))
+    }
+}
+
+impl Console for Overriding {
+    fn balances(&self) -> Vec<EndpointBalance> {
+        Vec::new()
+    }
+
+    fn refresh_balances(
+        &self,
+        _: Option<String>,
+    ) -> BoxFuture<'static, anyhow::Result<RefreshReport>> {
+        Box::pin(async { Ok(RefreshReport::default()) })
+    }
+
+    fn runtime(&self) -> anyhow::Result<Value> {
+        self.read("runtime");
+        Ok(json!({"version": "9.9.9", "pid": 77, "uptime_ms": 5000}))
+    }
+
+    fn reload(&self) -> BoxFuture<'static, anyhow::Result<Value>> {
+        Box::pin(async { Ok(json!({"reloaded": true})) })
+    }
+
+    fn sessions(&self, limit: usize) -> BoxFuture<'static, anyhow::Result<Value>> {
+        assert_eq!(limit, 200, "the Sessions page asks for 200");
+        self.read("sessions");
+        let overrides = self.overrides.lock().unwrap().clone();
+        Box::pin(async move {
+            Ok(json!({"sessions": [
+                {"session": "s-1", "upstream": "alpha.default", "current_graph": true,
+                 "last_selected_ms": 1000, "requests_24h": 3, "errors_24h": 0,
+                 "tokens_24h": 900, "cost_usd_24h": 0.02, "overrides": overrides},
+                {"session": "s-2", "upstream": null, "overrides": {"model": "gpt-5"}}
+            ]}))
+        })
+    }
+
+    fn profiles(&self) -> anyhow::Result<Value> {
+        self.read("profiles");
+        Ok(json!({"default_profile": null, "profiles": [
+            {"name": "deep", "model": null, "reasoning_effort": "xhigh", "service_tier": null}]}))
+    }
+
+    fn set_session_overrides(&self, body: Value) -> anyhow::Result<Value> {
+        self.posted
             .lock()
             .unwrap()
-            .push(Received { method, path, body });
-        let answer = answer.to_string();
-        let reason = if status == 200 { "OK" } else { "Error" };
-        let response = format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
+            .push(("overrides/session", body.clone()));
+        if body["route_target"] == "zeta" {
+            return Err(admin::Problem::bad_request("unknown route target `zeta`").into());
+        }
+        {
+            let mut overrides = self.overrides.lock().unwrap();
+            if overrides.is_null() {
+                *overrides = json!({});
+            }
+            for field in ["reasoning_effort", "route_target", "model", "service_tier"] {
+                if let Some(value) = body.get(field) {
+                    overrides[field] = value.clone();
+                }
+            }
+        }
+        self.answer(&body["session_id"])
     }
 
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    fn count(&self, method: &str, route: &str) -> usize {
-        let path = format!("/__codex_helper/api/v1{route}");
-        self.received()
-            .iter()
-            .filter(|r| r.method == method && r.path.split('?').next() == Some(path.as_str()))
-            .count()
+    fn apply_session_profile(&self, body: Value) -> anyhow::Result<Value> {
+        self.posted
+            .lock()
+            .unwrap()
+            .push(("overrides/session/profile", body.clone()));
+        *self.overrides.lock().unwrap() = json!({"profile": body["profile"]});
+        self.answer(&body["session_id"])
     }
 }
 
@@ -398,14 +337,15 @@ fn next_done(updates: &std::sync::mpsc::Receiver<Update>) -> (Action, Result<Vec
 #[test]
 fn session_actions_reach_the_override_routes_and_the_sessions_are_read_again() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let contract = Arc::new(Contract::default());
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(contract.clone().serve(listener));
+    let console = Arc::new(Overriding::default());
+    let handle = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        admin::serve_admin(listener, console.clone(), admin::Access::default())
+            .await
+            .unwrap()
+    });
     let started = Instant::now();
-    let (fetcher, updates) = Fetcher::start(addr, Query::default()).unwrap();
+    let (fetcher, updates) = Fetcher::start(handle.addr, Query::default()).unwrap();
 
     // Sessions (with and without overrides) and profiles arrive.
     let data = next_data(&updates, |s| s.sessions.is_some() && s.profiles.is_some());
@@ -415,13 +355,6 @@ fn session_actions_reach_the_override_routes_and_the_sessions_are_read_again() {
     assert!(!sessions[0].overridden() && sessions[1].overridden());
     assert_eq!(sessions[1].upstream, None);
     assert_eq!(data.profiles.unwrap().profiles[0].name, "deep");
-    let sessions_path = contract
-        .received()
-        .into_iter()
-        .find(|r| r.path.contains("/sessions"))
-        .unwrap()
-        .path;
-    assert_eq!(sessions_path, "/__codex_helper/api/v1/sessions?limit=200");
 
     // Effort: POST /overrides/session with the contract's body; then the change is read back.
     let effort = Action::Session {
@@ -430,15 +363,12 @@ fn session_actions_reach_the_override_routes_and_the_sessions_are_read_again() {
     };
     fetcher.send(Command::Act(effort.clone()));
     assert_eq!(next_done(&updates), (effort, Ok(Vec::new())));
-    let posted = contract.received();
-    let at = posted.iter().rposition(|r| r.method == "POST").unwrap();
     assert_eq!(
-        posted[at],
-        Received {
-            method: "POST".into(),
-            path: "/__codex_helper/api/v1/overrides/session".into(),
-            body: json!({"session_id": "s-1", "reasoning_effort": "high"}),
-        }
+        console.last_post(),
+        (
+            "overrides/session",
+            json!({"session_id": "s-1", "reasoning_effort": "high"})
+        )
     );
     let data = next_data(&updates, |s| {
         s.sessions.as_ref().is_some_and(|all| {
@@ -457,16 +387,13 @@ fn session_actions_reach_the_override_routes_and_the_sessions_are_read_again() {
     };
     fetcher.send(Command::Act(profile.clone()));
     assert_eq!(next_done(&updates), (profile, Ok(Vec::new())));
-    let last = contract
-        .received()
-        .into_iter()
-        .rfind(|r| r.method == "POST")
-        .unwrap();
     assert_eq!(
-        last.path,
-        "/__codex_helper/api/v1/overrides/session/profile"
+        console.last_post(),
+        (
+            "overrides/session/profile",
+            json!({"session_id": "s-1", "profile": "deep"})
+        )
     );
-    assert_eq!(last.body, json!({"session_id": "s-1", "profile": "deep"}));
 
     // A refusal comes back with the helper's own words.
     let pin = Action::Session {
@@ -489,19 +416,20 @@ fn session_actions_reach_the_override_routes_and_the_sessions_are_read_again() {
     };
     fetcher.send(Command::Act(reset.clone()));
     assert_eq!(next_done(&updates), (reset, Ok(Vec::new())));
-    let last = contract
-        .received()
-        .into_iter()
-        .rfind(|r| r.method == "POST")
-        .unwrap();
-    assert_eq!(last.body, json!({"session_id": "s-1", "clear": ["all"]}));
+    assert_eq!(
+        console.last_post(),
+        (
+            "overrides/session",
+            json!({"session_id": "s-1", "clear": ["all"]})
+        )
+    );
 
     // Profiles are read at start, then again only after a reload.
-    assert_eq!(contract.count("GET", "/profiles"), 1);
+    assert_eq!(console.count("profiles"), 1);
     fetcher.send(Command::Act(Action::Reload));
     assert_eq!(next_done(&updates), (Action::Reload, Ok(Vec::new())));
     let deadline = Instant::now() + LIMIT;
-    while contract.count("GET", "/profiles") < 2 {
+    while console.count("profiles") < 2 {
         assert!(
             Instant::now() < deadline,
             "the profiles were not read again"
@@ -510,8 +438,8 @@ fn session_actions_reach_the_override_routes_and_the_sessions_are_read_again() {
     }
 
     // The sessions were polled at most every two seconds, plus once after each action (5).
-    let polls = contract.count("GET", "/runtime/status");
-    let reads = contract.count("GET", "/sessions");
+    let polls = console.count("runtime");
+    let reads = console.count("sessions");
     let allowed = started.elapsed().as_secs() as usize / 2 + 1 + 5;
     assert!(
         reads <= allowed,
@@ -519,6 +447,7 @@ fn session_actions_reach_the_override_routes_and_the_sessions_are_read_again() {
     );
     assert!(polls >= reads, "{polls} polls, {reads} session reads");
     drop(fetcher);
+    runtime.block_on(handle.shutdown());
 }
 
 #[test]
