@@ -97,6 +97,7 @@ export function dateTime(ms) {
 export function tick(ms, span) {
   if (span > 5 * 86400e3) return df('day', { month: 'short', day: 'numeric' }).format(ms);
   if (span > 20 * 3600e3) return df('dayh', { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false }).format(ms);
+  if (span < 10 * 60e3) return df('hms', { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false }).format(ms);
   return df('hm', { hour: '2-digit', minute: '2-digit', hour12: false }).format(ms);
 }
 
