@@ -361,6 +361,83 @@ async fn web_pages_and_foreign_names_are_refused_before_anything_runs() {
 }
 
 #[tokio::test]
+async fn the_console_page_is_served_and_only_its_own_browser_requests_are_admitted() {
+    bounded(async {
+        let console = Arc::new(FakeConsole::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let token = "console-token-0123456789";
+        let access = admin::Access {
+            token: Some(codex_helper::routing::Secret::new(token)),
+        };
+        let handle = admin::serve_admin(listener, console.clone(), access)
+            .await
+            .unwrap();
+        let addr = handle.addr;
+        let h = host(addr);
+
+        // The page: to anyone, browser headers or not, with a policy that keeps it to itself.
+        let page =
+            "GET / HTTP/1.1\r\nHost: elsewhere.example\r\nSec-Fetch-Site: none\r\nX-Forwarded-For: 203.0.113.9";
+        let (status, headers, _) = raw(addr, page, "").await;
+        assert_eq!(status, 200);
+        assert!(headers.contains("content-type: text/html"), "{headers}");
+        assert!(headers.contains("content-security-policy: default-src 'none'; script-src 'self'"), "{headers}");
+        assert!(headers.contains("x-frame-options: deny"), "{headers}");
+        let (status, _, _) = raw(addr, &format!("POST / HTTP/1.1\r\n{h}"), "").await;
+        assert_eq!(status, 404, "only GET and HEAD serve the page");
+
+        let console_header = "X-Codex-Helper-Console: 1";
+        let origin = format!("Origin: http://{addr}");
+        let admitted = [
+            format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\n{console_header}\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: cors"),
+            format!("POST {BALANCES_REFRESH} HTTP/1.1\r\n{h}\r\n{console_header}\r\n{origin}\r\nSec-Fetch-Site: same-origin"),
+            // Plain HTTP to another machine: no Sec-Fetch-*, the Origin names the host asked.
+            format!("POST {BALANCES_REFRESH} HTTP/1.1\r\n{h}\r\n{console_header}\r\n{origin}"),
+            // Through a reverse proxy, with the token: the Origin names the forwarded host.
+            format!("POST {BALANCES_REFRESH} HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Host: box.example\r\nOrigin: https://box.example\r\nAuthorization: Bearer {token}\r\n{console_header}"),
+        ];
+        for head in admitted {
+            let (status, _, answer) = raw(addr, &head, "").await;
+            assert_eq!(status, 200, "{head}\n{answer}");
+        }
+        let refused = [
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nSec-Fetch-Site: same-origin"), 403, "browser_request_refused"),
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\n{console_header}\r\nSec-Fetch-Site: cross-site"), 403, "browser_request_refused"),
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\n{console_header}\r\nSec-Fetch-Site: same-site"), 403, "browser_request_refused"),
+            (format!("POST {BALANCES_REFRESH} HTTP/1.1\r\n{h}\r\n{console_header}\r\nOrigin: http://evil.example"), 403, "browser_request_refused"),
+            (format!("POST {BALANCES_REFRESH} HTTP/1.1\r\n{h}\r\n{console_header}\r\nOrigin: null"), 403, "browser_request_refused"),
+            // A reverse proxy on this machine connects from loopback for anyone.
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Forwarded-For: 203.0.113.9"), 403, "token_required"),
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nForwarded: for=203.0.113.9"), 403, "token_required"),
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Real-IP: 203.0.113.9"), 403, "token_required"),
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Forwarded-For: 203.0.113.9\r\nAuthorization: Bearer wrong-token-0123456789"), 401, "bad_token"),
+        ];
+        for (head, want_status, code) in refused {
+            let (status, _, answer) = raw(addr, &head, "").await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (want_status, Some(code)),
+                "{head}"
+            );
+        }
+        let (status, _, _) = raw(
+            addr,
+            &format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Forwarded-For: 203.0.113.9\r\nAuthorization: Bearer {token}"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "a forwarded request with the token");
+        assert_eq!(
+            console.asked.lock().unwrap().len(),
+            3,
+            "only the admitted refreshes reached the console"
+        );
+        handle.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_client_round_trips_and_says_when_nothing_listens() {
     bounded(async {
         let (handle, _console) = start().await;

@@ -49,17 +49,17 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
 
     // The ledger writes on its own thread: wait (bounded) for the row.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let trace_id = loop {
         let (_, recent, _) = call("GET", &format!("{base}/request-ledger/recent"), None).await;
-        if recent["requests"].as_array().is_some_and(|r| !r.is_empty()) {
-            break;
+        if let Some(row) = recent["requests"].as_array().and_then(|r| r.first()) {
+            break row["trace_id"].as_str().unwrap().to_string();
         }
         assert!(
             std::time::Instant::now() < deadline,
             "no ledger row: {recent}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    };
 
     let (status, doc, _) = call("GET", &format!("{base}/openapi.json"), None).await;
     assert_eq!(status, 200);
@@ -101,8 +101,10 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
             _ if method == "POST" => Some(json!({})),
             _ => None,
         };
-        // A documented path parameter gets the session the request above made.
-        let path = &path.replace("{id}", "thread-admin");
+        // A documented path parameter gets the session and request the request above made.
+        let path = &path
+            .replace("{id}", "thread-admin")
+            .replace("{trace_id}", &trace_id);
         let url = format!(
             "http://{}{path}",
             base.trim_start_matches("http://")
@@ -181,6 +183,30 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     assert_eq!(rows[0]["model_requested"], "gpt-5.1");
     assert_eq!(rows[0]["model_sent"], "gpt-5.1");
     assert_eq!(rows[0]["path"], "/v1/responses");
+    let (status, series) = &answers["/request-ledger/series"];
+    assert_eq!(*status, 200, "{series}");
+    let buckets = series["buckets"].as_array().unwrap();
+    assert_eq!((series["window"].as_str(), buckets.len()), (Some("1h"), 60));
+    assert_eq!(buckets.last().unwrap()["requests"], 1, "{series}");
+    let (status, chain) = &answers[&format!("/request-ledger/chain/{trace_id}")];
+    assert_eq!(*status, 200, "{chain}");
+    assert_eq!(chain["trace_id"], trace_id.as_str());
+    assert_eq!(chain["status"], 200);
+    assert_eq!(
+        chain["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "{chain}"
+    );
+    let (status, missing, _) =
+        call("GET", &format!("{base}/request-ledger/chain/nope"), None).await;
+    assert_eq!(status, 404, "{missing}");
+    let (status, bad, _) = call(
+        "GET",
+        &format!("{base}/request-ledger/series?window=7d"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
     let (_, summary) = &answers["/request-ledger/summary"];
     assert_eq!(summary["total"]["requests"], 1, "{summary}");
     assert_eq!(summary["by"], "provider");

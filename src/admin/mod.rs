@@ -9,6 +9,7 @@
 //! The server knows the running `serve` only through the [`Console`] trait, so it depends on
 //! neither the proxy nor the balance engine.
 
+pub mod assets;
 pub mod client;
 pub mod routes;
 mod server;
@@ -94,6 +95,17 @@ pub trait Console: Send + Sync + 'static {
         let _ = query;
         unavailable("the request ledger")
     }
+    /// Requests, tokens, cost and latency over time (`GET /request-ledger/series`).
+    fn ledger_series(&self, query: SeriesQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = query;
+        unavailable("the ledger")
+    }
+    /// One request's attempts and route decision (`GET /request-ledger/chain/{trace_id}`);
+    /// [`Problem::not_found`] when the ledger has no such request.
+    fn ledger_chain(&self, trace_id: String) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let _ = trace_id;
+        unavailable("the ledger")
+    }
     /// Balances per provider with their burn forecast (`GET /usage/forecast`).
     fn forecast(&self) -> BoxFuture<'static, anyhow::Result<Value>> {
         unavailable("the usage forecast")
@@ -169,6 +181,13 @@ pub struct SummaryQuery {
     pub by: Option<String>,
     /// Remaining USD, for the forecast.
     pub balance: Option<String>,
+}
+
+/// `GET /request-ledger/series`'s parameters.
+#[derive(Debug, Clone)]
+pub struct SeriesQuery {
+    pub window: crate::ledger::series::Window,
+    pub filter: crate::ledger::series::SeriesFilter,
 }
 
 /// `GET /codex/relay-evidence`'s parameters.

@@ -23,9 +23,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::routes::{ROUTES, Route, Spec, matches};
 use super::{
-    Access, BASE, Console, EvidenceQuery, Problem, ProblemKind, RecentQuery, SummaryQuery,
-    UnknownProvider,
+    Access, BASE, Console, EvidenceQuery, Problem, ProblemKind, RecentQuery, SeriesQuery,
+    SummaryQuery, UnknownProvider,
 };
+use crate::ledger::series::{SeriesFilter, Window};
 use crate::net::{host_name, is_loopback_ip, is_loopback_name};
 
 /// Largest request body read.
@@ -213,6 +214,9 @@ async fn respond(
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
+    if let Some(asset) = super::assets::find(request.method(), request.uri().path()) {
+        return Ok(super::assets::response(asset));
+    }
     admit(peer, request.headers(), request.uri(), access)?;
     let (route, path_param) = route(request.method(), request.uri().path())?;
     let spec = ROUTES
@@ -299,6 +303,27 @@ async fn respond(
                 balance: param(&pairs, "balance")?,
             };
             ok(&console.ledger_summary(query).await.map_err(console_error)?)
+        }
+        Route::LedgerSeries => {
+            let window = match param(&pairs, "window")? {
+                None => Window::Hour,
+                Some(name) => Window::parse(&name).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`window` is 1h, 24h or 30d, not `{}`",
+                        name.chars().take(100).collect::<String>()
+                    ))
+                })?,
+            };
+            let filter = SeriesFilter {
+                session: param(&pairs, "session")?,
+                provider: param(&pairs, "provider")?,
+            };
+            let query = SeriesQuery { window, filter };
+            ok(&console.ledger_series(query).await.map_err(console_error)?)
+        }
+        Route::LedgerChain => {
+            let id = percent_decoded(&path_param.unwrap_or_default())?;
+            ok(&console.ledger_chain(id).await.map_err(console_error)?)
         }
         Route::UsageForecast => ok(&console.forecast().await.map_err(console_error)?),
         Route::RelayCapabilities => {
@@ -452,7 +477,7 @@ fn percent_decoded(segment: &str) -> Result<String, ApiError> {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("not a session id"));
+        return Err(ApiError::bad_request("not a session or trace id"));
     }
     Ok(value)
 }
@@ -469,8 +494,9 @@ fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     }
 }
 
-/// The refusals, before anything is read or done: a non-loopback peer, a request a browser
-/// marks as a web page's, a `Host` that is not a loopback name (DNS rebinding) or none at all.
+/// The refusals, before anything is read or done: a non-loopback peer (or one that forwards
+/// another's request), a request from a web page other than the console's own, a `Host` that
+/// is not a loopback name (DNS rebinding) or none at all.
 pub(super) fn admit(
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -504,17 +530,27 @@ pub(super) fn admit(
             ),
         ));
     }
-    let browser = headers.keys().find(|name| {
-        let name = name.as_str();
-        name == "origin" || name.starts_with("sec-fetch-")
-    });
-    if let Some(name) = browser {
+    // A reverse proxy on this machine connects from loopback on behalf of anyone who reaches it.
+    if let Some(name) = FORWARDED.iter().find(|name| headers.contains_key(**name))
+        && !token_ok
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "token_required",
+            format!(
+                "this request came through a proxy (it carries `{name}`), so it may come from \
+                 anywhere: the admin API answers it only with its token ({})",
+                super::TOKEN_ENV
+            ),
+        ));
+    }
+    if let Some(name) = foreign_page(headers) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "browser_request_refused",
             format!(
-                "the admin API refuses requests from web browsers (this one carries `{name}`): \
-                 a web page must not be able to drive codex-helper"
+                "the admin API refuses requests from web pages other than its own console \
+                 (this one carries `{name}`): a web page must not be able to drive codex-helper"
             ),
         ));
     }
@@ -550,6 +586,47 @@ pub(super) fn admit(
         ));
     }
     Ok(())
+}
+
+/// Headers a proxy adds when it forwards a request.
+const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+/// The header the web console sends with every API call. A page of another origin cannot
+/// send it without a CORS preflight, which this API never grants.
+pub const CONSOLE_HEADER: &str = "x-codex-helper-console";
+
+/// The browser header that makes `headers` a foreign web page's request, if they do: a
+/// browser request (`Origin`, `Sec-Fetch-*`) is admitted only as the console's own, with
+/// [`CONSOLE_HEADER`] and the browser's word that it is same-origin (`Sec-Fetch-Site`, which
+/// a page cannot set; where the browser does not send it, over plain HTTP to another machine,
+/// an `Origin` naming the host asked).
+fn foreign_page(headers: &HeaderMap) -> Option<&'static str> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let fetch_site = text("sec-fetch-site");
+    let origin = text("origin");
+    let browser = origin.is_some() || headers.keys().any(|n| n.as_str().starts_with("sec-fetch-"));
+    if !browser {
+        return None;
+    }
+    if !headers.contains_key(CONSOLE_HEADER) {
+        return Some(if origin.is_some() {
+            "origin"
+        } else {
+            "sec-fetch-*"
+        });
+    }
+    match (fetch_site, origin) {
+        (Some("same-origin"), _) => None,
+        (Some(_), _) => Some("sec-fetch-site"),
+        (None, None) => None,
+        (None, Some(origin)) => {
+            let asked = origin.split_once("://").map(|(_, authority)| authority);
+            let hosts = [text("host"), text("x-forwarded-host")];
+            let same =
+                asked.is_some_and(|a| hosts.iter().flatten().any(|h| h.eq_ignore_ascii_case(a)));
+            (!same).then_some("origin")
+        }
+    }
 }
 
 /// The route for a method and path: 404 for an unknown path, 405 (with `Allow`) for a known

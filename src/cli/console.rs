@@ -13,7 +13,9 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::{Console, EvidenceQuery, Problem, RecentQuery, SummaryQuery, UnknownProvider};
+use crate::admin::{
+    Console, EvidenceQuery, Problem, RecentQuery, SeriesQuery, SummaryQuery, UnknownProvider,
+};
 use crate::balance::report::{EndpointBalance, RefreshReport};
 use crate::balance::service::BalanceHandle;
 use crate::codex::preset::{Compaction, Preset};
@@ -22,9 +24,9 @@ use crate::diagnose::capabilities::Options;
 use crate::diagnose::evidence::{EvidenceFilter, EvidenceKind, EvidenceLog};
 use crate::diagnose::exchange::Limits;
 use crate::diagnose::{self, Context, Targets, smoke};
-use crate::ledger::query;
 use crate::ledger::report::{SinceError, summary_report};
 use crate::ledger::writer::LedgerStats;
+use crate::ledger::{query, series};
 use crate::proxy::ProxyState;
 use crate::record::live::LiveRequests;
 use crate::routing::Upstream;
@@ -288,6 +290,35 @@ impl Console for ServeConsole {
                 };
                 let rows = query::find(&conn, &filter, query.limit)?;
                 Ok(json!({ "requests": rows }))
+            })
+            .await?
+        }
+        .boxed()
+    }
+
+    fn ledger_series(&self, query: SeriesQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let path = self.homes.ledger();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = open_ledger(&path)?;
+                let series =
+                    series::read(&conn, query.window, &query.filter, crate::time::now_ms())?;
+                Ok(serde_json::to_value(series)?)
+            })
+            .await?
+        }
+        .boxed()
+    }
+
+    fn ledger_chain(&self, trace_id: String) -> BoxFuture<'static, anyhow::Result<Value>> {
+        let path = self.homes.ledger();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = open_ledger(&path)?;
+                let chain = query::chain(&conn, &trace_id)?.ok_or_else(|| {
+                    Problem::not_found(format!("the ledger has no request `{trace_id}`"))
+                })?;
+                Ok(serde_json::to_value(chain)?)
             })
             .await?
         }

@@ -11,6 +11,7 @@ pub mod pricing;
 pub mod query;
 pub mod report;
 pub mod row;
+pub mod series;
 pub mod store;
 pub mod writer;
 
