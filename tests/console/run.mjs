@@ -1,0 +1,335 @@
+// The web console in headless Chromium (Debian's, never a downloaded one), driven by
+// playwright-core. tests/e2e_console.rs starts a real helper with mock relays and real ledger
+// rows and runs this with:
+//   CONSOLE_URL   the console (the admin base), e.g. http://127.0.0.1:4567/
+//   ADMIN_TOKEN   the helper's admin token
+//   SCREENSHOTS   a folder: <page>.png for every page, token-prompt.png, and a few more
+//   FACTS         JSON: {session:{id,requests}, providers, endpoint_to_disable, balance_provider,
+//                 balance_after_refresh:{state,amount}, requests_total, window_requests, …}
+//   CHROMIUM      the browser (default /usr/bin/chromium)
+// One line per check; exit 1 when any fails. Nothing leaves the machine: the console and the
+// reverse proxy this starts are on loopback, and the browser is told not to phone home.
+
+import { chromium } from 'playwright-core';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const need = (name) => {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`run.mjs: ${name} is not set (tests/e2e_console.rs sets it)`);
+    process.exit(2);
+  }
+  return v;
+};
+const CONSOLE_URL = new URL(need('CONSOLE_URL'));
+const TOKEN = need('ADMIN_TOKEN');
+const SHOTS = need('SCREENSHOTS');
+const FACTS = JSON.parse(need('FACTS'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const PAGES = ['overview', 'routing', 'sessions', 'requests', 'usage', 'diagnostics'];
+const WAIT = 15000;
+fs.mkdirSync(SHOTS, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+async function check(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${(e && e.message) || e}`.split('\n').slice(0, 6).join('\n'));
+  }
+}
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+/** GET a route of the admin API from here (no browser), with the token. */
+function apiGet(route) {
+  return new Promise((resolve, reject) => {
+    const url = new URL(`__codex_helper/api/v1${route}`, CONSOLE_URL);
+    const req = http.get(url, { headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`GET ${route}: ${res.statusCode} ${body}`));
+        resolve(JSON.parse(body));
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error(`GET ${route}: timed out`)));
+  });
+}
+
+/** Records every console error or warning, page error, failed request and error response. */
+function watch(page, label, deliberate = () => false) {
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() !== 'error' && m.type() !== 'warning') return;
+    const at = m.location()?.url || '';
+    if (/Failed to load resource/.test(m.text()) && deliberate(at)) return;
+    problems.push(`${label}: console ${m.type()}: ${m.text()} ${at}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`${label}: request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText || ''}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !deliberate(r.url(), r.status())) problems.push(`${label}: ${r.status()} for ${r.request().method()} ${r.url()}`);
+  });
+  return problems;
+}
+
+function noProblems(problems, from = 0) {
+  const list = problems.slice(from);
+  assert(list.length === 0, `${list.length} problem(s):\n  ${list.slice(0, 8).join('\n  ')}`);
+}
+
+async function ready(page, name) {
+  await page.waitForSelector(`main#page[data-page="${name}"][data-ready="true"]`, { timeout: WAIT });
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Polls fn in the page until it returns something truthy. */
+async function until(page, what, fn, arg) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: WAIT, polling: 200 });
+  } catch {
+    throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
+// ---- a reverse proxy under a path prefix, as people put in front of a headless box ----------
+function startProxy() {
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.url);
+    if (!req.url.startsWith('/codex/')) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      return res.end('not under /codex/');
+    }
+    const headers = { ...req.headers };
+    headers.host = CONSOLE_URL.host;
+    headers['x-forwarded-for'] = '203.0.113.9';
+    headers['x-forwarded-host'] = req.headers.host || '';
+    headers['x-forwarded-proto'] = 'http';
+    headers['x-forwarded-prefix'] = '/codex';
+    const upstream = http.request({
+      host: CONSOLE_URL.hostname,
+      port: CONSOLE_URL.port,
+      method: req.method,
+      path: req.url.slice('/codex'.length),
+      headers,
+    }, (up) => {
+      res.writeHead(up.statusCode, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', (e) => {
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(String(e));
+    });
+    req.pipe(upstream);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, seen, port: server.address().port })));
+}
+
+// ---- the run ---------------------------------------------------------------------------------
+await check('i18n: every text has English and Chinese', async () => {
+  const mod = await import(pathToFileURL(path.join(here, '../../web/console/assets/i18n.js')).href);
+  const missing = mod.missing();
+  assert(Object.keys(mod.TEXTS).length > 50, 'the text table is nearly empty');
+  assert(missing.length === 0, `untranslated: ${missing.join(', ')}`);
+});
+
+await check('the console files are small', async () => {
+  const dir = path.join(here, '../../web/console');
+  let total = 0;
+  for (const f of ['index.html', ...fs.readdirSync(path.join(dir, 'assets')).map((a) => `assets/${a}`)]) total += fs.statSync(path.join(dir, f)).size;
+  assert(total < 200 * 1024, `${total} bytes`);
+});
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  chromiumSandbox: false,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  timeout: 30000,
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'Europe/Paris' });
+const page = await context.newPage();
+const problems = watch(page, 'console');
+let requestTrace = null;
+
+try {
+  await check('every page loads with no console error, warning or failed request', async () => {
+    await page.goto(CONSOLE_URL.href, { waitUntil: 'load', timeout: WAIT });
+    await ready(page, 'overview');
+    for (const name of PAGES) {
+      await page.click(`a[data-page="${name}"]`);
+      await ready(page, name);
+      await page.waitForTimeout(300);
+      await shot(page, name);
+    }
+    const tz = await page.textContent('#tz');
+    assert(/Europe\/Paris/.test(tz) && /(CET|CEST|GMT\+\d)/.test(tz), `the header's time zone: ${tz}`);
+    noProblems(problems);
+  });
+
+  await check('the requests chart (1h) has 60 points summing to the window\'s requests', async () => {
+    await page.click('a[data-page="overview"]');
+    await ready(page, 'overview');
+    const sel = 'svg.chart[data-chart="requests"] circle.point';
+    const values = await page.$$eval(sel, (els) => els.map((e) => Number(e.getAttribute('data-value'))));
+    assert(values.length === 60, `${values.length} points`);
+    const sum = values.reduce((a, b) => a + b, 0);
+    assert(sum === FACTS.window_requests, `the points sum to ${sum}, the window had ${FACTS.window_requests}`);
+  });
+
+  await check('the session timeline has one point per request of the session', async () => {
+    await page.goto(`${CONSOLE_URL.href}#/sessions/${encodeURIComponent(FACTS.session.id)}`);
+    await ready(page, 'sessions');
+    const n = await page.$$eval('svg.chart[data-chart="session-timeline"] circle.point', (els) => els.length);
+    assert(n === FACTS.session.requests, `${n} points, the session made ${FACTS.session.requests} requests`);
+    await shot(page, 'session-detail');
+  });
+
+  await check('the requests table lists the ledger and a row opens its chain', async () => {
+    await page.click('a[data-page="requests"]');
+    await ready(page, 'requests');
+    const rows = await page.$$eval('tr[data-trace]', (els) => els.map((e) => e.dataset.trace));
+    assert(rows.length === FACTS.requests_total, `${rows.length} rows, the ledger has ${FACTS.requests_total}`);
+    requestTrace = rows[0];
+    // Keyboard: the row's link takes Enter.
+    await page.focus(`tr[data-trace="${requestTrace}"] a`);
+    await page.keyboard.press('Enter');
+    await until(page, 'the chain page', (id) => location.hash === `#/requests/${encodeURIComponent(id)}` && document.querySelector('main#page[data-ready="true"]'), requestTrace);
+    const attempts = await page.$$eval('main#page tbody tr', (els) => els.length);
+    assert(attempts >= 1, 'no attempt shown');
+    await shot(page, 'request-detail');
+  });
+
+  await check('a balance refresh acts and the page shows its result', async () => {
+    const p = FACTS.balance_provider;
+    const want = FACTS.balance_after_refresh || { state: 'ok' };
+    await page.click('a[data-page="usage"]');
+    await ready(page, 'usage');
+    const stateSel = `[data-provider="${p}"] [data-balance-state]`;
+    const before = await page.$eval(stateSel, (e) => e.dataset.balanceState).catch(() => 'absent');
+    await page.click('button#balance-refresh');
+    await until(page, `${p}'s balance state to read ${want.state}`, ([sel, state]) => document.querySelector(sel)?.dataset.balanceState === state, [stateSel, want.state]);
+    await until(page, 'the refresh result line', () => document.querySelector('#balance-result')?.dataset.done);
+    if (want.amount) {
+      await until(page, `${p}'s money left to show ${want.amount}`, ([prov, amount]) => (document.querySelector(`[data-provider="${prov}"] .money`)?.textContent || '').includes(amount), [p, want.amount]);
+      const pts = await page.$$eval(`svg.chart[data-chart="forecast-${p}"] circle.point`, (els) => els.length);
+      assert(pts > 1, `the forecast chart of ${p} has ${pts} points`);
+    }
+    console.log(`     ${p}: ${before} -> ${want.state}`);
+    await shot(page, 'usage-after-refresh');
+  });
+
+  await check('a runtime disable acts: the row and GET /providers say disabled', async () => {
+    const key = FACTS.endpoint_to_disable;
+    await page.click('a[data-page="routing"]');
+    await ready(page, 'routing');
+    const row = `[data-endpoint="${key}"]`;
+    const before = await page.$eval(`${row} [data-state]`, (e) => e.dataset.state);
+    assert(before !== 'disabled', `${key} is disabled already`);
+    await page.click(`${row} button[data-action="disable"]`);
+    await until(page, `${key}'s state to read disabled`, (sel) => document.querySelector(sel)?.dataset.state === 'disabled', `${row} [data-state]`);
+    const providers = await apiGet('/providers');
+    const ep = (providers.providers || []).find((e) => e.key === key);
+    assert(ep, `GET /providers has no ${key}`);
+    assert(ep.routable === false && ep.skip?.detail?.kind === 'runtime_disabled', `GET /providers says ${JSON.stringify(ep)}`);
+    await shot(page, 'routing-after-disable');
+  });
+
+  await check('both languages render (中文 nav), and back to English', async () => {
+    await page.selectOption('#lang-select', 'zh');
+    await until(page, 'the Chinese nav', () => document.querySelector('a[data-page="overview"]').textContent === '总览');
+    await ready(page, 'routing');
+    const nav = await page.$$eval('#nav a', (els) => els.map((e) => e.textContent));
+    assert(nav.every((t) => /[\u4e00-\u9fff]/.test(t)), `nav: ${nav.join(' ')}`);
+    await page.click('a[data-page="usage"]');
+    await ready(page, 'usage');
+    await shot(page, 'usage-zh');
+    await page.selectOption('#lang-select', 'en');
+    await until(page, 'the English nav', () => document.querySelector('a[data-page="overview"]').textContent === 'Overview');
+  });
+
+  await check('keyboard: Tab reaches the nav, Enter switches page, keys 1–6 too', async () => {
+    // A fresh load: the keyboard starts at the top of the page.
+    await page.goto(`${CONSOLE_URL.href}#/diagnostics`);
+    await page.reload({ waitUntil: 'load' });
+    await ready(page, 'diagnostics');
+    let onNav = null;
+    for (let i = 0; i < 12 && onNav !== 'sessions'; i++) {
+      await page.keyboard.press('Tab');
+      onNav = await page.evaluate(() => (document.activeElement?.closest('#nav') ? document.activeElement.dataset.page : null));
+    }
+    assert(onNav === 'sessions', 'Tab never reached the Sessions link');
+    await page.keyboard.press('Enter');
+    await ready(page, 'sessions');
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.keyboard.press('5');
+    await ready(page, 'usage');
+    await page.keyboard.press('1');
+    await ready(page, 'overview');
+  });
+
+  await check('no console error, warning or failed request in the whole run', async () => noProblems(problems));
+
+  // ---- behind a reverse proxy under /codex/: remote, so the token is asked --------------------
+  const proxy = await startProxy();
+  try {
+    const remote = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'Europe/Paris' });
+    const rp = await remote.newPage();
+    const api = (u) => u.includes('/codex/__codex_helper/api/v1/');
+    const remoteProblems = watch(rp, 'proxied', (u, status) => api(u) && (status === undefined || status === 401 || status === 403));
+    const base = `http://127.0.0.1:${proxy.port}/codex/`;
+    await check('under /codex/ behind a proxy the token prompt appears', async () => {
+      await rp.goto(base, { waitUntil: 'load', timeout: WAIT });
+      await rp.waitForSelector('#token-form #token-input[type="password"]', { state: 'visible', timeout: WAIT });
+      const ready = await rp.getAttribute('main#page', 'data-ready');
+      assert(ready !== 'true', 'the page claims data before the token');
+      await shot(rp, 'token-prompt');
+    });
+    await check('a wrong token shows the prompt again with the helper\'s word', async () => {
+      await rp.fill('#token-input', 'not-the-token-0123456789');
+      await rp.click('#token-form button[type="submit"]');
+      await until(rp, 'the prompt again after a wrong token', () => /bad_token/.test(document.querySelector('#token-message')?.textContent || ''));
+      await rp.waitForSelector('#token-form', { state: 'visible', timeout: WAIT });
+    });
+    await check('the right token loads the Overview with data through the proxy', async () => {
+      await rp.fill('#token-input', TOKEN);
+      await rp.click('#token-form button[type="submit"]');
+      await ready(rp, 'overview');
+      const n = await rp.$$eval('svg.chart[data-chart="requests"] circle.point', (els) => els.length);
+      assert(n === 60, `${n} points`);
+      const sum = await rp.$$eval('svg.chart[data-chart="requests"] circle.point', (els) => els.reduce((a, e) => a + Number(e.dataset.value), 0));
+      assert(sum === FACTS.window_requests, `the points sum to ${sum}`);
+      await rp.click('a[data-page="routing"]');
+      await ready(rp, 'routing');
+      noProblems(remoteProblems);
+      const outside = proxy.seen.filter((u) => !u.startsWith('/codex/'));
+      assert(outside.length === 0, `requests outside the prefix: ${outside.join(', ')}`);
+      await shot(rp, 'overview-proxied');
+    });
+    await remote.close();
+  } finally {
+    proxy.server.close();
+  }
+} finally {
+  await browser.close();
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
