@@ -217,6 +217,27 @@ try {
     await shot(page, 'request-detail');
   });
 
+  await check('the requests filters work and a poll keeps what is being typed', async () => {
+    await page.click('a[data-page="requests"]');
+    await ready(page, 'requests');
+    if (FACTS.error_session) {
+      await page.fill('#f-session', FACTS.error_session);
+      await page.check('#f-errors');
+      await page.press('#f-session', 'Enter');
+      await until(page, `only ${FACTS.error_session}'s failed request`, (id) => {
+        const rows = [...document.querySelectorAll('tr[data-trace]')];
+        return rows.length === 1 && rows[0].textContent.includes(id);
+      }, FACTS.error_session);
+    }
+    await page.fill('#f-model', 'typed-but-not-sent');
+    await page.focus('#f-model');
+    await page.waitForTimeout(5600); // past a poll of the page (5 s) and of the snapshot (2 s)
+    const kept = await page.evaluate(() => [document.activeElement?.id, document.querySelector('#f-model').value]);
+    assert(kept[0] === 'f-model' && kept[1] === 'typed-but-not-sent', `after a poll: focus on ${kept[0]}, value ${kept[1]}`);
+    await page.fill('#f-model', '');
+    await page.click('#request-filters button[type="button"]');
+  });
+
   await check('a balance refresh acts and the page shows its result', async () => {
     const p = FACTS.balance_provider;
     const want = FACTS.balance_after_refresh || { state: 'ok' };
@@ -266,23 +287,31 @@ try {
   });
 
   await check('keyboard: Tab reaches the nav, Enter switches page, keys 1–6 too', async () => {
-    // A fresh load: the keyboard starts at the top of the page.
-    await page.goto(`${CONSOLE_URL.href}#/diagnostics`);
-    await page.reload({ waitUntil: 'load' });
-    await ready(page, 'diagnostics');
-    let onNav = null;
-    for (let i = 0; i < 12 && onNav !== 'sessions'; i++) {
-      await page.keyboard.press('Tab');
-      onNav = await page.evaluate(() => (document.activeElement?.closest('#nav') ? document.activeElement.dataset.page : null));
+    // A fresh tab: the keyboard starts at the top of the page.
+    const kp = await context.newPage();
+    const mine = watch(kp, 'keyboard');
+    try {
+      await kp.goto(`${CONSOLE_URL.href}#/diagnostics`, { waitUntil: 'load', timeout: WAIT });
+      await ready(kp, 'diagnostics');
+      let onNav = null;
+      for (let i = 0; i < 12 && onNav !== 'sessions'; i++) {
+        await kp.keyboard.press('Tab');
+        onNav = await kp.evaluate(() => (document.activeElement?.closest('#nav') ? document.activeElement.dataset.page : null));
+      }
+      assert(onNav === 'sessions', 'Tab never reached the Sessions link');
+      const ring = await kp.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+      assert(ring !== 'none', 'the focused link shows no focus ring');
+      await kp.keyboard.press('Enter');
+      await ready(kp, 'sessions');
+      await kp.keyboard.press('5');
+      await ready(kp, 'usage');
+      await kp.keyboard.press('1');
+      await ready(kp, 'overview');
+      noProblems(mine);
+    } finally {
+      kp.removeAllListeners();
+      await kp.close();
     }
-    assert(onNav === 'sessions', 'Tab never reached the Sessions link');
-    await page.keyboard.press('Enter');
-    await ready(page, 'sessions');
-    await page.evaluate(() => document.activeElement?.blur());
-    await page.keyboard.press('5');
-    await ready(page, 'usage');
-    await page.keyboard.press('1');
-    await ready(page, 'overview');
   });
 
   await check('no console error, warning or failed request in the whole run', async () => noProblems(problems));

@@ -140,7 +140,11 @@ function start() {
   });
   applyStatic();
   renderHeader();
-  window.addEventListener('hashchange', mount);
+  window.addEventListener('hashchange', () => {
+    mount();
+    // The user went to another page: the keyboard continues from its content.
+    main.focus({ preventScroll: true });
+  });
   document.addEventListener('keydown', (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey || typing(e.target)) return;
     if (document.body.classList.contains('locked')) return;

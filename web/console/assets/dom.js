@@ -77,8 +77,13 @@ export function syncList(parent, items, key, render, sig = (x) => JSON.stringify
       const focusKey = hadFocus ? document.activeElement.dataset.focus : null;
       el.replaceWith(fresh);
       el = fresh;
-      if (focusKey) el.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`)?.focus();
-      else if (hadFocus && el.tabIndex >= 0) el.focus();
+      if (hadFocus) {
+        // The same control again, else (it may be disabled now) the first one that can take it.
+        const same = focusKey ? el.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`) : null;
+        const next = same && !same.disabled ? same : el.querySelector('a[href], button:not(:disabled), input:not(:disabled), select:not(:disabled)');
+        if (next) next.focus();
+        else if (el.tabIndex >= 0) el.focus();
+      }
     } else if (!el) {
       el = render(item);
     }

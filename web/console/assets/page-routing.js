@@ -23,6 +23,7 @@ export default {
   title: 'page_routing',
   mount(root, ctx) {
     const info = h('dl.facts');
+    const chosen = h('p.chosen#route-chosen', { role: 'status' });
     const tree = h('div.tree');
     const eps = table('endpoints', ['col_endpoint', 'col_host', 'col_tags', '#in_flight', 'col_state', 'col_reason', 'col_actions']);
     const result = resultLine('routing-result');
@@ -33,7 +34,7 @@ export default {
     fill(
       root,
       h('div.page-head', h('h1', t('page_routing'))),
-      section('route_graph', info, tree),
+      section('route_graph', chosen, info, tree),
       section('endpoints',
         h('p.controls', h('label', { for: 'switch-minutes' }, t('switch_for')), ' ', minutesSel),
         result, eps.table),
@@ -167,8 +168,10 @@ export default {
     }
 
     const poll = ctx.poll(async () => {
-      const g = await api('/routing');
+      const [g, ex] = await Promise.all([api('/routing'), api('/routing/explain')]);
       if (!ctx.alive()) return;
+      setText(chosen, ex.chosen ? `${t('next_goes_to')}: ${ex.chosen}${ex.why ? ` (${ex.why})` : ''}` : t('no_route'));
+      chosen.classList.toggle('bad', !ex.chosen);
       drawTree(g);
       syncList(eps.body, g.upstreams || [], (u) => u.key, row);
       drawEntry(g);
