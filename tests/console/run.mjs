@@ -211,7 +211,7 @@ try {
     // Keyboard: the row's link takes Enter.
     await page.focus(`tr[data-trace="${requestTrace}"] a`);
     await page.keyboard.press('Enter');
-    await until(page, 'the chain page', (id) => location.hash === `#/requests/${encodeURIComponent(id)}` && document.querySelector('main#page[data-ready="true"]'), requestTrace);
+    await until(page, 'the chain page', (id) => [...document.querySelectorAll('main#page[data-page="requests"][data-ready="true"]')].some((m) => m.dataset.param === id), requestTrace);
     const attempts = await page.$$eval('main#page tbody tr', (els) => els.length);
     assert(attempts >= 1, 'no attempt shown');
     await shot(page, 'request-detail');
@@ -273,10 +273,38 @@ try {
     await shot(page, 'routing-after-disable');
   });
 
+  await check('the relay capability probe runs and shows its results, then the evidence', async () => {
+    await page.click('a[data-page="diagnostics"]');
+    await ready(page, 'diagnostics');
+    const p = FACTS.balance_provider || FACTS.providers[0];
+    await page.selectOption('#d-provider', p);
+    await page.fill('#d-timeout', '5');
+    await page.click('#caps-run');
+    try {
+      await page.waitForSelector(`article.report[data-report^="${p}."] tr[data-probe="responses"]`, { timeout: 30000 });
+    } catch {
+      throw new Error(`no report for ${p}: ${await page.textContent('#caps-result')}`);
+    }
+    await until(page, 'the evidence record of the probe', () => document.querySelectorAll('main#page tbody tr').length > 0 && !document.querySelector('main#page section:last-child p.muted:not([hidden])'));
+    await shot(page, 'diagnostics-after-probe');
+  });
+
+  await check('the dark theme follows the system', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.click('a[data-page="overview"]');
+    await ready(page, 'overview');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const [r, g, b] = bg.match(/\d+/g).map(Number);
+    assert(r + g + b < 150, `the dark background is ${bg}`);
+    await shot(page, 'overview-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
   await check('both languages render (中文 nav), and back to English', async () => {
+    const on = await page.getAttribute('main#page', 'data-page');
     await page.selectOption('#lang-select', 'zh');
     await until(page, 'the Chinese nav', () => document.querySelector('a[data-page="overview"]').textContent === '总览');
-    await ready(page, 'routing');
+    await ready(page, on);
     const nav = await page.$$eval('#nav a', (els) => els.map((e) => e.textContent));
     assert(nav.every((t) => /[\u4e00-\u9fff]/.test(t)), `nav: ${nav.join(' ')}`);
     await page.click('a[data-page="usage"]');

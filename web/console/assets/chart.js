@@ -4,7 +4,6 @@
 import { s, h } from './dom.js';
 import { tick } from './format.js';
 
-const W = 640;
 const H = 200;
 const M = { l: 62, r: 14, t: 10, b: 24 };
 
@@ -21,9 +20,10 @@ function niceMax(v, integer) {
 
 /**
  * name: data-chart; series: [{label, values: [{x (ms), y (number|null), tip}], cls?, line?}];
- * x0/x1: the x range (ms); yFmt: an axis value as text; integer: whole-number ticks; bars: draw bars too.
+ * x0/x1: the x range (ms); width: the drawing's width (its height is 200); yFmt: an axis value as text; integer: whole-number ticks; bars: draw bars too.
  */
-export function chart(name, { title, series, x0, x1, yFmt = String, bars = false, label, integer = false }) {
+export function chart(name, { title, series, x0, x1, yFmt = String, bars = false, label, integer = false, width = 640 }) {
+  const W = width;
   const all = series.flatMap((se) => se.values.filter((p) => p.y !== null && p.y !== undefined));
   const ymax = niceMax(Math.max(0, ...all.map((p) => p.y)), integer);
   if (x0 === undefined) x0 = Math.min(...series.flatMap((se) => se.values.map((p) => p.x)));

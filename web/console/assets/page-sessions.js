@@ -173,6 +173,7 @@ function detail(root, ctx, id) {
         x0: xs.length ? xs[0] - span * 0.02 : undefined,
         x1: x1 + span * 0.02,
                 yFmt: dur,
+        width: 1000,
         series: [{
           label: t('col_duration'),
           line: false,
