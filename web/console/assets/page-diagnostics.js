@@ -22,12 +22,12 @@ function report(r) {
       h('th', { scope: 'row' }, p.probe), h('td', h(`span.badge.${supportClass(p.support)}`, p.support), ' ', h('span.muted', p.basis || '')),
       num(p.status ?? '–'), h('td', p.sent ? `${p.sent.method} ${p.sent.path}` : '–'), num(dur(p.ms)), h('td.reason', p.reason || '–')));
   }
+  const rec = r.recommendation || {};
   const presets = table('presets', ['col_preset', 'col_fit', 'col_needs', 'col_reason']);
   for (const p of r.presets || []) {
-    presets.body.append(h('tr', h('th', { scope: 'row' }, p.preset), h('td', h(`span.badge.${p.fit === 'fits' || p.fit === 'proven' ? 'good' : p.fit === 'unproven' ? 'warn' : 'bad'}`, p.fit)),
+    presets.body.append(h('tr', h('th', { scope: 'row' }, p.preset), h('td', h(`span.badge.${['works', 'fits', 'proven'].includes(p.fit) ? 'good' : p.fit === 'unproven' ? 'warn' : 'bad'}`, p.fit), p.preset === rec.preset ? h('strong', ` ← ${t('recommendation')}`) : null),
       h('td', (p.needs || []).join(', ')), h('td.reason', (p.reasons || []).join('; ') || '–')));
   }
-  const rec = r.recommendation || {};
   return h('article.card.report', { 'data-report': `${r.provider}.${r.endpoint}` },
     h('h3', `${r.provider}.${r.endpoint}`, ' ', h('span.muted', r.host || '')),
     h('p', h('strong', `${t('recommendation')}: `), rec.preset || t('no_preset'), rec.confidence ? ` (${t('confidence')}: ${rec.confidence})` : ''),
@@ -65,7 +65,7 @@ export default {
           try {
             const r = await api('/codex/relay-capabilities', { method: 'POST', body });
             fill(reports, (r.endpoints || []).map(report));
-            showResult(result, true, `${t('probe_done')}: ${int((r.endpoints || []).length)} ${t('endpoints')}${r.evidence?.path ? ` · ${t('evidence')}: ${r.evidence.path}` : ''}`);
+            showResult(result, true, `${t('probe_done')}: ${t('n_endpoints', int((r.endpoints || []).length))}${r.evidence?.path ? ` · ${t('evidence')}: ${r.evidence.path}` : ''}`);
           } catch (e) {
             showResult(result, false, `${t('action_failed')}: ${e.message}`);
           }

@@ -10,6 +10,8 @@ import { usd, int, tokens, dur, ago, dateTime, num as toNum, axisUsd } from './f
 import { section, table, num, balanceBadge, resultLine, showResult, busy } from './ui.js';
 
 let since = '24h';
+let attention = false;
+const fine = (state) => state === 'ok' || state === 'unlimited';
 const WINDOWS = ['1h', '24h', '7d', '30d'];
 
 /** An endpoint's money left as its lookup read it: the balance, else the quota remaining. */
@@ -88,9 +90,19 @@ export default {
       }),
     }, t('refresh_balances'));
     const providers = h('div.providers');
+    const errorsOf = new Map(); // provider → errors in the window (for "attention only")
+    const notFine = new Set(); // providers whose balance is not fine
+    const attentionBox = h('label.check', h('input#usage-attention', {
+      type: 'checkbox', checked: attention,
+      onchange: (e) => {
+        attention = e.target.checked;
+        summaryPoll.now();
+        balancePoll.now();
+      },
+    }), t('attention_only'));
     const empty = h('p.muted', t('no_balances'));
     fill(root,
-      h('div.page-head', h('h1', t('page_usage'))),
+      h('div.page-head', h('h1', t('page_usage')), attentionBox),
       section('usage_title',
         h('p.controls', h('label', { for: 'usage-window' }, t('window')), ' ', sinceSel),
         totals, sum.table),
@@ -109,7 +121,10 @@ export default {
       const tot = d.total || {};
       const f = d.forecast || {};
       setText(totals, `${t('window')} ${w} · ${t('requests')} ${int(tot.requests)} · ${t('errors')} ${int(tot.errors)} · ${t('tokens')} ${tokens(tot.total_tokens)} · ${t('cost')} ${usd(tot.cost_usd)}${f.cost_per_hour_usd != null ? ` · ${t('burn_last_hour')} ${usd(f.cost_per_hour_usd)}/h, ${t('until_midnight')} ≈ ${usd(f.projected_cost_until_midnight_usd)}` : ''}`);
-      syncList(sum.body, d.rows || [], (r) => r.key, (r) => h(`tr${r.errors > 0 ? '.bad' : ''}`,
+      errorsOf.clear();
+      for (const r of d.rows || []) errorsOf.set(r.key, r.errors);
+      const rows = (d.rows || []).filter((r) => !attention || r.errors > 0 || notFine.has(r.key));
+      syncList(sum.body, rows, (r) => r.key, (r) => h(`tr${r.errors > 0 ? '.bad' : ''}`,
         h('th', { scope: 'row' }, r.key), num(int(r.requests)), num(int(r.errors)), num(tokens(r.total_tokens)),
         num(`${usd(r.cost_usd)}${r.unpriced ? ` (+${int(r.unpriced)} ${t('unpriced')})` : ''}`)));
       gotSum = true;
@@ -120,8 +135,10 @@ export default {
     const balancePoll = ctx.poll(async () => {
       const d = await api('/usage/forecast');
       if (!ctx.alive()) return;
-      const list = d.providers || [];
-      const names = list.map((p) => p.provider);
+      notFine.clear();
+      for (const p of d.providers || []) if (!fine(p.status)) notFine.add(p.provider);
+      const list = (d.providers || []).filter((p) => !attention || notFine.has(p.provider) || errorsOf.get(p.provider) > 0);
+      const names = (d.providers || []).map((p) => p.provider);
       if (names.join('\n') !== providerSig) {
         providerSig = names.join('\n');
         const keep = providerSel.value;
@@ -129,6 +146,7 @@ export default {
         providerSel.value = names.includes(keep) ? keep : '';
       }
       empty.hidden = list.length > 0;
+      setText(empty, (d.providers || []).length ? t('nothing_needs_attention') : t('no_balances'));
       const now = Date.now();
       syncList(providers, list, (p) => p.provider, (p) => {
         const money = providerMoney(p);
