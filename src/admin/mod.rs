@@ -30,6 +30,18 @@ pub const BALANCES: &str = "/__codex_helper/api/v1/providers/balances";
 /// `POST` (`?provider_id=ID` or a JSON body `{"provider_id": "…"}`): a `RefreshReport`.
 pub const BALANCES_REFRESH: &str = "/__codex_helper/api/v1/providers/balances/refresh";
 
+/// The web console's address as this machine opens it: the admin API's root (an unspecified
+/// bind is reached on loopback).
+pub fn console_url(admin: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match admin.ip() {
+        ip if !ip.is_unspecified() => ip,
+        IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+    };
+    format!("http://{}/", std::net::SocketAddr::new(ip, admin.port()))
+}
+
 /// What the admin API asks of the running `serve`. Errors that are the caller's mistake are
 /// a [`Problem`] (or an [`UnknownProvider`]), which the API answers with their status; any
 /// other error is a 500. A method this console cannot serve answers [`Problem::unavailable`]
@@ -277,5 +289,17 @@ fn known_list(known: &[String]) -> String {
         "(none)".to_string()
     } else {
         known.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_console_url_is_one_this_machine_opens() {
+        let url = |addr: &str| super::console_url(addr.parse().unwrap());
+        assert_eq!(url("127.0.0.1:4211"), "http://127.0.0.1:4211/");
+        assert_eq!(url("0.0.0.0:4211"), "http://127.0.0.1:4211/");
+        assert_eq!(url("[::]:4211"), "http://[::1]:4211/");
+        assert_eq!(url("192.0.2.7:4211"), "http://192.0.2.7:4211/");
     }
 }

@@ -600,33 +600,30 @@ pub const CONSOLE_HEADER: &str = "x-codex-helper-console";
 /// [`CONSOLE_HEADER`] and the browser's word that it is same-origin (`Sec-Fetch-Site`, which
 /// a page cannot set; where the browser does not send it, over plain HTTP to another machine,
 /// an `Origin` naming the host asked).
-fn foreign_page(headers: &HeaderMap) -> Option<&'static str> {
+fn foreign_page(headers: &HeaderMap) -> Option<String> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let fetch_site = text("sec-fetch-site");
-    let origin = text("origin");
-    let browser = origin.is_some() || headers.keys().any(|n| n.as_str().starts_with("sec-fetch-"));
-    if !browser {
-        return None;
-    }
+    let marked = headers.keys().find(|name| {
+        let name = name.as_str();
+        name == "origin" || name.starts_with("sec-fetch-")
+    })?;
     if !headers.contains_key(CONSOLE_HEADER) {
-        return Some(if origin.is_some() {
-            "origin"
-        } else {
-            "sec-fetch-*"
-        });
+        return Some(marked.as_str().to_string());
     }
-    match (fetch_site, origin) {
-        (Some("same-origin"), _) => None,
-        (Some(_), _) => Some("sec-fetch-site"),
-        (None, None) => None,
+    let same_origin = match (text("sec-fetch-site"), text("origin")) {
+        (Some(site), _) => site == "same-origin",
+        (None, None) => true,
         (None, Some(origin)) => {
             let asked = origin.split_once("://").map(|(_, authority)| authority);
             let hosts = [text("host"), text("x-forwarded-host")];
-            let same =
-                asked.is_some_and(|a| hosts.iter().flatten().any(|h| h.eq_ignore_ascii_case(a)));
-            (!same).then_some("origin")
+            asked.is_some_and(|a| hosts.iter().flatten().any(|h| h.eq_ignore_ascii_case(a)))
         }
-    }
+    };
+    let name = if headers.contains_key("sec-fetch-site") {
+        "sec-fetch-site"
+    } else {
+        "origin"
+    };
+    (!same_origin).then(|| name.to_string())
 }
 
 /// The route for a method and path: 404 for an unknown path, 405 (with `Allow`) for a known
@@ -916,6 +913,29 @@ mod tests {
             .unwrap_err();
             assert_eq!(refused.code, "browser_request_refused", "{header:?}");
             assert!(refused.message.contains(header.0));
+        }
+    }
+
+    #[test]
+    fn only_the_console_s_own_browser_requests_pass() {
+        let host = ("host", "127.0.0.1:4000");
+        let console = (CONSOLE_HEADER, "1");
+        let passes = |extra: &[(&'static str, &'static str)]| {
+            let mut all = vec![host];
+            all.extend_from_slice(extra);
+            admit(local(), &headers(&all), &uri(), &open()).map_err(|e| e.message)
+        };
+        assert!(passes(&[console, ("sec-fetch-site", "same-origin")]).is_ok());
+        assert!(passes(&[console, ("origin", "http://127.0.0.1:4000")]).is_ok());
+        assert!(passes(&[console, ("sec-fetch-mode", "cors")]).is_ok());
+        for (extra, named) in [
+            (("sec-fetch-site", "cross-site"), "sec-fetch-site"),
+            (("sec-fetch-site", "same-site"), "sec-fetch-site"),
+            (("origin", "http://127.0.0.1:4001"), "origin"),
+            (("origin", "null"), "origin"),
+        ] {
+            let refused = passes(&[console, extra]).unwrap_err();
+            assert!(refused.contains(named), "{extra:?}: {refused}");
         }
     }
 

@@ -232,7 +232,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
         if let Some(admin) = &admin {
-            eprintln!("codex-helper console: {}", console_url(admin.addr));
+            eprintln!("codex-helper console: {}", admin::console_url(admin.addr));
         }
         eprintln!("codex-helper listening on http://{} — {route}", server.addr);
         let watcher = ConfigWatcher::start(state.clone(), loaded.path.clone(), codex.clone(), codex_client, listen);
@@ -300,17 +300,6 @@ fn admin_port(given: Option<u16>, proxy_port: u16) -> u16 {
         0 => 0,
         port => port.checked_add(1000).unwrap_or(0),
     })
-}
-
-/// The web console's address as this machine opens it (an unspecified bind is reached on
-/// loopback).
-fn console_url(admin: SocketAddr) -> String {
-    let ip = match admin.ip() {
-        ip if !ip.is_unspecified() => ip,
-        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-    };
-    format!("http://{}/", SocketAddr::new(ip, admin.port()))
 }
 
 /// Starts the admin API on loopback; a port in use is reported, not fatal: the proxy serves
@@ -691,15 +680,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_console_url_is_one_this_machine_opens() {
-        let url = |addr: &str| console_url(addr.parse().unwrap());
-        assert_eq!(url("127.0.0.1:4211"), "http://127.0.0.1:4211/");
-        assert_eq!(url("0.0.0.0:4211"), "http://127.0.0.1:4211/");
-        assert_eq!(url("[::]:4211"), "http://[::1]:4211/");
-        assert_eq!(url("192.0.2.7:4211"), "http://192.0.2.7:4211/");
-    }
 
     #[test]
     fn the_admin_port_follows_the_proxy_port() {

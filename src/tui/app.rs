@@ -179,6 +179,9 @@ pub struct Confirm {
 pub struct App {
     /// Attached to a helper elsewhere, or run by `serve`: what quitting does.
     pub mode: Mode,
+    /// The helper's web console (its admin API's root), shown on Settings: under `serve` the
+    /// UI covers the line that printed it.
+    pub console_url: String,
     pub page: Page,
     pub lang: Lang,
     pub help: bool,

@@ -172,6 +172,7 @@ messages! {
     FooterKeysSessions => "? help  q quit (the helper keeps running)  R R reset session  L language", "? 帮助  q 退出（helper 继续运行）  R R 重置会话  L 语言";
     FooterKeysSessionsServing => "? help  q quit and stop the helper  R R reset session  L language", "? 帮助  q 退出并停止 helper  R R 重置会话  L 语言";
     LogFile => "log file", "日志文件";
+    WebConsole => "web console", "网页控制台";
 }
 
 impl Msg {

@@ -56,6 +56,7 @@ pub fn run_with(admin: SocketAddr, mode: Mode, stop: &AtomicBool) -> anyhow::Res
     let serving = mode.serving();
     let mut app = App {
         mode,
+        console_url: crate::admin::console_url(admin),
         ..App::default()
     };
     let (fetcher, updates) = Fetcher::start(admin, app.query)?;
@@ -188,6 +189,7 @@ mod tests {
         App {
             mode,
             lang,
+            console_url: "http://127.0.0.1:4211/".into(),
             data: Some(Snapshot {
                 runtime: Some(Runtime {
                     version: "0.1.0".into(),
@@ -237,6 +239,11 @@ mod tests {
             assert!(
                 text.contains(settings.t(Msg::LogFile))
                     && text.contains("/home/u/.codex-helper/logs/serve.log"),
+                "{text}"
+            );
+            assert!(
+                text.contains(settings.t(Msg::WebConsole))
+                    && text.contains("http://127.0.0.1:4211/"),
                 "{text}"
             );
             let mut settings = app(Mode::Attached, lang);

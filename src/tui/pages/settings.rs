@@ -1,4 +1,5 @@
-//! Settings: the running helper itself (version, pid, uptime, config, preset), reload, and
+//! Settings: the running helper itself (version, pid, uptime, config, preset, the web
+//! console's address), reload, and
 //! the relay capability probe behind a double `C`, with its verdicts.
 
 use ratatui::text::Line;
@@ -40,6 +41,14 @@ pub fn lines(app: &App, data: &Snapshot, width: usize) -> Vec<Line<'static>> {
         ));
         let preset = runtime.preset.as_deref().unwrap_or(app.t(Msg::NoPreset));
         lines.push(field(app.t(Msg::Preset), preset, label, width));
+    }
+    if !app.console_url.is_empty() {
+        lines.push(field(
+            app.t(Msg::WebConsole),
+            &app.console_url,
+            label,
+            width,
+        ));
     }
     if let Some(log) = app.log_file() {
         let log = log.display().to_string();
