@@ -184,7 +184,7 @@ try {
     noProblems(problems);
   });
 
-  await check('the requests chart (1h) has 60 points summing to the window\'s requests', async () => {
+  await check('the requests chart: 60 points for 1h (summing to the window\'s requests), 96 for 24h, 30 for 30d', async () => {
     await page.click('a[data-page="overview"]');
     await ready(page, 'overview');
     const sel = 'svg.chart[data-chart="requests"] circle.point';
@@ -192,6 +192,13 @@ try {
     assert(values.length === 60, `${values.length} points`);
     const sum = values.reduce((a, b) => a + b, 0);
     assert(sum === FACTS.window_requests, `the points sum to ${sum}, the window had ${FACTS.window_requests}`);
+    // The other windows re-fetch the series: 96 quarter hours, 30 days, the same requests.
+    for (const [w, n] of [['24h', 96], ['30d', 30], ['1h', 60]]) {
+      await page.click(`button[data-window="${w}"]`);
+      await until(page, `the ${w} chart with ${n} points`, ([sel, k]) => document.querySelectorAll(sel).length === k, [sel, n]);
+      const total = await page.$$eval(sel, (els) => els.reduce((a, e) => a + Number(e.dataset.value), 0));
+      assert(total === FACTS.requests_total, `${w}: the points sum to ${total}, the ledger has ${FACTS.requests_total}`);
+    }
   });
 
   await check('the session timeline has one point per request of the session', async () => {
@@ -243,6 +250,9 @@ try {
     const want = FACTS.balance_after_refresh || { state: 'ok' };
     await page.click('a[data-page="usage"]');
     await ready(page, 'usage');
+    for (const prov of FACTS.providers || []) {
+      await page.waitForSelector(`[data-provider="${prov}"] [data-balance-state]`, { timeout: WAIT });
+    }
     const stateSel = `[data-provider="${p}"] [data-balance-state]`;
     const before = await page.$eval(stateSel, (e) => e.dataset.balanceState).catch(() => 'absent');
     await page.click('button#balance-refresh');

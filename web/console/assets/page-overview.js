@@ -29,6 +29,7 @@ export default {
       tokens: stat('tokens', 'stat-tokens'),
       cost: stat('cost', 'stat-cost'),
       inflight: stat('in_flight', 'stat-inflight'),
+      routable: stat('endpoints_routable', 'stat-routable'),
     };
     const buttons = WINDOWS.map((w) =>
       h('button', {
@@ -138,6 +139,9 @@ export default {
       const act = snap.active || [];
       const now = snap.at_ms || Date.now();
       setStat(stats.inflight, int(act.length), `${t('ledger_written')} ${int(snap.runtime?.ledger?.written)}`);
+      const eps = snap.endpoints || [];
+      const skipped = eps.filter((e) => !e.routable).map((e) => e.key);
+      setStat(stats.routable, `${int(eps.length - skipped.length)} / ${int(eps.length)}`, skipped.length ? `${t('skipped')}: ${skipped.join(', ')}` : '');
       noActive.hidden = act.length > 0;
       active.table.hidden = act.length === 0;
       syncList(active.body, act, (r) => r.trace_id, (r) =>
