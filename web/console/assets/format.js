@@ -76,10 +76,13 @@ export function zone() {
   return { name, short: part ? part.value : name };
 }
 
-/** A local time with its zone: 14:03:05 CET. */
+/** A local time with its zone: 14:03:05 CET (with the day when it is not today). */
 export function time(ms) {
   const n = num(ms);
   if (n === null) return '–';
+  if (new Date(n).toDateString() !== new Date().toDateString()) {
+    return df('mdt', { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false, timeZoneName: 'short' }).format(n);
+  }
   return df('t', { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false, timeZoneName: 'short' }).format(n);
 }
 
