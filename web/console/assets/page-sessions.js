@@ -140,7 +140,12 @@ function detail(root, ctx, id) {
 
   const poll = ctx.poll(async () => {
     const [s, r] = await Promise.all([
-      api(`/sessions/${encodeURIComponent(id)}`),
+      // A session the router never bound (its requests all failed, say) is unknown here but
+      // still has its ledger rows.
+      api(`/sessions/${encodeURIComponent(id)}`).catch((e) => {
+        if (e.status === 404) return { unknown: e.message };
+        throw e;
+      }),
       api('/request-ledger/recent', { query: { session: id, limit: 200 } }),
     ]);
     if (!ctx.alive()) return;
@@ -154,6 +159,7 @@ function detail(root, ctx, id) {
       ['affinity_policy', next.affinity_policy || '–'],
     ];
     if (next.continuity_broken) rows.push(['continuity', t('continuity_broken')]);
+    if (s.unknown) rows.splice(0, rows.length, ['bound_to', `${t('not_bound')} (${s.unknown})`]);
     fill(facts, rows.map(([k, v]) => [h('dt', t(k)), h('dd', v)]));
     syncList(candidates.body, next.candidates || [], (c) => c.upstream, (c) => h('tr',
       h('td', c.upstream), num(c.group ?? '–'), h('td', (c.route_path || []).join(' → ')),
