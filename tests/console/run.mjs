@@ -245,6 +245,14 @@ try {
     await page.click('#request-filters button[type="button"]');
   });
 
+  await check('the config reload acts and says so', async () => {
+    await page.click('a[data-page="diagnostics"]');
+    await ready(page, 'diagnostics');
+    await page.waitForSelector('#runtime [data-fact="version"]', { timeout: WAIT });
+    await page.click('#config-reload');
+    await until(page, 'the reload result', () => document.querySelector('#reload-result.good'));
+  });
+
   await check('a balance refresh acts and the page shows its result', async () => {
     const p = FACTS.balance_provider;
     const want = FACTS.balance_after_refresh || { state: 'ok' };

@@ -83,11 +83,41 @@ export default {
     run);
     const ev = table('evidence', ['col_time', 'col_kind', 'col_endpoint', 'col_model', 'col_summary']);
     const evEmpty = h('p.muted', t('no_evidence'));
+    const runtime = h('dl.facts#runtime');
+    const reloadResult = resultLine('reload-result');
+    const reload = h('button#config-reload', {
+      type: 'button',
+      onclick: () => busy(reload, async () => {
+        try {
+          const r = await api('/runtime/reload', { method: 'POST' });
+          showResult(reloadResult, r.reloaded !== false, `${t(r.reloaded === false ? 'reload_failed' : 'reloaded')}: ${r.message || ''}`);
+        } catch (e) {
+          showResult(reloadResult, false, `${t('reload_failed')}: ${e.message}`);
+        }
+      }),
+    }, t('reload_config'));
     fill(root,
       h('div.page-head', h('h1', t('page_diagnostics'))),
+      section('runtime', runtime, h('p', reload), reloadResult),
       section('verdicts', h('p.muted', t('probe_help')), form, result, reports),
       section('evidence', evEmpty, ev.table));
 
+    ctx.onSnapshot((snap) => {
+      const rt = snap.runtime || {};
+      const led = rt.ledger || {};
+      const rows = [
+        ['version', rt.version], ['pid', rt.pid], ['uptime', dur(rt.uptime_ms)],
+        ['config_file', rt.config_path], ['preset', rt.preset || t('no_preset')], ['proxy_address', rt.proxy],
+        ['entry', rt.entry], ['ledger', t('ledger_counts', int(led.written), int(led.failed), int(led.dropped))],
+      ];
+      const sig = JSON.stringify(rows.map((r) => (r[0] === 'uptime' ? '' : r[1])));
+      if (runtime.dataset.sig !== sig || !runtime.firstChild) {
+        runtime.dataset.sig = sig;
+        fill(runtime, rows.map(([k, v]) => [h('dt', t(k)), h('dd', { dataset: { fact: k } }, String(v ?? '–'))]));
+      } else {
+        setText(runtime.querySelector('[data-fact="uptime"]'), dur(rt.uptime_ms));
+      }
+    });
     let providersSig = '';
     ctx.poll(async () => {
       const p = await api('/providers');

@@ -18,6 +18,13 @@ function pct(values, q) {
   return v[Math.min(v.length - 1, Math.floor(q * v.length))];
 }
 
+/** Two durations, the unit said once when they share it: 171 / 469 ms. */
+function pair(a, b) {
+  const [x, y] = [dur(a), dur(b)];
+  const unit = x.match(/ [a-z]+$/)?.[0];
+  return unit && y.endsWith(unit) ? `${x.slice(0, -unit.length)} / ${y}` : `${x} / ${y}`;
+}
+
 export default {
   title: 'page_overview',
   mount(root, ctx) {
@@ -129,8 +136,8 @@ export default {
       const durs = rows.map((r) => Number(r.duration_ms));
       const ttfbs = rows.map((r) => (r.ttfb_ms === null ? NaN : Number(r.ttfb_ms)));
       const n = t('n_requests', int(rows.length));
-      setStat(stats.latency, `${dur(pct(durs, 0.5))} / ${dur(pct(durs, 0.95))}`, `p50 / p95 · ${n}`);
-      setStat(stats.ttfb, `${dur(pct(ttfbs, 0.5))} / ${dur(pct(ttfbs, 0.95))}`, `p50 / p95 · ${n}`);
+      setStat(stats.latency, pair(pct(durs, 0.5), pct(durs, 0.95)), `p50 / p95 · ${n}`);
+      setStat(stats.ttfb, pair(pct(ttfbs, 0.5), pct(ttfbs, 0.95)), `p50 / p95 · ${n}`);
     }
 
     let series = ctx.poll(loadSeries, EVERY[win]);
