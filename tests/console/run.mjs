@@ -209,6 +209,21 @@ try {
     await shot(page, 'session-detail');
   });
 
+  await check('a session override acts (effort set, then every override reset)', async () => {
+    const id = FACTS.session.id;
+    const effort = () => page.$eval('#ov-reasoning_effort', (e) => e.closest('.field').querySelector('.current').textContent);
+    await page.selectOption('#ov-reasoning_effort', 'high');
+    await page.click('button[data-override="reasoning_effort"]');
+    await until(page, 'the effort to read high', () => document.querySelector('#ov-reasoning_effort').closest('.field').querySelector('.current').textContent === 'high');
+    const all = await apiGet('/overrides/session');
+    const mine = (all.sessions || []).find((x) => x.session === id || x.session_id === id);
+    assert(mine && JSON.stringify(mine).includes('"high"'), `GET /overrides/session: ${JSON.stringify(all)}`);
+    await page.click('#override-reset');
+    await page.click('#override-reset'); // the second press within 3 s confirms
+    await until(page, 'the effort to be cleared', () => document.querySelector('#ov-reasoning_effort').closest('.field').querySelector('.current').textContent === '–');
+    assert((await effort()) === '–', 'not reset');
+  });
+
   await check('the requests table lists the ledger and a row opens its chain', async () => {
     await page.click('a[data-page="requests"]');
     await ready(page, 'requests');

@@ -73,12 +73,12 @@ export default {
         });
       },
     },
-    h('label', { for: 'd-provider' }, t('provider')), provider,
-    h('label', { for: 'd-endpoint' }, t('col_endpoint')), endpoint,
-    h('label', { for: 'd-model' }, t('col_model')), model,
-    h('label', { for: 'd-preset' }, t('col_preset')), preset,
-    h('label', { for: 'd-compaction' }, t('compaction')), compaction,
-    h('label', { for: 'd-timeout' }, t('timeout_s')), timeout,
+    h('span.pair', h('label', { for: 'd-provider' }, t('provider')), provider),
+    h('span.pair', h('label', { for: 'd-endpoint' }, t('col_endpoint')), endpoint),
+    h('span.pair', h('label', { for: 'd-model' }, t('col_model')), model),
+    h('span.pair', h('label', { for: 'd-preset' }, t('col_preset')), preset),
+    h('span.pair', h('label', { for: 'd-compaction' }, t('compaction')), compaction),
+    h('span.pair', h('label', { for: 'd-timeout' }, t('timeout_s')), timeout),
     h('label.check', image, t('probe_image')),
     run);
     const ev = table('evidence', ['col_time', 'col_kind', 'col_endpoint', 'col_model', 'col_summary']);
@@ -133,6 +133,7 @@ export default {
       if (!ctx.alive()) return;
       const recs = d.records || [];
       evEmpty.hidden = recs.length > 0;
+      ev.table.hidden = recs.length === 0;
       syncList(ev.body, recs, (r) => r.id, (r) => h('tr',
         h('td', dateTime(r.at_ms)), h('td', r.kind), h('td', `${r.provider || r.payload?.provider || ''}.${r.endpoint || ''} ${r.host ? `(${r.host})` : ''}`),
         h('td', r.model || '–'), h('td.reason', r.payload?.summary || r.payload?.verdict || r.summary || '–')));

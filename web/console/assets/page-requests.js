@@ -27,9 +27,9 @@ function list(root, ctx) {
       poll.now();
     },
   },
-  h('label', { for: 'f-provider' }, t('col_provider_only')), provider,
-  h('label', { for: 'f-model' }, t('col_model')), model,
-  h('label', { for: 'f-session' }, t('col_session')), session,
+  h('span.pair', h('label', { for: 'f-provider' }, t('col_provider_only')), provider),
+  h('span.pair', h('label', { for: 'f-model' }, t('col_model')), model),
+  h('span.pair', h('label', { for: 'f-session' }, t('col_session')), session),
   h('label.check', errors, t('errors_only')),
   h('button.primary', { type: 'submit' }, t('filter')),
   h('button', { type: 'button', onclick: () => {
@@ -55,6 +55,7 @@ function list(root, ctx) {
     }
     const rows = d.requests || [];
     setText(count, rows.length ? t('n_requests', int(rows.length)) : t('no_requests'));
+    tbl.hidden = rows.length === 0;
     syncList(body, rows, (r) => r.id, (r) => h(`tr${failed(r) ? '.bad' : ''}`, { 'data-trace': r.trace_id },
       h('td', link(`#/requests/${encodeURIComponent(r.trace_id)}`, time(r.started_ms), { 'data-focus': 'open' })),
       h('td', r.model_sent && r.model_requested && r.model_sent !== r.model_requested ? `${r.model_requested} → ${r.model_sent}` : r.model || '–'),

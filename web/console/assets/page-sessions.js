@@ -56,6 +56,7 @@ function list(root, ctx) {
     const rows = all.filter((s) => (!filters.overrides || s.overrides) && (!filters.errors || s.errors_24h > 0));
     setText(empty, all.length === 0 ? t('sessions_none') : rows.length === 0 ? t('sessions_none_match') : '');
     empty.hidden = rows.length > 0;
+    tbl.hidden = rows.length === 0;
     syncList(body, rows, (s) => s.session, (s) => h('tr', { 'data-session': s.session },
       h('th', { scope: 'row' }, link(sessionHref(s.session), s.session, { 'data-focus': 'open' })),
       h('td', s.upstream ? `${s.upstream}${s.current_graph === false ? ` (${t('earlier_config')})` : ''}` : t('not_bound')),
