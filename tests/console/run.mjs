@@ -306,6 +306,28 @@ try {
     await shot(page, 'routing-after-disable');
   });
 
+  await check('the entry order is saved in the config file (and put back)', async () => {
+    const children = async () => {
+      const g = await apiGet('/routing');
+      return (g.nodes || []).find((n) => n.name === g.entry).children.map((c) => c.name);
+    };
+    const before = await children();
+    assert(before.length >= 2, `the entry has ${before.length} children`);
+    const flip = async (first) => {
+      await page.click(`ol.order li[data-child="${first}"] button[data-focus="down-${first}"]`);
+      await page.click('#order-save');
+      await until(page, 'the saved order', () => /./.test(document.querySelector('#entry-result.good')?.textContent || ''));
+      await page.evaluate(() => document.querySelector('#entry-result').classList.remove('good'));
+    };
+    await flip(before[0]);
+    const after = await children();
+    assert(after[0] === before[1] && after[1] === before[0], `the entry's order is ${after.join(', ')}`);
+    await until(page, 'the page to show the saved order', (want) => [...document.querySelectorAll('ol.order li')].map((li) => li.dataset.child).join(',') === want, after.join(','));
+    await flip(after[0]);
+    const back = await children();
+    assert(back.join(',') === before.join(','), `put back: ${back.join(', ')}`);
+  });
+
   await check('the relay capability probe runs and shows its results, then the evidence', async () => {
     await page.click('a[data-page="diagnostics"]');
     await ready(page, 'diagnostics');
