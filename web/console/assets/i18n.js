@@ -40,6 +40,7 @@ export const TEXTS = {
   ttfb_recent: ['TTFB (recent)', '首字节（最近）'],
   in_flight: ['in flight', '进行中'],
   endpoints_routable: ['endpoints routable', '可路由端点'],
+  status_recent: ['429s / 5xx (recent)', '429 / 5xx 次数（最近）'],
   none_in_flight: ['no request in flight', '当前没有进行中的请求'],
   last_finished: ['last finished', '最近完成'],
   ledger_written: ['ledger rows written', '已写入账本行数'],

@@ -37,6 +37,7 @@ export default {
       cost: stat('cost', 'stat-cost'),
       inflight: stat('in_flight', 'stat-inflight'),
       routable: stat('endpoints_routable', 'stat-routable'),
+      statuses: stat('status_recent', 'stat-statuses'),
     };
     const buttons = WINDOWS.map((w) =>
       h('button', {
@@ -136,6 +137,9 @@ export default {
       const durs = rows.map((r) => Number(r.duration_ms));
       const ttfbs = rows.map((r) => (r.ttfb_ms === null ? NaN : Number(r.ttfb_ms)));
       const n = t('n_requests', int(rows.length));
+      const s429 = rows.filter((r) => r.status === 429).length;
+      const s5xx = rows.filter((r) => r.status >= 500).length;
+      setStat(stats.statuses, `${int(s429)} / ${int(s5xx)}`, `429 / 5xx · ${n}`);
       setStat(stats.latency, pair(pct(durs, 0.5), pct(durs, 0.95)), `p50 / p95 · ${n}`);
       setStat(stats.ttfb, pair(pct(ttfbs, 0.5), pct(ttfbs, 0.95)), `p50 / p95 · ${n}`);
     }
