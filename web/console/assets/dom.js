@@ -22,7 +22,7 @@ function build(el, spec, attrs, children) {
     if (m[1] === '.') el.classList.add(m[2]);
     else el.id = m[2];
   }
-  if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
+  if (attrs !== null && attrs !== undefined && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
     children.unshift(attrs);
     attrs = null;
   }

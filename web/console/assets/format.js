@@ -60,6 +60,7 @@ export function dur(v) {
   if (n === null) return '–';
   const a = Math.abs(n);
   const f = (x, d) => nf(`f${d}`, { maximumFractionDigits: d }).format(x);
+  if (a < 10) return `${f(n, 1)} ms`;
   if (a < 1000) return `${f(n, 0)} ms`;
   if (a < 60e3) return `${f(n / 1e3, 1)} s`;
   if (a < 3600e3) return `${f(n / 60e3, 1)} min`;

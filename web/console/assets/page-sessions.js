@@ -95,7 +95,7 @@ function detail(root, ctx, id) {
     current[key] = h('span.current', '–');
     const inputId = `ov-${key}`;
     let input;
-    if (key === 'reasoning_effort') input = h('select', { id: inputId }, EFFORTS.map((e) => h('option', { value: e }, e)));
+    if (key === 'reasoning_effort') input = h('select', { id: inputId }, h('option', { value: '' }, '–'), EFFORTS.map((e) => h('option', { value: e }, e)));
     else input = h('input', { id: inputId, type: 'text', autocomplete: 'off', spellcheck: false, list: key === 'route_target' ? 'pin-targets' : key === 'service_tier' ? 'tier-values' : null });
     inputs[key] = input;
     const set = h('button', { type: 'button', 'data-override': key, onclick: () => {
@@ -173,12 +173,15 @@ function detail(root, ctx, id) {
     if (timeline.dataset.sig !== sig) {
       timeline.dataset.sig = sig;
       const xs = list.map((x) => x.started_ms);
-      const span = xs.length ? Math.max(xs[xs.length - 1] - xs[0], 60000) : 60000;
-      const x1 = xs.length ? xs[0] + span : Date.now();
+      // At least a minute wide, the requests in the middle.
+      const first = xs[0] ?? Date.now();
+      const last = xs[xs.length - 1] ?? first;
+      const span = Math.max((last - first) * 1.04, 60000);
+      const mid = (first + last) / 2;
       fill(timeline, list.length ? chart('session-timeline', {
         title: `${t('col_duration')} · ${t('n_requests', int(list.length))}`,
-        x0: xs.length ? xs[0] - span * 0.02 : undefined,
-        x1: x1 + span * 0.02,
+        x0: mid - span / 2,
+        x1: mid + span / 2,
                 yFmt: dur,
         width: 1000,
         series: [{
