@@ -140,6 +140,11 @@ function start() {
   });
   applyStatic();
   renderHeader();
+  // The skip link focuses the content without touching the hash (the hash is the page).
+  document.querySelector('a.skip').addEventListener('click', (e) => {
+    e.preventDefault();
+    main.focus();
+  });
   window.addEventListener('hashchange', () => {
     mount();
     // The user went to another page: the keyboard continues from its content.

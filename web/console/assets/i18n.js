@@ -12,6 +12,7 @@ export const TEXTS = {
   page_usage: ['Usage', '用量'],
   page_diagnostics: ['Diagnostics', '诊断'],
   language: ['Language', '语言'],
+  skip_to_content: ['Skip to content', '跳到正文'],
   time_zone: ['time zone', '时区'],
   waiting: ['waiting for the running helper…', '正在等待运行中的 helper…'],
   stale_data: ['not updated for a while', '数据已有一段时间未更新'],
