@@ -102,6 +102,7 @@ export const TEXTS = {
   fallback_ttl: ['fallback TTL (ms)', '回退保持时间（毫秒）'],
   config_file: ['config', '配置文件'],
   routable: ['routable', '可路由'],
+  no_endpoints: ['no endpoints configured', '尚未配置端点'],
   skipped: ['skipped', '已跳过'],
   ep_disabled: ['switched off', '已停用'],
   ep_draining: ['draining', '排空中'],

@@ -27,6 +27,7 @@ export default {
     const tree = h('div.tree');
     const eps = table('endpoints', ['col_endpoint', 'col_host', 'col_tags', '#in_flight', 'col_state', 'col_reason', 'col_actions']);
     const result = resultLine('routing-result');
+    const noEndpoints = h('p.muted', t('no_endpoints'));
     const minutesSel = h('select#switch-minutes', { onchange: () => (minutes = minutesSel.value) },
       ['5', '30', '60', '240', ''].map((m) => h('option', { value: m, selected: m === minutes }, m ? t('n_minutes', m) : t('until_switched_back'))));
     const entryBox = h('div.entry');
@@ -37,7 +38,7 @@ export default {
       section('route_graph', chosen, info, tree),
       section('endpoints',
         h('p.controls', h('label', { for: 'switch-minutes' }, t('switch_for')), ' ', minutesSel),
-        result, eps.table),
+        result, noEndpoints, eps.table),
       section('entry_node', h('p.muted', t('entry_help')), entryBox, entryResult),
     );
 
@@ -90,7 +91,7 @@ export default {
 
     function drawEntry(g) {
       const node = (g.nodes || []).find((n) => n.name === g.entry);
-      const names = node ? node.children.map((c) => c.name) : [];
+      const names = node ? (node.children || []).map((c) => c.name) : [];
       if (!orderDirty || g.entry !== lastEntry) order = names;
       lastEntry = g.entry;
       const sig = JSON.stringify([g.entry, names, node?.strategy, order, orderDirty]);
@@ -174,6 +175,8 @@ export default {
       chosen.classList.toggle('bad', !ex.chosen);
       drawTree(g);
       syncList(eps.body, g.upstreams || [], (u) => u.key, row);
+      noEndpoints.hidden = (g.upstreams || []).length > 0;
+      eps.table.hidden = !noEndpoints.hidden;
       drawEntry(g);
       ctx.ready();
     }, 3000);
