@@ -229,13 +229,20 @@ try {
     await ready(page, 'requests');
     const rows = await page.$$eval('tr[data-trace]', (els) => els.map((e) => e.dataset.trace));
     assert(rows.length === FACTS.requests_total, `${rows.length} rows, the ledger has ${FACTS.requests_total}`);
-    requestTrace = rows[0];
+    // The failover's request when the harness made one: its chain has the failed attempt first.
+    const failover = FACTS.failover_session
+      ? await page.$$eval('tr[data-trace]', (els, id) => els.find((e) => e.textContent.includes(id))?.dataset.trace, FACTS.failover_session)
+      : null;
+    requestTrace = failover || rows[0];
     // Keyboard: the row's link takes Enter.
     await page.focus(`tr[data-trace="${requestTrace}"] a`);
     await page.keyboard.press('Enter');
     await until(page, 'the chain page', (id) => [...document.querySelectorAll('main#page[data-page="requests"][data-ready="true"]')].some((m) => m.dataset.param === id), requestTrace);
-    const attempts = await page.$$eval('main#page tbody tr', (els) => els.length);
-    assert(attempts >= 1, 'no attempt shown');
+    const attempts = await page.$$eval('main#page section:nth-of-type(2) tbody tr', (els) => els.map((e) => e.textContent));
+    assert(attempts.length >= 1, 'no attempt shown');
+    if (failover) assert(attempts.length === 2 && /500/.test(attempts[0]), `the failover's attempts: ${attempts.join(' | ')}`);
+    const chosen = await page.textContent('main#page section:nth-of-type(3) dl');
+    assert(/chosen/.test(chosen), 'no route decision shown');
     await shot(page, 'request-detail');
   });
 
