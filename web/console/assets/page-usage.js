@@ -124,8 +124,8 @@ export default {
       errorsOf.clear();
       for (const r of d.rows || []) errorsOf.set(r.key, r.errors);
       const rows = (d.rows || []).filter((r) => !attention || r.errors > 0 || notFine.has(r.key));
-      syncList(sum.body, rows, (r) => r.key, (r) => h(`tr${r.errors > 0 ? '.bad' : ''}`,
-        h('th', { scope: 'row' }, r.key), num(int(r.requests)), num(int(r.errors)), num(tokens(r.total_tokens)),
+      syncList(sum.body, rows, (r) => r.key, (r) => h('tr',
+        h('th', { scope: 'row' }, r.key), num(int(r.requests)), h(`td.num${r.errors > 0 ? '.bad-text' : ''}`, int(r.errors)), num(tokens(r.total_tokens)),
         num(`${usd(r.cost_usd)}${r.unpriced ? ` (+${int(r.unpriced)} ${t('unpriced')})` : ''}`)));
       gotSum = true;
       maybeReady();
