@@ -26,6 +26,7 @@ function poller(fn, ms, owner) {
   let timer = null;
   let stopped = false;
   let running = false;
+  let again = false; // asked for while a run was in flight: run once more right after it
   const run = async () => {
     clearTimeout(timer);
     if (stopped) return;
@@ -33,8 +34,12 @@ function poller(fn, ms, owner) {
       timer = setTimeout(run, 1000);
       return;
     }
-    if (running) return;
+    if (running) {
+      again = true;
+      return;
+    }
     running = true;
+    again = false;
     try {
       await fn();
       if (owner) clearNotice(owner);
@@ -43,7 +48,7 @@ function poller(fn, ms, owner) {
     } finally {
       running = false;
     }
-    if (!stopped) timer = setTimeout(run, ms);
+    if (!stopped) timer = setTimeout(run, again ? 0 : ms);
   };
   run();
   return {
