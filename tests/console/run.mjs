@@ -369,9 +369,16 @@ try {
     await ready(page, on);
     const nav = await page.$$eval('#nav a', (els) => els.map((e) => e.textContent));
     assert(nav.every((t) => /[\u4e00-\u9fff]/.test(t)), `nav: ${nav.join(' ')}`);
+    for (const name of PAGES) {
+      await page.click(`a[data-page="${name}"]`);
+      await ready(page, name);
+    }
     await page.click('a[data-page="usage"]');
     await ready(page, 'usage');
     await shot(page, 'usage-zh');
+    await page.click('a[data-page="overview"]');
+    await ready(page, 'overview');
+    await shot(page, 'overview-zh');
     await page.selectOption('#lang-select', 'en');
     await until(page, 'the English nav', () => document.querySelector('a[data-page="overview"]').textContent === 'Overview');
   });
