@@ -168,7 +168,7 @@ export default {
             h('dt', t('burn_rate')), h('dd', f.cost_per_hour_usd != null ? `${usd(f.cost_per_hour_usd)}/h · ${tokens(f.tokens_per_hour)} ${t('tokens')}/h` : '–'),
             h('dt', t('lasts')), h('dd', lasts !== null ? `≈ ${dur(lasts * 3600e3)} (${dateTime(now + lasts * 3600e3)})` : '–'),
             h('dt', t('until_midnight')), h('dd', f.projected_cost_until_midnight_usd != null ? `≈ ${usd(f.projected_cost_until_midnight_usd)}` : '–'),
-            h('dt', t('confidence')), h('dd', f.confidence ? `${f.confidence} (${int(f.requests)} ${t('requests')}, ${dur(f.window_ms)})` : '–')),
+            h('dt', t('confidence')), h('dd', f.confidence ? `${t(`conf_${f.confidence}`) === `conf_${f.confidence}` ? f.confidence : t(`conf_${f.confidence}`)} (${int(f.requests)} ${t('requests')}, ${dur(f.window_ms)})` : '–')),
           money !== null ? forecastChart(p, money, now) : h('p.muted', t('no_forecast')),
           eps.table);
       }, (p) => JSON.stringify([p, Math.floor(now / 60000)]));
