@@ -2,7 +2,7 @@
 // language switch and the keys 1–6. Each page is a module that mounts into main#page.
 
 import { api } from './api.js';
-import { h, setText, typing } from './dom.js';
+import { setText, typing } from './dom.js';
 import { t, lang, setLang, applyStatic } from './i18n.js';
 import { zone, int } from './format.js';
 import overview from './page-overview.js';
@@ -178,4 +178,3 @@ function start() {
 }
 
 start();
-export { h };
