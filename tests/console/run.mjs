@@ -383,7 +383,7 @@ try {
     await until(page, 'the English nav', () => document.querySelector('a[data-page="overview"]').textContent === 'Overview');
   });
 
-  await check('keyboard: Tab reaches the nav, Enter switches page, keys 1–6 too', async () => {
+  await check('keyboard: Tab reaches the nav, Enter switches page, keys 1–6 too, ? shows the keys', async () => {
     // A fresh tab: the keyboard starts at the top of the page.
     const kp = await context.newPage();
     const mine = watch(kp, 'keyboard');
@@ -404,6 +404,10 @@ try {
       await ready(kp, 'usage');
       await kp.keyboard.press('1');
       await ready(kp, 'overview');
+      await kp.keyboard.press('?');
+      await kp.waitForSelector('dialog#help[open]', { timeout: WAIT });
+      await kp.keyboard.press('Escape');
+      await kp.waitForSelector('dialog#help:not([open])', { state: 'attached', timeout: WAIT });
       noProblems(mine);
     } finally {
       kp.removeAllListeners();

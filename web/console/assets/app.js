@@ -2,7 +2,7 @@
 // language switch and the keys 1–6. Each page is a module that mounts into main#page.
 
 import { api } from './api.js';
-import { setText, typing } from './dom.js';
+import { h, setText, typing } from './dom.js';
 import { t, lang, setLang, applyStatic } from './i18n.js';
 import { zone, int } from './format.js';
 import overview from './page-overview.js';
@@ -123,6 +123,19 @@ function mount() {
   }
 }
 
+/** The keys, as the TUI's ? shows them (Esc or the button closes it). */
+function showHelp() {
+  let dlg = document.getElementById('help');
+  if (dlg?.open) return dlg.close();
+  dlg?.remove();
+  dlg = h('dialog#help.card', { 'aria-labelledby': 'help-title' },
+    h('h2#help-title', t('help_title')),
+    h('ul.keys', ['help_pages', 'help_tab', 'help_enter', 'help_lang', 'help_help'].map((k) => h('li', t(k)))),
+    h('form', { method: 'dialog' }, h('button.primary', { type: 'submit' }, t('close'))));
+  document.body.append(dlg);
+  dlg.showModal();
+}
+
 function renderHeader() {
   const z = zone();
   setText(document.getElementById('tz'), `${t('time_zone')}: ${z.name} (${z.short})`);
@@ -158,6 +171,11 @@ function start() {
   document.addEventListener('keydown', (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey || typing(e.target)) return;
     if (document.body.classList.contains('locked')) return;
+    if (e.key === '?') {
+      e.preventDefault();
+      showHelp();
+      return;
+    }
     const i = '123456'.indexOf(e.key);
     if (i >= 0) {
       e.preventDefault();
