@@ -122,7 +122,42 @@ fn stop(homes: &Homes) -> anyhow::Result<RunningServe> {
             serve.pid
         );
     }
+    // The lock goes a moment before the process: its last log lines are still flushed.
+    let deadline = std::time::Instant::now() + EXIT_LIMIT;
+    while !gone(serve.pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Ok(serve)
+}
+
+/// How long `stop` waits, after the lock is released, for the process itself to end.
+const EXIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Whether the process `pid` has ended (a zombie waiting for its parent counts as ended).
+fn gone(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(id) = libc::pid_t::try_from(pid) else {
+            return true;
+        };
+        // SAFETY: signal 0 sends nothing; it only checks that the process exists.
+        if unsafe { libc::kill(id, 0) } != 0 {
+            return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        }
+        // Linux: the state after the command name in /proc/PID/stat; `Z` is a zombie.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| rest.starts_with('Z'))
+            })
+            .unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 #[cfg(unix)]
