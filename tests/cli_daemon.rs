@@ -7,7 +7,7 @@ mod support;
 use serde_json::Value;
 use support::cli::{Homes, run};
 use support::mock_relay::{Fault, MockRelay};
-use support::{client, codex_body, providers};
+use support::{client, providers, turn};
 
 /// Kills the resident helpers a test started, whatever happens to the test.
 #[derive(Default)]
@@ -65,26 +65,6 @@ async fn proxy_url(homes: &Homes) -> String {
     let (ok, json) = status(homes).await;
     assert!(ok, "{json}");
     format!("http://{}", json["proxy"].as_str().unwrap())
-}
-
-/// One streamed turn in `session`; the relay that answered.
-async fn turn(url: &str, session: &str) -> String {
-    let text = client()
-        .post(format!("{url}/v1/responses"))
-        .header("accept", "text/event-stream")
-        .header("session-id", session)
-        .body(codex_body("gpt-5.1", session, 200))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.split("hi from ")
-        .nth(1)
-        .and_then(|rest| rest.split(['"', ' ']).next())
-        .unwrap_or(&text)
-        .to_string()
 }
 
 /// Whether `pid` is a live process (a zombie is not).

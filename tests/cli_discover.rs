@@ -103,13 +103,7 @@ async fn switch_on_records_the_codex_it_found_and_serve_uses_it() {
 async fn without_any_codex_switch_on_says_so() {
     let homes = Homes::new();
     let user_home = tempfile::tempdir().unwrap();
-    let system_has_one = [
-        "/opt/homebrew/bin/codex",
-        "/usr/local/bin/codex",
-        "/usr/bin/codex",
-    ]
-    .iter()
-    .any(|p| Path::new(p).exists());
+    let system_has_one = support::cli::system_codex();
     let mut command = homes.command(&["switch", "on", "--port", "3999"]);
     command
         .env("PATH", "/nonexistent")

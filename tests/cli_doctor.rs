@@ -53,6 +53,16 @@ async fn doctor(homes: &Homes, extra: &[&str], env: &[(&str, &str)]) -> (bool, V
     )
 }
 
+/// `doctor --json --offline` on a free port: the findings that need no relay and no helper.
+async fn offline(homes: &Homes) -> (bool, Vec<Value>, String) {
+    doctor(
+        homes,
+        &["--offline", "--port", &free_port().to_string()],
+        &[],
+    )
+    .await
+}
+
 fn find<'a>(findings: &'a [Value], id: &str) -> &'a Value {
     findings
         .iter()
@@ -82,12 +92,7 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn a_fresh_home_is_missing_its_config_and_has_no_error() {
     let homes = Homes::new();
-    let (ok, findings, _) = doctor(
-        &homes,
-        &["--offline", "--port", &free_port().to_string()],
-        &[],
-    )
-    .await;
+    let (ok, findings, _) = offline(&homes).await;
     assert!(ok, "{findings:#?}");
     assert_eq!(find(&findings, "config.missing")["severity"], "info");
     assert!(
@@ -112,12 +117,7 @@ async fn an_invalid_config_is_an_error_and_the_exit_code_says_so() {
         "version = 5\n[codex.providers.a]\nbase_url = \"http://127.0.0.1:1/v1\"\nbase_urll = \"typo\"\n",
         0o600,
     );
-    let (ok, findings, _) = doctor(
-        &homes,
-        &["--offline", "--port", &free_port().to_string()],
-        &[],
-    )
-    .await;
+    let (ok, findings, _) = offline(&homes).await;
     assert!(!ok);
     let invalid = find(&findings, "config.invalid");
     assert_eq!(invalid["severity"], "error");
@@ -137,12 +137,7 @@ async fn ignored_keys_missing_variables_and_inline_secrets_in_a_readable_file() 
          [codex.providers.b]\nbase_url = \"http://127.0.0.1:2/v1\"\nauth_token = \"sk-inline-doctor-secret\"\n",
         0o644,
     );
-    let (ok, findings, text) = doctor(
-        &homes,
-        &["--offline", "--port", &free_port().to_string()],
-        &[],
-    )
-    .await;
+    let (ok, findings, text) = offline(&homes).await;
     assert!(!ok, "a readable file holding a secret is an error");
     assert_eq!(find(&findings, "config.ignored_key")["severity"], "warning");
     assert!(
@@ -235,12 +230,7 @@ async fn codexs_config_changed_behind_the_switch() {
         "model_provider = \"mine\"\n[model_providers.mine]\nname = \"Mine\"\nbase_url = \"https://relay.example/v1\"\n",
     )
     .unwrap();
-    let (_, findings, _) = doctor(
-        &homes,
-        &["--offline", "--port", &free_port().to_string()],
-        &[],
-    )
-    .await;
+    let (_, findings, _) = offline(&homes).await;
     let drift = find(&findings, "codex.drift");
     assert_eq!(drift["severity"], "warning");
     assert!(
@@ -283,12 +273,7 @@ async fn the_codex_binary_configured_or_not_found() {
         "version = 5\n[proxy]\ncodex_binary = \"/nonexistent/codex\"\n",
         0o600,
     );
-    let (ok, findings, _) = doctor(
-        &homes,
-        &["--offline", "--port", &free_port().to_string()],
-        &[],
-    )
-    .await;
+    let (ok, findings, _) = offline(&homes).await;
     assert!(ok, "a warning only: {findings:#?}");
     let broken = find(&findings, "codex.binary_not_runnable");
     assert_eq!(broken["severity"], "warning");
@@ -318,13 +303,7 @@ async fn the_codex_binary_configured_or_not_found() {
         .unwrap();
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     let findings = report["findings"].as_array().unwrap();
-    let system_has_one = [
-        "/opt/homebrew/bin/codex",
-        "/usr/local/bin/codex",
-        "/usr/bin/codex",
-    ]
-    .iter()
-    .any(|p| Path::new(p).exists());
+    let system_has_one = support::cli::system_codex();
     if system_has_one {
         assert!(has(findings, "codex.binary"), "{findings:#?}");
     } else {
@@ -467,11 +446,6 @@ async fn a_relay_whose_clock_is_ten_minutes_behind() {
     relay.abort();
 
     // Offline: no relay is asked.
-    let (_, findings, _) = doctor(
-        &homes,
-        &["--offline", "--port", &free_port().to_string()],
-        &[],
-    )
-    .await;
+    let (_, findings, _) = offline(&homes).await;
     assert!(has(&findings, "clock.skipped") && !has(&findings, "clock.skew"));
 }
