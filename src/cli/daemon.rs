@@ -22,8 +22,9 @@ pub enum DaemonCommand {
     },
     /// Stop it (as Ctrl-C would: Codex switched back, affinity and cooldowns saved).
     Stop,
-    /// Stop it and start it again in the background with the same arguments (affinity,
-    /// cooldowns and balances are kept).
+    /// Stop it and start it again in the background with the options it was started with
+    /// (affinity, cooldowns and balances are kept; a helper started in a terminal comes back
+    /// in the background).
     Restart,
 }
 
@@ -101,7 +102,21 @@ fn status(homes: &Homes, json: bool) -> anyhow::Result<()> {
     if report.running {
         Ok(())
     } else {
-        anyhow::bail!(
+        anyhow::bail!("{}", not_running(homes))
+    }
+}
+
+/// Why no helper was found: none runs, or one holds the home without having announced itself
+/// yet (still starting, or its announcement was removed).
+fn not_running(homes: &Homes) -> String {
+    if serve_lock::is_held(&serve_lock::path(homes)) {
+        format!(
+            "a codex-helper holds {} but has not announced itself in {} (still starting?); try again in a moment",
+            homes.helper.display(),
+            homes.running().display()
+        )
+    } else {
+        format!(
             "no codex-helper is running on {}; start one with `codex-helper serve --resident`",
             homes.helper.display()
         )
@@ -111,7 +126,7 @@ fn status(homes: &Homes, json: bool) -> anyhow::Result<()> {
 /// Stops the helper on `homes` (SIGTERM, then waits for the home's lock); what it was.
 fn stop(homes: &Homes) -> anyhow::Result<RunningServe> {
     let Some(serve) = running_helper(homes) else {
-        anyhow::bail!("no codex-helper is running on {}", homes.helper.display());
+        anyhow::bail!("{}", not_running(homes));
     };
     terminate(serve.pid)?;
     if !serve_lock::wait_released(&serve_lock::path(homes), STOP_LIMIT) {

@@ -64,3 +64,33 @@ fn text(findings: &[Finding]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Severity;
+
+    #[test]
+    fn each_finding_is_a_line_with_its_fix_below() {
+        let findings = [
+            Finding {
+                id: "port.conflict",
+                severity: Severity::Error,
+                message: "port 3211 is taken by pid 7 (nginx), not by codex-helper".into(),
+                fix: Some("stop that program".into()),
+            },
+            Finding {
+                id: "ledger.size",
+                severity: Severity::Info,
+                message: "the ledger is 3 MiB".into(),
+                fix: None,
+            },
+        ];
+        assert_eq!(
+            text(&findings),
+            "error   port.conflict: port 3211 is taken by pid 7 (nginx), not by codex-helper\n        fix: stop that program\n\
+             info    ledger.size: the ledger is 3 MiB\n"
+        );
+        assert!(text(&findings[1..]).ends_with("no errors found\n"));
+    }
+}

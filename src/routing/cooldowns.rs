@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::health::Health;
 use super::runtime::RoutingState;
-use super::upstream::Upstream;
+use super::upstream::{EndpointKey, Upstream};
 use crate::time::Millis;
 
 /// Largest file read back: a record is ~150 bytes, [`MAX_RECORDS`] of them fit.
@@ -119,6 +119,12 @@ pub fn save(path: &Path, state: &RoutingState) -> anyhow::Result<usize> {
 /// Puts the cooldowns saved at `path` back on `state`, for the endpoints of `upstreams`;
 /// returns how many. A missing file is none; an unreadable one is reported and ignored.
 pub fn restore(path: &Path, state: &RoutingState, upstreams: &[Upstream]) -> anyhow::Result<usize> {
+    let keys: Vec<EndpointKey> = upstreams.iter().map(|u| u.key().clone()).collect();
+    restore_for(path, state, &keys)
+}
+
+/// [`restore`] for the endpoints named by `keys`.
+fn restore_for(path: &Path, state: &RoutingState, keys: &[EndpointKey]) -> anyhow::Result<usize> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -135,14 +141,14 @@ pub fn restore(path: &Path, state: &RoutingState, upstreams: &[Upstream]) -> any
     );
     let saved: CooldownFile = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a cooldown file; ignored", path.display()))?;
-    let known: HashSet<&str> = upstreams.iter().map(|u| u.key().as_str()).collect();
+    let known: HashSet<&str> = keys.iter().map(EndpointKey::as_str).collect();
     let (wall, now) = (crate::time::now_ms(), state.clock().now());
     let mut restored = 0;
     for cooldown in saved.cooldowns.iter().take(MAX_RECORDS) {
         if let Some(health) = revive(cooldown, &known, wall, now)
-            && let Some(upstream) = upstreams.iter().find(|u| *u.key() == *cooldown.endpoint)
+            && let Some(key) = keys.iter().find(|k| **k == *cooldown.endpoint)
         {
-            state.restore_health(upstream.key().clone(), health);
+            state.restore_health(key.clone(), health);
             restored += 1;
         }
     }
@@ -179,6 +185,58 @@ mod tests {
         assert_eq!(health.streak, 2);
         assert_eq!(health.last_failure.as_deref(), Some("status_5xx"));
         assert!(health.blocked(30_499).is_some() && health.blocked(30_500).is_none());
+    }
+
+    #[test]
+    fn cooldowns_saved_at_a_stop_come_back_at_the_next_start() {
+        use crate::routing::affinity::AffinityStore;
+        use crate::time::Clock;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("cooldowns.json");
+        let (a, b) = (
+            EndpointKey::new("a", "default"),
+            EndpointKey::new("b", "default"),
+        );
+        let before = RoutingState::new(AffinityStore::in_memory(), Clock::manual());
+        assert_eq!(save(&path, &before).unwrap(), 0);
+        assert!(!path.exists(), "nothing cooling: no file");
+        before.clock().advance(std::time::Duration::from_secs(100));
+        let mut failing = Health::default();
+        failing.on_failover(before.clock().now(), 60_000, "status_5xx".into());
+        before.restore_health(a.clone(), failing);
+        before.restore_health(b.clone(), Health::default());
+        assert_eq!(
+            save(&path, &before).unwrap(),
+            1,
+            "only the failing endpoint"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, crate::files::PRIVATE);
+        }
+
+        // A new process: its clock starts at 0, and `b.default` was renamed meanwhile.
+        let after = RoutingState::new(AffinityStore::in_memory(), Clock::manual());
+        assert_eq!(
+            restore_for(&path, &after, std::slice::from_ref(&a)).unwrap(),
+            1
+        );
+        let health = after.health("a.default");
+        assert_eq!(health.streak, 1);
+        let left = health.cooldown_until_ms;
+        assert!(
+            (59_000..=60_000).contains(&left),
+            "about a minute left: {left}"
+        );
+        assert!(health.blocked(after.clock().now()).is_some());
+
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(
+            restore_for(&path, &after, &[a]).is_err(),
+            "reported, not fatal"
+        );
     }
 
     #[test]
