@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::cli::{Homes, LIMIT, serve};
+use support::mock_relay::MockRelay;
 
 /// A fake Codex in `<home>/.volta/bin` printing `version`.
 fn volta_codex(home: &Path, version: &str) -> PathBuf {
@@ -15,7 +16,14 @@ fn volta_codex(home: &Path, version: &str) -> PathBuf {
     let bin = home.join(".volta").join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let path = bin.join("codex");
-    std::fs::write(&path, format!("#!/bin/sh\necho 'codex-cli {version}'\n")).unwrap();
+    // `--version`, and `debug models --bundled` with one entry the test can recognise.
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = debug ]; then echo '{{\"models\":[{{\"slug\":\"gpt-5.1\",\"display_name\":\"GPT-5.1\",\"base_instructions\":\"from the volta codex\"}}]}}'; else echo 'codex-cli {version}'; fi\n"
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
@@ -84,7 +92,15 @@ async fn switch_on_records_the_codex_it_found_and_serve_uses_it() {
 
     // `serve` from an environment where no search finds it (a service manager's): the
     // recorded binary is used.
-    std::fs::write(homes.helper_config(), "version = 5\n").unwrap();
+    let relay = MockRelay::start("r").await;
+    std::fs::write(
+        homes.helper_config(),
+        format!(
+            "version = 5\n[codex.providers.r]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
     let mut command = homes.command(&["serve", "--no-switch"]);
     let elsewhere = tempfile::tempdir().unwrap();
     command
@@ -95,6 +111,24 @@ async fn switch_on_records_the_codex_it_found_and_serve_uses_it() {
     assert!(
         log.contains(&format!("Codex for /models: {} (0.171.0", codex.display())),
         "{log}"
+    );
+    // The relay's list, translated with the recorded Codex's bundled metadata.
+    let catalog: Value = support::client()
+        .get(format!("{}/v1/models?client_version=0.171.0", served.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let models = catalog["models"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{catalog}"));
+    assert!(
+        models
+            .iter()
+            .any(|m| m["base_instructions"] == "from the volta codex"),
+        "{catalog}"
     );
     served.child.kill().await.unwrap();
 }
