@@ -112,6 +112,19 @@ async fn resident_start_status_refusal_stop() {
     }
     let (ok, out) = run(&homes, &["daemon", "status"]).await;
     assert!(ok && out.contains(&format!("pid {pid}")), "{out}");
+    // `doctor` knows the helper on its port is this home's own.
+    let port = json["proxy"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, out) = run(&homes, &["doctor", "--json", "--offline", "--port", &port]).await;
+    assert!(
+        out.contains("\"findings\"") && !out.contains("port.conflict"),
+        "{out}"
+    );
 
     // A second serve on the same home, in the foreground or resident, is refused.
     for args in [
