@@ -257,3 +257,21 @@ async fn a_restart_keeps_affinity_and_cooldowns() {
     let (ok, out) = run(&homes, &["daemon", "stop"]).await;
     assert!(ok, "{out}");
 }
+
+#[tokio::test]
+async fn a_resident_start_that_fails_says_why() {
+    let homes = Homes::new();
+    std::fs::write(homes.helper_config(), "version = 5\nnot_a_key = 1\n").unwrap();
+    let (ok, out) = run(
+        &homes,
+        &["serve", "--resident", "--port", "0", "--no-switch"],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("exited") && out.contains("not_a_key"),
+        "the detached helper's own error, from its log: {out}"
+    );
+    let (ok, json) = status(&homes).await;
+    assert!(!ok && json["running"] == false);
+}
