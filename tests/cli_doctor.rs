@@ -449,3 +449,24 @@ async fn a_relay_whose_clock_is_ten_minutes_behind() {
     let (_, findings, _) = offline(&homes).await;
     assert!(has(&findings, "clock.skipped") && !has(&findings, "clock.skew"));
 }
+
+#[tokio::test]
+async fn a_switch_state_that_does_not_read() {
+    let homes = Homes::new();
+    std::fs::write(
+        homes.codex.path().join("codex-helper-switch-state.json"),
+        "{ half a file",
+    )
+    .unwrap();
+    let (ok, findings, _) = offline(&homes).await;
+    assert!(!ok);
+    let unreadable = find(&findings, "codex.unreadable");
+    assert_eq!(unreadable["severity"], "error");
+    assert!(
+        unreadable["message"]
+            .as_str()
+            .unwrap()
+            .contains("codex-helper-switch-state.json"),
+        "{unreadable}"
+    );
+}
