@@ -195,6 +195,9 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         let catalog_codex = catalog_codex(&codex, &settings.codex_binary).await;
         let codex_binary = catalog_codex.as_ref().map_or_else(|| PathBuf::from(&settings.codex_binary), |b| b.path.clone());
         let codex_client = Arc::new(CodexClient::new(codex_binary.clone(), homes.helper.join("cache")));
+        if discover::configured(&settings.codex_binary).is_some() {
+            codex_client.pin_binary();
+        }
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
@@ -592,7 +595,7 @@ fn describe_route(graph: &RouteGraph) -> String {
 ///   by `provider` / `routing` commands) apply without a restart; an invalid edit is reported
 ///   and the running plan kept;
 /// - Codex's switch state: `switch on` / `switch off` run by hand while serving change what
-///   relays may see (the client preset).
+///   relays may see (the client preset), and which Codex binary answers for the catalog.
 struct ConfigWatcher {
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
@@ -619,6 +622,9 @@ impl ConfigWatcher {
                     stopped.recv_timeout(CONFIG_POLL)
                 {
                     if let Ok(switch_state) = codex.state() {
+                        client.follow_recorded(
+                            switch_state.as_ref().and_then(|s| s.codex_binary.as_ref()),
+                        );
                         client.set_preset(switch_state.map(|s| s.preset));
                     }
                     let now = modified(&path);
