@@ -9,6 +9,7 @@ pub mod client_side;
 pub mod codex;
 pub mod config;
 pub mod diagnose;
+pub mod doctor;
 pub mod files;
 pub mod ledger;
 pub mod net;

@@ -8,13 +8,18 @@ mod console_edit;
 mod console_persist;
 mod console_routing;
 mod console_sessions;
+mod daemon;
 mod diagnose;
+mod doctor;
+mod doctor_facts;
 mod evidence;
 mod log_file;
 mod log_writer;
 mod provider;
+mod resident;
 mod routing;
 mod serve;
+mod serve_lock;
 mod serve_tui;
 mod session;
 mod status;
@@ -85,6 +90,11 @@ enum Command {
     /// settings. Quitting it leaves the helper running (`serve` in a terminal shows the same
     /// UI itself, and quitting that stops the helper).
     Tui(tui::TuiArgs),
+    /// What is off in the helper's and Codex's setup, and the command that fixes it.
+    Doctor(doctor::DoctorArgs),
+    /// The helper running on this home (`serve --resident`): status, stop, restart.
+    #[command(subcommand)]
+    Daemon(daemon::DaemonCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +137,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Status(args) => status::run(args),
         Command::Codex(command) => codex::run(command),
         Command::Tui(args) => tui::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Daemon(command) => daemon::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -281,7 +281,8 @@ pub struct ProxySettings {
     /// `CODEX_HELPER_REQUEST_BODY_ENCODING` overrides it.
     pub request_body_encoding: BodyEncodingMode,
     /// The Codex binary asked for its bundled model metadata (`codex debug models --bundled`)
-    /// when a relay's `/models` list is translated for Codex.
+    /// when a relay's `/models` list is translated for Codex. The default `codex` means: the
+    /// one `switch on` found and recorded, else a search (`codex::discover`).
     pub codex_binary: String,
     /// Time allowed to receive a whole request body; a slower or stalled upload gets 408.
     pub request_body_timeout_ms: u64,
