@@ -3,6 +3,7 @@
 mod balance;
 mod balance_view;
 mod codex;
+mod completions;
 mod console;
 mod console_edit;
 mod console_persist;
@@ -12,6 +13,7 @@ mod diagnose;
 mod evidence;
 mod log_file;
 mod log_writer;
+mod notify;
 mod provider;
 mod routing;
 mod serve;
@@ -85,6 +87,13 @@ enum Command {
     /// settings. Quitting it leaves the helper running (`serve` in a terminal shows the same
     /// UI itself, and quitting that stops the helper).
     Tui(tui::TuiArgs),
+    /// Notifications: Codex's `notify` hook for long turns, and a test of the channels.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
+    /// Shell completions (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// The man page (roff) on stdout, or one page per command with `--dir`.
+    Man(completions::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,7 +121,11 @@ pub fn main() -> std::process::ExitCode {
     };
     // Kept to the end of `main`: dropping it flushes the log lines still queued.
     let log_writer = init_logging(cli.log_format, tui);
-    if !matches!(cli.command, None | Some(Command::Serve(_))) {
+    // `notify` writes to programs that may exit without reading: an error, not a signal.
+    if !matches!(
+        cli.command,
+        None | Some(Command::Serve(_) | Command::Notify(_))
+    ) {
         restore_sigpipe();
     }
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
@@ -127,6 +140,9 @@ pub fn main() -> std::process::ExitCode {
         Command::Status(args) => status::run(args),
         Command::Codex(command) => codex::run(command),
         Command::Tui(args) => tui::run(args),
+        Command::Notify(command) => notify::run(command),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
