@@ -5,7 +5,9 @@
 
 use serde::Deserialize;
 
-use super::model::Deferred;
+/// A key of the original's read but not acted on (as `model::Deferred`; not imported from
+/// there, which imports this file).
+type Deferred = Option<toml::Value>;
 
 /// What can be notified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
