@@ -90,42 +90,61 @@ async fn a_large_body_is_filtered_too_and_no_rules_leave_bytes_alone() {
     .await;
 }
 
+/// Sends one `response.create` with `text` over the proxy's WebSocket under `filter`, and
+/// returns the frame the relay got.
+async fn relayed_create(filter: &str, text: &str) -> serde_json::Value {
+    let relay = WsRelay::start("a", Behaviour::Answer).await;
+    let config = providers(&[("a", &relay.base_url())])
+        + "[codex.providers.a.model_mapping]\n\"gpt-5.1\" = \"relay-model\"\n";
+    let proxy = TestProxy::start(&config, &[]).await;
+    proxy.state.filter.set(rules(filter));
+    let url = proxy.url("/v1/responses").replace("http://", "ws://");
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("session-id", "thread-1".parse().unwrap());
+    let addr = proxy.server.as_ref().unwrap().addr;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    let create = json!({"type": "response.create", "model": "gpt-5.1", "stream": true,
+        "input": [{"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": text}]}]});
+    socket
+        .send(Message::text(create.to_string()))
+        .await
+        .unwrap();
+    while let Some(Ok(message)) = socket.next().await {
+        if let Message::Text(text) = message {
+            if text.as_str().contains("response.completed") {
+                break;
+            }
+        }
+    }
+    socket.close(None).await.unwrap();
+    relay.frames().remove(0)
+}
+
 #[tokio::test]
 async fn websocket_response_create_messages_are_filtered_after_mapping() {
     bounded(async {
-        let relay = WsRelay::start("a", Behaviour::Answer).await;
-        let config = providers(&[("a", &relay.base_url())])
-            + "[codex.providers.a.model_mapping]\n\"gpt-5.1\" = \"relay-model\"\n";
-        let proxy = TestProxy::start(&config, &[]).await;
-        proxy.state.filter.set(rules(RULES));
-        let url = proxy.url("/v1/responses").replace("http://", "ws://");
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("session-id", "thread-1".parse().unwrap());
-        let addr = proxy.server.as_ref().unwrap().addr;
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
-            .await
-            .unwrap();
-        let create = json!({"type": "response.create", "model": "gpt-5.1", "stream": true,
-            "input": [{"type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": "hello [private: x] there"}]}]});
-        socket
-            .send(Message::text(create.to_string()))
-            .await
-            .unwrap();
-        while let Some(Ok(message)) = socket.next().await {
-            if let Message::Text(text) = message {
-                if text.as_str().contains("response.completed") {
-                    break;
-                }
-            }
-        }
-        socket.close(None).await.unwrap();
-        let frames = relay.frames();
-        assert_eq!(frames[0]["model"], "relay-model-filtered");
-        assert_eq!(frames[0]["input"][0]["content"][0]["text"], "hello there");
+        let frame = relayed_create(RULES, "hello [private: x] there").await;
+        assert_eq!(frame["model"], "relay-model-filtered");
+        assert_eq!(frame["input"][0]["content"][0]["text"], "hello there");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_websocket_message_the_rules_would_break_goes_unfiltered() {
+    bounded(async {
+        // Cutting the first byte of `é` out leaves no valid UTF-8: no text message can carry it.
+        let breaking = r#"[{"op": "replace", "source": "hello", "target": "bye"},
+                           {"op": "remove", "source": "(?-u:\\xC3)"}]"#;
+        let frame = relayed_create(breaking, "hello café").await;
+        assert_eq!(frame["input"][0]["content"][0]["text"], "hello café");
+        assert_eq!(frame["model"], "relay-model");
     })
     .await;
 }

@@ -4,6 +4,7 @@
 //! `response.create` message.
 
 use bytes::Bytes;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::ProxyState;
 
@@ -40,15 +41,13 @@ pub async fn body(state: &ProxyState, body: Bytes) -> Bytes {
 
 /// A `response.create` message's text with the rules applied. A result that is no longer
 /// UTF-8 cannot be a text message: the message goes as it was, and the log says why.
-pub async fn text(state: &ProxyState, text: String) -> String {
-    let filtered = body(state, Bytes::from(text.clone())).await;
-    match String::from_utf8(filtered.to_vec()) {
-        Ok(filtered) => filtered,
-        Err(_) => {
-            tracing::warn!(
-                "filter.json: the rules made a WebSocket message invalid UTF-8; it was sent unfiltered"
-            );
-            text
-        }
-    }
+pub async fn text(state: &ProxyState, text: Utf8Bytes) -> Utf8Bytes {
+    let original = Bytes::from(text);
+    let filtered = body(state, original.clone()).await;
+    Utf8Bytes::try_from(filtered).unwrap_or_else(|_| {
+        tracing::warn!(
+            "filter.json: the rules made a WebSocket message invalid UTF-8; it was sent unfiltered"
+        );
+        Utf8Bytes::try_from(original).expect("a text message's bytes are UTF-8")
+    })
 }

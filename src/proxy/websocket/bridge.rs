@@ -170,7 +170,7 @@ impl Bridge {
             Message::Text(text)
                 if !self.state.filter.get().is_empty() && is_create(text.as_bytes()) =>
             {
-                Message::text(filter::text(&self.state, text.as_str().to_string()).await)
+                Message::Text(filter::text(&self.state, text).await)
             }
             message => message,
         }
