@@ -272,3 +272,38 @@ async fn notify_codex_notifies_a_long_turn_found_in_the_ledger() {
     assert!(!ok && out.contains("not Codex's turn JSON"), "{out}");
     assert_eq!(events(&file, 1).await.len(), 1);
 }
+
+#[tokio::test]
+async fn notify_test_sends_a_sample_and_says_when_nothing_can_deliver_it() {
+    let homes = Homes::new();
+    // No config yet: notifications are off, and `notify codex` says so without failing.
+    let (ok, out) = run(&homes, &["notify", "codex", "--json", &payload("t")]).await;
+    assert!(ok && out.contains("notifications are off"), "{out}");
+    let (ok, out) = run(&homes, &["notify", "test", "--kind", "bogus"]).await;
+    assert!(
+        !ok && out.contains("long_turn, failover, relay_exhausted, all_blocked"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(homes.helper_config(), notify_config("", &file, "")).unwrap();
+    let (ok, out) = run(&homes, &["notify", "test", "--kind", "relay_exhausted"]).await;
+    assert!(ok, "{out}");
+    let got = events(&file, 1).await;
+    assert_eq!(got[0]["kind"], "relay_exhausted");
+    assert_eq!(got[0]["details"]["test"], true);
+
+    // A command that fails is told, with what it said.
+    std::fs::write(
+        homes.helper_config(),
+        "version = 5\n[notify]\nenabled = true\ntoast = false\ncommand = [\"/bin/sh\", \"-c\", \"echo nope >&2; exit 4\"]\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&homes, &["notify", "test"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("notify command `/bin/sh`: exited with exit status: 4: nope"),
+        "{out}"
+    );
+}
