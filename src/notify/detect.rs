@@ -145,15 +145,21 @@ mod tests {
         RequestRecord::new("t-9".into(), "POST".into(), "/v1/responses".into())
     }
 
-    #[test]
-    fn a_request_answered_by_another_relay_is_a_failover() {
+    /// A request that `a` failed with a 502 and `by` answered.
+    fn answered_by(by: &str) -> RequestRecord {
         let mut r = record();
-        r.provider = Some("b".into());
+        r.provider = Some(by.into());
         r.endpoint = Some("default".into());
         r.attempts = vec![
             failed("a", 502),
-            attempt("b", AttemptOutcome::Responded { status: 200 }),
+            attempt(by, AttemptOutcome::Responded { status: 200 }),
         ];
+        r
+    }
+
+    #[test]
+    fn a_request_answered_by_another_relay_is_a_failover() {
+        let r = answered_by("b");
         let events = events_of(&r, Outcome::Completed, 7);
         assert_eq!(events.len(), 1);
         let e = &events[0];
@@ -168,13 +174,7 @@ mod tests {
 
     #[test]
     fn retries_on_the_same_relay_and_plain_answers_are_not_failovers() {
-        let mut r = record();
-        r.provider = Some("a".into());
-        r.endpoint = Some("default".into());
-        r.attempts = vec![
-            failed("a", 502),
-            attempt("a", AttemptOutcome::Responded { status: 200 }),
-        ];
+        let mut r = answered_by("a");
         assert!(events_of(&r, Outcome::Completed, 0).is_empty());
         r.attempts.clear();
         assert!(events_of(&r, Outcome::Completed, 0).is_empty());
