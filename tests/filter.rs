@@ -11,7 +11,7 @@ use codex_helper::filter::Rules;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use support::cli::{Homes, run_to_end, serve};
-use support::mock_relay::MockRelay;
+use support::mock_relay::{Fault, MockRelay};
 use support::ws_relay::{Behaviour, WsRelay};
 use support::{TestProxy, bounded, client, codex_body, providers};
 use tokio_tungstenite::tungstenite::Message;
@@ -56,6 +56,36 @@ async fn the_relay_gets_the_body_filtered_after_its_model_mapping() {
         assert_eq!(got["input"][0]["content"][0]["text"], "fix it now");
         let records = proxy.records.wait_for(1).await;
         assert_eq!(records[0].0.model_requested.as_deref(), Some("gpt-5.1"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_attempt_is_filtered_after_its_own_relays_mapping() {
+    bounded(async {
+        let first = MockRelay::start("first").await;
+        let second = MockRelay::start("second").await;
+        first.push(Fault::status(502));
+        let config = providers(&[("first", &first.base_url()), ("second", &second.base_url())])
+            + "[codex.providers.first.model_mapping]\n\"gpt-5.1\" = \"first-model\"\n\
+               [codex.providers.second.model_mapping]\n\"gpt-5.1\" = \"second-model\"\n\
+               [retry]\nprofile = \"aggressive-failover\"\n";
+        let proxy = TestProxy::start(&config, &[]).await;
+        proxy.state.filter.set(rules(
+            r#"[{"op": "replace", "source": "(\\w+)-model", "target": "$1-filtered"}]"#,
+        ));
+        let text = client()
+            .post(proxy.url("/v1/responses"))
+            .body(codex_body("gpt-5.1", "s", 500))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("hi from second"), "{text}");
+        assert_eq!(first.received()[0].json()["model"], "first-filtered");
+        assert_eq!(second.received()[0].json()["model"], "second-filtered");
     })
     .await;
 }
