@@ -3,6 +3,7 @@
 mod balance;
 mod balance_view;
 mod codex;
+mod completions;
 mod console;
 mod console_edit;
 mod console_persist;
@@ -15,6 +16,7 @@ mod doctor_facts;
 mod evidence;
 mod log_file;
 mod log_writer;
+mod notify;
 mod provider;
 mod resident;
 mod routing;
@@ -95,6 +97,13 @@ enum Command {
     /// The helper running on this home (`serve --resident`): status, stop, restart.
     #[command(subcommand)]
     Daemon(daemon::DaemonCommand),
+    /// Notifications: Codex's `notify` hook for long turns, and a test of the channels.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
+    /// Shell completions (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// The man page (roff) on stdout, or one page per command with `--dir`.
+    Man(completions::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,7 +131,11 @@ pub fn main() -> std::process::ExitCode {
     };
     // Kept to the end of `main`: dropping it flushes the log lines still queued.
     let log_writer = init_logging(cli.log_format, tui);
-    if !matches!(cli.command, None | Some(Command::Serve(_))) {
+    // `notify` writes to programs that may exit without reading: an error, not a signal.
+    if !matches!(
+        cli.command,
+        None | Some(Command::Serve(_) | Command::Notify(_))
+    ) {
         restore_sigpipe();
     }
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
@@ -139,6 +152,9 @@ pub fn main() -> std::process::ExitCode {
         Command::Tui(args) => tui::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Daemon(command) => daemon::run(command),
+        Command::Notify(command) => notify::run(command),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -146,6 +146,16 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
     }
 
+    // filter.json: a file that cannot be used stops the start here, with its rule and fault.
+    let filter_path = crate::filter::path_in(&homes.helper);
+    let filter_rules = crate::filter::load(&filter_path)?;
+    if !filter_rules.is_empty() {
+        eprintln!(
+            "codex-helper: {}",
+            crate::filter::watch::describe(&filter_path, &filter_rules)
+        );
+    }
+
     let addr = listen_addr(&args.host, args.port)?;
     // An admin API other machines can reach needs its token: refused here, before anything.
     let admin_ip = listen_addr(&args.admin_host, 0)?.ip();
@@ -188,6 +198,14 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         } else {
             sink
         };
+        // Notifications: events found in finished records, delivered on the notifier's thread.
+        let notifier = loaded.config.notify.enabled.then(|| {
+            crate::notify::Notifier::start(&loaded.config.notify, crate::notify::deliver::Channels::from_settings(&loaded.config.notify, None))
+        });
+        let sink: Arc<dyn RecordSink> = match &notifier {
+            Some(n) => Arc::new(crate::notify::NotifySink::new(sink, n.handle(), &loaded.config.notify)),
+            None => sink,
+        };
         // Outermost: it sees every request start and end, for the console's present.
         let live = Arc::new(LiveRequests::new(sink));
         let sink: Arc<dyn RecordSink> = live.clone();
@@ -205,6 +223,10 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             Ok(n) => tracing::info!("{n} relay cooldowns kept from the previous run"),
             Err(e) => tracing::warn!("{e:#}"),
         }
+        state.filter.set(filter_rules);
+        let filter_watch = crate::filter::watch::FilterWatcher::start(filter_path, state.filter.clone());
+        let exhaustion_watch = notifier.as_ref().filter(|_| loaded.config.notify.wants(crate::notify::EventKind::RelayExhausted))
+            .map(|n| crate::notify::service::ExhaustionWatch::start(state.clone(), n.handle()));
         let signal = shutdown_signal()?;
         // Stopped by a signal, or by the admin API.
         let stop_asked = Arc::new(tokio::sync::Notify::new());
@@ -289,11 +311,19 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
         running::withdraw(&homes.running(), running.pid);
         watcher.stop();
+        filter_watch.stop();
+        if let Some(watch) = exhaustion_watch {
+            watch.stop();
+        }
         if let Some((service, _handle)) = balances {
             // Joins its thread: lookups in flight are abandoned, each bounded by its timeout.
             let _ = tokio::task::spawn_blocking(move || service.stop()).await;
         }
         drop(state);
+        if let Some(notifier) = notifier {
+            // The last events (each delivery bounded by its timeout), off this event loop.
+            let _ = tokio::task::spawn_blocking(move || notifier.stop()).await;
+        }
         if let Some(writer) = affinity_writer {
             // The last window's changes; the write blocks, so not on this (the only) thread.
             let _ = tokio::task::spawn_blocking(move || writer.close()).await;

@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod edit;
 pub mod load;
 pub mod model;
+pub mod notify;
 pub mod outbound;
 pub mod paths;
 

@@ -40,7 +40,9 @@ pub struct HelperConfig {
     pub retry: RetryConfig,
 
     pub default_service: Deferred,
-    pub notify: Deferred,
+    /// `[notify]`: events for the user (long turns, failovers, exhausted relays, all blocked).
+    #[serde(default)]
+    pub notify: super::notify::NotifySettings,
     pub ui: Deferred,
     pub claude: Deferred,
 }
