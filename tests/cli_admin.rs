@@ -531,7 +531,7 @@ async fn draining_and_persisted_switches_go_through_the_api() {
     let homes = Homes::new();
     let first_line = format!("base_url = \"{}\"   # the cheap one\n", first.base_url());
     let config = format!(
-        "# my relays — keep this comment\nversion = 5\n\n[notify]   # not acted on, kept\nsound = \"ding\"\n\n[codex.providers.first]\nauth_token = \"{KEY}\"\n{first_line}\n[codex.providers.second]\nbase_url = \"{}\"\n\n[codex.routing]\nentry = \"main\"\n\n[codex.routing.routes.main]\nchildren = [\"first\", \"second\"]   # first first\nmetadata = {{ owner = \"me\" }}\n",
+        "# my relays — keep this comment\nversion = 5\n\n[ui]   # not acted on, kept\ntheme = \"dark\"\n\n[codex.providers.first]\nauth_token = \"{KEY}\"\n{first_line}\n[codex.providers.second]\nbase_url = \"{}\"\n\n[codex.routing]\nentry = \"main\"\n\n[codex.routing.routes.main]\nchildren = [\"first\", \"second\"]   # first first\nmetadata = {{ owner = \"me\" }}\n",
         second.base_url()
     );
     std::fs::write(homes.helper_config(), &config).unwrap();
@@ -720,7 +720,7 @@ async fn the_default_profile_and_the_entry_node_are_written_through_the_api() {
     let second = support::mock_relay::MockRelay::start("second").await;
     let homes = Homes::new();
     let config = format!(
-        "# keep me\nversion = 5\n[notify]\nsound = \"ding\"\n\
+        "# keep me\nversion = 5\n[ui]\ntheme = \"dark\"\n\
          [codex.profiles.deep]   # the slow one\nreasoning_effort = \"xhigh\"\n\
          [codex.providers.first]\nbase_url = \"{}\"\n[codex.providers.second]\nbase_url = \"{}\"\n\
          [codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [\"first\", \"second\"]\n",
@@ -742,7 +742,7 @@ async fn the_default_profile_and_the_entry_node_are_written_through_the_api() {
     let written = file();
     assert!(written.contains("default_profile = \"deep\""), "{written}");
     assert!(
-        written.starts_with("# keep me\nversion = 5\n[notify]\nsound = \"ding\"\n")
+        written.starts_with("# keep me\nversion = 5\n[ui]\ntheme = \"dark\"\n")
             && written.contains("[codex.profiles.deep]   # the slow one\n"),
         "{written}"
     );

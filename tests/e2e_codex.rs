@@ -690,16 +690,8 @@ fn assert_ran(run: &CodexRun, what: &str) {
 }
 
 /// Stops a `serve` the way a user does (Ctrl-C), which switches Codex back.
-async fn stop(mut served: support::cli::Served) {
-    let pid = served.child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    tokio::time::timeout(support::cli::LIMIT, served.child.wait())
-        .await
-        .expect("serve stops in time")
-        .unwrap();
+async fn stop(served: support::cli::Served) {
+    served.stop().await;
 }
 
 /// A user's history survives `serve` switching Codex on and off, for a custom provider (in

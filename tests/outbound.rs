@@ -340,6 +340,8 @@ async fn proxy_credentials_are_never_shown() {
         let log = served.log.join("\n");
         assert!(log.contains("via socks5://***@proxy.example:1080"), "{log}");
         assert!(!log.contains("t0psecret"), "{log}");
+        // One helper a home: stopped before the next start is tried.
+        served.stop().await;
 
         // A wrong value is refused with its key, still without the password.
         std::fs::write(

@@ -74,6 +74,19 @@ pub struct Served {
 }
 
 impl Served {
+    /// Stops it as Ctrl-C does (its state saved, its home lock released) and waits, bounded.
+    pub async fn stop(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        tokio::time::timeout(LIMIT, self.child.wait())
+            .await
+            .expect("serve stops in time")
+            .unwrap();
+    }
+
     /// Every stderr line so far.
     pub fn log_so_far(&self) -> String {
         let later = self.later.lock().unwrap();
