@@ -132,7 +132,7 @@ fn import_active_provider(text: &str, own_port: u16) -> Imported {
 
 /// Whether `base_url` is the helper's own loopback listener on `own_port` (see
 /// [`crate::net::reaches_listener`]; `[::1]` counts too, a Codex may name it).
-fn points_at_self(base_url: &str, own_port: u16) -> bool {
+pub(crate) fn points_at_self(base_url: &str, own_port: u16) -> bool {
     let Ok(url) = reqwest::Url::parse(base_url.trim()) else {
         return false;
     };

@@ -10,6 +10,7 @@ pub mod model_map;
 pub mod outbound;
 pub mod overrides;
 pub mod retry;
+pub mod retry_rules;
 pub mod runtime;
 pub mod select;
 pub mod upstream;
@@ -27,6 +28,9 @@ pub fn check_config(loaded: &crate::config::LoadedConfig) -> Result<(), String> 
     };
     compile(&loaded.config.codex, &loaded.path, &|_| None, &outbound)
         .and_then(|_| overrides::profiles::compile(&loaded.config.codex, &loaded.path))
+        .map(drop)
+        .map_err(|e| e.to_string())?;
+    retry::RetryPolicy::resolve(&loaded.config.retry, &loaded.path)
         .map(drop)
         .map_err(|e| e.to_string())
 }
