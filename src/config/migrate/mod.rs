@@ -123,7 +123,7 @@ pub fn migrate_toml(text: &str) -> anyhow::Result<Migration> {
     let warnings = migrate_doc(&mut doc, &data, source)?;
     Ok(Migration {
         source,
-        text: format!("{lead}{doc}"),
+        text: format!("{lead}{}", spaced_version(&doc)),
         warnings,
     })
 }
@@ -150,7 +150,7 @@ pub fn migrate_json(text: &str) -> anyhow::Result<Migration> {
         "# codex-helper config, migrated from config.json by `codex-helper config migrate`.\n\n";
     Ok(Migration {
         source: Source::Json,
-        text: format!("{header}{doc}"),
+        text: format!("{header}{}", spaced_version(&doc)),
         warnings,
     })
 }
@@ -174,11 +174,24 @@ fn migrate_doc(
         }
         Source::Legacy | Source::Json => stations::migrate_legacy(doc, data, &mut warnings)?,
     }
+    hide_empty_service_header(doc);
     add_default_affinity(doc);
     clear_profile_stations(doc, &mut warnings);
     nest_flat_retry_keys(doc, &mut warnings);
     set_version(doc);
     Ok(warnings)
+}
+
+/// The document's text, with a blank line between a lone `version = 5` and the first table.
+fn spaced_version(doc: &DocumentMut) -> String {
+    let text = doc.to_string();
+    let lone = doc.iter().filter(|(_, item)| item.is_value()).count() == 1;
+    match text.strip_prefix("version = 5\n") {
+        Some(rest) if lone && !rest.is_empty() && !rest.starts_with('\n') => {
+            format!("version = 5\n\n{rest}")
+        }
+        _ => text,
+    }
 }
 
 /// The comment lines and blank lines at the very top, which belong above everything
@@ -196,13 +209,14 @@ fn split_leading_comments(text: &str) -> (&str, &str) {
     text.split_at(end)
 }
 
+/// JSON without nulls and empty objects (TOML has no null; an empty table says nothing).
 fn without_nulls(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .filter(|(_, v)| !v.is_null())
                 .map(|(k, v)| (k, without_nulls(v)))
+                .filter(|(_, v)| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()))
                 .collect(),
         ),
         Value::Array(items) => Value::Array(
@@ -251,20 +265,53 @@ pub(super) fn fold_auth_blocks(doc: &mut DocumentMut) {
     }
 }
 
-/// Moves the keys of `table.auth` to `table` itself, unless already set there.
+/// Moves the keys of `table.auth` to `table` itself, unless already set there. The comment
+/// above `auth` goes above the first key moved.
 pub(super) fn fold_auth(table: &mut dyn toml_edit::TableLike) {
+    let key_comment = table
+        .key("auth")
+        .and_then(|k| k.leaf_decor().prefix())
+        .and_then(|p| p.as_str())
+        .map(str::to_string);
     let Some(auth) = table.remove("auth") else {
         return;
     };
+    let comment = match &auth {
+        Item::Table(t) => t
+            .decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .map(str::to_string),
+        _ => key_comment,
+    }
+    .filter(|c| c.contains('#'));
     let Some(auth) = auth.as_table_like() else {
         return;
     };
+    let mut first = true;
     for key in ["auth_token", "auth_token_env", "api_key", "api_key_env"] {
         if table.get(key).is_none()
             && let Some(v) = auth.get(key).and_then(Item::as_value)
         {
             table.insert(key, Item::Value(v.clone().decorated(" ", "")));
+            if first && let (Some(comment), Some(mut k)) = (&comment, table.key_mut(key)) {
+                k.leaf_decor_mut()
+                    .set_prefix(comment.trim_start_matches('\n'));
+            }
+            first = false;
         }
+    }
+}
+
+/// A `[codex]` left with no keys of its own (its `active` or `active_station` moved into the
+/// route) loses its now empty header.
+fn hide_empty_service_header(doc: &mut DocumentMut) {
+    if let Some(codex) = doc.get_mut("codex").and_then(Item::as_table_mut)
+        && codex
+            .iter()
+            .all(|(_, item)| item.is_table() || item.is_array_of_tables())
+    {
+        codex.set_implicit(true);
     }
 }
 
@@ -312,8 +359,9 @@ fn nest_flat_retry_keys(doc: &mut DocumentMut, warnings: &mut Vec<String>) {
     };
     let mut moved = Vec::new();
     for key in ["max_attempts", "on_status", "on_class", "strategy"] {
-        if let Some(item) = retry.remove(key) {
-            moved.push((key, item));
+        let formatted = retry.key(key).cloned();
+        if let (Some(formatted), Some(item)) = (formatted, retry.remove(key)) {
+            moved.push((key, formatted, item));
         }
     }
     if moved.is_empty() {
@@ -328,10 +376,10 @@ fn nest_flat_retry_keys(doc: &mut DocumentMut, warnings: &mut Vec<String>) {
         warnings.push("[retry] upstream is not a table; flat retry keys were dropped".into());
         return;
     };
-    let names: Vec<&str> = moved.iter().map(|(k, _)| *k).collect();
-    for (key, item) in moved {
+    let names: Vec<&str> = moved.iter().map(|(k, _, _)| *k).collect();
+    for (key, formatted, item) in moved {
         if upstream.get(key).is_none() {
-            upstream.insert(key, item);
+            upstream.entry_format(&formatted).or_insert(item);
         }
     }
     warnings.push(format!(

@@ -79,14 +79,12 @@ pub fn migrate(
                 let Some(tags) = old.get("prefer_tags") else {
                     bail!("tag-preferred routing without prefer_tags");
                 };
-                let tags: Item = toml::to_string(&toml::Table::from_iter([(
-                    "prefer_tags".to_string(),
-                    tags.clone(),
-                )]))?
-                .parse::<toml_edit::DocumentMut>()?
-                .remove("prefer_tags")
-                .expect("just written");
-                main.insert("prefer_tags", tags);
+                // Inline (`[{ billing = "monthly" }]`), as a person writes it.
+                let tags: toml_edit::Value = tags
+                    .to_string()
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("codex.routing.prefer_tags: {e}"))?;
+                main.insert("prefer_tags", value(tags));
                 main.insert(
                     "on_exhausted",
                     value(if stop { "stop" } else { "continue" }),

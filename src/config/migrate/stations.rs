@@ -50,18 +50,7 @@ pub fn migrate_legacy(
 
     let codex_doc = service_table(doc);
     // The comment above each station's header goes with it to its provider.
-    let mut comments: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(old) = codex_doc.get(key).and_then(Item::as_table) {
-        for (name, item) in old.iter() {
-            if let Some(prefix) = item
-                .as_table()
-                .and_then(|t| t.decor().prefix())
-                .and_then(|p| p.as_str())
-            {
-                comments.insert(name.to_string(), prefix.to_string());
-            }
-        }
-    }
+    let comments = station_comments(codex_doc, key);
     codex_doc.remove(key);
     codex_doc.remove("active");
 
@@ -197,14 +186,41 @@ pub fn migrate_v2(
         });
     }
     let codex_doc = service_table(doc);
+    // The comments above the stations go above the route they become.
+    let comment: String = station_comments(codex_doc, key).into_values().collect();
     for old in [key, "active_station", "active_group"] {
         codex_doc.remove(old);
     }
     inline_default_endpoints(providers_table(codex_doc));
     if !groups.is_empty() {
         write_route(doc, groups, active.as_deref(), warnings);
+        if let Some(routing) = service_table(doc)
+            .get_mut("routing")
+            .and_then(Item::as_table_mut)
+            && !comment.is_empty()
+        {
+            routing.decor_mut().set_prefix(comment);
+        }
     }
     Ok(())
+}
+
+/// The comment above each station's header (`[codex.<key>.<name>]`), by station.
+fn station_comments(codex: &Table, key: &str) -> BTreeMap<String, String> {
+    let mut comments = BTreeMap::new();
+    if let Some(old) = codex.get(key).and_then(Item::as_table) {
+        for (name, item) in old.iter() {
+            if let Some(prefix) = item
+                .as_table()
+                .and_then(|t| t.decor().prefix())
+                .and_then(|p| p.as_str())
+                .filter(|p| p.contains('#'))
+            {
+                comments.insert(name.to_string(), prefix.to_string());
+            }
+        }
+    }
+    comments
 }
 
 /// The first format's `active`: a station name, or `true` for the first enabled station
