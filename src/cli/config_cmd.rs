@@ -288,6 +288,23 @@ fn report_skipped(found: &CodexImport) {
     }
 }
 
+/// Before a key itself is written into the config: the file becomes readable by its owner
+/// only (its other mode bits go), so the key is never readable by others, not even for the
+/// moment between writing and a later change of mode. A missing file is created private.
+pub fn make_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = crate::files::resolve_link(path)?;
+    let Ok(meta) = std::fs::metadata(&target) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o700))
+            .with_context(|| format!("cannot make {} private", target.display()))?;
+    }
+    Ok(())
+}
+
 fn warn_inline_secret(path: &Path) {
     eprintln!(
         "warning: a relay key is now stored in {} itself (readable only by you, mode 0600); \
@@ -323,6 +340,9 @@ fn import(homes: &Homes, path: &Path, force: bool) -> anyhow::Result<()> {
     }
     if done.is_empty() {
         return Ok(());
+    }
+    if secret {
+        make_private(path)?;
     }
     editor.save(&crate::routing::check_config)?;
     println!(
@@ -364,6 +384,9 @@ fn overwrite(homes: &Homes, path: &Path, dry_run: bool, yes: bool) -> anyhow::Re
             }
         );
         return Ok(());
+    }
+    if found.providers.iter().any(|p| p.auth_token.is_some()) {
+        make_private(path)?;
     }
     editor.save(&crate::routing::check_config)?;
     println!(

@@ -135,6 +135,9 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
             };
             let mut editor = ConfigEditor::open(&path)?;
             let put = editor.put_provider(&spec, args.replace)?;
+            if spec.has_inline_secret() {
+                super::config_cmd::make_private(&path)?;
+            }
             editor.save(&crate::routing::check_config)?;
             match put {
                 Put::Added { joined } => {
