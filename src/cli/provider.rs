@@ -15,7 +15,7 @@ use crate::routing::outbound::{self, EnvProxies, OutboundDefaults, OutboundSetti
 #[derive(Debug, clap::Subcommand)]
 pub enum ProviderCommand {
     /// Add a relay.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List relays.
     List {
         #[arg(long)]
@@ -105,6 +105,7 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
     };
     match command {
         ProviderCommand::Add(args) => {
+            let args = *args;
             let endpoints = args
                 .endpoints
                 .iter()

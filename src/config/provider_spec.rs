@@ -86,7 +86,7 @@ impl ProviderSpec {
 
     /// The provider's table, keys in the order a person would write them.
     pub fn to_table(&self) -> anyhow::Result<Table> {
-        if self.base_url.is_some() == !self.endpoints.is_empty() {
+        if self.base_url.is_some() != self.endpoints.is_empty() {
             bail!("give either one base URL or endpoints (NAME=URL), not both and not neither");
         }
         let mut table = Table::new();
