@@ -499,17 +499,3 @@ fn migrate_command(homes: &Homes, path: &Path, write: bool) -> anyhow::Result<()
     }
     Ok(())
 }
-
-/// `serve` refuses a home with only the original's `config.json` rather than start without
-/// the user's relays (a new config.toml would be created and read first from then on).
-pub fn refuse_json_only(homes: &Homes) -> anyhow::Result<()> {
-    let json = homes.helper.join("config.json");
-    if !homes.helper_config().exists() && json.exists() {
-        bail!(
-            "{} is a config of the original codex-helper; {}",
-            json.display(),
-            migrate::MIGRATE_HINT
-        );
-    }
-    Ok(())
-}

@@ -76,7 +76,7 @@ pub fn tui_wanted(args: &ServeArgs) -> bool {
 pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let config_path = homes.helper_config();
-    super::config_cmd::refuse_json_only(&homes)?;
+    crate::config::migrate::refuse_json_only(&homes)?;
 
     if let Some(imported) = bootstrap::ensure_config(
         &config_path,

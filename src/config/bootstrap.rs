@@ -113,16 +113,7 @@ fn import_active_provider(text: &str, own_port: u16) -> Imported {
         .get("env_key")
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    let id: String = active
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let id = super::provider_spec::provider_id_from(active);
     Imported::Provider {
         id,
         base_url: base_url.to_string(),

@@ -11,6 +11,7 @@
 use serde_json::Value;
 
 use super::bootstrap::points_at_self;
+use super::provider_spec::provider_id_from;
 
 /// A provider found in Codex's config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,7 @@ pub fn read_codex_providers(
             None if !chatgpt_login => auth_value("OPENAI_API_KEY"),
             None => None,
         };
-        let id = id_for(name);
+        let id = provider_id_from(name);
         let alias = provider
             .get("name")
             .and_then(toml::Value::as_str)
@@ -106,21 +107,6 @@ pub fn read_codex_providers(
         });
     }
     Ok(out)
-}
-
-/// A provider id from Codex's name: letters, digits, `-` and `_`.
-fn id_for(name: &str) -> String {
-    let id: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if id.is_empty() { "relay".into() } else { id }
 }
 
 #[cfg(test)]

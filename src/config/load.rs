@@ -90,7 +90,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
         };
         ConfigError::new(path, key, message.trim_end().to_string())
     })?;
-    super::v5_auth::fold_auth_tables(&mut config);
+    super::v5_compat::fold_auth_tables(&mut config);
     check_version(path, config.version)?;
     check_balance(path, &config.balance)?;
     let deferred_keys = deferred_keys(&config);
@@ -214,7 +214,7 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
             format!("codex.profiles.{name}.station"),
         );
     }
-    keys.extend(super::v5_retry::inert_keys(&config.retry));
+    keys.extend(super::v5_compat::inert_keys(&config.retry));
     keys
 }
 

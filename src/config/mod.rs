@@ -11,6 +11,7 @@ pub mod paths;
 pub mod provider_spec;
 pub mod schema;
 pub mod v5_auth;
+pub mod v5_compat;
 pub mod v5_retry;
 
 pub use load::{ConfigError, LoadedConfig};

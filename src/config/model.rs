@@ -402,7 +402,7 @@ pub struct RetryConfig {
     /// A streamed reply is held until its first real event; this long without one fails over.
     pub first_event_timeout_ms: Option<u64>,
 
-    // The original codex-helper's v5 names (see `v5_retry` and `routing::retry_rules`).
+    // The original codex-helper's v5 names (see `v5_retry` and `routing::retry::rules`).
     /// Tries on the same endpoint, and what they act on.
     pub upstream: Option<RetryLayerConfig>,
     /// Failing over to the next candidate, and what it acts on.

@@ -13,6 +13,23 @@ use toml_edit::{InlineTable, Item, Table, Value, value};
 
 use super::edit::{ConfigEditor, NewProvider};
 
+/// A provider id from a name found elsewhere (Codex's provider, a station): letters,
+/// digits, `-` and `_`, anything else as `-` (no dots: they separate `provider.endpoint`).
+pub fn provider_id_from(name: &str) -> String {
+    let id: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if id.is_empty() { "relay".into() } else { id }
+}
+
 /// One endpoint of a provider with several.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointSpec {

@@ -1,7 +1,7 @@
 //! The original codex-helper's `version = 5` retry keys: `[retry.upstream]`,
 //! `[retry.provider]`, status lists and class lists.
 //!
-//! They are parsed here so an existing file loads as it is; `routing::retry_rules` gives them
+//! They are parsed here so an existing file loads as it is; `routing::retry::rules` gives them
 //! their meaning. Status lists are read in every form the original accepted and users write:
 //! `"429,500-599,524"`, a single number, or an array of numbers and range strings.
 
@@ -32,42 +32,6 @@ pub struct RetryLayerConfig {
     /// `failover` or `same_upstream`: read, without effect (as in the original's route-graph
     /// configs, where the layers alone decide).
     pub strategy: Option<RetryStrategy>,
-}
-
-/// The `[retry]` keys that are read but change nothing here, by dotted path: the provider
-/// layer's tries and backoff, both `strategy` keys and the cross-station switch (the
-/// original ignored them too for route graphs: every candidate is tried until one answers),
-/// and later releases' `reasoning_guard`.
-pub fn inert_keys(retry: &super::model::RetryConfig) -> Vec<String> {
-    let mut keys = Vec::new();
-    if let Some(provider) = &retry.provider {
-        let set = [
-            ("max_attempts", provider.max_attempts.is_some()),
-            ("backoff_ms", provider.backoff_ms.is_some()),
-            ("backoff_max_ms", provider.backoff_max_ms.is_some()),
-            ("jitter_ms", provider.jitter_ms.is_some()),
-            ("strategy", provider.strategy.is_some()),
-        ];
-        keys.extend(
-            set.iter()
-                .filter(|(_, on)| *on)
-                .map(|(k, _)| format!("retry.provider.{k}")),
-        );
-    }
-    if retry
-        .upstream
-        .as_ref()
-        .is_some_and(|u| u.strategy.is_some())
-    {
-        keys.push("retry.upstream.strategy".into());
-    }
-    if retry.allow_cross_station_before_first_output.is_some() {
-        keys.push("retry.allow_cross_station_before_first_output".into());
-    }
-    if retry.reasoning_guard.is_some() {
-        keys.push("retry.reasoning_guard".into());
-    }
-    keys
 }
 
 /// `strategy` of a retry layer.

@@ -10,7 +10,6 @@ pub mod model_map;
 pub mod outbound;
 pub mod overrides;
 pub mod retry;
-pub mod retry_rules;
 pub mod runtime;
 pub mod select;
 pub mod upstream;

@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::config::model::{RetryConfig, RetryProfile};
 
 use super::health::CooldownPolicy;
-use super::retry_rules::RetryRules;
+
+pub mod rules;
+use rules::RetryRules;
 
 /// The resolved `[retry]` values.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +28,7 @@ pub struct RetryPolicy {
     pub cloudflare_timeout_cooldown_secs: Option<u64>,
     pub first_event_timeout_ms: u64,
     /// Which statuses and classes are retried, failed over or handed back (see
-    /// [`super::retry_rules`]).
+    /// [`rules`]).
     pub rules: RetryRules,
 }
 

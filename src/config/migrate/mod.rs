@@ -8,7 +8,8 @@
 //! migration does not touch stay as they were; tables that change shape (a station becoming
 //! a provider) keep the comment above their header.
 //!
-//! Pure: text in, text and warnings out. `cli::config_cmd` shows the diff and writes.
+//! Pure (text in, text and warnings out), but for [`refuse_json_only`], which looks at which
+//! files exist. `cli::config_cmd` shows the diff and writes.
 
 mod routing_v3;
 mod stations;
@@ -105,6 +106,19 @@ pub fn detect(doc: &toml::Table) -> Source {
 
 /// The one command to run, for messages about a file that needs it.
 pub const MIGRATE_HINT: &str = "run `codex-helper config migrate` to see the version 5 file, then `codex-helper config migrate --write` to convert it (a .bak copy is kept)";
+
+/// `serve` refuses a home with only the original's `config.json` rather than start without
+/// the user's relays (a new config.toml would be created and read first from then on).
+pub fn refuse_json_only(homes: &super::Homes) -> anyhow::Result<()> {
+    let json = homes.helper.join("config.json");
+    if !homes.helper_config().exists() && json.exists() {
+        bail!(
+            "{} is a config of the original codex-helper; {MIGRATE_HINT}",
+            json.display()
+        );
+    }
+    Ok(())
+}
 
 /// Migrates a TOML config to `version = 5`. A file that is already version 5 comes back
 /// unchanged.

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value, value};
 
+use crate::config::provider_spec::provider_id_from;
+
 /// One station or group, for ordering.
 struct Group {
     name: String,
@@ -79,7 +81,7 @@ pub fn migrate_legacy(
         let alias = station.get("alias").and_then(toml::Value::as_str);
         let mut ids = Vec::new();
         for (n, members) in by_credential(&upstreams).into_iter().enumerate() {
-            let id = unique_id(&sanitize(name), n, &mut taken);
+            let id = unique_id(&provider_id_from(name), n, &mut taken);
             let mut table = station_provider(alias, enabled, &members);
             if n == 0
                 && let Some(comment) = comments.get(name.as_str())
@@ -382,23 +384,7 @@ fn host_label(base_url: &str) -> Option<String> {
     let url = reqwest::Url::parse(base_url).ok()?;
     let host = url.host_str()?;
     let label = host.split('.').next().filter(|l| !l.is_empty())?;
-    Some(sanitize(label))
-}
-
-/// A provider id: letters, digits, `-` and `_` (no dots: they separate `provider.endpoint`).
-fn sanitize(name: &str) -> String {
-    let id: String = name
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if id.is_empty() { "relay".into() } else { id }
+    Some(provider_id_from(label))
 }
 
 /// `base`, or `base-N` for the `n`th (0-based) of a kind or when taken; recorded as taken.

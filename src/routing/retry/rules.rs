@@ -24,7 +24,7 @@ use crate::config::ConfigError;
 use crate::config::model::RetryConfig;
 use crate::config::v5_retry::StatusList;
 
-use super::retry::{Failure, FailureClass, RetryPolicy};
+use super::{Failure, FailureClass, RetryPolicy};
 
 /// Classes decided by the HTTP status alone: the ones status lists apply to.
 const STATUS_CLASSES: [FailureClass; 5] = [
