@@ -35,19 +35,9 @@ pub fn migrate_legacy(
     data: &toml::Table,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let Some(codex) = data.get("codex").and_then(toml::Value::as_table) else {
+    let Some((codex, key, stations)) = stations_of(data, "configs") else {
         return Ok(());
     };
-    let key = if codex.contains_key("stations") {
-        "stations"
-    } else {
-        "configs"
-    };
-    let empty = toml::Table::new();
-    let stations = codex
-        .get(key)
-        .and_then(toml::Value::as_table)
-        .unwrap_or(&empty);
     let active = active_station(codex.get("active"), stations, warnings);
 
     let codex_doc = service_table(doc);
@@ -116,13 +106,8 @@ pub fn migrate_v2(
     data: &toml::Table,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let Some(codex) = data.get("codex").and_then(toml::Value::as_table) else {
+    let Some((codex, key, stations)) = stations_of(data, "groups") else {
         return Ok(());
-    };
-    let key = if codex.contains_key("stations") {
-        "stations"
-    } else {
-        "groups"
     };
     let active = codex
         .get("active_station")
@@ -130,10 +115,6 @@ pub fn migrate_v2(
         .and_then(toml::Value::as_str)
         .map(str::to_string);
     let empty = toml::Table::new();
-    let stations = codex
-        .get(key)
-        .and_then(toml::Value::as_table)
-        .unwrap_or(&empty);
     let providers = codex
         .get("providers")
         .and_then(toml::Value::as_table)
@@ -205,6 +186,26 @@ pub fn migrate_v2(
         }
     }
     Ok(())
+}
+
+/// `[codex]`, the name its stations are under (`stations`, or the older `other`) and them
+/// (an empty table when there are none); `None` without `[codex]`.
+fn stations_of<'a>(
+    data: &'a toml::Table,
+    other: &'static str,
+) -> Option<(&'a toml::Table, &'static str, &'a toml::Table)> {
+    static EMPTY: std::sync::OnceLock<toml::Table> = std::sync::OnceLock::new();
+    let codex = data.get("codex").and_then(toml::Value::as_table)?;
+    let key = if codex.contains_key("stations") {
+        "stations"
+    } else {
+        other
+    };
+    let stations = codex
+        .get(key)
+        .and_then(toml::Value::as_table)
+        .unwrap_or_else(|| EMPTY.get_or_init(toml::Table::new));
+    Some((codex, key, stations))
 }
 
 /// The comment above each station's header (`[codex.<key>.<name>]`), by station.
