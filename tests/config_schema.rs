@@ -128,6 +128,10 @@ fn misspelt_keys_and_bad_values_are_rejected() {
         ),
         ("version = 5\n[retry]\nprofile = \"fastest\"\n", "fastest"),
         ("version = 5\n[retry]\nnever_on_status = \"4xx\"\n", "4xx"),
+        (
+            "version = 5\n[retry.provider]\non_class = [\"teapot\"]\n",
+            "teapot",
+        ),
     ] {
         let errors = errors(&validator, text);
         assert!(

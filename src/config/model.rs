@@ -411,6 +411,7 @@ pub struct RetryConfig {
     /// failure's class).
     pub never_on_status: Option<StatusList>,
     /// Failure classes handed back to the client as they are.
+    #[schemars(with = "Option<Vec<super::v5_retry::ClassName>>")]
     pub never_on_class: Option<Vec<String>>,
     /// Cooldown after a Cloudflare 524 (origin timeout); unset: the growing cooldown.
     pub cloudflare_timeout_cooldown_secs: Option<u64>,

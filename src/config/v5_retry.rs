@@ -28,10 +28,53 @@ pub struct RetryLayerConfig {
     pub on_status: Option<StatusList>,
     /// Failure classes this layer acts on (the original's names, e.g.
     /// `upstream_transport_error`, or this helper's, e.g. `rate_limited`).
+    #[schemars(with = "Option<Vec<ClassName>>")]
     pub on_class: Option<Vec<String>>,
     /// `failover` or `same_upstream`: read, without effect (as in the original's route-graph
     /// configs, where the layers alone decide).
     pub strategy: Option<RetryStrategy>,
+}
+
+/// Every failure class name a list may hold: the original's, then this helper's
+/// (`routing::retry::FailureClass` names; a test there keeps the two in step). Checked when
+/// the retry policy is built; listed here for the JSON Schema, so editors complete them.
+pub const CLASS_NAMES: [&str; 19] = [
+    "upstream_transport_error",
+    "routing_mismatch_capability",
+    "client_error_non_retryable",
+    "connect",
+    "transport",
+    "header_timeout",
+    "first_event_timeout",
+    "rate_limited",
+    "server_error",
+    "auth",
+    "cloudflare_timeout",
+    "cloudflare_challenge",
+    "unsupported_model",
+    "client_error",
+    "failed_in_stream",
+    "empty_stream",
+    "forwarding_loop",
+    "preamble_too_large",
+    "image_generation_missing_result",
+];
+
+/// A class name, for the schema only (the config keeps the text and names it in errors).
+pub struct ClassName;
+
+impl schemars::JsonSchema for ClassName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FailureClassName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A failure class: the original's (upstream_transport_error, routing_mismatch_capability, client_error_non_retryable) or this helper's.",
+            "enum": CLASS_NAMES
+        })
+    }
 }
 
 /// `strategy` of a retry layer.

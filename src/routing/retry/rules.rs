@@ -193,15 +193,9 @@ pub fn classes_named(name: &str) -> Option<ClassList> {
     Some(original)
 }
 
-/// Every name [`classes_named`] accepts, for error messages and the schema.
-pub fn class_names() -> Vec<&'static str> {
-    let mut names = vec![
-        "upstream_transport_error",
-        "routing_mismatch_capability",
-        "client_error_non_retryable",
-    ];
-    names.extend(FailureClass::ALL.iter().map(|c| c.as_str()));
-    names
+/// Every name [`classes_named`] accepts (the config's list, which the schema offers).
+pub fn class_names() -> &'static [&'static str] {
+    &crate::config::v5_retry::CLASS_NAMES
 }
 
 fn classes(
@@ -331,6 +325,17 @@ mod tests {
             retry_after_ms: None,
             status: Some(code),
         }
+    }
+
+    #[test]
+    fn the_configs_class_names_are_exactly_the_known_ones() {
+        for name in class_names() {
+            assert!(classes_named(name).is_some(), "{name}");
+        }
+        for class in FailureClass::ALL {
+            assert!(class_names().contains(&class.as_str()), "{class:?}");
+        }
+        assert_eq!(class_names().len(), FailureClass::ALL.len() + 3);
     }
 
     #[test]
