@@ -343,3 +343,28 @@ async fn config_schema_prints_the_checked_in_schema() {
     .unwrap();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), checked_in);
 }
+
+#[tokio::test]
+async fn serve_starts_on_the_originals_v5_file_and_names_the_keys_without_effect() {
+    let homes = Homes::new();
+    std::fs::write(homes.helper_config(), fixture("v5.toml")).unwrap();
+    let mut served = support::cli::serve(homes.command(&["serve", "--no-switch"])).await;
+    let log = served.log_so_far();
+    for key in [
+        "retry.provider.max_attempts",
+        "retry.allow_cross_station_before_first_output",
+        "retry.upstream.strategy",
+    ] {
+        assert!(
+            log.contains(&format!("`{key}` is recognised but not used")),
+            "{key}: {log}"
+        );
+    }
+    assert!(!log.contains("retry.upstream.on_status"), "{log}");
+    served.child.kill().await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(homes.helper_config()).unwrap(),
+        fixture("v5.toml"),
+        "loaded as it is, not rewritten"
+    );
+}
