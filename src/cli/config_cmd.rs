@@ -87,15 +87,6 @@ impl RetryProfileArg {
             Self::CostPrimary => RetryProfile::CostPrimary,
         }
     }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Balanced => "balanced",
-            Self::SameUpstream => "same-upstream",
-            Self::AggressiveFailover => "aggressive-failover",
-            Self::CostPrimary => "cost-primary",
-        }
-    }
 }
 
 pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
@@ -117,13 +108,14 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
             overwrite(&homes, &path, dry_run, yes)
         }
         ConfigCommand::SetRetryProfile { profile } => {
-            let _ = profile.profile();
+            // The name as the config spells it (the profile's serde name).
+            let name = serde_json::to_value(profile.profile())?;
+            let name = name.as_str().context("a profile name is a string")?;
             let mut editor = ConfigEditor::open(&path)?;
-            set_retry_profile(&mut editor, profile.as_str());
+            set_retry_profile(&mut editor, name);
             editor.save(&crate::routing::check_config)?;
             println!(
-                "[retry] profile = \"{}\" in {}; a running codex-helper applies it within a second.",
-                profile.as_str(),
+                "[retry] profile = \"{name}\" in {}; a running codex-helper applies it within a second.",
                 path.display()
             );
             Ok(())
