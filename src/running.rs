@@ -26,6 +26,18 @@ pub struct RunningServe {
     pub admin: Option<SocketAddr>,
     /// When it started, epoch ms.
     pub started_ms: u64,
+    /// The helper's version (`CARGO_PKG_VERSION`).
+    #[serde(default)]
+    pub version: String,
+    /// Whether it runs detached (`serve --resident`), logging to `log`.
+    #[serde(default)]
+    pub resident: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<std::path::PathBuf>,
+    /// The arguments it was started with (no secrets: those come from the environment), so
+    /// `daemon restart` starts it the same way.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// Writes `running` to `path` (atomically, mode 0600, creating the folder).
@@ -98,6 +110,10 @@ mod tests {
             proxy: "127.0.0.1:3211".parse().unwrap(),
             admin: Some("127.0.0.1:40000".parse().unwrap()),
             started_ms: 1_700_000_000_000,
+            version: "0.1.0".into(),
+            resident: false,
+            log: None,
+            args: Vec::new(),
         }
     }
 

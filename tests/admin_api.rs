@@ -395,6 +395,12 @@ async fn the_console_page_is_served_and_only_its_own_browser_requests_are_admitt
             format!("POST {BALANCES_REFRESH} HTTP/1.1\r\n{h}\r\n{console_header}\r\n{origin}"),
             // Through a reverse proxy, with the token: the Origin names the forwarded host.
             format!("POST {BALANCES_REFRESH} HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Host: box.example\r\nOrigin: https://box.example\r\nAuthorization: Bearer {token}\r\n{console_header}"),
+            // The console says where its page was loaded from: here, this machine.
+            format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Codex-Helper-Console: {addr}\r\nSec-Fetch-Site: same-origin"),
+            format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Codex-Helper-Console: localhost:{}\r\nSec-Fetch-Site: same-origin", addr.port()),
+            // Plain HTTP through a proxy that names no forwarded host, with the token: admitted
+            // (the token, not the Origin, is what lets it in).
+            format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Forwarded-For: 203.0.113.9\r\nOrigin: http://box.example\r\nAuthorization: Bearer {token}\r\nX-Codex-Helper-Console: box.example"),
         ];
         for head in admitted {
             let (status, _, answer) = raw(addr, &head, "").await;
@@ -410,6 +416,10 @@ async fn the_console_page_is_served_and_only_its_own_browser_requests_are_admitt
             (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Forwarded-For: 203.0.113.9"), 403, "token_required"),
             (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nForwarded: for=203.0.113.9"), 403, "token_required"),
             (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Real-IP: 203.0.113.9"), 403, "token_required"),
+            // A reverse proxy that says nothing (nginx's default keeps no X-Forwarded-For and
+            // rewrites Host): the console's page was loaded as another host, so the token is asked.
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Codex-Helper-Console: box.example:8080\r\nSec-Fetch-Site: same-origin"), 403, "token_required"),
+            (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Codex-Helper-Console: 203.0.113.9\r\nSec-Fetch-Site: same-origin"), 403, "token_required"),
             (format!("GET {BALANCES} HTTP/1.1\r\n{h}\r\nX-Forwarded-For: 203.0.113.9\r\nAuthorization: Bearer wrong-token-0123456789"), 401, "bad_token"),
         ];
         for (head, want_status, code) in refused {

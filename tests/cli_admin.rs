@@ -207,6 +207,56 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     )
     .await;
     assert_eq!(status, 400, "{bad}");
+    // 30 days as the caller's own midnights: its buckets are those days, the request in the last.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let day = 86_400_000;
+    let next = (now / day + 1) * day + 3_600_000; // a zone an hour off UTC
+    let days: Vec<String> = (0..=30)
+        .rev()
+        .map(|back| (next - back * day).to_string())
+        .collect();
+    let (status, month, _) = call(
+        "GET",
+        &format!(
+            "{base}/request-ledger/series?window=30d&day_starts={}",
+            days.join(",")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{month}");
+    let buckets = month["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 30, "{month}");
+    assert_eq!(buckets[0]["start_ms"], next - 30 * day);
+    assert_eq!(buckets[29]["end_ms"], next);
+    let in_days: u64 = buckets
+        .iter()
+        .map(|b| b["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_days, 1, "{month}");
+    for (query, says) in [
+        (
+            format!("window=30d&day_starts={}", days[1..].join(",")),
+            "takes 31",
+        ),
+        (format!("window=1h&day_starts={}", days.join(",")), "30d"),
+        ("window=30d&day_starts=1,x".to_string(), "comma-separated"),
+    ] {
+        let (status, bad, _) = call(
+            "GET",
+            &format!("{base}/request-ledger/series?{query}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{query}: {bad}");
+        assert!(
+            bad["error"]["message"].as_str().unwrap().contains(says),
+            "{query}: {bad}"
+        );
+    }
     let (_, summary) = &answers["/request-ledger/summary"];
     assert_eq!(summary["total"]["requests"], 1, "{summary}");
     assert_eq!(summary["by"], "provider");

@@ -223,7 +223,7 @@ async fn the_forecast_burns_the_providers_balance_at_its_recent_spend() {
 mod live {
     use super::support::cli::{Homes, LIMIT, run, serve};
     use super::support::mock_relay::MockRelay;
-    use super::support::{client, codex_body};
+    use super::support::turn;
     use serde_json::{Value, json};
 
     const KEY_A: &str = "sk-live-a-SECRET-0123456789";
@@ -279,26 +279,6 @@ mod live {
             .iter()
             .find(|b| b["endpoint"] == name)
             .unwrap_or_else(|| panic!("no {name} in {report}"))
-    }
-
-    /// The relay that answered a streamed turn in `session`.
-    async fn turn(url: &str, session: &str) -> String {
-        let text = client()
-            .post(format!("{url}/v1/responses"))
-            .header("accept", "text/event-stream")
-            .header("session-id", session)
-            .body(codex_body("gpt-5.1", session, 500))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.split("hi from ")
-            .nth(1)
-            .and_then(|rest| rest.split(['"', ' ']).next())
-            .unwrap_or(&text)
-            .to_string()
     }
 
     #[tokio::test]

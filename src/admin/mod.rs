@@ -200,6 +200,9 @@ pub struct SummaryQuery {
 pub struct SeriesQuery {
     pub window: crate::ledger::series::Window,
     pub filter: crate::ledger::series::SeriesFilter,
+    /// For 30 days: the client's own 31 midnights (`day_starts=ms,…`), not yet checked
+    /// against the time (the reader does that with its clock).
+    pub day_starts: Option<Vec<u64>>,
 }
 
 /// `GET /codex/relay-evidence`'s parameters.

@@ -200,11 +200,15 @@ pub const ROUTES: &[Spec] = &[
         route: Route::LedgerSeries,
         path: "/request-ledger/series",
         method: Method::GET,
-        summary: "Requests, errors, tokens, cost and latency/TTFB percentiles over time in fixed buckets (1h: 60 of a minute, 24h: 96 of 15 minutes, 30d: 30 local days), empty ones included.",
+        summary: "Requests, errors, tokens, cost and latency/TTFB percentiles over time in fixed buckets (1h: 60 of a minute, 24h: 96 of 15 minutes, 30d: 30 local days, 23 or 25 hours on a DST change), empty ones included.",
         query: &[
             ("window", "`1h` (default), `24h` or `30d`"),
             ("session", "only this session's"),
             ("provider", "only this provider's"),
+            (
+                "day_starts",
+                "30d only: the caller's 31 local midnights (ms since the epoch, comma-separated, the last after today), so days are its own; else the helper's",
+            ),
         ],
         body: false,
     },

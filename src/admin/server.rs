@@ -318,7 +318,15 @@ async fn respond(
                 session: param(&pairs, "session")?,
                 provider: param(&pairs, "provider")?,
             };
-            let query = SeriesQuery { window, filter };
+            // 31 numbers of up to 20 digits and their commas.
+            let day_starts = param_capped(&pairs, "day_starts", 31 * 21)?
+                .map(|list| day_starts_param(&list, window))
+                .transpose()?;
+            let query = SeriesQuery {
+                window,
+                filter,
+                day_starts,
+            };
             ok(&console.ledger_series(query).await.map_err(console_error)?)
         }
         Route::LedgerChain => {
@@ -415,6 +423,15 @@ const TOKEN_HEADER: &str = "x-codex-helper-admin-token";
 
 /// The one value of a query parameter, if given.
 fn param(pairs: &[(String, String)], name: &str) -> Result<Option<String>, ApiError> {
+    param_capped(pairs, name, 200)
+}
+
+/// [`param`] for a value that may be longer (a list), up to `max` bytes.
+fn param_capped(
+    pairs: &[(String, String)],
+    name: &str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
     let mut values = pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
     let value = values.next().cloned();
     if values.next().is_some() {
@@ -424,7 +441,7 @@ fn param(pairs: &[(String, String)], name: &str) -> Result<Option<String>, ApiEr
     }
     if value
         .as_deref()
-        .is_some_and(|v| v.len() > 200 || v.chars().any(char::is_control))
+        .is_some_and(|v| v.len() > max || v.chars().any(char::is_control))
     {
         return Err(ApiError::bad_request(format!(
             "`{name}` is not a usable value"
@@ -544,16 +561,6 @@ pub(super) fn admit(
             ),
         ));
     }
-    if let Some(name) = foreign_page(headers) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "browser_request_refused",
-            format!(
-                "the admin API refuses requests from web pages other than its own console \
-                 (this one carries `{name}`): a web page must not be able to drive codex-helper"
-            ),
-        ));
-    }
     let hosts: Vec<String> = headers
         .get_all(header::HOST)
         .iter()
@@ -563,6 +570,34 @@ pub(super) fn admit(
     // A client with the token is not a web page: it may name the machine any way it reaches it.
     if token_ok {
         return Ok(());
+    }
+    // The console names the host its page was loaded from: one that is not this machine means a
+    // proxy forwarded it without saying so (nginx adds no `X-Forwarded-For` unless told to).
+    if let Some(seen) = headers
+        .get(CONSOLE_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .filter(|seen| seen != "1" && !is_loopback_name(host_name(seen.trim())))
+    {
+        let quoted: String = seen.chars().take(100).collect();
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "token_required",
+            format!(
+                "the console was opened as `{quoted}`, which is not this machine, so the request \
+                 may come from anywhere: the admin API answers it only with its token ({})",
+                super::TOKEN_ENV
+            ),
+        ));
+    }
+    if let Some(name) = foreign_page(headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "browser_request_refused",
+            format!(
+                "the admin API refuses requests from web pages other than its own console \
+                 (this one carries `{name}`): a web page must not be able to drive codex-helper"
+            ),
+        ));
     }
     if hosts.is_empty() {
         return Err(ApiError::new(
@@ -674,6 +709,26 @@ pub(super) fn provider_from_query(pairs: &[(String, String)]) -> Result<Option<S
     param(pairs, "provider_id")?
         .map(checked_provider)
         .transpose()
+}
+
+/// `day_starts=ms,ms,…`: numbers, at most a month's worth, and only for the 30-day window.
+fn day_starts_param(list: &str, window: Window) -> Result<Vec<u64>, ApiError> {
+    if window != Window::Month {
+        return Err(ApiError::bad_request(
+            "`day_starts` goes with `window=30d` only",
+        ));
+    }
+    let values: Vec<&str> = list.split(',').take(Window::Month.buckets() + 2).collect();
+    values
+        .iter()
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                ApiError::bad_request(
+                    "`day_starts` is a comma-separated list of midnights in ms since the epoch",
+                )
+            })
+        })
+        .collect()
 }
 
 /// The token a request presents, if any.

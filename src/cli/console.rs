@@ -301,8 +301,12 @@ impl Console for ServeConsole {
         async move {
             tokio::task::spawn_blocking(move || {
                 let conn = open_ledger(&path)?;
-                let series =
-                    series::read(&conn, query.window, &query.filter, crate::time::now_ms())?;
+                let now = crate::time::now_ms();
+                let days = query
+                    .day_starts
+                    .map(|given| series::day_starts(&given, now).map_err(Problem::bad_request))
+                    .transpose()?;
+                let series = series::read(&conn, query.window, &query.filter, now, days)?;
                 Ok(serde_json::to_value(series)?)
             })
             .await?

@@ -3,19 +3,26 @@
 mod balance;
 mod balance_view;
 mod codex;
+mod completions;
 mod config_cmd;
 mod console;
 mod console_edit;
 mod console_persist;
 mod console_routing;
 mod console_sessions;
+mod daemon;
 mod diagnose;
+mod doctor;
+mod doctor_facts;
 mod evidence;
 mod log_file;
 mod log_writer;
+mod notify;
 mod provider;
+mod resident;
 mod routing;
 mod serve;
+mod serve_lock;
 mod serve_tui;
 mod session;
 mod status;
@@ -90,6 +97,18 @@ enum Command {
     /// settings. Quitting it leaves the helper running (`serve` in a terminal shows the same
     /// UI itself, and quitting that stops the helper).
     Tui(tui::TuiArgs),
+    /// What is off in the helper's and Codex's setup, and the command that fixes it.
+    Doctor(doctor::DoctorArgs),
+    /// The helper running on this home (`serve --resident`): status, stop, restart.
+    #[command(subcommand)]
+    Daemon(daemon::DaemonCommand),
+    /// Notifications: Codex's `notify` hook for long turns, and a test of the channels.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
+    /// Shell completions (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// The man page (roff) on stdout, or one page per command with `--dir`.
+    Man(completions::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,7 +136,11 @@ pub fn main() -> std::process::ExitCode {
     };
     // Kept to the end of `main`: dropping it flushes the log lines still queued.
     let log_writer = init_logging(cli.log_format, tui);
-    if !matches!(cli.command, None | Some(Command::Serve(_))) {
+    // `notify` writes to programs that may exit without reading: an error, not a signal.
+    if !matches!(
+        cli.command,
+        None | Some(Command::Serve(_) | Command::Notify(_))
+    ) {
         restore_sigpipe();
     }
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
@@ -132,6 +155,11 @@ pub fn main() -> std::process::ExitCode {
         Command::Status(args) => status::run(args),
         Command::Codex(command) => codex::run(command),
         Command::Tui(args) => tui::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Daemon(command) => daemon::run(command),
+        Command::Notify(command) => notify::run(command),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
         Command::Config(command) => config_cmd::run(command),
     };
     match result {

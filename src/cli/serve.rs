@@ -14,6 +14,7 @@ use crate::balance;
 use crate::balance::service::{BalanceService, ServiceConfig};
 use crate::balance::trigger::BalanceTrigger;
 use crate::codex::client::CodexClient;
+use crate::codex::discover::{self, CodexBinary};
 use crate::codex::preset::{PatchPlan, Preset};
 use crate::codex::switch::{self, CodexFiles};
 use crate::config::LoadedConfig;
@@ -27,6 +28,7 @@ use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink, ServerThreads};
 use crate::record::live::LiveRequests;
 use crate::routing::RouteGraph;
 use crate::routing::affinity::AffinityStore;
+use crate::routing::cooldowns;
 use crate::running::{self, RunningServe};
 
 /// The port `serve` listens on unless told otherwise.
@@ -58,6 +60,13 @@ pub struct ServeArgs {
     /// configured preset and switches it back at exit).
     #[arg(long)]
     no_switch: bool,
+    /// Run in the background, detached from the terminal (logs in
+    /// <helper home>/logs/resident.log); `codex-helper daemon status|stop|restart` manage it.
+    #[arg(long)]
+    resident: bool,
+    /// Set on the background process `--resident` starts.
+    #[arg(long, hide = true)]
+    detached: bool,
 }
 
 /// Whether `serve` with `args` shows the terminal UI (see [`serve_tui::wanted`]).
@@ -75,6 +84,14 @@ pub fn tui_wanted(args: &ServeArgs) -> bool {
 /// the terminal UI takes over while it runs) the user quitting the UI.
 pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
+    if args.resident {
+        return super::resident::start(&homes, &super::resident::own_args());
+    }
+    // One serve per home, held until this process ends.
+    let _home_lock = super::resident::lock_home(&homes)?;
+    if args.detached {
+        super::resident::rotate_log(super::resident::log_path(&homes));
+    }
     let config_path = homes.helper_config();
     crate::config::migrate::refuse_json_only(&homes)?;
 
@@ -130,6 +147,16 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
     }
 
+    // filter.json: a file that cannot be used stops the start here, with its rule and fault.
+    let filter_path = crate::filter::path_in(&homes.helper);
+    let filter_rules = crate::filter::load(&filter_path)?;
+    if !filter_rules.is_empty() {
+        eprintln!(
+            "codex-helper: {}",
+            crate::filter::watch::describe(&filter_path, &filter_rules)
+        );
+    }
+
     let addr = listen_addr(&args.host, args.port)?;
     // An admin API other machines can reach needs its token: refused here, before anything.
     let admin_ip = listen_addr(&args.admin_host, 0)?.ip();
@@ -172,11 +199,35 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         } else {
             sink
         };
+        // Notifications: events found in finished records, delivered on the notifier's thread.
+        let notifier = loaded.config.notify.enabled.then(|| {
+            crate::notify::Notifier::start(&loaded.config.notify, crate::notify::deliver::Channels::from_settings(&loaded.config.notify, None))
+        });
+        let sink: Arc<dyn RecordSink> = match &notifier {
+            Some(n) => Arc::new(crate::notify::NotifySink::new(sink, n.handle(), &loaded.config.notify)),
+            None => sink,
+        };
         // Outermost: it sees every request start and end, for the console's present.
         let live = Arc::new(LiveRequests::new(sink));
         let sink: Arc<dyn RecordSink> = live.clone();
-        let codex_client = Arc::new(CodexClient::new(PathBuf::from(&settings.codex_binary), homes.helper.join("cache")));
+        let codex = CodexFiles::new(&homes.codex);
+        let catalog_codex = catalog_codex(&codex, &settings.codex_binary).await;
+        let codex_binary = catalog_codex.as_ref().map_or_else(|| PathBuf::from(&settings.codex_binary), |b| b.path.clone());
+        let codex_client = Arc::new(CodexClient::new(codex_binary.clone(), homes.helper.join("cache")));
+        if discover::configured(&settings.codex_binary).is_some() {
+            codex_client.pin_binary();
+        }
         let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()));
+        // Before serving: relays cooling down when the last run stopped still are.
+        match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} relay cooldowns kept from the previous run"),
+            Err(e) => tracing::warn!("{e:#}"),
+        }
+        state.filter.set(filter_rules);
+        let filter_watch = crate::filter::watch::FilterWatcher::start(filter_path, state.filter.clone());
+        let exhaustion_watch = notifier.as_ref().filter(|_| loaded.config.notify.wants(crate::notify::EventKind::RelayExhausted))
+            .map(|n| crate::notify::service::ExhaustionWatch::start(state.clone(), n.handle()));
         let signal = shutdown_signal()?;
         // Stopped by a signal, or by the admin API.
         let stop_asked = Arc::new(tokio::sync::Notify::new());
@@ -214,7 +265,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             proxy: server.addr,
             started_ms: crate::time::now_ms(),
             ledger: ledger.as_ref().map(Ledger::stats),
-            codex_binary: PathBuf::from(&state.settings.codex_binary),
+            codex_binary,
             reload: Arc::new(move || reload(&reload_state, &reload_path, listen)),
             shutdown: stop_asked.clone(),
             live,
@@ -225,13 +276,19 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             proxy: server.addr,
             admin: admin.as_ref().map(|a| a.addr),
             started_ms: crate::time::now_ms(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            resident: args.detached,
+            log: args.detached.then(|| super::resident::log_path(&homes)),
+            args: super::resident::recorded_args(&super::resident::own_args()),
         };
         if let Err(e) = running::announce(&homes.running(), &running) {
             tracing::warn!("commands will not find this codex-helper: {e:#}");
         }
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
-        let codex = CodexFiles::new(&homes.codex);
         let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
+        if let (true, Some(binary)) = (switched, &catalog_codex) {
+            let _ = switch::record_codex_binary(&codex, binary);
+        }
         if let Some(admin) = &admin {
             eprintln!("codex-helper console: {}", admin::console_url(admin.addr));
         }
@@ -246,16 +303,28 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
         tracing::info!("shutting down");
         server.shutdown().await;
+        let (saved, path) = (state.clone(), homes.cooldowns());
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cooldowns::save(&path, &saved.routing)).await {
+            tracing::warn!("relay cooldowns not kept for the next run: {e:#}");
+        }
         if let Some(admin) = admin {
             admin.shutdown().await;
         }
         running::withdraw(&homes.running(), running.pid);
         watcher.stop();
+        filter_watch.stop();
+        if let Some(watch) = exhaustion_watch {
+            watch.stop();
+        }
         if let Some((service, _handle)) = balances {
             // Joins its thread: lookups in flight are abandoned, each bounded by its timeout.
             let _ = tokio::task::spawn_blocking(move || service.stop()).await;
         }
         drop(state);
+        if let Some(notifier) = notifier {
+            // The last events (each delivery bounded by its timeout), off this event loop.
+            let _ = tokio::task::spawn_blocking(move || notifier.stop()).await;
+        }
         if let Some(writer) = affinity_writer {
             // The last window's changes; the write blocks, so not on this (the only) thread.
             let _ = tokio::task::spawn_blocking(move || writer.close()).await;
@@ -276,6 +345,30 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The Codex binary asked for the `/models` catalog (see [`discover::for_catalog`]), found on
+/// a blocking thread (it runs `--version`, bounded); `None` (said in the log) when none runs.
+async fn catalog_codex(codex: &CodexFiles, configured: &str) -> Option<CodexBinary> {
+    let recorded = codex.state().ok().flatten().and_then(|s| s.codex_binary);
+    let configured = configured.to_string();
+    let found =
+        tokio::task::spawn_blocking(move || discover::for_catalog(&configured, recorded.as_ref()))
+            .await
+            .ok()
+            .flatten();
+    match &found {
+        Some(b) => tracing::info!(
+            "Codex for /models: {} ({}, {})",
+            b.path.display(),
+            b.version,
+            b.origin.as_str()
+        ),
+        None => tracing::warn!(
+            "no runnable Codex binary found (PATH, npm's global prefix, the usual install folders): /models passes through untranslated; set [proxy] codex_binary"
+        ),
+    }
+    found
 }
 
 /// The admin token from the environment, if set; one too short to be a secret is refused.
@@ -451,7 +544,7 @@ fn warn_if_codex_hop_is_proxied(env: crate::routing::endpoints::EnvLookup<'_>, p
 
 /// Which process listens on `port`, e.g. `pid 1234 (codex-helper)` (Linux; `None` elsewhere
 /// or when it cannot be seen).
-fn port_owner(port: u16) -> Option<String> {
+pub(super) fn port_owner(port: u16) -> Option<String> {
     let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .find_map(|table| {
@@ -533,7 +626,7 @@ fn describe_route(graph: &RouteGraph) -> String {
 ///   by `provider` / `routing` commands) apply without a restart; an invalid edit is reported
 ///   and the running plan kept;
 /// - Codex's switch state: `switch on` / `switch off` run by hand while serving change what
-///   relays may see (the client preset).
+///   relays may see (the client preset), and which Codex binary answers for the catalog.
 struct ConfigWatcher {
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
@@ -560,6 +653,9 @@ impl ConfigWatcher {
                     stopped.recv_timeout(CONFIG_POLL)
                 {
                     if let Ok(switch_state) = codex.state() {
+                        client.follow_recorded(
+                            switch_state.as_ref().and_then(|s| s.codex_binary.as_ref()),
+                        );
                         client.set_preset(switch_state.map(|s| s.preset));
                     }
                     let now = modified(&path);

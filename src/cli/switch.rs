@@ -1,5 +1,6 @@
 //! `codex-helper switch on|off|status`: point Codex at the proxy and back.
 
+use crate::codex::discover::{self, CodexBinary};
 use crate::codex::preset::{Compaction, PatchPlan, Preset};
 use crate::codex::switch::{self, CodexFiles};
 use crate::config::{Homes, load};
@@ -93,7 +94,30 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
             }
             let report =
                 switch::switch_on(&files, &plan, &format!("http://127.0.0.1:{}/v1", args.port))?;
-            print(&report, args.json)
+            let configured = loaded.as_ref().map_or_else(
+                || "codex".to_string(),
+                |l| l.config.proxy.codex_binary.clone(),
+            );
+            let found = find_and_record_codex(&files, &configured);
+            if args.json {
+                let mut value = serde_json::to_value(&report)?;
+                value["codex_binary"] = serde_json::to_value(&found)?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                return Ok(());
+            }
+            print(&report, false)?;
+            match &found {
+                Some(binary) => println!(
+                    "Codex for the /models catalog: {} ({}, found in {})",
+                    binary.path.display(),
+                    binary.version,
+                    binary.origin.as_str()
+                ),
+                None => println!(
+                    "No runnable Codex binary was found (PATH, npm's global prefix, the usual install folders): /models passes through untranslated. Set [proxy] codex_binary to its path."
+                ),
+            }
+            Ok(())
         }
         SwitchCommand::Off { json } => print(&switch::switch_off(&files)?, json),
         SwitchCommand::RemoteControl(command) => remote_control(&homes.codex, command),
@@ -117,7 +141,9 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
                 let mut value = serde_json::to_value(&status)?;
                 value["source"] = serde_json::json!(if live.is_some() { "live" } else { "files" });
                 value["running"] = serde_json::to_value(&live)?;
-                value["models_catalog"] = serde_json::Value::String(catalog_note(&homes));
+                let (binary, note) = catalog_binary(&homes, &files);
+                value["models_catalog"] = serde_json::Value::String(note);
+                value["codex_binary"] = serde_json::to_value(&binary)?;
                 value["responses_websocket"] = serde_json::json!({
                     "in_use": websocket,
                     "relays": relays
@@ -181,7 +207,7 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
             for d in &status.drift {
                 println!("  drift: {d}");
             }
-            println!("  /models: {}", catalog_note(&homes));
+            println!("  /models: {}", catalog_binary(&homes, &files).1);
             match &live {
                 Some(live) => println!(
                     "Running codex-helper (live, pid {}): proxy {}, preset {}; Codex {} it.",
@@ -319,24 +345,38 @@ fn remote_control(
     Ok(())
 }
 
-/// Whether the proxy can translate `/models` for Codex: it needs a Codex binary to ask.
-fn catalog_note(homes: &Homes) -> String {
-    let binary = load::load(&homes.helper_config())
+/// The Codex binary the proxy asks for the catalog (see [`discover::for_catalog`]), recorded
+/// in the switch state when it differs from what is there. Blocking (bounded runs).
+pub(super) fn find_and_record_codex(files: &CodexFiles, configured: &str) -> Option<CodexBinary> {
+    let recorded = files.state().ok().flatten().and_then(|s| s.codex_binary);
+    let found = discover::for_catalog(configured, recorded.as_ref())?;
+    if let Err(e) = switch::record_codex_binary(files, &found) {
+        eprintln!("codex-helper: the Codex binary found was not recorded: {e:#}");
+    }
+    Some(found)
+}
+
+/// The Codex binary the proxy uses for `/models`, and a sentence saying what that means.
+fn catalog_binary(homes: &Homes, files: &CodexFiles) -> (Option<CodexBinary>, String) {
+    let configured = load::load(&homes.helper_config())
         .ok()
         .flatten()
         .map(|l| l.config.proxy.codex_binary)
         .unwrap_or_else(|| "codex".into());
-    match std::process::Command::new(&binary)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .output()
-    {
-        Ok(out) if out.status.success() => format!(
-            "translated for Codex from the bundled metadata of {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        ),
-        _ => format!(
-            "passed through untranslated: the Codex binary `{binary}` cannot be run (set [proxy] codex_binary); Codex will use fallback metadata"
+    let recorded = files.state().ok().flatten().and_then(|s| s.codex_binary);
+    match discover::for_catalog(&configured, recorded.as_ref()) {
+        Some(binary) => {
+            let note = format!(
+                "translated for Codex from the bundled metadata of Codex {} ({}, {})",
+                binary.version,
+                binary.path.display(),
+                binary.origin.as_str()
+            );
+            (Some(binary), note)
+        }
+        None => (
+            None,
+            "passed through untranslated: no runnable Codex binary was found (run `codex-helper switch on` after installing Codex, or set [proxy] codex_binary); Codex will use fallback metadata".to_string(),
         ),
     }
 }

@@ -11,7 +11,8 @@ use serde_json::Value;
 /// Where the entries come from and where they are kept.
 #[derive(Debug)]
 pub struct BundledModels {
-    binary: PathBuf,
+    /// Behind a lock: `serve` follows a Codex recorded by a `switch on` run while it serves.
+    binary: Mutex<PathBuf>,
     cache_dir: PathBuf,
     memory: Mutex<HashMap<String, Arc<Vec<Value>>>>,
     /// The last failure to ask the binary: not retried for a minute (Codex fetches `/models`
@@ -22,11 +23,25 @@ pub struct BundledModels {
 impl BundledModels {
     pub fn new(binary: PathBuf, cache_dir: PathBuf) -> Self {
         Self {
-            binary,
+            binary: Mutex::new(binary),
             cache_dir,
             memory: Mutex::default(),
             failure: Mutex::default(),
         }
+    }
+
+    /// The binary asked from now on; a different one gets asked at once (the last failure,
+    /// which was the old binary's, is forgotten). The cache stays: it is keyed by version.
+    pub fn set_binary(&self, binary: &std::path::Path) {
+        let mut current = self.binary.lock().expect("catalog lock");
+        if *current != binary {
+            *current = binary.to_path_buf();
+            *self.failure.lock().expect("catalog lock") = None;
+        }
+    }
+
+    fn binary(&self) -> PathBuf {
+        self.binary.lock().expect("catalog lock").clone()
     }
 
     fn cache_file(&self, version: &str) -> PathBuf {
@@ -90,7 +105,7 @@ impl BundledModels {
                 let models = parse(&bytes).ok_or_else(|| {
                     format!(
                         "`{} debug models --bundled` did not print a model catalog",
-                        self.binary.display()
+                        self.binary().display()
                     )
                 })?;
                 let _ = std::fs::create_dir_all(&self.cache_dir);
@@ -116,14 +131,15 @@ impl BundledModels {
         out.split_whitespace()
             .last()
             .map(str::to_string)
-            .ok_or_else(|| format!("`{} --version` printed nothing", self.binary.display()))
+            .ok_or_else(|| format!("`{} --version` printed nothing", self.binary().display()))
     }
 
     fn run(&self, args: &[&str]) -> Result<Vec<u8>, String> {
         // A scratch home: asking for the bundled list must not read or write the user's.
         let scratch = self.cache_dir.join("codex-home");
         let _ = std::fs::create_dir_all(&scratch);
-        let output = Command::new(&self.binary)
+        let binary = self.binary();
+        let output = Command::new(&binary)
             .args(args)
             .env("CODEX_HOME", &scratch)
             .stdin(std::process::Stdio::null())
@@ -131,13 +147,13 @@ impl BundledModels {
             .map_err(|e| {
                 format!(
                     "cannot run the Codex binary `{}`: {e} (set [proxy] codex_binary)",
-                    self.binary.display()
+                    binary.display()
                 )
             })?;
         if !output.status.success() {
             return Err(format!(
                 "`{} {}` failed: {}",
-                self.binary.display(),
+                binary.display(),
                 args.join(" "),
                 String::from_utf8_lossy(&output.stderr)
                     .lines()

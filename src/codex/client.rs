@@ -3,7 +3,7 @@
 //! about Codex (through [`ClientSide`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use super::bundled::BundledModels;
 use super::preset::Preset;
@@ -14,6 +14,8 @@ pub struct CodexClient {
     /// The preset in force: an index into `Preset::ALL` plus one, 0 when not switched.
     preset: AtomicU8,
     bundled: BundledModels,
+    /// The binary is the config's (`[proxy] codex_binary`): a recorded one does not replace it.
+    binary_pinned: AtomicBool,
 }
 
 impl CodexClient {
@@ -22,6 +24,22 @@ impl CodexClient {
         Self {
             preset: AtomicU8::new(0),
             bundled: BundledModels::new(codex_binary, cache_dir),
+            binary_pinned: AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps the binary given to [`CodexClient::new`] whatever the switch state records.
+    pub fn pin_binary(&self) {
+        self.binary_pinned.store(true, Ordering::Relaxed);
+    }
+
+    /// Follows the Codex binary recorded in the switch state (a `switch on` run while the
+    /// proxy serves), unless the binary is pinned.
+    pub fn follow_recorded(&self, recorded: Option<&super::discover::CodexBinary>) {
+        if let Some(recorded) = recorded
+            && !self.binary_pinned.load(Ordering::Relaxed)
+        {
+            self.bundled.set_binary(&recorded.path);
         }
     }
 
@@ -82,5 +100,40 @@ mod tests {
         }
         client.set_preset(None);
         assert_eq!(client.preset(), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_catalog_follows_a_recorded_codex_unless_the_config_names_one() {
+        use super::super::discover::{CodexBinary, Origin};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let codex = dir.path().join("codex");
+        std::fs::write(
+            &codex,
+            "#!/bin/sh\nif [ \"$1\" = debug ]; then echo '{\"models\":[{\"slug\":\"m\",\"base_instructions\":\"recorded\"}]}'; else echo 'codex-cli 9.0.0'; fi\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&codex, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let recorded = CodexBinary {
+            path: codex,
+            version: "9.0.0".into(),
+            origin: Origin::InstallDir,
+        };
+        let relay = serde_json::json!({"data": [{"id": "m"}]});
+        let catalog = |client: &CodexClient| client.catalog(&relay, None);
+
+        let pinned = CodexClient::new("/nonexistent/codex".into(), dir.path().join("a"));
+        pinned.pin_binary();
+        pinned.follow_recorded(Some(&recorded));
+        assert!(catalog(&pinned).is_err(), "the configured binary stays");
+
+        let following = CodexClient::new("/nonexistent/codex".into(), dir.path().join("b"));
+        assert!(catalog(&following).is_err());
+        following.follow_recorded(None);
+        assert!(catalog(&following).is_err(), "nothing recorded: unchanged");
+        following.follow_recorded(Some(&recorded));
+        let translated = catalog(&following).unwrap().unwrap();
+        assert_eq!(translated["models"][0]["base_instructions"], "recorded");
     }
 }

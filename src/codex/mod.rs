@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bundled;
 pub mod catalog;
 pub mod client;
+pub mod discover;
 pub mod doc;
 pub mod patch;
 pub mod preset;

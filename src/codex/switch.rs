@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::auth;
+use super::discover::CodexBinary;
 use super::patch::{self, Originals, PROVIDER_ID, Redirect};
 use super::preset::{AuthAction, Compaction, PatchPlan, Preset};
 use super::redirect;
@@ -35,6 +36,9 @@ pub struct SwitchState {
     pub originals: Originals,
     /// Set while `auth.json` holds what the helper wrote.
     pub auth: Option<AuthPatch>,
+    /// The Codex binary found at `switch on`, which the proxy asks for the `/models` catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codex_binary: Option<CodexBinary>,
 }
 
 /// An `auth.json` the helper replaced.
@@ -227,6 +231,7 @@ fn switch_on_with(
         compaction: plan.compaction,
         originals,
         auth: previous.as_ref().and_then(|s| s.auth.clone()),
+        codex_binary: previous.as_ref().and_then(|s| s.codex_binary.clone()),
     };
     // auth.json: decide everything (and refuse) before writing anything.
     let current_auth = CodexFiles::read(&files.auth)?;
@@ -318,6 +323,19 @@ fn switch_on_with(
         message,
         note: patch::history_note(&state.originals),
     })
+}
+
+/// Records in the switch state which Codex binary the proxy asks for the catalog (nothing
+/// happens when Codex is not switched on: there is no state to record it in).
+pub fn record_codex_binary(files: &CodexFiles, binary: &CodexBinary) -> anyhow::Result<()> {
+    let Some(mut state) = files.state()? else {
+        return Ok(());
+    };
+    if state.codex_binary.as_ref() == Some(binary) {
+        return Ok(());
+    }
+    state.codex_binary = Some(binary.clone());
+    write_private(&files.state, &serde_json::to_string_pretty(&state)?)
 }
 
 /// Puts back what `switch on` changed. Without a switch state there is nothing to undo.

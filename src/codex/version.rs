@@ -12,9 +12,22 @@ const OUTPUT_MAX: u64 = 4096;
 
 /// `codex --version`'s version (`0.171.0`), or `None` when it cannot be run in `limit`.
 pub fn installed(binary: &Path, limit: Duration) -> Option<String> {
+    let text = run_bounded(binary, &["--version"], limit)?;
+    let version = text.split_whitespace().last()?;
+    // Only a version-shaped word: nothing else a wrapper prints is kept.
+    let shaped = version.len() <= 40
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'));
+    shaped.then(|| version.to_string())
+}
+
+/// Runs `binary args`, stdin closed, and returns the first [`OUTPUT_MAX`] bytes of its
+/// standard output, or `None` when it cannot be started or does not finish writing in `limit`.
+pub fn run_bounded(binary: &Path, args: &[&str], limit: Duration) -> Option<String> {
     let mut command = Command::new(binary);
     command
-        .arg("--version")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -33,14 +46,7 @@ pub fn installed(binary: &Path, limit: Duration) -> Option<String> {
     });
     let text = read.recv_timeout(limit).ok();
     stop(&mut child);
-    let text = text?;
-    let version = text.split_whitespace().last()?;
-    // Only a version-shaped word: nothing else a wrapper prints is kept.
-    let shaped = version.len() <= 40
-        && version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'));
-    shaped.then(|| version.to_string())
+    text
 }
 
 /// Ends the child and its process group, and reaps it.

@@ -194,7 +194,9 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
         }
     };
     note(config.default_service.is_some(), "default_service".into());
-    note(config.notify.is_some(), "notify".into());
+    for key in config.notify.unused_original_keys() {
+        note(true, key);
+    }
     note(config.ui.is_some(), "ui".into());
     note(config.claude.is_some(), "claude".into());
     let codex = &config.codex;
@@ -335,13 +337,16 @@ children = ["monthly", "backup"]
     #[test]
     fn known_upstream_sections_are_reported_not_rejected() {
         let loaded = parse_text(
-            "version = 5\n[notify]\nx = 1\n[codex.client_patch]\npreset = \"default\"\ntranslate_models = true\n\
+            "version = 5\n[notify]\nmerge_window_ms = 1\n[codex.client_patch]\npreset = \"default\"\ntranslate_models = true\n\
              [codex.providers.a]\nbase_url = \"http://x\"\nprice_multiplier = 2\n",
         )
         .unwrap();
         assert_eq!(
             loaded.deferred_keys,
-            ["notify", "codex.client_patch.translate_models"]
+            [
+                "notify.merge_window_ms",
+                "codex.client_patch.translate_models"
+            ]
         );
     }
 }

@@ -6,6 +6,7 @@ pub mod edit;
 pub mod load;
 pub mod migrate;
 pub mod model;
+pub mod notify;
 pub mod outbound;
 pub mod paths;
 pub mod provider_spec;

@@ -42,8 +42,9 @@ pub struct HelperConfig {
 
     #[schemars(with = "Option<serde_json::Value>")]
     pub default_service: Deferred,
-    #[schemars(with = "Option<serde_json::Value>")]
-    pub notify: Deferred,
+    /// `[notify]`: events for the user (long turns, failovers, exhausted relays, all blocked).
+    #[serde(default)]
+    pub notify: super::notify::NotifySettings,
     #[schemars(with = "Option<serde_json::Value>")]
     pub ui: Deferred,
     #[schemars(with = "Option<serde_json::Value>")]
@@ -292,7 +293,8 @@ pub struct ProxySettings {
     /// `CODEX_HELPER_REQUEST_BODY_ENCODING` overrides it.
     pub request_body_encoding: BodyEncodingMode,
     /// The Codex binary asked for its bundled model metadata (`codex debug models --bundled`)
-    /// when a relay's `/models` list is translated for Codex.
+    /// when a relay's `/models` list is translated for Codex. The default `codex` means: the
+    /// one `switch on` found and recorded, else a search (`codex::discover`).
     pub codex_binary: String,
     /// Time allowed to receive a whole request body; a slower or stalled upload gets 408.
     pub request_body_timeout_ms: u64,

@@ -74,6 +74,11 @@ impl Homes {
         self.helper.join("state").join("session-affinity.json")
     }
 
+    /// Cooldowns kept across a restart (`routing::cooldowns`).
+    pub fn cooldowns(&self) -> PathBuf {
+        self.helper.join("state").join("cooldowns.json")
+    }
+
     /// Relay diagnostics' evidence, one JSON record per run (`diagnose::evidence`).
     pub fn relay_evidence(&self) -> PathBuf {
         self.helper.join("logs").join("codex_relay_evidence.jsonl")

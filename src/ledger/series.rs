@@ -1,7 +1,8 @@
 //! Requests, tokens, cost and latency over time in a fixed number of buckets: what the web
 //! console's charts draw.
 //!
-//! The bucket layout is a pure function of the window and the time ([`Window::layout`]), and
+//! The bucket bounds are a pure function of the window and the time ([`Window::grid`]; days
+//! are the client's or the helper's local midnights, so a DST day is 23 or 25 hours), and
 //! folding rows into buckets is pure too ([`fold`]); only [`read`] touches SQLite. A chart always
 //! gets the same number of points for a window, empty buckets included, so a quiet minute is a
 //! zero and not a gap that joins its neighbours.
@@ -61,16 +62,67 @@ impl Window {
         }
     }
 
-    /// `(from_ms, to_ms)`: the last bucket holds `now_ms` and ends at the next bucket boundary
-    /// (for days: `next_midnight_ms`, the next local midnight, so days are the user's days).
-    pub fn layout(self, now_ms: u64, next_midnight_ms: u64) -> (u64, u64) {
+    /// Where each bucket starts, and where the last one ends (`buckets() + 1` instants), for a
+    /// window of equal steps ending at the step boundary after `now_ms`. Days are not equal
+    /// steps (a DST change makes one 23 or 25 hours): see [`day_starts`] and [`local_day_starts`].
+    pub fn grid(self, now_ms: u64) -> Vec<u64> {
         let step = self.bucket_ms();
-        let to = match self {
-            Window::Month => next_midnight_ms.max(now_ms + 1),
-            _ => (now_ms / step + 1) * step,
-        };
-        (to.saturating_sub(step * self.buckets() as u64), to)
+        let to = (now_ms / step + 1) * step;
+        let from = to.saturating_sub(step * self.buckets() as u64);
+        (0..=self.buckets() as u64)
+            .map(|i| from + i * step)
+            .collect()
     }
+}
+
+/// The shortest and longest day a time zone has (DST moves a day by an hour; a few zones
+/// have moved by more once), with a margin.
+const DAY_MIN_MS: u64 = 20 * 60 * MINUTE_MS;
+const DAY_MAX_MS: u64 = 28 * 60 * MINUTE_MS;
+
+/// A client's own day boundaries (its 31 local midnights, the last after today), checked: a
+/// browser in another zone than the helper sees its own days, DST included.
+pub fn day_starts(given: &[u64], now_ms: u64) -> Result<Vec<u64>, String> {
+    let count = Window::Month.buckets() + 1;
+    if given.len() != count {
+        return Err(format!(
+            "`day_starts` takes {count} midnights (ms since the epoch, ascending), not {}",
+            given.len()
+        ));
+    }
+    if let Some(pair) = given
+        .windows(2)
+        .find(|w| !(DAY_MIN_MS..=DAY_MAX_MS).contains(&w[1].saturating_sub(w[0])))
+    {
+        return Err(format!(
+            "`day_starts` must be a day apart (20 to 28 hours): {} then {}",
+            pair[0], pair[1]
+        ));
+    }
+    let last = given[count - 1];
+    if last + DAY_MAX_MS <= now_ms || last > now_ms + 2 * DAY_MAX_MS {
+        return Err("`day_starts` must end at the midnight after today".into());
+    }
+    Ok(given.to_vec())
+}
+
+/// The helper's own 31 local midnights, the last after `now_ms` (SQLite's `localtime`, so the
+/// zone is the helper process's: `TZ` or the system's).
+pub fn local_day_starts(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<u64>> {
+    let days = Window::Month.buckets() as i64;
+    let mut stmt = conn.prepare(
+        "SELECT CAST(strftime('%s', date(?1, 'unixepoch', 'localtime', '+1 day', ?2), 'utc') AS INTEGER)",
+    )?;
+    (0..=days)
+        .rev()
+        .map(|back| {
+            let secs: i64 = stmt
+                .query_row(((now_ms / 1000) as i64, format!("-{back} days")), |r| {
+                    r.get(0)
+                })?;
+            Ok(secs.max(0) as u64 * 1000)
+        })
+        .collect()
 }
 
 /// One request as a series counts it.
@@ -86,10 +138,11 @@ pub struct Sample {
     pub ttfb_ms: Option<f64>,
 }
 
-/// One bucket; percentiles are `None` when no request in it has the figure.
+/// One bucket, `[start_ms, end_ms)`; percentiles are `None` when no request in it has the figure.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Bucket {
     pub start_ms: u64,
+    pub end_ms: u64,
     pub requests: u64,
     pub errors: u64,
     pub input_tokens: u64,
@@ -106,6 +159,7 @@ pub struct Bucket {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Series {
     pub window: Window,
+    /// The nominal step; a day bucket may be an hour shorter or longer (each has its `end_ms`).
     pub bucket_ms: u64,
     pub from_ms: u64,
     pub to_ms: u64,
@@ -121,22 +175,25 @@ pub struct SeriesFilter {
     pub provider: Option<String>,
 }
 
-/// The samples in `[from_ms, from_ms + step × count)` folded into `count` buckets of `step`;
-/// samples outside are left out.
-pub fn fold(from_ms: u64, step: u64, count: usize, samples: &[Sample]) -> Vec<Bucket> {
-    let mut buckets: Vec<Bucket> = (0..count as u64)
-        .map(|i| Bucket {
-            start_ms: from_ms + i * step,
+/// The samples folded into the buckets `bounds` draws (`[bounds[i], bounds[i + 1])`, so one
+/// fewer bucket than bounds); samples outside are left out.
+pub fn fold(bounds: &[u64], samples: &[Sample]) -> Vec<Bucket> {
+    let mut buckets: Vec<Bucket> = bounds
+        .windows(2)
+        .map(|w| Bucket {
+            start_ms: w[0],
+            end_ms: w[1],
             ..Bucket::default()
         })
         .collect();
+    let count = buckets.len();
     let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); count];
     let mut ttfbs: Vec<Vec<f64>> = vec![Vec::new(); count];
     for s in samples {
-        let Some(i) = s
-            .started_ms
-            .checked_sub(from_ms)
-            .map(|d| (d / step) as usize)
+        // The bounds at or before the sample, less one: its bucket (none before the first).
+        let Some(i) = bounds
+            .partition_point(|&b| b <= s.started_ms)
+            .checked_sub(1)
         else {
             continue;
         };
@@ -169,15 +226,21 @@ fn percentile(values: &mut [f64], p: usize) -> Option<f64> {
     Some(values[rank - 1])
 }
 
-/// The series of `window` ending at the bucket that holds `now_ms`.
+/// The series of `window` ending at the bucket that holds `now_ms`; days are `day_starts`
+/// when the client gave its own (checked by [`day_starts`]), else the helper's.
 pub fn read(
     conn: &Connection,
     window: Window,
     filter: &SeriesFilter,
     now_ms: u64,
+    day_starts: Option<Vec<u64>>,
 ) -> rusqlite::Result<Series> {
-    let midnight = super::query::next_local_midnight_ms(conn, now_ms)?;
-    let (from, to) = window.layout(now_ms, midnight);
+    let bounds = match (window, day_starts) {
+        (Window::Month, Some(given)) => given,
+        (Window::Month, None) => local_day_starts(conn, now_ms)?,
+        _ => window.grid(now_ms),
+    };
+    let (from, to) = (bounds[0], bounds[bounds.len() - 1]);
     let mut args: Vec<rusqlite::types::Value> = vec![(from as i64).into(), (to as i64).into()];
     let mut sql = format!(
         "SELECT started_ms, {}, COALESCE(input_tokens, 0), COALESCE(output_tokens, 0),
@@ -218,7 +281,7 @@ pub fn read(
         from_ms: from,
         to_ms: to,
         truncated,
-        buckets: fold(from, window.bucket_ms(), window.buckets(), &samples),
+        buckets: fold(&bounds, &samples),
     })
 }
 
@@ -242,18 +305,19 @@ mod tests {
     #[test]
     fn each_window_has_its_fixed_number_of_buckets_ending_after_now() {
         let now = 1_700_000_123_456;
-        for window in Window::ALL {
-            let (from, to) = window.layout(now, now + 5_000_000);
-            assert_eq!(to - from, window.bucket_ms() * window.buckets() as u64);
-            assert!(from <= now && now < to, "{window:?}");
+        for window in [Window::Hour, Window::Day] {
+            let bounds = window.grid(now);
+            assert_eq!(bounds.len(), window.buckets() + 1);
+            assert!(bounds.windows(2).all(|w| w[1] - w[0] == window.bucket_ms()));
+            assert!(
+                bounds[0] <= now && now < bounds[window.buckets()],
+                "{window:?}"
+            );
             assert_eq!(Window::parse(window.as_str()), Some(window));
         }
-        assert_eq!(Window::Hour.layout(36_030_000, 0), (32_460_000, 36_060_000));
-        assert_eq!(
-            Window::Month.layout(now, now + 1000).1,
-            now + 1000,
-            "days end at the local midnight given"
-        );
+        let hour = Window::Hour.grid(36_030_000);
+        assert_eq!((hour[0], hour[60]), (32_460_000, 36_060_000));
+        assert_eq!(Window::parse("30d"), Some(Window::Month));
         assert_eq!(Window::parse("7d"), None);
     }
 
@@ -270,7 +334,7 @@ mod tests {
             sample(999, 1.0),   // before the window
             sample(4_000, 1.0), // after it
         ];
-        let buckets = fold(1_000, 1_000, 3, &samples);
+        let buckets = fold(&[1_000, 2_000, 3_000, 4_000], &samples);
         assert_eq!(buckets.len(), 3);
         assert_eq!(
             buckets.iter().map(|b| b.start_ms).collect::<Vec<_>>(),
@@ -286,11 +350,110 @@ mod tests {
             buckets[1],
             Bucket {
                 start_ms: 2_000,
+                end_ms: 3_000,
                 ..Bucket::default()
             }
         );
         assert_eq!((buckets[2].requests, buckets[2].errors), (1, 1));
         assert_eq!(buckets[2].ttfb_p50_ms, None, "no request in it had a TTFB");
+    }
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn a_25_hour_day_keeps_its_last_hour() {
+        // The day DST ends is 25 hours: a request at 00:30 of the next day is not in it, one
+        // at 23:30 (24.5 hours after its midnight) is.
+        let bounds = [0, 25 * HOUR, 49 * HOUR];
+        let buckets = fold(
+            &bounds,
+            &[
+                sample(24 * HOUR + HOUR / 2, 1.0),
+                sample(25 * HOUR + HOUR / 2, 1.0),
+            ],
+        );
+        assert_eq!(
+            buckets
+                .iter()
+                .map(|b| (b.end_ms - b.start_ms, b.requests))
+                .collect::<Vec<_>>(),
+            [(25 * HOUR, 1), (24 * HOUR, 1)]
+        );
+    }
+
+    #[test]
+    fn a_client_s_days_are_checked() {
+        let now = 100 * 24 * HOUR + 5 * HOUR;
+        let days: Vec<u64> = (0..=30).map(|i| (71 + i) * 24 * HOUR).collect();
+        assert_eq!(day_starts(&days, now).unwrap(), days);
+        let mut dst = days.clone();
+        dst[10] += HOUR; // one day 25 h, the next 23 h
+        assert!(day_starts(&dst, now).is_ok());
+        assert!(
+            day_starts(&days[1..], now)
+                .unwrap_err()
+                .contains("takes 31")
+        );
+        let mut jumbled = days.clone();
+        jumbled.swap(3, 4);
+        assert!(
+            day_starts(&jumbled, now)
+                .unwrap_err()
+                .contains("a day apart")
+        );
+        let old: Vec<u64> = days.iter().map(|d| d - 10 * 24 * HOUR).collect();
+        assert!(day_starts(&old, now).unwrap_err().contains("after today"));
+    }
+
+    /// The helper's days in a zone with DST. `TZ` is the process's, so the check runs in a child
+    /// process of this test binary with its own `TZ`, never touching the other tests' zone.
+    #[test]
+    fn the_helper_s_days_follow_dst() {
+        if std::env::var_os("SERIES_DST_CHILD").is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "ledger::series::tests::the_helper_s_days_follow_dst",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("SERIES_DST_CHILD", "1")
+                .env("TZ", "America/New_York")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(text.contains("1 passed"), "the child ran the check: {text}");
+            return;
+        }
+        let conn = Connection::open_in_memory().unwrap();
+        // 2026-11-03 17:00 UTC; New York left DST on 2026-11-01 at 02:00.
+        let days = local_day_starts(&conn, 1_793_725_200_000).unwrap();
+        assert_eq!(days.len(), 31);
+        assert_eq!(
+            *days.last().unwrap(),
+            1_793_768_400_000,
+            "2026-11-04 00:00 EST"
+        );
+        let nov1 = days
+            .iter()
+            .position(|&d| d == 1_793_505_600_000)
+            .expect("Nov 1, 00:00 EDT");
+        assert_eq!(
+            days[nov1 + 1],
+            1_793_595_600_000,
+            "Nov 2, 00:00 EST: 25 hours later"
+        );
+        let lengths: Vec<u64> = days.windows(2).map(|w| (w[1] - w[0]) / HOUR).collect();
+        assert_eq!(
+            lengths.iter().filter(|&&h| h != 24).count(),
+            1,
+            "{lengths:?}"
+        );
     }
 
     #[test]
@@ -330,7 +493,7 @@ mod tests {
             row("t4", 2 * 3_600_000, "s1", "a", 200), // outside the hour
         ];
         crate::ledger::store::insert(&mut conn, &rows).unwrap();
-        let all = read(&conn, Window::Hour, &SeriesFilter::default(), now).unwrap();
+        let all = read(&conn, Window::Hour, &SeriesFilter::default(), now, None).unwrap();
         assert_eq!(all.buckets.len(), 60);
         assert_eq!(all.buckets.iter().map(|b| b.requests).sum::<u64>(), 3);
         assert_eq!(all.buckets.iter().map(|b| b.errors).sum::<u64>(), 1);
@@ -344,13 +507,13 @@ mod tests {
             session: Some("s1".into()),
             provider: None,
         };
-        let day = read(&conn, Window::Day, &s1, now).unwrap();
+        let day = read(&conn, Window::Day, &s1, now, None).unwrap();
         assert_eq!(day.buckets.iter().map(|b| b.requests).sum::<u64>(), 3);
         let s1_a = SeriesFilter {
             provider: Some("a".into()),
             ..s1
         };
-        let hour = read(&conn, Window::Hour, &s1_a, now).unwrap();
+        let hour = read(&conn, Window::Hour, &s1_a, now, None).unwrap();
         assert_eq!(hour.buckets.iter().map(|b| b.requests).sum::<u64>(), 1);
     }
 }

@@ -13,6 +13,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 
 use super::clients::{RelayClient, RelayResponse};
 use super::coding;
+use super::filter;
 use super::headers::upstream_request_headers;
 use super::inspect;
 use super::loops;
@@ -80,6 +81,8 @@ pub async fn try_upstream(
         Ok(built) => built,
         Err(early) => return early.into(),
     };
+    // 4a. filter: the filter.json rules, after the model mapping
+    let outgoing = filter::request(state, outgoing).await;
     let response = match send(state, plan, upstream, &client, outgoing).await {
         Ok(response) => response,
         Err(early) => return early.into(),

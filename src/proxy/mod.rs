@@ -7,6 +7,7 @@
 pub mod attempt;
 pub mod clients;
 pub mod coding;
+pub mod filter;
 pub mod guard;
 pub mod headers;
 pub mod images;
@@ -127,6 +128,8 @@ pub struct ProxyState {
     pub websocket_refusals: websocket::Refusals,
     /// What operators set for sessions through the admin API (see [`crate::routing::overrides`]).
     pub overrides: SessionOverrides,
+    /// The `filter.json` rules in force (phase 4a, [`filter`]); none unless `serve` sets them.
+    pub filter: crate::filter::FilterSlot,
 }
 
 impl ProxyState {
@@ -157,6 +160,7 @@ impl ProxyState {
             instance: loops::InstanceId::random(),
             websocket_refusals: websocket::Refusals::default(),
             overrides: SessionOverrides::default(),
+            filter: crate::filter::FilterSlot::default(),
         })
     }
 

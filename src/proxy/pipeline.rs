@@ -9,7 +9,9 @@
 //!    values, a route pin) so that routing and model mapping see what will be sent.
 //! 3. **select**: the next candidate ([`Router`]: health, signals, limits, affinity policy),
 //!    under a concurrency [`Permit`] and a [`HealthProbe`].
-//! 4. **attempt**: build, send and classify one try ([`attempt::try_upstream`]).
+//! 4. **attempt**: build, send and classify one try ([`attempt::try_upstream`]); between
+//!    build and send, **4a filter**: the `filter.json` rules on the body, after the relay's
+//!    model mapping ([`super::filter`]).
 //! 5. **decide**: the retry policy says retry the same endpoint, fail over (back to 3), or
 //!    answer ([`attempt_endpoint`]). A client error is answered as the relay sent it.
 //! 6. **respond**: shape the answer for Codex ([`translate_catalog`]) and stream it through

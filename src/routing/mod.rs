@@ -1,6 +1,7 @@
 //! Which upstream a request goes to, and in what order the others are tried.
 
 pub mod affinity;
+pub mod cooldowns;
 pub mod endpoints;
 pub mod env;
 pub mod explain;

@@ -58,6 +58,21 @@ impl RoutingState {
             .unwrap_or_default()
     }
 
+    /// Every endpoint's health as it stands, for saving cooldowns across a restart
+    /// ([`super::cooldowns`]).
+    pub fn health_entries(&self) -> Vec<(EndpointKey, Health)> {
+        let map = self.health.lock().expect("health lock");
+        map.iter().map(|(k, h)| (k.clone(), h.clone())).collect()
+    }
+
+    /// Puts back an endpoint's health kept from before a restart (its times on this clock).
+    pub fn restore_health(&self, upstream: EndpointKey, health: Health) {
+        self.health
+            .lock()
+            .expect("health lock")
+            .insert(upstream, health);
+    }
+
     /// Starts a request on `upstream`: checks, under the same lock, that it is not blocked
     /// (another request may have taken the half-open probe since the skip reasons were
     /// computed), and takes the probe when its cooldown is over. `None` when it is blocked.

@@ -141,6 +141,48 @@ function startProxy() {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, seen, port: server.address().port })));
 }
 
+// ---- a proxy that says nothing: nginx's default (Host rewritten, no X-Forwarded-*) ----------
+function startSilentProxy() {
+  const server = http.createServer((req, res) => {
+    const headers = { ...req.headers, host: CONSOLE_URL.host };
+    const upstream = http.request({ host: CONSOLE_URL.hostname, port: CONSOLE_URL.port, method: req.method, path: req.url, headers }, (up) => {
+      res.writeHead(up.statusCode, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', (e) => {
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(String(e));
+    });
+    req.pipe(upstream);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port })));
+}
+
+// ---- another site on this machine, trying to drive the helper from a visitor's browser -------
+function startForeignSite() {
+  const api = new URL('__codex_helper/api/v1/', CONSOLE_URL).href;
+  const page = `<!doctype html><meta charset="utf-8"><title>foreign</title><script>
+    window.attempts = (async () => {
+      const out = {};
+      try {
+        const r = await fetch(${JSON.stringify(api)} + 'providers', { headers: { 'x-codex-helper-console': '1' } });
+        out.read = 'status ' + r.status;
+      } catch (e) { out.read = 'blocked: ' + e.name; }
+      try {
+        await fetch(${JSON.stringify(api)} + 'providers/runtime', { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' },
+          body: JSON.stringify({ provider_id: 'a', endpoint_id: 'default', enabled: false }) });
+        out.write = 'sent';
+      } catch (e) { out.write = 'blocked: ' + e.name; }
+      return out;
+    })();
+  </script>`;
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(page);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port })));
+}
+
 // ---- the run ---------------------------------------------------------------------------------
 await check('i18n: every text has English and Chinese', async () => {
   const mod = await import(pathToFileURL(path.join(here, '../../web/console/assets/i18n.js')).href);
@@ -161,7 +203,9 @@ const browser = await chromium.launch({
   headless: true,
   chromiumSandbox: false,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // box.test: a name for this machine that is not a loopback name, as a remote visitor's is.
+    '--host-resolver-rules=MAP box.test 127.0.0.1'],
   timeout: 30000,
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'Europe/Paris' });
@@ -233,6 +277,7 @@ try {
     const failover = FACTS.failover_session
       ? await page.$$eval('tr[data-trace]', (els, id) => els.find((e) => e.textContent.includes(id))?.dataset.trace, FACTS.failover_session)
       : null;
+    assert(!FACTS.failover_session || failover, `no row of the failover's session ${FACTS.failover_session}`);
     requestTrace = failover || rows[0];
     // Keyboard: the row's link takes Enter.
     await page.focus(`tr[data-trace="${requestTrace}"] a`);
@@ -241,8 +286,8 @@ try {
     const attempts = await page.$$eval('main#page section:nth-of-type(2) tbody tr', (els) => els.map((e) => e.textContent));
     assert(attempts.length >= 1, 'no attempt shown');
     if (failover) assert(attempts.length === 2 && /500/.test(attempts[0]), `the failover's attempts: ${attempts.join(' | ')}`);
-    const chosen = await page.textContent('main#page section:nth-of-type(3) dl');
-    assert(/chosen/.test(chosen), 'no route decision shown');
+    const chosen = await page.$eval('main#page section:nth-of-type(3) dl dd', (e) => e.textContent);
+    assert((FACTS.providers || []).some((p) => chosen === `${p}.default`), `the route decision's chosen upstream: ${chosen}`);
     await shot(page, 'request-detail');
   });
 
@@ -285,6 +330,8 @@ try {
     }
     const stateSel = `[data-provider="${p}"] [data-balance-state]`;
     const before = await page.$eval(stateSel, (e) => e.dataset.balanceState).catch(() => 'absent');
+    await page.waitForSelector(`#balance-provider option[value="${p}"]`, { state: 'attached', timeout: WAIT });
+    await page.selectOption('#balance-provider', p);
     await page.click('button#balance-refresh');
     await until(page, `${p}'s balance state to read ${want.state}`, ([sel, state]) => document.querySelector(sel)?.dataset.balanceState === state, [stateSel, want.state]);
     await until(page, 'the refresh result line', () => document.querySelector('#balance-result')?.dataset.done);
@@ -293,6 +340,9 @@ try {
       const pts = await page.$$eval(`svg.chart[data-chart="forecast-${p}"] circle.point`, (els) => els.length);
       assert(pts > 1, `the forecast chart of ${p} has ${pts} points`);
     }
+    assert(before !== want.state, `${p}'s balance already read ${before} before the refresh`);
+    const said = await page.textContent('#balance-result');
+    assert(/\b1 refreshed\b/.test(said) && /\b0 failed\b/.test(said), `the refresh result line: ${said}`);
     console.log(`     ${p}: ${before} -> ${want.state}`);
     await shot(page, 'usage-after-refresh');
   });
@@ -347,7 +397,7 @@ try {
     } catch {
       throw new Error(`no report for ${p}: ${await page.textContent('#caps-result')}`);
     }
-    await until(page, 'the evidence record of the probe', () => document.querySelectorAll('main#page tbody tr').length > 0 && !document.querySelector('main#page section:last-child p.muted:not([hidden])'));
+    await until(page, 'the evidence record of the probe', (prov) => [...document.querySelectorAll('main#page section:last-of-type tbody tr')].some((tr) => tr.textContent.includes(`${prov}.`)), p);
     await shot(page, 'diagnostics-after-probe');
   });
 
@@ -417,6 +467,40 @@ try {
 
   await check('no console error, warning or failed request in the whole run', async () => noProblems(problems));
 
+  await check('on this machine a stale token is dropped and the page loads without a prompt', async () => {
+    const sp = await context.newPage();
+    const mine = watch(sp, 'stale token', (u, status) => u.includes('/__codex_helper/api/v1/') && (status === undefined || status === 401));
+    try {
+      await sp.goto(CONSOLE_URL.href, { waitUntil: 'load', timeout: WAIT });
+      await sp.evaluate(() => sessionStorage.setItem('codex-helper-admin-token', 'stale-token-from-before-0123'));
+      await sp.reload({ waitUntil: 'load' });
+      await ready(sp, 'overview');
+      const prompt = await sp.isVisible('#token-form');
+      assert(!prompt, 'the token prompt trapped a page that needs no token');
+      const kept = await sp.evaluate(() => sessionStorage.getItem('codex-helper-admin-token'));
+      assert(kept === null, `the stale token is still kept: ${kept}`);
+      noProblems(mine);
+    } finally {
+      await sp.close();
+    }
+  });
+
+  await check('a page of another site cannot read or drive the admin API', async () => {
+    const site = await startForeignSite();
+    const fp = await context.newPage();
+    try {
+      await fp.goto(`http://127.0.0.1:${site.port}/`, { waitUntil: 'load', timeout: WAIT });
+      const got = await fp.evaluate(() => window.attempts);
+      assert(/^blocked/.test(got.read), `the foreign page read the API: ${got.read}`);
+      const providers = await apiGet('/providers');
+      const a = (providers.providers || []).find((e) => e.key === 'a.default');
+      assert(a && a.routable === true, `the foreign page's disable acted: ${JSON.stringify(a)}`);
+    } finally {
+      await fp.close();
+      site.server.close();
+    }
+  });
+
   // ---- behind a reverse proxy under /codex/: remote, so the token is asked --------------------
   const proxy = await startProxy();
   try {
@@ -435,8 +519,19 @@ try {
     await check('a wrong token shows the prompt again with the helper\'s word', async () => {
       await rp.fill('#token-input', 'not-the-token-0123456789');
       await rp.click('#token-form button[type="submit"]');
-      await until(rp, 'the prompt again after a wrong token', () => /bad_token/.test(document.querySelector('#token-message')?.textContent || ''));
+      await until(rp, 'the prompt again, saying the token was refused', () => document.querySelector('#token-reason')?.dataset.reason === 'refused');
       await rp.waitForSelector('#token-form', { state: 'visible', timeout: WAIT });
+    });
+    await check('a token the helper no longer knows is dropped, not sent forever', async () => {
+      // A tab that kept a token from an earlier run of the helper: it is refused once, forgotten,
+      // and the prompt asks for the new one (instead of every call failing with bad_token).
+      await rp.evaluate(() => sessionStorage.setItem('codex-helper-admin-token', 'stale-token-from-before-0123'));
+      await rp.reload({ waitUntil: 'load' });
+      await rp.waitForSelector('#token-form #token-input', { state: 'visible', timeout: WAIT });
+      const kept = await rp.evaluate(() => sessionStorage.getItem('codex-helper-admin-token'));
+      assert(kept === null, `the stale token is still kept: ${kept}`);
+      const reason = await rp.getAttribute('#token-reason', 'data-reason');
+      assert(reason === 'refused', `the prompt says ${reason}`);
     });
     await check('the right token loads the Overview with data through the proxy', async () => {
       await rp.fill('#token-input', TOKEN);
@@ -456,6 +551,26 @@ try {
     await remote.close();
   } finally {
     proxy.server.close();
+  }
+
+  // ---- behind a proxy that says nothing, opened by a name that is not this machine's --------
+  const silent = await startSilentProxy();
+  try {
+    const remote = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' });
+    const sp = await remote.newPage();
+    const silentProblems = watch(sp, 'silent proxy', (u, status) => u.includes('/__codex_helper/api/v1/') && (status === undefined || status === 403));
+    await check('behind a proxy that adds no X-Forwarded-For the token is still asked', async () => {
+      await sp.goto(`http://box.test:${silent.port}/`, { waitUntil: 'load', timeout: WAIT });
+      await sp.waitForSelector('#token-form #token-input', { state: 'visible', timeout: WAIT });
+      await until(sp, 'the helper\'s token_required', () => /token_required/.test(document.querySelector('#token-message')?.textContent || ''));
+      await sp.fill('#token-input', TOKEN);
+      await sp.click('#token-form button[type="submit"]');
+      await ready(sp, 'overview');
+      noProblems(silentProblems);
+    });
+    await remote.close();
+  } finally {
+    silent.server.close();
   }
 } finally {
   await browser.close();

@@ -164,3 +164,15 @@ pub async fn admin_call(
         .unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e}): {text}"));
     (status, json, text)
 }
+
+/// Whether this system has a Codex in the fixed folders discovery searches whatever `PATH` and
+/// `HOME` say (then a "none found" case cannot be set up by the test).
+pub fn system_codex() -> bool {
+    [
+        "/opt/homebrew/bin/codex",
+        "/usr/local/bin/codex",
+        "/usr/bin/codex",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
+}

@@ -208,3 +208,24 @@ pub fn codex_body(model: &str, session: &str, size: usize) -> String {
     })
     .to_string()
 }
+
+/// One streamed turn through the proxy at `url` in `session`: the name of the mock relay that
+/// answered (`hi from NAME`), else the whole answer.
+pub async fn turn(url: &str, session: &str) -> String {
+    let text = client()
+        .post(format!("{url}/v1/responses"))
+        .header("accept", "text/event-stream")
+        .header("session-id", session)
+        .body(codex_body("gpt-5.1", session, 500))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.split("hi from ")
+        .nth(1)
+        .and_then(|rest| rest.split(['"', ' ']).next())
+        .unwrap_or(&text)
+        .to_string()
+}

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use super::{Connected, MAX_MESSAGE_BYTES};
 use crate::proxy::ProxyState;
 use crate::proxy::clients::UpgradedIo;
+use crate::proxy::filter;
 use crate::proxy::inspect;
 use crate::proxy::overrides;
 use crate::proxy::record::{Outcome, RecordGuard, RequestRecord};
@@ -106,6 +107,8 @@ impl Bridge {
                     Some(Ok(message)) => {
                         let closing = message.is_close();
                         let message = self.on_client_message(message);
+                        // 4a. filter: the filter.json rules, after the model mapping
+                        let message = self.filtered(message).await;
                         if to_relay.send(message).await.is_err() || closing {
                             break None;
                         }
@@ -159,6 +162,18 @@ impl Bridge {
             }
         }
         drop(self.permit);
+    }
+
+    /// A `response.create` with the filter rules applied; any other message as it is.
+    async fn filtered(&self, message: Message) -> Message {
+        match message {
+            Message::Text(text)
+                if !self.state.filter.get().is_empty() && is_create(text.as_bytes()) =>
+            {
+                Message::Text(filter::text(&self.state, text).await)
+            }
+            message => message,
+        }
     }
 
     /// A client message on its way to the relay: a `response.create` starts a response's
@@ -296,6 +311,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct Head {
     kind: String,
     generate: Option<bool>,
+}
+
+/// Whether a message is a `response.create`.
+fn is_create(bytes: &[u8]) -> bool {
+    head(bytes).is_some_and(|h| h.kind == "response.create")
 }
 
 /// A message's [`Head`], read without building the whole value.

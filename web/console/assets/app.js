@@ -1,7 +1,7 @@
 // The console's shell: the router (pages by the hash), the snapshot poll, the header, the
 // language switch and the keys 1–6. Each page is a module that mounts into main#page.
 
-import { api } from './api.js';
+import { api, leavePage } from './api.js';
 import { h, setText, typing } from './dom.js';
 import { t, lang, setLang, applyStatic } from './i18n.js';
 import { zone, int } from './format.js';
@@ -72,13 +72,22 @@ function clearNotice(owner) {
 function parseHash() {
   const m = location.hash.match(/^#\/([a-z]+)(?:\/(.+))?$/);
   const name = m && PAGES[m[1]] ? m[1] : 'overview';
-  return { name, param: m && m[2] ? decodeURIComponent(m[2]) : null };
+  let param = null;
+  if (m && m[2]) {
+    try {
+      param = decodeURIComponent(m[2]);
+    } catch {
+      param = m[2]; // a hand-typed `%` that is not an escape: taken as it is
+    }
+  }
+  return { name, param };
 }
 
 function mount() {
   const { name, param } = parseHash();
   if (current) {
     current.stops.forEach((p) => p.stop());
+    leavePage();
     current.cleanup?.();
   }
   const me = { name, param, stops: [], snapHooks: [] };
@@ -186,7 +195,7 @@ function start() {
     if (!document.hidden) snap.now();
   });
   const snap = poller(async () => {
-    snapshot = await api('/snapshot', { query: { recent: 20 } });
+    snapshot = await api('/snapshot', { query: { recent: 20 }, page: false });
     snapshotAt = Date.now();
     renderHeader();
     for (const fn of current?.snapHooks || []) fn(snapshot);

@@ -1,7 +1,7 @@
 // Diagnostics: the relay capability probe (what Codex needs, a recommended preset; nothing
 // spent) and the evidence records it and the live smoke test left.
 
-import { api } from './api.js';
+import { api, SLOW_TIMEOUT_MS } from './api.js';
 import { h, fill, syncList, setText } from './dom.js';
 import { t } from './i18n.js';
 import { dateTime, dur, int } from './format.js';
@@ -63,7 +63,7 @@ export default {
         busy(run, async () => {
           showResult(result, true, t('running'));
           try {
-            const r = await api('/codex/relay-capabilities', { method: 'POST', body });
+            const r = await api('/codex/relay-capabilities', { method: 'POST', body, timeoutMs: SLOW_TIMEOUT_MS });
             fill(reports, (r.endpoints || []).map(report));
             showResult(result, true, `${t('probe_done')}: ${t('n_endpoints', int((r.endpoints || []).length))}${r.evidence?.path ? ` · ${t('evidence')}: ${r.evidence.path}` : ''}`);
           } catch (e) {
@@ -89,7 +89,7 @@ export default {
       type: 'button',
       onclick: () => busy(reload, async () => {
         try {
-          const r = await api('/runtime/reload', { method: 'POST' });
+          const r = await api('/runtime/reload', { method: 'POST', timeoutMs: SLOW_TIMEOUT_MS });
           showResult(reloadResult, r.reloaded !== false, `${t(r.reloaded === false ? 'reload_failed' : 'reloaded')}: ${r.message || ''}`);
         } catch (e) {
           showResult(reloadResult, false, `${t('reload_failed')}: ${e.message}`);

@@ -12,10 +12,18 @@ let win = '1h';
 const WINDOWS = ['1h', '24h', '30d'];
 const EVERY = { '1h': 10000, '24h': 30000, '30d': 60000 };
 
-function pct(values, q) {
+/** The nearest-rank percentile, as the helper computes its own: the smallest value with at least q of them at or below it. */
+export function pct(values, q) {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (!v.length) return null;
-  return v[Math.min(v.length - 1, Math.floor(q * v.length))];
+  return v[Math.max(0, Math.ceil(q * v.length) - 1)];
+}
+
+/** This browser's last 31 local midnights, the last one after today: its own days, DST included. */
+function dayStarts(now = new Date()) {
+  const out = [];
+  for (let back = 30; back >= 0; back--) out.push(new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1 - back).getTime());
+  return out.join(',');
 }
 
 /** Two durations, the unit said once when they share it: 171 / 469 ms. */
@@ -53,6 +61,7 @@ export default {
       }, w),
     );
     const charts = h('div.charts');
+    const seriesNote = h('p.muted#series-note', { hidden: true });
     const active = table('in_flight', ['col_started', 'col_model', 'col_session', 'col_path', '#col_elapsed']);
     const finished = table('last_finished', ['col_time', 'col_model', 'col_provider', 'col_session', '#col_status', '#col_tokens', '#col_ttfb', '#col_duration']);
     const noActive = h('p.muted', t('none_in_flight'));
@@ -61,6 +70,7 @@ export default {
       h('div.page-head', h('h1', t('page_overview')),
         h('div.switch', { role: 'group', 'aria-label': t('window') }, h('span.label', t('window')), buttons)),
       h('div.stats', Object.values(stats).map((s) => s.el)),
+      seriesNote,
       charts,
       section('in_flight', noActive, active.table),
       section('last_finished', finished.table),
@@ -73,7 +83,7 @@ export default {
     async function loadSeries() {
       const w = win;
       try {
-        const data = await api('/request-ledger/series', { query: { window: w } });
+        const data = await api('/request-ledger/series', { query: { window: w, day_starts: w === '30d' ? dayStarts() : undefined } });
         if (w !== win || !ctx.alive()) return;
         drawSeries(data);
       } finally {
@@ -94,7 +104,10 @@ export default {
       const long = d.window === '30d';
       const x0 = d.from_ms ?? b[0]?.start_ms;
       const x1 = d.to_ms ?? (b.length ? b[b.length - 1].start_ms + d.bucket_ms : undefined);
-      const at = (x) => x.start_ms;
+      seriesNote.hidden = !d.truncated;
+      if (d.truncated) seriesNote.textContent = t('series_truncated', int(b.reduce((a, x) => a + (Number(x.requests) || 0), 0)));
+      // A point sits in the middle of its bucket (a DST day is an hour longer or shorter).
+      const at = (x) => (x.end_ms ? (x.start_ms + x.end_ms) / 2 : x.start_ms);
       const pts = (k) => b.map((x) => ({ x: at(x), y: x[k] === null || x[k] === undefined ? null : Number(x[k]) }));
       const per = long ? t('per_day') : d.window === '24h' ? t('per_15min') : t('per_minute');
       const common = { x0, x1 };

@@ -2,7 +2,7 @@
 // provider's balance state (the TUI's six states and colours), its endpoints, how long the
 // money lasts at the recent spend, a forecast chart; and a refresh that looks balances up now.
 
-import { api } from './api.js';
+import { api, SLOW_TIMEOUT_MS } from './api.js';
 import { h, fill, syncList, setText } from './dom.js';
 import { t } from './i18n.js';
 import { chart } from './chart.js';
@@ -80,7 +80,7 @@ export default {
         const body = providerSel.value ? { provider_id: providerSel.value } : {};
         showResult(result, true, t('running'));
         try {
-          const r = await api('/providers/balances/refresh', { method: 'POST', body });
+          const r = await api('/providers/balances/refresh', { method: 'POST', body, timeoutMs: SLOW_TIMEOUT_MS });
           showResult(result, r.failed === 0, t('refresh_result', int(r.attempted), int(r.refreshed), int(r.failed), int(r.missing_token)));
           result.dataset.done = String(Date.now());
         } catch (e) {
