@@ -132,7 +132,7 @@ async fn ignored_keys_missing_variables_and_inline_secrets_in_a_readable_file() 
     let homes = Homes::new();
     write_config(
         &homes,
-        "version = 5\n[notify]\nenabled = true\n\
+        "version = 5\n[ui]\ntheme = \"dark\"\n\
          [codex.providers.a]\nbase_url = \"http://127.0.0.1:1/v1\"\nauth_token_env = \"DOCTOR_TEST_KEY\"\n\
          [codex.providers.b]\nbase_url = \"http://127.0.0.1:2/v1\"\nauth_token = \"sk-inline-doctor-secret\"\n",
         0o644,
@@ -144,7 +144,7 @@ async fn ignored_keys_missing_variables_and_inline_secrets_in_a_readable_file() 
         find(&findings, "config.ignored_key")["message"]
             .as_str()
             .unwrap()
-            .contains("`notify`")
+            .contains("`ui`")
     );
     let missing = find(&findings, "credential.missing_env");
     assert!(
