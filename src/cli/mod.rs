@@ -4,6 +4,7 @@ mod balance;
 mod balance_view;
 mod codex;
 mod completions;
+mod config_cmd;
 mod console;
 mod console_edit;
 mod console_persist;
@@ -88,6 +89,10 @@ enum Command {
     /// Diagnose relays for Codex: what each supports, live smoke tests, the evidence they leave.
     #[command(subcommand)]
     Codex(codex::CodexCommand),
+    /// The config file: path, init, validate, import from Codex, retry profile, migrate,
+    /// JSON Schema.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// The terminal UI attached to the running helper: dashboard, routing, requests, usage,
     /// settings. Quitting it leaves the helper running (`serve` in a terminal shows the same
     /// UI itself, and quitting that stops the helper).
@@ -155,6 +160,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Notify(command) => notify::run(command),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
+        Command::Config(command) => config_cmd::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::config::edit::{ConfigEditor, NewProvider};
+use crate::config::edit::ConfigEditor;
 use crate::config::model::ProviderConfig;
+use crate::config::provider_spec::{EndpointSpec, ProviderSpec, Put};
 use crate::config::{Homes, load};
 use crate::routing::BaseUrl;
 use crate::routing::outbound::{self, EnvProxies, OutboundDefaults, OutboundSetting};
@@ -14,7 +15,7 @@ use crate::routing::outbound::{self, EnvProxies, OutboundDefaults, OutboundSetti
 #[derive(Debug, clap::Subcommand)]
 pub enum ProviderCommand {
     /// Add a relay.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List relays.
     List {
         #[arg(long)]
@@ -38,15 +39,40 @@ pub enum ProviderCommand {
 pub struct AddArgs {
     /// A short name, e.g. `monthly`.
     id: String,
-    /// The relay's base URL, e.g. `https://relay.example/v1`.
+    /// The relay's base URL, e.g. `https://relay.example/v1` (or give --endpoint).
+    #[arg(
+        long,
+        required_unless_present = "endpoints",
+        conflicts_with = "endpoints"
+    )]
+    base_url: Option<String>,
+    /// An address of the relay as NAME=URL, or NAME=URL@PRIORITY (lower is tried first;
+    /// without one, the order given). Repeatable.
+    #[arg(long = "endpoint", value_name = "NAME=URL[@PRIORITY]")]
+    endpoints: Vec<String>,
+    /// A display name.
     #[arg(long)]
-    base_url: String,
+    alias: Option<String>,
+    /// Add it switched off (not routed to until `provider enable`).
+    #[arg(long)]
+    disabled: bool,
+    /// Overwrite a provider of the same id (its place in routes is kept).
+    #[arg(long)]
+    replace: bool,
     /// Environment variable with the relay key, sent as `Authorization: Bearer`.
-    #[arg(long, conflicts_with = "api_key_env")]
+    #[arg(long, conflicts_with_all = ["api_key_env", "auth_token"])]
     auth_token_env: Option<String>,
     /// Environment variable with the relay key, sent as `X-API-Key`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "api_key")]
     api_key_env: Option<String>,
+    /// The relay key itself, sent as `Authorization: Bearer`: stored in the config file
+    /// (mode 0600); prefer --auth-token-env.
+    #[arg(long, conflicts_with = "api_key")]
+    auth_token: Option<String>,
+    /// The relay key itself, sent as `X-API-Key`: stored in the config file (mode 0600);
+    /// prefer --api-key-env.
+    #[arg(long)]
+    api_key: Option<String>,
     /// A tag such as `billing=monthly` (repeatable).
     #[arg(long = "tag", value_parser = key_value)]
     tags: Vec<(String, String)>,
@@ -79,24 +105,58 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
     };
     match command {
         ProviderCommand::Add(args) => {
-            refuse_self(&args.id, &args.base_url, &homes)?;
-            let mut editor = ConfigEditor::open(&path)?;
-            let new = NewProvider {
+            let args = *args;
+            let endpoints = args
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, e)| EndpointSpec::parse(e, i))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            for url in args
+                .base_url
+                .iter()
+                .chain(endpoints.iter().map(|e| &e.base_url))
+            {
+                refuse_self(&args.id, url, &homes)?;
+            }
+            let spec = ProviderSpec {
                 id: args.id.clone(),
+                alias: args.alias,
+                enabled: !args.disabled,
                 base_url: args.base_url,
+                endpoints,
+                auth_token: args.auth_token,
                 auth_token_env: args.auth_token_env,
+                api_key: args.api_key,
                 api_key_env: args.api_key_env,
                 tags: args.tags.into_iter().collect(),
                 model_mapping: args.model_map.into_iter().collect(),
                 supported_models: args.supported_models,
             };
-            let joined = editor.add_provider(&new)?;
+            let mut editor = ConfigEditor::open(&path)?;
+            let put = editor.put_provider(&spec, args.replace)?;
+            if spec.has_inline_secret() {
+                super::config_cmd::make_private(&path)?;
+            }
             editor.save(&crate::routing::check_config)?;
-            let route = joined
-                .map(|n| format!(" and appended to route node `{n}`"))
-                .unwrap_or_default();
-            edited(format!("Added relay `{}`{route}", args.id));
-            for var in new.auth_token_env.iter().chain(&new.api_key_env) {
+            match put {
+                Put::Added { joined } => {
+                    let route = joined
+                        .map(|n| format!(" and appended to route node `{n}`"))
+                        .unwrap_or_default();
+                    edited(format!("Added relay `{}`{route}", args.id));
+                }
+                Put::Replaced => edited(format!("Replaced relay `{}`", args.id)),
+            }
+            if spec.has_inline_secret() {
+                eprintln!(
+                    "warning: the relay key is stored in {} itself (readable only by you, mode 0600); \
+                     --auth-token-env / --api-key-env keep it out of the file",
+                    path.display()
+                );
+            }
+            for var in spec.auth_token_env.iter().chain(&spec.api_key_env) {
                 if std::env::var_os(var).is_none() {
                     println!(
                         "Note: {var} is not set in this shell; the proxy skips this relay until it runs with {var} set."

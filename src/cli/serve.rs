@@ -93,6 +93,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         super::resident::rotate_log(super::resident::log_path(&homes));
     }
     let config_path = homes.helper_config();
+    crate::config::migrate::refuse_json_only(&homes)?;
 
     if let Some(imported) = bootstrap::ensure_config(
         &config_path,

@@ -113,16 +113,7 @@ fn import_active_provider(text: &str, own_port: u16) -> Imported {
         .get("env_key")
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    let id: String = active
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let id = super::provider_spec::provider_id_from(active);
     Imported::Provider {
         id,
         base_url: base_url.to_string(),
@@ -132,7 +123,7 @@ fn import_active_provider(text: &str, own_port: u16) -> Imported {
 
 /// Whether `base_url` is the helper's own loopback listener on `own_port` (see
 /// [`crate::net::reaches_listener`]; `[::1]` counts too, a Codex may name it).
-fn points_at_self(base_url: &str, own_port: u16) -> bool {
+pub(crate) fn points_at_self(base_url: &str, own_port: u16) -> bool {
     let Ok(url) = reqwest::Url::parse(base_url.trim()) else {
         return false;
     };

@@ -71,6 +71,11 @@ impl ConfigEditor {
         self.original.as_deref()
     }
 
+    /// The document, for edits kept in files of their own (`provider_spec`, `cli::config_cmd`).
+    pub fn doc_mut(&mut self) -> &mut DocumentMut {
+        &mut self.doc
+    }
+
     /// The document as it would be written.
     pub fn text(&self) -> String {
         self.doc.to_string()

@@ -78,7 +78,8 @@ pub fn load(path: &Path) -> anyhow::Result<Option<LoadedConfig>> {
 pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
     let deserializer = toml::Deserializer::parse(text)
         .map_err(|e| ConfigError::new(path, "(file)", format!("not valid TOML: {e}")))?;
-    let config: HelperConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+    refuse_older_format(path, text)?;
+    let mut config: HelperConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
         // The full message quotes the file's line; a proxy URL's line may hold a password.
@@ -89,6 +90,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
         };
         ConfigError::new(path, key, message.trim_end().to_string())
     })?;
+    super::v5_compat::fold_auth_tables(&mut config);
     check_version(path, config.version)?;
     check_balance(path, &config.balance)?;
     let deferred_keys = deferred_keys(&config);
@@ -138,16 +140,42 @@ fn check_balance(path: &Path, balance: &BalanceSettings) -> Result<(), ConfigErr
     Ok(())
 }
 
+/// A file of the original's older formats (v1–v3) is not half-read: the one command that
+/// converts it is named instead.
+fn refuse_older_format(path: &Path, text: &str) -> Result<(), ConfigError> {
+    use super::migrate::{MIGRATE_HINT, detect};
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Ok(()); // The deserializer says what is wrong.
+    };
+    if table.is_empty() {
+        return Ok(());
+    }
+    let source = detect(&table);
+    if source.is_readable() {
+        return Ok(());
+    }
+    let version = table.get("version").and_then(toml::Value::as_integer);
+    let key = if version.is_some() {
+        "version"
+    } else {
+        "(file)"
+    };
+    Err(ConfigError::new(
+        path,
+        key,
+        format!(
+            "this is an older codex-helper config ({source}; this version reads 4 or {CURRENT_VERSION}); {MIGRATE_HINT}"
+        ),
+    ))
+}
+
 fn check_version(path: &Path, version: Option<u32>) -> Result<(), ConfigError> {
     match version {
         Some(4) | Some(CURRENT_VERSION) => Ok(()),
         Some(other) => Err(ConfigError::new(
             path,
             "version",
-            format!(
-                "version {other} is not supported; allowed: 4 or {CURRENT_VERSION} \
-                 (files from older codex-helper releases must be migrated by that release first)"
-            ),
+            format!("version {other} is not supported; allowed: 4 or {CURRENT_VERSION}"),
         )),
         None => Err(ConfigError::new(
             path,
@@ -188,6 +216,7 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
             format!("codex.profiles.{name}.station"),
         );
     }
+    keys.extend(super::v5_compat::inert_keys(&config.retry));
     keys
 }
 
@@ -289,7 +318,19 @@ children = ["monthly", "backup"]
     fn version_is_required_and_checked() {
         assert_eq!(parse_text("").unwrap_err().key, "version");
         let err = parse_text("version = 3").unwrap_err();
-        assert!(err.message.contains("allowed: 4 or 5"), "{}", err.message);
+        assert!(err.message.contains("reads 4 or 5"), "{}", err.message);
+        assert!(
+            err.message.contains("codex-helper config migrate --write"),
+            "{}",
+            err.message
+        );
+        let err =
+            parse_text("[codex]\nactive = \"a\"\n[codex.configs.a]\nupstreams = []\n").unwrap_err();
+        assert!(
+            err.message.contains("version 1 (stations)"),
+            "{}",
+            err.message
+        );
         assert!(parse_text("version = 4").is_ok());
     }
 

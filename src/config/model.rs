@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::outbound::OutboundSetting;
+use super::v5_retry::{RetryLayerConfig, StatusList};
 
 /// The config format version this build writes.
 pub const CURRENT_VERSION: u32 = 5;
@@ -17,7 +18,7 @@ pub const CURRENT_VERSION: u32 = 5;
 pub type Deferred = Option<toml::Value>;
 
 /// `~/.codex-helper/config.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HelperConfig {
     /// Format version: 5 (4 is the same shape and is accepted).
@@ -39,16 +40,19 @@ pub struct HelperConfig {
     #[serde(default)]
     pub retry: RetryConfig,
 
+    #[schemars(with = "Option<serde_json::Value>")]
     pub default_service: Deferred,
     /// `[notify]`: events for the user (long turns, failovers, exhausted relays, all blocked).
     #[serde(default)]
     pub notify: super::notify::NotifySettings,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub ui: Deferred,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub claude: Deferred,
 }
 
 /// `[codex]`: the Codex service.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodexSection {
     /// `[codex.providers.<id>]`: the user's relays.
@@ -68,7 +72,7 @@ pub struct CodexSection {
 }
 
 /// `[codex.profiles.<name>]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {
     /// Another profile this one starts from; its own keys win.
@@ -77,11 +81,12 @@ pub struct ProfileConfig {
     pub reasoning_effort: Option<String>,
     pub service_tier: Option<String>,
     /// The original's station binding, dropped by its own migration: read, not acted on.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub station: Deferred,
 }
 
 /// `[codex.providers.<id>]`: one relay account, reachable at one or more endpoints.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Display name.
@@ -98,6 +103,8 @@ pub struct ProviderConfig {
     pub api_key: Option<String>,
     /// Name of an environment variable holding the `X-API-Key` value.
     pub api_key_env: Option<String>,
+    /// The original's `[…auth]` table of the keys above (they win over it).
+    pub auth: Option<super::v5_auth::ProviderAuth>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// Models this provider serves (exact or single-`*` wildcard). Empty means all.
@@ -118,7 +125,7 @@ pub struct ProviderConfig {
 }
 
 /// `limits`: how many requests may be in flight at once.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// More than this and a request goes to the next candidate. Must be at least 1.
@@ -128,7 +135,7 @@ pub struct Limits {
 }
 
 /// `[codex.providers.<id>.endpoints.<id>]`: one address of a provider.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
     pub base_url: String,
@@ -152,7 +159,7 @@ pub struct EndpointConfig {
 }
 
 /// `[codex.routing]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
     #[serde(default = "main_node")]
@@ -182,7 +189,9 @@ impl std::fmt::Display for AffinityPolicy {
 }
 
 /// `[codex.routing] affinity_policy`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AffinityPolicy {
     /// No stickiness: always the best available candidate.
@@ -197,7 +206,7 @@ pub enum AffinityPolicy {
 }
 
 /// `[codex.routing.routes.<node>]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteNode {
     #[serde(default)]
@@ -206,6 +215,7 @@ pub struct RouteNode {
     #[serde(default)]
     pub children: Vec<String>,
     /// Free-form notes; not used for routing.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub metadata: Option<toml::Value>,
     /// `manual-sticky`: the one provider, node or `provider.endpoint` to use.
     pub target: Option<String>,
@@ -221,7 +231,7 @@ pub struct RouteNode {
 }
 
 /// `on_exhausted` of a `tag-preferred` node.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnExhausted {
     #[default]
@@ -230,7 +240,7 @@ pub enum OnExhausted {
 }
 
 /// `when` of a `conditional` node: every field that is set must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct When {
     /// Exact, case-sensitive.
@@ -255,7 +265,7 @@ impl When {
 }
 
 /// How a route node orders its children.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     #[default]
@@ -266,7 +276,7 @@ pub enum Strategy {
 }
 
 /// `[proxy]`: how the proxy talks to clients and upstreams.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxySettings {
     /// Time allowed to open a connection to an upstream before trying the next one.
@@ -320,7 +330,7 @@ impl Default for ProxySettings {
 }
 
 /// What the proxy does with a compressed request body.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BodyEncodingMode {
     /// Decode it, so the body can be read and relays that only take plain JSON get plain JSON.
@@ -371,7 +381,7 @@ fn main_node() -> String {
 }
 
 /// `[retry]`: retry and failover policy. A `profile` sets every value; keys set here override it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     #[serde(default)]
@@ -393,10 +403,37 @@ pub struct RetryConfig {
     pub cloudflare_challenge_cooldown_secs: Option<u64>,
     /// A streamed reply is held until its first real event; this long without one fails over.
     pub first_event_timeout_ms: Option<u64>,
+
+    // The original codex-helper's v5 names (see `v5_retry` and `routing::retry::rules`).
+    /// Tries on the same endpoint, and what they act on.
+    pub upstream: Option<RetryLayerConfig>,
+    /// Failing over to the next candidate, and what it acts on.
+    pub provider: Option<RetryLayerConfig>,
+    /// Statuses handed back to the client as they are (unless a layer's `on_class` names the
+    /// failure's class).
+    pub never_on_status: Option<StatusList>,
+    /// Failure classes handed back to the client as they are.
+    #[schemars(with = "Option<Vec<super::v5_retry::ClassName>>")]
+    pub never_on_class: Option<Vec<String>>,
+    /// Cooldown after a Cloudflare 524 (origin timeout); unset: the growing cooldown.
+    pub cloudflare_timeout_cooldown_secs: Option<u64>,
+    /// The original's name for `cooldown_secs`.
+    pub transport_cooldown_secs: Option<u64>,
+    /// The original's name for `cooldown_factor`.
+    pub cooldown_backoff_factor: Option<f64>,
+    /// The original's name for `cooldown_max_secs`.
+    pub cooldown_backoff_max_secs: Option<u64>,
+    /// Legacy multi-station failover switch: no effect on route graphs (as in the original).
+    pub allow_cross_station_before_first_output: Option<bool>,
+    /// `[retry.reasoning_guard]` of later original releases: read, not acted on.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub reasoning_guard: Deferred,
 }
 
 /// Named sets of retry values.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RetryProfile {
     /// One retry on the same endpoint, then fail over.
@@ -411,7 +448,7 @@ pub enum RetryProfile {
 }
 
 /// `[ledger]`: where requests are recorded and for how long.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerSettings {
     /// `false` records nothing (the log line is still written).
@@ -439,7 +476,7 @@ impl Default for LedgerSettings {
 
 /// `[balance]`: when relays' balances are looked up and how long exhaustion keeps a relay out
 /// of routing. Which adapter reads which relay is in `usage_providers.json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BalanceSettings {
     /// `false`: no balance is ever looked up (and none takes a relay out of routing).
@@ -477,7 +514,7 @@ impl Default for BalanceSettings {
 }
 
 /// `[codex.client_patch]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPatchConfig {
     /// `default`, `chatgpt-bridge`, `imagegen-bridge`, `official-relay` or `official-imagegen`.
@@ -488,7 +525,9 @@ pub struct ClientPatchConfig {
     pub responses_websocket: bool,
     /// `auto`, `local`, `remote-v1` or `remote-v2`.
     pub compaction: Option<String>,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub translate_models: Deferred,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub hosted_image_generation: Deferred,
 }
 

@@ -10,7 +10,9 @@ use serde::Deserialize;
 type Deferred = Option<toml::Value>;
 
 /// What can be notified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A Codex turn that took at least `min_turn_secs` (through `notify codex`).
@@ -43,7 +45,7 @@ impl EventKind {
 }
 
 /// `[notify]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifySettings {
     /// Nothing is notified unless this is `true`.
@@ -66,13 +68,19 @@ pub struct NotifySettings {
 
     // The original codex-helper's keys.
     /// `system = { enabled = bool }`: its toast switch.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub system: Deferred,
     /// `exec = { enabled = bool, command = [..] | ".." }`: its command.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub exec: Deferred,
     pub min_duration_ms: Option<u64>,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub merge_window_ms: Deferred,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub global_cooldown_ms: Deferred,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub per_thread_cooldown_ms: Deferred,
+    #[schemars(with = "Option<serde_json::Value>")]
     pub recent_search_window_ms: Deferred,
 }
 

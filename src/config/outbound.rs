@@ -94,6 +94,19 @@ pub enum OutboundSetting {
     Proxy(ProxyUrl),
 }
 
+impl schemars::JsonSchema for OutboundSetting {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OutboundSetting".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "\"direct\", \"env\", or a proxy URL: http://host:port, https://…, socks5://…, socks5h://…"
+        })
+    }
+}
+
 impl TryFrom<String> for OutboundSetting {
     type Error = String;
 

@@ -262,8 +262,8 @@ impl Reply {
     }
 }
 
-/// Classify a non-2xx reply: a client error goes back as the relay sent it (should the policy
-/// say so); anything else is a failure with its class, `Retry-After` and a short preview.
+/// Classify a non-2xx reply: one the retry policy hands back goes to the client as the relay
+/// sent it; anything else is a failure with its class, `Retry-After` and a short preview.
 async fn failed_status(
     state: &ProxyState,
     plan: &Plan,
@@ -291,22 +291,28 @@ async fn failed_status(
         &reply.content_type,
         &body_text,
     );
-    if class == FailureClass::ClientError {
-        let failure = Failure {
-            class,
-            retry_after_ms: None,
-        };
+    let failure = Failure {
+        class,
+        retry_after_ms: retry_after_ms(header(header::RETRY_AFTER)),
+        status: Some(reply.status.as_u16()),
+    };
+    // A reply the retry policy may hand back is kept whole (a client error, or what
+    // `[retry]` lists send back as it is).
+    if plan.retry.hands_back_at_once(&failure) {
         let answer = Some(reply.answer(AnswerBody::Whole(body)));
         return (reply.responded(), Tried::Failed { failure, answer });
     }
-    let retry_after = retry_after_ms(header(header::RETRY_AFTER));
+    let answer = plan
+        .retry
+        .may_hand_back(&failure)
+        .then(|| reply.answer(AnswerBody::Whole(body.clone())));
     let outcome = AttemptOutcome::FailedStatus {
         status: reply.status.as_u16(),
         class,
-        retry_after_secs: retry_after.map(|ms| ms.div_ceil(1000)),
+        retry_after_secs: failure.retry_after_ms.map(|ms| ms.div_ceil(1000)),
         body_preview: preview(&body_text),
     };
-    (outcome, failed(class, retry_after))
+    (outcome, Tried::Failed { failure, answer })
 }
 
 /// Classify a 2xx event stream by its first real event (see [`hold_until_first_event`]).
@@ -383,6 +389,7 @@ fn failed(class: FailureClass, retry_after_ms: Option<u64>) -> Tried {
         failure: Failure {
             class,
             retry_after_ms,
+            status: None,
         },
         answer: None,
     }

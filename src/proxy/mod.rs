@@ -96,7 +96,7 @@ impl Plan {
         Ok(Self {
             redactor: Arc::new(Redactor::new(secrets)),
             graph,
-            retry: RetryPolicy::from_config(&loaded.config.retry),
+            retry: RetryPolicy::resolve(&loaded.config.retry, &loaded.path)?,
             profiles,
             config_fingerprint: loaded.fingerprint,
         })

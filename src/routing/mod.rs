@@ -29,5 +29,8 @@ pub fn check_config(loaded: &crate::config::LoadedConfig) -> Result<(), String> 
     compile(&loaded.config.codex, &loaded.path, &|_| None, &outbound)
         .and_then(|_| overrides::profiles::compile(&loaded.config.codex, &loaded.path))
         .map(drop)
+        .map_err(|e| e.to_string())?;
+    retry::RetryPolicy::resolve(&loaded.config.retry, &loaded.path)
+        .map(drop)
         .map_err(|e| e.to_string())
 }

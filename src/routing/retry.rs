@@ -10,6 +10,9 @@ use crate::config::model::{RetryConfig, RetryProfile};
 
 use super::health::CooldownPolicy;
 
+pub mod rules;
+use rules::RetryRules;
+
 /// The resolved `[retry]` values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -21,7 +24,12 @@ pub struct RetryPolicy {
     pub retry_after_max_ms: u64,
     pub cooldown: CooldownPolicy,
     pub cloudflare_challenge_cooldown_secs: u64,
+    /// Cooldown after a Cloudflare 524; `None`: like any retryable failure.
+    pub cloudflare_timeout_cooldown_secs: Option<u64>,
     pub first_event_timeout_ms: u64,
+    /// Which statuses and classes are retried, failed over or handed back (see
+    /// [`rules`]).
+    pub rules: RetryRules,
 }
 
 impl RetryPolicy {
@@ -68,7 +76,9 @@ impl RetryPolicy {
                 max_secs: 600,
             },
             cloudflare_challenge_cooldown_secs: 300,
+            cloudflare_timeout_cooldown_secs: None,
             first_event_timeout_ms: 45_000,
+            rules: RetryRules::default(),
         };
         match profile {
             RetryProfile::Balanced => balanced,
@@ -108,49 +118,72 @@ impl RetryPolicy {
     /// What to do after attempt number `attempt` (1-based) on one endpoint failed with `failure`.
     /// `jitter` is a number in [0, 1) (random in production, fixed in tests).
     pub fn decide(&self, failure: &Failure, attempt: u32, jitter: f64) -> Action {
-        match failure.class {
-            FailureClass::ClientError => Action::Return,
-            FailureClass::UnsupportedModel | FailureClass::ImageGenerationMissingResult => {
-                Action::Failover {
-                    cooldown: Cooldown::None,
-                }
+        if self.rules.never(failure) {
+            return Action::Return;
+        }
+        let cooldown = self.cooldown_after(failure);
+        if self.rules.retry_same(failure) {
+            let wait_too_long = failure
+                .retry_after_ms
+                .is_some_and(|wait| wait > self.retry_after_max_ms);
+            if attempt < self.same_upstream_attempts && !wait_too_long {
+                let backoff = self
+                    .backoff_ms
+                    .saturating_mul(1 << (attempt.max(1) - 1).min(16))
+                    .min(self.backoff_max_ms.max(self.backoff_ms));
+                let delay = failure.retry_after_ms.unwrap_or(backoff);
+                return Action::RetrySame {
+                    delay_ms: delay + (self.jitter_ms as f64 * jitter.clamp(0.0, 1.0)) as u64,
+                };
             }
-            FailureClass::CloudflareChallenge => Action::Failover {
-                cooldown: Cooldown::Fixed(self.cloudflare_challenge_cooldown_secs * 1000),
-            },
+        }
+        if self.rules.fail_over(failure) {
+            Action::Failover { cooldown }
+        } else {
+            Action::Return
+        }
+    }
+
+    /// Whether `failure`'s reply may end up with the client as it is (so it must be kept).
+    pub fn may_hand_back(&self, failure: &Failure) -> bool {
+        failure.status.is_some() && (self.rules.never(failure) || !self.rules.fail_over(failure))
+    }
+
+    /// Whether `failure`'s reply goes to the client on the first try, without a retry.
+    pub fn hands_back_at_once(&self, failure: &Failure) -> bool {
+        failure.status.is_some()
+            && (self.rules.never(failure)
+                || (!self.rules.fail_over(failure) && !self.rules.retry_same(failure)))
+    }
+
+    /// How long the endpoint cools down when the request fails over from it.
+    fn cooldown_after(&self, failure: &Failure) -> Cooldown {
+        // A relay that says when it is ready again is believed: that is its cooldown.
+        let told = failure
+            .retry_after_ms
+            .map_or(Cooldown::Growing, Cooldown::Fixed);
+        match failure.class {
+            FailureClass::UnsupportedModel | FailureClass::ImageGenerationMissingResult => {
+                Cooldown::None
+            }
+            FailureClass::CloudflareChallenge => {
+                Cooldown::Fixed(self.cloudflare_challenge_cooldown_secs * 1000)
+            }
+            FailureClass::CloudflareTimeout => self
+                .cloudflare_timeout_cooldown_secs
+                .map_or(told, |secs| Cooldown::Fixed(secs * 1000)),
             FailureClass::Auth
             | FailureClass::ForwardingLoop
             | FailureClass::Connect
             | FailureClass::HeaderTimeout
             | FailureClass::FirstEventTimeout
-            | FailureClass::PreambleTooLarge => Action::Failover {
-                cooldown: Cooldown::Growing,
-            },
+            | FailureClass::PreambleTooLarge => Cooldown::Growing,
             FailureClass::RateLimited
             | FailureClass::ServerError
-            | FailureClass::CloudflareTimeout
             | FailureClass::Transport
             | FailureClass::FailedInStream
-            | FailureClass::EmptyStream => {
-                // A relay that says when it is ready again is believed: that is its cooldown.
-                let cooldown = failure
-                    .retry_after_ms
-                    .map_or(Cooldown::Growing, Cooldown::Fixed);
-                let wait_too_long = failure
-                    .retry_after_ms
-                    .is_some_and(|wait| wait > self.retry_after_max_ms);
-                if attempt >= self.same_upstream_attempts || wait_too_long {
-                    return Action::Failover { cooldown };
-                }
-                let backoff = self
-                    .backoff_ms
-                    .saturating_mul(1 << (attempt - 1).min(16))
-                    .min(self.backoff_max_ms.max(self.backoff_ms));
-                let delay = failure.retry_after_ms.unwrap_or(backoff);
-                Action::RetrySame {
-                    delay_ms: delay + (self.jitter_ms as f64 * jitter.clamp(0.0, 1.0)) as u64,
-                }
-            }
+            | FailureClass::EmptyStream
+            | FailureClass::ClientError => told,
         }
     }
 }
@@ -252,6 +285,9 @@ pub struct Failure {
     pub class: FailureClass,
     /// From `Retry-After`, when the relay sent one.
     pub retry_after_ms: Option<u64>,
+    /// The reply's HTTP status, when there is a reply that could go to the client as it is
+    /// (a non-2xx); `None` for a failure without one (connect error, broken stream).
+    pub status: Option<u16>,
 }
 
 /// How long to cool an endpoint down after failing over from it.
@@ -351,10 +387,51 @@ pub fn retry_after_ms(value: Option<&str>) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// A failure of `class`, with a status typical of it when it comes with a reply.
     fn fail(class: FailureClass) -> Failure {
+        let status = match class {
+            FailureClass::RateLimited => Some(429),
+            FailureClass::ServerError => Some(502),
+            FailureClass::Auth => Some(401),
+            FailureClass::CloudflareTimeout => Some(524),
+            FailureClass::CloudflareChallenge => Some(403),
+            FailureClass::UnsupportedModel | FailureClass::ClientError => Some(400),
+            FailureClass::ForwardingLoop => Some(508),
+            _ => None,
+        };
         Failure {
             class,
             retry_after_ms: None,
+            status,
+        }
+    }
+
+    #[test]
+    fn every_class_keeps_its_built_in_decision() {
+        // Without the original's lists, each class is decided as before they existed.
+        let p = RetryPolicy::profile(RetryProfile::Balanced);
+        let retried = [
+            FailureClass::RateLimited,
+            FailureClass::ServerError,
+            FailureClass::CloudflareTimeout,
+            FailureClass::Transport,
+            FailureClass::FailedInStream,
+            FailureClass::EmptyStream,
+        ];
+        for class in FailureClass::ALL {
+            let first = p.decide(&fail(class), 1, 0.0);
+            let last = p.decide(&fail(class), 2, 0.0);
+            if class == FailureClass::ClientError {
+                assert_eq!((first, last), (Action::Return, Action::Return));
+                assert!(p.hands_back_at_once(&fail(class)));
+            } else if retried.contains(&class) {
+                assert!(matches!(first, Action::RetrySame { .. }), "{class:?}");
+                assert!(matches!(last, Action::Failover { .. }), "{class:?}");
+            } else {
+                assert_eq!(first, last, "{class:?}");
+                assert!(matches!(first, Action::Failover { .. }), "{class:?}");
+                assert!(!p.may_hand_back(&fail(class)), "{class:?}");
+            }
         }
     }
 
@@ -414,6 +491,7 @@ mod tests {
         let short = Failure {
             class: FailureClass::RateLimited,
             retry_after_ms: Some(1_000),
+            status: Some(429),
         };
         assert_eq!(
             p.decide(&short, 1, 0.0),
@@ -422,6 +500,7 @@ mod tests {
         let long = Failure {
             class: FailureClass::RateLimited,
             retry_after_ms: Some(60_000),
+            status: Some(429),
         };
         assert_eq!(
             p.decide(&long, 1, 0.0),
