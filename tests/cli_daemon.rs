@@ -1,5 +1,6 @@
 //! Resident mode with the real binary: `serve --resident`, `daemon status|stop|restart`, a
-//! second start refused, and a restart that keeps a session's affinity and a relay's cooldown.
+//! second start refused, and a restart that keeps a session's affinity, a relay's cooldown and
+//! a balance.
 //! Loopback ports only; every wait bounded; the helper is killed at the end even on failure.
 
 mod support;
@@ -185,23 +186,61 @@ async fn a_stale_announcement_does_not_block_a_start() {
 }
 
 #[tokio::test]
-async fn a_restart_keeps_affinity_and_cooldowns() {
+async fn a_restart_keeps_affinity_cooldowns_and_balances() {
     let cleanup = Cleanup::default();
     let a = MockRelay::start("a").await;
     let b = MockRelay::start("b").await;
     a.always(Some(Fault::status(500)));
+    // b's balance: looked up once, when asked (never at start), so a restart must keep it.
+    b.answer_get(
+        "/v1/usage",
+        200,
+        r#"{"isValid": true, "mode": "quota_limited", "remaining": 7.25, "quota": {"limit": 20, "used": 12.75, "remaining": 7.25}}"#,
+    );
     let homes = Homes::new();
     std::fs::write(
         homes.helper_config(),
         format!(
-            "version = 5\n{}",
-            providers(&[("a", &a.base_url()), ("b", &b.base_url())])
+            "version = 5\n{}[balance]\nrefresh_on_start = false\nrequest_refresh_delay_ms = 3600000\n",
+            // b's own key: its balance is looked up with it.
+            providers(&[("a", &a.base_url()), ("b", &b.base_url())]).replace(
+                "[codex.providers.b]\n",
+                "[codex.providers.b]\nauth_token = \"sk-daemon-b-0123456789\"\n"
+            )
         ),
     )
     .unwrap();
     let first = start(&homes, &cleanup, &[]).await;
     let url = proxy_url(&homes).await;
     assert_eq!(turn(&url, "kept-session").await, "b", "a fails, b answers");
+    let admin = |json: &Value| {
+        format!(
+            "http://{}/__codex_helper/api/v1",
+            json["admin"].as_str().unwrap()
+        )
+    };
+    let b_balance = |balances: &Value| {
+        balances["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["endpoint"] == "b.default")
+            .cloned()
+            .unwrap_or_else(|| panic!("no b.default in {balances}"))
+    };
+    let (_, json) = status(&homes).await;
+    let refreshed: Value = client()
+        .post(format!("{}/providers/balances/refresh", admin(&json)))
+        .json(&serde_json::json!({"provider_id": "b"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(b_balance(&refreshed)["status"], "ok", "{refreshed}");
+    let lookups = b.hits_on("/v1/usage");
+    assert!(lookups >= 1, "b's balance was looked up");
     let (ok, before) = run(&homes, &["routing", "explain", "--session", "kept-session"]).await;
     assert!(ok && before.contains("cooling down"), "{before}");
 
@@ -249,6 +288,23 @@ async fn a_restart_keeps_affinity_and_cooldowns() {
         .find(|s| s.to_string().contains("kept-session"))
         .unwrap_or_else(|| panic!("no kept-session in {sessions}"));
     assert!(kept.to_string().contains("b.default"), "{kept}");
+    // b's balance came back with the new process, without asking b again.
+    let balances: Value = client()
+        .get(format!("{}/providers/balances", admin(&json)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept_balance = b_balance(&balances);
+    assert_eq!(kept_balance["status"], "ok", "{balances}");
+    assert!(kept_balance.to_string().contains("7.25"), "{kept_balance}");
+    assert_eq!(
+        b.hits_on("/v1/usage"),
+        lookups,
+        "not looked up again after the restart"
+    );
     let hits_on_a = a.hits();
     a.always(None);
     assert_eq!(turn(&proxy_url(&homes).await, "kept-session").await, "b");
