@@ -3,6 +3,7 @@
 mod balance;
 mod balance_view;
 mod codex;
+mod codex_sessions;
 mod console;
 mod console_edit;
 mod console_persist;
@@ -64,7 +65,7 @@ enum Command {
     /// Point Codex at codex-helper, or put its own settings back.
     #[command(subcommand)]
     Switch(switch::SwitchCommand),
-    /// Codex's recorded threads (retag them to another provider id).
+    /// Codex's recorded threads: list, search, resume the last, read a transcript, retag.
     #[command(subcommand)]
     Session(session::SessionCommand),
     /// What requests cost and how they went, from the ledger.
