@@ -200,6 +200,13 @@ fn output_text(output: Option<Value>) -> String {
     }
 }
 
+/// Whether a line can be a rollout record at all (a JSON object), without reading it: lines
+/// passed over unread by a filter are still counted when they are broken.
+pub fn looks_like_record(line: &[u8]) -> bool {
+    let line = line.trim_ascii();
+    line.first() == Some(&b'{') && line.last() == Some(&b'}')
+}
+
 /// Whether a user message is context Codex injects (environment, AGENTS.md, instructions)
 /// rather than something the user typed.
 pub fn is_injected_context(text: &str) -> bool {

@@ -102,12 +102,13 @@ pub fn count_turns(path: &Path, skipped: &mut Skipped) -> Turns {
     let Ok(file) = std::fs::File::open(path) else {
         return Turns::default();
     };
-    let user = memmem::Finder::new(b"\"payload\":{\"type\":\"user_message\"");
+    let user = memmem::Finder::new(b"\"user_message\"");
+    let event = memmem::Finder::new(b"\"event_msg\"");
     let assistant = memmem::Finder::new(b"\"role\":\"assistant\"");
     let mut lines = BoundedLines::new(file, LINE_CAP);
     let mut turns = Turns::default();
     while let Ok(Some(line)) = lines.next_line() {
-        if user.find(line).is_some() {
+        if user.find(line).is_some() && event.find(line).is_some() {
             turns.user += 1;
         } else if assistant.find(line).is_some() {
             turns.assistant += 1;

@@ -78,7 +78,8 @@ pub fn search(query: &SearchQuery) -> anyhow::Result<SearchResult> {
         if result.hits.len() >= query.limit {
             break;
         }
-        let Some(head) = head::read(&file.path, &mut skipped) else {
+        // The whole file is read below: its bad lines are counted there.
+        let Some(head) = head::read(&file.path, &mut Skipped::default()) else {
             continue;
         };
         if let Some(m) = &mut matcher {
@@ -94,6 +95,10 @@ pub fn search(query: &SearchQuery) -> anyhow::Result<SearchResult> {
         let mut lines = BoundedLines::new(reader, LINE_CAP);
         let mut hit: Option<Hit> = None;
         while let Ok(Some(line)) = lines.next_line() {
+            if !entry::looks_like_record(line) {
+                skipped.0 += u64::from(!line.trim_ascii().is_empty());
+                continue;
+            }
             let message_line = if user_events {
                 memmem::find(line, b"\"user_message\"").is_some()
                     || memmem::find(line, b"\"assistant\"").is_some()
