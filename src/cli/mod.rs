@@ -23,6 +23,7 @@ mod switch;
 mod switch_live;
 mod tui;
 mod usage;
+mod usage_reprice;
 mod usage_source;
 
 use clap::{Parser, Subcommand, ValueEnum};
