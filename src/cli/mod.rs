@@ -3,6 +3,7 @@
 mod balance;
 mod balance_view;
 mod codex;
+mod codex_sessions;
 mod completions;
 mod config_cmd;
 mod console;
@@ -30,6 +31,7 @@ mod switch;
 mod switch_live;
 mod tui;
 mod usage;
+mod usage_reprice;
 mod usage_source;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -72,7 +74,7 @@ enum Command {
     /// Point Codex at codex-helper, or put its own settings back.
     #[command(subcommand)]
     Switch(switch::SwitchCommand),
-    /// Codex's recorded threads (retag them to another provider id).
+    /// Codex's recorded threads: list, search, resume the last, read a transcript, retag.
     #[command(subcommand)]
     Session(session::SessionCommand),
     /// What requests cost and how they went, from the ledger.

@@ -2,6 +2,7 @@
 
 use anyhow::bail;
 
+use super::codex_sessions::{self, BrowseCommand};
 use crate::codex::redirect::BUILTIN_OPENAI;
 use crate::codex::{sessions, text};
 use crate::config::Homes;
@@ -27,11 +28,14 @@ pub enum SessionCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Browse(BrowseCommand),
 }
 
 pub fn run(command: SessionCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     match command {
+        SessionCommand::Browse(command) => codex_sessions::run(&homes, command),
         SessionCommand::Retag {
             from,
             to,

@@ -61,6 +61,9 @@ pub enum UsageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Recompute stored costs with the prices in force (after a price change, or prices
+    /// added for models the ledger could not price), by each response's service tier.
+    Reprice(super::usage_reprice::RepriceArgs),
     /// Import the original codex-helper's request log (safe to run again).
     Import {
         /// Default: ~/.codex-helper/logs/requests.jsonl.
@@ -74,6 +77,9 @@ pub enum UsageCommand {
 pub fn run(command: UsageCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let path = homes.ledger();
+    if let UsageCommand::Reprice(args) = command {
+        return super::usage_reprice::run(&homes, args);
+    }
     if let UsageCommand::Import { file, json } = command {
         let file = file.unwrap_or_else(|| homes.helper.join("logs").join("requests.jsonl"));
         let reader = std::io::BufReader::new(
@@ -280,7 +286,7 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        UsageCommand::Import { .. } => unreachable!("handled above"),
+        UsageCommand::Import { .. } | UsageCommand::Reprice(_) => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -377,5 +383,14 @@ pub fn pricing_list(json: bool) -> anyhow::Result<()> {
             price.input, price.cached_input, price.output
         );
     }
+    let tiers: Vec<String> = book
+        .tiers()
+        .iter()
+        .map(|(tier, m)| format!("{tier} × {m}"))
+        .collect();
+    println!(
+        "Service tiers (as each response reports it; others at the standard price): {}",
+        tiers.join(", ")
+    );
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod patch;
 pub mod preset;
 pub mod redirect;
 pub mod remote_control;
+pub mod rollouts;
 pub mod sessions;
 pub mod switch;
 pub mod text;

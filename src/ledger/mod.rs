@@ -10,6 +10,7 @@ pub mod import;
 pub mod pricing;
 pub mod query;
 pub mod report;
+pub mod reprice;
 pub mod row;
 pub mod series;
 pub mod store;

@@ -4,6 +4,12 @@
 //! Cached input tokens are counted inside input tokens (as Codex and the Responses API count
 //! them): cost = (input − cached) × input price + cached × cached-input price + output × output
 //! price. Reasoning tokens are part of output tokens.
+//!
+//! Service tiers: OpenAI bills a response by the tier it says it was processed in
+//! (`response.service_tier`): `flex` at half the standard price, `priority` at a premium
+//! (twice the standard price for the GPT-5 family), `default`/`auto` at the standard price.
+//! The tier's multiplier applies on top of the model's price and the provider's multiplier;
+//! `[service_tiers]` in `pricing_overrides.toml` replaces a built-in multiplier or adds one.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,6 +53,9 @@ const BUILT_IN: &[(&str, f64, f64, f64)] = &[
     ("o3", 2.00, 0.50, 8.00),
     ("o4-mini", 1.10, 0.275, 4.40),
 ];
+
+/// Built-in service-tier multipliers (tiers not listed cost the standard price).
+const BUILT_IN_TIERS: &[(&str, f64)] = &[("flex", 0.5), ("priority", 2.0)];
 
 /// Reasoning-effort suffixes some relays append to model names.
 const EFFORT_SUFFIXES: [&str; 5] = ["-minimal", "-low", "-medium", "-high", "-xhigh"];
@@ -95,6 +104,9 @@ impl<'de> Deserialize<'de> for Amount {
 struct OverridesFile {
     #[serde(default)]
     models: BTreeMap<String, OverrideRow>,
+    /// Tier name → multiplier of the standard price.
+    #[serde(default)]
+    service_tiers: BTreeMap<String, Amount>,
 }
 
 /// The price table in force.
@@ -103,6 +115,8 @@ pub struct PriceBook {
     /// Lower-cased model (or pattern with one `*`) → price, from the overrides file.
     overrides: BTreeMap<String, Price>,
     overrides_file: Option<String>,
+    /// Lower-cased tier → multiplier, from the overrides file (over [`BUILT_IN_TIERS`]).
+    tiers: BTreeMap<String, f64>,
 }
 
 /// A priced request.
@@ -156,9 +170,21 @@ impl PriceBook {
                 anyhow::bail!("`models.{model}` is listed twice (names are case-insensitive)");
             }
         }
+        let mut tiers = BTreeMap::new();
+        for (tier, multiplier) in file.service_tiers {
+            if tiers
+                .insert(tier.trim().to_ascii_lowercase(), multiplier.0)
+                .is_some()
+            {
+                anyhow::bail!(
+                    "`service_tiers.{tier}` is listed twice (names are case-insensitive)"
+                );
+            }
+        }
         Ok(Self {
             overrides,
             overrides_file: Some("pricing_overrides.toml".into()),
+            tiers,
         })
     }
 
@@ -196,19 +222,56 @@ impl PriceBook {
     /// The cost of `usage` for `model`, times the provider's `multiplier`. `None` when the
     /// model has no price (never a made-up zero).
     pub fn cost(&self, model: &str, usage: &Usage, multiplier: f64) -> Option<Cost> {
+        self.cost_in_tier(model, usage, multiplier, None)
+    }
+
+    /// The multiplier of a service tier: the overrides file's, else the built-in one, else 1
+    /// (`default`, `auto` and tiers without a price of their own cost the standard price).
+    pub fn tier_multiplier(&self, tier: &str) -> f64 {
+        let tier = tier.trim().to_ascii_lowercase();
+        self.tiers
+            .get(&tier)
+            .copied()
+            .or_else(|| BUILT_IN_TIERS.iter().find(|t| t.0 == tier).map(|t| t.1))
+            .unwrap_or(1.0)
+    }
+
+    /// Every service tier with a multiplier of its own, for `pricing list`.
+    pub fn tiers(&self) -> Vec<(String, f64)> {
+        let mut tiers: BTreeMap<String, f64> = BUILT_IN_TIERS
+            .iter()
+            .map(|(name, m)| (name.to_string(), *m))
+            .collect();
+        tiers.extend(self.tiers.clone());
+        tiers.into_iter().collect()
+    }
+
+    /// [`PriceBook::cost`] for a response processed in service `tier` (as the response says).
+    pub fn cost_in_tier(
+        &self,
+        model: &str,
+        usage: &Usage,
+        multiplier: f64,
+        tier: Option<&str>,
+    ) -> Option<Cost> {
         let (price, source) = self.price(model)?;
+        let tier_multiplier = tier.map_or(1.0, |t| self.tier_multiplier(t));
         let cached = usage.cached_input_tokens.min(usage.input_tokens);
         let fresh = usage.input_tokens - cached;
         let usd = (fresh as f64 * price.input
             + cached as f64 * price.cached_input
             + usage.output_tokens as f64 * price.output)
             / 1e6
-            * multiplier;
-        let source = if (multiplier - 1.0).abs() > f64::EPSILON {
+            * multiplier
+            * tier_multiplier;
+        let mut source = if (multiplier - 1.0).abs() > f64::EPSILON {
             format!("{source} × {multiplier}")
         } else {
             source
         };
+        if let Some(tier) = tier.filter(|_| (tier_multiplier - 1.0).abs() > f64::EPSILON) {
+            source = format!("{source} × {tier_multiplier} ({tier} tier)");
+        }
         Some(Cost { usd, source })
     }
 
@@ -322,6 +385,42 @@ mod tests {
         let cost = book.cost("gpt-5.4", &usage(1_000_000, 0, 0), 0.5).unwrap();
         assert!((cost.usd - 1.25).abs() < 1e-9);
         assert!(cost.source.ends_with("× 0.5"));
+    }
+
+    #[test]
+    fn service_tiers_scale_the_price_and_can_be_overridden() {
+        let book = PriceBook::built_in();
+        let base = book.cost("gpt-5.4", &usage(1_000_000, 0, 0), 1.0).unwrap();
+        assert!((base.usd - 2.5).abs() < 1e-9);
+        let flex = book
+            .cost_in_tier("gpt-5.4", &usage(1_000_000, 0, 0), 1.0, Some("flex"))
+            .unwrap();
+        assert!((flex.usd - 1.25).abs() < 1e-9);
+        assert_eq!(flex.source, format!("{BUILT_IN_SOURCE} × 0.5 (flex tier)"));
+        let priority = book
+            .cost_in_tier("gpt-5.4", &usage(1_000_000, 0, 0), 0.5, Some("Priority"))
+            .unwrap();
+        assert!((priority.usd - 2.5).abs() < 1e-9, "provider × tier");
+        for standard in ["default", "auto", "scale"] {
+            let cost = book
+                .cost_in_tier("gpt-5.4", &usage(1_000_000, 0, 0), 1.0, Some(standard))
+                .unwrap();
+            assert_eq!(cost, base, "{standard}");
+        }
+        let custom =
+            PriceBook::from_overrides("[service_tiers]\npriority = \"1.75\"\nscale = 3\n").unwrap();
+        assert_eq!(custom.tier_multiplier("priority"), 1.75);
+        assert_eq!(custom.tier_multiplier("SCALE"), 3.0);
+        assert_eq!(custom.tier_multiplier("flex"), 0.5, "built-in kept");
+        assert_eq!(
+            custom.tiers(),
+            vec![
+                ("flex".into(), 0.5),
+                ("priority".into(), 1.75),
+                ("scale".into(), 3.0)
+            ]
+        );
+        assert!(PriceBook::from_overrides("[service_tiers]\nflex = -1\n").is_err());
     }
 
     #[test]

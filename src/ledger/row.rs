@@ -44,6 +44,11 @@ pub struct LedgerRow {
     pub bytes_out: u64,
     pub cost_usd: Option<f64>,
     pub price_source: Option<String>,
+    /// The service tier the response reported (`response.service_tier`).
+    pub service_tier: Option<String>,
+    /// The provider's `price_multiplier` the cost was computed with (`None` in rows recorded
+    /// before it was kept, and in imported ones).
+    pub price_multiplier: Option<f64>,
 }
 
 impl LedgerRow {
@@ -60,9 +65,14 @@ impl LedgerRow {
             .model_sent
             .as_deref()
             .or(record.model_requested.as_deref());
-        let cost = usage
-            .zip(priced_model)
-            .and_then(|(usage, model)| prices.cost(model, &usage, record.price_multiplier));
+        let cost = usage.zip(priced_model).and_then(|(usage, model)| {
+            prices.cost_in_tier(
+                model,
+                &usage,
+                record.price_multiplier,
+                record.service_tier.as_deref(),
+            )
+        });
         let error_class = match outcome {
             Outcome::Completed => None,
             other => Some(
@@ -122,6 +132,8 @@ impl LedgerRow {
             bytes_out: record.bytes_out,
             cost_usd: cost.as_ref().map(|c| c.usd),
             price_source: cost.map(|c| c.source),
+            service_tier: record.service_tier.clone(),
+            price_multiplier: Some(record.price_multiplier),
         }
     }
 }

@@ -223,6 +223,10 @@ impl RelayBody {
                     .get("model")
                     .and_then(|m| m.as_str())
                     .map(str::to_string);
+                self.record.service_tier = payload
+                    .get("service_tier")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string);
             }
         }
         self.finish(outcome);
@@ -264,6 +268,7 @@ impl RelayBody {
         if let Tap::Sse(tap) = &self.tap {
             self.record.usage = tap.usage;
             self.record.model_answered = tap.model.clone();
+            self.record.service_tier = tap.service_tier.clone();
             if let Some(Terminal::Failed { code, message }) = &tap.terminal {
                 let error = format!(
                     "response.failed in stream: {} {}",

@@ -61,6 +61,8 @@ pub struct SseTap {
     pub first_event: Option<FirstEvent>,
     /// `response.model` of the terminal event.
     pub model: Option<String>,
+    /// `response.service_tier` of the last event that had one.
+    pub service_tier: Option<String>,
 }
 
 /// What the first real event of a stream was.
@@ -85,6 +87,7 @@ impl Default for SseTap {
             data_lines: 0,
             first_event: None,
             model: None,
+            service_tier: None,
         }
     }
 }
@@ -160,6 +163,12 @@ impl SseTap {
         }
         if let Some(model) = payload.pointer("/response/model").and_then(Value::as_str) {
             self.model = Some(model.to_string());
+        }
+        if let Some(tier) = payload
+            .pointer("/response/service_tier")
+            .and_then(Value::as_str)
+        {
+            self.service_tier = Some(tier.to_string());
         }
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         match payload.get("type").and_then(Value::as_str) {

@@ -164,6 +164,9 @@ pub struct RequestRecord {
     pub model_sent: Option<String>,
     /// As the response says (`response.model`).
     pub model_answered: Option<String>,
+    /// The service tier the response says it was processed in (`response.service_tier`),
+    /// which prices it (see `ledger::pricing`).
+    pub service_tier: Option<String>,
     /// The chosen provider's `price_multiplier`.
     pub price_multiplier: f64,
     /// Request body bytes as received.
@@ -240,6 +243,7 @@ impl RequestRecord {
             model_requested: None,
             model_sent: None,
             model_answered: None,
+            service_tier: None,
             price_multiplier: 1.0,
             bytes_in: 0,
             preset: None,

@@ -279,6 +279,10 @@ impl Bridge {
                 .pointer("/response/model")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            record.service_tier = event
+                .pointer("/response/service_tier")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             if outcome == Outcome::FailedInStream {
                 record.error = event
                     .pointer("/error/message")
