@@ -468,12 +468,18 @@ try {
   await check('no console error, warning or failed request in the whole run', async () => noProblems(problems));
 
   await check('on this machine a stale token is dropped and the page loads without a prompt', async () => {
-    const sp = await context.newPage();
+    // A tab that kept a token from an earlier run: in storage before the page's first script.
+    const staleCtx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+    await staleCtx.addInitScript(() => {
+      if (!sessionStorage.getItem('seeded')) {
+        sessionStorage.setItem('seeded', '1');
+        sessionStorage.setItem('codex-helper-admin-token', 'stale-token-from-before-0123');
+      }
+    });
+    const sp = await staleCtx.newPage();
     const mine = watch(sp, 'stale token', (u, status) => u.includes('/__codex_helper/api/v1/') && (status === undefined || status === 401));
     try {
       await sp.goto(CONSOLE_URL.href, { waitUntil: 'load', timeout: WAIT });
-      await sp.evaluate(() => sessionStorage.setItem('codex-helper-admin-token', 'stale-token-from-before-0123'));
-      await sp.reload({ waitUntil: 'load' });
       await ready(sp, 'overview');
       const prompt = await sp.isVisible('#token-form');
       assert(!prompt, 'the token prompt trapped a page that needs no token');
@@ -481,7 +487,7 @@ try {
       assert(kept === null, `the stale token is still kept: ${kept}`);
       noProblems(mine);
     } finally {
-      await sp.close();
+      await staleCtx.close();
     }
   });
 
