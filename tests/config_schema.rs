@@ -51,7 +51,8 @@ fn readme_examples() -> Vec<(usize, String)> {
         match &mut block {
             None if trimmed == "```toml" => block = Some((n + 1, String::new())),
             Some((start, text)) if trimmed == "```" => {
-                if !text.contains("[models.") {
+                // pricing_overrides.toml: its model prices, or a block that says it is one.
+                if !text.contains("[models.") && !text.starts_with("# pricing_overrides.toml") {
                     out.push((*start, std::mem::take(text)));
                 }
                 block = None;
