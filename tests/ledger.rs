@@ -461,3 +461,58 @@ fn rollup_summaries_match_the_rows_for_any_start_time() {
         total.requests
     );
 }
+
+/// The tier a relay says it processed a response in (`response.service_tier`, in a JSON body or
+/// on a stream's final event) is recorded and prices the row: flex at half, priority at twice
+/// the standard price.
+#[tokio::test]
+async fn the_tier_a_relay_reports_is_recorded_and_priced() {
+    bounded(async {
+        let relay = MockRelay::start("tiered").await;
+        let setup = ledger(LedgerSettings::default(), PriceBook::built_in());
+        let config = providers(&[("tiered", &relay.base_url())]);
+        let proxy = TestProxy::start_with_sink(&config, &[], Some(setup.ledger.sink())).await;
+        let ask = |body: serde_json::Value, stream: bool| {
+            let mut request = client().post(proxy.url("/v1/responses")).json(&body);
+            if stream {
+                request = request.header("accept", "text/event-stream");
+            }
+            async move { request.send().await.unwrap().text().await.unwrap() }
+        };
+        let reply = ask(
+            serde_json::json!({"model":"gpt-5.1","input":"hi","stream":true,"service_tier":"flex"}),
+            true,
+        )
+        .await;
+        assert!(reply.contains("\"service_tier\":\"flex\""), "{reply}");
+        ask(
+            serde_json::json!({"model":"gpt-5.1","input":"hi","service_tier":"priority"}),
+            false,
+        )
+        .await;
+        ask(serde_json::json!({"model":"gpt-5.1","input":"hi"}), false).await;
+        proxy.records.wait_for(3).await;
+        setup.ledger.flush();
+
+        let conn = Connection::open(&setup.path).unwrap();
+        let rows: Vec<(Option<String>, f64)> = conn
+            .prepare("SELECT service_tier, cost_usd FROM requests ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows.iter().map(|r| r.0.as_deref()).collect::<Vec<_>>(),
+            [Some("flex"), Some("priority"), None]
+        );
+        let standard = rows[2].1;
+        assert!(standard > 0.0);
+        assert!((rows[0].1 - standard * 0.5).abs() < 1e-12, "flex: {rows:?}");
+        assert!(
+            (rows[1].1 - standard * 2.0).abs() < 1e-12,
+            "priority: {rows:?}"
+        );
+    })
+    .await;
+}

@@ -414,7 +414,7 @@ async fn handle(
         }
         Some(Fault::StallBeforeHeaders(pause)) => {
             tokio::time::sleep(pause).await;
-            Ok(normal_reply(streaming, &model, &text))
+            Ok(normal_reply(streaming, &model, &text, None))
         }
         Some(Fault::ResetMidStream { after_events }) => {
             let mut head: Vec<Bytes> = sse_events(&model, &text)
@@ -545,16 +545,33 @@ async fn handle(
             }
             Ok(reply)
         }
-        None => Ok(normal_reply(streaming, &model, &text)),
+        None => {
+            let tier = serde_json::from_slice::<serde_json::Value>(&received.body)
+                .ok()
+                .and_then(|b| b["service_tier"].as_str().map(str::to_string));
+            Ok(normal_reply(streaming, &model, &text, tier.as_deref()))
+        }
     }
 }
 
-fn normal_reply(streaming: bool, model: &str, text: &str) -> Response<Body> {
+/// The normal reply; a request that asked for a service tier is answered as processed in it,
+/// as OpenAI says on the final response (`response.service_tier`).
+fn normal_reply(streaming: bool, model: &str, text: &str, tier: Option<&str>) -> Response<Body> {
+    let mut response = response_object(model, text);
+    if let Some(tier) = tier {
+        response["service_tier"] = tier.into();
+    }
     if streaming {
-        let events = sse_events(model, text);
+        let mut events = sse_events(model, text);
+        if tier.is_some() {
+            *events.last_mut().unwrap() = sse(
+                "response.completed",
+                serde_json::json!({"type":"response.completed","sequence_number":9,"response":response}),
+            );
+        }
         sse_reply(futures_util::stream::iter(events.into_iter().map(Ok)).boxed())
     } else {
-        json_reply(StatusCode::OK, response_object(model, text).to_string())
+        json_reply(StatusCode::OK, response.to_string())
     }
 }
 
