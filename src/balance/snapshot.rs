@@ -123,6 +123,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every state (keep in step with the enum).
+    pub const ALL: [Status; 6] = [
+        Status::Error,
+        Status::Exhausted,
+        Status::Stale,
+        Status::Unknown,
+        Status::Unlimited,
+        Status::Ok,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Error => "error",
