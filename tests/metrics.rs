@@ -14,9 +14,13 @@ use support::cli::{Homes, serve};
 use support::mock_relay::{Fault, MockRelay};
 use support::{client, codex_body, providers, turn};
 
+type Labels = BTreeMap<String, String>;
+/// A sample line: name, labels, value.
+type Line = (String, Labels, f64);
+
 /// One scrape, checked and parsed: every sample by name with its labels.
 struct Scrape {
-    samples: Vec<(String, BTreeMap<String, String>, f64)>,
+    samples: Vec<Line>,
     text: String,
 }
 
@@ -183,24 +187,20 @@ fn parse(text: &str) -> Scrape {
     }
 }
 
-fn check_histograms(
-    types: &HashMap<String, String>,
-    samples: &[(String, BTreeMap<String, String>, f64)],
-) {
+fn check_histograms(types: &HashMap<String, String>, samples: &[Line]) {
     for (family, _) in types.iter().filter(|(_, k)| *k == "histogram") {
-        let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for (name, labels, value) in samples {
             if *name == format!("{family}_bucket") {
-                let mut key: Vec<_> = labels.clone().into_iter().collect();
-                key.retain(|(k, _)| k != "le");
+                let mut key = labels.clone();
+                key.remove("le");
                 series
                     .entry(key)
                     .or_default()
                     .push((parse_value(&labels["le"]), *value));
             }
         }
-        for (key, buckets) in series {
-            let labels: BTreeMap<String, String> = key.into_iter().collect();
+        for (labels, buckets) in series {
             for pair in buckets.windows(2) {
                 assert!(pair[0].0 < pair[1].0, "{family}: `le` ascending");
                 assert!(pair[0].1 <= pair[1].1, "{family}: buckets cumulative");
