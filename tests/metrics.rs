@@ -278,6 +278,15 @@ async fn series_move_with_requests_drops_ledger_losses_and_failovers() {
     let served = serve(homes.command(&["serve", "--no-switch"])).await;
     let base = homes.admin_base();
 
+    // The admin API's refusals hold for it as for every route: a foreign `Host` is refused.
+    let foreign = client()
+        .get(format!("{base}/metrics"))
+        .header("host", "metrics.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+
     let start = scrape(&base).await;
     assert_eq!(
         start.get(

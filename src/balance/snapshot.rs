@@ -406,14 +406,7 @@ mod tests {
 
     #[test]
     fn names_are_the_serde_names() {
-        for status in [
-            Status::Error,
-            Status::Exhausted,
-            Status::Stale,
-            Status::Unknown,
-            Status::Unlimited,
-            Status::Ok,
-        ] {
+        for status in Status::ALL {
             assert_eq!(
                 serde_json::to_value(status).unwrap(),
                 serde_json::json!(status.as_str())
