@@ -130,6 +130,9 @@ pub struct ProxyState {
     pub overrides: SessionOverrides,
     /// The `filter.json` rules in force (phase 4a, [`filter`]); none unless `serve` sets them.
     pub filter: crate::filter::FilterSlot,
+    /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
+    /// its record sink.
+    pub metrics: Arc<crate::metrics::Registry>,
 }
 
 impl ProxyState {
@@ -161,6 +164,7 @@ impl ProxyState {
             websocket_refusals: websocket::Refusals::default(),
             overrides: SessionOverrides::default(),
             filter: crate::filter::FilterSlot::default(),
+            metrics: Arc::default(),
         })
     }
 
@@ -183,6 +187,12 @@ impl ProxyState {
     /// proxy knows nothing of its client ([`AnyClient`]).
     pub fn with_client(mut self, client: Arc<dyn ClientSide>) -> Self {
         self.client = client;
+        self
+    }
+
+    /// Counts into `metrics` (the registry its record sink counts into too).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Registry>) -> Self {
+        self.metrics = metrics;
         self
     }
 

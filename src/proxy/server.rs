@@ -105,6 +105,7 @@ pub fn serve_on(
 fn spawn_connection(stream: TcpStream, state: Arc<ProxyState>, graceful: &GracefulShutdown) {
     // Without this, small SSE writes can wait for the peer's delayed ACK (Nagle).
     let _ = stream.set_nodelay(true);
+    let open = state.metrics.connections.track();
     let service = service_fn(move |request| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(pipeline::handle(state, request).await) }
@@ -118,6 +119,7 @@ fn spawn_connection(stream: TcpStream, state: Arc<ProxyState>, graceful: &Gracef
         if let Err(e) = connection.await {
             tracing::debug!("connection ended with an error: {e}");
         }
+        drop(open);
     });
 }
 
