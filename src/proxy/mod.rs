@@ -20,6 +20,7 @@ pub mod record;
 pub mod relay_body;
 pub mod replies;
 pub mod router;
+pub mod runtimes;
 pub mod server;
 pub mod session;
 pub mod sse;
@@ -130,6 +131,8 @@ pub struct ProxyState {
     pub overrides: SessionOverrides,
     /// The `filter.json` rules in force (phase 4a, [`filter`]); none unless `serve` sets them.
     pub filter: crate::filter::FilterSlot,
+    /// The serving event loops, for the alive-task count (see [`runtimes`]).
+    pub runtimes: runtimes::ServingRuntimes,
 }
 
 impl ProxyState {
@@ -161,6 +164,7 @@ impl ProxyState {
             websocket_refusals: websocket::Refusals::default(),
             overrides: SessionOverrides::default(),
             filter: crate::filter::FilterSlot::default(),
+            runtimes: runtimes::ServingRuntimes::default(),
         })
     }
 
