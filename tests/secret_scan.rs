@@ -269,13 +269,27 @@ fn subcommands_in(help: &str) -> Vec<String> {
     names
 }
 
-/// What each command that needs arguments (or that would otherwise do nothing of interest)
-/// is run with, after its name. `None`: not run with the serve (see [`run_without_serve`]).
-fn arguments(command: &str, ctx: &Context) -> Option<Vec<String>> {
-    let words = |list: &[&str]| Some(list.iter().map(|s| s.to_string()).collect());
+/// Where a command runs.
+enum Run {
+    /// In the serve's homes, while it runs, with these arguments after its name.
+    Served(Vec<String>),
+    /// In spare homes (a helper home without config, Codex's seeded the same): commands that
+    /// would replace the serve's config.
+    Spare(Vec<String>),
+    /// Not here: `serve` is the serve; `tui` needs a terminal; the `daemon` commands that end
+    /// the serve run last.
+    Elsewhere,
+}
+
+/// What each command is run with, after its name, and where (a new command: no arguments,
+/// with the serve).
+fn arguments(command: &str, ctx: &Context) -> Run {
+    let words = |list: &[&str]| Run::Served(list.iter().map(|s| s.to_string()).collect());
+    let spare = |list: &[&str]| Run::Spare(list.iter().map(|s| s.to_string()).collect());
     match command {
-        "serve" | "tui" | "daemon restart" | "daemon stop" => None,
-        "provider add" => Some(vec![
+        "serve" | "tui" | "daemon restart" | "daemon stop" => Run::Elsewhere,
+        "config init" | "config import-from-codex" | "config overwrite-from-codex" => spare(&[]),
+        "provider add" => Run::Served(vec![
             "added".into(),
             "--base-url".into(),
             ctx.steady.clone(),
@@ -292,11 +306,11 @@ fn arguments(command: &str, ctx: &Context) -> Option<Vec<String>> {
         "routing prefer-tag" => words(&["tier=scan"]),
         "switch on" => words(&[]),
         "switch off" => words(&[]),
-        "session show" | "session transcript" => Some(vec![ctx.session.clone()]),
+        "session show" | "session transcript" => Run::Served(vec![ctx.session.clone()]),
         "session retag" => words(&["codex_proxy", "scanrelay", "--dry-run"]),
-        "usage chain" => Some(vec![ctx.trace_id.clone()]),
+        "usage chain" => Run::Served(vec![ctx.trace_id.clone()]),
         "usage find" => words(&["--errors"]),
-        "usage import" => Some(vec![ctx.import_log.clone()]),
+        "usage import" => Run::Served(vec![ctx.import_log.clone()]),
         "codex capabilities" => words(&["--json"]),
         "codex live-smoke" => words(&[
             "--acknowledgement",
@@ -308,7 +322,7 @@ fn arguments(command: &str, ctx: &Context) -> Option<Vec<String>> {
         ]),
         "config set-retry-profile" => words(&["balanced"]),
         "config migrate" => words(&[]),
-        "notify codex" => Some(vec![
+        "notify codex" => Run::Served(vec![
             json!({"type": "agent-turn-complete", "thread-id": ctx.session, "turn-id": "t1",
                    "input-messages": ["hi"], "last-assistant-message": "done"})
             .to_string(),
@@ -520,6 +534,8 @@ async fn no_key_is_written_down_or_shown_anywhere() {
     }
     let outbound = TestOutbound::http(Some(("scanuser", &keys.proxy_password.value))).await;
     seed_codex_home(&homes, &keys, &steady.base_url());
+    let spare = Homes::new();
+    seed_codex_home(&spare, &keys, &steady.base_url());
     write_private(
         &homes.helper_config(),
         &helper_config(&keys, &flaky.base_url(), &steady.base_url(), &outbound),
@@ -641,12 +657,14 @@ async fn no_key_is_written_down_or_shown_anywhere() {
     let mut ran = BTreeSet::new();
     for leaf in &leaves {
         let name = leaf.join(" ");
-        let Some(extra) = arguments(&name, &ctx) else {
-            continue;
+        let (home, extra) = match arguments(&name, &ctx) {
+            Run::Served(extra) => (&homes, extra),
+            Run::Spare(extra) => (&spare, extra),
+            Run::Elsewhere => continue,
         };
         let mut args: Vec<&str> = leaf.iter().map(String::as_str).collect();
         args.extend(extra.iter().map(String::as_str));
-        let (_, text) = run_command(&homes, &args, &env).await;
+        let (_, text) = run_command(home, &args, &env).await;
         outputs.add(name.clone(), text);
         ran.insert(name);
     }
@@ -674,6 +692,12 @@ async fn no_key_is_written_down_or_shown_anywhere() {
         .collect();
     assert!(missing.is_empty(), "commands not run: {missing:?}");
 
-    let found = leaks(&keys, &outputs, &[homes.helper.path(), homes.codex.path()]);
+    let roots = [
+        homes.helper.path(),
+        homes.codex.path(),
+        spare.helper.path(),
+        spare.codex.path(),
+    ];
+    let found = leaks(&keys, &outputs, &roots);
     assert!(found.is_empty(), "keys leaked:\n{}", found.join("\n"));
 }

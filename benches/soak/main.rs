@@ -67,7 +67,6 @@ fn options() -> Options {
             "--max-rows" => options.max_rows = value().parse().expect("--max-rows: rows"),
             "--plot" => options.plot = Some(value().into()),
             // `cargo bench` passes `--bench`; libtest's other flags mean nothing here.
-            _ if arg.starts_with("--") => {}
             _ => {}
         }
     }
@@ -178,7 +177,7 @@ fn read_csv(path: &Path) -> Vec<Sample> {
 
 fn plot(samples: &[Sample]) -> Vec<u8> {
     let times: Vec<f64> = samples.iter().map(|s| s.t_s).collect();
-    let series = |title, f: fn(&Sample) -> f64| png::Series {
+    let series = |title: &'static str, f: fn(&Sample) -> f64| png::Series {
         title,
         values: samples.iter().map(f).collect(),
     };

@@ -51,7 +51,7 @@ pub async fn start(fail_every: u64) -> SocketAddr {
     addr
 }
 
-type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 async fn answer(request: Request<Incoming>, fail: bool) -> Result<Response<Body>, Infallible> {
     let sse = request
@@ -83,7 +83,7 @@ async fn answer(request: Request<Incoming>, fail: bool) -> Result<Response<Body>
         });
         Response::builder()
             .header("content-type", "text/event-stream")
-            .body(StreamBody::new(frames).boxed())
+            .body(StreamBody::new(frames).boxed_unsync())
             .unwrap()
     } else {
         json_reply(
@@ -98,7 +98,7 @@ fn json_reply(status: u16, body: &'static str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())).boxed())
+        .body(Full::new(Bytes::from_static(body.as_bytes())).boxed_unsync())
         .unwrap()
 }
 
