@@ -288,7 +288,8 @@ fn arguments(command: &str, ctx: &Context) -> Run {
     let spare = |list: &[&str]| Run::Spare(list.iter().map(|s| s.to_string()).collect());
     match command {
         "serve" | "tui" | "daemon restart" | "daemon stop" => Run::Elsewhere,
-        "config init" | "config import-from-codex" | "config overwrite-from-codex" => spare(&[]),
+        "config import-from-codex" | "config overwrite-from-codex" => spare(&[]),
+        "config init" => spare(&["--force"]),
         "provider add" => Run::Served(vec![
             "added".into(),
             "--base-url".into(),
@@ -303,16 +304,17 @@ fn arguments(command: &str, ctx: &Context) -> Run {
         "routing explain" => words(&["--json"]),
         "routing order" => words(&["inline", "envtoken", "apikey", "apienv"]),
         "routing pin" => words(&["envtoken"]),
-        "routing prefer-tag" => words(&["tier=scan"]),
+        "routing prefer-tag" => words(&["--tag", "tier=scan"]),
         "switch on" => words(&[]),
         "switch off" => words(&[]),
         "session show" | "session transcript" => Run::Served(vec![ctx.session.clone()]),
-        "session retag" => words(&["codex_proxy", "scanrelay", "--dry-run"]),
-        "usage chain" => Run::Served(vec![ctx.trace_id.clone()]),
+        "session retag" => words(&["--from", "codex_proxy", "--to", "scanrelay", "--dry-run"]),
+        "session search" => words(&["hi"]),
+        "usage chain" => Run::Served(vec!["--trace-id".into(), ctx.trace_id.clone()]),
         "usage find" => words(&["--errors"]),
-        "usage import" => Run::Served(vec![ctx.import_log.clone()]),
-        "codex capabilities" => words(&["--json"]),
-        "codex live-smoke" => words(&[
+        "usage import" => Run::Served(vec!["--file".into(), ctx.import_log.clone()]),
+        "codex relay-capabilities" => words(&["--json"]),
+        "codex relay-live-smoke" => words(&[
             "--acknowledgement",
             "run-live-codex-relay-smoke",
             "--model",
@@ -332,6 +334,18 @@ fn arguments(command: &str, ctx: &Context) -> Run {
         _ => words(&[]),
     }
 }
+
+/// Commands that may fail here, and why; every other one must succeed (a new command that
+/// needs arguments fails this test until [`arguments`] gives it some).
+const MAY_FAIL: &[(&str, &str)] = &[
+    ("session last", "no Codex thread in the isolated home"),
+    ("session transcript", "no Codex thread in the isolated home"),
+    (
+        "switch remote-control enable",
+        "no Codex App database in the isolated home",
+    ),
+    ("notify test", "no notification channel configured"),
+];
 
 /// What the arguments refer to, known once the serve has run requests.
 struct Context {
@@ -593,7 +607,8 @@ async fn no_key_is_written_down_or_shown_anywhere() {
         outputs.add(format!("a proxied request pinned to {target}"), body);
         let (status, body) = proxied(&served, &keys, session, false).await;
         if target == "inline" {
-            assert_eq!(status, 502, "{body}");
+            // 502 with the attempts, or 503 while the failing relay cools down.
+            assert!(status == 502 || status == 503, "{status} {body}");
         }
         outputs.add(format!("a JSON request pinned to {target}"), body);
     }
@@ -664,25 +679,51 @@ async fn no_key_is_written_down_or_shown_anywhere() {
         };
         let mut args: Vec<&str> = leaf.iter().map(String::as_str).collect();
         args.extend(extra.iter().map(String::as_str));
-        let (_, text) = run_command(home, &args, &env).await;
+        let (ok, text) = run_command(home, &args, &env).await;
+        let may_fail = MAY_FAIL.iter().any(|(command, _)| *command == name);
+        assert!(ok || may_fail, "{args:?} failed:\n{text}");
         outputs.add(name.clone(), text);
         ran.insert(name);
     }
-    // Then the commands that end the serve.
-    for args in [&["daemon", "restart"][..], &["daemon", "stop"]] {
-        let (_, text) = run_command(&homes, args, &env).await;
-        outputs.add(args.join(" "), text);
-        ran.insert(args.join(" "));
+    // The files as they are while the serve runs (the ledger's WAL is there now).
+    let roots = [
+        homes.helper.path(),
+        homes.codex.path(),
+        spare.helper.path(),
+        spare.codex.path(),
+    ];
+    let running = leaks(&keys, &Outputs::default(), &roots);
+    assert!(running.is_empty(), "keys leaked:\n{}", running.join("\n"));
+    let written = files_under(homes.helper.path());
+    for expected in [
+        "ledger.sqlite3",
+        "codex_relay_evidence.jsonl",
+        "balances.sqlite3",
+    ] {
+        assert!(
+            written.iter().any(|p| p.ends_with(expected)),
+            "{expected} was written and scanned: {written:?}"
+        );
     }
+
+    // Then the commands that end the serve: `daemon restart` (a resident serve takes its
+    // place), the shutdown route on that one, and `daemon stop`.
+    let (_, text) = run_command(&homes, &["daemon", "restart"], &env).await;
+    outputs.add("daemon restart", text);
+    ran.insert("daemon restart".to_string());
     let (status, text) = admin(
-        &base,
+        &homes.admin_base().replace(API, ""),
         &token,
         "POST",
         &format!("{API}/runtime/shutdown"),
         None,
     )
     .await;
-    outputs.add(format!("POST /runtime/shutdown ({status})"), text);
+    assert_eq!(status, 200, "{text}");
+    outputs.add("POST /runtime/shutdown", text);
+    let (_, text) = run_command(&homes, &["daemon", "stop"], &env).await;
+    outputs.add("daemon stop", text);
+    ran.insert("daemon stop".to_string());
     outputs.add("serve's log", served.log_so_far());
     served.stop().await;
     let missing: Vec<String> = leaves
@@ -700,4 +741,7 @@ async fn no_key_is_written_down_or_shown_anywhere() {
     ];
     let found = leaks(&keys, &outputs, &roots);
     assert!(found.is_empty(), "keys leaked:\n{}", found.join("\n"));
+    // The scan reads what it should: the inline key is in the config file (allowed there).
+    let config = std::fs::read(homes.helper_config()).unwrap();
+    assert!(find(&config, &keys.inline_token.value));
 }
