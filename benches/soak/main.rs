@@ -205,6 +205,9 @@ fn plot(samples: &[Sample]) -> Vec<u8> {
     )
 }
 
+/// One series of the samples.
+type Column = fn(&Sample) -> f64;
+
 /// Start, end and peak of each series, the traffic's totals, and flat or not.
 fn summary(samples: &[Sample]) {
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
@@ -227,7 +230,7 @@ fn summary(samples: &[Sample]) {
         "{:<16} {:>12} {:>12} {:>12} {:>12} {:>12}  verdict",
         "series", "start", "end", "max", "first peak", "last peak"
     );
-    let series: [(&str, fn(&Sample) -> f64); 5] = [
+    let series: [(&str, Column); 5] = [
         ("rss KiB", |s| s.rss_kib as f64),
         ("open fds", |s| s.fds as f64),
         ("tokio tasks", |s| s.tasks as f64),
