@@ -134,7 +134,7 @@ async fn main() {
         samples.push(sample.clone());
         if samples.len() % 6 == 0 {
             println!(
-                "{:>6.0} s  rss {:>7} KiB  fds {:>4}  tasks {:>4}  ledger {:>9} B {:>6} rows  sent {:>7}  errors {}",
+                "{:>6.0} s  rss {:>7} KiB  fds {:>4}  tasks {:>4?}  ledger {:>9} B {:>6} rows  sent {:>7}  errors {}",
                 sample.t_s,
                 sample.rss_kib,
                 sample.fds,
@@ -193,7 +193,7 @@ fn plot(samples: &[Sample]) -> Vec<u8> {
         &[
             series("RSS (MIB)", |s| s.rss_kib as f64 / 1024.0),
             series("OPEN FDS", |s| s.fds as f64),
-            series("TOKIO TASKS", |s| s.tasks as f64),
+            series("TOKIO TASKS", |s| s.tasks.map_or(f64::NAN, |t| t as f64)),
             series("LEDGER DB+WAL (MIB)", |s| s.ledger_bytes as f64 / 1048576.0),
             series("LEDGER ROWS", |s| s.ledger_rows as f64),
             png::Series {
@@ -233,7 +233,7 @@ fn summary(samples: &[Sample]) {
     let series: [(&str, Column); 5] = [
         ("rss KiB", |s| s.rss_kib as f64),
         ("open fds", |s| s.fds as f64),
-        ("tokio tasks", |s| s.tasks as f64),
+        ("tokio tasks", |s| s.tasks.map_or(f64::NAN, |t| t as f64)),
         ("ledger bytes", |s| s.ledger_bytes as f64),
         ("ledger rows", |s| s.ledger_rows as f64),
     ];

@@ -24,7 +24,8 @@ const GRID: [u8; 3] = [220, 220, 220];
 const LINE: [u8; 3] = [20, 90, 200];
 
 /// Renders `series` against `times` (seconds since the start) as a PNG file's bytes. Each
-/// panel's y axis starts at zero, so a flat series looks flat and noise is not magnified.
+/// panel's y axis starts at zero, so a flat series looks flat and noise is not magnified;
+/// a NaN value is a missing reading.
 pub fn chart(times: &[f64], series: &[Series]) -> Vec<u8> {
     let mut canvas = Canvas::new(WIDTH, PANEL * series.len().max(1));
     let t_max = times.iter().copied().fold(1.0, f64::max);
@@ -34,7 +35,13 @@ pub fn chart(times: &[f64], series: &[Series]) -> Vec<u8> {
         let (top, bottom) = (y0 + TOP, y0 + PANEL - BOTTOM);
         let max = s.values.iter().copied().fold(0.0, f64::max);
         let ceiling = if max > 0.0 { max * 1.1 } else { 1.0 };
-        let last = s.values.last().copied().unwrap_or(0.0);
+        let last = s
+            .values
+            .iter()
+            .rev()
+            .find(|v| v.is_finite())
+            .copied()
+            .unwrap_or(0.0);
         canvas.text(
             left,
             y0 + 6,
@@ -50,8 +57,12 @@ pub fn chart(times: &[f64], series: &[Series]) -> Vec<u8> {
         for k in 0..=6 {
             let x = left + (right - left) * k / 6;
             canvas.vline(x, bottom, bottom + 4, INK);
-            let label = format!("{}M", short(t_max * k as f64 / 6.0 / 60.0));
-            canvas.text(x.saturating_sub(8), bottom + 6, &label, INK);
+            let label = short(t_max * k as f64 / 6.0 / 60.0);
+            if k == 6 {
+                canvas.text_right(x, bottom + 6, &format!("{label} MIN"), INK);
+            } else {
+                canvas.text(x.saturating_sub(8), bottom + 6, &label, INK);
+            }
         }
         let point = |t: f64, v: f64| {
             let x = left as f64 + (right - left) as f64 * t / t_max;
@@ -60,6 +71,11 @@ pub fn chart(times: &[f64], series: &[Series]) -> Vec<u8> {
         };
         let mut previous = None;
         for (t, v) in times.iter().zip(&s.values) {
+            // A missing reading (NaN) breaks the line.
+            if !v.is_finite() {
+                previous = None;
+                continue;
+            }
             let p = point(*t, *v);
             if let Some(q) = previous {
                 canvas.line(q, p, LINE);

@@ -21,7 +21,8 @@ pub struct Sample {
     pub t_s: f64,
     pub rss_kib: u64,
     pub fds: u64,
-    pub tasks: u64,
+    /// None when the admin API did not answer (a reading is at least 1: the request's own task).
+    pub tasks: Option<u64>,
     /// The database file plus its write-ahead log.
     pub ledger_bytes: u64,
     pub ledger_rows: u64,
@@ -42,7 +43,7 @@ impl Sample {
             self.t_s,
             self.rss_kib,
             self.fds,
-            self.tasks,
+            self.tasks.map_or(String::new(), |t| t.to_string()),
             self.ledger_bytes,
             self.ledger_rows,
             self.sent,
@@ -63,7 +64,8 @@ impl Sample {
             t_s: f.first()?.parse().ok()?,
             rss_kib: n(1)?,
             fds: n(2)?,
-            tasks: n(3)?,
+            // Empty, or 0 in CSVs of a build that wrote 0 for no answer.
+            tasks: n(3).filter(|&t| t > 0),
             ledger_bytes: n(4)?,
             ledger_rows: n(5)?,
             sent: n(6)?,
@@ -87,7 +89,11 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(pid: u32, admin: SocketAddr, ledger: std::path::PathBuf) -> Self {
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        // A connection per sample: an idle pooled one may be closed by the server just as it
+        // is reused, and that sample would be lost.
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build_http();
         Self {
             pid,
             admin,
@@ -97,7 +103,8 @@ impl Probe {
     }
 
     pub async fn take(&self, t_s: f64, counters: &Counters) -> Sample {
-        let (tasks, ledger_dropped) = self.runtime_status().await.unwrap_or_default();
+        let status = self.runtime_status().await;
+        let (tasks, ledger_dropped) = (status.map(|s| s.0), status.map_or(0, |s| s.1));
         let ledger = self.ledger.clone();
         let ledger_rows = tokio::task::spawn_blocking(move || count_rows(&ledger))
             .await
