@@ -8,6 +8,7 @@
 //! command or route is run here without anyone adding it; those that need arguments get them
 //! from [`arguments`], and a new one that needs some and has none fails this test until given.
 
+mod rollout_tree;
 mod support;
 
 use std::collections::BTreeSet;
@@ -306,8 +307,8 @@ fn arguments(command: &str, ctx: &Context) -> Run {
         "routing prefer-tag" => words(&["--tag", "tier=scan"]),
         "switch on" => words(&[]),
         "switch off" => words(&[]),
-        "session show" | "session transcript" => Run::Served(vec![ctx.session.clone()]),
-        "session retag" => words(&["--from", "codex_proxy", "--to", "scanrelay", "--dry-run"]),
+        "session transcript" => Run::Served(vec![ctx.thread.clone()]),
+        "session retag" => words(&["--from", "openai", "--to", "scanrelay"]),
         "session search" => words(&["hi"]),
         "usage chain" => Run::Served(vec!["--trace-id".into(), ctx.trace_id.clone()]),
         "usage find" => words(&["--errors"]),
@@ -337,8 +338,6 @@ fn arguments(command: &str, ctx: &Context) -> Run {
 /// Commands that may fail here, and why; every other one must succeed (a new command that
 /// needs arguments fails this test until [`arguments`] gives it some).
 const MAY_FAIL: &[(&str, &str)] = &[
-    ("session last", "no Codex thread in the isolated home"),
-    ("session transcript", "no Codex thread in the isolated home"),
     (
         "switch remote-control enable",
         "no Codex App database in the isolated home",
@@ -352,6 +351,8 @@ struct Context {
     steady: String,
     added_token: String,
     session: String,
+    /// A Codex thread of the seeded rollouts.
+    thread: String,
     trace_id: String,
     import_log: String,
 }
@@ -548,6 +549,13 @@ async fn no_key_is_written_down_or_shown_anywhere() {
     }
     let outbound = TestOutbound::http(Some(("scanuser", &keys.proxy_password.value))).await;
     seed_codex_home(&homes, &keys, &steady.base_url());
+    // A few Codex threads of this project, for the `session` commands.
+    let threads = rollout_tree::generate(
+        homes.codex.path(),
+        3,
+        &[std::env::current_dir().unwrap()],
+        codex_helper::time::now_ms(),
+    );
     let spare = Homes::new();
     seed_codex_home(&spare, &keys, &steady.base_url());
     write_private(
@@ -666,6 +674,7 @@ async fn no_key_is_written_down_or_shown_anywhere() {
         steady: steady.base_url(),
         added_token: keys.added_token.value.clone(),
         session: "scan-s1".into(),
+        thread: threads[0].id.clone(),
         trace_id,
         import_log: import_log.display().to_string(),
     };
