@@ -183,6 +183,11 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
     assert_eq!(*status, 200);
     assert_eq!(runtime["endpoints"], json!(["main.default"]));
     assert_eq!(runtime["proxy"], served.url.trim_end_matches('/'));
+    // The admin API's own connection is a task on a serving event loop, at least.
+    assert!(
+        runtime["tasks"].as_u64().is_some_and(|n| n >= 1),
+        "{runtime}"
+    );
     let (_, providers) = &answers["/providers"];
     assert_eq!(providers["providers"][0]["key"], "main.default");
     assert_eq!(providers["providers"][0]["routable"], true);

@@ -224,6 +224,49 @@ fn retention_deletes_by_age_then_by_count() {
     assert_eq!(left, ["t6", "t7", "t8", "t9"]);
 }
 
+/// `[ledger] retention_interval_secs`: retention runs once at start, then again only after
+/// the interval (between batches), so a lower interval deletes during the run.
+#[tokio::test]
+async fn retention_runs_again_after_its_interval() {
+    bounded(async {
+        let relay = MockRelay::start("r").await;
+        for (interval, kept) in [(1, 2), (600, 6)] {
+            let setup = ledger(
+                LedgerSettings {
+                    max_rows: 2,
+                    retention_interval_secs: interval,
+                    ..Default::default()
+                },
+                PriceBook::built_in(),
+            );
+            let proxy = TestProxy::start_with_sink(
+                &providers(&[("r", &relay.base_url())]),
+                &[],
+                Some(setup.ledger.sink()),
+            )
+            .await;
+            for i in 0..5 {
+                turn(&proxy, "gpt-5.1", &format!("s{i}")).await;
+                proxy.records.wait_for(i + 1).await;
+                setup.ledger.flush();
+            }
+            // Past the short interval: the next batch is followed by retention.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            turn(&proxy, "gpt-5.1", "s5").await;
+            proxy.records.wait_for(6).await;
+            setup.ledger.flush();
+            // Retention runs after a batch's flush is answered: the next flush waits for it.
+            setup.ledger.flush();
+            assert_eq!(
+                rows(&setup.path).len(),
+                kept,
+                "max_rows 2, retention every {interval} s"
+            );
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_locked_or_full_database_costs_records_not_requests() {
     bounded(async {

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 pub struct ProxyProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin API's address, when it listens.
+    pub admin: Option<SocketAddr>,
     _home: tempfile::TempDir,
 }
 
@@ -27,11 +29,15 @@ impl ProxyProcess {
             .spawn()
             .expect("start codex-helper");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut admin = None;
         let addr = loop {
             let line = lines
                 .next()
                 .expect("codex-helper exited before listening")
                 .unwrap();
+            if let Some(rest) = line.split("console: http://").nth(1) {
+                admin = rest.split('/').next().and_then(|a| a.parse().ok());
+            }
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
@@ -41,8 +47,14 @@ impl ProxyProcess {
         Self {
             child,
             addr,
+            admin,
             _home: home,
         }
+    }
+
+    /// Its `CODEX_HELPER_HOME` (a temporary directory, removed on drop).
+    pub fn home(&self) -> &std::path::Path {
+        self._home.path()
     }
 
     pub fn memory_kib(&self, field: &str) -> u64 {

@@ -86,7 +86,7 @@ pub const ROUTES: &[Spec] = &[
         route: Route::RuntimeStatus,
         path: "/runtime/status",
         method: Method::GET,
-        summary: "The running helper: version, pid, addresses, config file and when it was loaded, the route in force.",
+        summary: "The running helper: version, pid, addresses, config file and when it was loaded, the route in force, and `tasks`: the tasks alive on its event loops (steady under steady traffic).",
         query: &[],
         body: false,
     },

@@ -129,6 +129,7 @@ impl Console for ServeConsole {
             "preset": self.state.client().preset_name(),
             "ledger": ledger,
             "balances": self.balances.is_some(),
+            "tasks": self.state.runtimes.alive_tasks(),
         }))
     }
 

@@ -242,6 +242,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             }
         };
         state.add_proxy_thread()?;
+        state.runtimes.add(tokio::runtime::Handle::current());
         let server_threads = ServerThreads::start(&state, threads - 1)?;
         // Before serving: kept exhaustion is on routing for the first request.
         let balances = if balance_settings.enabled {

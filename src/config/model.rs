@@ -460,6 +460,9 @@ pub struct LedgerSettings {
     /// A hard cap on the database file; past it, new rows are lost (and counted) until
     /// retention makes room. Unset: no cap beyond `max_rows`.
     pub max_size_mb: Option<u64>,
+    /// How often (seconds) retention deletes what `retention_days` and `max_rows` let go; it
+    /// also runs once at start. Lower it only to see retention at work (the soak benchmark).
+    pub retention_interval_secs: u64,
 }
 
 impl Default for LedgerSettings {
@@ -470,6 +473,7 @@ impl Default for LedgerSettings {
             retention_days: 400,
             max_rows: 2_000_000,
             max_size_mb: None,
+            retention_interval_secs: 600,
         }
     }
 }

@@ -27,8 +27,6 @@ const QUEUE: usize = 8_192;
 const BATCH: usize = 512;
 /// How long the writer lets rows gather before writing them.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
-/// How often retention runs.
-const RETENTION_EVERY: Duration = Duration::from_secs(600);
 
 /// What the writer has done, for status displays.
 #[derive(Debug, Default, Serialize)]
@@ -183,7 +181,9 @@ fn write_loop(
     settings: &LedgerSettings,
     prices: &PriceBook,
 ) {
-    let mut last_retention = Instant::now() - RETENTION_EVERY;
+    // `[ledger] retention_interval_secs`; at least a second, so a zero cannot spin.
+    let retention_every = Duration::from_secs(settings.retention_interval_secs.max(1));
+    let mut last_retention: Option<Instant> = None;
     let mut last_warning: Option<Instant> = None;
     lower_priority();
     while let Ok(first) = receiver.recv() {
@@ -237,8 +237,8 @@ fn write_loop(
         if stop {
             break;
         }
-        if last_retention.elapsed() >= RETENTION_EVERY {
-            last_retention = Instant::now();
+        if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
+            last_retention = Some(Instant::now());
             let cutoff = crate::time::now_ms()
                 .saturating_sub(u64::from(settings.retention_days) * 86_400_000);
             match store::apply_retention(&conn, cutoff, settings.max_rows) {

@@ -20,6 +20,7 @@ pub mod record;
 pub mod relay_body;
 pub mod replies;
 pub mod router;
+pub mod runtimes;
 pub mod server;
 pub mod session;
 pub mod sse;
@@ -133,6 +134,8 @@ pub struct ProxyState {
     /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
     /// its record sink.
     pub metrics: Arc<crate::metrics::Registry>,
+    /// The serving event loops, for the alive-task count (see [`runtimes`]).
+    pub runtimes: runtimes::ServingRuntimes,
 }
 
 impl ProxyState {
@@ -165,6 +168,7 @@ impl ProxyState {
             overrides: SessionOverrides::default(),
             filter: crate::filter::FilterSlot::default(),
             metrics: Arc::default(),
+            runtimes: runtimes::ServingRuntimes::default(),
         })
     }
 

@@ -216,6 +216,7 @@ fn serve_thread(
             return;
         }
     };
+    state.runtimes.add(runtime.handle().clone());
     let _ = ready.send(Ok(()));
     runtime.block_on(async move {
         let graceful = GracefulShutdown::new();

@@ -11,6 +11,7 @@
 //! Pure (text in, text and warnings out), but for [`refuse_json_only`], which looks at which
 //! files exist. `cli::config_cmd` shows the diff and writes.
 
+mod mask;
 mod routing_v3;
 mod stations;
 
@@ -402,9 +403,11 @@ fn nest_flat_retry_keys(doc: &mut DocumentMut, warnings: &mut Vec<String>) {
     ));
 }
 
-/// A unified diff of `old` to `new`, with file names in the header.
+/// A unified diff of `old` to `new`, with file names in the header; inline keys and proxy
+/// passwords masked (it is shown, and its context lines would carry them).
 pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
+    let (old, new) = (mask::mask_secrets(old), mask::mask_secrets(new));
+    similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
         .unified_diff()
         .context_radius(3)
         .header(old_name, new_name)
