@@ -61,21 +61,30 @@ mod tests {
 
     #[test]
     fn loopback_is_always_allowed() {
-        for ip in ["127.0.0.1", "127.0.0.2", "127.255.0.9", "::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "127.255.0.9",
+            "::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert_eq!(decide(at(ip), None, false), Ok(Exposure::Local), "{ip}");
         }
     }
 
     #[test]
     fn anything_else_needs_a_key_or_the_flag() {
-        for ip in ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "::ffff:10.0.0.1"] {
+        for ip in [
+            "0.0.0.0",
+            "::",
+            "192.168.1.20",
+            "10.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
             let refusal = decide(at(ip), None, false).unwrap_err();
             assert!(refusal.contains("client_key_env"), "{refusal}");
             assert!(refusal.contains(UNSAFE_FLAG), "{refusal}");
-            assert_eq!(
-                decide(at(ip), Some("CK"), false),
-                Ok(Exposure::KeyRequired)
-            );
+            assert_eq!(decide(at(ip), Some("CK"), false), Ok(Exposure::KeyRequired));
             assert!(matches!(
                 decide(at(ip), None, true),
                 Ok(Exposure::Open { warning }) if warning.contains("WITHOUT A CLIENT KEY")

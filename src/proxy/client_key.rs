@@ -110,7 +110,10 @@ pub fn check(
         return Ok(());
     }
     let (code, what) = if presented.is_some_and(|p| !p.is_empty()) {
-        ("bad_client_key", "carries a bearer token that is not the client key")
+        (
+            "bad_client_key",
+            "carries a bearer token that is not the client key",
+        )
     } else {
         ("client_key_required", "carries no client key")
     };
@@ -174,10 +177,14 @@ mod tests {
     fn the_key_must_be_set_and_long_enough_when_named() {
         let none = |_: &str| None;
         assert!(ClientKey::from_env(None, &none).unwrap().is_none());
-        let e = ClientKey::from_env(Some("CK"), &none).unwrap_err().to_string();
+        let e = ClientKey::from_env(Some("CK"), &none)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("CK") && e.contains("not set"), "{e}");
         let short = |_: &str| Some("short".to_string());
-        let e = ClientKey::from_env(Some("CK"), &short).unwrap_err().to_string();
+        let e = ClientKey::from_env(Some("CK"), &short)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 16"), "{e}");
         assert!(!format!("{:?}", key()).contains(KEY));
     }
@@ -195,7 +202,11 @@ mod tests {
         assert_eq!(refusal.code, "client_key_required");
         assert!(refusal.message.contains("$CK"), "{}", refusal.message);
 
-        for wrong in ["Bearer ck-0123456789abcdeX", "Bearer ck-0123456789abcde", "Basic x"] {
+        for wrong in [
+            "Bearer ck-0123456789abcdeX",
+            "Bearer ck-0123456789abcde",
+            "Basic x",
+        ] {
             let mut h = headers(&[("authorization", wrong)]);
             let refusal = check(Some(&key), remote(), &mut h).unwrap_err();
             assert_eq!(refusal.code, "bad_client_key", "{wrong}");

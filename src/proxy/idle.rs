@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::limits::Slot;
@@ -67,6 +68,8 @@ struct Shared {
     idle: AtomicBool,
     /// When the head or idle phase began, in ms after `opened`.
     since_ms: AtomicU64,
+    /// Wakes [`Watch::run`] when the phase changes to one with another deadline.
+    changed: Notify,
 }
 
 impl Shared {
@@ -105,6 +108,7 @@ impl Watch {
                 in_flight: AtomicUsize::new(0),
                 idle: AtomicBool::new(false),
                 since_ms: AtomicU64::new(0),
+                changed: Notify::new(),
             }),
             head: limit(settings.header_read_timeout_ms),
             idle: limit(settings.keep_alive_idle_timeout_ms),
@@ -137,6 +141,7 @@ impl Watch {
             let check = self.next_check();
             tokio::select! {
                 output = &mut connection => return Ok(output),
+                () = self.shared.changed.notified() => {}
                 () = tokio::time::sleep_until(check) => {
                     if let Some(expired) = self.expired() {
                         return Err(expired);
@@ -148,9 +153,8 @@ impl Watch {
 
     /// When the phase in force would end the connection (or when to look again).
     fn next_check(&self) -> Instant {
-        let at = |since: u64, limit: Duration| {
-            self.shared.opened + Duration::from_millis(since) + limit
-        };
+        let at =
+            |since: u64, limit: Duration| self.shared.opened + Duration::from_millis(since) + limit;
         match (self.shared.phase(), self.head, self.idle) {
             (Phase::Head(since), Some(limit), _) => at(since, limit),
             (Phase::Idle(since), _, Some(limit)) => at(since, limit),
@@ -181,6 +185,7 @@ impl Drop for Busy {
         shared.since_ms.store(shared.now_ms(), Ordering::Release);
         shared.idle.store(true, Ordering::Release);
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        shared.changed.notify_one();
     }
 }
 
@@ -205,6 +210,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
             let shared = &this.shared;
             shared.since_ms.store(shared.now_ms(), Ordering::Release);
             shared.idle.store(false, Ordering::Release);
+            shared.changed.notify_one();
         }
         polled
     }
@@ -304,7 +310,10 @@ mod tests {
         drop(busy);
         assert!(matches!(watch.shared.phase(), Phase::Idle(_)));
         tokio::time::sleep(Duration::from_secs(30)).await;
-        assert!(!run.is_finished(), "idle runs to its own limit, not the head's");
+        assert!(
+            !run.is_finished(),
+            "idle runs to its own limit, not the head's"
+        );
         assert_eq!(run.await.unwrap(), Err(Expired::Idle));
     }
 
