@@ -109,10 +109,10 @@ pub fn check(
     if local {
         return Ok(());
     }
-    let (code, what) = if presented.is_some_and(|p| !p.is_empty()) {
+    let (code, what) = if presented.is_some() {
         (
             "bad_client_key",
-            "carries a bearer token that is not the client key",
+            "carries an `Authorization` that is not the client key",
         )
     } else {
         ("client_key_required", "carries no client key")
