@@ -43,6 +43,23 @@ async fn start(homes: &Homes, config: &str, args: &[&str], env: &[(&str, &str)])
     serve(command).await
 }
 
+/// A mock relay and `serve` in front of it with these `[proxy]` lines.
+async fn serve_relay(proxy: &str) -> (MockRelay, Homes, Served) {
+    let relay = MockRelay::start("r").await;
+    let homes = Homes::new();
+    let served = start(&homes, &config(&relay.base_url(), proxy), &[], &[]).await;
+    (relay, homes, served)
+}
+
+/// Sends `request` on a new connection; what the server answered before closing it.
+async fn answer_then_close(served: &Served, request: &str) -> String {
+    let mut stream = connect(served).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (closed, answer) = closed_by_server(&mut stream).await;
+    assert!(closed, "the server closes the connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 fn addr(served: &Served) -> SocketAddr {
     served
         .url
@@ -61,6 +78,15 @@ async fn connect(served: &Served) -> TcpStream {
 /// A small request the proxy answers itself, whole (with a length): a browser's, refused 403.
 const ANSWERED_BY_THE_PROXY: &str =
     "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://page.example\r\n\r\n";
+
+/// Sends [`ANSWERED_BY_THE_PROXY`] on `stream` and reads the answer: its status and text.
+async fn ask(stream: &mut TcpStream) -> (u16, String) {
+    stream
+        .write_all(ANSWERED_BY_THE_PROXY.as_bytes())
+        .await
+        .unwrap();
+    read_response(stream).await
+}
 
 /// Reads one response (head, then a body by length or chunks); its status and text.
 async fn read_response(stream: &mut TcpStream) -> (u16, String) {
@@ -142,19 +168,9 @@ async fn turn(url: &str, extra: &[(&str, &str)]) -> (u16, String) {
 
 #[tokio::test]
 async fn a_half_sent_head_is_closed_by_the_header_timeout() {
-    let relay = MockRelay::start("r").await;
-    let homes = Homes::new();
     // A long keep-alive: only the head timeout can close this connection.
-    let served = start(
-        &homes,
-        &config(
-            &relay.base_url(),
-            "header_read_timeout_ms = 300\nkeep_alive_idle_timeout_ms = 600000",
-        ),
-        &[],
-        &[],
-    )
-    .await;
+    let (relay, _homes, served) =
+        serve_relay("header_read_timeout_ms = 300\nkeep_alive_idle_timeout_ms = 600000").await;
     let mut slow = connect(&served).await;
     slow.write_all(b"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         .await
@@ -178,24 +194,11 @@ async fn a_half_sent_head_is_closed_by_the_header_timeout() {
 
 #[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_and_a_busy_one_is_not() {
-    let relay = MockRelay::start("r").await;
-    let homes = Homes::new();
     // A long head timeout: only the keep-alive limit can close the idle connection.
-    let served = start(
-        &homes,
-        &config(
-            &relay.base_url(),
-            "header_read_timeout_ms = 600000\nkeep_alive_idle_timeout_ms = 300",
-        ),
-        &[],
-        &[],
-    )
-    .await;
+    let (relay, _homes, served) =
+        serve_relay("header_read_timeout_ms = 600000\nkeep_alive_idle_timeout_ms = 300").await;
     let mut kept = connect(&served).await;
-    kept.write_all(ANSWERED_BY_THE_PROXY.as_bytes())
-        .await
-        .unwrap();
-    let (status, _) = read_response(&mut kept).await;
+    let (status, _) = ask(&mut kept).await;
     assert_eq!(status, 403);
     let (closed, more) = closed_by_server(&mut kept).await;
     assert!(closed, "an idle kept-alive connection is closed");
@@ -214,47 +217,16 @@ async fn an_idle_kept_alive_connection_is_closed_and_a_busy_one_is_not() {
 
 #[tokio::test]
 async fn oversized_heads_and_too_many_headers_get_431() {
-    let relay = MockRelay::start("r").await;
-    let homes = Homes::new();
-    let served = start(
-        &homes,
-        &config(
-            &relay.base_url(),
-            "max_header_bytes = 8192\nmax_headers = 20",
-        ),
-        &[],
-        &[],
-    )
-    .await;
-    let mut big = connect(&served).await;
+    let (relay, _homes, served) = serve_relay("max_header_bytes = 8192\nmax_headers = 20").await;
     let huge = "x".repeat(16 << 10);
-    big.write_all(
-        format!("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {huge}\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let (closed, answer) = closed_by_server(&mut big).await;
-    assert!(closed);
-    assert!(
-        answer.starts_with(b"HTTP/1.1 431"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    let big = format!("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {huge}\r\n\r\n");
+    let answer = answer_then_close(&served, &big).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 
-    let mut many = connect(&served).await;
     let headers: String = (0..30).map(|i| format!("X-H{i}: {i}\r\n")).collect();
-    many.write_all(
-        format!("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let (closed, answer) = closed_by_server(&mut many).await;
-    assert!(closed);
-    assert!(
-        answer.starts_with(b"HTTP/1.1 431"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    let many = format!("GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n");
+    let answer = answer_then_close(&served, &many).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     assert_eq!(relay.hits_on("/v1/responses"), 0);
 
     // Codex-sized requests are unaffected.
@@ -265,32 +237,16 @@ async fn oversized_heads_and_too_many_headers_get_431() {
 
 #[tokio::test]
 async fn connections_past_the_cap_get_a_clear_answer_and_a_freed_place_is_reused() {
-    let relay = MockRelay::start("r").await;
-    let homes = Homes::new();
-    let served = start(
-        &homes,
-        &config(&relay.base_url(), "max_client_connections = 3"),
-        &[],
-        &[],
-    )
-    .await;
+    let (_relay, _homes, served) = serve_relay("max_client_connections = 3").await;
     // Three connections, each answered once (so surely accepted) and kept open.
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut stream = connect(&served).await;
-        stream
-            .write_all(ANSWERED_BY_THE_PROXY.as_bytes())
-            .await
-            .unwrap();
-        assert_eq!(read_response(&mut stream).await.0, 403);
+        assert_eq!(ask(&mut stream).await.0, 403);
         held.push(stream);
     }
     let mut fourth = connect(&served).await;
-    fourth
-        .write_all(ANSWERED_BY_THE_PROXY.as_bytes())
-        .await
-        .unwrap();
-    let (status, text) = read_response(&mut fourth).await;
+    let (status, text) = ask(&mut fourth).await;
     assert_eq!(status, 503, "{text}");
     let lower = text.to_ascii_lowercase();
     assert!(lower.contains("retry-after: 1"), "{text}");
@@ -311,11 +267,7 @@ async fn connections_past_the_cap_get_a_clear_answer_and_a_freed_place_is_reused
     let deadline = Instant::now() + LIMIT;
     loop {
         let mut again = connect(&served).await;
-        again
-            .write_all(ANSWERED_BY_THE_PROXY.as_bytes())
-            .await
-            .unwrap();
-        match read_response(&mut again).await.0 {
+        match ask(&mut again).await.0 {
             403 => break,
             503 => assert!(
                 Instant::now() < deadline,
@@ -485,15 +437,7 @@ async fn a_slowloris_crowd_does_not_stop_normal_requests() {
     // binding keep crowds out). The head timeout is long here so the crowd stays connected
     // for the whole test.
     const CROWD: usize = 300;
-    let relay = MockRelay::start("r").await;
-    let homes = Homes::new();
-    let served = start(
-        &homes,
-        &config(&relay.base_url(), "header_read_timeout_ms = 120000"),
-        &[],
-        &[],
-    )
-    .await;
+    let (relay, _homes, served) = serve_relay("header_read_timeout_ms = 120000").await;
     let mut crowd = Vec::with_capacity(CROWD);
     for i in 0..CROWD {
         let mut slow = connect(&served).await;
