@@ -549,6 +549,23 @@ async fn listening_beyond_loopback_is_refused_without_a_client_key_or_the_flag()
     let (ok, stderr) = run_to_end(command).await;
     assert!(!ok);
     assert!(stderr.contains("refusing to listen on"), "{stderr}");
+    // Nor is a client key an admin token: the admin API beyond loopback still needs its own.
+    std::fs::write(
+        homes.helper_config(),
+        config(
+            "http://127.0.0.1:9/v1",
+            &format!("client_key_env = \"{CLIENT_KEY_ENV}\""),
+        ),
+    )
+    .unwrap();
+    let mut command = homes.command(&serve_args("127.0.0.1", &["--admin-host", "0.0.0.0"]));
+    command
+        .env(CLIENT_KEY_ENV, CLIENT_KEY)
+        .env_remove("CODEX_HELPER_ADMIN_TOKEN");
+    let (ok, stderr) = run_to_end(command).await;
+    assert!(!ok);
+    assert!(stderr.contains("CODEX_HELPER_ADMIN_TOKEN"), "{stderr}");
+    assert!(!stderr.contains(CLIENT_KEY), "{stderr}");
 }
 
 #[tokio::test]
