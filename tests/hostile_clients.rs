@@ -487,6 +487,20 @@ async fn a_slowloris_crowd_does_not_stop_normal_requests() {
 
 // ---- Part 3: binding safety ----
 
+/// A config whose relay is never reached (start-up checks only), with or without a client key.
+fn write_unreachable_config(homes: &Homes, keyed: bool) {
+    let proxy = if keyed {
+        format!("client_key_env = \"{CLIENT_KEY_ENV}\"")
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        homes.helper_config(),
+        config("http://127.0.0.1:9/v1", &proxy),
+    )
+    .unwrap();
+}
+
 fn serve_args<'a>(host: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "serve",
@@ -504,7 +518,7 @@ fn serve_args<'a>(host: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 #[tokio::test]
 async fn listening_beyond_loopback_is_refused_without_a_client_key_or_the_flag() {
     let homes = Homes::new();
-    std::fs::write(homes.helper_config(), config("http://127.0.0.1:9/v1", "")).unwrap();
+    write_unreachable_config(&homes, false);
     for host in ["0.0.0.0", "::"] {
         let mut command = homes.command(&serve_args(host, &[]));
         command.env_remove(CLIENT_KEY_ENV);
@@ -524,14 +538,7 @@ async fn listening_beyond_loopback_is_refused_without_a_client_key_or_the_flag()
     }
     // A client key named but not set is refused too: a server meant to be protected never
     // starts open.
-    std::fs::write(
-        homes.helper_config(),
-        config(
-            "http://127.0.0.1:9/v1",
-            &format!("client_key_env = \"{CLIENT_KEY_ENV}\""),
-        ),
-    )
-    .unwrap();
+    write_unreachable_config(&homes, true);
     let mut command = homes.command(&serve_args("0.0.0.0", &[]));
     command.env_remove(CLIENT_KEY_ENV);
     let (ok, stderr) = run_to_end(command).await;
@@ -545,19 +552,12 @@ async fn listening_beyond_loopback_is_refused_without_a_client_key_or_the_flag()
     command
         .env_remove(CLIENT_KEY_ENV)
         .env("CODEX_HELPER_ADMIN_TOKEN", "admin-token-0123456789");
-    std::fs::write(homes.helper_config(), config("http://127.0.0.1:9/v1", "")).unwrap();
+    write_unreachable_config(&homes, false);
     let (ok, stderr) = run_to_end(command).await;
     assert!(!ok);
     assert!(stderr.contains("refusing to listen on"), "{stderr}");
     // Nor is a client key an admin token: the admin API beyond loopback still needs its own.
-    std::fs::write(
-        homes.helper_config(),
-        config(
-            "http://127.0.0.1:9/v1",
-            &format!("client_key_env = \"{CLIENT_KEY_ENV}\""),
-        ),
-    )
-    .unwrap();
+    write_unreachable_config(&homes, true);
     let mut command = homes.command(&serve_args("127.0.0.1", &["--admin-host", "0.0.0.0"]));
     command
         .env(CLIENT_KEY_ENV, CLIENT_KEY)
