@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod files;
 pub mod filter;
 pub mod ledger;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod proxy;

@@ -112,6 +112,18 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
                 .next()
                 .unwrap()
         );
+        // The one route that is not JSON: the Prometheus text format (`tests/metrics.rs`).
+        if path.ends_with("/metrics") {
+            let reply = support::client().get(&url).send().await.unwrap();
+            assert_eq!(reply.status(), 200, "{path}");
+            let text = reply.text().await.unwrap();
+            assert!(text.contains("codex_helper_requests_total{"), "{text}");
+            assert!(
+                !text.contains(KEY),
+                "{method} {path} answered the relay's key"
+            );
+            continue;
+        }
         let (status, answer, text) = call(method, &url, body).await;
         assert!(
             status != 404 && status != 405,

@@ -170,6 +170,10 @@ pub trait Console: Send + Sync + 'static {
     fn routing(&self) -> anyhow::Result<Value> {
         Err(Problem::unavailable("the route graph").into())
     }
+    /// The Prometheus text exposition of the running helper's metrics (`GET /metrics`).
+    fn metrics(&self) -> anyhow::Result<String> {
+        Err(Problem::unavailable("metrics").into())
+    }
 }
 
 fn unavailable(what: &'static str) -> BoxFuture<'static, anyhow::Result<Value>> {

@@ -38,6 +38,7 @@ pub enum Route {
     PersistDefaultProfile,
     PersistRouting,
     SessionReset,
+    Metrics,
 }
 
 /// A route's path (under [`BASE`]), method, what it does, and its query parameters.
@@ -320,6 +321,14 @@ pub const ROUTES: &[Spec] = &[
         query: &[],
         body: true,
     },
+    Spec {
+        route: Route::Metrics,
+        path: "/metrics",
+        method: Method::GET,
+        summary: "Prometheus metrics in the text exposition format 0.0.4 (`text/plain; version=0.0.4`): requests by endpoint, status and outcome; attempts and failovers; time to first byte, duration and proxy overhead histograms; open streams and connections; the ledger's queue and lost rows; balance states; build info.",
+        query: &[],
+        body: false,
+    },
 ];
 
 /// Whether `path` is `spec`'s, and the value of its `{…}` segment if it has one.
@@ -383,6 +392,10 @@ pub fn openapi() -> Value {
         });
         if !parameters.is_empty() {
             operation["parameters"] = Value::Array(parameters);
+        }
+        if spec.route == Route::Metrics {
+            operation["responses"]["200"]["content"] =
+                json!({"text/plain; version=0.0.4": {"schema": {"type": "string"}}});
         }
         if spec.body {
             operation["requestBody"] = json!({"required": false,
@@ -467,5 +480,17 @@ mod tests {
         let ids: std::collections::HashSet<String> = ROUTES.iter().map(operation_id).collect();
         assert_eq!(ids.len(), ROUTES.len(), "operation ids are unique");
         assert_eq!(operation_id(&ROUTES[1]), "getOpenapiJson");
+    }
+
+    #[test]
+    fn metrics_are_documented_as_the_prometheus_text_format() {
+        let doc = openapi();
+        let content =
+            &doc["paths"][format!("{BASE}/metrics")]["get"]["responses"]["200"]["content"];
+        assert!(
+            content["text/plain; version=0.0.4"].is_object(),
+            "{content}"
+        );
+        assert!(content["application/json"].is_null(), "{content}");
     }
 }

@@ -386,7 +386,24 @@ async fn respond(
             let body = json_body(&body)?;
             ok(&console.persist_routing(body).await.map_err(console_error)?)
         }
+        Route::Metrics => Ok(metrics_response(console.metrics().map_err(console_error)?)),
     }
+}
+
+/// `GET /metrics`: the Prometheus text format, not JSON.
+fn metrics_response(text: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::render::CONTENT_TYPE),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Lets `respond` hand any JSON-able value to one `ok`.

@@ -123,6 +123,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every state (keep in step with the enum).
+    pub const ALL: [Status; 6] = [
+        Status::Error,
+        Status::Exhausted,
+        Status::Stale,
+        Status::Unknown,
+        Status::Unlimited,
+        Status::Ok,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Error => "error",
@@ -396,14 +406,7 @@ mod tests {
 
     #[test]
     fn names_are_the_serde_names() {
-        for status in [
-            Status::Error,
-            Status::Exhausted,
-            Status::Stale,
-            Status::Unknown,
-            Status::Unlimited,
-            Status::Ok,
-        ] {
+        for status in Status::ALL {
             assert_eq!(
                 serde_json::to_value(status).unwrap(),
                 serde_json::json!(status.as_str())

@@ -491,6 +491,10 @@ impl Console for ServeConsole {
     fn routing(&self) -> anyhow::Result<Value> {
         self.routing_view()
     }
+
+    fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self.metrics_text())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

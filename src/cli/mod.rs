@@ -8,6 +8,7 @@ mod completions;
 mod config_cmd;
 mod console;
 mod console_edit;
+mod console_metrics;
 mod console_persist;
 mod console_routing;
 mod console_sessions;

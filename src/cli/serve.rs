@@ -225,7 +225,8 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         };
         // Outermost: it sees every request start and end, for the console's present.
         let live = Arc::new(LiveRequests::new(sink));
-        let sink: Arc<dyn RecordSink> = live.clone();
+        let metrics = Arc::new(crate::metrics::Registry::default());
+        let sink: Arc<dyn RecordSink> = Arc::new(crate::metrics::MetricsSink::new(metrics.clone(), live.clone()));
         let codex = CodexFiles::new(&homes.codex);
         let catalog_codex = catalog_codex(&codex, &settings.codex_binary).await;
         let codex_binary = catalog_codex.as_ref().map_or_else(|| PathBuf::from(&settings.codex_binary), |b| b.path.clone());
@@ -233,7 +234,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         if discover::configured(&settings.codex_binary).is_some() {
             codex_client.pin_binary();
         }
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key));
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_metrics(metrics));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
             Ok(0) => {}

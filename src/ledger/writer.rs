@@ -33,6 +33,8 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// What the writer has done, for status displays.
 #[derive(Debug, Default, Serialize)]
 pub struct LedgerStats {
+    /// Handed to the writer's queue (written, lost on a failed write, or still waiting).
+    pub queued: AtomicU64,
     pub written: AtomicU64,
     /// Dropped because the queue was full.
     pub dropped: AtomicU64,
@@ -151,9 +153,12 @@ impl RecordSink for LedgerSink {
             record: record.clone(),
             outcome,
         });
+        // Counted before the send, so the writer never writes a row not yet counted.
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match self.sender.try_send(Message::Record(finished)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -135,6 +135,9 @@ pub struct ProxyState {
     pub filter: crate::filter::FilterSlot,
     /// The key clients from other machines present ([`client_key`]); none unless `serve` sets it.
     pub client_key: Option<client_key::ClientKey>,
+    /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
+    /// its record sink.
+    pub metrics: Arc<crate::metrics::Registry>,
 }
 
 impl ProxyState {
@@ -167,6 +170,7 @@ impl ProxyState {
             overrides: SessionOverrides::default(),
             filter: crate::filter::FilterSlot::default(),
             client_key: None,
+            metrics: Arc::default(),
         })
     }
 
@@ -195,6 +199,12 @@ impl ProxyState {
     /// Asks clients from other machines for `key` (see [`client_key`]).
     pub fn with_client_key(mut self, key: Option<client_key::ClientKey>) -> Self {
         self.client_key = key;
+        self
+    }
+
+    /// Counts into `metrics` (the registry its record sink counts into too).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Registry>) -> Self {
+        self.metrics = metrics;
         self
     }
 

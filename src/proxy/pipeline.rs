@@ -594,6 +594,7 @@ fn relay_response(
     };
     let body = RelayBody::new(stream, exact_len, answer.sse, answer.json, idle, record)
         .redacting(plan.redactor.clone())
+        .counted(answer.sse.then(|| state.metrics.streams.track()))
         .holding(permit, probe);
     let mut reply = Response::new(ProxyBody::Relay(Box::new(body)));
     *reply.status_mut() = answer.status;

@@ -17,6 +17,7 @@ use tokio::time::Sleep;
 
 use super::record::{Outcome, RecordGuard};
 use super::sse::{FailedEvent, SseTap, Terminal};
+use crate::metrics::registry::Tracked;
 use crate::record::usage::Usage;
 use crate::redact::Redactor;
 use crate::routing::retry::Cooldown;
@@ -109,6 +110,8 @@ pub struct RelayBody {
     probe: Option<HealthProbe>,
     /// Masks credentials in the relay's own error text before it is recorded.
     redactor: Arc<Redactor>,
+    /// This stream in the metrics' open streams, until the body ends.
+    open: Option<Tracked>,
 }
 
 impl RelayBody {
@@ -122,6 +125,14 @@ impl RelayBody {
         } else {
             self.permit = Some(permit);
             self.probe = probe;
+        }
+        self
+    }
+
+    /// Keeps `open` (an open stream in the metrics) until the body ends or is dropped.
+    pub fn counted(mut self, open: Option<Tracked>) -> Self {
+        if !self.record.is_finished() {
+            self.open = open;
         }
         self
     }
@@ -162,6 +173,7 @@ impl RelayBody {
             permit: None,
             probe: None,
             redactor: Arc::default(),
+            open: None,
         };
         // hyper never polls an empty body: it is complete now, not when it is dropped.
         if exact_len == Some(0) {
@@ -282,6 +294,7 @@ impl RelayBody {
         self.judge_endpoint(outcome);
         self.record.finish(outcome);
         self.permit = None;
+        self.open = None;
     }
 
     /// The endpoint's health by how its answer ended: a clean end (for a stream, a terminal

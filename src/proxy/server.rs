@@ -121,6 +121,7 @@ fn spawn_connection(
 ) {
     // Without this, small SSE writes can wait for the peer's delayed ACK (Nagle).
     let _ = stream.set_nodelay(true);
+    let open = state.metrics.connections.track();
     let peer = stream.peer_addr().ok().map(client_key::Peer);
     let watch = idle::Watch::new(&state.settings);
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
@@ -147,6 +148,7 @@ fn spawn_connection(
             Ok(Err(e)) => tracing::debug!("connection ended with an error: {e}"),
             Err(expired) => tracing::debug!("client connection closed: {}", expired.as_str()),
         }
+        drop(open);
     });
 }
 
