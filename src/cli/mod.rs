@@ -24,6 +24,7 @@ mod provider;
 mod resident;
 mod routing;
 mod serve;
+mod serve_exposure;
 mod serve_lock;
 mod serve_tui;
 mod session;

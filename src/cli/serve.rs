@@ -36,9 +36,15 @@ pub const DEFAULT_PORT: u16 = 3211;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Anything but loopback exposes your relays to the network.
+    /// Address to listen on. Anything but loopback (127.0.0.0/8, ::1) lets other machines
+    /// use your relays: refused unless [proxy] client_key_env is set (clients then send that
+    /// key) or --unsafe-listen-without-client-key is given.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Listen on a non-loopback --host without a client key: anyone who can reach the address
+    /// can spend your relay credit. Only for a network that is yours alone.
+    #[arg(long)]
+    unsafe_listen_without_client_key: bool,
     /// Port to listen on.
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
@@ -131,6 +137,9 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok();
     let plan = Plan::from_config(&loaded, &env)?;
     let settings = loaded.config.proxy.clone().with_env_overrides(&env)?;
+    proxy::limits::validate(&settings)?;
+    let client_key =
+        proxy::client_key::ClientKey::from_env(settings.client_key_env.as_deref(), &env)?;
     for key in &loaded.deferred_keys {
         tracing::warn!(
             "{}: `{key}` is recognised but not used by this version yet",
@@ -166,11 +175,18 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             admin::TOKEN_ENV
         );
     }
-    if !crate::net::is_loopback_ip(addr.ip()) {
-        tracing::warn!(
-            "listening on {addr}: anyone who can reach this address can use your relays \
-             (requests must still name a loopback host or one in [proxy] allowed_hosts)"
-        );
+    match super::serve_exposure::decide(
+        addr,
+        client_key.as_ref().map(|k| k.env()),
+        args.unsafe_listen_without_client_key,
+    )
+    .map_err(anyhow::Error::msg)?
+    {
+        super::serve_exposure::Exposure::Local => {}
+        super::serve_exposure::Exposure::KeyRequired => tracing::info!(
+            "the proxy is reachable from other machines at {addr}: their requests must carry the client key and name a host in [proxy] allowed_hosts"
+        ),
+        super::serve_exposure::Exposure::Open { warning } => eprintln!("codex-helper: {warning}"),
     }
     raise_open_file_limit();
 
@@ -218,7 +234,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         if discover::configured(&settings.codex_binary).is_some() {
             codex_client.pin_binary();
         }
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_metrics(metrics));
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_metrics(metrics));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
             Ok(0) => {}

@@ -309,6 +309,27 @@ pub struct ProxySettings {
     /// Threads serving requests, each with an event loop of its own; 0 (the default) means one
     /// per CPU core. Connections are handed to them in turn; each stays on its thread.
     pub threads: usize,
+    /// Time a client has to send a whole request head (request line and headers): from the
+    /// connection's opening, or on a kept-alive connection from the next request's first
+    /// byte. A slower client (a slowloris) is disconnected. 0 disables.
+    pub header_read_timeout_ms: u64,
+    /// A kept-alive client connection with no request for this long is closed (above Codex's
+    /// own 90 s, so Codex closes first and never sends into a closing socket). 0 disables.
+    pub keep_alive_idle_timeout_ms: u64,
+    /// Largest request head (request line and headers) in bytes, at least 8192; a larger one
+    /// is answered 431 and the connection closed.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request, at least 16; more are answered 431.
+    pub max_headers: usize,
+    /// Most client connections open at once, at least 1. Past it a new connection is answered
+    /// 503 `too_many_connections` with `Retry-After` and closed.
+    pub max_client_connections: usize,
+    /// Name of an environment variable holding the client key (at least 16 characters; the
+    /// key itself is never written in this file). When set, a request from another machine,
+    /// or relayed by a proxy on this one (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`), must
+    /// carry `Authorization: Bearer <key>` or is answered 401; the key never reaches a relay.
+    /// Needed (or `serve --unsafe-listen-without-client-key`) to listen beyond loopback.
+    pub client_key_env: Option<String>,
 }
 
 impl Default for ProxySettings {
@@ -325,6 +346,12 @@ impl Default for ProxySettings {
             allowed_hosts: Vec::new(),
             outbound_proxy: None,
             threads: 0,
+            header_read_timeout_ms: 30_000,
+            keep_alive_idle_timeout_ms: 120_000,
+            max_header_bytes: 64 << 10,
+            max_headers: 100,
+            max_client_connections: 1024,
+            client_key_env: None,
         }
     }
 }

@@ -5,13 +5,16 @@
 //! one answers, stream that answer back through a tap, and record what happened.
 
 pub mod attempt;
+pub mod client_key;
 pub mod clients;
 pub mod coding;
 pub mod filter;
 pub mod guard;
 pub mod headers;
+pub mod idle;
 pub mod images;
 pub mod inspect;
+pub mod limits;
 pub mod loops;
 pub mod overrides;
 pub mod pipeline;
@@ -131,6 +134,8 @@ pub struct ProxyState {
     pub overrides: SessionOverrides,
     /// The `filter.json` rules in force (phase 4a, [`filter`]); none unless `serve` sets them.
     pub filter: crate::filter::FilterSlot,
+    /// The key clients from other machines present ([`client_key`]); none unless `serve` sets it.
+    pub client_key: Option<client_key::ClientKey>,
     /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
     /// its record sink.
     pub metrics: Arc<crate::metrics::Registry>,
@@ -167,6 +172,7 @@ impl ProxyState {
             websocket_refusals: websocket::Refusals::default(),
             overrides: SessionOverrides::default(),
             filter: crate::filter::FilterSlot::default(),
+            client_key: None,
             metrics: Arc::default(),
             runtimes: runtimes::ServingRuntimes::default(),
         })
@@ -191,6 +197,12 @@ impl ProxyState {
     /// proxy knows nothing of its client ([`AnyClient`]).
     pub fn with_client(mut self, client: Arc<dyn ClientSide>) -> Self {
         self.client = client;
+        self
+    }
+
+    /// Asks clients from other machines for `key` (see [`client_key`]).
+    pub fn with_client_key(mut self, key: Option<client_key::ClientKey>) -> Self {
+        self.client_key = key;
         self
     }
 

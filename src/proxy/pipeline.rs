@@ -30,6 +30,7 @@ use http::request::Parts;
 use http::{Method, Request, Response, header};
 
 use super::attempt::{self, Answer, AnswerBody, Tried};
+use super::client_key;
 use super::guard;
 use super::headers::client_response_headers;
 use super::images;
@@ -55,8 +56,15 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let mut record = new_record(&state, &parts);
+    let peer = parts.extensions.get::<client_key::Peer>().map(|p| p.0);
+    if let Err(refusal) = client_key::check(state.client_key.as_ref(), peer, &mut parts.headers) {
+        let mut response = refusal.answer(record);
+        let (name, value) = client_key::challenge();
+        response.headers_mut().insert(name, value);
+        return response;
+    }
     if websocket::is_upgrade(&parts.headers) {
         if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
             return refusal.answer(record);

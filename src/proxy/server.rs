@@ -13,14 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{ProxyState, pipeline};
+use super::limits::{ConnectionCap, Slot};
+use super::{ProxyState, client_key, idle, limits, pipeline};
+
+/// A connection on its way to a serving thread, with its place under the connection cap.
+type Handed = (std::net::TcpStream, Slot);
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,6 +72,7 @@ pub fn serve_on(
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = oneshot::channel();
     let hands: Vec<_> = threads.threads.iter().map(|t| t.hand.clone()).collect();
+    let cap = ConnectionCap::new(state.settings.max_client_connections);
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut turn = 0usize;
@@ -84,10 +89,14 @@ pub fn serve_on(
                 },
                 _ = &mut stopped => break,
             };
+            // Past the cap: answered 503 and closed (see `limits`).
+            let Some((stream, slot)) = cap.admit(stream) else {
+                continue;
+            };
             turn = (turn + 1) % (hands.len() + 1);
             match turn.checked_sub(1).map(|i| &hands[i]) {
-                None => spawn_connection(stream, state.clone(), &graceful),
-                Some(hand) => hand_over(stream, hand),
+                None => spawn_connection(stream, slot, state.clone(), &graceful),
+                Some(hand) => hand_over(stream, slot, hand),
             }
         }
         drop(listener);
@@ -101,33 +110,53 @@ pub fn serve_on(
     })
 }
 
-/// Serves one connection on this event loop, watched by `graceful` for the drain at shutdown.
-fn spawn_connection(stream: TcpStream, state: Arc<ProxyState>, graceful: &GracefulShutdown) {
+/// Serves one connection on this event loop, watched by `graceful` for the drain at shutdown
+/// and by an [`idle::Watch`] for its head-read and keep-alive limits; `slot` is its place under
+/// the connection cap, held by the socket until it closes.
+fn spawn_connection(
+    stream: TcpStream,
+    slot: Slot,
+    state: Arc<ProxyState>,
+    graceful: &GracefulShutdown,
+) {
     // Without this, small SSE writes can wait for the peer's delayed ACK (Nagle).
     let _ = stream.set_nodelay(true);
     let open = state.metrics.connections.track();
-    let service = service_fn(move |request| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(state, request).await) }
-    });
+    let peer = stream.peer_addr().ok().map(client_key::Peer);
+    let watch = idle::Watch::new(&state.settings);
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-    builder.http1().timer(TokioTimer::new());
+    limits::configure_http1(&mut builder, &state.settings);
+    let requests = watch.clone();
+    let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+        let state = state.clone();
+        let busy = requests.busy();
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
+        async move {
+            let response = pipeline::handle(state, request).await;
+            Ok::<_, Infallible>(response.map(|body| idle::Tracked::new(body, busy)))
+        }
+    });
     // Upgrades: a Responses WebSocket (see `websocket`) takes the connection over after its 101.
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let io = TokioIo::new(watch.io(stream, Some(slot)));
+    let connection = builder.serve_connection_with_upgrades(io, service);
     let connection = graceful.watch(connection.into_owned());
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("connection ended with an error: {e}");
+        match watch.run(connection).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("connection ended with an error: {e}"),
+            Err(expired) => tracing::debug!("client connection closed: {}", expired.as_str()),
         }
         drop(open);
     });
 }
 
 /// Gives a connection to another serving thread (leaving this event loop's reactor).
-fn hand_over(stream: TcpStream, hand: &mpsc::UnboundedSender<std::net::TcpStream>) {
+fn hand_over(stream: TcpStream, slot: Slot, hand: &mpsc::UnboundedSender<Handed>) {
     match stream.into_std() {
         // A thread that has stopped drops what it is handed: only at shutdown.
-        Ok(stream) => drop(hand.send(stream)),
+        Ok(stream) => drop(hand.send((stream, slot))),
         Err(e) => tracing::warn!("could not hand a connection over: {e}"),
     }
 }
@@ -140,7 +169,7 @@ pub struct ServerThreads {
 
 struct ServingThread {
     thread: std::thread::JoinHandle<()>,
-    hand: mpsc::UnboundedSender<std::net::TcpStream>,
+    hand: mpsc::UnboundedSender<Handed>,
     stop: oneshot::Sender<()>,
 }
 
@@ -199,7 +228,7 @@ fn join(threads: Vec<std::thread::JoinHandle<()>>) {
 /// handed until `stopped`, and drains its connections.
 fn serve_thread(
     state: Arc<ProxyState>,
-    mut handed: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    mut handed: mpsc::UnboundedReceiver<Handed>,
     ready: std::sync::mpsc::SyncSender<anyhow::Result<()>>,
     mut stopped: oneshot::Receiver<()>,
 ) {
@@ -221,15 +250,15 @@ fn serve_thread(
     runtime.block_on(async move {
         let graceful = GracefulShutdown::new();
         loop {
-            let stream = tokio::select! {
-                stream = handed.recv() => match stream {
-                    Some(stream) => stream,
+            let (stream, slot) = tokio::select! {
+                handed = handed.recv() => match handed {
+                    Some(handed) => handed,
                     None => break,
                 },
                 _ = &mut stopped => break,
             };
             match TcpStream::from_std(stream) {
-                Ok(stream) => spawn_connection(stream, state.clone(), &graceful),
+                Ok(stream) => spawn_connection(stream, slot, state.clone(), &graceful),
                 Err(e) => tracing::warn!("could not take over a connection: {e}"),
             }
         }
