@@ -99,8 +99,8 @@ impl Bridge {
             tokio::select! {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     break Some(format!(
-                        "no message from the relay for {} s in a response",
-                        silent.unwrap_or_default().as_secs()
+                        "no message from the relay for {:.1} s in a response",
+                        silent.unwrap_or_default().as_secs_f64()
                     ));
                 }
                 message = from_client.next() => match message {
@@ -121,7 +121,10 @@ impl Bridge {
                 },
                 message = from_relay.next() => match message {
                     Some(Ok(message)) => {
-                        last_from_relay = Instant::now();
+                        // Pings are not progress: a relay that only pings is silent.
+                        if message.is_text() || message.is_binary() {
+                            last_from_relay = Instant::now();
+                        }
                         let closing = message.is_close();
                         self.on_relay_message(&message);
                         if to_client.send(message).await.is_err() || closing {
