@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::cli::{Homes, serve};
 use support::mock_relay::{Fault, MockRelay};
-use support::outbound::{TestOutbound, closed_port};
+use support::outbound::TestOutbound;
 use support::ws_relay::Behaviour;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -76,8 +76,9 @@ enum Rule {
         class: &'static str,
         tries: usize,
     },
-    /// The relay's answer reaches the client whole (a compressed reply decoded).
-    Served { events: usize },
+    /// The relay's answer reaches the client whole (a compressed reply decoded), with
+    /// `events` events (0: JSON); `usage` says whether the ledger reads its usage.
+    Served { events: usize, usage: bool },
     /// The fault comes after output reached the client: no failover, no replay; the client
     /// gets `events` of the relay's events, then a final `last` event with error `code`;
     /// the ledger row says `outcome`.
@@ -140,7 +141,10 @@ fn compressed(t: Transport, coding: &'static str) -> Option<(Primary, Rule)> {
     let events = if t == Transport::Stream { 10 } else { 0 };
     (t != Transport::WebSocket).then_some((
         Primary::Http(Fault::Compressed(coding)),
-        Rule::Served { events },
+        Rule::Served {
+            events,
+            usage: true,
+        },
     ))
 }
 
@@ -303,7 +307,10 @@ fn cases() -> Vec<Case> {
                     after_events: 0,
                     bytes: BIG_FIRST,
                 },
-                Rule::Served { events: 11 },
+                Rule::Served {
+                    events: 11,
+                    usage: true,
+                },
             ),
             _ => None,
         }),
@@ -313,14 +320,21 @@ fn cases() -> Vec<Case> {
                     after_events: 4,
                     bytes: HUGE,
                 },
-                Rule::Served { events: 11 },
+                Rule::Served {
+                    events: 11,
+                    usage: true,
+                },
             ),
             Json => http(
                 Fault::HugeEvent {
                     after_events: 0,
                     bytes: HUGE,
                 },
-                Rule::Served { events: 0 },
+                // Past the JSON usage tap's 8 MiB: answered whole, its usage not read.
+                Rule::Served {
+                    events: 0,
+                    usage: false,
+                },
             ),
             WebSocket => ws(Behaviour::HugeMessage { bytes: 65 << 20 }, cut_ws(1)),
         }),
@@ -397,6 +411,8 @@ struct Row {
     error_class: Option<String>,
     provider: Option<String>,
     endpoint: Option<String>,
+    /// Read from the answer's usage.
+    input_tokens: Option<i64>,
     /// (provider, outcome, class) per attempt.
     attempts: Vec<(String, String, Option<String>)>,
 }
@@ -434,6 +450,8 @@ struct Expect {
     outcome: &'static str,
     error_class: Option<&'static str>,
     provider: Option<Role>,
+    /// Whether an answer's usage is in the row.
+    usage: bool,
     /// (who, outcome, class) per recorded attempt.
     attempts: Vec<(Role, &'static str, Option<&'static str>)>,
 }
@@ -489,6 +507,7 @@ fn expected(cell: &Cell) -> Expect {
                     outcome: "completed",
                     error_class: None,
                     provider: Some(Role::Fallback),
+                    usage: true,
                     attempts,
                 };
             }
@@ -515,10 +534,11 @@ fn expected(cell: &Cell) -> Expect {
                 outcome,
                 error_class: Some(class),
                 provider: None,
+                usage: false,
                 attempts,
             }
         }
-        Rule::Served { events } => {
+        Rule::Served { events, usage } => {
             let (end, outcome, error_class, provider, attempts) = answered(Role::Primary, events);
             Expect {
                 status,
@@ -526,6 +546,7 @@ fn expected(cell: &Cell) -> Expect {
                 outcome,
                 error_class,
                 provider,
+                usage,
                 attempts,
             }
         }
@@ -540,6 +561,7 @@ fn expected(cell: &Cell) -> Expect {
             outcome,
             error_class: Some(outcome),
             provider: Some(Role::Primary),
+            usage: false,
             attempts: if ws {
                 Vec::new()
             } else {
@@ -552,6 +574,7 @@ fn expected(cell: &Cell) -> Expect {
             outcome: "completed",
             error_class: None,
             provider: Some(Role::Primary),
+            usage: false,
             attempts: vec![(Role::Primary, "responded", None)],
         },
     }
@@ -674,6 +697,18 @@ fn check(cell: &Cell, expect: &Expect, seen: &Seen, row: Option<&Row>) -> Vec<St
         format!("{:?}", expect.provider.map(|r| provider_of(cell, r))),
         format!("{:?}", row.provider),
     );
+    // A whole answer's usage is read, whatever came before it or how it was coded.
+    if matches!(expect.end, End::Answer { .. }) {
+        differ(
+            &mut problems,
+            "ledger input_tokens",
+            format!(
+                "{:?}",
+                expect.usage.then_some(support::mock_relay::USAGE.0 as i64)
+            ),
+            format!("{:?}", row.input_tokens),
+        );
+    }
     if row.provider.is_some() {
         differ(
             &mut problems,
@@ -743,6 +778,15 @@ struct Cell {
     topology: Topology,
     primary_relay: Option<MockRelay>,
     fallback: Option<MockRelay>,
+}
+
+/// A loopback port that refuses connections: bound but not listening, so it stays reserved
+/// (no relay started later gets it) while the socket lives.
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 fn key(provider: &str) -> String {
@@ -857,8 +901,12 @@ async fn send_ws(base: &str, cell: &Cell) -> Seen {
                         break;
                     }
                 }
-                Ok(Message::Close(_)) | Err(_) => {
-                    seen.events.push("(closed)".into());
+                Ok(Message::Close(frame)) => {
+                    seen.events.push(format!("(closed: {frame:?})"));
+                    break;
+                }
+                Err(e) => {
+                    seen.events.push(format!("(broken: {e})"));
                     break;
                 }
                 Ok(_) => {}
@@ -891,7 +939,7 @@ fn read_row(db: &std::path::Path, id: &str) -> Option<Row> {
             .ok()?;
     conn.busy_timeout(Duration::from_secs(2)).ok()?;
     conn.query_row(
-        "SELECT outcome, error_class, provider, endpoint, attempts_json FROM requests \
+        "SELECT outcome, error_class, provider, endpoint, attempts_json, input_tokens FROM requests \
          WHERE session_id = ?1 ORDER BY id",
         [id],
         |r| {
@@ -902,6 +950,7 @@ fn read_row(db: &std::path::Path, id: &str) -> Option<Row> {
                 error_class: r.get(1)?,
                 provider: r.get(2)?,
                 endpoint: r.get(3)?,
+                input_tokens: r.get(5)?,
                 attempts: attempts
                     .iter()
                     .map(|a| {
@@ -926,6 +975,7 @@ async fn every_fault_on_every_transport_and_topology() {
     let outbound = TestOutbound::http(None).await;
     let mut config = String::from("version = 5\n");
     let mut cells = Vec::new();
+    let mut reserved = Vec::new();
     for (index, case) in cases.iter().enumerate() {
         for transport in [Transport::Stream, Transport::Json, Transport::WebSocket] {
             let Some((primary, rule)) = (case.cell)(transport) else {
@@ -941,7 +991,11 @@ async fn every_fault_on_every_transport_and_topology() {
                     }
                 };
                 let (primary_relay, primary_url) = match &primary {
-                    Primary::Dead => (None, format!("http://127.0.0.1:{}/v1", closed_port())),
+                    Primary::Dead => {
+                        let (socket, port) = refusing_port();
+                        reserved.push(socket);
+                        (None, format!("http://127.0.0.1:{port}/v1"))
+                    }
                     Primary::Http(fault) => {
                         let relay = MockRelay::start(&format!("p{id}")).await;
                         let fault = match fault.clone() {

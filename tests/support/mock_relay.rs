@@ -3,7 +3,9 @@
 //! It answers `GET …/models` with an OpenAI-style list and `POST …/responses` with an SSE stream
 //! shaped like a real relay's (ending in `response.completed` with usage), or with JSON when the
 //! client does not stream. Queued [`Fault`]s change the next answers: any status, a reset before
-//! headers or mid-stream, a stall, `response.failed` inside a 200 stream, compressed replies.
+//! headers or mid-stream, a stall, `response.failed` inside a 200 stream, compressed replies,
+//! redirects, Cloudflare error pages, malformed or huge events, endless keep-alives; those that
+//! come before an answer apply to a WebSocket handshake too.
 //! Every request is recorded for assertions.
 
 #![allow(dead_code)]

@@ -13,6 +13,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 use super::{Connected, MAX_MESSAGE_BYTES};
+
+/// How long a connection the proxy ends waits for the client's close before dropping it.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 use crate::proxy::ProxyState;
 use crate::proxy::clients::UpgradedIo;
 use crate::proxy::filter;
@@ -149,6 +152,17 @@ impl Bridge {
                         reason: "relay connection lost".into(),
                     })))
                     .await;
+                // The closing handshake, bounded: what the client still sends (a pong, its
+                // close) is read, not answered with a reset that would discard the error event
+                // before the client has read it.
+                let client_closed = async {
+                    while let Some(Ok(message)) = from_client.next().await {
+                        if message.is_close() {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(CLOSE_WAIT, client_closed).await;
                 self.end_current(Outcome::UpstreamStreamError, Some(error.clone()));
                 // A lone relay is not cooled down: that would leave its sessions nowhere to go.
                 let cooldown = if self.alone {
