@@ -38,7 +38,7 @@ pub struct RetryLayerConfig {
 /// Every failure class name a list may hold: the original's, then this helper's
 /// (`routing::retry::FailureClass` names; a test there keeps the two in step). Checked when
 /// the retry policy is built; listed here for the JSON Schema, so editors complete them.
-pub const CLASS_NAMES: [&str; 19] = [
+pub const CLASS_NAMES: [&str; 20] = [
     "upstream_transport_error",
     "routing_mismatch_capability",
     "client_error_non_retryable",
@@ -58,6 +58,7 @@ pub const CLASS_NAMES: [&str; 19] = [
     "forwarding_loop",
     "preamble_too_large",
     "image_generation_missing_result",
+    "redirect",
 ];
 
 /// A class name, for the schema only (the config keeps the text and names it in errors).

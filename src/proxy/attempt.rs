@@ -310,7 +310,13 @@ async fn failed_status(
         status: reply.status.as_u16(),
         class,
         retry_after_secs: failure.retry_after_ms.map(|ms| ms.div_ceil(1000)),
-        body_preview: preview(&body_text),
+        body_preview: match class {
+            FailureClass::Redirect => plan
+                .redactor
+                .redact(&redirect_preview(header(header::LOCATION)))
+                .into_owned(),
+            _ => preview(&body_text),
+        },
     };
     (outcome, Tried::Failed { failure, answer })
 }
@@ -474,6 +480,18 @@ async fn read_to_first_event(
                 return failed(FailureClass::EmptyStream, detail);
             }
         }
+    }
+}
+
+/// What a redirect's record says instead of its (empty) body: where it pointed, the origin
+/// only (a query could hold a token), and that it was not followed.
+fn redirect_preview(location: Option<&str>) -> String {
+    let origin = location
+        .and_then(|l| l.parse::<http::Uri>().ok())
+        .and_then(|uri| Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?)));
+    match origin {
+        Some(origin) => format!("a redirect to {origin}, not followed (is base_url right?)"),
+        None => "a redirect, not followed (is base_url right?)".into(),
     }
 }
 

@@ -173,6 +173,7 @@ impl RetryPolicy {
                 .cloudflare_timeout_cooldown_secs
                 .map_or(told, |secs| Cooldown::Fixed(secs * 1000)),
             FailureClass::Auth
+            | FailureClass::Redirect
             | FailureClass::ForwardingLoop
             | FailureClass::Connect
             | FailureClass::HeaderTimeout
@@ -226,12 +227,16 @@ pub enum FailureClass {
     /// A 2xx to an Images request without a generated image (the original's class name):
     /// another relay may have the tool; this one is not unhealthy.
     ImageGenerationMissingResult,
+    /// A redirect (301, 302, 303, 307, 308): never followed, since it would carry the
+    /// relay's key or the request elsewhere, and never handed to the client, which would
+    /// follow it with the conversation. Usually a wrong `base_url`.
+    Redirect,
 }
 
 impl FailureClass {
     /// Every class, for tests and for migrations that rewrite stored names. New classes go at
     /// the end (see `affinity::legacy_classes`).
-    pub const ALL: [FailureClass; 16] = [
+    pub const ALL: [FailureClass; 17] = [
         Self::Connect,
         Self::Transport,
         Self::HeaderTimeout,
@@ -248,6 +253,7 @@ impl FailureClass {
         Self::ForwardingLoop,
         Self::PreambleTooLarge,
         Self::ImageGenerationMissingResult,
+        Self::Redirect,
     ];
 
     /// The stored and logged name: exactly the serde name. Use this, never `Debug`, wherever
@@ -270,6 +276,7 @@ impl FailureClass {
             Self::ForwardingLoop => "forwarding_loop",
             Self::PreambleTooLarge => "preamble_too_large",
             Self::ImageGenerationMissingResult => "image_generation_missing_result",
+            Self::Redirect => "redirect",
         }
     }
 
@@ -339,6 +346,7 @@ pub fn classify_status(
         524 if cloudflare => FailureClass::CloudflareTimeout,
         // A helper (this one, through the relay, or another) refused a looping request.
         508 if body.contains("\"forwarding_loop\"") => FailureClass::ForwardingLoop,
+        301 | 302 | 303 | 307 | 308 => FailureClass::Redirect,
         429 => FailureClass::RateLimited,
         500..=599 => FailureClass::ServerError,
         401 | 403 => FailureClass::Auth,
@@ -543,6 +551,20 @@ mod tests {
             Action::Failover {
                 cooldown: Cooldown::Fixed(300_000)
             }
+        );
+    }
+
+    #[test]
+    fn redirects_are_their_own_class_and_not_modified_is_not_one() {
+        for status in [301, 302, 303, 307, 308] {
+            assert_eq!(
+                classify_status(status, None, false, "", ""),
+                FailureClass::Redirect
+            );
+        }
+        assert_eq!(
+            classify_status(304, None, false, "", ""),
+            FailureClass::ClientError
         );
     }
 

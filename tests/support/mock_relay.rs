@@ -3,7 +3,9 @@
 //! It answers `GET …/models` with an OpenAI-style list and `POST …/responses` with an SSE stream
 //! shaped like a real relay's (ending in `response.completed` with usage), or with JSON when the
 //! client does not stream. Queued [`Fault`]s change the next answers: any status, a reset before
-//! headers or mid-stream, a stall, `response.failed` inside a 200 stream, compressed replies.
+//! headers or mid-stream, a stall, `response.failed` inside a 200 stream, compressed replies,
+//! redirects, Cloudflare error pages, malformed or huge events, endless keep-alives; those that
+//! come before an answer apply to a WebSocket handshake too.
 //! Every request is recorded for assertions.
 
 #![allow(dead_code)]
@@ -43,6 +45,9 @@ pub enum Fault {
     ResetMidStream { after_events: usize },
     /// A JSON reply that announces its full length, sends half, then breaks the connection.
     ResetMidJson,
+    /// A JSON reply that announces its full length, sends half, then goes silent for `pause`
+    /// before the rest.
+    StallMidJson(Duration),
     /// Send this many events, then close the stream cleanly without `response.completed`.
     EndEarly { after_events: usize },
     /// Wait this long before answering at all.
@@ -61,7 +66,8 @@ pub enum Fault {
     FailedInStream,
     /// A 200 stream that fails after some output.
     FailedAfterOutput,
-    /// The normal reply, compressed with `gzip` or `zstd` and labelled so.
+    /// The normal reply, compressed with `gzip`, `deflate` (zlib), `br` or `zstd` and labelled
+    /// so; `x-unknown` labels gzip bytes with a coding nobody decodes.
     Compressed(&'static str),
     /// A 200 event stream that sends `bytes` of keep-alive comments before its events.
     CommentsBeforeEvents { bytes: usize },
@@ -76,6 +82,24 @@ pub enum Fault {
     },
     /// This status with `Content-Length: 0` and no body.
     Empty { status: u16 },
+    /// A redirect (`status` 3xx) to `location`, as a relay behind a misconfigured front or
+    /// a hostile one answers. A WebSocket upgrade gets it too.
+    Redirect { status: u16, location: String },
+    /// This status with Cloudflare's headers (`server: cloudflare`, `cf-ray`) and an HTML
+    /// error page, as Cloudflare answers for an origin that failed (520–524).
+    Cloudflare { status: u16 },
+    /// A 200 that is not what it says: an event stream of lines that are not events (no
+    /// field name, `data:` that is not JSON), or, for JSON, a body cut short mid-object
+    /// with an honest length.
+    Malformed,
+    /// The normal reply with one more `response.output_text.delta` holding `bytes` of text,
+    /// after `after_events` events (for JSON: the text starts with them).
+    HugeEvent { after_events: usize, bytes: usize },
+    /// Sends `after_events` events, then a keep-alive comment every `every`, forever.
+    EndlessComments {
+        after_events: usize,
+        every: Duration,
+    },
 }
 
 impl Fault {
@@ -114,6 +138,29 @@ struct Shared {
     fixed: std::collections::HashMap<String, (u16, String)>,
     /// Accept Responses WebSocket upgrades (off: answer them 426, like most relays).
     websocket: bool,
+    /// How an accepted WebSocket answers its `response.create` frames.
+    ws_behaviour: Option<super::ws_relay::Behaviour>,
+}
+
+/// The queued (or standing) fault, taken when it is one a WebSocket handshake can meet:
+/// anything that happens before an answer. Others stay for the frames' answers, which
+/// [`super::ws_relay::Behaviour`] shapes instead.
+fn take_handshake_fault(shared: &Mutex<Shared>) -> Option<Fault> {
+    let mut shared = shared.lock().unwrap();
+    let next = shared.faults.front().or(shared.always.as_ref())?;
+    let before_answer = matches!(
+        next,
+        Fault::Status { .. }
+            | Fault::ResetBeforeHeaders
+            | Fault::StallBeforeHeaders(_)
+            | Fault::Redirect { .. }
+            | Fault::Cloudflare { .. }
+            | Fault::Empty { .. }
+    );
+    if !before_answer {
+        return None;
+    }
+    shared.faults.pop_front().or_else(|| shared.always.clone())
 }
 
 /// A running mock relay.
@@ -250,6 +297,15 @@ impl MockRelay {
         self.shared.lock().unwrap().websocket = true;
     }
 
+    /// Like [`MockRelay::speak_websocket`], answering each `response.create` as `behaviour`
+    /// says (a drop, a stall, a failure…). Queued faults that happen before an answer
+    /// (statuses, resets, stalls, redirects) still apply to the handshake.
+    pub fn speak_websocket_as(&self, behaviour: super::ws_relay::Behaviour) {
+        let mut shared = self.shared.lock().unwrap();
+        shared.websocket = true;
+        shared.ws_behaviour = Some(behaviour);
+    }
+
     /// Requests received for `path` (the query ignored).
     pub fn hits_on(&self, path: &str) -> usize {
         self.received()
@@ -287,7 +343,15 @@ async fn handle(
     name: String,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
-    if shared.lock().unwrap().websocket && request.headers().contains_key("sec-websocket-key") {
+    let wants_websocket =
+        shared.lock().unwrap().websocket && request.headers().contains_key("sec-websocket-key");
+    // A fault that happens before any answer applies to a WebSocket handshake as well.
+    let handshake_fault = if wants_websocket {
+        take_handshake_fault(&shared)
+    } else {
+        None
+    };
+    if wants_websocket && handshake_fault.is_none() {
         return Ok(accept_websocket(shared, name, &mut request));
     }
     let (parts, body) = request.into_parts();
@@ -311,17 +375,18 @@ async fn handle(
         .get("upgrade")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if upgrade {
+    if upgrade && handshake_fault.is_none() {
         // Like a relay without WebSocket support that says so: Codex uses HTTP at once.
         shared.lock().unwrap().received.push(received);
         return Ok(json_reply(StatusCode::UPGRADE_REQUIRED, "{}"));
     }
+    let handshake = handshake_fault.is_some();
     let fault = {
         let mut shared = shared.lock().unwrap();
         shared.received.push(received.clone());
-        shared.faults.pop_front().or_else(|| shared.always.clone())
+        handshake_fault.or_else(|| shared.faults.pop_front().or_else(|| shared.always.clone()))
     };
-    if parts.method == http::Method::GET {
+    if parts.method == http::Method::GET && !handshake {
         let fixed = shared.lock().unwrap().fixed.get(parts.uri.path()).cloned();
         if let Some((status, body)) = fixed {
             if let Some(Fault::StallBeforeHeaders(pause)) = &fault {
@@ -331,13 +396,13 @@ async fn handle(
         }
     }
     let path = parts.uri.path().trim_end_matches('/');
-    if path.ends_with("/models") && parts.method == http::Method::GET {
+    if path.ends_with("/models") && parts.method == http::Method::GET && !handshake {
         let list = serde_json::json!({"object":"list","data":[
             {"id":"gpt-5.1","object":"model","owned_by":name},
             {"id":"gpt-5.1-codex","object":"model","owned_by":name}]});
         return Ok(json_reply(StatusCode::OK, list.to_string()));
     }
-    if parts.method == http::Method::GET {
+    if parts.method == http::Method::GET && !handshake {
         return Ok(json_reply(
             StatusCode::NOT_FOUND,
             r#"{"error":{"message":"not found","type":"not_found"}}"#,
@@ -401,6 +466,24 @@ async fn handle(
             reply
                 .headers_mut()
                 .insert("content-length", whole.len().into());
+            Ok(reply)
+        }
+        Some(Fault::StallMidJson(pause)) => {
+            let whole = Bytes::from(response_object(&model, &text).to_string());
+            let (half, rest) = (
+                whole.slice(..whole.len() / 2),
+                whole.slice(whole.len() / 2..),
+            );
+            let stream = futures_util::stream::iter([Ok(half)]).chain(futures_util::stream::once(
+                async move {
+                    tokio::time::sleep(pause).await;
+                    Ok(rest)
+                },
+            ));
+            let mut reply = sse_reply(stream.boxed());
+            let headers = reply.headers_mut();
+            headers.insert("content-type", "application/json".parse().unwrap());
+            headers.insert("content-length", whole.len().into());
             Ok(reply)
         }
         Some(Fault::EndEarly { after_events }) => {
@@ -482,6 +565,26 @@ async fn handle(
                     e.finish().unwrap()
                 }
                 "zstd" => zstd::encode_all(&plain[..], 3).unwrap(),
+                "deflate" => {
+                    let mut e =
+                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                    e.write_all(&plain).unwrap();
+                    e.finish().unwrap()
+                }
+                "br" => {
+                    let mut out = Vec::new();
+                    let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                    e.write_all(&plain).unwrap();
+                    drop(e);
+                    out
+                }
+                // A coding nobody decodes here: the bytes are gzip's, the label is not.
+                "x-unknown" => {
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    e.write_all(&plain).unwrap();
+                    e.finish().unwrap()
+                }
                 other => panic!("mock relay cannot compress with {other}"),
             };
             let mut reply = if streaming {
@@ -544,6 +647,75 @@ async fn handle(
                 reply.headers_mut().insert("content-length", 0.into());
             }
             Ok(reply)
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let mut reply = json_reply(StatusCode::from_u16(status).unwrap(), "");
+            reply
+                .headers_mut()
+                .insert("location", location.parse().unwrap());
+            Ok(reply)
+        }
+        Some(Fault::Cloudflare { status }) => {
+            let page = format!(
+                "<!DOCTYPE html><html><head><title>{status}: origin error</title></head>\
+                 <body>Error code {status}. cloudflare</body></html>"
+            );
+            let mut reply = json_reply(StatusCode::from_u16(status).unwrap(), page);
+            let headers = reply.headers_mut();
+            headers.insert("content-type", "text/html; charset=UTF-8".parse().unwrap());
+            headers.insert("server", "cloudflare".parse().unwrap());
+            headers.insert("cf-ray", "8f0000000000abcd-HKG".parse().unwrap());
+            Ok(reply)
+        }
+        Some(Fault::Malformed) => {
+            if !streaming {
+                let whole = response_object(&model, &text).to_string();
+                return Ok(json_reply(
+                    StatusCode::OK,
+                    whole[..whole.len() / 2].to_string(),
+                ));
+            }
+            let lines = [
+                "this is not an event\n\n",
+                "event: response.created\ndata: {\"type\":\"response.created\",\n\n",
+                "data: [1, 2\n\n",
+                "\u{0}\u{1}binary\n\n",
+            ];
+            Ok(sse_reply(
+                futures_util::stream::iter(lines.map(|l| Ok(Bytes::from(l)))).boxed(),
+            ))
+        }
+        Some(Fault::HugeEvent {
+            after_events,
+            bytes,
+        }) => {
+            // Spliced in as text: serialising megabytes is slow in a debug build.
+            let big = "h".repeat(bytes);
+            if !streaming {
+                let whole = response_object(&model, &format!("HUGE{text}")).to_string();
+                return Ok(json_reply(StatusCode::OK, whole.replacen("HUGE", &big, 1)));
+            }
+            let mut events = sse_events(&model, &text);
+            let delta = format!(
+                "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\
+                 \"item_id\":\"msg_mock\",\"output_index\":0,\"content_index\":0,\"delta\":\"{big}\"}}\n\n"
+            );
+            events.insert(after_events.min(events.len()), Bytes::from(delta));
+            Ok(sse_reply(
+                futures_util::stream::iter(events.into_iter().map(Ok)).boxed(),
+            ))
+        }
+        Some(Fault::EndlessComments {
+            after_events,
+            every,
+        }) => {
+            let head = sse_events(&model, &text)[..after_events].to_vec();
+            let pings = futures_util::stream::unfold((), move |()| async move {
+                tokio::time::sleep(every).await;
+                Some((Ok(Bytes::from_static(b": keep-alive\n\n")), ()))
+            });
+            let stream = futures_util::stream::iter(head.into_iter().map(Ok)).chain(pings);
+            Ok(sse_reply(stream.boxed()))
         }
         None => {
             let tier = serde_json::from_slice::<serde_json::Value>(&received.body)
@@ -628,6 +800,11 @@ fn accept_websocket(
         body: Bytes::new(),
     });
     let path = request.uri().path().to_string();
+    let behaviour = shared
+        .lock()
+        .unwrap()
+        .ws_behaviour
+        .unwrap_or(super::ws_relay::Behaviour::Answer);
     let upgrade = hyper::upgrade::on(request);
     tokio::spawn(async move {
         let Ok(io) = upgrade.await else { return };
@@ -645,13 +822,7 @@ fn accept_websocket(
                 body: Bytes::from(frame.to_string()),
             });
         };
-        super::ws_relay::respond(
-            &mut socket,
-            &name,
-            super::ws_relay::Behaviour::Answer,
-            record,
-        )
-        .await;
+        super::ws_relay::respond(&mut socket, &name, behaviour, record).await;
     });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
     Response::builder()

@@ -27,6 +27,16 @@ pub enum Behaviour {
     StallMidResponse,
     /// An `error` frame: `previous_response_not_found`, as the API sends when it forgot.
     PreviousNotFound,
+    /// Nothing at all after `response.create` (not even `response.created`).
+    StallBeforeFirst,
+    /// `response.created`, then `response.failed` (a failure inside an accepted response).
+    FailedInResponse,
+    /// A text frame that is not JSON, then nothing.
+    Malformed,
+    /// `response.created`, then one text frame of this many bytes.
+    HugeMessage { bytes: usize },
+    /// A ping frame every 50 ms, forever, and never a message.
+    PingForever,
 }
 
 #[derive(Default)]
@@ -135,6 +145,20 @@ pub async fn respond<S>(
             let _ = socket.send(Message::text(error.to_string())).await;
             continue;
         }
+        match behaviour {
+            Behaviour::StallBeforeFirst => std::future::pending::<()>().await,
+            Behaviour::Malformed => {
+                let _ = socket.send(Message::text("this is not JSON {")).await;
+                std::future::pending::<()>().await
+            }
+            Behaviour::PingForever => loop {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            },
+            _ => {}
+        }
         let id = format!("resp_{name}_{n}");
         let model = frame["model"].as_str().unwrap_or("gpt-5.1").to_string();
         let created = json!({"type": "response.created", "response": {"id": id, "model": model, "status": "in_progress"}});
@@ -148,6 +172,20 @@ pub async fn respond<S>(
         match behaviour {
             Behaviour::DropMidResponse => return, // TCP closes without a close frame.
             Behaviour::StallMidResponse => std::future::pending::<()>().await,
+            Behaviour::FailedInResponse => {
+                let failed = json!({"type": "response.failed", "response": {"id": id, "status": "failed",
+                    "error": {"code": "server_error", "message": "mock relay: failed in response"}}});
+                let _ = socket.send(Message::text(failed.to_string())).await;
+                continue;
+            }
+            Behaviour::HugeMessage { bytes } => {
+                let delta = format!(
+                    r#"{{"type":"response.output_text.delta","item_id":"msg_huge","delta":"{}"}}"#,
+                    "h".repeat(bytes)
+                );
+                let _ = socket.send(Message::text(delta)).await;
+                std::future::pending::<()>().await
+            }
             _ => {}
         }
         let events = if frame["generate"] == false {

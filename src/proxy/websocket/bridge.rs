@@ -13,6 +13,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 use super::{Connected, MAX_MESSAGE_BYTES};
+
+/// How long a connection the proxy ends waits for the client's close before dropping it.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 use crate::proxy::ProxyState;
 use crate::proxy::clients::UpgradedIo;
 use crate::proxy::filter;
@@ -99,8 +102,8 @@ impl Bridge {
             tokio::select! {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     break Some(format!(
-                        "no message from the relay for {} s in a response",
-                        silent.unwrap_or_default().as_secs()
+                        "no message from the relay for {:.1} s in a response",
+                        silent.unwrap_or_default().as_secs_f64()
                     ));
                 }
                 message = from_client.next() => match message {
@@ -121,7 +124,10 @@ impl Bridge {
                 },
                 message = from_relay.next() => match message {
                     Some(Ok(message)) => {
-                        last_from_relay = Instant::now();
+                        // Pings are not progress: a relay that only pings is silent.
+                        if message.is_text() || message.is_binary() {
+                            last_from_relay = Instant::now();
+                        }
                         let closing = message.is_close();
                         self.on_relay_message(&message);
                         if to_client.send(message).await.is_err() || closing {
@@ -146,6 +152,17 @@ impl Bridge {
                         reason: "relay connection lost".into(),
                     })))
                     .await;
+                // The closing handshake, bounded: what the client still sends (a pong, its
+                // close) is read, not answered with a reset that would discard the error event
+                // before the client has read it.
+                let client_closed = async {
+                    while let Some(Ok(message)) = from_client.next().await {
+                        if message.is_close() {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(CLOSE_WAIT, client_closed).await;
                 self.end_current(Outcome::UpstreamStreamError, Some(error.clone()));
                 // A lone relay is not cooled down: that would leave its sessions nowhere to go.
                 let cooldown = if self.alone {

@@ -437,7 +437,11 @@ async fn open(
                 headers: answer,
             })
         }
-        None if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
+        // A redirect fails over as over HTTP: it is not followed, nor a refusal of the transport.
+        None if status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || classify_status(status.as_u16(), None, false, "", "") == FailureClass::Redirect =>
+        {
             let class = classify_status(status.as_u16(), None, false, "", "");
             Err(failed(
                 AttemptOutcome::FailedStatus {

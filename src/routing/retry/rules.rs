@@ -125,6 +125,9 @@ impl RetryRules {
         let Some(status) = f.status else {
             return false; // Nothing to hand back.
         };
+        if f.class == FailureClass::Redirect {
+            return false; // Never handed back, whatever the lists say (the client follows).
+        }
         if self
             .never_on_class
             .as_ref()
@@ -164,6 +167,7 @@ impl RetryRules {
     /// to hand back).
     pub fn fail_over(&self, f: &Failure) -> bool {
         f.status.is_none()
+            || f.class == FailureClass::Redirect
             || Self::status_in(
                 self.provider_on_status.as_ref(),
                 Self::default_provider_status,
@@ -404,6 +408,28 @@ mod tests {
             p.decide(&status(400, FailureClass::ClientError), 1, 0.0),
             Action::Return
         );
+    }
+
+    #[test]
+    fn a_redirect_fails_over_whatever_the_lists_say() {
+        // Handed back, the client would follow it with the request to another host.
+        let redirect = status(307, FailureClass::Redirect);
+        for text in [
+            "",
+            "never_on_status = \"307\"\n",
+            "never_on_class = [\"redirect\"]\n",
+            "[provider]\non_status = \"500\"\non_class = [\"transport\"]\n",
+        ] {
+            let p = policy(text).unwrap();
+            assert_eq!(
+                p.decide(&redirect, 1, 0.0),
+                Action::Failover {
+                    cooldown: Cooldown::Growing
+                },
+                "{text}"
+            );
+            assert!(!p.may_hand_back(&redirect), "{text}");
+        }
     }
 
     #[test]
