@@ -288,6 +288,16 @@ async fn series_move_with_requests_drops_ledger_losses_and_failovers() {
     assert_eq!(foreign.status(), 403);
 
     let start = scrape(&base).await;
+    // Prometheus' default path answers too, with the same families.
+    let bare = scrape(base.trim_end_matches("/__codex_helper/api/v1")).await;
+    assert_eq!(
+        bare.get("codex_helper_build_info", &[]),
+        start.get("codex_helper_build_info", &[])
+    );
+    assert!(
+        bare.get("codex_helper_tasks", &[]) >= 1.0,
+        "the accept loop is a task"
+    );
     assert_eq!(
         start.get(
             "codex_helper_build_info",

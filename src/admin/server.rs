@@ -218,7 +218,12 @@ async fn respond(
         return Ok(super::assets::response(asset));
     }
     admit(peer, request.headers(), request.uri(), access)?;
-    let (route, path_param) = route(request.method(), request.uri().path())?;
+    let path = match request.uri().path() {
+        // Prometheus scrapes `/metrics` unless told otherwise.
+        "/metrics" => METRICS_ALIAS,
+        path => path,
+    };
+    let (route, path_param) = route(request.method(), path)?;
     let spec = ROUTES
         .iter()
         .find(|s| s.route == route)
@@ -677,6 +682,9 @@ fn foreign_page(headers: &HeaderMap) -> Option<String> {
     };
     (!same_origin).then(|| name.to_string())
 }
+
+/// `GET /metrics`'s full path, which the bare `/metrics` also answers.
+const METRICS_ALIAS: &str = "/__codex_helper/api/v1/metrics";
 
 /// The route for a method and path: 404 for an unknown path, 405 (with `Allow`) for a known
 /// path asked with another method.

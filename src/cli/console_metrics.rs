@@ -19,6 +19,7 @@ impl ServeConsole {
         }
         let mut families = scraped::build(env!("CARGO_PKG_VERSION"), self.started_ms);
         families.extend(registry.families());
+        families.push(scraped::tasks(self.state.runtimes.alive_tasks()));
         if let Some(stats) = &self.ledger {
             families.extend(scraped::ledger(LedgerCounts {
                 queued: stats.queued.load(Relaxed),

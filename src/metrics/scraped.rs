@@ -22,6 +22,16 @@ pub fn build(version: &str, started_ms: u64) -> Vec<Family> {
     ]
 }
 
+/// `codex_helper_tasks`: the tasks alive on the serving event loops (a leak shows here first).
+pub fn tasks(alive: usize) -> Family {
+    Family {
+        name: "codex_helper_tasks",
+        help: "Tasks alive on the proxy's event loops (the accepting thread's included).",
+        kind: Kind::Gauge,
+        samples: vec![number(Vec::new(), alive as f64)],
+    }
+}
+
 /// The ledger writer's counters, read once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LedgerCounts {
