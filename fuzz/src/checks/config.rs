@@ -3,8 +3,8 @@
 //! Inputs are raw text, or a real config of each format (the migration fixtures) with lines
 //! deleted, repeated, swapped or inserted from a list of the keys configs use.
 //! - `parse` answers with a config or a [`ConfigError`] naming the file and a key, never a
-//!   panic; a config it accepts has a supported version and `[balance]` times in range; an
-//!   outbound proxy's password is never quoted in an error about a well-formed file.
+//!   panic; a config it accepts has a supported version and `[balance]` times in range; a
+//!   credential (an inline token, a proxy password) is never part of an error.
 //! - `migrate_toml` / `migrate_json` give a `version = 5` TOML file that migrates to itself,
 //!   and a file `parse` accepted before migrating it is accepted after.
 
@@ -27,11 +27,11 @@ const FIXTURES: [&str; 7] = [
 
 const JSON: &str = include_str!("../../../tests/fixtures/migrate/config.json");
 
-/// A password only an outbound proxy URL holds.
-const SECRET: &str = "pw-Fuzz7Secret";
+/// What every credential in [`LINES`] holds: never part of an error.
+const SECRET: &str = "Fuzz7Secret";
 
 /// Lines configs are made of, for insertion.
-const LINES: [&str; 40] = [
+const LINES: [&str; 43] = [
     "version = 5",
     "version = 4",
     "version = 3",
@@ -43,6 +43,9 @@ const LINES: [&str; 40] = [
     "base_url = \"https://relay.example/v1\"",
     "base_url = 5",
     "auth_token_env = \"A_KEY\"",
+    "auth_token = \"sk-Fuzz7Secret\"",
+    "auth_tokn = \"sk-Fuzz7Secret\"",
+    "api_key = { value = \"sk-Fuzz7Secret\" }",
     "priority = 2",
     "enabled = false",
     "model_mapping = { \"gpt-5*\" = \"gpt-5.1*\" }",
