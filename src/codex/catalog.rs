@@ -14,6 +14,8 @@ pub fn translate(relay: &Value, bundled: &[Value]) -> Option<Value> {
         return None;
     }
     let data = relay.get("data")?.as_array()?;
+    // Only objects can be entries; the list comes from a cache file and Codex's output.
+    let bundled: Vec<&Value> = bundled.iter().filter(|m| m.is_object()).collect();
     let mut models = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for item in data {
@@ -28,8 +30,8 @@ pub fn translate(relay: &Value, bundled: &[Value]) -> Option<Value> {
         if !seen.insert(id.to_string()) {
             continue; // Codex rejects a catalog with duplicate slugs
         }
-        let known = bundled.iter().find(|m| slug(m) == Some(id));
-        let mut entry = known.or_else(|| closest(id, bundled))?.clone();
+        let known = bundled.iter().copied().find(|m| slug(m) == Some(id));
+        let mut entry = known.or_else(|| closest(id, &bundled))?.clone();
         if known.is_none() {
             entry["slug"] = json!(id);
             entry["display_name"] = json!(id);
@@ -50,7 +52,7 @@ fn slug(model: &Value) -> Option<&str> {
 
 /// The bundled entry whose slug shares the longest prefix with `id`; ties go to Codex's own
 /// preference (lower `priority`).
-fn closest<'a>(id: &str, bundled: &'a [Value]) -> Option<&'a Value> {
+fn closest<'a>(id: &str, bundled: &[&'a Value]) -> Option<&'a Value> {
     let common = |s: &str| {
         s.bytes()
             .zip(id.bytes())
@@ -59,6 +61,7 @@ fn closest<'a>(id: &str, bundled: &'a [Value]) -> Option<&'a Value> {
     };
     bundled
         .iter()
+        .copied()
         .filter(|m| m.get("visibility").and_then(Value::as_str) != Some("hide"))
         .max_by_key(|m| {
             (
@@ -119,6 +122,27 @@ mod tests {
             out["data"], relay["data"],
             "OpenAI-style clients still get `data`"
         );
+    }
+
+    /// Found by fuzzing: a bundled list with something other than objects in it (a damaged
+    /// cache file) panicked on a number and made an entry without instructions from `null`.
+    #[test]
+    fn bundled_entries_that_are_not_objects_are_never_used() {
+        let relay = json!({"data":[{"id":"gpt-5.5"},{"id":"new-model"}]});
+        for junk in [json!(5), json!(null), json!("gpt-5.5"), json!(["x"])] {
+            let mut list = vec![junk.clone()];
+            assert_eq!(
+                translate(&relay, &list),
+                None,
+                "{junk}: nothing to build from"
+            );
+            list.extend(bundled());
+            let out = translate(&relay, &list).unwrap();
+            let models = out["models"].as_array().unwrap();
+            assert_eq!(models[0]["base_instructions"], "five five", "{junk}");
+            assert_eq!(models[1]["slug"], "new-model");
+            assert_eq!(models[1]["base_instructions"], "six", "{junk}");
+        }
     }
 
     #[test]

@@ -76,19 +76,17 @@ pub fn load(path: &Path) -> anyhow::Result<Option<LoadedConfig>> {
 
 /// Parses and checks config text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
-    let deserializer = toml::Deserializer::parse(text)
-        .map_err(|e| ConfigError::new(path, "(file)", format!("not valid TOML: {e}")))?;
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        ConfigError::new(
+            path,
+            "(file)",
+            format!("not valid TOML: {}", located(text, &e)),
+        )
+    })?;
     refuse_older_format(path, text)?;
     let mut config: HelperConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
-        let inner = e.into_inner();
-        // The full message quotes the file's line; a proxy URL's line may hold a password.
-        let message = if key.ends_with("outbound_proxy") {
-            inner.message().to_string()
-        } else {
-            inner.to_string()
-        };
-        ConfigError::new(path, key, message.trim_end().to_string())
+        ConfigError::new(path, key, located(text, &e.into_inner()))
     })?;
     super::v5_compat::fold_auth_tables(&mut config);
     check_version(path, config.version)?;
@@ -100,6 +98,19 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
         deferred_keys,
         fingerprint: Fingerprint::of(text),
     })
+}
+
+/// A TOML error's message and where it is (line and column), without quoting the line: any
+/// line may hold a credential (an inline token, a proxy URL with a password, also under a
+/// misspelt key), and config errors are printed and logged.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {
+        return message.to_string();
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{message} (line {line}, column {column})")
 }
 
 /// `[balance]` times within what makes sense (a timeout of 0 would fail every lookup; a
@@ -312,6 +323,24 @@ children = ["monthly", "backup"]
 
         let err = parse_text("version = 5\n[proxy]\nconnect_timeout_ms = \"soon\"\n").unwrap_err();
         assert_eq!(err.key, "proxy.connect_timeout_ms");
+    }
+
+    /// Found by fuzzing: an error in a line that holds a credential quoted the line.
+    #[test]
+    fn errors_never_quote_the_line_they_are_about() {
+        let cases = [
+            "version = 5\n[codex.routing.routes.main]\nproxy = { outbound_proxy = \"http://u:pw-S3cret@h\" }\n",
+            "version = 5\n[codex.providers.a]\nauth_tokn = \"sk-S3cret\"\n",
+            "version = 5\n[codex.providers.a]\nauth_token = \"sk-S3cret\n",
+        ];
+        for text in cases {
+            let err = parse_text(text).unwrap_err().to_string();
+            assert!(!err.contains("S3cret"), "{err}");
+            assert!(err.contains("(line 3, column "), "{err}");
+        }
+        let err = parse_text(cases[1]).unwrap_err();
+        assert_eq!(err.key, "codex.providers.a.auth_tokn");
+        assert!(err.message.contains("expected one of"), "{}", err.message);
     }
 
     #[test]

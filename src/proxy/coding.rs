@@ -20,10 +20,11 @@ use async_compression::tokio::bufread::{
     BrotliDecoder, DeflateDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder,
 };
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt, TryStreamExt, stream};
+use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt, stream};
 use http::HeaderMap;
 use http::header::CONTENT_ENCODING;
-use tokio_util::io::{ReaderStream, StreamReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::io::StreamReader;
 
 use super::relay_body::ChunkStream;
 
@@ -195,33 +196,61 @@ fn undo(mut input: ChunkStream, coding: Coding) -> ChunkStream {
             }
         }
         let zlib = is_zlib_header(head.iter().flat_map(|c| c.iter().copied()));
-        let reader = StreamReader::new(stream::iter(head.into_iter().map(Ok)).chain(input));
-        let out: ChunkStream = match coding {
+        // Fused: it is read again after the decoder saw its end (see `decoded`).
+        let reader = StreamReader::new(stream::iter(head.into_iter().map(Ok)).chain(input).fuse());
+        match coding {
             Coding::Gzip => {
                 let mut decoder = GzipDecoder::new(reader);
                 decoder.multiple_members(true);
-                Box::pin(ReaderStream::with_capacity(decoder, CHUNK))
+                decoded(decoder, GzipDecoder::into_inner)
             }
-            Coding::Deflate if zlib => {
-                Box::pin(ReaderStream::with_capacity(ZlibDecoder::new(reader), CHUNK))
-            }
-            Coding::Deflate => Box::pin(ReaderStream::with_capacity(
-                DeflateDecoder::new(reader),
-                CHUNK,
-            )),
-            Coding::Brotli => Box::pin(ReaderStream::with_capacity(
-                BrotliDecoder::new(reader),
-                CHUNK,
-            )),
+            Coding::Deflate if zlib => decoded(ZlibDecoder::new(reader), ZlibDecoder::into_inner),
+            Coding::Deflate => decoded(DeflateDecoder::new(reader), DeflateDecoder::into_inner),
+            Coding::Brotli => decoded(BrotliDecoder::new(reader), BrotliDecoder::into_inner),
             Coding::Zstd => {
                 let mut decoder = ZstdDecoder::new(reader);
                 decoder.multiple_members(true);
-                Box::pin(ReaderStream::with_capacity(decoder, CHUNK))
+                decoded(decoder, ZstdDecoder::into_inner)
             }
-        };
-        out
+        }
     };
     Box::pin(stream::once(start).flatten())
+}
+
+/// A decoder's output, then the rest of its input read to the end. A brotli or deflate
+/// decoder stops at the end of its own data; what follows is not data, but an error in it
+/// (from the relay, or from the step that produced this one's input) still ends the stream
+/// with that error, as it does when the body is decoded whole.
+fn decoded<D, S>(decoder: D, input_of: fn(D) -> StreamReader<S, Bytes>) -> ChunkStream
+where
+    D: AsyncRead + Unpin + Send + 'static,
+    S: Stream<Item = io::Result<Bytes>> + Unpin + Send + 'static,
+{
+    enum Step<D> {
+        Decoding(D),
+        Done,
+    }
+    Box::pin(stream::unfold(
+        Step::Decoding(decoder),
+        move |step| async move {
+            let Step::Decoding(mut decoder) = step else {
+                return None;
+            };
+            let mut chunk = BytesMut::with_capacity(CHUNK);
+            match decoder.read_buf(&mut chunk).await {
+                Ok(0) => {}
+                Ok(_) => return Some((Ok(chunk.freeze()), Step::Decoding(decoder))),
+                Err(e) => return Some((Err(e), Step::Done)),
+            }
+            let mut rest = input_of(decoder).into_inner();
+            while let Some(item) = rest.next().await {
+                if let Err(e) = item {
+                    return Some((Err(e), Step::Done));
+                }
+            }
+            None
+        },
+    ))
 }
 
 /// Whether a `deflate` body starts with a zlib header (RFC 1950: method 8, window ≤ 32 KiB,
@@ -527,6 +556,45 @@ mod tests {
             "{error}"
         );
         assert!(!error.contains("\"br\""), "{error}");
+    }
+
+    /// Found by fuzzing: when an inner coding's data ended before its input did, the
+    /// streamed reply ended cleanly while the same body decoded whole was refused, because
+    /// the outer step's error after that point was never read.
+    #[test]
+    fn an_error_after_an_inner_codings_end_is_not_lost() {
+        let inner = brotli(BODY);
+        let mut outer = raw_deflate(&[inner.as_slice(), b"trailing"].concat());
+        outer.truncate(outer.len() - 2);
+        let whole = decode(Bytes::from(outer.clone()), &list("br, deflate"), 1 << 20);
+        assert!(
+            matches!(whole, Err(DecodeError::Corrupt { ref encoding, .. }) if encoding == "deflate")
+        );
+        for size in [1, 5, outer.len()] {
+            let (out, error) = drain(decode_stream(
+                chunks(&outer, size),
+                &list("br, deflate"),
+                1 << 20,
+            ));
+            assert_eq!(out, BODY, "the inner data is all there");
+            let error = error
+                .expect("the outer step's error ends the stream")
+                .to_string();
+            assert!(error.contains("\"deflate\""), "{error}");
+        }
+        // Data after an inner coding's end is not an error (as whole), and is not passed on.
+        let complete = raw_deflate(&[inner.as_slice(), b"trailing"].concat());
+        let (out, error) = drain(decode_stream(
+            chunks(&complete, 3),
+            &list("br, deflate"),
+            1 << 20,
+        ));
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(out, BODY);
+        assert_eq!(
+            decode(Bytes::from(complete), &list("br, deflate"), 1 << 20).unwrap(),
+            BODY
+        );
     }
 
     #[test]

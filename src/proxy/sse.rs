@@ -124,13 +124,15 @@ impl SseTap {
     }
 
     /// Adds a piece of the current line to [`SseTap::content_bytes`] unless the line is a
-    /// comment. Carriage returns are line breaks, not content.
+    /// comment. Carriage returns are line breaks, not content: none is counted, wherever a
+    /// chunk boundary falls (a piece may end or start with one).
     fn count_content(&mut self, piece: &[u8]) {
-        let piece = piece.strip_suffix(b"\r").unwrap_or(piece);
-        let piece = piece.strip_prefix(b"\r").unwrap_or(piece);
-        let Some(&first) = piece.first() else { return };
+        let Some(&first) = piece.iter().find(|&&b| b != b'\r') else {
+            return;
+        };
         if !*self.line_is_comment.get_or_insert(first == b':') {
-            self.content_bytes += piece.len() as u64;
+            let returns = memchr::memchr_iter(b'\r', piece).count();
+            self.content_bytes += (piece.len() - returns) as u64;
         }
     }
 
@@ -306,6 +308,25 @@ event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\"
                 tap.feed(chunk);
             }
             assert_eq!(tap.content_bytes, 8, "chunks of {size}");
+        }
+    }
+
+    /// Found by fuzzing: a carriage return inside a line counted as progress or not
+    /// depending on whether a chunk ended right after it.
+    #[test]
+    fn progress_does_not_depend_on_where_chunks_end() {
+        let stream = b"data: a\rb\n: c\rd\n\r:e\n";
+        let mut whole = SseTap::default();
+        whole.feed(stream);
+        assert_eq!(
+            whole.content_bytes, 8,
+            "`data: ab`; comments and returns do not count"
+        );
+        for cut in 0..stream.len() {
+            let mut tap = SseTap::default();
+            tap.feed(&stream[..cut]);
+            tap.feed(&stream[cut..]);
+            assert_eq!(tap.content_bytes, whole.content_bytes, "cut at {cut}");
         }
     }
 

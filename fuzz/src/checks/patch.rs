@@ -1,0 +1,172 @@
+//! Codex config patching (`codex::patch`): `switch on` then `switch off` gives back the
+//! exact text, also when Codex edited the file meanwhile; switching on twice is switching on
+//! once; what `switch on` writes is TOML Codex can read; a file that cannot be patched is a
+//! [`PatchError`](codex_helper::codex::doc::PatchError), never a panic. The byte style on disk
+//! (a BOM, CRLF) splits off and goes back on exactly.
+//!
+//! Documents are raw text, or assembled from the shapes Codex configs take: root keys,
+//! provider tables, dotted keys, inline tables, `[features]`, projects and arrays of tables.
+
+use codex_helper::codex::patch::{
+    Originals, helper_table_originals, originals, switch_off, switch_on,
+};
+use codex_helper::codex::preset::{Compaction, PatchPlan, Preset};
+use codex_helper::codex::text::TextStyle;
+
+use super::input::Input;
+
+const BASE_URL: &str = "http://127.0.0.1:3211/v1";
+
+const PIECES: [&str; 34] = [
+    "# Codex config\n",
+    "\n",
+    "model = \"gpt-5.1\"\n",
+    "model_provider = \"relay\"\n",
+    "model_provider = \"openai\" # the built-in one\n",
+    "model_provider = \"codex_proxy\"\n",
+    "model_provider = \"oss\"\n",
+    "model_provider=\"relay\"   # spaced\n",
+    "openai_base_url = \"https://gateway.example/v1\"\n",
+    "approval_policy = \"never\"\n",
+    "[model_providers]\n",
+    "[model_providers.relay]\n",
+    "[model_providers.backup]\n",
+    "[model_providers.codex_proxy]\n",
+    "name = \"relay\"\n",
+    "base_url = \"https://relay.example/v1\" # keep\n",
+    "base_url = \"http://127.0.0.1:9000/v1\"\n",
+    "env_key = \"RELAY_KEY\"\n",
+    "experimental_bearer_token = \"sk-user-own\"\n",
+    "experimental_bearer_token = \"codex-helper-placeholder\"\n",
+    "requires_openai_auth = true\n",
+    "supports_websockets = false\n",
+    "request_max_retries = 2\n",
+    "http_headers = { \"X-Org\" = \"me\" }\n",
+    "model_providers.relay.base_url = \"https://dotted.example/v1\"\n",
+    "relay.name = \"dotted\"\n",
+    "model_providers = { relay = { name = \"inline\", base_url = \"https://i.example\" } }\n",
+    "[features]\n",
+    "remote_compaction_v2 = true\n",
+    "features = { plugins = false }\n",
+    "[projects.\"/home/me/p\"]\ntrust_level = \"trusted\"\n",
+    "[[mcp_servers_list]]\nname = \"a\"\n",
+    "[profiles.work]\nmodel_provider = \"backup\"\n",
+    "\"model_provider\" = 'relay'\n",
+];
+
+const EDITS: [&str; 3] = [
+    "",
+    "\n[projects.\"/home/me/new\"]\ntrust_level = \"trusted\"\n",
+    "\n[mcp_servers.docs]\ncommand = \"docs-mcp\"\n",
+];
+
+pub fn check(data: &[u8]) {
+    let mut input = Input::new(data);
+    let plan = plan(&mut input);
+    let edit = input.pick(&EDITS);
+    let style = TextStyle {
+        bom: input.chance(20),
+        crlf: input.chance(30),
+    };
+    let text = if input.byte() % 4 == 0 {
+        String::from_utf8_lossy(input.rest()).into_owned()
+    } else {
+        (0..input.below(16)).map(|_| input.pick(&PIECES)).collect()
+    };
+    round_trips(&text, &plan, edit);
+    style_round_trips(&text, style);
+    absent_file_round_trips(&plan);
+}
+
+fn plan(input: &mut Input) -> PatchPlan {
+    let compactions = [
+        Compaction::Auto,
+        Compaction::Local,
+        Compaction::RemoteV1,
+        Compaction::RemoteV2,
+    ];
+    let preset = input.pick(&Preset::ALL);
+    let ws = input.chance(30);
+    // Combinations a user cannot ask for are refused; fall back to what they can.
+    PatchPlan::new(preset, ws, input.pick(&compactions))
+        .or_else(|_| PatchPlan::new(preset, false, Compaction::Auto))
+        .expect("every preset works with its own compaction and no WebSocket")
+}
+
+fn round_trips(text: &str, plan: &PatchPlan, edit: &str) {
+    let shapes: Vec<Originals> = [
+        originals(Some(text), plan),
+        helper_table_originals(Some(text)),
+    ]
+    .into_iter()
+    .filter_map(Result::ok)
+    .collect();
+    for mut o in shapes {
+        let Ok(on) = switch_on(Some(text), plan, BASE_URL, &mut o) else {
+            continue;
+        };
+        let context = || {
+            format!(
+                "{plan:?}, {:?}\n--- original\n{text}\n--- switched on\n{on}",
+                o.redirect
+            )
+        };
+        if let Err(e) = on.parse::<toml::Table>() {
+            panic!("switched on is not TOML: {e}\n{}", context());
+        }
+        let again = switch_on(Some(&on), plan, BASE_URL, &mut o.clone());
+        assert_eq!(
+            again.as_deref(),
+            Ok(on.as_str()),
+            "switching on twice\n{}",
+            context()
+        );
+        let off = switch_off(&on, &o, false);
+        assert_eq!(
+            off,
+            Ok(Some(text.to_string())),
+            "on then off\n{}",
+            context()
+        );
+        let edited = format!("{on}{edit}");
+        if edited.parse::<toml::Table>().is_ok() {
+            let off = switch_off(&edited, &o, false);
+            assert_eq!(
+                off,
+                Ok(Some(format!("{text}{edit}"))),
+                "on, a Codex edit, off\n{}",
+                context()
+            );
+        }
+    }
+}
+
+/// A file's BOM and line breaks come off and go back on exactly.
+fn style_round_trips(text: &str, style: TextStyle) {
+    if text.contains('\r') || text.starts_with('\u{feff}') {
+        return;
+    }
+    let raw = style.apply(text);
+    let (read, plain) = TextStyle::split(&raw);
+    assert_eq!(plain, text);
+    let crlf = style.crlf && text.contains('\n');
+    assert_eq!(
+        read,
+        TextStyle {
+            bom: style.bom,
+            crlf
+        },
+        "{raw:?}"
+    );
+    assert_eq!(read.apply(&plain), raw);
+}
+
+fn absent_file_round_trips(plan: &PatchPlan) {
+    for mut o in [originals(None, plan), helper_table_originals(None)]
+        .into_iter()
+        .map(|o| o.expect("no file is fine"))
+    {
+        let on = switch_on(None, plan, BASE_URL, &mut o).expect("a new file");
+        assert_eq!(switch_off(&on, &o, false), Ok(None), "{on}");
+    }
+}
