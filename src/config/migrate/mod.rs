@@ -136,9 +136,15 @@ pub fn migrate_toml(text: &str) -> anyhow::Result<Migration> {
     let (lead, rest) = split_leading_comments(text);
     let mut doc: DocumentMut = rest.parse().context("the file is not valid TOML")?;
     let warnings = migrate_doc(&mut doc, &data, source)?;
+    // A last comment line without its newline would swallow the `version` line after it.
+    let end = if lead.is_empty() || lead.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
     Ok(Migration {
         source,
-        text: format!("{lead}{}", spaced_version(&doc)),
+        text: format!("{lead}{end}{}", spaced_version(&doc)),
         warnings,
     })
 }
@@ -420,6 +426,18 @@ mod tests {
 
     fn kind(text: &str) -> Source {
         detect(&toml::from_str(text).unwrap())
+    }
+
+    /// Found by fuzzing: a file of comments whose last line has no newline got its
+    /// `version = 5` inside that comment, so the migrated file was still unversioned.
+    #[test]
+    fn a_last_comment_without_a_newline_keeps_the_version_out_of_it() {
+        let migrated = migrate_toml("# mine\n#[").unwrap();
+        assert_eq!(migrated.text, "# mine\n#[\nversion = 5\n");
+        assert_eq!(
+            migrate_toml(&migrated.text).unwrap().source,
+            Source::Current
+        );
     }
 
     #[test]
