@@ -68,6 +68,11 @@ fn config_parse() {
 #[test]
 fn codex_patch() {
     run(0xa7c4_0005, 200, checks::patch::check);
+    // Inputs the fuzzer found failing: a CRLF line in an LF file came back LF after
+    // `switch on` then `switch off`.
+    checks::patch::check(&[
+        0x0b, 0x29, 0x4a, 0x0a, 0xff, 0xff, 0x0c, 0x0d, 0x0a, 0x23, 0x29,
+    ]);
 }
 
 #[test]

@@ -18,6 +18,18 @@ pub fn parse(text: &str) -> Result<DocumentMut, PatchError> {
         .map_err(|e| PatchError::Invalid(e.to_string().lines().next().unwrap_or("").to_string()))
 }
 
+/// `doc`, parsed from `before` and edited, as text: every line the edit left alone is kept
+/// as in `before`, line break included (see [`super::lines::keep_untouched`]).
+pub fn render(before: &str, doc: &DocumentMut, restore_unterminated_end: bool) -> String {
+    let untouched = parse(before).map(|d| d.to_string()).unwrap_or_default();
+    super::lines::keep_untouched(
+        before,
+        &untouched,
+        &doc.to_string(),
+        restore_unterminated_end,
+    )
+}
+
 /// A value as written, without the spacing and comment around it (those stay in the file
 /// while switched on and are reused when the value is put back).
 pub fn bare(value: &Value) -> String {

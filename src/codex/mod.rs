@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod client;
 pub mod discover;
 pub mod doc;
+pub mod lines;
 pub mod patch;
 pub mod preset;
 pub mod redirect;

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use toml_edit::{DocumentMut, Item, Table, value};
 
-use super::doc::{PatchError, bare, parse, restore_value, set_keeping_decor};
+use super::doc::{PatchError, bare, parse, render, restore_value, set_keeping_decor};
 use super::preset::{AuthAction, Flag, PatchPlan};
 use super::redirect::{self, BUILTIN_OPENAI};
 
@@ -84,6 +84,10 @@ pub struct Originals {
     /// A `[features]` table existed (recorded with `remote_compaction_v2`).
     #[serde(default)]
     pub had_features: bool,
+    /// The file's last line had no line break: `switch on` gives it one when it adds lines
+    /// after it, and `switch off` takes it away again with those lines.
+    #[serde(default)]
+    pub unterminated: bool,
 }
 
 /// Whether `plan` can be had from the built-in provider redirected by `openai_base_url`:
@@ -227,6 +231,7 @@ pub fn helper_table_originals(text: Option<&str>) -> Result<Originals, PatchErro
         remote_compaction_v2: None,
         had_features: false,
         redirect: Redirect::HelperTable,
+        unterminated: super::lines::unterminated(text),
     })
 }
 
@@ -238,7 +243,8 @@ pub fn switch_on(
     base_url: &str,
     originals: &mut Originals,
 ) -> Result<String, PatchError> {
-    let mut doc = parse(text.unwrap_or(""))?;
+    let before = text.unwrap_or("");
+    let mut doc = parse(before)?;
     match &mut originals.redirect {
         Redirect::HelperTable => helper_table_on(&mut doc, plan, base_url)?,
         Redirect::Provider { id, keys } => {
@@ -267,7 +273,7 @@ pub fn switch_on(
             .ok_or(PatchError::NotATable("features"))?;
         set_keeping_decor(features, "remote_compaction_v2", on.into());
     }
-    Ok(doc.to_string())
+    Ok(render(before, &doc, false))
 }
 
 /// Root `model_provider` and `[model_providers.codex_proxy]`, the helper's own provider.
@@ -374,7 +380,7 @@ pub fn switch_off(
         }
     }
 
-    let out = doc.to_string();
+    let out = render(text, &doc, originals.unterminated);
     if originals.config_absent && out.trim().is_empty() {
         return Ok(None);
     }
@@ -541,6 +547,46 @@ plugins = false
         );
         let (on, _) = round_trip(Some(USER), &plan(Preset::ChatgptBridge));
         assert!(on.contains("requires_openai_auth = true"), "{on}");
+    }
+
+    /// Found by the `codex_patch` fuzz target: `switch off` gave a file without a final line
+    /// break one, and turned a CRLF line of an LF file (or the other way round) into the
+    /// file's majority break.
+    #[test]
+    fn line_breaks_the_patch_does_not_own_come_back_exactly() {
+        for text in [
+            "eadersz333=94",
+            "model = \"gpt-5.1\"\n# last comment",
+            "\r\n#)",
+            "a = 1\r\nb = 2\n",
+            "a = 1\nb = 2\r\nc = 3\r\n",
+            "a = 1\r\n[projects.\"/p\"]\r\ntrust_level = \"trusted\"",
+        ] {
+            for preset in Preset::ALL {
+                let plan = plan(preset);
+                for mut o in [
+                    originals(Some(text), &plan).unwrap(),
+                    helper_table_originals(Some(text)).unwrap(),
+                ] {
+                    let on = switch_on(Some(text), &plan, BASE, &mut o).unwrap();
+                    let off = switch_off(&on, &o, false).unwrap();
+                    assert_eq!(
+                        off.as_deref(),
+                        Some(text),
+                        "{preset}, {:?}: {on:?}",
+                        o.redirect
+                    );
+                }
+            }
+        }
+        // The lines the helper adds end like most of the file's lines.
+        let crlf = "a = 1\r\nb = 2\r\nc = 3\n";
+        let (on, _) = round_trip(Some(crlf), &plan(Preset::Default));
+        assert!(on.contains("[model_providers.codex_proxy]\r\n"), "{on:?}");
+        assert!(
+            on.contains("c = 3\nmodel_provider = \"codex_proxy\"\r\n"),
+            "{on:?}"
+        );
     }
 
     #[test]

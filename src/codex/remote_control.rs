@@ -35,7 +35,7 @@ pub fn patch_config(text: &str) -> anyhow::Result<Option<String>> {
     }
     features.remove("remote_control");
     let changed = features.to_string() != before || !text.contains("[features]");
-    Ok(changed.then(|| doc.to_string()))
+    Ok(changed.then(|| super::doc::render(text, &doc, false)))
 }
 
 /// Checks the feature table's shape; returns whether it has a `created_at` column.

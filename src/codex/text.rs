@@ -1,11 +1,8 @@
-//! Codex's `config.toml` as bytes on disk: a UTF-8 byte order mark and CRLF line endings.
+//! Codex's `config.toml` as bytes on disk: a UTF-8 byte order mark.
 //!
-//! `toml_edit` (0.25) drops a BOM and writes every line break outside string literals as LF
-//! (only inside multi-line strings does a CRLF stay raw), so an edited CRLF file would come
-//! back LF and lose its BOM. Instead the style is taken off when reading, the pure patch
-//! ([`super::patch`]) works on plain LF text, and the style is put back when writing: the
-//! lines the helper adds end like the file's own, and an untouched file round-trips byte for
-//! byte.
+//! `toml_edit` (0.25) cannot parse a BOM, so it is taken off when reading and put back when
+//! writing. Line breaks stay in the text: the patch keeps every line it does not change byte
+//! for byte and ends the lines it adds like most of the file's ([`super::lines`]).
 
 use std::path::Path;
 
@@ -20,39 +17,24 @@ const BOM: char = '\u{feff}';
 pub struct TextStyle {
     /// Starts with a UTF-8 byte order mark.
     pub bom: bool,
-    /// Uses CRLF line breaks (most of its line breaks are CRLF; a file mixing both is written
-    /// back all in its majority style).
-    pub crlf: bool,
 }
 
 impl TextStyle {
-    /// The style of `raw`, and its text without BOM and with LF line breaks.
+    /// The style of `raw`, and its text without the BOM.
     pub fn split(raw: &str) -> (Self, String) {
-        let (bom, text) = match raw.strip_prefix(BOM) {
-            Some(rest) => (true, rest),
-            None => (false, raw),
-        };
-        let crlf_breaks = text.matches("\r\n").count();
-        let crlf = crlf_breaks > 0 && crlf_breaks * 2 > text.matches('\n').count();
-        let text = if crlf {
-            text.replace("\r\n", "\n")
-        } else {
-            text.to_string()
-        };
-        (Self { bom, crlf }, text)
+        match raw.strip_prefix(BOM) {
+            Some(rest) => (Self { bom: true }, rest.to_string()),
+            None => (Self { bom: false }, raw.to_string()),
+        }
     }
 
-    /// `text` (LF line breaks, no BOM) in this style: the inverse of [`TextStyle::split`].
+    /// `text` (without a BOM) in this style: the inverse of [`TextStyle::split`].
     pub fn apply(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len() + usize::from(self.bom) * 3);
         if self.bom {
             out.push(BOM);
         }
-        if self.crlf {
-            out.push_str(&text.replace('\n', "\r\n"));
-        } else {
-            out.push_str(text);
-        }
+        out.push_str(text);
         out
     }
 }
@@ -93,27 +75,8 @@ mod tests {
         ] {
             let (style, text) = TextStyle::split(raw);
             assert!(!text.starts_with(BOM), "{raw:?}");
+            assert_eq!(style.bom, raw.starts_with(BOM));
             assert_eq!(style.apply(&text), raw, "{style:?}");
         }
-    }
-
-    #[test]
-    fn the_style_is_what_most_line_breaks_use() {
-        let style = |raw: &str| TextStyle::split(raw).0;
-        assert_eq!(
-            style("\u{feff}a = 1\r\n"),
-            TextStyle {
-                bom: true,
-                crlf: true
-            }
-        );
-        assert!(!style("a = 1\n").crlf);
-        assert!(style("a\r\nb\r\nc\n").crlf);
-        assert!(!style("a\r\nb\nc\n").crlf);
-        let (mostly_crlf, text) = TextStyle::split("a\r\nb\r\nc\n");
-        assert_eq!(
-            mostly_crlf.apply(&format!("{text}added\n")),
-            "a\r\nb\r\nc\r\nadded\r\n"
-        );
     }
 }
