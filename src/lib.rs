@@ -21,5 +21,6 @@ pub mod record;
 pub mod redact;
 pub mod routing;
 pub mod running;
+pub mod team;
 pub mod time;
 pub mod tui;

@@ -17,6 +17,7 @@ mod diagnose;
 mod doctor;
 mod doctor_facts;
 mod evidence;
+mod keys;
 mod log_file;
 mod log_writer;
 mod notify;
@@ -109,6 +110,9 @@ enum Command {
     /// Notifications: Codex's `notify` hook for long turns, and a test of the channels.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// Team members' keys (team mode): add, list, disable, enable, remove.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Shell completions (bash, zsh, fish, powershell, elvish) on stdout.
     Completions(completions::CompletionsArgs),
     /// The man page (roff) on stdout, or one page per command with `--dir`.
@@ -162,6 +166,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Daemon(command) => daemon::run(command),
         Command::Notify(command) => notify::run(command),
+        Command::Keys(command) => keys::run(command),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
         Command::Config(command) => config_cmd::run(command),

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// <helper home>/logs/resident.log); `codex-helper daemon status|stop|restart` manage it.
     #[arg(long)]
     resident: bool,
+    /// Serve a team: every request (from this machine too) must carry a team member's key
+    /// (`codex-helper keys add NAME`), checked against the team's PostgreSQL
+    /// ([team] database_url_env). Leaves this machine's Codex alone (as --no-switch).
+    #[arg(long)]
+    team: bool,
     /// Set on the background process `--resident` starts.
     #[arg(long, hide = true)]
     detached: bool,
@@ -140,6 +145,10 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     proxy::limits::validate(&settings)?;
     let client_key =
         proxy::client_key::ClientKey::from_env(settings.client_key_env.as_deref(), &env)?;
+    let member_keys = match args.team {
+        true => Some(start_member_keys(&loaded.config.team, &env)?),
+        false => None,
+    };
     for key in &loaded.deferred_keys {
         tracing::warn!(
             "{}: `{key}` is recognised but not used by this version yet",
@@ -177,7 +186,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     }
     match super::serve_exposure::decide(
         addr,
-        client_key.as_ref().map(|k| k.env()),
+        client_key.is_some() || member_keys.is_some(),
         args.unsafe_listen_without_client_key,
     )
     .map_err(anyhow::Error::msg)?
@@ -234,7 +243,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         if discover::configured(&settings.codex_binary).is_some() {
             codex_client.pin_binary();
         }
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_metrics(metrics));
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_metrics(metrics));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
             Ok(0) => {}
@@ -303,7 +312,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             tracing::warn!("commands will not find this codex-helper: {e:#}");
         }
         // Codex is switched before the banner, so whoever waits for the banner sees it done.
-        let switched = !args.no_switch && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
+        let switched = !args.no_switch && !args.team && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
         if let (true, Some(binary)) = (switched, &catalog_codex) {
             let _ = switch::record_codex_binary(&codex, binary);
         }
@@ -721,6 +730,27 @@ const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The address `--host` and `--port` name: an IP address (IPv6 with or without brackets) or
 /// `localhost`.
+/// Team mode's member keys: the copy of the team's key table this instance checks requests
+/// against, kept by a thread of its own (see [`crate::team::keys`]). The database need not
+/// answer yet: until it does, requests are answered `team_keys_unavailable`.
+fn start_member_keys(
+    team: &crate::config::model::TeamSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Arc<dyn proxy::members::MemberKeys>> {
+    use crate::team::keys::{KeyTimings, TeamKeys};
+    let url = crate::team::db::DatabaseUrl::from_env(&team.database_url_env, env)?;
+    tracing::info!(
+        "team mode: every request needs a member's key, checked against the team database at {}",
+        url.shown()
+    );
+    let timings = KeyTimings {
+        refresh: std::time::Duration::from_millis(team.key_refresh_ms.max(100)),
+        max_age: std::time::Duration::from_secs(team.key_cache_secs),
+        ..KeyTimings::default()
+    };
+    Ok(Arc::new(TeamKeys::start(url, timings)?))
+}
+
 fn listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
     let host = host.trim();
     if host.eq_ignore_ascii_case("localhost") {

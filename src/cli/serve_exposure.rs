@@ -1,7 +1,8 @@
 //! Whether `serve` may listen where it was told to: a proxy other machines can reach spends
 //! the user's relay credit for whoever reaches it. Loopback (127.0.0.0/8, `::1`, and their
-//! IPv4-mapped forms) is always fine; anything else (`0.0.0.0`, `::`, a LAN address) needs a
-//! client key (`[proxy] client_key_env`) or the user's explicit, loudly named consent.
+//! IPv4-mapped forms) is always fine; anything else (`0.0.0.0`, `::`, a LAN address) needs
+//! client authentication (a client key, `[proxy] client_key_env`, or team mode's member keys)
+//! or the user's explicit, loudly named consent.
 
 use std::net::SocketAddr;
 
@@ -15,22 +16,23 @@ pub const UNSAFE_FLAG: &str = "--unsafe-listen-without-client-key";
 pub enum Exposure {
     /// Loopback: only this machine can connect.
     Local,
-    /// Reachable from the network; clients from there must present the key.
+    /// Reachable from the network; clients from there must present a key.
     KeyRequired,
     /// Reachable from the network with no key, as the user insisted: said loudly at start.
     Open { warning: String },
 }
 
-/// Decides, before anything is bound; `Err` is the refusal to show.
+/// Decides, before anything is bound; `Err` is the refusal to show. `keys_required`: clients
+/// must present a client key or a member key.
 pub fn decide(
     addr: SocketAddr,
-    client_key_env: Option<&str>,
+    keys_required: bool,
     unsafe_flag: bool,
 ) -> Result<Exposure, String> {
     if is_loopback_ip(addr.ip()) {
         return Ok(Exposure::Local);
     }
-    if client_key_env.is_some() {
+    if keys_required {
         return Ok(Exposure::KeyRequired);
     }
     if unsafe_flag {
@@ -46,7 +48,8 @@ pub fn decide(
         "refusing to listen on {addr}: other machines could reach the proxy there and spend your \
          relay credit. Either keep it on this machine (--host 127.0.0.1, the default), or require a \
          client key: set [proxy] client_key_env = \"VAR\" in the config and VAR (at least 16 \
-         characters) in the environment, and have clients send `Authorization: Bearer <key>`. \
+         characters) in the environment, and have clients send `Authorization: Bearer <key>` \
+         (or serve a team with --team, where every member has a key of their own). \
          If this network is yours alone, {UNSAFE_FLAG} starts it without one."
     ))
 }
@@ -68,7 +71,7 @@ mod tests {
             "::1",
             "::ffff:127.0.0.1",
         ] {
-            assert_eq!(decide(at(ip), None, false), Ok(Exposure::Local), "{ip}");
+            assert_eq!(decide(at(ip), false, false), Ok(Exposure::Local), "{ip}");
         }
     }
 
@@ -81,19 +84,16 @@ mod tests {
             "10.0.0.1",
             "::ffff:10.0.0.1",
         ] {
-            let refusal = decide(at(ip), None, false).unwrap_err();
+            let refusal = decide(at(ip), false, false).unwrap_err();
             assert!(refusal.contains("client_key_env"), "{refusal}");
             assert!(refusal.contains(UNSAFE_FLAG), "{refusal}");
-            assert_eq!(decide(at(ip), Some("CK"), false), Ok(Exposure::KeyRequired));
+            assert_eq!(decide(at(ip), true, false), Ok(Exposure::KeyRequired));
             assert!(matches!(
-                decide(at(ip), None, true),
+                decide(at(ip), false, true),
                 Ok(Exposure::Open { warning }) if warning.contains("WITHOUT A CLIENT KEY")
             ));
         }
         // A key wins over the flag: no warning when clients are asked for it.
-        assert_eq!(
-            decide(at("0.0.0.0"), Some("CK"), true),
-            Ok(Exposure::KeyRequired)
-        );
+        assert_eq!(decide(at("0.0.0.0"), true, true), Ok(Exposure::KeyRequired));
     }
 }

@@ -63,8 +63,58 @@ pub struct OnArgs {
     /// The proxy's port.
     #[arg(long, default_value_t = 3211)]
     port: u16,
+    /// Point Codex at a team's codex-helper (`serve --team`) at this address instead of the
+    /// local one, e.g. https://codex.team.example (`/v1` is added when missing).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "key_env",
+        conflicts_with = "port"
+    )]
+    team_url: Option<String>,
+    /// With --team-url: the environment variable holding your team key (`chk_…`, from
+    /// `codex-helper keys add`); Codex reads it from there at each start.
+    #[arg(long, value_name = "VAR", requires = "team_url")]
+    key_env: Option<String>,
     #[arg(long)]
     json: bool,
+}
+
+/// The base URL Codex gets for a team relay: the address with `/v1`.
+fn team_base_url(url: &str) -> anyhow::Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--team-url `{url}` is not a URL: {e}"))?;
+    let host = parsed.host().filter(|h| !h.is_empty());
+    if !matches!(parsed.scheme_str(), Some("http" | "https")) || host.is_none() {
+        anyhow::bail!("--team-url `{url}` must be an http:// or https:// address");
+    }
+    if parsed.authority().is_some_and(|a| a.as_str().contains('@')) {
+        anyhow::bail!(
+            "--team-url must not carry credentials; your key goes in the variable --key-env names"
+        );
+    }
+    Ok(if url.ends_with("/v1") {
+        url.to_string()
+    } else {
+        format!("{url}/v1")
+    })
+}
+
+/// Says (never showing the key) when the variable a team switch names holds no team key here:
+/// Codex reads it at its own start, so this is a warning, not a refusal.
+fn warn_about_team_key(var: &str) {
+    match std::env::var(var) {
+        Ok(value) if crate::team::key::parse(value.trim()).is_some() => {}
+        Ok(_) => eprintln!(
+            "codex-helper: warning: {var} does not hold a team key (they start with `{}`); Codex's requests will be refused until it does",
+            crate::team::key::PREFIX
+        ),
+        Err(_) => eprintln!(
+            "codex-helper: warning: {var} is not set here; set it to your team key where Codex runs"
+        ),
+    }
 }
 
 pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
@@ -88,12 +138,22 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
             let preset = args.preset.or(args.mode).unwrap_or(configured.0);
             let websocket = args.responses_websocket || (args.preset.is_none() && configured.1);
             let compaction = args.compaction.unwrap_or(configured.2);
-            let plan = PatchPlan::new(preset, websocket, compaction).map_err(anyhow::Error::msg)?;
-            if preset.needs_helper_credential() {
-                check_helper_credential(loaded.as_ref(), preset)?;
-            }
-            let report =
-                switch::switch_on(&files, &plan, &format!("http://127.0.0.1:{}/v1", args.port))?;
+            let mut plan =
+                PatchPlan::new(preset, websocket, compaction).map_err(anyhow::Error::msg)?;
+            let base_url = match (&args.team_url, &args.key_env) {
+                (Some(url), Some(var)) => {
+                    plan = plan.with_team_key(var).map_err(anyhow::Error::msg)?;
+                    warn_about_team_key(var);
+                    team_base_url(url)?
+                }
+                _ => {
+                    if preset.needs_helper_credential() {
+                        check_helper_credential(loaded.as_ref(), preset)?;
+                    }
+                    format!("http://127.0.0.1:{}/v1", args.port)
+                }
+            };
+            let report = switch::switch_on(&files, &plan, &base_url)?;
             let configured = loaded.as_ref().map_or_else(
                 || "codex".to_string(),
                 |l| l.config.proxy.codex_binary.clone(),
@@ -403,4 +463,29 @@ fn websocket_relays(homes: &crate::config::Homes) -> Vec<(String, Acceptance)> {
             (upstream.key().to_string(), acceptance)
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_team_url_gets_v1_once_and_never_credentials() {
+        assert_eq!(
+            team_base_url("https://t.example").unwrap(),
+            "https://t.example/v1"
+        );
+        assert_eq!(
+            team_base_url("http://10.0.0.5:3211/").unwrap(),
+            "http://10.0.0.5:3211/v1"
+        );
+        assert_eq!(
+            team_base_url("https://t.example/v1").unwrap(),
+            "https://t.example/v1"
+        );
+        for bad in ["ftp://t.example", "t.example", "https://user:pw@t.example"] {
+            let err = team_base_url(bad).unwrap_err().to_string();
+            assert!(!err.contains("pw@"), "{err}");
+        }
+    }
 }

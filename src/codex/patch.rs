@@ -88,6 +88,10 @@ pub struct Originals {
     /// after it, and `switch off` takes it away again with those lines.
     #[serde(default)]
     pub unterminated: bool,
+    /// The team relay's URL `switch on --team-url` wrote as `base_url`: a `codex_proxy` table
+    /// pointing there is the helper's too (else only a loopback one is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_url: Option<String>,
 }
 
 /// Whether `plan` can be had from the built-in provider redirected by `openai_base_url`:
@@ -104,7 +108,10 @@ pub fn fits_builtin(plan: &PatchPlan) -> bool {
 pub fn originals(text: Option<&str>, plan: &PatchPlan) -> Result<Originals, PatchError> {
     let doc = parse(text.unwrap_or(""))?;
     let id = redirect::provider_in_force(&doc);
-    let redirect = if id == BUILTIN_OPENAI {
+    let redirect = if plan.key_env.is_some() {
+        // A team relay takes a member key, which only a provider table of ours can name.
+        Redirect::HelperTable
+    } else if id == BUILTIN_OPENAI {
         if fits_builtin(plan) {
             Redirect::BuiltinOpenai {
                 openai_base_url: doc
@@ -232,6 +239,7 @@ pub fn helper_table_originals(text: Option<&str>) -> Result<Originals, PatchErro
         had_features: false,
         redirect: Redirect::HelperTable,
         unterminated: super::lines::unterminated(text),
+        team_url: None,
     })
 }
 
@@ -245,6 +253,9 @@ pub fn switch_on(
 ) -> Result<String, PatchError> {
     let before = text.unwrap_or("");
     let mut doc = parse(before)?;
+    if plan.key_env.is_some() {
+        originals.team_url = Some(base_url.to_string());
+    }
     match &mut originals.redirect {
         Redirect::HelperTable => helper_table_on(&mut doc, plan, base_url)?,
         Redirect::Provider { id, keys } => {
@@ -310,7 +321,11 @@ fn helper_table_on(
     // Codex asks a provider for its catalog only when it holds a credential for it. Unless
     // Codex's own login is used (`requires_openai_auth`), a placeholder does; the proxy never
     // forwards it (see `proxy::headers::upstream_request_headers`).
-    if plan.requires_openai_auth != Flag::Set(true) && !proxy.contains_key("env_key") {
+    if let Some(var) = &plan.key_env {
+        // A team relay: Codex sends the member key the variable holds.
+        set_keeping_decor(proxy, "env_key", var.as_str().into());
+        proxy.remove("experimental_bearer_token");
+    } else if plan.requires_openai_auth != Flag::Set(true) && !proxy.contains_key("env_key") {
         set_keeping_decor(proxy, "experimental_bearer_token", PLACEHOLDER_TOKEN.into());
     } else if proxy
         .get("experimental_bearer_token")
@@ -397,7 +412,11 @@ fn helper_table_off(doc: &mut DocumentMut, originals: &Originals, keep_alias: bo
         .get("model_providers")
         .and_then(|p| p.get(PROVIDER_ID))
         .and_then(Item::as_table)
-        .is_none_or(is_helper_provider);
+        .is_none_or(|table| {
+            is_helper_provider(table)
+                || originals.team_url.is_some()
+                    && table.get("base_url").and_then(Item::as_str) == originals.team_url.as_deref()
+        });
 
     // model_provider: put back only if it still points at the helper.
     if root.get("model_provider").and_then(Item::as_str) == Some(PROVIDER_ID) && proxy_is_ours {
@@ -587,6 +606,43 @@ plugins = false
             on.contains("c = 3\nmodel_provider = \"codex_proxy\"\r\n"),
             "{on:?}"
         );
+    }
+
+    #[test]
+    fn a_team_switch_names_the_key_variable_and_undoes_exactly() {
+        let team = "https://codex.team.example/v1";
+        for preset in [
+            Preset::Default,
+            Preset::OfficialRelay,
+            Preset::ImagegenBridge,
+        ] {
+            let plan = plan(preset).with_team_key("TEAM_KEY").unwrap();
+            for text in [Some(USER), None, Some("model_provider = \"openai\"\n")] {
+                let mut o = originals(text, &plan).unwrap();
+                assert_eq!(
+                    o.redirect,
+                    Redirect::HelperTable,
+                    "a member key needs our table"
+                );
+                let on = switch_on(text, &plan, team, &mut o).unwrap();
+                let doc: toml::Table = on.parse().unwrap();
+                let table = &doc["model_providers"]["codex_proxy"];
+                assert_eq!(table["base_url"].as_str(), Some(team), "{on}");
+                assert_eq!(table["env_key"].as_str(), Some("TEAM_KEY"), "{on}");
+                assert!(table.get("experimental_bearer_token").is_none(), "{on}");
+                assert_eq!(doc["model_provider"].as_str(), Some(PROVIDER_ID));
+                assert_eq!(
+                    switch_off(&on, &o, false).unwrap().as_deref(),
+                    text,
+                    "{preset}"
+                );
+            }
+        }
+        let err = plan(Preset::ChatgptBridge)
+            .with_team_key("TEAM_KEY")
+            .unwrap_err();
+        assert!(err.contains("own login"), "{err}");
+        assert!(plan(Preset::Default).with_team_key("1BAD-NAME").is_err());
     }
 
     #[test]

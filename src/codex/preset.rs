@@ -185,6 +185,10 @@ pub struct PatchPlan {
     /// `[features] remote_compaction_v2`, when the compaction switch says so.
     pub remote_compaction_v2: Option<bool>,
     pub auth: AuthAction,
+    /// The environment variable Codex reads its credential for the proxy from: a team
+    /// member's key (`switch on --team-url`). `None`: the local proxy, which takes a
+    /// placeholder.
+    pub key_env: Option<String>,
 }
 
 impl PatchPlan {
@@ -239,7 +243,29 @@ impl PatchPlan {
             supports_websockets,
             remote_compaction_v2,
             auth,
+            key_env: None,
         })
+    }
+
+    /// The plan for a team relay: Codex sends the member key held in `var`. Presets that make
+    /// Codex send its own login instead cannot carry a member key.
+    pub fn with_team_key(mut self, var: &str) -> Result<Self, String> {
+        let valid = !var.is_empty()
+            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !var.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(format!(
+                "--key-env `{var}` is not an environment variable name (letters, digits and `_`)"
+            ));
+        }
+        if self.requires_openai_auth == Flag::Set(true) {
+            return Err(format!(
+                "the {} preset makes Codex send its own login, not a team member's key; use --preset default or official-relay with --team-url",
+                self.preset.as_str()
+            ));
+        }
+        self.key_env = Some(var.to_string());
+        Ok(self)
     }
 }
 

@@ -34,6 +34,9 @@ pub struct HelperConfig {
     /// Balance lookups and what routing does with an exhausted relay.
     #[serde(default)]
     pub balance: BalanceSettings,
+    /// `[team]`: what `serve --team` shares with the team's other instances.
+    #[serde(default)]
+    pub team: TeamSettings,
 
     // Sections of the original codex-helper that later work will give a meaning.
     /// When to retry, fail over and cool down.
@@ -472,6 +475,32 @@ pub enum RetryProfile {
     AggressiveFailover,
     /// Retry the cheap primary harder and cool the rest longer before spending elsewhere.
     CostPrimary,
+}
+
+/// `[team]`: team mode (`serve --team`), where several instances serve one team.
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeamSettings {
+    /// The environment variable holding the team's PostgreSQL URL
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DBNAME`), where members' keys live. The URL is
+    /// never written in this file: it usually carries a password.
+    pub database_url_env: String,
+    /// How often (ms) each instance reads the keys again: disabling or removing a key takes
+    /// effect within this. A key added elsewhere works at once.
+    pub key_refresh_ms: u64,
+    /// How long (seconds) an instance keeps checking keys against its last copy while the
+    /// database is unreachable; past it, requests are answered `team_keys_unavailable`.
+    pub key_cache_secs: u64,
+}
+
+impl Default for TeamSettings {
+    fn default() -> Self {
+        Self {
+            database_url_env: "CODEX_HELPER_DATABASE_URL".to_string(),
+            key_refresh_ms: 2_000,
+            key_cache_secs: 600,
+        }
+    }
 }
 
 /// `[ledger]`: where requests are recorded and for how long.

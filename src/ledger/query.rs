@@ -12,14 +12,17 @@ pub enum GroupBy {
     Model,
     Session,
     Day,
+    /// The team member whose key a request carried (team mode; `-` for other requests).
+    User,
 }
 
 impl GroupBy {
-    pub const ALL: [GroupBy; 4] = [
+    pub const ALL: [GroupBy; 5] = [
         GroupBy::Provider,
         GroupBy::Model,
         GroupBy::Session,
         GroupBy::Day,
+        GroupBy::User,
     ];
 
     /// The name users give and JSON carries: exactly the serde (and clap) name.
@@ -29,6 +32,7 @@ impl GroupBy {
             GroupBy::Model => "model",
             GroupBy::Session => "session",
             GroupBy::Day => "day",
+            GroupBy::User => "user",
         }
     }
 
@@ -42,6 +46,7 @@ impl GroupBy {
             GroupBy::Model => "COALESCE(model_sent, model_requested, '-')",
             GroupBy::Session => "COALESCE(session_id, '-')",
             GroupBy::Day => "date(started_ms / 1000, 'unixepoch', 'localtime')",
+            GroupBy::User => "COALESCE(user_name, '-')",
         }
     }
 }
@@ -100,7 +105,7 @@ pub fn since_ms(conn: &Connection, text: &str, now_ms: u64) -> anyhow::Result<u6
 /// Requests, tokens, cache hit rate, cost and errors since `since_ms`, grouped, most tokens first.
 ///
 /// By provider, model or day the sums come from the 15-minute rollups, plus the raw rows of the
-/// partial bucket at the start; by session they come from the rows.
+/// partial bucket at the start; by session or user they come from the rows.
 pub fn summary(conn: &Connection, since_ms: u64, by: GroupBy) -> rusqlite::Result<Vec<SummaryRow>> {
     let bucket = super::store::BUCKET_MS;
     let full_from = since_ms.div_ceil(bucket) * bucket;
@@ -113,7 +118,7 @@ pub fn summary(conn: &Connection, since_ms: u64, by: GroupBy) -> rusqlite::Resul
         )
     };
     let source = match by {
-        GroupBy::Session => raw(by.sql(), ""),
+        GroupBy::Session | GroupBy::User => raw(by.sql(), ""),
         _ => {
             let rollup_key = match by {
                 GroupBy::Provider => "provider",
@@ -134,7 +139,7 @@ pub fn summary(conn: &Connection, since_ms: u64, by: GroupBy) -> rusqlite::Resul
          FROM ({source}) GROUP BY k ORDER BY 8 DESC, 2 DESC"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let params: &[&dyn rusqlite::ToSql] = if by == GroupBy::Session {
+    let params: &[&dyn rusqlite::ToSql] = if matches!(by, GroupBy::Session | GroupBy::User) {
         &[&(since_ms as i64)]
     } else {
         &[&(since_ms as i64), &(full_from as i64)]

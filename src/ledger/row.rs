@@ -49,6 +49,8 @@ pub struct LedgerRow {
     /// The provider's `price_multiplier` the cost was computed with (`None` in rows recorded
     /// before it was kept, and in imported ones).
     pub price_multiplier: Option<f64>,
+    /// The team member whose key the request carried (team mode).
+    pub user: Option<String>,
 }
 
 impl LedgerRow {
@@ -134,6 +136,7 @@ impl LedgerRow {
             price_source: cost.map(|c| c.source),
             service_tier: record.service_tier.clone(),
             price_multiplier: Some(record.price_multiplier),
+            user: record.user.as_deref().map(str::to_string),
         }
     }
 }

@@ -116,6 +116,11 @@ WHERE decision_json LIKE '%failover_after_%'
 ALTER TABLE requests ADD COLUMN service_tier TEXT;
 ALTER TABLE requests ADD COLUMN price_multiplier REAL;
 "#,
+    r#"
+-- Team mode: the member whose key a request carried, for `usage summary --by user`.
+ALTER TABLE requests ADD COLUMN user_name TEXT;
+CREATE INDEX requests_by_user ON requests(user_name, started_ms) WHERE user_name IS NOT NULL;
+"#,
 ];
 
 /// The rollup bucket width.
@@ -196,8 +201,8 @@ pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usi
             "INSERT OR IGNORE INTO requests (trace_id, started_ms, session_id, session_source, thread_id, client, method, path, streaming,
                 model_requested, model_sent, model_answered, preset, provider, endpoint, status, outcome, error_class, error,
                 attempts_json, decision_json, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
-                ttfb_ms, duration_ms, bytes_in, bytes_out, cost_usd, price_source, service_tier, price_multiplier)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
+                ttfb_ms, duration_ms, bytes_in, bytes_out, cost_usd, price_source, service_tier, price_multiplier, user_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
         )?;
         let mut rollup = tx.prepare_cached(
             "INSERT INTO usage_rollup VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -243,6 +248,7 @@ pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usi
                 r.price_source,
                 r.service_tier,
                 r.price_multiplier,
+                r.user,
             ])?;
             if new == 0 {
                 continue; // already stored: not counted twice

@@ -16,6 +16,7 @@ pub mod images;
 pub mod inspect;
 pub mod limits;
 pub mod loops;
+pub mod members;
 pub mod overrides;
 pub mod pipeline;
 pub mod receive;
@@ -136,6 +137,9 @@ pub struct ProxyState {
     pub filter: crate::filter::FilterSlot,
     /// The key clients from other machines present ([`client_key`]); none unless `serve` sets it.
     pub client_key: Option<client_key::ClientKey>,
+    /// Team mode's member keys ([`members`]): every request must carry one. None unless
+    /// `serve --team` sets them.
+    pub member_keys: Option<Arc<dyn members::MemberKeys>>,
     /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
     /// its record sink.
     pub metrics: Arc<crate::metrics::Registry>,
@@ -173,6 +177,7 @@ impl ProxyState {
             overrides: SessionOverrides::default(),
             filter: crate::filter::FilterSlot::default(),
             client_key: None,
+            member_keys: None,
             metrics: Arc::default(),
             runtimes: runtimes::ServingRuntimes::default(),
         })
@@ -197,6 +202,12 @@ impl ProxyState {
     /// proxy knows nothing of its client ([`AnyClient`]).
     pub fn with_client(mut self, client: Arc<dyn ClientSide>) -> Self {
         self.client = client;
+        self
+    }
+
+    /// Asks every request for a team member's key (see [`members`]).
+    pub fn with_member_keys(mut self, keys: Option<Arc<dyn members::MemberKeys>>) -> Self {
+        self.member_keys = keys;
         self
     }
 

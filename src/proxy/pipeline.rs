@@ -35,6 +35,7 @@ use super::guard;
 use super::headers::client_response_headers;
 use super::images;
 use super::loops;
+use super::members;
 use super::overrides::{self, Overridden};
 use super::receive::{ClientRequest, decode_body, read_body};
 use super::record::AttemptOutcome;
@@ -60,10 +61,13 @@ where
     let mut record = new_record(&state, &parts);
     let peer = parts.extensions.get::<client_key::Peer>().map(|p| p.0);
     if let Err(refusal) = client_key::check(state.client_key.as_ref(), peer, &mut parts.headers) {
-        let mut response = refusal.answer(record);
-        let (name, value) = client_key::challenge();
-        response.headers_mut().insert(name, value);
-        return response;
+        return refuse_unauthenticated(refusal, record);
+    }
+    if let Some(keys) = &state.member_keys {
+        match members::check(keys.as_ref(), &mut parts.headers).await {
+            Ok(member) => record.user = Some(member),
+            Err(refusal) => return refuse_unauthenticated(refusal, record),
+        }
     }
     if websocket::is_upgrade(&parts.headers) {
         if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
@@ -103,6 +107,22 @@ where
             continuity_broken(&request, record, upstream, skip.as_ref())
         }
     }
+}
+
+/// A refusal for a missing or bad client or member key: with how to authenticate, and when a
+/// key check could not be made, when to try again.
+fn refuse_unauthenticated(refusal: Refusal, record: RecordGuard) -> Response<ProxyBody> {
+    let unavailable = refusal.status == http::StatusCode::SERVICE_UNAVAILABLE;
+    let mut response = refusal.answer(record);
+    let (name, value) = client_key::challenge();
+    response.headers_mut().insert(name, value);
+    if unavailable {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(members::UNAVAILABLE_RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 /// The record a request starts with: who asked, for what, under which preset.

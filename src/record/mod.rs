@@ -159,6 +159,8 @@ pub struct RequestRecord {
     /// Codex's `thread-id` header (differs from the session for sub-agents).
     pub thread_id: Option<String>,
     pub client: Option<String>,
+    /// The team member whose key the request carried (team mode, [`crate::proxy::members`]).
+    pub user: Option<std::sync::Arc<str>>,
     pub model_requested: Option<String>,
     /// After model mapping.
     pub model_sent: Option<String>,
@@ -240,6 +242,7 @@ impl RequestRecord {
             session: None,
             thread_id: None,
             client: None,
+            user: None,
             model_requested: None,
             model_sent: None,
             model_answered: None,

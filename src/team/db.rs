@@ -1,0 +1,278 @@
+//! The team's PostgreSQL: connecting within a bound, its schema, and the key records.
+//!
+//! Every instance migrates at start; migrations run in one transaction under an advisory lock,
+//! so two instances starting together do not race. The database URL may carry a password: it
+//! is read from the environment ([`DatabaseUrl`]) and only its host, port and database name
+//! are ever shown.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_postgres::{Client, NoTls};
+
+use super::key::StoredKey;
+
+/// How long a connection attempt may take before the database counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Holds the migrations lock (any constant shared by all instances).
+const MIGRATION_LOCK: i64 = 0x636f_6465_7868_6c70;
+
+/// Schema versions, in order; each moves `codex_helper_schema.version` up by one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE codex_helper_keys (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    salt        BYTEA NOT NULL,
+    tag         BYTEA NOT NULL,
+    created_ms  BIGINT NOT NULL,
+    disabled    BOOLEAN NOT NULL DEFAULT FALSE
+);
+"#];
+
+/// A PostgreSQL URL whose password is never shown.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    config: tokio_postgres::Config,
+    /// Where it points, for messages: `host:port/dbname`.
+    shown: String,
+}
+
+impl DatabaseUrl {
+    /// Reads the URL (`postgres://…` or `postgresql://…`) held by environment variable `var`.
+    pub fn from_env(var: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let raw = env(var).map(|v| v.trim().to_string()).unwrap_or_default();
+        if raw.is_empty() {
+            anyhow::bail!(
+                "team mode needs the team's PostgreSQL: set {var} to its URL \
+                 (postgres://USER:PASSWORD@HOST:PORT/DBNAME), or name another variable in [team] database_url_env"
+            );
+        }
+        Self::parse(&raw).with_context(|| format!("the database URL in {var}"))
+    }
+
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+            anyhow::bail!("is not a postgres:// URL");
+        }
+        // The parser's own message can quote the input; it is replaced by one that cannot.
+        let config: tokio_postgres::Config = raw
+            .parse()
+            .map_err(|_| anyhow::anyhow!("is not a valid PostgreSQL URL"))?;
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .unwrap_or_else(|| "localhost".to_string());
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let db = config.get_dbname().unwrap_or("(default)");
+        let shown = format!("{host}:{port}/{db}");
+        Ok(Self { config, shown })
+    }
+
+    /// `host:port/dbname`, safe to print.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.shown)
+    }
+}
+
+/// A connection to the team's database.
+pub struct Db {
+    client: Client,
+}
+
+/// A key as stored, with its holder's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    pub stored: StoredKey,
+    pub created_ms: i64,
+    pub disabled: bool,
+}
+
+/// Why a key could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error("a key named `{0}` exists already; remove it first or pick another name")]
+    NameTaken(String),
+    #[error(transparent)]
+    Db(#[from] anyhow::Error),
+}
+
+impl Db {
+    /// Connects (within [`CONNECT_TIMEOUT`]) and brings the schema up to date. The
+    /// connection's task runs on the current runtime.
+    pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {
+        let connecting = url.config.connect(NoTls);
+        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the team database at {} did not answer within {} s",
+                    url.shown,
+                    CONNECT_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|e| {
+                anyhow::anyhow!("cannot connect to the team database at {}: {e}", url.shown)
+            })?;
+        tokio::spawn(async move {
+            // Ends when the client is dropped or the server goes away; the next use says so.
+            let _ = connection.await;
+        });
+        let mut db = Self { client };
+        db.migrate()
+            .await
+            .with_context(|| format!("cannot prepare the team database at {}", url.shown))?;
+        Ok(db)
+    }
+
+    /// Whether the connection is gone (the server closed it or went away).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    async fn migrate(&mut self) -> anyhow::Result<()> {
+        let client = self.client.transaction().await?;
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS codex_helper_schema (version INTEGER NOT NULL);
+                 INSERT INTO codex_helper_schema SELECT 0
+                     WHERE NOT EXISTS (SELECT 1 FROM codex_helper_schema);",
+            )
+            .await?;
+        let version: i32 = client
+            .query_one("SELECT version FROM codex_helper_schema", &[])
+            .await?
+            .get(0);
+        let known = MIGRATIONS.len() as i32;
+        if version > known {
+            anyhow::bail!(
+                "its schema is version {version}, newer than this codex-helper knows ({known}); upgrade codex-helper"
+            );
+        }
+        for migration in &MIGRATIONS[version as usize..] {
+            client.batch_execute(migration).await?;
+        }
+        client
+            .execute("UPDATE codex_helper_schema SET version = $1", &[&known])
+            .await?;
+        client.commit().await?;
+        Ok(())
+    }
+
+    /// Every key, enabled or not, by name.
+    pub async fn keys(&self) -> anyhow::Result<Vec<KeyRecord>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, name, salt, tag, created_ms, disabled FROM codex_helper_keys ORDER BY name",
+                &[],
+            )
+            .await
+            .context("cannot read the team's keys")?;
+        Ok(rows
+            .iter()
+            .map(|r| KeyRecord {
+                id: r.get(0),
+                name: r.get(1),
+                stored: StoredKey {
+                    salt: r.get(2),
+                    tag: r.get(3),
+                },
+                created_ms: r.get(4),
+                disabled: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Adds a key for `name`.
+    pub async fn add_key(&self, record: &KeyRecord) -> Result<(), AddError> {
+        let inserted = self
+            .client
+            .execute(
+                "INSERT INTO codex_helper_keys (id, name, salt, tag, created_ms, disabled)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+                &[
+                    &record.id,
+                    &record.name,
+                    &record.stored.salt,
+                    &record.stored.tag,
+                    &record.created_ms,
+                    &record.disabled,
+                ],
+            )
+            .await
+            .context("cannot add the key")?;
+        if inserted == 0 {
+            return Err(AddError::NameTaken(record.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Disables or enables `name`'s key; `false` when there is none.
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> anyhow::Result<bool> {
+        let n = self
+            .client
+            .execute(
+                "UPDATE codex_helper_keys SET disabled = $2 WHERE name = $1",
+                &[&name, &disabled],
+            )
+            .await
+            .context("cannot change the key")?;
+        Ok(n > 0)
+    }
+
+    /// Removes `name`'s key; `false` when there is none.
+    pub async fn remove_key(&self, name: &str) -> anyhow::Result<bool> {
+        let n = self
+            .client
+            .execute("DELETE FROM codex_helper_keys WHERE name = $1", &[&name])
+            .await
+            .context("cannot remove the key")?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        let url = DatabaseUrl::parse("postgres://team:s3cr3t-pw@db.internal:6543/codex").unwrap();
+        assert_eq!(url.shown(), "db.internal:6543/codex");
+        assert!(!format!("{url:?}").contains("s3cr3t"));
+        for bad in ["mysql://x@y/z", "postgres://[::1", "redis://h"] {
+            let err = DatabaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(
+                !err.contains("::1") || !err.contains("postgres://"),
+                "{err}"
+            );
+        }
+        let env = |_: &str| Some("postgres://u:hunter2-pw@h/d?connect_timeout=x".to_string());
+        let err = format!("{:#}", DatabaseUrl::from_env("DB", &env).unwrap_err());
+        assert!(!err.contains("hunter2"), "{err}");
+        let unset = |_: &str| None;
+        let err = DatabaseUrl::from_env("TEAM_DB", &unset)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TEAM_DB") && err.contains("database_url_env"),
+            "{err}"
+        );
+    }
+}
