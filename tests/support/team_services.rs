@@ -611,10 +611,18 @@ trap '' INT TERM HUP
 IFS= read -r word || word=""
 [ "$word" = released ] && exit 0
 pids=$(cat "$1/watched.pids" 2>/dev/null)
+# Whether a watched process still runs (a zombie nobody reaps does not count).
+alive() {
+  for p in $pids; do
+    read -r _ _ state _ < "/proc/$p/stat" 2>/dev/null || continue
+    [ "$state" != Z ] && return 0
+  done
+  return 1
+}
 if [ -n "$pids" ]; then
   kill -QUIT $pids 2>/dev/null
   i=0
-  while [ $i -lt 50 ] && kill -0 $pids 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+  while [ $i -lt 50 ] && alive; do sleep 0.1; i=$((i+1)); done
   kill -KILL $pids 2>/dev/null
 fi
 rm -rf "$1"
