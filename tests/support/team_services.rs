@@ -44,10 +44,7 @@ pub const POSTGRES_DATABASE: &str = "test";
 /// A throwaway PostgreSQL server on `127.0.0.1`.
 pub struct Postgres {
     bin: PathBuf,
-    port: u16,
-    server: Option<Child>,
-    watchdog: Watchdog,
-    folder: tempfile::TempDir,
+    instance: Instance,
 }
 
 impl Postgres {
@@ -58,20 +55,16 @@ impl Postgres {
     pub fn start() -> Result<Postgres> {
         let bin = postgres_bin_dir()?;
         let owner = server_user()?;
-        let folder = tempfile::Builder::new()
-            .prefix("codex-helper-pg-")
-            .tempdir()
-            .context("creating the PostgreSQL folder")?;
-        let watchdog = Watchdog::start(folder.path())?;
-        let socket = folder.path().join("socket");
+        let mut instance = Instance::new("codex-helper-pg-", libc::SIGQUIT)?;
+        let folder = instance.folder().to_path_buf();
+        let socket = folder.join("socket");
         fs::create_dir(&socket).context("creating the PostgreSQL socket folder")?;
-        owner.give(folder.path())?;
+        owner.give(&folder)?;
         owner.give(&socket)?;
-        let log = folder.path().join("postgres.log");
         let initdb = owner
-            .command(&bin.join("initdb"), folder.path())
+            .command(&bin.join("initdb"), &folder)
             .arg("--pgdata")
-            .arg(folder.path().join("data"))
+            .arg(folder.join("data"))
             .args([
                 "--username",
                 POSTGRES_USER,
@@ -97,51 +90,32 @@ impl Postgres {
                 String::from_utf8_lossy(&initdb.stderr)
             );
         }
-        let mut postgres = Postgres {
-            bin,
-            port: 0,
-            server: None,
-            watchdog,
-            folder,
-        };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port()?;
-            let server = owner
-                .command(&postgres.bin.join("postgres"), postgres.folder.path())
+        let log = folder.join("postgres.log");
+        instance.start_on_a_free_port(|instance| {
+            let port = instance.port.to_string();
+            let mut server = owner.command(&bin.join("postgres"), &folder);
+            server
                 .arg("-D")
-                .arg(postgres.folder.path().join("data"))
+                .arg(folder.join("data"))
                 .arg("-k")
-                .arg(postgres.folder.path().join("socket"))
-                .args(["-p", &port.to_string()])
+                .arg(&socket)
+                .args(["-p", &port])
                 .args(["-c", "listen_addresses=127.0.0.1"])
                 .args(["-c", "fsync=off"])
                 .args(["-c", "synchronous_commit=off"])
                 .args(["-c", "full_page_writes=off"])
                 .args(["-c", "shared_buffers=16MB"])
-                .args(["-c", "max_connections=100"])
-                .stdin(Stdio::null())
-                .stdout(append(&log)?)
-                .stderr(append(&log)?)
-                .spawn()
-                .context("starting postgres")?;
-            postgres.watchdog.watch(&[server.id()])?;
-            postgres.server = Some(server);
-            postgres.port = port;
-            match postgres.wait_ready(&log) {
-                Ok(()) => {
-                    last_error = None;
-                    break;
-                }
-                Err(error) => {
-                    postgres.stop_server();
-                    last_error = Some(error);
-                }
-            }
-        }
-        if let Some(error) = last_error {
-            return Err(error);
-        }
+                .args(["-c", "max_connections=100"]);
+            instance.spawn(&mut server, &log)?;
+            instance.wait_ready("postgres", &log, START_LIMIT, |port| {
+                Command::new(bin.join("pg_isready"))
+                    .args(["-q", "-h", "127.0.0.1", "-t", "1", "-p", &port.to_string()])
+                    .stdin(Stdio::null())
+                    .status()
+                    .is_ok_and(|status| status.success())
+            })
+        })?;
+        let postgres = Postgres { bin, instance };
         postgres.create_database(POSTGRES_DATABASE)?;
         Ok(postgres)
     }
@@ -164,16 +138,19 @@ impl Postgres {
 
     /// The URL of database `name` on this server.
     pub fn database_url(&self, name: &str) -> String {
-        format!("postgres://{POSTGRES_USER}@127.0.0.1:{}/{name}", self.port)
+        format!(
+            "postgres://{POSTGRES_USER}@127.0.0.1:{}/{name}",
+            self.instance.port
+        )
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.instance.port
     }
 
     /// The temporary folder holding the cluster, its socket and `postgres.log`.
     pub fn folder(&self) -> &Path {
-        self.folder.path()
+        self.instance.folder()
     }
 
     /// Creates database `name` (lowercase letters, digits and `_`, at most 63) and returns its
@@ -220,120 +197,45 @@ impl Postgres {
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
-
-    /// Polls `pg_isready` until the server accepts connections, it exits, or [`START_LIMIT`].
-    fn wait_ready(&mut self, log: &Path) -> Result<()> {
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            if let Some(status) = self
-                .server
-                .as_mut()
-                .and_then(|s| s.try_wait().ok().flatten())
-            {
-                bail!(
-                    "postgres exited ({status}) before accepting connections on port {}; its log ends:\n{}",
-                    self.port,
-                    log_tail(log)
-                );
-            }
-            let ready = Command::new(self.bin.join("pg_isready"))
-                .args([
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-t",
-                    "1",
-                    "-p",
-                    &self.port.to_string(),
-                ])
-                .stdin(Stdio::null())
-                .status()
-                .context("running pg_isready")?;
-            if ready.success() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "postgres did not accept connections on port {} within {START_LIMIT:?}; its log ends:\n{}",
-                    self.port,
-                    log_tail(log)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Immediate shutdown (`SIGQUIT` to the postmaster), bounded, then `SIGKILL`.
-    fn stop_server(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            stop_child(&mut server, libc::SIGQUIT);
-        }
-        let _ = self.watchdog.watch(&[]);
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        self.stop_server();
-        self.watchdog.release();
-    }
 }
 
 /// A throwaway Redis server on `127.0.0.1`, without persistence.
 pub struct Redis {
-    port: u16,
-    server: Option<Child>,
-    watchdog: Watchdog,
-    folder: tempfile::TempDir,
+    instance: Instance,
 }
 
 impl Redis {
     /// Starts `redis-server` on a free loopback port in a new temporary folder (no RDB, no
     /// AOF) and waits until it answers `PING`.
     pub fn start() -> Result<Redis> {
-        let folder = tempfile::Builder::new()
-            .prefix("codex-helper-redis-")
-            .tempdir()
-            .context("creating the Redis folder")?;
-        let watchdog = Watchdog::start(folder.path())?;
         let mut redis = Redis {
-            port: 0,
-            server: None,
-            watchdog,
-            folder,
+            // SIGKILL, as a crash: `stop` is Redis going down under the code under test.
+            instance: Instance::new("codex-helper-redis-", libc::SIGKILL)?,
         };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            redis.port = free_port()?;
-            match redis.launch(START_LIMIT) {
-                Ok(()) => return Ok(redis),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow!("redis-server did not start")))
+        redis
+            .instance
+            .start_on_a_free_port(|instance| Redis::launch(instance, START_LIMIT))?;
+        Ok(redis)
     }
 
     /// `redis://127.0.0.1:PORT/`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        format!("redis://127.0.0.1:{}/", self.instance.port)
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.instance.port
     }
 
     /// The temporary folder holding `redis.conf` and `redis.log`.
     pub fn folder(&self) -> &Path {
-        self.folder.path()
+        self.instance.folder()
     }
 
     /// Kills the server (`SIGKILL`, as a crash): connections are refused until
     /// [`Redis::restart`]; its data is gone.
     pub fn stop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            stop_child(&mut server, libc::SIGKILL);
-        }
-        let _ = self.watchdog.watch(&[]);
+        self.instance.stop();
     }
 
     /// Starts the server again on the same port (stopping it first if it runs), empty, and
@@ -345,7 +247,7 @@ impl Redis {
         let deadline = Instant::now() + START_LIMIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.launch(left) {
+            match Redis::launch(&mut self.instance, left) {
                 Ok(()) => return Ok(()),
                 Err(error) if Instant::now() >= deadline => return Err(error),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
@@ -353,30 +255,103 @@ impl Redis {
         }
     }
 
-    /// Starts `redis-server` on `self.port` and waits (at most `limit`) for `PONG`.
-    fn launch(&mut self, limit: Duration) -> Result<()> {
-        let conf = self.folder.path().join("redis.conf");
-        let log = self.folder.path().join("redis.log");
+    /// Starts `redis-server` on the instance's port and waits (at most `limit`) for `PONG`.
+    fn launch(instance: &mut Instance, limit: Duration) -> Result<()> {
+        let folder = instance.folder().to_path_buf();
+        let conf = folder.join("redis.conf");
+        let log = folder.join("redis.log");
         fs::write(
             &conf,
             format!(
                 "bind 127.0.0.1\nport {}\nprotected-mode no\ndaemonize no\nsave \"\"\n\
                  appendonly no\ndir {}\nlogfile \"\"\ndatabases 16\n",
-                self.port,
-                self.folder.path().display()
+                instance.port,
+                folder.display()
             ),
         )
         .context("writing redis.conf")?;
-        let server = Command::new(redis_server_bin()?)
-            .arg(&conf)
-            .current_dir(self.folder.path())
+        let mut server = Command::new(redis_server_bin()?);
+        server.arg(&conf).current_dir(&folder);
+        instance.spawn(&mut server, &log)?;
+        instance.wait_ready("redis-server", &log, limit, |port| {
+            redis_command(port, &["PING"]).is_ok_and(|reply| reply == "+PONG")
+        })
+    }
+}
+
+/// One server process on a loopback port in its own temporary folder, with its watchdog.
+/// Dropping it stops the server, then removes the folder.
+struct Instance {
+    port: u16,
+    server: Option<Child>,
+    /// What `stop` sends before it waits and kills.
+    stop_signal: libc::c_int,
+    watchdog: Watchdog,
+    /// Last, so it is removed after the server stopped.
+    folder: tempfile::TempDir,
+}
+
+impl Instance {
+    fn new(prefix: &str, stop_signal: libc::c_int) -> Result<Instance> {
+        let folder = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .context("creating a server folder")?;
+        Ok(Instance {
+            port: 0,
+            server: None,
+            stop_signal,
+            watchdog: Watchdog::start(folder.path())?,
+            folder,
+        })
+    }
+
+    fn folder(&self) -> &Path {
+        self.folder.path()
+    }
+
+    /// Runs `start` on a free port, again on another one if it fails (the port may have been
+    /// taken between choosing and binding it), at most [`PORT_ATTEMPTS`] times.
+    fn start_on_a_free_port(
+        &mut self,
+        mut start: impl FnMut(&mut Instance) -> Result<()>,
+    ) -> Result<()> {
+        let mut last_error = anyhow!("no start was tried");
+        for _ in 0..PORT_ATTEMPTS {
+            self.port = free_port()?;
+            match start(self) {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    self.stop();
+                    last_error = error;
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Spawns `command` as the server, its output appended to `log`, watched by the watchdog.
+    fn spawn(&mut self, command: &mut Command, log: &Path) -> Result<()> {
+        let server = command
             .stdin(Stdio::null())
-            .stdout(append(&log)?)
-            .stderr(append(&log)?)
+            .stdout(append(log)?)
+            .stderr(append(log)?)
             .spawn()
-            .context("starting redis-server")?;
+            .with_context(|| format!("starting {:?}", command.get_program()))?;
         self.watchdog.watch(&[server.id()])?;
         self.server = Some(server);
+        Ok(())
+    }
+
+    /// Polls `ready(port)` until it holds, the server exits (an error quoting its log), or
+    /// `limit` passes (the same).
+    fn wait_ready(
+        &mut self,
+        name: &str,
+        log: &Path,
+        limit: Duration,
+        mut ready: impl FnMut(u16) -> bool,
+    ) -> Result<()> {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self
@@ -384,31 +359,36 @@ impl Redis {
                 .as_mut()
                 .and_then(|s| s.try_wait().ok().flatten())
             {
-                self.server = None;
-                let _ = self.watchdog.watch(&[]);
                 bail!(
-                    "redis-server exited ({status}) before answering on port {}; its log ends:\n{}",
+                    "{name} exited ({status}) before accepting connections on port {}; its log ends:\n{}",
                     self.port,
-                    log_tail(&log)
+                    log_tail(log)
                 );
             }
-            if redis_command(self.port, &["PING"]).is_ok_and(|reply| reply == "+PONG") {
+            if ready(self.port) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                self.stop();
                 bail!(
-                    "redis-server did not answer PING on port {} within {limit:?}; its log ends:\n{}",
+                    "{name} did not accept connections on port {} within {limit:?}; its log ends:\n{}",
                     self.port,
-                    log_tail(&log)
+                    log_tail(log)
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Sends the stop signal, waits up to [`STOP_LIMIT`], then kills; nothing is left watched.
+    fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            stop_child(&mut server, self.stop_signal);
+        }
+        let _ = self.watchdog.watch(&[]);
+    }
 }
 
-impl Drop for Redis {
+impl Drop for Instance {
     fn drop(&mut self) {
         self.stop();
         self.watchdog.release();
