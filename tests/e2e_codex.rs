@@ -6,16 +6,11 @@
 
 mod support;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use codex_helper::proxy::Outcome;
 use codex_helper::proxy::record::AttemptOutcome;
-use support::codex_cli::{self, CODEX_VERSION};
+use support::codex_cli::{self, CODEX_VERSION, CodexRun, run_codex_at};
 use support::mock_relay::{Fault, MockRelay};
 use support::{TestProxy, providers};
-
-const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// An isolated Codex home whose only provider is the proxy at `proxy_base`.
 fn codex_home(proxy_base: &str) -> tempfile::TempDir {
@@ -26,12 +21,6 @@ fn codex_home(proxy_base: &str) -> tempfile::TempDir {
     )
     .unwrap();
     home
-}
-
-struct CodexRun {
-    success: bool,
-    stdout: String,
-    stderr: String,
 }
 
 /// An isolated Codex: its home and the folder it runs in, kept across runs (for `resume`).
@@ -60,40 +49,6 @@ async fn run_codex(codex: &Codex, args: &[&str]) -> CodexRun {
 
 async fn run_codex_with(codex: &Codex, args: &[&str], env: &[(&str, &str)]) -> CodexRun {
     run_codex_at(codex.home.path(), codex.work.path(), args, env).await
-}
-
-/// Runs Codex with `home` as its `CODEX_HOME` (and `HOME`), in `work`.
-async fn run_codex_at(
-    home: &std::path::Path,
-    work: &std::path::Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> CodexRun {
-    let mut command = tokio::process::Command::new(codex_cli::bin());
-    command
-        .args(args)
-        .current_dir(work)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("CODEX_HOME", home)
-        .env("CODEX_HELPER_E2E_KEY", "e2e-client-key")
-        .env("RUST_LOG", "error")
-        // After `env_clear`, or they would be wiped.
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(RUN_LIMIT, command.output())
-        .await
-        .expect("codex exec did not finish in time")
-        .expect("codex exec could not be started");
-    CodexRun {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

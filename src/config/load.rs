@@ -85,7 +85,11 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
     })?;
     refuse_older_format(path, text)?;
     let mut config: HelperConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let key = e.path().to_string();
+        // The path of a key spelt `""` is empty; say it as TOML spells it.
+        let key = match e.path().to_string() {
+            key if key.is_empty() => "\"\"".to_string(),
+            key => key,
+        };
         ConfigError::new(path, key, located(text, &e.into_inner()))
     })?;
     super::v5_compat::fold_auth_tables(&mut config);
@@ -310,6 +314,14 @@ children = ["monthly", "backup"]
             text.contains("base_ulr") && text.contains("base_url"),
             "{text}"
         );
+    }
+
+    /// Found by the `config_parse` fuzz target: an error about a key spelt `""` named no key.
+    #[test]
+    fn an_empty_key_is_named_as_toml_spells_it() {
+        let err = parse_text("\"\" = 1\nversion = 5\n").unwrap_err();
+        assert_eq!(err.key, "\"\"");
+        assert!(err.to_string().contains("`\"\"`"), "{err}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl RequestRecord {
             session = self.session.as_ref().map(|s| s.value.as_str()).unwrap_or("-"),
             session_source = %self.session.as_ref().map(|s| s.source.to_string()).unwrap_or_else(|| "-".into()),
             client = self.client.as_deref().unwrap_or("-"),
+            user = self.user.as_deref().unwrap_or("-"),
             provider = self.provider.as_deref().unwrap_or("-"),
             endpoint = self.endpoint.as_deref().unwrap_or("-"),
             model = self.model_requested.as_deref().unwrap_or("-"),

@@ -40,6 +40,9 @@ pub struct Finished {
     pub method: String,
     pub path: String,
     pub session: Option<String>,
+    /// The team member whose key the request carried (team mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub provider: Option<String>,
     pub endpoint: Option<String>,
     pub model_requested: Option<String>,
@@ -117,6 +120,7 @@ impl RecordSink for LiveRequests {
             method: record.method.clone(),
             path: record.path.clone(),
             session: record.session.as_ref().map(|s| s.value.clone()),
+            user: record.user.as_deref().map(str::to_string),
             provider: record.provider.clone(),
             endpoint: record.endpoint.clone(),
             model_requested: record.model_requested.clone(),

@@ -144,6 +144,10 @@ impl Db {
 
     async fn migrate(&mut self) -> anyhow::Result<()> {
         let client = self.client.transaction().await?;
+        // `IF NOT EXISTS` below would otherwise say "already exists, skipping" on each start.
+        client
+            .batch_execute("SET LOCAL client_min_messages = warning")
+            .await?;
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;

@@ -51,3 +51,48 @@ env_key = "CODEX_HELPER_E2E_KEY"
 "#
     )
 }
+
+/// How long one Codex run may take.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What a Codex run printed, and whether it succeeded.
+pub struct CodexRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs Codex with `home` as its `CODEX_HOME` (and `HOME`), in `work`, with only `PATH` and
+/// `env` from the environment, bounded by [`RUN_LIMIT`].
+pub async fn run_codex_at(
+    home: &std::path::Path,
+    work: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> CodexRun {
+    let mut command = tokio::process::Command::new(bin());
+    command
+        .args(args)
+        .current_dir(work)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CODEX_HOME", home)
+        .env("CODEX_HELPER_E2E_KEY", "e2e-client-key")
+        .env("RUST_LOG", "error")
+        // After `env_clear`, or they would be wiped.
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(RUN_LIMIT, command.output())
+        .await
+        .expect("codex exec did not finish in time")
+        .expect("codex exec could not be started");
+    CodexRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

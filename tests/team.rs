@@ -1,0 +1,455 @@
+//! Team mode against a real PostgreSQL (started by the test, on loopback): two `serve --team`
+//! processes share the team's keys; every request needs a member's key; refusals say why; the
+//! key never reaches the relay, a log, the ledger or a command's output; a database outage is
+//! ridden out on the last copy of the keys; the real Codex CLI makes a turn through each
+//! instance with a member key after `switch on --team-url`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::cli::{Homes, Served, run, serve};
+use support::codex_cli;
+use support::mock_relay::MockRelay;
+use support::team_services::Postgres;
+
+const RELAY_KEY: &str = "relay-upstream-secret-7d1f4b";
+const DB_ENV: &str = "CODEX_HELPER_DATABASE_URL";
+
+/// The helper config every instance shares: one relay, keys re-read every 200 ms.
+fn config(relay: &MockRelay, extra_team_keys: &str) -> String {
+    format!(
+        "version = 5\n[team]\nkey_refresh_ms = 200\n{extra_team_keys}\n\
+         [codex.providers.relay]\nbase_url = \"{}\"\nauth_token_env = \"RELAY_KEY\"\n",
+        relay.base_url()
+    )
+}
+
+/// One helper instance: its own home (a home runs one serve), the team's database.
+struct Instance {
+    homes: Homes,
+    served: Option<Served>,
+}
+
+impl Instance {
+    async fn start(db_url: &str, config: &str) -> Self {
+        let homes = Homes::new();
+        std::fs::write(homes.helper_config(), config).unwrap();
+        let mut command = homes.command(&["serve", "--team"]);
+        command.env(DB_ENV, db_url).env("RELAY_KEY", RELAY_KEY);
+        let served = serve(command).await;
+        Self {
+            homes,
+            served: Some(served),
+        }
+    }
+
+    fn url(&self) -> String {
+        self.served.as_ref().unwrap().url.clone()
+    }
+
+    fn log(&self) -> String {
+        self.served.as_ref().unwrap().log_so_far()
+    }
+
+    /// Stops the serve (its ledger flushed); the home stays for `usage`.
+    async fn stop(&mut self) -> String {
+        let served = self.served.take().unwrap();
+        let log = served.log_so_far();
+        served.stop().await;
+        log
+    }
+}
+
+/// `codex-helper keys ARGS` against the team's database: success, stdout and stderr together.
+async fn keys(homes: &Homes, db_url: &str, args: &[&str]) -> (bool, String) {
+    let (ok, stdout, stderr) = keys_output(homes, db_url, args).await;
+    (ok, format!("{stdout}{stderr}"))
+}
+
+/// Like [`keys`], with stdout and stderr apart.
+async fn keys_output(homes: &Homes, db_url: &str, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    let mut command = homes.command(&all);
+    command.env(DB_ENV, db_url);
+    let output = tokio::time::timeout(support::cli::LIMIT, command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Adds a member and returns their key (from `keys add --json`, the one time it is shown).
+async fn add_member(homes: &Homes, db_url: &str, name: &str) -> String {
+    let (ok, out, err) = keys_output(homes, db_url, &["add", name, "--json"]).await;
+    assert!(ok, "keys add {name}: {out}{err}");
+    assert!(!err.contains("chk_"), "the key goes to stdout only: {err}");
+    let added: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("keys add --json printed more than JSON ({e}): {out}"));
+    assert_eq!(added["name"], name);
+    added["key"].as_str().unwrap().to_string()
+}
+
+/// One `/v1/responses` turn with `key` (none: no `Authorization`); status and JSON answer.
+async fn turn(base: &str, key: Option<&str>) -> (u16, serde_json::Value, http::HeaderMap) {
+    let mut request = support::client()
+        .post(format!("{base}/v1/responses"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"model": "gpt-5.1", "input": "hi", "stream": false}).to_string());
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    (status, json, headers)
+}
+
+/// Polls `turn` until it answers `status` (bounded): for changes that take one key refresh.
+async fn eventually(base: &str, key: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (got, body, _) = turn(base, Some(key)).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {got} (not {status}) after 10 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn start_postgres() -> Postgres {
+    Postgres::start().expect("a PostgreSQL for the test (scripts/test installs it)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_keys_work_on_every_instance_and_each_refusal_says_why() {
+    let pg = start_postgres();
+    let db = pg.url();
+    let relay = MockRelay::start("the team relay").await;
+    let config = config(&relay, "");
+    let mut a = Instance::start(&db, &config).await;
+    let mut b = Instance::start(&db, &config).await;
+
+    let ann = add_member(&a.homes, &db, "ann").await;
+    let bob = add_member(&b.homes, &db, "bob").await;
+    assert!(ann.starts_with("chk_") && ann != bob);
+    let (ok, out) = keys(&a.homes, &db, &["disable", "bob"]).await;
+    assert!(ok, "{out}");
+
+    // A member's key works on both instances; the relay gets its own key, never the member's.
+    for instance in [&a, &b] {
+        let (status, body, _) = turn(&instance.url(), Some(&ann)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for received in relay.received() {
+        let auth = received.headers["authorization"].to_str().unwrap();
+        assert_eq!(auth, format!("Bearer {RELAY_KEY}"));
+    }
+
+    // A key added a moment ago on one instance works on the other at once.
+    let carol = add_member(&a.homes, &db, "carol").await;
+    let (status, body, _) = turn(&b.url(), Some(&carol)).await;
+    assert_eq!(status, 200, "a new key on the other instance: {body}");
+
+    // Refusals, from loopback too: team mode asks every request.
+    let hits = relay.hits();
+    let (id, _) = ann.rsplit_once('_').unwrap();
+    let wrong = format!("{id}_{}", "Q".repeat(43));
+    for (key, status, code) in [
+        (None, 401, "team_key_required"),
+        (Some("sk-not-a-team-key"), 401, "bad_team_key"),
+        (Some(wrong.as_str()), 401, "bad_team_key"),
+        (Some(bob.as_str()), 403, "team_key_disabled"),
+    ] {
+        for instance in [&a, &b] {
+            let (got, body, headers) = turn(&instance.url(), key).await;
+            assert_eq!(got, status, "{key:?}: {body}");
+            assert_eq!(body["error"]["code"], code, "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("keys") || message.contains("disabled"),
+                "says how to get or fix a key: {message}"
+            );
+            assert!(headers.contains_key("www-authenticate"));
+        }
+    }
+    assert_eq!(relay.hits(), hits, "no refused request reached the relay");
+
+    // Enabling, disabling and removing take effect within a refresh.
+    assert!(keys(&b.homes, &db, &["enable", "bob"]).await.0);
+    eventually(&a.url(), &bob, 200).await;
+    assert!(keys(&b.homes, &db, &["remove", "carol"]).await.0);
+    eventually(&a.url(), &carol, 401).await;
+    eventually(&b.url(), &carol, 401).await;
+
+    // Commands refuse what they cannot do, saying why.
+    let (ok, out) = keys(&a.homes, &db, &["add", "ann"]).await;
+    assert!(!ok && out.contains("exists already"), "{out}");
+    let (ok, out) = keys(&a.homes, &db, &["disable", "nobody"]).await;
+    assert!(!ok && out.contains("no key is named"), "{out}");
+    let (ok, out) = keys(&a.homes, &db, &["add", "bad name"]).await;
+    assert!(!ok && out.contains("not a usable key name"), "{out}");
+    let mut sample = a
+        .homes
+        .command(&["keys", "add", "dave", "--from-env", "DAVE_KEY"]);
+    sample
+        .env(DB_ENV, &db)
+        .env("DAVE_KEY", "sk-example-0123456789abcdef0123456789abcdef");
+    let output = sample.output().await.unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && text.contains("example"),
+        "{text}"
+    );
+
+    let (ok, list, err) = keys_output(&a.homes, &db, &["list", "--json"]).await;
+    assert!(ok, "{list}{err}");
+    let listed: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let names: Vec<(&str, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap(), k["enabled"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(names, [("ann", true), ("bob", true)]);
+    let (ok, table) = keys(&a.homes, &db, &["list"]).await;
+    assert!(
+        ok && table.contains("ann") && table.contains("chk_"),
+        "{table}"
+    );
+
+    // The admin API's live view names the member, not the key.
+    let (status, _, requests_text) =
+        support::cli::admin_call("GET", &format!("{}/snapshot", a.homes.admin_base()), None).await;
+    assert_eq!(status, 200, "{requests_text}");
+    assert!(
+        requests_text.contains("\"user\":\"ann\""),
+        "{requests_text}"
+    );
+
+    // Usage by member, from each instance's ledger.
+    let log_a = a.stop().await;
+    let log_b = b.stop().await;
+    let (ok, usage) = run(&a.homes, &["usage", "summary", "--by", "user", "--json"]).await;
+    assert!(ok, "{usage}");
+    let report: serde_json::Value = serde_json::from_str(&usage).unwrap();
+    let requests_of = |name: &str| {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == name)
+            .map(|r| r["requests"].as_u64().unwrap())
+    };
+    assert!(requests_of("ann").is_some_and(|n| n >= 1), "{usage}");
+    assert!(requests_of("bob").is_some_and(|n| n >= 1), "{usage}");
+
+    // No member key anywhere the helper writes or prints.
+    let mut written = String::new();
+    for home in [&a.homes, &b.homes] {
+        for entry in walk(home.helper.path()) {
+            written.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
+        }
+    }
+    for key in [&ann, &bob, &carol] {
+        let (_, secret) = key.rsplit_once('_').unwrap();
+        for (what, text) in [
+            ("log A", &log_a),
+            ("log B", &log_b),
+            ("files", &written),
+            ("keys list", &list),
+            ("keys list table", &table),
+            ("usage", &usage),
+            ("requests API", &requests_text),
+        ] {
+            assert!(!text.contains(secret), "a member key in {what}");
+        }
+    }
+    assert!(!written.contains(RELAY_KEY) && !log_a.contains(RELAY_KEY));
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_rides_out_a_database_outage_on_its_last_copy() {
+    let pg = start_postgres();
+    let db = pg.url();
+    let relay = MockRelay::start("the team relay").await;
+    // The copy is trusted for 3 s without the database.
+    let mut a = Instance::start(&db, &config(&relay, "key_cache_secs = 3")).await;
+    let ann = add_member(&a.homes, &db, "ann").await;
+    let (status, body, _) = turn(&a.url(), Some(&ann)).await;
+    assert_eq!(status, 200, "{body}");
+
+    drop(pg); // the database goes away
+    let down_at = Instant::now();
+    let (status, body, _) = turn(&a.url(), Some(&ann)).await;
+    assert_eq!(status, 200, "a known key is still accepted: {body}");
+    let (status, body, _) = turn(&a.url(), None).await;
+    assert_eq!(status, 401, "{body}");
+
+    // Past the trusted age, keys cannot be checked: a retryable 503 that says so.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(down_at.elapsed())).await;
+    let (status, body, headers) = turn(&a.url(), Some(&ann)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "team_keys_unavailable");
+    assert_eq!(headers["retry-after"], "5");
+
+    let log = a.stop().await;
+    assert_eq!(
+        log.matches("team database unreachable").count(),
+        1,
+        "the outage is logged once:\n{log}"
+    );
+    assert!(!log.contains("postgres@"), "no database URL in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_team_without_its_database_variable_refuses_to_start() {
+    let relay = MockRelay::start("the team relay").await;
+    let homes = Homes::new();
+    std::fs::write(homes.helper_config(), config(&relay, "")).unwrap();
+    let mut command = homes.command(&["serve", "--team", "--no-tui", "--port", "0"]);
+    command.env_remove(DB_ENV);
+    let output = tokio::time::timeout(support::cli::LIMIT, command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        text.contains(DB_ENV) && text.contains("database_url_env"),
+        "{text}"
+    );
+}
+
+/// The real Codex CLI, switched to each instance with `switch on --team-url --key-env`,
+/// makes a turn through it with the member's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_makes_a_turn_through_each_instance_with_a_member_key() {
+    let pg = start_postgres();
+    let db = pg.url();
+    let relay = MockRelay::start("the team relay").await;
+    let config = config(&relay, "");
+    let mut a = Instance::start(&db, &config).await;
+    let mut b = Instance::start(&db, &config).await;
+    let ann = add_member(&a.homes, &db, "ann").await;
+
+    // Ann's machine: her Codex, first on a relay of her own (as in codex_cli::loopback_config).
+    let laptop = Homes::new();
+    std::fs::write(
+        laptop.codex.path().join("config.toml"),
+        codex_cli::loopback_config(relay.base_url().trim_end_matches("/v1")),
+    )
+    .unwrap();
+    let original = std::fs::read(laptop.codex.path().join("config.toml")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for (instance, word) in [(&a, "first"), (&b, "second")] {
+        let mut switch = laptop.command(&[
+            "switch",
+            "on",
+            "--team-url",
+            &instance.url(),
+            "--key-env",
+            "TEAM_KEY",
+        ]);
+        switch.env("TEAM_KEY", &ann);
+        let output = switch.output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let patched = std::fs::read_to_string(laptop.codex.path().join("config.toml")).unwrap();
+        assert!(patched.contains("env_key = \"TEAM_KEY\""), "{patched}");
+        assert!(
+            !patched.contains(&ann),
+            "the key is never written: {patched}"
+        );
+
+        let hits = relay.hits_on("/v1/responses");
+        let prompt = format!("say {word}");
+        let codex = codex_cli::run_codex_at(
+            laptop.codex.path(),
+            work.path(),
+            &["exec", "--skip-git-repo-check", &prompt],
+            &[("TEAM_KEY", &ann)],
+        )
+        .await;
+        assert!(
+            codex.success,
+            "codex through {}: {}\n{}",
+            instance.url(),
+            codex.stdout,
+            codex.stderr
+        );
+        assert!(
+            relay.hits_on("/v1/responses") > hits,
+            "the turn reached the relay"
+        );
+        // The request's log line names Ann (it reaches the log a moment after the answer).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = instance.log();
+            let named = log.lines().any(|l| {
+                l.contains("path=/v1/responses")
+                    && l.contains("user=\"ann\"")
+                    && l.contains("status=200")
+            });
+            if named {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // `switch off` gives Ann's config back byte for byte, plus the alias that keeps the
+    // threads made through the team resumable (as for any switch to the helper's own table).
+    let (ok, out) = run(&laptop, &["switch", "off"]).await;
+    assert!(ok, "{out}");
+    let after = std::fs::read(laptop.codex.path().join("config.toml")).unwrap();
+    assert_eq!(&after[..original.len()], &original[..]);
+    let added = String::from_utf8_lossy(&after[original.len()..]).into_owned();
+    assert!(
+        added.contains("[model_providers.codex_proxy]") && added.contains("history alias"),
+        "{added}"
+    );
+    assert!(
+        !added.contains("TEAM_KEY") && !added.contains(&a.url()),
+        "{added}"
+    );
+    for received in relay.received() {
+        let auth = received.headers["authorization"].to_str().unwrap();
+        assert_eq!(
+            auth,
+            format!("Bearer {RELAY_KEY}"),
+            "{}",
+            received.path_and_query
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}
