@@ -982,3 +982,23 @@ async fn other_paths_and_methods_are_forwarded_too() {
     })
     .await;
 }
+
+/// `/healthz` and `/readyz` answer from the proxy itself (no relay IO), for load balancers.
+#[tokio::test]
+async fn health_routes_answer_without_a_relay() {
+    let relay = MockRelay::start("relay").await;
+    let proxy = TestProxy::start(
+        &providers(&[("relay", &relay.base_url())]),
+        &[("RELAY_KEY", "x")],
+    )
+    .await;
+    for (path, body) in [
+        ("/healthz", serde_json::json!({"status": "ok"})),
+        ("/readyz", serde_json::json!({"ready": true})),
+    ] {
+        let response = client().get(proxy.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.json::<serde_json::Value>().await.unwrap(), body);
+    }
+    assert_eq!(relay.hits(), 0);
+}

@@ -86,10 +86,19 @@ struct Keys {
     codex_inline_token: Secret,
     codex_env_key: Secret,
     codex_auth: Secret,
+    database_password: Secret,
+    /// The team database's URL, with `database_password` in it (`keys` commands use it).
+    database_url: String,
 }
 
 impl Keys {
-    fn new() -> Self {
+    /// The keys, with the team database's URL pointing at a PostgreSQL on `db_port`.
+    fn new(db_port: u16) -> Self {
+        let database_password = Secret::new("the team database URL's password", false);
+        let database_url = format!(
+            "postgres://postgres:{}@127.0.0.1:{db_port}/test",
+            database_password.value
+        );
         Self {
             inline_token: Secret::new("a provider's inline auth_token", true),
             inline_api_key: Secret::new("a provider's inline api_key", true),
@@ -104,10 +113,12 @@ impl Keys {
             codex_inline_token: Secret::new("Codex's experimental_bearer_token", true),
             codex_env_key: Secret::new("Codex's env_key variable", false),
             codex_auth: Secret::new("Codex's auth.json", true),
+            database_password,
+            database_url,
         }
     }
 
-    fn all(&self) -> [&Secret; 13] {
+    fn all(&self) -> [&Secret; 14] {
         [
             &self.inline_token,
             &self.inline_api_key,
@@ -122,6 +133,7 @@ impl Keys {
             &self.codex_inline_token,
             &self.codex_env_key,
             &self.codex_auth,
+            &self.database_password,
         ]
     }
 
@@ -134,6 +146,7 @@ impl Keys {
             ("CODEX_HELPER_ADMIN_TOKEN", self.admin_token.value.as_str()),
             ("SCAN_CODEX_KEY", self.codex_env_key.value.as_str()),
             ("OPENAI_API_KEY", self.codex_env_key.value.as_str()),
+            ("CODEX_HELPER_DATABASE_URL", self.database_url.as_str()),
         ]
     }
 }
@@ -329,6 +342,7 @@ fn arguments(command: &str, ctx: &Context) -> Run {
                    "input-messages": ["hi"], "last-assistant-message": "done"})
             .to_string(),
         ]),
+        "keys add" | "keys disable" | "keys enable" | "keys remove" => words(&["scanner"]),
         "completions" => words(&["bash"]),
         "man" => words(&[]),
         _ => words(&[]),
@@ -536,7 +550,10 @@ fn leaks(keys: &Keys, outputs: &Outputs, roots: &[&Path]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_is_written_down_or_shown_anywhere() {
-    let keys = Keys::new();
+    // The team database `keys` commands reach (its URL carries a password to look for).
+    let team_db = support::team_services::Postgres::start()
+        .expect("a PostgreSQL for the keys commands (scripts/test installs it)");
+    let keys = Keys::new(team_db.port());
     let env = keys.env();
     let homes = Homes::new();
     let mut outputs = Outputs::default();

@@ -128,6 +128,17 @@ async fn eventually(base: &str, key: &str, status: u16) {
     }
 }
 
+/// `GET path` without any key (as a load balancer's probe): status and JSON.
+async fn get_json(base: &str, path: &str) -> (u16, serde_json::Value) {
+    let response = support::client()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
 fn start_postgres() -> Postgres {
     Postgres::start().expect("a PostgreSQL for the test (scripts/test installs it)")
 }
@@ -304,8 +315,25 @@ async fn an_instance_rides_out_a_database_outage_on_its_last_copy() {
     let (status, body, _) = turn(&a.url(), Some(&ann)).await;
     assert_eq!(status, 200, "{body}");
 
+    let (status, ready) = get_json(&a.url(), "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["member_keys"]["database_reachable"], true, "{ready}");
+
     drop(pg); // the database goes away
     let down_at = Instant::now();
+    // Still ready (the last copy serves) while saying the database is unreachable: an outage
+    // does not take every instance out of the load balancer at once.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (status, ready) = get_json(&a.url(), "/readyz").await;
+        assert_eq!(status, 200, "{ready}");
+        if ready["member_keys"]["database_reachable"] == false {
+            assert_eq!(ready["ready"], true, "{ready}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, body, _) = turn(&a.url(), Some(&ann)).await;
     assert_eq!(status, 200, "a known key is still accepted: {body}");
     let (status, body, _) = turn(&a.url(), None).await;
@@ -317,6 +345,14 @@ async fn an_instance_rides_out_a_database_outage_on_its_last_copy() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "team_keys_unavailable");
     assert_eq!(headers["retry-after"], "5");
+    let (status, ready) = get_json(&a.url(), "/readyz").await;
+    assert_eq!(
+        (status, &ready["ready"]),
+        (503, &serde_json::json!(false)),
+        "{ready}"
+    );
+    let (status, _) = get_json(&a.url(), "/healthz").await;
+    assert_eq!(status, 200, "the process still serves");
 
     let log = a.stop().await;
     assert_eq!(

@@ -32,6 +32,20 @@ pub trait MemberKeys: Send + Sync {
         &'a self,
         presented: &'a str,
     ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;
+
+    /// Whether keys can be checked now, and how recently the database answered.
+    fn health(&self) -> KeysHealth;
+}
+
+/// What `/readyz` says about member keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct KeysHealth {
+    /// A copy young enough to check keys against is held.
+    pub usable: bool,
+    /// The last read of the database succeeded.
+    pub database_reachable: bool,
+    /// Milliseconds since the copy was read (`None`: never).
+    pub copy_age_ms: Option<u64>,
 }
 
 /// How a refused client gets a key.
@@ -109,6 +123,14 @@ mod tests {
                 Verdict::Unknown
             };
             Box::pin(async move { verdict })
+        }
+
+        fn health(&self) -> KeysHealth {
+            KeysHealth {
+                usable: true,
+                database_reachable: true,
+                copy_age_ms: Some(0),
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod coding;
 pub mod filter;
 pub mod guard;
 pub mod headers;
+pub mod health;
 pub mod idle;
 pub mod images;
 pub mod inspect;

@@ -33,6 +33,7 @@ use super::attempt::{self, Answer, AnswerBody, Tried};
 use super::client_key;
 use super::guard;
 use super::headers::client_response_headers;
+use super::health;
 use super::images;
 use super::loops;
 use super::members;
@@ -58,6 +59,9 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (mut parts, body) = request.into_parts();
+    if let Some(response) = health::answer(&state, &parts.method, parts.uri.path()) {
+        return response;
+    }
     let mut record = new_record(&state, &parts);
     let peer = parts.extensions.get::<client_key::Peer>().map(|p| p.0);
     if let Err(refusal) = client_key::check(state.client_key.as_ref(), peer, &mut parts.headers) {

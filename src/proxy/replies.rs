@@ -21,7 +21,7 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Pro
     )
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
+pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(

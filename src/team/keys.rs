@@ -14,13 +14,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
 use super::db::{DatabaseUrl, Db, KeyRecord};
 use super::key::{self, StoredKey};
-use crate::proxy::members::{MemberKeys, Verdict};
+use crate::proxy::members::{KeysHealth, MemberKeys, Verdict};
 
 /// The least time between two reads of the key table.
 pub const MIN_GAP: Duration = Duration::from_millis(100);
@@ -95,6 +96,8 @@ pub struct TeamKeys {
     copy: watch::Receiver<Arc<Copy>>,
     wake: Arc<Notify>,
     timings: KeyTimings,
+    /// Whether the reading thread's last read failed.
+    down: Arc<AtomicBool>,
 }
 
 impl TeamKeys {
@@ -104,6 +107,8 @@ impl TeamKeys {
         let (tx, copy) = watch::channel(Arc::new(Copy::default()));
         let wake = Arc::new(Notify::new());
         let thread_wake = wake.clone();
+        let down = Arc::new(AtomicBool::new(true));
+        let thread_down = down.clone();
         std::thread::Builder::new()
             .name("team-keys".into())
             .spawn(move || {
@@ -111,18 +116,14 @@ impl TeamKeys {
                     .enable_all()
                     .build()
                     .expect("a runtime for the team keys thread");
-                runtime.block_on(keep_copy(url, tx, thread_wake, timings));
+                runtime.block_on(keep_copy(url, tx, thread_wake, thread_down, timings));
             })?;
         Ok(Self {
             copy,
             wake,
             timings,
+            down,
         })
-    }
-
-    /// Whether a copy younger than `max_age` is held (for readiness).
-    pub fn ready(&self) -> bool {
-        fresh(&self.copy.borrow(), self.timings.max_age)
     }
 }
 
@@ -131,6 +132,15 @@ fn fresh(copy: &Copy, max_age: Duration) -> bool {
 }
 
 impl MemberKeys for TeamKeys {
+    fn health(&self) -> KeysHealth {
+        let copy = self.copy.borrow();
+        KeysHealth {
+            usable: fresh(&copy, self.timings.max_age),
+            database_reachable: !self.down.load(Ordering::Relaxed),
+            copy_age_ms: copy.read_at.map(|t| t.elapsed().as_millis() as u64),
+        }
+    }
+
     fn check<'a>(
         &'a self,
         presented: &'a str,
@@ -176,13 +186,17 @@ async fn keep_copy(
     url: DatabaseUrl,
     tx: watch::Sender<Arc<Copy>>,
     wake: Arc<Notify>,
+    shared_down: Arc<AtomicBool>,
     timings: KeyTimings,
 ) {
     let mut db: Option<Db> = None;
+    // Logged once per outage (not before the first read).
     let mut down = false;
     loop {
         let started = Instant::now();
-        match read(&url, &mut db).await {
+        let result = read(&url, &mut db).await;
+        shared_down.store(result.is_err(), Ordering::Relaxed);
+        match result {
             Ok(records) => {
                 if down {
                     tracing::warn!(database = url.shown(), "team database reachable again");
