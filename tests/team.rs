@@ -489,3 +489,91 @@ async fn codex_makes_a_turn_through_each_instance_with_a_member_key() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A Responses WebSocket opened with a member key is checked again at each response: a key
+/// disabled while the socket stays open gets an `error` event and a close, not more turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_disabled_mid_websocket_ends_the_connection() {
+    use futures_util::{SinkExt, StreamExt};
+    use support::ws_relay::{Behaviour, WsRelay};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let pg = start_postgres();
+    let db = pg.url();
+    let relay = WsRelay::start("ws", Behaviour::Answer).await;
+    let config = format!(
+        "version = 5\n[team]\nkey_refresh_ms = 200\n\
+         [codex.providers.relay]\nbase_url = \"{}\"\nauth_token_env = \"RELAY_KEY\"\n",
+        relay.base_url()
+    );
+    let mut a = Instance::start(&db, &config).await;
+    let ann = add_member(&a.homes, &db, "ann").await;
+
+    let url = format!("{}/v1/responses", a.url()).replace("http://", "ws://");
+    let mut request = url.into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("authorization", format!("Bearer {ann}").parse().unwrap());
+    headers.insert("session-id", "thread-ws".parse().unwrap());
+    headers.insert(
+        "x-codex-turn-metadata",
+        r#"{"model":"gpt-5.1"}"#.parse().unwrap(),
+    );
+    let addr = a.url().trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut socket, response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("the upgrade with a member key");
+    assert_eq!(response.status(), 101);
+    let create = || {
+        Message::text(
+            serde_json::json!({"type": "response.create", "model": "gpt-5.1", "input": []})
+                .to_string(),
+        )
+    };
+    // Reads events until one ends the response; the last one, and whether a close followed.
+    async fn until_end(
+        socket: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    ) -> (serde_json::Value, Option<u16>) {
+        let mut last = serde_json::Value::Null;
+        let read = async {
+            while let Some(message) = socket.next().await {
+                match message {
+                    Ok(Message::Text(text)) => {
+                        last = serde_json::from_str(text.as_str()).unwrap();
+                        if last["type"] == "response.completed" {
+                            return None;
+                        }
+                    }
+                    Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                    Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+            None
+        };
+        let close = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("an answer in time");
+        (last, close)
+    }
+
+    socket.send(create()).await.unwrap();
+    let (last, close) = until_end(&mut socket).await;
+    assert_eq!(last["type"], "response.completed", "{last}");
+    assert_eq!(close, None);
+
+    assert!(keys(&a.homes, &db, &["disable", "ann"]).await.0);
+    // Past a refresh, the next response on the same socket is refused.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let handshakes = relay.handshakes().len();
+    socket.send(create()).await.unwrap();
+    let (last, close) = until_end(&mut socket).await;
+    assert_eq!(last["type"], "error", "{last}");
+    assert_eq!(last["error"]["code"], "team_key_disabled", "{last}");
+    assert_eq!(close, Some(1008));
+    assert_eq!(relay.handshakes().len(), handshakes);
+    let log = a.stop().await;
+    let (_, secret) = ann.splitn(3, '_').nth(2).map(|s| ("", s)).unwrap();
+    assert!(!log.contains(secret));
+}

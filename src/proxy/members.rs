@@ -53,8 +53,24 @@ const HOW: &str = "Ask the team's admin for a key of your own (`codex-helper key
                    then point Codex at the team with it: `codex-helper switch on --team-url URL --key-env VAR` \
                    with VAR holding the key.";
 
-/// Checks the request's member key and removes it from `headers`; the member's name when good.
-pub async fn check(keys: &dyn MemberKeys, headers: &mut HeaderMap) -> Result<Arc<str>, Refusal> {
+/// The key a WebSocket's handshake presented (a request extension), kept in memory only so
+/// each later `response.create` is checked again: a key disabled or removed while the socket
+/// stays open stops working there too.
+#[derive(Clone)]
+pub struct PresentedKey(pub String);
+
+impl std::fmt::Debug for PresentedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PresentedKey(…)")
+    }
+}
+
+/// Checks the request's member key and removes it from `headers`; the member's name and the
+/// key when good.
+pub async fn check(
+    keys: &dyn MemberKeys,
+    headers: &mut HeaderMap,
+) -> Result<(Arc<str>, PresentedKey), Refusal> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -74,7 +90,13 @@ pub async fn check(keys: &dyn MemberKeys, headers: &mut HeaderMap) -> Result<Arc
             ),
         ));
     };
-    match keys.check(&presented).await {
+    let name = admit(keys.check(&presented).await)?;
+    Ok((name, PresentedKey(presented)))
+}
+
+/// A verdict as the answer a request gets: the member's name, or why not.
+pub fn admit(verdict: Verdict) -> Result<Arc<str>, Refusal> {
+    match verdict {
         Verdict::Member(name) => Ok(name),
         Verdict::Unknown => Err(refusal(
             StatusCode::UNAUTHORIZED,
@@ -178,7 +200,11 @@ mod tests {
             let outcome = check(&Fixed(verdict), &mut h).await;
             assert!(h.get(header::AUTHORIZATION).is_none());
             match (outcome, refused) {
-                (Ok(name), None) => assert_eq!(&*name, "ann"),
+                (Ok((name, key)), None) => {
+                    assert_eq!(&*name, "ann");
+                    assert_eq!(key.0, "chk_good");
+                    assert!(!format!("{key:?}").contains("chk_good"));
+                }
                 (Err(r), Some((status, code))) => {
                     assert_eq!((r.status.as_u16(), r.code), (status, code));
                     assert!(!r.message.contains("chk_good"), "{}", r.message);

@@ -69,7 +69,11 @@ where
     }
     if let Some(keys) = &state.member_keys {
         match members::check(keys.as_ref(), &mut parts.headers).await {
-            Ok(member) => record.user = Some(member),
+            Ok((member, key)) => {
+                record.user = Some(member);
+                // A WebSocket checks it again at each response (see `websocket::bridge`).
+                parts.extensions.insert(key);
+            }
             Err(refusal) => return refuse_unauthenticated(refusal, record),
         }
     }

@@ -20,6 +20,7 @@ use crate::proxy::ProxyState;
 use crate::proxy::clients::UpgradedIo;
 use crate::proxy::filter;
 use crate::proxy::inspect;
+use crate::proxy::members::{self, PresentedKey};
 use crate::proxy::overrides;
 use crate::proxy::record::{Outcome, RecordGuard, RequestRecord};
 use crate::record::usage::Usage;
@@ -49,6 +50,9 @@ pub(super) struct Bridge {
     /// The session whose overrides are applied to each `response.create`, read afresh for
     /// each: a change made while the connection is open applies to its next response.
     session: Option<String>,
+    /// Team mode: the member key the handshake presented, checked again at each
+    /// `response.create` (a key disabled or removed meanwhile ends the connection).
+    member_key: Option<PresentedKey>,
 }
 
 impl Bridge {
@@ -81,8 +85,39 @@ impl Bridge {
             template,
             current: None,
             session,
+            member_key: None,
         };
         (bridge, socket)
+    }
+
+    pub(super) fn with_member_key(mut self, key: Option<PresentedKey>) -> Self {
+        self.member_key = key;
+        self
+    }
+
+    /// Team mode: whether the member may start another response on this connection; the
+    /// refusal as an `error` event when not.
+    async fn member_refusal(&self, message: &Message) -> Option<String> {
+        let (Some(keys), Some(key)) = (&self.state.member_keys, &self.member_key) else {
+            return None;
+        };
+        let Message::Text(text) = message else {
+            return None;
+        };
+        head(text.as_bytes()).filter(|h| h.kind == "response.create")?;
+        let refusal = members::admit(keys.check(&key.0).await).err()?;
+        Some(
+            serde_json::json!({
+                "type": "error",
+                "status": refusal.status.as_u16(),
+                "error": {
+                    "type": "codex_helper_error",
+                    "code": refusal.code,
+                    "message": refusal.message,
+                },
+            })
+            .to_string(),
+        )
     }
 
     pub(super) async fn run(mut self, client: Box<dyn UpgradedIo>, relay: Box<dyn UpgradedIo>) {
@@ -108,6 +143,17 @@ impl Bridge {
                 }
                 message = from_client.next() => match message {
                     Some(Ok(message)) => {
+                        if let Some(event) = self.member_refusal(&message).await {
+                            let _ = to_client.send(Message::text(event)).await;
+                            let _ = to_client
+                                .send(Message::Close(Some(CloseFrame {
+                                    code: 1008.into(),
+                                    reason: "member key refused".into(),
+                                })))
+                                .await;
+                            let _ = to_relay.close().await;
+                            break None;
+                        }
                         let closing = message.is_close();
                         let message = self.on_client_message(message);
                         // 4a. filter: the filter.json rules, after the model mapping

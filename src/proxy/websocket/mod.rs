@@ -127,8 +127,13 @@ pub async fn upgrade(
         headers.insert("sec-websocket-extensions", answer);
         agreed
     });
+    let member_key = parts
+        .extensions
+        .get::<crate::proxy::members::PresentedKey>()
+        .cloned();
     let client = hyper::upgrade::on(Request::from_parts(parts, ()));
     let (bridge, relay) = Bridge::new(&state, record, connected, session);
+    let bridge = bridge.with_member_key(member_key);
     tokio::spawn(async move {
         match client.await {
             Ok(client) => {
