@@ -139,18 +139,50 @@ async fn get_json(base: &str, path: &str) -> (u16, serde_json::Value) {
     (status, response.json().await.unwrap())
 }
 
+/// A team: its database, a relay, and two instances serving it with the same config.
+struct Team {
+    /// Kept alive for the test (dropping it stops the server).
+    _pg: Postgres,
+    db: String,
+    relay: MockRelay,
+    config: String,
+    a: Instance,
+    b: Instance,
+}
+
+impl Team {
+    async fn start() -> Self {
+        let pg = start_postgres();
+        let db = pg.url();
+        let relay = MockRelay::start("the team relay").await;
+        let config = config(&relay, "");
+        let a = Instance::start(&db, &config).await;
+        let b = Instance::start(&db, &config).await;
+        Self {
+            _pg: pg,
+            db,
+            relay,
+            config,
+            a,
+            b,
+        }
+    }
+}
+
 fn start_postgres() -> Postgres {
     Postgres::start().expect("a PostgreSQL for the test (scripts/test installs it)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_keys_work_on_every_instance_and_each_refusal_says_why() {
-    let pg = start_postgres();
-    let db = pg.url();
-    let relay = MockRelay::start("the team relay").await;
-    let config = config(&relay, "");
-    let mut a = Instance::start(&db, &config).await;
-    let mut b = Instance::start(&db, &config).await;
+    let Team {
+        _pg,
+        db,
+        relay,
+        config,
+        mut a,
+        mut b,
+    } = Team::start().await;
 
     let ann = add_member(&a.homes, &db, "ann").await;
     let bob = add_member(&b.homes, &db, "bob").await;
@@ -168,15 +200,28 @@ async fn member_keys_work_on_every_instance_and_each_refusal_says_why() {
         assert_eq!(auth, format!("Bearer {RELAY_KEY}"));
     }
 
-    // A key added a moment ago on one instance works on the other at once.
+    // A key added a moment ago on one instance works on the others at once: also on one that
+    // reads the keys only every minute (an unknown key makes it read them again first).
+    let mut slow = Instance::start(
+        &db,
+        &config
+            .replace("key_refresh_ms = 200", "key_refresh_ms = 60000")
+            .replace("[team]\n", "[team]\nkey_cache_secs = 600\n"),
+    )
+    .await;
+    let (status, body, _) = turn(&slow.url(), Some(&ann)).await;
+    assert_eq!(status, 200, "{body}");
     let carol = add_member(&a.homes, &db, "carol").await;
-    let (status, body, _) = turn(&b.url(), Some(&carol)).await;
-    assert_eq!(status, 200, "a new key on the other instance: {body}");
+    for instance in [&b, &slow] {
+        let (status, body, _) = turn(&instance.url(), Some(&carol)).await;
+        assert_eq!(status, 200, "a new key on another instance: {body}");
+    }
+    slow.stop().await;
 
     // Refusals, from loopback too: team mode asks every request.
     let hits = relay.hits();
-    let (id, _) = ann.rsplit_once('_').unwrap();
-    let wrong = format!("{id}_{}", "Q".repeat(43));
+    let id = ann.split('_').nth(1).unwrap();
+    let wrong = format!("chk_{id}_{}", "Q".repeat(43));
     for (key, status, code) in [
         (None, 401, "team_key_required"),
         (Some("sk-not-a-team-key"), 401, "bad_team_key"),
@@ -274,7 +319,7 @@ async fn member_keys_work_on_every_instance_and_each_refusal_says_why() {
         }
     }
     for key in [&ann, &bob, &carol] {
-        let (_, secret) = key.rsplit_once('_').unwrap();
+        let secret = key.splitn(3, '_').nth(2).unwrap();
         for (what, text) in [
             ("log A", &log_a),
             ("log B", &log_b),
@@ -307,7 +352,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_rides_out_a_database_outage_on_its_last_copy() {
     let pg = start_postgres();
-    let db = pg.url();
+    // A password in the URL (the server trusts loopback, so any is accepted): never shown.
+    let db = pg
+        .url()
+        .replace("postgres@", "postgres:pw-never-shown-5e1f@");
     let relay = MockRelay::start("the team relay").await;
     // The copy is trusted for 3 s without the database.
     let mut a = Instance::start(&db, &config(&relay, "key_cache_secs = 3")).await;
@@ -360,11 +408,14 @@ async fn an_instance_rides_out_a_database_outage_on_its_last_copy() {
         1,
         "the outage is logged once:\n{log}"
     );
-    assert!(!log.contains("postgres@"), "no database URL in the log");
+    assert!(
+        !log.contains("pw-never-shown"),
+        "no database password in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_team_without_its_database_variable_refuses_to_start() {
+async fn serve_team_refuses_to_start_without_its_database_or_with_conflicting_settings() {
     let relay = MockRelay::start("the team relay").await;
     let homes = Homes::new();
     std::fs::write(homes.helper_config(), config(&relay, "")).unwrap();
@@ -380,18 +431,44 @@ async fn serve_team_without_its_database_variable_refuses_to_start() {
         text.contains(DB_ENV) && text.contains("database_url_env"),
         "{text}"
     );
+
+    // A shared client key and member keys would both want `Authorization`: refused.
+    let both = config(&relay, "").replace(
+        "version = 5\n",
+        "version = 5\n[proxy]\nclient_key_env = \"SHARED_KEY\"\n",
+    );
+    std::fs::write(homes.helper_config(), both).unwrap();
+    let mut command = homes.command(&["serve", "--team", "--no-tui", "--port", "0"]);
+    command
+        .env("SHARED_KEY", "shared-client-key-0123456789")
+        .env(DB_ENV, "postgres://u@127.0.0.1:9/d");
+    let output = command.output().await.unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(text.contains("client_key_env"), "{text}");
+
+    // Timings that would leave the key copy stale between reads: refused.
+    std::fs::write(homes.helper_config(), config(&relay, "key_cache_secs = 0")).unwrap();
+    let mut command = homes.command(&["serve", "--team", "--no-tui", "--port", "0"]);
+    command.env(DB_ENV, "postgres://u@127.0.0.1:9/d");
+    let output = command.output().await.unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(text.contains("key_cache_secs"), "{text}");
 }
 
 /// The real Codex CLI, switched to each instance with `switch on --team-url --key-env`,
 /// makes a turn through it with the member's key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_makes_a_turn_through_each_instance_with_a_member_key() {
-    let pg = start_postgres();
-    let db = pg.url();
-    let relay = MockRelay::start("the team relay").await;
-    let config = config(&relay, "");
-    let mut a = Instance::start(&db, &config).await;
-    let mut b = Instance::start(&db, &config).await;
+    let Team {
+        _pg,
+        db,
+        relay,
+        mut a,
+        mut b,
+        ..
+    } = Team::start().await;
     let ann = add_member(&a.homes, &db, "ann").await;
 
     // Ann's machine: her Codex, first on a relay of her own (as in codex_cli::loopback_config).
@@ -574,6 +651,6 @@ async fn a_key_disabled_mid_websocket_ends_the_connection() {
     assert_eq!(close, Some(1008));
     assert_eq!(relay.handshakes().len(), handshakes);
     let log = a.stop().await;
-    let (_, secret) = ann.splitn(3, '_').nth(2).map(|s| ("", s)).unwrap();
+    let secret = ann.splitn(3, '_').nth(2).unwrap();
     assert!(!log.contains(secret));
 }

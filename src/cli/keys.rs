@@ -136,15 +136,10 @@ async fn add(
         created_ms: crate::time::now_ms() as i64,
         disabled: false,
     };
-    match db.add_key(&record).await {
-        Ok(()) => {}
-        Err(AddError::NameTaken(name)) => {
-            anyhow::bail!(
-                "a key named `{name}` exists already; remove it first or pick another name"
-            )
-        }
-        Err(AddError::Db(e)) => return Err(e),
-    }
+    db.add_key(&record).await.map_err(|e| match e {
+        AddError::Db(e) => e,
+        taken => anyhow::Error::new(taken),
+    })?;
     if json {
         let added = Added {
             name,

@@ -146,7 +146,16 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     let client_key =
         proxy::client_key::ClientKey::from_env(settings.client_key_env.as_deref(), &env)?;
     let member_keys = match args.team {
-        true => Some(start_member_keys(&loaded.config.team, &env)?),
+        true => {
+            if client_key.is_some() {
+                anyhow::bail!(
+                    "--team asks every request for a member's key, and [proxy] client_key_env for a shared key in the same header: \
+                     remove client_key_env from the config to serve a team"
+                );
+            }
+            crate::team::check_timings(&loaded.config.team)?;
+            Some(start_member_keys(&loaded.config.team, &env)?)
+        }
         false => None,
     };
     for key in &loaded.deferred_keys {
@@ -728,8 +737,6 @@ fn reload(
 /// How often the config file is checked for changes.
 const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The address `--host` and `--port` name: an IP address (IPv6 with or without brackets) or
-/// `localhost`.
 /// Team mode's member keys: the copy of the team's key table this instance checks requests
 /// against, kept by a thread of its own (see [`crate::team::keys`]). The database need not
 /// answer yet: until it does, requests are answered `team_keys_unavailable`.
@@ -751,6 +758,8 @@ fn start_member_keys(
     Ok(Arc::new(TeamKeys::start(url, timings)?))
 }
 
+/// The address `--host` and `--port` name: an IP address (IPv6 with or without brackets) or
+/// `localhost`.
 fn listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
     let host = host.trim();
     if host.eq_ignore_ascii_case("localhost") {

@@ -95,6 +95,11 @@ fn team_base_url(url: &str) -> anyhow::Result<String> {
             "--team-url must not carry credentials; your key goes in the variable --key-env names"
         );
     }
+    if parsed.scheme_str() == Some("http") && !crate::net::is_loopback_url(url) {
+        eprintln!(
+            "codex-helper: warning: {url} is plain http: your team key crosses the network unencrypted; use https:// unless this network is private"
+        );
+    }
     Ok(if url.ends_with("/v1") {
         url.to_string()
     } else {

@@ -334,7 +334,8 @@ fn helper_table_on(
     {
         proxy.remove("experimental_bearer_token");
     }
-    if !proxy.contains_key("request_max_retries") {
+    // A team relay is remote: Codex's own retries cover the way there (and a retryable 503).
+    if plan.key_env.is_none() && !proxy.contains_key("request_max_retries") {
         // The helper retries and fails over itself; Codex retrying too multiplies the wait.
         proxy.insert("request_max_retries", value(0));
     }

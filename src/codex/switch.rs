@@ -455,11 +455,11 @@ pub fn status(files: &CodexFiles) -> anyhow::Result<SwitchStatus> {
                 .and_then(|v| v.as_str())
                 .unwrap_or(redirect::BUILTIN_OPENAI)
                 == id;
-            (in_force
-                && url
-                    .and_then(|u| u.as_str())
-                    .is_some_and(crate::net::is_loopback_url))
-            .then(|| id.to_string())
+            // The local helper (loopback), or the team relay `switch on --team-url` wrote.
+            let ours = |u: &str| {
+                crate::net::is_loopback_url(u) || s.originals.team_url.as_deref() == Some(u)
+            };
+            (in_force && url.and_then(|u| u.as_str()).is_some_and(ours)).then(|| id.to_string())
         }
         None => redirected_provider(&text, DEFAULT_HELPER_URL),
     };
@@ -578,6 +578,22 @@ mod tests {
 
     fn read(path: &Path) -> Option<String> {
         std::fs::read_to_string(path).ok()
+    }
+
+    #[test]
+    fn a_team_switch_is_reported_on_and_undone_exactly() {
+        let team = "https://codex.team.example/v1";
+        let (_dir, files) = home(Some(CONFIG), None);
+        let plan = plan(Preset::Default).with_team_key("TEAM_KEY").unwrap();
+        switch_on(&files, &plan, team).unwrap();
+        let status = status(&files).unwrap();
+        assert!(status.enabled, "{status:?}");
+        assert_eq!(status.base_url.as_deref(), Some(team));
+        assert!(status.drift.is_empty(), "{:?}", status.drift);
+        let config = read(&files.config).unwrap();
+        assert!(!config.contains("request_max_retries"), "{config}");
+        switch_off(&files).unwrap();
+        assert_eq!(read(&files.config).as_deref(), Some(CONFIG));
     }
 
     #[test]

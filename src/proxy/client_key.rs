@@ -12,8 +12,8 @@
 //! the relay (which gets its own credential), whoever sent it. Anything else from a peer that
 //! must present the key is answered 401 with a JSON error saying how to configure it.
 //!
-//! Team mode will give each user a key of their own: [`ClientKey`] is the one place that says
-//! whether a presented key is good.
+//! Team mode gives each member a key of their own instead ([`super::members`]); `serve`
+//! refuses both at once, as both would be sent in `Authorization`.
 
 use std::net::SocketAddr;
 

@@ -12,8 +12,13 @@ use tokio_postgres::{Client, NoTls};
 
 use super::key::StoredKey;
 
-/// How long a connection attempt may take before the database counts as unreachable.
+/// How long connecting (with the schema check) may take before the database counts as
+/// unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one query may take (also set on the server as `statement_timeout`, so a stuck
+/// query is ended there too).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Holds the migrations lock (any constant shared by all instances).
 const MIGRATION_LOCK: i64 = 0x636f_6465_7868_6c70;
@@ -54,6 +59,12 @@ impl DatabaseUrl {
     pub fn parse(raw: &str) -> anyhow::Result<Self> {
         if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
             anyhow::bail!("is not a postgres:// URL");
+        }
+        if raw.contains("sslmode=require") || raw.contains("sslmode=verify") {
+            anyhow::bail!(
+                "asks for TLS (sslmode), which codex-helper does not speak to PostgreSQL yet; \
+                 reach the database on a private network or through a local tunnel"
+            );
         }
         // The parser's own message can quote the input; it is replaced by one that cannot.
         let config: tokio_postgres::Config = raw
@@ -113,8 +124,9 @@ impl Db {
     /// Connects (within [`CONNECT_TIMEOUT`]) and brings the schema up to date. The
     /// connection's task runs on the current runtime.
     pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {
-        let connecting = url.config.connect(NoTls);
-        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        // Connecting and migrating both within the bound: a server that accepts and then
+        // stalls (or a migration lock held elsewhere) must not hang the caller.
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_unbounded(url))
             .await
             .map_err(|_| {
                 anyhow::anyhow!(
@@ -123,9 +135,12 @@ impl Db {
                     CONNECT_TIMEOUT.as_secs()
                 )
             })?
-            .map_err(|e| {
-                anyhow::anyhow!("cannot connect to the team database at {}: {e}", url.shown)
-            })?;
+    }
+
+    async fn connect_unbounded(url: &DatabaseUrl) -> anyhow::Result<Self> {
+        let (client, connection) = url.config.connect(NoTls).await.map_err(|e| {
+            anyhow::anyhow!("cannot connect to the team database at {}: {e}", url.shown)
+        })?;
         tokio::spawn(async move {
             // Ends when the client is dropped or the server goes away; the next use says so.
             let _ = connection.await;
@@ -137,6 +152,21 @@ impl Db {
         Ok(db)
     }
 
+    /// `query` within [`QUERY_TIMEOUT`].
+    async fn bounded<T>(
+        query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> anyhow::Result<T> {
+        tokio::time::timeout(QUERY_TIMEOUT, query)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the team database did not answer within {} s",
+                    QUERY_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(anyhow::Error::from)
+    }
+
     /// Whether the connection is gone (the server closed it or went away).
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
@@ -146,7 +176,11 @@ impl Db {
         let client = self.client.transaction().await?;
         // `IF NOT EXISTS` below would otherwise say "already exists, skipping" on each start.
         client
-            .batch_execute("SET LOCAL client_min_messages = warning")
+            .batch_execute(&format!(
+                "SET LOCAL client_min_messages = warning; SET LOCAL lock_timeout = '{0}s'; \
+                 SET statement_timeout = '{0}s';",
+                QUERY_TIMEOUT.as_secs()
+            ))
             .await?;
         client
             .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -163,6 +197,9 @@ impl Db {
             .await?
             .get(0);
         let known = MIGRATIONS.len() as i32;
+        if version < 0 {
+            anyhow::bail!("its schema version is {version}, which no codex-helper writes");
+        }
         if version > known {
             anyhow::bail!(
                 "its schema is version {version}, newer than this codex-helper knows ({known}); upgrade codex-helper"
@@ -180,14 +217,12 @@ impl Db {
 
     /// Every key, enabled or not, by name.
     pub async fn keys(&self) -> anyhow::Result<Vec<KeyRecord>> {
-        let rows = self
-            .client
-            .query(
-                "SELECT id, name, salt, tag, created_ms, disabled FROM codex_helper_keys ORDER BY name",
-                &[],
-            )
-            .await
-            .context("cannot read the team's keys")?;
+        let rows = Self::bounded(self.client.query(
+            "SELECT id, name, salt, tag, created_ms, disabled FROM codex_helper_keys ORDER BY name",
+            &[],
+        ))
+        .await
+        .context("cannot read the team's keys")?;
         Ok(rows
             .iter()
             .map(|r| KeyRecord {
@@ -205,22 +240,20 @@ impl Db {
 
     /// Adds a key for `name`.
     pub async fn add_key(&self, record: &KeyRecord) -> Result<(), AddError> {
-        let inserted = self
-            .client
-            .execute(
-                "INSERT INTO codex_helper_keys (id, name, salt, tag, created_ms, disabled)
+        let inserted = Self::bounded(self.client.execute(
+            "INSERT INTO codex_helper_keys (id, name, salt, tag, created_ms, disabled)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
-                &[
-                    &record.id,
-                    &record.name,
-                    &record.stored.salt,
-                    &record.stored.tag,
-                    &record.created_ms,
-                    &record.disabled,
-                ],
-            )
-            .await
-            .context("cannot add the key")?;
+            &[
+                &record.id,
+                &record.name,
+                &record.stored.salt,
+                &record.stored.tag,
+                &record.created_ms,
+                &record.disabled,
+            ],
+        ))
+        .await
+        .context("cannot add the key")?;
         if inserted == 0 {
             return Err(AddError::NameTaken(record.name.clone()));
         }
@@ -229,24 +262,23 @@ impl Db {
 
     /// Disables or enables `name`'s key; `false` when there is none.
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> anyhow::Result<bool> {
-        let n = self
-            .client
-            .execute(
-                "UPDATE codex_helper_keys SET disabled = $2 WHERE name = $1",
-                &[&name, &disabled],
-            )
-            .await
-            .context("cannot change the key")?;
+        let n = Self::bounded(self.client.execute(
+            "UPDATE codex_helper_keys SET disabled = $2 WHERE name = $1",
+            &[&name, &disabled],
+        ))
+        .await
+        .context("cannot change the key")?;
         Ok(n > 0)
     }
 
     /// Removes `name`'s key; `false` when there is none.
     pub async fn remove_key(&self, name: &str) -> anyhow::Result<bool> {
-        let n = self
-            .client
-            .execute("DELETE FROM codex_helper_keys WHERE name = $1", &[&name])
-            .await
-            .context("cannot remove the key")?;
+        let n = Self::bounded(
+            self.client
+                .execute("DELETE FROM codex_helper_keys WHERE name = $1", &[&name]),
+        )
+        .await
+        .context("cannot remove the key")?;
         Ok(n > 0)
     }
 }

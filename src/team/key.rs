@@ -80,13 +80,15 @@ pub enum KeyError {
     )]
     Sample(&'static str),
     #[error(
-        "a key must be at least {MIN_IMPORTED_CHARS} characters of letters, digits, `-` and `_`; this one is not"
+        "a key must be {MIN_IMPORTED_CHARS} to {MAX_SECRET_CHARS} characters of letters, digits, `-` and `_`; this one is not"
     )]
     Weak,
 }
 
 /// The shortest key taken from outside (`keys add --from-env`).
 pub const MIN_IMPORTED_CHARS: usize = 32;
+/// The longest secret a presented key may carry (longer ones are not read at all).
+pub const MAX_SECRET_CHARS: usize = 256;
 
 fn random(bytes: usize) -> Result<Vec<u8>, KeyError> {
     let mut out = vec![0u8; bytes];
@@ -126,7 +128,7 @@ pub fn import(secret: &str) -> Result<IssuedKey, KeyError> {
     let charset = secret
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if secret.len() < MIN_IMPORTED_CHARS || !charset {
+    if !(MIN_IMPORTED_CHARS..=MAX_SECRET_CHARS).contains(&secret.len()) || !charset {
         return Err(KeyError::Weak);
     }
     let id = new_id()?;
@@ -169,7 +171,8 @@ pub fn parse(text: &str) -> Option<Presented<'_>> {
     let rest = text.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     let id_ok = id.len() == ID_CHARS && id.bytes().all(|b| BASE32.contains(&b));
-    (id_ok && !secret.is_empty() && secret.len() <= 256).then_some(Presented { id, secret })
+    (id_ok && !secret.is_empty() && secret.len() <= MAX_SECRET_CHARS)
+        .then_some(Presented { id, secret })
 }
 
 #[cfg(test)]
@@ -239,6 +242,8 @@ mod tests {
             );
         }
         assert_eq!(import("Zq8-short").unwrap_err(), KeyError::Weak);
+        let long: String = "Zq8mR4vT1wYp6Ls9Kd2Hf7Jb3Nc5Xg0EaQ".repeat(8);
+        assert_eq!(import(&long).unwrap_err(), KeyError::Weak);
         assert_eq!(
             import("Zq8mR4vT1wYp6Ls9Kd2Hf7Jb3Nc5Xg0Ea!").unwrap_err(),
             KeyError::Weak
