@@ -38,30 +38,20 @@ pub fn keep_untouched(
     let edited_lines: Vec<&str> = edited.split_inclusive('\n').collect();
     let newline = majority_break(before);
 
-    let mut out: Vec<String> = Vec::with_capacity(edited_lines.len());
-    let mut tail_removed = false;
-    for op in capture_diff_slices(Algorithm::Myers, &untouched_lines, &edited_lines) {
-        let (tag, old, new) = op.as_tag_tuple();
-        tail_removed = tag == DiffTag::Delete && old.end == before_lines.len();
-        match tag {
-            DiffTag::Equal => out.extend(before_lines[old].iter().map(|l| l.to_string())),
-            DiffTag::Delete => {}
-            DiffTag::Insert => out.extend(edited_lines[new].iter().map(|l| with_break(l, newline))),
-            DiffTag::Replace => {
-                // A line changed in place keeps the break it had.
-                let same_count = old.len() == new.len();
-                let olds = &before_lines[old];
-                out.extend(edited_lines[new].iter().enumerate().map(|(i, l)| {
-                    match same_count.then(|| line_break(olds[i])) {
-                        Some(Some(brk)) => with_break(l, brk),
-                        // The last line had none; it gets one below if lines follow it.
-                        Some(None) => content(l).to_string(),
-                        None => with_break(l, newline),
-                    }
-                }));
-            }
-        }
-    }
+    let mut steps = steps(&untouched_lines, &edited_lines, &before_lines);
+    slide_drops_up(&mut steps, &untouched_lines);
+    let tail_removed = matches!(steps.last(), Some(Step::Drop(i)) if *i + 1 == before_lines.len());
+    let mut out: Vec<String> = steps
+        .iter()
+        .filter_map(|step| match *step {
+            Step::Keep(i) => Some(before_lines[i].to_string()),
+            Step::Drop(_) => None,
+            Step::Add(j, Break::Majority) => Some(with_break(edited_lines[j], newline)),
+            Step::Add(j, Break::Same(brk)) => Some(with_break(edited_lines[j], brk)),
+            // The last line had none; it gets one below if lines follow it.
+            Step::Add(j, Break::None) => Some(content(edited_lines[j]).to_string()),
+        })
+        .collect();
     // A line taken from `before` without a break (its last) gets one when lines follow it.
     let last = out.len().saturating_sub(1);
     for line in &mut out[..last] {
@@ -75,6 +65,87 @@ pub fn keep_untouched(
         }
     }
     out.concat()
+}
+
+/// One line of the result: a line of `before` kept (by index), dropped, or a line of the
+/// edit added (by index) with the break it ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Keep(usize),
+    Drop(usize),
+    Add(usize, Break),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Break {
+    /// The file's majority break.
+    Majority,
+    /// The break of the line it replaces.
+    Same(&'static str),
+    /// None: it replaces a last line that had none.
+    None,
+}
+
+/// The line diff of the two renderings as steps, one per line.
+fn steps(untouched: &[&str], edited: &[&str], before: &[&str]) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(untouched.len().max(edited.len()));
+    for op in capture_diff_slices(Algorithm::Myers, untouched, edited) {
+        let (tag, old, new) = op.as_tag_tuple();
+        match tag {
+            DiffTag::Equal => steps.extend(old.map(Step::Keep)),
+            DiffTag::Delete => steps.extend(old.map(Step::Drop)),
+            DiffTag::Insert => steps.extend(new.map(|j| Step::Add(j, Break::Majority))),
+            DiffTag::Replace => {
+                // A line changed in place keeps the break it had.
+                let same_count = old.len() == new.len();
+                let first_old = old.start;
+                steps.extend(old.clone().map(Step::Drop));
+                steps.extend(new.enumerate().map(|(k, j)| {
+                    let brk = match same_count.then(|| line_break(before[first_old + k])) {
+                        Some(Some(brk)) => Break::Same(brk),
+                        Some(None) => Break::None,
+                        None => Break::Majority,
+                    };
+                    Step::Add(j, brk)
+                }));
+            }
+        }
+    }
+    steps
+}
+
+/// Where dropped lines could as well be the ones just above them (a kept line equal to the
+/// last dropped one: the same text either way), takes the upper ones. The renderings compare
+/// equal, but the file's lines may differ in their breaks, and what an edit removes starts
+/// with the blank line above it (`toml_edit` puts a table's blank line before it): without
+/// this, removing a table before a blank line of another break would keep the wrong one.
+fn slide_drops_up(steps: &mut [Step], lines: &[&str]) {
+    // Each slide moves a run up by one line; the budget only guards against a pathological
+    // file of thousands of equal lines.
+    let mut budget = steps.len().saturating_mul(4);
+    let mut i = 0;
+    while i + 1 < steps.len() && budget > 0 {
+        let (Step::Keep(kept), Step::Drop(_)) = (steps[i], steps[i + 1]) else {
+            i += 1;
+            continue;
+        };
+        let end = steps[i + 1..]
+            .iter()
+            .position(|s| !matches!(s, Step::Drop(_)))
+            .map_or(steps.len(), |n| i + 1 + n);
+        let Step::Drop(last) = steps[end - 1] else {
+            unreachable!("the run holds drops only")
+        };
+        if lines[kept] != lines[last] {
+            i += 1;
+            continue;
+        }
+        budget -= 1;
+        steps[i] = Step::Drop(kept);
+        steps[end - 1] = Step::Keep(last);
+        // The run now starts one line higher: the line above may slide it further.
+        i = i.saturating_sub(1);
+    }
 }
 
 /// The break most of `text`'s lines end with (LF when there are none).
@@ -166,6 +237,19 @@ mod tests {
         assert_eq!(
             keep_untouched(on, on, "a = 1\ny = 8\n", true),
             "a = 1\ny = 8\n"
+        );
+    }
+
+    /// Found by the `codex_patch` fuzz target: a table removed from before a blank line of
+    /// another break kept its own blank line (CRLF) and dropped the user's (LF).
+    #[test]
+    fn removing_lines_keeps_the_blank_line_that_was_not_removed() {
+        let on = "a = 1\r\n\r\n[ours]\r\nk = 1\r\n\n[theirs]\nk = 2\n";
+        let untouched = on.replace("\r\n", "\n");
+        let edited = "a = 1\n\n[theirs]\nk = 2\n";
+        assert_eq!(
+            keep_untouched(on, &untouched, edited, false),
+            "a = 1\r\n\n[theirs]\nk = 2\n"
         );
     }
 
