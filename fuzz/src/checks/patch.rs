@@ -149,7 +149,7 @@ fn round_trips(text: &str, plan: &PatchPlan, edit: &str) {
 /// give it back: exactly; or, where the file mixes CRLF and LF lines, with the same lines and
 /// the same number of each break (lines of equal text, such as blank lines, may trade breaks:
 /// a line diff cannot tell them apart); or, when the file's last line had no break, with the
-/// break `switch on` gave it kept (Codex appended after it).
+/// break `switch on` gave it (the file's majority break) kept, as Codex appended after it.
 fn edit_kept(text: &str, edit: &str, got: &str) -> bool {
     let want = format!("{text}{edit}");
     let crlf = |s: &str| s.matches("\r\n").count();
@@ -157,7 +157,11 @@ fn edit_kept(text: &str, edit: &str, got: &str) -> bool {
         |a: &str, b: &str| a.replace("\r\n", "\n") == b.replace("\r\n", "\n") && crlf(a) == crlf(b);
     got == want
         || (want.contains("\r\n") && same_lines(got, &want))
-        || (!text.is_empty() && !text.ends_with('\n') && got == format!("{text}\n{edit}"))
+        || (!text.is_empty()
+            && !text.ends_with('\n')
+            && ["\n", "\r\n"]
+                .iter()
+                .any(|brk| got == format!("{text}{brk}{edit}")))
 }
 
 /// A file's BOM comes off and goes back on exactly, and nothing else changes.
