@@ -195,35 +195,42 @@ pub(super) fn add_forecasts(
     groups: &mut [ProviderBalances],
     now: u64,
 ) -> anyhow::Result<()> {
-    let path = homes.ledger();
-    if groups.is_empty() || !path.exists() {
+    if groups.is_empty() {
         return Ok(());
     }
-    let conn = crate::ledger::store::open_read_only(&path)?;
+    let Some(ledger) = crate::ledger::read::LedgerPlace::configured(homes)?.open()? else {
+        return Ok(());
+    };
     let window = FORECAST_WINDOW.as_millis() as u64;
-    let midnight = query::next_local_midnight_ms(&conn, now)?;
+    let midnight = query::next_local_midnight_ms(ledger.clock(), now)?;
     for group in groups {
-        group.forecast = Some(provider_forecast(&conn, group, now, window, midnight)?);
+        group.forecast = Some(provider_forecast(
+            ledger.as_ref(),
+            group,
+            now,
+            window,
+            midnight,
+        )?);
     }
     Ok(())
 }
 
 fn provider_forecast(
-    conn: &rusqlite::Connection,
+    ledger: &dyn crate::ledger::read::LedgerRead,
     group: &ProviderBalances,
     now: u64,
     window: u64,
     midnight: u64,
 ) -> anyhow::Result<Forecast> {
-    let samples: Vec<Sample> =
-        query::spend_since_for_provider(conn, now.saturating_sub(window), &group.provider)?
-            .into_iter()
-            .map(|(at_ms, tokens, cost_usd)| Sample {
-                at_ms,
-                tokens,
-                cost_usd,
-            })
-            .collect();
+    let samples: Vec<Sample> = ledger
+        .spend_since(now.saturating_sub(window), Some(&group.provider))?
+        .into_iter()
+        .map(|(at_ms, tokens, cost_usd)| Sample {
+            at_ms,
+            tokens,
+            cost_usd,
+        })
+        .collect();
     let money = balance_view::money_left(&group.endpoints);
     Ok(forecast::forecast(&samples, now, window, midnight, money))
 }

@@ -24,6 +24,7 @@ use crate::diagnose::capabilities::Options;
 use crate::diagnose::evidence::{EvidenceFilter, EvidenceKind, EvidenceLog};
 use crate::diagnose::exchange::Limits;
 use crate::diagnose::{self, Context, Targets, smoke};
+use crate::ledger::read::{LedgerPlace, Reader};
 use crate::ledger::report::{SinceError, summary_report};
 use crate::ledger::writer::LedgerStats;
 use crate::ledger::{query, series};
@@ -44,6 +45,8 @@ pub struct ServeConsole {
     pub started_ms: u64,
     /// `None` when the ledger is off.
     pub ledger: Option<Arc<LedgerStats>>,
+    /// Where the ledger is read from (the SQLite file, or `[ledger] url`'s PostgreSQL).
+    pub ledger_place: LedgerPlace,
     pub codex_binary: PathBuf,
     pub reload: Reload,
     /// Notified to stop the serve.
@@ -226,9 +229,9 @@ impl Console for ServeConsole {
                     "overrides": self.overrides_of(&id)})
             })
             .collect();
-        let path = self.homes.ledger();
+        let place = self.ledger_place.clone();
         async move {
-            let usage = tokio::task::spawn_blocking(move || usage_rollups(&path)).await??;
+            let usage = tokio::task::spawn_blocking(move || usage_rollups(&place)).await??;
             Ok(json!({
                 "at_ms": crate::time::now_ms(),
                 "runtime": runtime?,
@@ -251,19 +254,18 @@ impl Console for ServeConsole {
         let binding = self.state.routing.affinity.any(&id);
         let next = self.explain_now(None, Some(&id));
         let overrides = self.overrides_of(&id);
-        let path = self.homes.ledger();
+        let place = self.ledger_place.clone();
         async move {
             let session = id.clone();
             let requests = tokio::task::spawn_blocking(move || {
-                if !path.exists() {
+                let Some(ledger) = place.open()? else {
                     return anyhow::Ok(Vec::new());
-                }
-                let conn = crate::ledger::store::open_read_only(&path)?;
+                };
                 let filter = query::Filter {
                     session: Some(session),
                     ..query::Filter::default()
                 };
-                Ok(query::find(&conn, &filter, 20)?)
+                ledger.find(&filter, 20)
             })
             .await??;
             if binding.is_none() && requests.is_empty() && overrides.is_null() {
@@ -278,10 +280,10 @@ impl Console for ServeConsole {
     }
 
     fn ledger_recent(&self, query: RecentQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let path = self.homes.ledger();
+        let place = self.ledger_place.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let conn = open_ledger(&path)?;
+                let ledger = open_ledger(&place)?;
                 let filter = query::Filter {
                     errors_only: query.errors_only,
                     provider: query.provider,
@@ -289,7 +291,7 @@ impl Console for ServeConsole {
                     session: query.session,
                     after_id: None,
                 };
-                let rows = query::find(&conn, &filter, query.limit)?;
+                let rows = ledger.find(&filter, query.limit)?;
                 Ok(json!({ "requests": rows }))
             })
             .await?
@@ -298,10 +300,14 @@ impl Console for ServeConsole {
     }
 
     fn ledger_series(&self, query: SeriesQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let path = self.homes.ledger();
+        let place = self.ledger_place.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let conn = open_ledger(&path)?;
+                let path = place.file_only("the usage series (`/request-ledger/series`)")?;
+                if !path.exists() {
+                    return Err(Problem::not_found("the ledger has no requests yet").into());
+                }
+                let conn = crate::ledger::store::open_read_only(path)?;
                 let now = crate::time::now_ms();
                 let days = query
                     .day_starts
@@ -316,11 +322,11 @@ impl Console for ServeConsole {
     }
 
     fn ledger_chain(&self, trace_id: String) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let path = self.homes.ledger();
+        let place = self.ledger_place.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let conn = open_ledger(&path)?;
-                let chain = query::chain(&conn, &trace_id)?.ok_or_else(|| {
+                let ledger = open_ledger(&place)?;
+                let chain = ledger.chain(&trace_id)?.ok_or_else(|| {
                     Problem::not_found(format!("the ledger has no request `{trace_id}`"))
                 })?;
                 Ok(serde_json::to_value(chain)?)
@@ -331,7 +337,7 @@ impl Console for ServeConsole {
     }
 
     fn ledger_summary(&self, q: SummaryQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let path = self.homes.ledger();
+        let place = self.ledger_place.clone();
         async move {
             tokio::task::spawn_blocking(move || {
                 let by_name = q.by.as_deref().unwrap_or("provider");
@@ -349,13 +355,14 @@ impl Console for ServeConsole {
                         })
                     })
                     .transpose()?;
-                let conn = open_ledger(&path)?;
+                let ledger = open_ledger(&place)?;
                 let since = q.since.unwrap_or_else(|| "24h".into());
-                let report = summary_report(&conn, &since, by, balance, crate::time::now_ms())
-                    .map_err(|e| match e.downcast::<SinceError>() {
-                        Ok(since) => Problem::bad_request(since.to_string()).into(),
-                        Err(e) => e,
-                    })?;
+                let report =
+                    summary_report(ledger.as_ref(), &since, by, balance, crate::time::now_ms())
+                        .map_err(|e| match e.downcast::<SinceError>() {
+                            Ok(since) => Problem::bad_request(since.to_string()).into(),
+                            Err(e) => e,
+                        })?;
                 Ok(serde_json::to_value(report)?)
             })
             .await?
@@ -540,22 +547,13 @@ fn timeout(given: Option<u64>, default: u64, max: u64) -> anyhow::Result<Duratio
 }
 
 /// Totals of the last hour and day, and the day by provider; `null` without a ledger.
-fn usage_rollups(path: &std::path::Path) -> anyhow::Result<Value> {
-    if !path.exists() {
+fn usage_rollups(place: &LedgerPlace) -> anyhow::Result<Value> {
+    let Some(ledger) = place.open()? else {
         return Ok(Value::Null);
-    }
-    let conn = crate::ledger::store::open_read_only(path)?;
+    };
     let now = crate::time::now_ms();
-    let hour = query::summary(
-        &conn,
-        now.saturating_sub(3_600_000),
-        query::GroupBy::Provider,
-    )?;
-    let day = query::summary(
-        &conn,
-        now.saturating_sub(24 * 3_600_000),
-        query::GroupBy::Provider,
-    )?;
+    let hour = ledger.summary(now.saturating_sub(3_600_000), query::GroupBy::Provider)?;
+    let day = ledger.summary(now.saturating_sub(24 * 3_600_000), query::GroupBy::Provider)?;
     Ok(json!({
         "last_hour": query::total(&hour),
         "last_24h": query::total(&day),
@@ -564,18 +562,16 @@ fn usage_rollups(path: &std::path::Path) -> anyhow::Result<Value> {
 }
 
 /// Each session's totals over the last 24 hours (none when there is no ledger yet).
-pub(super) fn session_usage(path: &std::path::Path) -> anyhow::Result<Vec<query::SummaryRow>> {
-    if !path.exists() {
+pub(super) fn session_usage(place: &LedgerPlace) -> anyhow::Result<Vec<query::SummaryRow>> {
+    let Some(ledger) = place.open()? else {
         return Ok(Vec::new());
-    }
-    let conn = crate::ledger::store::open_read_only(path)?;
+    };
     let since = crate::time::now_ms().saturating_sub(24 * 3_600_000);
-    Ok(query::summary(&conn, since, query::GroupBy::Session)?)
+    ledger.summary(since, query::GroupBy::Session)
 }
 
-fn open_ledger(path: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
-    if !path.exists() {
-        return Err(Problem::not_found("the ledger has no requests yet").into());
-    }
-    crate::ledger::store::open_read_only(path)
+fn open_ledger(place: &LedgerPlace) -> anyhow::Result<Reader> {
+    place
+        .open()?
+        .ok_or_else(|| Problem::not_found("the ledger has no requests yet").into())
 }

@@ -53,10 +53,10 @@ impl ServeConsole {
         let recent = self.state.routing.affinity.recent(limit);
         let mut overridden = self.state.overrides.all();
         let graph_key = self.state.plan().graph.key.clone();
-        let path = self.homes.ledger();
+        let place = self.ledger_place.clone();
         async move {
-            let usage =
-                tokio::task::spawn_blocking(move || super::console::session_usage(&path)).await??;
+            let usage = tokio::task::spawn_blocking(move || super::console::session_usage(&place))
+                .await??;
             let usage_of = |id: &str| {
                 let used = usage.iter().find(|row| row.key == id);
                 json!({

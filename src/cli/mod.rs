@@ -34,6 +34,7 @@ mod switch;
 mod switch_live;
 mod tui;
 mod usage;
+mod usage_copy;
 mod usage_reprice;
 mod usage_source;
 

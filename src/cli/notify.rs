@@ -117,10 +117,12 @@ fn codex(
     let Some(thread) = turn.thread_id.clone() else {
         return skip("the payload has no thread-id".into());
     };
-    let ledger = homes.ledger();
+    let ledger = crate::ledger::read::LedgerPlace::configured(homes)?;
     let running = crate::running::find(&homes.running());
-    if running.is_none() && !ledger.exists() {
-        return skip(format!("no ledger at {} yet", ledger.display()));
+    if let (None, crate::ledger::read::LedgerPlace::File(path)) = (&running, &ledger) {
+        if !path.exists() {
+            return skip(format!("no ledger at {} yet", path.display()));
+        }
     }
     let mut source = super::usage_source::Source::open(running, &ledger)?;
     let filter = Filter {

@@ -24,6 +24,7 @@ use crate::config::model::LedgerSettings;
 use crate::config::{Homes, load};
 use crate::ledger::Ledger;
 use crate::ledger::pricing::PriceBook;
+use crate::ledger::read::LedgerPlace;
 use crate::proxy::{self, NoSink, Plan, ProxyState, RecordSink, ServerThreads};
 use crate::record::live::LiveRequests;
 use crate::routing::RouteGraph;
@@ -141,6 +142,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     let loaded = load::load(&config_path)?.context("the config file disappeared while starting")?;
     let env = |name: &str| std::env::var(name).ok();
     let plan = Plan::from_config(&loaded, &env)?;
+    let ledger_place = LedgerPlace::of(&homes, &loaded.config.ledger, &env)?;
     let settings = loaded.config.proxy.clone().with_env_overrides(&env)?;
     proxy::limits::validate(&settings)?;
     let client_key =
@@ -224,7 +226,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         let route = describe_route(&plan.graph);
         let affinity = AffinityStore::open(&homes.affinity_state())?;
         let affinity_writer = affinity.writer();
-        let ledger = start_ledger(&homes, &loaded.config.ledger);
+        let ledger = start_ledger(&homes, &loaded.config.ledger, &ledger_place);
         let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
         let balance_settings = loaded.config.balance.clone();
         let (asker, inbox) = balance::service::channel();
@@ -301,6 +303,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             proxy: server.addr,
             started_ms: crate::time::now_ms(),
             ledger: ledger.as_ref().map(Ledger::stats),
+            ledger_place,
             codex_binary,
             reload: Arc::new(move || reload(&reload_state, &reload_path, listen)),
             shutdown: stop_asked.clone(),
@@ -614,7 +617,7 @@ pub(super) fn port_owner(port: u16) -> Option<String> {
 }
 
 /// Starts the request ledger; without one the proxy still runs (and says why).
-fn start_ledger(homes: &Homes, settings: &LedgerSettings) -> Option<Ledger> {
+fn start_ledger(homes: &Homes, settings: &LedgerSettings, place: &LedgerPlace) -> Option<Ledger> {
     if !settings.enabled {
         return None;
     }
@@ -625,7 +628,19 @@ fn start_ledger(homes: &Homes, settings: &LedgerSettings) -> Option<Ledger> {
             PriceBook::built_in()
         }
     };
-    match Ledger::start(&homes.ledger(), settings.clone(), prices) {
+    let started = match place {
+        LedgerPlace::File(path) => Ledger::start(path, settings.clone(), prices),
+        LedgerPlace::Postgres(url) => {
+            tracing::info!("ledger: PostgreSQL at {}", url.shown());
+            crate::ledger::pg::writer::start(
+                url.as_ref().clone(),
+                &LedgerPlace::spool_path(homes),
+                settings.clone(),
+                prices,
+            )
+        }
+    };
+    match started {
         Ok(ledger) => Some(ledger),
         Err(e) => {
             eprintln!("codex-helper: {e:#}; requests will not be recorded");

@@ -9,8 +9,10 @@ use serde_json::json;
 use super::usage_source::Source;
 use crate::config::Homes;
 use crate::ledger::import;
+use crate::ledger::pg::read::PgReader;
 use crate::ledger::pricing::PriceBook;
-use crate::ledger::query::{self, Filter, GroupBy, RequestLine, SummaryRow};
+use crate::ledger::query::{Filter, GroupBy, RequestLine, SummaryRow};
+use crate::ledger::read::LedgerPlace;
 use crate::ledger::report::SummaryReport;
 use crate::ledger::store;
 
@@ -64,11 +66,16 @@ pub enum UsageCommand {
     /// Recompute stored costs with the prices in force (after a price change, or prices
     /// added for models the ledger could not price), by each response's service tier.
     Reprice(super::usage_reprice::RepriceArgs),
-    /// Import the original codex-helper's request log (safe to run again).
+    /// Import the original codex-helper's request log, or copy a SQLite ledger into the
+    /// PostgreSQL one (`--from-sqlite`); safe to run again.
     Import {
         /// Default: ~/.codex-helper/logs/requests.jsonl.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "from_sqlite")]
         file: Option<PathBuf>,
+        /// A SQLite ledger (e.g. ~/.codex-helper/ledger.sqlite3) to copy into the PostgreSQL
+        /// ledger `[ledger] url` names; rows already there are skipped.
+        #[arg(long, value_name = "LEDGER_SQLITE3")]
+        from_sqlite: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -76,11 +83,20 @@ pub enum UsageCommand {
 
 pub fn run(command: UsageCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
-    let path = homes.ledger();
+    let place = LedgerPlace::configured(&homes)?;
     if let UsageCommand::Reprice(args) = command {
+        place.file_only("`usage reprice`")?;
         return super::usage_reprice::run(&homes, args);
     }
-    if let UsageCommand::Import { file, json } = command {
+    if let UsageCommand::Import {
+        from_sqlite: Some(from),
+        json,
+        ..
+    } = command
+    {
+        return super::usage_copy::run(&place, &from, json);
+    }
+    if let UsageCommand::Import { file, json, .. } = command {
         let file = file.unwrap_or_else(|| homes.helper.join("logs").join("requests.jsonl"));
         let reader = std::io::BufReader::new(
             std::fs::File::open(&file)
@@ -88,11 +104,17 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
         );
         let prices = PriceBook::load(&homes.pricing_overrides())?;
         let (rows, report) = import::read_rows(reader, &prices);
-        let mut conn = store::open(&path)?;
-        let mut added = 0;
-        for chunk in rows.chunks(1000) {
-            added += store::insert(&mut conn, chunk)?;
-        }
+        let added = match &place {
+            LedgerPlace::File(path) => {
+                let mut conn = store::open(path)?;
+                let mut added = 0;
+                for chunk in rows.chunks(1000) {
+                    added += store::insert(&mut conn, chunk)?;
+                }
+                added
+            }
+            LedgerPlace::Postgres(url) => PgReader::connect(url)?.insert(&rows)?,
+        };
         if json {
             println!(
                 "{}",
@@ -109,14 +131,16 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if !path.exists() {
-        println!(
-            "No requests recorded yet: the ledger ({}) is created when the proxy first runs.",
-            path.display()
-        );
-        return Ok(());
+    if let LedgerPlace::File(path) = &place {
+        if !path.exists() {
+            println!(
+                "No requests recorded yet: the ledger ({}) is created when the proxy first runs.",
+                path.display()
+            );
+            return Ok(());
+        }
     }
-    let mut source = Source::open(crate::running::find(&homes.running()), &path)?;
+    let mut source = Source::open(crate::running::find(&homes.running()), &place)?;
     match command {
         UsageCommand::Summary {
             since,
@@ -124,7 +148,7 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
             balance,
             json,
         } => {
-            let report = source.summary(&path, &since, by, balance)?;
+            let report = source.summary(&place, &since, by, balance)?;
             if json {
                 let mut value = serde_json::to_value(&report)?;
                 value["source"] = json!(source.name());
@@ -183,7 +207,7 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
             follow,
             json,
         } => {
-            let mut lines = source.recent(&path, &Filter::default(), limit)?;
+            let mut lines = source.recent(&place, &Filter::default(), limit)?;
             lines.reverse();
             let mut last = lines.last().map_or(0, |l| l.id);
             print_lines(&lines, json, &source);
@@ -196,7 +220,7 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
                     after_id: Some(last),
                     ..Default::default()
                 };
-                let mut new = source.recent(&path, &filter, 1000)?;
+                let mut new = source.recent(&place, &filter, 1000)?;
                 new.reverse();
                 if let Some(l) = new.last() {
                     last = l.id;
@@ -219,16 +243,17 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
                 session,
                 after_id: None,
             };
-            let lines = source.recent(&path, &filter, limit)?;
+            let lines = source.recent(&place, &filter, limit)?;
             if lines.is_empty() && !json {
                 println!("No matching requests.");
             }
             print_lines(&lines, json, &source);
         }
         UsageCommand::Chain { trace_id, json } => {
-            // One request's whole chain is read from the file (the API lists requests only).
-            let conn = store::open_read_only(&path)?;
-            let chain = query::chain(&conn, &trace_id)?
+            // One request's whole chain is read from the ledger (the API lists requests only).
+            let ledger = place.open()?.context("the ledger has no requests yet")?;
+            let chain = ledger
+                .chain(&trace_id)?
                 .with_context(|| format!("no request with trace id {trace_id} in the ledger"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&chain)?);

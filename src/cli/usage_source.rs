@@ -1,18 +1,16 @@
 //! Where `usage` reads the ledger: the running serve's admin API when one runs
 //! (`GET /request-ledger/recent|summary`: what it says is live, the reading the console sees),
-//! else the ledger file. A serve that cannot be reached is worked around with the file; one
+//! else the ledger itself (the SQLite file, or `[ledger] url`'s PostgreSQL). A serve that cannot be reached is worked around with the file; one
 //! that answers with a refusal is believed.
 
 use std::net::SocketAddr;
-use std::path::Path;
 
-use rusqlite::Connection;
 use serde::Deserialize;
 
 use crate::admin::client::{self, Unreachable};
-use crate::ledger::query::{self, Filter, GroupBy, RequestLine};
+use crate::ledger::query::{Filter, GroupBy, RequestLine};
+use crate::ledger::read::{LedgerPlace, Reader};
 use crate::ledger::report::{SummaryReport, summary_report};
-use crate::ledger::store;
 use crate::running::RunningServe;
 use crate::time::now_ms;
 
@@ -24,15 +22,15 @@ pub enum Source {
         running: RunningServe,
         admin: SocketAddr,
     },
-    File(Connection),
+    File(Reader),
 }
 
 impl Source {
-    /// The running serve's API if one is announced, else the file at `ledger` (which exists).
-    pub fn open(running: Option<RunningServe>, ledger: &Path) -> anyhow::Result<Source> {
+    /// The running serve's API if one is announced, else the ledger at `ledger` (which exists).
+    pub fn open(running: Option<RunningServe>, ledger: &LedgerPlace) -> anyhow::Result<Source> {
         match running.and_then(|r| r.admin.map(|admin| (r, admin))) {
             Some((running, admin)) => Ok(Source::Live { running, admin }),
-            None => Ok(Source::File(store::open_read_only(ledger)?)),
+            None => Ok(Source::File(open(ledger)?)),
         }
     }
 
@@ -59,7 +57,7 @@ impl Source {
     /// The newest `limit` requests matching `filter`, newest first.
     pub fn recent(
         &mut self,
-        ledger: &Path,
+        ledger: &LedgerPlace,
         filter: &Filter,
         limit: usize,
     ) -> anyhow::Result<Vec<RequestLine>> {
@@ -70,19 +68,19 @@ impl Source {
                     Err(e) => self.fall_back(ledger, e)?,
                 }
             } else {
-                *self = Source::File(store::open_read_only(ledger)?);
+                *self = Source::File(open(ledger)?);
             }
         }
         let Source::File(conn) = self else {
             unreachable!("a live source answered above or became the file");
         };
-        Ok(query::find(conn, filter, limit)?)
+        conn.find(filter, limit)
     }
 
     /// `usage summary`'s report.
     pub fn summary(
         &mut self,
-        ledger: &Path,
+        ledger: &LedgerPlace,
         since: &str,
         by: GroupBy,
         balance: Option<f64>,
@@ -104,19 +102,26 @@ impl Source {
         let Source::File(conn) = self else {
             unreachable!("a live source answered above or became the file");
         };
-        summary_report(conn, since, by, balance, now_ms())
+        summary_report(conn.as_ref(), since, by, balance, now_ms())
     }
 
     /// A serve that cannot be reached: the file instead, said on stderr. Any other failure
     /// is the answer.
-    fn fall_back(&mut self, ledger: &Path, error: anyhow::Error) -> anyhow::Result<()> {
+    fn fall_back(&mut self, ledger: &LedgerPlace, error: anyhow::Error) -> anyhow::Result<()> {
         if error.downcast_ref::<Unreachable>().is_none() {
             return Err(error);
         }
-        eprintln!("codex-helper: {error:#}; reading the ledger file instead");
-        *self = Source::File(store::open_read_only(ledger)?);
+        eprintln!("codex-helper: {error:#}; reading the ledger instead");
+        *self = Source::File(open(ledger)?);
         Ok(())
     }
+}
+
+/// A reader of `ledger`, which exists.
+fn open(ledger: &LedgerPlace) -> anyhow::Result<Reader> {
+    ledger
+        .open()?
+        .ok_or_else(|| anyhow::anyhow!("the ledger has no requests yet"))
 }
 
 async fn live_recent(

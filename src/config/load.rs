@@ -95,6 +95,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
     super::v5_compat::fold_auth_tables(&mut config);
     check_version(path, config.version)?;
     check_balance(path, &config.balance)?;
+    check_ledger_url(path, config.ledger.url.as_deref())?;
     let deferred_keys = deferred_keys(&config);
     Ok(LoadedConfig {
         path: path.to_path_buf(),
@@ -153,6 +154,15 @@ fn check_balance(path: &Path, balance: &BalanceSettings) -> Result<(), ConfigErr
         }
     }
     Ok(())
+}
+
+/// `[ledger] url`: a PostgreSQL URL or `env:VAR` (see [`crate::ledger::pg::url`]); the
+/// message never quotes the value, which may hold a password.
+fn check_ledger_url(path: &Path, url: Option<&str>) -> Result<(), ConfigError> {
+    match url.map(crate::ledger::pg::url::LedgerUrl::parse) {
+        Some(Err(e)) => Err(ConfigError::new(path, "ledger.url", format!("{e:#}"))),
+        _ => Ok(()),
+    }
 }
 
 /// A file of the original's older formats (v1–v3) is not half-read: the one command that
@@ -238,6 +248,31 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ledger_url_is_checked_at_load_without_quoting_it() {
+        let load = |url: &str| {
+            parse(
+                Path::new("/c.toml"),
+                &format!("version = 5\n[ledger]\nurl = \"{url}\"\n"),
+            )
+        };
+        let err = load("mysql://u:pw-secret@h/d").unwrap_err();
+        assert_eq!(err.key, "ledger.url");
+        assert!(
+            !err.to_string().contains("pw-secret") && err.message.contains("env:VAR"),
+            "{err}"
+        );
+        assert!(
+            load("postgres://u:pw@h/d?sslmode=require")
+                .unwrap_err()
+                .message
+                .contains("sslmode")
+        );
+        assert!(load("postgres://u:pw-secret@127.0.0.1:5432/ledger").is_ok());
+        assert!(load("env:LEDGER_URL").is_ok());
+        assert_eq!(load("env:").unwrap_err().key, "ledger.url");
+    }
 
     #[test]
     fn balance_times_out_of_range_name_their_key() {

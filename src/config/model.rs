@@ -519,6 +519,10 @@ pub struct LedgerSettings {
     /// How often (seconds) retention deletes what `retention_days` and `max_rows` let go; it
     /// also runs once at start. Lower it only to see retention at work (the soak benchmark).
     pub retention_interval_secs: u64,
+    /// The ledger in PostgreSQL instead of the SQLite file (a team's instances then share one
+    /// ledger): `postgres://USER:PASSWORD@HOST:PORT/DBNAME`, or `env:VAR` naming an environment
+    /// variable that holds that URL (so the password stays out of this file). Unset: SQLite.
+    pub url: Option<String>,
 }
 
 impl Default for LedgerSettings {
@@ -530,6 +534,7 @@ impl Default for LedgerSettings {
             max_rows: 2_000_000,
             max_size_mb: None,
             retention_interval_secs: 600,
+            url: None,
         }
     }
 }

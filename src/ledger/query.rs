@@ -53,7 +53,7 @@ impl GroupBy {
 
 /// A failed request: an error status or an outcome other than success (a client that hung up
 /// is not the relay's failure).
-pub(super) const IS_ERROR: &str =
+pub(crate) const IS_ERROR: &str =
     "(COALESCE(status, 0) >= 400 OR outcome NOT IN ('completed', 'client_disconnected'))";
 
 /// One line of `usage summary`.

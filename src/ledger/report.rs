@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::forecast::{self, Forecast, Sample};
 use super::query::{self, GroupBy, SummaryRow};
+use super::read::LedgerRead;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummaryReport {
@@ -26,18 +26,19 @@ const FORECAST_WINDOW: Duration = Duration::from_secs(3600);
 /// `balance_usd` for how long it lasts at the last hour's rate. An unreadable `since` is
 /// [`SinceError`], the caller's mistake.
 pub fn summary_report(
-    conn: &Connection,
+    ledger: &dyn LedgerRead,
     since: &str,
     by: GroupBy,
     balance_usd: Option<f64>,
     now_ms: u64,
 ) -> anyhow::Result<SummaryReport> {
     let since_ms =
-        query::since_ms(conn, since, now_ms).map_err(|e| SinceError(format!("{e:#}")))?;
-    let rows = query::summary(conn, since_ms, by)?;
+        query::since_ms(ledger.clock(), since, now_ms).map_err(|e| SinceError(format!("{e:#}")))?;
+    let rows = ledger.summary(since_ms, by)?;
     let total = query::total(&rows);
     let window = FORECAST_WINDOW.as_millis() as u64;
-    let samples: Vec<Sample> = query::spend_since(conn, now_ms.saturating_sub(window))?
+    let samples: Vec<Sample> = ledger
+        .spend_since(now_ms.saturating_sub(window), None)?
         .into_iter()
         .map(|(at_ms, tokens, cost_usd)| Sample {
             at_ms,
@@ -45,7 +46,7 @@ pub fn summary_report(
             cost_usd,
         })
         .collect();
-    let midnight = query::next_local_midnight_ms(conn, now_ms)?;
+    let midnight = query::next_local_midnight_ms(ledger.clock(), now_ms)?;
     let forecast = forecast::forecast(&samples, now_ms, window, midnight, balance_usd);
     Ok(SummaryReport {
         since_ms,

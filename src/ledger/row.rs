@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::pricing::PriceBook;
 use crate::record::{AttemptOutcome, Outcome, RequestRecord};
 use crate::routing::retry::FailureClass;
 
 /// A request as stored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LedgerRow {
     pub trace_id: String,
     pub started_ms: u64,

@@ -254,26 +254,19 @@ pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usi
                 continue; // already stored: not counted twice
             }
             added += 1;
-            let error = r.status.is_some_and(|s| s >= 400)
-                || !matches!(r.outcome.as_str(), "completed" | "client_disconnected");
-            let model = r
-                .model_sent
-                .as_deref()
-                .or(r.model_requested.as_deref())
-                .unwrap_or("-");
-            let unpriced = r.cost_usd.is_none() && r.input_tokens.is_some();
+            let (key, delta) = super::rollup::contribution(r);
             rollup.execute(params![
-                (r.started_ms / BUCKET_MS * BUCKET_MS) as i64,
-                r.provider.as_deref().unwrap_or("-"),
-                model,
-                error,
-                r.input_tokens.unwrap_or(0) as i64,
-                r.cached_input_tokens.unwrap_or(0) as i64,
-                r.output_tokens.unwrap_or(0) as i64,
-                r.reasoning_tokens.unwrap_or(0) as i64,
-                r.total_tokens.unwrap_or(0) as i64,
-                r.cost_usd.unwrap_or(0.0),
-                unpriced,
+                key.bucket_ms as i64,
+                key.provider,
+                key.model,
+                delta.errors as i64,
+                delta.input_tokens as i64,
+                delta.cached_input_tokens as i64,
+                delta.output_tokens as i64,
+                delta.reasoning_tokens as i64,
+                delta.total_tokens as i64,
+                delta.cost_usd,
+                delta.unpriced as i64,
             ])?;
         }
     }

@@ -39,6 +39,8 @@ pub struct LedgerStats {
     /// Lost because a write failed (locked database, full disk, …).
     pub failed: AtomicU64,
     pub deleted_by_retention: AtomicU64,
+    /// Rows waiting on disk for the database (PostgreSQL ledger only).
+    pub spooled: AtomicU64,
 }
 
 impl LedgerStats {
@@ -48,14 +50,21 @@ impl LedgerStats {
 }
 
 /// A finished request as the proxy handed it over, to become a row on the writer thread.
-struct Finished {
+pub(super) struct Finished {
     record: RequestRecord,
     outcome: Outcome,
     /// Measured when the request finished, not when the row is built.
     duration: Duration,
 }
 
-enum Message {
+impl Finished {
+    /// The row it becomes (on the writer's thread).
+    pub(super) fn row(&self, prices: &PriceBook) -> LedgerRow {
+        LedgerRow::from_record(&self.record, self.outcome, self.duration, prices)
+    }
+}
+
+pub(super) enum Message {
     Record(Box<Finished>),
     /// Answered once everything queued before it is written.
     Flush(std::sync::mpsc::Sender<()>),
@@ -78,13 +87,24 @@ impl Ledger {
         if let Some(mb) = settings.max_size_mb {
             store::cap_size(&conn, mb.saturating_mul(1 << 20))?;
         }
+        Self::spawn(path, move |receiver, stats| {
+            write_loop(conn, receiver, &stats, &settings, &prices)
+        })
+    }
+
+    /// Starts the writer thread: `write_loop` drains the queue the sink feeds (SQLite's loop,
+    /// or PostgreSQL's). `path` is where the rows go, or wait.
+    pub(super) fn spawn(
+        path: &Path,
+        write_loop: impl FnOnce(Receiver<Message>, Arc<LedgerStats>) + Send + 'static,
+    ) -> anyhow::Result<Self> {
         let (sender, receiver) = sync_channel(QUEUE);
         let stats = Arc::new(LedgerStats::default());
         let thread = {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("ledger-writer".into())
-                .spawn(move || write_loop(conn, receiver, &stats, &settings, &prices))?
+                .spawn(move || write_loop(receiver, stats))?
         };
         Ok(Self {
             sender: Some(sender),
@@ -165,7 +185,7 @@ impl RecordSink for LedgerSink {
 
 /// Lowers the calling thread's scheduling priority, so on a busy machine the proxy's own
 /// threads run first. (Linux: the nice value is per thread.)
-fn lower_priority() {
+pub(super) fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the current thread; failure only leaves the priority as is.
     unsafe {
@@ -198,11 +218,7 @@ fn write_loop(
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Record(f) => {
-                    rows.push(LedgerRow::from_record(
-                        &f.record, f.outcome, f.duration, prices,
-                    ));
-                }
+                Message::Record(f) => rows.push(f.row(prices)),
                 Message::Flush(done) => flushes.push(done),
                 Message::Stop => stop = true,
             }

@@ -96,6 +96,87 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Connects to `url` (unbounded: callers bound it with [`CONNECT_TIMEOUT`] together with what
+/// follows); the connection's task runs on the current runtime. `what` names the database in
+/// errors (`the team database`, `the ledger database`).
+pub(crate) async fn connect_client(url: &DatabaseUrl, what: &str) -> anyhow::Result<Client> {
+    let (client, connection) = url
+        .config
+        .connect(NoTls)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to {what} at {}: {e}", url.shown))?;
+    tokio::spawn(async move {
+        // Ends when the client is dropped or the server goes away; the next use says so.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// `query` within [`QUERY_TIMEOUT`]; `what` names the database in the error.
+pub(crate) async fn bounded<T>(
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    what: &str,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(QUERY_TIMEOUT, query)
+        .await
+        .map_err(|_| anyhow::anyhow!("{what} did not answer within {} s", QUERY_TIMEOUT.as_secs()))?
+        .map_err(anyhow::Error::from)
+}
+
+/// Brings a schema up to date: `migrations[i]` moves the version kept in `version_table` from
+/// `i` to `i + 1`, all in one transaction under the advisory lock `lock`, so instances starting
+/// together do not race. Also sets the session's `statement_timeout` to [`QUERY_TIMEOUT`].
+pub(crate) async fn migrate_schema(
+    client: &mut Client,
+    version_table: &str,
+    lock: i64,
+    migrations: &[&str],
+) -> anyhow::Result<()> {
+    let client = client.transaction().await?;
+    // `IF NOT EXISTS` below would otherwise say "already exists, skipping" on each start.
+    client
+        .batch_execute(&format!(
+            "SET LOCAL client_min_messages = warning; SET LOCAL lock_timeout = '{0}s'; \
+                 SET statement_timeout = '{0}s';",
+            QUERY_TIMEOUT.as_secs()
+        ))
+        .await?;
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
+        .await?;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {version_table} (version INTEGER NOT NULL);
+                 INSERT INTO {version_table} SELECT 0
+                     WHERE NOT EXISTS (SELECT 1 FROM {version_table});"
+        ))
+        .await?;
+    let version: i32 = client
+        .query_one(&format!("SELECT version FROM {version_table}"), &[])
+        .await?
+        .get(0);
+    let known = migrations.len() as i32;
+    if version < 0 {
+        anyhow::bail!("its schema version is {version}, which no codex-helper writes");
+    }
+    if version > known {
+        anyhow::bail!(
+            "its schema is version {version}, newer than this codex-helper knows ({known}); upgrade codex-helper"
+        );
+    }
+    for migration in &migrations[version as usize..] {
+        client.batch_execute(migration).await?;
+    }
+    client
+        .execute(
+            &format!("UPDATE {version_table} SET version = $1"),
+            &[&known],
+        )
+        .await?;
+    client.commit().await?;
+    Ok(())
+}
+
 /// A connection to the team's database.
 pub struct Db {
     client: Client,
@@ -138,81 +219,28 @@ impl Db {
     }
 
     async fn connect_unbounded(url: &DatabaseUrl) -> anyhow::Result<Self> {
-        let (client, connection) = url.config.connect(NoTls).await.map_err(|e| {
-            anyhow::anyhow!("cannot connect to the team database at {}: {e}", url.shown)
-        })?;
-        tokio::spawn(async move {
-            // Ends when the client is dropped or the server goes away; the next use says so.
-            let _ = connection.await;
-        });
-        let mut db = Self { client };
-        db.migrate()
-            .await
-            .with_context(|| format!("cannot prepare the team database at {}", url.shown))?;
-        Ok(db)
+        let mut client = connect_client(url, "the team database").await?;
+        migrate_schema(
+            &mut client,
+            "codex_helper_schema",
+            MIGRATION_LOCK,
+            MIGRATIONS,
+        )
+        .await
+        .with_context(|| format!("cannot prepare the team database at {}", url.shown))?;
+        Ok(Self { client })
     }
 
     /// `query` within [`QUERY_TIMEOUT`].
     async fn bounded<T>(
         query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> anyhow::Result<T> {
-        tokio::time::timeout(QUERY_TIMEOUT, query)
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the team database did not answer within {} s",
-                    QUERY_TIMEOUT.as_secs()
-                )
-            })?
-            .map_err(anyhow::Error::from)
+        bounded(query, "the team database").await
     }
 
     /// Whether the connection is gone (the server closed it or went away).
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
-    }
-
-    async fn migrate(&mut self) -> anyhow::Result<()> {
-        let client = self.client.transaction().await?;
-        // `IF NOT EXISTS` below would otherwise say "already exists, skipping" on each start.
-        client
-            .batch_execute(&format!(
-                "SET LOCAL client_min_messages = warning; SET LOCAL lock_timeout = '{0}s'; \
-                 SET statement_timeout = '{0}s';",
-                QUERY_TIMEOUT.as_secs()
-            ))
-            .await?;
-        client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS codex_helper_schema (version INTEGER NOT NULL);
-                 INSERT INTO codex_helper_schema SELECT 0
-                     WHERE NOT EXISTS (SELECT 1 FROM codex_helper_schema);",
-            )
-            .await?;
-        let version: i32 = client
-            .query_one("SELECT version FROM codex_helper_schema", &[])
-            .await?
-            .get(0);
-        let known = MIGRATIONS.len() as i32;
-        if version < 0 {
-            anyhow::bail!("its schema version is {version}, which no codex-helper writes");
-        }
-        if version > known {
-            anyhow::bail!(
-                "its schema is version {version}, newer than this codex-helper knows ({known}); upgrade codex-helper"
-            );
-        }
-        for migration in &MIGRATIONS[version as usize..] {
-            client.batch_execute(migration).await?;
-        }
-        client
-            .execute("UPDATE codex_helper_schema SET version = $1", &[&known])
-            .await?;
-        client.commit().await?;
-        Ok(())
     }
 
     /// Every key, enabled or not, by name.
