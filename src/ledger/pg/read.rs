@@ -157,8 +157,8 @@ impl LedgerRead for PgReader {
         );
         let source = match rollup_key {
             Some(key) => format!(
-                "SELECT {key} AS k, bucket_ms AS b, requests, errors, input_tokens, cached_input_tokens, output_tokens,
-                        reasoning_tokens, total_tokens, cost_usd, unpriced
+                "SELECT {key} AS k, bucket_ms AS b, requests, errors, input_tokens AS input, cached_input_tokens AS cached,
+                        output_tokens AS output, reasoning_tokens AS reasoning, total_tokens AS total, cost_usd AS cost, unpriced
                  FROM codex_helper_usage_rollup WHERE bucket_ms >= $2
                  UNION ALL {raw}"
             ),
