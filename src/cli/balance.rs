@@ -198,7 +198,7 @@ pub(super) fn add_forecasts(
     if groups.is_empty() {
         return Ok(());
     }
-    let Some(ledger) = crate::ledger::read::LedgerPlace::configured(homes)?.open()? else {
+    let Some(ledger) = crate::ledger::place::LedgerPlace::configured(homes)?.open()? else {
         return Ok(());
     };
     let window = FORECAST_WINDOW.as_millis() as u64;

@@ -117,9 +117,9 @@ fn codex(
     let Some(thread) = turn.thread_id.clone() else {
         return skip("the payload has no thread-id".into());
     };
-    let ledger = crate::ledger::read::LedgerPlace::configured(homes)?;
+    let ledger = crate::ledger::place::LedgerPlace::configured(homes)?;
     let running = crate::running::find(&homes.running());
-    if let (None, crate::ledger::read::LedgerPlace::File(path)) = (&running, &ledger) {
+    if let (None, crate::ledger::place::LedgerPlace::File(path)) = (&running, &ledger) {
         if !path.exists() {
             return skip(format!("no ledger at {} yet", path.display()));
         }

@@ -10,9 +10,9 @@ use super::usage_source::Source;
 use crate::config::Homes;
 use crate::ledger::import;
 use crate::ledger::pg::read::PgReader;
+use crate::ledger::place::LedgerPlace;
 use crate::ledger::pricing::PriceBook;
 use crate::ledger::query::{Filter, GroupBy, RequestLine, SummaryRow};
-use crate::ledger::read::LedgerPlace;
 use crate::ledger::report::SummaryReport;
 use crate::ledger::store;
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::ledger::pg::copy::sqlite_rows_after;
 use crate::ledger::pg::read::PgReader;
 use crate::ledger::pg::writer::BATCH;
-use crate::ledger::read::LedgerPlace;
+use crate::ledger::place::LedgerPlace;
 use crate::ledger::store;
 
 pub fn run(place: &LedgerPlace, from: &Path, json: bool) -> anyhow::Result<()> {

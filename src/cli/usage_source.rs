@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 
 use crate::admin::client::{self, Unreachable};
+use crate::ledger::place::LedgerPlace;
 use crate::ledger::query::{Filter, GroupBy, RequestLine};
-use crate::ledger::read::{LedgerPlace, Reader};
+use crate::ledger::read::Reader;
 use crate::ledger::report::{SummaryReport, summary_report};
 use crate::running::RunningServe;
 use crate::time::now_ms;

@@ -231,12 +231,12 @@ pub struct Filter {
     pub after_id: Option<i64>,
 }
 
-/// The newest `limit` requests matching `filter`, newest first.
-pub fn find(
-    conn: &Connection,
+/// `filter` as a `WHERE` clause (empty when it filters nothing) and its text arguments, in
+/// order; `param(n)` spells the n-th (1-based) placeholder in the database's dialect.
+pub(crate) fn filter_sql(
     filter: &Filter,
-    limit: usize,
-) -> rusqlite::Result<Vec<RequestLine>> {
+    param: impl Fn(usize) -> String,
+) -> (String, Vec<String>) {
     let mut clauses = Vec::new();
     let mut args: Vec<String> = Vec::new();
     if filter.errors_only {
@@ -244,18 +244,18 @@ pub fn find(
     }
     if let Some(p) = &filter.provider {
         args.push(p.clone());
-        clauses.push(format!("provider = ?{}", args.len()));
+        clauses.push(format!("provider = {}", param(args.len())));
     }
     if let Some(m) = &filter.model {
         args.push(m.clone());
         clauses.push(format!(
-            "(model_sent = ?{n} OR model_requested = ?{n})",
-            n = args.len()
+            "(model_sent = {n} OR model_requested = {n})",
+            n = param(args.len())
         ));
     }
     if let Some(s) = &filter.session {
         args.push(s.clone());
-        clauses.push(format!("session_id = ?{}", args.len()));
+        clauses.push(format!("session_id = {}", param(args.len())));
     }
     if let Some(id) = filter.after_id {
         clauses.push(format!("id > {id}"));
@@ -265,6 +265,16 @@ pub fn find(
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
+    (filter_sql, args)
+}
+
+/// The newest `limit` requests matching `filter`, newest first.
+pub fn find(
+    conn: &Connection,
+    filter: &Filter,
+    limit: usize,
+) -> rusqlite::Result<Vec<RequestLine>> {
+    let (filter_sql, args) = filter_sql(filter, |n| format!("?{n}"));
     let sql = format!(
         "SELECT id, trace_id, started_ms, datetime(started_ms / 1000, 'unixepoch', 'localtime'), method, path, session_id, provider, endpoint,
                 COALESCE(model_sent, model_requested), status, outcome, error_class, total_tokens, cost_usd, ttfb_ms, duration_ms,

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::row::LedgerRow;
-use super::store::BUCKET_MS;
+
+/// The rollup bucket width.
+pub const BUCKET_MS: u64 = 900_000;
 
 /// A rollup line's key: bucket start, provider (`-` when none), model (sent, else asked for,
 /// else `-`).

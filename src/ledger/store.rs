@@ -123,8 +123,7 @@ CREATE INDEX requests_by_user ON requests(user_name, started_ms) WHERE user_name
 "#,
 ];
 
-/// The rollup bucket width.
-pub const BUCKET_MS: u64 = 900_000;
+pub use super::rollup::BUCKET_MS;
 
 /// Opens (creating if needed) and migrates the ledger at `path`.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {

@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 
 use super::schema;
 use crate::ledger::query::{
-    Chain, Filter, GroupBy, IS_ERROR, RequestLine, SummaryRow, local_datetime,
+    Chain, Filter, GroupBy, IS_ERROR, RequestLine, SummaryRow, filter_sql, local_datetime,
 };
 use crate::ledger::read::{LedgerRead, Spend};
 use crate::ledger::row::LedgerRow;
@@ -203,34 +203,7 @@ impl LedgerRead for PgReader {
     }
 
     fn find(&self, filter: &Filter, limit: usize) -> anyhow::Result<Vec<RequestLine>> {
-        let mut clauses = Vec::new();
-        let mut args: Vec<String> = Vec::new();
-        if filter.errors_only {
-            clauses.push(IS_ERROR.to_string());
-        }
-        if let Some(p) = &filter.provider {
-            args.push(p.clone());
-            clauses.push(format!("provider = ${}", args.len()));
-        }
-        if let Some(m) = &filter.model {
-            args.push(m.clone());
-            clauses.push(format!(
-                "(model_sent = ${n} OR model_requested = ${n})",
-                n = args.len()
-            ));
-        }
-        if let Some(s) = &filter.session {
-            args.push(s.clone());
-            clauses.push(format!("session_id = ${}", args.len()));
-        }
-        if let Some(id) = filter.after_id {
-            clauses.push(format!("id > {id}"));
-        }
-        let filter_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
+        let (filter_sql, args) = filter_sql(filter, |n| format!("${n}"));
         let sql = format!(
             "SELECT id, trace_id, started_ms, method, path, session_id, provider, endpoint, COALESCE(model_sent, model_requested),
                     status, outcome, error_class, total_tokens, cost_usd, ttfb_ms, duration_ms, model_requested, model_sent
