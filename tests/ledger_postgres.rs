@@ -348,6 +348,24 @@ async fn rows_wait_in_the_spool_while_the_database_is_away_and_land_once_when_it
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&spool).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(counts(pg, &plain), (0, 0));
+    // The admin API still answers: the console's snapshot without the usage it cannot read, the
+    // summary with the database's error.
+    let api = homes.admin_base();
+    let (status, snapshot, text) =
+        support::cli::admin_call("GET", &format!("{api}/snapshot"), None).await;
+    assert_eq!(status, 200, "{snapshot}");
+    assert!(snapshot["usage"].is_null(), "{snapshot}");
+    assert_eq!(
+        snapshot["runtime"]["ledger"]["spooled"], 3,
+        "the rows waiting on disk: {snapshot}"
+    );
+    assert!(!text.contains(PASSWORD));
+    let (status, _, text) =
+        support::cli::admin_call("GET", &format!("{api}/request-ledger/summary"), None).await;
+    assert!(
+        status >= 500 && text.contains("ledger database") && !text.contains(PASSWORD),
+        "{status} {text}"
+    );
 
     // Back: the spool is replayed, in order, and removed; new rows follow.
     cable.set(true);

@@ -24,8 +24,8 @@ use crate::diagnose::capabilities::Options;
 use crate::diagnose::evidence::{EvidenceFilter, EvidenceKind, EvidenceLog};
 use crate::diagnose::exchange::Limits;
 use crate::diagnose::{self, Context, Targets, smoke};
-use crate::ledger::place::LedgerPlace;
-use crate::ledger::read::Reader;
+use crate::ledger::place::KeptReader;
+use crate::ledger::read::LedgerRead;
 use crate::ledger::report::{SinceError, summary_report};
 use crate::ledger::writer::LedgerStats;
 use crate::ledger::{query, series};
@@ -47,7 +47,7 @@ pub struct ServeConsole {
     /// `None` when the ledger is off.
     pub ledger: Option<Arc<LedgerStats>>,
     /// Where the ledger is read from (the SQLite file, or `[ledger] url`'s PostgreSQL).
-    pub ledger_place: LedgerPlace,
+    pub ledger_reader: Arc<KeptReader>,
     pub codex_binary: PathBuf,
     pub reload: Reload,
     /// Notified to stop the serve.
@@ -119,7 +119,7 @@ impl Console for ServeConsole {
         let ledger = self.ledger.as_ref().map(|stats| {
             use std::sync::atomic::Ordering::Relaxed;
             json!({"written": stats.written.load(Relaxed), "dropped": stats.dropped.load(Relaxed),
-                   "failed": stats.failed.load(Relaxed)})
+                   "failed": stats.failed.load(Relaxed), "spooled": stats.spooled.load(Relaxed)})
         });
         Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -230,9 +230,9 @@ impl Console for ServeConsole {
                     "overrides": self.overrides_of(&id)})
             })
             .collect();
-        let place = self.ledger_place.clone();
+        let reader = self.ledger_reader.clone();
         async move {
-            let usage = tokio::task::spawn_blocking(move || usage_rollups(&place)).await??;
+            let usage = tokio::task::spawn_blocking(move || usage_rollups(&reader)).await??;
             Ok(json!({
                 "at_ms": crate::time::now_ms(),
                 "runtime": runtime?,
@@ -255,18 +255,16 @@ impl Console for ServeConsole {
         let binding = self.state.routing.affinity.any(&id);
         let next = self.explain_now(None, Some(&id));
         let overrides = self.overrides_of(&id);
-        let place = self.ledger_place.clone();
+        let reader = self.ledger_reader.clone();
         async move {
             let session = id.clone();
             let requests = tokio::task::spawn_blocking(move || {
-                let Some(ledger) = place.open()? else {
-                    return anyhow::Ok(Vec::new());
-                };
                 let filter = query::Filter {
                     session: Some(session),
                     ..query::Filter::default()
                 };
-                ledger.find(&filter, 20)
+                let found = reader.read(|ledger| ledger.find(&filter, 20))?;
+                anyhow::Ok(found.unwrap_or_default())
             })
             .await??;
             if binding.is_none() && requests.is_empty() && overrides.is_null() {
@@ -281,10 +279,9 @@ impl Console for ServeConsole {
     }
 
     fn ledger_recent(&self, query: RecentQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let place = self.ledger_place.clone();
+        let reader = self.ledger_reader.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let ledger = open_ledger(&place)?;
                 let filter = query::Filter {
                     errors_only: query.errors_only,
                     provider: query.provider,
@@ -292,7 +289,7 @@ impl Console for ServeConsole {
                     session: query.session,
                     after_id: None,
                 };
-                let rows = ledger.find(&filter, query.limit)?;
+                let rows = read_ledger(&reader, |ledger| ledger.find(&filter, query.limit))?;
                 Ok(json!({ "requests": rows }))
             })
             .await?
@@ -301,10 +298,12 @@ impl Console for ServeConsole {
     }
 
     fn ledger_series(&self, query: SeriesQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let place = self.ledger_place.clone();
+        let reader = self.ledger_reader.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let path = place.file_only("the usage series (`/request-ledger/series`)")?;
+                let path = reader
+                    .place()
+                    .file_only("the usage series (`/request-ledger/series`)")?;
                 if !path.exists() {
                     return Err(Problem::not_found("the ledger has no requests yet").into());
                 }
@@ -323,13 +322,13 @@ impl Console for ServeConsole {
     }
 
     fn ledger_chain(&self, trace_id: String) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let place = self.ledger_place.clone();
+        let reader = self.ledger_reader.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let ledger = open_ledger(&place)?;
-                let chain = ledger.chain(&trace_id)?.ok_or_else(|| {
-                    Problem::not_found(format!("the ledger has no request `{trace_id}`"))
-                })?;
+                let chain =
+                    read_ledger(&reader, |ledger| ledger.chain(&trace_id))?.ok_or_else(|| {
+                        Problem::not_found(format!("the ledger has no request `{trace_id}`"))
+                    })?;
                 Ok(serde_json::to_value(chain)?)
             })
             .await?
@@ -338,7 +337,7 @@ impl Console for ServeConsole {
     }
 
     fn ledger_summary(&self, q: SummaryQuery) -> BoxFuture<'static, anyhow::Result<Value>> {
-        let place = self.ledger_place.clone();
+        let reader = self.ledger_reader.clone();
         async move {
             tokio::task::spawn_blocking(move || {
                 let by_name = q.by.as_deref().unwrap_or("provider");
@@ -356,14 +355,14 @@ impl Console for ServeConsole {
                         })
                     })
                     .transpose()?;
-                let ledger = open_ledger(&place)?;
                 let since = q.since.unwrap_or_else(|| "24h".into());
-                let report =
-                    summary_report(ledger.as_ref(), &since, by, balance, crate::time::now_ms())
-                        .map_err(|e| match e.downcast::<SinceError>() {
-                            Ok(since) => Problem::bad_request(since.to_string()).into(),
-                            Err(e) => e,
-                        })?;
+                let report = read_ledger(&reader, |ledger| {
+                    summary_report(ledger, &since, by, balance, crate::time::now_ms())
+                })
+                .map_err(|e| match e.downcast::<SinceError>() {
+                    Ok(since) => Problem::bad_request(since.to_string()).into(),
+                    Err(e) => e,
+                })?;
                 Ok(serde_json::to_value(report)?)
             })
             .await?
@@ -548,31 +547,53 @@ fn timeout(given: Option<u64>, default: u64, max: u64) -> anyhow::Result<Duratio
 }
 
 /// Totals of the last hour and day, and the day by provider; `null` without a ledger.
-fn usage_rollups(place: &LedgerPlace) -> anyhow::Result<Value> {
-    let Some(ledger) = place.open()? else {
-        return Ok(Value::Null);
-    };
+fn usage_rollups(reader: &KeptReader) -> anyhow::Result<Value> {
     let now = crate::time::now_ms();
-    let hour = ledger.summary(now.saturating_sub(3_600_000), query::GroupBy::Provider)?;
-    let day = ledger.summary(now.saturating_sub(24 * 3_600_000), query::GroupBy::Provider)?;
-    Ok(json!({
-        "last_hour": query::total(&hour),
-        "last_24h": query::total(&day),
-        "by_provider_24h": day,
-    }))
+    let sums = reader.read(|ledger| {
+        let hour = ledger.summary(now.saturating_sub(3_600_000), query::GroupBy::Provider)?;
+        let day = ledger.summary(now.saturating_sub(24 * 3_600_000), query::GroupBy::Provider)?;
+        Ok(json!({
+            "last_hour": query::total(&hour),
+            "last_24h": query::total(&day),
+            "by_provider_24h": day,
+        }))
+    });
+    Ok(unless_database_away(reader, sums)?
+        .flatten()
+        .unwrap_or(Value::Null))
+}
+
+/// A PostgreSQL ledger that cannot be read leaves the status and sessions without their usage
+/// (said in the log) rather than failing them: the proxy serves on meanwhile.
+fn unless_database_away<T>(
+    reader: &KeptReader,
+    answer: anyhow::Result<Option<T>>,
+) -> anyhow::Result<Option<Option<T>>> {
+    match answer {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if reader.place().kind() == "postgres" => {
+            tracing::debug!("usage left out: {e:#}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Each session's totals over the last 24 hours (none when there is no ledger yet).
-pub(super) fn session_usage(place: &LedgerPlace) -> anyhow::Result<Vec<query::SummaryRow>> {
-    let Some(ledger) = place.open()? else {
-        return Ok(Vec::new());
-    };
+pub(super) fn session_usage(reader: &KeptReader) -> anyhow::Result<Vec<query::SummaryRow>> {
     let since = crate::time::now_ms().saturating_sub(24 * 3_600_000);
-    ledger.summary(since, query::GroupBy::Session)
+    let rows = reader.read(|ledger| ledger.summary(since, query::GroupBy::Session));
+    Ok(unless_database_away(reader, rows)?
+        .flatten()
+        .unwrap_or_default())
 }
 
-fn open_ledger(place: &LedgerPlace) -> anyhow::Result<Reader> {
-    place
-        .open()?
+/// `read` over the ledger; not found when there is none yet.
+fn read_ledger<T>(
+    reader: &KeptReader,
+    read: impl FnOnce(&dyn LedgerRead) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    reader
+        .read(read)?
         .ok_or_else(|| Problem::not_found("the ledger has no requests yet").into())
 }

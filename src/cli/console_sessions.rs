@@ -53,9 +53,9 @@ impl ServeConsole {
         let recent = self.state.routing.affinity.recent(limit);
         let mut overridden = self.state.overrides.all();
         let graph_key = self.state.plan().graph.key.clone();
-        let place = self.ledger_place.clone();
+        let reader = self.ledger_reader.clone();
         async move {
-            let usage = tokio::task::spawn_blocking(move || super::console::session_usage(&place))
+            let usage = tokio::task::spawn_blocking(move || super::console::session_usage(&reader))
                 .await??;
             let usage_of = |id: &str| {
                 let used = usage.iter().find(|row| row.key == id);

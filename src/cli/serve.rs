@@ -303,7 +303,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             proxy: server.addr,
             started_ms: crate::time::now_ms(),
             ledger: ledger.as_ref().map(Ledger::stats),
-            ledger_place,
+            ledger_reader: Arc::new(crate::ledger::place::KeptReader::new(ledger_place)),
             codex_binary,
             reload: Arc::new(move || reload(&reload_state, &reload_path, listen)),
             shutdown: stop_asked.clone(),

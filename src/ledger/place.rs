@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::read::Reader;
+use super::read::{LedgerRead, Reader};
 use crate::config::Homes;
 use crate::config::model::LedgerSettings;
 use crate::team::db::DatabaseUrl;
@@ -74,5 +74,51 @@ impl LedgerPlace {
             Self::File(_) => "sqlite",
             Self::Postgres(_) => "postgres",
         }
+    }
+}
+
+/// A reader kept between calls (the admin API's): PostgreSQL's connection is made once, and
+/// again after a failure; the SQLite file is opened for each call, as it always was.
+pub struct KeptReader {
+    place: LedgerPlace,
+    kept: std::sync::Mutex<Option<Reader>>,
+}
+
+impl KeptReader {
+    pub fn new(place: LedgerPlace) -> Self {
+        Self {
+            place,
+            kept: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn place(&self) -> &LedgerPlace {
+        &self.place
+    }
+
+    /// `read` over the ledger (blocking: not on an event loop); `None` when there is none yet
+    /// (no SQLite file). Calls on PostgreSQL take turns on the one connection.
+    pub fn read<T>(
+        &self,
+        read: impl FnOnce(&dyn LedgerRead) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Option<T>> {
+        if let LedgerPlace::File(_) = &self.place {
+            return match self.place.open()? {
+                Some(ledger) => read(ledger.as_ref()).map(Some),
+                None => Ok(None),
+            };
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.is_none() {
+            *kept = self.place.open()?;
+        }
+        let Some(ledger) = kept.as_deref() else {
+            return Ok(None);
+        };
+        let answer = read(ledger);
+        if answer.is_err() {
+            *kept = None; // connected again next time
+        }
+        answer.map(Some)
     }
 }
