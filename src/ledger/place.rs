@@ -122,3 +122,42 @@ impl KeptReader {
         answer.map(Some)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_unless_a_url_is_set_and_sqlite_only_features_say_so() {
+        let homes = Homes {
+            helper: PathBuf::from("/h"),
+            codex: PathBuf::from("/c"),
+        };
+        let no_env = |_: &str| None;
+        let file = LedgerPlace::of(&homes, &LedgerSettings::default(), &no_env).unwrap();
+        assert_eq!(file.kind(), "sqlite");
+        assert_eq!(file.file_only("x").unwrap(), homes.ledger());
+        let settings = LedgerSettings {
+            url: Some("env:LEDGER_URL".into()),
+            ..LedgerSettings::default()
+        };
+        let err = format!(
+            "{:#}",
+            LedgerPlace::of(&homes, &settings, &no_env).unwrap_err()
+        );
+        assert!(err.contains("LEDGER_URL is not set"), "{err}");
+        let env = |_: &str| Some("postgres://u:pw-secret@127.0.0.1:1/l".to_string());
+        let pg = LedgerPlace::of(&homes, &settings, &env).unwrap();
+        assert_eq!(pg.kind(), "postgres");
+        let err = pg.file_only("`usage reprice`").unwrap_err().to_string();
+        assert!(
+            err.contains("not available with a PostgreSQL ledger yet"),
+            "{err}"
+        );
+        assert!(!format!("{pg:?}").contains("pw-secret"));
+        assert_eq!(
+            LedgerPlace::spool_path(&homes),
+            PathBuf::from("/h/state/ledger-spool.jsonl")
+        );
+    }
+}
