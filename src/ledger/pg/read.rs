@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 
 use super::schema;
 use crate::ledger::query::{
-    Chain, Filter, GroupBy, IS_ERROR, RequestLine, SummaryRow, filter_sql, local_datetime,
+    Chain, Filter, GroupBy, IS_ERROR, RequestLine, SummaryRow, filter_sql, local_datetime, total,
 };
 use crate::ledger::read::{LedgerRead, Spend};
 use crate::ledger::row::LedgerRow;
@@ -101,31 +101,15 @@ fn keys(by: GroupBy) -> (&'static str, Option<&'static str>) {
 /// Folds grouped sums into `usage summary`'s rows, most tokens first (then most requests,
 /// then by key).
 fn fold(parts: impl IntoIterator<Item = SummaryRow>) -> Vec<SummaryRow> {
-    let mut groups: BTreeMap<String, SummaryRow> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<SummaryRow>> = BTreeMap::new();
     for p in parts {
-        let g = groups.entry(p.key.clone()).or_insert_with(|| SummaryRow {
-            key: p.key.clone(),
-            ..SummaryRow::default()
-        });
-        g.requests += p.requests;
-        g.errors += p.errors;
-        g.input_tokens += p.input_tokens;
-        g.cached_input_tokens += p.cached_input_tokens;
-        g.output_tokens += p.output_tokens;
-        g.reasoning_tokens += p.reasoning_tokens;
-        g.total_tokens += p.total_tokens;
-        g.cost_usd += p.cost_usd;
-        g.unpriced += p.unpriced;
+        groups.entry(p.key.clone()).or_default().push(p);
     }
     let mut rows: Vec<SummaryRow> = groups
-        .into_values()
-        .map(|mut g| {
-            g.cache_hit_rate = if g.input_tokens > 0 {
-                g.cached_input_tokens as f64 / g.input_tokens as f64
-            } else {
-                0.0
-            };
-            g
+        .into_iter()
+        .map(|(key, parts)| SummaryRow {
+            key,
+            ..total(&parts)
         })
         .collect();
     rows.sort_by(|a, b| {
