@@ -158,6 +158,10 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
         false => None,
     };
+    let team_redis = match args.team {
+        true => start_team_redis(&loaded.config.team, &env)?,
+        false => None,
+    };
     for key in &loaded.deferred_keys {
         tracing::warn!(
             "{}: `{key}` is recognised but not used by this version yet",
@@ -252,7 +256,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         if discover::configured(&settings.codex_binary).is_some() {
             codex_client.pin_binary();
         }
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_metrics(metrics));
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_metrics(metrics));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
             Ok(0) => {}
@@ -736,6 +740,29 @@ fn reload(
 
 /// How often the config file is checked for changes.
 const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Team mode's Redis, where instances share state; none (each instance on its own state,
+/// said at start) without `[team] redis_url`. Redis need not answer yet.
+fn start_team_redis(
+    team: &crate::config::model::TeamSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<crate::shared::redis::TeamRedis>> {
+    use crate::shared::redis::{RedisUrl, TeamRedis};
+    let Some(setting) = team.redis_url.as_deref() else {
+        tracing::warn!(
+            "team mode without [team] redis_url: this instance keeps its own routing state and limits; \
+             set it so every instance behind the same address shares them"
+        );
+        return Ok(None);
+    };
+    let url = RedisUrl::from_setting(setting, env)?;
+    tracing::info!(
+        "team mode: sharing state through the team's Redis at {}",
+        url.shown()
+    );
+    let wait = std::time::Duration::from_millis(team.redis_wait_ms.clamp(1, 1_000));
+    Ok(Some(TeamRedis::start(url, wait)?))
+}
 
 /// Team mode's member keys: the copy of the team's key table this instance checks requests
 /// against, kept by a thread of its own (see [`crate::team::keys`]). The database need not

@@ -141,6 +141,9 @@ pub struct ProxyState {
     /// Team mode's member keys ([`members`]): every request must carry one. None unless
     /// `serve --team` sets them.
     pub member_keys: Option<Arc<dyn members::MemberKeys>>,
+    /// The team's Redis (see [`crate::shared`]), where team instances share state. None
+    /// unless `serve --team` has `[team] redis_url`.
+    pub team_redis: Option<crate::shared::redis::TeamRedis>,
     /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
     /// its record sink.
     pub metrics: Arc<crate::metrics::Registry>,
@@ -179,6 +182,7 @@ impl ProxyState {
             filter: crate::filter::FilterSlot::default(),
             client_key: None,
             member_keys: None,
+            team_redis: None,
             metrics: Arc::default(),
             runtimes: runtimes::ServingRuntimes::default(),
         })
@@ -209,6 +213,12 @@ impl ProxyState {
     /// Asks every request for a team member's key (see [`members`]).
     pub fn with_member_keys(mut self, keys: Option<Arc<dyn members::MemberKeys>>) -> Self {
         self.member_keys = keys;
+        self
+    }
+
+    /// Shares state with the team's other instances through `redis` (see [`crate::shared`]).
+    pub fn with_team_redis(mut self, redis: Option<crate::shared::redis::TeamRedis>) -> Self {
+        self.team_redis = redis;
         self
     }
 
