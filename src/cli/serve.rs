@@ -162,6 +162,14 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         true => start_team_redis(&loaded.config.team, &env)?,
         false => None,
     };
+    let team_limits = match args.team {
+        true => Some(start_team_limits(
+            &loaded.config.team,
+            team_redis.clone(),
+            &homes,
+        )?),
+        false => None,
+    };
     for key in &loaded.deferred_keys {
         tracing::warn!(
             "{}: `{key}` is recognised but not used by this version yet",
@@ -256,7 +264,11 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         if discover::configured(&settings.codex_binary).is_some() {
             codex_client.pin_binary();
         }
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_metrics(metrics));
+        let sink: Arc<dyn RecordSink> = match &team_limits {
+            Some(limits) => Arc::new(crate::shared::team_limits::SpendSink { inner: sink, limits: limits.clone() }),
+            None => sink,
+        };
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_team_limits(team_limits).with_metrics(metrics));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
             Ok(0) => {}
@@ -762,6 +774,28 @@ fn start_team_redis(
     );
     let wait = std::time::Duration::from_millis(team.redis_wait_ms.clamp(1, 1_000));
     Ok(Some(TeamRedis::start(url, wait)?))
+}
+
+/// Team mode's limits: concurrency permits across instances (with Redis) and members' own
+/// limits, whose spend is priced with the same book as the ledger's.
+fn start_team_limits(
+    team: &crate::config::model::TeamSettings,
+    redis: Option<crate::shared::redis::TeamRedis>,
+    homes: &Homes,
+) -> anyhow::Result<Arc<crate::shared::team_limits::TeamLimits>> {
+    use crate::shared::{member_limits::MemberLimiter, permits::GlobalPermits};
+    let lease = std::time::Duration::from_millis(team.permit_lease_ms);
+    let permits = match &redis {
+        Some(redis) => Some(GlobalPermits::start(redis.clone(), lease)?),
+        None => None,
+    };
+    let prices =
+        PriceBook::load(&homes.pricing_overrides()).unwrap_or_else(|_| PriceBook::built_in());
+    let members = MemberLimiter::start(redis, prices)?;
+    Ok(Arc::new(crate::shared::team_limits::TeamLimits {
+        permits,
+        members,
+    }))
 }
 
 /// Team mode's member keys: the copy of the team's key table this instance checks requests

@@ -498,6 +498,10 @@ pub struct TeamSettings {
     /// The longest (ms) a request waits on Redis; past it, the instance goes on with its own
     /// copy of the state.
     pub redis_wait_ms: u64,
+    /// How long (ms) a global concurrency permit lives in Redis without renewal: a held
+    /// permit is renewed every third of it, so an instance that dies gives its permits back
+    /// within this.
+    pub permit_lease_ms: u64,
 }
 
 impl Default for TeamSettings {
@@ -508,6 +512,7 @@ impl Default for TeamSettings {
             key_cache_secs: 600,
             redis_url: None,
             redis_wait_ms: 20,
+            permit_lease_ms: 20_000,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod images;
 pub mod inspect;
 pub mod limits;
 pub mod loops;
+pub mod member_limits;
 pub mod members;
 pub mod overrides;
 pub mod pipeline;
@@ -144,6 +145,8 @@ pub struct ProxyState {
     /// The team's Redis (see [`crate::shared`]), where team instances share state. None
     /// unless `serve --team` has `[team] redis_url`.
     pub team_redis: Option<crate::shared::redis::TeamRedis>,
+    /// Team mode's limits: concurrency across instances, members' own ([`member_limits`]).
+    pub team_limits: Option<Arc<crate::shared::team_limits::TeamLimits>>,
     /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
     /// its record sink.
     pub metrics: Arc<crate::metrics::Registry>,
@@ -183,6 +186,7 @@ impl ProxyState {
             client_key: None,
             member_keys: None,
             team_redis: None,
+            team_limits: None,
             metrics: Arc::default(),
             runtimes: runtimes::ServingRuntimes::default(),
         })
@@ -219,6 +223,15 @@ impl ProxyState {
     /// Shares state with the team's other instances through `redis` (see [`crate::shared`]).
     pub fn with_team_redis(mut self, redis: Option<crate::shared::redis::TeamRedis>) -> Self {
         self.team_redis = redis;
+        self
+    }
+
+    /// Applies team mode's limits (see [`crate::shared::team_limits`]).
+    pub fn with_team_limits(
+        mut self,
+        limits: Option<Arc<crate::shared::team_limits::TeamLimits>>,
+    ) -> Self {
+        self.team_limits = limits;
         self
     }
 

@@ -36,6 +36,7 @@ use super::headers::client_response_headers;
 use super::health;
 use super::images;
 use super::loops;
+use super::member_limits;
 use super::members;
 use super::overrides::{self, Overridden};
 use super::receive::{ClientRequest, decode_body, read_body};
@@ -81,6 +82,9 @@ where
         if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
             return refusal.answer(record);
         }
+        if let Err(response) = member_limits::enforce(&state, false, &mut record).await {
+            return response;
+        }
         return websocket::upgrade(state, parts, record).await;
     }
 
@@ -90,6 +94,11 @@ where
         Err(refusal) => return refusal.answer(record),
     };
     record.announce();
+
+    // 1b. team mode: the member's own limits (requests a minute, money a day)
+    if let Err(response) = member_limits::enforce(&state, request.codex_stream, &mut record).await {
+        return response;
+    }
 
     // 2. plan
     let plan = state.plan();
@@ -239,9 +248,12 @@ async fn route<'a>(
             }
         };
         let upstream = router.upstream(index);
-        let Some((permit, probe)) = router.claim(state, plan, index, now) else {
+        let Some((mut permit, probe)) = router.claim(state, plan, index, now) else {
             continue;
         };
+        if !router.claim_global(state, index, &mut permit).await {
+            continue;
+        }
         let (answer, probe) = match attempt_endpoint(state, plan, request, upstream, record).await {
             Verdict::Answered(answer) => {
                 remember_affinity(state, router, upstream.key().as_str(), record);

@@ -292,6 +292,7 @@ impl RoutingState {
             return Some(Permit {
                 counts: None,
                 group: String::new(),
+                also: None,
             });
         };
         let mut counts = self.in_flight.lock().expect("in-flight lock");
@@ -303,6 +304,7 @@ impl RoutingState {
         Some(Permit {
             counts: Some(self.in_flight.clone()),
             group: limit.group.clone(),
+            also: None,
         })
     }
 }
@@ -414,6 +416,21 @@ impl Drop for HealthProbe {
 pub struct Permit {
     counts: Option<Arc<Mutex<HashMap<String, u32>>>>,
     group: String,
+    /// A slot held elsewhere for the same request (team mode's permit across instances,
+    /// `shared::permits`), given back with this one.
+    also: Option<Box<dyn PermitHold>>,
+}
+
+/// Anything a [`Permit`] can carry and drop with itself.
+pub trait PermitHold: Send + Sync + std::fmt::Debug {}
+
+impl<T: Send + Sync + std::fmt::Debug> PermitHold for T {}
+
+impl Permit {
+    /// Holds `hold` for as long as this permit.
+    pub fn hold_also(&mut self, hold: Box<dyn PermitHold>) {
+        self.also = Some(hold);
+    }
 }
 
 impl Drop for Permit {

@@ -218,7 +218,10 @@ async fn connect(
         {
             return None;
         }
-        let (permit, probe) = router.claim(state, plan, index, now)?;
+        let (mut permit, probe) = router.claim(state, plan, index, now)?;
+        if !router.claim_global(state, index, &mut permit).await {
+            return None;
+        }
         let started = Instant::now();
         match open(state, upstream, request).await {
             Ok(Opened { socket, headers }) => {
