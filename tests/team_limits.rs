@@ -147,25 +147,30 @@ where
     }
 }
 
-/// The relay's config with `extra` in its provider table.
-fn relay_table(relay: &MockRelay, extra: &str) -> String {
-    format!(
-        "[codex.providers.relay]\nbase_url = \"{}\"\nauth_token_env = \"RELAY_KEY\"\n{extra}\n",
+/// Two instances serving the team of `services` with one relay, `[balance]` set to
+/// `balance`, and `after` (more tables) at the end of the config.
+async fn two_instances(
+    services: &Services,
+    relay: &MockRelay,
+    balance: &str,
+    after: &str,
+) -> (Instance, Instance) {
+    let config = format!(
+        "version = 5\n{}[balance]\n{balance}\n[codex.providers.relay]\nbase_url = \"{}\"\nauth_token_env = \"RELAY_KEY\"\n{after}",
+        services.team_table(),
         relay.base_url()
-    )
+    );
+    let a = Instance::start(&services.db, &config).await;
+    let b = Instance::start(&services.db, &config).await;
+    (a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concurrency_limit_holds_across_instances_and_a_killed_instance_gives_its_permits_back() {
     let services = Services::start("limits_concurrency");
     let relay = MockRelay::start("limited").await;
-    let config = format!(
-        "version = 5\n{}[balance]\nenabled = false\n{}[codex.providers.relay.limits]\nmax_concurrent_requests = 2\n",
-        services.team_table(),
-        relay_table(&relay, "")
-    );
-    let a = Instance::start(&services.db, &config).await;
-    let mut b = Instance::start(&services.db, &config).await;
+    let limits = "[codex.providers.relay.limits]\nmax_concurrent_requests = 2\n";
+    let (a, mut b) = two_instances(&services, &relay, "enabled = false", limits).await;
     let key = add_member(&a.homes, &services.db, "ann", &[]).await;
 
     // Two streams held open by the relay: one through each instance.
@@ -232,13 +237,7 @@ async fn a_concurrency_limit_holds_across_instances_and_a_killed_instance_gives_
 async fn a_members_rate_and_budget_are_counted_across_instances_with_the_documented_answers() {
     let services = Services::start("limits_members");
     let relay = MockRelay::start("relay").await;
-    let config = format!(
-        "version = 5\n{}[balance]\nenabled = false\n{}",
-        services.team_table(),
-        relay_table(&relay, "")
-    );
-    let a = Instance::start(&services.db, &config).await;
-    let b = Instance::start(&services.db, &config).await;
+    let (a, b) = two_instances(&services, &relay, "enabled = false", "").await;
     let ann = add_member(&a.homes, &services.db, "ann", &["--rpm", "3"]).await;
     let bob = add_member(
         &b.homes,
@@ -361,13 +360,7 @@ async fn a_relays_balance_is_polled_once_per_window_for_the_whole_team() {
         "quota": {"limit": 20, "used": 20.0, "remaining": 0.0}});
     relay.answer_get("/v1/usage", 200, &empty.to_string());
     // Both instances look every relay up when they start.
-    let config = format!(
-        "version = 5\n{}[balance]\nrefresh_on_start = true\n{}",
-        services.team_table(),
-        relay_table(&relay, "")
-    );
-    let a = Instance::start(&services.db, &config).await;
-    let b = Instance::start(&services.db, &config).await;
+    let (a, b) = two_instances(&services, &relay, "refresh_on_start = true", "").await;
 
     for instance in [&a, &b] {
         let status = eventually("a balance on each instance", || {

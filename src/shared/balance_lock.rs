@@ -1,8 +1,7 @@
 //! One balance poll per relay per window for the whole team: before looking an endpoint's
 //! balance up, an instance takes the endpoint's turn (`SET NX PX window`, window = the
 //! adapter's poll interval). The instance that has it polls and publishes the snapshot;
-//! the others read that snapshot instead of polling. Also a general leader lock with an
-//! expiry for jobs one instance at a time should run.
+//! the others read that snapshot instead of polling.
 //!
 //! Text in, text out: the snapshot's shape is the balance module's business. With Redis
 //! away every instance polls for itself, as a lone helper does.
@@ -32,20 +31,10 @@ pub fn snapshot_key(endpoint: &str) -> String {
     format!("{KEY_PREFIX}balance:snapshot:{endpoint}")
 }
 
-/// Takes `name`'s lock for `hold` if nobody holds it (`SET NX PX`). The general form of a
-/// poll turn, for periodic jobs one instance at a time should run.
-pub async fn take_lock(redis: &TeamRedis, name: &str, hold: Duration) -> Turn {
-    let key = format!("{KEY_PREFIX}lock:{name}");
-    take(redis, key, hold).await
-}
-
-/// Takes the endpoint's poll turn for `window`.
+/// Takes the endpoint's poll turn for `window` (`SET NX PX`).
 pub async fn take_turn(redis: &TeamRedis, endpoint: &str, window: Duration) -> Turn {
-    take(redis, turn_key(endpoint), window).await
-}
-
-async fn take(redis: &TeamRedis, key: String, hold: Duration) -> Turn {
-    let ms = hold.as_millis().max(1) as u64;
+    let key = turn_key(endpoint);
+    let ms = window.as_millis().max(1) as u64;
     let set: Option<Option<String>> = redis
         .call(
             Wait::Background,

@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use anyhow::Context;
 use tokio::sync::mpsc;
 
 use super::redis::{KEY_PREFIX, TeamRedis, Wait};
@@ -93,17 +92,9 @@ pub fn secs_to_next_utc_midnight(now_ms: u64) -> u64 {
 
 /// The UTC day `now_ms` is in, as `YYYY-MM-DD`.
 pub fn day_of(now_ms: u64) -> String {
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let days = (now_ms / DAY_MS) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    let mut text = crate::codex::rollouts::rfc3339_utc(now_ms);
+    text.truncate("YYYY-MM-DD".len());
+    text
 }
 
 /// The Redis key counting `member`'s requests in `minute`.
@@ -213,15 +204,10 @@ impl MemberLimiter {
     pub fn start(redis: Option<TeamRedis>, prices: PriceBook) -> anyhow::Result<Self> {
         let local = Arc::new(Mutex::new(Local::default()));
         let (spent, queue) = mpsc::channel(SPENT_QUEUE);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the member limits' runtime")?;
         let (thread_redis, thread_local) = (redis.clone(), local.clone());
-        std::thread::Builder::new()
-            .name("team-spend".into())
-            .spawn(move || runtime.block_on(count_spend(thread_redis, prices, thread_local, queue)))
-            .context("starting the member limits' thread")?;
+        super::spawn_worker("team-spend", move || {
+            count_spend(thread_redis, prices, thread_local, queue)
+        })?;
         Ok(Self {
             redis,
             local,

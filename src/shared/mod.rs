@@ -8,3 +8,22 @@ pub mod member_limits;
 pub mod permits;
 pub mod redis;
 pub mod team_limits;
+
+/// Runs `work` on a thread named `name` with a current-thread runtime of its own: the team's
+/// background jobs (renewing permits, counting spend), never on a proxy event loop.
+pub(crate) fn spawn_worker<F, Fut>(name: &str, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .with_context(|| format!("starting the {name} thread's runtime"))?;
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || runtime.block_on(work()))
+        .with_context(|| format!("starting the {name} thread"))?;
+    Ok(())
+}

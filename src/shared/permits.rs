@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::mpsc;
 
 use super::redis::{KEY_PREFIX, TeamRedis, Wait};
@@ -120,15 +119,10 @@ impl GlobalPermits {
         let lease = lease.max(Duration::from_millis(300));
         let held = Held::default();
         let (release, released) = mpsc::channel(RELEASES);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the team permits' runtime")?;
         let (thread_redis, thread_held) = (redis.clone(), held.clone());
-        std::thread::Builder::new()
-            .name("team-permits".into())
-            .spawn(move || runtime.block_on(keep(thread_redis, lease, thread_held, released)))
-            .context("starting the team permits' thread")?;
+        super::spawn_worker("team-permits", move || {
+            keep(thread_redis, lease, thread_held, released)
+        })?;
         Ok(Self {
             redis,
             lease,
