@@ -380,3 +380,59 @@ async fn a_relays_balance_is_polled_once_per_window_for_the_whole_team() {
         assert!(!log.contains(RELAY_KEY), "{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_each_instance_limits_on_its_own_counts_and_keeps_serving() {
+    let mut services = Services::start("limits_redis_down");
+    let relay = MockRelay::start("relay").await;
+    let limits = "[codex.providers.relay.limits]\nmax_concurrent_requests = 1\n";
+    let (a, b) = two_instances(&services, &relay, "enabled = false", limits).await;
+    let ann = add_member(&a.homes, &services.db, "ann", &["--rpm", "2"]).await;
+    services.redis.stop();
+
+    let into_minute = codex_helper::time::now_ms() % 60_000;
+    if into_minute > 45_000 {
+        tokio::time::sleep(Duration::from_millis(60_500 - into_minute)).await;
+    }
+    // Each instance counts Ann's requests itself: two on each, the third on A refused.
+    for base in [a.url(), a.url(), b.url(), b.url()] {
+        let (status, _, body) = json_turn(base, &ann).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, headers, body) = json_turn(a.url(), &ann).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "member_rate_limited");
+    assert!(headers.contains_key("retry-after"));
+
+    // Concurrency falls back to each instance's own limit: one stream held on each.
+    let release = Arc::new(tokio::sync::Notify::new());
+    for _ in 0..2 {
+        relay.push(Fault::HoldMidStream {
+            after_events: 5,
+            release: release.clone(),
+        });
+    }
+    let bob = add_member(&a.homes, &services.db, "bob", &[]).await;
+    let mut held = Vec::new();
+    for instance in [&a, &b] {
+        let mut response = support::sse_post(
+            format!("{}/v1/responses", instance.url()),
+            serde_json::json!({"model": "gpt-5.1", "input": "hold", "stream": true}).to_string(),
+        )
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        let first = support::bounded(response.chunk()).await.unwrap();
+        assert!(first.is_some_and(|c| !c.is_empty()));
+        held.push(response);
+    }
+    let (status, _, body) = json_turn(a.url(), &bob).await;
+    assert_eq!(status, 503, "{body}");
+    release.notify_waiters();
+    drop(held);
+    let log = a.log();
+    assert!(log.contains("team Redis unreachable"), "{log}");
+    assert!(!log.contains(&ann) && !log.contains(&bob), "{log}");
+}

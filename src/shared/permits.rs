@@ -116,7 +116,6 @@ pub struct GlobalPermits {
 impl GlobalPermits {
     /// Starts the thread that renews and releases permits (it ends with the last handle).
     pub fn start(redis: TeamRedis, lease: Duration) -> anyhow::Result<Self> {
-        let lease = lease.max(Duration::from_millis(300));
         let held = Held::default();
         let (release, released) = mpsc::channel(RELEASES);
         let (thread_redis, thread_held) = (redis.clone(), held.clone());
@@ -214,7 +213,7 @@ async fn keep(
     held: Held,
     mut released: mpsc::Receiver<(String, String)>,
 ) {
-    let mut tick = tokio::time::interval(lease / 3);
+    let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
