@@ -493,6 +493,17 @@ fn switch_codex_on(
     port: u16,
     client: &CodexClient,
 ) -> bool {
+    // A Codex switched to a team relay stays there: switching it here would end that switch
+    // without a word, and stopping this helper would then leave Codex off the team.
+    if let Ok(Some(state)) = codex.state() {
+        if let Some(team) = &state.originals.team_url {
+            eprintln!(
+                "codex-helper: Codex is switched to the team relay at {team}; this helper leaves it there \
+                 (to use this helper instead: `codex-helper switch off`, then start it again)"
+            );
+            return false;
+        }
+    }
     let result = (|| -> anyhow::Result<(Preset, String)> {
         let (preset, websocket, compaction) = loaded
             .config
