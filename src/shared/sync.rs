@@ -197,7 +197,9 @@ impl Syncer {
         mut inbox: mpsc::Receiver<Binding>,
         mut stopped: tokio::sync::oneshot::Receiver<()>,
     ) {
-        let mut ticks = tokio::time::interval(PERIOD);
+        // The first round one period in: the connection is usually made by then, so a start
+        // is not taken for an outage.
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PERIOD, PERIOD);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -252,7 +254,9 @@ impl Syncer {
         }
         self.push_all = false;
         let Some(remote) = self.pull().await else {
+            // Pushed, but Redis may lose it (a restart): everything again next time.
             self.known = local;
+            self.push_all = true;
             return true;
         };
         let mut skip: BTreeSet<_> = changes.into_iter().map(|(key, _)| key).collect();
