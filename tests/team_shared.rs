@@ -59,6 +59,12 @@ impl Instance {
         format!("{}{path}", self.homes.admin_base())
     }
 
+    /// `POST path` on the admin API, which must answer 200.
+    async fn post(&self, path: &str, body: Value) {
+        let (status, answer, _) = admin_call("POST", &self.admin(path), Some(body)).await;
+        assert_eq!(status, 200, "POST {path}: {answer}");
+    }
+
     /// The live state `GET /routing` shows for `endpoint` (`provider.endpoint`).
     async fn state_of(&self, endpoint: &str) -> Value {
         let (status, view, _) = admin_call("GET", &self.admin("/routing"), None).await;
@@ -200,13 +206,11 @@ async fn a_thread_alternating_between_instances_stays_on_one_relay() {
     } = &team;
     // On A the thread is pinned to the fallback relay (an operator's override, which only A
     // knows): its first turn binds it there.
-    let (status, body, _) = admin_call(
-        "POST",
-        &a.admin("/overrides/session"),
-        Some(json!({"session_id": "thread-1", "route_target": "relay2"})),
+    a.post(
+        "/overrides/session",
+        json!({"session_id": "thread-1", "route_target": "relay2"}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
     team.ok_turn(a, "thread-1").await;
     assert_eq!(seen(relay2, "thread-1"), 1);
     // Without the team's binding, B sends a thread to the first relay.
@@ -282,13 +286,11 @@ async fn a_runtime_switch_off_on_one_instance_holds_on_the_other() {
         relay2,
         ..
     } = &team;
-    let (status, body, _) = admin_call(
-        "POST",
-        &a.admin("/providers/runtime"),
-        Some(json!({"provider_id": "relay1", "enabled": false, "reason": "maintenance"})),
+    a.post(
+        "/providers/runtime",
+        json!({"provider_id": "relay1", "enabled": false, "reason": "maintenance"}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
     eventually("B sees relay1 switched off", || async {
         let state = b.state_of("relay1.default").await;
         skipped_for(&state, "runtime_disabled")
@@ -301,13 +303,11 @@ async fn a_runtime_switch_off_on_one_instance_holds_on_the_other() {
         (0, 1)
     );
     // Switched on again on B: A follows.
-    let (status, body, _) = admin_call(
-        "POST",
-        &b.admin("/providers/runtime"),
-        Some(json!({"provider_id": "relay1", "enabled": true})),
+    b.post(
+        "/providers/runtime",
+        json!({"provider_id": "relay1", "enabled": true}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
     eventually("A sees relay1 on again", || async {
         a.state_of("relay1.default").await["routable"] == true
     })
