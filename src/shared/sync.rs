@@ -70,8 +70,12 @@ impl SyncHandle {
             record,
             first,
         };
-        if self.bindings.try_send(binding).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.bindings.try_send(binding).is_err()
+            && self.dropped.fetch_add(1, Ordering::Relaxed) == 0
+        {
+            tracing::warn!(
+                "the queue of session bindings for the team's Redis is full: new bindings stay on this instance until it drains"
+            );
         }
     }
 
@@ -451,6 +455,59 @@ pub fn weak_target<T: SyncedRouting + 'static>(state: &Arc<T>) -> Weak<dyn Synce
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::affinity::AffinityStore;
+    use crate::time::Clock;
+
+    struct Target(RoutingState);
+
+    impl SyncedRouting for Target {
+        fn routing(&self) -> &RoutingState {
+            &self.0
+        }
+        fn endpoints(&self) -> Vec<String> {
+            vec!["p.e".into()]
+        }
+    }
+
+    #[tokio::test]
+    async fn with_redis_away_a_round_keeps_the_changes_for_later() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url =
+            super::super::redis::RedisUrl::parse(&format!("redis://127.0.0.1:{port}/0")).unwrap();
+        let redis = TeamRedis::start(url, Duration::from_millis(20)).unwrap();
+        let target = Arc::new(Target(RoutingState::new(
+            AffinityStore::in_memory(),
+            Clock::manual(),
+        )));
+        target
+            .0
+            .set_runtime_disabled("p.e", Some(("maintenance".into(), None)));
+        let mut syncer = Syncer {
+            redis: redis.clone(),
+            target: weak_target(&target),
+            known: TeamSnapshot::new(),
+            push_all: false,
+            recoveries: 0,
+            oversize_said: false,
+        };
+        assert!(syncer.tick().await, "the state is still there");
+        assert!(syncer.known.is_empty(), "nothing counted as shared");
+        assert!(syncer.push_all, "everything is pushed when Redis answers");
+        assert_eq!(
+            target.0.switches("p.e", 0).disabled.unwrap().reason,
+            "maintenance",
+            "the local state is untouched"
+        );
+        drop(target);
+        assert!(
+            !syncer.tick().await,
+            "the proxy state is gone: the thread ends"
+        );
+    }
 
     #[test]
     fn a_binding_is_read_only_for_its_graph_and_size() {
