@@ -1,7 +1,7 @@
 //! Team mode's shared routing state, against a real Redis and PostgreSQL (started by the test,
 //! on loopback) with two `serve --team` processes and two mock relays: a thread whose turns
-//! alternate between the instances stays on one relay; a relay cooled down or switched off on
-//! one instance is skipped by the other; with Redis stopped both keep serving, and when it
+//! alternate between the instances stays on one relay; a relay cooled down, switched off or
+//! draining on one instance is treated so by the other; with Redis stopped both keep serving, and when it
 //! returns the other instance learns of a cooldown made meanwhile.
 //!
 //! Nothing is timed: every wait polls for a state, with a deadline.
@@ -128,6 +128,20 @@ impl Team {
         (status, response.text().await.unwrap())
     }
 
+    /// Waits until the team's Redis holds a binding of `session`.
+    async fn binding_shared(&self, session: &str) {
+        let port = self.redis.as_ref().unwrap().port();
+        let pattern = format!("codex-helper:affinity:*:{session}");
+        eventually(&format!("a binding of {session} in Redis"), || async {
+            let count = redis_command(
+                port,
+                &["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", &pattern],
+            );
+            count.unwrap() == ":1"
+        })
+        .await;
+    }
+
     /// A turn that must succeed.
     async fn ok_turn(&self, instance: &Instance, session: &str) {
         let (status, body) = self.turn(instance, session).await;
@@ -216,20 +230,7 @@ async fn a_thread_alternating_between_instances_stays_on_one_relay() {
     // Without the team's binding, B sends a thread to the first relay.
     team.ok_turn(b, "thread-other").await;
     assert_eq!(seen(relay1, "thread-other"), 1);
-    eventually("A's binding of thread-1 is in Redis", || async {
-        redis_command(
-            team.redis.as_ref().unwrap().port(),
-            &[
-                "EVAL",
-                "return #redis.call('KEYS', ARGV[1])",
-                "0",
-                "codex-helper:affinity:*:thread-1",
-            ],
-        )
-        .unwrap()
-            == ":1"
-    })
-    .await;
+    team.binding_shared("thread-1").await;
     for _ in 0..3 {
         team.ok_turn(b, "thread-1").await;
         team.ok_turn(a, "thread-1").await;
@@ -277,7 +278,7 @@ async fn a_relay_cooled_down_by_one_instance_is_skipped_by_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runtime_switch_off_on_one_instance_holds_on_the_other() {
+async fn runtime_switches_on_one_instance_hold_on_the_other() {
     let team = Team::start("shared_switch").await;
     let Team {
         a,
@@ -314,6 +315,24 @@ async fn a_runtime_switch_off_on_one_instance_holds_on_the_other() {
     .await;
     team.ok_turn(a, "after").await;
     assert_eq!(seen(relay1, "after"), 1);
+    team.binding_shared("after").await;
+    // Draining on A: on B too, a thread bound to relay1 (by A) stays, a new one goes elsewhere.
+    a.post(
+        "/providers/runtime",
+        json!({"provider_id": "relay1", "state": "draining", "reason": "moving off"}),
+    )
+    .await;
+    eventually("B sees relay1 draining", || async {
+        b.state_of("relay1.default").await["runtime"]["draining"]["reason"] == "moving off"
+    })
+    .await;
+    team.ok_turn(b, "after").await;
+    team.ok_turn(b, "new-on-b").await;
+    assert_eq!(
+        (seen(relay1, "after"), seen(relay2, "new-on-b")),
+        (2, 1),
+        "the bound thread kept its relay, the new one was not taken there"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
