@@ -1,8 +1,8 @@
 //! Team mode's shared routing state, against a real Redis and PostgreSQL (started by the test,
 //! on loopback) with two `serve --team` processes and two mock relays: a thread whose turns
 //! alternate between the instances stays on one relay; a relay cooled down, switched off or
-//! draining on one instance is treated so by the other; with Redis stopped both keep serving, and when it
-//! returns the other instance learns of a cooldown made meanwhile.
+//! draining on one instance is treated so by the other; with Redis stopped both keep serving,
+//! and when it returns the other instance learns of a cooldown made meanwhile.
 //!
 //! Nothing is timed: every wait polls for a state, with a deadline.
 
