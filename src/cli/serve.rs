@@ -256,13 +256,17 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         if discover::configured(&settings.codex_binary).is_some() {
             codex_client.pin_binary();
         }
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_metrics(metrics));
+        // Team mode's routing state sync: its handle in the state, its thread on the state.
+        let team_sync = team_redis.clone().map(crate::shared::sync::TeamSync::new);
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_team_sync(team_sync.as_ref().map(|s| s.handle())).with_metrics(metrics));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
             Ok(0) => {}
             Ok(n) => tracing::info!("{n} relay cooldowns kept from the previous run"),
             Err(e) => tracing::warn!("{e:#}"),
         }
+        // After the restore: kept cooldowns are shared with the team too.
+        let team_sync = team_sync.map(|sync| sync.start(crate::shared::sync::weak_target(&state))).transpose()?;
         state.filter.set(filter_rules);
         let filter_watch = crate::filter::watch::FilterWatcher::start(filter_path, state.filter.clone());
         let exhaustion_watch = notifier.as_ref().filter(|_| loaded.config.notify.wants(crate::notify::EventKind::RelayExhausted))
@@ -349,6 +353,10 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
         if let Some(admin) = admin {
             admin.shutdown().await;
+        }
+        if let Some(sync) = team_sync {
+            // Joins its thread (at most one bounded Redis call away), off this event loop.
+            let _ = tokio::task::spawn_blocking(move || sync.stop()).await;
         }
         running::withdraw(&homes.running(), running.pid);
         watcher.stop();
