@@ -268,13 +268,17 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             Some(limits) => Arc::new(crate::shared::team_limits::SpendSink { inner: sink, limits: limits.clone() }),
             None => sink,
         };
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_team_limits(team_limits).with_metrics(metrics));
+        // Team mode's routing state sync: its handle in the state, its thread on the state.
+        let team_sync = team_redis.clone().map(crate::shared::sync::TeamSync::new);
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_team_sync(team_sync.as_ref().map(|s| s.handle())).with_team_limits(team_limits).with_metrics(metrics));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
             Ok(0) => {}
             Ok(n) => tracing::info!("{n} relay cooldowns kept from the previous run"),
             Err(e) => tracing::warn!("{e:#}"),
         }
+        // After the restore: kept cooldowns are shared with the team too.
+        let team_sync = team_sync.map(|sync| sync.start(crate::shared::sync::weak_target(&state))).transpose()?;
         state.filter.set(filter_rules);
         let filter_watch = crate::filter::watch::FilterWatcher::start(filter_path, state.filter.clone());
         let exhaustion_watch = notifier.as_ref().filter(|_| loaded.config.notify.wants(crate::notify::EventKind::RelayExhausted))
@@ -361,6 +365,10 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
         if let Some(admin) = admin {
             admin.shutdown().await;
+        }
+        if let Some(sync) = team_sync {
+            // Joins its thread (at most one bounded Redis call away), off this event loop.
+            let _ = tokio::task::spawn_blocking(move || sync.stop()).await;
         }
         running::withdraw(&homes.running(), running.pid);
         watcher.stop();
@@ -505,6 +513,17 @@ fn switch_codex_on(
     port: u16,
     client: &CodexClient,
 ) -> bool {
+    // A Codex switched to a team relay stays there: switching it here would end that switch
+    // without a word, and stopping this helper would then leave Codex off the team.
+    if let Ok(Some(state)) = codex.state() {
+        if let Some(team) = &state.originals.team_url {
+            eprintln!(
+                "codex-helper: Codex is switched to the team relay at {team}; this helper leaves it there \
+                 (to use this helper instead: `codex-helper switch off`, then start it again)"
+            );
+            return false;
+        }
+    }
     let result = (|| -> anyhow::Result<(Preset, String)> {
         let (preset, websocket, compaction) = loaded
             .config

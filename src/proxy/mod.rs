@@ -30,6 +30,7 @@ pub mod runtimes;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod team_state;
 pub mod websocket;
 
 use std::path::PathBuf;
@@ -145,6 +146,9 @@ pub struct ProxyState {
     /// The team's Redis (see [`crate::shared`]), where team instances share state. None
     /// unless `serve --team` has `[team] redis_url`.
     pub team_redis: Option<crate::shared::redis::TeamRedis>,
+    /// The request side of team mode's routing state sync ([`team_state`]). None unless
+    /// `serve --team` has `[team] redis_url`.
+    pub team_sync: Option<crate::shared::sync::SyncHandle>,
     /// Team mode's limits: concurrency across instances, members' own ([`member_limits`]).
     pub team_limits: Option<Arc<crate::shared::team_limits::TeamLimits>>,
     /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
@@ -186,6 +190,7 @@ impl ProxyState {
             client_key: None,
             member_keys: None,
             team_redis: None,
+            team_sync: None,
             team_limits: None,
             metrics: Arc::default(),
             runtimes: runtimes::ServingRuntimes::default(),
@@ -223,6 +228,12 @@ impl ProxyState {
     /// Shares state with the team's other instances through `redis` (see [`crate::shared`]).
     pub fn with_team_redis(mut self, redis: Option<crate::shared::redis::TeamRedis>) -> Self {
         self.team_redis = redis;
+        self
+    }
+
+    /// Shares routing state with the team's other instances through `sync` (see [`team_state`]).
+    pub fn with_team_sync(mut self, sync: Option<crate::shared::sync::SyncHandle>) -> Self {
+        self.team_sync = sync;
         self
     }
 

@@ -45,6 +45,7 @@ use super::record::{Attempt, Outcome, RecordGuard, RequestRecord};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
 use super::router::Router;
+use super::team_state;
 use super::websocket;
 use super::{Plan, ProxyState};
 use crate::routing::Upstream;
@@ -115,6 +116,7 @@ where
     }
 
     // 3–5. select, attempt, decide
+    team_state::adopt_team_binding(&state, &plan.graph, &request).await;
     let mut router = Router::new(&state, &plan.graph, &request, &overridden);
     match route(&state, &plan, &request, &mut router, &mut record).await {
         // 6. respond
@@ -361,6 +363,13 @@ fn remember_affinity(
         now_ms(),
         router.last_failure,
     );
+    team_state::share_binding(
+        state,
+        session,
+        &router.graph.key,
+        change,
+        router.affinity.as_ref(),
+    );
     if let Some(decision) = record.decision.as_mut() {
         decision.affinity_change = change;
     }
@@ -516,6 +525,7 @@ async fn images_call(
         let facts = call.request.facts.as_ref();
         facts.and_then(|f| f.model.clone())
     });
+    team_state::adopt_team_binding(state, &plan.graph, &call.request).await;
     let mut router = Router::new(state, &plan.graph, &call.request, overridden);
     let mut unusable: Option<images::Unusable> = None;
     loop {

@@ -30,7 +30,7 @@ pub(super) struct Router<'a> {
     pin: Option<&'a str>,
     /// What the session's overrides changed in the request, for the decision.
     note: Option<&'a OverrideNote>,
-    affinity: Option<AffinityRecord>,
+    pub(super) affinity: Option<AffinityRecord>,
     affinity_view: Option<AffinityView>,
     settings: AffinitySettings,
     pub(super) tried: Vec<bool>,

@@ -19,6 +19,9 @@ use super::select::Skip;
 use super::upstream::{ConcurrencyLimit, EndpointKey, Upstream};
 use crate::time::{Clock, Millis};
 
+mod team;
+pub use team::{TeamEntry, TeamKey, TeamKind, TeamSnapshot};
+
 /// Runtime routing state, keyed by `provider.endpoint` (health) or limit group (in flight).
 #[derive(Debug)]
 pub struct RoutingState {

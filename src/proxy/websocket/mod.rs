@@ -204,6 +204,7 @@ async fn connect(
     overridden: &Overridden,
     record: &mut RecordGuard,
 ) -> Option<Connected> {
+    super::team_state::adopt_team_binding(state, &plan.graph, request).await;
     let mut router = Router::new(state, &plan.graph, request, overridden);
     loop {
         let (_, choice, now) = router.choose(state, record);
