@@ -147,6 +147,39 @@ where
     }
 }
 
+/// One stream through each of `instances` with `key`, held open by the relay after its first
+/// events (which have reached the client, so each holds its permit) until the returned
+/// `Notify` is notified.
+async fn hold_streams(
+    relay: &MockRelay,
+    instances: [&Instance; 2],
+    key: &str,
+) -> (Arc<tokio::sync::Notify>, Vec<reqwest::Response>) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    for _ in instances {
+        relay.push(Fault::HoldMidStream {
+            after_events: 5,
+            release: release.clone(),
+        });
+    }
+    let mut held = Vec::new();
+    for instance in instances {
+        let mut response = support::sse_post(
+            format!("{}/v1/responses", instance.url()),
+            serde_json::json!({"model": "gpt-5.1", "input": "hold", "stream": true}).to_string(),
+        )
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        let first = support::bounded(response.chunk()).await.unwrap();
+        assert!(first.is_some_and(|c| !c.is_empty()));
+        held.push(response);
+    }
+    (release, held)
+}
+
 /// Two instances serving the team of `services` with one relay, `[balance]` set to
 /// `balance`, and `after` (more tables) at the end of the config.
 async fn two_instances(
@@ -174,29 +207,7 @@ async fn a_concurrency_limit_holds_across_instances_and_a_killed_instance_gives_
     let key = add_member(&a.homes, &services.db, "ann", &[]).await;
 
     // Two streams held open by the relay: one through each instance.
-    let release = Arc::new(tokio::sync::Notify::new());
-    for _ in 0..2 {
-        relay.push(Fault::HoldMidStream {
-            after_events: 5,
-            release: release.clone(),
-        });
-    }
-    let mut held = Vec::new();
-    for instance in [&a, &b] {
-        let mut response = support::sse_post(
-            format!("{}/v1/responses", instance.url()),
-            serde_json::json!({"model": "gpt-5.1", "input": "hold", "stream": true}).to_string(),
-        )
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(response.status(), 200);
-        // The first event has come through: the stream holds its permit.
-        let first = support::bounded(response.chunk()).await.unwrap();
-        assert!(first.is_some_and(|c| !c.is_empty()));
-        held.push(response);
-    }
+    let (release, held) = hold_streams(&relay, [&a, &b], &key).await;
 
     // The group is full across the team: a third request on either is refused as a lone
     // helper refuses it (nothing else to fail over to), and never reaches the relay.
@@ -405,29 +416,8 @@ async fn with_redis_down_each_instance_limits_on_its_own_counts_and_keeps_servin
     assert!(headers.contains_key("retry-after"));
 
     // Concurrency falls back to each instance's own limit: one stream held on each.
-    let release = Arc::new(tokio::sync::Notify::new());
-    for _ in 0..2 {
-        relay.push(Fault::HoldMidStream {
-            after_events: 5,
-            release: release.clone(),
-        });
-    }
     let bob = add_member(&a.homes, &services.db, "bob", &[]).await;
-    let mut held = Vec::new();
-    for instance in [&a, &b] {
-        let mut response = support::sse_post(
-            format!("{}/v1/responses", instance.url()),
-            serde_json::json!({"model": "gpt-5.1", "input": "hold", "stream": true}).to_string(),
-        )
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(response.status(), 200);
-        let first = support::bounded(response.chunk()).await.unwrap();
-        assert!(first.is_some_and(|c| !c.is_empty()));
-        held.push(response);
-    }
+    let (release, held) = hold_streams(&relay, [&a, &b], &bob).await;
     let (status, _, body) = json_turn(a.url(), &bob).await;
     assert_eq!(status, 503, "{body}");
     release.notify_waiters();
