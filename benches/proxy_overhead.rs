@@ -14,35 +14,25 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use common::ProxyProcess;
+use common::load::{
+    BenchClient, CONCURRENT, CONCURRENT_REQUESTS, Target, codex_like_body, cpu_time, row_cpu,
+    row_ms, send, start_upstream, throughput,
+};
 
 const SEQUENTIAL: usize = 2000;
-const CONCURRENT: usize = 32;
-const CONCURRENT_REQUESTS: usize = 8000;
 const BODY_BYTES: usize = 20 * 1024;
-
-type BenchClient = Client<HttpConnector, Full<Bytes>>;
 
 /// One way to the mock upstream, and the process doing the proxying (none for the direct path).
 struct Path {
     name: &'static str,
-    url: String,
+    target: Target,
     pid: Option<u32>,
 }
 
@@ -64,44 +54,42 @@ async fn main() {
     let mut paths = vec![
         Path {
             name: "direct",
-            url: format!("http://{upstream}/v1/responses"),
+            target: Target::new(format!("http://{upstream}/v1/responses")),
             pid: None,
         },
         Path {
             name: "codex-helper",
-            url: format!("http://{}/v1/responses", proxy.addr),
+            target: Target::new(format!("http://{}/v1/responses", proxy.addr)),
             pid: Some(proxy.child.id()),
         },
     ];
     paths.push(Path {
         name: "+profile",
-        url: format!("http://{}/v1/responses", profiled.addr),
+        target: Target::new(format!("http://{}/v1/responses", profiled.addr)),
         pid: Some(profiled.child.id()),
     });
     if let Some(baseline) = &baseline {
         paths.push(Path {
             name: "baseline",
-            url: format!("http://{}/v1/responses", baseline.addr),
+            target: Target::new(format!("http://{}/v1/responses", baseline.addr)),
             pid: Some(baseline.child.id()),
         });
     }
     if let Some(nginx) = &nginx {
         paths.push(Path {
             name: "nginx",
-            url: format!("http://{}/v1/responses", nginx.addr),
+            target: Target::new(format!("http://{}/v1/responses", nginx.addr)),
             pid: Some(nginx.child.id()),
         });
     }
     let body = Bytes::from(codex_like_body(BODY_BYTES));
 
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: BenchClient = Client::builder(TokioExecutor::new()).build(connector);
+    let client: BenchClient = common::load::client();
 
     // Warm up every path (connection pools, allocator, page cache).
     for _ in 0..200 {
         for path in &paths {
-            send(&client, &path.url, &body, false).await;
+            send(&client, &path.target, &body, false).await;
         }
     }
     let idle_rss = proxy.memory_kib("VmRSS");
@@ -129,7 +117,7 @@ async fn main() {
             // Rotate which path goes first so none always gets the warmer cache.
             for k in 0..paths.len() {
                 let index = (i + k) % paths.len();
-                let sample = send(&client, &paths[index].url, &body, sse).await;
+                let sample = send(&client, &paths[index].target, &body, sse).await;
                 totals[index].push(sample.total);
                 firsts[index].push(sample.first_byte);
             }
@@ -147,7 +135,7 @@ async fn main() {
         for (index, path) in paths.iter().enumerate() {
             let before = cpu_time(path.pid);
             for _ in 0..SEQUENTIAL {
-                send(&client, &path.url, &body, sse).await;
+                send(&client, &path.target, &body, sse).await;
             }
             cpu[index] = cpu_time(path.pid) - before;
         }
@@ -160,7 +148,7 @@ async fn main() {
         for _round in 0..2 {
             for (index, path) in paths.iter().enumerate() {
                 let before = cpu_time(path.pid);
-                rps[index] += throughput(&client, &path.url, &body, sse).await / 2.0;
+                rps[index] += throughput(&client, &path.target, &body, sse).await.rps / 2.0;
                 cpu[index] += cpu_time(path.pid) - before;
             }
         }
@@ -191,205 +179,6 @@ async fn main() {
             baseline.memory_kib("VmHWM") as f64 / 1024.0
         );
     }
-}
-
-/// One latency row: each path's quantile, and for the proxies what they add to the direct path.
-fn row_ms(label: &str, samples: &mut [Vec<Duration>], q: f64) {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let values: Vec<f64> = samples.iter_mut().map(|s| ms(quantile(s, q))).collect();
-    print!("{label:<36}");
-    print!(" {:>11.3} ms", values[0]);
-    for value in &values[1..] {
-        print!(" {:>+11.3} ms", value - values[0]);
-    }
-    println!();
-}
-
-/// One CPU row: µs per request, and each proxy's ratio to the floor (the direct column).
-fn row_cpu(label: &str, cpu: &[Duration], requests: usize) {
-    let us = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
-    let floor = us(cpu[0]);
-    print!("{label:<36}");
-    print!(" {floor:>11.1} µs");
-    for value in &cpu[1..] {
-        let value = us(*value);
-        print!(
-            " {:>7.1} µs {:>4.2}×",
-            value,
-            value / floor.max(f64::MIN_POSITIVE)
-        );
-    }
-    println!();
-}
-
-/// User + system CPU time so far of process `pid`, or of this process.
-fn cpu_time(pid: Option<u32>) -> Duration {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_string(),
-    };
-    let stat = std::fs::read_to_string(path).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let hz = 100; // USER_HZ on Linux
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
-fn quantile(samples: &mut [Duration], q: f64) -> Duration {
-    samples.sort_unstable();
-    samples[((samples.len() - 1) as f64 * q).round() as usize]
-}
-
-struct Sample {
-    first_byte: Duration,
-    total: Duration,
-}
-
-async fn send(client: &BenchClient, url: &str, body: &Bytes, sse: bool) -> Sample {
-    let started = Instant::now();
-    let request = Request::post(url)
-        .header("content-type", "application/json")
-        .header(
-            "accept",
-            if sse {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
-        .header("session-id", "019a0000-0000-7000-8000-000000000000")
-        .header("authorization", "Bearer bench")
-        .body(Full::new(body.clone()))
-        .unwrap();
-    let mut response = client.request(request).await.expect("request failed");
-    assert!(
-        response.status().is_success(),
-        "status {}",
-        response.status()
-    );
-    let mut first_byte = None;
-    while let Some(frame) = response.body_mut().frame().await {
-        frame.expect("body error");
-        first_byte.get_or_insert_with(|| started.elapsed());
-    }
-    let total = started.elapsed();
-    Sample {
-        first_byte: first_byte.unwrap_or(total),
-        total,
-    }
-}
-
-/// Requests per second with `CONCURRENT` clients sharing `CONCURRENT_REQUESTS` requests.
-async fn throughput(client: &BenchClient, url: &str, body: &Bytes, sse: bool) -> f64 {
-    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(CONCURRENT_REQUESTS));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONCURRENT {
-        let (client, url, body, remaining) = (
-            client.clone(),
-            url.to_string(),
-            body.clone(),
-            remaining.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while remaining
-                .fetch_update(
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                    |n| n.checked_sub(1),
-                )
-                .is_ok()
-            {
-                send(&client, &url, &body, sse).await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    CONCURRENT_REQUESTS as f64 / started.elapsed().as_secs_f64()
-}
-
-/// A Codex-like `/responses` body of about `size` bytes.
-fn codex_like_body(size: usize) -> String {
-    let text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(size / 57);
-    serde_json::json!({
-        "model": "gpt-5.1",
-        "stream": true,
-        "input": [
-            {"type":"message","role":"developer","content":[{"type":"input_text","text":text}]},
-            {"type":"message","role":"user","content":[{"type":"input_text","text":"say hi"}]}
-        ],
-        "tools": [], "tool_choice": "auto", "parallel_tool_calls": true,
-        "reasoning": {"effort":"medium","summary":"auto"}, "store": false,
-        "include": ["reasoning.encrypted_content"],
-        "prompt_cache_key": "019a0000-0000-7000-8000-000000000000"
-    })
-    .to_string()
-}
-
-/// The upstream answers at once: a fixed JSON body, or ten SSE events written as a burst.
-async fn start_upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let events: Arc<Vec<Bytes>> = Arc::new(
-        (0..10)
-            .map(|i| {
-                let data = if i == 9 {
-                    r#"{"type":"response.completed","response":{"id":"resp_b","usage":{"input_tokens":5000,"input_tokens_details":{"cached_tokens":4000},"output_tokens":20,"total_tokens":5020}}}"#.to_string()
-                } else {
-                    format!(r#"{{"type":"response.output_text.delta","sequence_number":{i},"delta":"word {i} "}}"#)
-                };
-                let kind = serde_json::from_str::<serde_json::Value>(&data).unwrap()["type"].as_str().unwrap().to_string();
-                Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
-            })
-            .collect(),
-    );
-    let json = Bytes::from_static(br#"{"id":"resp_b","object":"response","status":"completed","output":[],"usage":{"input_tokens":5000,"output_tokens":20,"total_tokens":5020}}"#);
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (events, json) = (events.clone(), json.clone());
-            let service = service_fn(move |request: Request<Incoming>| {
-                let (events, json) = (events.clone(), json.clone());
-                async move {
-                    let sse = request
-                        .headers()
-                        .get("accept")
-                        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-                    request.into_body().collect().await.ok();
-                    let response = if sse {
-                        let frames = futures_util::stream::iter(
-                            (0..events.len())
-                                .map(move |i| Ok::<_, Infallible>(Frame::data(events[i].clone()))),
-                        );
-                        Response::builder()
-                            .header("content-type", "text/event-stream")
-                            .body(StreamBody::new(frames).boxed())
-                            .unwrap()
-                    } else {
-                        Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Full::new(json).boxed())
-                            .unwrap()
-                    };
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
 }
 
 /// The helper's config with the mock upstream as its one relay.

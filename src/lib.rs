@@ -21,6 +21,7 @@ pub mod record;
 pub mod redact;
 pub mod routing;
 pub mod running;
+pub mod shared;
 pub mod team;
 pub mod time;
 pub mod tui;

@@ -260,3 +260,146 @@ async fn the_man_page_renders_with_the_commands() {
         assert!(text.contains(".TH"), "{page}");
     }
 }
+
+// The container files (Dockerfile, deploy/). No container engine runs here or in CI, so the
+// image is never built by the tests; what they check is that the files agree with each
+// other and with the binary: a renamed flag, service or setting fails here.
+
+fn repo_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON-array instruction of the Dockerfile's last stage (`CMD`, `ENTRYPOINT`).
+fn final_stage_array(dockerfile: &str, instruction: &str) -> Vec<String> {
+    let stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    let line = stage
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{instruction} ")))
+        .unwrap_or_else(|| panic!("the final stage has {instruction}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{instruction} is a JSON array: {e}"))
+}
+
+/// The services of `deploy/compose.yaml` (two-space indented keys under `services:`).
+fn compose_services(compose: &str) -> Vec<String> {
+    let services = compose.split("\nservices:\n").nth(1).unwrap();
+    services
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with(' ') || l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|name| !name.starts_with(' '))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_image_serves_a_team_on_all_interfaces_as_a_user_of_its_own() {
+    let dockerfile = repo_file("Dockerfile");
+    let stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    let user = stage
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("the final stage names a USER");
+    assert!(!["root", "0"].contains(&user.trim()), "runs as {user}");
+    assert!(
+        stage.contains("useradd --system"),
+        "the user is made in the image"
+    );
+    assert_eq!(
+        final_stage_array(&dockerfile, "ENTRYPOINT"),
+        ["tini", "--", "codex-helper"]
+    );
+    let cmd = final_stage_array(&dockerfile, "CMD");
+    assert_eq!(cmd[0], "serve");
+    for flag in ["--team", "--no-tui"] {
+        assert!(cmd.contains(&flag.to_string()), "CMD has {flag}: {cmd:?}");
+    }
+    let after = |flag: &str| cmd[cmd.iter().position(|a| a == flag).unwrap() + 1].clone();
+    assert_eq!(after("--host"), "0.0.0.0");
+    assert!(stage.contains(&format!("EXPOSE {}", after("--port"))));
+    // Every flag the image passes is one `serve` has.
+    let (ok, help) = run(&Homes::new(), &["serve", "--help"]).await;
+    assert!(ok, "{help}");
+    for flag in cmd.iter().filter(|a| a.starts_with("--")) {
+        assert!(help.contains(flag.as_str()), "serve has no {flag}: {help}");
+    }
+    let ignored = repo_file(".dockerignore");
+    for path in ["target/", ".git/", "**/.env"] {
+        assert!(
+            ignored.lines().any(|l| l == path),
+            ".dockerignore leaves out {path}"
+        );
+    }
+    assert!(repo_file(".gitignore").lines().any(|l| l == "/deploy/.env"));
+}
+
+#[tokio::test]
+async fn the_compose_files_agree_with_each_other_and_the_config_loads() {
+    let compose = repo_file("deploy/compose.yaml");
+    let services = compose_services(&compose);
+    for service in ["postgres", "redis", "helper-a", "helper-b", "lb"] {
+        assert!(services.contains(&service.to_string()), "{services:?}");
+    }
+    let port = {
+        let cmd = final_stage_array(&repo_file("Dockerfile"), "CMD");
+        cmd[cmd.iter().position(|a| a == "--port").unwrap() + 1].clone()
+    };
+    // The load balancer spreads over exactly the helper instances, on the image's port.
+    let nginx = repo_file("deploy/nginx.conf");
+    let upstreams: Vec<&str> = nginx
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("server ")?.strip_suffix(';'))
+        .collect();
+    assert_eq!(
+        upstreams,
+        [
+            format!("helper-a:{port}").as_str(),
+            format!("helper-b:{port}").as_str()
+        ]
+    );
+    assert!(
+        nginx.contains("proxy_buffering off;"),
+        "streams pass unbuffered"
+    );
+    assert!(compose.contains(&format!("\"{port}:{port}\"")));
+
+    // The instances' config loads as the helper reads it, and what it names exists.
+    let homes = Homes::new();
+    std::fs::write(homes.helper_config(), repo_file("deploy/config.toml")).unwrap();
+    let (ok, said) = run(&homes, &["config", "validate"]).await;
+    assert!(ok, "deploy/config.toml: {said}");
+    let config: toml::Table = toml::from_str(&repo_file("deploy/config.toml")).unwrap();
+    let team = config["team"].as_table().unwrap();
+    let redis = team["redis_url"].as_str().unwrap();
+    let redis_host = redis
+        .strip_prefix("redis://")
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    assert!(services.contains(&redis_host.to_string()), "{redis}");
+    let helper = compose.split("\nservices:\n").next().unwrap();
+    let mut variables = vec![team["database_url_env"].as_str().unwrap().to_string()];
+    for provider in config["codex"]["providers"].as_table().unwrap().values() {
+        if let Some(var) = provider.get("auth_token_env").and_then(|v| v.as_str()) {
+            variables.push(var.to_string());
+        }
+    }
+    for var in &variables {
+        assert!(
+            helper.contains(&format!("    {var}: ")),
+            "the instances get {var}"
+        );
+    }
+    let database = helper
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CODEX_HELPER_DATABASE_URL: "))
+        .unwrap();
+    assert!(database.contains("@postgres:5432/"), "{database}");
+    for var in ["POSTGRES_PASSWORD", "MAIN_RELAY_KEY"] {
+        assert!(
+            repo_file("deploy/env.example").contains(&format!("{var}=\n")),
+            "the .env template names {var}"
+        );
+    }
+}

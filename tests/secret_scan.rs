@@ -343,6 +343,7 @@ fn arguments(command: &str, ctx: &Context) -> Run {
             .to_string(),
         ]),
         "keys add" | "keys disable" | "keys enable" | "keys remove" => words(&["scanner"]),
+        "keys limit" => words(&["scanner", "--rpm", "60", "--daily-budget", "5"]),
         "completions" => words(&["bash"]),
         "man" => words(&[]),
         _ => words(&[]),

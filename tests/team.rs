@@ -539,6 +539,32 @@ async fn codex_makes_a_turn_through_each_instance_with_a_member_key() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // A helper of Ann's own started meanwhile leaves her Codex on the team, and says so.
+    let switched = std::fs::read(laptop.codex.path().join("config.toml")).unwrap();
+    std::fs::write(
+        laptop.helper_config(),
+        format!(
+            "version = 5\n[codex.providers.own]\nbase_url = \"{}\"\n",
+            relay.base_url()
+        ),
+    )
+    .unwrap();
+    let own = serve(laptop.command(&["serve"])).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !own
+        .log_so_far()
+        .contains("Codex is switched to the team relay")
+    {
+        assert!(Instant::now() < deadline, "{}", own.log_so_far());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(own.log_so_far().contains(&b.url()), "{}", own.log_so_far());
+    own.stop().await;
+    assert_eq!(
+        std::fs::read(laptop.codex.path().join("config.toml")).unwrap(),
+        switched,
+        "Codex stays on the team"
+    );
     // `switch off` gives Ann's config back byte for byte, plus the alias that keeps the
     // threads made through the team resumable (as for any switch to the helper's own table).
     let (ok, out) = run(&laptop, &["switch", "off"]).await;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -17,10 +19,22 @@ pub struct ProxyProcess {
 
 impl ProxyProcess {
     pub fn start(config: &str, binary: std::ffi::OsString) -> Self {
+        Self::start_with(config, binary, &["--no-switch"], &[])
+    }
+
+    /// `serve --no-tui --port 0` with `args` added (e.g. `--team`) and `env` set.
+    pub fn start_with(
+        config: &str,
+        binary: std::ffi::OsString,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join("config.toml"), config).unwrap();
         let mut child = Command::new(binary)
-            .args(["serve", "--no-tui", "--no-switch", "--port", "0"])
+            .args(["serve", "--no-tui", "--port", "0"])
+            .args(args)
+            .envs(env.iter().copied())
             .env("CODEX_HELPER_HOME", home.path())
             .env("CODEX_HOME", home.path().join("codex"))
             .stdin(Stdio::null())

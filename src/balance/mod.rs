@@ -18,5 +18,6 @@ pub mod schedule;
 pub mod service;
 pub mod snapshot;
 pub mod store;
+pub mod team_share;
 pub mod template;
 pub mod trigger;

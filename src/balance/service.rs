@@ -28,6 +28,7 @@ use super::report::{EndpointBalance, RefreshReport};
 use super::schedule::{Asked, Looked, Rules, Schedule};
 use super::snapshot::{Reading, Snapshot};
 use super::store;
+use super::team_share;
 use crate::config::model::BalanceSettings;
 use crate::config::{Homes, LoadedConfig};
 use crate::proxy::ProxyState;
@@ -628,6 +629,22 @@ async fn look_up_one(
         remembered,
         previous,
     } = job;
+    // Team mode: another instance's poll of this window, when it is not this one's turn.
+    let window = adapter
+        .as_ref()
+        .and_then(UsageProvider::poll_interval)
+        .unwrap_or(AUTO_FLOOR);
+    let endpoint = upstream.key().as_str();
+    if let Some(snapshot) = team_share::polled_elsewhere(state, endpoint, window, timeout).await {
+        return Found {
+            endpoint: endpoint.to_string(),
+            host: upstream.base_url.host().to_string(),
+            snapshot,
+            terminal: false,
+            missing_token: false,
+            discovered: None,
+        };
+    }
     let now = now_ms();
     let redactor = state.plan().redactor.clone();
     let configured = adapter.is_some();
@@ -667,17 +684,21 @@ async fn look_up_one(
     } else {
         "auto_discovery".to_string()
     };
+    let snapshot = Snapshot::new(
+        &adapter.id,
+        &source,
+        outcome.reading,
+        adapter.trusts_exhaustion(),
+        (now, stale_after),
+        previous.as_ref(),
+    );
+    if !outcome.missing_token {
+        team_share::publish(state, upstream.key().as_str(), &snapshot).await;
+    }
     Found {
         endpoint: upstream.key().to_string(),
         host: upstream.base_url.host().to_string(),
-        snapshot: Snapshot::new(
-            &adapter.id,
-            &source,
-            outcome.reading,
-            adapter.trusts_exhaustion(),
-            (now, stale_after),
-            previous.as_ref(),
-        ),
+        snapshot,
         terminal: outcome.terminal,
         missing_token: outcome.missing_token,
         discovered,

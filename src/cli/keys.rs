@@ -1,4 +1,4 @@
-//! `codex-helper keys add|list|disable|enable|remove`: team members' keys, in the team's
+//! `codex-helper keys add|list|limit|disable|enable|remove`: team members' keys, in the team's
 //! PostgreSQL (`[team] database_url_env`), so a key added here works on every instance at
 //! once. A key is shown once, when it is made; only a salted tag of it is stored.
 
@@ -6,6 +6,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::Homes;
+use crate::shared::member_limits::MemberLimits;
 use crate::team::db::{AddError, DatabaseUrl, Db, KeyRecord};
 use crate::team::key::{self, PREFIX};
 
@@ -20,10 +21,30 @@ pub enum KeysCommand {
         /// one (moving keys in from elsewhere; examples and weak secrets are refused).
         #[arg(long, value_name = "VAR")]
         from_env: Option<String>,
+        /// At most this many requests a minute, counted across every team instance.
+        #[arg(long, value_name = "N", value_parser = parse_rpm)]
+        rpm: Option<u32>,
+        /// At most this much money (US dollars, as the ledger prices requests) a UTC day,
+        /// across every team instance.
+        #[arg(long, value_name = "USD", value_parser = parse_budget)]
+        daily_budget: Option<f64>,
         #[arg(long)]
         json: bool,
     },
-    /// The team's keys: name, id, when made, enabled or not (never the keys themselves).
+    /// Change a member's limits; `none` removes one, an option left out keeps it.
+    /// Every instance applies the change within `[team] key_refresh_ms`.
+    Limit {
+        name: String,
+        /// Requests a minute (`none`: no limit).
+        #[arg(long, value_name = "N|none", value_parser = parse_rpm_setting)]
+        rpm: Option<Setting<u32>>,
+        /// US dollars a UTC day (`none`: no limit).
+        #[arg(long, value_name = "USD|none", value_parser = parse_budget_setting)]
+        daily_budget: Option<Setting<f64>>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The team's keys: name, id, when made, enabled or not, limits (never the keys themselves).
     List {
         #[arg(long)]
         json: bool,
@@ -44,6 +65,10 @@ struct KeyView {
     id: String,
     created_ms: i64,
     enabled: bool,
+    /// Requests a minute; `null`: no limit.
+    rpm: Option<u32>,
+    /// US dollars a UTC day; `null`: no limit.
+    daily_budget_usd: Option<f64>,
 }
 
 impl From<&KeyRecord> for KeyView {
@@ -53,7 +78,75 @@ impl From<&KeyRecord> for KeyView {
             id: r.id.clone(),
             created_ms: r.created_ms,
             enabled: !r.disabled,
+            rpm: r.limits.rpm,
+            daily_budget_usd: r.limits.daily_budget_usd,
         }
+    }
+}
+
+/// A limit as `keys limit` sets it: a value, or none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Setting<T> {
+    To(T),
+    Unlimited,
+}
+
+impl<T> Setting<T> {
+    fn value(self) -> Option<T> {
+        match self {
+            Setting::To(v) => Some(v),
+            Setting::Unlimited => None,
+        }
+    }
+}
+
+/// Requests a minute: 1 to 1 000 000.
+fn parse_rpm(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a request rate: give a whole number of requests a minute from 1 to 1000000"
+        )),
+    }
+}
+
+/// A daily budget in US dollars: more than 0, at most 1 000 000.
+fn parse_budget(text: &str) -> Result<f64, String> {
+    match text.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd > 0.0 && usd <= 1_000_000.0 => Ok(usd),
+        _ => Err(format!(
+            "`{text}` is not a budget: give US dollars a day, more than 0 (e.g. 25 or 2.50)"
+        )),
+    }
+}
+
+fn parse_rpm_setting(text: &str) -> Result<Setting<u32>, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Setting::Unlimited);
+    }
+    parse_rpm(text).map(Setting::To)
+}
+
+fn parse_budget_setting(text: &str) -> Result<Setting<f64>, String> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Setting::Unlimited);
+    }
+    parse_budget(text).map(Setting::To)
+}
+
+/// `rpm 60, $25.00/day`, or `none`.
+fn limits_text(limits: &MemberLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(rpm) = limits.rpm {
+        parts.push(format!("rpm {rpm}"));
+    }
+    if let Some(usd) = limits.daily_budget_usd {
+        parts.push(format!("${usd:.2}/day"));
+    }
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -80,8 +173,22 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
             KeysCommand::Add {
                 name,
                 from_env,
+                rpm,
+                daily_budget,
                 json,
-            } => add(&db, &name, from_env.as_deref(), json, &env).await,
+            } => {
+                let limits = MemberLimits {
+                    rpm,
+                    daily_budget_usd: daily_budget,
+                };
+                add(&db, &name, from_env.as_deref(), limits, json, &env).await
+            }
+            KeysCommand::Limit {
+                name,
+                rpm,
+                daily_budget,
+                json,
+            } => limit(&db, &name, (rpm, daily_budget), json).await,
             KeysCommand::List { json } => list(&db, json).await,
             KeysCommand::Disable { name } => set(&db, &name, true).await,
             KeysCommand::Enable { name } => set(&db, &name, false).await,
@@ -116,6 +223,7 @@ async fn add(
     db: &Db,
     name: &str,
     from_env: Option<&str>,
+    limits: MemberLimits,
     json: bool,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<()> {
@@ -135,6 +243,7 @@ async fn add(
         stored: issued.stored.clone(),
         created_ms: crate::time::now_ms() as i64,
         disabled: false,
+        limits,
     };
     db.add_key(&record).await.map_err(|e| match e {
         AddError::Db(e) => e,
@@ -149,7 +258,10 @@ async fn add(
         };
         println!("{}", serde_json::to_string_pretty(&added)?);
     } else {
-        println!("Added a key for {name}. It is shown only this once:\n");
+        println!(
+            "Added a key for {name} (limits: {}). It is shown only this once:\n",
+            limits_text(&limits)
+        );
         println!("  {}\n", issued.text());
         println!(
             "Their Codex uses it with `codex-helper switch on --team-url URL --key-env VAR`, VAR holding the key."
@@ -171,17 +283,51 @@ async fn list(db: &Db, json: bool) -> anyhow::Result<()> {
     }
     let width = keys.iter().map(|k| k.name.len()).max().unwrap_or(4).max(4);
     println!(
-        "{:width$}  {:22}  {:20}  STATE",
-        "NAME", "KEY", "CREATED (UTC)"
+        "{:width$}  {:22}  {:20}  {:8}  LIMITS",
+        "NAME", "KEY", "CREATED (UTC)", "STATE"
     );
     for k in &keys {
         println!(
-            "{:width$}  {:22}  {:20}  {}",
+            "{:width$}  {:22}  {:20}  {:8}  {}",
             k.name,
             format!("{PREFIX}{}_…", k.id),
             crate::codex::rollouts::rfc3339_utc(k.created_ms as u64),
-            if k.disabled { "disabled" } else { "enabled" }
+            if k.disabled { "disabled" } else { "enabled" },
+            limits_text(&k.limits)
         );
+    }
+    Ok(())
+}
+
+/// `keys limit`: the options given replace the member's limits, the others stay.
+async fn limit(
+    db: &Db,
+    name: &str,
+    (rpm, budget): (Option<Setting<u32>>, Option<Setting<f64>>),
+    json: bool,
+) -> anyhow::Result<()> {
+    check_name(name)?;
+    if rpm.is_none() && budget.is_none() {
+        anyhow::bail!("say which limit to change: --rpm N|none and/or --daily-budget USD|none");
+    }
+    let missing = || anyhow::anyhow!("no key is named `{name}` (see `codex-helper keys list`)");
+    let keys = db.keys().await?;
+    let current = keys.iter().find(|k| k.name == name).ok_or_else(missing)?;
+    let limits = MemberLimits {
+        rpm: rpm.map_or(current.limits.rpm, Setting::value),
+        daily_budget_usd: budget.map_or(current.limits.daily_budget_usd, Setting::value),
+    };
+    if !db.set_limits(name, limits).await? {
+        return Err(missing());
+    }
+    if json {
+        let view = KeyView::from(&KeyRecord {
+            limits,
+            ..current.clone()
+        });
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        println!("limits of {name}: {}", limits_text(&limits));
     }
     Ok(())
 }
@@ -201,6 +347,27 @@ async fn set(db: &Db, name: &str, disabled: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_checked_and_none_removes_one() {
+        assert_eq!(parse_rpm("60"), Ok(60));
+        for bad in ["0", "-1", "1.5", "many", "1000001"] {
+            assert!(parse_rpm(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_budget("2.50"), Ok(2.5));
+        assert_eq!(parse_budget("$25"), Ok(25.0));
+        for bad in ["0", "-3", "NaN", "inf", "lots"] {
+            assert!(parse_budget(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_rpm_setting("none"), Ok(Setting::Unlimited));
+        assert_eq!(parse_budget_setting("7"), Ok(Setting::To(7.0)));
+        let both = MemberLimits {
+            rpm: Some(60),
+            daily_budget_usd: Some(25.0),
+        };
+        assert_eq!(limits_text(&both), "rpm 60, $25.00/day");
+        assert_eq!(limits_text(&MemberLimits::default()), "none");
+    }
 
     #[test]
     fn names_are_short_and_printable() {

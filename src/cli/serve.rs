@@ -160,6 +160,18 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
         false => None,
     };
+    let team_redis = match args.team {
+        true => start_team_redis(&loaded.config.team, &env)?,
+        false => None,
+    };
+    let team_limits = match args.team {
+        true => Some(start_team_limits(
+            &loaded.config.team,
+            team_redis.clone(),
+            &homes,
+        )?),
+        false => None,
+    };
     for key in &loaded.deferred_keys {
         tracing::warn!(
             "{}: `{key}` is recognised but not used by this version yet",
@@ -254,13 +266,21 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         if discover::configured(&settings.codex_binary).is_some() {
             codex_client.pin_binary();
         }
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_metrics(metrics));
+        let sink: Arc<dyn RecordSink> = match &team_limits {
+            Some(limits) => Arc::new(crate::shared::team_limits::SpendSink { inner: sink, limits: limits.clone() }),
+            None => sink,
+        };
+        // Team mode's routing state sync: its handle in the state, its thread on the state.
+        let team_sync = team_redis.clone().map(crate::shared::sync::TeamSync::new);
+        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_team_sync(team_sync.as_ref().map(|s| s.handle())).with_team_limits(team_limits).with_metrics(metrics));
         // Before serving: relays cooling down when the last run stopped still are.
         match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
             Ok(0) => {}
             Ok(n) => tracing::info!("{n} relay cooldowns kept from the previous run"),
             Err(e) => tracing::warn!("{e:#}"),
         }
+        // After the restore: kept cooldowns are shared with the team too.
+        let team_sync = team_sync.map(|sync| sync.start(crate::shared::sync::weak_target(&state))).transpose()?;
         state.filter.set(filter_rules);
         let filter_watch = crate::filter::watch::FilterWatcher::start(filter_path, state.filter.clone());
         let exhaustion_watch = notifier.as_ref().filter(|_| loaded.config.notify.wants(crate::notify::EventKind::RelayExhausted))
@@ -348,6 +368,10 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
         }
         if let Some(admin) = admin {
             admin.shutdown().await;
+        }
+        if let Some(sync) = team_sync {
+            // Joins its thread (at most one bounded Redis call away), off this event loop.
+            let _ = tokio::task::spawn_blocking(move || sync.stop()).await;
         }
         running::withdraw(&homes.running(), running.pid);
         watcher.stop();
@@ -492,6 +516,17 @@ fn switch_codex_on(
     port: u16,
     client: &CodexClient,
 ) -> bool {
+    // A Codex switched to a team relay stays there: switching it here would end that switch
+    // without a word, and stopping this helper would then leave Codex off the team.
+    if let Ok(Some(state)) = codex.state() {
+        if let Some(team) = &state.originals.team_url {
+            eprintln!(
+                "codex-helper: Codex is switched to the team relay at {team}; this helper leaves it there \
+                 (to use this helper instead: `codex-helper switch off`, then start it again)"
+            );
+            return false;
+        }
+    }
     let result = (|| -> anyhow::Result<(Preset, String)> {
         let (preset, websocket, compaction) = loaded
             .config
@@ -751,6 +786,58 @@ fn reload(
 
 /// How often the config file is checked for changes.
 const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Team mode's Redis, where instances share state; none (each instance on its own state,
+/// said at start) without `[team] redis_url`. Redis need not answer yet.
+fn start_team_redis(
+    team: &crate::config::model::TeamSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<crate::shared::redis::TeamRedis>> {
+    use crate::shared::redis::{RedisUrl, TeamRedis};
+    let Some(setting) = team.redis_url.as_deref() else {
+        tracing::warn!(
+            "team mode without [team] redis_url: this instance keeps its own routing state and limits; \
+             set it so every instance behind the same address shares them"
+        );
+        return Ok(None);
+    };
+    let url = RedisUrl::from_setting(setting, env)?;
+    tracing::info!(
+        "team mode: sharing state through the team's Redis at {}",
+        url.shown()
+    );
+    let wait = std::time::Duration::from_millis(team.redis_wait_ms.clamp(1, 1_000));
+    Ok(Some(TeamRedis::start(url, wait)?))
+}
+
+/// Team mode's limits: concurrency permits across instances (with Redis) and members' own
+/// limits, whose spend is priced with the same book as the ledger's.
+fn start_team_limits(
+    team: &crate::config::model::TeamSettings,
+    redis: Option<crate::shared::redis::TeamRedis>,
+    homes: &Homes,
+) -> anyhow::Result<Arc<crate::shared::team_limits::TeamLimits>> {
+    use crate::shared::{member_limits::MemberLimiter, permits::GlobalPermits};
+    if team.permit_lease_ms < 1_000 {
+        anyhow::bail!(
+            "[team] permit_lease_ms is {} ms: a concurrency permit's lease must be at least 1000 ms \
+             (it is renewed every third of it; 20000 is the default)",
+            team.permit_lease_ms
+        );
+    }
+    let lease = std::time::Duration::from_millis(team.permit_lease_ms);
+    let permits = match &redis {
+        Some(redis) => Some(GlobalPermits::start(redis.clone(), lease)?),
+        None => None,
+    };
+    let prices =
+        PriceBook::load(&homes.pricing_overrides()).unwrap_or_else(|_| PriceBook::built_in());
+    let members = MemberLimiter::start(redis, prices)?;
+    Ok(Arc::new(crate::shared::team_limits::TeamLimits {
+        permits,
+        members,
+    }))
+}
 
 /// Team mode's member keys: the copy of the team's key table this instance checks requests
 /// against, kept by a thread of its own (see [`crate::team::keys`]). The database need not

@@ -491,6 +491,17 @@ pub struct TeamSettings {
     /// How long (seconds) an instance keeps checking keys against its last copy while the
     /// database is unreachable; past it, requests are answered `team_keys_unavailable`.
     pub key_cache_secs: u64,
+    /// The team's Redis, where instances share routing state and count limits:
+    /// `redis://HOST:PORT/DB` (a password as `redis://:PASSWORD@HOST…`), or `env:NAME` for a
+    /// URL held by an environment variable. Unset: each instance keeps its own state.
+    pub redis_url: Option<String>,
+    /// The longest (ms) a request waits on Redis; past it, the instance goes on with its own
+    /// copy of the state.
+    pub redis_wait_ms: u64,
+    /// How long (ms) a global concurrency permit lives in Redis without renewal: a held
+    /// permit is renewed every third of it, so an instance that dies gives its permits back
+    /// within this.
+    pub permit_lease_ms: u64,
 }
 
 impl Default for TeamSettings {
@@ -499,6 +510,9 @@ impl Default for TeamSettings {
             database_url_env: "CODEX_HELPER_DATABASE_URL".to_string(),
             key_refresh_ms: 2_000,
             key_cache_secs: 600,
+            redis_url: None,
+            redis_wait_ms: 20,
+            permit_lease_ms: 20_000,
         }
     }
 }

@@ -35,6 +35,12 @@ pub trait MemberKeys: Send + Sync {
 
     /// Whether keys can be checked now, and how recently the database answered.
     fn health(&self) -> KeysHealth;
+
+    /// The member's own limits (requests a minute, money a day), as last read.
+    fn limits(&self, member: &str) -> crate::shared::member_limits::MemberLimits {
+        let _ = member;
+        Default::default()
+    }
 }
 
 /// What `/readyz` says about member keys.

@@ -17,6 +17,7 @@ pub mod images;
 pub mod inspect;
 pub mod limits;
 pub mod loops;
+pub mod member_limits;
 pub mod members;
 pub mod overrides;
 pub mod pipeline;
@@ -29,6 +30,7 @@ pub mod runtimes;
 pub mod server;
 pub mod session;
 pub mod sse;
+pub mod team_state;
 pub mod websocket;
 
 use std::path::PathBuf;
@@ -141,6 +143,14 @@ pub struct ProxyState {
     /// Team mode's member keys ([`members`]): every request must carry one. None unless
     /// `serve --team` sets them.
     pub member_keys: Option<Arc<dyn members::MemberKeys>>,
+    /// The team's Redis (see [`crate::shared`]), where team instances share state. None
+    /// unless `serve --team` has `[team] redis_url`.
+    pub team_redis: Option<crate::shared::redis::TeamRedis>,
+    /// The request side of team mode's routing state sync ([`team_state`]). None unless
+    /// `serve --team` has `[team] redis_url`.
+    pub team_sync: Option<crate::shared::sync::SyncHandle>,
+    /// Team mode's limits: concurrency across instances, members' own ([`member_limits`]).
+    pub team_limits: Option<Arc<crate::shared::team_limits::TeamLimits>>,
     /// The counters `GET /metrics` shows (see [`crate::metrics`]); `serve` shares them with
     /// its record sink.
     pub metrics: Arc<crate::metrics::Registry>,
@@ -179,6 +189,9 @@ impl ProxyState {
             filter: crate::filter::FilterSlot::default(),
             client_key: None,
             member_keys: None,
+            team_redis: None,
+            team_sync: None,
+            team_limits: None,
             metrics: Arc::default(),
             runtimes: runtimes::ServingRuntimes::default(),
         })
@@ -209,6 +222,27 @@ impl ProxyState {
     /// Asks every request for a team member's key (see [`members`]).
     pub fn with_member_keys(mut self, keys: Option<Arc<dyn members::MemberKeys>>) -> Self {
         self.member_keys = keys;
+        self
+    }
+
+    /// Shares state with the team's other instances through `redis` (see [`crate::shared`]).
+    pub fn with_team_redis(mut self, redis: Option<crate::shared::redis::TeamRedis>) -> Self {
+        self.team_redis = redis;
+        self
+    }
+
+    /// Shares routing state with the team's other instances through `sync` (see [`team_state`]).
+    pub fn with_team_sync(mut self, sync: Option<crate::shared::sync::SyncHandle>) -> Self {
+        self.team_sync = sync;
+        self
+    }
+
+    /// Applies team mode's limits (see [`crate::shared::team_limits`]).
+    pub fn with_team_limits(
+        mut self,
+        limits: Option<Arc<crate::shared::team_limits::TeamLimits>>,
+    ) -> Self {
+        self.team_limits = limits;
         self
     }
 

@@ -36,6 +36,7 @@ use super::headers::client_response_headers;
 use super::health;
 use super::images;
 use super::loops;
+use super::member_limits;
 use super::members;
 use super::overrides::{self, Overridden};
 use super::receive::{ClientRequest, decode_body, read_body};
@@ -44,6 +45,7 @@ use super::record::{Attempt, Outcome, RecordGuard, RequestRecord};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
 use super::router::Router;
+use super::team_state;
 use super::websocket;
 use super::{Plan, ProxyState};
 use crate::routing::Upstream;
@@ -81,6 +83,9 @@ where
         if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
             return refusal.answer(record);
         }
+        if let Err(response) = member_limits::enforce(&state, false, &mut record).await {
+            return response;
+        }
         return websocket::upgrade(state, parts, record).await;
     }
 
@@ -90,6 +95,11 @@ where
         Err(refusal) => return refusal.answer(record),
     };
     record.announce();
+
+    // 1b. team mode: the member's own limits (requests a minute, money a day)
+    if let Err(response) = member_limits::enforce(&state, request.codex_stream, &mut record).await {
+        return response;
+    }
 
     // 2. plan
     let plan = state.plan();
@@ -106,6 +116,7 @@ where
     }
 
     // 3–5. select, attempt, decide
+    team_state::adopt_team_binding(&state, &plan.graph, &request).await;
     let mut router = Router::new(&state, &plan.graph, &request, &overridden);
     match route(&state, &plan, &request, &mut router, &mut record).await {
         // 6. respond
@@ -239,9 +250,12 @@ async fn route<'a>(
             }
         };
         let upstream = router.upstream(index);
-        let Some((permit, probe)) = router.claim(state, plan, index, now) else {
+        let Some((mut permit, probe)) = router.claim(state, plan, index, now) else {
             continue;
         };
+        if !router.claim_global(state, index, &mut permit).await {
+            continue;
+        }
         let (answer, probe) = match attempt_endpoint(state, plan, request, upstream, record).await {
             Verdict::Answered(answer) => {
                 remember_affinity(state, router, upstream.key().as_str(), record);
@@ -348,6 +362,13 @@ fn remember_affinity(
         upstream,
         now_ms(),
         router.last_failure,
+    );
+    team_state::share_binding(
+        state,
+        session,
+        &router.graph.key,
+        change,
+        router.affinity.as_ref(),
     );
     if let Some(decision) = record.decision.as_mut() {
         decision.affinity_change = change;
@@ -504,6 +525,7 @@ async fn images_call(
         let facts = call.request.facts.as_ref();
         facts.and_then(|f| f.model.clone())
     });
+    team_state::adopt_team_binding(state, &plan.graph, &call.request).await;
     let mut router = Router::new(state, &plan.graph, &call.request, overridden);
     let mut unusable: Option<images::Unusable> = None;
     loop {

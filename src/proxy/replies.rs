@@ -99,7 +99,11 @@ fn retry_after_secs(hint: Option<u64>, attempts: &[Attempt]) -> u64 {
 }
 
 /// A `response.failed` event Codex retries (`rate_limit_exceeded`), as a whole SSE reply.
-fn retryable_event(message: &str, helper_error: &str, retry_after: u64) -> Response<ProxyBody> {
+pub(super) fn retryable_event(
+    message: &str,
+    helper_error: &str,
+    retry_after: u64,
+) -> Response<ProxyBody> {
     let event = FailedEvent {
         code: "rate_limit_exceeded",
         message,

@@ -14,6 +14,7 @@ use crate::routing::retry::FailureClass;
 use crate::routing::runtime::{HealthProbe, Permit};
 use crate::routing::select::{self, AffinitySettings, AffinityView, Choice, Skip};
 use crate::routing::{Candidate, RequestView, RouteGraph, Upstream};
+use crate::shared::permits::Claim;
 use crate::time::Millis;
 
 /// What selection knows about one request's candidates, and what the request has learned
@@ -29,7 +30,7 @@ pub(super) struct Router<'a> {
     pin: Option<&'a str>,
     /// What the session's overrides changed in the request, for the decision.
     note: Option<&'a OverrideNote>,
-    affinity: Option<AffinityRecord>,
+    pub(super) affinity: Option<AffinityRecord>,
     affinity_view: Option<AffinityView>,
     settings: AffinitySettings,
     pub(super) tried: Vec<bool>,
@@ -130,6 +131,33 @@ impl<'a> Router<'a> {
             .routing
             .begin(upstream.key(), now, plan.retry.cooldown)?;
         Some((permit, probe))
+    }
+
+    /// Team mode: candidate `index`'s slot in its limit group across every instance, held
+    /// by `permit` from now on. `false` (and the candidate noted as saturated) when the group
+    /// is full across the team; with no global limit, or Redis not answering in time, the
+    /// local slot alone holds (see [`crate::shared::permits`]).
+    pub(super) async fn claim_global(
+        &mut self,
+        state: &ProxyState,
+        index: usize,
+        permit: &mut Permit,
+    ) -> bool {
+        let permits = state.team_limits.as_ref().and_then(|l| l.permits.as_ref());
+        let (Some(permits), Some(limit)) = (permits, self.upstream(index).limit.as_ref()) else {
+            return true;
+        };
+        match permits.claim(&limit.group, limit.max).await {
+            Claim::Held(hold) => {
+                permit.hold_also(Box::new(hold));
+                true
+            }
+            Claim::Full => {
+                self.saturated[index] = true;
+                false
+            }
+            Claim::Unknown => true,
+        }
     }
 
     /// The skip reasons at the state's clock's now, and the selection over them; the first

@@ -266,6 +266,35 @@ impl AffinityStore {
     }
 }
 
+impl AffinityStore {
+    /// Takes a binding another team instance made (`serve --team`, see
+    /// `crate::shared::routing`): kept when the session has no binding under the record's
+    /// graph here, or its binding names `replacing`. Returns whether it was taken.
+    pub fn adopt(&self, session: &str, record: AffinityRecord, replacing: Option<&str>) -> bool {
+        {
+            let mut sessions = self.lock();
+            let bound = sessions
+                .map
+                .get(session)
+                .filter(|r| r.graph_key == record.graph_key);
+            match bound {
+                Some(r) if r.upstream == record.upstream => return false,
+                Some(r) if Some(r.upstream.as_str()) != replacing => return false,
+                _ => {}
+            }
+            sessions.map.insert(session.to_string(), record);
+            if sessions.map.len() > MAX_SESSIONS {
+                evict(&mut sessions.map);
+            }
+            sessions.dirty = true;
+        }
+        if let Some(writer) = &self.writer {
+            writer.wake();
+        }
+        true
+    }
+}
+
 /// Drops the least recently used sessions beyond [`MAX_SESSIONS`].
 fn evict(map: &mut HashMap<String, AffinityRecord>) {
     let mut by_age: Vec<(u64, String)> = map

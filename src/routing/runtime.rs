@@ -19,6 +19,9 @@ use super::select::Skip;
 use super::upstream::{ConcurrencyLimit, EndpointKey, Upstream};
 use crate::time::{Clock, Millis};
 
+mod team;
+pub use team::{TeamEntry, TeamKey, TeamKind, TeamSnapshot};
+
 /// Runtime routing state, keyed by `provider.endpoint` (health) or limit group (in flight).
 #[derive(Debug)]
 pub struct RoutingState {
@@ -292,6 +295,7 @@ impl RoutingState {
             return Some(Permit {
                 counts: None,
                 group: String::new(),
+                also: None,
             });
         };
         let mut counts = self.in_flight.lock().expect("in-flight lock");
@@ -303,6 +307,7 @@ impl RoutingState {
         Some(Permit {
             counts: Some(self.in_flight.clone()),
             group: limit.group.clone(),
+            also: None,
         })
     }
 }
@@ -414,6 +419,21 @@ impl Drop for HealthProbe {
 pub struct Permit {
     counts: Option<Arc<Mutex<HashMap<String, u32>>>>,
     group: String,
+    /// A slot held elsewhere for the same request (team mode's permit across instances,
+    /// `shared::permits`), given back with this one.
+    also: Option<Box<dyn PermitHold>>,
+}
+
+/// Anything a [`Permit`] can carry and drop with itself.
+pub trait PermitHold: Send + Sync + std::fmt::Debug {}
+
+impl<T: Send + Sync + std::fmt::Debug> PermitHold for T {}
+
+impl Permit {
+    /// Holds `hold` for as long as this permit.
+    pub fn hold_also(&mut self, hold: Box<dyn PermitHold>) {
+        self.also = Some(hold);
+    }
 }
 
 impl Drop for Permit {

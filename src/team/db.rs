@@ -11,6 +11,7 @@ use anyhow::Context;
 use tokio_postgres::{Client, NoTls};
 
 use super::key::StoredKey;
+use crate::shared::member_limits::MemberLimits;
 
 /// How long connecting (with the schema check) may take before the database counts as
 /// unreachable.
@@ -24,7 +25,8 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK: i64 = 0x636f_6465_7868_6c70;
 
 /// Schema versions, in order; each moves `codex_helper_schema.version` up by one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE codex_helper_keys (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -33,7 +35,13 @@ CREATE TABLE codex_helper_keys (
     created_ms  BIGINT NOT NULL,
     disabled    BOOLEAN NOT NULL DEFAULT FALSE
 );
-"#];
+"#,
+    r#"
+ALTER TABLE codex_helper_keys
+    ADD COLUMN rpm              INTEGER CHECK (rpm > 0),
+    ADD COLUMN daily_budget_usd DOUBLE PRECISION CHECK (daily_budget_usd > 0);
+"#,
+];
 
 /// A PostgreSQL URL whose password is never shown.
 #[derive(Clone)]
@@ -183,13 +191,15 @@ pub struct Db {
 }
 
 /// A key as stored, with its holder's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyRecord {
     pub id: String,
     pub name: String,
     pub stored: StoredKey,
     pub created_ms: i64,
     pub disabled: bool,
+    /// Requests a minute and money a day (see [`crate::shared::member_limits`]).
+    pub limits: MemberLimits,
 }
 
 /// Why a key could not be added.
@@ -246,7 +256,8 @@ impl Db {
     /// Every key, enabled or not, by name.
     pub async fn keys(&self) -> anyhow::Result<Vec<KeyRecord>> {
         let rows = Self::bounded(self.client.query(
-            "SELECT id, name, salt, tag, created_ms, disabled FROM codex_helper_keys ORDER BY name",
+            "SELECT id, name, salt, tag, created_ms, disabled, rpm, daily_budget_usd
+                 FROM codex_helper_keys ORDER BY name",
             &[],
         ))
         .await
@@ -262,6 +273,10 @@ impl Db {
                 },
                 created_ms: r.get(4),
                 disabled: r.get(5),
+                limits: MemberLimits {
+                    rpm: r.get::<_, Option<i32>>(6).map(|n| n.max(1) as u32),
+                    daily_budget_usd: r.get(7),
+                },
             })
             .collect())
     }
@@ -269,8 +284,9 @@ impl Db {
     /// Adds a key for `name`.
     pub async fn add_key(&self, record: &KeyRecord) -> Result<(), AddError> {
         let inserted = Self::bounded(self.client.execute(
-            "INSERT INTO codex_helper_keys (id, name, salt, tag, created_ms, disabled)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO codex_helper_keys
+                 (id, name, salt, tag, created_ms, disabled, rpm, daily_budget_usd)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
             &[
                 &record.id,
                 &record.name,
@@ -278,6 +294,8 @@ impl Db {
                 &record.stored.tag,
                 &record.created_ms,
                 &record.disabled,
+                &record.limits.rpm.map(|n| n as i32),
+                &record.limits.daily_budget_usd,
             ],
         ))
         .await
@@ -296,6 +314,21 @@ impl Db {
         ))
         .await
         .context("cannot change the key")?;
+        Ok(n > 0)
+    }
+
+    /// Sets `name`'s limits (each `None`: no limit); `false` when there is no such key.
+    pub async fn set_limits(&self, name: &str, limits: MemberLimits) -> anyhow::Result<bool> {
+        let n = Self::bounded(self.client.execute(
+            "UPDATE codex_helper_keys SET rpm = $2, daily_budget_usd = $3 WHERE name = $1",
+            &[
+                &name,
+                &limits.rpm.map(|n| n as i32),
+                &limits.daily_budget_usd,
+            ],
+        ))
+        .await
+        .context("cannot change the key's limits")?;
         Ok(n > 0)
     }
 

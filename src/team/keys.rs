@@ -22,6 +22,7 @@ use tokio::sync::{Notify, watch};
 use super::db::{DatabaseUrl, Db, KeyRecord};
 use super::key::{self, StoredKey};
 use crate::proxy::members::{KeysHealth, MemberKeys, Verdict};
+use crate::shared::member_limits::MemberLimits;
 
 /// The least time between two reads of the key table.
 pub const MIN_GAP: Duration = Duration::from_millis(100);
@@ -48,6 +49,7 @@ struct Member {
     name: Arc<str>,
     stored: StoredKey,
     disabled: bool,
+    limits: MemberLimits,
 }
 
 /// One read of the key table.
@@ -67,6 +69,7 @@ impl Copy {
                     name: Arc::from(r.name),
                     stored: r.stored,
                     disabled: r.disabled,
+                    limits: r.limits,
                 };
                 (r.id, member)
             })
@@ -133,6 +136,15 @@ fn fresh(copy: &Copy, max_age: Duration) -> bool {
 }
 
 impl MemberKeys for TeamKeys {
+    fn limits(&self, member: &str) -> MemberLimits {
+        let copy = self.copy.borrow();
+        copy.by_id
+            .values()
+            .find(|m| &*m.name == member)
+            .map(|m| m.limits)
+            .unwrap_or_default()
+    }
+
     fn health(&self) -> KeysHealth {
         let copy = self.copy.borrow();
         KeysHealth {
@@ -244,6 +256,7 @@ mod tests {
             stored: issued.stored.clone(),
             created_ms: 0,
             disabled,
+            limits: MemberLimits::default(),
         }
     }
 

@@ -204,6 +204,7 @@ async fn connect(
     overridden: &Overridden,
     record: &mut RecordGuard,
 ) -> Option<Connected> {
+    super::team_state::adopt_team_binding(state, &plan.graph, request).await;
     let mut router = Router::new(state, &plan.graph, request, overridden);
     loop {
         let (_, choice, now) = router.choose(state, record);
@@ -218,7 +219,10 @@ async fn connect(
         {
             return None;
         }
-        let (permit, probe) = router.claim(state, plan, index, now)?;
+        let (mut permit, probe) = router.claim(state, plan, index, now)?;
+        if !router.claim_global(state, index, &mut permit).await {
+            return None;
+        }
         let started = Instant::now();
         match open(state, upstream, request).await {
             Ok(Opened { socket, headers }) => {

@@ -1,0 +1,258 @@
+//! The load the benches send: a fast mock upstream, Codex-like requests, latency quantiles,
+//! throughput at a fixed concurrency, and CPU time read from `/proc`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// Clients at once in a throughput run, and the requests they share.
+pub const CONCURRENT: usize = 32;
+pub const CONCURRENT_REQUESTS: usize = 8000;
+
+pub type BenchClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A client with Nagle off and a connection pool, as Codex's.
+pub fn client() -> BenchClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Where a request goes and the key it presents (`Authorization: Bearer KEY`).
+#[derive(Clone)]
+pub struct Target {
+    pub url: String,
+    pub key: String,
+}
+
+impl Target {
+    /// `url` with a key no relay checks.
+    pub fn new(url: String) -> Self {
+        Self {
+            url,
+            key: "bench".to_string(),
+        }
+    }
+}
+
+/// One latency row: each path's quantile, and for the proxies what they add to the direct path.
+pub fn row_ms(label: &str, samples: &mut [Vec<Duration>], q: f64) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let values: Vec<f64> = samples.iter_mut().map(|s| ms(quantile(s, q))).collect();
+    print!("{label:<36}");
+    print!(" {:>11.3} ms", values[0]);
+    for value in &values[1..] {
+        print!(" {:>+11.3} ms", value - values[0]);
+    }
+    println!();
+}
+
+/// One CPU row: µs per request, and each proxy's ratio to the floor (the direct column).
+pub fn row_cpu(label: &str, cpu: &[Duration], requests: usize) {
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
+    let floor = us(cpu[0]);
+    print!("{label:<36}");
+    print!(" {floor:>11.1} µs");
+    for value in &cpu[1..] {
+        let value = us(*value);
+        print!(
+            " {:>7.1} µs {:>4.2}×",
+            value,
+            value / floor.max(f64::MIN_POSITIVE)
+        );
+    }
+    println!();
+}
+
+/// User + system CPU time so far of process `pid`, or of this process.
+pub fn cpu_time(pid: Option<u32>) -> Duration {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = 100; // USER_HZ on Linux
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() - 1) as f64 * q).round() as usize]
+}
+
+pub struct Sample {
+    pub first_byte: Duration,
+    pub total: Duration,
+}
+
+pub async fn send(client: &BenchClient, target: &Target, body: &Bytes, sse: bool) -> Sample {
+    let started = Instant::now();
+    let request = Request::post(&target.url)
+        .header("content-type", "application/json")
+        .header(
+            "accept",
+            if sse {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        )
+        .header("session-id", "019a0000-0000-7000-8000-000000000000")
+        .header("authorization", format!("Bearer {}", target.key))
+        .body(Full::new(body.clone()))
+        .unwrap();
+    let mut response = client.request(request).await.expect("request failed");
+    assert!(
+        response.status().is_success(),
+        "status {}",
+        response.status()
+    );
+    let mut first_byte = None;
+    while let Some(frame) = response.body_mut().frame().await {
+        frame.expect("body error");
+        first_byte.get_or_insert_with(|| started.elapsed());
+    }
+    let total = started.elapsed();
+    Sample {
+        first_byte: first_byte.unwrap_or(total),
+        total,
+    }
+}
+
+/// A run at a fixed concurrency: requests per second and every request's latency.
+pub struct Run {
+    pub rps: f64,
+    pub latencies: Vec<Duration>,
+}
+
+/// `CONCURRENT` clients sharing `CONCURRENT_REQUESTS` requests.
+pub async fn throughput(client: &BenchClient, target: &Target, body: &Bytes, sse: bool) -> Run {
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(CONCURRENT_REQUESTS));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENT {
+        let (client, target, body, remaining) = (
+            client.clone(),
+            target.clone(),
+            body.clone(),
+            remaining.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while remaining
+                .fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok()
+            {
+                latencies.push(send(&client, &target, &body, sse).await.total);
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::with_capacity(CONCURRENT_REQUESTS);
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    Run {
+        rps: CONCURRENT_REQUESTS as f64 / started.elapsed().as_secs_f64(),
+        latencies,
+    }
+}
+
+/// A Codex-like `/responses` body of about `size` bytes.
+pub fn codex_like_body(size: usize) -> String {
+    let text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(size / 57);
+    serde_json::json!({
+        "model": "gpt-5.1",
+        "stream": true,
+        "input": [
+            {"type":"message","role":"developer","content":[{"type":"input_text","text":text}]},
+            {"type":"message","role":"user","content":[{"type":"input_text","text":"say hi"}]}
+        ],
+        "tools": [], "tool_choice": "auto", "parallel_tool_calls": true,
+        "reasoning": {"effort":"medium","summary":"auto"}, "store": false,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "019a0000-0000-7000-8000-000000000000"
+    })
+    .to_string()
+}
+
+/// The upstream answers at once: a fixed JSON body, or ten SSE events written as a burst.
+pub async fn start_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let events: Arc<Vec<Bytes>> = Arc::new(
+        (0..10)
+            .map(|i| {
+                let data = if i == 9 {
+                    r#"{"type":"response.completed","response":{"id":"resp_b","usage":{"input_tokens":5000,"input_tokens_details":{"cached_tokens":4000},"output_tokens":20,"total_tokens":5020}}}"#.to_string()
+                } else {
+                    format!(r#"{{"type":"response.output_text.delta","sequence_number":{i},"delta":"word {i} "}}"#)
+                };
+                let kind = serde_json::from_str::<serde_json::Value>(&data).unwrap()["type"].as_str().unwrap().to_string();
+                Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+            })
+            .collect(),
+    );
+    let json = Bytes::from_static(br#"{"id":"resp_b","object":"response","status":"completed","output":[],"usage":{"input_tokens":5000,"output_tokens":20,"total_tokens":5020}}"#);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (events, json) = (events.clone(), json.clone());
+            let service = service_fn(move |request: Request<Incoming>| {
+                let (events, json) = (events.clone(), json.clone());
+                async move {
+                    let sse = request
+                        .headers()
+                        .get("accept")
+                        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+                    request.into_body().collect().await.ok();
+                    let response = if sse {
+                        let frames = futures_util::stream::iter(
+                            (0..events.len())
+                                .map(move |i| Ok::<_, Infallible>(Frame::data(events[i].clone()))),
+                        );
+                        Response::builder()
+                            .header("content-type", "text/event-stream")
+                            .body(StreamBody::new(frames).boxed())
+                            .unwrap()
+                    } else {
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(json).boxed())
+                            .unwrap()
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
