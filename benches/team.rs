@@ -1,7 +1,8 @@
 //! What team mode adds to a request: `serve --team` (the member key checked, state shared
-//! through Redis, its ledger) next to a single `serve` and the direct path to the same mock
-//! upstream, measured in the same run, interleaved: latency p50/p99 at concurrency 1 (JSON and
-//! SSE), then requests per second and latency p50/p99 at concurrency 32.
+//! through Redis, its ledger in PostgreSQL) next to a single `serve` and the direct path to
+//! the same mock upstream, measured in the same run, interleaved: latency p50/p99 at
+//! concurrency 1 (JSON and SSE), then requests per second and latency p50/p99 at
+//! concurrency 32.
 //!
 //! Starts its own PostgreSQL and Redis on loopback (Debian's `postgresql` and `redis-server`,
 //! as the tests do: `tests/support/team_services.rs`), two team instances sharing them (the
@@ -42,7 +43,7 @@ async fn main() {
     let relay =
         format!("version = 5\n[codex.providers.bench]\nbase_url = \"http://{upstream}/v1\"\n");
     let team_config = format!(
-        "{relay}[team]\nredis_url = \"redis://127.0.0.1:{}/0\"\n",
+        "{relay}[team]\nredis_url = \"redis://127.0.0.1:{}/0\"\n[ledger]\nurl = \"env:CODEX_HELPER_DATABASE_URL\"\n",
         redis.port()
     );
     let env = [("CODEX_HELPER_DATABASE_URL", database.as_str())];

@@ -380,6 +380,12 @@ async fn the_compose_files_agree_with_each_other_and_the_config_loads() {
     assert!(services.contains(&redis_host.to_string()), "{redis}");
     let helper = compose.split("\nservices:\n").next().unwrap();
     let mut variables = vec![team["database_url_env"].as_str().unwrap().to_string()];
+    if let Some(var) = config["ledger"]["url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("env:"))
+    {
+        variables.push(var.to_string());
+    }
     for provider in config["codex"]["providers"].as_table().unwrap().values() {
         if let Some(var) = provider.get("auth_token_env").and_then(|v| v.as_str()) {
             variables.push(var.to_string());

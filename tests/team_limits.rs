@@ -2,7 +2,8 @@
 //! test, on loopback) and two real `serve --team` processes: a concurrency limit holds across
 //! both and its permits come back when an instance is killed; a member's requests a minute
 //! and money a day are counted across both, with the documented answers; a relay's balance
-//! is polled once per window for the whole team.
+//! is polled once per window for the whole team; a day's spend lost by Redis comes back from
+//! the team's ledger.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::cli::{Homes, Served, run, serve};
 use support::mock_relay::{Fault, MockRelay};
-use support::team_services::{Postgres, Redis};
+use support::team_services::{Postgres, Redis, redis_command, redis_get};
 
 const RELAY_KEY: &str = "relay-upstream-secret-4c2e9a";
 const DB_ENV: &str = "CODEX_HELPER_DATABASE_URL";
@@ -349,6 +350,52 @@ async fn a_members_rate_and_budget_are_counted_across_instances_with_the_documen
             let auth = received.headers["authorization"].to_str().unwrap();
             assert!(!auth.contains(key.as_str()));
         }
+    }
+}
+
+/// Redis loses the day's spend counters (restarted without persistence): one instance raises
+/// them back to what the team's PostgreSQL ledger recorded, so a member over budget stays
+/// over it on every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_days_spend_lost_by_redis_is_raised_back_from_the_ledger() {
+    use codex_helper::shared::member_limits::{day_of, spend_key};
+    let services = Services::start("limits_reconcile");
+    let relay = MockRelay::start("relay").await;
+    let config = format!(
+        "version = 5\n{}spend_reconcile_secs = 1\n[ledger]\nurl = \"env:{DB_ENV}\"\n\
+         [codex.providers.relay]\nbase_url = \"{}\"\nauth_token_env = \"RELAY_KEY\"\n",
+        services.team_table(),
+        relay.base_url()
+    );
+    let a = Instance::start(&services.db, &config).await;
+    let b = Instance::start(&services.db, &config).await;
+    let bob = add_member(
+        &a.homes,
+        &services.db,
+        "bob",
+        &["--daily-budget", "0.000001"],
+    )
+    .await;
+    let (status, _, body) = json_turn(a.url(), &bob).await;
+    assert_eq!(status, 200, "{body}");
+    eventually("bob over his budget on B", || async {
+        (json_turn(b.url(), &bob).await.0 == 429).then_some(())
+    })
+    .await;
+
+    let port = services.redis.port();
+    let key = spend_key("bob", &day_of(codex_helper::time::now_ms()));
+    assert!(redis_get(port, &key).unwrap().is_some(), "{key}");
+    redis_command(port, &["FLUSHALL"]).unwrap();
+    let raised = eventually("the day's spend back from the ledger", || async {
+        redis_get(port, &key).unwrap()
+    })
+    .await;
+    assert!(raised.parse::<f64>().unwrap() >= 0.000001, "{raised}");
+    for base in [a.url(), b.url()] {
+        let (status, _, body) = json_turn(base, &bob).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["error"]["code"], "member_budget_exhausted", "{body}");
     }
 }
 

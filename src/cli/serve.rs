@@ -169,6 +169,7 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             &loaded.config.team,
             team_redis.clone(),
             &homes,
+            &ledger_place,
         )?),
         false => None,
     };
@@ -816,6 +817,7 @@ fn start_team_limits(
     team: &crate::config::model::TeamSettings,
     redis: Option<crate::shared::redis::TeamRedis>,
     homes: &Homes,
+    ledger: &LedgerPlace,
 ) -> anyhow::Result<Arc<crate::shared::team_limits::TeamLimits>> {
     use crate::shared::{member_limits::MemberLimiter, permits::GlobalPermits};
     if team.permit_lease_ms < 1_000 {
@@ -832,6 +834,12 @@ fn start_team_limits(
     };
     let prices =
         PriceBook::load(&homes.pricing_overrides()).unwrap_or_else(|_| PriceBook::built_in());
+    // The day spend counters are raised to the team's ledger (a SQLite ledger is one
+    // instance's, not the team's).
+    if let (Some(redis), LedgerPlace::Postgres(_)) = (&redis, ledger) {
+        let period = std::time::Duration::from_secs(team.spend_reconcile_secs.max(1));
+        crate::shared::spend_reconcile::start(redis.clone(), ledger.clone(), period)?;
+    }
     let members = MemberLimiter::start(redis, prices)?;
     Ok(Arc::new(crate::shared::team_limits::TeamLimits {
         permits,

@@ -502,6 +502,9 @@ pub struct TeamSettings {
     /// permit is renewed every third of it, so an instance that dies gives its permits back
     /// within this.
     pub permit_lease_ms: u64,
+    /// How often (seconds) the members' day spend counters in Redis are raised to what the
+    /// PostgreSQL ledger (`[ledger] url`) recorded, by one instance at a time.
+    pub spend_reconcile_secs: u64,
 }
 
 impl Default for TeamSettings {
@@ -513,6 +516,7 @@ impl Default for TeamSettings {
             redis_url: None,
             redis_wait_ms: 20,
             permit_lease_ms: 20_000,
+            spend_reconcile_secs: 300,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod member_limits;
 pub mod permits;
 pub mod redis;
 pub mod routing;
+pub mod spend_reconcile;
 pub mod sync;
 pub mod team_limits;
 
