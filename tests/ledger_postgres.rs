@@ -156,6 +156,33 @@ async fn a_team_serve_writes_its_ledger_to_postgres_and_usage_reads_it_by_provid
     }
     assert_eq!(live["source"], "live");
     assert_eq!(row_of(&live, "ana")["requests"], 3, "{live}");
+    // The console's charts read the same rows, by window and provider, and a month by days.
+    let api = homes.admin_base();
+    for (query, want) in [
+        ("window=1h", 5),
+        ("window=24h&provider=relay", 5),
+        ("window=1h&provider=other", 0),
+        ("window=30d", 5),
+    ] {
+        let (status, series, _) =
+            support::cli::admin_call("GET", &format!("{api}/request-ledger/series?{query}"), None)
+                .await;
+        assert_eq!(status, 200, "{query}: {series}");
+        let buckets = series["buckets"].as_array().unwrap();
+        let requests: u64 = buckets
+            .iter()
+            .map(|b| b["requests"].as_u64().unwrap())
+            .sum();
+        assert_eq!(requests, want, "{query}: {series}");
+        if want > 0 {
+            assert!(
+                buckets
+                    .iter()
+                    .any(|b| b["latency_p50_ms"].as_f64().is_some()),
+                "{query}: {series}"
+            );
+        }
+    }
     let log = served.log_so_far();
     served.stop().await;
     assert!(

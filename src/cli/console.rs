@@ -301,19 +301,17 @@ impl Console for ServeConsole {
         let reader = self.ledger_reader.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let path = reader
-                    .place()
-                    .file_only("the usage series (`/request-ledger/series`)")?;
-                if !path.exists() {
-                    return Err(Problem::not_found("the ledger has no requests yet").into());
-                }
-                let conn = crate::ledger::store::open_read_only(path)?;
                 let now = crate::time::now_ms();
                 let days = query
                     .day_starts
                     .map(|given| series::day_starts(&given, now).map_err(Problem::bad_request))
                     .transpose()?;
-                let series = series::read(&conn, query.window, &query.filter, now, days)?;
+                let series = read_ledger(&reader, |ledger| {
+                    let bounds = series::bounds(ledger.clock(), query.window, now, days)?;
+                    let (from, to) = (bounds[0], bounds[bounds.len() - 1]);
+                    let samples = ledger.series_samples(from, to, &query.filter)?;
+                    Ok(series::assemble(query.window, bounds, samples))
+                })?;
                 Ok(serde_json::to_value(series)?)
             })
             .await?

@@ -5,6 +5,7 @@
 use rusqlite::Connection;
 
 use super::query::{self, Chain, Filter, GroupBy, RequestLine, SummaryRow};
+use super::series::{self, Sample, SeriesFilter};
 
 /// `(started_ms, total_tokens, cost_usd)` of one request, for forecasts.
 pub type Spend = (u64, u64, Option<f64>);
@@ -19,6 +20,14 @@ pub trait LedgerRead {
     fn chain(&self, trace_id: &str) -> anyhow::Result<Option<Chain>>;
     /// What requests since `since_ms` spent (those `provider` answered, when given).
     fn spend_since(&self, since_ms: u64, provider: Option<&str>) -> anyhow::Result<Vec<Spend>>;
+    /// The requests in `[from_ms, to_ms)` matching `filter` as the usage series counts them,
+    /// newest first, at most [`series::ROWS_MAX`] + 1.
+    fn series_samples(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        filter: &SeriesFilter,
+    ) -> anyhow::Result<Vec<Sample>>;
     /// A SQLite connection for local-time arithmetic (dates, midnights): the ledger's own, or
     /// an in-memory one.
     fn clock(&self) -> &Connection;
@@ -42,6 +51,15 @@ impl LedgerRead for Connection {
             Some(p) => query::spend_since_for_provider(self, since_ms, p)?,
             None => query::spend_since(self, since_ms)?,
         })
+    }
+
+    fn series_samples(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        filter: &SeriesFilter,
+    ) -> anyhow::Result<Vec<Sample>> {
+        Ok(series::samples(self, from_ms, to_ms, filter)?)
     }
 
     fn clock(&self) -> &Connection {

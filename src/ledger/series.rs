@@ -226,8 +226,9 @@ fn percentile(values: &mut [f64], p: usize) -> Option<f64> {
     Some(values[rank - 1])
 }
 
-/// The series of `window` ending at the bucket that holds `now_ms`; days are `day_starts`
-/// when the client gave its own (checked by [`day_starts`]), else the helper's.
+/// The series of `window` ending at the bucket that holds `now_ms`, from the SQLite ledger;
+/// days are `day_starts` when the client gave its own (checked by [`day_starts`]), else the
+/// helper's.
 pub fn read(
     conn: &Connection,
     window: Window,
@@ -235,13 +236,36 @@ pub fn read(
     now_ms: u64,
     day_starts: Option<Vec<u64>>,
 ) -> rusqlite::Result<Series> {
-    let bounds = match (window, day_starts) {
+    let bounds = bounds(conn, window, now_ms, day_starts)?;
+    let samples = samples(conn, bounds[0], bounds[bounds.len() - 1], filter)?;
+    Ok(assemble(window, bounds, samples))
+}
+
+/// The buckets' bounds: `day_starts` for a month when given, else the helper's local days
+/// (read through `clock`, SQLite's local time), else the window's fixed grid.
+pub fn bounds(
+    clock: &Connection,
+    window: Window,
+    now_ms: u64,
+    day_starts: Option<Vec<u64>>,
+) -> rusqlite::Result<Vec<u64>> {
+    Ok(match (window, day_starts) {
         (Window::Month, Some(given)) => given,
-        (Window::Month, None) => local_day_starts(conn, now_ms)?,
+        (Window::Month, None) => local_day_starts(clock, now_ms)?,
         _ => window.grid(now_ms),
-    };
-    let (from, to) = (bounds[0], bounds[bounds.len() - 1]);
-    let mut args: Vec<rusqlite::types::Value> = vec![(from as i64).into(), (to as i64).into()];
+    })
+}
+
+/// The SQLite ledger's requests in `[from_ms, to_ms)` matching `filter`, newest first, at
+/// most [`ROWS_MAX`] + 1 (one more says the window held more).
+pub fn samples(
+    conn: &Connection,
+    from_ms: u64,
+    to_ms: u64,
+    filter: &SeriesFilter,
+) -> rusqlite::Result<Vec<Sample>> {
+    let mut args: Vec<rusqlite::types::Value> =
+        vec![(from_ms as i64).into(), (to_ms as i64).into()];
     let mut sql = format!(
         "SELECT started_ms, {}, COALESCE(input_tokens, 0), COALESCE(output_tokens, 0),
                 COALESCE(total_tokens, 0), COALESCE(cost_usd, 0), duration_ms, ttfb_ms
@@ -259,30 +283,34 @@ pub fn read(
     }
     sql.push_str(&format!(" ORDER BY started_ms DESC LIMIT {}", ROWS_MAX + 1));
     let mut stmt = conn.prepare(&sql)?;
-    let mut samples: Vec<Sample> = stmt
-        .query_map(params_from_iter(args), |r| {
-            Ok(Sample {
-                started_ms: r.get::<_, i64>(0)?.max(0) as u64,
-                error: r.get(1)?,
-                input_tokens: r.get::<_, i64>(2)?.max(0) as u64,
-                output_tokens: r.get::<_, i64>(3)?.max(0) as u64,
-                total_tokens: r.get::<_, i64>(4)?.max(0) as u64,
-                cost_usd: r.get(5)?,
-                duration_ms: r.get(6)?,
-                ttfb_ms: r.get(7)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    stmt.query_map(params_from_iter(args), |r| {
+        Ok(Sample {
+            started_ms: r.get::<_, i64>(0)?.max(0) as u64,
+            error: r.get(1)?,
+            input_tokens: r.get::<_, i64>(2)?.max(0) as u64,
+            output_tokens: r.get::<_, i64>(3)?.max(0) as u64,
+            total_tokens: r.get::<_, i64>(4)?.max(0) as u64,
+            cost_usd: r.get(5)?,
+            duration_ms: r.get(6)?,
+            ttfb_ms: r.get(7)?,
+        })
+    })?
+    .collect()
+}
+
+/// The series drawn by `bounds` over `samples` (as [`samples`] gives them: past
+/// [`ROWS_MAX`], the window counts as truncated and the oldest are left out).
+pub fn assemble(window: Window, bounds: Vec<u64>, mut samples: Vec<Sample>) -> Series {
     let truncated = samples.len() > ROWS_MAX;
     samples.truncate(ROWS_MAX);
-    Ok(Series {
+    Series {
         window,
         bucket_ms: window.bucket_ms(),
-        from_ms: from,
-        to_ms: to,
+        from_ms: bounds[0],
+        to_ms: bounds[bounds.len() - 1],
         truncated,
         buckets: fold(&bounds, &samples),
-    })
+    }
 }
 
 #[cfg(test)]

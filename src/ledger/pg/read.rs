@@ -14,6 +14,7 @@ use crate::ledger::query::{
 };
 use crate::ledger::read::{LedgerRead, Spend};
 use crate::ledger::row::LedgerRow;
+use crate::ledger::series::{self, Sample, SeriesFilter};
 use crate::ledger::store::BUCKET_MS;
 use crate::team::db::{self, DatabaseUrl};
 
@@ -265,6 +266,43 @@ impl LedgerRead for PgReader {
                     r.get::<_, i64>(1).max(0) as u64,
                     r.get(2),
                 )
+            })
+            .collect())
+    }
+
+    fn series_samples(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        filter: &SeriesFilter,
+    ) -> anyhow::Result<Vec<Sample>> {
+        let (from, to) = (
+            i64::try_from(from_ms).unwrap_or(i64::MAX),
+            i64::try_from(to_ms).unwrap_or(i64::MAX),
+        );
+        let rows = self.query(
+            &format!(
+                "SELECT started_ms, ({IS_ERROR}) AS error, COALESCE(input_tokens, 0), COALESCE(output_tokens, 0),
+                        COALESCE(total_tokens, 0), COALESCE(cost_usd, 0)::FLOAT8, duration_ms::FLOAT8, ttfb_ms::FLOAT8
+                 FROM codex_helper_requests
+                 WHERE started_ms >= $1 AND started_ms < $2
+                   AND ($3::TEXT IS NULL OR session_id = $3) AND ($4::TEXT IS NULL OR provider = $4)
+                 ORDER BY started_ms DESC LIMIT {}",
+                series::ROWS_MAX + 1
+            ),
+            &[&from, &to, &filter.session, &filter.provider],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Sample {
+                started_ms: r.get::<_, i64>(0).max(0) as u64,
+                error: r.get(1),
+                input_tokens: r.get::<_, i64>(2).max(0) as u64,
+                output_tokens: r.get::<_, i64>(3).max(0) as u64,
+                total_tokens: r.get::<_, i64>(4).max(0) as u64,
+                cost_usd: r.get(5),
+                duration_ms: r.get(6),
+                ttfb_ms: r.get(7),
             })
             .collect())
     }
