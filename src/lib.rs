@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod net;
 pub mod notify;
+pub mod postgres;
 pub mod proxy;
 pub mod record;
 pub mod redact;

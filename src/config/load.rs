@@ -159,7 +159,7 @@ fn check_balance(path: &Path, balance: &BalanceSettings) -> Result<(), ConfigErr
 /// `[ledger] url`: a PostgreSQL URL or `env:VAR` (see [`crate::ledger::pg::url`]); the
 /// message never quotes the value, which may hold a password.
 fn check_ledger_url(path: &Path, url: Option<&str>) -> Result<(), ConfigError> {
-    match url.map(crate::ledger::pg::url::LedgerUrl::parse) {
+    match url.map(crate::postgres::ledger_url::LedgerUrl::parse) {
         Some(Err(e)) => Err(ConfigError::new(path, "ledger.url", format!("{e:#}"))),
         _ => Ok(()),
     }

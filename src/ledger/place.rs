@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::read::{LedgerRead, Reader};
 use crate::config::Homes;
 use crate::config::model::LedgerSettings;
-use crate::team::db::DatabaseUrl;
+use crate::postgres::DatabaseUrl;
 
 /// Where the ledger is.
 #[derive(Debug, Clone)]

@@ -7,5 +7,7 @@ pub mod copy;
 pub mod read;
 pub mod schema;
 pub mod spool;
-pub mod url;
 pub mod writer;
+
+/// `[ledger] url`, in the PostgreSQL leaf so `config` can check it at load.
+pub use crate::postgres::ledger_url as url;

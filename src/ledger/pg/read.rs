@@ -16,7 +16,7 @@ use crate::ledger::read::{LedgerRead, Spend};
 use crate::ledger::row::LedgerRow;
 use crate::ledger::series::{self, Sample, SeriesFilter};
 use crate::ledger::store::BUCKET_MS;
-use crate::team::db::{self, DatabaseUrl};
+use crate::postgres::{self as db, DatabaseUrl};
 
 /// A connection to the PostgreSQL ledger, with a runtime of its own: every call blocks (within
 /// [`db::QUERY_TIMEOUT`]), like reading the SQLite file does. Not for an event loop's thread.

@@ -1,13 +1,13 @@
 //! The PostgreSQL ledger's schema and writes: the SQLite ledger's columns and rollups in
 //! PostgreSQL's dialect (tables prefixed `codex_helper_`, as they may share a database with the
-//! team's keys). Migrations run under an advisory lock ([`crate::team::db::migrate_schema`]).
+//! team's keys). Migrations run under an advisory lock ([`crate::postgres::migrate_schema`]).
 
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
 use crate::ledger::rollup;
 use crate::ledger::row::LedgerRow;
-use crate::team::db;
+use crate::postgres as db;
 
 /// Names the ledger database in errors.
 pub const WHAT: &str = "the ledger database";

@@ -22,7 +22,7 @@ use crate::config::model::LedgerSettings;
 use crate::ledger::pricing::PriceBook;
 use crate::ledger::row::LedgerRow;
 use crate::ledger::writer::{Ledger, LedgerStats, Message, lower_priority};
-use crate::team::db::{self, DatabaseUrl};
+use crate::postgres::{self as db, DatabaseUrl};
 
 /// Rows written per transaction at most.
 pub const BATCH: usize = 200;

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use crate::team::db::DatabaseUrl;
+use super::DatabaseUrl;
 
 /// `[ledger] url` as written, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
