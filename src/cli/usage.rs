@@ -85,8 +85,7 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let place = LedgerPlace::configured(&homes)?;
     if let UsageCommand::Reprice(args) = command {
-        place.file_only("`usage reprice`")?;
-        return super::usage_reprice::run(&homes, args);
+        return super::usage_reprice::run(&homes, &place, args);
     }
     if let UsageCommand::Import {
         from_sqlite: Some(from),

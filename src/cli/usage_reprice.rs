@@ -1,12 +1,15 @@
 //! `codex-helper usage reprice`: the ledger's stored costs recomputed with the prices in force
-//! (see [`crate::ledger::reprice`]).
+//! (see [`crate::ledger::reprice`]), in the SQLite ledger or the PostgreSQL one.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 
 use crate::config::Homes;
+use crate::ledger::pg::read::PgReader;
+use crate::ledger::place::LedgerPlace;
 use crate::ledger::pricing::PriceBook;
+use crate::ledger::read::LedgerRead;
 use crate::ledger::reprice::{self, RepriceFilter};
 use crate::ledger::{query, store};
 
@@ -29,38 +32,28 @@ pub struct RepriceArgs {
     json: bool,
 }
 
-pub fn run(homes: &Homes, args: RepriceArgs) -> anyhow::Result<()> {
-    let path = homes.ledger();
-    if !path.exists() {
-        anyhow::bail!(
-            "no ledger at {} yet: it is created when the proxy first runs",
-            path.display()
-        );
-    }
+pub fn run(homes: &Homes, place: &LedgerPlace, args: RepriceArgs) -> anyhow::Result<()> {
     let book = PriceBook::load(&homes.pricing_overrides())?;
     let multipliers = provider_multipliers(homes)?;
-    let mut conn = store::open(&path)?;
-    let now = crate::time::now_ms();
-    let filter = RepriceFilter {
-        since_ms: args
-            .since
-            .as_deref()
-            .map(|t| query::since_ms(&conn, t, now))
-            .transpose()?,
-        until_ms: args
-            .until
-            .as_deref()
-            .map(|t| query::since_ms(&conn, t, now).context("--until"))
-            .transpose()?,
-        model: args.model.clone(),
+    let multiplier = |provider: &str| multipliers.get(provider).copied();
+    let report = match place {
+        LedgerPlace::File(path) => {
+            if !path.exists() {
+                anyhow::bail!(
+                    "no ledger at {} yet: it is created when the proxy first runs",
+                    path.display()
+                );
+            }
+            let mut conn = store::open(path)?;
+            let filter = filter(&args, &conn)?;
+            reprice::reprice(&mut conn, &book, &filter, &multiplier, args.dry_run)?
+        }
+        LedgerPlace::Postgres(url) => {
+            let mut ledger = PgReader::connect(url)?;
+            let filter = filter(&args, ledger.clock())?;
+            reprice::reprice(&mut ledger, &book, &filter, &multiplier, args.dry_run)?
+        }
     };
-    let report = reprice::reprice(
-        &mut conn,
-        &book,
-        &filter,
-        &|provider| multipliers.get(provider).copied(),
-        args.dry_run,
-    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -95,6 +88,24 @@ pub fn run(homes: &Homes, args: RepriceArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The rows `args` select; `clock` reads dates as local midnights.
+fn filter(args: &RepriceArgs, clock: &rusqlite::Connection) -> anyhow::Result<RepriceFilter> {
+    let now = crate::time::now_ms();
+    Ok(RepriceFilter {
+        since_ms: args
+            .since
+            .as_deref()
+            .map(|t| query::since_ms(clock, t, now))
+            .transpose()?,
+        until_ms: args
+            .until
+            .as_deref()
+            .map(|t| query::since_ms(clock, t, now).context("--until"))
+            .transpose()?,
+        model: args.model.clone(),
+    })
 }
 
 /// Each configured provider's `price_multiplier`, for rows recorded without one.

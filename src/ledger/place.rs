@@ -1,7 +1,7 @@
 //! Where the ledger is, chosen once from the config: the SQLite file, or the PostgreSQL ledger
 //! of `[ledger] url`; readers open it as a [`Reader`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::read::{LedgerRead, Reader};
 use crate::config::Homes;
@@ -55,16 +55,6 @@ impl LedgerPlace {
             Self::File(path) if !path.exists() => Ok(None),
             Self::File(path) => Ok(Some(Box::new(super::store::open_read_only(path)?))),
             Self::Postgres(url) => Ok(Some(Box::new(super::pg::read::PgReader::connect(url)?))),
-        }
-    }
-
-    /// The SQLite file, for what only reads it yet (`what` names the feature in the error).
-    pub fn file_only(&self, what: &str) -> anyhow::Result<&Path> {
-        match self {
-            Self::File(path) => Ok(path),
-            Self::Postgres(_) => anyhow::bail!(
-                "{what} is not available with a PostgreSQL ledger yet ([ledger] url is set)"
-            ),
         }
     }
 
@@ -128,7 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_file_unless_a_url_is_set_and_sqlite_only_features_say_so() {
+    fn the_file_unless_a_url_is_set() {
         let homes = Homes {
             helper: PathBuf::from("/h"),
             codex: PathBuf::from("/c"),
@@ -136,7 +126,7 @@ mod tests {
         let no_env = |_: &str| None;
         let file = LedgerPlace::of(&homes, &LedgerSettings::default(), &no_env).unwrap();
         assert_eq!(file.kind(), "sqlite");
-        assert_eq!(file.file_only("x").unwrap(), homes.ledger());
+        assert!(matches!(&file, LedgerPlace::File(path) if *path == homes.ledger()));
         let settings = LedgerSettings {
             url: Some("env:LEDGER_URL".into()),
             ..LedgerSettings::default()
@@ -149,11 +139,6 @@ mod tests {
         let env = |_: &str| Some("postgres://u:pw-secret@127.0.0.1:1/l".to_string());
         let pg = LedgerPlace::of(&homes, &settings, &env).unwrap();
         assert_eq!(pg.kind(), "postgres");
-        let err = pg.file_only("`usage reprice`").unwrap_err().to_string();
-        assert!(
-            err.contains("not available with a PostgreSQL ledger yet"),
-            "{err}"
-        );
         assert!(!format!("{pg:?}").contains("pw-secret"));
         assert_eq!(
             LedgerPlace::spool_path(&homes),

@@ -59,22 +59,80 @@ pub struct ModelChange {
     pub cost_after_usd: f64,
 }
 
-struct StoredRow {
-    id: i64,
-    started_ms: u64,
-    provider: Option<String>,
-    model: Option<String>,
-    usage: Usage,
-    service_tier: Option<String>,
-    multiplier: Option<f64>,
-    cost: Option<f64>,
-    source: Option<String>,
+/// A stored row, as much of it as its price depends on.
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    pub id: i64,
+    pub started_ms: u64,
+    pub provider: Option<String>,
+    /// The model sent, else the one requested.
+    pub model: Option<String>,
+    pub usage: Usage,
+    pub service_tier: Option<String>,
+    pub multiplier: Option<f64>,
+    pub cost: Option<f64>,
+    pub source: Option<String>,
+}
+
+/// A row's new cost.
+#[derive(Debug, Clone)]
+pub struct NewCost {
+    pub row: StoredRow,
+    pub cost: Option<f64>,
+    pub source: Option<String>,
+}
+
+impl NewCost {
+    /// What the row's rollup line moves by: `(bucket, provider, model)`, cost and unpriced.
+    pub fn rollup_delta(&self) -> ((u64, &str, &str), f64, i64) {
+        let row = &self.row;
+        (
+            (
+                row.started_ms / BUCKET_MS * BUCKET_MS,
+                row.provider.as_deref().unwrap_or("-"),
+                row.model.as_deref().unwrap_or("-"),
+            ),
+            self.cost.unwrap_or(0.0) - row.cost.unwrap_or(0.0),
+            i64::from(self.cost.is_none()) - i64::from(row.cost.is_none()),
+        )
+    }
+}
+
+/// Rollup deltas summed per line, so each line is written once per batch.
+pub fn rollup_deltas(stored: &[&NewCost]) -> BTreeMap<(u64, String, String), (f64, i64)> {
+    let mut lines: BTreeMap<(u64, String, String), (f64, i64)> = BTreeMap::new();
+    for change in stored {
+        let ((bucket, provider, model), cost, unpriced) = change.rollup_delta();
+        let line = lines
+            .entry((bucket, provider.to_string(), model.to_string()))
+            .or_default();
+        line.0 += cost;
+        line.1 += unpriced;
+    }
+    lines
+}
+
+/// Where the rows are: the SQLite ledger, or the PostgreSQL one
+/// ([`crate::ledger::pg::reprice`]).
+pub trait RepriceStore {
+    /// Up to `limit` rows with tokens that `filter` selects and whose id is above `after_id`,
+    /// by id.
+    fn rows_after(
+        &mut self,
+        filter: &RepriceFilter,
+        after_id: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StoredRow>>;
+    /// Stores new costs in one transaction, moving the rollups by the same amounts. A row is
+    /// changed only if it still has the cost it was read with, so a reprice running at the
+    /// same time, or retention deleting the row, never moves a rollup twice.
+    fn store(&mut self, changes: &[NewCost]) -> anyhow::Result<()>;
 }
 
 /// Recomputes the costs of the rows `filter` selects with `book`. `provider_multiplier` gives
 /// a provider's multiplier for rows recorded without one (`None`: 1).
 pub fn reprice(
-    conn: &mut Connection,
+    ledger: &mut dyn RepriceStore,
     book: &PriceBook,
     filter: &RepriceFilter,
     provider_multiplier: &dyn Fn(&str) -> Option<f64>,
@@ -87,11 +145,11 @@ pub fn reprice(
     let mut models: BTreeMap<String, ModelChange> = BTreeMap::new();
     let mut after_id = 0i64;
     loop {
-        let tx = conn.transaction()?;
-        let rows = read_batch(&tx, filter, after_id)?;
+        let rows = ledger.rows_after(filter, after_id, BATCH)?;
         let Some(last) = rows.last() else { break };
         after_id = last.id;
-        for row in &rows {
+        let mut changes = Vec::new();
+        for row in rows {
             report.rows += 1;
             report.cost_before_usd += row.cost.unwrap_or(0.0);
             let multiplier = row
@@ -122,89 +180,101 @@ pub fn reprice(
             change.changed += 1;
             change.cost_before_usd += row.cost.unwrap_or(0.0);
             change.cost_after_usd += new_cost.unwrap_or(0.0);
-            if !dry_run {
-                write_row(&tx, row, new_cost, new_source.as_deref())?;
-            }
+            changes.push(NewCost {
+                row,
+                cost: new_cost,
+                source: new_source,
+            });
         }
-        if dry_run {
-            tx.rollback()?;
-        } else {
-            tx.commit()?;
+        if !dry_run && !changes.is_empty() {
+            ledger.store(&changes)?;
         }
     }
     report.models = models.into_values().collect();
     Ok(report)
 }
 
-fn read_batch(
-    conn: &Connection,
-    filter: &RepriceFilter,
-    after_id: i64,
-) -> rusqlite::Result<Vec<StoredRow>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, started_ms, provider, COALESCE(model_sent, model_requested), input_tokens,
-                cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
-                service_tier, price_multiplier, cost_usd, price_source
-         FROM requests
-         WHERE id > ?1 AND input_tokens IS NOT NULL
-           AND started_ms >= ?2 AND started_ms < ?3
-           AND (?4 IS NULL OR lower(COALESCE(model_sent, model_requested)) = lower(?4))
-         ORDER BY id LIMIT ?5",
-    )?;
-    let count = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
-    let rows = stmt.query_map(
-        params![
-            after_id,
-            filter.since_ms.unwrap_or(0) as i64,
-            filter.until_ms.map_or(i64::MAX, |ms| ms as i64),
-            filter.model,
-            BATCH as i64,
-        ],
-        |r| {
-            Ok(StoredRow {
-                id: r.get(0)?,
-                started_ms: r.get::<_, i64>(1)?.max(0) as u64,
-                provider: r.get(2)?,
-                model: r.get(3)?,
-                usage: Usage {
-                    input_tokens: count(r.get(4)?),
-                    cached_input_tokens: count(r.get(5)?),
-                    output_tokens: count(r.get(6)?),
-                    reasoning_tokens: count(r.get(7)?),
-                    total_tokens: count(r.get(8)?),
-                },
-                service_tier: r.get(9)?,
-                multiplier: r.get(10)?,
-                cost: r.get(11)?,
-                source: r.get(12)?,
-            })
-        },
-    )?;
-    rows.collect()
-}
+impl RepriceStore for Connection {
+    fn rows_after(
+        &mut self,
+        filter: &RepriceFilter,
+        after_id: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StoredRow>> {
+        let mut stmt = self.prepare_cached(
+            "SELECT id, started_ms, provider, COALESCE(model_sent, model_requested), input_tokens,
+                    cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
+                    service_tier, price_multiplier, cost_usd, price_source
+             FROM requests
+             WHERE id > ?1 AND input_tokens IS NOT NULL
+               AND started_ms >= ?2 AND started_ms < ?3
+               AND (?4 IS NULL OR lower(COALESCE(model_sent, model_requested)) = lower(?4))
+             ORDER BY id LIMIT ?5",
+        )?;
+        let count = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
+        let rows = stmt.query_map(
+            params![
+                after_id,
+                filter.since_ms.unwrap_or(0) as i64,
+                filter.until_ms.map_or(i64::MAX, |ms| ms as i64),
+                filter.model,
+                limit as i64,
+            ],
+            |r| {
+                Ok(StoredRow {
+                    id: r.get(0)?,
+                    started_ms: r.get::<_, i64>(1)?.max(0) as u64,
+                    provider: r.get(2)?,
+                    model: r.get(3)?,
+                    usage: Usage {
+                        input_tokens: count(r.get(4)?),
+                        cached_input_tokens: count(r.get(5)?),
+                        output_tokens: count(r.get(6)?),
+                        reasoning_tokens: count(r.get(7)?),
+                        total_tokens: count(r.get(8)?),
+                    },
+                    service_tier: r.get(9)?,
+                    multiplier: r.get(10)?,
+                    cost: r.get(11)?,
+                    source: r.get(12)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
 
-/// Stores a row's new cost and moves its rollup bucket by the difference.
-fn write_row(
-    conn: &Connection,
-    row: &StoredRow,
-    cost: Option<f64>,
-    source: Option<&str>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE requests SET cost_usd = ?1, price_source = ?2 WHERE id = ?3")?
-        .execute(params![cost, source, row.id])?;
-    let unpriced_delta = i64::from(cost.is_none()) - i64::from(row.cost.is_none());
-    conn.prepare_cached(
-        "UPDATE usage_rollup SET cost_usd = cost_usd + ?1, unpriced = unpriced + ?2
-         WHERE bucket_ms = ?3 AND provider = ?4 AND model = ?5",
-    )?
-    .execute(params![
-        cost.unwrap_or(0.0) - row.cost.unwrap_or(0.0),
-        unpriced_delta,
-        (row.started_ms / BUCKET_MS * BUCKET_MS) as i64,
-        row.provider.as_deref().unwrap_or("-"),
-        row.model.as_deref().unwrap_or("-"),
-    ])?;
-    Ok(())
+    fn store(&mut self, changes: &[NewCost]) -> anyhow::Result<()> {
+        let tx = self.transaction()?;
+        let mut stored = Vec::with_capacity(changes.len());
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE requests SET cost_usd = ?1, price_source = ?2
+                 WHERE id = ?3 AND cost_usd IS ?4 AND price_source IS ?5",
+            )?;
+            for change in changes {
+                let row = &change.row;
+                let n = update.execute(params![
+                    change.cost,
+                    change.source,
+                    row.id,
+                    row.cost,
+                    row.source
+                ])?;
+                if n > 0 {
+                    stored.push(change);
+                }
+            }
+            let mut rollup = tx.prepare_cached(
+                "UPDATE usage_rollup SET cost_usd = cost_usd + ?1, unpriced = unpriced + ?2
+                 WHERE bucket_ms = ?3 AND provider = ?4 AND model = ?5",
+            )?;
+            for ((bucket, provider, model), (cost, unpriced)) in rollup_deltas(&stored) {
+                rollup.execute(params![cost, unpriced, bucket as i64, provider, model])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +426,28 @@ mod tests {
         assert_eq!(after[3].1, Some(8.0));
         assert_eq!(after[0].1, Some(2.0), "another model: untouched");
         assert_eq!(summary_cost(&conn), (22.0, 0));
+    }
+
+    #[test]
+    fn a_row_changed_since_it_was_read_is_left_and_its_rollup_not_moved_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = store::open(&dir.path().join("ledger.sqlite3")).unwrap();
+        store::insert(&mut conn, &[row("a", HOUR, "gpt-5.4", None, Some(4.0))]).unwrap();
+        let read = conn
+            .rows_after(&RepriceFilter::default(), 0, 10)
+            .unwrap()
+            .remove(0);
+        let change = NewCost {
+            row: read,
+            cost: Some(6.0),
+            source: Some("test".into()),
+        };
+        conn.store(std::slice::from_ref(&change)).unwrap();
+        assert_eq!(summary_cost(&conn), (6.0, 0));
+        // A second reprice that read the row before the first stored it.
+        conn.store(&[change]).unwrap();
+        assert_eq!(costs(&conn)[0].1, Some(6.0));
+        assert_eq!(summary_cost(&conn), (6.0, 0), "the rollup moved once");
     }
 
     #[test]

@@ -21,8 +21,8 @@ use crate::postgres::{self as db, DatabaseUrl};
 /// A connection to the PostgreSQL ledger, with a runtime of its own: every call blocks (within
 /// [`db::QUERY_TIMEOUT`]), like reading the SQLite file does. Not for an event loop's thread.
 pub struct PgReader {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
+    pub(super) runtime: tokio::runtime::Runtime,
+    pub(super) client: Client,
     clock: Connection,
 }
 
@@ -80,6 +80,15 @@ impl PgReader {
             })?;
         }
         Ok(added)
+    }
+
+    /// When the newest row started (ms since the epoch); `None` when there is none.
+    pub fn newest_started_ms(&self) -> anyhow::Result<Option<u64>> {
+        let rows = self.query("SELECT MAX(started_ms) FROM codex_helper_requests", &[])?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get::<_, Option<i64>>(0))
+            .map(|ms| ms.max(0) as u64))
     }
 
     fn local(&self, at_ms: i64) -> anyhow::Result<String> {
