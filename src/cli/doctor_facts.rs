@@ -9,8 +9,10 @@ use crate::codex::discover::{self, CodexBinary};
 use crate::codex::switch::{self, CodexFiles};
 use crate::config::{Homes, LoadedConfig, load};
 use crate::doctor::facts::{
-    BinaryFacts, ClockFacts, CodexFacts, ConfigFacts, Facts, LedgerFacts, LoadedFacts, PortFacts,
+    BinaryFacts, ClockFacts, CodexFacts, ConfigFacts, Facts, LedgerFacts, LedgerStoreFacts,
+    LoadedFacts, PortFacts,
 };
+use crate::ledger::place::LedgerPlace;
 use crate::proxy::{Plan, ProxyState};
 use crate::running::{self, RunningServe};
 
@@ -160,17 +162,13 @@ fn port_facts(port: u16, running: Option<&RunningServe>) -> PortFacts {
 }
 
 fn ledger_facts(homes: &Homes, running: Option<&RunningServe>) -> Option<LedgerFacts> {
-    let path = homes.ledger();
-    let size_bytes = std::fs::metadata(&path).ok()?.len();
-    let quick_check = crate::ledger::store::open_read_only(&path)
-        .and_then(|conn| {
-            let mut statement = conn.prepare("PRAGMA quick_check(20)")?;
-            let rows = statement
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            anyhow::Ok(rows.join("\n"))
-        })
-        .map_err(|e| format!("{e:#}"));
+    let store = match LedgerPlace::configured(homes) {
+        Ok(LedgerPlace::File(path)) => sqlite_facts(path)?,
+        Ok(LedgerPlace::Postgres(url)) => postgres_facts(homes, Ok(&url)),
+        // A config that does not load is reported by its own check; only a bad URL is here.
+        Err(e) if load::load(&homes.helper_config()).is_ok() => postgres_facts(homes, Err(e)),
+        Err(_) => return None,
+    };
     let lost_rows = running.and_then(|r| r.admin).and_then(|admin| {
         let status = super::block_on(crate::admin::client::get(admin, "/runtime/status"))
             .ok()?
@@ -184,12 +182,71 @@ fn ledger_facts(homes: &Homes, running: Option<&RunningServe>) -> Option<LedgerF
         };
         Some(count("dropped") + count("failed"))
     });
-    Some(LedgerFacts {
+    Some(LedgerFacts { store, lost_rows })
+}
+
+/// The SQLite file's size and `PRAGMA quick_check`; `None` when there is no file yet.
+fn sqlite_facts(path: std::path::PathBuf) -> Option<LedgerStoreFacts> {
+    let size_bytes = std::fs::metadata(&path).ok()?.len();
+    let quick_check = crate::ledger::store::open_read_only(&path)
+        .and_then(|conn| {
+            let mut statement = conn.prepare("PRAGMA quick_check(20)")?;
+            let rows = statement
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            anyhow::Ok(rows.join("\n"))
+        })
+        .map_err(|e| format!("{e:#}"));
+    Some(LedgerStoreFacts::File {
         path,
         size_bytes,
         quick_check,
-        lost_rows,
     })
+}
+
+/// The PostgreSQL ledger's newest row (connecting within the ledger's own bounds) and the
+/// rows waiting in this machine's spool.
+fn postgres_facts(
+    homes: &Homes,
+    url: Result<&crate::postgres::DatabaseUrl, anyhow::Error>,
+) -> LedgerStoreFacts {
+    let (shown, newest_age_ms) = match url {
+        Ok(url) => (
+            url.shown().to_string(),
+            crate::ledger::pg::read::PgReader::connect(url)
+                .and_then(|ledger| ledger.newest_started_ms())
+                .map(|newest| newest.map(|ms| crate::time::now_ms().saturating_sub(ms)))
+                .map_err(|e| format!("{e:#}")),
+        ),
+        Err(e) => ("[ledger] url".to_string(), Err(format!("{e:#}"))),
+    };
+    let spool = LedgerPlace::spool_path(homes);
+    let spool_bytes = std::fs::metadata(&spool).map_or(0, |m| m.len());
+    LedgerStoreFacts::Postgres {
+        shown,
+        newest_age_ms,
+        spooled_rows: if spool_bytes > 0 {
+            count_lines(&spool)
+        } else {
+            0
+        },
+        spool_bytes,
+    }
+}
+
+/// Lines in a file (the spool: one row a line, capped at 64 MiB by its writer).
+fn count_lines(path: &std::path::Path) -> u64 {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let mut reader = std::io::BufReader::new(file).take(256 << 20);
+    let mut buffer = [0u8; 64 * 1024];
+    let mut lines = 0u64;
+    while let Ok(n @ 1..) = reader.read(&mut buffer) {
+        lines += buffer[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    lines
 }
 
 /// Each enabled relay's `Date` against this machine's clock: a `HEAD` of its base URL (no

@@ -1,6 +1,6 @@
 //! The checks: [`Facts`] in, [`Finding`]s out (pure).
 
-use super::facts::{BinaryFacts, ConfigFacts, Facts, LedgerFacts, LoadedFacts};
+use super::facts::{BinaryFacts, ConfigFacts, Facts, LedgerFacts, LedgerStoreFacts, LoadedFacts};
 use super::{Finding, Severity};
 
 /// A relay clock this far from ours is worth a warning (expiries and quota windows shift).
@@ -186,8 +186,82 @@ fn port(facts: &Facts, out: &mut Vec<Finding>) {
 }
 
 fn ledger(ledger: &LedgerFacts, out: &mut Vec<Finding>) {
-    let path = ledger.path.display();
-    match &ledger.quick_check {
+    match &ledger.store {
+        LedgerStoreFacts::File {
+            path,
+            size_bytes,
+            quick_check,
+        } => ledger_file(&path.display().to_string(), *size_bytes, quick_check, out),
+        LedgerStoreFacts::Postgres {
+            shown,
+            newest_age_ms,
+            spooled_rows,
+            spool_bytes,
+        } => {
+            match newest_age_ms {
+                Ok(newest) => out.push(finding(
+                    "ledger.postgres",
+                    Severity::Info,
+                    match newest {
+                        Some(ms) => format!(
+                            "the ledger is in PostgreSQL at {shown}; its newest request started {} ago",
+                            age(*ms)
+                        ),
+                        None => format!("the ledger is in PostgreSQL at {shown}; it holds no request yet"),
+                    },
+                    None,
+                )),
+                Err(error) => out.push(finding(
+                    "ledger.unreachable",
+                    Severity::Error,
+                    format!("the ledger database ({shown}) cannot be read: {error}"),
+                    Some("check that PostgreSQL is up and reachable from here, and that [ledger] url (or the variable it names) is right; meanwhile the helper keeps rows in its spool".into()),
+                )),
+            }
+            if *spooled_rows > 0 {
+                out.push(finding(
+                    "ledger.spooled",
+                    Severity::Warning,
+                    format!(
+                        "{spooled_rows} request records ({} KiB) wait in the spool to be written to PostgreSQL",
+                        spool_bytes.div_ceil(1024)
+                    ),
+                    Some("they are written when the database answers the running helper; past 64 MiB new ones are lost".into()),
+                ));
+            }
+        }
+    }
+    if let Some(lost) = ledger.lost_rows.filter(|n| *n > 0) {
+        out.push(finding(
+            "ledger.lost_rows",
+            Severity::Warning,
+            format!("the running helper could not write {lost} request records to the ledger"),
+            Some(
+                "check the disk has room and the ledger is writable; the helper's log says why"
+                    .into(),
+            ),
+        ));
+    }
+}
+
+/// A duration for people: `40 s`, `12 min`, `3 h`, `2 days`.
+fn age(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7_200 => format!("{} min", secs / 60),
+        7_200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
+}
+
+fn ledger_file(
+    path: &str,
+    size_bytes: u64,
+    quick_check: &Result<String, String>,
+    out: &mut Vec<Finding>,
+) {
+    match quick_check {
         Ok(answer) if answer == "ok" => {}
         Ok(answer) => out.push(finding(
             "ledger.corrupt",
@@ -202,7 +276,7 @@ fn ledger(ledger: &LedgerFacts, out: &mut Vec<Finding>) {
             Some(format!("check the file's owner and mode, or move {path} away")),
         )),
     }
-    let large = ledger.size_bytes > LEDGER_LARGE_BYTES;
+    let large = size_bytes > LEDGER_LARGE_BYTES;
     out.push(finding(
         "ledger.size",
         if large {
@@ -210,20 +284,9 @@ fn ledger(ledger: &LedgerFacts, out: &mut Vec<Finding>) {
         } else {
             Severity::Info
         },
-        format!("the ledger {path} is {} MiB", ledger.size_bytes >> 20),
+        format!("the ledger {path} is {} MiB", size_bytes >> 20),
         large.then(|| "lower [ledger] retention_days, or move the file away".to_string()),
     ));
-    if let Some(lost) = ledger.lost_rows.filter(|n| *n > 0) {
-        out.push(finding(
-            "ledger.lost_rows",
-            Severity::Warning,
-            format!("the running helper could not write {lost} request records to the ledger"),
-            Some(
-                "check the disk has room and the ledger is writable; the helper's log says why"
-                    .into(),
-            ),
-        ));
-    }
 }
 
 fn clock(facts: &Facts, out: &mut Vec<Finding>) {
@@ -377,11 +440,14 @@ mod tests {
     fn ledger_and_clock_findings() {
         let mut facts = base();
         facts.ledger = Some(LedgerFacts {
-            path: "/h/ledger.sqlite3".into(),
-            size_bytes: 2 << 30,
-            quick_check: Ok(
-                "*** in database main ***\nPage 5: btreeInitPage() returns error code 11".into(),
-            ),
+            store: LedgerStoreFacts::File {
+                path: "/h/ledger.sqlite3".into(),
+                size_bytes: 2 << 30,
+                quick_check: Ok(
+                    "*** in database main ***\nPage 5: btreeInitPage() returns error code 11"
+                        .into(),
+                ),
+            },
             lost_rows: Some(3),
         });
         facts.clock = Some(vec![
@@ -420,5 +486,39 @@ mod tests {
         );
         facts.clock = None;
         assert!(ids(&facts).contains(&("clock.skipped", Severity::Info)));
+    }
+
+    #[test]
+    fn a_postgres_ledger_is_reported_reachable_or_not_with_its_spool() {
+        let mut facts = base();
+        let postgres = |newest_age_ms, spooled_rows| LedgerFacts {
+            store: LedgerStoreFacts::Postgres {
+                shown: "db:5432/team".into(),
+                newest_age_ms,
+                spooled_rows,
+                spool_bytes: spooled_rows * 900,
+            },
+            lost_rows: None,
+        };
+        facts.ledger = Some(postgres(Ok(Some(300_000)), 0));
+        let found = findings(&facts);
+        let info = found.iter().find(|f| f.id == "ledger.postgres").unwrap();
+        assert!(
+            info.message.contains("db:5432/team") && info.message.contains("5 min ago"),
+            "{info:?}"
+        );
+        assert!(!found.iter().any(|f| f.id == "ledger.spooled"));
+
+        facts.ledger = Some(postgres(Err("did not answer within 5 s".into()), 40));
+        let found = findings(&facts);
+        let down = found.iter().find(|f| f.id == "ledger.unreachable").unwrap();
+        assert_eq!(down.severity, Severity::Error);
+        assert!(down.message.contains("did not answer"), "{down:?}");
+        let spooled = found.iter().find(|f| f.id == "ledger.spooled").unwrap();
+        assert!(
+            spooled.message.starts_with("40 request records (36 KiB)"),
+            "{spooled:?}"
+        );
+        assert!(!found.iter().any(|f| f.id == "ledger.size"));
     }
 }

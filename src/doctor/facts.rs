@@ -76,12 +76,32 @@ pub struct PortFacts {
 /// The request ledger.
 #[derive(Debug, Clone)]
 pub struct LedgerFacts {
-    pub path: PathBuf,
-    pub size_bytes: u64,
-    /// `PRAGMA quick_check`'s answer (`ok` when sound), or why it could not run.
-    pub quick_check: Result<String, String>,
+    pub store: LedgerStoreFacts,
     /// Rows the running helper could not write, when one runs.
     pub lost_rows: Option<u64>,
+}
+
+/// Where the ledger is, and how it answered.
+#[derive(Debug, Clone)]
+pub enum LedgerStoreFacts {
+    /// The SQLite file.
+    File {
+        path: PathBuf,
+        size_bytes: u64,
+        /// `PRAGMA quick_check`'s answer (`ok` when sound), or why it could not run.
+        quick_check: Result<String, String>,
+    },
+    /// The PostgreSQL ledger of `[ledger] url`.
+    Postgres {
+        /// `host:port/db` (never the password), or `[ledger] url` when it cannot be read.
+        shown: String,
+        /// How long ago (ms) the newest row started (`None`: no rows yet), or why the
+        /// database could not be read.
+        newest_age_ms: Result<Option<u64>, String>,
+        /// Rows waiting in the spool for the database, and the spool's size.
+        spooled_rows: u64,
+        spool_bytes: u64,
+    },
 }
 
 /// One relay's clock, from its `Date` header.
