@@ -20,6 +20,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod record;
 pub mod redact;
+pub mod redis_url;
 pub mod routing;
 pub mod running;
 pub mod shared;

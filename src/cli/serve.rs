@@ -807,7 +807,7 @@ fn start_team_redis(
         "team mode: sharing state through the team's Redis at {}",
         url.shown()
     );
-    let wait = std::time::Duration::from_millis(team.redis_wait_ms.clamp(1, 1_000));
+    let wait = std::time::Duration::from_millis(team.redis_wait_ms);
     Ok(Some(TeamRedis::start(url, wait)?))
 }
 
@@ -820,13 +820,6 @@ fn start_team_limits(
     ledger: &LedgerPlace,
 ) -> anyhow::Result<Arc<crate::shared::team_limits::TeamLimits>> {
     use crate::shared::{member_limits::MemberLimiter, permits::GlobalPermits};
-    if team.permit_lease_ms < 1_000 {
-        anyhow::bail!(
-            "[team] permit_lease_ms is {} ms: a concurrency permit's lease must be at least 1000 ms \
-             (it is renewed every third of it; 20000 is the default)",
-            team.permit_lease_ms
-        );
-    }
     let lease = std::time::Duration::from_millis(team.permit_lease_ms);
     let permits = match &redis {
         Some(redis) => Some(GlobalPermits::start(redis.clone(), lease)?),

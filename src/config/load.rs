@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::{BalanceSettings, CURRENT_VERSION, HelperConfig};
+use super::model::{BalanceSettings, CURRENT_VERSION, HelperConfig, TeamSettings};
 
 /// A config problem a user can fix: which file, which key, what is wrong and what is allowed.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +96,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
     check_version(path, config.version)?;
     check_balance(path, &config.balance)?;
     check_ledger_url(path, config.ledger.url.as_deref())?;
+    check_team(path, &config.team)?;
     let deferred_keys = deferred_keys(&config);
     Ok(LoadedConfig {
         path: path.to_path_buf(),
@@ -163,6 +164,60 @@ fn check_ledger_url(path: &Path, url: Option<&str>) -> Result<(), ConfigError> {
         Some(Err(e)) => Err(ConfigError::new(path, "ledger.url", format!("{e:#}"))),
         _ => Ok(()),
     }
+}
+
+/// `[team]`: `redis_url`'s form (never quoted: it may hold a password) and times within what
+/// works (a permit lease under a second would lapse between renewals; a request waiting on
+/// Redis for seconds is what the bound is there to prevent).
+fn check_team(path: &Path, team: &TeamSettings) -> Result<(), ConfigError> {
+    if let Some(Err(e)) = team
+        .redis_url
+        .as_deref()
+        .map(crate::redis_url::RedisUrl::check_setting)
+    {
+        return Err(ConfigError::new(path, "team.redis_url", format!("{e:#}")));
+    }
+    const HOUR_MS: u64 = 3_600_000;
+    let checks = [
+        (
+            "redis_wait_ms",
+            team.redis_wait_ms,
+            1,
+            1_000,
+            "milliseconds",
+        ),
+        (
+            "permit_lease_ms",
+            team.permit_lease_ms,
+            1_000,
+            HOUR_MS,
+            "milliseconds",
+        ),
+        (
+            "key_refresh_ms",
+            team.key_refresh_ms,
+            100,
+            HOUR_MS,
+            "milliseconds",
+        ),
+        (
+            "spend_reconcile_secs",
+            team.spend_reconcile_secs,
+            1,
+            86_400,
+            "seconds",
+        ),
+    ];
+    for (key, value, least, most, unit) in checks {
+        if !(least..=most).contains(&value) {
+            return Err(ConfigError::new(
+                path,
+                format!("team.{key}"),
+                format!("{value} is out of range: {least} to {most} ({unit})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A file of the original's older formats (v1–v3) is not half-read: the one command that
@@ -248,6 +303,40 @@ fn deferred_keys(config: &HelperConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn team_settings_are_checked_at_load_without_quoting_the_redis_url() {
+        let load = |team: &str| {
+            parse(
+                Path::new("/c.toml"),
+                &format!("version = 5\n[team]\n{team}\n"),
+            )
+        };
+        load("redis_url = \"redis://:pw@127.0.0.1:6379/1\"").unwrap();
+        load("redis_url = \"env:TEAM_REDIS\"\nredis_wait_ms = 1000\npermit_lease_ms = 1000")
+            .unwrap();
+        let err = load("redis_url = \"rediss://:pw-secret@host\"").unwrap_err();
+        assert_eq!(err.key, "team.redis_url");
+        assert!(
+            !err.to_string().contains("pw-secret") && err.message.contains("TLS"),
+            "{err}"
+        );
+        assert_eq!(
+            load("redis_url = \"env:A-B\"").unwrap_err().key,
+            "team.redis_url"
+        );
+        for (line, key) in [
+            ("redis_wait_ms = 0", "team.redis_wait_ms"),
+            ("redis_wait_ms = 5000", "team.redis_wait_ms"),
+            ("permit_lease_ms = 999", "team.permit_lease_ms"),
+            ("key_refresh_ms = 10", "team.key_refresh_ms"),
+            ("spend_reconcile_secs = 0", "team.spend_reconcile_secs"),
+        ] {
+            let err = load(line).unwrap_err();
+            assert_eq!(err.key, key, "{line}");
+            assert!(err.message.contains("out of range"), "{line}: {err}");
+        }
+    }
 
     #[test]
     fn a_ledger_url_is_checked_at_load_without_quoting_it() {

@@ -24,83 +24,10 @@ pub const KEY_PREFIX: &str = "codex-helper:";
 /// The bound on a call made beside the requests (state sync, leader jobs).
 pub const BACKGROUND_WAIT: Duration = Duration::from_secs(2);
 
+pub use crate::redis_url::RedisUrl;
+
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The Redis URL of `[team] redis_url`: `redis://[:PASSWORD@]HOST[:PORT][/DB]`, or
-/// `env:NAME` for a URL held by an environment variable (so a password need not sit in the
-/// config file).
-#[derive(Clone)]
-pub struct RedisUrl {
-    client: redis::Client,
-    /// Where it points, for messages: `host:port/db`.
-    shown: String,
-}
-
-impl RedisUrl {
-    /// Reads `[team] redis_url`'s value, following `env:NAME` through `env`.
-    pub fn from_setting(value: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        match value.trim().strip_prefix("env:") {
-            Some(var) => {
-                let raw = env(var.trim())
-                    .map(|v| v.trim().to_string())
-                    .unwrap_or_default();
-                if raw.is_empty() {
-                    anyhow::bail!(
-                        "[team] redis_url names {var}, which is not set: set it to the team's Redis URL (redis://HOST:PORT/DB)"
-                    );
-                }
-                Self::parse(&raw).with_context(|| format!("the Redis URL in {var}"))
-            }
-            None => Self::parse(value.trim()).context("[team] redis_url"),
-        }
-    }
-
-    pub fn parse(raw: &str) -> anyhow::Result<Self> {
-        if raw.starts_with("rediss://") {
-            anyhow::bail!(
-                "asks for TLS (rediss://), which codex-helper does not speak to Redis yet; \
-                 reach Redis on a private network or through a local tunnel"
-            );
-        }
-        let Some(rest) = raw.strip_prefix("redis://") else {
-            anyhow::bail!("is not a redis:// URL (redis://HOST:PORT/DB)");
-        };
-        // The parser's own message can quote the input; it is replaced by one that cannot.
-        let client =
-            redis::Client::open(raw).map_err(|_| anyhow::anyhow!("is not a valid Redis URL"))?;
-        Ok(Self {
-            client,
-            shown: shown(rest),
-        })
-    }
-
-    /// `host:port/db`, never the password.
-    pub fn shown(&self) -> &str {
-        &self.shown
-    }
-}
-
-impl std::fmt::Debug for RedisUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RedisUrl({})", self.shown)
-    }
-}
-
-/// The part of a URL after `redis://` with its credentials and query left out.
-fn shown(rest: &str) -> String {
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let (host, db) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = if host.is_empty() { "127.0.0.1" } else { host };
-    let host = if host.contains(':') && !host.ends_with(']') {
-        host.to_string()
-    } else {
-        format!("{host}:6379")
-    };
-    let db = if db.is_empty() { "0" } else { db };
-    format!("{host}/{db}")
-}
 
 /// How long a call may wait for Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +67,7 @@ impl TeamRedis {
             .build()
             .context("starting the Redis connection's runtime")?;
         let slot = conn.clone();
-        let client = url.client.clone();
+        let client = url.client().clone();
         std::thread::Builder::new()
             .name("team-redis".into())
             .spawn(move || runtime.block_on(keep_connection(client, slot, stopped)))
@@ -149,7 +76,7 @@ impl TeamRedis {
             inner: Arc::new(Inner {
                 conn,
                 request_wait,
-                shown: url.shown,
+                shown: url.shown().to_string(),
                 up: AtomicBool::new(false),
                 down_logged: AtomicBool::new(false),
                 recoveries: AtomicU64::new(0),
@@ -274,50 +201,6 @@ async fn keep_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_url_is_shown_without_its_password() {
-        let url = RedisUrl::parse("redis://:hunter2-secret@10.0.0.5:6380/3").unwrap();
-        assert_eq!(url.shown(), "10.0.0.5:6380/3");
-        assert!(!format!("{url:?}").contains("hunter2"));
-        let url = RedisUrl::parse("redis://user:pw@localhost").unwrap();
-        assert_eq!(url.shown(), "localhost:6379/0");
-        assert_eq!(
-            RedisUrl::parse("redis://127.0.0.1:7000/").unwrap().shown(),
-            "127.0.0.1:7000/0"
-        );
-    }
-
-    #[test]
-    fn bad_urls_are_refused_without_quoting_them() {
-        for (raw, says) in [
-            ("rediss://:pw-secret@host", "TLS"),
-            ("http://:pw-secret@host", "redis://"),
-            ("redis://:pw-secret@host:notaport", "valid"),
-        ] {
-            let err = format!("{:#}", RedisUrl::parse(raw).unwrap_err());
-            assert!(err.contains(says), "{raw}: {err}");
-            assert!(!err.contains("pw-secret"), "{raw}: {err}");
-        }
-    }
-
-    #[test]
-    fn env_names_a_variable() {
-        let env = |name: &str| {
-            (name == "TEAM_REDIS").then(|| "redis://:s3cret@127.0.0.1:6390/2".to_string())
-        };
-        assert_eq!(
-            RedisUrl::from_setting("env:TEAM_REDIS", &env)
-                .unwrap()
-                .shown(),
-            "127.0.0.1:6390/2"
-        );
-        let err = format!(
-            "{:#}",
-            RedisUrl::from_setting("env:MISSING", &env).unwrap_err()
-        );
-        assert!(err.contains("MISSING") && err.contains("not set"), "{err}");
-    }
 
     #[tokio::test]
     async fn with_redis_away_a_call_answers_none_at_once() {
