@@ -329,13 +329,18 @@ async fn every_documented_route_answers_and_sees_the_running_proxy() {
         (status, error["error"]["code"].as_str()),
         (400, Some("bad_request"))
     );
-    let (status, _, _) = call(
+    let (status, error, _) = call(
         "GET",
         &format!("{base}/request-ledger/summary?by=planet"),
         None,
     )
     .await;
     assert_eq!(status, 400);
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("day or user") && message.contains("planet"),
+        "{error}"
+    );
 
     // A runtime switch, seen live by `routing explain` (which asks the running proxy).
     let off =

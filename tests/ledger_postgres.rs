@@ -1,8 +1,9 @@
 //! The ledger in PostgreSQL (`[ledger] url`) against a real PostgreSQL on loopback (started by
 //! the test): a real `serve` writes its rows there and `usage` reads them back (by provider and
 //! by member); rows wait in the spool while the database is away and land once when it is back
-//! (also after a restart); `usage import --from-sqlite` copies a SQLite ledger once; a password
-//! in the URL never shows.
+//! (also after a restart), and `doctor` says so; `usage reprice` rewrites stored costs and
+//! rollups in step; `usage import --from-sqlite` copies a SQLite ledger once; a password in the
+//! URL never shows.
 
 mod support;
 
@@ -279,12 +280,63 @@ async fn a_team_serve_writes_its_ledger_to_postgres_and_usage_reads_it_by_provid
     .await;
     assert!(!ok && err.contains("no request with trace id"), "{err}");
 
-    // What is not there yet says so.
-    let (ok, _, err) = run(&homes, &url, &["usage", "reprice"]).await;
-    assert!(
-        !ok && err.contains("not available with a PostgreSQL ledger yet"),
-        "{err}"
+    // A price changed afterwards reaches the stored rows and the rollups in step.
+    let cost_by = |summary: &serde_json::Value| summary["total"]["cost_usd"].as_f64().unwrap();
+    let by_model = ["usage", "summary", "--by", "model", "--json"];
+    let before = cost_by(&json_of(&homes, &url, &by_model).await);
+    std::fs::write(
+        homes.helper.path().join("pricing_overrides.toml"),
+        "[models.\"gpt-5.1\"]\ninput_per_1m_usd = 100\ncached_input_per_1m_usd = 10\noutput_per_1m_usd = 1000\n",
+    )
+    .unwrap();
+    let dry = json_of(&homes, &url, &["usage", "reprice", "--dry-run", "--json"]).await;
+    assert_eq!(
+        (dry["rows"].as_u64(), dry["changed"].as_u64()),
+        (Some(5), Some(5)),
+        "{dry}"
     );
+    assert_eq!(
+        cost_by(&json_of(&homes, &url, &by_model).await),
+        before,
+        "a dry run changes nothing"
+    );
+    let done = json_of(
+        &homes,
+        &url,
+        &["usage", "reprice", "--model", "GPT-5.1", "--json"],
+    )
+    .await;
+    assert_eq!(
+        (done["rows"].as_u64(), done["changed"].as_u64()),
+        (Some(5), Some(5)),
+        "{done}"
+    );
+    // 200 uncached at 100, 1,000 cached at 10, 5 out at 1,000 per million, five times.
+    let want = 5.0 * (200.0 * 100.0 + 1000.0 * 10.0 + 5.0 * 1000.0) / 1e6;
+    let after = done["cost_after_usd"].as_f64().unwrap();
+    assert!((after - want).abs() < 1e-9, "{done}");
+    for by in ["model", "provider", "user", "session"] {
+        let summary = json_of(&homes, &url, &["usage", "summary", "--by", by, "--json"]).await;
+        assert!(
+            (cost_by(&summary) - want).abs() < 1e-9,
+            "--by {by}: {summary}"
+        );
+    }
+    let sums = pg
+        .psql(&plain, "SELECT (SELECT SUM(cost_usd) FROM codex_helper_requests)::TEXT || ' ' || (SELECT SUM(cost_usd) FROM codex_helper_usage_rollup)::TEXT")
+        .unwrap();
+    let sums: Vec<f64> = sums
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        (sums[0] - want).abs() < 1e-9 && (sums[1] - want).abs() < 1e-9,
+        "{sums:?}"
+    );
+    let again = json_of(&homes, &url, &["usage", "reprice", "--json"]).await;
+    assert_eq!(again["changed"], 0, "{again}");
+    let (ok, text, err) = run(&homes, &url, &["usage", "reprice", "--since", "2h"]).await;
+    assert!(ok && text.contains("Changed 0 of 5"), "{text}{err}");
     // Member keys never reach the ledger.
     let stored = pg.psql(&plain, "SELECT string_agg(attempts_json || COALESCE(decision_json, ''), '') FROM codex_helper_requests").unwrap();
     for key in &keys {
@@ -346,6 +398,21 @@ impl Cable {
     }
 }
 
+/// `doctor --json --offline`'s findings.
+async fn doctor_findings(homes: &Homes, url: &str) -> Vec<serde_json::Value> {
+    let (_, out, err) = run(homes, url, &["doctor", "--json", "--offline"]).await;
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}{err}"));
+    report["findings"].as_array().cloned().unwrap_or_default()
+}
+
+fn finding<'a>(findings: &'a [serde_json::Value], id: &str) -> &'a serde_json::Value {
+    findings
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {findings:?}"))
+}
+
 fn spool_lines(homes: &Homes) -> Option<usize> {
     std::fs::read_to_string(homes.helper.path().join("state/ledger-spool.jsonl"))
         .ok()
@@ -394,6 +461,19 @@ async fn rows_wait_in_the_spool_while_the_database_is_away_and_land_once_when_it
         "{status} {text}"
     );
 
+    // `doctor` says the database cannot be read and how many rows wait.
+    let findings = doctor_findings(&homes, &url).await;
+    let down = finding(&findings, "ledger.unreachable");
+    assert_eq!(down["severity"], "error", "{down}");
+    let spooled = finding(&findings, "ledger.spooled");
+    assert!(
+        spooled["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 request records"),
+        "{spooled}"
+    );
+
     // Back: the spool is replayed, in order, and removed; new rows follow.
     cable.set(true);
     eventually("the spool replayed", Duration::from_secs(30), || {
@@ -411,6 +491,18 @@ async fn rows_wait_in_the_spool_while_the_database_is_away_and_land_once_when_it
         counts(pg, &plain) == (5, 5)
     })
     .await;
+    let findings = doctor_findings(&homes, &url).await;
+    let reachable = finding(&findings, "ledger.postgres");
+    assert!(
+        reachable["message"].as_str().unwrap().contains(" s ago"),
+        "{reachable}"
+    );
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f["id"] == "ledger.spooled" || f["id"] == "ledger.unreachable"),
+        "{findings:?}"
+    );
     let order = pg
         .psql(
             &plain,

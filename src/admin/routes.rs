@@ -189,7 +189,10 @@ pub const ROUTES: &[Spec] = &[
                 "since",
                 "`30m`, `24h`, `7d` or a local date `YYYY-MM-DD` (default 24h)",
             ),
-            ("by", "`provider` (default), `model`, `session` or `day`"),
+            (
+                "by",
+                "`provider` (default), `model`, `session`, `day` or `user`",
+            ),
             (
                 "balance",
                 "remaining USD: how long it lasts at the last hour's rate",

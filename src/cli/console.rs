@@ -341,7 +341,8 @@ impl Console for ServeConsole {
                 let by_name = q.by.as_deref().unwrap_or("provider");
                 let by = query::GroupBy::parse(by_name).ok_or_else(|| {
                     Problem::bad_request(format!(
-                        "`by` is provider, model, session or day, not `{by_name}`"
+                        "`by` is {}, not `{by_name}`",
+                        query::GroupBy::names()
                     ))
                 })?;
                 let balance = q

@@ -40,6 +40,13 @@ impl GroupBy {
         GroupBy::ALL.into_iter().find(|by| by.as_str() == name)
     }
 
+    /// Every name, for messages: `provider, model, session, day or user`.
+    pub fn names() -> String {
+        let names: Vec<&str> = GroupBy::ALL.iter().map(|by| by.as_str()).collect();
+        let (last, rest) = names.split_last().expect("GroupBy has names");
+        format!("{} or {last}", rest.join(", "))
+    }
+
     fn sql(self) -> &'static str {
         match self {
             GroupBy::Provider => "COALESCE(provider, '-')",
@@ -425,6 +432,7 @@ mod tests {
             assert_eq!(GroupBy::parse(by.as_str()), Some(by));
         }
         assert_eq!(GroupBy::parse("Provider"), None);
+        assert_eq!(GroupBy::names(), "provider, model, session, day or user");
     }
 
     #[test]
