@@ -10,6 +10,7 @@ pub mod codex;
 pub mod config;
 pub mod diagnose;
 pub mod doctor;
+pub mod env_ref;
 pub mod files;
 pub mod filter;
 pub mod ledger;

@@ -5,8 +5,10 @@
 
 use anyhow::Context;
 
-/// What `env:` is followed by.
-const ENV_PREFIX: &str = "env:";
+use crate::env_ref::EnvRef;
+
+/// The variable `env:` names in examples.
+const EXAMPLE_VAR: &str = "CODEX_HELPER_REDIS_URL";
 
 /// The Redis URL of `[team] redis_url`: `redis://[:PASSWORD@]HOST[:PORT][/DB]`, or
 /// `env:NAME` for a URL held by an environment variable (so a password need not sit in the
@@ -22,41 +24,24 @@ impl RedisUrl {
     /// Checks `[team] redis_url`'s value without the environment: an inline URL is parsed, an
     /// `env:NAME` must name a variable. Errors never quote the value.
     pub fn check_setting(value: &str) -> anyhow::Result<()> {
-        match value.trim().strip_prefix(ENV_PREFIX) {
-            Some(var) => {
-                let var = var.trim();
-                let valid = var
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid {
-                    anyhow::bail!(
-                        "`env:` must be followed by an environment variable's name (letters, digits and _), e.g. env:CODEX_HELPER_REDIS_URL"
-                    );
-                }
-                Ok(())
-            }
-            None => Self::parse(value.trim()).map(|_| ()),
+        match EnvRef::split(value, EXAMPLE_VAR)? {
+            EnvRef::Env(_) => Ok(()),
+            EnvRef::Inline(url) => Self::parse(url).map(|_| ()),
         }
     }
 
     /// Reads `[team] redis_url`'s value, following `env:NAME` through `env`.
     pub fn from_setting(value: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        Self::check_setting(value).context("[team] redis_url")?;
-        match value.trim().strip_prefix(ENV_PREFIX) {
-            Some(var) => {
-                let raw = env(var.trim())
-                    .map(|v| v.trim().to_string())
-                    .unwrap_or_default();
-                if raw.is_empty() {
+        match EnvRef::split(value, EXAMPLE_VAR).context("[team] redis_url")? {
+            EnvRef::Env(var) => {
+                let Some(raw) = crate::env_ref::read(var, env) else {
                     anyhow::bail!(
                         "[team] redis_url names {var}, which is not set: set it to the team's Redis URL (redis://HOST:PORT/DB)"
                     );
-                }
+                };
                 Self::parse(&raw).with_context(|| format!("the Redis URL in {var}"))
             }
-            None => Self::parse(value.trim()).context("[team] redis_url"),
+            EnvRef::Inline(url) => Self::parse(url).context("[team] redis_url"),
         }
     }
 

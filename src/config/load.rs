@@ -145,12 +145,23 @@ fn check_balance(path: &Path, balance: &BalanceSettings) -> Result<(), ConfigErr
             MONTH_MS,
         ),
     ];
-    for (key, value, least, most) in checks {
+    in_range(path, "balance", "milliseconds", &checks)
+}
+
+/// Each `(key, value, least, most)` of `[section]` within its bounds, else an error naming the
+/// key and the range in `unit`.
+fn in_range(
+    path: &Path,
+    section: &str,
+    unit: &str,
+    checks: &[(&str, u64, u64, u64)],
+) -> Result<(), ConfigError> {
+    for &(key, value, least, most) in checks {
         if !(least..=most).contains(&value) {
             return Err(ConfigError::new(
                 path,
-                format!("balance.{key}"),
-                format!("{value} is out of range: {least} to {most} (milliseconds)"),
+                format!("{section}.{key}"),
+                format!("{value} is out of range: {least} to {most} ({unit})"),
             ));
         }
     }
@@ -178,46 +189,22 @@ fn check_team(path: &Path, team: &TeamSettings) -> Result<(), ConfigError> {
         return Err(ConfigError::new(path, "team.redis_url", format!("{e:#}")));
     }
     const HOUR_MS: u64 = 3_600_000;
-    let checks = [
-        (
-            "redis_wait_ms",
-            team.redis_wait_ms,
-            1,
-            1_000,
-            "milliseconds",
-        ),
-        (
-            "permit_lease_ms",
-            team.permit_lease_ms,
-            1_000,
-            HOUR_MS,
-            "milliseconds",
-        ),
-        (
-            "key_refresh_ms",
-            team.key_refresh_ms,
-            100,
-            HOUR_MS,
-            "milliseconds",
-        ),
-        (
-            "spend_reconcile_secs",
-            team.spend_reconcile_secs,
-            1,
-            86_400,
-            "seconds",
-        ),
-    ];
-    for (key, value, least, most, unit) in checks {
-        if !(least..=most).contains(&value) {
-            return Err(ConfigError::new(
-                path,
-                format!("team.{key}"),
-                format!("{value} is out of range: {least} to {most} ({unit})"),
-            ));
-        }
-    }
-    Ok(())
+    in_range(
+        path,
+        "team",
+        "milliseconds",
+        &[
+            ("redis_wait_ms", team.redis_wait_ms, 1, 1_000),
+            ("permit_lease_ms", team.permit_lease_ms, 1_000, HOUR_MS),
+            ("key_refresh_ms", team.key_refresh_ms, 100, HOUR_MS),
+        ],
+    )?;
+    in_range(
+        path,
+        "team",
+        "seconds",
+        &[("spend_reconcile_secs", team.spend_reconcile_secs, 1, 86_400)],
+    )
 }
 
 /// A file of the original's older formats (v1–v3) is not half-read: the one command that

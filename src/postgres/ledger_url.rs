@@ -5,6 +5,7 @@
 use anyhow::Context;
 
 use super::DatabaseUrl;
+use crate::env_ref::EnvRef;
 
 /// `[ledger] url` as written, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,27 +16,13 @@ pub enum LedgerUrl {
     Env(String),
 }
 
-/// What `env:` is followed by.
-const ENV_PREFIX: &str = "env:";
-
 impl LedgerUrl {
     /// Reads the setting. Errors never quote it (it may hold a password).
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let text = text.trim();
-        if let Some(var) = text.strip_prefix(ENV_PREFIX) {
-            let var = var.trim();
-            let valid = var
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                anyhow::bail!(
-                    "`env:` must be followed by an environment variable's name (letters, digits and _), e.g. env:CODEX_HELPER_LEDGER_URL"
-                );
-            }
-            return Ok(Self::Env(var.to_string()));
-        }
+        let text = match EnvRef::split(text, "CODEX_HELPER_LEDGER_URL")? {
+            EnvRef::Env(var) => return Ok(Self::Env(var.to_string())),
+            EnvRef::Inline(text) => text,
+        };
         DatabaseUrl::parse(text).map_err(|e| {
             anyhow::anyhow!(
                 "{e}: expected postgres://USER:PASSWORD@HOST:PORT/DBNAME, or env:VAR naming an environment variable that holds it"
@@ -49,12 +36,11 @@ impl LedgerUrl {
         match self {
             Self::Inline(url) => DatabaseUrl::parse(url).context("[ledger] url"),
             Self::Env(var) => {
-                let raw = env(var).map(|v| v.trim().to_string()).unwrap_or_default();
-                if raw.is_empty() {
+                let Some(raw) = crate::env_ref::read(var, env) else {
                     anyhow::bail!(
                         "[ledger] url = \"env:{var}\", but {var} is not set: set it to the ledger's PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DBNAME)"
                     );
-                }
+                };
                 DatabaseUrl::parse(&raw).with_context(|| format!("the ledger URL in {var}"))
             }
         }

@@ -29,13 +29,12 @@ pub struct DatabaseUrl {
 impl DatabaseUrl {
     /// Reads the URL (`postgres://…` or `postgresql://…`) held by environment variable `var`.
     pub fn from_env(var: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let raw = env(var).map(|v| v.trim().to_string()).unwrap_or_default();
-        if raw.is_empty() {
+        let Some(raw) = crate::env_ref::read(var, env) else {
             anyhow::bail!(
                 "team mode needs the team's PostgreSQL: set {var} to its URL \
                  (postgres://USER:PASSWORD@HOST:PORT/DBNAME), or name another variable in [team] database_url_env"
             );
-        }
+        };
         Self::parse(&raw).with_context(|| format!("the database URL in {var}"))
     }
 

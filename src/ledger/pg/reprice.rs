@@ -4,14 +4,10 @@
 use tokio_postgres::types::ToSql;
 
 use super::read::PgReader;
-use super::schema::WHAT;
+use super::schema::{WHAT, big};
 use crate::ledger::reprice::{NewCost, RepriceFilter, RepriceStore, StoredRow, rollup_deltas};
 use crate::postgres as db;
 use crate::record::usage::Usage;
-
-fn big(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 fn count(row: &tokio_postgres::Row, i: usize) -> u64 {
     row.get::<_, Option<i64>>(i).unwrap_or(0).max(0) as u64

@@ -105,7 +105,8 @@ const UPSERT_ROLLUP: &str = "INSERT INTO codex_helper_usage_rollup AS r VALUES (
         output_tokens = r.output_tokens + excluded.output_tokens, reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens,
         total_tokens = r.total_tokens + excluded.total_tokens, cost_usd = r.cost_usd + excluded.cost_usd, unpriced = r.unpriced + excluded.unpriced";
 
-fn big(n: u64) -> i64 {
+/// A count or time as PostgreSQL's BIGINT (saturating).
+pub(super) fn big(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
