@@ -16,8 +16,7 @@ use crate::admin::client;
 use crate::balance::report::{EndpointBalance, RefreshReport};
 use crate::balance::snapshot::Snapshot;
 use crate::config::{Homes, LoadedConfig};
-use crate::ledger::forecast::{self, Forecast, Sample};
-use crate::ledger::query;
+use crate::ledger::report::burn_forecast;
 use crate::proxy::Plan;
 use crate::running::{self, RunningServe};
 use crate::time::now_ms;
@@ -201,38 +200,17 @@ pub(super) fn add_forecasts(
     let Some(ledger) = crate::ledger::place::LedgerPlace::configured(homes)?.open()? else {
         return Ok(());
     };
-    let window = FORECAST_WINDOW.as_millis() as u64;
-    let midnight = query::next_local_midnight_ms(ledger.clock(), now)?;
     for group in groups {
-        group.forecast = Some(provider_forecast(
+        let money = balance_view::money_left(&group.endpoints);
+        group.forecast = Some(burn_forecast(
             ledger.as_ref(),
-            group,
+            Some(&group.provider),
+            FORECAST_WINDOW,
             now,
-            window,
-            midnight,
+            money,
         )?);
     }
     Ok(())
-}
-
-fn provider_forecast(
-    ledger: &dyn crate::ledger::read::LedgerRead,
-    group: &ProviderBalances,
-    now: u64,
-    window: u64,
-    midnight: u64,
-) -> anyhow::Result<Forecast> {
-    let samples: Vec<Sample> = ledger
-        .spend_since(now.saturating_sub(window), Some(&group.provider))?
-        .into_iter()
-        .map(|(at_ms, tokens, cost_usd)| Sample {
-            at_ms,
-            tokens,
-            cost_usd,
-        })
-        .collect();
-    let money = balance_view::money_left(&group.endpoints);
-    Ok(forecast::forecast(&samples, now, window, midnight, money))
 }
 
 fn refresh(

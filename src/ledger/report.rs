@@ -36,9 +36,28 @@ pub fn summary_report(
         query::since_ms(ledger.clock(), since, now_ms).map_err(|e| SinceError(format!("{e:#}")))?;
     let rows = ledger.summary(since_ms, by)?;
     let total = query::total(&rows);
-    let window = FORECAST_WINDOW.as_millis() as u64;
+    let forecast = burn_forecast(ledger, None, FORECAST_WINDOW, now_ms, balance_usd)?;
+    Ok(SummaryReport {
+        since_ms,
+        by,
+        rows,
+        total,
+        forecast,
+    })
+}
+
+/// The burn over the last `window` (of `provider`'s requests, when given) carried forward to
+/// local midnight and, with `balance_usd`, to the balance's end.
+pub fn burn_forecast(
+    ledger: &dyn LedgerRead,
+    provider: Option<&str>,
+    window: Duration,
+    now_ms: u64,
+    balance_usd: Option<f64>,
+) -> anyhow::Result<Forecast> {
+    let window = window.as_millis() as u64;
     let samples: Vec<Sample> = ledger
-        .spend_since(now_ms.saturating_sub(window), None)?
+        .spend_since(now_ms.saturating_sub(window), provider)?
         .into_iter()
         .map(|(at_ms, tokens, cost_usd)| Sample {
             at_ms,
@@ -47,14 +66,13 @@ pub fn summary_report(
         })
         .collect();
     let midnight = query::next_local_midnight_ms(ledger.clock(), now_ms)?;
-    let forecast = forecast::forecast(&samples, now_ms, window, midnight, balance_usd);
-    Ok(SummaryReport {
-        since_ms,
-        by,
-        rows,
-        total,
-        forecast,
-    })
+    Ok(forecast::forecast(
+        &samples,
+        now_ms,
+        window,
+        midnight,
+        balance_usd,
+    ))
 }
 
 /// `since` could not be read.
