@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use support::cli::{Homes, Served, run, serve};
 use support::codex_cli;
 use support::mock_relay::MockRelay;
+use support::team::{self, DB_ENV, keys_output};
 use support::team_services::Postgres;
 
 const RELAY_KEY: &str = "relay-upstream-secret-7d1f4b";
-const DB_ENV: &str = "CODEX_HELPER_DATABASE_URL";
 
 /// The helper config every instance shares: one relay, keys re-read every 200 ms.
 fn config(relay: &MockRelay, extra_team_keys: &str) -> String {
@@ -33,11 +33,7 @@ struct Instance {
 
 impl Instance {
     async fn start(db_url: &str, config: &str) -> Self {
-        let homes = Homes::new();
-        std::fs::write(homes.helper_config(), config).unwrap();
-        let mut command = homes.command(&["serve", "--team"]);
-        command.env(DB_ENV, db_url).env("RELAY_KEY", RELAY_KEY);
-        let served = serve(command).await;
+        let (homes, served) = team::start_instance(config, db_url, RELAY_KEY).await;
         Self {
             homes,
             served: Some(served),
@@ -67,32 +63,9 @@ async fn keys(homes: &Homes, db_url: &str, args: &[&str]) -> (bool, String) {
     (ok, format!("{stdout}{stderr}"))
 }
 
-/// Like [`keys`], with stdout and stderr apart.
-async fn keys_output(homes: &Homes, db_url: &str, args: &[&str]) -> (bool, String, String) {
-    let mut all = vec!["keys"];
-    all.extend_from_slice(args);
-    let mut command = homes.command(&all);
-    command.env(DB_ENV, db_url);
-    let output = tokio::time::timeout(support::cli::LIMIT, command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// Adds a member and returns their key (from `keys add --json`, the one time it is shown).
 async fn add_member(homes: &Homes, db_url: &str, name: &str) -> String {
-    let (ok, out, err) = keys_output(homes, db_url, &["add", name, "--json"]).await;
-    assert!(ok, "keys add {name}: {out}{err}");
-    assert!(!err.contains("chk_"), "the key goes to stdout only: {err}");
-    let added: serde_json::Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("keys add --json printed more than JSON ({e}): {out}"));
-    assert_eq!(added["name"], name);
-    added["key"].as_str().unwrap().to_string()
+    team::add_member(homes, db_url, name, &[]).await
 }
 
 /// One `/v1/responses` turn with `key` (none: no `Authorization`); status and JSON answer.

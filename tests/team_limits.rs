@@ -10,12 +10,12 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::cli::{Homes, Served, run, serve};
+use support::cli::{Homes, Served, run};
 use support::mock_relay::{Fault, MockRelay};
+use support::team::{self, DB_ENV, add_member};
 use support::team_services::{Postgres, Redis, redis_command, redis_get};
 
 const RELAY_KEY: &str = "relay-upstream-secret-4c2e9a";
-const DB_ENV: &str = "CODEX_HELPER_DATABASE_URL";
 /// How long any eventual change may take here before the test fails.
 const EVENTUALLY: Duration = Duration::from_secs(15);
 
@@ -51,11 +51,7 @@ struct Instance {
 
 impl Instance {
     async fn start(db: &str, config: &str) -> Self {
-        let homes = Homes::new();
-        std::fs::write(homes.helper_config(), config).unwrap();
-        let mut command = homes.command(&["serve", "--team"]);
-        command.env(DB_ENV, db).env("RELAY_KEY", RELAY_KEY);
-        let served = serve(command).await;
+        let (homes, served) = team::start_instance(config, db, RELAY_KEY).await;
         Self { homes, served }
     }
 
@@ -68,31 +64,11 @@ impl Instance {
     }
 }
 
-/// `codex-helper keys ARGS`: success and stdout.
+/// `codex-helper keys ARGS`, which must succeed: its stdout.
 async fn keys(homes: &Homes, db: &str, args: &[&str]) -> String {
-    let mut all = vec!["keys"];
-    all.extend_from_slice(args);
-    let mut command = homes.command(&all);
-    command.env(DB_ENV, db);
-    let output = tokio::time::timeout(support::cli::LIMIT, command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    );
-    assert!(output.status.success(), "keys {args:?}: {stdout}{stderr}");
+    let (ok, stdout, stderr) = team::keys_output(homes, db, args).await;
+    assert!(ok, "keys {args:?}: {stdout}{stderr}");
     stdout
-}
-
-/// Adds a member with `limits` (e.g. `--rpm 3`) and returns their key.
-async fn add_member(homes: &Homes, db: &str, name: &str, limits: &[&str]) -> String {
-    let mut args = vec!["add", name, "--json"];
-    args.extend_from_slice(limits);
-    let out = keys(homes, db, &args).await;
-    let added: serde_json::Value = serde_json::from_str(&out).unwrap();
-    added["key"].as_str().unwrap().to_string()
 }
 
 /// A JSON `/v1/responses` request with `key`: status, headers, JSON answer.

@@ -12,12 +12,12 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::cli::{Homes, Served, admin_call, serve};
+use support::cli::{Homes, Served, admin_call};
 use support::mock_relay::{Fault, MockRelay};
+use support::team;
 use support::team_services::{Postgres, Redis, redis_command};
 
 const RELAY_KEY: &str = "relay-upstream-secret-51c2e9";
-const DB_ENV: &str = "CODEX_HELPER_DATABASE_URL";
 /// How long a change may take to reach the other instance (the sync runs every 250 ms).
 const CONVERGE: Duration = Duration::from_secs(15);
 
@@ -43,11 +43,7 @@ struct Instance {
 
 impl Instance {
     async fn start(db_url: &str, config: &str) -> Self {
-        let homes = Homes::new();
-        std::fs::write(homes.helper_config(), config).unwrap();
-        let mut command = homes.command(&["serve", "--team"]);
-        command.env(DB_ENV, db_url).env("RELAY_KEY", RELAY_KEY);
-        let served = serve(command).await;
+        let (homes, served) = team::start_instance(config, db_url, RELAY_KEY).await;
         Self { homes, served }
     }
 
@@ -102,7 +98,7 @@ impl Team {
         let config = config(&redis, &relay1, &relay2);
         let a = Instance::start(&db, &config).await;
         let b = Instance::start(&db, &config).await;
-        let key = add_member(&a.homes, &db).await;
+        let key = team::add_member(&a.homes, &db, "ann", &[]).await;
         Self {
             redis: Some(redis),
             relay1,
@@ -147,23 +143,6 @@ impl Team {
         let (status, body) = self.turn(instance, session).await;
         assert_eq!(status, 200, "{session}: {body}");
     }
-}
-
-/// Adds a member and returns their key.
-async fn add_member(homes: &Homes, db_url: &str) -> String {
-    let mut command = homes.command(&["keys", "add", "ann", "--json"]);
-    command.env(DB_ENV, db_url);
-    let output = tokio::time::timeout(support::cli::LIMIT, command.output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let added: Value = serde_json::from_slice(&output.stdout).unwrap();
-    added["key"].as_str().unwrap().to_string()
 }
 
 /// Requests of `session` that `relay` received.

@@ -9,6 +9,7 @@ pub mod mock_relay;
 pub mod outbound;
 pub mod raw_ws;
 pub mod tap;
+pub mod team;
 pub mod team_services;
 pub mod ws_relay;
 
