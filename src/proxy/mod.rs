@@ -20,6 +20,7 @@ pub mod loops;
 pub mod member_limits;
 pub mod members;
 pub mod overrides;
+pub mod payload;
 pub mod pipeline;
 pub mod receive;
 pub mod record;

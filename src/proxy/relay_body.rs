@@ -18,7 +18,6 @@ use tokio::time::Sleep;
 use super::record::{Outcome, RecordGuard};
 use super::sse::{FailedEvent, SseTap, Terminal};
 use crate::metrics::registry::Tracked;
-use crate::record::usage::Usage;
 use crate::redact::Redactor;
 use crate::routing::retry::Cooldown;
 use crate::routing::runtime::{HealthProbe, Permit};
@@ -229,16 +228,10 @@ impl RelayBody {
         let outcome =
             self.outcome_by_events(Outcome::EndedWithoutTerminalEvent, Outcome::Completed);
         if let Tap::Json(buf) = &self.tap {
-            if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(buf) {
-                self.record.usage = Usage::from_payload(&payload);
-                self.record.model_answered = payload
-                    .get("model")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string);
-                self.record.service_tier = payload
-                    .get("service_tier")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_string);
+            if let Some(payload) = super::payload::Payload::parse(buf) {
+                self.record.usage = payload.usage();
+                self.record.model_answered = payload.model;
+                self.record.service_tier = payload.service_tier;
             }
         }
         self.finish(outcome);

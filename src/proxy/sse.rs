@@ -7,7 +7,9 @@
 
 use bytes::Bytes;
 use memchr::memmem;
-use serde_json::{Value, json};
+use serde_json::json;
+
+use super::payload::Payload;
 
 use crate::record::usage::Usage;
 
@@ -157,38 +159,30 @@ impl SseTap {
         if !interesting {
             return;
         }
-        let Ok(payload) = serde_json::from_slice::<Value>(data) else {
+        let Some(payload) = Payload::parse(data) else {
             return;
         };
-        if let Some(usage) = Usage::from_payload(&payload) {
+        if let Some(usage) = payload.usage() {
             self.usage = Some(usage);
         }
-        if let Some(model) = payload.pointer("/response/model").and_then(Value::as_str) {
-            self.model = Some(model.to_string());
+        if let Some(response) = &payload.response {
+            if let Some(model) = &response.model {
+                self.model = Some(model.clone());
+            }
+            if let Some(tier) = &response.service_tier {
+                self.service_tier = Some(tier.clone());
+            }
         }
-        if let Some(tier) = payload
-            .pointer("/response/service_tier")
-            .and_then(Value::as_str)
-        {
-            self.service_tier = Some(tier.to_string());
-        }
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-        match payload.get("type").and_then(Value::as_str) {
+        match payload.kind.as_deref() {
             Some("response.completed") => self.terminal = Some(Terminal::Completed),
             Some("response.incomplete") => self.terminal = Some(Terminal::Incomplete),
             Some("response.failed") => {
-                let error = payload.get("response").and_then(|r| r.get("error"));
-                self.terminal = Some(Terminal::Failed {
-                    code: text(error.and_then(|e| e.get("code"))),
-                    message: text(error.and_then(|e| e.get("message"))),
-                });
+                let (code, message) = payload.failed_response();
+                self.terminal = Some(Terminal::Failed { code, message });
             }
             Some("error") => {
-                let error = payload.get("error").unwrap_or(&payload);
-                self.terminal = Some(Terminal::Failed {
-                    code: text(error.get("code")),
-                    message: text(error.get("message")),
-                });
+                let (code, message) = payload.error_event();
+                self.terminal = Some(Terminal::Failed { code, message });
             }
             _ => {}
         }
@@ -379,7 +373,7 @@ event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\"
             })
         );
         let text = std::str::from_utf8(&bytes).unwrap();
-        let data: Value =
+        let data: serde_json::Value =
             serde_json::from_str(text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap())
                 .unwrap();
         assert_eq!(data["response"]["metadata"]["retry_after_secs"], 3);
