@@ -194,7 +194,7 @@ fn migrate_to(conn: &Connection, target: usize) -> rusqlite::Result<()> {
 /// Returns how many were new.
 pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usize> {
     let tx = conn.transaction()?;
-    let mut added = 0;
+    let mut new_rows = Vec::with_capacity(rows.len());
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR IGNORE INTO requests (trace_id, started_ms, session_id, session_source, thread_id, client, method, path, streaming,
@@ -202,14 +202,6 @@ pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usi
                 attempts_json, decision_json, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
                 ttfb_ms, duration_ms, bytes_in, bytes_out, cost_usd, price_source, service_tier, price_multiplier, user_name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
-        )?;
-        let mut rollup = tx.prepare_cached(
-            "INSERT INTO usage_rollup VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (bucket_ms, provider, model) DO UPDATE SET
-                requests = requests + 1, errors = errors + excluded.errors,
-                input_tokens = input_tokens + excluded.input_tokens, cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
-                output_tokens = output_tokens + excluded.output_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
-                total_tokens = total_tokens + excluded.total_tokens, cost_usd = cost_usd + excluded.cost_usd, unpriced = unpriced + excluded.unpriced",
         )?;
         for r in rows {
             let new = stmt.execute(params![
@@ -249,15 +241,25 @@ pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usi
                 r.price_multiplier,
                 r.user,
             ])?;
-            if new == 0 {
-                continue; // already stored: not counted twice
+            if new > 0 {
+                new_rows.push(r); // a row stored already is not counted twice
             }
-            added += 1;
-            let (key, delta) = super::rollup::contribution(r);
+        }
+        // One upsert per rollup line the batch touches, not one per row.
+        let mut rollup = tx.prepare_cached(
+            "INSERT INTO usage_rollup VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (bucket_ms, provider, model) DO UPDATE SET
+                requests = requests + excluded.requests, errors = errors + excluded.errors,
+                input_tokens = input_tokens + excluded.input_tokens, cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+                output_tokens = output_tokens + excluded.output_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+                total_tokens = total_tokens + excluded.total_tokens, cost_usd = cost_usd + excluded.cost_usd, unpriced = unpriced + excluded.unpriced",
+        )?;
+        for (key, delta) in super::rollup::sum(new_rows.iter().copied()) {
             rollup.execute(params![
                 key.bucket_ms as i64,
                 key.provider,
                 key.model,
+                delta.requests as i64,
                 delta.errors as i64,
                 delta.input_tokens as i64,
                 delta.cached_input_tokens as i64,
@@ -270,7 +272,7 @@ pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usi
         }
     }
     tx.commit()?;
-    Ok(added)
+    Ok(new_rows.len())
 }
 
 /// Deletes rows older than `before_ms` and beyond the newest `max_rows`, and the rollup
