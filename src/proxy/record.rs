@@ -17,19 +17,14 @@ impl RequestRecord {
     /// Logs the request as one structured line.
     fn log(&self, outcome: Outcome) {
         let usage = self.usage.unwrap_or_default();
-        let attempts = self
-            .attempts
-            .iter()
-            .map(Attempt::summary)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let decision = self.decision.as_ref();
         tracing::info!(
             target: "codex_helper::request",
             trace_id = %self.trace_id,
             method = %self.method,
             path = %self.path,
             session = self.session.as_ref().map(|s| s.value.as_str()).unwrap_or("-"),
-            session_source = %self.session.as_ref().map(|s| s.source.to_string()).unwrap_or_else(|| "-".into()),
+            session_source = %Shown(self.session.as_ref().map(|s| &s.source), "-"),
             client = self.client.as_deref().unwrap_or("-"),
             user = self.user.as_deref().unwrap_or("-"),
             provider = self.provider.as_deref().unwrap_or("-"),
@@ -44,15 +39,54 @@ impl RequestRecord {
             output_tokens = usage.output_tokens,
             reasoning_tokens = usage.reasoning_tokens,
             total_tokens = usage.total_tokens,
-            ttfb_ms = %self.ttfb.map(millis).unwrap_or_else(|| "-".into()),
-            duration_ms = %millis(self.started.elapsed()),
+            ttfb_ms = %Millis(self.ttfb),
+            duration_ms = %Millis(Some(self.started.elapsed())),
             bytes_out = self.bytes_out,
-            attempts = %attempts,
-            why = self.decision.as_ref().and_then(|d| d.why).map_or("", Why::as_str),
-            affinity_change = %self.decision.as_ref().and_then(|d| d.affinity_change).map(|c| c.to_string()).unwrap_or_default(),
+            attempts = %Summaries(&self.attempts),
+            why = decision.and_then(|d| d.why).map_or("", Why::as_str),
+            affinity_change = %Shown(decision.and_then(|d| d.affinity_change), ""),
             error = self.error.as_deref().unwrap_or(""),
             "request"
         );
+    }
+}
+
+/// Milliseconds with microsecond precision (`-` for none), formatted into the log line directly.
+struct Millis(Option<Duration>);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "{:.3}", d.as_secs_f64() * 1000.0),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// Attempts' summaries joined by `; `.
+struct Summaries<'a>(&'a [Attempt]);
+
+impl std::fmt::Display for Summaries<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, attempt) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}", crate::record::Summary(attempt))?;
+        }
+        Ok(())
+    }
+}
+
+/// A value's `Display`, or the text given for none.
+struct Shown<T>(Option<T>, &'static str);
+
+impl<T: std::fmt::Display> std::fmt::Display for Shown<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str(self.1),
+        }
     }
 }
 
@@ -124,7 +158,91 @@ impl Drop for RecordGuard {
     }
 }
 
-/// Milliseconds with microsecond precision, for log lines.
-fn millis(duration: Duration) -> String {
-    format!("{:.3}", duration.as_secs_f64() * 1000.0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::session::{SessionId, SessionSource};
+    use crate::routing::retry::FailureClass;
+
+    /// The log line `record` finishes with, as `serve` prints it (without colours).
+    fn logged(record: RequestRecord) -> String {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            RecordGuard::new(record, Arc::new(NoSink)).finish(Outcome::Completed);
+        });
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn attempt(endpoint: &str, outcome: AttemptOutcome) -> Attempt {
+        Attempt {
+            provider: "relay".into(),
+            endpoint: endpoint.into(),
+            outcome,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn the_log_line_names_every_field_in_its_format() {
+        let mut record = RequestRecord::new("t-9".into(), "POST".into(), "/v1/responses".into());
+        record.session = Some(SessionId {
+            value: "s-1".into(),
+            source: SessionSource::Header("session_id"),
+        });
+        record.provider = Some("relay".into());
+        record.status = Some(200);
+        record.attempts = vec![
+            attempt(
+                "a",
+                AttemptOutcome::FailedStatus {
+                    status: 502,
+                    class: FailureClass::ServerError,
+                    retry_after_secs: None,
+                    body_preview: String::new(),
+                },
+            ),
+            attempt("b", AttemptOutcome::Responded { status: 200 }),
+        ];
+        record.ttfb = Some(Duration::from_micros(1_500));
+        let line = logged(record);
+        for part in [
+            "trace_id=t-9",
+            "session=\"s-1\"",
+            "session_source=header:session_id",
+            "client=\"-\"",
+            "outcome=\"completed\"",
+            "ttfb_ms=1.500",
+            "attempts=relay/a: HTTP 502; relay/b: HTTP 200",
+            "affinity_change= ",
+        ] {
+            assert!(line.contains(part), "{part} in {line}");
+        }
+        let bare = logged(RequestRecord::new(
+            "t-1".into(),
+            "GET".into(),
+            "/v1/models".into(),
+        ));
+        assert!(
+            bare.contains("session_source=- ")
+                && bare.contains("ttfb_ms=- ")
+                && bare.contains("attempts= "),
+            "{bare}"
+        );
+    }
 }

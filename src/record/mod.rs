@@ -80,17 +80,28 @@ pub struct Attempt {
 impl Attempt {
     /// A short human description, e.g. `relay-a/default: HTTP 502`.
     pub fn summary(&self) -> String {
-        let what = match &self.outcome {
-            AttemptOutcome::ConnectError { error } => format!("connect error: {error}"),
+        Summary(self).to_string()
+    }
+}
+
+/// [`Attempt::summary`], written where it is formatted (the log line) instead of built first.
+pub struct Summary<'a>(pub &'a Attempt);
+
+impl std::fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let attempt = self.0;
+        write!(f, "{}/{}: ", attempt.provider, attempt.endpoint)?;
+        match &attempt.outcome {
+            AttemptOutcome::ConnectError { error } => write!(f, "connect error: {error}"),
             AttemptOutcome::Timeout { after_ms } => {
-                format!("no response headers within {after_ms} ms")
+                write!(f, "no response headers within {after_ms} ms")
             }
-            AttemptOutcome::TransportError { error } => format!("connection error: {error}"),
-            AttemptOutcome::FailedStatus { status, .. } => format!("HTTP {status}"),
-            AttemptOutcome::FailedStream { detail, .. } => detail.clone(),
-            AttemptOutcome::Responded { status } => format!("HTTP {status}"),
-        };
-        format!("{}/{}: {what}", self.provider, self.endpoint)
+            AttemptOutcome::TransportError { error } => write!(f, "connection error: {error}"),
+            AttemptOutcome::FailedStatus { status, .. } | AttemptOutcome::Responded { status } => {
+                write!(f, "HTTP {status}")
+            }
+            AttemptOutcome::FailedStream { detail, .. } => f.write_str(detail),
+        }
     }
 }
 
