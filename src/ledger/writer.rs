@@ -268,3 +268,42 @@ fn write_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_records_and_counts_them_without_waiting() {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (report, reported) = std::sync::mpsc::channel::<usize>();
+        // A writer stuck (a slow disk) until released; then it counts what was queued.
+        let ledger = Ledger::spawn(Path::new("/nowhere"), move |receiver, _stats| {
+            let _ = released.recv();
+            let mut records = 0;
+            while let Ok(message) = receiver.recv() {
+                match message {
+                    Message::Record(_) => records += 1,
+                    Message::Stop => break,
+                    Message::Flush(done) => drop(done.send(())),
+                }
+            }
+            let _ = report.send(records);
+        })
+        .unwrap();
+        let sink = ledger.sink();
+        let record = RequestRecord::new("t".into(), "POST".into(), "/v1/responses".into());
+        // The writer is stuck: a waiting send would never return; the sink drops instead.
+        for _ in 0..QUEUE + 3 {
+            sink.record(&record, Outcome::Completed);
+        }
+        let stats = ledger.stats();
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.queued.load(Ordering::Relaxed), QUEUE as u64);
+        assert_eq!(stats.lost(), 3);
+        release.send(()).unwrap();
+        drop(sink);
+        drop(ledger); // sends Stop after the queued records, and joins
+        assert_eq!(reported.recv().unwrap(), QUEUE);
+    }
+}
