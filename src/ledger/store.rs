@@ -125,6 +125,9 @@ CREATE INDEX requests_by_user ON requests(user_name, started_ms) WHERE user_name
 
 pub use super::rollup::BUCKET_MS;
 
+/// The most the write-ahead log file keeps once checkpointed.
+const WAL_KEPT_BYTES: i64 = 4 << 20;
+
 /// Opens (creating if needed) and migrates the ledger at `path`.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
     if let Some(dir) = path.parent() {
@@ -136,6 +139,9 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(2))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The write-ahead log is cut back to this when a checkpoint empties it; without a limit the
+    // file stays as large as the largest transaction ever made it (a big retention delete).
+    conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
     migrate(&conn)
         .map_err(|e| anyhow::anyhow!("cannot prepare the ledger {}: {e}", path.display()))?;
     Ok(conn)
@@ -320,6 +326,31 @@ mod tests {
             |r| r.get(0),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_write_ahead_log_is_cut_back_after_a_large_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite3");
+        let mut conn = open(&path).unwrap();
+        let row = |i: usize| super::super::row::LedgerRow {
+            trace_id: format!("t-{i}"),
+            method: "POST".into(),
+            path: "/v1/responses".into(),
+            outcome: "completed".into(),
+            attempts_json: "x".repeat(600),
+            ..Default::default()
+        };
+        // One transaction far larger than the limit (as a big retention delete is).
+        insert(&mut conn, &(0..16_000).map(row).collect::<Vec<_>>()).unwrap();
+        let wal = dir.path().join("ledger.sqlite3-wal");
+        let peak = std::fs::metadata(&wal).unwrap().len();
+        assert!(peak > 2 * WAL_KEPT_BYTES as u64, "the test needs a large log: {peak}");
+        // The checkpoint after that commit emptied the log; the next write starts it over.
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).unwrap();
+        insert(&mut conn, &[row(16_000)]).unwrap();
+        let after = std::fs::metadata(&wal).unwrap().len();
+        assert!(after <= WAL_KEPT_BYTES as u64, "{after} bytes kept of {peak}");
     }
 
     #[test]
