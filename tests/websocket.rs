@@ -95,7 +95,10 @@ async fn turns_are_bridged_with_the_relays_key_and_mapped_model_and_recorded_one
         let config = keyed(&[("a", &relay.base_url())], "")
             + "[codex.providers.a.model_mapping]\n\"gpt-5.1\" = \"relay-model\"\n";
         let proxy = TestProxy::start(&config, &[]).await;
+        let websockets = || proxy.state.metrics.websockets.get();
+        assert_eq!(websockets(), 0);
         let mut socket = connect(&proxy).await;
+        assert_eq!(websockets(), 1, "counted from the upgrade");
 
         for turn in ["first", "second"] {
             socket.send(create("gpt-5.1", turn)).await.unwrap();
@@ -114,6 +117,9 @@ async fn turns_are_bridged_with_the_relays_key_and_mapped_model_and_recorded_one
             assert_eq!(events[2]["delta"], "hi from a");
         }
         socket.close(None).await.unwrap();
+        while websockets() != 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
 
         let handshake = &relay.handshakes()[0];
         assert_eq!(handshake["authorization"], "Bearer sk-a-relay-key");

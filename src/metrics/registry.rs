@@ -200,6 +200,8 @@ pub struct Registry {
     pub connections: Gauge,
     /// Event-stream (SSE) replies being relayed now.
     pub streams: Gauge,
+    /// Client WebSockets being relayed now (from the upgrade to the close).
+    pub websockets: Gauge,
     endpoints: RwLock<Vec<EndpointSeries>>,
 }
 
@@ -343,9 +345,15 @@ impl Registry {
             },
             Family {
                 name: "codex_helper_active_connections",
-                help: "Client connections to the proxy open now (HTTP; a connection upgraded to a WebSocket is no longer counted).",
+                help: "Client connections to the proxy open now (HTTP; a connection upgraded to a WebSocket counts in codex_helper_active_websockets instead).",
                 kind: Kind::Gauge,
                 samples: vec![number(Vec::new(), self.connections.get() as f64)],
+            },
+            Family {
+                name: "codex_helper_active_websockets",
+                help: "Client WebSockets (Responses API) being relayed now, from the upgrade to the close.",
+                kind: Kind::Gauge,
+                samples: vec![number(Vec::new(), self.websockets.get() as f64)],
             },
         ]
     }

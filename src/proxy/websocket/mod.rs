@@ -134,7 +134,9 @@ pub async fn upgrade(
     let client = hyper::upgrade::on(Request::from_parts(parts, ()));
     let (bridge, relay) = Bridge::new(&state, record, connected, session);
     let bridge = bridge.with_member_key(member_key);
+    let open = state.metrics.websockets.track();
     tokio::spawn(async move {
+        let _open = open;
         match client.await {
             Ok(client) => {
                 let client = TokioIo::new(client);
