@@ -204,8 +204,8 @@ fn sqlite_facts(path: std::path::PathBuf) -> Option<LedgerStoreFacts> {
     })
 }
 
-/// The PostgreSQL ledger's newest row (connecting within the ledger's own bounds) and the
-/// rows waiting in this machine's spool.
+/// The PostgreSQL ledger's newest row (connecting within the ledger's own bounds, changing
+/// nothing there) and the rows waiting in this machine's spool.
 fn postgres_facts(
     homes: &Homes,
     url: Result<&crate::postgres::DatabaseUrl, anyhow::Error>,
@@ -213,8 +213,7 @@ fn postgres_facts(
     let (shown, newest_age_ms) = match url {
         Ok(url) => (
             url.shown().to_string(),
-            crate::ledger::pg::read::PgReader::connect(url)
-                .and_then(|ledger| ledger.newest_started_ms())
+            crate::ledger::pg::read::newest_started_ms(url)
                 .map(|newest| newest.map(|ms| crate::time::now_ms().saturating_sub(ms)))
                 .map_err(|e| format!("{e:#}")),
         ),

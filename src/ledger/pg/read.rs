@@ -82,18 +82,57 @@ impl PgReader {
         Ok(added)
     }
 
-    /// When the newest row started (ms since the epoch); `None` when there is none.
-    pub fn newest_started_ms(&self) -> anyhow::Result<Option<u64>> {
-        let rows = self.query("SELECT MAX(started_ms) FROM codex_helper_requests", &[])?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.get::<_, Option<i64>>(0))
-            .map(|ms| ms.max(0) as u64))
-    }
-
     fn local(&self, at_ms: i64) -> anyhow::Result<String> {
         Ok(local_datetime(&self.clock, at_ms.max(0) as u64)?.unwrap_or_default())
     }
+}
+
+impl Drop for PgReader {
+    /// Ends the runtime without waiting for its blocking threads: connecting resolves the host
+    /// name on one, which a stuck resolver could hold past every bound.
+    fn drop(&mut self) {
+        let runtime = std::mem::replace(
+            &mut self.runtime,
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("an empty runtime"),
+        );
+        runtime.shutdown_background();
+    }
+}
+
+/// When the ledger's newest row started (ms since the epoch; `None`: no rows, or no ledger
+/// tables yet), read without bringing the schema up to date (for `doctor`, which changes
+/// nothing). Connecting and the query are each bounded.
+pub fn newest_started_ms(url: &DatabaseUrl) -> anyhow::Result<Option<u64>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let newest = runtime.block_on(async {
+        let client =
+            tokio::time::timeout(db::CONNECT_TIMEOUT, db::connect_client(url, schema::WHAT))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "{} at {} did not answer within {} s",
+                        schema::WHAT,
+                        url.shown(),
+                        db::CONNECT_TIMEOUT.as_secs()
+                    )
+                })??;
+        let rows = db::bounded(
+            client.query(
+                "SELECT CASE WHEN to_regclass('codex_helper_requests') IS NULL THEN NULL
+                        ELSE (SELECT MAX(started_ms) FROM codex_helper_requests) END",
+                &[],
+            ),
+            schema::WHAT,
+        )
+        .await;
+        anyhow::Ok(rows?.first().and_then(|r| r.get::<_, Option<i64>>(0)))
+    });
+    runtime.shutdown_background();
+    Ok(newest?.map(|ms| ms.max(0) as u64))
 }
 
 /// The grouping key in SQL over the rows, and over the rollups (`None`: rows only).
