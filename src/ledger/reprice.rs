@@ -125,8 +125,9 @@ pub trait RepriceStore {
     ) -> anyhow::Result<Vec<StoredRow>>;
     /// Stores new costs in one transaction, moving the rollups by the same amounts. A row is
     /// changed only if it still has the cost it was read with, so a reprice running at the
-    /// same time, or retention deleting the row, never moves a rollup twice.
-    fn store(&mut self, changes: &[NewCost]) -> anyhow::Result<()>;
+    /// same time, or retention deleting the row, never moves a rollup twice. Says, for each
+    /// change, whether it was stored.
+    fn store(&mut self, changes: &[NewCost]) -> anyhow::Result<Vec<bool>>;
 }
 
 /// Recomputes the costs of the rows `filter` selects with `book`. `provider_multiplier` gives
@@ -169,25 +170,35 @@ pub fn reprice(
             if same_cost && row.source == new_source {
                 continue;
             }
-            report.changed += 1;
-            report.newly_priced += u64::from(row.cost.is_none() && new_cost.is_some());
-            report.now_unpriced += u64::from(row.cost.is_some() && new_cost.is_none());
-            let model = row.model.clone().unwrap_or_else(|| "-".into());
-            let change = models.entry(model.clone()).or_insert_with(|| ModelChange {
-                model,
-                ..Default::default()
-            });
-            change.changed += 1;
-            change.cost_before_usd += row.cost.unwrap_or(0.0);
-            change.cost_after_usd += new_cost.unwrap_or(0.0);
             changes.push(NewCost {
                 row,
                 cost: new_cost,
                 source: new_source,
             });
         }
-        if !dry_run && !changes.is_empty() {
-            ledger.store(&changes)?;
+        if changes.is_empty() {
+            continue;
+        }
+        let stored = if dry_run {
+            vec![true; changes.len()]
+        } else {
+            ledger.store(&changes)?
+        };
+        // Counted as changed only where this run changed it (not a row another reprice or
+        // retention got to first).
+        for (change, _) in changes.iter().zip(stored).filter(|(_, stored)| *stored) {
+            let (row, new_cost) = (&change.row, change.cost);
+            report.changed += 1;
+            report.newly_priced += u64::from(row.cost.is_none() && new_cost.is_some());
+            report.now_unpriced += u64::from(row.cost.is_some() && new_cost.is_none());
+            let model = row.model.clone().unwrap_or_else(|| "-".into());
+            let entry = models.entry(model.clone()).or_insert_with(|| ModelChange {
+                model,
+                ..Default::default()
+            });
+            entry.changed += 1;
+            entry.cost_before_usd += row.cost.unwrap_or(0.0);
+            entry.cost_after_usd += new_cost.unwrap_or(0.0);
         }
     }
     report.models = models.into_values().collect();
@@ -243,9 +254,10 @@ impl RepriceStore for Connection {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn store(&mut self, changes: &[NewCost]) -> anyhow::Result<()> {
+    fn store(&mut self, changes: &[NewCost]) -> anyhow::Result<Vec<bool>> {
         let tx = self.transaction()?;
         let mut stored = Vec::with_capacity(changes.len());
+        let mut done = Vec::with_capacity(changes.len());
         {
             let mut update = tx.prepare_cached(
                 "UPDATE requests SET cost_usd = ?1, price_source = ?2
@@ -260,6 +272,7 @@ impl RepriceStore for Connection {
                     row.cost,
                     row.source
                 ])?;
+                done.push(n > 0);
                 if n > 0 {
                     stored.push(change);
                 }
@@ -273,7 +286,7 @@ impl RepriceStore for Connection {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(done)
     }
 }
 
@@ -442,10 +455,10 @@ mod tests {
             cost: Some(6.0),
             source: Some("test".into()),
         };
-        conn.store(std::slice::from_ref(&change)).unwrap();
+        assert_eq!(conn.store(std::slice::from_ref(&change)).unwrap(), [true]);
         assert_eq!(summary_cost(&conn), (6.0, 0));
         // A second reprice that read the row before the first stored it.
-        conn.store(&[change]).unwrap();
+        assert_eq!(conn.store(&[change]).unwrap(), [false]);
         assert_eq!(costs(&conn)[0].1, Some(6.0));
         assert_eq!(summary_cost(&conn), (6.0, 0), "the rollup moved once");
     }

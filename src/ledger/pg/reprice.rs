@@ -60,7 +60,7 @@ impl RepriceStore for PgReader {
             .collect())
     }
 
-    fn store(&mut self, changes: &[NewCost]) -> anyhow::Result<()> {
+    fn store(&mut self, changes: &[NewCost]) -> anyhow::Result<Vec<bool>> {
         let client = &mut self.client;
         let write = async move {
             let tx = client.transaction().await?;
@@ -108,7 +108,8 @@ impl RepriceStore for PgReader {
                 )
                 .await?;
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok(updated.iter().map(|n| *n > 0).collect())
         };
         self.runtime.block_on(db::bounded(write, WHAT))
     }
