@@ -487,6 +487,7 @@ pub struct TeamSettings {
     pub database_url_env: String,
     /// How often (ms) each instance reads the keys again: disabling or removing a key takes
     /// effect within this. A key added elsewhere works at once.
+    #[schemars(range(min = 100, max = 3_600_000))]
     pub key_refresh_ms: u64,
     /// How long (seconds) an instance keeps checking keys against its last copy while the
     /// database is unreachable; past it, requests are answered `team_keys_unavailable`.
@@ -497,13 +498,16 @@ pub struct TeamSettings {
     pub redis_url: Option<String>,
     /// The longest (ms) a request waits on Redis; past it, the instance goes on with its own
     /// copy of the state.
+    #[schemars(range(min = 1, max = 1000))]
     pub redis_wait_ms: u64,
     /// How long (ms) a global concurrency permit lives in Redis without renewal: a held
     /// permit is renewed every third of it, so an instance that dies gives its permits back
     /// within this.
+    #[schemars(range(min = 1000, max = 3_600_000))]
     pub permit_lease_ms: u64,
     /// How often (seconds) the members' day spend counters in Redis are raised to what the
     /// PostgreSQL ledger (`[ledger] url`) recorded, by one instance at a time.
+    #[schemars(range(min = 1, max = 86_400))]
     pub spend_reconcile_secs: u64,
 }
 
@@ -568,17 +572,22 @@ pub struct BalanceSettings {
     pub refresh_on_start: bool,
     /// A request that succeeds (streamed), gets a 429 or finds every relay blocked asks for
     /// its relays' balances this long after; more such requests in between change nothing.
+    #[schemars(range(max = 2_592_000_000_u64))]
     pub request_refresh_delay_ms: u64,
     /// An exhausted relay is looked up again this often, so a refill is noticed without
     /// traffic to it. 0 disables.
+    #[schemars(range(max = 2_592_000_000_u64))]
     pub exhausted_recheck_ms: u64,
     /// Exhaustion takes a relay out of routing for at most this long after its lookup (less
     /// when the relay says when its window resets).
+    #[schemars(range(max = 2_592_000_000_u64))]
     pub max_exhausted_ms: u64,
     /// After a lookup that cannot succeed by retrying (the key is invalid, the account is
     /// inactive) the relay is not asked again for this long, except on demand.
+    #[schemars(range(max = 2_592_000_000_u64))]
     pub terminal_backoff_ms: u64,
     /// Time allowed for one balance lookup.
+    #[schemars(range(min = 100, max = 120_000))]
     pub timeout_ms: u64,
 }
 

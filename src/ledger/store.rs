@@ -345,12 +345,19 @@ mod tests {
         insert(&mut conn, &(0..16_000).map(row).collect::<Vec<_>>()).unwrap();
         let wal = dir.path().join("ledger.sqlite3-wal");
         let peak = std::fs::metadata(&wal).unwrap().len();
-        assert!(peak > 2 * WAL_KEPT_BYTES as u64, "the test needs a large log: {peak}");
+        assert!(
+            peak > 2 * WAL_KEPT_BYTES as u64,
+            "the test needs a large log: {peak}"
+        );
         // The checkpoint after that commit emptied the log; the next write starts it over.
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
         insert(&mut conn, &[row(16_000)]).unwrap();
         let after = std::fs::metadata(&wal).unwrap().len();
-        assert!(after <= WAL_KEPT_BYTES as u64, "{after} bytes kept of {peak}");
+        assert!(
+            after <= WAL_KEPT_BYTES as u64,
+            "{after} bytes kept of {peak}"
+        );
     }
 
     #[test]
