@@ -137,7 +137,7 @@ async fn main() {
             for _ in 0..SEQUENTIAL {
                 send(&client, &path.target, &body, sse).await;
             }
-            cpu[index] = cpu_time(path.pid) - before;
+            cpu[index] = cpu_time(path.pid).saturating_sub(before);
         }
         row_cpu(&format!("{label} CPU/request, c=1"), &cpu, SEQUENTIAL);
     }
@@ -149,7 +149,7 @@ async fn main() {
             for (index, path) in paths.iter().enumerate() {
                 let before = cpu_time(path.pid);
                 rps[index] += throughput(&client, &path.target, &body, sse).await.rps / 2.0;
-                cpu[index] += cpu_time(path.pid) - before;
+                cpu[index] += cpu_time(path.pid).saturating_sub(before);
             }
         }
         print!("{:<36}", format!("{label} requests/s, c={CONCURRENT}"));
