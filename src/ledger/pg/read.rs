@@ -33,17 +33,7 @@ impl PgReader {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let client = runtime.block_on(async {
-            tokio::time::timeout(db::CONNECT_TIMEOUT, schema::connect(url)).await
-        });
-        let client = client.map_err(|_| {
-            anyhow::anyhow!(
-                "{} at {} did not answer within {} s",
-                schema::WHAT,
-                url.shown(),
-                db::CONNECT_TIMEOUT.as_secs()
-            )
-        })??;
+        let client = runtime.block_on(within_connect_timeout(url, schema::connect(url)))?;
         Ok(Self {
             runtime,
             client,
@@ -109,17 +99,7 @@ pub fn newest_started_ms(url: &DatabaseUrl) -> anyhow::Result<Option<u64>> {
         .enable_all()
         .build()?;
     let newest = runtime.block_on(async {
-        let client =
-            tokio::time::timeout(db::CONNECT_TIMEOUT, db::connect_client(url, schema::WHAT))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "{} at {} did not answer within {} s",
-                        schema::WHAT,
-                        url.shown(),
-                        db::CONNECT_TIMEOUT.as_secs()
-                    )
-                })??;
+        let client = within_connect_timeout(url, db::connect_client(url, schema::WHAT)).await?;
         let rows = db::bounded(
             client.query(
                 "SELECT CASE WHEN to_regclass('codex_helper_requests') IS NULL THEN NULL
@@ -133,6 +113,23 @@ pub fn newest_started_ms(url: &DatabaseUrl) -> anyhow::Result<Option<u64>> {
     });
     runtime.shutdown_background();
     Ok(newest?.map(|ms| ms.max(0) as u64))
+}
+
+/// `connect` (to the ledger at `url`) within [`db::CONNECT_TIMEOUT`].
+async fn within_connect_timeout(
+    url: &DatabaseUrl,
+    connect: impl std::future::Future<Output = anyhow::Result<Client>>,
+) -> anyhow::Result<Client> {
+    tokio::time::timeout(db::CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} at {} did not answer within {} s",
+                schema::WHAT,
+                url.shown(),
+                db::CONNECT_TIMEOUT.as_secs()
+            )
+        })?
 }
 
 /// The grouping key in SQL over the rows, and over the rollups (`None`: rows only).
