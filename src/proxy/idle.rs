@@ -12,6 +12,12 @@
 //! - **busy**: a request is being answered, its body included ([`Tracked`]); the proxy's own
 //!   limits apply then (body read timeout, relay timeouts, stream idle timeout);
 //! - **idle**: from the end of an answer until the next byte.
+//!
+//! A phase change only updates a few atomics: it never wakes the watch. The watch's one timer
+//! is armed no further ahead than the shortest limit, so a phase that starts after it was armed
+//! (a head on a kept-alive connection) is looked at before its own limit can pass, and the timer
+//! is then moved to that phase's deadline. A request therefore costs no wake-up and no timer
+//! registration here (each used to cost both, twice).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,7 +28,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::limits::Slot;
@@ -68,8 +73,6 @@ struct Shared {
     idle: AtomicBool,
     /// When the head or idle phase began, in ms after `opened`.
     since_ms: AtomicU64,
-    /// Wakes [`Watch::run`] when the phase changes to one with another deadline.
-    changed: Notify,
 }
 
 impl Shared {
@@ -108,7 +111,6 @@ impl Watch {
                 in_flight: AtomicUsize::new(0),
                 idle: AtomicBool::new(false),
                 since_ms: AtomicU64::new(0),
-                changed: Notify::new(),
             }),
             head: limit(settings.header_read_timeout_ms),
             idle: limit(settings.keep_alive_idle_timeout_ms),
@@ -137,29 +139,38 @@ impl Watch {
     /// closes the socket).
     pub async fn run<F: Future>(self, connection: F) -> Result<F::Output, Expired> {
         let mut connection = std::pin::pin!(connection);
+        let mut check = std::pin::pin!(tokio::time::sleep_until(self.next_check()));
         loop {
-            let check = self.next_check();
             tokio::select! {
                 output = &mut connection => return Ok(output),
-                () = self.shared.changed.notified() => {}
-                () = tokio::time::sleep_until(check) => {
+                () = check.as_mut() => {
                     if let Some(expired) = self.expired() {
                         return Err(expired);
                     }
+                    check.as_mut().reset(self.next_check());
                 }
             }
         }
     }
 
-    /// When the phase in force would end the connection (or when to look again).
+    /// When to look at the connection next: the deadline of the phase in force, but no later
+    /// than the shortest limit from now, so that a phase starting in the meantime (unseen, as
+    /// phase changes do not wake the watch) is looked at before its own deadline.
     fn next_check(&self) -> Instant {
+        let now = Instant::now();
         let at =
             |since: u64, limit: Duration| self.shared.opened + Duration::from_millis(since) + limit;
-        match (self.shared.phase(), self.head, self.idle) {
-            (Phase::Head(since), Some(limit), _) => at(since, limit),
-            (Phase::Idle(since), _, Some(limit)) => at(since, limit),
-            _ => Instant::now() + BUSY_RECHECK,
-        }
+        let phase_deadline = match (self.shared.phase(), self.head, self.idle) {
+            (Phase::Head(since), Some(limit), _) => Some(at(since, limit)),
+            (Phase::Idle(since), _, Some(limit)) => Some(at(since, limit)),
+            _ => None,
+        };
+        let shortest = [self.head, self.idle]
+            .into_iter()
+            .flatten()
+            .fold(BUSY_RECHECK, Duration::min);
+        let latest = now + shortest;
+        phase_deadline.map_or(latest, |deadline| deadline.min(latest))
     }
 
     /// Whether the phase in force has outlived its limit.
@@ -185,7 +196,6 @@ impl Drop for Busy {
         shared.since_ms.store(shared.now_ms(), Ordering::Release);
         shared.idle.store(true, Ordering::Release);
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-        shared.changed.notify_one();
     }
 }
 
@@ -210,7 +220,6 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
             let shared = &this.shared;
             shared.since_ms.store(shared.now_ms(), Ordering::Release);
             shared.idle.store(false, Ordering::Release);
-            shared.changed.notify_one();
         }
         polled
     }
@@ -330,6 +339,49 @@ mod tests {
         let watch = Watch::new(&settings(0, 0));
         let done = watch.run(tokio::time::sleep(Duration::from_millis(200)));
         assert_eq!(bounded(done).await, Ok(()));
+    }
+
+    /// Phase changes do not wake the watch; a head that starts while it sleeps on a long idle
+    /// limit must still end at the head's own limit, to the millisecond (paused clock).
+    #[tokio::test(start_paused = true)]
+    async fn a_head_starting_while_the_watch_sleeps_ends_at_its_own_limit() {
+        let watch = Watch::new(&settings(1_000, 600_000));
+        drop(watch.busy());
+        let started = Instant::now();
+        let run = tokio::spawn(watch.clone().run(std::future::pending::<()>()));
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let mut io = watch.io(&b"G"[..], None);
+        let mut byte = [0u8; 1];
+        tokio::io::AsyncReadExt::read(&mut io, &mut byte)
+            .await
+            .unwrap();
+        assert_eq!(bounded(run).await.unwrap(), Err(Expired::Head));
+        let ended = started.elapsed();
+        assert!(
+            (Duration::from_millis(3_500)..Duration::from_millis(3_505)).contains(&ended),
+            "the head began at 2.5 s with a 1 s limit, ended at {ended:?}"
+        );
+    }
+
+    /// An idle connection under a long idle limit is ended at that limit, not earlier, though
+    /// the watch looks at it every shortest limit.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_ends_at_the_idle_limit_exactly() {
+        let watch = Watch::new(&settings(1_000, 90_000));
+        drop(watch.busy());
+        let started = Instant::now();
+        let result = tokio::time::timeout(
+            Duration::from_secs(200),
+            watch.run(std::future::pending::<()>()),
+        )
+        .await
+        .expect("ended in (virtual) time");
+        assert_eq!(result, Err(Expired::Idle));
+        let ended = started.elapsed();
+        assert!(
+            (Duration::from_secs(90)..Duration::from_millis(90_005)).contains(&ended),
+            "ended at {ended:?}"
+        );
     }
 
     #[tokio::test]
