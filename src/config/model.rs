@@ -314,10 +314,11 @@ pub struct ProxySettings {
     pub threads: usize,
     /// Time a client has to send a whole request head (request line and headers): from the
     /// connection's opening, or on a kept-alive connection from the next request's first
-    /// byte. A slower client (a slowloris) is disconnected. 0 disables.
+    /// byte. A slower client (a slowloris) is disconnected. 0 disables; otherwise at least 100.
     pub header_read_timeout_ms: u64,
     /// A kept-alive client connection with no request for this long is closed (above Codex's
-    /// own 90 s, so Codex closes first and never sends into a closing socket). 0 disables.
+    /// own 90 s, so Codex closes first and never sends into a closing socket). 0 disables;
+    /// otherwise at least 100.
     pub keep_alive_idle_timeout_ms: u64,
     /// Largest request head (request line and headers) in bytes, at least 8192; a larger one
     /// is answered 431 and the connection closed.

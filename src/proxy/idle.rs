@@ -84,8 +84,11 @@ impl Shared {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return Phase::Busy;
         }
+        // `idle` first: its writers store `since_ms` before it, so a new `idle` comes with
+        // its own `since_ms`.
+        let idle = self.idle.load(Ordering::Acquire);
         let since = self.since_ms.load(Ordering::Acquire);
-        if self.idle.load(Ordering::Acquire) {
+        if idle {
             Phase::Idle(since)
         } else {
             Phase::Head(since)
@@ -139,15 +142,16 @@ impl Watch {
     /// closes the socket).
     pub async fn run<F: Future>(self, connection: F) -> Result<F::Output, Expired> {
         let mut connection = std::pin::pin!(connection);
-        let mut check = std::pin::pin!(tokio::time::sleep_until(self.next_check()));
+        let mut check = std::pin::pin!(tokio::time::sleep_until(self.next_check(Instant::now())));
         loop {
             tokio::select! {
                 output = &mut connection => return Ok(output),
                 () = check.as_mut() => {
-                    if let Some(expired) = self.expired() {
+                    let now = Instant::now();
+                    if let Some(expired) = self.expired(now) {
                         return Err(expired);
                     }
-                    check.as_mut().reset(self.next_check());
+                    check.as_mut().reset(self.next_check(now));
                 }
             }
         }
@@ -156,8 +160,7 @@ impl Watch {
     /// When to look at the connection next: the deadline of the phase in force, but no later
     /// than the shortest limit from now, so that a phase starting in the meantime (unseen, as
     /// phase changes do not wake the watch) is looked at before its own deadline.
-    fn next_check(&self) -> Instant {
-        let now = Instant::now();
+    fn next_check(&self, now: Instant) -> Instant {
         let at =
             |since: u64, limit: Duration| self.shared.opened + Duration::from_millis(since) + limit;
         let phase_deadline = match (self.shared.phase(), self.head, self.idle) {
@@ -173,9 +176,13 @@ impl Watch {
         phase_deadline.map_or(latest, |deadline| deadline.min(latest))
     }
 
-    /// Whether the phase in force has outlived its limit.
-    fn expired(&self) -> Option<Expired> {
-        let now = self.shared.now_ms();
+    /// Whether the phase in force has outlived its limit at `now`.
+    fn expired(&self, now: Instant) -> Option<Expired> {
+        let now = u64::try_from(
+            now.saturating_duration_since(self.shared.opened)
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
         let past = |since: u64, limit: Duration| {
             now.saturating_sub(since) >= u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
         };
@@ -331,7 +338,7 @@ mod tests {
         let long_idle = Watch::new(&settings(50, 600_000));
         drop(long_idle.busy());
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(long_idle.expired(), None);
+        assert_eq!(long_idle.expired(Instant::now()), None);
     }
 
     #[tokio::test]
@@ -341,47 +348,73 @@ mod tests {
         assert_eq!(bounded(done).await, Ok(()));
     }
 
-    /// Phase changes do not wake the watch; a head that starts while it sleeps on a long idle
-    /// limit must still end at the head's own limit, to the millisecond (paused clock).
-    #[tokio::test(start_paused = true)]
-    async fn a_head_starting_while_the_watch_sleeps_ends_at_its_own_limit() {
-        let watch = Watch::new(&settings(1_000, 600_000));
-        drop(watch.busy());
-        let started = Instant::now();
-        let run = tokio::spawn(watch.clone().run(std::future::pending::<()>()));
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        let mut io = watch.io(&b"G"[..], None);
-        let mut byte = [0u8; 1];
-        tokio::io::AsyncReadExt::read(&mut io, &mut byte)
-            .await
-            .unwrap();
-        assert_eq!(bounded(run).await.unwrap(), Err(Expired::Head));
-        let ended = started.elapsed();
-        assert!(
-            (Duration::from_millis(3_500)..Duration::from_millis(3_505)).contains(&ended),
-            "the head began at 2.5 s with a 1 s limit, ended at {ended:?}"
-        );
+    /// `at` ms after the watch's connection opened.
+    fn at(watch: &Watch, ms: u64) -> Instant {
+        watch.shared.opened + Duration::from_millis(ms)
     }
 
-    /// An idle connection under a long idle limit is ended at that limit, not earlier, though
-    /// the watch looks at it every shortest limit.
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_connection_ends_at_the_idle_limit_exactly() {
+    /// Moves the connection into the head phase at `ms`, as a byte arriving then would.
+    fn head_from(watch: &Watch, ms: u64) {
+        watch.shared.since_ms.store(ms, Ordering::Release);
+        watch.shared.idle.store(false, Ordering::Release);
+    }
+
+    /// Phase changes do not wake the watch: a head that starts while the watch waits on a long
+    /// idle limit must still be looked at in time, and end at the head's own limit exactly.
+    #[test]
+    fn a_head_starting_while_the_watch_waits_ends_at_its_own_limit() {
+        let watch = Watch::new(&settings(1_000, 600_000));
+        drop(watch.busy()); // idle from about 0 ms
+        // Idle: looked at again after the shortest limit, not at the idle deadline.
+        assert_eq!(watch.next_check(at(&watch, 2_000)), at(&watch, 3_000));
+        head_from(&watch, 2_500);
+        // The check at 3 s finds the head, not yet expired, and waits for its deadline.
+        assert_eq!(watch.expired(at(&watch, 3_000)), None);
+        assert_eq!(watch.next_check(at(&watch, 3_000)), at(&watch, 3_500));
+        assert_eq!(watch.expired(at(&watch, 3_499)), None);
+        assert_eq!(watch.expired(at(&watch, 3_500)), Some(Expired::Head));
+    }
+
+    #[test]
+    fn an_idle_connection_ends_at_the_idle_limit_exactly() {
         let watch = Watch::new(&settings(1_000, 90_000));
         drop(watch.busy());
-        let started = Instant::now();
-        let result = tokio::time::timeout(
-            Duration::from_secs(200),
-            watch.run(std::future::pending::<()>()),
-        )
-        .await
-        .expect("ended in (virtual) time");
-        assert_eq!(result, Err(Expired::Idle));
-        let ended = started.elapsed();
-        assert!(
-            (Duration::from_secs(90)..Duration::from_millis(90_005)).contains(&ended),
-            "ended at {ended:?}"
+        let since = watch.shared.since_ms.load(Ordering::Acquire);
+        let deadline = since + 90_000;
+        assert_eq!(watch.expired(at(&watch, deadline - 1)), None);
+        assert_eq!(
+            watch.next_check(at(&watch, deadline - 400)),
+            at(&watch, deadline)
         );
+        assert_eq!(watch.expired(at(&watch, deadline)), Some(Expired::Idle));
+    }
+
+    /// Whatever the limits and the phase, a watch that finds nothing expired waits for a later
+    /// instant (it never spins), and never past the phase's own deadline.
+    #[test]
+    fn a_check_that_finds_nothing_expired_waits_for_a_later_instant() {
+        for (head, idle) in [
+            (1_000, 600_000),
+            (1_000, 0),
+            (0, 90_000),
+            (0, 0),
+            (100, 100),
+        ] {
+            let watch = Watch::new(&settings(head, idle));
+            let phases: [&dyn Fn(&Watch); 3] = [&|w| head_from(w, 10), &|w| drop(w.busy()), &|w| {
+                std::mem::forget(w.busy())
+            }];
+            for phase in phases {
+                phase(&watch);
+                for ms in [0, 10, 99, 500, 5_000, 200_000] {
+                    let now = at(&watch, ms);
+                    if watch.expired(now).is_none() {
+                        let next = watch.next_check(now);
+                        assert!(next > now, "{head}/{idle} at {ms} ms: {next:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[tokio::test]

@@ -35,6 +35,9 @@ const MAX_REFUSALS: usize = 64;
 /// How long a refused client gets to read the answer before its connection is dropped.
 const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
+/// The shortest head or idle limit a connection may have (0 turns one off).
+const MIN_CONNECTION_LIMIT_MS: u64 = 100;
+
 /// The most of a refused client's request read (and thrown away) while it reads the answer.
 const REFUSAL_DRAIN_BYTES: usize = 64 << 10;
 
@@ -54,6 +57,20 @@ pub fn validate(settings: &ProxySettings) -> anyhow::Result<()> {
     }
     if settings.max_client_connections == 0 {
         anyhow::bail!("[proxy] max_client_connections must be at least 1");
+    }
+    for (name, ms) in [
+        ("header_read_timeout_ms", settings.header_read_timeout_ms),
+        (
+            "keep_alive_idle_timeout_ms",
+            settings.keep_alive_idle_timeout_ms,
+        ),
+    ] {
+        // Every connection is looked at once per shortest limit (see `super::idle`).
+        if ms != 0 && ms < MIN_CONNECTION_LIMIT_MS {
+            anyhow::bail!(
+                "[proxy] {name} = {ms} is too short: use 0 (no limit) or at least {MIN_CONNECTION_LIMIT_MS} ms"
+            );
+        }
     }
     Ok(())
 }
@@ -197,6 +214,31 @@ mod tests {
         ] {
             let e = validate(&broken).unwrap_err().to_string();
             assert!(e.contains("[proxy] max_"), "{e}");
+        }
+        for (head, idle, refused) in [
+            (
+                10,
+                120_000,
+                Some("header_read_timeout_ms = 10 is too short"),
+            ),
+            (
+                30_000,
+                99,
+                Some("keep_alive_idle_timeout_ms = 99 is too short"),
+            ),
+            (0, 0, None),
+            (100, 100, None),
+        ] {
+            let settings = ProxySettings {
+                header_read_timeout_ms: head,
+                keep_alive_idle_timeout_ms: idle,
+                ..ProxySettings::default()
+            };
+            match (validate(&settings), refused) {
+                (Ok(()), None) => {}
+                (Err(e), Some(why)) => assert!(e.to_string().contains(why), "{e}"),
+                (result, _) => panic!("{head}/{idle}: {result:?}"),
+            }
         }
     }
 
