@@ -22,11 +22,13 @@ use bytes::Bytes;
 
 use common::ProxyProcess;
 use common::load::{
-    BenchClient, CONCURRENT, CONCURRENT_REQUESTS, Target, codex_like_body, cpu_time, row_cpu,
-    row_ms, send, start_upstream, throughput,
+    BenchClient, CONCURRENT, CONCURRENT_REQUESTS, Target, codex_like_body, cpu_time, quantile,
+    row_cpu, row_ms, send, start_upstream, throughput,
 };
 
 const SEQUENTIAL: usize = 2000;
+/// Rounds the concurrency-1 CPU blocks are split into (see where they are measured).
+const CPU_ROUNDS: usize = 8;
 const BODY_BYTES: usize = 20 * 1024;
 
 /// One way to the mock upstream, and the process doing the proxying (none for the direct path).
@@ -130,16 +132,27 @@ async fn main() {
                 row_ms(&format!("SSE first byte {name}, c=1"), &mut firsts, q);
             }
         }
-        // CPU in blocks per path (reading /proc per request would cost more than a request).
-        let mut cpu = vec![Duration::ZERO; paths.len()];
-        for (index, path) in paths.iter().enumerate() {
-            let before = cpu_time(path.pid);
-            for _ in 0..SEQUENTIAL {
-                send(&client, &path.target, &body, sse).await;
+        // CPU in blocks per path (reading /proc per request would cost more than a request),
+        // interleaved in rounds whose order rotates, and the median round kept per path: a
+        // burst of noise on this shared machine then spoils one round, not one path's figure.
+        let mut rounds = vec![Vec::new(); paths.len()];
+        for round in 0..CPU_ROUNDS {
+            for k in 0..paths.len() {
+                let index = (round + k) % paths.len();
+                let path = &paths[index];
+                let before = cpu_time(path.pid);
+                for _ in 0..SEQUENTIAL / CPU_ROUNDS {
+                    send(&client, &path.target, &body, sse).await;
+                }
+                rounds[index].push(cpu_time(path.pid).saturating_sub(before));
             }
-            cpu[index] = cpu_time(path.pid).saturating_sub(before);
         }
-        row_cpu(&format!("{label} CPU/request, c=1"), &cpu, SEQUENTIAL);
+        let cpu: Vec<Duration> = rounds.iter_mut().map(|r| quantile(r, 0.5)).collect();
+        row_cpu(
+            &format!("{label} CPU/request, c=1"),
+            &cpu,
+            SEQUENTIAL / CPU_ROUNDS,
+        );
     }
 
     for (label, sse) in [("JSON", false), ("SSE", true)] {
