@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ use crate::routing::Upstream;
 use crate::routing::outbound::Route;
 
 pub struct UpstreamClients {
-    connect_timeout: Duration,
+    base: Base,
     state: Mutex<State>,
     /// The clients that open WebSockets, per route: HTTP/1 only (an upgrade needs it).
     websocket: Mutex<HashMap<Route, WebSocketClient>>,
@@ -114,7 +114,10 @@ struct State {
 impl UpstreamClients {
     pub fn new(connect_timeout: Duration) -> Self {
         Self {
-            connect_timeout,
+            base: Base {
+                connect_timeout,
+                tls: OnceLock::new(),
+            },
             state: Mutex::default(),
             websocket: Mutex::default(),
         }
@@ -162,11 +165,11 @@ impl UpstreamClients {
             for &thread in threads {
                 let key = (thread, route.clone());
                 if !self.lock().clients.contains_key(&key) {
-                    built.push((key, build(route, self.connect_timeout)?));
+                    built.push((key, self.base.build(route)?));
                 }
             }
             if threads.is_empty() {
-                build(route, self.connect_timeout)?;
+                self.base.build(route)?;
             }
         }
         Ok(built)
@@ -181,7 +184,7 @@ impl UpstreamClients {
         if let Some(client) = clients.get(route) {
             return Ok(client.clone());
         }
-        let client = build_websocket(route, self.connect_timeout)?;
+        let client = self.base.build_websocket(route)?;
         clients.insert(route.clone(), client.clone());
         Ok(client)
     }
@@ -194,7 +197,7 @@ impl UpstreamClients {
         if let Some(client) = self.lock().clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = build(route, self.connect_timeout)?;
+        let client = self.base.build(route)?;
         self.lock().clients.insert(key, client.clone());
         Ok(client)
     }
@@ -263,16 +266,87 @@ impl RelayClient {
     }
 }
 
-fn build(route: &Route, connect_timeout: Duration) -> anyhow::Result<RelayClient> {
-    let Route::Proxy(url) = route else {
-        return build_direct(connect_timeout);
-    };
-    let client = proxied(url, connect_timeout)?
-        .tcp_keepalive(Duration::from_secs(30))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .with_context(|| format!("cannot build the HTTP client for relays via {url}"))?;
-    Ok(RelayClient::Proxied(client))
+/// What every client is built from: the connect timeout, and the TLS settings.
+struct Base {
+    connect_timeout: Duration,
+    /// Made on first need and shared by every direct client: the platform's verifier reads the
+    /// system's certificates (hundreds of files), once per process rather than once per client,
+    /// route and thread.
+    tls: OnceLock<rustls::ClientConfig>,
+}
+
+impl Base {
+    fn build(&self, route: &Route) -> anyhow::Result<RelayClient> {
+        let Route::Proxy(url) = route else {
+            return self.build_direct();
+        };
+        let client = proxied(url, self.connect_timeout)?
+            .tcp_keepalive(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .with_context(|| format!("cannot build the HTTP client for relays via {url}"))?;
+        Ok(RelayClient::Proxied(client))
+    }
+
+    /// A WebSocket client for `route`: HTTP/1 only, no pooling (an upgraded connection is the
+    /// socket's), through the route's proxy when it has one.
+    fn build_websocket(&self, route: &Route) -> anyhow::Result<WebSocketClient> {
+        let Route::Proxy(url) = route else {
+            let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .timer(TokioTimer::new())
+                .build(self.connector(false)?);
+            return Ok(WebSocketClient::Direct(std::sync::Arc::new(client)));
+        };
+        let client = proxied(url, self.connect_timeout)?
+            .http1_only()
+            .pool_max_idle_per_host(0)
+            .build()
+            .with_context(|| format!("cannot build the WebSocket client for relays via {url}"))?;
+        Ok(WebSocketClient::Proxied(client))
+    }
+
+    fn build_direct(&self) -> anyhow::Result<RelayClient> {
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(self.connector(true)?);
+        Ok(RelayClient::Direct(std::sync::Arc::new(client)))
+    }
+
+    /// The TLS connector for direct routes: relays' certificates checked by the platform's
+    /// verifier (the system's roots, `SSL_CERT_FILE` honoured), as reqwest does; HTTP/2
+    /// offered when `http2` (never for a WebSocket handshake, which is HTTP/1 only).
+    fn connector(&self, http2: bool) -> anyhow::Result<DirectConnector> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(self.connect_timeout));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(30)));
+        http.enforce_http(false);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(self.tls()?)
+            .https_or_http()
+            .enable_http1();
+        Ok(if http2 {
+            builder.enable_http2().wrap_connector(http)
+        } else {
+            builder.wrap_connector(http)
+        })
+    }
+
+    /// The shared TLS settings (a copy: the connector sets its own ALPN protocols on it).
+    fn tls(&self) -> anyhow::Result<rustls::ClientConfig> {
+        if let Some(config) = self.tls.get() {
+            return Ok(config.clone());
+        }
+        use hyper_rustls::ConfigBuilderExt;
+        let config = rustls::ClientConfig::builder()
+            .try_with_platform_verifier()
+            .context("cannot load the system's certificate verifier for https relays")?
+            .with_no_client_auth();
+        Ok(self.tls.get_or_init(|| config).clone())
+    }
 }
 
 /// A reqwest client through `url` and only through it (the environment's proxies are never
@@ -289,55 +363,4 @@ fn proxied(
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .proxy(proxy))
-}
-
-/// A direct client: relays' certificates are checked by the platform's verifier (the system's
-/// roots, `SSL_CERT_FILE` honoured), as reqwest does; HTTP/2 when an `https` relay offers it.
-/// A WebSocket client for `route`: HTTP/1 only, no pooling (an upgraded connection is the
-/// socket's), through the route's proxy when it has one.
-fn build_websocket(route: &Route, connect_timeout: Duration) -> anyhow::Result<WebSocketClient> {
-    let Route::Proxy(url) = route else {
-        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .timer(TokioTimer::new())
-            .build(connector(connect_timeout, false)?);
-        return Ok(WebSocketClient::Direct(std::sync::Arc::new(client)));
-    };
-    let client = proxied(url, connect_timeout)?
-        .http1_only()
-        .pool_max_idle_per_host(0)
-        .build()
-        .with_context(|| format!("cannot build the WebSocket client for relays via {url}"))?;
-    Ok(WebSocketClient::Proxied(client))
-}
-
-fn build_direct(connect_timeout: Duration) -> anyhow::Result<RelayClient> {
-    let https = connector(connect_timeout, true)?;
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https);
-    Ok(RelayClient::Direct(std::sync::Arc::new(client)))
-}
-
-/// The TLS connector for direct routes: relays' certificates checked by the platform's
-/// verifier (the system's roots, `SSL_CERT_FILE` honoured), as reqwest does; HTTP/2 offered
-/// when `http2` (never for a WebSocket handshake, which is HTTP/1 only).
-fn connector(connect_timeout: Duration, http2: bool) -> anyhow::Result<DirectConnector> {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
-    http.set_keepalive(Some(Duration::from_secs(30)));
-    http.enforce_http(false);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .try_with_platform_verifier()
-        .context("cannot load the system's certificate verifier for https relays")?
-        .https_or_http()
-        .enable_http1();
-    Ok(if http2 {
-        builder.enable_http2().wrap_connector(http)
-    } else {
-        builder.wrap_connector(http)
-    })
 }
