@@ -151,6 +151,36 @@ async fn validate_names_every_error_and_the_ignored_keys() {
     );
 }
 
+/// `config validate` checks "as `serve` would": a `[proxy]` limit `serve` refuses to start
+/// with is an error here too (it used to be called valid).
+#[tokio::test]
+async fn validate_refuses_the_proxy_limits_serve_refuses() {
+    let homes = Homes::new();
+    for (limits, said) in [
+        (
+            "header_read_timeout_ms = 10",
+            "header_read_timeout_ms = 10 is too short",
+        ),
+        ("max_headers = 2", "max_headers = 2 is too small"),
+    ] {
+        std::fs::write(
+            homes.helper_config(),
+            format!(
+                "version = 5\n[proxy]\n{limits}\n[codex.providers.a]\nbase_url = \"http://127.0.0.1:9/v1\"\n"
+            ),
+        )
+        .unwrap();
+        let (ok, out) = run(&homes, &["config", "validate"]).await;
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("`proxy`: [proxy] ") && out.contains(said),
+            "{out}"
+        );
+        let (served, out) = run(&homes, &["serve", "--no-tui", "--no-switch", "--port", "0"]).await;
+        assert!(!served && out.contains(said), "serve refuses it too: {out}");
+    }
+}
+
 #[tokio::test]
 async fn init_path_and_retry_profile() {
     let homes = Homes::new();

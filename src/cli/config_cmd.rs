@@ -183,6 +183,13 @@ fn validate(path: &Path, json: bool) -> anyhow::Result<()> {
                     message: e.message,
                 }),
             }
+            // The limits `serve` refuses to start with.
+            if let Err(e) = crate::proxy::limits::validate(&loaded.config.proxy) {
+                report.errors.push(Problem {
+                    key: "proxy".into(),
+                    message: e.to_string(),
+                });
+            }
         }
     }
     report.ok = report.errors.is_empty();
