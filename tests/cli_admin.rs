@@ -498,9 +498,14 @@ async fn a_request_in_flight_is_in_the_snapshot() {
             .await;
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // A request is in the snapshot from its arrival, and announced again once its body has
+    // been read (session and model known): wait for that, not for the first sighting (on a
+    // loaded machine the poll can fall between the two).
     let active = loop {
         let (_, snapshot, _) = call("GET", &format!("{base}/snapshot"), None).await;
-        if let Some(first) = snapshot["active"].as_array().and_then(|a| a.first()) {
+        if let Some(first) = snapshot["active"].as_array().and_then(|a| a.first())
+            && !first["session"].is_null()
+        {
             break first.clone();
         }
         assert!(
