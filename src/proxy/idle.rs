@@ -77,7 +77,13 @@ struct Shared {
 
 impl Shared {
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.ms_at(Instant::now())
+    }
+
+    /// `instant` in ms after the connection opened.
+    fn ms_at(&self, instant: Instant) -> u64 {
+        u64::try_from(instant.saturating_duration_since(self.opened).as_millis())
+            .unwrap_or(u64::MAX)
     }
 
     fn phase(&self) -> Phase {
@@ -178,11 +184,7 @@ impl Watch {
 
     /// Whether the phase in force has outlived its limit at `now`.
     fn expired(&self, now: Instant) -> Option<Expired> {
-        let now = u64::try_from(
-            now.saturating_duration_since(self.shared.opened)
-                .as_millis(),
-        )
-        .unwrap_or(u64::MAX);
+        let now = self.shared.ms_at(now);
         let past = |since: u64, limit: Duration| {
             now.saturating_sub(since) >= u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
         };
