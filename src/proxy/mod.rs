@@ -7,6 +7,7 @@
 pub mod attempt;
 pub mod client_key;
 pub mod clients;
+pub mod coalesce;
 pub mod coding;
 pub mod filter;
 pub mod guard;

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
+use super::coalesce::{Coalescer, UPSTREAM_TURNS};
 use super::record::{Outcome, RecordGuard};
 use super::sse::{FailedEvent, SseTap, Terminal};
 use crate::metrics::registry::Tracked;
@@ -24,15 +25,6 @@ use crate::routing::runtime::{HealthProbe, Permit};
 
 /// A stream of upstream body chunks (already decompressed if the upstream compressed it).
 pub type ChunkStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
-
-/// Chunks already available are joined up to this size before they are passed on.
-const COALESCE_MAX: usize = 64 * 1024;
-
-/// Scheduler turns the upstream connection gets to hand over a chunk it already holds before
-/// what is gathered goes out. Its task hands over one decoded chunk at a time and, with hyper
-/// under tokio's current-thread runtime, a chunk it holds reaches the body on the second turn
-/// (measured with `benches/proxy_overhead.rs`: never on the first, always by the second).
-const UPSTREAM_TURNS: u8 = 2;
 
 /// JSON bodies larger than this are not parsed for usage.
 const MAX_JSON_TAP: usize = 8 << 20;
@@ -93,9 +85,7 @@ enum Tap {
 pub struct RelayBody {
     stream: Option<ChunkStream>,
     /// Chunks taken from the upstream that have not gone out yet (see [`RelayBody::next_chunk`]).
-    gathered: Gathered,
-    /// The end or error met while gathering chunks; handed out on the next poll.
-    stashed: Option<Option<std::io::Result<Bytes>>>,
+    coalescer: Coalescer,
     /// The body's length when it is known up front (a body read whole).
     exact_len: Option<u64>,
     tap: Tap,
@@ -161,8 +151,7 @@ impl RelayBody {
         };
         let mut body = Self {
             stream: Some(stream),
-            gathered: Gathered::default(),
-            stashed: None,
+            coalescer: Coalescer::default(),
             exact_len,
             tap,
             idle_timeout,
@@ -334,47 +323,21 @@ impl RelayBody {
         }
     }
 
-    /// The next chunk: what the upstream has ready now, with the chunks that follow it within
-    /// a few scheduler turns joined to it (up to [`COALESCE_MAX`]). A relay's reply often arrives
-    /// in one read yet decodes into one chunk per event, and the upstream connection's task
-    /// hands those over one at a time; passing them on one by one would cost the client a write
-    /// (a packet, a wake-up) per event. So when the stream is pending with something gathered,
-    /// the body gives the connection [`UPSTREAM_TURNS`] turns to hand over what it already
-    /// holds, and sends what it has when they bring nothing: it never waits for the network.
+    /// The next chunk: what the upstream has ready now, with what it already holds joined to
+    /// it (see [`Coalescer`]).
     fn next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
-        if let Some(item) = self.stashed.take() {
-            return Poll::Ready(item);
-        }
         let Some(stream) = self.stream.as_mut() else {
             return Poll::Ready(None);
         };
-        // The first frame goes out with the response head, at once: the client sees the reply
-        // start as early as the relay sent it.
+        // The first frame goes out with the response head, at once: hyper flushes the head
+        // alone if the body is pending, and what the upstream held when the answer was chosen
+        // is already joined to it (`attempt::hold_until_first_event`).
         let turns = if self.record.bytes_out == 0 {
             0
         } else {
             UPSTREAM_TURNS
         };
-        while self.gathered.len() < COALESCE_MAX {
-            match stream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => self.gathered.push(chunk),
-                Poll::Pending if self.gathered.is_empty() => return Poll::Pending,
-                Poll::Pending if self.gathered.turns_given < turns => {
-                    self.gathered.turns_given += 1;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                Poll::Pending => break,
-                Poll::Ready(end_or_error) if self.gathered.is_empty() => {
-                    return Poll::Ready(end_or_error);
-                }
-                Poll::Ready(end_or_error) => {
-                    self.stashed = Some(end_or_error);
-                    break;
-                }
-            }
-        }
-        Poll::Ready(self.gathered.take().map(Ok))
+        self.coalescer.poll_next(stream, cx, turns)
     }
 
     fn poll_frame(
@@ -410,7 +373,7 @@ impl RelayBody {
                 Poll::Ready(None)
             }
             // Only waiting a scheduler turn with data in hand: no need for the idle timer.
-            Poll::Pending if !this.gathered.is_empty() => Poll::Pending,
+            Poll::Pending if this.coalescer.has_gathered() => Poll::Pending,
             Poll::Pending => {
                 if !this.poll_idle(cx) {
                     return Poll::Pending;
@@ -451,50 +414,6 @@ impl Drop for RelayBody {
     }
 }
 
-/// Chunks gathered for one frame: the first kept as it came (no copy when it is alone), the
-/// rest joined after it.
-#[derive(Default)]
-struct Gathered {
-    first: Option<Bytes>,
-    joined: Option<BytesMut>,
-    /// Scheduler turns given to the upstream since the last chunk arrived.
-    turns_given: u8,
-}
-
-impl Gathered {
-    fn len(&self) -> usize {
-        match (&self.joined, &self.first) {
-            (Some(joined), _) => joined.len(),
-            (None, Some(first)) => first.len(),
-            (None, None) => 0,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    fn push(&mut self, chunk: Bytes) {
-        self.turns_given = 0;
-        match (&mut self.joined, &self.first) {
-            (Some(joined), _) => joined.extend_from_slice(&chunk),
-            (None, Some(first)) => {
-                let mut joined = BytesMut::with_capacity(first.len() + chunk.len());
-                joined.extend_from_slice(first);
-                joined.extend_from_slice(&chunk);
-                self.joined = Some(joined);
-            }
-            (None, None) => self.first = Some(chunk),
-        }
-    }
-
-    fn take(&mut self) -> Option<Bytes> {
-        self.turns_given = 0;
-        let first = self.first.take();
-        self.joined.take().map(BytesMut::freeze).or(first)
-    }
-}
-
 /// Turns an error and its causes into one line (the top-level message alone is often vague).
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -514,6 +433,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use crate::proxy::NoSink;
+    use crate::proxy::coalesce::COALESCE_MAX;
     use crate::proxy::record::RequestRecord;
 
     fn body(chunks: Vec<Poll<Option<std::io::Result<Bytes>>>>) -> RelayBody {
