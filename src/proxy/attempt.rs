@@ -585,6 +585,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_break_right_after_the_first_event_comes_after_the_joined_start() {
+        let mut script = VecDeque::from([
+            Poll::Ready(Some(Ok(Bytes::from_static(CREATED.as_bytes())))),
+            Poll::Ready(Some(Ok(Bytes::from_static(DELTA.as_bytes())))),
+            Poll::Ready(Some(Err(std::io::Error::other("reset")))),
+        ]);
+        let stream: ChunkStream = Box::pin(futures_util::stream::poll_fn(move |_| {
+            script.pop_front().unwrap_or(Poll::Ready(None))
+        }));
+        let Held::Ready(stream) = hold_until_first_event(stream, Duration::from_secs(5)).await
+        else {
+            panic!("the stream has a first event");
+        };
+        let items: Vec<_> = stream.collect().await;
+        assert_eq!(items.len(), 2, "the start, then the break, then nothing");
+        assert_eq!(
+            items[0].as_ref().unwrap(),
+            [CREATED, DELTA].concat().as_bytes()
+        );
+        assert_eq!(items[1].as_ref().unwrap_err().to_string(), "reset");
+    }
+
+    #[tokio::test]
     async fn what_comes_later_is_not_waited_for() {
         let late = UPSTREAM_TURNS as usize + 1;
         let stream = handed_over(&[CREATED, DELTA, DELTA, DONE], &[0, 0, 1, late]);

@@ -3,17 +3,24 @@
 //! A relay's reply often arrives in one read yet decodes into one chunk per event, and hyper's
 //! client connection task hands those over one at a time, one per scheduler turn. Passing them
 //! on one by one would cost the client a write (a packet, a wake-up) per event. So with
-//! something in hand the [`Coalescer`] gives the upstream connection [`UPSTREAM_TURNS`] turns
-//! to hand over what it already holds, and sends what it has when they bring nothing: it never
-//! waits for the network.
+//! something in hand the [`Coalescer`] gives the upstream connection the scheduler turns its
+//! caller allows ([`UPSTREAM_TURNS`], or none for a frame that must go at once) to hand over
+//! what it already holds, and sends what it has when they bring nothing: it never waits for
+//! the network. A frame is bounded in bytes and in chunks, so in time too.
 
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 
-/// Chunks already available are joined up to this size before they are passed on.
+/// Chunks already available are joined until this size is reached (a frame can go over by
+/// the last chunk) before they are passed on.
 pub const COALESCE_MAX: usize = 64 * 1024;
+
+/// The most chunks joined into one frame. Each one found within the turns resets them, so
+/// without this a relay trickling tiny chunks just fast enough would hold a frame back for
+/// 64 Ki chunks' worth of turns.
+const CHUNKS_MAX: u16 = 256;
 
 /// Scheduler turns the upstream connection gets to hand over a chunk it already holds before
 /// what is gathered goes out. Under tokio's current-thread runtime a chunk hyper's connection
@@ -29,6 +36,8 @@ pub struct Coalescer {
     gathered: Gathered,
     /// The end or error met while gathering; handed out after what was gathered.
     stashed: Option<Item>,
+    /// The stream's end or error has been handed out: the stream is not to be polled again.
+    ended: bool,
 }
 
 impl Coalescer {
@@ -55,9 +64,10 @@ impl Coalescer {
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + ?Sized,
     {
         if let Some(item) = self.stashed.take() {
+            self.ended = true;
             return Poll::Ready(item);
         }
-        while self.gathered.len() < COALESCE_MAX {
+        while self.gathered.len() < COALESCE_MAX && self.gathered.chunks < CHUNKS_MAX {
             match std::pin::Pin::new(&mut *stream).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => self.gathered.push(chunk),
                 Poll::Pending if self.gathered.is_empty() => return Poll::Pending,
@@ -68,6 +78,7 @@ impl Coalescer {
                 }
                 Poll::Pending => break,
                 Poll::Ready(end_or_error) if self.gathered.is_empty() => {
+                    self.ended = true;
                     return Poll::Ready(end_or_error);
                 }
                 Poll::Ready(end_or_error) => {
@@ -79,12 +90,14 @@ impl Coalescer {
         Poll::Ready(self.gathered.take().map(Ok))
     }
 
-    /// What is left after the gathered chunks went out: the stashed end or error, else `stream`.
+    /// What is left of `stream` after what this coalescer handed out: the stashed end or
+    /// error, nothing once the end went out, else the stream itself.
     pub fn rest<S>(self, stream: S) -> Rest<S> {
         debug_assert!(self.gathered.is_empty(), "gathered chunks would be lost");
-        match self.stashed {
-            Some(item) => Rest::Stashed(item),
-            None => Rest::Stream(stream),
+        match (self.stashed, self.ended) {
+            (Some(item), _) => Rest::Stashed(item),
+            (None, true) => Rest::Stashed(None),
+            (None, false) => Rest::Stream(stream),
         }
     }
 }
@@ -116,6 +129,7 @@ where
 struct Gathered {
     first: Option<Bytes>,
     joined: Option<BytesMut>,
+    chunks: u16,
     /// Scheduler turns given to the upstream since the last chunk arrived.
     turns_given: u8,
 }
@@ -135,6 +149,7 @@ impl Gathered {
 
     fn push(&mut self, chunk: Bytes) {
         self.turns_given = 0;
+        self.chunks += 1;
         match (&mut self.joined, &self.first) {
             (Some(joined), _) => joined.extend_from_slice(&chunk),
             (None, Some(first)) => {
@@ -149,6 +164,7 @@ impl Gathered {
 
     fn take(&mut self) -> Option<Bytes> {
         self.turns_given = 0;
+        self.chunks = 0;
         let first = self.first.take();
         self.joined.take().map(BytesMut::freeze).or(first)
     }
@@ -156,27 +172,35 @@ impl Gathered {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use futures_util::StreamExt;
 
     type Script = std::collections::VecDeque<Poll<Item>>;
 
-    /// A stream that plays `script`: a `Pending` step wakes its task, as hyper's connection
-    /// task does once it has a chunk to hand over.
+    /// A stream that plays `script`. A `Pending` step does not wake the task: only the
+    /// coalescer's own wake-up (it has data in hand) brings the next poll.
     fn scripted(script: Vec<Poll<Item>>) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
         let mut script = Script::from(script);
-        futures_util::stream::poll_fn(move |cx| match script.pop_front() {
-            Some(Poll::Pending) => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Some(ready) => ready,
-            None => Poll::Ready(None),
-        })
+        futures_util::stream::poll_fn(move |_| script.pop_front().unwrap_or(Poll::Ready(None)))
     }
 
     fn ready(text: &str) -> Poll<Item> {
         Poll::Ready(Some(Ok(Bytes::from(text.to_string()))))
+    }
+
+    /// The first frame of `stream` after `held`, as the held start awaits it.
+    async fn first_frame<S>(coalescer: &mut Coalescer, stream: &mut S) -> Bytes
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+    {
+        let frame = std::future::poll_fn(|cx| coalescer.poll_next(stream, cx, UPSTREAM_TURNS));
+        let frame = tokio::time::timeout(Duration::from_secs(5), frame).await;
+        frame
+            .expect("no hang")
+            .expect("data")
+            .expect("not an error")
     }
 
     #[tokio::test]
@@ -186,9 +210,7 @@ mod tests {
         script.push(ready("late"));
         let mut stream = scripted(script);
         let mut coalescer = Coalescer::holding(Bytes::from_static(b"a"));
-        let first =
-            std::future::poll_fn(|cx| coalescer.poll_next(&mut stream, cx, UPSTREAM_TURNS)).await;
-        assert_eq!(first.unwrap().unwrap(), "abc");
+        assert_eq!(first_frame(&mut coalescer, &mut stream).await, "abc");
         // The stream had more after the turns ran out: it is passed on untouched.
         let rest: Vec<_> = coalescer.rest(stream).map(Result::unwrap).collect().await;
         assert_eq!(rest, ["late"]);
@@ -198,20 +220,46 @@ mod tests {
     async fn an_end_or_error_met_while_gathering_comes_after_the_data() {
         let mut stream = scripted(vec![ready("b"), Poll::Ready(None)]);
         let mut coalescer = Coalescer::holding(Bytes::from_static(b"a"));
-        let first =
-            std::future::poll_fn(|cx| coalescer.poll_next(&mut stream, cx, UPSTREAM_TURNS)).await;
-        assert_eq!(first.unwrap().unwrap(), "ab");
+        assert_eq!(first_frame(&mut coalescer, &mut stream).await, "ab");
         assert_eq!(coalescer.rest(stream).count().await, 0, "the end, once");
 
         let cut = Poll::Ready(Some(Err(std::io::Error::other("cut"))));
         let mut stream = scripted(vec![ready("b"), cut, ready("never")]);
         let mut coalescer = Coalescer::holding(Bytes::from_static(b"a"));
-        let first =
-            std::future::poll_fn(|cx| coalescer.poll_next(&mut stream, cx, UPSTREAM_TURNS)).await;
-        assert_eq!(first.unwrap().unwrap(), "ab");
+        assert_eq!(first_frame(&mut coalescer, &mut stream).await, "ab");
         let rest: Vec<_> = coalescer.rest(stream).collect().await;
         assert_eq!(rest.len(), 1, "the error ends it");
         assert!(rest[0].is_err());
+    }
+
+    #[tokio::test]
+    async fn a_trickle_of_tiny_chunks_cannot_hold_a_frame_back_for_long() {
+        let script = (0..CHUNKS_MAX as usize + 10).flat_map(|_| [Poll::Pending, ready("x")]);
+        let mut stream = scripted(script.collect());
+        let mut coalescer = Coalescer::holding(Bytes::from_static(b"a"));
+        let frame = first_frame(&mut coalescer, &mut stream).await;
+        assert_eq!(
+            frame.len(),
+            CHUNKS_MAX as usize,
+            "the start and 255 more chunks"
+        );
+    }
+
+    #[test]
+    fn after_the_end_went_out_the_rest_is_empty_and_the_stream_not_polled_again() {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut polls = 0;
+        let mut stream = futures_util::stream::poll_fn(|_| {
+            polls += 1;
+            assert_eq!(polls, 1, "polled after its end");
+            Poll::<Item>::Ready(None)
+        });
+        let mut coalescer = Coalescer::default();
+        let end = coalescer.poll_next(&mut stream, &mut cx, UPSTREAM_TURNS);
+        assert!(matches!(end, Poll::Ready(None)));
+        let mut rest = coalescer.rest(stream);
+        assert!(matches!(rest.poll_next_unpin(&mut cx), Poll::Ready(None)));
     }
 
     #[test]
