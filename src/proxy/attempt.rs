@@ -12,7 +12,6 @@ use futures_util::StreamExt;
 use http::{HeaderMap, Method, StatusCode, header};
 
 use super::clients::{RelayClient, RelayResponse};
-use super::coalesce::{Coalescer, UPSTREAM_TURNS};
 use super::coding;
 use super::filter;
 use super::headers::upstream_request_headers;
@@ -441,20 +440,11 @@ async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> H
                 detail,
             }
         }
-        Ok(Ok(())) => Held::Ready(joined_with_ready(held.freeze(), stream).await),
+        Ok(Ok(())) => {
+            let head = futures_util::stream::once(async move { Ok(held.freeze()) });
+            Held::Ready(Box::pin(head.chain(stream)))
+        }
     }
-}
-
-/// `held` with what the upstream already holds joined to it, then the rest of `stream`. The
-/// body's first frame goes out with the response head, so a relay that sent its reply in one
-/// go is answered in one write rather than the head and first event in one and the rest in
-/// another. Waits a few scheduler turns at most, never for the network (see [`Coalescer`]).
-async fn joined_with_ready(held: Bytes, mut stream: ChunkStream) -> ChunkStream {
-    let mut coalescer = Coalescer::holding(held);
-    let start =
-        std::future::poll_fn(|cx| coalescer.poll_next(&mut stream, cx, UPSTREAM_TURNS)).await;
-    let start = futures_util::stream::iter(start);
-    Box::pin(start.chain(coalescer.rest(stream)))
 }
 
 /// Reads into `held` (shown to `tap`) until the first real event, or the failure that came
@@ -528,90 +518,4 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-    use std::task::Poll;
-
-    use super::*;
-
-    const CREATED: &str = "event: response.created\ndata: {\"type\":\"response.created\"}\n\n";
-    const DELTA: &str =
-        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\"}\n\n";
-    const DONE: &str =
-        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{}}\n\n";
-
-    /// A relay reply as hyper's connection task hands it over: a chunk per event, each after
-    /// `gap` scheduler turns.
-    fn handed_over(chunks: &[&'static str], gaps: &[usize]) -> ChunkStream {
-        let mut script = VecDeque::new();
-        for (chunk, gap) in chunks.iter().zip(gaps) {
-            script.extend((0..*gap).map(|_| None));
-            script.push_back(Some(Bytes::from_static(chunk.as_bytes())));
-        }
-        Box::pin(futures_util::stream::poll_fn(move |cx| {
-            match script.pop_front() {
-                Some(None) => {
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                }
-                Some(Some(chunk)) => Poll::Ready(Some(Ok(chunk))),
-                None => Poll::Ready(None),
-            }
-        }))
-    }
-
-    async fn frames(stream: ChunkStream) -> Vec<String> {
-        let Held::Ready(stream) = hold_until_first_event(stream, Duration::from_secs(5)).await
-        else {
-            panic!("the stream has a first event");
-        };
-        let chunks: Vec<_> = stream.collect().await;
-        let text = |chunk: std::io::Result<Bytes>| String::from_utf8(chunk.unwrap().to_vec());
-        chunks.into_iter().map(|c| text(c).unwrap()).collect()
-    }
-
-    #[tokio::test]
-    async fn a_reply_the_relay_sent_at_once_leaves_as_one_chunk() {
-        // Before, the held start (up to the first real event) was one chunk and the rest
-        // another: two writes to the client for a reply that came in one read.
-        let stream = handed_over(&[CREATED, DELTA, DELTA, DONE], &[0, 1, 1, 1]);
-        assert_eq!(
-            frames(stream).await,
-            [[CREATED, DELTA, DELTA, DONE].concat()]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_break_right_after_the_first_event_comes_after_the_joined_start() {
-        let mut script = VecDeque::from([
-            Poll::Ready(Some(Ok(Bytes::from_static(CREATED.as_bytes())))),
-            Poll::Ready(Some(Ok(Bytes::from_static(DELTA.as_bytes())))),
-            Poll::Ready(Some(Err(std::io::Error::other("reset")))),
-        ]);
-        let stream: ChunkStream = Box::pin(futures_util::stream::poll_fn(move |_| {
-            script.pop_front().unwrap_or(Poll::Ready(None))
-        }));
-        let Held::Ready(stream) = hold_until_first_event(stream, Duration::from_secs(5)).await
-        else {
-            panic!("the stream has a first event");
-        };
-        let items: Vec<_> = stream.collect().await;
-        assert_eq!(items.len(), 2, "the start, then the break, then nothing");
-        assert_eq!(
-            items[0].as_ref().unwrap(),
-            [CREATED, DELTA].concat().as_bytes()
-        );
-        assert_eq!(items[1].as_ref().unwrap_err().to_string(), "reset");
-    }
-
-    #[tokio::test]
-    async fn what_comes_later_is_not_waited_for() {
-        let late = UPSTREAM_TURNS as usize + 1;
-        let stream = handed_over(&[CREATED, DELTA, DELTA, DONE], &[0, 0, 1, late]);
-        let expected = [[CREATED, DELTA, DELTA].concat(), DONE.to_string()];
-        assert_eq!(frames(stream).await, expected);
-    }
 }

@@ -41,15 +41,6 @@ pub struct Coalescer {
 }
 
 impl Coalescer {
-    /// A coalescer that already holds `bytes` (the start of a stream read elsewhere).
-    pub fn holding(bytes: Bytes) -> Self {
-        let mut coalescer = Self::default();
-        if !bytes.is_empty() {
-            coalescer.gathered.push(bytes);
-        }
-        coalescer
-    }
-
     /// Something taken from the stream is waiting to go out.
     pub fn has_gathered(&self) -> bool {
         !self.gathered.is_empty()
@@ -63,63 +54,59 @@ impl Coalescer {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + ?Sized,
     {
-        if let Some(item) = self.stashed.take() {
-            self.ended = true;
-            return Poll::Ready(item);
+        if self.gather(stream, cx, turns, true).is_pending() {
+            return Poll::Pending;
         }
-        while self.gathered.len() < COALESCE_MAX && self.gathered.chunks < CHUNKS_MAX {
+        Poll::Ready(match self.gathered.take() {
+            Some(bytes) => Some(Ok(bytes)),
+            None => {
+                self.ended = true;
+                self.stashed.take().flatten()
+            }
+        })
+    }
+
+    /// Takes what `stream` holds now, and what it hands over within `turns` scheduler turns,
+    /// for the next [`Coalescer::poll_next`]. Never waits for the network: with nothing in
+    /// hand and nothing ready it is done at once.
+    pub fn poll_gather<S>(&mut self, stream: &mut S, cx: &mut Context<'_>, turns: u8) -> Poll<()>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + ?Sized,
+    {
+        self.gather(stream, cx, turns, false)
+    }
+
+    /// Pending only while giving a turn (it has woken itself) or, with nothing in hand and
+    /// `wait_for_data`, while the stream is.
+    fn gather<S>(
+        &mut self,
+        stream: &mut S,
+        cx: &mut Context<'_>,
+        turns: u8,
+        wait_for_data: bool,
+    ) -> Poll<()>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + ?Sized,
+    {
+        while self.stashed.is_none()
+            && !self.ended
+            && self.gathered.len() < COALESCE_MAX
+            && self.gathered.chunks < CHUNKS_MAX
+        {
             match std::pin::Pin::new(&mut *stream).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => self.gathered.push(chunk),
-                Poll::Pending if self.gathered.is_empty() => return Poll::Pending,
+                Poll::Ready(end_or_error) => self.stashed = Some(end_or_error),
+                Poll::Pending if self.gathered.is_empty() && wait_for_data => return Poll::Pending,
+                Poll::Pending if self.gathered.is_empty() => break,
                 Poll::Pending if self.gathered.turns_given < turns => {
                     self.gathered.turns_given += 1;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
                 Poll::Pending => break,
-                Poll::Ready(end_or_error) if self.gathered.is_empty() => {
-                    self.ended = true;
-                    return Poll::Ready(end_or_error);
-                }
-                Poll::Ready(end_or_error) => {
-                    self.stashed = Some(end_or_error);
-                    break;
-                }
             }
         }
-        Poll::Ready(self.gathered.take().map(Ok))
-    }
-
-    /// What is left of `stream` after what this coalescer handed out: the stashed end or
-    /// error, nothing once the end went out, else the stream itself.
-    pub fn rest<S>(self, stream: S) -> Rest<S> {
-        debug_assert!(self.gathered.is_empty(), "gathered chunks would be lost");
-        match (self.stashed, self.ended) {
-            (Some(item), _) => Rest::Stashed(item),
-            (None, true) => Rest::Stashed(None),
-            (None, false) => Rest::Stream(stream),
-        }
-    }
-}
-
-/// A stream after what a [`Coalescer`] took from it.
-pub enum Rest<S> {
-    Stream(S),
-    /// The stream's end (`None`) or error, met while gathering.
-    Stashed(Item),
-}
-
-impl<S> Stream for Rest<S>
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
-{
-    type Item = std::io::Result<Bytes>;
-
-    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Item> {
-        match self.get_mut() {
-            Rest::Stream(stream) => std::pin::Pin::new(stream).poll_next(cx),
-            Rest::Stashed(item) => Poll::Ready(item.take()),
-        }
+        Poll::Ready(())
     }
 }
 
@@ -172,10 +159,11 @@ impl Gathered {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
-    use futures_util::StreamExt;
 
     type Script = std::collections::VecDeque<Poll<Item>>;
 
@@ -190,89 +178,125 @@ mod tests {
         Poll::Ready(Some(Ok(Bytes::from(text.to_string()))))
     }
 
-    /// The first frame of `stream` after `held`, as the held start awaits it.
-    async fn first_frame<S>(coalescer: &mut Coalescer, stream: &mut S) -> Bytes
+    /// Gathers as the response's start is (awaited, with the turns), bounded in time.
+    async fn gather<S>(coalescer: &mut Coalescer, stream: &mut S)
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin,
     {
-        let frame = std::future::poll_fn(|cx| coalescer.poll_next(stream, cx, UPSTREAM_TURNS));
-        let frame = tokio::time::timeout(Duration::from_secs(5), frame).await;
-        frame
-            .expect("no hang")
-            .expect("data")
-            .expect("not an error")
+        let gathered = std::future::poll_fn(|cx| coalescer.poll_gather(stream, cx, UPSTREAM_TURNS));
+        tokio::time::timeout(Duration::from_secs(5), gathered)
+            .await
+            .expect("never waits for the network");
+    }
+
+    /// The next frame as the body's first one is taken: without giving turns.
+    fn next<S>(coalescer: &mut Coalescer, stream: &mut S) -> Poll<Option<String>>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+    {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        coalescer
+            .poll_next(stream, &mut cx, 0)
+            .map(|item| item.map(|chunk| String::from_utf8(chunk.expect("data").to_vec()).unwrap()))
     }
 
     #[tokio::test]
-    async fn awaiting_it_joins_what_comes_within_the_turns_and_keeps_the_end() {
-        let mut script = vec![ready("b"), Poll::Pending, ready("c")];
+    async fn gathering_joins_what_comes_within_the_turns_and_no_more() {
+        let mut script = vec![ready("a"), ready("b"), Poll::Pending, ready("c")];
         script.extend((0..=UPSTREAM_TURNS).map(|_| Poll::Pending));
-        script.push(ready("late"));
+        script.extend([Poll::Pending, ready("late")]);
         let mut stream = scripted(script);
-        let mut coalescer = Coalescer::holding(Bytes::from_static(b"a"));
-        assert_eq!(first_frame(&mut coalescer, &mut stream).await, "abc");
-        // The stream had more after the turns ran out: it is passed on untouched.
-        let rest: Vec<_> = coalescer.rest(stream).map(Result::unwrap).collect().await;
-        assert_eq!(rest, ["late"]);
+        let mut coalescer = Coalescer::default();
+        gather(&mut coalescer, &mut stream).await;
+        assert_eq!(
+            next(&mut coalescer, &mut stream),
+            Poll::Ready(Some("abc".into()))
+        );
+        assert_eq!(
+            next(&mut coalescer, &mut stream),
+            Poll::Ready(Some("late".into()))
+        );
+        assert_eq!(next(&mut coalescer, &mut stream), Poll::Ready(None));
     }
 
     #[tokio::test]
-    async fn an_end_or_error_met_while_gathering_comes_after_the_data() {
-        let mut stream = scripted(vec![ready("b"), Poll::Ready(None)]);
-        let mut coalescer = Coalescer::holding(Bytes::from_static(b"a"));
-        assert_eq!(first_frame(&mut coalescer, &mut stream).await, "ab");
-        assert_eq!(coalescer.rest(stream).count().await, 0, "the end, once");
+    async fn an_end_met_while_gathering_comes_after_the_data_and_ends_it() {
+        let mut stream = scripted(vec![ready("a"), ready("b"), Poll::Ready(None)]);
+        let mut coalescer = Coalescer::default();
+        gather(&mut coalescer, &mut stream).await;
+        assert_eq!(
+            next(&mut coalescer, &mut stream),
+            Poll::Ready(Some("ab".into()))
+        );
+        assert_eq!(next(&mut coalescer, &mut stream), Poll::Ready(None));
+        // Not polled again after its end (a second item would be taken here).
+        let mut stream = scripted(vec![Poll::Ready(None), ready("after the end")]);
+        let mut coalescer = Coalescer::default();
+        assert_eq!(next(&mut coalescer, &mut stream), Poll::Ready(None));
+        assert_eq!(next(&mut coalescer, &mut stream), Poll::Ready(None));
+    }
 
+    #[tokio::test]
+    async fn an_error_met_while_gathering_comes_after_the_data_and_ends_it() {
         let cut = Poll::Ready(Some(Err(std::io::Error::other("cut"))));
-        let mut stream = scripted(vec![ready("b"), cut, ready("never")]);
-        let mut coalescer = Coalescer::holding(Bytes::from_static(b"a"));
-        assert_eq!(first_frame(&mut coalescer, &mut stream).await, "ab");
-        let rest: Vec<_> = coalescer.rest(stream).collect().await;
-        assert_eq!(rest.len(), 1, "the error ends it");
-        assert!(rest[0].is_err());
+        let mut stream = scripted(vec![ready("a"), ready("b"), cut, ready("never")]);
+        let mut coalescer = Coalescer::default();
+        gather(&mut coalescer, &mut stream).await;
+        assert_eq!(
+            next(&mut coalescer, &mut stream),
+            Poll::Ready(Some("ab".into()))
+        );
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let error = coalescer.poll_next(&mut stream, &mut cx, 0);
+        assert!(
+            matches!(error, Poll::Ready(Some(Err(_)))),
+            "the error, after the data"
+        );
+        assert_eq!(next(&mut coalescer, &mut stream), Poll::Ready(None));
     }
 
     #[tokio::test]
     async fn a_trickle_of_tiny_chunks_cannot_hold_a_frame_back_for_long() {
-        let script = (0..CHUNKS_MAX as usize + 10).flat_map(|_| [Poll::Pending, ready("x")]);
-        let mut stream = scripted(script.collect());
-        let mut coalescer = Coalescer::holding(Bytes::from_static(b"a"));
-        let frame = first_frame(&mut coalescer, &mut stream).await;
-        assert_eq!(
-            frame.len(),
-            CHUNKS_MAX as usize,
-            "the start and 255 more chunks"
-        );
-    }
-
-    #[test]
-    fn after_the_end_went_out_the_rest_is_empty_and_the_stream_not_polled_again() {
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut polls = 0;
-        let mut stream = futures_util::stream::poll_fn(|_| {
-            polls += 1;
-            assert_eq!(polls, 1, "polled after its end");
-            Poll::<Item>::Ready(None)
-        });
+        let trickle = (0..CHUNKS_MAX as usize + 10).flat_map(|_| [Poll::Pending, ready("x")]);
+        let mut stream = scripted(std::iter::once(ready("a")).chain(trickle).collect());
         let mut coalescer = Coalescer::default();
-        let end = coalescer.poll_next(&mut stream, &mut cx, UPSTREAM_TURNS);
-        assert!(matches!(end, Poll::Ready(None)));
-        let mut rest = coalescer.rest(stream);
-        assert!(matches!(rest.poll_next_unpin(&mut cx), Poll::Ready(None)));
+        gather(&mut coalescer, &mut stream).await;
+        let Poll::Ready(Some(frame)) = next(&mut coalescer, &mut stream) else {
+            panic!("a frame");
+        };
+        assert_eq!(frame.len(), CHUNKS_MAX as usize);
     }
 
     #[test]
-    fn holding_nothing_is_the_streams_own_poll() {
-        let waker = futures_util::task::noop_waker();
+    fn with_nothing_ready_gathering_is_done_at_once_and_taking_waits_for_the_stream() {
+        let wakes = Arc::new(WakeCount::default());
+        let waker = std::task::Waker::from(wakes.clone());
         let mut cx = Context::from_waker(&waker);
         let mut stream = futures_util::stream::poll_fn(|_| Poll::<Item>::Pending);
-        let mut coalescer = Coalescer::holding(Bytes::new());
-        assert!(!coalescer.has_gathered());
+        let mut coalescer = Coalescer::default();
+        let gathered = coalescer.poll_gather(&mut stream, &mut cx, UPSTREAM_TURNS);
         assert!(
-            coalescer
-                .poll_next(&mut stream, &mut cx, UPSTREAM_TURNS)
-                .is_pending()
+            gathered.is_ready(),
+            "nothing to join: the head need not wait"
         );
+        assert!(!coalescer.has_gathered());
+        let taken = coalescer.poll_next(&mut stream, &mut cx, UPSTREAM_TURNS);
+        assert!(taken.is_pending(), "the stream's own pending");
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            0,
+            "no turn given for nothing"
+        );
+    }
+
+    #[derive(Default)]
+    struct WakeCount(AtomicUsize);
+
+    impl std::task::Wake for WakeCount {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -119,8 +119,15 @@ where
     team_state::adopt_team_binding(&state, &plan.graph, &request).await;
     let mut router = Router::new(&state, &plan.graph, &request, &overridden);
     match route(&state, &plan, &request, &mut router, &mut record).await {
-        // 6. respond
-        Routed::Chosen(chosen) => respond(&state, &plan, &request, chosen, record).await,
+        // 6. respond: the body's start gathered first, so the head leaves with it (awaited
+        // here, where each turn's poll of this future is cheap)
+        Routed::Chosen(chosen) => {
+            let mut response = respond(&state, &plan, &request, chosen, record).await;
+            if let ProxyBody::Relay(body) = response.body_mut() {
+                body.gather_start().await;
+            }
+            response
+        }
         Routed::Nowhere { skips } => unroutable(&request, record, &router, &skips),
         Routed::Bound { upstream, skip } => {
             continuity_broken(&request, record, upstream, skip.as_ref())

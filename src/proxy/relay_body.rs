@@ -323,6 +323,19 @@ impl RelayBody {
         }
     }
 
+    /// Takes what the upstream already holds (see [`Coalescer`]) into the body's first frame,
+    /// before the response head goes out: hyper writes the head with a first frame that is
+    /// ready at once, and flushes it alone if the body is pending. So a reply the relay sent in
+    /// one go (the held start of an event stream, then the rest of the burst) is answered in
+    /// one write. A few scheduler turns at most, never the network.
+    pub async fn gather_start(&mut self) {
+        std::future::poll_fn(|cx| match self.stream.as_mut() {
+            Some(stream) => self.coalescer.poll_gather(stream, cx, UPSTREAM_TURNS),
+            None => Poll::Ready(()),
+        })
+        .await
+    }
+
     /// The next chunk: what the upstream has ready now, with what it already holds joined to
     /// it (see [`Coalescer`]).
     fn next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
@@ -330,8 +343,8 @@ impl RelayBody {
             return Poll::Ready(None);
         };
         // The first frame goes out with the response head, at once: hyper flushes the head
-        // alone if the body is pending, and what the upstream held when the answer was chosen
-        // is already joined to it (`attempt::hold_until_first_event`).
+        // alone if the body is pending, and what the upstream held is already gathered
+        // ([`RelayBody::gather_start`]).
         let turns = if self.record.bytes_out == 0 {
             0
         } else {
@@ -518,6 +531,70 @@ mod tests {
         };
         assert_eq!(second, Poll::Ready(Some(b"abc".to_vec())), "one frame");
         assert_eq!(pending, 3 * (UPSTREAM_TURNS as usize) - 2);
+        assert_eq!(next(&mut body), Poll::Ready(None));
+    }
+
+    const CREATED: &str = "event: response.created\ndata: {\"type\":\"response.created\"}\n\n";
+    const DELTA: &str =
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\"}\n\n";
+    const DONE: &str =
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{}}\n\n";
+
+    async fn gather_start(body: &mut RelayBody) {
+        let start = body.gather_start();
+        let bounded = tokio::time::timeout(Duration::from_secs(5), start).await;
+        bounded.expect("never waits for the network");
+    }
+
+    #[tokio::test]
+    async fn a_reply_the_relay_sent_at_once_is_the_first_frame() {
+        // The held start (up to the first real event), then the rest of the burst as hyper's
+        // connection task hands it over: a chunk every turn. Before, the head and held start
+        // went out in one write and the rest in another.
+        let held = ready(&[CREATED, DELTA].concat());
+        let script = vec![
+            held,
+            Poll::Pending,
+            ready(DELTA),
+            Poll::Pending,
+            ready(DONE),
+        ];
+        let mut body = body(script);
+        gather_start(&mut body).await;
+        let all = [CREATED, DELTA, DELTA, DONE].concat();
+        assert_eq!(next(&mut body), Poll::Ready(Some(all.into_bytes())));
+        assert_eq!(next(&mut body), Poll::Ready(None));
+        let seen = body.outcome_by_events(Outcome::UpstreamStreamError, Outcome::Completed);
+        assert_eq!(seen, Outcome::Completed, "the tap saw the whole reply");
+    }
+
+    #[tokio::test]
+    async fn what_comes_after_the_turns_is_not_waited_for() {
+        let mut script = vec![ready(CREATED), ready(DELTA)];
+        // The turns given, the one that ends the gathering, and one the first frame looks at.
+        script.extend(idle_turns(UPSTREAM_TURNS + 2));
+        script.push(ready(DONE));
+        let mut body = body(script);
+        gather_start(&mut body).await;
+        assert_eq!(
+            next(&mut body),
+            Poll::Ready(Some([CREATED, DELTA].concat().into_bytes()))
+        );
+        assert_eq!(next(&mut body), Poll::Ready(Some(DONE.as_bytes().to_vec())));
+    }
+
+    #[tokio::test]
+    async fn a_break_right_after_the_start_is_reported_after_it() {
+        let cut = Poll::Ready(Some(Err(std::io::Error::other("reset"))));
+        let mut body = body(vec![ready(&[CREATED, DELTA].concat()), cut]);
+        gather_start(&mut body).await;
+        let start = [CREATED, DELTA].concat().into_bytes();
+        assert_eq!(next(&mut body), Poll::Ready(Some(start)));
+        let Poll::Ready(Some(ending)) = next(&mut body) else {
+            panic!("an ending event");
+        };
+        let ending = String::from_utf8(ending).unwrap();
+        assert!(ending.contains("response.failed"), "{ending}");
         assert_eq!(next(&mut body), Poll::Ready(None));
     }
 
