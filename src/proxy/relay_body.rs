@@ -598,6 +598,45 @@ mod tests {
         assert_eq!(next(&mut body), Poll::Ready(None));
     }
 
+    #[tokio::test]
+    async fn a_break_before_any_data_is_the_first_frame_as_a_failure_event() {
+        let cut = Poll::Ready(Some(Err(std::io::Error::other("reset"))));
+        let mut body = body(vec![cut]);
+        gather_start(&mut body).await;
+        let Poll::Ready(Some(first)) = next(&mut body) else {
+            panic!("an ending event");
+        };
+        assert!(
+            String::from_utf8(first)
+                .unwrap()
+                .contains("response.failed")
+        );
+        assert_eq!(next(&mut body), Poll::Ready(None));
+    }
+
+    #[tokio::test]
+    async fn gathering_leaves_whole_and_empty_bodies_as_they_were() {
+        let record = || {
+            let record = RequestRecord::new("t".into(), "POST".into(), "/v1/responses".into());
+            RecordGuard::new(record, Arc::new(NoSink))
+        };
+        let json = Bytes::from_static(br#"{"usage":{"input_tokens":1}}"#);
+        let whole = Box::pin(futures_util::stream::once(std::future::ready(Ok(
+            json.clone()
+        ))));
+        let len = Some(json.len() as u64);
+        let mut body = RelayBody::new(whole, len, false, true, None, record());
+        gather_start(&mut body).await;
+        assert_eq!(next(&mut body), Poll::Ready(Some(json.to_vec())));
+        assert_eq!(next(&mut body), Poll::Ready(None));
+        assert!(body.record.is_finished(), "finished at its length");
+
+        let empty = Box::pin(futures_util::stream::empty());
+        let mut body = RelayBody::new(empty, Some(0), false, true, None, record());
+        gather_start(&mut body).await;
+        assert_eq!(next(&mut body), Poll::Ready(None));
+    }
+
     #[test]
     fn nothing_in_hand_means_plain_pending_without_a_self_wake() {
         let mut chunks = std::collections::VecDeque::from(vec![
