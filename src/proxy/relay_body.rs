@@ -1,7 +1,8 @@
 //! The body the proxy sends to the client.
 //!
-//! An upstream body is forwarded chunk by chunk as it arrives: each chunk is shown to a tap
-//! (usage, outcome) and passed on at once. If the upstream breaks or goes silent mid-stream,
+//! An upstream body is forwarded as it arrives, chunks already available joined into one frame
+//! (never waiting for the network, see [`super::coalesce`]); each frame is shown to a tap
+//! (usage, outcome) as it goes out. If the upstream breaks or goes silent mid-stream,
 //! an SSE reply is ended with a well-formed `response.failed` event rather than a silent cut.
 //! When the body ends or is dropped, the request record is finished exactly once.
 
