@@ -1,10 +1,45 @@
 //! Embeds the web console (`web/console/`) into the binary: `$OUT_DIR/console_files.rs` lists
 //! every file under it (sorted, so the build is reproducible) with `include_bytes!`. The files
 //! are plain HTML, CSS and JavaScript checked into the repository: nothing is built with Node.
+//!
+//! For release builds on Linux it also links both binaries with `build/text-order.txt` as a
+//! linker script: see `build/text_order.rs`.
 
 use std::path::{Path, PathBuf};
 
+#[path = "build/text_order.rs"]
+mod text_order;
+
 fn main() {
+    embed_console();
+    order_text();
+}
+
+/// Links the binaries with the functions a serving proxy runs packed together, for release
+/// builds on Linux. `CODEX_HELPER_TEXT_ORDER=0` builds without it (for a linker that does not
+/// take `INSERT` scripts, such as gold).
+fn order_text() {
+    println!("cargo:rerun-if-changed=build/text-order.txt");
+    println!("cargo:rerun-if-env-changed=CODEX_HELPER_TEXT_ORDER");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    let release = std::env::var("PROFILE").as_deref() == Ok("release");
+    let wanted = std::env::var("CODEX_HELPER_TEXT_ORDER").as_deref() != Ok("0");
+    if !(linux && release && wanted) {
+        return;
+    }
+    let list =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("build/text-order.txt"))
+            .expect("build/text-order.txt is part of the package");
+    let script =
+        text_order::linker_script(&list).unwrap_or_else(|e| panic!("build/text-order.txt: {e}"));
+    let Some(script) = script else { return };
+    let path =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("text-order.ld");
+    std::fs::write(&path, script).expect("OUT_DIR is writable");
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", path.display());
+}
+
+fn embed_console() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/console");
     // A folder here means every file under it, new ones included.
     println!("cargo:rerun-if-changed=web/console");
