@@ -16,16 +16,24 @@ fn main() {
 }
 
 /// Links the binaries with the functions a serving proxy runs packed together, for release
-/// builds on Linux. `CODEX_HELPER_TEXT_ORDER=0` builds without it (for a linker that does not
-/// take `INSERT` scripts, such as gold).
+/// builds on Linux, unless `CODEX_HELPER_TEXT_ORDER=0` or the linker is mold or gold.
 fn order_text() {
     println!("cargo:rerun-if-changed=build/text-order.txt");
     println!("cargo:rerun-if-env-changed=CODEX_HELPER_TEXT_ORDER");
-    let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
-    let release = std::env::var("PROFILE").as_deref() == Ok("release");
-    let wanted = std::env::var("CODEX_HELPER_TEXT_ORDER").as_deref() != Ok("0");
-    if !(linux && release && wanted) {
-        return;
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let linker_settings = format!("{} {}", var("CARGO_ENCODED_RUSTFLAGS"), var("RUSTC_LINKER"));
+    match text_order::wanted(
+        &var("CARGO_CFG_TARGET_OS"),
+        &var("PROFILE"),
+        var("CODEX_HELPER_TEXT_ORDER") == "0",
+        &linker_settings,
+    ) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(warning) => {
+            println!("cargo:warning={warning}");
+            return;
+        }
     }
     let list =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("build/text-order.txt"))
@@ -36,7 +44,8 @@ fn order_text() {
     let path =
         PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("text-order.ld");
     std::fs::write(&path, script).expect("OUT_DIR is writable");
-    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", path.display());
+    // `-T` to the compiler driver, not `-Wl,-T,`: a comma in the path would split the latter.
+    println!("cargo:rustc-link-arg-bins=-T{}", path.display());
 }
 
 fn embed_console() {

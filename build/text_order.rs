@@ -12,10 +12,38 @@
 //! callgrind). For release builds on Linux, `build.rs` turns the list into a linker script
 //! that gathers every matching function section (Rust emits one section per function, named
 //! `.text.<symbol>` or `.text.unlikely.<symbol>`) into an
-//! output section `.text.hot` placed before `.text`. GNU ld and lld both take the script; an
-//! entry that no longer matches anything is ignored, so a stale list costs only its benefit.
+//! output section `.text.hot` placed before `.text`. GNU ld and lld both take the script; mold
+//! and gold do not, so a build that names them links without it. An entry that no longer
+//! matches anything is ignored, so a stale list costs only its benefit. `.text.unlikely.`
+//! patterns also take the cold parts GCC splits off listed SQLite functions (`….cold`), a few
+//! bytes each.
 //!
 //! Shared by `build.rs` and `tests/text_order.rs`.
+
+/// Whether to link with the script: `Ok(true)` for a release build on Linux, `Ok(false)` for
+/// any other build or when `CODEX_HELPER_TEXT_ORDER=0` opts out, and `Err` (a warning for the
+/// build to show) when `linker_settings` (`CARGO_ENCODED_RUSTFLAGS` and `RUSTC_LINKER`) name
+/// mold or gold, which do not take `INSERT` scripts and would fail the link.
+pub fn wanted(
+    target_os: &str,
+    profile: &str,
+    opted_out: bool,
+    linker_settings: &str,
+) -> Result<bool, String> {
+    if target_os != "linux" || profile != "release" || opted_out {
+        return Ok(false);
+    }
+    match ["mold", "gold"]
+        .into_iter()
+        .find(|l| linker_settings.contains(l))
+    {
+        Some(linker) => Err(format!(
+            "linking without build/text-order.txt: {linker} does not take its linker script \
+             (release builds are packed with GNU ld or lld only)"
+        )),
+        None => Ok(true),
+    }
+}
 
 /// The output section the listed functions are gathered in.
 pub const HOT_SECTION: &str = ".text.hot";

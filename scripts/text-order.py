@@ -3,6 +3,7 @@
     text-order.py relay PORT         answers /v1/responses, as JSON or as an event stream
     text-order.py load PORT          waits for the proxy, sends 200 JSON and 200 SSE requests
     text-order.py list OUT BINARY    the functions of BINARY that callgrind saw run
+    text-order.py port               a free loopback port
 """
 import asyncio, json, re, socket, subprocess, sys, time
 
@@ -40,6 +41,12 @@ async def serve_relay(port):
             w.close()
     server = await asyncio.start_server(handle, "127.0.0.1", port)
     await server.serve_forever()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def load(port):
@@ -86,9 +93,13 @@ def glob(symbol):
     toolchain): legacy ones end in `17h<16 hex digits>E`, v0 ones (the standard library's) name
     each crate as `Cs<base-62 hash>_`. C symbols (SQLite's) are kept as they are.
     """
-    symbol = re.sub(r"17h[0-9a-f]{16}E$", "17h*", symbol)
+    # LTO numbers the copies it makes (`….llvm.123`, `….4387`), differently in every build.
+    symbol = re.sub(r"17h[0-9a-f]{16}E(\.[.0-9a-z]*)?$", "17h*", symbol)
+    symbol = re.sub(r"\.[0-9]+$", ".*", symbol)
     if symbol.startswith("_R"):
+        # Back-references (`B<offset>_`) count bytes, so they move with the hashes' lengths.
         symbol = re.sub(r"Cs[0-9A-Za-z]+_", "Cs*_", symbol)
+        symbol = re.sub(r"B[0-9A-Za-z]*_", "B*_", symbol)
     return symbol
 
 
@@ -103,6 +114,8 @@ def listing(out, binary):
     defined = {p[2] for p in (l.split() for l in nm.splitlines())
                if len(p) == 3 and p[1] in "tTwW"}
     names = sorted({glob(n) for n in ran & defined if re.fullmatch(r"[A-Za-z0-9_.$]+", n)})
+    if len(names) < 500:  # start-up alone runs more: the run or the binary went wrong
+        sys.exit(f"text-order: only {len(names)} functions ran; the list is left as it was")
     print("# Functions a serving proxy runs, as globs over their symbols: release builds on Linux")
     print("# pack them together. Written by scripts/text-order; build/text_order.rs says why.")
     print("\n".join(names))
@@ -114,5 +127,7 @@ if __name__ == "__main__":
         asyncio.run(serve_relay(int(sys.argv[2])))
     elif command == "load":
         load(int(sys.argv[2]))
+    elif command == "port":
+        print(free_port())
     elif command == "list":
         listing(sys.argv[2], sys.argv[3])

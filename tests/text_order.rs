@@ -2,6 +2,8 @@
 //! linker script, and that script really gathers the listed functions at the front of the
 //! text with both linkers a Linux build uses, GNU ld and lld (Rust's own, as recent toolchains
 //! link with). What it saves in resident memory is measured by `benches/proxy_overhead.rs`.
+//! `cargo test --release --test text_order` also checks the built binary itself.
+#![cfg(target_os = "linux")]
 
 #[path = "../build/text_order.rs"]
 mod text_order;
@@ -36,6 +38,39 @@ fn the_committed_list_makes_a_linker_script_with_the_request_path_in_it() {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .count();
     assert_eq!(patterns, entries);
+}
+
+#[test]
+fn only_release_builds_on_linux_with_gnu_ld_or_lld_link_with_the_script() {
+    let rustflags = "-C\u{1f}link-arg=-fuse-ld=lld";
+    assert_eq!(
+        text_order::wanted("linux", "release", false, rustflags),
+        Ok(true)
+    );
+    assert_eq!(text_order::wanted("linux", "release", false, " "), Ok(true));
+    assert_eq!(text_order::wanted("linux", "debug", false, " "), Ok(false));
+    assert_eq!(
+        text_order::wanted("macos", "release", false, " "),
+        Ok(false)
+    );
+    assert_eq!(
+        text_order::wanted("windows", "release", false, " "),
+        Ok(false)
+    );
+    assert_eq!(text_order::wanted("linux", "release", true, " "), Ok(false));
+    // mold and gold reject the script: named in RUSTFLAGS or as the linker, the build goes on
+    // without it and says why.
+    for settings in [
+        "-C\u{1f}link-arg=-fuse-ld=mold ",
+        " /usr/bin/mold",
+        "-Clink-arg=-fuse-ld=gold ",
+    ] {
+        let warning = text_order::wanted("linux", "release", false, settings).unwrap_err();
+        assert!(
+            warning.contains("does not take its linker script"),
+            "{warning}"
+        );
+    }
 }
 
 #[test]
@@ -78,7 +113,7 @@ fn link_and_check(dir: &Path, linker: &[String]) {
         .args(["-O2", "-ffunction-sections", "-o"])
         .arg(&exe)
         .arg(&source)
-        .arg(format!("-Wl,-T,{}", script.display()))
+        .arg(format!("-T{}", script.display()))
         .args(linker)
         .output()
         .expect("cc runs");
@@ -149,29 +184,32 @@ fn link_and_check(dir: &Path, linker: &[String]) {
     );
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn gnu_ld_gathers_the_listed_functions_before_the_rest_of_the_text() {
-    let dir = tempfile::tempdir().unwrap();
+    // A comma in the path, as `-Wl,-T,…` could not take.
+    let dir = tempfile::Builder::new()
+        .prefix("text,order")
+        .tempdir()
+        .unwrap();
     link_and_check(dir.path(), &["-fuse-ld=bfd".to_string()]);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn lld_gathers_the_listed_functions_before_the_rest_of_the_text() {
+    let Some(lld) = lld_dir() else {
+        eprintln!("skipped: no ld.lld, neither rustup's nor one on PATH");
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     link_and_check(
         dir.path(),
-        &[
-            "-fuse-ld=lld".to_string(),
-            format!("-B{}", rust_lld_dir().display()),
-        ],
+        &["-fuse-ld=lld".to_string(), format!("-B{}", lld.display())],
     );
 }
 
-/// The folder of the `ld.lld` that rustup ships with the toolchain (what rustc itself links
-/// with on x86_64 Linux).
-fn rust_lld_dir() -> PathBuf {
+/// A folder with an `ld.lld`: the one rustup ships with the toolchain (what rustc itself links
+/// with on x86_64 Linux), else one on `PATH`.
+fn lld_dir() -> Option<PathBuf> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let sysroot = Command::new(&rustc)
         .args(["--print", "sysroot"])
@@ -179,18 +217,50 @@ fn rust_lld_dir() -> PathBuf {
         .unwrap();
     let version = Command::new(&rustc).arg("-vV").output().unwrap();
     let version = String::from_utf8_lossy(&version.stdout).to_string();
-    let host = version
-        .lines()
-        .find_map(|l| l.strip_prefix("host: "))
-        .expect("rustc -vV names the host");
-    let dir = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
+    let host = version.lines().find_map(|l| l.strip_prefix("host: "))?;
+    let rustup = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
         .join("lib/rustlib")
         .join(host)
         .join("bin/gcc-ld");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(rustup)
+        .chain(std::env::split_paths(&path))
+        .find(|dir| dir.join("ld.lld").exists())
+}
+
+/// The binary this build made (`cargo test --release`): its text has the packed section, and
+/// the request path is in it.
+#[cfg(not(debug_assertions))]
+#[test]
+fn the_release_binary_has_the_request_path_in_its_hot_text() {
+    let exe = env!("CARGO_BIN_EXE_codex-helper");
+    let sections = Command::new("readelf")
+        .arg("-SW")
+        .arg(exe)
+        .output()
+        .unwrap();
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    let hot: Vec<&str> = sections
+        .lines()
+        .find(|l| l.contains(" .text.hot "))
+        .unwrap_or_else(|| panic!("no .text.hot in {exe}:\n{sections}"))
+        .split_whitespace()
+        .skip_while(|w| *w != ".text.hot")
+        .collect();
+    let start = u64::from_str_radix(hot[2], 16).unwrap();
+    let end = start + u64::from_str_radix(hot[4], 16).unwrap();
+    let nm = Command::new("nm")
+        .arg("--defined-only")
+        .arg(exe)
+        .output()
+        .unwrap();
+    let handle = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .find(|l| l.contains("12codex_helper5proxy8pipeline6handle"))
+        .map(|l| u64::from_str_radix(l.split(' ').next().unwrap(), 16).unwrap())
+        .expect("pipeline::handle is a symbol");
     assert!(
-        dir.join("ld.lld").exists(),
-        "no ld.lld in {}",
-        dir.display()
+        (start..end).contains(&handle),
+        "{handle:x} not in {start:x}..{end:x}"
     );
-    dir
 }
