@@ -28,7 +28,11 @@ pub const MIN_KEY_CHARS: usize = 16;
 
 /// Headers a reverse proxy adds: a request carrying one came through a proxy, maybe from
 /// another machine, even when the connection is from loopback.
-const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+const FORWARDED: [header::HeaderName; 3] = [
+    header::FORWARDED,
+    header::HeaderName::from_static("x-forwarded-for"),
+    header::HeaderName::from_static("x-real-ip"),
+];
 
 /// The address a request's connection came from (a request extension set by the server).
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +109,7 @@ pub fn check(
         return Ok(());
     }
     let local = peer.is_some_and(|p| is_loopback_ip(p.ip()))
-        && !FORWARDED.iter().any(|name| headers.contains_key(*name));
+        && !FORWARDED.iter().any(|name| headers.contains_key(name));
     if local {
         return Ok(());
     }

@@ -13,7 +13,7 @@
 //! it would resolve `..` and the request would leave the relay's base path with our key.
 
 use http::request::Parts;
-use http::{StatusCode, header};
+use http::{HeaderName, StatusCode, header};
 
 use super::loops::{self, InstanceId};
 use super::replies::Refusal;
@@ -25,9 +25,9 @@ const QUOTE_MAX: usize = 100;
 /// Checks a request's head; `allowed_hosts` are the names `[proxy] allowed_hosts` adds, `me`
 /// this process's id in the hop header (a request that already passed here is a loop).
 pub fn admit(parts: &Parts, allowed_hosts: &[String], me: &InstanceId) -> Result<(), Refusal> {
-    if let Some(header) = ["origin", "sec-fetch-site"]
+    if let Some(header) = [header::ORIGIN, HeaderName::from_static("sec-fetch-site")]
         .into_iter()
-        .find(|name| parts.headers.contains_key(*name))
+        .find(|name| parts.headers.contains_key(name))
     {
         return Err(Refusal {
             status: StatusCode::FORBIDDEN,

@@ -5,17 +5,27 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use super::ClientAuth;
 use crate::routing::Credential;
 
+// Names as `HeaderName`s, not `&str`s: a `&str` is parsed and hashed again at every lookup,
+// which showed in profiles of the request path.
+
+/// `keep-alive` and `proxy-connection`, which `http` has no constants for.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const CHATGPT_ACCOUNT_ID: HeaderName = HeaderName::from_static("chatgpt-account-id");
+const OPENAI_MODEL: HeaderName = HeaderName::from_static("openai-model");
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and others that describe one connection, not the message.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers, including any named in `Connection`.
@@ -36,11 +46,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Headers that carry Codex's own identity with OpenAI (its ChatGPT login).
-const CLIENT_IDENTITY: [&str; 4] = [
-    "authorization",
-    "x-api-key",
-    "chatgpt-account-id",
-    "x-openai-fedramp",
+const CLIENT_IDENTITY: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    X_API_KEY,
+    CHATGPT_ACCOUNT_ID,
+    HeaderName::from_static("x-openai-fedramp"),
 ];
 
 /// Headers for the upstream request, from the client's.
@@ -70,7 +80,7 @@ pub fn upstream_request_headers(
     );
     // A ChatGPT login (it comes with `chatgpt-account-id`) never goes to a relay, whatever the
     // preset: it is the user's OpenAI account, not a relay key.
-    if auth.strip || client.contains_key("chatgpt-account-id") {
+    if auth.strip || client.contains_key(CHATGPT_ACCOUNT_ID) {
         for name in CLIENT_IDENTITY {
             headers.remove(name);
         }
@@ -89,7 +99,7 @@ pub fn upstream_request_headers(
     }
     if credential.is_configured() {
         headers.remove(header::AUTHORIZATION);
-        headers.remove("x-api-key");
+        headers.remove(X_API_KEY);
         if let Some(token) = &credential.bearer {
             if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
                 value.set_sensitive(true);
@@ -99,7 +109,7 @@ pub fn upstream_request_headers(
         if let Some(key) = &credential.api_key {
             if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
                 value.set_sensitive(true);
-                headers.insert("x-api-key", value);
+                headers.insert(X_API_KEY, value);
             }
         }
     }
@@ -122,13 +132,13 @@ pub fn client_response_headers(
     if body_decoded {
         headers.remove(header::CONTENT_ENCODING);
     }
-    if headers.contains_key("openai-model") {
+    if headers.contains_key(OPENAI_MODEL) {
         match requested_model.and_then(|m| HeaderValue::from_str(m).ok()) {
             Some(model) => {
-                headers.insert("openai-model", model);
+                headers.insert(OPENAI_MODEL, model);
             }
             None => {
-                headers.remove("openai-model");
+                headers.remove(OPENAI_MODEL);
             }
         }
     }

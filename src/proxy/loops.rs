@@ -28,12 +28,12 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::replies::Refusal;
 
 /// The header that lists the helpers a request has passed.
-pub const HOP_HEADER: &str = "x-codex-helper-hop";
+pub const HOP_HEADER: HeaderName = HeaderName::from_static("x-codex-helper-hop");
 
 /// More helpers than this in one chain is a loop through ids that were lost on the way.
 pub const MAX_HOPS: usize = 8;

@@ -3,17 +3,22 @@
 //! Codex 0.171.0 sends `session-id` and `thread-id` headers equal to the thread id, and the same
 //! value as the body's `prompt_cache_key`; older clients and other tools use other names.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use super::inspect::BodyFacts;
 
-/// Header names tried in order; the first non-empty value wins.
-const SESSION_HEADERS: [&str; 5] = [
-    "session_id",
-    "session-id",
-    "conversation_id",
-    "thread-id",
-    "x-session-id",
+/// Header names tried in order; the first non-empty value wins. Each is kept both as a
+/// `HeaderName` (looked up without parsing the name again) and as the `&'static str` a
+/// [`SessionSource::Header`] records.
+const SESSION_HEADERS: [(HeaderName, &str); 5] = [
+    (HeaderName::from_static("session_id"), "session_id"),
+    (HeaderName::from_static("session-id"), "session-id"),
+    (
+        HeaderName::from_static("conversation_id"),
+        "conversation_id",
+    ),
+    (HeaderName::from_static("thread-id"), "thread-id"),
+    (HeaderName::from_static("x-session-id"), "x-session-id"),
 ];
 
 pub use crate::record::session::{SessionId, SessionSource};
@@ -21,9 +26,9 @@ pub use crate::record::session::{SessionId, SessionSource};
 /// Finds the session id: headers first, then the body's `prompt_cache_key`, then
 /// `metadata.session_id`.
 pub fn identify(headers: &HeaderMap, body: Option<&BodyFacts>) -> Option<SessionId> {
-    for name in SESSION_HEADERS {
+    for (header, name) in SESSION_HEADERS {
         let value = headers
-            .get(name)
+            .get(header)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .unwrap_or("");
@@ -50,6 +55,13 @@ pub fn identify(headers: &HeaderMap, body: Option<&BodyFacts>) -> Option<Session
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_session_header_records_its_own_name() {
+        for (header, name) in SESSION_HEADERS {
+            assert_eq!(header.as_str(), name);
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
