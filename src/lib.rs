@@ -14,6 +14,7 @@ pub mod env_ref;
 pub mod files;
 pub mod filter;
 pub mod ledger;
+pub mod log_fields;
 pub mod metrics;
 pub mod net;
 pub mod notify;

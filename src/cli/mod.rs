@@ -219,7 +219,7 @@ fn init_logging(format: LogFormat, tui: bool) -> log_writer::LogWriter {
         .with_writer(buffer)
         .with_ansi(!tui && std::io::stderr().is_terminal());
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(crate::log_fields::LogFields).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     writer

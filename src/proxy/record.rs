@@ -181,6 +181,7 @@ mod tests {
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
+            .fmt_fields(crate::log_fields::LogFields)
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
