@@ -144,16 +144,20 @@ impl VisitFmt for LogVisitor<'_> {
     }
 }
 
+/// A log writer that keeps what it is given, for tests that read log lines.
 #[cfg(test)]
-mod tests {
+pub(crate) mod capture {
     use std::sync::{Arc, Mutex};
 
-    use tracing_subscriber::fmt::MakeWriter;
-
-    use super::*;
-
     #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
+    pub struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Lines {
+        /// Everything written so far.
+        pub fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
 
     impl std::io::Write for Lines {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -165,12 +169,18 @@ mod tests {
         }
     }
 
-    impl<'a> MakeWriter<'a> for Lines {
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
         type Writer = Lines;
         fn make_writer(&'a self) -> Lines {
             self.clone()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capture::Lines;
+    use super::*;
 
     #[derive(Debug)]
     struct Failure(&'static str, Option<Box<Failure>>);
@@ -236,7 +246,7 @@ mod tests {
         } else {
             tracing::subscriber::with_default(builder.finish(), log_everything);
         }
-        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+        lines.text()
     }
 
     #[test]

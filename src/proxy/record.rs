@@ -166,28 +166,16 @@ mod tests {
 
     /// The log line `record` finishes with, as `serve` prints it (without colours).
     fn logged(record: RequestRecord) -> String {
-        #[derive(Clone, Default)]
-        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Lines {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = Lines::default();
-        let writer = lines.clone();
+        let lines = crate::log_fields::capture::Lines::default();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
             .fmt_fields(crate::log_fields::LogFields)
-            .with_writer(move || writer.clone())
+            .with_writer(lines.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             RecordGuard::new(record, Arc::new(NoSink)).finish(Outcome::Completed);
         });
-        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+        lines.text()
     }
 
     fn attempt(endpoint: &str, outcome: AttemptOutcome) -> Attempt {
