@@ -72,7 +72,8 @@ impl LogVisitor<'_> {
         let mut default = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
         visit(&mut default);
         self.result = default.finish();
-        // It skips `log.` fields (metadata the line already shows) and writes every other.
+        // It skips `log.` fields (metadata the line already shows; with tracing-subscriber's
+        // `tracing-log` feature, which Cargo.toml names) and writes every other.
         if !field.name().starts_with("log.") {
             self.is_empty = false;
         }
@@ -197,9 +198,25 @@ mod tests {
         }
     }
 
-    /// Logs a set of events covering every kind of field, in a span.
+    /// A value whose `Debug` writes a raw escape character.
+    struct RawEscape;
+
+    impl fmt::Debug for RawEscape {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("\u{1b}[2J")
+        }
+    }
+
+    /// Logs a set of events covering every kind of field, in a span that records a field
+    /// later (so its fields are formatted twice, the second time appended).
     fn log_everything() {
-        let span = tracing::info_span!("serve", port = 3211_u64, host = "127.0.0.1");
+        let span = tracing::info_span!(
+            "serve",
+            port = 3211_u64,
+            host = "127.0.0.1",
+            later = tracing::field::Empty
+        );
+        span.record("later", "set");
         let _entered = span.enter();
         tracing::info!(
             trace_id = %"1a2b-1",
@@ -216,6 +233,12 @@ mod tests {
             streaming = false,
             ratio = 0.25_f64,
             big = 1_u128 << 100,
+            negative = -(1_i128 << 100),
+            nan = f64::NAN,
+            apostrophe = "it's ~ok~",
+            delete = "a\u{7f}b",
+            display_escape = %"\u{1b}[31mx",
+            debug_escape = ?RawEscape,
             list = ?["a", "b"],
             optional = ?Some("x"),
             r#type = "message",
@@ -255,6 +278,10 @@ mod tests {
         assert_eq!(ours, output(false, false));
         // The cases are really there (a wrong test would compare two empty logs).
         assert_eq!(ours.lines().count(), 7, "{ours}");
+        assert!(
+            ours.contains("display_escape=\u{1b}[31mx debug_escape=\u{1b}[2J"),
+            "{ours}"
+        );
         assert!(ours.contains(r#"quoted="say \"hi\"""#), "{ours}");
         assert!(ours.contains(r#"escape="\u{1b}[31mred""#), "{ours}");
         assert!(
@@ -262,7 +289,7 @@ mod tests {
             "{ours}"
         );
         assert!(
-            ours.contains("serve{port=3211 host=\"127.0.0.1\"}"),
+            ours.contains("serve{port=3211 host=\"127.0.0.1\" later=\"set\"}"),
             "{ours}"
         );
         assert!(ours.contains("error.sources=[connection reset]"), "{ours}");

@@ -19,13 +19,16 @@ use super::loops::{self, InstanceId};
 use super::replies::Refusal;
 use crate::net::{host_name, is_loopback_name};
 
+/// A header only browsers send (with `Origin`, how a browser request is recognised).
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
 /// Longest piece of a client's `Host` quoted back in a refusal.
 const QUOTE_MAX: usize = 100;
 
 /// Checks a request's head; `allowed_hosts` are the names `[proxy] allowed_hosts` adds, `me`
 /// this process's id in the hop header (a request that already passed here is a loop).
 pub fn admit(parts: &Parts, allowed_hosts: &[String], me: &InstanceId) -> Result<(), Refusal> {
-    if let Some(header) = [header::ORIGIN, HeaderName::from_static("sec-fetch-site")]
+    if let Some(header) = [header::ORIGIN, SEC_FETCH_SITE]
         .into_iter()
         .find(|name| parts.headers.contains_key(name))
     {
