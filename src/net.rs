@@ -6,6 +6,16 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use http::HeaderName;
+
+/// Headers a reverse proxy adds: a request carrying one came through a proxy, maybe from
+/// another machine, even when its connection is from loopback.
+pub const FORWARDED_HEADERS: [HeaderName; 3] = [
+    http::header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-real-ip"),
+];
+
 /// `localhost`, 127.0.0.0/8, `::1`, and IPv4-mapped loopback (`::ffff:127.0.0.1`).
 pub fn is_loopback_name(name: &str) -> bool {
     if name.eq_ignore_ascii_case("localhost") {

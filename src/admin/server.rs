@@ -27,7 +27,7 @@ use super::{
     SummaryQuery, UnknownProvider,
 };
 use crate::ledger::series::{SeriesFilter, Window};
-use crate::net::{host_name, is_loopback_ip, is_loopback_name};
+use crate::net::{FORWARDED_HEADERS, host_name, is_loopback_ip, is_loopback_name};
 
 /// Largest request body read.
 pub const BODY_MAX: usize = 64 * 1024;
@@ -570,7 +570,9 @@ pub(super) fn admit(
         ));
     }
     // A reverse proxy on this machine connects from loopback on behalf of anyone who reaches it.
-    if let Some(name) = FORWARDED.iter().find(|name| headers.contains_key(**name))
+    if let Some(name) = FORWARDED_HEADERS
+        .iter()
+        .find(|name| headers.contains_key(*name))
         && !token_ok
     {
         return Err(ApiError::new(
@@ -644,9 +646,6 @@ pub(super) fn admit(
     }
     Ok(())
 }
-
-/// Headers a proxy adds when it forwards a request.
-const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
 /// The header the web console sends with every API call. A page of another origin cannot
 /// send it without a CORS preflight, which this API never grants.

@@ -20,19 +20,11 @@ use std::net::SocketAddr;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::replies::Refusal;
-use crate::net::is_loopback_ip;
+use crate::net::{FORWARDED_HEADERS, is_loopback_ip};
 use crate::routing::Secret;
 
 /// The shortest key accepted: shorter ones are guessable.
 pub const MIN_KEY_CHARS: usize = 16;
-
-/// Headers a reverse proxy adds: a request carrying one came through a proxy, maybe from
-/// another machine, even when the connection is from loopback.
-const FORWARDED: [header::HeaderName; 3] = [
-    header::FORWARDED,
-    header::HeaderName::from_static("x-forwarded-for"),
-    header::HeaderName::from_static("x-real-ip"),
-];
 
 /// The address a request's connection came from (a request extension set by the server).
 #[derive(Debug, Clone, Copy)]
@@ -109,7 +101,9 @@ pub fn check(
         return Ok(());
     }
     let local = peer.is_some_and(|p| is_loopback_ip(p.ip()))
-        && !FORWARDED.iter().any(|name| headers.contains_key(name));
+        && !FORWARDED_HEADERS
+            .iter()
+            .any(|name| headers.contains_key(name));
     if local {
         return Ok(());
     }
