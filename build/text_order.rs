@@ -10,13 +10,13 @@
 //! `build/text-order.txt` lists those functions as globs over their symbol names, without the
 //! hashes that change with every build (`scripts/text-order` writes it from a run under
 //! callgrind). For release builds on Linux, `build.rs` turns the list into a linker script
-//! that gathers every matching function section (Rust emits one section per function, named
-//! `.text.<symbol>` or `.text.unlikely.<symbol>`) into an
-//! output section `.text.hot` placed before `.text`. GNU ld and lld both take the script; mold
-//! and gold do not, so a build that names them links without it. An entry that no longer
-//! matches anything is ignored, so a stale list costs only its benefit. `.text.unlikely.`
-//! patterns also take the cold parts GCC splits off listed SQLite functions (`….cold`), a few
-//! bytes each.
+//! that gathers every matching function section (one per function, `.text.<symbol>` or
+//! `.text.unlikely.<symbol>`) into an output section `.text.hot` placed before `.text`.
+//!
+//! GNU ld and lld both take the script; mold and gold do not, so a build that names them
+//! links without it. An entry that no longer matches anything is ignored, so a stale list
+//! costs only its benefit. The `.text.unlikely.` patterns also take the cold parts GCC splits
+//! off listed SQLite functions (`….cold`), a few bytes each.
 //!
 //! Shared by `build.rs` and `tests/text_order.rs`.
 

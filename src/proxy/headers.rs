@@ -6,9 +6,7 @@ use super::ClientAuth;
 use crate::routing::Credential;
 
 // Names as `HeaderName`s, not `&str`s: a `&str` is parsed and hashed again at every lookup,
-// which showed in profiles of the request path.
-
-/// `keep-alive` and `proxy-connection`, which `http` has no constants for.
+// which showed in profiles of the request path. These are the ones `http` has no constants for.
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
