@@ -107,11 +107,9 @@ async fn switch_on_records_the_codex_it_found_and_serve_uses_it() {
         .env("PATH", "/nonexistent")
         .env("HOME", elsewhere.path());
     let mut served = serve(command).await;
-    let log = served.log.join("\n");
-    assert!(
-        log.contains(&format!("Codex for /models: {} (0.171.0", codex.display())),
-        "{log}"
-    );
+    let logged = format!("Codex for /models: {} (0.171.0", codex.display());
+    let log = served.log_with(&logged).await;
+    assert!(log.contains(&logged), "{log}");
     // The relay's list, translated with the recorded Codex's bundled metadata.
     let catalog: Value = support::client()
         .get(format!("{}/v1/models?client_version=0.171.0", served.url))

@@ -87,6 +87,20 @@ impl Served {
             .unwrap();
     }
 
+    /// Every stderr line so far, once one contains `needle` (or after [`LIMIT`]). A line
+    /// logged through `tracing` reaches stderr up to 25 ms after the ones printed directly (the
+    /// log writer gathers lines), so one logged before "listening" may come after it.
+    pub async fn log_with(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let log = self.log_so_far();
+            if log.contains(needle) || tokio::time::Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Every stderr line so far.
     pub fn log_so_far(&self) -> String {
         let later = self.later.lock().unwrap();
