@@ -52,7 +52,7 @@ pub struct BalanceTrigger {
 }
 
 impl RecordSink for BalanceTrigger {
-    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
         self.inner.record(record, outcome);
         for endpoint in asks(record, outcome) {
             (self.ask)(&endpoint);

@@ -51,7 +51,7 @@ impl LedgerStats {
 
 /// A finished request as the proxy handed it over, to become a row on the writer thread.
 pub(super) struct Finished {
-    record: RequestRecord,
+    record: Arc<RequestRecord>,
     outcome: Outcome,
     /// Measured when the request finished, not when the row is built.
     duration: Duration,
@@ -163,12 +163,12 @@ struct LedgerSink {
 }
 
 impl RecordSink for LedgerSink {
-    /// Runs on the proxy's event loop: a copy of the record (a few small strings and the
-    /// attempts) and a non-blocking send, nothing more.
-    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+    /// Runs on the proxy's event loop: the shared record and a non-blocking send, nothing
+    /// more (the record is not copied, and is dropped on the writer's thread).
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
         let finished = Box::new(Finished {
             duration: record.started.elapsed(),
-            record: record.clone(),
+            record: Arc::clone(record),
             outcome,
         });
         // Counted before the send, so the writer never writes a row not yet counted.
@@ -295,7 +295,7 @@ mod tests {
         let record = RequestRecord::new("t".into(), "POST".into(), "/v1/responses".into());
         // The writer is stuck: a waiting send would never return; the sink drops instead.
         for _ in 0..QUEUE + 3 {
-            sink.record(&record, Outcome::Completed);
+            sink.record(&Arc::new(record.clone()), Outcome::Completed);
         }
         let stats = ledger.stats();
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 3);

@@ -21,7 +21,7 @@ impl MetricsSink {
 }
 
 impl RecordSink for MetricsSink {
-    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
         observe(&self.registry, record, outcome, record.started.elapsed());
         self.inner.record(record, outcome);
     }

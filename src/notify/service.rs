@@ -206,7 +206,7 @@ impl RecordSink for NotifySink {
         self.inner.abandoned(record);
     }
 
-    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
         self.inner.record(record, outcome);
         if !self.failover && !self.all_blocked {
             return;

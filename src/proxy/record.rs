@@ -94,7 +94,9 @@ impl<T: std::fmt::Display> std::fmt::Display for Shown<T> {
 /// and hands the record to the sink; if the request is dropped first (the client went away),
 /// it is finished as [`Outcome::ClientDisconnected`], so no request goes unrecorded.
 pub struct RecordGuard {
-    record: RequestRecord,
+    /// Shared only once finished (with the sinks that keep it), so changing it before then
+    /// never copies it.
+    record: Arc<RequestRecord>,
     sink: Arc<dyn RecordSink>,
     finished: bool,
 }
@@ -103,7 +105,7 @@ impl RecordGuard {
     pub fn new(record: RequestRecord, sink: Arc<dyn RecordSink>) -> Self {
         sink.started(&record);
         Self {
-            record,
+            record: Arc::new(record),
             sink,
             finished: false,
         }
@@ -135,7 +137,7 @@ impl RecordGuard {
     pub fn unrecorded(mut self) -> RequestRecord {
         self.finished = true;
         self.sink.abandoned(&self.record);
-        self.record.clone()
+        (*self.record).clone()
     }
 }
 
@@ -148,7 +150,8 @@ impl Deref for RecordGuard {
 
 impl DerefMut for RecordGuard {
     fn deref_mut(&mut self) -> &mut RequestRecord {
-        &mut self.record
+        // Unshared until finished; a change after that (none is made) would copy it.
+        Arc::make_mut(&mut self.record)
     }
 }
 

@@ -88,8 +88,20 @@ impl LiveRequests {
 impl RecordSink for LiveRequests {
     fn started(&self, record: &RequestRecord) {
         let mut live = self.live.lock().expect("live requests lock");
-        // Called again as the request becomes known: the entry is replaced.
-        if live.active.len() < ACTIVE_MAX || live.active.contains_key(&record.trace_id) {
+        let session = record.session.as_ref().map(|s| &s.value);
+        // Called again as the request becomes known: the entry takes what changed, and only
+        // that is copied.
+        if let Some(active) = live.active.get_mut(&record.trace_id) {
+            set_if_changed(&mut active.method, &record.method);
+            set_if_changed(&mut active.path, &record.path);
+            if active.session.as_ref() != session {
+                active.session = session.cloned();
+            }
+            if active.model_requested != record.model_requested {
+                active.model_requested = record.model_requested.clone();
+            }
+            active.streaming = record.streaming;
+        } else if live.active.len() < ACTIVE_MAX {
             live.active.insert(
                 record.trace_id.clone(),
                 Active {
@@ -97,7 +109,7 @@ impl RecordSink for LiveRequests {
                     started_at_ms: record.started_at_ms,
                     method: record.method.clone(),
                     path: record.path.clone(),
-                    session: record.session.as_ref().map(|s| s.value.clone()),
+                    session: session.cloned(),
                     model_requested: record.model_requested.clone(),
                     streaming: record.streaming,
                 },
@@ -110,20 +122,50 @@ impl RecordSink for LiveRequests {
         live.active.remove(&record.trace_id);
     }
 
-    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
+        {
+            let mut live = self.live.lock().expect("live requests lock");
+            let active = live.active.remove(&record.trace_id);
+            let finished = Finished::of(record, outcome, active);
+            if live.recent.len() == RECENT_MAX {
+                live.recent.pop_back();
+            }
+            live.recent.push_front(finished);
+        }
+        self.inner.record(record, outcome);
+    }
+}
+
+impl Finished {
+    /// The finished request, made from its record and its entry while in flight, whose
+    /// strings are taken where they still say the same (most requests copy none of them).
+    fn of(record: &RequestRecord, outcome: Outcome, active: Option<Active>) -> Self {
+        let (trace_id, method, path, session, model_requested) = match active {
+            Some(a) => (
+                Some(a.trace_id),
+                Some(a.method),
+                Some(a.path),
+                a.session,
+                a.model_requested,
+            ),
+            None => (None, None, None, None, None),
+        };
         let usage = record.usage.as_ref();
-        let finished = Finished {
-            trace_id: record.trace_id.clone(),
+        Finished {
+            trace_id: reuse(trace_id, &record.trace_id),
             started_at_ms: record.started_at_ms,
             duration_ms: millis(record.started.elapsed()),
             ttfb_ms: record.ttfb.map(millis),
-            method: record.method.clone(),
-            path: record.path.clone(),
-            session: record.session.as_ref().map(|s| s.value.clone()),
+            method: reuse(method, &record.method),
+            path: reuse(path, &record.path),
+            session: record.session.as_ref().map(|s| reuse(session, &s.value)),
             user: record.user.as_deref().map(str::to_string),
             provider: record.provider.clone(),
             endpoint: record.endpoint.clone(),
-            model_requested: record.model_requested.clone(),
+            model_requested: record
+                .model_requested
+                .as_deref()
+                .map(|m| reuse(model_requested, m)),
             model_sent: record.model_sent.clone(),
             status: record.status,
             outcome,
@@ -132,16 +174,21 @@ impl RecordSink for LiveRequests {
             cached_input_tokens: usage.map(|u| u.cached_input_tokens),
             output_tokens: usage.map(|u| u.output_tokens),
             error: record.error.clone(),
-        };
-        {
-            let mut live = self.live.lock().expect("live requests lock");
-            live.active.remove(&record.trace_id);
-            if live.recent.len() == RECENT_MAX {
-                live.recent.pop_back();
-            }
-            live.recent.push_front(finished);
         }
-        self.inner.record(record, outcome);
+    }
+}
+
+/// `kept` if it still says `now`, else a copy of `now`.
+fn reuse(kept: Option<String>, now: &str) -> String {
+    match kept {
+        Some(kept) if kept == now => kept,
+        _ => now.to_string(),
+    }
+}
+
+fn set_if_changed(slot: &mut String, value: &str) {
+    if slot != value {
+        value.clone_into(slot);
     }
 }
 
@@ -169,7 +216,7 @@ mod tests {
         let mut done = record("a");
         done.model_sent = Some("relay-model".into());
         done.provider = Some("main".into());
-        live.record(&done, Outcome::Completed);
+        live.record(&Arc::new(done), Outcome::Completed);
         live.abandoned(&record("b"));
         let (active, recent) = live.snapshot();
         assert!(active.is_empty());
@@ -184,12 +231,51 @@ mod tests {
     }
 
     #[test]
+    fn a_request_announced_again_shows_what_it_learnt_and_finishes_with_the_record_s_values() {
+        let live = LiveRequests::new(Arc::new(NoSink));
+        let mut r = RequestRecord::new("t".into(), "POST".into(), "/v1/responses".into());
+        live.started(&r);
+        r.model_requested = Some("gpt-5.1".into());
+        r.session = Some(crate::record::session::SessionId {
+            value: "s-1".into(),
+            source: crate::record::session::SessionSource::Header("session-id"),
+        });
+        r.streaming = true;
+        live.started(&r);
+        let (active, _) = live.snapshot();
+        assert_eq!(active.len(), 1, "one entry, replaced");
+        assert_eq!(
+            (
+                active[0].model_requested.as_deref(),
+                active[0].session.as_deref(),
+                active[0].streaming
+            ),
+            (Some("gpt-5.1"), Some("s-1"), true)
+        );
+        // Changed after the last announcement: the finished entry has the record's values.
+        r.model_requested = Some("gpt-5.4".into());
+        r.path = "/v1/responses/compact".into();
+        live.record(&Arc::new(r), Outcome::Completed);
+        let (active, recent) = live.snapshot();
+        assert!(active.is_empty());
+        assert_eq!(
+            (
+                recent[0].trace_id.as_str(),
+                recent[0].path.as_str(),
+                recent[0].session.as_deref(),
+                recent[0].model_requested.as_deref()
+            ),
+            ("t", "/v1/responses/compact", Some("s-1"), Some("gpt-5.4"))
+        );
+    }
+
+    #[test]
     fn the_finished_ones_are_bounded() {
         let live = LiveRequests::new(Arc::new(NoSink));
         for n in 0..RECENT_MAX + 5 {
             let r = record(&n.to_string());
             live.started(&r);
-            live.record(&r, Outcome::Completed);
+            live.record(&Arc::new(r), Outcome::Completed);
         }
         let (_, recent) = live.snapshot();
         assert_eq!(recent.len(), RECENT_MAX);

@@ -6,6 +6,7 @@ pub mod live;
 pub mod session;
 pub mod usage;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -21,8 +22,9 @@ use usage::Usage;
 /// Receives every finished request (the log line is written regardless). The ledger is one;
 /// tests use one to look at what the proxy recorded.
 pub trait RecordSink: Send + Sync {
-    /// A request finished (exactly once per request that started, unless abandoned).
-    fn record(&self, record: &RequestRecord, outcome: Outcome);
+    /// A request finished (exactly once per request that started, unless abandoned). The
+    /// record is shared: a sink that keeps it (the ledger's queue) keeps the `Arc`, not a copy.
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome);
     /// A request started: its record so far. Only a sink that shows what is in flight cares.
     fn started(&self, record: &RequestRecord) {
         let _ = record;
@@ -37,7 +39,7 @@ pub trait RecordSink: Send + Sync {
 pub struct NoSink;
 
 impl RecordSink for NoSink {
-    fn record(&self, _: &RequestRecord, _: Outcome) {}
+    fn record(&self, _: &Arc<RequestRecord>, _: Outcome) {}
 }
 
 /// How one try against one upstream ended.

@@ -23,7 +23,7 @@ pub struct SpendSink {
 }
 
 impl RecordSink for SpendSink {
-    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
         let model = record
             .model_sent
             .as_deref()

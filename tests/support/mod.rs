@@ -55,8 +55,11 @@ pub fn sse_post(url: String, body: impl Into<reqwest::Body>) -> reqwest::Request
 pub struct Records(Mutex<Vec<(RequestRecord, Outcome)>>);
 
 impl RecordSink for Records {
-    fn record(&self, record: &RequestRecord, outcome: Outcome) {
-        self.0.lock().unwrap().push((record.clone(), outcome));
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((RequestRecord::clone(record), outcome));
     }
 }
 
@@ -82,7 +85,7 @@ impl Records {
 pub struct Tee(pub Arc<Records>, pub Arc<dyn RecordSink>);
 
 impl RecordSink for Tee {
-    fn record(&self, record: &RequestRecord, outcome: Outcome) {
+    fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
         self.0.record(record, outcome);
         self.1.record(record, outcome);
     }
