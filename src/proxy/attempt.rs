@@ -83,11 +83,11 @@ pub async fn try_upstream(
     };
     // 4a. filter: the filter.json rules, after the model mapping
     let outgoing = filter::request(state, outgoing).await;
-    let response = match send(state, plan, upstream, &client, outgoing).await {
+    let mut response = match send(state, plan, upstream, &client, outgoing).await {
         Ok(response) => response,
         Err(early) => return early.into(),
     };
-    let reply = Reply::new(&response, model_sent);
+    let reply = Reply::new(&mut response, model_sent);
     if let Some(failed) = reply.refused_by_proxy(upstream) {
         return failed;
     }
@@ -210,8 +210,9 @@ struct Reply {
 }
 
 impl Reply {
-    fn new(response: &RelayResponse, model_sent: Option<String>) -> Self {
-        let headers = response.headers().clone();
+    /// Takes the response's head; its body is read on from `response`.
+    fn new(response: &mut RelayResponse, model_sent: Option<String>) -> Self {
+        let headers = std::mem::take(response.headers_mut());
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -228,15 +229,16 @@ impl Reply {
         }
     }
 
-    fn answer(&self, body: AnswerBody) -> Answer {
+    /// The reply as the answer to hand on (the client's, or the failover's last resort).
+    fn answer(self, body: AnswerBody) -> Answer {
         Answer {
             status: self.status,
-            headers: self.headers.clone(),
+            headers: self.headers,
             body,
             sse: self.sse,
             json: self.json,
             body_decoded: !self.codings.is_empty(),
-            model_sent: self.model_sent.clone(),
+            model_sent: self.model_sent,
         }
     }
 
@@ -299,13 +301,10 @@ async fn failed_status(
     // A reply the retry policy may hand back is kept whole (a client error, or what
     // `[retry]` lists send back as it is).
     if plan.retry.hands_back_at_once(&failure) {
+        let responded = reply.responded();
         let answer = Some(reply.answer(AnswerBody::Whole(body)));
-        return (reply.responded(), Tried::Failed { failure, answer });
+        return (responded, Tried::Failed { failure, answer });
     }
-    let answer = plan
-        .retry
-        .may_hand_back(&failure)
-        .then(|| reply.answer(AnswerBody::Whole(body.clone())));
     let outcome = AttemptOutcome::FailedStatus {
         status: reply.status.as_u16(),
         class,
@@ -318,6 +317,10 @@ async fn failed_status(
             _ => preview(&body_text),
         },
     };
+    let answer = plan
+        .retry
+        .may_hand_back(&failure)
+        .then(|| reply.answer(AnswerBody::Whole(body)));
     (outcome, Tried::Failed { failure, answer })
 }
 
@@ -357,8 +360,9 @@ async fn plain_body(
         )
         || content_length(&reply.headers) == Some(0);
     if bodiless {
+        let responded = reply.responded();
         let answer = reply.answer(AnswerBody::Whole(Bytes::new()));
-        return (reply.responded(), Tried::Answer(answer));
+        return (responded, Tried::Answer(answer));
     }
     // A small, complete body is read here, before the client has seen anything: it goes out
     // in one write with its length, and a connection that breaks while reading it can still

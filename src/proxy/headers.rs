@@ -120,11 +120,10 @@ pub fn upstream_request_headers(
 /// decoded the body, and `openai-model` is set to the model the client asked for: Codex warns
 /// "model rerouted" when it differs, which a model mapping would otherwise always trigger.
 pub fn client_response_headers(
-    upstream: &HeaderMap,
+    mut headers: HeaderMap,
     body_decoded: bool,
     requested_model: Option<&str>,
 ) -> HeaderMap {
-    let mut headers = upstream.clone();
     strip_hop_by_hop(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     if body_decoded {
@@ -270,12 +269,12 @@ mod tests {
         upstream.insert("content-length", "5".parse().unwrap());
         upstream.insert("content-encoding", "gzip".parse().unwrap());
         upstream.insert("x-codex-turn-state", "t".parse().unwrap());
-        let h = client_response_headers(&upstream, true, Some("gpt-5.1"));
+        let h = client_response_headers(upstream.clone(), true, Some("gpt-5.1"));
         assert_eq!(h["openai-model"], "gpt-5.1");
         assert!(h.get("content-length").is_none() && h.get("content-encoding").is_none());
         assert_eq!(h["x-codex-turn-state"], "t");
         assert!(
-            client_response_headers(&upstream, false, None)
+            client_response_headers(upstream, false, None)
                 .get("openai-model")
                 .is_none()
         );

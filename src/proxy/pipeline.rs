@@ -631,7 +631,7 @@ fn relay_response(
 ) -> Response<ProxyBody> {
     record.status = Some(answer.status.as_u16());
     let headers = client_response_headers(
-        &answer.headers,
+        answer.headers,
         answer.body_decoded,
         record.model_requested.as_deref(),
     );

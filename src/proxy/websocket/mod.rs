@@ -111,7 +111,7 @@ pub async fn upgrade(
     // The relay's answer headers (the model, rate limits, turn state) reach Codex as they
     // would over HTTP; the handshake's own are the proxy's, per side.
     let mut headers = client_response_headers(
-        &std::mem::take(&mut connected.headers),
+        std::mem::take(&mut connected.headers),
         false,
         record.model_requested.as_deref(),
     );
