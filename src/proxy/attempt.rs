@@ -52,6 +52,14 @@ pub struct Answer {
 pub enum AnswerBody {
     Whole(Bytes),
     Stream(ChunkStream),
+    /// An event stream held until its first real event. The tap that read the held bytes
+    /// (`read` of them, the stream's first) goes on with the rest, so the preamble, whose
+    /// `response.created` can carry the whole request back, is not read and parsed twice.
+    Events {
+        stream: ChunkStream,
+        tap: Box<SseTap>,
+        read: u64,
+    },
 }
 
 /// How an attempt ended.
@@ -329,9 +337,9 @@ async fn held_stream(plan: &Plan, reply: Reply, response: RelayResponse) -> Atte
     let timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
     let stream = body_stream(response, &reply.codings);
     match hold_until_first_event(stream, timeout).await {
-        Held::Ready(stream) => (
+        Held::Ready { stream, tap, read } => (
             reply.responded(),
-            Tried::Answer(reply.answer(AnswerBody::Stream(stream))),
+            Tried::Answer(reply.answer(AnswerBody::Events { stream, tap, read })),
         ),
         Held::Failed { class, detail } => (
             AttemptOutcome::FailedStream {
@@ -406,8 +414,13 @@ fn failed(class: FailureClass, retry_after_ms: Option<u64>) -> Tried {
 }
 
 enum Held {
-    /// The stream, with the bytes read so far put back in front.
-    Ready(ChunkStream),
+    /// The stream, with the `read` bytes read so far put back in front, and the tap that
+    /// read them.
+    Ready {
+        stream: ChunkStream,
+        tap: Box<SseTap>,
+        read: u64,
+    },
     Failed {
         class: FailureClass,
         detail: String,
@@ -445,8 +458,13 @@ async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> H
             }
         }
         Ok(Ok(())) => {
+            let read = held.len() as u64;
             let head = futures_util::stream::once(async move { Ok(held.freeze()) });
-            Held::Ready(Box::pin(head.chain(stream)))
+            Held::Ready {
+                stream: Box::pin(head.chain(stream)),
+                tap: Box::new(tap),
+                read,
+            }
         }
     }
 }

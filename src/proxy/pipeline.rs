@@ -639,17 +639,20 @@ fn relay_response(
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    let (stream, exact_len): (ChunkStream, _) = match answer.body {
+    let (stream, exact_len, tapped): (ChunkStream, _, _) = match answer.body {
         AnswerBody::Whole(bytes) => {
             let len = bytes.len() as u64;
             (
                 Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
                 Some(len),
+                None,
             )
         }
-        AnswerBody::Stream(stream) => (stream, None),
+        AnswerBody::Stream(stream) => (stream, None, None),
+        AnswerBody::Events { stream, tap, read } => (stream, None, Some((tap, read))),
     };
     let body = RelayBody::new(stream, exact_len, answer.sse, answer.json, idle, record)
+        .resuming(tapped)
         .redacting(plan.redactor.clone())
         .counted(answer.sse.then(|| state.metrics.streams.track()))
         .holding(permit, probe);

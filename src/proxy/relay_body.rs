@@ -90,6 +90,8 @@ pub struct RelayBody {
     /// The body's length when it is known up front (a body read whole).
     exact_len: Option<u64>,
     tap: Tap,
+    /// Bytes at the stream's start the tap has read already (see [`RelayBody::resuming`]).
+    tapped_ahead: u64,
     idle_timeout: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
     last_activity: Instant,
@@ -127,6 +129,16 @@ impl RelayBody {
         self
     }
 
+    /// Goes on with the tap that read the stream's first `read` bytes while the attempt held
+    /// it (an event stream's preamble), instead of reading them again.
+    pub fn resuming(mut self, tapped: Option<(Box<SseTap>, u64)>) -> Self {
+        if let (Some((tap, read)), Tap::Sse(_)) = (tapped, &self.tap) {
+            self.tap = Tap::Sse(*tap);
+            self.tapped_ahead = read;
+        }
+        self
+    }
+
     /// Masks credentials in the relay's error text with `redactor` (the plan's).
     pub fn redacting(mut self, redactor: Arc<Redactor>) -> Self {
         self.redactor = redactor;
@@ -155,6 +167,7 @@ impl RelayBody {
             coalescer: Coalescer::default(),
             exact_len,
             tap,
+            tapped_ahead: 0,
             idle_timeout,
             idle: None,
             last_activity: Instant::now(),
@@ -180,9 +193,12 @@ impl RelayBody {
         // Keep-alive comments are not progress: a stream that only sends those is idle.
         let progress = match &mut self.tap {
             Tap::Sse(tap) => {
+                // Read already: held until its first real event, so progress.
+                let ahead = self.tapped_ahead.min(chunk.len() as u64);
+                self.tapped_ahead -= ahead;
                 let before = tap.content_bytes;
-                tap.feed(chunk);
-                tap.content_bytes > before
+                tap.feed(&chunk[ahead as usize..]);
+                ahead > 0 || tap.content_bytes > before
             }
             Tap::Json(buf) if buf.len() + chunk.len() <= MAX_JSON_TAP => {
                 buf.extend_from_slice(chunk);
@@ -540,6 +556,32 @@ mod tests {
         "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\"}\n\n";
     const DONE: &str =
         "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{}}\n\n";
+
+    #[test]
+    fn a_held_stream_s_tap_goes_on_without_reading_the_held_bytes_again() {
+        let held = format!("{CREATED}{DELTA}");
+        let mut tap = SseTap::default();
+        tap.feed(held.as_bytes());
+        // The held bytes go out joined with the start of the next event.
+        let (done_a, done_b) = DONE.split_at(20);
+        let script = vec![ready(&held), ready(done_a), Poll::Pending, ready(done_b)];
+        let mut body = body(script).resuming(Some((Box::new(tap), held.len() as u64)));
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            match next(&mut body) {
+                Poll::Ready(Some(bytes)) => out.extend(bytes),
+                Poll::Ready(None) => break,
+                Poll::Pending => {}
+            }
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{held}{DONE}"));
+        let Tap::Sse(tap) = &body.tap else {
+            panic!("an event stream's tap")
+        };
+        assert_eq!(tap.data_lines, 3, "each event read once");
+        assert_eq!(tap.first_event, Some(crate::proxy::sse::FirstEvent::Output));
+        assert_eq!(tap.terminal, Some(Terminal::Completed));
+    }
 
     async fn gather_start(body: &mut RelayBody) {
         let start = body.gather_start();

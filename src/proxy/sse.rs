@@ -152,14 +152,21 @@ impl SseTap {
         };
         self.data_lines += 1;
         let data = data.strip_prefix(b" ").unwrap_or(data);
-        if self.first_event.is_none() {
-            self.first_event = first_event(data);
-        }
         let interesting = INTERESTING.iter().any(|needle| needle.find(data).is_some());
-        if !interesting {
-            return;
+        let payload = if interesting {
+            Payload::parse(data)
+        } else {
+            None
+        };
+        if self.first_event.is_none() {
+            // A parsed event is classified by the type it read: a preamble event (which can
+            // echo the whole request) is not parsed twice.
+            self.first_event = match &payload {
+                Some(payload) => payload.kind.as_deref().and_then(classify),
+                None => first_event(data),
+            };
         }
-        let Some(payload) = Payload::parse(data) else {
+        let Some(payload) = payload else {
             return;
         };
         if let Some(usage) = payload.usage() {
@@ -197,7 +204,12 @@ fn first_event(data: &[u8]) -> Option<FirstEvent> {
         kind: Option<std::borrow::Cow<'a, str>>,
     }
     let kind = serde_json::from_slice::<Kind<'_>>(data).ok()?.kind?;
-    match kind.as_ref() {
+    classify(&kind)
+}
+
+/// An event's type as a first event; `None` for preamble events.
+fn classify(kind: &str) -> Option<FirstEvent> {
+    match kind {
         "response.created" | "response.in_progress" => None,
         "response.failed" | "error" => Some(FirstEvent::Failed),
         _ => Some(FirstEvent::Output),
@@ -287,6 +299,18 @@ event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\"
             Some(FirstEvent::Output),
             "only the first real event counts"
         );
+        // Preamble events that are parsed for what they carry (a `usage` of null, as the
+        // Responses API sends) are still not the first event; an `error` event is a failure.
+        let mut tap = SseTap::default();
+        tap.feed(b"data: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n");
+        tap.feed(b"data: {\"type\":\"response.in_progress\",\"response\":{\"usage\":null,\"model\":\"m\"}}\n\n");
+        assert_eq!((tap.first_event, tap.model.as_deref()), (None, Some("m")));
+        tap.feed(b"data: {\"type\":\"error\",\"error\":{\"code\":\"server_error\"}}\n\n");
+        assert_eq!(tap.first_event, Some(FirstEvent::Failed));
+        // A line that is not JSON after all is no event.
+        let mut tap = SseTap::default();
+        tap.feed(b"data: {\"usage\": oops\n\ndata: {\"type\":\"response.completed\"}\n\n");
+        assert_eq!(tap.first_event, Some(FirstEvent::Output));
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn read_answer(body: &[u8], sse: bool, echo: &Map<String, Value>) -> Read {
 async fn read_whole(body: AnswerBody, idle: Option<Duration>) -> Result<Bytes, String> {
     let stream = match body {
         AnswerBody::Whole(bytes) => return Ok(bytes),
-        AnswerBody::Stream(stream) => stream,
+        AnswerBody::Stream(stream) | AnswerBody::Events { stream, .. } => stream,
     };
     let mut buf = BytesMut::new();
     coding::read_capped(idle_bounded(stream, idle), &mut buf, REPLY_MAX)
