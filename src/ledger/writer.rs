@@ -1,8 +1,8 @@
 //! The ledger writer: one background thread, fed through a bounded channel, writing batches.
 //!
 //! The proxy never waits on the disk, nor on turning a record into a row (JSON of the attempts
-//! and the route decision, pricing): the sink queues a copy of the finished record and the
-//! writer thread builds the row. A full queue drops the record and counts it; a failed write
+//! and the route decision, pricing): the sink queues the finished record (shared, not copied)
+//! and the writer thread builds the row. A full queue drops the record and counts it; a failed write
 //! (database locked, disk full) counts the lost rows and carries on. Retention runs on the same
 //! thread between batches.
 
@@ -65,7 +65,7 @@ impl Finished {
 }
 
 pub(super) enum Message {
-    Record(Box<Finished>),
+    Record(Finished),
     /// Answered once everything queued before it is written.
     Flush(std::sync::mpsc::Sender<()>),
     /// Write what is queued, then stop (other senders may still exist).
@@ -164,13 +164,13 @@ struct LedgerSink {
 
 impl RecordSink for LedgerSink {
     /// Runs on the proxy's event loop: the shared record and a non-blocking send, nothing
-    /// more (the record is not copied, and is dropped on the writer's thread).
+    /// more (the record is not copied; it is usually dropped on the writer's thread).
     fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
-        let finished = Box::new(Finished {
+        let finished = Finished {
             duration: record.started.elapsed(),
             record: Arc::clone(record),
             outcome,
-        });
+        };
         // Counted before the send, so the writer never writes a row not yet counted.
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match self.sender.try_send(Message::Record(finished)) {
@@ -292,10 +292,14 @@ mod tests {
         })
         .unwrap();
         let sink = ledger.sink();
-        let record = RequestRecord::new("t".into(), "POST".into(), "/v1/responses".into());
+        let record = Arc::new(RequestRecord::new(
+            "t".into(),
+            "POST".into(),
+            "/v1/responses".into(),
+        ));
         // The writer is stuck: a waiting send would never return; the sink drops instead.
         for _ in 0..QUEUE + 3 {
-            sink.record(&Arc::new(record.clone()), Outcome::Completed);
+            sink.record(&record, Outcome::Completed);
         }
         let stats = ledger.stats();
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 3);

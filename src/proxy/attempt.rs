@@ -458,6 +458,7 @@ async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> H
             }
         }
         Ok(Ok(())) => {
+            tap.shrink();
             let read = held.len() as u64;
             let head = futures_util::stream::once(async move { Ok(held.freeze()) });
             Held::Ready {

@@ -167,6 +167,30 @@ mod tests {
     use crate::record::session::{SessionId, SessionSource};
     use crate::routing::retry::FailureClass;
 
+    /// Keeps what it is handed.
+    #[derive(Default)]
+    struct Keeps(std::sync::Mutex<Vec<Arc<RequestRecord>>>);
+
+    impl RecordSink for Keeps {
+        fn record(&self, record: &Arc<RequestRecord>, _: Outcome) {
+            self.0.lock().unwrap().push(Arc::clone(record));
+        }
+    }
+
+    #[test]
+    fn a_sink_that_keeps_the_record_shares_it_with_the_guard() {
+        let sink = Arc::new(Keeps::default());
+        let mut guard = RecordGuard::new(
+            RequestRecord::new("t".into(), "POST".into(), "/v1/responses".into()),
+            sink.clone(),
+        );
+        guard.bytes_out = 7; // changed in flight, in place
+        guard.finish(Outcome::Completed);
+        let kept = sink.0.lock().unwrap()[0].clone();
+        assert!(Arc::ptr_eq(&kept, &guard.record), "shared, not copied");
+        assert_eq!(kept.bytes_out, 7);
+    }
+
     /// The log line `record` finishes with, as `serve` prints it (without colours).
     fn logged(record: RequestRecord) -> String {
         let lines = crate::log_fields::capture::Lines::default();

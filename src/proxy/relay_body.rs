@@ -132,6 +132,10 @@ impl RelayBody {
     /// Goes on with the tap that read the stream's first `read` bytes while the attempt held
     /// it (an event stream's preamble), instead of reading them again.
     pub fn resuming(mut self, tapped: Option<(Box<SseTap>, u64)>) -> Self {
+        debug_assert!(
+            tapped.is_none() || matches!(self.tap, Tap::Sse(_)),
+            "only an event stream is held"
+        );
         if let (Some((tap, read)), Tap::Sse(_)) = (tapped, &self.tap) {
             self.tap = Tap::Sse(*tap);
             self.tapped_ahead = read;
@@ -559,12 +563,14 @@ mod tests {
 
     #[test]
     fn a_held_stream_s_tap_goes_on_without_reading_the_held_bytes_again() {
-        let held = format!("{CREATED}{DELTA}");
+        // The hold ended in the middle of a line, and the held bytes go out joined with the
+        // rest of it.
+        let (done_a, rest) = DONE.split_at(20);
+        let (done_b, done_c) = rest.split_at(15);
+        let held = format!("{CREATED}{DELTA}{done_a}");
         let mut tap = SseTap::default();
         tap.feed(held.as_bytes());
-        // The held bytes go out joined with the start of the next event.
-        let (done_a, done_b) = DONE.split_at(20);
-        let script = vec![ready(&held), ready(done_a), Poll::Pending, ready(done_b)];
+        let script = vec![ready(&held), ready(done_b), Poll::Pending, ready(done_c)];
         let mut body = body(script).resuming(Some((Box::new(tap), held.len() as u64)));
         let mut out = Vec::new();
         for _ in 0..100 {
@@ -574,7 +580,10 @@ mod tests {
                 Poll::Pending => {}
             }
         }
-        assert_eq!(String::from_utf8(out).unwrap(), format!("{held}{DONE}"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{CREATED}{DELTA}{DONE}")
+        );
         let Tap::Sse(tap) = &body.tap else {
             panic!("an event stream's tap")
         };

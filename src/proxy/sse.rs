@@ -2,8 +2,9 @@
 //! proxy itself ever adds: `response.failed`.
 //!
 //! The tap never holds bytes back: the caller forwards each chunk and shows it to the tap, which
-//! keeps only the unfinished line. Only the few event types that carry usage or an outcome are
-//! parsed as JSON; deltas are skipped after a substring check.
+//! keeps only the unfinished line. A `data:` line is parsed as JSON at most once: fully when a
+//! substring check says it may carry usage or an outcome, else only for its type while the
+//! stream's first real event is not known yet; after that, deltas are skipped after the check.
 
 use bytes::Bytes;
 use memchr::memmem;
@@ -138,6 +139,12 @@ impl SseTap {
         }
     }
 
+    /// Gives back what the line buffer grew to beyond the unfinished line (a preamble that
+    /// echoes the request can take tens of KiB), before the tap goes on for a whole stream.
+    pub fn shrink(&mut self) {
+        self.line.shrink_to(self.line.len());
+    }
+
     /// True when the bytes seen so far end exactly after an event (a blank line), so anything
     /// appended starts a new event.
     pub fn at_event_boundary(&self) -> bool {
@@ -159,11 +166,15 @@ impl SseTap {
             None
         };
         if self.first_event.is_none() {
-            // A parsed event is classified by the type it read: a preamble event (which can
-            // echo the whole request) is not parsed twice.
-            self.first_event = match &payload {
-                Some(payload) => payload.kind.as_deref().and_then(classify),
-                None => first_event(data),
+            // A parsed line is classified by the type it read, so no line is parsed twice (a
+            // preamble event can echo the whole request).
+            self.first_event = if interesting {
+                payload
+                    .as_ref()
+                    .and_then(|p| p.kind.as_deref())
+                    .and_then(classify)
+            } else {
+                first_event(data)
             };
         }
         let Some(payload) = payload else {
@@ -346,6 +357,26 @@ event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\"
             tap.feed(&stream[cut..]);
             assert_eq!(tap.content_bytes, whole.content_bytes, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn shrinking_gives_back_a_long_line_s_buffer_and_keeps_an_unfinished_one() {
+        let mut tap = SseTap::default();
+        let long = format!(
+            "data: {{\"type\":\"response.created\",\"x\":\"{}\"}}",
+            "a".repeat(40_000)
+        );
+        let (a, b) = long.split_at(20_000);
+        tap.feed(a.as_bytes());
+        tap.feed(b.as_bytes());
+        tap.feed(b"\n\ndata: {\"type\":\"response.out");
+        tap.shrink();
+        assert!(tap.line.capacity() < 100, "{}", tap.line.capacity());
+        tap.feed(b"put_text.delta\"}\n\n");
+        assert_eq!(
+            (tap.data_lines, tap.first_event),
+            (2, Some(FirstEvent::Output))
+        );
     }
 
     #[test]

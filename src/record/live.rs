@@ -186,6 +186,7 @@ fn reuse(kept: Option<String>, now: &str) -> String {
     }
 }
 
+/// Copies `value` into `slot` only if it differs (the usual case is that it does not).
 fn set_if_changed(slot: &mut String, value: &str) {
     if slot != value {
         value.clone_into(slot);
