@@ -362,7 +362,7 @@ async fn a_failing_balance_api_leaves_the_state_error_and_routing_untouched() {
 async fn an_unreachable_balance_api_is_an_error_not_exhaustion() {
     bounded(async {
         let a = MockRelay::start("a").await;
-        let closed = support::outbound::closed_port();
+        let closed = support::outbound::ClosedPort::new();
         let adapters = json!({"providers": [{
             "id": "a-usage", "kind": "sub2api_usage", "domains": ["127.0.0.1"],
             "endpoint": format!("http://127.0.0.1:{closed}/v1/usage")

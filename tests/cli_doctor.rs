@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::cli::{Homes, LIMIT, run};
+use support::outbound::free_port;
 
 /// A folder holding only a fake `codex` that prints `version`, for `PATH`.
 fn fake_codex(dir: &Path, version: &str) -> PathBuf {
@@ -78,15 +79,6 @@ fn write_config(homes: &Homes, text: &str, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(homes.helper_config(), text).unwrap();
     std::fs::set_permissions(homes.helper_config(), std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// A loopback port nothing listens on (bound, then let go).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::cli::{Homes, serve};
 use support::mock_relay::{Fault, MockRelay};
-use support::outbound::TestOutbound;
+use support::outbound::{ClosedPort, TestOutbound};
 use support::ws_relay::Behaviour;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -780,15 +780,6 @@ struct Cell {
     fallback: Option<MockRelay>,
 }
 
-/// A loopback port that refuses connections: bound but not listening, so it stays reserved
-/// (no relay started later gets it) while the socket lives.
-fn refusing_port() -> (tokio::net::TcpSocket, u16) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let port = socket.local_addr().unwrap().port();
-    (socket, port)
-}
-
 fn key(provider: &str) -> String {
     format!("sk-fault-{provider}-9d2e7c41")
 }
@@ -992,9 +983,10 @@ async fn every_fault_on_every_transport_and_topology() {
                 };
                 let (primary_relay, primary_url) = match &primary {
                     Primary::Dead => {
-                        let (socket, port) = refusing_port();
-                        reserved.push(socket);
-                        (None, format!("http://127.0.0.1:{port}/v1"))
+                        let port = ClosedPort::new();
+                        let url = format!("http://127.0.0.1:{port}/v1");
+                        reserved.push(port);
+                        (None, url)
                     }
                     Primary::Http(fault) => {
                         let relay = MockRelay::start(&format!("p{id}")).await;

@@ -13,7 +13,7 @@ use codex_helper::routing::retry::FailureClass;
 use support::bounded;
 use support::cli::{Homes, LIMIT, run, run_to_end};
 use support::mock_relay::MockRelay;
-use support::outbound::closed_port;
+use support::outbound::free_port;
 use support::{TestProxy, codex_body, providers};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -120,7 +120,7 @@ async fn a_relay_that_is_the_helper_itself_is_failed_over() {
 async fn serve_refuses_a_relay_at_its_own_address() {
     bounded(async {
         let homes = Homes::new();
-        let port = closed_port().to_string();
+        let port = free_port().to_string();
         std::fs::write(
             homes.helper_config(),
             format!(
@@ -180,7 +180,7 @@ async fn provider_add_refuses_the_helpers_own_address() {
 async fn first_run_does_not_import_a_codex_provider_that_is_the_helper() {
     bounded(async {
         let homes = Homes::new();
-        let port = closed_port().to_string();
+        let port = free_port().to_string();
         std::fs::write(
             homes.codex.path().join("config.toml"),
             format!(

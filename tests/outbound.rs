@@ -10,7 +10,7 @@ use codex_helper::proxy::Outcome;
 use codex_helper::proxy::record::AttemptOutcome;
 use support::cli::{Homes, run, serve};
 use support::mock_relay::MockRelay;
-use support::outbound::{TestOutbound, closed_port};
+use support::outbound::{ClosedPort, TestOutbound};
 use support::{TestProxy, codex_body};
 use support::{bounded, client};
 
@@ -131,7 +131,7 @@ async fn a_down_proxy_fails_over_and_the_record_names_the_proxy_not_its_password
     bounded(async {
         let unreachable = MockRelay::start("behind the proxy").await;
         let backup = MockRelay::start("backup").await;
-        let port = closed_port();
+        let port = ClosedPort::new();
         let config = format!(
             "{}{}{}",
             provider(

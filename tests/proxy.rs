@@ -388,18 +388,11 @@ async fn model_mapping_changes_only_the_model_value() {
     .await;
 }
 
-/// A loopback address nothing listens on.
-async fn closed_port_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}/v1")
-}
-
 #[tokio::test]
 async fn fails_over_before_the_first_byte() {
     bounded(async {
-        let dead = closed_port_url().await;
+        let closed = support::outbound::ClosedPort::new();
+        let dead = format!("http://127.0.0.1:{closed}/v1");
         type Check = fn(&AttemptOutcome) -> bool;
         let cases: Vec<(&str, Option<Fault>, Check)> = vec![
             ("connect refused", None, |o| {

@@ -7,7 +7,7 @@ mod support;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::outbound::closed_port;
+use support::outbound::ClosedPort;
 use support::ws_relay::{Behaviour, WsRelay};
 use support::{TestProxy, bounded};
 use tokio_tungstenite::tungstenite::Message;
@@ -158,7 +158,8 @@ async fn turns_are_bridged_with_the_relays_key_and_mapped_model_and_recorded_one
 #[tokio::test]
 async fn a_dead_first_relay_is_failed_over_before_the_handshake() {
     bounded(async {
-        let dead = format!("http://127.0.0.1:{}/v1", closed_port());
+        let closed = ClosedPort::new();
+        let dead = format!("http://127.0.0.1:{closed}/v1");
         let relay = WsRelay::start("b", Behaviour::Answer).await;
         let config = keyed(&[("dead", &dead), ("b", &relay.base_url())], "");
         let proxy = TestProxy::start(&config, &[]).await;

@@ -103,8 +103,34 @@ impl TestOutbound {
     }
 }
 
-/// A loopback port with nothing listening (a proxy that is down).
-pub fn closed_port() -> u16 {
+/// A loopback port where connections are refused (a proxy or relay that is down). It stays
+/// bound, without listening, while this lives: a port merely bound and closed again can be
+/// handed to a listener of a test running meanwhile, which would then answer.
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        Self {
+            _socket: socket,
+            port,
+        }
+    }
+}
+
+impl std::fmt::Display for ClosedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.port.fmt(f)
+    }
+}
+
+/// A loopback port free now, for a process the test starts to bind.
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
