@@ -2,9 +2,9 @@
 //!
 //! The proxy never waits on the disk, nor on turning a record into a row (JSON of the attempts
 //! and the route decision, pricing): the sink queues the finished record (shared, not copied)
-//! and the writer thread builds the row. A full queue drops the record and counts it; a failed write
-//! (database locked, disk full) counts the lost rows and carries on. Retention runs on the same
-//! thread between batches.
+//! and the writer thread builds the row. A full queue drops the record and counts it; a failed
+//! write (database locked, disk full) counts the lost rows and carries on. Retention runs on the
+//! same thread between batches.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
