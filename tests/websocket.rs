@@ -188,12 +188,14 @@ async fn a_relay_that_drops_mid_response_gives_the_client_an_error_and_a_close()
         let last = events.last().unwrap();
         assert_eq!(last["type"], "error", "{events:?}");
         assert_eq!(last["error"]["code"], "relay_connection_lost");
-        // Then a close, not a hang.
+        // Then a close that says why (1011: an internal error on the server's side), not a
+        // hang and not a reset.
         let next = socket.next().await;
-        assert!(
-            matches!(next, Some(Ok(Message::Close(_))) | None | Some(Err(_))),
-            "{next:?}"
-        );
+        let Some(Ok(Message::Close(Some(frame)))) = &next else {
+            panic!("expected a close frame, got {next:?}");
+        };
+        assert_eq!(u16::from(frame.code), 1011, "{frame:?}");
+        assert_eq!(frame.reason.as_str(), "relay connection lost");
         let records = proxy.records.wait_for(1).await;
         assert_eq!(records[0].1, Outcome::UpstreamStreamError);
     })

@@ -41,7 +41,7 @@ use super::members;
 use super::overrides::{self, Overridden};
 use super::receive::{ClientRequest, decode_body, read_body};
 use super::record::AttemptOutcome;
-use super::record::{Attempt, Outcome, RecordGuard, RequestRecord};
+use super::record::{Attempt, Outcome, RecordGuard, RequestRecord, attempt_on};
 use super::relay_body::{ChunkStream, ProxyBody, RelayBody};
 use super::replies::{self, Refusal};
 use super::router::Router;
@@ -65,28 +65,11 @@ where
         return response;
     }
     let mut record = new_record(&state, &parts);
-    let peer = parts.extensions.get::<client_key::Peer>().map(|p| p.0);
-    if let Err(refusal) = client_key::check(state.client_key.as_ref(), peer, &mut parts.headers) {
+    if let Err(refusal) = authenticate(&state, &mut parts, &mut record).await {
         return refuse_unauthenticated(refusal, record);
     }
-    if let Some(keys) = &state.member_keys {
-        match members::check(keys.as_ref(), &mut parts.headers).await {
-            Ok((member, key)) => {
-                record.user = Some(member);
-                // A WebSocket checks it again at each response (see `websocket::bridge`).
-                parts.extensions.insert(key);
-            }
-            Err(refusal) => return refuse_unauthenticated(refusal, record),
-        }
-    }
     if websocket::is_upgrade(&parts.headers) {
-        if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
-            return refusal.answer(record);
-        }
-        if let Err(response) = member_limits::enforce(&state, false, &mut record).await {
-            return response;
-        }
-        return websocket::upgrade(state, parts, record).await;
+        return upgrade_to_websocket(state, parts, record).await;
     }
 
     // 1. receive
@@ -133,6 +116,40 @@ where
             continuity_broken(&request, record, upstream, skip.as_ref())
         }
     }
+}
+
+/// Checks the client key and, in team mode, the member's key (naming the member on the
+/// record). Both are taken off the headers, so no relay sees them.
+async fn authenticate(
+    state: &ProxyState,
+    parts: &mut Parts,
+    record: &mut RecordGuard,
+) -> Result<(), Refusal> {
+    let peer = parts.extensions.get::<client_key::Peer>().map(|p| p.0);
+    client_key::check(state.client_key.as_ref(), peer, &mut parts.headers)?;
+    if let Some(keys) = &state.member_keys {
+        let (member, key) = members::check(keys.as_ref(), &mut parts.headers).await?;
+        record.user = Some(member);
+        // A WebSocket checks it again at each response (see `websocket::bridge`).
+        parts.extensions.insert(key);
+    }
+    Ok(())
+}
+
+/// A WebSocket upgrade: admitted as an HTTP request is (host, path, the member's limits),
+/// then answered by [`websocket::upgrade`].
+async fn upgrade_to_websocket(
+    state: Arc<ProxyState>,
+    parts: Parts,
+    mut record: RecordGuard,
+) -> Response<ProxyBody> {
+    if let Err(refusal) = guard::admit(&parts, &state.settings.allowed_hosts, &state.instance) {
+        return refusal.answer(record);
+    }
+    if let Err(response) = member_limits::enforce(&state, false, &mut record).await {
+        return response;
+    }
+    websocket::upgrade(state, parts, record).await
 }
 
 /// A refusal for a missing or bad client or member key: with how to authenticate, and when a
@@ -320,12 +337,10 @@ async fn attempt_endpoint(
     loop {
         let started = Instant::now();
         let (outcome, tried) = attempt::try_upstream(state, plan, request, upstream).await;
-        record.attempts.push(Attempt {
-            provider: upstream.provider.clone(),
-            endpoint: upstream.endpoint.clone(),
-            outcome,
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
+        let duration_ms = started.elapsed().as_millis() as u64;
+        record
+            .attempts
+            .push(attempt_on(upstream, outcome, duration_ms));
         let (failure, answer) = match tried {
             Tried::Answer(answer) => return Verdict::Answered(answer),
             Tried::Failed { failure, answer } => (failure, answer),
@@ -537,47 +552,33 @@ async fn images_call(
     let mut unusable: Option<images::Unusable> = None;
     loop {
         let routed = route(state, plan, &call.request, &mut router, &mut record).await;
-        let reply = match routed {
-            Routed::Chosen(chosen) => {
-                let Chosen {
-                    answer,
-                    index,
-                    upstream,
-                    why,
-                    permit,
-                    probe,
-                } = chosen;
-                note_chosen(&mut record, upstream, why, answer.model_sent.clone());
-                match call
-                    .answer(state, plan, answer, permit, probe, record)
-                    .await
-                {
-                    images::Answered::Done(response) => return response,
-                    images::Answered::Unusable(back, failed) => {
-                        router.tried[index] = true;
-                        router.last_failure = Some(failed.class);
-                        record = *back;
-                        unusable = Some(failed);
-                        continue;
-                    }
-                }
-            }
+        let chosen = match (routed, unusable.take()) {
+            (Routed::Chosen(chosen), _) => chosen,
             // Nowhere left after an unusable answer: that answer's error says most.
-            Routed::Nowhere { .. } | Routed::Bound { .. } if unusable.is_some() => {
-                let failed = unusable.take().expect("an unusable answer");
-                failed.give_up(record, plan)
+            (_, Some(failed)) => return failed.give_up(record, plan),
+            (Routed::Nowhere { skips }, None) => {
+                return images::reshaped(unroutable(&call.request, record, &router, &skips));
             }
-            Routed::Nowhere { skips } => {
-                images::reshaped(unroutable(&call.request, record, &router, &skips))
+            (Routed::Bound { upstream, skip }, None) => {
+                let broken = continuity_broken(&call.request, record, upstream, skip.as_ref());
+                return images::reshaped(broken);
             }
-            Routed::Bound { upstream, skip } => images::reshaped(continuity_broken(
-                &call.request,
-                record,
-                upstream,
-                skip.as_ref(),
-            )),
         };
-        return reply;
+        let model_sent = chosen.answer.model_sent.clone();
+        note_chosen(&mut record, chosen.upstream, chosen.why, model_sent);
+        let (answer, permit, probe) = (chosen.answer, chosen.permit, chosen.probe);
+        match call
+            .answer(state, plan, answer, permit, probe, record)
+            .await
+        {
+            images::Answered::Done(response) => return response,
+            images::Answered::Unusable(back, failed) => {
+                router.tried[chosen.index] = true;
+                router.last_failure = Some(failed.class);
+                record = *back;
+                unusable = Some(failed);
+            }
+        }
     }
 }
 

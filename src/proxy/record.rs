@@ -6,12 +6,23 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::routing::Upstream;
 use crate::routing::select::Why;
 
 pub use crate::record::{
     Attempt, AttemptOutcome, CandidateNote, NoSink, Outcome, RecordSink, RequestRecord,
     RouteDecision,
 };
+
+/// One try on `upstream`, as the record lists it.
+pub fn attempt_on(upstream: &Upstream, outcome: AttemptOutcome, duration_ms: u64) -> Attempt {
+    Attempt {
+        provider: upstream.provider.clone(),
+        endpoint: upstream.endpoint.clone(),
+        outcome,
+        duration_ms,
+    }
+}
 
 impl RequestRecord {
     /// Logs the request as one structured line.

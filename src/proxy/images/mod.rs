@@ -73,12 +73,8 @@ impl Call {
                 ClientRequest::prepare(Method::POST, "/v1/responses".into(), headers, body, false);
             Ok::<_, ImagesError>((request, out.images_model, out.echo))
         });
-        let (request, images_model, echo) = translated.await.map_err(|e| ImagesError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("codex-helper could not translate the request: {e}"),
-            kind: "server_error",
-            param: None,
-            code: None,
+        let (request, images_model, echo) = translated.await.map_err(|e| {
+            ImagesError::internal(format!("codex-helper could not translate the request: {e}"))
         })??;
         Ok(Self {
             request,
@@ -110,51 +106,25 @@ impl Call {
         let body = match read_whole(answer.body, idle).await {
             Ok(body) => body,
             Err(error) => {
-                let error = plan.redactor.redact(&error).into_owned();
-                if let Some(probe) = probe {
-                    probe.failed(Cooldown::Growing, format!("images answer broke: {error}"));
-                }
-                let failure = ImagesError {
-                    status: StatusCode::BAD_GATEWAY,
-                    message: format!("codex-helper: the relay's answer broke: {error}"),
-                    kind: "upstream_error",
-                    param: None,
-                    code: Some("upstream_stream_error".into()),
-                };
+                let broke = answer_broke(plan, &error, probe, record, status);
                 drop(permit);
-                let (class, outcome) = (FailureClass::Transport, Outcome::UpstreamStreamError);
-                return Answered::unusable(record, status, failure, class, outcome);
+                return broke;
             }
         };
         if !status.is_success() {
             // A client error the relay sent (the retry policy returns those as they are).
             let body = plan.redactor.redact_bytes(&body).into_owned();
             let failure = translate::relay_failure(status, &body);
-            return Answered::Done(finish(
-                record,
-                plan,
-                Err(failure),
-                Outcome::Completed,
-                permit,
-            ));
+            let reply = finish(record, plan, Err(failure), Outcome::Completed, permit);
+            return Answered::Done(reply);
         }
         let echo = self.echo.clone();
         let translated = tokio::task::spawn_blocking(move || read_answer(&body, sse, &echo));
         let Ok(read) = translated.await else {
-            let failure = ImagesError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: "codex-helper could not translate the relay's answer".into(),
-                kind: "server_error",
-                param: None,
-                code: None,
-            };
-            return Answered::Done(finish(
-                record,
-                plan,
-                Err(failure),
-                Outcome::Completed,
-                permit,
-            ));
+            let failure =
+                ImagesError::internal("codex-helper could not translate the relay's answer");
+            let reply = finish(record, plan, Err(failure), Outcome::Completed, permit);
+            return Answered::Done(reply);
         };
         record.usage = read.usage;
         record.model_answered = read.model;
@@ -174,6 +144,30 @@ impl Call {
         };
         Answered::Done(finish(record, plan, Err(outcome.0), outcome.1, permit))
     }
+}
+
+/// The relay's answer broke before it was whole: the endpoint's health hears of it, and the
+/// request may go elsewhere.
+fn answer_broke(
+    plan: &Plan,
+    error: &str,
+    probe: Option<HealthProbe>,
+    record: RecordGuard,
+    status: StatusCode,
+) -> Answered {
+    let error = plan.redactor.redact(error).into_owned();
+    if let Some(probe) = probe {
+        probe.failed(Cooldown::Growing, format!("images answer broke: {error}"));
+    }
+    let failure = ImagesError {
+        status: StatusCode::BAD_GATEWAY,
+        message: format!("codex-helper: the relay's answer broke: {error}"),
+        kind: "upstream_error",
+        param: None,
+        code: Some("upstream_stream_error".into()),
+    };
+    let (class, outcome) = (FailureClass::Transport, Outcome::UpstreamStreamError);
+    Answered::unusable(record, status, failure, class, outcome)
 }
 
 /// How an Images answer ended.

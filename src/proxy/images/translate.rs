@@ -79,6 +79,17 @@ impl ImagesError {
         }
     }
 
+    /// The proxy itself failed (500, `server_error`).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({"error": {
             "message": self.message,
@@ -196,45 +207,13 @@ pub fn data_url(content_type: Option<&str>, data: &[u8]) -> String {
 
 /// The Responses request for an Images request's fields.
 fn from_fields(entry: Entry, fields: &Map<String, Value>) -> Result<Translated, ImagesError> {
-    let text = |key: &str| {
-        fields
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
+    let text = |key: &str| text(fields, key);
     let prompt =
         text("prompt").ok_or_else(|| ImagesError::invalid(Some("prompt"), "prompt is required"))?;
-    check_n(fields.get("n"))?;
-    if fields.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(ImagesError::invalid(
-            Some("stream"),
-            "codex-helper does not stream Images answers; leave stream unset",
-        ));
-    }
-    if text("response_format").is_some_and(|f| f != "b64_json") {
-        return Err(ImagesError::invalid(
-            Some("response_format"),
-            "codex-helper answers with b64_json only",
-        ));
-    }
+    refuse_unsupported(fields)?;
     let images_model = text("model").map(str::to_string);
     let model = responses_model(text("responses_model"), images_model.as_deref());
-
-    let mut tool = Map::new();
-    tool.insert("type".into(), json!("image_generation"));
-    let mut echo = Map::new();
-    for key in TOOL_TEXT_OPTIONS {
-        if let Some(value) = text(key) {
-            tool.insert(key.into(), json!(value));
-            if ECHOED.contains(&key) {
-                echo.insert(key.into(), json!(value));
-            }
-        }
-    }
-    if let Some(compression) = fields.get("output_compression").and_then(number) {
-        tool.insert("output_compression".into(), json!(compression));
-    }
+    let (mut tool, echo) = tool_options(fields);
     let mut content = vec![json!({"type": "input_text", "text": prompt})];
     if entry == Entry::Edits {
         let references = references(fields)?;
@@ -264,6 +243,54 @@ fn from_fields(entry: Entry, fields: &Map<String, Value>) -> Result<Translated, 
         images_model,
         echo,
     })
+}
+
+/// A field's text, trimmed; `None` when it is absent, not a string, or blank.
+fn text<'a>(fields: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    fields
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Refuses what one non-streamed Responses call cannot give: several images, a stream, a
+/// format other than `b64_json`.
+fn refuse_unsupported(fields: &Map<String, Value>) -> Result<(), ImagesError> {
+    check_n(fields.get("n"))?;
+    if fields.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Err(ImagesError::invalid(
+            Some("stream"),
+            "codex-helper does not stream Images answers; leave stream unset",
+        ));
+    }
+    if text(fields, "response_format").is_some_and(|f| f != "b64_json") {
+        return Err(ImagesError::invalid(
+            Some("response_format"),
+            "codex-helper answers with b64_json only",
+        ));
+    }
+    Ok(())
+}
+
+/// The `image_generation` tool with the request's options, and the options the answer
+/// echoes back.
+fn tool_options(fields: &Map<String, Value>) -> (Map<String, Value>, Map<String, Value>) {
+    let mut tool = Map::new();
+    tool.insert("type".into(), json!("image_generation"));
+    let mut echo = Map::new();
+    for key in TOOL_TEXT_OPTIONS {
+        if let Some(value) = text(fields, key) {
+            tool.insert(key.into(), json!(value));
+            if ECHOED.contains(&key) {
+                echo.insert(key.into(), json!(value));
+            }
+        }
+    }
+    if let Some(compression) = fields.get("output_compression").and_then(number) {
+        tool.insert("output_compression".into(), json!(compression));
+    }
+    (tool, echo)
 }
 
 /// `n` may be absent or 1: one Responses call makes one image, and the proxy does not loop

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::WebSocketStream;
@@ -30,6 +31,51 @@ use crate::routing::retry::Cooldown;
 use crate::routing::runtime::{HealthProbe, Permit};
 use crate::time::now_ms;
 
+type Socket = WebSocketStream<Box<dyn UpgradedIo>>;
+
+/// Both connections of a bridge, each split into its sending and its receiving half.
+struct Ends {
+    to_client: SplitSink<Socket, Message>,
+    from_client: SplitStream<Socket>,
+    to_relay: SplitSink<Socket, Message>,
+    from_relay: SplitStream<Socket>,
+}
+
+impl Ends {
+    /// Team mode: the member's key no longer admits it. The client gets the refusal as an
+    /// `error` event and a policy close; the relay connection closes.
+    async fn refuse_member(&mut self, event: String) {
+        let _ = self.to_client.send(Message::text(event)).await;
+        let _ = self
+            .to_client
+            .send(close_frame(1008, "member key refused"))
+            .await;
+        let _ = self.to_relay.close().await;
+    }
+
+    /// Closes the client's connection with `code`, then lets the closing handshake finish,
+    /// bounded: what the client still sends (a pong, its close) is read, not answered with a
+    /// reset that would discard what was sent before the close.
+    async fn close_client(&mut self, code: u16, reason: &'static str) {
+        let _ = self.to_client.send(close_frame(code, reason)).await;
+        let client_closed = async {
+            while let Some(Ok(message)) = self.from_client.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, client_closed).await;
+    }
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    }))
+}
+
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_BYTES))
@@ -40,7 +86,8 @@ fn config() -> WebSocketConfig {
 pub(super) struct Bridge {
     state: Arc<ProxyState>,
     upstream: Upstream,
-    permit: Permit,
+    /// The endpoint's concurrency slot, held until the connection ends.
+    _permit: Permit,
     probe: HealthProbe,
     alone: bool,
     /// The handshake's record: what every response's record starts from.
@@ -79,7 +126,7 @@ impl Bridge {
         let bridge = Bridge {
             state: state.clone(),
             upstream,
-            permit,
+            _permit: permit,
             probe,
             alone,
             template,
@@ -123,52 +170,63 @@ impl Bridge {
     pub(super) async fn run(mut self, client: Box<dyn UpgradedIo>, relay: Box<dyn UpgradedIo>) {
         let client = WebSocketStream::from_raw_socket(client, Role::Server, Some(config())).await;
         let relay = WebSocketStream::from_raw_socket(relay, Role::Client, Some(config())).await;
-        let (mut to_client, mut from_client) = client.split();
-        let (mut to_relay, mut from_relay) = relay.split();
+        let (to_client, from_client) = client.split();
+        let (to_relay, from_relay) = relay.split();
+        let mut ends = Ends {
+            to_client,
+            from_client,
+            to_relay,
+            from_relay,
+        };
+        match self.pass_messages(&mut ends).await {
+            Some(error) => self.relay_lost(&mut ends, error).await,
+            None => {
+                self.end_current(Outcome::ClientDisconnected, None);
+                self.probe.succeeded();
+            }
+        }
+    }
+
+    /// Passes messages both ways until one side ends: `None` when the client left or was
+    /// refused, or the error when the relay broke the connection or went silent.
+    async fn pass_messages(&mut self, ends: &mut Ends) -> Option<String> {
         let idle = match self.state.settings.stream_idle_timeout_ms {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         };
         let mut last_from_relay = Instant::now();
-        let broke = loop {
+        loop {
             // Only a response in progress waits on the relay; between turns the socket may idle.
             let silent = idle.filter(|_| self.current.is_some());
             let deadline = silent.map(|idle| last_from_relay + idle);
             tokio::select! {
                 () = sleep_until(deadline), if deadline.is_some() => {
-                    break Some(format!(
+                    return Some(format!(
                         "no message from the relay for {:.1} s in a response",
                         silent.unwrap_or_default().as_secs_f64()
                     ));
                 }
-                message = from_client.next() => match message {
+                message = ends.from_client.next() => match message {
                     Some(Ok(message)) => {
                         if let Some(event) = self.member_refusal(&message).await {
-                            let _ = to_client.send(Message::text(event)).await;
-                            let _ = to_client
-                                .send(Message::Close(Some(CloseFrame {
-                                    code: 1008.into(),
-                                    reason: "member key refused".into(),
-                                })))
-                                .await;
-                            let _ = to_relay.close().await;
-                            break None;
+                            ends.refuse_member(event).await;
+                            return None;
                         }
                         let closing = message.is_close();
                         let message = self.on_client_message(message);
                         // 4a. filter: the filter.json rules, after the model mapping
                         let message = self.filtered(message).await;
-                        if to_relay.send(message).await.is_err() || closing {
-                            break None;
+                        if ends.to_relay.send(message).await.is_err() || closing {
+                            return None;
                         }
                     }
                     // The client went away: so does the relay connection.
                     Some(Err(_)) | None => {
-                        let _ = to_relay.close().await;
-                        break None;
+                        let _ = ends.to_relay.close().await;
+                        return None;
                     }
                 },
-                message = from_relay.next() => match message {
+                message = ends.from_relay.next() => match message {
                     Some(Ok(message)) => {
                         // Pings are not progress: a relay that only pings is silent.
                         if message.is_text() || message.is_binary() {
@@ -176,55 +234,34 @@ impl Bridge {
                         }
                         let closing = message.is_close();
                         self.on_relay_message(&message);
-                        if to_client.send(message).await.is_err() || closing {
-                            break None;
+                        if ends.to_client.send(message).await.is_err() || closing {
+                            return None;
                         }
                     }
-                    Some(Err(e)) => break Some(e.to_string()),
-                    None => break Some("the relay closed the connection".to_string()),
+                    Some(Err(e)) => return Some(e.to_string()),
+                    None => return Some("the relay closed the connection".to_string()),
                 },
             }
-        };
-        match broke {
-            Some(error) => {
-                // A response in progress fails visibly, then the connection closes cleanly.
-                if self.current.is_some() {
-                    let event = failure_event(&error);
-                    let _ = to_client.send(Message::text(event)).await;
-                }
-                let _ = to_client
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 1011.into(),
-                        reason: "relay connection lost".into(),
-                    })))
-                    .await;
-                // The closing handshake, bounded: what the client still sends (a pong, its
-                // close) is read, not answered with a reset that would discard the error event
-                // before the client has read it.
-                let client_closed = async {
-                    while let Some(Ok(message)) = from_client.next().await {
-                        if message.is_close() {
-                            break;
-                        }
-                    }
-                };
-                let _ = tokio::time::timeout(CLOSE_WAIT, client_closed).await;
-                self.end_current(Outcome::UpstreamStreamError, Some(error.clone()));
-                // A lone relay is not cooled down: that would leave its sessions nowhere to go.
-                let cooldown = if self.alone {
-                    Cooldown::None
-                } else {
-                    Cooldown::Growing
-                };
-                self.probe
-                    .failed(cooldown, format!("{}: {error}", self.upstream.key()));
-            }
-            None => {
-                self.end_current(Outcome::ClientDisconnected, None);
-                self.probe.succeeded();
-            }
         }
-        drop(self.permit);
+    }
+
+    /// The relay broke the connection: a response in progress fails visibly, the client's
+    /// connection closes cleanly, and the endpoint's health hears of it.
+    async fn relay_lost(mut self, ends: &mut Ends, error: String) {
+        if self.current.is_some() {
+            let event = failure_event(&error);
+            let _ = ends.to_client.send(Message::text(event)).await;
+        }
+        ends.close_client(1011, "relay connection lost").await;
+        self.end_current(Outcome::UpstreamStreamError, Some(error.clone()));
+        // A lone relay is not cooled down: that would leave its sessions nowhere to go.
+        let cooldown = if self.alone {
+            Cooldown::None
+        } else {
+            Cooldown::Growing
+        };
+        self.probe
+            .failed(cooldown, format!("{}: {error}", self.upstream.key()));
     }
 
     /// A `response.create` with the filter rules applied; any other message as it is.

@@ -36,7 +36,7 @@ use super::headers::{client_response_headers, upstream_request_headers};
 use super::loops;
 use super::overrides::{self, Overridden};
 use super::receive::ClientRequest;
-use super::record::{Attempt, AttemptOutcome, RecordGuard};
+use super::record::{AttemptOutcome, RecordGuard, attempt_on};
 use super::relay_body::ProxyBody;
 use super::replies;
 use super::router::Router;
@@ -62,7 +62,12 @@ impl Refusals {
         map.get(endpoint).is_some_and(|until| now < *until)
     }
 
-    fn remember(&self, endpoint: &str, now: Millis) {
+    /// `endpoint` answered the handshake with `status`, not 101: it is not asked again for a
+    /// while.
+    fn remember(&self, endpoint: &str, status: u16, now: Millis) {
+        tracing::info!(
+            "relay {endpoint} refused the WebSocket transport (HTTP {status}); Codex is told to use HTTP"
+        );
         let mut map = self.0.lock().expect("websocket refusals lock");
         map.retain(|_, until| now < *until);
         map.insert(endpoint.to_string(), now.saturating_add(REFUSAL_MEMORY_MS));
@@ -108,25 +113,9 @@ pub async fn upgrade(
     else {
         return replies::websocket_unsupported().answer(record);
     };
-    // The relay's answer headers (the model, rate limits, turn state) reach Codex as they
-    // would over HTTP; the handshake's own are the proxy's, per side.
-    let mut headers = client_response_headers(
-        std::mem::take(&mut connected.headers),
-        false,
-        record.model_requested.as_deref(),
-    );
-    for name in WEBSOCKET_HEADERS {
-        headers.remove(name);
-    }
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        headers.insert("sec-websocket-accept", accept);
-    }
-    let deflate = negotiate::accept_offer(&parts.headers).map(|(agreed, answer)| {
-        headers.insert("sec-websocket-extensions", answer);
-        agreed
-    });
+    let relay_headers = std::mem::take(&mut connected.headers);
+    let model = record.model_requested.as_deref();
+    let (headers, deflate) = switching_headers(relay_headers, &parts.headers, &key, model);
     let member_key = parts
         .extensions
         .get::<crate::proxy::members::PresentedKey>()
@@ -153,6 +142,31 @@ pub async fn upgrade(
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *response.headers_mut() = headers;
     response
+}
+
+/// The client's `101` headers, and the compression agreed with the client. The relay's
+/// answer headers (the model, rate limits, turn state) reach Codex as they would over HTTP;
+/// the handshake's own are the proxy's, per side.
+fn switching_headers(
+    relay: HeaderMap,
+    client: &HeaderMap,
+    key: &HeaderValue,
+    model: Option<&str>,
+) -> (HeaderMap, Option<negotiate::Deflate>) {
+    let mut headers = client_response_headers(relay, false, model);
+    for name in WEBSOCKET_HEADERS {
+        headers.remove(name);
+    }
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert("sec-websocket-accept", accept);
+    }
+    let deflate = negotiate::accept_offer(client).map(|(agreed, answer)| {
+        headers.insert("sec-websocket-extensions", answer);
+        agreed
+    });
+    (headers, deflate)
 }
 
 /// The handshake headers that belong to one side's connection.
@@ -244,22 +258,13 @@ async fn connect(
             Err(NotOpened::Refused { status }) => {
                 // Not the relay's health: it answers, just not this transport.
                 drop(probe);
-                state
-                    .websocket_refusals
-                    .remember(upstream.key().as_str(), now);
-                tracing::info!(
-                    "relay {} refused the WebSocket transport (HTTP {status}); Codex is told to use HTTP",
-                    upstream.key()
-                );
+                let refusals = &state.websocket_refusals;
+                refusals.remember(upstream.key().as_str(), status, now);
                 return None;
             }
             Err(NotOpened::Failed { outcome, class }) => {
-                let attempt = Attempt {
-                    provider: upstream.provider.clone(),
-                    endpoint: upstream.endpoint.clone(),
-                    outcome,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                };
+                let duration_ms = started.elapsed().as_millis() as u64;
+                let attempt = attempt_on(upstream, outcome, duration_ms);
                 probe.failed(Cooldown::Growing, attempt.summary());
                 record.attempts.push(attempt);
                 router.tried[index] = true;
@@ -319,13 +324,7 @@ pub async fn handshake(
         Ok(opened) => Ok(opened.socket),
         Err(NotOpened::Refused { status }) => Err(Acceptance::Refuses { status }),
         Err(NotOpened::Failed { outcome, .. }) => Err(Acceptance::Unreachable {
-            error: Attempt {
-                provider: upstream.provider.clone(),
-                endpoint: upstream.endpoint.clone(),
-                outcome,
-                duration_ms: 0,
-            }
-            .summary(),
+            error: attempt_on(upstream, outcome, 0).summary(),
         }),
     }
 }
@@ -354,7 +353,47 @@ async fn open(
     upstream: &Upstream,
     request: &ClientRequest,
 ) -> Result<Opened, NotOpened> {
-    let failed = |outcome, class| NotOpened::Failed { outcome, class };
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    let url = upstream.base_url.join(&request.path_and_query);
+    let mut builder = Request::get(&url);
+    if let Some(h) = builder.headers_mut() {
+        *h = handshake_headers(state, upstream, request, &key);
+    }
+    let Ok(handshake) = builder.body(Bytes::new()) else {
+        let error = "the relay's URL is not usable for a WebSocket".into();
+        return Err(connect_failed(error));
+    };
+    let client = state
+        .websocket_client(upstream)
+        .map_err(|e| connect_failed(format!("{e:#}")))?;
+    let timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
+    let (status, answer, socket) =
+        match tokio::time::timeout(timeout, client.handshake(handshake)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) if e.connect => return Err(connect_failed(e.message)),
+            Ok(Err(e)) => return Err(transport_failed(e.message)),
+            Err(_) => {
+                let after_ms = timeout.as_millis() as u64;
+                return Err(NotOpened::Failed {
+                    outcome: AttemptOutcome::Timeout { after_ms },
+                    class: FailureClass::HeaderTimeout,
+                });
+            }
+        };
+    match socket {
+        Some(socket) => accept(socket, answer, &key),
+        None => Err(not_switched(status)),
+    }
+}
+
+/// The handshake's headers for the relay: the client's, with the helper's credential and
+/// loop stamp, and this side's own WebSocket key and deflate offer.
+fn handshake_headers(
+    state: &ProxyState,
+    upstream: &Upstream,
+    request: &ClientRequest,
+    key: &str,
+) -> HeaderMap {
     let mut headers = upstream_request_headers(
         &request.headers,
         &upstream.credential,
@@ -372,101 +411,65 @@ async fn open(
         "sec-websocket-extensions",
         HeaderValue::from_static(negotiate::OFFER),
     );
-    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-    if let Ok(key) = HeaderValue::from_str(&key) {
+    if let Ok(key) = HeaderValue::from_str(key) {
         headers.insert("sec-websocket-key", key);
     }
-    let url = upstream.base_url.join(&request.path_and_query);
-    let mut builder = Request::get(&url);
-    if let Some(h) = builder.headers_mut() {
-        *h = headers;
+    headers
+}
+
+/// A relay's `101`: its socket, once its accept key matches `key`, inflating and deflating
+/// when it agreed to permessage-deflate.
+fn accept(socket: Box<dyn UpgradedIo>, answer: HeaderMap, key: &str) -> Result<Opened, NotOpened> {
+    let accept = answer
+        .get("sec-websocket-accept")
+        .map(HeaderValue::as_bytes);
+    if accept != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
+        let error = "the relay's WebSocket handshake answer does not match its key";
+        return Err(transport_failed(error.into()));
     }
-    let Ok(handshake) = builder.body(Bytes::new()) else {
-        return Err(failed(
-            AttemptOutcome::ConnectError {
-                error: "the relay's URL is not usable for a WebSocket".into(),
-            },
-            FailureClass::Connect,
-        ));
-    };
-    let client = state.websocket_client(upstream).map_err(|e| {
-        failed(
-            AttemptOutcome::ConnectError {
-                error: format!("{e:#}"),
-            },
-            FailureClass::Connect,
-        )
-    })?;
-    let timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
-    let (status, answer, socket) =
-        match tokio::time::timeout(timeout, client.handshake(handshake)).await {
-            Err(_) => {
-                return Err(failed(
-                    AttemptOutcome::Timeout {
-                        after_ms: timeout.as_millis() as u64,
-                    },
-                    FailureClass::HeaderTimeout,
-                ));
-            }
-            Ok(Err(e)) if e.connect => {
-                return Err(failed(
-                    AttemptOutcome::ConnectError { error: e.message },
-                    FailureClass::Connect,
-                ));
-            }
-            Ok(Err(e)) => {
-                return Err(failed(
-                    AttemptOutcome::TransportError { error: e.message },
-                    FailureClass::Transport,
-                ));
-            }
-            Ok(Ok(answer)) => answer,
+    let socket: Box<dyn UpgradedIo> =
+        match negotiate::read_answer(&answer).map_err(transport_failed)? {
+            Some(agreed) => Box::new(Deflated::new(socket, agreed, MAX_MESSAGE_BYTES)),
+            None => socket,
         };
-    let transport = |error: String| {
-        failed(
-            AttemptOutcome::TransportError { error },
-            FailureClass::Transport,
-        )
-    };
-    match socket {
-        Some(socket) => {
-            let accept = answer
-                .get("sec-websocket-accept")
-                .map(HeaderValue::as_bytes);
-            if accept != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
-                return Err(transport(
-                    "the relay's WebSocket handshake answer does not match its key".into(),
-                ));
-            }
-            let socket: Box<dyn UpgradedIo> =
-                match negotiate::read_answer(&answer).map_err(transport)? {
-                    Some(agreed) => Box::new(Deflated::new(socket, agreed, MAX_MESSAGE_BYTES)),
-                    None => socket,
-                };
-            Ok(Opened {
-                socket,
-                headers: answer,
-            })
-        }
-        // A redirect fails over as over HTTP: it is not followed, nor a refusal of the transport.
-        None if status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || classify_status(status.as_u16(), None, false, "", "") == FailureClass::Redirect =>
-        {
-            let class = classify_status(status.as_u16(), None, false, "", "");
-            Err(failed(
-                AttemptOutcome::FailedStatus {
-                    status: status.as_u16(),
-                    class,
-                    retry_after_secs: None,
-                    body_preview: String::new(),
-                },
-                class,
-            ))
-        }
-        None => Err(NotOpened::Refused {
+    Ok(Opened {
+        socket,
+        headers: answer,
+    })
+}
+
+/// A relay's answer other than `101`. One that says try elsewhere (5xx, 429, a redirect,
+/// which is not followed) fails over as over HTTP; any other refuses the transport.
+fn not_switched(status: StatusCode) -> NotOpened {
+    let class = classify_status(status.as_u16(), None, false, "", "");
+    if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || class == FailureClass::Redirect
+    {
+        let outcome = AttemptOutcome::FailedStatus {
             status: status.as_u16(),
-        }),
+            class,
+            retry_after_secs: None,
+            body_preview: String::new(),
+        };
+        return NotOpened::Failed { outcome, class };
+    }
+    NotOpened::Refused {
+        status: status.as_u16(),
+    }
+}
+
+fn connect_failed(error: String) -> NotOpened {
+    NotOpened::Failed {
+        outcome: AttemptOutcome::ConnectError { error },
+        class: FailureClass::Connect,
+    }
+}
+
+fn transport_failed(error: String) -> NotOpened {
+    NotOpened::Failed {
+        outcome: AttemptOutcome::TransportError { error },
+        class: FailureClass::Transport,
     }
 }
 
@@ -485,7 +488,7 @@ mod tests {
     #[test]
     fn a_refusal_is_remembered_for_a_while() {
         let refusals = Refusals::default();
-        refusals.remember("a.default", 1_000);
+        refusals.remember("a.default", 404, 1_000);
         assert!(refusals.refused("a.default", 1_000 + REFUSAL_MEMORY_MS - 1));
         assert!(!refusals.refused("a.default", 1_000 + REFUSAL_MEMORY_MS));
         assert!(!refusals.refused("b.default", 1_000));
