@@ -104,14 +104,15 @@ impl Visit for LogVisitor<'_> {
         if !self.writes_itself(field) {
             return self.delegate(field, |v| v.record_u64(field, value));
         }
-        self.field(field, |w| write!(w, "{value}"));
+        // `itoa` writes the digits directly; `write!` goes through `fmt`'s padding machinery.
+        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if !self.writes_itself(field) {
             return self.delegate(field, |v| v.record_i64(field, value));
         }
-        self.field(field, |w| write!(w, "{value}"));
+        self.field(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
