@@ -118,8 +118,9 @@ where
     }
 }
 
-/// Checks the client key and, in team mode, the member's key (naming the member on the
-/// record). Both are taken off the headers, so no relay sees them.
+/// Checks the client key (asked of peers that are not on loopback) and, in team mode, the
+/// member's key, naming the member on the record. A key that was checked is taken off the
+/// headers, so no relay sees it.
 async fn authenticate(
     state: &ProxyState,
     parts: &mut Parts,
@@ -136,8 +137,9 @@ async fn authenticate(
     Ok(())
 }
 
-/// A WebSocket upgrade: admitted as an HTTP request is (host, path, the member's limits),
-/// then answered by [`websocket::upgrade`].
+/// A WebSocket upgrade: admitted as an HTTP request is ([`guard::admit`]: browsers, host,
+/// path, forwarding loops; then the member's limits), then answered by
+/// [`websocket::upgrade`].
 async fn upgrade_to_websocket(
     state: Arc<ProxyState>,
     parts: Parts,

@@ -33,12 +33,13 @@ use crate::time::now_ms;
 
 type Socket = WebSocketStream<Box<dyn UpgradedIo>>;
 
-/// Both connections of a bridge, each split into its sending and its receiving half.
+/// Both connections of a bridge, each split into its sending and its receiving half. (Fields
+/// drop in order: the relay's connection closes first.)
 struct Ends {
-    to_client: SplitSink<Socket, Message>,
-    from_client: SplitStream<Socket>,
     to_relay: SplitSink<Socket, Message>,
     from_relay: SplitStream<Socket>,
+    to_client: SplitSink<Socket, Message>,
+    from_client: SplitStream<Socket>,
 }
 
 impl Ends {
@@ -178,17 +179,23 @@ impl Bridge {
             to_relay,
             from_relay,
         };
+        // Both endings consume the bridge, so its permit is given back before the sockets close.
         match self.pass_messages(&mut ends).await {
             Some(error) => self.relay_lost(&mut ends, error).await,
-            None => {
-                self.end_current(Outcome::ClientDisconnected, None);
-                self.probe.succeeded();
-            }
+            None => self.ended(),
         }
     }
 
-    /// Passes messages both ways until one side ends: `None` when the client left or was
-    /// refused, or the error when the relay broke the connection or went silent.
+    /// The connection ended without a fault of the relay's: the response in progress (if
+    /// any) is the client's to have left, and the endpoint answered well.
+    fn ended(mut self) {
+        self.end_current(Outcome::ClientDisconnected, None);
+        self.probe.succeeded();
+    }
+
+    /// Passes messages both ways until one side ends: `None` when the connection ended
+    /// normally (the client left or was refused, or a close frame was passed on), or the
+    /// error when the relay broke the connection or went silent in a response.
     async fn pass_messages(&mut self, ends: &mut Ends) -> Option<String> {
         let idle = match self.state.settings.stream_idle_timeout_ms {
             0 => None,
@@ -245,8 +252,8 @@ impl Bridge {
         }
     }
 
-    /// The relay broke the connection: a response in progress fails visibly, the client's
-    /// connection closes cleanly, and the endpoint's health hears of it.
+    /// The relay broke the connection or went silent: a response in progress fails visibly,
+    /// the client's connection closes cleanly, and the endpoint's health hears of it.
     async fn relay_lost(mut self, ends: &mut Ends, error: String) {
         if self.current.is_some() {
             let event = failure_event(&error);

@@ -381,7 +381,7 @@ async fn open(
             }
         };
     match socket {
-        Some(socket) => accept(socket, answer, &key),
+        Some(socket) => verify_switch(socket, answer, &key),
         None => Err(not_switched(status)),
     }
 }
@@ -419,7 +419,11 @@ fn handshake_headers(
 
 /// A relay's `101`: its socket, once its accept key matches `key`, inflating and deflating
 /// when it agreed to permessage-deflate.
-fn accept(socket: Box<dyn UpgradedIo>, answer: HeaderMap, key: &str) -> Result<Opened, NotOpened> {
+fn verify_switch(
+    socket: Box<dyn UpgradedIo>,
+    answer: HeaderMap,
+    key: &str,
+) -> Result<Opened, NotOpened> {
     let accept = answer
         .get("sec-websocket-accept")
         .map(HeaderValue::as_bytes);
@@ -459,6 +463,7 @@ fn not_switched(status: StatusCode) -> NotOpened {
     }
 }
 
+/// The relay could not be reached (or its URL or route not used): fail over.
 fn connect_failed(error: String) -> NotOpened {
     NotOpened::Failed {
         outcome: AttemptOutcome::ConnectError { error },
@@ -466,6 +471,7 @@ fn connect_failed(error: String) -> NotOpened {
     }
 }
 
+/// The handshake broke or its answer was wrong: fail over.
 fn transport_failed(error: String) -> NotOpened {
     NotOpened::Failed {
         outcome: AttemptOutcome::TransportError { error },
