@@ -1,8 +1,9 @@
 //! What the proxy adds, measured against the direct path in the same run.
 //!
-//! Starts a fast mock upstream in this process and the real `codex-helper` binary in another
-//! (and, when `nginx` is installed, nginx as a plain reverse proxy in front of the same mock,
-//! as a yardstick: Debian's `nginx-light`), then sends the same ~20 KB Codex-like request
+//! Starts a fast mock upstream in this process and the real `codex-helper` binary in another,
+//! with two yardsticks in front of the same mock: a bare hyper proxy (codex-helper's HTTP stack
+//! with nothing else, see [`common::bare_proxy`]) and, when `nginx` is installed, nginx as a
+//! plain reverse proxy (Debian's `nginx-light`). It then sends the same ~20 KB Codex-like request
 //! through each, interleaved, and prints: latency p50/p99 at concurrency 1 (JSON and SSE),
 //! time to first byte of a burst SSE reply, requests per second at concurrency 32, CPU time
 //! per request of each proxy at concurrency 1 and 32 next to the floor (the CPU the mock
@@ -21,6 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use common::ProxyProcess;
+use common::bare_proxy::BareProxy;
 use common::load::{
     BenchClient, CONCURRENT, CONCURRENT_REQUESTS, Target, codex_like_body, cpu_time, quantile,
     row_cpu, row_ms, send, start_upstream, throughput,
@@ -38,8 +40,18 @@ struct Path {
     pid: Option<u32>,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // The "hyper" column's process is this binary, re-run: it serves here and never returns.
+    common::bare_proxy::serve_if_asked();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}
+
+async fn bench() {
     let upstream = start_upstream().await;
     // `CODEX_HELPER_BENCH_BIN` measures another build instead of this one;
     // `CODEX_HELPER_BENCH_BASELINE` measures another build (e.g. an older commit's) beside it,
@@ -52,6 +64,7 @@ async fn main() {
     // The same build with a default profile that fills `service_tier`: every request's body
     // is patched (phase 2b), the cost of profiles and session overrides.
     let profiled = ProxyProcess::start(&with_default_profile(upstream), binary);
+    let bare = BareProxy::start(upstream);
     let nginx = Nginx::start(upstream);
     let mut paths = vec![
         Path {
@@ -77,6 +90,11 @@ async fn main() {
             pid: Some(baseline.child.id()),
         });
     }
+    paths.push(Path {
+        name: "hyper",
+        target: Target::new(format!("http://{}/v1/responses", bare.addr)),
+        pid: Some(bare.child.id()),
+    });
     if let Some(nginx) = &nginx {
         paths.push(Path {
             name: "nginx",
@@ -178,7 +196,9 @@ async fn main() {
     }
     println!(
         "\nThe direct column's CPU is the floor: the mock upstream and the load generator (this \
-         process) per request.\nA proxy's ratio is its CPU per request over that floor."
+         process) per request.\nA proxy's ratio is its CPU per request over that floor.\nhyper: a bare proxy on \
+         codex-helper's HTTP stack (no routing, inspection, log or ledger), the least that stack \
+         costs here."
     );
     println!(
         "codex-helper RSS idle: {:.1} MiB, peak (after {CONCURRENT} concurrent streams): {:.1} MiB",

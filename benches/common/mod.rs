@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod bare_proxy;
 pub mod load;
 
 use std::io::{BufRead, BufReader};
