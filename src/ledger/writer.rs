@@ -23,10 +23,6 @@ use crate::record::{Outcome, RecordSink, RequestRecord};
 
 /// Rows waiting to be written at most; beyond this, rows are dropped (and counted).
 const QUEUE: usize = 8_192;
-/// Rows written per transaction at most.
-const BATCH: usize = 512;
-/// How long the writer lets rows gather before writing them.
-const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
 /// What the writer has done, for status displays.
 #[derive(Debug, Default, Serialize)]
@@ -83,12 +79,30 @@ pub struct Ledger {
 impl Ledger {
     /// Opens the database (errors are reported here, before serving) and starts the writer.
     pub fn start(path: &Path, settings: LedgerSettings, prices: PriceBook) -> anyhow::Result<Self> {
+        Self::start_batching(path, settings, prices, BATCHING)
+    }
+
+    fn start_batching(
+        path: &Path,
+        settings: LedgerSettings,
+        prices: PriceBook,
+        batching: Batching,
+    ) -> anyhow::Result<Self> {
         let conn = store::open(path)?;
         if let Some(mb) = settings.max_size_mb {
             store::cap_size(&conn, mb.saturating_mul(1 << 20))?;
         }
         Self::spawn(path, move |receiver, stats| {
-            write_loop(conn, receiver, &stats, &settings, &prices)
+            let writer = SqliteWriter {
+                conn,
+                stats: &stats,
+                settings: &settings,
+                prices: &prices,
+                batching,
+                last_retention: None,
+                last_warning: None,
+            };
+            writer.run(receiver)
         })
     }
 
@@ -135,6 +149,7 @@ impl Ledger {
         let (done, wait) = std::sync::mpsc::channel();
         if let Some(sender) = &self.sender {
             if sender.send(Message::Flush(done)).is_ok() {
+                self.wake_writer();
                 let _ = wait.recv_timeout(Duration::from_secs(10));
             }
         }
@@ -144,12 +159,20 @@ impl Ledger {
     pub fn shutdown(self) {
         drop(self);
     }
+
+    /// Ends the writer's wait for a batch to gather, after a flush or stop was queued.
+    fn wake_writer(&self) {
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
+    }
 }
 
 impl Drop for Ledger {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
             let _ = sender.send(Message::Stop);
+            self.wake_writer();
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -194,77 +217,129 @@ pub(super) fn lower_priority() {
     }
 }
 
-fn write_loop(
-    mut conn: rusqlite::Connection,
-    receiver: Receiver<Message>,
-    stats: &LedgerStats,
-    settings: &LedgerSettings,
-    prices: &PriceBook,
-) {
-    // `[ledger] retention_interval_secs`; at least a second, so a zero cannot spin.
-    let retention_every = Duration::from_secs(settings.retention_interval_secs.max(1));
-    let mut last_retention: Option<Instant> = None;
-    let mut last_warning: Option<Instant> = None;
-    lower_priority();
-    while let Ok(first) = receiver.recv() {
-        // Let a batch gather: one wake-up and one transaction per window, not per request,
-        // so the writer stays out of the proxy's way on a small machine.
-        if matches!(first, Message::Record(_)) {
-            std::thread::sleep(BATCH_WINDOW);
+/// How rows gather into transactions.
+#[derive(Debug, Clone, Copy)]
+struct Batching {
+    /// How long the writer sleeps once a row arrives, letting more gather: one wake-up and one
+    /// transaction per window instead of one per request, so the writer stays out of the
+    /// proxy's way (a flush or stop ends the wait). Roughly what a crash loses, with the
+    /// transaction being written.
+    window: Duration,
+    /// Rows written per transaction at most. A full batch means more may be waiting: the next
+    /// one is written without sleeping, so a burst drains as fast as the disk takes it.
+    max_rows: usize,
+}
+
+const BATCHING: Batching = Batching {
+    window: Duration::from_millis(100),
+    max_rows: 512,
+};
+
+/// What one pass over the queue took from it.
+#[derive(Default)]
+struct Gathered {
+    rows: Vec<LedgerRow>,
+    flushes: Vec<std::sync::mpsc::Sender<()>>,
+    stop: bool,
+}
+
+/// The SQLite writer thread's state between batches.
+struct SqliteWriter<'a> {
+    conn: rusqlite::Connection,
+    stats: &'a LedgerStats,
+    settings: &'a LedgerSettings,
+    prices: &'a PriceBook,
+    batching: Batching,
+    last_retention: Option<Instant>,
+    last_warning: Option<Instant>,
+}
+
+impl SqliteWriter<'_> {
+    fn run(mut self, receiver: Receiver<Message>) {
+        lower_priority();
+        let mut behind = false;
+        while let Ok(first) = receiver.recv() {
+            if matches!(first, Message::Record(_)) && !behind {
+                std::thread::park_timeout(self.batching.window);
+            }
+            let gathered = self.gather(first, &receiver);
+            behind = gathered.rows.len() >= self.batching.max_rows;
+            self.write(&gathered.rows);
+            for done in gathered.flushes {
+                let _ = done.send(());
+            }
+            if gathered.stop {
+                break;
+            }
+            self.retain();
         }
-        let mut rows = Vec::new();
-        let mut flushes = Vec::new();
-        let mut stop = false;
+    }
+
+    /// Takes `first` and what else is queued, up to a batch (a stop ends it early).
+    fn gather(&self, first: Message, receiver: &Receiver<Message>) -> Gathered {
+        let mut gathered = Gathered::default();
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Record(f) => rows.push(f.row(prices)),
-                Message::Flush(done) => flushes.push(done),
-                Message::Stop => stop = true,
+                Message::Record(f) => gathered.rows.push(f.row(self.prices)),
+                Message::Flush(done) => gathered.flushes.push(done),
+                Message::Stop => gathered.stop = true,
             }
-            if rows.len() < BATCH && !stop {
+            if gathered.rows.len() < self.batching.max_rows && !gathered.stop {
                 next = receiver.try_recv().ok();
             }
         }
-        if !rows.is_empty() {
-            match store::insert(&mut conn, &rows) {
-                Ok(_) => {
-                    stats
-                        .written
-                        .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    stats.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    // One warning a minute at most: a full disk must not flood the log.
-                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                        tracing::warn!(
-                            "ledger: {} request records could not be written ({e}); {} lost so far",
-                            rows.len(),
-                            stats.lost()
-                        );
-                        last_warning = Some(Instant::now());
-                    }
+        gathered
+    }
+
+    /// Writes `rows` in one transaction, counting them written or lost.
+    fn write(&mut self, rows: &[LedgerRow]) {
+        if rows.is_empty() {
+            return;
+        }
+        match store::insert(&mut self.conn, rows) {
+            Ok(_) => {
+                self.stats
+                    .written
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats
+                    .failed
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                // One warning a minute at most: a full disk must not flood the log.
+                if self
+                    .last_warning
+                    .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+                {
+                    tracing::warn!(
+                        "ledger: {} request records could not be written ({e}); {} lost so far",
+                        rows.len(),
+                        self.stats.lost()
+                    );
+                    self.last_warning = Some(Instant::now());
                 }
             }
         }
-        for done in flushes {
-            let _ = done.send(());
+    }
+
+    /// Applies retention when `[ledger] retention_interval_secs` has passed since the last time.
+    fn retain(&mut self) {
+        // At least a second, so a zero cannot spin.
+        let every = Duration::from_secs(self.settings.retention_interval_secs.max(1));
+        if self.last_retention.is_some_and(|t| t.elapsed() < every) {
+            return;
         }
-        if stop {
-            break;
-        }
-        if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
-            last_retention = Some(Instant::now());
-            let cutoff = crate::time::now_ms()
-                .saturating_sub(u64::from(settings.retention_days) * 86_400_000);
-            match store::apply_retention(&conn, cutoff, settings.max_rows) {
-                Ok(n) => {
-                    stats
-                        .deleted_by_retention
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                }
-                Err(e) => tracing::warn!("ledger: retention failed: {e}"),
+        self.last_retention = Some(Instant::now());
+        let cutoff = crate::time::now_ms()
+            .saturating_sub(u64::from(self.settings.retention_days) * 86_400_000);
+        match store::apply_retention(&self.conn, cutoff, self.settings.max_rows) {
+            Ok(n) => {
+                self.stats
+                    .deleted_by_retention
+                    .fetch_add(n as u64, Ordering::Relaxed);
             }
+            Err(e) => tracing::warn!("ledger: retention failed: {e}"),
         }
     }
 }
@@ -272,6 +347,80 @@ fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ledger in `dir` whose rows would wait half a minute to gather (longer than a flush
+    /// waits), `max_rows` at a time.
+    fn slow_ledger(dir: &tempfile::TempDir, max_rows: usize) -> Ledger {
+        let batching = Batching {
+            window: Duration::from_secs(30),
+            max_rows,
+        };
+        let path = dir.path().join("ledger.sqlite3");
+        Ledger::start_batching(
+            &path,
+            LedgerSettings::default(),
+            PriceBook::built_in(),
+            batching,
+        )
+        .unwrap()
+    }
+
+    fn record_requests(ledger: &Ledger, count: usize) {
+        let sink = ledger.sink();
+        for i in 0..count {
+            let record =
+                RequestRecord::new(format!("t-{i}"), "POST".into(), "/v1/responses".into());
+            sink.record(&Arc::new(record), Outcome::Completed);
+        }
+    }
+
+    #[test]
+    fn a_flush_does_not_wait_for_the_batch_to_gather() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = slow_ledger(&dir, 512);
+        record_requests(&ledger, 3);
+        // Without the flush waking the writer, it would sleep out the window and this flush
+        // would give up after its own bound with nothing written.
+        ledger.flush();
+        assert_eq!(ledger.stats().written.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_backlog_is_written_batch_after_batch_without_waiting_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = slow_ledger(&dir, 2);
+        record_requests(&ledger, 7);
+        // The flush ends the first wait; the three full batches after it must not wait again.
+        ledger.flush();
+        let stats = ledger.stats();
+        assert_eq!(stats.written.load(Ordering::Relaxed), 7);
+        assert_eq!(stats.lost(), 0);
+        drop(ledger);
+        let conn = store::open(&dir.path().join("ledger.sqlite3")).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 7);
+    }
+
+    #[test]
+    fn stopping_writes_what_is_queued_without_waiting_for_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = slow_ledger(&dir, 512);
+        record_requests(&ledger, 4);
+        let stats = ledger.stats();
+        let (stopped, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(ledger); // stops the writer and joins it
+            let _ = stopped.send(());
+        });
+        // Waited for as long as a flush is: a stop that slept out the window would miss it.
+        assert!(
+            wait.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "the stop waited for the batch to gather"
+        );
+        assert_eq!(stats.written.load(Ordering::Relaxed), 4);
+    }
 
     #[test]
     fn a_full_queue_drops_records_and_counts_them_without_waiting() {
