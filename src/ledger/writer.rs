@@ -73,7 +73,32 @@ pub struct Ledger {
     sender: Option<SyncSender<Message>>,
     stats: Arc<LedgerStats>,
     thread: Option<JoinHandle<()>>,
+    hurry: Arc<Hurry>,
     path: PathBuf,
+}
+
+/// A flush or stop asking the writer not to wait for its batch to gather. A flag beside the
+/// unpark, not the unpark alone: `std::sync::mpsc` sleeps on the same per-thread token as
+/// `thread::park`, so a channel's wake-up can use up the unpark and leave the writer asleep
+/// with a flush queued.
+#[derive(Default)]
+pub(super) struct Hurry(std::sync::atomic::AtomicBool);
+
+impl Hurry {
+    fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Sleeps until `deadline`, or until set (taking the flag).
+    fn wait_until(&self, deadline: Instant) {
+        while !self.0.swap(false, Ordering::AcqRel) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::park_timeout(left);
+        }
+    }
 }
 
 impl Ledger {
@@ -92,13 +117,14 @@ impl Ledger {
         if let Some(mb) = settings.max_size_mb {
             store::cap_size(&conn, mb.saturating_mul(1 << 20))?;
         }
-        Self::spawn(path, move |receiver, stats| {
+        Self::spawn(path, move |receiver, stats, hurry| {
             let writer = SqliteWriter {
                 conn,
                 stats: &stats,
                 settings: &settings,
                 prices: &prices,
                 batching,
+                hurry,
                 last_retention: None,
                 last_warning: None,
             };
@@ -110,20 +136,23 @@ impl Ledger {
     /// or PostgreSQL's). `path` is where the rows go, or wait.
     pub(super) fn spawn(
         path: &Path,
-        write_loop: impl FnOnce(Receiver<Message>, Arc<LedgerStats>) + Send + 'static,
+        write_loop: impl FnOnce(Receiver<Message>, Arc<LedgerStats>, Arc<Hurry>) + Send + 'static,
     ) -> anyhow::Result<Self> {
         let (sender, receiver) = sync_channel(QUEUE);
         let stats = Arc::new(LedgerStats::default());
+        let hurry = Arc::new(Hurry::default());
         let thread = {
             let stats = stats.clone();
+            let hurry = hurry.clone();
             std::thread::Builder::new()
                 .name("ledger-writer".into())
-                .spawn(move || write_loop(receiver, stats))?
+                .spawn(move || write_loop(receiver, stats, hurry))?
         };
         Ok(Self {
             sender: Some(sender),
             stats,
             thread: Some(thread),
+            hurry,
             path: path.to_path_buf(),
         })
     }
@@ -162,6 +191,7 @@ impl Ledger {
 
     /// Ends the writer's wait for a batch to gather, after a flush or stop was queued.
     fn wake_writer(&self) {
+        self.hurry.set();
         if let Some(thread) = &self.thread {
             thread.thread().unpark();
         }
@@ -250,6 +280,7 @@ struct SqliteWriter<'a> {
     settings: &'a LedgerSettings,
     prices: &'a PriceBook,
     batching: Batching,
+    hurry: Arc<Hurry>,
     last_retention: Option<Instant>,
     last_warning: Option<Instant>,
 }
@@ -260,7 +291,7 @@ impl SqliteWriter<'_> {
         let mut behind = false;
         while let Ok(first) = receiver.recv() {
             if matches!(first, Message::Record(_)) && !behind {
-                std::thread::park_timeout(self.batching.window);
+                self.hurry.wait_until(Instant::now() + self.batching.window);
             }
             let gathered = self.gather(first, &receiver);
             behind = gathered.rows.len() >= self.batching.max_rows;
@@ -375,6 +406,17 @@ mod tests {
     }
 
     #[test]
+    fn a_hurry_ends_the_wait_even_when_its_unpark_was_used_up() {
+        // Set with no unpark left for this thread (as when the channel's own wake-up took it):
+        // the flag alone must end the wait, long before the deadline.
+        let hurry = Hurry::default();
+        hurry.set();
+        let started = Instant::now();
+        hurry.wait_until(started + Duration::from_secs(30));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
     fn a_flush_does_not_wait_for_the_batch_to_gather() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = slow_ledger(&dir, 512);
@@ -427,7 +469,7 @@ mod tests {
         let (release, released) = std::sync::mpsc::channel::<()>();
         let (report, reported) = std::sync::mpsc::channel::<usize>();
         // A writer stuck (a slow disk) until released; then it counts what was queued.
-        let ledger = Ledger::spawn(Path::new("/nowhere"), move |receiver, _stats| {
+        let ledger = Ledger::spawn(Path::new("/nowhere"), move |receiver, _stats, _hurry| {
             let _ = released.recv();
             let mut records = 0;
             while let Ok(message) = receiver.recv() {

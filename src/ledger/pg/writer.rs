@@ -58,7 +58,8 @@ pub fn start(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ledger::spawn(spool_path, move |receiver, stats| {
+    // Its gathering waits in `recv_timeout`, which a flush or stop ends: no `Hurry` needed.
+    Ledger::spawn(spool_path, move |receiver, stats, _hurry| {
         stats.spooled.store(spool.waiting_rows(), Ordering::Relaxed);
         let mut writer = Writer {
             runtime,
