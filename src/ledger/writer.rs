@@ -288,6 +288,8 @@ struct SqliteWriter<'a> {
 impl SqliteWriter<'_> {
     fn run(mut self, receiver: Receiver<Message>) {
         lower_priority();
+        // Once at start, so a ledger left over its limits is trimmed even if no request comes.
+        self.retain();
         let mut behind = false;
         while let Ok(first) = receiver.recv() {
             if matches!(first, Message::Record(_)) && !behind {
@@ -462,6 +464,37 @@ mod tests {
             "the stop waited for the batch to gather"
         );
         assert_eq!(stats.written.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn retention_runs_at_start_before_any_row_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = slow_ledger(&dir, 512);
+        record_requests(&ledger, 5);
+        ledger.flush();
+        drop(ledger);
+        let path = dir.path().join("ledger.sqlite3");
+        let rows = || -> i64 {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(rows(), 5);
+        let settings = LedgerSettings {
+            max_rows: 2,
+            ..Default::default()
+        };
+        let ledger = Ledger::start(&path, settings, PriceBook::built_in()).unwrap();
+        // Nothing is sent: only retention at start can trim the file (bounded wait).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rows() > 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(rows(), 2);
+        assert_eq!(
+            ledger.stats().deleted_by_retention.load(Ordering::Relaxed),
+            3
+        );
     }
 
     #[test]
