@@ -24,8 +24,8 @@ use bytes::Bytes;
 use common::ProxyProcess;
 use common::bare_proxy::BareProxy;
 use common::load::{
-    BenchClient, CONCURRENT, CONCURRENT_REQUESTS, Target, codex_like_body, cpu_time, quantile,
-    row_cpu, row_ms, send, start_upstream, throughput,
+    BenchClient, CONCURRENT, CONCURRENT_REQUESTS, Target, ThreadClock, codex_like_body, cpu_time,
+    quantile, row_cpu, row_ms, send, start_upstream, throughput,
 };
 
 const SEQUENTIAL: usize = 2000;
@@ -33,18 +33,47 @@ const SEQUENTIAL: usize = 2000;
 const CPU_ROUNDS: usize = 8;
 const BODY_BYTES: usize = 20 * 1024;
 
-/// One way to the mock upstream, and the process doing the proxying (none for the direct path).
+/// One way to the mock upstream, and whose CPU it is measured by.
 struct Path {
     name: &'static str,
     target: Target,
-    pid: Option<u32>,
+    meter: Meter,
+}
+
+/// Whose CPU a path's figure is.
+enum Meter {
+    /// The direct path: the floor, the mock upstream's thread and the load generator's.
+    Floor {
+        mock: ThreadClock,
+        load: ThreadClock,
+    },
+    /// A proxy: its whole process.
+    Process(u32),
+}
+
+impl Meter {
+    fn read(&self) -> Duration {
+        match self {
+            Meter::Floor { mock, load } => mock.elapsed() + load.elapsed(),
+            Meter::Process(pid) => cpu_time(Some(*pid)),
+        }
+    }
+
+    /// The mock upstream's part of the floor.
+    fn mock(&self) -> Option<Duration> {
+        match self {
+            Meter::Floor { mock, .. } => Some(mock.elapsed()),
+            Meter::Process(_) => None,
+        }
+    }
 }
 
 fn main() {
     // The "hyper" column's process is this binary, re-run: it serves here and never returns.
     common::bare_proxy::serve_if_asked();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The load generator is this thread alone (the mock upstream has its own), so its CPU is
+    // read apart from the mock's.
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
@@ -52,7 +81,8 @@ fn main() {
 }
 
 async fn bench() {
-    let upstream = start_upstream().await;
+    let mock = start_upstream();
+    let upstream = mock.addr;
     // `CODEX_HELPER_BENCH_BIN` measures another build instead of this one;
     // `CODEX_HELPER_BENCH_BASELINE` measures another build (e.g. an older commit's) beside it,
     // interleaved in the same run, for before/after figures on a noisy machine.
@@ -70,36 +100,39 @@ async fn bench() {
         Path {
             name: "direct",
             target: Target::new(format!("http://{upstream}/v1/responses")),
-            pid: None,
+            meter: Meter::Floor {
+                mock: mock.cpu.clone(),
+                load: ThreadClock::current(),
+            },
         },
         Path {
             name: "codex-helper",
             target: Target::new(format!("http://{}/v1/responses", proxy.addr)),
-            pid: Some(proxy.child.id()),
+            meter: Meter::Process(proxy.child.id()),
         },
     ];
     paths.push(Path {
         name: "+profile",
         target: Target::new(format!("http://{}/v1/responses", profiled.addr)),
-        pid: Some(profiled.child.id()),
+        meter: Meter::Process(profiled.child.id()),
     });
     if let Some(baseline) = &baseline {
         paths.push(Path {
             name: "baseline",
             target: Target::new(format!("http://{}/v1/responses", baseline.addr)),
-            pid: Some(baseline.child.id()),
+            meter: Meter::Process(baseline.child.id()),
         });
     }
     paths.push(Path {
         name: "hyper",
         target: Target::new(format!("http://{}/v1/responses", bare.addr)),
-        pid: Some(bare.child.id()),
+        meter: Meter::Process(bare.child.id()),
     });
     if let Some(nginx) = &nginx {
         paths.push(Path {
             name: "nginx",
             target: Target::new(format!("http://{}/v1/responses", nginx.addr)),
-            pid: Some(nginx.child.id()),
+            meter: Meter::Process(nginx.child.id()),
         });
     }
     let body = Bytes::from(codex_like_body(BODY_BYTES));
@@ -154,21 +187,27 @@ async fn bench() {
         // interleaved in rounds whose order rotates, and the median round kept per path: a
         // burst of noise on this shared machine then spoils one round, not one path's figure.
         let mut rounds = vec![Vec::new(); paths.len()];
+        let mut mock_rounds = Vec::new();
         for round in 0..CPU_ROUNDS {
             for k in 0..paths.len() {
                 let index = (round + k) % paths.len();
                 let path = &paths[index];
-                let before = cpu_time(path.pid);
+                let (before, mock_before) = (path.meter.read(), path.meter.mock());
                 for _ in 0..SEQUENTIAL / CPU_ROUNDS {
                     send(&client, &path.target, &body, sse).await;
                 }
-                rounds[index].push(cpu_time(path.pid).saturating_sub(before));
+                rounds[index].push(path.meter.read().saturating_sub(before));
+                if let (Some(before), Some(after)) = (mock_before, path.meter.mock()) {
+                    mock_rounds.push(after.saturating_sub(before));
+                }
             }
         }
         let cpu: Vec<Duration> = rounds.iter_mut().map(|r| quantile(r, 0.5)).collect();
-        row_cpu(
-            &format!("{label} CPU/request, c=1"),
-            &cpu,
+        let label = format!("{label} CPU/request, c=1");
+        row_cpu(&label, &cpu, SEQUENTIAL / CPU_ROUNDS);
+        floor_split(
+            cpu[0],
+            quantile(&mut mock_rounds, 0.5),
             SEQUENTIAL / CPU_ROUNDS,
         );
     }
@@ -176,11 +215,15 @@ async fn bench() {
     for (label, sse) in [("JSON", false), ("SSE", true)] {
         let mut rps = vec![0.0; paths.len()];
         let mut cpu = vec![Duration::ZERO; paths.len()];
+        let mut mock_cpu = Duration::ZERO;
         for _round in 0..2 {
             for (index, path) in paths.iter().enumerate() {
-                let before = cpu_time(path.pid);
+                let (before, mock_before) = (path.meter.read(), path.meter.mock());
                 rps[index] += throughput(&client, &path.target, &body, sse).await.rps / 2.0;
-                cpu[index] += cpu_time(path.pid).saturating_sub(before);
+                cpu[index] += path.meter.read().saturating_sub(before);
+                if let (Some(before), Some(after)) = (mock_before, path.meter.mock()) {
+                    mock_cpu += after.saturating_sub(before);
+                }
             }
         }
         print!("{:<36}", format!("{label} requests/s, c={CONCURRENT}"));
@@ -193,10 +236,11 @@ async fn bench() {
             &cpu,
             2 * CONCURRENT_REQUESTS,
         );
+        floor_split(cpu[0], mock_cpu, 2 * CONCURRENT_REQUESTS);
     }
     println!(
         "\nThe direct column's CPU is the floor: the mock upstream and the load generator (this \
-         process) per request.\nA proxy's ratio is its CPU per request over that floor.\nhyper: a bare proxy on \
+         process, a thread each) per request.\nA proxy's ratio is its CPU per request over that floor.\nhyper: a bare proxy on \
          codex-helper's HTTP stack (no routing, inspection, log or ledger), the least that stack \
          costs here."
     );
@@ -212,6 +256,17 @@ async fn bench() {
             baseline.memory_kib("VmHWM") as f64 / 1024.0
         );
     }
+}
+
+/// The floor's two parts, under its row: the mock upstream's CPU and the load generator's.
+fn floor_split(floor: Duration, mock: Duration, requests: usize) {
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
+    println!(
+        "{:<36} {:>8.1} µs mock + {:.1} µs load generator",
+        "  floor",
+        us(mock),
+        us(floor.saturating_sub(mock))
+    );
 }
 
 /// The helper's config with the mock upstream as its one relay.

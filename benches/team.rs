@@ -39,7 +39,7 @@ async fn main() {
     .await
     .unwrap();
     let database = postgres.url();
-    let upstream = start_upstream().await;
+    let upstream = start_upstream().addr;
     let relay =
         format!("version = 5\n[codex.providers.bench]\nbase_url = \"http://{upstream}/v1\"\n");
     let team_config = format!(

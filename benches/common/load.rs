@@ -103,14 +103,35 @@ pub fn cpu_time(pid: Option<u32>) -> Duration {
 fn schedstat_ns(proc: &str) -> Option<u64> {
     let mut total = 0u64;
     for task in std::fs::read_dir(format!("{proc}/task")).ok()? {
-        let path = task.ok()?.path().join("schedstat");
         // A thread may end between the listing and the read.
-        let Ok(text) = std::fs::read_to_string(path) else {
-            continue;
-        };
-        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        if let Some(ns) = thread_ns(&task.ok()?.path()) {
+            total += ns;
+        }
     }
     Some(total)
+}
+
+/// Nanoseconds on a CPU of the thread whose `/proc` folder is `task`.
+fn thread_ns(task: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The CPU clock of one thread of this process, readable from any thread.
+#[derive(Clone)]
+pub struct ThreadClock(std::path::PathBuf);
+
+impl ThreadClock {
+    /// The calling thread's clock.
+    pub fn current() -> Self {
+        let task = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+        Self(std::path::Path::new("/proc").join(task))
+    }
+
+    /// CPU time so far (zero where the kernel keeps no `schedstat`).
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(thread_ns(&self.0).unwrap_or(0))
+    }
 }
 
 pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
@@ -218,10 +239,41 @@ pub fn codex_like_body(size: usize) -> String {
     .to_string()
 }
 
+/// The mock upstream: where it listens, and the clock of the thread it runs on.
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    pub cpu: ThreadClock,
+}
+
 /// The upstream answers at once: a fixed JSON body, or ten SSE events written as a burst.
-pub async fn start_upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+///
+/// It serves on a thread of its own with a current-thread runtime, as the load generator
+/// runs on another, so the two are read apart and the floor is what one hyper server plus one
+/// hyper client cost. (On one shared two-worker runtime their CPU per request swung between
+/// about 70 and 120 µs from run to run, with the workers' searching and waking, while the
+/// proxies' own figures held.)
+pub fn start_upstream() -> MockUpstream {
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("mock-upstream".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                ready.send((addr, ThreadClock::current())).unwrap();
+                serve_mock(listener).await
+            })
+        })
+        .unwrap();
+    let (addr, cpu) = started.recv().expect("the mock upstream starts");
+    MockUpstream { addr, cpu }
+}
+
+async fn serve_mock(listener: tokio::net::TcpListener) {
     let events: Arc<Vec<Bytes>> = Arc::new(
         (0..10)
             .map(|i| {
@@ -236,43 +288,40 @@ pub async fn start_upstream() -> SocketAddr {
             .collect(),
     );
     let json = Bytes::from_static(br#"{"id":"resp_b","object":"response","status":"completed","output":[],"usage":{"input_tokens":5000,"output_tokens":20,"total_tokens":5020}}"#);
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            stream.set_nodelay(true).unwrap();
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (events, json) = (events.clone(), json.clone());
+        let service = service_fn(move |request: Request<Incoming>| {
             let (events, json) = (events.clone(), json.clone());
-            let service = service_fn(move |request: Request<Incoming>| {
-                let (events, json) = (events.clone(), json.clone());
-                async move {
-                    let sse = request
-                        .headers()
-                        .get("accept")
-                        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-                    request.into_body().collect().await.ok();
-                    let response = if sse {
-                        let frames = futures_util::stream::iter(
-                            (0..events.len())
-                                .map(move |i| Ok::<_, Infallible>(Frame::data(events[i].clone()))),
-                        );
-                        Response::builder()
-                            .header("content-type", "text/event-stream")
-                            .body(StreamBody::new(frames).boxed())
-                            .unwrap()
-                    } else {
-                        Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Full::new(json).boxed())
-                            .unwrap()
-                    };
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+            async move {
+                let sse = request
+                    .headers()
+                    .get("accept")
+                    .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+                request.into_body().collect().await.ok();
+                let response = if sse {
+                    let frames = futures_util::stream::iter(
+                        (0..events.len())
+                            .map(move |i| Ok::<_, Infallible>(Frame::data(events[i].clone()))),
+                    );
+                    Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .body(StreamBody::new(frames).boxed())
+                        .unwrap()
+                } else {
+                    Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Full::new(json).boxed())
+                        .unwrap()
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
