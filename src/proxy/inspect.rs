@@ -1,16 +1,19 @@
 //! What the proxy reads from a JSON request body, without taking the body apart.
 //!
 //! Only a handful of top-level fields matter (model, stream flag, session keys). They are read
-//! with borrowed serde views so unrelated content is skipped, not copied, and the `model`
-//! value's byte range is kept so a mapping can replace exactly those bytes.
+//! with borrowed serde views so unrelated content is skipped, not copied, and the byte ranges
+//! of the values a mapping or an override may replace are kept ([`TopLevel`]), so exactly
+//! those bytes change and the body is not parsed again to find them.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+
+use crate::routing::overrides::{TopLevel, span_in};
 
 /// Facts read from a JSON object body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,23 +30,41 @@ pub struct BodyFacts {
     /// The request carries state only the relay that made it can read: a
     /// `previous_response_id`, a `compaction_trigger` item, or items with `encrypted_content`.
     pub relay_bound: bool,
+    /// Where the object opens and the values an override may set sit.
+    pub top: TopLevel,
 }
 
 #[derive(Deserialize)]
 struct View<'a> {
-    #[serde(borrow)]
+    /// Raw, `null` included, for its span ([`raw`]).
+    #[serde(default, borrow, deserialize_with = "raw")]
     model: Option<&'a RawValue>,
     stream: Option<bool>,
     #[serde(borrow)]
     prompt_cache_key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     metadata: Option<MetadataView<'a>>,
-    #[serde(borrow)]
-    service_tier: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning: Option<ReasoningView<'a>>,
+    #[serde(default, borrow, deserialize_with = "raw")]
+    service_tier: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "raw")]
+    reasoning: Option<&'a RawValue>,
     previous_response_id: Option<IgnoredAny>,
     input: Option<InputState>,
+}
+
+/// A member's raw value whatever it is: as an `Option` field, `null` would read as absent and
+/// lose its span (an override must replace a `null`, not add a second member beside it).
+fn raw<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// `raw` read as `T` (`null` as `None`); an error when it is something else, as a typed field
+/// of the view would have been.
+fn typed<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Result<Option<T>, ()> {
+    match raw {
+        Some(raw) => serde_json::from_str::<Option<T>>(raw.get()).map_err(|_| ()),
+        None => Ok(None),
+    }
 }
 
 #[derive(Deserialize)]
@@ -104,31 +125,40 @@ struct MetadataView<'a> {
 
 /// Reads the facts from `body` if it is a JSON object; `None` for anything else.
 pub fn inspect(body: &[u8]) -> Option<BodyFacts> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
+    let brace = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[brace] != b'{' {
         return None;
     }
     let view: View<'_> = serde_json::from_slice(body).ok()?;
-    let (model, model_span) = match view.model {
-        Some(raw) => {
-            let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
-            let span = start..start + raw.get().len();
-            (serde_json::from_str::<String>(raw.get()).ok(), Some(span))
-        }
-        None => (None, None),
+    let span = |raw: Option<&RawValue>| raw.map(|raw| span_in(body, raw.get()));
+    let top = TopLevel {
+        open: brace + 1,
+        empty: body[brace + 1..]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'}'),
+        model: span(view.model),
+        service_tier: span(view.service_tier),
+        reasoning: span(view.reasoning),
     };
+    // A non-string model is left alone: no span, so nothing is rewritten.
+    let model: Option<String> = view
+        .model
+        .and_then(|raw| serde_json::from_str(raw.get()).ok());
+    let service_tier: Option<Cow<'_, str>> = typed(view.service_tier).ok()?;
+    let reasoning: Option<ReasoningView<'_>> = typed(view.reasoning).ok()?;
     let text = |v: Option<Cow<'_, str>>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     Some(BodyFacts {
-        // A non-string model is left alone: no span, so nothing is rewritten.
-        model_span: model.as_ref().and(model_span),
+        model_span: model.as_ref().and(top.model.clone()),
         model,
         stream: view.stream,
         prompt_cache_key: text(view.prompt_cache_key),
         metadata_session_id: text(view.metadata.and_then(|m| m.session_id)),
-        service_tier: text(view.service_tier),
-        reasoning_effort: text(view.reasoning.and_then(|r| r.effort)),
+        service_tier: text(service_tier),
+        reasoning_effort: text(reasoning.and_then(|r| r.effort)),
         relay_bound: view.previous_response_id.is_some()
             || view.input.is_some_and(|i| i.relay_bound),
+        top,
     })
 }
 
@@ -207,6 +237,25 @@ mod tests {
         let expected = br#"{ "z":1,  "model":"relay/\"gpt\"",
   "input":"x\"model\":\"no\""}"#;
         assert_eq!(&out[..], &expected[..]);
+    }
+
+    #[test]
+    fn the_spans_an_override_needs_are_kept_null_included() {
+        let body = br#" { "service_tier" : null, "reasoning": {"effort":"low"}, "model":"m" }"#;
+        let facts = inspect(body).unwrap();
+        let at = |span: Option<Range<usize>>| &body[span.unwrap()];
+        assert_eq!(at(facts.top.service_tier.clone()), b"null");
+        assert_eq!(at(facts.top.reasoning.clone()), br#"{"effort":"low"}"#);
+        assert_eq!(at(facts.top.model.clone()), br#""m""#);
+        assert_eq!((facts.top.open, facts.top.empty), (2, false));
+        assert_eq!(facts.service_tier, None);
+        assert_eq!(facts.reasoning_effort.as_deref(), Some("low"));
+        let empty = inspect(b" {\n} ").unwrap();
+        assert_eq!((empty.top.open, empty.top.empty), (2, true));
+        assert_eq!(empty.top.model, None);
+        // A value of the wrong type is refused as before: no facts at all.
+        assert_eq!(inspect(br#"{"service_tier":5}"#), None);
+        assert_eq!(inspect(br#"{"reasoning":"high"}"#), None);
     }
 
     #[test]

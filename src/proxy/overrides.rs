@@ -49,7 +49,11 @@ fn patch(
     request: ClientRequest,
     done: Overridden,
 ) -> (ClientRequest, Overridden) {
-    let Some(patched) = applied.patch_body(&request.body) else {
+    let patched = match &request.facts {
+        Some(facts) => applied.patch_read_body(&request.body, &facts.top),
+        None => applied.patch_body(&request.body),
+    };
+    let Some(patched) = patched else {
         return (request, done);
     };
     let (body, note) = note_of(&applied, patched);
@@ -120,6 +124,73 @@ fn patchable(request: &ClientRequest) -> bool {
 mod tests {
     use super::*;
     use crate::routing::overrides::Overrides;
+
+    fn overrides(model: Option<&str>, effort: Option<&str>, tier: Option<&str>) -> Overrides {
+        Overrides {
+            model: model.map(Into::into),
+            reasoning_effort: effort.map(Into::into),
+            service_tier: tier.map(Into::into),
+            ..Overrides::default()
+        }
+    }
+
+    /// Patching with the spans the inspection found gives the very bytes a patch that reads
+    /// the body itself gives, for values set and filled, present, `null` and absent.
+    #[test]
+    fn a_body_patched_from_its_inspection_is_the_body_patched_from_a_read() {
+        let bodies: [&[u8]; 9] = [
+            br#"{"model":"m","input":[{"type":"message","content":"x"}],"stream":true}"#,
+            br#" { "service_tier" : null , "model":null, "reasoning":null }"#,
+            br#"{"reasoning":{"summary":"auto"},"service_tier":"priority"}"#,
+            br#"{"reasoning":{"effort":"low"},"model":"gpt-5.1","service_tier":"flex"}"#,
+            br#"{"reasoning":{},"input":"hi"}"#,
+            b"{}",
+            b" {\r\n } ",
+            br#"{"model":{"id":"x"},"servic\u0065_tier":"flex"}"#,
+            br#"{"input":[{"model":"inner","service_tier":"inner"}]}"#,
+        ];
+        let values = [
+            overrides(Some("big"), Some("high"), Some("flex")),
+            overrides(None, Some("low"), None),
+            overrides(None, None, Some("priority")),
+        ];
+        let mut patched = 0;
+        for body in bodies {
+            let facts = super::super::inspect::inspect(body).expect("an object");
+            for value in &values {
+                for applied in [
+                    Applied {
+                        set: value.clone(),
+                        ..Applied::default()
+                    },
+                    Applied {
+                        fill: value.clone(),
+                        profile: Some("base".into()),
+                        ..Applied::default()
+                    },
+                ] {
+                    let read = applied.patch_body(body);
+                    let known = applied.patch_read_body(body, &facts.top);
+                    let shown = String::from_utf8_lossy(body);
+                    assert_eq!(known, read, "{shown} with {applied:?}");
+                    patched += usize::from(read.is_some());
+                }
+            }
+        }
+        assert!(patched > 20, "most of these change the body: {patched}");
+    }
+
+    #[test]
+    fn a_null_value_is_replaced_not_joined_by_a_second_member() {
+        let body = br#"{"service_tier":null,"input":"x"}"#;
+        let facts = super::super::inspect::inspect(body).unwrap();
+        let applied = Applied {
+            fill: overrides(None, None, Some("flex")),
+            ..Applied::default()
+        };
+        let patched = applied.patch_read_body(body, &facts.top).unwrap();
+        assert_eq!(patched.body, br#"{"service_tier":"flex","input":"x"}"#);
+    }
 
     #[test]
     fn the_default_profile_is_named_only_when_it_filled_something() {

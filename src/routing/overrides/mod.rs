@@ -18,6 +18,7 @@ mod values;
 
 use self::profiles::Profiles;
 use self::splice::Object;
+pub use self::splice::{TopLevel, span_in};
 pub use self::values::{Overrides, VALUE_MAX, check_value};
 use super::{Candidate, RouteGraph, Upstream};
 
@@ -75,13 +76,30 @@ impl Applied {
     /// The body with the values set (pure), or `None` when nothing changes or the body is
     /// not a JSON object. Only the values set change (see [`splice`]).
     pub fn patch_body(&self, body: &[u8]) -> Option<Patched> {
+        if !self.changes_body() {
+            return None;
+        }
+        self.patch(body, Object::read(body, 0..body.len())?)
+    }
+
+    /// [`Applied::patch_body`] for a body whose top-level object was read already (`top`, by
+    /// the proxy's inspection), so a large body is not parsed a second time.
+    pub fn patch_read_body(&self, body: &[u8], top: &TopLevel) -> Option<Patched> {
+        if !self.changes_body() {
+            return None;
+        }
+        self.patch(body, Object::known(body, top))
+    }
+
+    /// Whether any value set or filled is one a body holds (a route target is not).
+    fn changes_body(&self) -> bool {
         let wants = |o: &Overrides| {
             o.model.is_some() || o.reasoning_effort.is_some() || o.service_tier.is_some()
         };
-        if !wants(&self.set) && !wants(&self.fill) {
-            return None;
-        }
-        let mut top = Object::read(body, 0..body.len())?;
+        wants(&self.set) || wants(&self.fill)
+    }
+
+    fn patch(&self, body: &[u8], mut top: Object<'_>) -> Option<Patched> {
         let mut edits = Vec::new();
         let mut patched = Patched::default();
         for (key, set, fill) in [

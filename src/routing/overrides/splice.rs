@@ -15,12 +15,28 @@ pub struct Edit {
     text: String,
 }
 
+/// Where a body's top-level object opens and where the members a patch may set sit in it, as
+/// one read of the body found them (the proxy's inspection): with it a large body is patched
+/// without being parsed again. Spans are of raw values, `null` included.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopLevel {
+    /// Just after the opening `{`.
+    pub open: usize,
+    /// The object has no members at all.
+    pub empty: bool,
+    pub model: Option<Range<usize>>,
+    pub service_tier: Option<Range<usize>>,
+    pub reasoning: Option<Range<usize>>,
+}
+
 /// A JSON object inside `body`: its members' value spans and where a new member goes.
 pub struct Object<'a> {
-    members: BTreeMap<Cow<'a, str>, &'a RawValue>,
+    /// Value spans by key: every member when read, only those a patch may set when known.
+    members: BTreeMap<Cow<'a, str>, Range<usize>>,
     body: &'a [u8],
     /// Just after the opening `{`.
     open: usize,
+    empty: bool,
     added: Vec<String>,
 }
 
@@ -32,8 +48,13 @@ impl<'a> Object<'a> {
         if slice[brace] != b'{' {
             return None;
         }
-        let members = serde_json::from_slice(slice).ok()?;
+        let raw: BTreeMap<Cow<'a, str>, &'a RawValue> = serde_json::from_slice(slice).ok()?;
+        let members: BTreeMap<_, _> = raw
+            .into_iter()
+            .map(|(key, value)| (key, span_in(body, value.get())))
+            .collect();
         Some(Object {
+            empty: members.is_empty(),
             members,
             body,
             open: span.start + brace + 1,
@@ -41,11 +62,30 @@ impl<'a> Object<'a> {
         })
     }
 
+    /// The top-level object of `body` as `top` describes it, not read again.
+    pub fn known(body: &'a [u8], top: &TopLevel) -> Self {
+        let members = [
+            ("model", &top.model),
+            ("service_tier", &top.service_tier),
+            ("reasoning", &top.reasoning),
+        ]
+        .into_iter()
+        .filter_map(|(key, span)| Some((Cow::Borrowed(key), span.clone()?)))
+        .collect();
+        Object {
+            members,
+            body,
+            open: top.open,
+            empty: top.empty,
+            added: Vec::new(),
+        }
+    }
+
     /// A member's raw JSON value and its span in the body.
     pub fn get(&self, key: &str) -> Option<(&'a str, Range<usize>)> {
-        let raw = self.members.get(key)?.get();
-        let start = raw.as_ptr() as usize - self.body.as_ptr() as usize;
-        Some((raw, start..start + raw.len()))
+        let span = self.members.get(key)?.clone();
+        let raw = std::str::from_utf8(&self.body[span.clone()]).ok()?;
+        Some((raw, span))
     }
 
     /// Sets `key` to the JSON text `value`: its old value replaced, or a member added.
@@ -62,7 +102,7 @@ impl<'a> Object<'a> {
             return;
         }
         let mut text = self.added.join(",");
-        if !self.members.is_empty() {
+        if !self.empty {
             text.push(',');
         }
         edits.push(Edit {
@@ -72,19 +112,31 @@ impl<'a> Object<'a> {
     }
 }
 
+/// Where `raw`, a slice of `body`, sits in it.
+pub fn span_in(body: &[u8], raw: &str) -> Range<usize> {
+    let start = raw.as_ptr() as usize - body.as_ptr() as usize;
+    start..start + raw.len()
+}
+
 /// `text` as a JSON string.
 pub fn quote(text: &str) -> String {
     serde_json::to_string(text).expect("a string always serialises")
 }
 
 /// `body` with `edits` made (spans never overlap: each is one member's value or an insertion
-/// point of its own object).
+/// point of its own object), written front to back in one pass: splicing into a copy would
+/// move the rest of a large body once per edit.
 pub fn apply(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
-    edits.sort_by_key(|e| std::cmp::Reverse(e.at.start));
-    let mut out = body.to_vec();
+    edits.sort_by_key(|e| e.at.start);
+    let grown: usize = edits.iter().map(|e| e.text.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + grown);
+    let mut done = 0;
     for edit in edits {
-        out.splice(edit.at, edit.text.into_bytes());
+        out.extend_from_slice(&body[done..edit.at.start]);
+        out.extend_from_slice(edit.text.as_bytes());
+        done = edit.at.end;
     }
+    out.extend_from_slice(&body[done..]);
     out
 }
 
