@@ -25,7 +25,7 @@ use common::ProxyProcess;
 use common::bare_proxy::BareProxy;
 use common::load::{
     BenchClient, CONCURRENT, CONCURRENT_REQUESTS, Target, ThreadClock, codex_like_body, cpu_time,
-    quantile, row_cpu, row_ms, send, start_upstream, throughput,
+    row_cpu, row_ms, send, start_upstream, throughput,
 };
 
 const SEQUENTIAL: usize = 2000;
@@ -55,7 +55,7 @@ impl Meter {
     fn read(&self) -> Duration {
         match self {
             Meter::Floor { mock, load } => mock.elapsed() + load.elapsed(),
-            Meter::Process(pid) => cpu_time(Some(*pid)),
+            Meter::Process(pid) => cpu_time(*pid),
         }
     }
 
@@ -139,6 +139,9 @@ async fn bench() {
 
     let client: BenchClient = common::load::client();
 
+    // The load generator on the first core, the mock on the second (see `pin_to_cpu`); every
+    // child process is started by now, so none inherits it.
+    common::load::pin_to_cpu(0);
     // Warm up every path (connection pools, allocator, page cache).
     for _ in 0..200 {
         for path in &paths {
@@ -186,8 +189,8 @@ async fn bench() {
         // CPU in blocks per path (reading /proc per request would cost more than a request),
         // interleaved in rounds whose order rotates, and the median round kept per path: a
         // burst of noise on this shared machine then spoils one round, not one path's figure.
+        // Each round is (CPU, the mock's part of it): the mock's part is the floor's only.
         let mut rounds = vec![Vec::new(); paths.len()];
-        let mut mock_rounds = Vec::new();
         for round in 0..CPU_ROUNDS {
             for k in 0..paths.len() {
                 let index = (round + k) % paths.len();
@@ -196,20 +199,25 @@ async fn bench() {
                 for _ in 0..SEQUENTIAL / CPU_ROUNDS {
                     send(&client, &path.target, &body, sse).await;
                 }
-                rounds[index].push(path.meter.read().saturating_sub(before));
-                if let (Some(before), Some(after)) = (mock_before, path.meter.mock()) {
-                    mock_rounds.push(after.saturating_sub(before));
-                }
+                let mock = match (mock_before, path.meter.mock()) {
+                    (Some(before), Some(after)) => after.saturating_sub(before),
+                    _ => Duration::ZERO,
+                };
+                rounds[index].push((path.meter.read().saturating_sub(before), mock));
             }
         }
-        let cpu: Vec<Duration> = rounds.iter_mut().map(|r| quantile(r, 0.5)).collect();
+        // The median round by CPU, with the mock's part of that same round.
+        let medians: Vec<(Duration, Duration)> = rounds
+            .iter_mut()
+            .map(|r| {
+                r.sort_unstable();
+                r[r.len() / 2]
+            })
+            .collect();
+        let cpu: Vec<Duration> = medians.iter().map(|m| m.0).collect();
         let label = format!("{label} CPU/request, c=1");
         row_cpu(&label, &cpu, SEQUENTIAL / CPU_ROUNDS);
-        floor_split(
-            cpu[0],
-            quantile(&mut mock_rounds, 0.5),
-            SEQUENTIAL / CPU_ROUNDS,
-        );
+        floor_split(cpu[0], medians[0].1, SEQUENTIAL / CPU_ROUNDS);
     }
 
     for (label, sse) in [("JSON", false), ("SSE", true)] {

@@ -84,6 +84,8 @@ async fn serve(upstream: SocketAddr) {
         Client::builder(TokioExecutor::new()).build(connector);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait a little rather than spin on the error.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -75,19 +75,39 @@ pub fn row_cpu(label: &str, cpu: &[Duration], requests: usize) {
     println!();
 }
 
-/// CPU time so far of process `pid`, or of this process: the scheduler's nanosecond count per
-/// thread (`/proc/PID/task/*/schedstat`), summed, where the kernel keeps it; else user + system
-/// time from `/proc/PID/stat`, whose 10 ms ticks are too coarse for a few thousand requests.
+/// CPU time so far of process `pid`: the scheduler's nanosecond count per thread
+/// (`/proc/PID/task/*/schedstat`), summed, where the kernel keeps it; else user + system time
+/// from `/proc/PID/stat`, whose 10 ms ticks are too coarse for a few thousand requests.
 /// (A thread that ended takes its time with it: the measured processes keep theirs alive.)
-pub fn cpu_time(pid: Option<u32>) -> Duration {
-    let proc = match pid {
-        Some(pid) => format!("/proc/{pid}"),
-        None => "/proc/self".to_string(),
-    };
-    if let Some(ns) = schedstat_ns(&proc) {
-        return Duration::from_nanos(ns);
+pub fn cpu_time(pid: u32) -> Duration {
+    let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+    schedstat_ns(&proc)
+        .map(Duration::from_nanos)
+        .unwrap_or_else(|| stat_time(&proc))
+}
+
+/// The first field of each thread's `schedstat` (ns on a CPU), summed; `None` when the kernel
+/// keeps none.
+fn schedstat_ns(proc: &std::path::Path) -> Option<u64> {
+    let mut total = None;
+    for task in std::fs::read_dir(proc.join("task")).ok()? {
+        // A thread may end between the listing and the read.
+        if let Some(ns) = thread_ns(&task.ok()?.path()) {
+            *total.get_or_insert(0) += ns;
+        }
     }
-    let stat = std::fs::read_to_string(format!("{proc}/stat")).unwrap();
+    total
+}
+
+/// Nanoseconds on a CPU of the thread whose `/proc` folder is `task`.
+fn thread_ns(task: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// User + system time from the `stat` of a process or thread folder, in 10 ms ticks.
+fn stat_time(dir: &std::path::Path) -> Duration {
+    let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -97,24 +117,6 @@ pub fn cpu_time(pid: Option<u32>) -> Duration {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     let hz = 100; // USER_HZ on Linux
     Duration::from_millis(ticks * 1000 / hz)
-}
-
-/// The first field of each thread's `schedstat` (ns on a CPU), summed.
-fn schedstat_ns(proc: &str) -> Option<u64> {
-    let mut total = 0u64;
-    for task in std::fs::read_dir(format!("{proc}/task")).ok()? {
-        // A thread may end between the listing and the read.
-        if let Some(ns) = thread_ns(&task.ok()?.path()) {
-            total += ns;
-        }
-    }
-    Some(total)
-}
-
-/// Nanoseconds on a CPU of the thread whose `/proc` folder is `task`.
-fn thread_ns(task: &std::path::Path) -> Option<u64> {
-    let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
-    text.split_whitespace().next()?.parse().ok()
 }
 
 /// The CPU clock of one thread of this process, readable from any thread.
@@ -128,9 +130,11 @@ impl ThreadClock {
         Self(std::path::Path::new("/proc").join(task))
     }
 
-    /// CPU time so far (zero where the kernel keeps no `schedstat`).
+    /// CPU time so far, as [`cpu_time`] reads it.
     pub fn elapsed(&self) -> Duration {
-        Duration::from_nanos(thread_ns(&self.0).unwrap_or(0))
+        thread_ns(&self.0)
+            .map(Duration::from_nanos)
+            .unwrap_or_else(|| stat_time(&self.0))
     }
 }
 
@@ -247,11 +251,11 @@ pub struct MockUpstream {
 
 /// The upstream answers at once: a fixed JSON body, or ten SSE events written as a burst.
 ///
-/// It serves on a thread of its own with a current-thread runtime, as the load generator
-/// runs on another, so the two are read apart and the floor is what one hyper server plus one
-/// hyper client cost. (On one shared two-worker runtime their CPU per request swung between
-/// about 70 and 120 µs from run to run, with the workers' searching and waking, while the
-/// proxies' own figures held.)
+/// It serves on a thread of its own with a current-thread runtime, kept on the second core
+/// ([`pin_to_cpu`]), as the load generator runs on another: the two are read apart, and the
+/// floor is what one hyper server plus one hyper client cost. (On one shared two-worker runtime
+/// their CPU per request swung between about 70 and 120 µs from run to run, with the workers'
+/// searching and waking, while the proxies' own figures held.)
 pub fn start_upstream() -> MockUpstream {
     let (ready, started) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -261,6 +265,7 @@ pub fn start_upstream() -> MockUpstream {
                 .enable_all()
                 .build()
                 .unwrap();
+            pin_to_cpu(1);
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
@@ -323,5 +328,21 @@ async fn serve_mock(listener: tokio::net::TcpListener) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// Keeps the calling thread on `cpu`, if the machine has it (else it runs where it may).
+///
+/// The floor is two threads handing each request to each other. Left to the scheduler, they
+/// sometimes shared a core for a whole run and sometimes not, and a hand-off across cores costs
+/// about twice the CPU: the floor came out anywhere from 45 to 94 µs per JSON request on one
+/// machine. On two cores of their own they always cross, as a client, a proxy and a relay in
+/// separate processes do. (Call it after spawning any child process: children inherit it.)
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: `set` is a plain bit set initialised before use, and the call only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
