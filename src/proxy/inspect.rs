@@ -141,7 +141,8 @@ pub fn inspect(body: &[u8]) -> Option<BodyFacts> {
         service_tier: span(view.service_tier),
         reasoning: span(view.reasoning),
     };
-    // A non-string model is left alone: no span, so nothing is rewritten.
+    // A non-string model is not mapped: no `model_span`, so a mapping rewrites nothing (an
+    // override still replaces it, at `top.model`).
     let model: Option<String> = view
         .model
         .and_then(|raw| serde_json::from_str(raw.get()).ok());
@@ -253,7 +254,9 @@ mod tests {
         let empty = inspect(b" {\n} ").unwrap();
         assert_eq!((empty.top.open, empty.top.empty), (2, true));
         assert_eq!(empty.top.model, None);
-        // A value of the wrong type is refused as before: no facts at all.
+        // A value of the wrong type is refused as before: no facts at all. So is a member
+        // given twice, which a patch at these spans relies on (it would edit one of the two).
+        assert_eq!(inspect(br#"{"model":"a","model":"b"}"#), None);
         assert_eq!(inspect(br#"{"service_tier":5}"#), None);
         assert_eq!(inspect(br#"{"reasoning":"high"}"#), None);
     }

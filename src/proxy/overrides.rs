@@ -4,6 +4,7 @@
 
 use http::Method;
 
+use super::inspect::BodyFacts;
 use super::receive::ClientRequest;
 use super::{Plan, ProxyState};
 use crate::record::OverrideNote;
@@ -18,7 +19,8 @@ pub struct Overridden {
     pub note: Option<OverrideNote>,
 }
 
-/// Bodies past this size are patched on a blocking thread: it is a parse of the whole body.
+/// Bodies past this size are patched on a blocking thread: the patched body is inspected
+/// again, a parse of all of it.
 const PATCH_INLINE_MAX: usize = 1 << 20;
 
 /// Applies the session's overrides to `request`: its body patched (a Responses request with
@@ -49,11 +51,7 @@ fn patch(
     request: ClientRequest,
     done: Overridden,
 ) -> (ClientRequest, Overridden) {
-    let patched = match &request.facts {
-        Some(facts) => applied.patch_read_body(&request.body, &facts.top),
-        None => applied.patch_body(&request.body),
-    };
-    let Some(patched) = patched else {
+    let Some(patched) = patch_body(&applied, &request.body, request.facts.as_ref()) else {
         return (request, done);
     };
     let (body, note) = note_of(&applied, patched);
@@ -73,6 +71,15 @@ fn patch(
             ..done
         },
     )
+}
+
+/// `body` with `applied` set, at the spans its inspection (`facts`) found when there is one,
+/// else read from the body; `None` when nothing changes.
+pub fn patch_body(applied: &Applied, body: &[u8], facts: Option<&BodyFacts>) -> Option<Patched> {
+    match facts {
+        Some(facts) => applied.patch_read_body(body, &facts.top),
+        None => applied.patch_body(body),
+    }
 }
 
 /// The patched body and what the record says of it: the fields changed, and the profile

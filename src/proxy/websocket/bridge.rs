@@ -296,13 +296,15 @@ impl Bridge {
         // The session's overrides first, so the record and the model mapping see their model.
         let plan = self.state.plan();
         let applied = overrides::resolve_session(&self.state, &plan, self.session.as_deref());
-        if let Some((applied, patched)) =
-            applied.and_then(|a| a.patch_body(bytes).map(|patched| (a, patched)))
-        {
+        if let Some((applied, facts, patched)) = applied.and_then(|a| {
+            let facts = inspect::inspect(bytes);
+            let patched = overrides::patch_body(&a, bytes, facts.as_ref())?;
+            Some((a, facts, patched))
+        }) {
             let (body, note) = overrides::note_of(&applied, patched);
             if let Ok(text) = String::from_utf8(body) {
                 // The record keeps the model Codex asked for, as over HTTP.
-                let asked = inspect::inspect(bytes).and_then(|f| f.model);
+                let asked = facts.and_then(|f| f.model);
                 let sent = self.on_create(Message::text(text), head.generate);
                 if let Some((record, _)) = self.current.as_mut() {
                     record.model_requested = asked;

@@ -83,7 +83,7 @@ impl Applied {
     }
 
     /// [`Applied::patch_body`] for a body whose top-level object was read already (`top`, by
-    /// the proxy's inspection), so a large body is not parsed a second time.
+    /// the proxy's inspection), so a large body is not parsed once more to find the members.
     pub fn patch_read_body(&self, body: &[u8], top: &TopLevel) -> Option<Patched> {
         if !self.changes_body() {
             return None;

@@ -127,11 +127,13 @@ pub fn quote(text: &str) -> String {
 /// point of its own object), written front to back in one pass: splicing into a copy would
 /// move the rest of a large body once per edit.
 pub fn apply(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
-    edits.sort_by_key(|e| e.at.start);
+    // An insertion before a replacement that starts where it does.
+    edits.sort_by_key(|e| (e.at.start, e.at.end));
     let grown: usize = edits.iter().map(|e| e.text.len()).sum();
     let mut out = Vec::with_capacity(body.len() + grown);
     let mut done = 0;
     for edit in edits {
+        assert!(edit.at.start >= done, "edits overlap: {edit:?}");
         out.extend_from_slice(&body[done..edit.at.start]);
         out.extend_from_slice(edit.text.as_bytes());
         done = edit.at.end;
@@ -157,6 +159,23 @@ mod tests {
             out,
             r#" {"service_tier":"flex", "tools" : [{"properties":{"zeta":{},"alpha":{}}}], "n": 1e2, "big": 123456789012345678901234567890, "model":"b" }"#
         );
+    }
+
+    #[test]
+    fn edits_are_made_whatever_order_they_come_in() {
+        let body = b"{\"a\":1,\"b\":2}";
+        let edit = |at: Range<usize>, text: &str| Edit {
+            at,
+            text: text.into(),
+        };
+        // Given back to front, with an insertion where a replacement starts.
+        let edits = vec![
+            edit(11..12, "\"two\""),
+            edit(5..6, "\"one\""),
+            edit(1..1, "\"z\":0,"),
+            edit(5..5, " "),
+        ];
+        assert_eq!(apply(body, edits), br#"{"z":0,"a": "one","b":"two"}"#);
     }
 
     #[test]
