@@ -17,7 +17,7 @@ pub struct Edit {
 
 /// Where a body's top-level object opens and where the members a patch may set sit in it, as
 /// one read of the body found them (the proxy's inspection): with it a large body is patched
-/// without being parsed again. Spans are of raw values, `null` included.
+/// without being parsed once more to find them. Spans are of raw values, `null` included.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopLevel {
     /// Just after the opening `{`.
