@@ -8,7 +8,8 @@
 //! time to first byte of a burst SSE reply, requests per second at concurrency 32, CPU time
 //! per request of each proxy at concurrency 1 and 32 next to the floor (the CPU the mock
 //! upstream and the load generator spend per request on the direct path: a hyper server plus
-//! a hyper client doing the same work), and the proxy's idle and peak RSS.
+//! a hyper client doing the same work, each on a thread and a core of its own, printed apart),
+//! and the proxy's idle and peak RSS.
 //! Run with `cargo bench --bench proxy_overhead`; `CODEX_HELPER_BENCH_BIN=path` measures
 //! another build of the binary instead, `CODEX_HELPER_BENCH_BASELINE=path` another build beside
 //! it (a "baseline" column, interleaved with the others). Loopback only; every loop is bounded by a request count.
