@@ -104,11 +104,22 @@ fn body_facts_hold(body: &[u8], facts: &BodyFacts) {
         );
         assert_eq!(&out[span.start + quoted.len()..], &body[span.end..]);
         let again = inspect(&out).expect("still an object");
-        let expected = BodyFacts {
+        let new_span = span.start..span.start + quoted.len();
+        let mut expected = BodyFacts {
             model: Some(replacement.to_string()),
-            model_span: Some(span.start..span.start + quoted.len()),
+            model_span: Some(new_span.clone()),
             ..facts.clone()
         };
+        // The members after the model moved by what its value grew or shrank.
+        let moved = |member: &Option<std::ops::Range<usize>>| {
+            member.clone().map(|r| match r.start >= span.end {
+                true => r.start + quoted.len() - span.len()..r.end + quoted.len() - span.len(),
+                false => r,
+            })
+        };
+        expected.top.model = Some(new_span);
+        expected.top.service_tier = moved(&facts.top.service_tier);
+        expected.top.reasoning = moved(&facts.top.reasoning);
         assert_eq!(again, expected, "only the model changed");
     }
 }
