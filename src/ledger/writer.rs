@@ -407,6 +407,13 @@ mod tests {
         }
     }
 
+    /// The rows in the ledger file at `path`, read on a connection of its own.
+    fn stored_rows(path: &Path) -> i64 {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
+            .unwrap()
+    }
+
     #[test]
     fn a_hurry_ends_the_wait_even_when_its_unpark_was_used_up() {
         // Set with no unpark left for this thread (as when the channel's own wake-up took it):
@@ -440,11 +447,7 @@ mod tests {
         assert_eq!(stats.written.load(Ordering::Relaxed), 7);
         assert_eq!(stats.lost(), 0);
         drop(ledger);
-        let conn = store::open(&dir.path().join("ledger.sqlite3")).unwrap();
-        let rows: i64 = conn
-            .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 7);
+        assert_eq!(stored_rows(&dir.path().join("ledger.sqlite3")), 7);
     }
 
     #[test]
@@ -474,11 +477,7 @@ mod tests {
         ledger.flush();
         drop(ledger);
         let path = dir.path().join("ledger.sqlite3");
-        let rows = || -> i64 {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
-                .unwrap()
-        };
+        let rows = || stored_rows(&path);
         assert_eq!(rows(), 5);
         let settings = LedgerSettings {
             max_rows: 2,
