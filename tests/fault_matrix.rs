@@ -30,8 +30,11 @@ const LONG: Duration = Duration::from_secs(30);
 /// Bigger than every buffer the proxy has for one event or line (16 MiB SSE line, 512 KiB
 /// held before the first event, 8 MiB JSON usage tap).
 const HUGE: usize = 17 << 20;
-/// Bigger than the 512 KiB the proxy holds before a stream's first event.
-const BIG_FIRST: usize = 600 << 10;
+/// A large first event, under the 512 KiB the proxy holds before a stream's first event:
+/// served however the reads split it. (One past the cap is seen only if the read that crosses
+/// the cap completes it, which depends on how loopback splits the write; that rule is a unit
+/// test of its own in `src/proxy/attempt.rs`.)
+const BIG_FIRST: usize = 400 << 10;
 
 const TIMEOUTS: &str = "[proxy]\nconnect_timeout_ms = 1000\nresponse_header_timeout_ms = 2000\n\
     stream_idle_timeout_ms = 1500\n[retry]\nbackoff_ms = 20\njitter_ms = 0\n\
@@ -301,7 +304,7 @@ fn cases() -> Vec<Case> {
             WebSocket => ws(Behaviour::Malformed, cut_ws(1)),
         }),
         case("large first event", |t| match t {
-            // It arrives whole: the first event is seen, however large.
+            // Held whole until it is complete, in however many reads it comes.
             Stream => http(
                 Fault::HugeEvent {
                     after_events: 0,

@@ -542,3 +542,47 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .parse()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A first real event of `size` bytes of text, as a relay writes it.
+    fn big_event(size: usize) -> Vec<u8> {
+        let text = "h".repeat(size);
+        format!(
+            "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"delta\":\"{text}\"}}\n\n"
+        )
+        .into_bytes()
+    }
+
+    async fn read_in(chunks: Vec<Vec<u8>>) -> Result<usize, Held> {
+        let mut stream: ChunkStream = Box::pin(futures_util::stream::iter(
+            chunks.into_iter().map(|c| Ok(Bytes::from(c))),
+        ));
+        let (mut tap, mut held) = (SseTap::default(), BytesMut::new());
+        read_to_first_event(&mut stream, &mut tap, &mut held).await?;
+        Ok(held.len())
+    }
+
+    #[tokio::test]
+    async fn a_first_event_past_the_cap_is_seen_when_one_read_completes_it() {
+        let event = big_event(HELD_MAX + 100 * 1024);
+        let len = event.len();
+        assert!(matches!(read_in(vec![event.clone()]).await, Ok(n) if n == len));
+        // The read that crosses the cap is the one that completes the event.
+        let (head, tail) = event.split_at(HELD_MAX - 10);
+        assert!(matches!(read_in(vec![head.to_vec(), tail.to_vec()]).await, Ok(n) if n == len));
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_without_a_complete_event_the_attempt_fails() {
+        // The same event in reads that pass the cap before it is complete: the bound holds.
+        let event = big_event(HELD_MAX + 100 * 1024);
+        let chunks = event.chunks(200 * 1024).map(<[u8]>::to_vec).collect();
+        let Err(Held::Failed { class, .. }) = read_in(chunks).await else {
+            panic!("held past the cap");
+        };
+        assert_eq!(class, FailureClass::PreambleTooLarge);
+    }
+}
