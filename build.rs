@@ -35,9 +35,8 @@ fn order_text() {
             return;
         }
     }
-    let list =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("build/text-order.txt"))
-            .expect("build/text-order.txt is part of the package");
+    let list = std::fs::read_to_string(manifest_dir().join("build/text-order.txt"))
+        .expect("build/text-order.txt is part of the package");
     let script =
         text_order::linker_script(&list).unwrap_or_else(|e| panic!("build/text-order.txt: {e}"));
     let Some(script) = script else { return };
@@ -49,7 +48,7 @@ fn order_text() {
 }
 
 fn embed_console() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/console");
+    let root = manifest_dir().join("web/console");
     // A folder here means every file under it, new ones included.
     println!("cargo:rerun-if-changed=web/console");
     let mut files = Vec::new();
@@ -65,14 +64,23 @@ fn embed_console() {
             .to_str()
             .expect("console file names are UTF-8")
             .replace('\\', "/");
+        // The path is joined when the crate compiles, not here: cargo reuses this script's
+        // output across checkouts sharing a target directory, and an absolute path written
+        // here would name whichever checkout ran it first.
         out.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?})),\n",
-            file.display().to_string()
+            "    ({name:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),\n",
+            format!("/web/console/{name}")
         ));
     }
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(dest.join("console_files.rs"), out).expect("OUT_DIR is writable");
+}
+
+/// The package's folder as cargo gives it to this run, not as it was when this script was
+/// compiled (`env!`), which is another checkout's when a target directory is shared.
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) {

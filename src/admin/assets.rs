@@ -117,4 +117,17 @@ mod tests {
             "the console's files weigh {total} bytes"
         );
     }
+
+    #[test]
+    fn the_embedded_list_names_no_checkout() {
+        // Cargo reuses the build script's output across checkouts sharing a target directory:
+        // an absolute path in it would embed another checkout's files, or fail to build once
+        // that checkout is gone.
+        let list = include_str!(concat!(env!("OUT_DIR"), "/console_files.rs"));
+        assert!(!list.contains(env!("CARGO_MANIFEST_DIR")), "{list}");
+        assert!(
+            list.contains("concat!(env!(\"CARGO_MANIFEST_DIR\")"),
+            "{list}"
+        );
+    }
 }
