@@ -32,10 +32,15 @@ const ERROR_PREVIEW_CHARS: usize = 300;
 const ERROR_BODY_MAX: usize = 1 << 20;
 /// Bodies up to this size with a known length are read whole before answering.
 const WHOLE_BODY_MAX: u64 = 256 * 1024;
-/// The most of an event stream held back while waiting for its first real event. What comes
-/// before it (`response.created`, `response.in_progress`, keep-alive comments) is a few KiB;
-/// a relay that sends more without a real event is failed before the client sees a byte.
+/// The most of an event stream held back before the line that shows its first real event.
+/// What comes before it (`response.created`, `response.in_progress`, keep-alive comments) is a
+/// few KiB; a relay that sends more without a real event is failed before the client sees a
+/// byte.
 pub const HELD_MAX: usize = 512 * 1024;
+/// The longest line that may show a stream's first real event: a relay that answers with one
+/// whole `response.completed` sends the entire response as that line, so it gets room of its
+/// own beside [`HELD_MAX`] (a model's longest output is well under it).
+pub const FIRST_EVENT_LINE_MAX: usize = 4 << 20;
 
 /// An upstream response chosen to go to the client.
 pub struct Answer {
@@ -429,7 +434,8 @@ enum Held {
 
 /// Reads an event stream until its first real event. Preamble events (`response.created`,
 /// `response.in_progress`) and comments are kept and sent on with the rest, up to
-/// [`HELD_MAX`] bytes (plus the chunk that went over): past that the attempt has failed.
+/// [`HELD_MAX`] bytes before the line that shows the event, and that line up to
+/// [`FIRST_EVENT_LINE_MAX`]: past either the attempt has failed.
 async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> Held {
     let mut tap = SseTap::default();
     let mut held = BytesMut::new();
@@ -471,7 +477,10 @@ async fn hold_until_first_event(mut stream: ChunkStream, timeout: Duration) -> H
 }
 
 /// Reads into `held` (shown to `tap`) until the first real event, or the failure that came
-/// first: a break, an end, or more than [`HELD_MAX`] without one.
+/// first: a break, an end, or more than the limits allow without one.
+///
+/// The limits are checked on where the bytes sit in the stream, never on how much one read
+/// brought, so a relay's stream gets the same verdict however the network splits it.
 async fn read_to_first_event(
     stream: &mut ChunkStream,
     tap: &mut SseTap,
@@ -483,15 +492,15 @@ async fn read_to_first_event(
             Some(Ok(chunk)) => {
                 tap.feed(&chunk);
                 held.extend_from_slice(&chunk);
+                let (before, line) = match &tap.first_event_line {
+                    Some(at) => (at.start, at.end - at.start),
+                    None => tap.unfinished(),
+                };
+                if let Some(detail) = too_much_held(before, line) {
+                    return failed(FailureClass::PreambleTooLarge, detail);
+                }
                 if tap.first_event.is_some() {
                     return Ok(());
-                }
-                if held.len() > HELD_MAX {
-                    let detail = format!(
-                        "more than {} KiB before the stream's first event",
-                        HELD_MAX / 1024
-                    );
-                    return failed(FailureClass::PreambleTooLarge, detail);
                 }
             }
             Some(Err(e)) => {
@@ -503,6 +512,24 @@ async fn read_to_first_event(
                 return failed(FailureClass::EmptyStream, detail);
             }
         }
+    }
+}
+
+/// Why a stream's start is more than may be held, if it is: `before` bytes ahead of the line
+/// that shows (or may show) its first real event, and `line` bytes of that line.
+fn too_much_held(before: u64, line: u64) -> Option<String> {
+    if before > HELD_MAX as u64 {
+        Some(format!(
+            "more than {} KiB before the stream's first event",
+            HELD_MAX / 1024
+        ))
+    } else if line > FIRST_EVENT_LINE_MAX as u64 {
+        Some(format!(
+            "a line of more than {} MiB before the stream's first event was known",
+            FIRST_EVENT_LINE_MAX >> 20
+        ))
+    } else {
+        None
     }
 }
 
@@ -565,24 +592,85 @@ mod tests {
         Ok(held.len())
     }
 
-    #[tokio::test]
-    async fn a_first_event_past_the_cap_is_seen_when_one_read_completes_it() {
-        let event = big_event(HELD_MAX + 100 * 1024);
-        let len = event.len();
-        assert!(matches!(read_in(vec![event.clone()]).await, Ok(n) if n == len));
-        // The read that crosses the cap is the one that completes the event.
-        let (head, tail) = event.split_at(HELD_MAX - 10);
-        assert!(matches!(read_in(vec![head.to_vec(), tail.to_vec()]).await, Ok(n) if n == len));
+    /// `bytes` read whole, then in reads of each size given.
+    async fn read_split(bytes: &[u8], sizes: &[usize]) -> Vec<Result<usize, Held>> {
+        let mut verdicts = vec![read_in(vec![bytes.to_vec()]).await];
+        for size in sizes {
+            verdicts.push(read_in(bytes.chunks(*size).map(<[u8]>::to_vec).collect()).await);
+        }
+        verdicts
+    }
+
+    /// A verdict as a test failure shows it.
+    fn shown(verdict: &Result<usize, Held>) -> String {
+        match verdict {
+            Ok(n) => format!("held {n} bytes"),
+            Err(Held::Failed { class, detail }) => format!("failed ({}): {detail}", class.as_str()),
+            Err(Held::Ready { .. }) => "ready".into(),
+        }
+    }
+
+    fn too_large(verdict: &Result<usize, Held>) -> bool {
+        matches!(
+            verdict,
+            Err(Held::Failed {
+                class: FailureClass::PreambleTooLarge,
+                ..
+            })
+        )
+    }
+
+    /// Keep-alive comments, then `response.created` padded to `size` bytes in all.
+    fn preamble(size: usize) -> Vec<u8> {
+        let mut bytes = b": keep-alive\n\n".to_vec();
+        let head = b"event: response.created\ndata: {\"type\":\"response.created\",\"pad\":\"";
+        let tail = b"\"}\n\n";
+        bytes.extend_from_slice(head);
+        bytes.resize(size - tail.len(), b'p');
+        bytes.extend_from_slice(tail);
+        bytes
     }
 
     #[tokio::test]
-    async fn past_the_cap_without_a_complete_event_the_attempt_fails() {
-        // The same event in reads that pass the cap before it is complete: the bound holds.
+    async fn a_first_event_past_the_preamble_cap_is_served_however_the_reads_split_it() {
+        // One whole `response.completed`-sized event: over HELD_MAX, under its line's limit.
         let event = big_event(HELD_MAX + 100 * 1024);
-        let chunks = event.chunks(200 * 1024).map(<[u8]>::to_vec).collect();
-        let Err(Held::Failed { class, .. }) = read_in(chunks).await else {
-            panic!("held past the cap");
+        let mut stream = preamble(HELD_MAX - 1024);
+        stream.extend_from_slice(&event);
+        for bytes in [&event, &stream] {
+            for verdict in read_split(bytes, &[HELD_MAX - 10, 200 * 1024, 4096]).await {
+                assert!(
+                    matches!(verdict, Ok(n) if n == bytes.len()),
+                    "{}",
+                    shown(&verdict)
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_preamble_past_the_cap_fails_however_the_reads_split_it() {
+        let mut stream = preamble(HELD_MAX + 1);
+        stream.extend_from_slice(&big_event(10));
+        // Comments alone, in many lines or in one.
+        let comments = b": ppp\n".repeat(HELD_MAX / 6 + 1);
+        let one_comment = [&b":"[..], &vec![b'p'; HELD_MAX + 1]].concat();
+        for bytes in [&stream, &comments, &one_comment] {
+            for verdict in read_split(bytes, &[HELD_MAX - 10, 200 * 1024, 4096]).await {
+                assert!(too_large(&verdict), "{}", shown(&verdict));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_event_line_past_its_limit_fails_however_the_reads_split_it() {
+        let event = big_event(FIRST_EVENT_LINE_MAX + 1024);
+        for verdict in read_split(&event, &[FIRST_EVENT_LINE_MAX - 10, 1 << 20]).await {
+            assert!(too_large(&verdict), "{}", shown(&verdict));
+        }
+        let Err(Held::Failed { detail, .. }) = read_in(vec![event]).await else {
+            unreachable!()
         };
-        assert_eq!(class, FailureClass::PreambleTooLarge);
+        assert!(detail.contains("a line of more than 4 MiB"), "{detail}");
     }
 }

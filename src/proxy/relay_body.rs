@@ -77,7 +77,7 @@ impl http_body::Body for ProxyBody {
 
 /// What the tap looks for, by the response's content type.
 enum Tap {
-    Sse(SseTap),
+    Sse(Box<SseTap>),
     Json(Vec<u8>),
     None,
 }
@@ -137,7 +137,7 @@ impl RelayBody {
             "only an event stream is held"
         );
         if let (Some((tap, read)), Tap::Sse(_)) = (tapped, &self.tap) {
-            self.tap = Tap::Sse(*tap);
+            self.tap = Tap::Sse(tap);
             self.tapped_ahead = read;
         }
         self
@@ -160,7 +160,7 @@ impl RelayBody {
         record: RecordGuard,
     ) -> Self {
         let tap = if sse {
-            Tap::Sse(SseTap::default())
+            Tap::Sse(Box::default())
         } else if json {
             Tap::Json(Vec::new())
         } else {

@@ -6,6 +6,8 @@
 //! substring check says it may carry usage or an outcome, else only for its type while the
 //! stream's first real event is not known yet; after that, deltas are skipped after the check.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 use memchr::memmem;
 use serde_json::json;
@@ -62,6 +64,13 @@ pub struct SseTap {
     pub data_lines: u64,
     /// The first event that is more than `response.created` / `response.in_progress`.
     pub first_event: Option<FirstEvent>,
+    /// Where the line that made [`SseTap::first_event`] known began and ended, as offsets in
+    /// the bytes shown to the tap.
+    pub first_event_line: Option<Range<u64>>,
+    /// Bytes shown to the tap so far.
+    fed: u64,
+    /// Where the unfinished line began.
+    line_start: u64,
     /// `response.model` of the terminal event.
     pub model: Option<String>,
     /// `response.service_tier` of the last event that had one.
@@ -89,6 +98,9 @@ impl Default for SseTap {
             terminal: None,
             data_lines: 0,
             first_event: None,
+            first_event_line: None,
+            fed: 0,
+            line_start: 0,
             model: None,
             service_tier: None,
         }
@@ -99,6 +111,7 @@ impl SseTap {
     pub fn feed(&mut self, mut chunk: &[u8]) {
         while let Some(end) = memchr::memchr(b'\n', chunk) {
             let (head, rest) = (&chunk[..end], &chunk[end + 1..]);
+            self.fed += end as u64 + 1;
             self.count_content(head);
             self.line_is_comment = None;
             if self.skipping_long_line {
@@ -113,8 +126,10 @@ impl SseTap {
                 line.clear();
                 self.line = line;
             }
+            self.line_start = self.fed;
             chunk = rest;
         }
+        self.fed += chunk.len() as u64;
         self.count_content(chunk);
         if !chunk.is_empty() && !self.skipping_long_line {
             if self.line.len() + chunk.len() > MAX_LINE {
@@ -136,6 +151,17 @@ impl SseTap {
         if !*self.line_is_comment.get_or_insert(first == b':') {
             let returns = memchr::memchr_iter(b'\r', piece).count();
             self.content_bytes += (piece.len() - returns) as u64;
+        }
+    }
+
+    /// What is held so far before the first real event, split as the stream's hold limits
+    /// count it: the bytes before the unfinished line, and that line's bytes if it may be the
+    /// one to show the event (a comment's count with the bytes before it).
+    pub fn unfinished(&self) -> (u64, u64) {
+        if self.line_is_comment == Some(false) {
+            (self.line_start, self.fed - self.line_start)
+        } else {
+            (self.fed, 0)
         }
     }
 
@@ -176,6 +202,9 @@ impl SseTap {
             } else {
                 first_event(data)
             };
+            if self.first_event.is_some() {
+                self.first_event_line = Some(self.line_start..self.fed);
+            }
         }
         let Some(payload) = payload else {
             return;
@@ -292,6 +321,35 @@ event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\"
             assert_eq!(tap.data_lines, 3);
             assert!(tap.at_event_boundary());
         }
+    }
+
+    #[test]
+    fn the_first_event_line_is_placed_in_the_stream_however_it_is_chunked() {
+        let line = "data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\r\n";
+        let stream = STREAM.replace("\"hi\"}\n", "\"hi\"}\r\n");
+        let start = stream.find(line).unwrap() as u64;
+        for size in [1, 2, 7, 64, stream.len()] {
+            let mut tap = SseTap::default();
+            let mut seen = Vec::new();
+            for chunk in stream.as_bytes().chunks(size) {
+                tap.feed(chunk);
+                if tap.first_event_line.is_none() {
+                    seen.push(tap.unfinished());
+                }
+            }
+            assert_eq!(tap.first_event_line, Some(start..start + line.len() as u64));
+            // Until it was known, no count went past what the line's own place gives: the
+            // limits give the same verdict whatever the reads.
+            let within =
+                |(before, so_far): &(u64, u64)| *before <= start && *so_far <= line.len() as u64;
+            assert!(seen.iter().all(within), "{seen:?}");
+        }
+        // A comment in progress counts with what came before it; another line does not.
+        let mut tap = SseTap::default();
+        tap.feed(b": keep-alive\n\n: still");
+        assert_eq!(tap.unfinished(), (21, 0));
+        tap.feed(b" here\ndata: {\"ty");
+        assert_eq!(tap.unfinished(), (27, 10));
     }
 
     #[test]

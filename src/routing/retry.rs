@@ -222,7 +222,8 @@ pub enum FailureClass {
     /// 508 `forwarding_loop`: the relay leads back to this helper (a config mistake).
     ForwardingLoop,
     /// A 200 stream that sent more than the proxy holds (comments, blank lines, preamble
-    /// events) without a real event: a misbehaving relay, not worth waiting for.
+    /// events, one endless line) without a real event: a misbehaving relay, not worth waiting
+    /// for.
     PreambleTooLarge,
     /// A 2xx to an Images request without a generated image (the original's class name):
     /// another relay may have the tool; this one is not unhealthy.
