@@ -123,11 +123,24 @@ impl RecordGuard {
     }
 
     /// Records the outcome; later calls do nothing.
+    ///
+    /// On a runtime the log line and the sink run in a task of their own, so they come after
+    /// the reply: the connection's task writes the answer's last bytes before it yields, and
+    /// only then does the task run (respond, then record). A task dropped unrun (the runtime
+    /// shutting down) still records, as its [`Recording`] is dropped with it.
     pub fn finish(&mut self, outcome: Outcome) {
-        if !self.finished {
-            self.finished = true;
-            self.record.log(outcome);
-            self.sink.record(&self.record, outcome);
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let recording = Recording {
+            record: Arc::clone(&self.record),
+            sink: Arc::clone(&self.sink),
+            outcome,
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move { drop(recording) })),
+            Err(_) => drop(recording),
         }
     }
 
@@ -166,6 +179,21 @@ impl DerefMut for RecordGuard {
     }
 }
 
+/// A finished request's log line and hand-over to the sink, made when this is dropped (run or
+/// not, a task that owns it records).
+struct Recording {
+    record: Arc<RequestRecord>,
+    sink: Arc<dyn RecordSink>,
+    outcome: Outcome,
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.record.log(self.outcome);
+        self.sink.record(&self.record, self.outcome);
+    }
+}
+
 impl Drop for RecordGuard {
     fn drop(&mut self) {
         self.finish(Outcome::ClientDisconnected);
@@ -200,6 +228,46 @@ mod tests {
         let kept = sink.0.lock().unwrap()[0].clone();
         assert!(Arc::ptr_eq(&kept, &guard.record), "shared, not copied");
         assert_eq!(kept.bytes_out, 7);
+    }
+
+    fn kept(sink: &Keeps) -> Vec<u64> {
+        sink.0.lock().unwrap().iter().map(|r| r.bytes_out).collect()
+    }
+
+    fn guard(sink: &Arc<Keeps>, bytes_out: u64) -> RecordGuard {
+        let mut guard = RecordGuard::new(
+            RequestRecord::new("t".into(), "POST".into(), "/v1/responses".into()),
+            sink.clone(),
+        );
+        guard.bytes_out = bytes_out;
+        guard
+    }
+
+    #[tokio::test]
+    async fn on_a_runtime_the_record_is_made_once_the_finishing_task_yields() {
+        let sink = Arc::new(Keeps::default());
+        let mut finished = guard(&sink, 1);
+        finished.finish(Outcome::Completed);
+        drop(guard(&sink, 2)); // a client gone: recorded the same way
+        // The connection's task goes on to write the reply before it yields.
+        assert!(kept(&sink).is_empty(), "recorded before the task yielded");
+        tokio::task::yield_now().await;
+        assert_eq!(kept(&sink), [1, 2]);
+        finished.finish(Outcome::Completed);
+        tokio::task::yield_now().await;
+        assert_eq!(kept(&sink), [1, 2], "finished once");
+    }
+
+    #[test]
+    fn a_record_whose_task_never_ran_is_made_when_the_runtime_goes() {
+        let sink = Arc::new(Keeps::default());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async { guard(&sink, 3).finish(Outcome::Completed) });
+        assert!(kept(&sink).is_empty());
+        drop(runtime);
+        assert_eq!(kept(&sink), [3]);
     }
 
     /// The log line `record` finishes with, as `serve` prints it (without colours).
