@@ -28,11 +28,13 @@ const CLIENT_LIMIT: Duration = Duration::from_secs(20);
 /// A stall longer than every timeout in the config below.
 const LONG: Duration = Duration::from_secs(30);
 /// Bigger than every buffer the proxy has for one event or line (16 MiB SSE line, 512 KiB
-/// held before the first event's line and 4 MiB for that line, 8 MiB JSON usage tap).
+/// held before the first event's line and 2 MiB for that line, 8 MiB JSON usage tap).
 const HUGE: usize = 17 << 20;
 /// A large first event, past the 512 KiB the proxy holds ahead of a stream's first event and
-/// under the 4 MiB that event's line may take: served however loopback splits the write.
+/// under the 2 MiB that event's line may take: served however loopback splits the write.
 const BIG_FIRST: usize = 600 << 10;
+/// A first event past the 2 MiB its line may take, and under every other limit.
+const TOO_BIG_FIRST: usize = 3 << 20;
 
 const TIMEOUTS: &str = "[proxy]\nconnect_timeout_ms = 1000\nresponse_header_timeout_ms = 2000\n\
     stream_idle_timeout_ms = 1500\n[retry]\nbackoff_ms = 20\njitter_ms = 0\n\
@@ -316,11 +318,11 @@ fn cases() -> Vec<Case> {
             _ => None,
         }),
         case("first event past its line's limit", |t| match t {
-            // Held up to its line's 4 MiB, however it arrives, then given up on.
+            // Held up to its line's 2 MiB, however it arrives, then given up on.
             Stream => http(
                 Fault::HugeEvent {
                     after_events: 0,
-                    bytes: HUGE,
+                    bytes: TOO_BIG_FIRST,
                 },
                 fails_over(t, "failed_stream", "preamble_too_large", 1),
             ),

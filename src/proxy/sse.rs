@@ -338,10 +338,10 @@ event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\"
                 }
             }
             assert_eq!(tap.first_event_line, Some(start..start + line.len() as u64));
-            // Until it was known, no count went past what the line's own place gives: the
-            // limits give the same verdict whatever the reads.
-            let within =
-                |(before, so_far): &(u64, u64)| *before <= start && *so_far <= line.len() as u64;
+            // Until it was known, nothing was counted before the line's start, nor past its
+            // end: the limits give the same verdict whatever the reads.
+            let end = start + line.len() as u64;
+            let within = |(before, so_far): &(u64, u64)| *before <= start && before + so_far <= end;
             assert!(seen.iter().all(within), "{seen:?}");
         }
         // A comment in progress counts with what came before it; another line does not.
