@@ -219,7 +219,8 @@ async fn trusted_exhaustion_moves_routing_to_the_next_relay_and_back_after_a_ref
         })
         .await;
         assert_eq!(setup.turn().await, "b");
-        let records = setup.proxy.records.all();
+        // Recorded just after the reply went out: waited for, not raced.
+        let records = setup.proxy.records.wait_for(1).await;
         let decision = records.last().unwrap().0.decision.clone().unwrap();
         let skip = decision.candidates[0].skip.as_ref().unwrap().describe();
         assert!(

@@ -220,7 +220,7 @@ impl RecordSink for LedgerSink {
     /// more (the record is not copied; it is usually dropped on the writer's thread).
     fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
         let finished = Finished {
-            duration: record.started.elapsed(),
+            duration: record.took(),
             record: Arc::clone(record),
             outcome,
         };

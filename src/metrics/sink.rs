@@ -22,7 +22,7 @@ impl MetricsSink {
 
 impl RecordSink for MetricsSink {
     fn record(&self, record: &Arc<RequestRecord>, outcome: Outcome) {
-        observe(&self.registry, record, outcome, record.started.elapsed());
+        observe(&self.registry, record, outcome, record.took());
         self.inner.record(record, outcome);
     }
 

@@ -51,7 +51,7 @@ impl RequestRecord {
             reasoning_tokens = usage.reasoning_tokens,
             total_tokens = usage.total_tokens,
             ttfb_ms = %Millis(self.ttfb),
-            duration_ms = %Millis(Some(self.started.elapsed())),
+            duration_ms = %Millis(Some(self.took())),
             bytes_out = self.bytes_out,
             attempts = %Summaries(&self.attempts),
             why = decision.and_then(|d| d.why).map_or("", Why::as_str),
@@ -132,6 +132,8 @@ impl RecordGuard {
         if self.finished {
             return;
         }
+        // Unshared until now: set in place, not copied.
+        self.duration = Some(self.started.elapsed());
         self.finished = true;
         let recording = Recording {
             record: Arc::clone(&self.record),
@@ -249,10 +251,14 @@ mod tests {
         let mut finished = guard(&sink, 1);
         finished.finish(Outcome::Completed);
         drop(guard(&sink, 2)); // a client gone: recorded the same way
+        let finished_by = finished.started.elapsed();
         // The connection's task goes on to write the reply before it yields.
         assert!(kept(&sink).is_empty(), "recorded before the task yielded");
         tokio::task::yield_now().await;
         assert_eq!(kept(&sink), [1, 2]);
+        // Its duration is the request's, not the wait for the task.
+        let took = sink.0.lock().unwrap()[0].took();
+        assert!(took <= finished_by, "{took:?} > {finished_by:?}");
         finished.finish(Outcome::Completed);
         tokio::task::yield_now().await;
         assert_eq!(kept(&sink), [1, 2], "finished once");

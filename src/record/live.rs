@@ -154,7 +154,7 @@ impl Finished {
         Finished {
             trace_id: reuse(trace_id, &record.trace_id),
             started_at_ms: record.started_at_ms,
-            duration_ms: millis(record.started.elapsed()),
+            duration_ms: millis(record.took()),
             ttfb_ms: record.ttfb.map(millis),
             method: reuse(method, &record.method),
             path: reuse(path, &record.path),

@@ -198,6 +198,9 @@ pub struct RequestRecord {
     pub error: Option<String>,
     /// How the route was chosen; `None` for requests refused before routing.
     pub decision: Option<RouteDecision>,
+    /// How long the request took, set when it finished: its log line and sinks may run a
+    /// moment later ([`RequestRecord::took`]).
+    pub duration: Option<Duration>,
 }
 
 /// How a request's route was chosen: what was considered, what was skipped and why, and what
@@ -272,7 +275,13 @@ impl RequestRecord {
             bytes_out: 0,
             error: None,
             decision: None,
+            duration: None,
         }
+    }
+
+    /// How long the request took: until it finished, or until now while it is in flight.
+    pub fn took(&self) -> Duration {
+        self.duration.unwrap_or_else(|| self.started.elapsed())
     }
 }
 
