@@ -675,4 +675,27 @@ mod tests {
         };
         assert!(detail.contains("a line of more than 2 MiB"), "{detail}");
     }
+
+    #[tokio::test]
+    async fn each_limit_is_inclusive_to_the_byte() {
+        let event = big_event(10);
+        let event_line = event.iter().position(|b| *b == b'\n').unwrap() + 1;
+        // The bytes ahead of the first event's `data:` line: exactly HELD_MAX, then one more.
+        for (over, ahead) in [(false, HELD_MAX), (true, HELD_MAX + 1)] {
+            let mut stream = preamble(ahead - event_line);
+            stream.extend_from_slice(&event);
+            for verdict in read_split(&stream, &[HELD_MAX, 4096]).await {
+                assert_eq!(too_large(&verdict), over, "{ahead}: {}", shown(&verdict));
+            }
+        }
+        // The `data:` line itself, its line break included: exactly the limit, then one more.
+        let data_line = |text: usize| big_event(text).len() - event_line - 1;
+        let fits = FIRST_EVENT_LINE_MAX - data_line(0);
+        for (over, text) in [(false, fits), (true, fits + 1)] {
+            assert_eq!(data_line(text), FIRST_EVENT_LINE_MAX + usize::from(over));
+            for verdict in read_split(&big_event(text), &[1 << 20]).await {
+                assert_eq!(too_large(&verdict), over, "{text}: {}", shown(&verdict));
+            }
+        }
+    }
 }
