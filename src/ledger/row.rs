@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::pricing::PriceBook;
+use super::pricing::{Cost, PriceBook};
 use crate::record::{AttemptOutcome, Outcome, RequestRecord};
 use crate::routing::retry::FailureClass;
 
@@ -63,41 +63,7 @@ impl LedgerRow {
         prices: &PriceBook,
     ) -> Self {
         let usage = record.usage;
-        let priced_model = record
-            .model_sent
-            .as_deref()
-            .or(record.model_requested.as_deref());
-        let cost = usage.zip(priced_model).and_then(|(usage, model)| {
-            prices.cost_in_tier(
-                model,
-                &usage,
-                record.price_multiplier,
-                record.service_tier.as_deref(),
-            )
-        });
-        let error_class = match outcome {
-            Outcome::Completed => None,
-            other => Some(
-                record
-                    .attempts
-                    .iter()
-                    .rev()
-                    .find_map(|a| match &a.outcome {
-                        AttemptOutcome::FailedStatus { class, .. }
-                        | AttemptOutcome::FailedStream { class, .. } => Some(class.as_str()),
-                        AttemptOutcome::ConnectError { .. } => Some(FailureClass::Connect.as_str()),
-                        AttemptOutcome::Timeout { .. } => {
-                            Some(FailureClass::HeaderTimeout.as_str())
-                        }
-                        AttemptOutcome::TransportError { .. } => {
-                            Some(FailureClass::Transport.as_str())
-                        }
-                        AttemptOutcome::Responded { .. } => None,
-                    })
-                    .unwrap_or(other.as_str())
-                    .to_string(),
-            ),
-        };
+        let cost = priced(record, prices);
         Self {
             trace_id: record.trace_id.clone(),
             started_ms: record.started_at_ms,
@@ -116,7 +82,7 @@ impl LedgerRow {
             endpoint: record.endpoint.clone(),
             status: record.status,
             outcome: outcome.as_str().to_string(),
-            error_class,
+            error_class: error_class(record, outcome),
             error: record.error.clone(),
             attempts_json: serde_json::to_string(&record.attempts).unwrap_or_else(|_| "[]".into()),
             decision_json: record
@@ -139,4 +105,40 @@ impl LedgerRow {
             user: record.user.as_deref().map(str::to_string),
         }
     }
+}
+
+/// The cost of `record`'s usage, priced by the model actually sent (else the one asked for).
+fn priced(record: &RequestRecord, prices: &PriceBook) -> Option<Cost> {
+    let model = record
+        .model_sent
+        .as_deref()
+        .or(record.model_requested.as_deref())?;
+    prices.cost_in_tier(
+        model,
+        &record.usage?,
+        record.price_multiplier,
+        record.service_tier.as_deref(),
+    )
+}
+
+/// Why a request that did not complete failed: the class of its last failed attempt, or the
+/// outcome's own name when no attempt failed (a client that went away, a refusal).
+fn error_class(record: &RequestRecord, outcome: Outcome) -> Option<String> {
+    if outcome == Outcome::Completed {
+        return None;
+    }
+    let last_failure = record.attempts.iter().rev().find_map(|a| match &a.outcome {
+        AttemptOutcome::FailedStatus { class, .. } | AttemptOutcome::FailedStream { class, .. } => {
+            Some(*class)
+        }
+        AttemptOutcome::ConnectError { .. } => Some(FailureClass::Connect),
+        AttemptOutcome::Timeout { .. } => Some(FailureClass::HeaderTimeout),
+        AttemptOutcome::TransportError { .. } => Some(FailureClass::Transport),
+        AttemptOutcome::Responded { .. } => None,
+    });
+    Some(
+        last_failure
+            .map_or(outcome.as_str(), FailureClass::as_str)
+            .to_string(),
+    )
 }

@@ -196,89 +196,101 @@ fn migrate_to(conn: &Connection, target: usize) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// One row into `requests`, skipped when its trace id is stored already.
+const INSERT_REQUEST: &str = "INSERT OR IGNORE INTO requests (trace_id, started_ms, session_id, session_source, thread_id, client, method, path, streaming,
+        model_requested, model_sent, model_answered, preset, provider, endpoint, status, outcome, error_class, error,
+        attempts_json, decision_json, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
+        ttfb_ms, duration_ms, bytes_in, bytes_out, cost_usd, price_source, service_tier, price_multiplier, user_name)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)";
+
 /// Inserts rows in one transaction; a row whose trace id is already stored is skipped.
 /// Returns how many were new.
 pub fn insert(conn: &mut Connection, rows: &[LedgerRow]) -> rusqlite::Result<usize> {
     let tx = conn.transaction()?;
     let mut new_rows = Vec::with_capacity(rows.len());
     {
-        let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO requests (trace_id, started_ms, session_id, session_source, thread_id, client, method, path, streaming,
-                model_requested, model_sent, model_answered, preset, provider, endpoint, status, outcome, error_class, error,
-                attempts_json, decision_json, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
-                ttfb_ms, duration_ms, bytes_in, bytes_out, cost_usd, price_source, service_tier, price_multiplier, user_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
-        )?;
-        for r in rows {
-            let new = stmt.execute(params![
-                r.trace_id,
-                r.started_ms as i64,
-                r.session_id,
-                r.session_source,
-                r.thread_id,
-                r.client,
-                r.method,
-                r.path,
-                r.streaming,
-                r.model_requested,
-                r.model_sent,
-                r.model_answered,
-                r.preset,
-                r.provider,
-                r.endpoint,
-                r.status,
-                r.outcome,
-                r.error_class,
-                r.error,
-                r.attempts_json,
-                r.decision_json,
-                r.input_tokens.map(|n| n as i64),
-                r.cached_input_tokens.map(|n| n as i64),
-                r.output_tokens.map(|n| n as i64),
-                r.reasoning_tokens.map(|n| n as i64),
-                r.total_tokens.map(|n| n as i64),
-                r.ttfb_ms,
-                r.duration_ms,
-                r.bytes_in as i64,
-                r.bytes_out as i64,
-                r.cost_usd,
-                r.price_source,
-                r.service_tier,
-                r.price_multiplier,
-                r.user,
-            ])?;
-            if new > 0 {
-                new_rows.push(r); // a row stored already is not counted twice
+        let mut stmt = tx.prepare_cached(INSERT_REQUEST)?;
+        for row in rows {
+            if insert_request(&mut stmt, row)? {
+                new_rows.push(row); // a row stored already is not counted twice
             }
         }
-        // One upsert per rollup line the batch touches, not one per row.
-        let mut rollup = tx.prepare_cached(
-            "INSERT INTO usage_rollup VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (bucket_ms, provider, model) DO UPDATE SET
-                requests = requests + excluded.requests, errors = errors + excluded.errors,
-                input_tokens = input_tokens + excluded.input_tokens, cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
-                output_tokens = output_tokens + excluded.output_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
-                total_tokens = total_tokens + excluded.total_tokens, cost_usd = cost_usd + excluded.cost_usd, unpriced = unpriced + excluded.unpriced",
-        )?;
-        for (key, delta) in super::rollup::sum(new_rows.iter().copied()) {
-            rollup.execute(params![
-                key.bucket_ms as i64,
-                key.provider,
-                key.model,
-                delta.requests as i64,
-                delta.errors as i64,
-                delta.input_tokens as i64,
-                delta.cached_input_tokens as i64,
-                delta.output_tokens as i64,
-                delta.reasoning_tokens as i64,
-                delta.total_tokens as i64,
-                delta.cost_usd,
-                delta.unpriced as i64,
-            ])?;
-        }
     }
+    add_to_rollups(&tx, &new_rows)?;
     tx.commit()?;
     Ok(new_rows.len())
+}
+
+/// Inserts one row into `requests`; `false` when its trace id was stored already.
+fn insert_request(stmt: &mut rusqlite::Statement<'_>, r: &LedgerRow) -> rusqlite::Result<bool> {
+    let new = stmt.execute(params![
+        r.trace_id,
+        r.started_ms as i64,
+        r.session_id,
+        r.session_source,
+        r.thread_id,
+        r.client,
+        r.method,
+        r.path,
+        r.streaming,
+        r.model_requested,
+        r.model_sent,
+        r.model_answered,
+        r.preset,
+        r.provider,
+        r.endpoint,
+        r.status,
+        r.outcome,
+        r.error_class,
+        r.error,
+        r.attempts_json,
+        r.decision_json,
+        r.input_tokens.map(|n| n as i64),
+        r.cached_input_tokens.map(|n| n as i64),
+        r.output_tokens.map(|n| n as i64),
+        r.reasoning_tokens.map(|n| n as i64),
+        r.total_tokens.map(|n| n as i64),
+        r.ttfb_ms,
+        r.duration_ms,
+        r.bytes_in as i64,
+        r.bytes_out as i64,
+        r.cost_usd,
+        r.price_source,
+        r.service_tier,
+        r.price_multiplier,
+        r.user,
+    ])?;
+    Ok(new > 0)
+}
+
+/// Adds the new rows to their rollup lines: one upsert per line the batch touches, not one per
+/// row.
+fn add_to_rollups(tx: &Connection, new_rows: &[&LedgerRow]) -> rusqlite::Result<()> {
+    let mut rollup = tx.prepare_cached(
+        "INSERT INTO usage_rollup VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (bucket_ms, provider, model) DO UPDATE SET
+            requests = requests + excluded.requests, errors = errors + excluded.errors,
+            input_tokens = input_tokens + excluded.input_tokens, cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+            output_tokens = output_tokens + excluded.output_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+            total_tokens = total_tokens + excluded.total_tokens, cost_usd = cost_usd + excluded.cost_usd, unpriced = unpriced + excluded.unpriced",
+    )?;
+    for (key, delta) in super::rollup::sum(new_rows.iter().copied()) {
+        rollup.execute(params![
+            key.bucket_ms as i64,
+            key.provider,
+            key.model,
+            delta.requests as i64,
+            delta.errors as i64,
+            delta.input_tokens as i64,
+            delta.cached_input_tokens as i64,
+            delta.output_tokens as i64,
+            delta.reasoning_tokens as i64,
+            delta.total_tokens as i64,
+            delta.cost_usd,
+            delta.unpriced as i64,
+        ])?;
+    }
+    Ok(())
 }
 
 /// Deletes rows older than `before_ms` and beyond the newest `max_rows`, and the rollup

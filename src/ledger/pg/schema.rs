@@ -117,43 +117,7 @@ pub async fn insert(client: &mut Client, rows: &[LedgerRow]) -> anyhow::Result<u
     let tx = client.transaction().await?;
     let insert = tx.prepare(INSERT_ROW).await?;
     let inserts = rows.iter().map(|r| {
-        let values: [Box<dyn ToSql + Sync + Send>; 35] = [
-            Box::new(r.trace_id.clone()),
-            Box::new(big(r.started_ms)),
-            Box::new(r.session_id.clone()),
-            Box::new(r.session_source.clone()),
-            Box::new(r.thread_id.clone()),
-            Box::new(r.client.clone()),
-            Box::new(r.method.clone()),
-            Box::new(r.path.clone()),
-            Box::new(r.streaming),
-            Box::new(r.model_requested.clone()),
-            Box::new(r.model_sent.clone()),
-            Box::new(r.model_answered.clone()),
-            Box::new(r.preset.clone()),
-            Box::new(r.provider.clone()),
-            Box::new(r.endpoint.clone()),
-            Box::new(r.status.map(i32::from)),
-            Box::new(r.outcome.clone()),
-            Box::new(r.error_class.clone()),
-            Box::new(r.error.clone()),
-            Box::new(r.attempts_json.clone()),
-            Box::new(r.decision_json.clone()),
-            Box::new(r.input_tokens.map(big)),
-            Box::new(r.cached_input_tokens.map(big)),
-            Box::new(r.output_tokens.map(big)),
-            Box::new(r.reasoning_tokens.map(big)),
-            Box::new(r.total_tokens.map(big)),
-            Box::new(r.ttfb_ms),
-            Box::new(r.duration_ms),
-            Box::new(big(r.bytes_in)),
-            Box::new(big(r.bytes_out)),
-            Box::new(r.cost_usd),
-            Box::new(r.price_source.clone()),
-            Box::new(r.service_tier.clone()),
-            Box::new(r.price_multiplier),
-            Box::new(r.user.clone()),
-        ];
+        let values = row_values(r);
         let tx = &tx;
         let insert = &insert;
         async move {
@@ -172,8 +136,59 @@ pub async fn insert(client: &mut Client, rows: &[LedgerRow]) -> anyhow::Result<u
         .filter(|(_, n)| **n > 0)
         .map(|(r, _)| r);
     let lines = rollup::sum(new_rows);
+    add_to_rollups(&tx, &lines).await?;
+    tx.commit().await?;
+    Ok(inserted.iter().filter(|n| **n > 0).count())
+}
+
+/// A row's values in `INSERT_ROW`'s column order, owned so the pipelined inserts can hold them.
+fn row_values(r: &LedgerRow) -> [Box<dyn ToSql + Sync + Send>; 35] {
+    [
+        Box::new(r.trace_id.clone()),
+        Box::new(big(r.started_ms)),
+        Box::new(r.session_id.clone()),
+        Box::new(r.session_source.clone()),
+        Box::new(r.thread_id.clone()),
+        Box::new(r.client.clone()),
+        Box::new(r.method.clone()),
+        Box::new(r.path.clone()),
+        Box::new(r.streaming),
+        Box::new(r.model_requested.clone()),
+        Box::new(r.model_sent.clone()),
+        Box::new(r.model_answered.clone()),
+        Box::new(r.preset.clone()),
+        Box::new(r.provider.clone()),
+        Box::new(r.endpoint.clone()),
+        Box::new(r.status.map(i32::from)),
+        Box::new(r.outcome.clone()),
+        Box::new(r.error_class.clone()),
+        Box::new(r.error.clone()),
+        Box::new(r.attempts_json.clone()),
+        Box::new(r.decision_json.clone()),
+        Box::new(r.input_tokens.map(big)),
+        Box::new(r.cached_input_tokens.map(big)),
+        Box::new(r.output_tokens.map(big)),
+        Box::new(r.reasoning_tokens.map(big)),
+        Box::new(r.total_tokens.map(big)),
+        Box::new(r.ttfb_ms),
+        Box::new(r.duration_ms),
+        Box::new(big(r.bytes_in)),
+        Box::new(big(r.bytes_out)),
+        Box::new(r.cost_usd),
+        Box::new(r.price_source.clone()),
+        Box::new(r.service_tier.clone()),
+        Box::new(r.price_multiplier),
+        Box::new(r.user.clone()),
+    ]
+}
+
+/// Adds the batch's new rows to their rollup lines, one upsert per line.
+async fn add_to_rollups(
+    tx: &tokio_postgres::Transaction<'_>,
+    lines: &std::collections::BTreeMap<rollup::RollupKey, rollup::RollupDelta>,
+) -> anyhow::Result<()> {
     let upsert = tx.prepare(UPSERT_ROLLUP).await?;
-    for (key, d) in &lines {
+    for (key, d) in lines {
         tx.execute(
             &upsert,
             &[
@@ -193,8 +208,7 @@ pub async fn insert(client: &mut Client, rows: &[LedgerRow]) -> anyhow::Result<u
         )
         .await?;
     }
-    tx.commit().await?;
-    Ok(inserted.iter().filter(|n| **n > 0).count())
+    Ok(())
 }
 
 /// Deletes rows older than `before_ms` and beyond the newest `max_rows`, and the rollup lines
