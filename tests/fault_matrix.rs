@@ -365,6 +365,16 @@ fn cases() -> Vec<Case> {
             Json => http(Fault::Compressed("x-unknown"), Rule::PassedOn),
             WebSocket => None,
         }),
+        // Refused as a list, not undone one nested decoder per coding (which overflowed the
+        // stack and aborted the proxy).
+        case("thousands of codings", |t| match t {
+            Stream => http(
+                Fault::Compressed("x-stacked"),
+                fails_over(t, "failed_stream", "empty_stream", 2),
+            ),
+            Json => http(Fault::Compressed("x-stacked"), Rule::PassedOn),
+            WebSocket => None,
+        }),
         case("endless keep-alives before the first event", |t| match t {
             Stream => http(
                 Fault::EndlessComments {

@@ -36,6 +36,11 @@ pub const REPLY_DECODED_MAX: u64 = 1 << 30;
 /// The most a decoder hands on at once.
 const CHUNK: usize = 16 * 1024;
 
+/// The most codings one body may list. Real senders use one (a CDN may add a second); a
+/// streamed reply nests one decoder per coding, and a list of thousands would overflow the
+/// stack polling them.
+pub const MAX_CODINGS: usize = 8;
+
 /// Why a request body could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -49,6 +54,8 @@ pub enum DecodeError {
     TooLarge { encoding: String, limit: usize },
     #[error("request Content-Encoding header is not valid text")]
     BadHeader,
+    #[error("request Content-Encoding lists more than {MAX_CODINGS} codings")]
+    TooManyCodings,
 }
 
 /// A content coding the proxy can undo.
@@ -82,7 +89,8 @@ pub struct Listed {
 }
 
 /// The codings named by every `Content-Encoding` header, in the order they were applied,
-/// without `identity`. A coding the proxy cannot undo is an error naming it.
+/// without `identity`. A coding the proxy cannot undo is an error naming it, and so is a list
+/// longer than [`MAX_CODINGS`].
 pub fn listed(headers: &HeaderMap) -> Result<Vec<Listed>, DecodeError> {
     let mut codings = Vec::new();
     for value in headers.get_all(CONTENT_ENCODING) {
@@ -93,6 +101,9 @@ pub fn listed(headers: &HeaderMap) -> Result<Vec<Listed>, DecodeError> {
             }
             let coding =
                 Coding::named(&name).ok_or_else(|| DecodeError::Unsupported(name.clone()))?;
+            if codings.len() == MAX_CODINGS {
+                return Err(DecodeError::TooManyCodings);
+            }
             codings.push(Listed { coding, name });
         }
     }
@@ -483,6 +494,17 @@ mod tests {
             http::HeaderValue::from_bytes(b"gz\xffip").unwrap(),
         );
         assert_eq!(listed(&bad).unwrap_err(), DecodeError::BadHeader);
+        // A stack deeper than any sender makes is refused, however it is spread over headers.
+        let eight = ["gzip"; MAX_CODINGS].join(", ");
+        assert_eq!(list(&eight).len(), MAX_CODINGS);
+        let mut nine = headers(&eight);
+        nine.append(CONTENT_ENCODING, "identity, br".parse().unwrap());
+        assert_eq!(listed(&nine).unwrap_err(), DecodeError::TooManyCodings);
+        let thousands = vec!["br"; 2000].join(",");
+        assert_eq!(
+            listed(&headers(&thousands)).unwrap_err(),
+            DecodeError::TooManyCodings
+        );
         assert_eq!(
             DecodeError::Unsupported("compress".into()).to_string(),
             "request Content-Encoding \"compress\" is not supported (supported: zstd, gzip, x-gzip, br, deflate)"

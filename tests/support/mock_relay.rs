@@ -67,7 +67,8 @@ pub enum Fault {
     /// A 200 stream that fails after some output.
     FailedAfterOutput,
     /// The normal reply, compressed with `gzip`, `deflate` (zlib), `br` or `zstd` and labelled
-    /// so; `x-unknown` labels gzip bytes with a coding nobody decodes.
+    /// so; `x-unknown` labels gzip bytes with a coding nobody decodes, `x-stacked` with `br`
+    /// two thousand times.
     Compressed(&'static str),
     /// A 200 event stream that sends `bytes` of keep-alive comments before its events.
     CommentsBeforeEvents { bytes: usize },
@@ -579,7 +580,8 @@ async fn handle(
                     out
                 }
                 // A coding nobody decodes here: the bytes are gzip's, the label is not.
-                "x-unknown" => {
+                // `x-stacked`: gzip's bytes labelled with thousands of codings.
+                "x-unknown" | "x-stacked" => {
                     let mut e =
                         flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
                     e.write_all(&plain).unwrap();
@@ -592,9 +594,13 @@ async fn handle(
             } else {
                 json_reply(StatusCode::OK, compressed)
             };
+            let label = match encoding {
+                "x-stacked" => vec!["br"; 2000].join(", "),
+                other => other.to_string(),
+            };
             reply
                 .headers_mut()
-                .insert("content-encoding", encoding.parse().unwrap());
+                .insert("content-encoding", label.parse().unwrap());
             Ok(reply)
         }
         Some(Fault::CommentsBeforeEvents { bytes }) => {
