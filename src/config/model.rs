@@ -429,6 +429,8 @@ pub struct RetryConfig {
     /// Cooldown after an endpoint fails over; grows by `cooldown_factor` per repeated failure.
     pub cooldown_secs: Option<u64>,
     pub cooldown_factor: Option<f64>,
+    /// The longest cooldown: a growing one stops here, and a relay's `Retry-After` is believed
+    /// up to this.
     pub cooldown_max_secs: Option<u64>,
     /// Cooldown after a Cloudflare challenge page (the relay needs a browser check).
     pub cloudflare_challenge_cooldown_secs: Option<u64>,

@@ -86,7 +86,10 @@ impl Health {
 
     /// The endpoint failed and the request moved on: cool it down, longer each time.
     pub fn on_failover(&mut self, now_ms: u64, cooldown_ms: u64, why: String) {
-        self.cooldown_until_ms = self.cooldown_until_ms.max(now_ms + cooldown_ms);
+        // Saturating: a cooldown to the end of time must not wrap into none.
+        self.cooldown_until_ms = self
+            .cooldown_until_ms
+            .max(now_ms.saturating_add(cooldown_ms));
         self.streak = self.streak.saturating_add(1);
         self.last_failure = Some(why);
         self.probing_since_ms = None;
@@ -129,6 +132,19 @@ mod tests {
             30_000,
             "a factor below 1 and a max below base mean no growth"
         );
+    }
+
+    #[test]
+    fn a_cooldown_to_the_end_of_time_does_not_wrap_into_none() {
+        let mut h = Health::default();
+        h.on_failover(1_000, u64::MAX, "HTTP 429".into());
+        assert!(matches!(
+            h.blocked(1 << 60),
+            Some(Blocked::Cooldown {
+                until_ms: u64::MAX,
+                ..
+            })
+        ));
     }
 
     #[test]

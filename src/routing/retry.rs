@@ -158,20 +158,22 @@ impl RetryPolicy {
 
     /// How long the endpoint cools down when the request fails over from it.
     fn cooldown_after(&self, failure: &Failure) -> Cooldown {
-        // A relay that says when it is ready again is believed: that is its cooldown.
+        // A relay that says when it is ready again is believed: that is its cooldown, up to
+        // the longest the user lets any cooldown grow (a relay could say a million years).
+        let longest_ms = self.cooldown.max_secs.saturating_mul(1000);
         let told = failure
             .retry_after_ms
-            .map_or(Cooldown::Growing, Cooldown::Fixed);
+            .map_or(Cooldown::Growing, |ms| Cooldown::Fixed(ms.min(longest_ms)));
         match failure.class {
             FailureClass::UnsupportedModel | FailureClass::ImageGenerationMissingResult => {
                 Cooldown::None
             }
             FailureClass::CloudflareChallenge => {
-                Cooldown::Fixed(self.cloudflare_challenge_cooldown_secs * 1000)
+                Cooldown::Fixed(self.cloudflare_challenge_cooldown_secs.saturating_mul(1000))
             }
             FailureClass::CloudflareTimeout => self
                 .cloudflare_timeout_cooldown_secs
-                .map_or(told, |secs| Cooldown::Fixed(secs * 1000)),
+                .map_or(told, |secs| Cooldown::Fixed(secs.saturating_mul(1000))),
             FailureClass::Auth
             | FailureClass::Redirect
             | FailureClass::ForwardingLoop
@@ -525,6 +527,20 @@ mod tests {
             "out of tries: cool down as long as the relay said"
         );
         assert_eq!(retry_after_ms(Some(" 2 ")), Some(2_000));
+        // A relay's word is capped at the longest cooldown the user allows.
+        for absurd in ["1e15", "1e17", "1e300"] {
+            let told = Failure {
+                retry_after_ms: retry_after_ms(Some(absurd)),
+                ..long.clone()
+            };
+            assert_eq!(
+                p.decide(&told, 2, 0.0),
+                Action::Failover {
+                    cooldown: Cooldown::Fixed(p.cooldown.max_secs * 1000)
+                },
+                "{absurd}"
+            );
+        }
         assert_eq!(retry_after_ms(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
     }
 
