@@ -8,6 +8,12 @@
 use serde::Serialize;
 use serde_json::Value;
 
+/// The largest count believed. A response's input is at most a context window (a few million
+/// tokens today); a relay that reports more is wrong or hostile, and its figures would price
+/// one request at billions of dollars, lock a team member out of their budget, or overflow a
+/// sum.
+pub const MAX_TOKENS: u64 = 100_000_000;
+
 /// Tokens of one response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
@@ -19,7 +25,8 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Reads a usage object; `None` when it has neither input nor output counts.
+    /// Reads a usage object; `None` when it has neither input nor output counts, or when any
+    /// count is over [`MAX_TOKENS`] (the whole report is then not believed).
     pub fn from_json(usage: &Value) -> Option<Self> {
         let input = first(usage, &[&["input_tokens"], &["prompt_tokens"]]);
         let output = first(usage, &[&["output_tokens"], &["completion_tokens"]]);
@@ -49,14 +56,17 @@ impl Usage {
             ],
         )
         .unwrap_or(0);
-        let total = first(usage, &[&["total_tokens"]]).unwrap_or(input + output);
-        Some(Self {
-            input_tokens: input,
-            cached_input_tokens: cached,
-            output_tokens: output,
-            reasoning_tokens: reasoning,
-            total_tokens: total,
-        })
+        let total = first(usage, &[&["total_tokens"]]).unwrap_or(input.saturating_add(output));
+        [input, cached, output, reasoning, total]
+            .iter()
+            .all(|n| *n <= MAX_TOKENS)
+            .then_some(Self {
+                input_tokens: input,
+                cached_input_tokens: cached,
+                output_tokens: output,
+                reasoning_tokens: reasoning,
+                total_tokens: total,
+            })
     }
 
     /// Finds usage in an SSE event or a JSON response: `response.usage` (as in
@@ -88,6 +98,26 @@ fn first(value: &Value, paths: &[&[&str]]) -> Option<u64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn implausible_counts_are_not_believed() {
+        let at_most = json!({"usage":{"input_tokens":MAX_TOKENS,"output_tokens":1,"total_tokens":MAX_TOKENS}});
+        assert_eq!(
+            Usage::from_payload(&at_most).map(|u| u.input_tokens),
+            Some(MAX_TOKENS)
+        );
+        for usage in [
+            // Its derived total used to wrap to 0 (and panic where overflow is checked).
+            json!({"input_tokens":u64::MAX,"output_tokens":1}),
+            json!({"input_tokens":1e30,"output_tokens":1}),
+            json!({"input_tokens":"100000001","output_tokens":1}),
+            json!({"input_tokens":10,"output_tokens":1,"total_tokens":1e12}),
+            json!({"input_tokens":10,"output_tokens":1,"input_tokens_details":{"cached_tokens":1e12}}),
+            json!({"input_tokens":10,"output_tokens":1,"reasoning_tokens":MAX_TOKENS + 1}),
+        ] {
+            assert_eq!(Usage::from_json(&usage), None, "{usage}");
+        }
+    }
 
     #[test]
     fn responses_api_shape() {
