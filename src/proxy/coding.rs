@@ -10,6 +10,9 @@
 //! ended with a readable event. It holds a chunk at a time, never a whole reply, and ends a
 //! reply that decodes past a cap with an error.
 //!
+//! What a decoder may hold is bounded too: at most [`MAX_CODINGS`] stacked, and zstd frames
+//! whose window is at most 8 MiB.
+//!
 //! Both directions use the same decoders (async-compression): they resume wherever their input
 //! was cut, which streaming needs. A whole body is the same decoders over one chunk held in
 //! memory, where every poll is ready, so decoding it is a plain loop on the caller's thread.
@@ -19,6 +22,7 @@ use std::io;
 use async_compression::tokio::bufread::{
     BrotliDecoder, DeflateDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder,
 };
+use async_compression::zstd::DParameter as ZstdParameter;
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt, stream};
 use http::HeaderMap;
@@ -35,6 +39,11 @@ pub const REPLY_DECODED_MAX: u64 = 1 << 30;
 
 /// The most a decoder hands on at once.
 const CHUNK: usize = 16 * 1024;
+
+/// The largest zstd window accepted, as a power of two (8 MiB): zstd's levels 1 to 19 never
+/// need more, and Codex's own frames use 2 MiB. zstd's default (128 MiB) would let a frame of a
+/// few bytes make the decoder hold 128 MiB for as long as its stream stays open.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
 /// The most codings one body may list. Real senders use one (a CDN may add a second); a
 /// streamed reply nests one decoder per coding, and a list of thousands would overflow the
@@ -219,7 +228,8 @@ fn undo(mut input: ChunkStream, coding: Coding) -> ChunkStream {
             Coding::Deflate => decoded(DeflateDecoder::new(reader), DeflateDecoder::into_inner),
             Coding::Brotli => decoded(BrotliDecoder::new(reader), BrotliDecoder::into_inner),
             Coding::Zstd => {
-                let mut decoder = ZstdDecoder::new(reader);
+                let window = [ZstdParameter::window_log_max(ZSTD_WINDOW_LOG_MAX)];
+                let mut decoder = ZstdDecoder::with_params(reader, &window);
                 decoder.multiple_members(true);
                 decoded(decoder, ZstdDecoder::into_inner)
             }
@@ -625,6 +635,41 @@ mod tests {
             assert_eq!(decode(Bytes::new(), &list(name), 10).unwrap(), "", "{name}");
             assert_eq!(drain(decode_stream(chunks(b"", 1), &list(name), 10)).0, b"");
         }
+    }
+
+    /// `data` in a zstd frame that declares a `2^log`-byte window.
+    fn zstd_window(data: &[u8], log: u32) -> Vec<u8> {
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        e.window_log(log).unwrap();
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_zstd_window_over_8_mib_is_refused_both_ways() {
+        let ok = zstd_window(BODY, ZSTD_WINDOW_LOG_MAX);
+        assert_eq!(
+            decode(Bytes::from(ok.clone()), &list("zstd"), 1 << 20).unwrap(),
+            BODY
+        );
+        let (out, error) = drain(decode_stream(chunks(&ok, 7), &list("zstd"), 1 << 20));
+        assert_eq!((out.as_slice(), error.map(|e| e.to_string())), (BODY, None));
+
+        // A few bytes that would make the decoder hold 16 MiB (128 MiB for zstd's default).
+        let big = zstd_window(BODY, ZSTD_WINDOW_LOG_MAX + 1);
+        let err = decode(Bytes::from(big.clone()), &list("zstd"), 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Corrupt { ref encoding, .. } if encoding == "zstd"),
+            "{err}"
+        );
+        let (out, error) = drain(decode_stream(chunks(&big, 7), &list("zstd"), 1 << 20));
+        assert!(out.is_empty());
+        assert!(
+            error
+                .unwrap()
+                .to_string()
+                .starts_with("reply is not valid \"zstd\" data"),
+        );
     }
 
     #[test]
