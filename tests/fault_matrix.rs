@@ -365,6 +365,20 @@ fn cases() -> Vec<Case> {
             Json => http(Fault::Compressed("x-unknown"), Rule::PassedOn),
             WebSocket => None,
         }),
+        // Codex cannot read it: the attempt failed, as an empty stream does. (A JSON request
+        // gets any 200 as it is.)
+        case("a 200 JSON error to a streaming turn", |t| {
+            let busy = Fault::Status {
+                status: 200,
+                body: r#"{"error":{"message":"upstream busy"}}"#.into(),
+                retry_after: None,
+            };
+            match t {
+                Stream => http(busy, fails_over(t, "failed_stream", "empty_stream", 2)),
+                Json => None,
+                WebSocket => None,
+            }
+        }),
         // Refused as a list, not undone one nested decoder per coding (which overflowed the
         // stack and aborted the proxy).
         case("thousands of codings", |t| match t {

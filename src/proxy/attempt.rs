@@ -112,6 +112,9 @@ pub async fn try_upstream(
     if reply.sse {
         return held_stream(plan, reply, response).await;
     }
+    if request.needs_events() {
+        return not_an_event_stream(state, plan, reply, response).await;
+    }
     plain_body(state, request, reply, response).await
 }
 
@@ -287,18 +290,7 @@ async fn failed_status(
     reply: Reply,
     response: RelayResponse,
 ) -> Attempted {
-    let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
-    let mut body = BytesMut::new();
-    let stream = body_stream(response, &reply.codings);
-    let read = coding::read_capped(stream, &mut body, ERROR_BODY_MAX);
-    let _ = tokio::time::timeout(header_timeout, read).await;
-    body.truncate(ERROR_BODY_MAX);
-    let body = body.freeze();
-    // Some relays echo the request's headers, our key among them.
-    let body = match plan.redactor.redact_bytes(&body) {
-        std::borrow::Cow::Borrowed(_) => body,
-        std::borrow::Cow::Owned(masked) => Bytes::from(masked),
-    };
+    let body = error_body(state, plan, &reply, response).await;
     let body_text = String::from_utf8_lossy(&body);
     let header = |name: header::HeaderName| reply.headers.get(name).and_then(|v| v.to_str().ok());
     let class = classify_status(
@@ -337,6 +329,55 @@ async fn failed_status(
         .may_hand_back(&failure)
         .then(|| reply.answer(AnswerBody::Whole(body)));
     (outcome, Tried::Failed { failure, answer })
+}
+
+/// A failed reply's body: at most [`ERROR_BODY_MAX`], read under the header timeout, with
+/// credentials masked (some relays echo the request's headers, our key among them).
+async fn error_body(
+    state: &ProxyState,
+    plan: &Plan,
+    reply: &Reply,
+    response: RelayResponse,
+) -> Bytes {
+    let header_timeout = Duration::from_millis(state.settings.response_header_timeout_ms);
+    let mut body = BytesMut::new();
+    let stream = body_stream(response, &reply.codings);
+    let read = coding::read_capped(stream, &mut body, ERROR_BODY_MAX);
+    let _ = tokio::time::timeout(header_timeout, read).await;
+    body.truncate(ERROR_BODY_MAX);
+    let body = body.freeze();
+    match plan.redactor.redact_bytes(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(masked) => Bytes::from(masked),
+    }
+}
+
+/// A 2xx that is not an event stream, to a turn that asked for one: Codex cannot read it (a
+/// relay's `200 {"error": …}` is a common way to say "busy"), so the attempt failed, like an
+/// empty stream, and what the relay said is kept.
+async fn not_an_event_stream(
+    state: &ProxyState,
+    plan: &Plan,
+    reply: Reply,
+    response: RelayResponse,
+) -> Attempted {
+    let body = error_body(state, plan, &reply, response).await;
+    let kind = match reply.content_type.as_str() {
+        "" => "an untyped reply",
+        other => other,
+    };
+    // Previewed whole: the content type is the relay's too, and may be long.
+    let detail = preview(&format!(
+        "{kind} to a streaming request, not an event stream: {}",
+        String::from_utf8_lossy(&body)
+    ));
+    let class = FailureClass::EmptyStream;
+    let outcome = AttemptOutcome::FailedStream {
+        status: reply.status.as_u16(),
+        class,
+        detail: plan.redactor.redact(&detail).into_owned(),
+    };
+    (outcome, failed(class, None))
 }
 
 /// Classify a 2xx event stream by its first real event (see [`hold_until_first_event`]).

@@ -123,6 +123,12 @@ pub struct ClientRequest {
 }
 
 impl ClientRequest {
+    /// A Codex turn whose body says `"stream": true`: only an event stream answers it (a
+    /// client that merely accepts one may also take JSON).
+    pub fn needs_events(&self) -> bool {
+        self.codex_stream && self.facts.as_ref().and_then(|f| f.stream) == Some(true)
+    }
+
     pub fn prepare(
         method: Method,
         path_and_query: String,
