@@ -61,6 +61,35 @@ async fn the_relay_gets_the_body_filtered_after_its_model_mapping() {
 }
 
 #[tokio::test]
+async fn a_body_labelled_identity_is_plain_and_filtered_too() {
+    bounded(async {
+        let relay = MockRelay::start("a").await;
+        let proxy = TestProxy::start(&mapped(&relay), &[]).await;
+        proxy.state.filter.set(rules(RULES));
+        let body = json!({"model": "gpt-5.1", "stream": true,
+            "input": [{"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "fix it [private: my-token-123] now"}]}]});
+        for label in ["identity", "Identity, identity"] {
+            let reply = client()
+                .post(proxy.url("/v1/responses"))
+                .header("content-encoding", label)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200, "{label}");
+            reply.text().await.unwrap();
+        }
+        for got in relay.received() {
+            let body = String::from_utf8_lossy(&got.body).into_owned();
+            assert!(!body.contains("my-token-123"), "{body}");
+            assert!(body.contains("relay-model-filtered"), "{body}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn each_attempt_is_filtered_after_its_own_relays_mapping() {
     bounded(async {
         let first = MockRelay::start("first").await;

@@ -7,17 +7,16 @@ use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::ProxyState;
+use super::coding;
 
 /// Bodies past this size are filtered on a blocking thread: every rule scans the whole body.
 const FILTER_INLINE_MAX: usize = 1 << 20;
 
 /// An attempt's request with its body filtered. A body still in its content coding (the
-/// proxy was told not to decode request bodies) passes as it is: rules are about text.
+/// proxy was told not to decode request bodies, or cannot) passes as it is: rules are about
+/// text. A body labelled only `identity` is plain text, and filtered.
 pub async fn request(state: &ProxyState, request: http::Request<Bytes>) -> http::Request<Bytes> {
-    if request
-        .headers()
-        .contains_key(http::header::CONTENT_ENCODING)
-    {
+    if !coding::listed(request.headers()).is_ok_and(|codings| codings.is_empty()) {
         return request;
     }
     let (parts, payload) = request.into_parts();
