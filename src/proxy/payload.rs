@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::record::usage::Usage;
 
@@ -88,11 +89,26 @@ impl<'de> DeserializeSeed<'de> for Level {
 }
 
 /// A string field's text; any other JSON reads as absent.
-fn text(value: Value) -> Option<String> {
+fn text(value: Option<Value>) -> Option<String> {
     match value {
-        Value::String(s) => Some(s),
+        Some(Value::String(s)) => Some(s),
         _ => None,
     }
+}
+
+/// The most of one member's JSON read into a `Value`. Real ones (a usage object, an error, a
+/// model name) are well under a kilobyte, and a tree costs many times its text: a relay's
+/// 16 MiB `usage` array would take hundreds of MiB. A bigger member reads as absent.
+const MEMBER_MAX: usize = 64 << 10;
+
+/// The next member's value, if it is at most [`MEMBER_MAX`] of JSON; skipped (read as
+/// absent) otherwise. The value is first taken as its raw text, which costs nothing more.
+fn small<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Value>, A::Error> {
+    let raw: &'de RawValue = map.next_value()?;
+    let json = raw.get();
+    Ok((json.len() <= MEMBER_MAX)
+        .then(|| serde_json::from_str(json).ok())
+        .flatten())
 }
 
 impl<'de> Visitor<'de> for Level {
@@ -106,13 +122,13 @@ impl<'de> Visitor<'de> for Level {
         let mut payload = Payload::default();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
-                "type" => payload.kind = text(map.next_value()?),
-                "model" => payload.model = text(map.next_value()?),
-                "service_tier" => payload.service_tier = text(map.next_value()?),
-                "usage" => payload.usage = Some(map.next_value()?),
-                "error" => payload.error = Some(map.next_value()?),
-                "code" => payload.code = Some(map.next_value()?),
-                "message" => payload.message = Some(map.next_value()?),
+                "type" => payload.kind = text(small(&mut map)?),
+                "model" => payload.model = text(small(&mut map)?),
+                "service_tier" => payload.service_tier = text(small(&mut map)?),
+                "usage" => payload.usage = small(&mut map)?,
+                "error" => payload.error = small(&mut map)?,
+                "code" => payload.code = small(&mut map)?,
+                "message" => payload.message = small(&mut map)?,
                 "response" if self.top => {
                     payload.response = Some(Box::new(map.next_value_seed(Level { top: false })?))
                 }
@@ -198,6 +214,37 @@ mod tests {
                 _ => p.error_event(),
             },
         ))
+    }
+
+    #[test]
+    fn a_member_over_64_kib_reads_as_absent_instead_of_becoming_a_tree() {
+        // A usage object padded inside with spaces to `len` bytes of JSON.
+        let usage = |len: usize| {
+            let (head, tail) = (r#"{"input_tokens":10,"#, r#""output_tokens":2}"#);
+            format!("{head}{}{tail}", " ".repeat(len - head.len() - tail.len()))
+        };
+        let (at, over) = (usage(MEMBER_MAX), usage(MEMBER_MAX + 1));
+        for (member, read) in [(&at, true), (&over, false)] {
+            let data =
+                format!(r#"{{"type":"response.completed","response":{{"usage":{member}}}}}"#);
+            let payload = Payload::parse(data.as_bytes()).unwrap();
+            assert_eq!(payload.usage().is_some(), read, "{} bytes", member.len());
+            assert_eq!(payload.kind.as_deref(), Some("response.completed"));
+        }
+        // A relay's endless array where usage or an error's message belongs.
+        let zeros = vec!["0"; 200_000].join(",");
+        for member in ["usage", "error", "message", "code", "model"] {
+            let data = format!(r#"{{"type":"x","{member}":[{zeros}]}}"#);
+            let payload = Payload::parse(data.as_bytes()).unwrap();
+            assert_eq!(
+                payload,
+                Payload {
+                    kind: Some("x".into()),
+                    ..Payload::default()
+                },
+                "{member}"
+            );
+        }
     }
 
     #[test]
