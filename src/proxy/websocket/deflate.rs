@@ -10,7 +10,8 @@
 //! tungstenite to refuse.
 //!
 //! Inflation is bounded by the connection's largest message, checked as it inflates, so a
-//! small frame cannot grow into an allocation past it.
+//! small frame cannot grow into an allocation past it; and one message is inflated at a time,
+//! so many small compressed messages in one read cannot grow into many such allocations.
 
 use std::io;
 use std::pin::Pin;
@@ -86,7 +87,10 @@ struct Inbound {
 }
 
 impl Inbound {
-    /// Moves every whole frame in `raw` to `ready`, inflating compressed messages.
+    /// Moves whole frames from `raw` to `ready`, inflating compressed messages, up to and
+    /// including the first message inflated: one read can hold many small compressed messages,
+    /// and inflating them all at once would hold every one at its full size. The rest wait in
+    /// `raw`, compressed, until `ready` has gone up.
     fn process(&mut self) -> io::Result<()> {
         while let Some(header) = Header::read(&self.raw) {
             let total = frame_len(&header, self.max_message)?;
@@ -121,6 +125,7 @@ impl Inbound {
                     let message = self.message.take().expect("the message being gathered");
                     let plain = self.inflater.inflate(&message.payload, self.max_message)?;
                     frame::write(&mut self.ready, message.opcode, false, message.mask, &plain);
+                    return Ok(());
                 }
                 continue;
             }
@@ -352,6 +357,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Deflated<S> {
             if inbound.eof {
                 return Poll::Ready(Ok(()));
             }
+            // Whole frames already read go up before more is read.
+            inbound.process()?;
+            if !inbound.ready.is_empty() {
+                continue;
+            }
             inbound.raw.reserve(READ_CHUNK);
             let n = ready!(tokio_util::io::poll_read_buf(
                 Pin::new(&mut this.io),
@@ -365,7 +375,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Deflated<S> {
                 inbound.ready.extend_from_slice(&rest);
                 continue;
             }
-            inbound.process()?;
         }
     }
 }
@@ -417,10 +426,38 @@ mod tests {
         Deflated::new((), agreed, LIMIT).outbound
     }
 
+    /// What goes up from `wire`, processed as `poll_read` does: until nothing more is ready.
     fn receive(side: &mut Inbound, wire: &[u8]) -> Vec<u8> {
         side.raw.extend_from_slice(wire);
+        let mut up = Vec::new();
+        loop {
+            side.process().unwrap();
+            if side.ready.is_empty() {
+                return up;
+            }
+            up.extend_from_slice(&side.ready.split());
+        }
+    }
+
+    #[test]
+    fn one_compressed_message_is_inflated_at_a_time() {
+        let mut side = inbound(Deflate::default());
+        let wire = [&HELLO[..], &PLAIN_HELLO, &HELLO, &HELLO].concat();
+        side.raw.extend_from_slice(&wire);
         side.process().unwrap();
-        side.ready.split().to_vec()
+        assert_eq!(&side.ready[..], PLAIN_HELLO);
+        assert_eq!(
+            &side.raw[..],
+            &wire[HELLO.len()..],
+            "the rest waits, compressed"
+        );
+        side.ready.clear();
+        side.process().unwrap();
+        // A plain frame goes up with the compressed message after it.
+        assert_eq!(&side.ready[..], [PLAIN_HELLO, PLAIN_HELLO].concat());
+        side.ready.clear();
+        assert_eq!(receive(&mut side, &[]), PLAIN_HELLO);
+        assert!(side.raw.is_empty());
     }
 
     // RFC 7692 §7.2.3.1: "Hello" compressed, in one unmasked frame.
