@@ -63,6 +63,13 @@ impl Redactor {
         }
     }
 
+    /// Whether `bytes` hold one of the helper's own secrets (exactly; no credential shapes).
+    pub fn holds_secret(&self, bytes: &[u8]) -> bool {
+        self.secrets
+            .iter()
+            .any(|secret| memmem::find(bytes, secret.as_bytes()).is_some())
+    }
+
     /// Like [`Redactor::redact`], for bytes that may not be UTF-8 (a relay's body).
     pub fn redact_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         let mut text: Cow<'a, [u8]> = Cow::Borrowed(bytes);

@@ -3,6 +3,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::ClientAuth;
+use crate::redact::Redactor;
 use crate::routing::Credential;
 
 // Names as `HeaderName`s, not `&str`s: a `&str` is parsed and hashed again at every lookup,
@@ -119,13 +120,26 @@ pub fn upstream_request_headers(
 /// The length is dropped (the proxy's body decides it), the encoding too when the proxy
 /// decoded the body, and `openai-model` is set to the model the client asked for: Codex warns
 /// "model rerouted" when it differs, which a model mapping would otherwise always trigger.
+/// What is the relay's own is not passed on: its cookies (a session with the relay, not the
+/// client's; in team mode, every member would share it), and any header that echoes one of
+/// the helper's keys.
 pub fn client_response_headers(
     mut headers: HeaderMap,
     body_decoded: bool,
     requested_model: Option<&str>,
+    redactor: &Redactor,
 ) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::SET_COOKIE);
+    let echoed: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(_, value)| redactor.holds_secret(value.as_bytes()))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in echoed {
+        headers.remove(name);
+    }
     if body_decoded {
         headers.remove(header::CONTENT_ENCODING);
     }
@@ -269,14 +283,29 @@ mod tests {
         upstream.insert("content-length", "5".parse().unwrap());
         upstream.insert("content-encoding", "gzip".parse().unwrap());
         upstream.insert("x-codex-turn-state", "t".parse().unwrap());
-        let h = client_response_headers(upstream.clone(), true, Some("gpt-5.1"));
+        let none = Redactor::default();
+        let h = client_response_headers(upstream.clone(), true, Some("gpt-5.1"), &none);
         assert_eq!(h["openai-model"], "gpt-5.1");
         assert!(h.get("content-length").is_none() && h.get("content-encoding").is_none());
         assert_eq!(h["x-codex-turn-state"], "t");
         assert!(
-            client_response_headers(upstream, false, None)
+            client_response_headers(upstream, false, None, &none)
                 .get("openai-model")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_relays_cookies_and_echoes_of_our_keys_stay_with_the_relay() {
+        let mut upstream = HeaderMap::new();
+        upstream.insert("set-cookie", "relay_session=abc; Path=/".parse().unwrap());
+        upstream.insert("x-debug-auth", "Bearer relay-secret-key".parse().unwrap());
+        upstream.append("x-echo", "fine".parse().unwrap());
+        upstream.append("x-echo", "k=relay-secret-key".parse().unwrap());
+        upstream.insert("x-request-id", "req_123".parse().unwrap());
+        let keys = Redactor::new(["relay-secret-key"]);
+        let h = client_response_headers(upstream, false, None, &keys);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-request-id"]);
     }
 }

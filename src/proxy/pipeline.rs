@@ -637,6 +637,7 @@ fn relay_response(
         answer.headers,
         answer.body_decoded,
         record.model_requested.as_deref(),
+        &plan.redactor,
     );
     let idle = match state.settings.stream_idle_timeout_ms {
         0 => None,

@@ -41,6 +41,7 @@ use super::relay_body::ProxyBody;
 use super::replies;
 use super::router::Router;
 use super::{Plan, ProxyState};
+use crate::redact::Redactor;
 use crate::routing::Upstream;
 use crate::routing::retry::{Cooldown, FailureClass, classify_status};
 use crate::routing::runtime::{HealthProbe, Permit};
@@ -115,7 +116,8 @@ pub async fn upgrade(
     };
     let relay_headers = std::mem::take(&mut connected.headers);
     let model = record.model_requested.as_deref();
-    let (headers, deflate) = switching_headers(relay_headers, &parts.headers, &key, model);
+    let (headers, deflate) =
+        switching_headers(relay_headers, &parts.headers, &key, model, &plan.redactor);
     let member_key = parts
         .extensions
         .get::<crate::proxy::members::PresentedKey>()
@@ -152,8 +154,9 @@ fn switching_headers(
     client: &HeaderMap,
     key: &HeaderValue,
     model: Option<&str>,
+    redactor: &Redactor,
 ) -> (HeaderMap, Option<negotiate::Deflate>) {
-    let mut headers = client_response_headers(relay, false, model);
+    let mut headers = client_response_headers(relay, false, model, redactor);
     for name in WEBSOCKET_HEADERS {
         headers.remove(name);
     }
