@@ -365,8 +365,19 @@ fn cases() -> Vec<Case> {
             Json => http(Fault::Compressed("x-unknown"), Rule::PassedOn),
             WebSocket => None,
         }),
-        // Codex cannot read it: the attempt failed, as an empty stream does. (A JSON request
-        // gets any 200 as it is.)
+        // Events without their content type are events: served, and labelled for Codex.
+        case("an event stream without a content type", |t| match t {
+            Stream => http(
+                Fault::Unlabelled,
+                Rule::Served {
+                    events: 10,
+                    usage: true,
+                },
+            ),
+            Json | WebSocket => None,
+        }),
+        // No event in it: the attempt failed, as an empty stream does. (A JSON request gets any
+        // 200 as it is.)
         case("a 200 JSON error to a streaming turn", |t| {
             let busy = Fault::Status {
                 status: 200,

@@ -995,3 +995,59 @@ async fn health_routes_answer_without_a_relay() {
     }
     assert_eq!(relay.hits(), 0);
 }
+
+#[tokio::test]
+async fn a_streaming_turn_gets_events_however_the_relay_labels_its_reply() {
+    bounded(async {
+        let first = MockRelay::start("first").await;
+        let second = MockRelay::start("second").await;
+        // Events without a content type are events: served, and labelled for Codex.
+        first.push(Fault::Unlabelled);
+        // A `200 {"error": …}` is not: tried again, then failed over, the relay's words kept.
+        let busy = Fault::Status {
+            status: 200,
+            body: r#"{"error":{"message":"upstream busy"}}"#.into(),
+            retry_after: None,
+        };
+        first.push(busy.clone());
+        first.push(busy);
+        let proxy = TestProxy::start(
+            &providers(&[("first", &first.base_url()), ("second", &second.base_url())]),
+            &[],
+        )
+        .await;
+        for (i, from) in ["first", "second"].into_iter().enumerate() {
+            let reply = sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200);
+            assert_eq!(
+                reply.headers()["content-type"],
+                "text/event-stream",
+                "{from}"
+            );
+            let text = reply.text().await.unwrap();
+            let want = sse_events("gpt-5.1", &format!("hi from {from}")).concat();
+            assert_eq!(text.as_bytes(), want, "{from}");
+            let records = proxy.records.wait_for(i + 1).await;
+            assert_eq!(records[i].1, Outcome::Completed, "{from}");
+        }
+        let records = proxy.records.wait_for(2).await;
+        let failed: Vec<String> = records[1]
+            .0
+            .attempts
+            .iter()
+            .filter_map(|a| match &a.outcome {
+                AttemptOutcome::FailedStream { class, detail, .. } => {
+                    Some(format!("{} {detail}", class.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let want = "empty_stream a reply labelled application/json to a streaming request: the \
+                    stream ended before any event: {\"error\":{\"message\":\"upstream busy\"}}";
+        assert_eq!(failed, [want, want]);
+    })
+    .await;
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use super::clients::{RelayClient, RelayResponse};
 use super::coding;
@@ -109,11 +109,10 @@ pub async fn try_upstream(
     if !reply.status.is_success() {
         return failed_status(state, plan, reply, response).await;
     }
-    if reply.sse {
+    // A turn that asked for events gets them or nothing, however the reply is labelled: some
+    // relays send events without their content type, others a `200 {"error": …}`.
+    if reply.sse || request.needs_events() {
         return held_stream(plan, reply, response).await;
-    }
-    if request.needs_events() {
-        return not_an_event_stream(state, plan, reply, response).await;
     }
     plain_body(state, request, reply, response).await
 }
@@ -247,6 +246,28 @@ impl Reply {
         }
     }
 
+    /// An event stream from now on, whatever the relay called it.
+    fn label_as_events(&mut self) {
+        if !self.sse {
+            self.sse = true;
+            self.json = false;
+            self.content_type = "text/event-stream".into();
+            self.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+        }
+    }
+
+    /// What the relay called the reply, for messages (its content type is the relay's too,
+    /// so it is cut short).
+    fn kind(&self) -> String {
+        match self.content_type.as_str() {
+            "" => "a reply without a content type".into(),
+            other => format!("a reply labelled {}", preview(other)),
+        }
+    }
+
     /// The reply as the answer to hand on (the client's, or the failover's last resort).
     fn answer(self, body: AnswerBody) -> Answer {
         Answer {
@@ -352,51 +373,34 @@ async fn error_body(
     }
 }
 
-/// A 2xx that is not an event stream, to a turn that asked for one: Codex cannot read it (a
-/// relay's `200 {"error": …}` is a common way to say "busy"), so the attempt failed, like an
-/// empty stream, and what the relay said is kept.
-async fn not_an_event_stream(
-    state: &ProxyState,
-    plan: &Plan,
-    reply: Reply,
-    response: RelayResponse,
-) -> Attempted {
-    let body = error_body(state, plan, &reply, response).await;
-    let kind = match reply.content_type.as_str() {
-        "" => "an untyped reply",
-        other => other,
-    };
-    // Previewed whole: the content type is the relay's too, and may be long.
-    let detail = preview(&format!(
-        "{kind} to a streaming request, not an event stream: {}",
-        String::from_utf8_lossy(&body)
-    ));
-    let class = FailureClass::EmptyStream;
-    let outcome = AttemptOutcome::FailedStream {
-        status: reply.status.as_u16(),
-        class,
-        detail: plan.redactor.redact(&detail).into_owned(),
-    };
-    (outcome, failed(class, None))
-}
-
-/// Classify a 2xx event stream by its first real event (see [`hold_until_first_event`]).
-async fn held_stream(plan: &Plan, reply: Reply, response: RelayResponse) -> Attempted {
+/// Classify a 2xx event stream by its first real event (see [`hold_until_first_event`]). A
+/// reply not labelled as one (to a turn that needs events) is one if events are found in it,
+/// and is then labelled so for the client.
+async fn held_stream(plan: &Plan, mut reply: Reply, response: RelayResponse) -> Attempted {
     let timeout = Duration::from_millis(plan.retry.first_event_timeout_ms);
     let stream = body_stream(response, &reply.codings);
     match hold_until_first_event(stream, timeout).await {
-        Held::Ready { stream, tap, read } => (
-            reply.responded(),
-            Tried::Answer(reply.answer(AnswerBody::Events { stream, tap, read })),
-        ),
-        Held::Failed { class, detail } => (
-            AttemptOutcome::FailedStream {
-                status: reply.status.as_u16(),
-                class,
-                detail: plan.redactor.redact(&detail).into_owned(),
-            },
-            failed(class, None),
-        ),
+        Held::Ready { stream, tap, read } => {
+            reply.label_as_events();
+            (
+                reply.responded(),
+                Tried::Answer(reply.answer(AnswerBody::Events { stream, tap, read })),
+            )
+        }
+        Held::Failed { class, detail } => {
+            let detail = match reply.sse {
+                true => detail,
+                false => format!("{} to a streaming request: {detail}", reply.kind()),
+            };
+            (
+                AttemptOutcome::FailedStream {
+                    status: reply.status.as_u16(),
+                    class,
+                    detail: plan.redactor.redact(&detail).into_owned(),
+                },
+                failed(class, None),
+            )
+        }
     }
 }
 
@@ -551,7 +555,12 @@ async fn read_to_first_event(
                 return failed(FailureClass::Transport, detail);
             }
             None => {
-                let detail = "the stream ended before any event".into();
+                let mut detail = String::from("the stream ended before any event");
+                if !held.is_empty() {
+                    // What came instead (a relay's `{"error": …}`), its start: enough to preview.
+                    let start = &held[..held.len().min(4 * ERROR_PREVIEW_CHARS)];
+                    detail = format!("{detail}: {}", preview(&String::from_utf8_lossy(start)));
+                }
                 return failed(FailureClass::EmptyStream, detail);
             }
         }

@@ -96,6 +96,8 @@ pub enum Fault {
     /// The normal reply with one more `response.output_text.delta` holding `bytes` of text,
     /// after `after_events` events (for JSON: the text starts with them).
     HugeEvent { after_events: usize, bytes: usize },
+    /// The normal event stream with its content type taken off, as some relays send it.
+    Unlabelled,
     /// Sends `after_events` events, then a keep-alive comment every `every`, forever.
     EndlessComments {
         after_events: usize,
@@ -671,6 +673,12 @@ async fn handle(
             headers.insert("content-type", "text/html; charset=UTF-8".parse().unwrap());
             headers.insert("server", "cloudflare".parse().unwrap());
             headers.insert("cf-ray", "8f0000000000abcd-HKG".parse().unwrap());
+            Ok(reply)
+        }
+        Some(Fault::Unlabelled) => {
+            let events = futures_util::stream::iter(sse_events(&model, &text).into_iter().map(Ok));
+            let mut reply = sse_reply(events.boxed());
+            reply.headers_mut().remove("content-type");
             Ok(reply)
         }
         Some(Fault::Malformed) => {
