@@ -41,50 +41,27 @@ async fn the_relay_gets_the_body_filtered_after_its_model_mapping() {
         let body = json!({"model": "gpt-5.1", "stream": true,
             "input": [{"type": "message", "role": "user",
                 "content": [{"type": "input_text", "text": "fix it [private: my-token-123] now"}]}]});
-        let reply = client()
-            .post(proxy.url("/v1/responses"))
-            .header("session-id", "s1")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status(), 200);
-        reply.text().await.unwrap();
-        let got = relay.received()[0].json();
-        // The rule saw the mapped model: mapping came first.
-        assert_eq!(got["model"], "relay-model-filtered");
-        assert_eq!(got["input"][0]["content"][0]["text"], "fix it now");
-        let records = proxy.records.wait_for(1).await;
-        assert_eq!(records[0].0.model_requested.as_deref(), Some("gpt-5.1"));
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn a_body_labelled_identity_is_plain_and_filtered_too() {
-    bounded(async {
-        let relay = MockRelay::start("a").await;
-        let proxy = TestProxy::start(&mapped(&relay), &[]).await;
-        proxy.state.filter.set(rules(RULES));
-        let body = json!({"model": "gpt-5.1", "stream": true,
-            "input": [{"type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": "fix it [private: my-token-123] now"}]}]});
-        for label in ["identity", "Identity, identity"] {
-            let reply = client()
+        // A body labelled only `identity` is plain text too: filtered the same.
+        for label in ["", "identity", "Identity, identity"] {
+            let mut request = client()
                 .post(proxy.url("/v1/responses"))
-                .header("content-encoding", label)
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap();
+                .header("session-id", "s1");
+            if !label.is_empty() {
+                request = request.header("content-encoding", label);
+            }
+            let reply = request.body(body.to_string()).send().await.unwrap();
             assert_eq!(reply.status(), 200, "{label}");
             reply.text().await.unwrap();
         }
         for got in relay.received() {
-            let body = String::from_utf8_lossy(&got.body).into_owned();
-            assert!(!body.contains("my-token-123"), "{body}");
-            assert!(body.contains("relay-model-filtered"), "{body}");
+            let got = got.json();
+            // The rule saw the mapped model: mapping came first.
+            assert_eq!(got["model"], "relay-model-filtered");
+            assert_eq!(got["input"][0]["content"][0]["text"], "fix it now");
         }
+        assert_eq!(relay.received().len(), 3);
+        let records = proxy.records.wait_for(1).await;
+        assert_eq!(records[0].0.model_requested.as_deref(), Some("gpt-5.1"));
     })
     .await;
 }
