@@ -12,7 +12,9 @@
 use std::io::{self, Write};
 
 use bytes::Bytes;
-use codex_helper::proxy::coding::{Coding, DecodeError, Listed, decode, decode_stream, listed};
+use codex_helper::proxy::coding::{
+    Coding, DecodeError, Listed, MAX_CODINGS, decode, decode_stream, listed,
+};
 use codex_helper::proxy::relay_body::ChunkStream;
 use futures_util::{FutureExt, StreamExt, stream};
 use http::header::CONTENT_ENCODING;
@@ -103,6 +105,10 @@ fn expected_list(values: &[Vec<u8>]) -> Result<Vec<(Coding, String)>, DecodeErro
                 .find(|(n, _)| *n == name)
                 .map(|(_, c)| *c)
                 .ok_or_else(|| DecodeError::Unsupported(name.clone()))?;
+            // A list longer than any sender makes is refused at the first coding past it.
+            if out.len() == MAX_CODINGS {
+                return Err(DecodeError::TooManyCodings);
+            }
             out.push((coding, name));
         }
     }
