@@ -682,3 +682,226 @@ async fn with_a_client_key_requests_need_it_and_the_relay_never_sees_it() {
     assert!(!log.contains(CLIENT_KEY), "the key is never logged");
     served.stop().await;
 }
+
+// ---- Peers that stop taking bytes (`write_stall_timeout_ms`) ----
+
+/// A loopback listener whose accepted sockets buffer little, so a peer that stops reading
+/// stops the writer after a few KiB rather than megabytes.
+fn small_buffer_listener() -> TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket.listen(16).unwrap()
+}
+
+/// A relay that reads a request's head, then nothing until told to `listen`: it then reads
+/// to the end of the connection and counts the body bytes that reached it.
+struct DeafRelay {
+    addr: SocketAddr,
+    listen: Arc<tokio::sync::Notify>,
+    heard: Arc<tokio::sync::Mutex<Option<usize>>>,
+}
+
+impl DeafRelay {
+    fn start() -> Self {
+        let listener = small_buffer_listener();
+        let addr = listener.local_addr().unwrap();
+        let listen = Arc::new(tokio::sync::Notify::new());
+        let heard = Arc::new(tokio::sync::Mutex::new(None));
+        let (told, count) = (listen.clone(), heard.clone());
+        tokio::spawn(async move {
+            // One connection: the request under test.
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut data = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                if let Some(end) = find(&data, b"\r\n\r\n") {
+                    break end + 4;
+                }
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => data.extend_from_slice(&chunk[..n]),
+                }
+            };
+            told.notified().await;
+            let mut body = data.len() - head_end;
+            while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+                body += n;
+            }
+            *count.lock().await = Some(body);
+        });
+        Self {
+            addr,
+            listen,
+            heard,
+        }
+    }
+
+    /// Reads what is left of the connection (bounded): the body bytes that reached the relay.
+    async fn body_heard(&self) -> usize {
+        self.listen.notify_one();
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(body) = *self.heard.lock().await {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the relay's connection stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_relay_that_stops_reading_the_request_fails_the_attempt_and_frees_it() {
+    let relay = DeafRelay::start();
+    let homes = Homes::new();
+    let proxy = "write_stall_timeout_ms = 300\nresponse_header_timeout_ms = 600000\nmax_request_body_bytes = 67108864";
+    let served = start(
+        &homes,
+        &config(&format!("http://{}/v1", relay.addr), proxy),
+        &[],
+        &[],
+    )
+    .await;
+    // Far more than the relay's and the proxy's socket buffers hold.
+    let body = format!(
+        r#"{{"model":"gpt-5.1","input":"{}"}}"#,
+        "x".repeat(24 << 20)
+    );
+    let reply = tokio::time::timeout(
+        LIMIT,
+        support::client()
+            .post(format!("{}/v1/responses", served.url))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send(),
+    )
+    .await
+    .expect("answered long before the relay's header timeout")
+    .expect("answered");
+    let status = reply.status().as_u16();
+    let text = reply.text().await.unwrap();
+    assert_eq!(status, 502, "{text}");
+    assert!(
+        text.contains("the relay took no bytes for 300 ms (write_stall_timeout_ms)"),
+        "{text}"
+    );
+    // The proxy closed the relay's connection with most of the body never sent.
+    let heard = relay.body_heard().await;
+    assert!(heard < body.len() / 2, "{heard} of {} bytes", body.len());
+    let row = last_row(&homes).await;
+    assert_eq!(row["status"], 502, "{row}");
+    assert_eq!(row["error_class"], "transport", "{row}");
+    served.stop().await;
+}
+
+/// A relay that answers with an event stream it writes as fast as it is taken, until its
+/// connection is closed (or 1 GiB, which a test never reaches); counts the closes.
+struct FloodingRelay {
+    addr: SocketAddr,
+    closed: Arc<AtomicUsize>,
+}
+
+impl FloodingRelay {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let seen_closed = closed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let closed = seen_closed.clone();
+                tokio::spawn(async move {
+                    let mut data = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    while find(&data, b"\r\n\r\n").is_none() {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => data.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let created = r#"{"type":"response.created","response":{"id":"resp_1","object":"response","status":"in_progress","model":"gpt-5.1"}}"#;
+                    let delta = r#"{"type":"response.output_text.delta","delta":"flood"}"#;
+                    let first = format!("event: response.created\ndata: {created}\n\n");
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
+                        first.len()
+                    );
+                    let events =
+                        format!("event: response.output_text.delta\ndata: {delta}\n\n").repeat(256);
+                    let piece = format!("{:x}\r\n{events}\r\n", events.len());
+                    let mut sent = head.len();
+                    let mut write = stream.write_all(head.as_bytes()).await;
+                    while write.is_ok() && sent < 1 << 30 {
+                        write = stream.write_all(piece.as_bytes()).await;
+                        sent += piece.len();
+                    }
+                    closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { addr, closed }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_its_relay_request_ends() {
+    let relay = FloodingRelay::start().await;
+    let homes = Homes::new();
+    let served = start(
+        &homes,
+        &config(
+            &format!("http://{}/v1", relay.addr),
+            "write_stall_timeout_ms = 300\nstream_idle_timeout_ms = 600000",
+        ),
+        &[],
+        &[],
+    )
+    .await;
+    // A client whose socket buffers little, and that stops reading after the head.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut client = tokio::time::timeout(LIMIT, socket.connect(addr(&served)))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let body = r#"{"model":"gpt-5.1","input":"hi","stream":true}"#;
+    client
+        .write_all(
+            format!(
+                "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\naccept: text/event-stream\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(LIMIT, client.read_exact(&mut head))
+        .await
+        .expect("the head in time")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    // Not reading: the proxy gives up on the client and ends the relay request.
+    let deadline = Instant::now() + LIMIT;
+    while relay.closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the relay connection was still being written to\n{}",
+            served.log_so_far()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let row = last_row(&homes).await;
+    assert_eq!(row["outcome"], "client_disconnected", "{row}");
+    // And the client's connection is closed.
+    let (closed, _) = closed_by_server(&mut client).await;
+    assert!(closed, "the client's connection is closed");
+    served.stop().await;
+}

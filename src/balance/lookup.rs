@@ -730,7 +730,7 @@ pub(super) mod test_relay {
     /// A direct client, as the proxy builds them.
     pub fn client() -> RelayClient {
         crate::proxy::install_tls_provider();
-        UpstreamClients::new(Duration::from_secs(2))
+        UpstreamClients::new(Duration::from_secs(2), None)
             .get(&Route::Direct)
             .unwrap()
     }

@@ -320,6 +320,12 @@ pub struct ProxySettings {
     /// own 90 s, so Codex closes first and never sends into a closing socket). 0 disables;
     /// otherwise at least 100.
     pub keep_alive_idle_timeout_ms: u64,
+    /// A connection, a client's or a relay's, that takes none of the bytes the proxy is
+    /// writing to it for this long is closed: a client that stops reading its answer, a relay
+    /// that never reads a request's body. What it held (its relay connection, concurrency
+    /// permit, queued body) is freed. 0 disables; otherwise at least 100. Relays reached
+    /// through an outbound proxy are not covered (their connections belong to reqwest).
+    pub write_stall_timeout_ms: u64,
     /// Largest request head (request line and headers) in bytes, at least 8192; a larger one
     /// is answered 431 and the connection closed.
     pub max_header_bytes: usize,
@@ -352,6 +358,7 @@ impl Default for ProxySettings {
             threads: 0,
             header_read_timeout_ms: 30_000,
             keep_alive_idle_timeout_ms: 120_000,
+            write_stall_timeout_ms: 60_000,
             max_header_bytes: 64 << 10,
             max_headers: 100,
             max_client_connections: 1024,
@@ -373,6 +380,12 @@ pub enum BodyEncodingMode {
 }
 
 impl ProxySettings {
+    /// `write_stall_timeout_ms` as a limit: None when it is 0.
+    pub fn write_stall_limit(&self) -> Option<std::time::Duration> {
+        (self.write_stall_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.write_stall_timeout_ms))
+    }
+
     /// Applies `CODEX_HELPER_REQUEST_BODY_ENCODING` (read once, at start-up), which wins over
     /// the file so a user can switch decoding off without editing it.
     pub fn with_env_overrides(

@@ -15,8 +15,11 @@
 //! hop of its reply.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::task::Poll;
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -25,9 +28,10 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::relay_body::{ChunkStream, error_chain};
+use super::write_stall::WriteStall;
 
 use crate::routing::Upstream;
 use crate::routing::outbound::Route;
@@ -112,10 +116,12 @@ struct State {
 }
 
 impl UpstreamClients {
-    pub fn new(connect_timeout: Duration) -> Self {
+    /// `write_stall`: see [`super::write_stall`] (direct routes only).
+    pub fn new(connect_timeout: Duration, write_stall: Option<Duration>) -> Self {
         Self {
             base: Base {
                 connect_timeout,
+                write_stall,
                 tls: OnceLock::new(),
             },
             state: Mutex::default(),
@@ -223,7 +229,7 @@ pub enum RelayClient {
     Proxied(reqwest::Client),
 }
 
-type DirectConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+type DirectConnector = hyper_rustls::HttpsConnector<StallingConnector>;
 
 impl RelayClient {
     /// Sends `request` and returns the reply once its head has arrived.
@@ -266,9 +272,10 @@ impl RelayClient {
     }
 }
 
-/// What every client is built from: the connect timeout, and the TLS settings.
+/// What every client is built from: the connect and write-stall limits, and the TLS settings.
 struct Base {
     connect_timeout: Duration,
+    write_stall: Option<Duration>,
     /// Made on first need and shared by every direct client: the platform's verifier reads the
     /// system's certificates (hundreds of files), once per process rather than once per client,
     /// route and thread.
@@ -319,11 +326,15 @@ impl Base {
     /// verifier (the system's roots, `SSL_CERT_FILE` honoured), as reqwest does; HTTP/2
     /// offered when `http2` (never for a WebSocket handshake, which is HTTP/1 only).
     fn connector(&self, http2: bool) -> anyhow::Result<DirectConnector> {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(self.connect_timeout));
-        http.set_nodelay(true);
-        http.set_keepalive(Some(Duration::from_secs(30)));
-        http.enforce_http(false);
+        let mut tcp = HttpConnector::new();
+        tcp.set_connect_timeout(Some(self.connect_timeout));
+        tcp.set_nodelay(true);
+        tcp.set_keepalive(Some(Duration::from_secs(30)));
+        tcp.enforce_http(false);
+        let http = StallingConnector {
+            tcp,
+            limit: self.write_stall,
+        };
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(self.tls()?)
             .https_or_http()
@@ -363,4 +374,33 @@ fn proxied(
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .proxy(proxy))
+}
+
+/// Opens relay connections as hyper's connector does, each under a [`WriteStall`] (beneath
+/// TLS, so a relay that stops reading mid-handshake is caught too).
+#[derive(Clone)]
+pub struct StallingConnector {
+    tcp: HttpConnector,
+    limit: Option<Duration>,
+}
+
+type StallingStream = TokioIo<WriteStall<tokio::net::TcpStream>>;
+
+impl tower_service::Service<http::Uri> for StallingConnector {
+    type Response = StallingStream;
+    type Error = <HttpConnector as tower_service::Service<http::Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<StallingStream, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.tcp.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.tcp.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            let stream = connecting.await?.into_inner();
+            Ok(TokioIo::new(WriteStall::new(stream, limit, "relay")))
+        })
+    }
 }

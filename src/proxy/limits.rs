@@ -64,8 +64,10 @@ pub fn validate(settings: &ProxySettings) -> anyhow::Result<()> {
             "keep_alive_idle_timeout_ms",
             settings.keep_alive_idle_timeout_ms,
         ),
+        ("write_stall_timeout_ms", settings.write_stall_timeout_ms),
     ] {
-        // Every connection is looked at once per shortest limit (see `super::idle`).
+        // Every connection is looked at once per shortest limit (see `super::idle`), and a
+        // write stall of a few ms would cut off any peer briefly busy.
         if ms != 0 && ms < MIN_CONNECTION_LIMIT_MS {
             anyhow::bail!(
                 "[proxy] {name} = {ms} is too short: use 0 (no limit) or at least {MIN_CONNECTION_LIMIT_MS} ms"
@@ -214,6 +216,15 @@ mod tests {
         ] {
             let e = validate(&broken).unwrap_err().to_string();
             assert!(e.contains("[proxy] max_"), "{e}");
+        }
+        for (stall, refused) in [(99, true), (0, false), (100, false)] {
+            let settings = ProxySettings {
+                write_stall_timeout_ms: stall,
+                ..ProxySettings::default()
+            };
+            let e = validate(&settings).err().map(|e| e.to_string());
+            let expected = format!("[proxy] write_stall_timeout_ms = {stall} is too short");
+            assert_eq!(e.is_some_and(|e| e.contains(&expected)), refused, "{stall}");
         }
         for (head, idle, refused) in [
             (

@@ -34,6 +34,7 @@ pub mod session;
 pub mod sse;
 pub mod team_state;
 pub mod websocket;
+pub mod write_stall;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -168,8 +169,10 @@ impl ProxyState {
         config_path: PathBuf,
         sink: Arc<dyn RecordSink>,
     ) -> anyhow::Result<Self> {
-        let clients =
-            clients::UpstreamClients::new(Duration::from_millis(settings.connect_timeout_ms));
+        let clients = clients::UpstreamClients::new(
+            Duration::from_millis(settings.connect_timeout_ms),
+            settings.write_stall_limit(),
+        );
         clients.prepare(&plan.graph.upstreams)?;
         let started_ms = crate::time::now_ms();
         let clock = Clock::real();

@@ -54,9 +54,11 @@ where
 /// whether it was decoded.
 ///
 /// Decoding runs on a blocking thread: a body can expand to the decoded-size cap, and the
-/// proxy's one event-loop thread must not wait for that. Only a few decodes run at once
-/// ([`ProxyState::decode_slots`]), so a crowd of compressed bombs costs a few times the cap,
-/// not one cap per connection; a request waits for a slot as long as it may wait for its body.
+/// proxy's event-loop threads must not wait for that. Only a few decodes run at once
+/// ([`ProxyState::decode_slots`]), which bounds the CPU a crowd of compressed bombs takes; a
+/// request waits for a slot as long as it may wait for its body. The slots do not bound the
+/// memory of decoded bodies afterwards: each is held until its relay has taken it, which
+/// `write_stall_timeout_ms` bounds in time (see [`super::write_stall`]), not in bytes.
 pub async fn decode_body(
     state: &ProxyState,
     headers: &HeaderMap,

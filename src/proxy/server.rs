@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::limits::{ConnectionCap, Slot};
+use super::write_stall::WriteStall;
 use super::{ProxyState, client_key, idle, limits, pipeline};
 
 /// A connection on its way to a serving thread, with its place under the connection cap.
@@ -110,9 +111,10 @@ pub fn serve_on(
     })
 }
 
-/// Serves one connection on this event loop, watched by `graceful` for the drain at shutdown
-/// and by an [`idle::Watch`] for its head-read and keep-alive limits; `slot` is its place under
-/// the connection cap, held by the socket until it closes.
+/// Serves one connection on this event loop, watched by `graceful` for the drain at shutdown,
+/// by an [`idle::Watch`] for its head-read and keep-alive limits, and by a [`WriteStall`] for a
+/// client that stops reading; `slot` is its place under the connection cap, held by the socket
+/// until it closes.
 fn spawn_connection(
     stream: TcpStream,
     slot: Slot,
@@ -124,6 +126,7 @@ fn spawn_connection(
     let open = state.metrics.connections.track();
     let peer = stream.peer_addr().ok().map(client_key::Peer);
     let watch = idle::Watch::new(&state.settings);
+    let write_stall = state.settings.write_stall_limit();
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     limits::configure_http1(&mut builder, &state.settings);
     let requests = watch.clone();
@@ -139,6 +142,7 @@ fn spawn_connection(
         }
     });
     // Upgrades: a Responses WebSocket (see `websocket`) takes the connection over after its 101.
+    let stream = WriteStall::new(stream, write_stall, "client");
     let io = TokioIo::new(watch.io(stream, Some(slot)));
     let connection = builder.serve_connection_with_upgrades(io, service);
     let connection = graceful.watch(connection.into_owned());
