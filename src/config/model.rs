@@ -379,6 +379,18 @@ pub enum BodyEncodingMode {
     Passthrough,
 }
 
+impl Strategy {
+    /// The name a config file uses (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderedFailover => "ordered-failover",
+            Self::TagPreferred => "tag-preferred",
+            Self::ManualSticky => "manual-sticky",
+            Self::Conditional => "conditional",
+        }
+    }
+}
+
 impl ProxySettings {
     /// `write_stall_timeout_ms` as a limit: None when it is 0.
     pub fn write_stall_limit(&self) -> Option<std::time::Duration> {
@@ -673,5 +685,24 @@ impl ClientPatchConfig {
             .transpose()?
             .unwrap_or_default();
         Ok((preset, self.responses_websocket, compaction))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_strategy_name_reads_back_as_that_strategy() {
+        for strategy in [
+            Strategy::OrderedFailover,
+            Strategy::TagPreferred,
+            Strategy::ManualSticky,
+            Strategy::Conditional,
+        ] {
+            let read: Strategy =
+                serde_json::from_value(serde_json::Value::from(strategy.as_str())).unwrap();
+            assert_eq!(read, strategy);
+        }
     }
 }

@@ -191,144 +191,17 @@ impl Resolver<'_> {
                 format!("`{name}` is both a provider and a route node; rename one"),
             ));
         }
-        let forbid = |field: &str, present: bool, strategy: &str| -> Result<(), ConfigError> {
-            if present {
-                Err(ConfigError::new(
-                    self.file,
-                    format!("{key}.{field}"),
-                    format!("not allowed with strategy `{strategy}`"),
-                ))
-            } else {
-                Ok(())
-            }
+        let checked = NodeCheck {
+            resolver: self,
+            key,
+            node,
         };
-        let require = |field: &str, present: bool, strategy: &str| -> Result<(), ConfigError> {
-            if present {
-                Ok(())
-            } else {
-                Err(ConfigError::new(
-                    self.file,
-                    format!("{key}.{field}"),
-                    format!("required with strategy `{strategy}`"),
-                ))
-            }
-        };
-        let children = || -> Result<Vec<Ref>, ConfigError> {
-            if node.children.is_empty() {
-                return Err(ConfigError::new(
-                    self.file,
-                    format!("{key}.children"),
-                    "is empty; list providers, route nodes or provider.endpoint references",
-                ));
-            }
-            node.children
-                .iter()
-                .map(|c| self.reference(c, &format!("{key}.children")))
-                .collect()
-        };
-        let conditional_fields = [
-            ("when", node.when.is_some()),
-            ("then", node.then.is_some()),
-            ("default", node.default.is_some()),
-        ];
+        checked.fields()?;
         match node.strategy {
-            Strategy::OrderedFailover => {
-                let s = "ordered-failover";
-                forbid("target", node.target.is_some(), s)?;
-                forbid("prefer_tags", node.prefer_tags.is_some(), s)?;
-                forbid("on_exhausted", node.on_exhausted.is_some(), s)?;
-                for (field, present) in conditional_fields {
-                    forbid(field, present, s)?;
-                }
-                Ok(Node::Ordered(children()?))
-            }
-            Strategy::TagPreferred => {
-                let s = "tag-preferred";
-                forbid("target", node.target.is_some(), s)?;
-                for (field, present) in conditional_fields {
-                    forbid(field, present, s)?;
-                }
-                require("prefer_tags", node.prefer_tags.is_some(), s)?;
-                let prefer = node.prefer_tags.clone().unwrap_or_default();
-                if prefer.is_empty() || prefer.iter().any(BTreeMap::is_empty) {
-                    return Err(ConfigError::new(
-                        self.file,
-                        format!("{key}.prefer_tags"),
-                        "needs at least one non-empty tag table, e.g. [{ billing = \"monthly\" }]",
-                    ));
-                }
-                let stop = node.on_exhausted.unwrap_or_default() == OnExhausted::Stop;
-                Ok(Node::TagPreferred {
-                    children: children()?,
-                    prefer,
-                    stop,
-                })
-            }
-            Strategy::ManualSticky => {
-                let s = "manual-sticky";
-                forbid("prefer_tags", node.prefer_tags.is_some(), s)?;
-                forbid("on_exhausted", node.on_exhausted.is_some(), s)?;
-                for (field, present) in conditional_fields {
-                    forbid(field, present, s)?;
-                }
-                // Without a target the first child is the target; other children are for display.
-                let target_name = match (&node.target, node.children.first()) {
-                    (Some(t), _) => t.clone(),
-                    (None, Some(first)) => first.clone(),
-                    (None, None) => {
-                        return Err(ConfigError::new(
-                            self.file,
-                            format!("{key}.target"),
-                            "required with strategy `manual-sticky` (or list children; the first is used)",
-                        ));
-                    }
-                };
-                let target = self.reference(&target_name, &format!("{key}.target"))?;
-                let disabled = match &target {
-                    Ref::Provider(p) => !self.codex.providers[p].enabled,
-                    Ref::Endpoint { upstream, .. } => upstream.is_none(),
-                    Ref::Node(_) => false,
-                };
-                if disabled {
-                    return Err(ConfigError::new(
-                        self.file,
-                        format!("{key}.target"),
-                        format!("`{target_name}` is disabled; enable it or pin another target"),
-                    ));
-                }
-                Ok(Node::Sticky { target })
-            }
-            Strategy::Conditional => {
-                let s = "conditional";
-                forbid("target", node.target.is_some(), s)?;
-                forbid("prefer_tags", node.prefer_tags.is_some(), s)?;
-                forbid("on_exhausted", node.on_exhausted.is_some(), s)?;
-                forbid("children", !node.children.is_empty(), s)?;
-                require("when", node.when.is_some(), s)?;
-                require("then", node.then.is_some(), s)?;
-                require("default", node.default.is_some(), s)?;
-                let when = node.when.clone().unwrap_or_default();
-                if when.is_empty() {
-                    return Err(ConfigError::new(
-                        self.file,
-                        format!("{key}.when"),
-                        "is empty; set model, path, method, headers, service_tier or reasoning_effort",
-                    ));
-                }
-                let then = self.reference(
-                    node.then.as_deref().unwrap_or_default(),
-                    &format!("{key}.then"),
-                )?;
-                let default = self.reference(
-                    node.default.as_deref().unwrap_or_default(),
-                    &format!("{key}.default"),
-                )?;
-                Ok(Node::Conditional {
-                    when,
-                    then,
-                    default,
-                })
-            }
+            Strategy::OrderedFailover => Ok(Node::Ordered(checked.children()?)),
+            Strategy::TagPreferred => checked.tag_preferred(),
+            Strategy::ManualSticky => checked.manual_sticky(),
+            Strategy::Conditional => checked.conditional(),
         }
     }
 
@@ -374,6 +247,140 @@ impl Resolver<'_> {
                 list(self.codex.providers.keys())
             ),
         ))
+    }
+}
+
+/// The fields a strategy takes besides `strategy`: those it may have, and those it needs.
+/// A node's other fields are refused, so a field that would be ignored is never silently so.
+fn strategy_fields(strategy: Strategy) -> (&'static [&'static str], &'static [&'static str]) {
+    match strategy {
+        Strategy::OrderedFailover => (&["children"], &[]),
+        Strategy::TagPreferred => (
+            &["children", "prefer_tags", "on_exhausted"],
+            &["prefer_tags"],
+        ),
+        // Without a target the first child is the target; other children are for display.
+        Strategy::ManualSticky => (&["children", "target"], &[]),
+        Strategy::Conditional => (&["when", "then", "default"], &["when", "then", "default"]),
+    }
+}
+
+/// One route node being checked and resolved, under its config key.
+struct NodeCheck<'a> {
+    resolver: &'a Resolver<'a>,
+    key: String,
+    node: &'a RouteNode,
+}
+
+impl NodeCheck<'_> {
+    fn error(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(
+            self.resolver.file,
+            format!("{}.{field}", self.key),
+            message.into(),
+        )
+    }
+
+    /// Refuses the fields its strategy does not take and asks for those it needs, each in
+    /// the order the fields are documented.
+    fn fields(&self) -> Result<(), ConfigError> {
+        let node = self.node;
+        let present = [
+            ("target", node.target.is_some()),
+            ("prefer_tags", node.prefer_tags.is_some()),
+            ("on_exhausted", node.on_exhausted.is_some()),
+            ("children", !node.children.is_empty()),
+            ("when", node.when.is_some()),
+            ("then", node.then.is_some()),
+            ("default", node.default.is_some()),
+        ];
+        let strategy = node.strategy.as_str();
+        let (allowed, required) = strategy_fields(node.strategy);
+        if let Some((field, _)) = present
+            .iter()
+            .find(|(field, set)| *set && !allowed.contains(field))
+        {
+            return Err(self.error(field, format!("not allowed with strategy `{strategy}`")));
+        }
+        if let Some((field, _)) = present
+            .iter()
+            .find(|(field, set)| !*set && required.contains(field))
+        {
+            return Err(self.error(field, format!("required with strategy `{strategy}`")));
+        }
+        Ok(())
+    }
+
+    fn reference(&self, field: &str, name: &str) -> Result<Ref, ConfigError> {
+        self.resolver
+            .reference(name, &format!("{}.{field}", self.key))
+    }
+
+    fn children(&self) -> Result<Vec<Ref>, ConfigError> {
+        if self.node.children.is_empty() {
+            return Err(self.error(
+                "children",
+                "is empty; list providers, route nodes or provider.endpoint references",
+            ));
+        }
+        let children = self.node.children.iter();
+        children.map(|c| self.reference("children", c)).collect()
+    }
+
+    fn tag_preferred(&self) -> Result<Node, ConfigError> {
+        let prefer = self.node.prefer_tags.clone().unwrap_or_default();
+        if prefer.is_empty() || prefer.iter().any(BTreeMap::is_empty) {
+            return Err(self.error(
+                "prefer_tags",
+                "needs at least one non-empty tag table, e.g. [{ billing = \"monthly\" }]",
+            ));
+        }
+        let stop = self.node.on_exhausted.unwrap_or_default() == OnExhausted::Stop;
+        Ok(Node::TagPreferred {
+            children: self.children()?,
+            prefer,
+            stop,
+        })
+    }
+
+    fn manual_sticky(&self) -> Result<Node, ConfigError> {
+        let Some(target_name) = self.node.target.as_ref().or(self.node.children.first()) else {
+            return Err(self.error(
+                "target",
+                "required with strategy `manual-sticky` (or list children; the first is used)",
+            ));
+        };
+        let target = self.reference("target", target_name)?;
+        let disabled = match &target {
+            Ref::Provider(p) => !self.resolver.codex.providers[p].enabled,
+            Ref::Endpoint { upstream, .. } => upstream.is_none(),
+            Ref::Node(_) => false,
+        };
+        if disabled {
+            return Err(self.error(
+                "target",
+                format!("`{target_name}` is disabled; enable it or pin another target"),
+            ));
+        }
+        Ok(Node::Sticky { target })
+    }
+
+    fn conditional(&self) -> Result<Node, ConfigError> {
+        let when = self.node.when.clone().unwrap_or_default();
+        if when.is_empty() {
+            return Err(self.error(
+                "when",
+                "is empty; set model, path, method, headers, service_tier or reasoning_effort",
+            ));
+        }
+        let field = |name: &str, value: &Option<String>| {
+            self.reference(name, value.as_deref().unwrap_or_default())
+        };
+        Ok(Node::Conditional {
+            when,
+            then: field("then", &self.node.then)?,
+            default: field("default", &self.node.default)?,
+        })
     }
 }
 
@@ -1083,6 +1090,33 @@ base_url = "http://off.example"
                 ),
                 "codex.routing.routes.main.children",
                 "not allowed",
+            ),
+            (
+                // A forbidden field is named before a missing one.
+                routes("[codex.routing.routes.main]\nstrategy = \"conditional\"\ntarget = \"a\"\n"),
+                "codex.routing.routes.main.target",
+                "not allowed with strategy `conditional`",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"tag-preferred\"\nchildren = [\"a\"]\nprefer_tags = [{ billing = \"monthly\" }]\ndefault = \"a\"\n",
+                ),
+                "codex.routing.routes.main.default",
+                "not allowed with strategy `tag-preferred`",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"manual-sticky\"\ntarget = \"a\"\nprefer_tags = [{ billing = \"monthly\" }]\n",
+                ),
+                "codex.routing.routes.main.prefer_tags",
+                "not allowed with strategy `manual-sticky`",
+            ),
+            (
+                routes(
+                    "[codex.routing.routes.main]\nstrategy = \"conditional\"\nwhen = { model = \"x\" }\ndefault = \"b\"\n",
+                ),
+                "codex.routing.routes.main.then",
+                "required with strategy `conditional`",
             ),
             (
                 routes(
