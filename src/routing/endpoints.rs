@@ -28,29 +28,7 @@ pub fn provider_endpoints(
         ));
     }
     let credential = credential(provider, file, &key, env)?;
-    let mut addresses: Vec<(i64, &str, BaseUrl, Option<&EndpointConfig>)> = Vec::new();
-    if let Some(base_url) = &provider.base_url {
-        if provider.endpoints.contains_key("default") {
-            return Err(ConfigError::new(
-                file,
-                format!("{key}.base_url"),
-                "cannot be used together with an endpoint named `default`; keep one of them",
-            ));
-        }
-        let url = BaseUrl::parse(base_url)
-            .map_err(|m| ConfigError::new(file, format!("{key}.base_url"), m))?;
-        addresses.push((0, "default", url, None));
-    }
-    for (eid, endpoint) in &provider.endpoints {
-        let url = BaseUrl::parse(&endpoint.base_url)
-            .map_err(|m| ConfigError::new(file, format!("{key}.endpoints.{eid}.base_url"), m))?;
-        check_limits(
-            endpoint.limits.as_ref(),
-            file,
-            &format!("{key}.endpoints.{eid}.limits"),
-        )?;
-        addresses.push((endpoint.priority, eid, url, Some(endpoint)));
-    }
+    let addresses = addresses(provider, file, &key)?;
     check_limits(provider.limits.as_ref(), file, &format!("{key}.limits"))?;
     let price_multiplier = provider.price_multiplier.unwrap_or(1.0);
     if !(price_multiplier.is_finite() && price_multiplier >= 0.0) {
@@ -67,66 +45,153 @@ pub fn provider_endpoints(
             "has no address: set `base_url` or add `[...endpoints.<id>]` tables",
         ));
     }
-    addresses.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let checked = CheckedProvider {
+        id,
+        key: &key,
+        config: provider,
+        credential,
+        price_multiplier,
+        defaults,
+    };
     Ok(addresses
         .into_iter()
-        .filter(|(_, _, _, endpoint)| endpoint.is_none_or(|e| e.enabled))
-        .map(|(_, eid, base_url, endpoint)| {
-            // Endpoint entries override the provider's entries of the same name.
-            let mut tags = provider.tags.clone();
-            let mut model_mapping = provider.model_mapping.clone();
-            let mut supported_models = provider.supported_models.clone();
-            let mut limits = provider.limits.clone().unwrap_or_default();
-            if let Some(endpoint) = endpoint {
-                tags.extend(endpoint.tags.clone());
-                model_mapping.extend(endpoint.model_mapping.clone());
-                supported_models.extend(endpoint.supported_models.clone());
-                if let Some(own) = &endpoint.limits {
-                    limits.max_concurrent_requests = own
-                        .max_concurrent_requests
-                        .or(limits.max_concurrent_requests);
-                    limits.limit_group = own.limit_group.clone().or(limits.limit_group);
-                }
-            }
-            // The most specific `outbound_proxy` wins: endpoint, provider, `[proxy]`, environment.
-            let outbound = outbound::resolve(
-                &[
-                    (
-                        format!("{key}.endpoints.{eid}.outbound_proxy"),
-                        endpoint.and_then(|e| e.outbound_proxy.as_ref()),
-                    ),
-                    (
-                        format!("{key}.outbound_proxy"),
-                        provider.outbound_proxy.as_ref(),
-                    ),
-                    ("proxy.outbound_proxy".into(), defaults.global.as_ref()),
-                ],
-                &defaults.env,
-                base_url.scheme(),
-                base_url.host(),
-            );
-            let limit = limits.max_concurrent_requests.map(|max| ConcurrencyLimit {
-                max,
-                group: limits
-                    .limit_group
-                    .clone()
-                    .unwrap_or_else(|| format!("{id}.{eid}")),
-            });
-            Upstream {
-                key: EndpointKey::new(id, eid),
-                provider: id.to_string(),
-                endpoint: eid.to_string(),
-                base_url,
-                credential: credential.clone(),
-                tags,
-                model_mapping,
-                supported_models,
-                limit,
-                price_multiplier,
-                outbound,
-            }
-        })
+        .filter(|address| address.endpoint.is_none_or(|e| e.enabled))
+        .map(|address| checked.upstream(address))
         .collect())
+}
+
+/// One address of a provider: its `base_url` (endpoint `default`) or an endpoint table.
+struct Address<'a> {
+    priority: i64,
+    id: &'a str,
+    url: BaseUrl,
+    /// None for the provider's own `base_url`.
+    endpoint: Option<&'a EndpointConfig>,
+}
+
+/// Every address of `provider`, checked, ordered by priority, then id (disabled ones too).
+fn addresses<'a>(
+    provider: &'a ProviderConfig,
+    file: &Path,
+    key: &str,
+) -> Result<Vec<Address<'a>>, ConfigError> {
+    let mut addresses = Vec::new();
+    if let Some(base_url) = &provider.base_url {
+        if provider.endpoints.contains_key("default") {
+            return Err(ConfigError::new(
+                file,
+                format!("{key}.base_url"),
+                "cannot be used together with an endpoint named `default`; keep one of them",
+            ));
+        }
+        let url = BaseUrl::parse(base_url)
+            .map_err(|m| ConfigError::new(file, format!("{key}.base_url"), m))?;
+        addresses.push(Address {
+            priority: 0,
+            id: "default",
+            url,
+            endpoint: None,
+        });
+    }
+    for (id, endpoint) in &provider.endpoints {
+        let url = BaseUrl::parse(&endpoint.base_url)
+            .map_err(|m| ConfigError::new(file, format!("{key}.endpoints.{id}.base_url"), m))?;
+        let limits = format!("{key}.endpoints.{id}.limits");
+        check_limits(endpoint.limits.as_ref(), file, &limits)?;
+        addresses.push(Address {
+            priority: endpoint.priority,
+            id,
+            url,
+            endpoint: Some(endpoint),
+        });
+    }
+    addresses.sort_by(|a, b| (a.priority, a.id).cmp(&(b.priority, b.id)));
+    Ok(addresses)
+}
+
+/// A provider whose own settings have been checked: what each of its endpoints starts from.
+struct CheckedProvider<'a> {
+    id: &'a str,
+    key: &'a str,
+    config: &'a ProviderConfig,
+    credential: Credential,
+    price_multiplier: f64,
+    defaults: &'a OutboundDefaults,
+}
+
+impl CheckedProvider<'_> {
+    /// The endpoint at `address`, its settings merged over the provider's: an endpoint's
+    /// entries override the provider's entries of the same name.
+    fn upstream(&self, address: Address<'_>) -> Upstream {
+        let Address {
+            id: eid,
+            url: base_url,
+            endpoint,
+            ..
+        } = address;
+        let provider = self.config;
+        let mut tags = provider.tags.clone();
+        let mut model_mapping = provider.model_mapping.clone();
+        let mut supported_models = provider.supported_models.clone();
+        let mut limits = provider.limits.clone().unwrap_or_default();
+        if let Some(endpoint) = endpoint {
+            tags.extend(endpoint.tags.clone());
+            model_mapping.extend(endpoint.model_mapping.clone());
+            supported_models.extend(endpoint.supported_models.clone());
+            if let Some(own) = &endpoint.limits {
+                limits.max_concurrent_requests = own
+                    .max_concurrent_requests
+                    .or(limits.max_concurrent_requests);
+                limits.limit_group = own.limit_group.clone().or(limits.limit_group);
+            }
+        }
+        let limit = limits.max_concurrent_requests.map(|max| ConcurrencyLimit {
+            max,
+            group: limits
+                .limit_group
+                .unwrap_or_else(|| format!("{}.{eid}", self.id)),
+        });
+        Upstream {
+            key: EndpointKey::new(self.id, eid),
+            provider: self.id.to_string(),
+            endpoint: eid.to_string(),
+            outbound: self.outbound(eid, endpoint, &base_url),
+            base_url,
+            credential: self.credential.clone(),
+            tags,
+            model_mapping,
+            supported_models,
+            limit,
+            price_multiplier: self.price_multiplier,
+        }
+    }
+
+    /// How the endpoint is reached: the most specific `outbound_proxy` wins (endpoint,
+    /// provider, `[proxy]`, environment).
+    fn outbound(
+        &self,
+        eid: &str,
+        endpoint: Option<&EndpointConfig>,
+        base_url: &BaseUrl,
+    ) -> outbound::Outbound {
+        let key = self.key;
+        outbound::resolve(
+            &[
+                (
+                    format!("{key}.endpoints.{eid}.outbound_proxy"),
+                    endpoint.and_then(|e| e.outbound_proxy.as_ref()),
+                ),
+                (
+                    format!("{key}.outbound_proxy"),
+                    self.config.outbound_proxy.as_ref(),
+                ),
+                ("proxy.outbound_proxy".into(), self.defaults.global.as_ref()),
+            ],
+            &self.defaults.env,
+            base_url.scheme(),
+            base_url.host(),
+        )
+    }
 }
 
 fn check_limits(limits: Option<&Limits>, file: &Path, key: &str) -> Result<(), ConfigError> {
