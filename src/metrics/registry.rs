@@ -259,102 +259,140 @@ impl Registry {
 
     /// The request, attempt, latency and open-things families now.
     pub fn families(&self) -> Vec<Family> {
+        let mut samples = EndpointSamples::default();
         let list = self
             .endpoints
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut requests = Vec::new();
-        let mut attempts = Vec::new();
-        let (mut failovers, mut ttfb, mut duration, mut overhead) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for series in list.iter() {
-            for (cell, count) in series.requests.iter().enumerate() {
-                let count = count.load(Ordering::Relaxed);
-                if count == 0 {
-                    continue;
-                }
-                let outcomes = Outcome::ALL.len();
+            samples.add(series);
+        }
+        drop(list);
+        let mut families = Vec::from(samples.families());
+        families.extend(self.open_things());
+        families
+    }
+
+    /// The gauges of what is open now.
+    fn open_things(&self) -> [Family; 3] {
+        let gauge = |name, help, value: i64| Family {
+            name,
+            help,
+            kind: Kind::Gauge,
+            samples: vec![number(Vec::new(), value as f64)],
+        };
+        [
+            gauge(
+                "codex_helper_active_streams",
+                "Event-stream replies being relayed to clients now.",
+                self.streams.get(),
+            ),
+            gauge(
+                "codex_helper_active_connections",
+                "Client connections to the proxy open now (HTTP; a connection upgraded to a WebSocket counts in codex_helper_active_websockets instead).",
+                self.connections.get(),
+            ),
+            gauge(
+                "codex_helper_active_websockets",
+                "Client WebSockets (Responses API) being relayed now, from the upgrade to the close.",
+                self.websockets.get(),
+            ),
+        ]
+    }
+}
+
+/// The per-endpoint samples of a scrape, family by family.
+#[derive(Default)]
+struct EndpointSamples {
+    requests: Vec<Sample>,
+    attempts: Vec<Sample>,
+    failovers: Vec<Sample>,
+    ttfb: Vec<Sample>,
+    duration: Vec<Sample>,
+    overhead: Vec<Sample>,
+}
+
+impl EndpointSamples {
+    /// Adds one endpoint's series: counters that are not zero (failovers always, so a rate
+    /// has a first sample), and its histograms.
+    fn add(&mut self, series: &EndpointSeries) {
+        let outcomes = Outcome::ALL.len();
+        for (cell, count) in series.requests.iter().enumerate() {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 {
                 let mut labels = series.labels();
                 labels.push(("code", code_label(cell / outcomes)));
                 labels.push(("outcome", Outcome::ALL[cell % outcomes].as_str().into()));
-                requests.push(number(labels, count as f64));
-            }
-            for (result, count) in series.attempts.iter().enumerate() {
-                let count = count.load(Ordering::Relaxed);
-                if count > 0 {
-                    let mut labels = series.labels();
-                    labels.push(("result", ATTEMPT_RESULTS[result].into()));
-                    attempts.push(number(labels, count as f64));
-                }
-            }
-            let count = series.failovers.load(Ordering::Relaxed);
-            failovers.push(number(series.labels(), count as f64));
-            for (histogram, out) in [
-                (&series.ttfb, &mut ttfb),
-                (&series.duration, &mut duration),
-                (&series.overhead, &mut overhead),
-            ] {
-                out.push(Sample {
-                    labels: series.labels(),
-                    value: histogram.value(),
-                });
+                self.requests.push(number(labels, count as f64));
             }
         }
-        vec![
-            Family {
-                name: "codex_helper_requests_total",
-                help: "Requests finished, by the endpoint that answered (empty when none did), the status sent to the client (named codes, else their class; `none` when none was sent) and the outcome.",
-                kind: Kind::Counter,
-                samples: requests,
-            },
-            Family {
-                name: "codex_helper_upstream_attempts_total",
-                help: "Tries against an upstream endpoint, by how each ended.",
-                kind: Kind::Counter,
-                samples: attempts,
-            },
-            Family {
-                name: "codex_helper_failovers_total",
-                help: "Times a request left this endpoint for another one.",
-                kind: Kind::Counter,
-                samples: failovers,
-            },
-            Family {
-                name: "codex_helper_time_to_first_byte_seconds",
-                help: "From the request's arrival to the first byte of the relayed reply sent to the client.",
-                kind: Kind::Histogram,
-                samples: ttfb,
-            },
-            Family {
-                name: "codex_helper_request_duration_seconds",
-                help: "From the request's arrival to the end of its reply.",
-                kind: Kind::Histogram,
-                samples: duration,
-            },
-            Family {
-                name: "codex_helper_proxy_overhead_seconds",
-                help: "Time to first byte minus the time spent waiting on upstream attempts (whole milliseconds each): what the proxy itself added before the first byte.",
-                kind: Kind::Histogram,
-                samples: overhead,
-            },
-            Family {
-                name: "codex_helper_active_streams",
-                help: "Event-stream replies being relayed to clients now.",
-                kind: Kind::Gauge,
-                samples: vec![number(Vec::new(), self.streams.get() as f64)],
-            },
-            Family {
-                name: "codex_helper_active_connections",
-                help: "Client connections to the proxy open now (HTTP; a connection upgraded to a WebSocket counts in codex_helper_active_websockets instead).",
-                kind: Kind::Gauge,
-                samples: vec![number(Vec::new(), self.connections.get() as f64)],
-            },
-            Family {
-                name: "codex_helper_active_websockets",
-                help: "Client WebSockets (Responses API) being relayed now, from the upgrade to the close.",
-                kind: Kind::Gauge,
-                samples: vec![number(Vec::new(), self.websockets.get() as f64)],
-            },
+        for (result, count) in series.attempts.iter().enumerate() {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 {
+                let mut labels = series.labels();
+                labels.push(("result", ATTEMPT_RESULTS[result].into()));
+                self.attempts.push(number(labels, count as f64));
+            }
+        }
+        let failovers = series.failovers.load(Ordering::Relaxed);
+        self.failovers
+            .push(number(series.labels(), failovers as f64));
+        for (histogram, out) in [
+            (&series.ttfb, &mut self.ttfb),
+            (&series.duration, &mut self.duration),
+            (&series.overhead, &mut self.overhead),
+        ] {
+            out.push(Sample {
+                labels: series.labels(),
+                value: histogram.value(),
+            });
+        }
+    }
+
+    fn families(self) -> [Family; 6] {
+        let family = |name, help, kind, samples| Family {
+            name,
+            help,
+            kind,
+            samples,
+        };
+        [
+            family(
+                "codex_helper_requests_total",
+                "Requests finished, by the endpoint that answered (empty when none did), the status sent to the client (named codes, else their class; `none` when none was sent) and the outcome.",
+                Kind::Counter,
+                self.requests,
+            ),
+            family(
+                "codex_helper_upstream_attempts_total",
+                "Tries against an upstream endpoint, by how each ended.",
+                Kind::Counter,
+                self.attempts,
+            ),
+            family(
+                "codex_helper_failovers_total",
+                "Times a request left this endpoint for another one.",
+                Kind::Counter,
+                self.failovers,
+            ),
+            family(
+                "codex_helper_time_to_first_byte_seconds",
+                "From the request's arrival to the first byte of the relayed reply sent to the client.",
+                Kind::Histogram,
+                self.ttfb,
+            ),
+            family(
+                "codex_helper_request_duration_seconds",
+                "From the request's arrival to the end of its reply.",
+                Kind::Histogram,
+                self.duration,
+            ),
+            family(
+                "codex_helper_proxy_overhead_seconds",
+                "Time to first byte minus the time spent waiting on upstream attempts (whole milliseconds each): what the proxy itself added before the first byte.",
+                Kind::Histogram,
+                self.overhead,
+            ),
         ]
     }
 }
