@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::affinity::AffinityRecord;
-use super::graph::{RequestView, RouteGraph};
+use super::graph::{Candidate, RequestView, RouteGraph};
 use super::runtime::RoutingState;
 use super::select::{self, Choice, Skip, Why};
 use crate::config::model::AffinityPolicy;
@@ -62,11 +62,7 @@ pub fn explain(
     question: Question<'_>,
     now_ms: u64,
 ) -> Explanation {
-    let Question {
-        model,
-        session,
-        pin,
-    } = question;
+    let (model, session, pin) = (question.model, question.session, question.pin);
     let headers = http::HeaderMap::new();
     let view = RequestView {
         method: "POST",
@@ -79,35 +75,25 @@ pub fn explain(
     let (candidates, pin) = super::overrides::pin(graph, graph.candidates(&view), pin);
     let (affinity, affinity_view) = state.affinity_for(session, graph, &candidates);
     let now = state.clock().now();
+    let bound = affinity.as_ref().map(|a| a.upstream.as_str());
     let skips: Vec<Option<Skip>> = candidates
         .iter()
         .map(|c| {
             let upstream = &graph.upstreams[c.upstream];
-            // Requests in flight are counted where the proxy runs (elsewhere, none are).
-            let saturated = upstream
-                .limit
-                .as_ref()
-                .is_some_and(|l| state.in_flight(&l.group) >= l.max);
-            let bound = affinity.as_ref().map(|a| a.upstream.as_str());
             let here = super::overrides::holds_session(upstream, bound, pin);
-            state.skip_reason(upstream, model, false, saturated, here, now)
+            state.skip_reason(
+                upstream,
+                model,
+                false,
+                saturated(state, upstream),
+                here,
+                now,
+            )
         })
         .collect();
     let settings = super::select::AffinitySettings::of(graph);
     let choice = select::select(&candidates, &skips, affinity_view, settings, false, now_ms);
-    let (chosen, why, continuity_broken) = match choice {
-        Choice::Pick { candidate, why } => (
-            Some(
-                graph.upstreams[candidates[candidate].upstream]
-                    .key()
-                    .to_string(),
-            ),
-            Some(why),
-            false,
-        ),
-        Choice::None => (None, None, false),
-        Choice::ContinuityBroken { .. } => (None, None, true),
-    };
+    let (chosen, why, continuity_broken) = verdict(graph, &candidates, choice);
     Explanation {
         graph_key: graph.key.clone(),
         entry: graph.entry.clone(),
@@ -119,23 +105,50 @@ pub fn explain(
         candidates: candidates
             .iter()
             .zip(skips)
-            .map(|(c, skip)| {
-                let upstream = &graph.upstreams[c.upstream];
-                ExplainedCandidate {
-                    upstream: upstream.key().to_string(),
-                    base_url: upstream.base_url.to_string(),
-                    outbound: upstream.outbound.to_string(),
-                    proxied: upstream.outbound.route.proxy().is_some(),
-                    group: c.group,
-                    route_path: c.route_path.clone(),
-                    skip_reason: skip.as_ref().map(Skip::describe),
-                    skip,
-                }
-            })
+            .map(|(candidate, skip)| ExplainedCandidate::new(graph, candidate, skip))
             .collect(),
         chosen,
         why,
         continuity_broken,
+    }
+}
+
+/// The endpoint chosen and why, and whether the session's continuity is broken.
+fn verdict(
+    graph: &RouteGraph,
+    candidates: &[Candidate],
+    choice: Choice,
+) -> (Option<String>, Option<Why>, bool) {
+    match choice {
+        Choice::Pick { candidate, why } => {
+            let upstream = &graph.upstreams[candidates[candidate].upstream];
+            (Some(upstream.key().to_string()), Some(why), false)
+        }
+        Choice::None => (None, None, false),
+        Choice::ContinuityBroken { .. } => (None, None, true),
+    }
+}
+
+/// Whether `upstream`'s concurrency limit is reached. Requests in flight are counted where
+/// the proxy runs (elsewhere, none are).
+fn saturated(state: &RoutingState, upstream: &super::Upstream) -> bool {
+    let limit = upstream.limit.as_ref();
+    limit.is_some_and(|l| state.in_flight(&l.group) >= l.max)
+}
+
+impl ExplainedCandidate {
+    fn new(graph: &RouteGraph, candidate: &Candidate, skip: Option<Skip>) -> Self {
+        let upstream = &graph.upstreams[candidate.upstream];
+        Self {
+            upstream: upstream.key().to_string(),
+            base_url: upstream.base_url.to_string(),
+            outbound: upstream.outbound.to_string(),
+            proxied: upstream.outbound.route.proxy().is_some(),
+            group: candidate.group,
+            route_path: candidate.route_path.clone(),
+            skip_reason: skip.as_ref().map(Skip::describe),
+            skip,
+        }
     }
 }
 
