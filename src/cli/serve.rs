@@ -1,7 +1,7 @@
 //! `codex-helper serve`: load the config (creating it on first run) and run the proxy.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -20,7 +20,7 @@ use crate::codex::switch::{self, CodexFiles};
 use crate::config::LoadedConfig;
 use crate::config::bootstrap::{self, Imported};
 use crate::config::edit::ConfigEditor;
-use crate::config::model::LedgerSettings;
+use crate::config::model::{LedgerSettings, ProxySettings};
 use crate::config::{Homes, load};
 use crate::ledger::Ledger;
 use crate::ledger::place::LedgerPlace;
@@ -94,6 +94,10 @@ pub fn tui_wanted(args: &ServeArgs) -> bool {
 
 /// Runs the proxy until a signal, `POST /runtime/shutdown`, or (with `ui`: the log output
 /// the terminal UI takes over while it runs) the user quitting the UI.
+///
+/// In order: [`prepare`] (the config, keys and team services, and every refusal that needs no
+/// socket), [`serve`] on a current-thread runtime (sinks, state, services, the listeners,
+/// Codex switched), then, once asked to stop, [`Running::stop`].
 pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     if args.resident {
@@ -104,35 +108,57 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     if args.detached {
         super::resident::rotate_log(super::resident::log_path(&homes));
     }
+    let prepared = prepare(&homes, &args)?;
+    raise_open_file_limit();
+    proxy::install_tls_provider();
+    let threads = serving_threads(prepared.proxy.settings.threads)?;
+    // Each serving thread has an event loop of its own and keeps every hop of a connection's
+    // requests on itself: the cross-thread wake-ups a shared pool of workers would add
+    // dominate a proxy's latency on loopback.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (running, stop_asked) = serve(&args, ui, &homes, prepared, threads).await?;
+        stop_asked.wait().await;
+        running.stop().await;
+        Ok(())
+    })
+}
+
+/// What `serve` has checked and built before it opens any socket.
+struct Prepared {
+    loaded: LoadedConfig,
+    ledger_place: LedgerPlace,
+    addr: SocketAddr,
+    proxy: ProxyParts,
+}
+
+/// What the proxy's state is built from.
+struct ProxyParts {
+    plan: Plan,
+    settings: ProxySettings,
+    client_key: Option<proxy::client_key::ClientKey>,
+    team: TeamParts,
+    filter_path: PathBuf,
+    filter_rules: crate::filter::Rules,
+}
+
+/// Team mode's parts (all None without `--team`).
+#[derive(Default)]
+struct TeamParts {
+    member_keys: Option<Arc<dyn proxy::members::MemberKeys>>,
+    redis: Option<crate::shared::redis::TeamRedis>,
+    limits: Option<Arc<crate::shared::team_limits::TeamLimits>>,
+}
+
+/// Loads the config (creating it on first run), and refuses now what would fail later: a
+/// bad config or filter, a client key with `--team`, an exposed admin API without its token,
+/// an exposed proxy without a client key.
+fn prepare(homes: &Homes, args: &ServeArgs) -> anyhow::Result<Prepared> {
     let config_path = homes.helper_config();
-    crate::config::migrate::refuse_json_only(&homes)?;
-
-    if let Some(imported) = bootstrap::ensure_config(
-        &config_path,
-        || switch::own_config(&CodexFiles::new(&homes.codex)),
-        args.port,
-    )? {
-        match imported {
-            Imported::Provider {
-                id,
-                base_url,
-                env_key,
-            } => eprintln!(
-                "codex-helper: created {} with relay `{id}` ({base_url}{}) from Codex's active provider in {}",
-                config_path.display(),
-                env_key
-                    .map(|k| format!(", key from ${k}"))
-                    .unwrap_or_default(),
-                homes.codex_config().display()
-            ),
-            Imported::Nothing { reason } => eprintln!(
-                "codex-helper: created {} with no relay ({reason}). Requests will fail until you add one: \
-                 `codex-helper provider add ID --base-url URL --auth-token-env VAR`, or a [codex.providers.ID] table.",
-                config_path.display()
-            ),
-        }
-    }
-
+    crate::config::migrate::refuse_json_only(homes)?;
+    first_run_config(homes, &config_path, args.port)?;
     // The original codex-helper's `mode = …` becomes `preset = …` (comments kept, `.bak` written).
     let mut editor = ConfigEditor::open(&config_path)?;
     if let Some(change) = editor.normalize_client_patch()? {
@@ -142,37 +168,99 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     let loaded = load::load(&config_path)?.context("the config file disappeared while starting")?;
     let env = |name: &str| std::env::var(name).ok();
     let plan = Plan::from_config(&loaded, &env)?;
-    let ledger_place = LedgerPlace::of(&homes, &loaded.config.ledger, &env)?;
+    let ledger_place = LedgerPlace::of(homes, &loaded.config.ledger, &env)?;
     let settings = loaded.config.proxy.clone().with_env_overrides(&env)?;
     proxy::limits::validate(&settings)?;
     let client_key =
         proxy::client_key::ClientKey::from_env(settings.client_key_env.as_deref(), &env)?;
-    let member_keys = match args.team {
-        true => {
-            if client_key.is_some() {
-                anyhow::bail!(
-                    "--team asks every request for a member's key, and [proxy] client_key_env for a shared key in the same header: \
-                     remove client_key_env from the config to serve a team"
-                );
-            }
-            crate::team::check_timings(&loaded.config.team)?;
-            Some(start_member_keys(&loaded.config.team, &env)?)
-        }
-        false => None,
+    let team = match args.team {
+        true => team_parts(homes, &loaded, &ledger_place, client_key.is_some())?,
+        false => TeamParts::default(),
     };
-    let team_redis = match args.team {
-        true => start_team_redis(&loaded.config.team, &env)?,
-        false => None,
-    };
-    let team_limits = match args.team {
-        true => Some(start_team_limits(
-            &loaded.config.team,
-            team_redis.clone(),
-            &homes,
-            &ledger_place,
-        )?),
-        false => None,
-    };
+    warn_unused(&loaded, &plan);
+    // filter.json: a file that cannot be used stops the start here, with its rule and fault.
+    let filter_path = crate::filter::path_in(&homes.helper);
+    let filter_rules = crate::filter::load(&filter_path)?;
+    if !filter_rules.is_empty() {
+        let described = crate::filter::watch::describe(&filter_path, &filter_rules);
+        eprintln!("codex-helper: {described}");
+    }
+    let addr = listen_addr(&args.host, args.port)?;
+    check_exposure(
+        args,
+        addr,
+        client_key.is_some() || team.member_keys.is_some(),
+    )?;
+    Ok(Prepared {
+        loaded,
+        ledger_place,
+        addr,
+        proxy: ProxyParts {
+            plan,
+            settings,
+            client_key,
+            team,
+            filter_path,
+            filter_rules,
+        },
+    })
+}
+
+/// On first run, writes the config with Codex's active provider as its relay, and says so.
+fn first_run_config(homes: &Homes, config_path: &Path, port: u16) -> anyhow::Result<()> {
+    let own = || switch::own_config(&CodexFiles::new(&homes.codex));
+    match bootstrap::ensure_config(config_path, own, port)? {
+        None => {}
+        Some(Imported::Provider {
+            id,
+            base_url,
+            env_key,
+        }) => eprintln!(
+            "codex-helper: created {} with relay `{id}` ({base_url}{}) from Codex's active provider in {}",
+            config_path.display(),
+            env_key
+                .map(|k| format!(", key from ${k}"))
+                .unwrap_or_default(),
+            homes.codex_config().display()
+        ),
+        Some(Imported::Nothing { reason }) => eprintln!(
+            "codex-helper: created {} with no relay ({reason}). Requests will fail until you add one: \
+             `codex-helper provider add ID --base-url URL --auth-token-env VAR`, or a [codex.providers.ID] table.",
+            config_path.display()
+        ),
+    }
+    Ok(())
+}
+
+/// `serve --team`: the member keys, the team's Redis and the team's limits.
+fn team_parts(
+    homes: &Homes,
+    loaded: &LoadedConfig,
+    ledger_place: &LedgerPlace,
+    client_key: bool,
+) -> anyhow::Result<TeamParts> {
+    if client_key {
+        anyhow::bail!(
+            "--team asks every request for a member's key, and [proxy] client_key_env for a shared key in the same header: \
+             remove client_key_env from the config to serve a team"
+        );
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let team = &loaded.config.team;
+    crate::team::check_timings(team)?;
+    let member_keys = start_member_keys(team, &env)?;
+    let redis = start_team_redis(team, &env)?;
+    let limits = start_team_limits(team, redis.clone(), homes, ledger_place)?;
+    Ok(TeamParts {
+        member_keys: Some(member_keys),
+        redis,
+        limits: Some(limits),
+    })
+}
+
+/// Says which config keys this version reads but does not use yet, and which relays wait
+/// for an environment variable.
+fn warn_unused(loaded: &LoadedConfig, plan: &Plan) {
     for key in &loaded.deferred_keys {
         tracing::warn!(
             "{}: `{key}` is recognised but not used by this version yet",
@@ -188,19 +276,12 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             );
         }
     }
+}
 
-    // filter.json: a file that cannot be used stops the start here, with its rule and fault.
-    let filter_path = crate::filter::path_in(&homes.helper);
-    let filter_rules = crate::filter::load(&filter_path)?;
-    if !filter_rules.is_empty() {
-        eprintln!(
-            "codex-helper: {}",
-            crate::filter::watch::describe(&filter_path, &filter_rules)
-        );
-    }
-
-    let addr = listen_addr(&args.host, args.port)?;
-    // An admin API other machines can reach needs its token: refused here, before anything.
+/// Refuses an admin API other machines can reach without its token, and a proxy other
+/// machines can reach without a client key (unless the user said so, loudly).
+fn check_exposure(args: &ServeArgs, addr: SocketAddr, keyed: bool) -> anyhow::Result<()> {
+    use super::serve_exposure::{Exposure, decide};
     let admin_ip = listen_addr(&args.admin_host, 0)?.ip();
     if !crate::net::is_loopback_ip(admin_ip) && admin_access()?.token.is_none() {
         anyhow::bail!(
@@ -208,207 +289,413 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
             admin::TOKEN_ENV
         );
     }
-    match super::serve_exposure::decide(
-        addr,
-        client_key.is_some() || member_keys.is_some(),
-        args.unsafe_listen_without_client_key,
-    )
-    .map_err(anyhow::Error::msg)?
-    {
-        super::serve_exposure::Exposure::Local => {}
-        super::serve_exposure::Exposure::KeyRequired => tracing::info!(
+    let unsafe_flag = args.unsafe_listen_without_client_key;
+    match decide(addr, keyed, unsafe_flag).map_err(anyhow::Error::msg)? {
+        Exposure::Local => {}
+        Exposure::KeyRequired => tracing::info!(
             "the proxy is reachable from other machines at {addr}: their requests must carry the client key and name a host in [proxy] allowed_hosts"
         ),
-        super::serve_exposure::Exposure::Open { warning } => eprintln!("codex-helper: {warning}"),
+        Exposure::Open { warning } => eprintln!("codex-helper: {warning}"),
     }
-    raise_open_file_limit();
+    Ok(())
+}
 
-    proxy::install_tls_provider();
-    let threads = serving_threads(settings.threads)?;
-    // Each serving thread has an event loop of its own and keeps every hop of a connection's
-    // requests on itself: the cross-thread wake-ups a shared pool of workers would add
-    // dominate a proxy's latency on loopback.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(bind(addr)?)?;
-        let listen = listener.local_addr().context("the listening socket has no address")?;
-        refuse_self_relays(&plan.graph, listen, &loaded.path)?;
-        warn_if_codex_hop_is_proxied(&env, listen.port());
-        let route = describe_route(&plan.graph);
-        let affinity = AffinityStore::open(&homes.affinity_state())?;
-        let affinity_writer = affinity.writer();
-        let ledger = start_ledger(&homes, &loaded.config.ledger, &ledger_place);
-        let sink = ledger.as_ref().map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
-        let balance_settings = loaded.config.balance.clone();
-        let (asker, inbox) = balance::service::channel();
-        let sink: Arc<dyn RecordSink> = if balance_settings.enabled {
-            Arc::new(BalanceTrigger { inner: sink, ask: Box::new(move |endpoint| asker.ask(endpoint)) })
-        } else {
-            sink
-        };
-        // Notifications: events found in finished records, delivered on the notifier's thread.
-        let notifier = loaded.config.notify.enabled.then(|| {
-            crate::notify::Notifier::start(&loaded.config.notify, crate::notify::deliver::Channels::from_settings(&loaded.config.notify, None))
-        });
-        let sink: Arc<dyn RecordSink> = match &notifier {
-            Some(n) => Arc::new(crate::notify::NotifySink::new(sink, n.handle(), &loaded.config.notify)),
-            None => sink,
-        };
-        // Outermost: it sees every request start and end, for the console's present.
-        let live = Arc::new(LiveRequests::new(sink));
-        let metrics = Arc::new(crate::metrics::Registry::default());
-        let sink: Arc<dyn RecordSink> = Arc::new(crate::metrics::MetricsSink::new(metrics.clone(), live.clone()));
-        let codex = CodexFiles::new(&homes.codex);
-        let catalog_codex = catalog_codex(&codex, &settings.codex_binary).await;
-        let codex_binary = catalog_codex.as_ref().map_or_else(|| PathBuf::from(&settings.codex_binary), |b| b.path.clone());
-        let codex_client = Arc::new(CodexClient::new(codex_binary.clone(), homes.helper.join("cache")));
-        if discover::configured(&settings.codex_binary).is_some() {
-            codex_client.pin_binary();
+/// Where finished requests go: the ledger, innermost, then balance lookups, notifications,
+/// the live view, metrics and team spend.
+struct Sinks {
+    outermost: Arc<dyn RecordSink>,
+    ledger: Option<Ledger>,
+    balance_inbox: balance::service::Inbox,
+    notifier: Option<crate::notify::Notifier>,
+    live: Arc<LiveRequests>,
+    metrics: Arc<crate::metrics::Registry>,
+}
+
+fn record_sinks(homes: &Homes, prepared: &Prepared) -> Sinks {
+    let config = &prepared.loaded.config;
+    let ledger = start_ledger(homes, &config.ledger, &prepared.ledger_place);
+    let sink = ledger
+        .as_ref()
+        .map_or_else(|| Arc::new(NoSink) as Arc<dyn RecordSink>, Ledger::sink);
+    let (asker, balance_inbox) = balance::service::channel();
+    let sink: Arc<dyn RecordSink> = match config.balance.enabled {
+        true => Arc::new(BalanceTrigger {
+            inner: sink,
+            ask: Box::new(move |endpoint| asker.ask(endpoint)),
+        }),
+        false => sink,
+    };
+    // Notifications: events found in finished records, delivered on the notifier's thread.
+    let notifier = config.notify.enabled.then(|| {
+        let channels = crate::notify::deliver::Channels::from_settings(&config.notify, None);
+        crate::notify::Notifier::start(&config.notify, channels)
+    });
+    let sink: Arc<dyn RecordSink> = match &notifier {
+        Some(n) => Arc::new(crate::notify::NotifySink::new(
+            sink,
+            n.handle(),
+            &config.notify,
+        )),
+        None => sink,
+    };
+    // It sees every request start and end, for the console's present.
+    let live = Arc::new(LiveRequests::new(sink));
+    let metrics = Arc::new(crate::metrics::Registry::default());
+    let sink: Arc<dyn RecordSink> = Arc::new(crate::metrics::MetricsSink::new(
+        metrics.clone(),
+        live.clone(),
+    ));
+    let outermost: Arc<dyn RecordSink> = match &prepared.proxy.team.limits {
+        Some(limits) => Arc::new(crate::shared::team_limits::SpendSink {
+            inner: sink,
+            limits: limits.clone(),
+        }),
+        None => sink,
+    };
+    Sinks {
+        outermost,
+        ledger,
+        balance_inbox,
+        notifier,
+        live,
+        metrics,
+    }
+}
+
+/// The Codex this helper serves: its files, and the binary asked for the `/models` catalog.
+struct CodexSide {
+    files: CodexFiles,
+    /// The binary found, when one runs.
+    catalog: Option<CodexBinary>,
+    /// The one the client uses: the one found, else the configured name.
+    binary: PathBuf,
+    client: Arc<CodexClient>,
+}
+
+impl CodexSide {
+    /// Switches Codex to the proxy at `port`, and records the binary found for the next
+    /// start; whether Codex was switched.
+    fn switch_on(&self, loaded: &LoadedConfig, port: u16) -> bool {
+        let switched = switch_codex_on(&self.files, loaded, port, &self.client);
+        if let (true, Some(binary)) = (switched, &self.catalog) {
+            let _ = switch::record_codex_binary(&self.files, binary);
         }
-        let sink: Arc<dyn RecordSink> = match &team_limits {
-            Some(limits) => Arc::new(crate::shared::team_limits::SpendSink { inner: sink, limits: limits.clone() }),
-            None => sink,
-        };
-        // Team mode's routing state sync: its handle in the state, its thread on the state.
-        let team_sync = team_redis.clone().map(crate::shared::sync::TeamSync::new);
-        let state = Arc::new(ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?.with_client(codex_client.clone()).with_client_key(client_key).with_member_keys(member_keys).with_team_redis(team_redis).with_team_sync(team_sync.as_ref().map(|s| s.handle())).with_team_limits(team_limits).with_metrics(metrics));
-        // Before serving: relays cooling down when the last run stopped still are.
-        match cooldowns::restore(&homes.cooldowns(), &state.routing, &state.plan().graph.upstreams) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("{n} relay cooldowns kept from the previous run"),
-            Err(e) => tracing::warn!("{e:#}"),
+        switched
+    }
+}
+
+async fn codex_side(homes: &Homes, configured: &str) -> CodexSide {
+    let files = CodexFiles::new(&homes.codex);
+    let catalog = catalog_codex(&files, configured).await;
+    let binary = catalog
+        .as_ref()
+        .map_or_else(|| PathBuf::from(configured), |b| b.path.clone());
+    let client = Arc::new(CodexClient::new(binary.clone(), homes.helper.join("cache")));
+    if discover::configured(configured).is_some() {
+        client.pin_binary();
+    }
+    CodexSide {
+        files,
+        catalog,
+        binary,
+        client,
+    }
+}
+
+/// Binds the proxy, builds its state and services, starts the admin API, switches Codex
+/// and says where it listens. Returns what [`Running::stop`] takes down, and what asks for it.
+async fn serve(
+    args: &ServeArgs,
+    ui: Option<LogTarget>,
+    homes: &Homes,
+    prepared: Prepared,
+    threads: usize,
+) -> anyhow::Result<(Running, StopAsked)> {
+    let (listener, listen) = listen_checked(&prepared)?;
+    let route = describe_route(&prepared.proxy.plan.graph);
+    let sinks = record_sinks(homes, &prepared);
+    let codex = codex_side(homes, &prepared.proxy.settings.codex_binary).await;
+    let Prepared {
+        loaded,
+        ledger_place,
+        proxy: parts,
+        ..
+    } = prepared;
+    let (state, services) = start_state(homes, parts, &loaded, &sinks, &codex)?;
+    let stop_asked = StopAsked::new()?;
+    state.add_proxy_thread()?;
+    state.runtimes.add(tokio::runtime::Handle::current());
+    let server_threads = ServerThreads::start(&state, threads - 1)?;
+    let balances = start_balances(homes, &state, sinks.balance_inbox, &loaded)?;
+    let server = proxy::serve_on(listener, state.clone(), server_threads)?;
+    let admin_addr = listen_addr(&args.admin_host, admin_port(args.admin_port, args.port))?;
+    let (reload_state, reload_path) = (state.clone(), loaded.path.clone());
+    let console = ServeConsole {
+        balances: balances.as_ref().map(|(_, h)| h.clone()),
+        state: state.clone(),
+        homes: homes.clone(),
+        proxy: server.addr,
+        started_ms: crate::time::now_ms(),
+        ledger: sinks.ledger.as_ref().map(Ledger::stats),
+        ledger_reader: Arc::new(crate::ledger::place::KeptReader::new(ledger_place)),
+        codex_binary: codex.binary.clone(),
+        reload: Arc::new(move || reload(&reload_state, &reload_path, listen)),
+        shutdown: stop_asked.notify.clone(),
+        live: sinks.live,
+    };
+    let admin = start_admin(admin_addr, console).await;
+    let pid = announce(homes, args, server.addr, admin.as_ref());
+    // Codex is switched before the banner, so whoever waits for the banner sees it done.
+    let switched = !args.no_switch && !args.team && codex.switch_on(&loaded, server.addr.port());
+    if let Some(admin) = &admin {
+        eprintln!("codex-helper console: {}", admin::console_url(admin.addr));
+    }
+    eprintln!("codex-helper listening on http://{} — {route}", server.addr);
+    let (files, client) = (codex.files.clone(), codex.client);
+    let config_watch = ConfigWatcher::start(state.clone(), loaded.path, files, client, listen);
+    // Once the admin API listens: the UI is its client. Quitting it stops the helper.
+    let admin_at = admin.as_ref().map(|a| a.addr);
+    let quit = stop_asked.notify.clone();
+    let tui = ui.and_then(|logs| ServeTui::start(admin_at, homes, logs, quit));
+    let running = Running {
+        tui,
+        server,
+        state,
+        homes: homes.clone(),
+        admin,
+        pid,
+        config_watch,
+        services,
+        balances: balances.map(|(service, _)| service),
+        notifier: sinks.notifier,
+        switched: switched.then_some(codex.files),
+        ledger: sinks.ledger,
+    };
+    Ok((running, stop_asked))
+}
+
+/// The proxy's listening socket and its address, once no relay is the helper itself.
+fn listen_checked(prepared: &Prepared) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::from_std(bind(prepared.addr)?)?;
+    let listen = listener
+        .local_addr()
+        .context("the listening socket has no address")?;
+    refuse_self_relays(&prepared.proxy.plan.graph, listen, &prepared.loaded.path)?;
+    warn_if_codex_hop_is_proxied(&|name: &str| std::env::var(name).ok(), listen.port());
+    Ok((listener, listen))
+}
+
+/// What runs beside the proxy, started with its state.
+struct Services {
+    team_sync: Option<crate::shared::sync::SyncThread>,
+    filter_watch: crate::filter::watch::FilterWatcher,
+    exhaustion_watch: Option<crate::notify::service::ExhaustionWatch>,
+    affinity_writer: Option<crate::routing::affinity::AffinityWriter>,
+}
+
+/// The proxy's state, with the relay cooldowns kept from the last run, and the services that
+/// run on it: team sync, the filter's watcher, the exhaustion notifications.
+fn start_state(
+    homes: &Homes,
+    parts: ProxyParts,
+    loaded: &LoadedConfig,
+    sinks: &Sinks,
+    codex: &CodexSide,
+) -> anyhow::Result<(Arc<ProxyState>, Services)> {
+    let affinity = AffinityStore::open(&homes.affinity_state())?;
+    let affinity_writer = affinity.writer();
+    let ProxyParts {
+        plan,
+        settings,
+        client_key,
+        team,
+        filter_path,
+        filter_rules,
+    } = parts;
+    // Team mode's routing state sync: its handle in the state, its thread on the state.
+    let team_sync = team.redis.clone().map(crate::shared::sync::TeamSync::new);
+    let sink = sinks.outermost.clone();
+    let state = ProxyState::new(plan, affinity, settings, loaded.path.clone(), sink)?
+        .with_client(codex.client.clone())
+        .with_client_key(client_key)
+        .with_member_keys(team.member_keys)
+        .with_team_redis(team.redis)
+        .with_team_sync(team_sync.as_ref().map(|s| s.handle()))
+        .with_team_limits(team.limits)
+        .with_metrics(sinks.metrics.clone());
+    let state = Arc::new(state);
+    // Before serving: relays cooling down when the last run stopped still are.
+    let upstreams = &state.plan().graph.upstreams;
+    match cooldowns::restore(&homes.cooldowns(), &state.routing, upstreams) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("{n} relay cooldowns kept from the previous run"),
+        Err(e) => tracing::warn!("{e:#}"),
+    }
+    // After the restore: kept cooldowns are shared with the team too.
+    let target = crate::shared::sync::weak_target(&state);
+    let team_sync = team_sync.map(|sync| sync.start(target)).transpose()?;
+    state.filter.set(filter_rules);
+    let filter_watch =
+        crate::filter::watch::FilterWatcher::start(filter_path, state.filter.clone());
+    let exhaustion = crate::notify::EventKind::RelayExhausted;
+    let exhaustion_watch = (sinks.notifier.as_ref())
+        .filter(|_| loaded.config.notify.wants(exhaustion))
+        .map(|n| crate::notify::service::ExhaustionWatch::start(state.clone(), n.handle()));
+    let services = Services {
+        team_sync,
+        filter_watch,
+        exhaustion_watch,
+        affinity_writer,
+    };
+    Ok((state, services))
+}
+
+/// Balance lookups, when enabled: kept exhaustion is on routing before this returns, so
+/// before the first request.
+fn start_balances(
+    homes: &Homes,
+    state: &Arc<ProxyState>,
+    inbox: balance::service::Inbox,
+    loaded: &LoadedConfig,
+) -> anyhow::Result<Option<(BalanceService, balance::service::BalanceHandle)>> {
+    let settings = loaded.config.balance.clone();
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let config = ServiceConfig {
+        settings,
+        providers_file: homes.usage_providers(),
+        store: Some(homes.balances()),
+        env: Arc::new(|name: &str| std::env::var(name).ok()),
+    };
+    BalanceService::start(state.clone(), inbox, config).map(Some)
+}
+
+/// Writes `serve.json` so commands find this helper; its process id, to withdraw it at exit.
+fn announce(
+    homes: &Homes,
+    args: &ServeArgs,
+    proxy: SocketAddr,
+    admin: Option<&AdminHandle>,
+) -> u32 {
+    let running = RunningServe {
+        pid: std::process::id(),
+        proxy,
+        admin: admin.map(|a| a.addr),
+        started_ms: crate::time::now_ms(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        resident: args.detached,
+        log: args.detached.then(|| super::resident::log_path(homes)),
+        args: super::resident::recorded_args(&super::resident::own_args()),
+    };
+    if let Err(e) = running::announce(&homes.running(), &running) {
+        tracing::warn!("commands will not find this codex-helper: {e:#}");
+    }
+    running.pid
+}
+
+/// What asks `serve` to stop: a signal, or `notify` (the admin API, the UI).
+struct StopAsked {
+    notify: Arc<tokio::sync::Notify>,
+    signal: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl StopAsked {
+    /// Listens for the signals from now on.
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            notify: Arc::new(tokio::sync::Notify::new()),
+            signal: Box::pin(shutdown_signal()?),
+        })
+    }
+
+    async fn wait(self) {
+        tokio::select! {
+            () = self.signal => {}
+            () = self.notify.notified() => {}
         }
-        // After the restore: kept cooldowns are shared with the team too.
-        let team_sync = team_sync.map(|sync| sync.start(crate::shared::sync::weak_target(&state))).transpose()?;
-        state.filter.set(filter_rules);
-        let filter_watch = crate::filter::watch::FilterWatcher::start(filter_path, state.filter.clone());
-        let exhaustion_watch = notifier.as_ref().filter(|_| loaded.config.notify.wants(crate::notify::EventKind::RelayExhausted))
-            .map(|n| crate::notify::service::ExhaustionWatch::start(state.clone(), n.handle()));
-        let signal = shutdown_signal()?;
-        // Stopped by a signal, or by the admin API.
-        let stop_asked = Arc::new(tokio::sync::Notify::new());
-        let shutdown = {
-            let stop_asked = stop_asked.clone();
-            async move {
-                tokio::select! {
-                    () = signal => {}
-                    () = stop_asked.notified() => {}
-                }
-            }
-        };
-        state.add_proxy_thread()?;
-        state.runtimes.add(tokio::runtime::Handle::current());
-        let server_threads = ServerThreads::start(&state, threads - 1)?;
-        // Before serving: kept exhaustion is on routing for the first request.
-        let balances = if balance_settings.enabled {
-            let config = ServiceConfig {
-                settings: balance_settings,
-                providers_file: homes.usage_providers(),
-                store: Some(homes.balances()),
-                env: Arc::new(|name: &str| std::env::var(name).ok()),
-            };
-            Some(BalanceService::start(state.clone(), inbox, config)?)
-        } else {
-            None
-        };
-        let server = proxy::serve_on(listener, state.clone(), server_threads)?;
-        let admin_addr = listen_addr(&args.admin_host, admin_port(args.admin_port, args.port))?;
-        let reload_state = state.clone();
-        let reload_path = loaded.path.clone();
-        let console = ServeConsole {
-            balances: balances.as_ref().map(|(_, h)| h.clone()),
-            state: state.clone(),
-            homes: homes.clone(),
-            proxy: server.addr,
-            started_ms: crate::time::now_ms(),
-            ledger: ledger.as_ref().map(Ledger::stats),
-            ledger_reader: Arc::new(crate::ledger::place::KeptReader::new(ledger_place)),
-            codex_binary,
-            reload: Arc::new(move || reload(&reload_state, &reload_path, listen)),
-            shutdown: stop_asked.clone(),
-            live,
-        };
-        let admin = start_admin(admin_addr, console).await;
-        let running = RunningServe {
-            pid: std::process::id(),
-            proxy: server.addr,
-            admin: admin.as_ref().map(|a| a.addr),
-            started_ms: crate::time::now_ms(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            resident: args.detached,
-            log: args.detached.then(|| super::resident::log_path(&homes)),
-            args: super::resident::recorded_args(&super::resident::own_args()),
-        };
-        if let Err(e) = running::announce(&homes.running(), &running) {
-            tracing::warn!("commands will not find this codex-helper: {e:#}");
-        }
-        // Codex is switched before the banner, so whoever waits for the banner sees it done.
-        let switched = !args.no_switch && !args.team && switch_codex_on(&codex, &loaded, server.addr.port(), &codex_client);
-        if let (true, Some(binary)) = (switched, &catalog_codex) {
-            let _ = switch::record_codex_binary(&codex, binary);
-        }
-        if let Some(admin) = &admin {
-            eprintln!("codex-helper console: {}", admin::console_url(admin.addr));
-        }
-        eprintln!("codex-helper listening on http://{} — {route}", server.addr);
-        let watcher = ConfigWatcher::start(state.clone(), loaded.path.clone(), codex.clone(), codex_client, listen);
-        // Once the admin API listens: the UI is its client. Quitting it stops the helper.
-        let tui = ui.and_then(|logs| ServeTui::start(admin.as_ref().map(|a| a.addr), &homes, logs, stop_asked.clone()));
-        shutdown.await;
-        // First: what follows is said on the terminal, which must be the UI's no more.
-        if let Some(tui) = tui {
+    }
+}
+
+/// A serving helper: what [`Running::stop`] takes down.
+struct Running {
+    tui: Option<ServeTui>,
+    server: proxy::ServerHandle,
+    state: Arc<ProxyState>,
+    homes: Homes,
+    admin: Option<AdminHandle>,
+    /// The process id `serve.json` names.
+    pid: u32,
+    config_watch: ConfigWatcher,
+    services: Services,
+    balances: Option<BalanceService>,
+    notifier: Option<crate::notify::Notifier>,
+    /// Codex's files, when `serve` switched Codex (it switches it back).
+    switched: Option<CodexFiles>,
+    ledger: Option<Ledger>,
+}
+
+impl Running {
+    /// Stops everything, the UI first (what follows is said on the terminal), then the
+    /// listeners, then what they fed; each thread joined off this event loop.
+    async fn stop(self) {
+        if let Some(tui) = self.tui {
             tui.stop().await;
         }
         tracing::info!("shutting down");
-        server.shutdown().await;
-        let (saved, path) = (state.clone(), homes.cooldowns());
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cooldowns::save(&path, &saved.routing)).await {
+        self.server.shutdown().await;
+        let (saved, path) = (self.state.clone(), self.homes.cooldowns());
+        let save = move || cooldowns::save(&path, &saved.routing);
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(save).await {
             tracing::warn!("relay cooldowns not kept for the next run: {e:#}");
         }
-        if let Some(admin) = admin {
+        if let Some(admin) = self.admin {
             admin.shutdown().await;
         }
-        if let Some(sync) = team_sync {
-            // Joins its thread (at most one bounded Redis call away), off this event loop.
+        let services = self.services;
+        if let Some(sync) = services.team_sync {
+            // At most one bounded Redis call away.
             let _ = tokio::task::spawn_blocking(move || sync.stop()).await;
         }
-        running::withdraw(&homes.running(), running.pid);
-        watcher.stop();
-        filter_watch.stop();
-        if let Some(watch) = exhaustion_watch {
+        running::withdraw(&self.homes.running(), self.pid);
+        self.config_watch.stop();
+        services.filter_watch.stop();
+        if let Some(watch) = services.exhaustion_watch {
             watch.stop();
         }
-        if let Some((service, _handle)) = balances {
-            // Joins its thread: lookups in flight are abandoned, each bounded by its timeout.
+        if let Some(service) = self.balances {
+            // Lookups in flight are abandoned, each bounded by its timeout.
             let _ = tokio::task::spawn_blocking(move || service.stop()).await;
         }
-        drop(state);
-        if let Some(notifier) = notifier {
-            // The last events (each delivery bounded by its timeout), off this event loop.
+        drop(self.state);
+        if let Some(notifier) = self.notifier {
+            // The last events, each delivery bounded by its timeout.
             let _ = tokio::task::spawn_blocking(move || notifier.stop()).await;
         }
-        if let Some(writer) = affinity_writer {
-            // The last window's changes; the write blocks, so not on this (the only) thread.
+        if let Some(writer) = services.affinity_writer {
+            // The last window's changes.
             let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         }
-        if switched {
+        if let Some(codex) = self.switched {
             match switch::switch_off(&codex) {
                 Ok(report) => eprintln!("codex-helper: {}", report.message),
-                Err(e) => eprintln!("codex-helper: could not switch Codex back: {e:#}; run `codex-helper switch off`"),
+                Err(e) => eprintln!(
+                    "codex-helper: could not switch Codex back: {e:#}; run `codex-helper switch off`"
+                ),
             }
         }
-        if let Some(ledger) = ledger {
+        if let Some(ledger) = self.ledger {
+            // Read after the shutdown: rows its last flush could not write count too.
             let stats = ledger.stats();
             ledger.shutdown();
             let lost = stats.lost();
             if lost > 0 {
-                eprintln!("codex-helper: {lost} request records could not be written to the ledger");
+                eprintln!(
+                    "codex-helper: {lost} request records could not be written to the ledger"
+                );
             }
         }
-        Ok(())
-    })
+    }
 }
 
 /// The Codex binary asked for the `/models` catalog (see [`discover::for_catalog`]), found on
