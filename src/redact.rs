@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use memchr::memmem;
 
 /// What a credential is replaced with.
@@ -68,6 +69,28 @@ impl Redactor {
         self.secrets
             .iter()
             .any(|secret| memmem::find(bytes, secret.as_bytes()).is_some())
+    }
+
+    /// `bytes` with each of the helper's own secrets overwritten by as many `*`s, for a reply
+    /// on its way to the client: its length (a `Content-Length` already sent) and every other
+    /// byte are kept, and credential shapes are left alone (they may be the model's output).
+    /// No copy when there is none.
+    pub fn hide_secrets(&self, bytes: Bytes) -> Bytes {
+        if !self.holds_secret(&bytes) {
+            return bytes;
+        }
+        let mut hidden = bytes.to_vec();
+        // Longest first, so a secret that contains another is hidden whole.
+        for secret in &self.secrets {
+            let secret = secret.as_bytes();
+            let mut from = 0;
+            while let Some(at) = memmem::find(&hidden[from..], secret) {
+                let start = from + at;
+                hidden[start..start + secret.len()].fill(b'*');
+                from = start + secret.len();
+            }
+        }
+        Bytes::from(hidden)
     }
 
     /// Like [`Redactor::redact`], for bytes that may not be UTF-8 (a relay's body).
@@ -210,6 +233,22 @@ fn credential_at(rest: &[u8]) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hiding_secrets_keeps_the_length_and_everything_else() {
+        let redactor = Redactor::new(["relay-key-123456", "key-12"]);
+        let text = "a relay-key-123456 b relay-key-123456key-12 sk-model-output-1234";
+        let hidden = redactor.hide_secrets(Bytes::from(text));
+        assert_eq!(hidden.len(), text.len());
+        assert_eq!(
+            &hidden[..],
+            b"a **************** b ********************** sk-model-output-1234"
+        );
+        // None there: the same bytes, not a copy.
+        let clean = Bytes::from_static(b"nothing to hide, Bearer abcdefgh12345");
+        let kept = redactor.hide_secrets(clean.clone());
+        assert_eq!(kept.as_ptr(), clean.as_ptr());
+    }
 
     #[test]
     fn configured_secrets_are_masked_wherever_they_appear() {

@@ -846,6 +846,45 @@ async fn a_failure_after_output_in_a_200_stream_is_passed_on_and_recorded() {
 }
 
 #[tokio::test]
+async fn a_relay_echoing_its_key_in_a_failure_event_does_not_show_it_to_the_client() {
+    bounded(async {
+        let key = "relay-secret-0123456789";
+        let relay = MockRelay::start("r").await;
+        let config = format!(
+            "[codex.providers.r]\nbase_url = \"{}\"\nauth_token_env = \"RELAY_KEY\"\n",
+            relay.base_url()
+        );
+        let proxy = TestProxy::start(&config, &[("RELAY_KEY", key)]).await;
+        let hidden = "*".repeat(key.len());
+
+        // Mid-stream, in a failure event after output; the record has it masked too.
+        relay.push(Fault::EchoesKey);
+        let text = sse_post(proxy.url("/v1/responses"), codex_body("gpt-5.1", "s", 500))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!text.contains(key), "{text}");
+        let last = events(&text).pop().unwrap();
+        assert_eq!(last["type"], "response.failed");
+        assert_eq!(
+            last["response"]["error"]["message"],
+            format!("you sent: Bearer {hidden}")
+        );
+        let records = proxy.records.wait_for(1).await;
+        assert_eq!(records[0].1, Outcome::FailedInStream);
+        let error = records[0].0.error.as_deref().unwrap();
+        assert!(
+            !error.contains(key) && error.contains("[redacted]"),
+            "{error}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn credentials_replace_the_clients_and_missing_ones_skip_the_relay() {
     bounded(async {
         let no_env = MockRelay::start("no-env").await;

@@ -261,6 +261,25 @@ async fn previous_response_not_found_reaches_codex_as_the_relay_sent_it() {
 }
 
 #[tokio::test]
+async fn a_relay_echoing_its_key_in_an_error_event_does_not_show_it_to_the_client() {
+    bounded(async {
+        let relay = WsRelay::start("a", Behaviour::EchoesKey).await;
+        let proxy = TestProxy::start(&keyed(&[("a", &relay.base_url())], ""), &[]).await;
+        let mut socket = connect(&proxy).await;
+        socket.send(create("gpt-5.1", "hi")).await.unwrap();
+        let first = events(&mut socket).await;
+        let hidden = "*".repeat("sk-a-relay-key".len());
+        assert_eq!(
+            first[0]["error"]["message"],
+            format!("bad key: Bearer {hidden}")
+        );
+        let records = proxy.records.wait_for(1).await;
+        assert_eq!(records[0].1, Outcome::FailedInStream);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_relay_behind_an_outbound_socks_proxy_is_bridged_through_it() {
     bounded(async {
         let relay = WsRelay::start("a", Behaviour::Answer).await;

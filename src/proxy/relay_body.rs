@@ -143,7 +143,8 @@ impl RelayBody {
         self
     }
 
-    /// Masks credentials in the relay's error text with `redactor` (the plan's).
+    /// Masks credentials in the relay's error text with `redactor` (the plan's), and hides
+    /// our secrets in the failure event relayed.
     pub fn redacting(mut self, redactor: Arc<Redactor>) -> Self {
         self.redactor = redactor;
         self
@@ -218,6 +219,11 @@ impl RelayBody {
         if progress {
             self.last_activity = Instant::now();
         }
+    }
+
+    /// Whether the event stream has had its failure event (`response.failed`, `error`).
+    fn failed_in_stream(&self) -> bool {
+        matches!(&self.tap, Tap::Sse(tap) if matches!(tap.terminal, Some(Terminal::Failed { .. })))
     }
 
     /// The outcome an event stream's terminal event implies; `no_terminal` when it had none,
@@ -385,6 +391,13 @@ impl RelayBody {
         match this.next_chunk(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.on_chunk(&chunk);
+                // A relay that echoes our key in a failure event does not show it to the
+                // client. Only those are searched (a scan per secret would cost every stream
+                // too much); a key split between two chunks gets through.
+                let chunk = match this.failed_in_stream() {
+                    true => this.redactor.hide_secrets(chunk),
+                    false => chunk,
+                };
                 // hyper stops polling once a body of known length is complete.
                 if this
                     .exact_len

@@ -98,6 +98,9 @@ pub enum Fault {
     HugeEvent { after_events: usize, bytes: usize },
     /// The normal event stream with its content type taken off, as some relays send it.
     Unlabelled,
+    /// A stream whose `response.failed`, after some output, echoes the request's
+    /// `Authorization` value, as relays that quote the request's headers do.
+    EchoesKey,
     /// Sends `after_events` events, then a keep-alive comment every `every`, forever.
     EndlessComments {
         after_events: usize,
@@ -535,6 +538,25 @@ async fn handle(
         }) => Ok(paused_reply(&model, &text, after_events, async move {
             release.notified().await
         })),
+        Some(Fault::EchoesKey) => {
+            let authorization = parts.headers.get("authorization");
+            let echo = format!(
+                "you sent: {}",
+                authorization.and_then(|v| v.to_str().ok()).unwrap_or("")
+            );
+            let events = vec![
+                sse_events(&model, &text)[0].clone(),
+                sse_events(&model, &text)[2].clone(),
+                sse(
+                    "response.failed",
+                    serde_json::json!({"type":"response.failed","response":{"id":"resp_mock","status":"failed",
+                    "error":{"code":"server_error","message":echo}}}),
+                ),
+            ];
+            Ok(sse_reply(
+                futures_util::stream::iter(events.into_iter().map(Ok)).boxed(),
+            ))
+        }
         Some(fault @ (Fault::FailedInStream | Fault::FailedAfterOutput)) => {
             let mut events = vec![
                 sse(

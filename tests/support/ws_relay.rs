@@ -27,6 +27,9 @@ pub enum Behaviour {
     StallMidResponse,
     /// An `error` frame: `previous_response_not_found`, as the API sends when it forgot.
     PreviousNotFound,
+    /// An `error` frame quoting the key `sk-<name>-relay-key` (the one the tests configure
+    /// for a relay of that name), as relays that echo the request's headers do.
+    EchoesKey,
     /// Nothing at all after `response.create` (not even `response.created`).
     StallBeforeFirst,
     /// `response.created`, then `response.failed` (a failure inside an accepted response).
@@ -138,6 +141,12 @@ pub async fn respond<S>(
             continue;
         }
         n += 1;
+        if behaviour == Behaviour::EchoesKey {
+            let error = json!({"type": "error", "status": 401, "error": {"type": "invalid_request_error",
+                "code": "invalid_api_key", "message": format!("bad key: Bearer sk-{name}-relay-key")}});
+            let _ = socket.send(Message::text(error.to_string())).await;
+            continue;
+        }
         if behaviour == Behaviour::PreviousNotFound {
             let error = json!({"type": "error", "status": 400, "error": {"type": "invalid_request_error",
                 "code": "previous_response_not_found", "message": "Previous response not found.",

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -25,6 +26,7 @@ use crate::proxy::members::{self, PresentedKey};
 use crate::proxy::overrides;
 use crate::proxy::record::{Outcome, RecordGuard, RequestRecord};
 use crate::record::usage::Usage;
+use crate::redact::Redactor;
 use crate::routing::Upstream;
 use crate::routing::model_map::map_model;
 use crate::routing::retry::Cooldown;
@@ -70,6 +72,26 @@ impl Ends {
     }
 }
 
+/// What a relay's message was, as far as the bridge reads it.
+enum Read {
+    /// A failure event (`response.failed`, `error`) of the response in progress.
+    Failure,
+    Other,
+}
+
+/// A relay's failure event with our secrets hidden (see [`Redactor::hide_secrets`]): a relay
+/// that echoes our key in its error does not show it to the client.
+fn hide_secrets(redactor: &Redactor, message: Message) -> Message {
+    match message {
+        Message::Text(text) if redactor.holds_secret(text.as_bytes()) => {
+            let hidden = redactor.hide_secrets(Bytes::copy_from_slice(text.as_bytes()));
+            // A secret's bytes, whole, become `*`s: still UTF-8.
+            Message::text(String::from_utf8_lossy(&hidden).into_owned())
+        }
+        message => message,
+    }
+}
+
 fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code: code.into(),
@@ -87,6 +109,8 @@ fn config() -> WebSocketConfig {
 pub(super) struct Bridge {
     state: Arc<ProxyState>,
     upstream: Upstream,
+    /// The plan's when the connection opened: hides our secrets in the relay's failure events.
+    redactor: Arc<Redactor>,
     /// The endpoint's concurrency slot, held until the connection ends.
     _permit: Permit,
     probe: HealthProbe,
@@ -126,6 +150,7 @@ impl Bridge {
         let template = handshake.unrecorded();
         let bridge = Bridge {
             state: state.clone(),
+            redactor: state.plan().redactor.clone(),
             upstream,
             _permit: permit,
             probe,
@@ -240,7 +265,10 @@ impl Bridge {
                             last_from_relay = Instant::now();
                         }
                         let closing = message.is_close();
-                        self.on_relay_message(&message);
+                        let message = match self.on_relay_message(&message) {
+                            Read::Failure => hide_secrets(&self.redactor, message),
+                            Read::Other => message,
+                        };
                         if ends.to_client.send(message).await.is_err() || closing {
                             return None;
                         }
@@ -365,21 +393,23 @@ impl Bridge {
 
     /// A relay message on its way to the client: read for the response's first event, usage
     /// and end.
-    fn on_relay_message(&mut self, message: &Message) {
-        let Message::Text(text) = message else { return };
+    fn on_relay_message(&mut self, message: &Message) -> Read {
+        let Message::Text(text) = message else {
+            return Read::Other;
+        };
         let Some((record, sent)) = self.current.as_mut() else {
-            return;
+            return Read::Other;
         };
         if record.ttfb.is_none() {
             record.ttfb = Some(sent.elapsed());
         }
         let Some(head) = head(text.as_bytes()) else {
-            return;
+            return Read::Other;
         };
         let outcome = match head.kind.as_str() {
             "response.completed" | "response.incomplete" => Outcome::Completed,
             "response.failed" | "error" => Outcome::FailedInStream,
-            _ => return,
+            _ => return Read::Other,
         };
         let event: Option<Value> = serde_json::from_str(text.as_str()).ok();
         if let Some(event) = &event {
@@ -401,6 +431,10 @@ impl Bridge {
             }
         }
         self.end_current(outcome, None);
+        match outcome {
+            Outcome::FailedInStream => Read::Failure,
+            _ => Read::Other,
+        }
     }
 
     fn end_current(&mut self, outcome: Outcome, error: Option<String>) {
