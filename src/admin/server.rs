@@ -229,21 +229,7 @@ async fn respond(
         .find(|s| s.route == route)
         .expect("a routed route is in the table");
     let pairs = query_pairs(request.uri().query())?;
-    if let Some((name, _)) = pairs
-        .iter()
-        .find(|(name, _)| !spec.query.iter().any(|(known, _)| known == name))
-    {
-        let known: Vec<&str> = spec.query.iter().map(|(n, _)| *n).collect();
-        let takes = if known.is_empty() {
-            "none".to_string()
-        } else {
-            known.join(", ")
-        };
-        return Err(ApiError::bad_request(format!(
-            "unknown query parameter `{}`: this route takes {takes}",
-            name.chars().take(100).collect::<String>()
-        )));
-    }
+    refuse_unknown_query(spec, &pairs)?;
     let body = if spec.body {
         read_body(request).await?
     } else {
@@ -310,28 +296,7 @@ async fn respond(
             ok(&console.ledger_summary(query).await.map_err(console_error)?)
         }
         Route::LedgerSeries => {
-            let window = match param(&pairs, "window")? {
-                None => Window::Hour,
-                Some(name) => Window::parse(&name).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "`window` is 1h, 24h or 30d, not `{}`",
-                        name.chars().take(100).collect::<String>()
-                    ))
-                })?,
-            };
-            let filter = SeriesFilter {
-                session: param(&pairs, "session")?,
-                provider: param(&pairs, "provider")?,
-            };
-            // 31 numbers of up to 20 digits and their commas.
-            let day_starts = param_capped(&pairs, "day_starts", 31 * 21)?
-                .map(|list| day_starts_param(&list, window))
-                .transpose()?;
-            let query = SeriesQuery {
-                window,
-                filter,
-                day_starts,
-            };
+            let query = series_query(&pairs)?;
             ok(&console.ledger_series(query).await.map_err(console_error)?)
         }
         Route::LedgerChain => {
@@ -393,6 +358,51 @@ async fn respond(
         }
         Route::Metrics => Ok(metrics_response(console.metrics().map_err(console_error)?)),
     }
+}
+
+/// Refuses a query parameter `spec`'s route does not take, naming those it does.
+fn refuse_unknown_query(spec: &Spec, pairs: &[(String, String)]) -> Result<(), ApiError> {
+    let known = |name: &String| spec.query.iter().any(|(known, _)| known == name);
+    let Some((name, _)) = pairs.iter().find(|(name, _)| !known(name)) else {
+        return Ok(());
+    };
+    let known: Vec<&str> = spec.query.iter().map(|(n, _)| *n).collect();
+    let takes = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    Err(ApiError::bad_request(format!(
+        "unknown query parameter `{}`: this route takes {takes}",
+        name.chars().take(100).collect::<String>()
+    )))
+}
+
+/// `GET /ledger/series`'s query: `window` (1h by default), `session`, `provider`,
+/// `day_starts`.
+fn series_query(pairs: &[(String, String)]) -> Result<SeriesQuery, ApiError> {
+    let window = match param(pairs, "window")? {
+        None => Window::Hour,
+        Some(name) => Window::parse(&name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`window` is 1h, 24h or 30d, not `{}`",
+                name.chars().take(100).collect::<String>()
+            ))
+        })?,
+    };
+    let filter = SeriesFilter {
+        session: param(pairs, "session")?,
+        provider: param(pairs, "provider")?,
+    };
+    // 31 numbers of up to 20 digits and their commas.
+    let day_starts = param_capped(pairs, "day_starts", 31 * 21)?
+        .map(|list| day_starts_param(&list, window))
+        .transpose()?;
+    Ok(SeriesQuery {
+        window,
+        filter,
+        day_starts,
+    })
 }
 
 /// `GET /metrics`: the Prometheus text format, not JSON.
@@ -874,6 +884,33 @@ fn console_error(e: anyhow::Error) -> ApiError {
 mod tests {
     use super::*;
     use crate::admin::{BALANCES, BALANCES_REFRESH};
+
+    #[test]
+    fn an_unknown_query_parameter_is_refused_naming_those_the_route_takes() {
+        let spec = |route| ROUTES.iter().find(|s| s.route == route).unwrap();
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        let refused = |route, list: &[(&str, &str)]| {
+            refuse_unknown_query(spec(route), &pairs(list))
+                .err()
+                .map(|e| e.message)
+        };
+        assert_eq!(refused(Route::Sessions, &[("limit", "5")]), None);
+        assert_eq!(
+            refused(Route::Sessions, &[("limit", "5"), ("colour", "red")]).as_deref(),
+            Some("unknown query parameter `colour`: this route takes limit")
+        );
+        assert_eq!(
+            refused(Route::Capabilities, &[("x", "")]).as_deref(),
+            Some("unknown query parameter `x`: this route takes none")
+        );
+        let long = "n".repeat(500);
+        let message = refused(Route::Capabilities, &[(&long, "")]).unwrap();
+        assert!(message.len() < 200, "{message}");
+    }
 
     fn open() -> Access {
         Access::default()
