@@ -53,25 +53,35 @@ const REFUSAL_MEMORY_MS: Millis = 10 * 60 * 1000;
 /// The largest message either side may send (a `response.create` carries the whole input).
 pub(super) const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// Relays that refused the WebSocket transport, until when (on the proxy's clock).
+/// Relays that refused the WebSocket transport, until when (on the proxy's clock), by
+/// endpoint and the path the client asked for: a handshake to a path the relay does not serve
+/// (a local client can ask for any) says nothing of the one Codex uses.
 #[derive(Debug, Default)]
-pub struct Refusals(Mutex<HashMap<String, Millis>>);
+pub struct Refusals(Mutex<HashMap<(String, String), Millis>>);
+
+/// The most refusals remembered at once. Past it a refusal is not remembered: the next
+/// handshake to that path asks the relay again.
+const MAX_REFUSALS: usize = 256;
 
 impl Refusals {
-    fn refused(&self, endpoint: &str, now: Millis) -> bool {
+    fn refused(&self, endpoint: &str, path: &str, now: Millis) -> bool {
         let map = self.0.lock().expect("websocket refusals lock");
-        map.get(endpoint).is_some_and(|until| now < *until)
+        let key = (endpoint.to_string(), path.to_string());
+        map.get(&key).is_some_and(|until| now < *until)
     }
 
-    /// `endpoint` answered the handshake with `status`, not 101: it is not asked again for a
-    /// while.
-    fn remember(&self, endpoint: &str, status: u16, now: Millis) {
+    /// `endpoint` answered the handshake for `path` with `status`, not 101: it is not asked
+    /// again for a while.
+    fn remember(&self, endpoint: &str, path: &str, status: u16, now: Millis) {
         tracing::info!(
             "relay {endpoint} refused the WebSocket transport (HTTP {status}); Codex is told to use HTTP"
         );
         let mut map = self.0.lock().expect("websocket refusals lock");
         map.retain(|_, until| now < *until);
-        map.insert(endpoint.to_string(), now.saturating_add(REFUSAL_MEMORY_MS));
+        if map.len() < MAX_REFUSALS {
+            let key = (endpoint.to_string(), path.to_string());
+            map.insert(key, now.saturating_add(REFUSAL_MEMORY_MS));
+        }
     }
 }
 
@@ -232,10 +242,9 @@ async fn connect(
             Choice::None | Choice::ContinuityBroken { .. } => return None,
         };
         let upstream = router.upstream(index);
-        if state
-            .websocket_refusals
-            .refused(upstream.key().as_str(), now)
-        {
+        let path = request.path_and_query.split('?').next().unwrap_or_default();
+        let refusals = &state.websocket_refusals;
+        if refusals.refused(upstream.key().as_str(), path, now) {
             return None;
         }
         let (mut permit, probe) = router.claim(state, plan, index, now)?;
@@ -261,8 +270,7 @@ async fn connect(
             Err(NotOpened::Refused { status }) => {
                 // Not the relay's health: it answers, just not this transport.
                 drop(probe);
-                let refusals = &state.websocket_refusals;
-                refusals.remember(upstream.key().as_str(), status, now);
+                refusals.remember(upstream.key().as_str(), path, status, now);
                 return None;
             }
             Err(NotOpened::Failed { outcome, class }) => {
@@ -495,11 +503,30 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_is_remembered_for_a_while() {
+    fn a_refusal_is_remembered_for_a_while_for_its_endpoint_and_path() {
         let refusals = Refusals::default();
-        refusals.remember("a.default", 404, 1_000);
-        assert!(refusals.refused("a.default", 1_000 + REFUSAL_MEMORY_MS - 1));
-        assert!(!refusals.refused("a.default", 1_000 + REFUSAL_MEMORY_MS));
-        assert!(!refusals.refused("b.default", 1_000));
+        let path = "/v1/responses";
+        refusals.remember("a.default", path, 404, 1_000);
+        assert!(refusals.refused("a.default", path, 1_000 + REFUSAL_MEMORY_MS - 1));
+        assert!(!refusals.refused("a.default", path, 1_000 + REFUSAL_MEMORY_MS));
+        assert!(!refusals.refused("b.default", path, 1_000));
+        // A refusal at a path Codex does not use leaves Codex's path alone.
+        refusals.remember("c.default", "/v1/other/responses", 404, 1_000);
+        assert!(refusals.refused("c.default", "/v1/other/responses", 1_000));
+        assert!(!refusals.refused("c.default", path, 1_000));
+    }
+
+    #[test]
+    fn refusals_past_the_cap_are_not_remembered_and_expired_ones_make_room() {
+        let refusals = Refusals::default();
+        for n in 0..MAX_REFUSALS + 10 {
+            refusals.remember("a.default", &format!("/{n}/responses"), 404, 1_000);
+        }
+        assert_eq!(refusals.0.lock().unwrap().len(), MAX_REFUSALS);
+        assert!(!refusals.refused("a.default", "/300/responses", 1_000));
+        let later = 1_000 + REFUSAL_MEMORY_MS;
+        refusals.remember("a.default", "/v1/responses", 404, later);
+        assert!(refusals.refused("a.default", "/v1/responses", later));
+        assert_eq!(refusals.0.lock().unwrap().len(), 1);
     }
 }
