@@ -80,14 +80,14 @@ impl Redactor {
             return bytes;
         }
         let mut hidden = bytes.to_vec();
-        // Longest first, so a secret that contains another is hidden whole.
+        // Every occurrence in the bytes as sent, overlapping ones too.
         for secret in &self.secrets {
             let secret = secret.as_bytes();
             let mut from = 0;
-            while let Some(at) = memmem::find(&hidden[from..], secret) {
+            while let Some(at) = memmem::find(&bytes[from..], secret) {
                 let start = from + at;
                 hidden[start..start + secret.len()].fill(b'*');
-                from = start + secret.len();
+                from = start + 1;
             }
         }
         Bytes::from(hidden)
@@ -244,6 +244,9 @@ mod tests {
             &hidden[..],
             b"a **************** b ********************** sk-model-output-1234"
         );
+        // Overlapping occurrences are all hidden.
+        let overlapping = Redactor::new(["abcabc"]).hide_secrets(Bytes::from("xabcabcabcx"));
+        assert_eq!(&overlapping[..], b"x*********x");
         // None there: the same bytes, not a copy.
         let clean = Bytes::from_static(b"nothing to hide, Bearer abcdefgh12345");
         let kept = redactor.hide_secrets(clean.clone());

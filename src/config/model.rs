@@ -320,11 +320,13 @@ pub struct ProxySettings {
     /// own 90 s, so Codex closes first and never sends into a closing socket). 0 disables;
     /// otherwise at least 100.
     pub keep_alive_idle_timeout_ms: u64,
-    /// A connection, a client's or a relay's, that takes none of the bytes the proxy is
-    /// writing to it for this long is closed: a client that stops reading its answer, a relay
-    /// that never reads a request's body. What it held (its relay connection, concurrency
-    /// permit, queued body) is freed. 0 disables; otherwise at least 100. Relays reached
-    /// through an outbound proxy are not covered (their connections belong to reqwest).
+    /// A connection, a client's or a relay's, on which a write has waited this long for the
+    /// peer to make room is closed: a client that stops reading its answer, a relay that never
+    /// reads a request's body. What it held (its relay connection, concurrency permit, queued
+    /// body) is freed. 0 disables; otherwise at least 100. Not covered: relays reached through
+    /// an outbound proxy (their connections are reqwest's), and an HTTP/2 relay that stops
+    /// granting flow-control window (its socket stays writable; `response_header_timeout_ms`
+    /// still ends the attempt).
     pub write_stall_timeout_ms: u64,
     /// Largest request head (request line and headers) in bytes, at least 8192; a larger one
     /// is answered 431 and the connection closed.

@@ -221,9 +221,9 @@ impl RelayBody {
         }
     }
 
-    /// Whether the event stream has had its failure event (`response.failed`, `error`).
+    /// Whether the event stream's failure event (`response.failed`, `error`) has begun.
     fn failed_in_stream(&self) -> bool {
-        matches!(&self.tap, Tap::Sse(tap) if matches!(tap.terminal, Some(Terminal::Failed { .. })))
+        matches!(&self.tap, Tap::Sse(tap) if tap.failing)
     }
 
     /// The outcome an event stream's terminal event implies; `no_terminal` when it had none,
@@ -392,8 +392,9 @@ impl RelayBody {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.on_chunk(&chunk);
                 // A relay that echoes our key in a failure event does not show it to the
-                // client. Only those are searched (a scan per secret would cost every stream
-                // too much); a key split between two chunks gets through.
+                // client. Only those are searched, from their `event:` line (a scan per secret
+                // would cost every stream too much); a key split between two chunks, or in a
+                // failure sent without an `event:` line and split, gets through.
                 let chunk = match this.failed_in_stream() {
                     true => this.redactor.hide_secrets(chunk),
                     false => chunk,

@@ -60,6 +60,9 @@ pub struct SseTap {
     pub usage: Option<Usage>,
     /// The last terminal event seen.
     pub terminal: Option<Terminal>,
+    /// Whether a failure event (`response.failed`, `error`) has begun: from its `event:`
+    /// line when the relay sends one, else from its `data:` line once whole.
+    pub failing: bool,
     /// Number of `data:` lines seen.
     pub data_lines: u64,
     /// The first event that is more than `response.created` / `response.in_progress`.
@@ -96,6 +99,7 @@ impl Default for SseTap {
             content_bytes: 0,
             usage: None,
             terminal: None,
+            failing: false,
             data_lines: 0,
             first_event: None,
             first_event_line: None,
@@ -180,6 +184,11 @@ impl SseTap {
     fn line_done(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         self.last_line_blank = line.is_empty();
+        if let Some(name) = line.strip_prefix(b"event:") {
+            let name = name.trim_ascii();
+            self.failing |= name == b"response.failed" || name == b"error";
+            return;
+        }
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
@@ -226,10 +235,12 @@ impl SseTap {
             Some("response.failed") => {
                 let (code, message) = payload.failed_response();
                 self.terminal = Some(Terminal::Failed { code, message });
+                self.failing = true;
             }
             Some("error") => {
                 let (code, message) = payload.error_event();
                 self.terminal = Some(Terminal::Failed { code, message });
+                self.failing = true;
             }
             _ => {}
         }
@@ -300,6 +311,21 @@ mod tests {
     const STREAM: &str = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r1\"}}\n\n\
 event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n\
 event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r1\",\"usage\":{\"input_tokens\":12,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":3,\"total_tokens\":15}}}\r\n\r\n";
+
+    #[test]
+    fn a_failure_is_known_from_its_event_line_or_else_its_data_line() {
+        let mut tap = SseTap::default();
+        tap.feed(STREAM.as_bytes());
+        assert!(!tap.failing, "a stream that completed never failed");
+        let mut named = SseTap::default();
+        named.feed(b"event: response.output_text.delta\ndata: {}\n\nevent: response.failed\n");
+        assert!(named.failing, "from the event line, before its data");
+        let mut unnamed = SseTap::default();
+        unnamed.feed(b"data: {\"type\":\"error\",\"error\":{\"message\":\"no");
+        assert!(!unnamed.failing);
+        unnamed.feed(b"\"}}\n");
+        assert!(unnamed.failing, "from the data line once whole");
+    }
 
     #[test]
     fn usage_and_outcome_survive_any_chunking() {

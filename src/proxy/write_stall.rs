@@ -5,8 +5,10 @@
 //! head and never reads its body, would otherwise hold the connection, its concurrency permit
 //! and every byte queued for it (up to the decoded body cap) for as long as the peer stays
 //! connected. [`WriteStall`] wraps a socket, on both sides of the proxy: a write (or flush or
-//! shutdown) that has waited `limit` since the peer last took a byte fails with
-//! [`std::io::ErrorKind::TimedOut`], which ends the connection and frees what it held.
+//! shutdown) that has waited `limit` for the peer to make room fails with
+//! [`std::io::ErrorKind::TimedOut`], which ends the connection and frees what it held. (The
+//! socket says it has room only once a good share of its buffer is free, so a peer that reads
+//! a few bytes a minute is cut off too.)
 //!
 //! A write that goes through costs one branch: the timer is only made and armed while the
 //! peer's buffer is full.

@@ -99,7 +99,8 @@ pub enum Fault {
     /// The normal event stream with its content type taken off, as some relays send it.
     Unlabelled,
     /// A stream whose `response.failed`, after some output, echoes the request's
-    /// `Authorization` value, as relays that quote the request's headers do.
+    /// `Authorization` value, as relays that quote the request's headers do. The event comes
+    /// in two reads, 100 ms apart, split just after the key.
     EchoesKey,
     /// Sends `after_events` events, then a keep-alive comment every `every`, forever.
     EndlessComments {
@@ -544,18 +545,25 @@ async fn handle(
                 "you sent: {}",
                 authorization.and_then(|v| v.to_str().ok()).unwrap_or("")
             );
-            let events = vec![
+            let failed = sse(
+                "response.failed",
+                serde_json::json!({"type":"response.failed","response":{"id":"resp_mock","status":"failed",
+                "error":{"code":"server_error","message":echo}}}),
+            );
+            let split = failed.len() - 20;
+            let events = [
                 sse_events(&model, &text)[0].clone(),
                 sse_events(&model, &text)[2].clone(),
-                sse(
-                    "response.failed",
-                    serde_json::json!({"type":"response.failed","response":{"id":"resp_mock","status":"failed",
-                    "error":{"code":"server_error","message":echo}}}),
-                ),
+                failed.slice(..split),
             ];
-            Ok(sse_reply(
-                futures_util::stream::iter(events.into_iter().map(Ok)).boxed(),
-            ))
+            let rest = failed.slice(split..);
+            let stream = futures_util::stream::iter(events.map(Ok)).chain(
+                futures_util::stream::once(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok(rest)
+                }),
+            );
+            Ok(sse_reply(stream.boxed()))
         }
         Some(fault @ (Fault::FailedInStream | Fault::FailedAfterOutput)) => {
             let mut events = vec![

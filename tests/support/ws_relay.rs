@@ -27,8 +27,9 @@ pub enum Behaviour {
     StallMidResponse,
     /// An `error` frame: `previous_response_not_found`, as the API sends when it forgot.
     PreviousNotFound,
-    /// An `error` frame quoting the key `sk-<name>-relay-key` (the one the tests configure
-    /// for a relay of that name), as relays that echo the request's headers do.
+    /// Two `error` frames quoting the key `sk-<name>-relay-key` (the one the tests configure
+    /// for a relay of that name), as relays that echo the request's headers do: the first
+    /// ends the response, the second comes outside any.
     EchoesKey,
     /// Nothing at all after `response.create` (not even `response.created`).
     StallBeforeFirst,
@@ -144,6 +145,7 @@ pub async fn respond<S>(
         if behaviour == Behaviour::EchoesKey {
             let error = json!({"type": "error", "status": 401, "error": {"type": "invalid_request_error",
                 "code": "invalid_api_key", "message": format!("bad key: Bearer sk-{name}-relay-key")}});
+            let _ = socket.send(Message::text(error.to_string())).await;
             let _ = socket.send(Message::text(error.to_string())).await;
             continue;
         }

@@ -74,7 +74,7 @@ impl Ends {
 
 /// What a relay's message was, as far as the bridge reads it.
 enum Read {
-    /// A failure event (`response.failed`, `error`) of the response in progress.
+    /// A failure event (`response.failed`, `error`), in a response or not.
     Failure,
     Other,
 }
@@ -397,19 +397,23 @@ impl Bridge {
         let Message::Text(text) = message else {
             return Read::Other;
         };
+        let head = head(text.as_bytes());
+        let failure =
+            (head.as_ref()).is_some_and(|h| matches!(h.kind.as_str(), "response.failed" | "error"));
+        let read = if failure { Read::Failure } else { Read::Other };
         let Some((record, sent)) = self.current.as_mut() else {
-            return Read::Other;
+            return read;
         };
         if record.ttfb.is_none() {
             record.ttfb = Some(sent.elapsed());
         }
-        let Some(head) = head(text.as_bytes()) else {
-            return Read::Other;
+        let Some(head) = head else {
+            return read;
         };
         let outcome = match head.kind.as_str() {
             "response.completed" | "response.incomplete" => Outcome::Completed,
             "response.failed" | "error" => Outcome::FailedInStream,
-            _ => return Read::Other,
+            _ => return read,
         };
         let event: Option<Value> = serde_json::from_str(text.as_str()).ok();
         if let Some(event) = &event {
@@ -431,10 +435,7 @@ impl Bridge {
             }
         }
         self.end_current(outcome, None);
-        match outcome {
-            Outcome::FailedInStream => Read::Failure,
-            _ => Read::Other,
-        }
+        read
     }
 
     fn end_current(&mut self, outcome: Outcome, error: Option<String>) {
