@@ -280,6 +280,22 @@ async fn connections_past_the_cap_get_a_clear_answer_and_a_freed_place_is_reused
     served.stop().await;
 }
 
+/// Reads a request head from `stream`: what was read (the head and any body bytes that came
+/// with it) and where the head ends; None when the connection ends first.
+async fn read_head(stream: &mut TcpStream) -> Option<(Vec<u8>, usize)> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = find(&data, b"\r\n\r\n") {
+            return Some((data, end + 4));
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// A relay that answers one request with a head and a first piece of body, then holds the
 /// connection open and counts when the proxy closes it.
 struct HoldingRelay {
@@ -300,13 +316,8 @@ impl HoldingRelay {
                 let (closed, requests) = (seen_closed.clone(), seen_requests.clone());
                 tokio::spawn(async move {
                     // The request head (the body is small and comes with it or right after).
-                    let mut data = Vec::new();
-                    let mut chunk = [0u8; 8192];
-                    while find(&data, b"\r\n\r\n").is_none() {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => data.extend_from_slice(&chunk[..n]),
-                        }
+                    if read_head(&mut stream).await.is_none() {
+                        return;
                     }
                     requests.fetch_add(1, Ordering::SeqCst);
                     let head = if json {
@@ -328,6 +339,7 @@ impl HoldingRelay {
                         return;
                     }
                     // Hold: the next read ends only when the proxy closes the connection.
+                    let mut chunk = [0u8; 8192];
                     loop {
                         match stream.read(&mut chunk).await {
                             Ok(0) | Err(_) => break,
@@ -714,18 +726,11 @@ impl DeafRelay {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
-            let mut data = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let head_end = loop {
-                if let Some(end) = find(&data, b"\r\n\r\n") {
-                    break end + 4;
-                }
-                match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => data.extend_from_slice(&chunk[..n]),
-                }
+            let Some((data, head_end)) = read_head(&mut stream).await else {
+                return;
             };
             told.notified().await;
+            let mut chunk = [0u8; 4096];
             let mut body = data.len() - head_end;
             while let Ok(n @ 1..) = stream.read(&mut chunk).await {
                 body += n;
@@ -817,13 +822,8 @@ impl FloodingRelay {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let closed = seen_closed.clone();
                 tokio::spawn(async move {
-                    let mut data = Vec::new();
-                    let mut chunk = [0u8; 8192];
-                    while find(&data, b"\r\n\r\n").is_none() {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => data.extend_from_slice(&chunk[..n]),
-                        }
+                    if read_head(&mut stream).await.is_none() {
+                        return;
                     }
                     let created = r#"{"type":"response.created","response":{"id":"resp_1","object":"response","status":"in_progress","model":"gpt-5.1"}}"#;
                     let delta = r#"{"type":"response.output_text.delta","delta":"flood"}"#;
