@@ -126,6 +126,11 @@ pub fn run(args: ServeArgs, ui: Option<LogTarget>) -> anyhow::Result<()> {
     })
 }
 
+/// The process's environment, as config loading and the services read it.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// What `serve` has checked and built before it opens any socket.
 struct Prepared {
     loaded: LoadedConfig,
@@ -166,13 +171,16 @@ fn prepare(homes: &Homes, args: &ServeArgs) -> anyhow::Result<Prepared> {
         eprintln!("codex-helper: {}: {change}", config_path.display());
     }
     let loaded = load::load(&config_path)?.context("the config file disappeared while starting")?;
-    let env = |name: &str| std::env::var(name).ok();
-    let plan = Plan::from_config(&loaded, &env)?;
-    let ledger_place = LedgerPlace::of(homes, &loaded.config.ledger, &env)?;
-    let settings = loaded.config.proxy.clone().with_env_overrides(&env)?;
+    let plan = Plan::from_config(&loaded, &process_env)?;
+    let ledger_place = LedgerPlace::of(homes, &loaded.config.ledger, &process_env)?;
+    let settings = loaded
+        .config
+        .proxy
+        .clone()
+        .with_env_overrides(&process_env)?;
     proxy::limits::validate(&settings)?;
     let client_key =
-        proxy::client_key::ClientKey::from_env(settings.client_key_env.as_deref(), &env)?;
+        proxy::client_key::ClientKey::from_env(settings.client_key_env.as_deref(), &process_env)?;
     let team = match args.team {
         true => team_parts(homes, &loaded, &ledger_place, client_key.is_some())?,
         false => TeamParts::default(),
@@ -245,11 +253,10 @@ fn team_parts(
              remove client_key_env from the config to serve a team"
         );
     }
-    let env = |name: &str| std::env::var(name).ok();
     let team = &loaded.config.team;
     crate::team::check_timings(team)?;
-    let member_keys = start_member_keys(team, &env)?;
-    let redis = start_team_redis(team, &env)?;
+    let member_keys = start_member_keys(team, &process_env)?;
+    let redis = start_team_redis(team, &process_env)?;
     let limits = start_team_limits(team, redis.clone(), homes, ledger_place)?;
     Ok(TeamParts {
         member_keys: Some(member_keys),
@@ -481,7 +488,7 @@ fn listen_checked(prepared: &Prepared) -> anyhow::Result<(tokio::net::TcpListene
         .local_addr()
         .context("the listening socket has no address")?;
     refuse_self_relays(&prepared.proxy.plan.graph, listen, &prepared.loaded.path)?;
-    warn_if_codex_hop_is_proxied(&|name: &str| std::env::var(name).ok(), listen.port());
+    warn_if_codex_hop_is_proxied(&process_env, listen.port());
     Ok((listener, listen))
 }
 
@@ -566,7 +573,7 @@ fn start_balances(
         settings,
         providers_file: homes.usage_providers(),
         store: Some(homes.balances()),
-        env: Arc::new(|name: &str| std::env::var(name).ok()),
+        env: Arc::new(process_env),
     };
     BalanceService::start(state.clone(), inbox, config).map(Some)
 }
@@ -1056,10 +1063,9 @@ fn reload(
     path: &std::path::Path,
     listen: SocketAddr,
 ) -> anyhow::Result<String> {
-    let env = |name: &str| std::env::var(name).ok();
     let reloaded = load::load(path).and_then(|loaded| {
         let loaded = loaded.context("the config file was removed")?;
-        let plan = Plan::from_config(&loaded, &env)?;
+        let plan = Plan::from_config(&loaded, &process_env)?;
         refuse_self_relays(&plan.graph, listen, path)?;
         let route = describe_route(&plan.graph);
         state.reload(plan)?;

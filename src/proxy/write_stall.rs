@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// A socket whose writes fail once the peer has taken no byte for `limit`.
+/// A socket whose writes fail once one has waited `limit` for the peer to make room.
 pub struct WriteStall<T> {
     inner: T,
     limit: Option<Duration>,
@@ -48,16 +48,6 @@ impl<T> WriteStall<T> {
             timer: None,
             waiting: false,
         }
-    }
-
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
-
-    /// What a write that went through or failed returns; it ends the wait.
-    fn done<R>(&mut self, outcome: io::Result<R>) -> Poll<io::Result<R>> {
-        self.waiting = false;
-        Poll::Ready(outcome)
     }
 
     /// A write found the peer's buffer full: times the wait (registering the timer with `cx`,
@@ -86,13 +76,18 @@ impl<T> WriteStall<T> {
         )))
     }
 
+    /// What the inner socket's write (or flush or shutdown) says: one that went through or
+    /// failed ends the wait, one that waits is timed.
     fn after<R>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
         match polled {
-            Poll::Ready(outcome) => self.done(outcome),
+            Poll::Ready(outcome) => {
+                self.waiting = false;
+                Poll::Ready(outcome)
+            }
             Poll::Pending => self.wait(cx),
         }
     }

@@ -11,8 +11,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{Connected, MAX_MESSAGE_BYTES};
 
@@ -82,14 +82,14 @@ enum Read {
 /// A relay's failure event with our secrets hidden (see [`Redactor::hide_secrets`]): a relay
 /// that echoes our key in its error does not show it to the client.
 fn hide_secrets(redactor: &Redactor, message: Message) -> Message {
-    match message {
-        Message::Text(text) if redactor.holds_secret(text.as_bytes()) => {
-            let hidden = redactor.hide_secrets(Bytes::copy_from_slice(text.as_bytes()));
-            // A secret's bytes, whole, become `*`s: still UTF-8.
-            Message::text(String::from_utf8_lossy(&hidden).into_owned())
-        }
-        message => message,
-    }
+    let Message::Text(text) = message else {
+        return message;
+    };
+    let hidden = redactor.hide_secrets(Bytes::from(text));
+    // A secret's bytes, whole, become `*`s: still UTF-8 (the fallback is never taken).
+    let text = Utf8Bytes::try_from(hidden.clone())
+        .unwrap_or_else(|_| String::from_utf8_lossy(&hidden).into_owned().into());
+    Message::Text(text)
 }
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
