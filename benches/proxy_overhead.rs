@@ -8,8 +8,10 @@
 //! time to first byte of a burst SSE reply, requests per second at concurrency 32, CPU time
 //! per request of each proxy at concurrency 1 and 32 next to the floor (the CPU the mock
 //! upstream and the load generator spend per request on the direct path: a hyper server plus
-//! a hyper client doing the same work, each on a thread and a core of its own, printed apart),
-//! and the proxy's idle and peak RSS.
+//! a hyper client doing the same work, each on a thread and a core of its own, printed apart)
+//! with the times per request each path's threads were put on a CPU, and the proxy's idle and
+//! peak RSS. `taskset -c 0 cargo bench --bench proxy_overhead` runs it all on one core, where
+//! the CPU figures are the work alone, without the cost of waking idle cores.
 //! Run with `cargo bench --bench proxy_overhead`; `CODEX_HELPER_BENCH_BIN=path` measures
 //! another build of the binary instead, `CODEX_HELPER_BENCH_BASELINE=path` another build beside
 //! it (a "baseline" column, interleaved with the others). Loopback only; every loop is bounded by a request count.
@@ -25,8 +27,8 @@ use bytes::Bytes;
 use common::ProxyProcess;
 use common::bare_proxy::BareProxy;
 use common::load::{
-    BenchClient, CONCURRENT, CONCURRENT_REQUESTS, Target, ThreadClock, codex_like_body, cpu_time,
-    row_cpu, row_ms, send, start_upstream, throughput,
+    BenchClient, CONCURRENT, CONCURRENT_REQUESTS, CpuUse, Target, ThreadClock, codex_like_body,
+    cpu_use, row_cpu, row_ms, send, start_upstream, throughput,
 };
 
 const SEQUENTIAL: usize = 2000;
@@ -53,17 +55,17 @@ enum Meter {
 }
 
 impl Meter {
-    fn read(&self) -> Duration {
+    fn read(&self) -> CpuUse {
         match self {
-            Meter::Floor { mock, load } => mock.elapsed() + load.elapsed(),
-            Meter::Process(pid) => cpu_time(*pid),
+            Meter::Floor { mock, load } => mock.used() + load.used(),
+            Meter::Process(pid) => cpu_use(*pid),
         }
     }
 
     /// The mock upstream's part of the floor.
-    fn mock(&self) -> Option<Duration> {
+    fn mock(&self) -> Option<CpuUse> {
         match self {
-            Meter::Floor { mock, .. } => Some(mock.elapsed()),
+            Meter::Floor { mock, .. } => Some(mock.used()),
             Meter::Process(_) => None,
         }
     }
@@ -201,21 +203,21 @@ async fn bench() {
                     send(&client, &path.target, &body, sse).await;
                 }
                 let mock = match (mock_before, path.meter.mock()) {
-                    (Some(before), Some(after)) => after.saturating_sub(before),
-                    _ => Duration::ZERO,
+                    (Some(before), Some(after)) => after.since(before),
+                    _ => CpuUse::default(),
                 };
-                rounds[index].push((path.meter.read().saturating_sub(before), mock));
+                rounds[index].push((path.meter.read().since(before), mock));
             }
         }
         // The median round by CPU, with the mock's part of that same round.
-        let medians: Vec<(Duration, Duration)> = rounds
+        let medians: Vec<(CpuUse, CpuUse)> = rounds
             .iter_mut()
             .map(|r| {
                 r.sort_unstable();
                 r[r.len() / 2]
             })
             .collect();
-        let cpu: Vec<Duration> = medians.iter().map(|m| m.0).collect();
+        let cpu: Vec<CpuUse> = medians.iter().map(|m| m.0).collect();
         let label = format!("{label} CPU/request, c=1");
         row_cpu(&label, &cpu, SEQUENTIAL / CPU_ROUNDS);
         floor_split(cpu[0], medians[0].1, SEQUENTIAL / CPU_ROUNDS);
@@ -223,15 +225,15 @@ async fn bench() {
 
     for (label, sse) in [("JSON", false), ("SSE", true)] {
         let mut rps = vec![0.0; paths.len()];
-        let mut cpu = vec![Duration::ZERO; paths.len()];
-        let mut mock_cpu = Duration::ZERO;
+        let mut cpu = vec![CpuUse::default(); paths.len()];
+        let mut mock_cpu = CpuUse::default();
         for _round in 0..2 {
             for (index, path) in paths.iter().enumerate() {
                 let (before, mock_before) = (path.meter.read(), path.meter.mock());
                 rps[index] += throughput(&client, &path.target, &body, sse).await.rps / 2.0;
-                cpu[index] += path.meter.read().saturating_sub(before);
+                cpu[index] += path.meter.read().since(before);
                 if let (Some(before), Some(after)) = (mock_before, path.meter.mock()) {
-                    mock_cpu += after.saturating_sub(before);
+                    mock_cpu += after.since(before);
                 }
             }
         }
@@ -249,7 +251,11 @@ async fn bench() {
     }
     println!(
         "\nThe direct column's CPU is the floor: the mock upstream and the load generator (this \
-         process, a thread each) per request.\nA proxy's ratio is its CPU per request over that floor.\nhyper: a bare proxy on \
+         process, a thread each) per request.\nA proxy's ratio is its CPU per request over that floor.\nRuns on a CPU: the times a \
+         path's threads were woken and put on a CPU, per request. Where waking an idle core is \
+         dear (a virtual machine without halt polling), a path that is woken more pays more \
+         CPU and latency for it than for its work; `taskset -c 0` before `cargo bench` puts the \
+         whole bench on one core, where no core idles.\nhyper: a bare proxy on \
          codex-helper's HTTP stack (no routing, inspection, log or ledger), the least that stack \
          costs here."
     );
@@ -268,13 +274,13 @@ async fn bench() {
 }
 
 /// The floor's two parts, under its row: the mock upstream's CPU and the load generator's.
-fn floor_split(floor: Duration, mock: Duration, requests: usize) {
+fn floor_split(floor: CpuUse, mock: CpuUse, requests: usize) {
     let us = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
     println!(
         "{:<36} {:>8.1} µs mock + {:.1} µs load generator",
         "  floor",
-        us(mock),
-        us(floor.saturating_sub(mock))
+        us(mock.time),
+        us(floor.time.saturating_sub(mock.time))
     );
 }
 

@@ -58,14 +58,15 @@ pub fn row_ms(label: &str, samples: &mut [Vec<Duration>], q: f64) {
     println!();
 }
 
-/// One CPU row: µs per request, and each proxy's ratio to the floor (the direct column).
-pub fn row_cpu(label: &str, cpu: &[Duration], requests: usize) {
-    let us = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
-    let floor = us(cpu[0]);
+/// Two rows: each path's CPU µs per request and each proxy's ratio to the floor (the direct
+/// column), then how many times per request its threads were put on a CPU.
+pub fn row_cpu(label: &str, used: &[CpuUse], requests: usize) {
+    let us = |u: &CpuUse| u.time.as_secs_f64() * 1e6 / requests as f64;
+    let floor = us(&used[0]);
     print!("{label:<36}");
     print!(" {floor:>11.1} µs");
-    for value in &cpu[1..] {
-        let value = us(*value);
+    for value in &used[1..] {
+        let value = us(value);
         print!(
             " {:>7.1} µs {:>4.2}×",
             value,
@@ -73,40 +74,81 @@ pub fn row_cpu(label: &str, cpu: &[Duration], requests: usize) {
         );
     }
     println!();
+    print!("{:<36}", "  runs on a CPU/request");
+    for value in used {
+        print!(" {:>14.1}", value.runs as f64 / requests as f64);
+    }
+    println!();
 }
 
-/// CPU time so far of process `pid`: the scheduler's nanosecond count per thread
-/// (`/proc/PID/task/*/schedstat`), summed, where the kernel keeps it; else user + system time
-/// from `/proc/PID/stat`, whose 10 ms ticks are too coarse for a few thousand requests.
-/// (A thread that ended takes its time with it: the measured processes keep theirs alive.)
-pub fn cpu_time(pid: u32) -> Duration {
+/// What a process or thread has used of the CPUs so far: the scheduler's nanoseconds on a CPU,
+/// and how many times it was put on one (each wake-up from a wait is one). The second is why a
+/// figure moves between machines: on a virtual machine, waking an idle core costs more than
+/// the work a wake-up does, and that cost lands on whoever is woken.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CpuUse {
+    pub time: Duration,
+    pub runs: u64,
+}
+
+impl std::ops::Add for CpuUse {
+    type Output = Self;
+    fn add(self, other: Self) -> Self {
+        Self {
+            time: self.time + other.time,
+            runs: self.runs + other.runs,
+        }
+    }
+}
+
+impl std::ops::AddAssign for CpuUse {
+    fn add_assign(&mut self, other: Self) {
+        *self = *self + other;
+    }
+}
+
+impl CpuUse {
+    /// What was used between `earlier` and `self`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            time: self.time.saturating_sub(earlier.time),
+            runs: self.runs.saturating_sub(earlier.runs),
+        }
+    }
+}
+
+/// CPU use so far of process `pid`: each thread's `/proc/PID/task/*/schedstat` (nanoseconds on
+/// a CPU, then times run), summed, where the kernel keeps it; else user + system time from
+/// `/proc/PID/stat`, whose 10 ms ticks are too coarse for a few thousand requests, with no count.
+/// (A thread that ended takes its use with it: the measured processes keep theirs alive.)
+pub fn cpu_use(pid: u32) -> CpuUse {
     let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
-    schedstat_ns(&proc)
-        .map(Duration::from_nanos)
-        .unwrap_or_else(|| stat_time(&proc))
+    schedstat(&proc).unwrap_or_else(|| stat_time(&proc))
 }
 
-/// The first field of each thread's `schedstat` (ns on a CPU), summed; `None` when the kernel
-/// keeps none.
-fn schedstat_ns(proc: &std::path::Path) -> Option<u64> {
+/// Every thread's `schedstat`, summed; `None` when the kernel keeps none.
+fn schedstat(proc: &std::path::Path) -> Option<CpuUse> {
     let mut total = None;
     for task in std::fs::read_dir(proc.join("task")).ok()? {
         // A thread may end between the listing and the read.
-        if let Some(ns) = thread_ns(&task.ok()?.path()) {
-            *total.get_or_insert(0) += ns;
+        if let Some(used) = thread_schedstat(&task.ok()?.path()) {
+            *total.get_or_insert(CpuUse::default()) += used;
         }
     }
     total
 }
 
-/// Nanoseconds on a CPU of the thread whose `/proc` folder is `task`.
-fn thread_ns(task: &std::path::Path) -> Option<u64> {
+/// The `schedstat` of the thread whose `/proc` folder is `task`: "ns-on-cpu ns-waiting runs".
+fn thread_schedstat(task: &std::path::Path) -> Option<CpuUse> {
     let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
-    text.split_whitespace().next()?.parse().ok()
+    let mut fields = text.split_whitespace();
+    let time = Duration::from_nanos(fields.next()?.parse().ok()?);
+    let runs = fields.nth(1)?.parse().ok()?;
+    Some(CpuUse { time, runs })
 }
 
 /// User + system time from the `stat` of a process or thread folder, in 10 ms ticks.
-fn stat_time(dir: &std::path::Path) -> Duration {
+fn stat_time(dir: &std::path::Path) -> CpuUse {
     let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -116,7 +158,10 @@ fn stat_time(dir: &std::path::Path) -> Duration {
         .collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     let hz = 100; // USER_HZ on Linux
-    Duration::from_millis(ticks * 1000 / hz)
+    CpuUse {
+        time: Duration::from_millis(ticks * 1000 / hz),
+        runs: 0,
+    }
 }
 
 /// The CPU clock of one thread of this process, readable from any thread.
@@ -130,11 +175,9 @@ impl ThreadClock {
         Self(std::path::Path::new("/proc").join(task))
     }
 
-    /// CPU time so far, as [`cpu_time`] reads it.
-    pub fn elapsed(&self) -> Duration {
-        thread_ns(&self.0)
-            .map(Duration::from_nanos)
-            .unwrap_or_else(|| stat_time(&self.0))
+    /// CPU use so far, as [`cpu_use`] reads it.
+    pub fn used(&self) -> CpuUse {
+        thread_schedstat(&self.0).unwrap_or_else(|| stat_time(&self.0))
     }
 }
 
@@ -331,18 +374,33 @@ async fn serve_mock(listener: tokio::net::TcpListener) {
     }
 }
 
-/// Keeps the calling thread on `cpu`, if the machine has it (else it runs where it may).
+/// Keeps the calling thread on the `nth` of the CPUs it was allowed at start (counting round),
+/// so `taskset -c 0 cargo bench …` puts the whole bench, proxies included, on one core.
 ///
 /// The floor is two threads handing each request to each other. Left to the scheduler, they
 /// sometimes shared a core for a whole run and sometimes not, and a hand-off across cores costs
 /// about twice the CPU: the floor came out anywhere from 45 to 94 µs per JSON request on one
 /// machine. On two cores of their own they always cross, as a client, a proxy and a relay in
-/// separate processes do. (Call it after spawning any child process: children inherit it.)
-pub fn pin_to_cpu(cpu: usize) {
-    // SAFETY: `set` is a plain bit set initialised before use, and the call only reads it.
+/// separate processes do. On one core nothing crosses and nothing waits for an idle core to
+/// wake, so the figures are the work alone. (Call it after spawning any child process:
+/// children inherit it.)
+pub fn pin_to_cpu(nth: usize) {
+    // SAFETY: `set` and `allowed` are plain bit sets initialised before use; the calls read
+    // and fill them, and only this thread's affinity changes.
     unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut allowed) != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &allowed))
+            .collect();
+        let Some(&cpu) = cpus.get(nth % cpus.len().max(1)) else {
+            return;
+        };
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        libc::sched_setaffinity(0, size, &set);
     }
 }
