@@ -905,3 +905,54 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_relay_request_ends() {
     assert!(closed, "the client's connection is closed");
     served.stop().await;
 }
+
+#[tokio::test]
+async fn bodies_past_the_shared_budget_are_refused_until_one_is_done() {
+    const MIB: usize = 1 << 20;
+    let (relay, homes, served) = serve_relay(&format!(
+        "max_request_body_bytes = {MIB}\nmax_decoded_body_bytes = {MIB}\nmax_request_bytes_in_flight = {MIB}"
+    ))
+    .await;
+    // One client sends all but 100 bytes of a body the caps allow, then waits: the proxy
+    // holds what it sent, and a turn's few hundred bytes no longer fit.
+    let mut holder = connect(&served).await;
+    let head = format!(
+        "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {MIB}\r\n\r\n"
+    );
+    holder.write_all(head.as_bytes()).await.unwrap();
+    holder.write_all(&vec![b' '; MIB - 100]).await.unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        // Until the proxy has read the held bytes, a turn may still fit.
+        let (status, text) = turn(&served.url, &[]).await;
+        if status == 503 {
+            assert!(
+                text.contains("request_bodies_over_budget")
+                    && text.contains("max_request_bytes_in_flight"),
+                "{text}"
+            );
+            break;
+        }
+        assert_eq!(status, 200, "{text}");
+        assert!(Instant::now() < deadline, "no turn was refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let row = last_row(&homes).await;
+    assert_eq!(row["status"], 503, "{row}");
+    let relayed = relay.received().len();
+
+    // The holder leaves: its bytes are given back and turns go through again.
+    drop(holder);
+    loop {
+        let (status, text) = turn(&served.url, &[]).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        relay.received().len() > relayed,
+        "the turn after reached the relay"
+    );
+}

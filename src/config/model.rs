@@ -292,6 +292,11 @@ pub struct ProxySettings {
     pub max_request_body_bytes: u64,
     /// Largest request body accepted after `Content-Encoding` decoding.
     pub max_decoded_body_bytes: u64,
+    /// Most bytes of request bodies held at once, across every client: a body arriving past
+    /// it is answered 503 `request_bodies_over_budget`, so a crowd of large uploads cannot
+    /// take the machine's memory. 0 disables; otherwise at least `max_request_body_bytes` and
+    /// `max_decoded_body_bytes`, so any one body the caps allow fits.
+    pub max_request_bytes_in_flight: u64,
     /// `auto` decodes compressed request bodies; `passthrough` forwards them untouched.
     /// `CODEX_HELPER_REQUEST_BODY_ENCODING` overrides it.
     pub request_body_encoding: BodyEncodingMode,
@@ -352,6 +357,7 @@ impl Default for ProxySettings {
             stream_idle_timeout_ms: 300_000,
             max_request_body_bytes: 32 << 20,
             max_decoded_body_bytes: 64 << 20,
+            max_request_bytes_in_flight: 512 << 20,
             request_body_encoding: BodyEncodingMode::Auto,
             codex_binary: "codex".into(),
             request_body_timeout_ms: 60_000,

@@ -55,6 +55,17 @@ pub fn validate(settings: &ProxySettings) -> anyhow::Result<()> {
             settings.max_headers
         );
     }
+    let largest_body = settings
+        .max_request_body_bytes
+        .max(settings.max_decoded_body_bytes);
+    if settings.max_request_bytes_in_flight != 0
+        && settings.max_request_bytes_in_flight < largest_body
+    {
+        anyhow::bail!(
+            "[proxy] max_request_bytes_in_flight = {} is smaller than one body may be ({largest_body} bytes, max_request_body_bytes or max_decoded_body_bytes): raise it, or use 0 for no limit",
+            settings.max_request_bytes_in_flight
+        );
+    }
     if settings.max_client_connections == 0 {
         anyhow::bail!("[proxy] max_client_connections must be at least 1");
     }
@@ -250,6 +261,29 @@ mod tests {
                 (Err(e), Some(why)) => assert!(e.to_string().contains(why), "{e}"),
                 (result, _) => panic!("{head}/{idle}: {result:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_body_budget_smaller_than_one_body_is_refused() {
+        let with = |in_flight, wire, decoded| ProxySettings {
+            max_request_bytes_in_flight: in_flight,
+            max_request_body_bytes: wire,
+            max_decoded_body_bytes: decoded,
+            ..ProxySettings::default()
+        };
+        for (settings, refused) in [
+            (with(64, 32, 64), false),
+            (with(0, 32, 64), false),
+            (with(63, 32, 64), true),
+            (with(63, 64, 32), true),
+        ] {
+            let e = validate(&settings).err().map(|e| e.to_string());
+            let expected = format!(
+                "max_request_bytes_in_flight = {} is smaller than one body may be (64 bytes",
+                settings.max_request_bytes_in_flight
+            );
+            assert_eq!(e.is_some_and(|e| e.contains(&expected)), refused);
         }
     }
 

@@ -5,6 +5,7 @@
 //! one answers, stream that answer back through a tap, and record what happened.
 
 pub mod attempt;
+pub mod body_budget;
 pub mod client_key;
 pub mod clients;
 pub mod coalesce;
@@ -131,8 +132,10 @@ pub struct ProxyState {
     next_request: AtomicU64,
     /// The client served (see [`client_side`]).
     client: Arc<dyn ClientSide>,
-    /// Request bodies being decompressed at once (see `pipeline::decode_body`).
+    /// Request bodies being decompressed at once (see `receive::decode_body`).
     pub decode_slots: tokio::sync::Semaphore,
+    /// The bytes of request bodies held at once ([`body_budget`]).
+    pub body_budget: body_budget::BodyBudget,
     /// This process's mark on the requests it forwards (see [`loops`]).
     pub instance: loops::InstanceId,
     /// Relays that recently refused the WebSocket transport (see [`websocket`]).
@@ -176,6 +179,7 @@ impl ProxyState {
         clients.prepare(&plan.graph.upstreams)?;
         let started_ms = crate::time::now_ms();
         let clock = Clock::real();
+        let body_budget = body_budget::BodyBudget::new(settings.max_request_bytes_in_flight);
         Ok(Self {
             plan: RwLock::new(Arc::new(plan)),
             routing: RoutingState::new(affinity, clock.clone()),
@@ -188,6 +192,7 @@ impl ProxyState {
             next_request: AtomicU64::new(1),
             client: Arc::new(AnyClient),
             decode_slots: tokio::sync::Semaphore::new(decode_slot_count()),
+            body_budget,
             instance: loops::InstanceId::random(),
             websocket_refusals: websocket::Refusals::default(),
             overrides: SessionOverrides::default(),

@@ -30,6 +30,7 @@ use http::request::Parts;
 use http::{Method, Request, Response, header};
 
 use super::attempt::{self, Answer, AnswerBody, Tried};
+use super::body_budget::BodyHold;
 use super::client_key;
 use super::guard;
 use super::headers::client_response_headers;
@@ -72,9 +73,10 @@ where
         return upgrade_to_websocket(state, parts, record).await;
     }
 
-    // 1. receive
-    let request = match receive(&state, parts, body, &mut record).await {
-        Ok(request) => request,
+    // 1. receive (the body's bytes held of the budget until this function returns, when the
+    // request and its body are dropped)
+    let (request, _body_hold) = match receive(&state, parts, body, &mut record).await {
+        Ok(received) => received,
         Err(refusal) => return refusal.answer(record),
     };
     record.announce();
@@ -199,15 +201,15 @@ async fn receive<B>(
     parts: Parts,
     body: B,
     record: &mut RecordGuard,
-) -> Result<ClientRequest, Refusal>
+) -> Result<(ClientRequest, BodyHold), Refusal>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     guard::admit(&parts, &state.settings.allowed_hosts, &state.instance)?;
-    let raw = read_body(body, &state.settings).await?;
+    let (raw, mut hold) = read_body(body, &state.settings, &state.body_budget).await?;
     record.bytes_in = raw.len() as u64;
-    let (body, body_decoded) = decode_body(state, &parts.headers, raw).await?;
+    let (body, body_decoded) = decode_body(state, &parts.headers, raw, &mut hold).await?;
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -223,7 +225,7 @@ where
     record.session = request.session.clone();
     record.streaming = request.streaming;
     record.model_requested = request.facts.as_ref().and_then(|f| f.model.clone());
-    Ok(request)
+    Ok((request, hold))
 }
 
 /// Where phases 3–5 ended.
@@ -708,6 +710,39 @@ mod tests {
     }
 
     const TWO: &str = "[codex.providers.a]\nbase_url = \"http://127.0.0.1:9/v1\"\nauth_token_env = \"A_KEY\"\n[codex.providers.b]\nbase_url = \"http://127.0.0.1:9/v1\"\nlimits = { max_concurrent_requests = 1 }\n[codex.routing]\nentry = \"main\"\n[codex.routing.routes.main]\nchildren = [\"a\", \"b\"]\n";
+
+    #[tokio::test]
+    async fn a_decoded_body_takes_what_it_grows_by_from_the_budget() {
+        use std::io::Write;
+        let config = format!(
+            "[proxy]\nmax_request_body_bytes = 1000\nmax_decoded_body_bytes = 100000\nmax_request_bytes_in_flight = 100000\n{TWO}"
+        );
+        let (state, _) = state(&config, &[]);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&[b' '; 60_000]).unwrap();
+        let raw = Bytes::from(gzip.finish().unwrap());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        let budget = &state.body_budget;
+
+        // Another request holds half the budget: 60,000 decoded bytes no longer fit.
+        let mut other = BodyHold::default();
+        budget.take(&mut other, 50_000).unwrap();
+        let mut hold = BodyHold::default();
+        budget.take(&mut hold, raw.len()).unwrap();
+        let refused = decode_body(&state, &headers, raw.clone(), &mut hold)
+            .await
+            .expect_err("over the budget once decoded");
+        assert_eq!(refused.code, "request_bodies_over_budget");
+        assert_eq!(hold.bytes(), raw.len(), "a refused growth takes nothing");
+
+        drop(other);
+        let (body, decoded) = decode_body(&state, &headers, raw, &mut hold)
+            .await
+            .unwrap_or_else(|_| panic!("fits once the other is done"));
+        assert!(decoded);
+        assert_eq!((body.len(), hold.bytes()), (60_000, 60_000));
+    }
 
     #[test]
     fn select_sees_every_candidate_and_why_one_is_skipped() {

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 
 use super::ProxyState;
+use super::body_budget::{BodyBudget, BodyHold, OverBudget};
 use super::coding::{self, DecodeError};
 use super::inspect::{self, BodyFacts};
 use super::replies::Refusal;
@@ -16,37 +17,83 @@ use super::session;
 use crate::config::model::{BodyEncodingMode, ProxySettings};
 
 /// Reads the whole request body, up to `proxy.max_request_body_bytes`, within
-/// `proxy.request_body_timeout_ms` (a stalled upload must not hold its connection forever).
-pub async fn read_body<B>(body: B, settings: &ProxySettings) -> Result<Bytes, Refusal>
+/// `proxy.request_body_timeout_ms` (a stalled upload must not hold its connection forever),
+/// taking its bytes from `budget` as they arrive; the hold gives them back when dropped.
+pub async fn read_body<B>(
+    body: B,
+    settings: &ProxySettings,
+    budget: &BodyBudget,
+) -> Result<(Bytes, BodyHold), Refusal>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let limit = settings.max_request_body_bytes;
+    let limit = usize::try_from(settings.max_request_body_bytes).unwrap_or(usize::MAX);
     let timeout = Duration::from_millis(settings.request_body_timeout_ms);
-    let read = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
-    match tokio::time::timeout(timeout, read).await {
-        Err(_) => Err(Refusal {
-            status: StatusCode::REQUEST_TIMEOUT,
-            code: "request_body_timeout",
-            message: format!(
-                "the request body did not arrive within {} ms (proxy.request_body_timeout_ms)",
-                timeout.as_millis()
-            ),
-        }),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "request_body_too_large",
-            message: format!(
-                "request body is larger than proxy.max_request_body_bytes ({limit} bytes)"
-            ),
-        }),
-        Ok(Err(e)) => Err(Refusal {
-            status: StatusCode::BAD_REQUEST,
-            code: "request_body_read_error",
-            message: format!("could not read the request body: {e}"),
-        }),
+    let too_large = || Refusal {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "request_body_too_large",
+        message: format!(
+            "request body is larger than proxy.max_request_body_bytes ({limit} bytes)"
+        ),
+    };
+    // A `Content-Length` past the cap is refused before a byte of the body is read.
+    if usize::try_from(body.size_hint().lower()).map_or(true, |least| least > limit) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = std::pin::pin!(body);
+        let (mut chunks, mut length, mut hold) = (Vec::new(), 0, BodyHold::default());
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Refusal {
+                status: StatusCode::BAD_REQUEST,
+                code: "request_body_read_error",
+                message: format!("could not read the request body: {e}"),
+            })?;
+            // Trailers say nothing the proxy forwards.
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            length += chunk.len();
+            if length > limit {
+                return Err(too_large());
+            }
+            budget.take(&mut hold, chunk.len()).map_err(over_budget)?;
+            chunks.push(chunk);
+        }
+        Ok((joined(chunks, length), hold))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Refusal {
+                status: StatusCode::REQUEST_TIMEOUT,
+                code: "request_body_timeout",
+                message: format!(
+                    "the request body did not arrive within {} ms (proxy.request_body_timeout_ms)",
+                    timeout.as_millis()
+                ),
+            })
+        })
+}
+
+/// The chunks of a body as one buffer (the one chunk itself when there is only one).
+fn joined(mut chunks: Vec<Bytes>, length: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut whole = bytes::BytesMut::with_capacity(length);
+    for chunk in chunks {
+        whole.extend_from_slice(&chunk);
+    }
+    whole.freeze()
+}
+
+fn over_budget(over: OverBudget) -> Refusal {
+    Refusal {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "request_bodies_over_budget",
+        message: over.to_string(),
     }
 }
 
@@ -57,12 +104,13 @@ where
 /// proxy's event-loop threads must not wait for that. Only a few decodes run at once
 /// ([`ProxyState::decode_slots`]), which bounds the CPU a crowd of compressed bombs takes; a
 /// request waits for a slot as long as it may wait for its body. The slots do not bound the
-/// memory of decoded bodies afterwards: each is held until its relay has taken it, which
-/// `write_stall_timeout_ms` bounds in time (see [`super::write_stall`]), not in bytes.
+/// memory of decoded bodies afterwards: what a decoded body adds to its raw one is taken from
+/// the budget that `hold` holds from (see [`super::body_budget`]).
 pub async fn decode_body(
     state: &ProxyState,
     headers: &HeaderMap,
     raw: Bytes,
+    hold: &mut BodyHold,
 ) -> Result<(Bytes, bool), Refusal> {
     let refusal = |e: DecodeError| {
         let (status, code) = match e {
@@ -96,6 +144,7 @@ pub async fn decode_body(
         });
     };
     let limit = usize::try_from(state.settings.max_decoded_body_bytes).unwrap_or(usize::MAX);
+    let raw_length = raw.len();
     let decoded = tokio::task::spawn_blocking(move || coding::decode(raw, &encodings, limit))
         .await
         .map_err(|e| Refusal {
@@ -104,7 +153,12 @@ pub async fn decode_body(
             message: format!("decoding the request body failed: {e}"),
         })?;
     drop(slot);
-    decoded.map(|body| (body, true)).map_err(refusal)
+    let body = decoded.map_err(refusal)?;
+    state
+        .body_budget
+        .take(hold, body.len().saturating_sub(raw_length))
+        .map_err(over_budget)?;
+    Ok((body, true))
 }
 
 /// The client's request once received, decoded and identified.
