@@ -956,3 +956,16 @@ async fn bodies_past_the_shared_budget_are_refused_until_one_is_done() {
         "the turn after reached the relay"
     );
 }
+
+#[tokio::test]
+async fn a_declared_length_past_the_cap_is_refused_before_the_body_is_sent() {
+    let (relay, _homes, served) = serve_relay("max_request_body_bytes = 100000").await;
+    let mut stream = connect(&served).await;
+    // The head alone: a proxy that waited for the body would answer only at its timeout.
+    let head = "POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100001\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (status, text) = read_response(&mut stream).await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("proxy.max_request_body_bytes"), "{text}");
+    assert!(relay.received().is_empty());
+}
