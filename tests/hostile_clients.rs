@@ -763,46 +763,67 @@ impl DeafRelay {
 
 #[tokio::test]
 async fn a_relay_that_stops_reading_the_request_fails_the_attempt_and_frees_it() {
-    let relay = DeafRelay::start();
-    let homes = Homes::new();
-    let proxy = "write_stall_timeout_ms = 300\nresponse_header_timeout_ms = 600000\nmax_request_body_bytes = 67108864";
-    let served = start(
-        &homes,
-        &config(&format!("http://{}/v1", relay.addr), proxy),
-        &[],
-        &[],
-    )
-    .await;
-    // Far more than the relay's and the proxy's socket buffers hold.
-    let body = format!(
-        r#"{{"model":"gpt-5.1","input":"{}"}}"#,
-        "x".repeat(24 << 20)
-    );
-    let reply = tokio::time::timeout(
-        LIMIT,
-        support::client()
-            .post(format!("{}/v1/responses", served.url))
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send(),
-    )
-    .await
-    .expect("answered long before the relay's header timeout")
-    .expect("answered");
-    let status = reply.status().as_u16();
-    let text = reply.text().await.unwrap();
-    assert_eq!(status, 502, "{text}");
+    // Directly, the relay's socket is watched; through an outbound proxy (reqwest's
+    // connection), how the body is asked for.
+    let outbound = support::outbound::TestOutbound::http(None).await;
+    for (route, stalled) in [
+        ("", "the relay took no bytes for 300 ms"),
+        (
+            &*format!("outbound_proxy = \"http://{}\"", outbound.addr),
+            "the relay took no bytes of the request body for 300 ms",
+        ),
+    ] {
+        let relay = DeafRelay::start();
+        let homes = Homes::new();
+        let proxy = format!(
+            "write_stall_timeout_ms = 300\nresponse_header_timeout_ms = 600000\nmax_request_body_bytes = 67108864\n{route}"
+        );
+        let served = start(
+            &homes,
+            &config(&format!("http://{}/v1", relay.addr), &proxy),
+            &[],
+            &[],
+        )
+        .await;
+        // Far more than the relay's and the proxy's socket buffers hold.
+        let body = format!(
+            r#"{{"model":"gpt-5.1","input":"{}"}}"#,
+            "x".repeat(24 << 20)
+        );
+        let reply = tokio::time::timeout(
+            LIMIT,
+            support::client()
+                .post(format!("{}/v1/responses", served.url))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send(),
+        )
+        .await
+        .expect("answered long before the relay's header timeout")
+        .expect("answered");
+        let status = reply.status().as_u16();
+        let text = reply.text().await.unwrap();
+        assert_eq!(status, 502, "{route}: {text}");
+        assert!(
+            text.contains(&format!("{stalled} (write_stall_timeout_ms)")),
+            "{route}: {text}"
+        );
+        // The proxy closed the relay's connection with most of the body never sent.
+        let heard = relay.body_heard().await;
+        assert!(
+            heard < body.len() / 2,
+            "{route}: {heard} of {} bytes",
+            body.len()
+        );
+        let row = last_row(&homes).await;
+        assert_eq!(row["status"], 502, "{route}: {row}");
+        assert_eq!(row["error_class"], "transport", "{route}: {row}");
+        served.stop().await;
+    }
     assert!(
-        text.contains("the relay took no bytes for 300 ms (write_stall_timeout_ms)"),
-        "{text}"
+        outbound.tunnels() > 0,
+        "the second relay was reached through the proxy"
     );
-    // The proxy closed the relay's connection with most of the body never sent.
-    let heard = relay.body_heard().await;
-    assert!(heard < body.len() / 2, "{heard} of {} bytes", body.len());
-    let row = last_row(&homes).await;
-    assert_eq!(row["status"], 502, "{row}");
-    assert_eq!(row["error_class"], "transport", "{row}");
-    served.stop().await;
 }
 
 /// A relay that answers with an event stream it writes as fast as it is taken, until its

@@ -55,7 +55,25 @@ async fn the_global_setting_sends_relays_through_an_http_proxy() {
         assert!(text.contains("response.completed"), "{text}");
         assert_eq!(outbound.tunnels(), 1);
         assert_eq!(relay.hits(), 1);
-        // A second request reuses the pooled connection through the proxy.
+        // A body of several slices still goes with its length, whole.
+        let big = codex_body("gpt-5.1", "s1", 200_000);
+        let reply = client()
+            .post(proxy.url("/v1/responses"))
+            .header("accept", "text/event-stream")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        let received = &relay.received()[1];
+        assert_eq!(received.body, big.as_bytes());
+        let length = received
+            .headers
+            .get("content-length")
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(length, Some(&*received.body.len().to_string()));
+        assert!(received.headers.get("transfer-encoding").is_none());
+        // Another request reuses the pooled connection through the proxy.
         turn(&proxy.url("")).await;
         assert_eq!(outbound.tunnels(), 1);
     })

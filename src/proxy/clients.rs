@@ -31,6 +31,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::relay_body::{ChunkStream, error_chain};
+use super::watched_body::WatchedBody;
 use super::write_stall::WriteStall;
 
 use crate::routing::Upstream;
@@ -226,7 +227,14 @@ pub struct SendError {
 pub enum RelayClient {
     /// In an `Arc`: a hyper client is a dozen handles, and one is cloned per request.
     Direct(std::sync::Arc<hyper_util::client::legacy::Client<DirectConnector, Full<Bytes>>>),
-    Proxied(reqwest::Client),
+    Proxied(Proxied),
+}
+
+/// A client through an outbound proxy, and its write-stall limit (see [`super::watched_body`]).
+#[derive(Clone)]
+pub struct Proxied {
+    client: reqwest::Client,
+    write_stall: Option<Duration>,
 }
 
 type DirectConnector = hyper_rustls::HttpsConnector<StallingConnector>;
@@ -251,16 +259,8 @@ impl RelayClient {
                     Box::pin(chunks) as ChunkStream
                 }))
             }
-            RelayClient::Proxied(client) => {
-                let request = reqwest::Request::try_from(request).map_err(|e| SendError {
-                    connect: false,
-                    message: error_chain(&e.without_url()),
-                })?;
-                let response = client.execute(request).await.map_err(|e| SendError {
-                    connect: e.is_connect(),
-                    message: error_chain(&e.without_url()),
-                })?;
-                let response: http::Response<reqwest::Body> = response.into();
+            RelayClient::Proxied(proxied) => {
+                let response: http::Response<reqwest::Body> = proxied.send(request).await?;
                 Ok(response.map(|body| {
                     let chunks = body
                         .into_data_stream()
@@ -269,6 +269,41 @@ impl RelayClient {
                 }))
             }
         }
+    }
+}
+
+impl Proxied {
+    /// Sends `request`, its body watched: a relay that stops taking it for the write-stall
+    /// limit ends the request.
+    async fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<reqwest::Body>, SendError> {
+        let (body, watch) = WatchedBody::new(request.body().clone());
+        let request = reqwest::Request::try_from(request.map(|_| reqwest::Body::wrap(body)))
+            .map_err(|e| SendError {
+                connect: false,
+                message: error_chain(&e.without_url()),
+            })?;
+        let execute = self.client.execute(request);
+        let response = match self.write_stall {
+            None => execute.await,
+            Some(limit) => tokio::select! {
+                response = execute => response,
+                () = watch.stalled(limit) => return Err(SendError {
+                    connect: false,
+                    message: format!(
+                        "the relay took no bytes of the request body for {} ms (write_stall_timeout_ms)",
+                        limit.as_millis()
+                    ),
+                }),
+            },
+        };
+        let response = response.map_err(|e| SendError {
+            connect: e.is_connect(),
+            message: error_chain(&e.without_url()),
+        })?;
+        Ok(response.into())
     }
 }
 
@@ -292,7 +327,10 @@ impl Base {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .with_context(|| format!("cannot build the HTTP client for relays via {url}"))?;
-        Ok(RelayClient::Proxied(client))
+        Ok(RelayClient::Proxied(Proxied {
+            client,
+            write_stall: self.write_stall,
+        }))
     }
 
     /// A WebSocket client for `route`: HTTP/1 only, no pooling (an upgraded connection is the

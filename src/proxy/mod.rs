@@ -34,6 +34,7 @@ pub mod server;
 pub mod session;
 pub mod sse;
 pub mod team_state;
+pub mod watched_body;
 pub mod websocket;
 pub mod write_stall;
 
