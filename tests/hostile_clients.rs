@@ -766,12 +766,9 @@ async fn a_relay_that_stops_reading_the_request_fails_the_attempt_and_frees_it()
     // Directly, the relay's socket is watched; through an outbound proxy (reqwest's
     // connection), how the body is asked for.
     let outbound = support::outbound::TestOutbound::http(None).await;
-    for (route, stalled) in [
-        ("", "the relay took no bytes for 300 ms"),
-        (
-            &*format!("outbound_proxy = \"http://{}\"", outbound.addr),
-            "the relay took no bytes of the request body for 300 ms",
-        ),
+    for route in [
+        "",
+        &format!("outbound_proxy = \"http://{}\"", outbound.addr),
     ] {
         let relay = DeafRelay::start();
         let homes = Homes::new();
@@ -805,7 +802,7 @@ async fn a_relay_that_stops_reading_the_request_fails_the_attempt_and_frees_it()
         let text = reply.text().await.unwrap();
         assert_eq!(status, 502, "{route}: {text}");
         assert!(
-            text.contains(&format!("{stalled} (write_stall_timeout_ms)")),
+            text.contains("the relay took no bytes for 300 ms (write_stall_timeout_ms)"),
             "{route}: {text}"
         );
         // The proxy closed the relay's connection with most of the body never sent.
@@ -989,4 +986,106 @@ async fn a_declared_length_past_the_cap_is_refused_before_the_body_is_sent() {
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("proxy.max_request_body_bytes"), "{text}");
     assert!(relay.received().is_empty());
+}
+
+/// An HTTPS relay speaking HTTP/2 (by ALPN) with 64 KiB flow-control windows, which takes a
+/// request's head and never reads its body, so it never grants the window a longer body
+/// needs. Its socket keeps taking bytes (window updates aside, there are none to send). Counts
+/// the requests it was given up on.
+struct WindowlessRelay {
+    addr: SocketAddr,
+    ca: String,
+    dropped: Arc<AtomicUsize>,
+}
+
+/// Counts a request given up on (its stream reset, its service future dropped).
+struct CountOnDrop(Arc<AtomicUsize>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl WindowlessRelay {
+    async fn start() -> Self {
+        let (tls, ca) = support::mock_relay::tls_for_localhost(vec![b"h2".to_vec()]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let counter = dropped.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (tls, counter) = (tls.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |request| {
+                        let held = (request, CountOnDrop(counter.clone()));
+                        async move {
+                            let _held = held;
+                            std::future::pending::<
+                                Result<
+                                    http::Response<http_body_util::Full<bytes::Bytes>>,
+                                    std::convert::Infallible,
+                                >,
+                            >()
+                            .await
+                        }
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .initial_stream_window_size(65_535)
+                    .initial_connection_window_size(65_535)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+        Self { addr, ca, dropped }
+    }
+}
+
+#[tokio::test]
+async fn an_http2_relay_that_grants_no_window_fails_the_attempt_and_frees_it() {
+    let relay = WindowlessRelay::start().await;
+    let homes = Homes::new();
+    let ca_file = homes.helper.path().join("test-ca.pem");
+    std::fs::write(&ca_file, &relay.ca).unwrap();
+    let proxy = "write_stall_timeout_ms = 300\nresponse_header_timeout_ms = 600000";
+    let base_url = format!("https://localhost:{}/v1", relay.addr.port());
+    // The platform verifier reads extra roots from here on Linux.
+    let env = [("SSL_CERT_FILE", ca_file.to_str().unwrap())];
+    let served = start(&homes, &config(&base_url, proxy), &[], &env).await;
+    let body = format!(r#"{{"model":"gpt-5.1","input":"{}"}}"#, "x".repeat(1 << 20));
+    let reply = tokio::time::timeout(
+        LIMIT,
+        support::client()
+            .post(format!("{}/v1/responses", served.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send(),
+    )
+    .await
+    .expect("answered long before the relay's header timeout")
+    .expect("answered");
+    let status = reply.status().as_u16();
+    let text = reply.text().await.unwrap();
+    assert_eq!(status, 502, "{text}");
+    assert!(
+        text.contains("the relay took no bytes for 300 ms (write_stall_timeout_ms)"),
+        "{text}"
+    );
+    // The request was given up on at the relay too: its stream reset.
+    let deadline = Instant::now() + LIMIT;
+    while relay.dropped.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the relay's request stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let row = last_row(&homes).await;
+    assert_eq!(row["status"], 502, "{row}");
+    assert_eq!(row["error_class"], "transport", "{row}");
+    served.stop().await;
 }

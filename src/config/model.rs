@@ -328,10 +328,9 @@ pub struct ProxySettings {
     /// A connection, a client's or a relay's, on which a write has waited this long for the
     /// peer to make room is closed: a client that stops reading its answer, a relay that never
     /// reads a request's body. What it held (its relay connection, concurrency permit, queued
-    /// body) is freed. 0 disables; otherwise at least 100. Through an outbound proxy, a request
-    /// body not asked for this long is what counts. Not covered: an HTTP/2 relay that stops
-    /// granting flow-control window (its socket stays writable; `response_header_timeout_ms`
-    /// still ends the attempt).
+    /// body) is freed. 0 disables; otherwise at least 100. Where a relay's socket cannot show
+    /// it (an HTTP/2 relay that grants no flow-control window, a relay through an outbound
+    /// proxy), a request body its HTTP layer has not asked more of for this long counts.
     pub write_stall_timeout_ms: u64,
     /// Largest request head (request line and headers) in bytes, at least 8192; a larger one
     /// is answered 431 and the connection closed.

@@ -31,7 +31,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::relay_body::{ChunkStream, error_chain};
-use super::watched_body::WatchedBody;
+use super::watched_body::{BodyWatch, WatchedBody};
 use super::write_stall::WriteStall;
 
 use crate::routing::Upstream;
@@ -222,36 +222,42 @@ pub struct SendError {
     pub message: String,
 }
 
-/// The client for one route. Redirects are not followed: they are the client's business.
+/// The client for one route, and its write-stall limit on request bodies (see
+/// [`super::watched_body`]). Redirects are not followed: they are the client's business.
 #[derive(Clone)]
-pub enum RelayClient {
-    /// In an `Arc`: a hyper client is a dozen handles, and one is cloned per request.
-    Direct(std::sync::Arc<hyper_util::client::legacy::Client<DirectConnector, Full<Bytes>>>),
-    Proxied(Proxied),
+pub struct RelayClient {
+    way: Way,
+    write_stall: Option<Duration>,
 }
 
-/// A client through an outbound proxy, and its write-stall limit (see [`super::watched_body`]).
 #[derive(Clone)]
-pub struct Proxied {
-    client: reqwest::Client,
-    write_stall: Option<Duration>,
+enum Way {
+    /// In an `Arc`: a hyper client is a dozen handles, and one is cloned per request.
+    Direct(std::sync::Arc<hyper_util::client::legacy::Client<DirectConnector, WatchedBody>>),
+    Proxied(reqwest::Client),
 }
 
 type DirectConnector = hyper_rustls::HttpsConnector<StallingConnector>;
 
 impl RelayClient {
-    /// Sends `request` and returns the reply once its head has arrived.
+    /// Sends `request` and returns the reply once its head has arrived. Its body is watched:
+    /// a relay that asks for none of what is left for the write-stall limit ends the request.
+    /// (A direct HTTP/1 relay's socket is watched too, by [`WriteStall`]; this catches an
+    /// HTTP/2 relay that stops granting flow-control window, and relays through an outbound
+    /// proxy, whose connections are reqwest's.)
     pub async fn send(&self, request: http::Request<Bytes>) -> Result<RelayResponse, SendError> {
-        match self {
-            RelayClient::Direct(client) => {
-                let response =
-                    client
-                        .request(request.map(Full::new))
-                        .await
-                        .map_err(|e| SendError {
-                            connect: e.is_connect(),
-                            message: error_chain(&e),
-                        })?;
+        let (parts, body) = request.into_parts();
+        let (body, watch) = WatchedBody::new(body);
+        match &self.way {
+            Way::Direct(client) => {
+                let request = http::Request::from_parts(parts, body);
+                let response = self
+                    .unless_stalled(watch, client.request(request))
+                    .await?
+                    .map_err(|e| SendError {
+                        connect: e.is_connect(),
+                        message: error_chain(&e),
+                    })?;
                 Ok(response.map(|body| {
                     let chunks = body
                         .into_data_stream()
@@ -259,8 +265,20 @@ impl RelayClient {
                     Box::pin(chunks) as ChunkStream
                 }))
             }
-            RelayClient::Proxied(proxied) => {
-                let response: http::Response<reqwest::Body> = proxied.send(request).await?;
+            Way::Proxied(client) => {
+                let request = http::Request::from_parts(parts, reqwest::Body::wrap(body));
+                let request = reqwest::Request::try_from(request).map_err(|e| SendError {
+                    connect: false,
+                    message: error_chain(&e.without_url()),
+                })?;
+                let response = self
+                    .unless_stalled(watch, client.execute(request))
+                    .await?
+                    .map_err(|e| SendError {
+                        connect: e.is_connect(),
+                        message: error_chain(&e.without_url()),
+                    })?;
+                let response: http::Response<reqwest::Body> = response.into();
                 Ok(response.map(|body| {
                     let chunks = body
                         .into_data_stream()
@@ -270,40 +288,28 @@ impl RelayClient {
             }
         }
     }
-}
 
-impl Proxied {
-    /// Sends `request`, its body watched: a relay that stops taking it for the write-stall
-    /// limit ends the request.
-    async fn send(
+    /// `send`'s outcome, unless `watch` finds the body stalled first (then `send` is dropped,
+    /// which closes its connection).
+    async fn unless_stalled<T>(
         &self,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<reqwest::Body>, SendError> {
-        let (body, watch) = WatchedBody::new(request.body().clone());
-        let request = reqwest::Request::try_from(request.map(|_| reqwest::Body::wrap(body)))
-            .map_err(|e| SendError {
-                connect: false,
-                message: error_chain(&e.without_url()),
-            })?;
-        let execute = self.client.execute(request);
-        let response = match self.write_stall {
-            None => execute.await,
-            Some(limit) => tokio::select! {
-                response = execute => response,
-                () = watch.stalled(limit) => return Err(SendError {
-                    connect: false,
-                    message: format!(
-                        "the relay took no bytes of the request body for {} ms (write_stall_timeout_ms)",
-                        limit.as_millis()
-                    ),
-                }),
-            },
+        watch: BodyWatch,
+        send: impl Future<Output = T>,
+    ) -> Result<T, SendError> {
+        let Some(limit) = self.write_stall else {
+            return Ok(send.await);
         };
-        let response = response.map_err(|e| SendError {
-            connect: e.is_connect(),
-            message: error_chain(&e.without_url()),
-        })?;
-        Ok(response.into())
+        tokio::select! {
+            biased;
+            sent = send => Ok(sent),
+            () = watch.stalled(limit) => Err(SendError {
+                connect: false,
+                message: format!(
+                    "the relay took no bytes for {} ms (write_stall_timeout_ms)",
+                    limit.as_millis()
+                ),
+            }),
+        }
     }
 }
 
@@ -327,10 +333,10 @@ impl Base {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .with_context(|| format!("cannot build the HTTP client for relays via {url}"))?;
-        Ok(RelayClient::Proxied(Proxied {
-            client,
+        Ok(RelayClient {
+            way: Way::Proxied(client),
             write_stall: self.write_stall,
-        }))
+        })
     }
 
     /// A WebSocket client for `route`: HTTP/1 only, no pooling (an upgraded connection is the
@@ -357,7 +363,10 @@ impl Base {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(self.connector(true)?);
-        Ok(RelayClient::Direct(std::sync::Arc::new(client)))
+        Ok(RelayClient {
+            way: Way::Direct(std::sync::Arc::new(client)),
+            write_stall: self.write_stall,
+        })
     }
 
     /// The TLS connector for direct routes: relays' certificates checked by the platform's

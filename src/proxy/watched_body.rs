@@ -1,12 +1,15 @@
-//! `write_stall_timeout_ms` for relays reached through an outbound proxy.
+//! `write_stall_timeout_ms` where a relay's socket cannot show it.
 //!
-//! Direct relay connections are [`super::write_stall::WriteStall`] sockets, but a proxied
-//! relay's connection belongs to reqwest, which offers no hook on its IO. What it does show is
-//! when it asks for more of the request body: its HTTP layer takes the next piece only once it
-//! has room to queue it, which it makes by writing to the socket. So the body goes out in
-//! slices ([`WatchedBody`]), each ask is noted, and [`BodyWatch::stalled`] ends when the
-//! relay has gone `limit` without one before the body is all asked for. Small bodies fit in
-//! the buffers whole and are never watched: the response header timeout bounds them.
+//! A direct HTTP/1 relay's socket is a [`super::write_stall::WriteStall`], whose writes fail
+//! once the relay stops reading. Two cases get past it: an HTTP/2 relay that stops granting
+//! flow-control window (its socket stays writable; the body just waits), and a relay reached
+//! through an outbound proxy, whose connection belongs to reqwest, which offers no hook on
+//! its IO. What both HTTP layers do show is when they ask for more of the request body: they
+//! take the next piece only once they have room to send or queue it. So the body goes out in
+//! slices ([`WatchedBody`]), each ask is noted, and [`BodyWatch::stalled`] ends when the relay
+//! has gone `limit` without one before the body is all asked for. Small bodies fit in the
+//! buffers (or the first window) whole and are never watched: the response header timeout
+//! bounds them.
 
 use std::convert::Infallible;
 use std::pin::Pin;

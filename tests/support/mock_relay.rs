@@ -179,6 +179,35 @@ pub struct MockRelay {
     task: Option<JoinHandle<()>>,
 }
 
+/// TLS for `localhost` with a certificate from a fresh test CA, offering `alpn` (e.g. `h2`;
+/// none: HTTP/1.1). Returns the acceptor and the CA certificate (PEM) a client must trust.
+pub fn tls_for_localhost(alpn: Vec<Vec<u8>>) -> (tokio_rustls::TlsAcceptor, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "codex-helper test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    config.alpn_protocols = alpn;
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
+}
+
 impl MockRelay {
     /// Starts a relay on an ephemeral loopback port. `name` appears in its replies.
     pub async fn start(name: &str) -> Self {
@@ -188,30 +217,8 @@ impl MockRelay {
     /// Starts a relay that speaks HTTPS for `localhost`, with a certificate from a fresh test
     /// CA. Returns the relay and the CA certificate (PEM) a client must trust.
     pub async fn start_tls(name: &str) -> (Self, String) {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "codex-helper test CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        (Self::start_with(name, Some(acceptor)).await, ca.pem())
+        let (acceptor, ca) = tls_for_localhost(Vec::new());
+        (Self::start_with(name, Some(acceptor)).await, ca)
     }
 
     async fn start_with(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
