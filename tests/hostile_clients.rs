@@ -761,6 +761,30 @@ impl DeafRelay {
     }
 }
 
+/// Posts `body` through `served` (whose relay will stop taking it, with a write-stall limit
+/// of 300 ms): the answer is a 502 naming the stall, long before any header timeout. `case`
+/// names the case in a failure.
+async fn refused_for_a_stalled_body(served: &Served, body: String, case: &str) {
+    let reply = tokio::time::timeout(
+        LIMIT,
+        support::client()
+            .post(format!("{}/v1/responses", served.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send(),
+    )
+    .await
+    .expect("answered long before the relay's header timeout")
+    .expect("answered");
+    let status = reply.status().as_u16();
+    let text = reply.text().await.unwrap();
+    assert_eq!(status, 502, "{case}: {text}");
+    assert!(
+        text.contains("the relay took no bytes for 300 ms (write_stall_timeout_ms)"),
+        "{case}: {text}"
+    );
+}
+
 #[tokio::test]
 async fn a_relay_that_stops_reading_the_request_fails_the_attempt_and_frees_it() {
     // Directly, the relay's socket is watched; through an outbound proxy (reqwest's
@@ -787,24 +811,7 @@ async fn a_relay_that_stops_reading_the_request_fails_the_attempt_and_frees_it()
             r#"{{"model":"gpt-5.1","input":"{}"}}"#,
             "x".repeat(24 << 20)
         );
-        let reply = tokio::time::timeout(
-            LIMIT,
-            support::client()
-                .post(format!("{}/v1/responses", served.url))
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send(),
-        )
-        .await
-        .expect("answered long before the relay's header timeout")
-        .expect("answered");
-        let status = reply.status().as_u16();
-        let text = reply.text().await.unwrap();
-        assert_eq!(status, 502, "{route}: {text}");
-        assert!(
-            text.contains("the relay took no bytes for 300 ms (write_stall_timeout_ms)"),
-            "{route}: {text}"
-        );
+        refused_for_a_stalled_body(&served, body.clone(), route).await;
         // The proxy closed the relay's connection with most of the body never sent.
         let heard = relay.body_heard().await;
         assert!(
@@ -1060,24 +1067,7 @@ async fn an_http2_relay_that_grants_no_window_fails_the_attempt_and_frees_it() {
     let env = [("SSL_CERT_FILE", ca_file.to_str().unwrap())];
     let served = start(&homes, &config(&base_url, proxy), &[], &env).await;
     let body = format!(r#"{{"model":"gpt-5.1","input":"{}"}}"#, "x".repeat(1 << 20));
-    let reply = tokio::time::timeout(
-        LIMIT,
-        support::client()
-            .post(format!("{}/v1/responses", served.url))
-            .header("content-type", "application/json")
-            .body(body)
-            .send(),
-    )
-    .await
-    .expect("answered long before the relay's header timeout")
-    .expect("answered");
-    let status = reply.status().as_u16();
-    let text = reply.text().await.unwrap();
-    assert_eq!(status, 502, "{text}");
-    assert!(
-        text.contains("the relay took no bytes for 300 ms (write_stall_timeout_ms)"),
-        "{text}"
-    );
+    refused_for_a_stalled_body(&served, body, "http/2").await;
     // The request was given up on at the relay too: its stream reset.
     let deadline = Instant::now() + LIMIT;
     while relay.dropped.load(Ordering::SeqCst) == 0 {
