@@ -84,51 +84,16 @@ pub enum UsageCommand {
 pub fn run(command: UsageCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let place = LedgerPlace::configured(&homes)?;
-    if let UsageCommand::Reprice(args) = command {
-        return super::usage_reprice::run(&homes, &place, args);
-    }
-    if let UsageCommand::Import {
-        from_sqlite: Some(from),
-        json,
-        ..
-    } = command
-    {
-        return super::usage_copy::run(&place, &from, json);
-    }
-    if let UsageCommand::Import { file, json, .. } = command {
-        let file = file.unwrap_or_else(|| homes.helper.join("logs").join("requests.jsonl"));
-        let reader = std::io::BufReader::new(
-            std::fs::File::open(&file)
-                .with_context(|| format!("cannot open {}", file.display()))?,
-        );
-        let prices = PriceBook::load(&homes.pricing_overrides())?;
-        let (rows, report) = import::read_rows(reader, &prices);
-        let added = match &place {
-            LedgerPlace::File(path) => {
-                let mut conn = store::open(path)?;
-                let mut added = 0;
-                for chunk in rows.chunks(1000) {
-                    added += store::insert(&mut conn, chunk)?;
-                }
-                added
-            }
-            LedgerPlace::Postgres(url) => PgReader::connect(url)?.insert(&rows)?,
-        };
-        if json {
-            println!(
-                "{}",
-                json!({"file": file, "lines": report.lines, "invalid": report.invalid, "imported": added, "already_present": report.rows as usize - added})
-            );
-        } else {
-            println!(
-                "Read {} records from {} ({} invalid lines skipped): {added} imported, {} already in the ledger.",
-                report.lines,
-                file.display(),
-                report.invalid,
-                report.rows as usize - added
-            );
-        }
-        return Ok(());
+    // The commands that write the ledger, or may make it.
+    match command {
+        UsageCommand::Reprice(args) => return super::usage_reprice::run(&homes, &place, args),
+        UsageCommand::Import {
+            from_sqlite: Some(from),
+            json,
+            ..
+        } => return super::usage_copy::run(&place, &from, json),
+        UsageCommand::Import { file, json, .. } => return import_log(&homes, &place, file, json),
+        _ => {}
     }
     if let LedgerPlace::File(path) = &place {
         if !path.exists() {
@@ -146,87 +111,12 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
             by,
             balance,
             json,
-        } => {
-            let report = source.summary(&place, &since, by, balance)?;
-            if json {
-                let mut value = serde_json::to_value(&report)?;
-                value["source"] = json!(source.name());
-                println!("{}", serde_json::to_string_pretty(&value)?);
-                return Ok(());
-            }
-            let SummaryReport {
-                rows,
-                total,
-                forecast,
-                ..
-            } = report;
-            println!("Since {since}, by {}:", by.as_str());
-            println!(
-                "{:<28} {:>8} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>6} {:>10}",
-                "KEY",
-                "REQUESTS",
-                "ERRORS",
-                "INPUT",
-                "CACHED",
-                "OUTPUT",
-                "REASONING",
-                "TOTAL",
-                "CACHE",
-                "COST"
-            );
-            for row in rows.iter().chain(std::iter::once(&total)) {
-                print_summary_row(row);
-            }
-            if total.unpriced > 0 {
-                println!(
-                    "{} requests have no price (see `codex-helper pricing list`); their cost is not included.",
-                    total.unpriced
-                );
-            }
-            print!(
-                "Last hour: {} tokens/h, ${:.4}/h ({} requests, {})",
-                tokens(forecast.tokens_per_hour as u64),
-                forecast.cost_per_hour_usd,
-                forecast.requests,
-                forecast.confidence.as_str()
-            );
-            if let Some(cost) = forecast.projected_cost_until_midnight_usd {
-                print!("; until midnight ≈ ${cost:.4}");
-            }
-            if let Some(hours) = forecast.hours_until_balance_zero {
-                print!("; balance lasts ≈ {hours:.1} h");
-            }
-            println!();
-            if let Some(note) = source.note() {
-                println!("{note}");
-            }
-        }
+        } => summary(&mut source, &place, &since, by, balance, json),
         UsageCommand::Tail {
             limit,
             follow,
             json,
-        } => {
-            let mut lines = source.recent(&place, &Filter::default(), limit)?;
-            lines.reverse();
-            let mut last = lines.last().map_or(0, |l| l.id);
-            print_lines(&lines, json, &source);
-            if !follow {
-                return Ok(());
-            }
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-                let filter = Filter {
-                    after_id: Some(last),
-                    ..Default::default()
-                };
-                let mut new = source.recent(&place, &filter, 1000)?;
-                new.reverse();
-                if let Some(l) = new.last() {
-                    last = l.id;
-                }
-                print_lines(&new, json, &source);
-            }
-        }
+        } => tail(&mut source, &place, limit, follow, json),
         UsageCommand::Find {
             errors,
             provider,
@@ -247,72 +137,217 @@ pub fn run(command: UsageCommand) -> anyhow::Result<()> {
                 println!("No matching requests.");
             }
             print_lines(&lines, json, &source);
+            Ok(())
         }
-        UsageCommand::Chain { trace_id, json } => {
-            // One request's whole chain is read from the ledger (the API lists requests only).
-            let ledger = place.open()?.context("the ledger has no requests yet")?;
-            let chain = ledger
-                .chain(&trace_id)?
-                .with_context(|| format!("no request with trace id {trace_id} in the ledger"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&chain)?);
-                return Ok(());
-            }
-            println!(
-                "{} at {}: {} (HTTP {})",
-                chain.trace_id,
-                chain.started_local,
-                chain.outcome,
-                chain.status.map_or("-".into(), |s| s.to_string())
-            );
-            if let Some(error) = &chain.error {
-                println!("  error: {error}");
-            }
-            if let Some(decision) = &chain.decision {
-                println!(
-                    "  route: chosen {} ({}), affinity {} → {}, policy {}",
-                    decision["chosen"].as_str().unwrap_or("-"),
-                    decision["why"].as_str().unwrap_or("-"),
-                    decision["affinity"].as_str().unwrap_or("none"),
-                    decision["affinity_change"].as_str().unwrap_or("unchanged"),
-                    decision["affinity_policy"].as_str().unwrap_or("-")
-                );
-                for c in decision["candidates"].as_array().into_iter().flatten() {
-                    let skip = c["skip"].as_object().map(|s| {
-                        s.get("kind")
-                            .and_then(|k| k.as_str())
-                            .unwrap_or("skipped")
-                            .to_string()
-                    });
-                    println!(
-                        "    candidate {} (group {}){}",
-                        c["upstream"].as_str().unwrap_or("?"),
-                        c["group"],
-                        skip.map(|s| format!(": skipped, {s}")).unwrap_or_default()
-                    );
-                }
-            }
-            for (i, a) in chain.attempts.as_array().into_iter().flatten().enumerate() {
-                let detail = a
-                    .get("status")
-                    .map(|s| format!("HTTP {s}"))
-                    .or_else(|| a.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                    .or_else(|| a.get("detail").and_then(|e| e.as_str()).map(str::to_string))
-                    .unwrap_or_default();
-                println!(
-                    "  attempt {}: {}/{} {} {} ({} ms)",
-                    i + 1,
-                    a["provider"].as_str().unwrap_or("?"),
-                    a["endpoint"].as_str().unwrap_or("?"),
-                    a["outcome"].as_str().unwrap_or("?"),
-                    detail,
-                    a["duration_ms"]
-                );
-            }
-        }
+        UsageCommand::Chain { trace_id, json } => chain(&place, &trace_id, json),
         UsageCommand::Import { .. } | UsageCommand::Reprice(_) => unreachable!("handled above"),
     }
+}
+
+/// `usage import`: the original's request log (`file`, else its default place) into the ledger.
+fn import_log(
+    homes: &Homes,
+    place: &LedgerPlace,
+    file: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let file = file.unwrap_or_else(|| homes.helper.join("logs").join("requests.jsonl"));
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?,
+    );
+    let prices = PriceBook::load(&homes.pricing_overrides())?;
+    let (rows, report) = import::read_rows(reader, &prices);
+    let added = match place {
+        LedgerPlace::File(path) => {
+            let mut conn = store::open(path)?;
+            let mut added = 0;
+            for chunk in rows.chunks(1000) {
+                added += store::insert(&mut conn, chunk)?;
+            }
+            added
+        }
+        LedgerPlace::Postgres(url) => PgReader::connect(url)?.insert(&rows)?,
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"file": file, "lines": report.lines, "invalid": report.invalid, "imported": added, "already_present": report.rows as usize - added})
+        );
+    } else {
+        println!(
+            "Read {} records from {} ({} invalid lines skipped): {added} imported, {} already in the ledger.",
+            report.lines,
+            file.display(),
+            report.invalid,
+            report.rows as usize - added
+        );
+    }
     Ok(())
+}
+
+/// `usage summary`: the rows, their total and the last hour's burn.
+fn summary(
+    source: &mut Source,
+    place: &LedgerPlace,
+    since: &str,
+    by: GroupBy,
+    balance: Option<f64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let report = source.summary(place, since, by, balance)?;
+    if json {
+        let mut value = serde_json::to_value(&report)?;
+        value["source"] = json!(source.name());
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let SummaryReport {
+        rows,
+        total,
+        forecast,
+        ..
+    } = report;
+    println!("Since {since}, by {}:", by.as_str());
+    println!(
+        "{:<28} {:>8} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>6} {:>10}",
+        "KEY",
+        "REQUESTS",
+        "ERRORS",
+        "INPUT",
+        "CACHED",
+        "OUTPUT",
+        "REASONING",
+        "TOTAL",
+        "CACHE",
+        "COST"
+    );
+    for row in rows.iter().chain(std::iter::once(&total)) {
+        print_summary_row(row);
+    }
+    if total.unpriced > 0 {
+        println!(
+            "{} requests have no price (see `codex-helper pricing list`); their cost is not included.",
+            total.unpriced
+        );
+    }
+    print!(
+        "Last hour: {} tokens/h, ${:.4}/h ({} requests, {})",
+        tokens(forecast.tokens_per_hour as u64),
+        forecast.cost_per_hour_usd,
+        forecast.requests,
+        forecast.confidence.as_str()
+    );
+    if let Some(cost) = forecast.projected_cost_until_midnight_usd {
+        print!("; until midnight ≈ ${cost:.4}");
+    }
+    if let Some(hours) = forecast.hours_until_balance_zero {
+        print!("; balance lasts ≈ {hours:.1} h");
+    }
+    println!();
+    if let Some(note) = source.note() {
+        println!("{note}");
+    }
+    Ok(())
+}
+
+/// `usage tail`: the latest `limit` requests, oldest first, then (`follow`) each new one.
+fn tail(
+    source: &mut Source,
+    place: &LedgerPlace,
+    limit: usize,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut lines = source.recent(place, &Filter::default(), limit)?;
+    lines.reverse();
+    let mut last = lines.last().map_or(0, |l| l.id);
+    print_lines(&lines, json, source);
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let filter = Filter {
+            after_id: Some(last),
+            ..Default::default()
+        };
+        let mut new = source.recent(place, &filter, 1000)?;
+        new.reverse();
+        if let Some(l) = new.last() {
+            last = l.id;
+        }
+        print_lines(&new, json, source);
+    }
+}
+
+/// `usage chain`: one request's attempts and route decision, read from the ledger.
+fn chain(place: &LedgerPlace, trace_id: &str, json: bool) -> anyhow::Result<()> {
+    // One request's whole chain is read from the ledger (the API lists requests only).
+    let ledger = place.open()?.context("the ledger has no requests yet")?;
+    let chain = ledger
+        .chain(trace_id)?
+        .with_context(|| format!("no request with trace id {trace_id} in the ledger"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&chain)?);
+        return Ok(());
+    }
+    println!(
+        "{} at {}: {} (HTTP {})",
+        chain.trace_id,
+        chain.started_local,
+        chain.outcome,
+        chain.status.map_or("-".into(), |s| s.to_string())
+    );
+    if let Some(error) = &chain.error {
+        println!("  error: {error}");
+    }
+    if let Some(decision) = &chain.decision {
+        print_decision(decision);
+    }
+    for (i, a) in chain.attempts.as_array().into_iter().flatten().enumerate() {
+        let detail = a
+            .get("status")
+            .map(|s| format!("HTTP {s}"))
+            .or_else(|| a.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .or_else(|| a.get("detail").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        println!(
+            "  attempt {}: {}/{} {} {} ({} ms)",
+            i + 1,
+            a["provider"].as_str().unwrap_or("?"),
+            a["endpoint"].as_str().unwrap_or("?"),
+            a["outcome"].as_str().unwrap_or("?"),
+            detail,
+            a["duration_ms"]
+        );
+    }
+    Ok(())
+}
+
+/// A chain's route decision: what was chosen and why, and each candidate.
+fn print_decision(decision: &serde_json::Value) {
+    println!(
+        "  route: chosen {} ({}), affinity {} → {}, policy {}",
+        decision["chosen"].as_str().unwrap_or("-"),
+        decision["why"].as_str().unwrap_or("-"),
+        decision["affinity"].as_str().unwrap_or("none"),
+        decision["affinity_change"].as_str().unwrap_or("unchanged"),
+        decision["affinity_policy"].as_str().unwrap_or("-")
+    );
+    for c in decision["candidates"].as_array().into_iter().flatten() {
+        let skip = c["skip"].as_object().map(|s| {
+            s.get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or("skipped")
+                .to_string()
+        });
+        println!(
+            "    candidate {} (group {}){}",
+            c["upstream"].as_str().unwrap_or("?"),
+            c["group"],
+            skip.map(|s| format!(": skipped, {s}")).unwrap_or_default()
+        );
+    }
 }
 
 fn tokens(n: u64) -> String {
