@@ -126,170 +126,202 @@ pub fn run(command: SwitchCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let files = CodexFiles::new(&homes.codex);
     match command {
-        SwitchCommand::On(args) => {
-            let loaded = load::load(&homes.helper_config())?;
-            let configured = loaded
-                .as_ref()
-                .and_then(|l| l.config.codex.client_patch.as_ref())
-                .map(|c| c.resolve())
-                .transpose()
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: `codex.client_patch`: {e}",
-                        homes.helper_config().display()
-                    )
-                })?
-                .unwrap_or_default();
-            let preset = args.preset.or(args.mode).unwrap_or(configured.0);
-            let websocket = args.responses_websocket || (args.preset.is_none() && configured.1);
-            let compaction = args.compaction.unwrap_or(configured.2);
-            let mut plan =
-                PatchPlan::new(preset, websocket, compaction).map_err(anyhow::Error::msg)?;
-            let base_url = match (&args.team_url, &args.key_env) {
-                (Some(url), Some(var)) => {
-                    plan = plan.with_team_key(var).map_err(anyhow::Error::msg)?;
-                    warn_about_team_key(var);
-                    team_base_url(url)?
-                }
-                _ => {
-                    if preset.needs_helper_credential() {
-                        check_helper_credential(loaded.as_ref(), preset)?;
-                    }
-                    format!("http://127.0.0.1:{}/v1", args.port)
-                }
-            };
-            let report = switch::switch_on(&files, &plan, &base_url)?;
-            let configured = loaded.as_ref().map_or_else(
-                || "codex".to_string(),
-                |l| l.config.proxy.codex_binary.clone(),
-            );
-            let found = find_and_record_codex(&files, &configured);
-            if args.json {
-                let mut value = serde_json::to_value(&report)?;
-                value["codex_binary"] = serde_json::to_value(&found)?;
-                println!("{}", serde_json::to_string_pretty(&value)?);
-                return Ok(());
-            }
-            print(&report, false)?;
-            match &found {
-                Some(binary) => println!(
-                    "Codex for the /models catalog: {} ({}, found in {})",
-                    binary.path.display(),
-                    binary.version,
-                    binary.origin.as_str()
-                ),
-                None => println!(
-                    "No runnable Codex binary was found (PATH, npm's global prefix, the usual install folders): /models passes through untranslated. Set [proxy] codex_binary to its path."
-                ),
-            }
-            Ok(())
-        }
+        SwitchCommand::On(args) => on(&homes, &files, args),
         SwitchCommand::Off { json } => print(&switch::switch_off(&files)?, json),
         SwitchCommand::RemoteControl(command) => remote_control(&homes.codex, command),
-        SwitchCommand::Status { json } => {
-            let status = switch::status(&files)?;
-            let live = super::switch_live::live(&homes, status.base_url.as_deref())
-                .unwrap_or_else(|e| {
-                    eprintln!(
-                        "codex-helper: the running codex-helper did not answer ({e}); reading the files only"
-                    );
-                    None
-                });
-            let websocket = status.enabled && status.supports_websockets == Some(true);
-            // Only when Codex will try the transport: asking relays costs a handshake each.
-            let relays = if websocket {
-                websocket_relays(&homes)
-            } else {
-                Vec::new()
-            };
-            if json {
-                let mut value = serde_json::to_value(&status)?;
-                value["source"] = serde_json::json!(if live.is_some() { "live" } else { "files" });
-                value["running"] = serde_json::to_value(&live)?;
-                let (binary, note) = catalog_binary(&homes, &files);
-                value["models_catalog"] = serde_json::Value::String(note);
-                value["codex_binary"] = serde_json::to_value(&binary)?;
-                value["responses_websocket"] = serde_json::json!({
-                    "in_use": websocket,
-                    "relays": relays
-                        .iter()
-                        .map(|(endpoint, acceptance)| serde_json::json!({"endpoint": endpoint, "acceptance": acceptance}))
-                        .collect::<Vec<_>>(),
-                });
-                println!("{}", serde_json::to_string_pretty(&value)?);
-                return Ok(());
+        SwitchCommand::Status { json } => status(&homes, &files, json),
+    }
+}
+
+/// `switch on`: the patch the arguments and `codex.client_patch` ask for, applied, and the
+/// Codex binary for the `/models` catalog found and recorded.
+fn on(homes: &Homes, files: &CodexFiles, args: OnArgs) -> anyhow::Result<()> {
+    let loaded = load::load(&homes.helper_config())?;
+    let configured = loaded
+        .as_ref()
+        .and_then(|l| l.config.codex.client_patch.as_ref())
+        .map(|c| c.resolve())
+        .transpose()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: `codex.client_patch`: {e}",
+                homes.helper_config().display()
+            )
+        })?
+        .unwrap_or_default();
+    let preset = args.preset.or(args.mode).unwrap_or(configured.0);
+    let websocket = args.responses_websocket || (args.preset.is_none() && configured.1);
+    let compaction = args.compaction.unwrap_or(configured.2);
+    let mut plan = PatchPlan::new(preset, websocket, compaction).map_err(anyhow::Error::msg)?;
+    let base_url = match (&args.team_url, &args.key_env) {
+        (Some(url), Some(var)) => {
+            plan = plan.with_team_key(var).map_err(anyhow::Error::msg)?;
+            warn_about_team_key(var);
+            team_base_url(url)?
+        }
+        _ => {
+            if preset.needs_helper_credential() {
+                check_helper_credential(loaded.as_ref(), preset)?;
             }
-            if status.enabled {
-                let preset = status
-                    .preset
-                    .map_or("unknown".to_string(), |p| p.to_string());
-                println!(
-                    "Codex points at codex-helper: {} (preset {preset}{})",
-                    status.base_url.as_deref().unwrap_or("-"),
-                    if status.preset_inferred {
-                        ", inferred"
-                    } else {
-                        ""
-                    }
-                );
-                println!(
-                    "  redirected provider: {} (name: {})",
-                    status.redirected_provider.as_deref().unwrap_or("-"),
-                    status.provider_name.as_deref().unwrap_or("-")
-                );
-                println!(
-                    "  requires_openai_auth: {:?}, supports_websockets: {:?}, remote_compaction_v2: {:?}",
-                    status.requires_openai_auth,
-                    status.supports_websockets,
-                    status.remote_compaction_v2
-                );
+            format!("http://127.0.0.1:{}/v1", args.port)
+        }
+    };
+    let report = switch::switch_on(files, &plan, &base_url)?;
+    let configured = loaded.as_ref().map_or_else(
+        || "codex".to_string(),
+        |l| l.config.proxy.codex_binary.clone(),
+    );
+    let found = find_and_record_codex(files, &configured);
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["codex_binary"] = serde_json::to_value(&found)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    print(&report, false)?;
+    match &found {
+        Some(binary) => println!(
+            "Codex for the /models catalog: {} ({}, found in {})",
+            binary.path.display(),
+            binary.version,
+            binary.origin.as_str()
+        ),
+        None => println!(
+            "No runnable Codex binary was found (PATH, npm's global prefix, the usual install folders): /models passes through untranslated. Set [proxy] codex_binary to its path."
+        ),
+    }
+    Ok(())
+}
+
+/// What `switch status` reads: Codex's files, the running helper, and (when Codex will use
+/// the WebSocket) whether each relay accepts it.
+struct StatusView {
+    status: switch::SwitchStatus,
+    live: Option<super::switch_live::Live>,
+    websocket: bool,
+    relays: Vec<(String, Acceptance)>,
+}
+
+/// `switch status`.
+fn status(homes: &Homes, files: &CodexFiles, json: bool) -> anyhow::Result<()> {
+    let status = switch::status(files)?;
+    let live = super::switch_live::live(homes, status.base_url.as_deref()).unwrap_or_else(|e| {
+        eprintln!(
+            "codex-helper: the running codex-helper did not answer ({e}); reading the files only"
+        );
+        None
+    });
+    let websocket = status.enabled && status.supports_websockets == Some(true);
+    // Only when Codex will try the transport: asking relays costs a handshake each.
+    let relays = if websocket {
+        websocket_relays(homes)
+    } else {
+        Vec::new()
+    };
+    let view = StatusView {
+        status,
+        live,
+        websocket,
+        relays,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status_json(homes, files, &view)?)?
+        );
+        return Ok(());
+    }
+    print_status(homes, files, &view);
+    Ok(())
+}
+
+fn status_json(
+    homes: &Homes,
+    files: &CodexFiles,
+    view: &StatusView,
+) -> anyhow::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(&view.status)?;
+    value["source"] = serde_json::json!(if view.live.is_some() { "live" } else { "files" });
+    value["running"] = serde_json::to_value(&view.live)?;
+    let (binary, note) = catalog_binary(homes, files);
+    value["models_catalog"] = serde_json::Value::String(note);
+    value["codex_binary"] = serde_json::to_value(&binary)?;
+    value["responses_websocket"] = serde_json::json!({
+        "in_use": view.websocket,
+        "relays": view.relays
+            .iter()
+            .map(|(endpoint, acceptance)| serde_json::json!({"endpoint": endpoint, "acceptance": acceptance}))
+            .collect::<Vec<_>>(),
+    });
+    Ok(value)
+}
+
+fn print_status(homes: &Homes, files: &CodexFiles, view: &StatusView) {
+    let status = &view.status;
+    if status.enabled {
+        let preset = status
+            .preset
+            .map_or("unknown".to_string(), |p| p.to_string());
+        println!(
+            "Codex points at codex-helper: {} (preset {preset}{})",
+            status.base_url.as_deref().unwrap_or("-"),
+            if status.preset_inferred {
+                ", inferred"
             } else {
-                println!(
-                    "Codex does not point at codex-helper ({}).",
-                    files.config.display()
-                );
+                ""
             }
-            if status.enabled {
-                println!(
-                    "  Responses WebSocket: {}",
-                    if websocket {
-                        "in use (Codex opens one per session)"
-                    } else {
-                        "not in use (HTTP)"
-                    }
-                );
-                for (endpoint, acceptance) in &relays {
-                    let what = match acceptance {
-                        Acceptance::Accepts => "accepts it".to_string(),
-                        Acceptance::Refuses { status } => {
-                            format!("refuses it (HTTP {status}): Codex is sent to HTTP at once")
-                        }
-                        Acceptance::Unreachable { error } => format!("cannot be reached: {error}"),
-                    };
-                    println!("    {endpoint}: {what}");
+        );
+        println!(
+            "  redirected provider: {} (name: {})",
+            status.redirected_provider.as_deref().unwrap_or("-"),
+            status.provider_name.as_deref().unwrap_or("-")
+        );
+        println!(
+            "  requires_openai_auth: {:?}, supports_websockets: {:?}, remote_compaction_v2: {:?}",
+            status.requires_openai_auth, status.supports_websockets, status.remote_compaction_v2
+        );
+        println!(
+            "  Responses WebSocket: {}",
+            if view.websocket {
+                "in use (Codex opens one per session)"
+            } else {
+                "not in use (HTTP)"
+            }
+        );
+        for (endpoint, acceptance) in &view.relays {
+            let what = match acceptance {
+                Acceptance::Accepts => "accepts it".to_string(),
+                Acceptance::Refuses { status } => {
+                    format!("refuses it (HTTP {status}): Codex is sent to HTTP at once")
                 }
+                Acceptance::Unreachable { error } => format!("cannot be reached: {error}"),
+            };
+            println!("    {endpoint}: {what}");
+        }
+    } else {
+        println!(
+            "Codex does not point at codex-helper ({}).",
+            files.config.display()
+        );
+    }
+    for d in &status.drift {
+        println!("  drift: {d}");
+    }
+    println!("  /models: {}", catalog_binary(homes, files).1);
+    match &view.live {
+        Some(live) => println!(
+            "Running codex-helper (live, pid {}): proxy {}, preset {}; Codex {} it.",
+            live.pid,
+            live.proxy,
+            live.preset.as_deref().unwrap_or("none"),
+            if live.codex_points_here {
+                "points at"
+            } else {
+                "does not point at"
             }
-            for d in &status.drift {
-                println!("  drift: {d}");
-            }
-            println!("  /models: {}", catalog_binary(&homes, &files).1);
-            match &live {
-                Some(live) => println!(
-                    "Running codex-helper (live, pid {}): proxy {}, preset {}; Codex {} it.",
-                    live.pid,
-                    live.proxy,
-                    live.preset.as_deref().unwrap_or("none"),
-                    if live.codex_points_here {
-                        "points at"
-                    } else {
-                        "does not point at"
-                    }
-                ),
-                None => println!(
-                    "(no codex-helper is running: read from Codex's files and the switch state)"
-                ),
-            }
-            Ok(())
+        ),
+        None => {
+            println!("(no codex-helper is running: read from Codex's files and the switch state)")
         }
     }
 }
