@@ -97,123 +97,28 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
 pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
     let homes = Homes::from_env()?;
     let path = homes.helper_config();
-    let edited = |what: String| {
-        println!(
-            "{what} in {}; a running codex-helper applies it within a second.",
-            path.display()
-        );
+    // An edit: made and checked by the editor, then said.
+    let edit = |change: &dyn Fn(&mut ConfigEditor) -> anyhow::Result<()>, what: String| {
+        let mut editor = ConfigEditor::open(&path)?;
+        change(&mut editor)?;
+        editor.save(&crate::routing::check_config)?;
+        edited(&path, &what);
+        anyhow::Ok(())
     };
     match command {
-        ProviderCommand::Add(args) => {
-            let args = *args;
-            let endpoints = args
-                .endpoints
-                .iter()
-                .enumerate()
-                .map(|(i, e)| EndpointSpec::parse(e, i))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(anyhow::Error::msg)?;
-            for url in args
-                .base_url
-                .iter()
-                .chain(endpoints.iter().map(|e| &e.base_url))
-            {
-                refuse_self(&args.id, url, &homes)?;
-            }
-            let spec = ProviderSpec {
-                id: args.id.clone(),
-                alias: args.alias,
-                enabled: !args.disabled,
-                base_url: args.base_url,
-                endpoints,
-                auth_token: args.auth_token,
-                auth_token_env: args.auth_token_env,
-                api_key: args.api_key,
-                api_key_env: args.api_key_env,
-                tags: args.tags.into_iter().collect(),
-                model_mapping: args.model_map.into_iter().collect(),
-                supported_models: args.supported_models,
-            };
-            let mut editor = ConfigEditor::open(&path)?;
-            let put = editor.put_provider(&spec, args.replace)?;
-            if spec.has_inline_secret() {
-                super::config_cmd::make_private(&path)?;
-            }
-            editor.save(&crate::routing::check_config)?;
-            match put {
-                Put::Added { joined } => {
-                    let route = joined
-                        .map(|n| format!(" and appended to route node `{n}`"))
-                        .unwrap_or_default();
-                    edited(format!("Added relay `{}`{route}", args.id));
-                }
-                Put::Replaced => edited(format!("Replaced relay `{}`", args.id)),
-            }
-            if spec.has_inline_secret() {
-                eprintln!(
-                    "warning: the relay key is stored in {} itself (readable only by you, mode 0600); \
-                     --auth-token-env / --api-key-env keep it out of the file",
-                    path.display()
-                );
-            }
-            for var in spec.auth_token_env.iter().chain(&spec.api_key_env) {
-                if std::env::var_os(var).is_none() {
-                    println!(
-                        "Note: {var} is not set in this shell; the proxy skips this relay until it runs with {var} set."
-                    );
-                }
-            }
-        }
-        ProviderCommand::Enable { id } => {
-            let mut editor = ConfigEditor::open(&path)?;
-            editor.set_provider_enabled(&id, true)?;
-            editor.save(&crate::routing::check_config)?;
-            edited(format!("Enabled relay `{id}`"));
-        }
-        ProviderCommand::Disable { id } => {
-            let mut editor = ConfigEditor::open(&path)?;
-            editor.set_provider_enabled(&id, false)?;
-            editor.save(&crate::routing::check_config)?;
-            edited(format!("Disabled relay `{id}`"));
-        }
+        ProviderCommand::Add(args) => add(&homes, *args),
+        ProviderCommand::Enable { id } => edit(
+            &|e| e.set_provider_enabled(&id, true),
+            format!("Enabled relay `{id}`"),
+        ),
+        ProviderCommand::Disable { id } => edit(
+            &|e| e.set_provider_enabled(&id, false),
+            format!("Disabled relay `{id}`"),
+        ),
         ProviderCommand::Remove { id } => {
-            let mut editor = ConfigEditor::open(&path)?;
-            editor.remove_provider(&id)?;
-            editor.save(&crate::routing::check_config)?;
-            edited(format!("Removed relay `{id}`"));
+            edit(&|e| e.remove_provider(&id), format!("Removed relay `{id}`"))
         }
-        ProviderCommand::List { json } => {
-            let views = views(&path)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&views)?);
-            } else if views.is_empty() {
-                println!(
-                    "No relays yet. Add one: codex-helper provider add ID --base-url URL --auth-token-env VAR"
-                );
-            } else {
-                println!(
-                    "{:<14} {:<8} {:<44} {:<28} TAGS",
-                    "ID", "ENABLED", "ENDPOINTS", "CREDENTIAL"
-                );
-                for v in &views {
-                    let endpoints: Vec<String> = v
-                        .endpoints
-                        .iter()
-                        .map(|e| format!("{} {}", e.id, e.base_url))
-                        .collect();
-                    let tags: Vec<String> =
-                        v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    println!(
-                        "{:<14} {:<8} {:<44} {:<28} {}",
-                        v.id,
-                        if v.enabled { "yes" } else { "no" },
-                        endpoints.join(", "),
-                        v.credential,
-                        tags.join(",")
-                    );
-                }
-            }
-        }
+        ProviderCommand::List { json } => list(&views(&path)?, json),
         ProviderCommand::Show { id, json } => {
             let view = views(&path)?
                 .into_iter()
@@ -222,39 +127,148 @@ pub fn run(command: ProviderCommand) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                println!(
-                    "{}{}",
-                    view.id,
-                    view.alias
-                        .as_ref()
-                        .map(|a| format!(" ({a})"))
-                        .unwrap_or_default()
-                );
-                println!("  enabled:     {}", if view.enabled { "yes" } else { "no" });
-                println!("  credential:  {}", view.credential);
-                for e in &view.endpoints {
-                    println!(
-                        "  endpoint:    {} {} (priority {}{})",
-                        e.id,
-                        e.base_url,
-                        e.priority,
-                        if e.enabled { "" } else { ", disabled" }
-                    );
-                    println!("    outbound:  {}", e.outbound);
-                }
-                for (k, v) in &view.tags {
-                    println!("  tag:         {k}={v}");
-                }
-                for (k, v) in &view.model_mapping {
-                    println!("  model map:   {k} -> {v}");
-                }
-                for (k, v) in &view.supported_models {
-                    println!("  model:       {k}{}", if *v { "" } else { " (denied)" });
-                }
+                show(&view);
             }
+            Ok(())
+        }
+    }
+}
+
+/// Says what was changed in the config at `path`.
+fn edited(path: &std::path::Path, what: &str) {
+    println!(
+        "{what} in {}; a running codex-helper applies it within a second.",
+        path.display()
+    );
+}
+
+/// `provider add`: the relay written (or replaced) and what the user should know of its key.
+fn add(homes: &Homes, args: AddArgs) -> anyhow::Result<()> {
+    let path = homes.helper_config();
+    let endpoints = args
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EndpointSpec::parse(e, i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    for url in args
+        .base_url
+        .iter()
+        .chain(endpoints.iter().map(|e| &e.base_url))
+    {
+        refuse_self(&args.id, url, homes)?;
+    }
+    let spec = ProviderSpec {
+        id: args.id.clone(),
+        alias: args.alias,
+        enabled: !args.disabled,
+        base_url: args.base_url,
+        endpoints,
+        auth_token: args.auth_token,
+        auth_token_env: args.auth_token_env,
+        api_key: args.api_key,
+        api_key_env: args.api_key_env,
+        tags: args.tags.into_iter().collect(),
+        model_mapping: args.model_map.into_iter().collect(),
+        supported_models: args.supported_models,
+    };
+    let mut editor = ConfigEditor::open(&path)?;
+    let put = editor.put_provider(&spec, args.replace)?;
+    if spec.has_inline_secret() {
+        super::config_cmd::make_private(&path)?;
+    }
+    editor.save(&crate::routing::check_config)?;
+    match put {
+        Put::Added { joined } => {
+            let route = joined
+                .map(|n| format!(" and appended to route node `{n}`"))
+                .unwrap_or_default();
+            edited(&path, &format!("Added relay `{}`{route}", args.id));
+        }
+        Put::Replaced => edited(&path, &format!("Replaced relay `{}`", args.id)),
+    }
+    if spec.has_inline_secret() {
+        eprintln!(
+            "warning: the relay key is stored in {} itself (readable only by you, mode 0600); \
+             --auth-token-env / --api-key-env keep it out of the file",
+            path.display()
+        );
+    }
+    for var in spec.auth_token_env.iter().chain(&spec.api_key_env) {
+        if std::env::var_os(var).is_none() {
+            println!(
+                "Note: {var} is not set in this shell; the proxy skips this relay until it runs with {var} set."
+            );
         }
     }
     Ok(())
+}
+
+/// `provider list`.
+fn list(views: &[ProviderView], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(views)?);
+    } else if views.is_empty() {
+        println!(
+            "No relays yet. Add one: codex-helper provider add ID --base-url URL --auth-token-env VAR"
+        );
+    } else {
+        println!(
+            "{:<14} {:<8} {:<44} {:<28} TAGS",
+            "ID", "ENABLED", "ENDPOINTS", "CREDENTIAL"
+        );
+        for v in views {
+            let endpoints: Vec<String> = v
+                .endpoints
+                .iter()
+                .map(|e| format!("{} {}", e.id, e.base_url))
+                .collect();
+            let tags: Vec<String> = v.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "{:<14} {:<8} {:<44} {:<28} {}",
+                v.id,
+                if v.enabled { "yes" } else { "no" },
+                endpoints.join(", "),
+                v.credential,
+                tags.join(",")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `provider show` as text.
+fn show(view: &ProviderView) {
+    println!(
+        "{}{}",
+        view.id,
+        view.alias
+            .as_ref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default()
+    );
+    println!("  enabled:     {}", if view.enabled { "yes" } else { "no" });
+    println!("  credential:  {}", view.credential);
+    for e in &view.endpoints {
+        println!(
+            "  endpoint:    {} {} (priority {}{})",
+            e.id,
+            e.base_url,
+            e.priority,
+            if e.enabled { "" } else { ", disabled" }
+        );
+        println!("    outbound:  {}", e.outbound);
+    }
+    for (k, v) in &view.tags {
+        println!("  tag:         {k}={v}");
+    }
+    for (k, v) in &view.model_mapping {
+        println!("  model map:   {k} -> {v}");
+    }
+    for (k, v) in &view.supported_models {
+        println!("  model:       {k}{}", if *v { "" } else { " (denied)" });
+    }
 }
 
 /// Refuses a relay whose address is the helper itself: on loopback at the default port, or at
