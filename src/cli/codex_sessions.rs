@@ -122,74 +122,13 @@ pub fn run(homes: &Homes, command: BrowseCommand) -> anyhow::Result<()> {
             }
             print_listing(&listing, json, !raw_cwd)
         }
-        BrowseCommand::Last { path, json } => {
-            let dir = project_dir(path)?;
-            let mut listing = list::list(&ListQuery {
-                codex_home: &homes.codex,
-                project: Some(&dir),
-                fall_back_to_all: false,
-                limit: 1,
-                since_ms: None,
-            });
-            list::count_turns(&mut listing);
-            let Some(session) = listing.sessions.first() else {
-                bail!(
-                    "no Codex thread belongs to {} (under {}); `codex-helper session list --all` shows every thread",
-                    dir.display(),
-                    homes.codex.join("sessions").display()
-                );
-            };
-            if json {
-                let mut value = serde_json::to_value(session)?;
-                value["resume_command"] = format!("codex resume {}", session.id).into();
-                println!("{}", serde_json::to_string_pretty(&value)?);
-                return Ok(());
-            }
-            println!("Last thread of {}: {}", dir.display(), session.id);
-            print_details(session, false);
-            println!("Resume it: codex resume {}", session.id);
-            note_skipped(listing.skipped_lines);
-            Ok(())
-        }
+        BrowseCommand::Last { path, json } => last(homes, path, json),
         BrowseCommand::Search {
             text,
             limit,
             path,
             json,
-        } => {
-            let dir = path.map(|p| project_dir(Some(p))).transpose()?;
-            let result = search::search(&SearchQuery {
-                codex_home: &homes.codex,
-                text: &text,
-                project: dir.as_deref(),
-                limit,
-            })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
-                return Ok(());
-            }
-            if result.hits.is_empty() {
-                println!(
-                    "No thread mentions `{text}` ({} searched).",
-                    result.files_searched
-                );
-            }
-            for hit in &result.hits {
-                let session = &hit.session;
-                println!(
-                    "{}  {}  {} match(es)  {}",
-                    session.updated,
-                    session.id,
-                    hit.matches,
-                    session.cwd.as_deref().unwrap_or("-")
-                );
-                for snippet in &hit.snippets {
-                    println!("    {}: {}", snippet.role, snippet.text);
-                }
-            }
-            note_skipped(result.skipped_lines);
-            Ok(())
-        }
+        } => search_threads(homes, &text, limit, path, json),
         BrowseCommand::Transcript {
             id,
             tail,
@@ -198,36 +137,117 @@ pub fn run(homes: &Homes, command: BrowseCommand) -> anyhow::Result<()> {
             truncate,
             json,
         } => {
-            let path = list::find_rollout(&homes.codex, &id)?;
-            let transcript = transcript::read(
-                &path,
-                TranscriptOptions {
-                    tail: (!all).then_some(tail),
-                    tool_chars: truncate,
-                    tools: !messages_only,
-                },
-            )?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&transcript)?);
-                return Ok(());
-            }
-            let session = &transcript.session;
-            println!(
-                "Thread {} in {} (model {}, started {}); {} of {} item(s)",
-                session.id,
-                session.cwd.as_deref().unwrap_or("-"),
-                session.model.as_deref().unwrap_or("-"),
-                session.started.as_deref().unwrap_or("-"),
-                transcript.items.len(),
-                transcript.total_items
-            );
-            for item in &transcript.items {
-                print_item(item);
-            }
-            note_skipped(transcript.skipped_lines);
-            Ok(())
+            let options = TranscriptOptions {
+                tail: (!all).then_some(tail),
+                tool_chars: truncate,
+                tools: !messages_only,
+            };
+            show_transcript(homes, &id, options, json)
         }
     }
+}
+
+/// `session last`: the newest thread of the project at `path` (else here), and how to resume it.
+fn last(homes: &Homes, path: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
+    let dir = project_dir(path)?;
+    let mut listing = list::list(&ListQuery {
+        codex_home: &homes.codex,
+        project: Some(&dir),
+        fall_back_to_all: false,
+        limit: 1,
+        since_ms: None,
+    });
+    list::count_turns(&mut listing);
+    let Some(session) = listing.sessions.first() else {
+        bail!(
+            "no Codex thread belongs to {} (under {}); `codex-helper session list --all` shows every thread",
+            dir.display(),
+            homes.codex.join("sessions").display()
+        );
+    };
+    if json {
+        let mut value = serde_json::to_value(session)?;
+        value["resume_command"] = format!("codex resume {}", session.id).into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("Last thread of {}: {}", dir.display(), session.id);
+    print_details(session, false);
+    println!("Resume it: codex resume {}", session.id);
+    note_skipped(listing.skipped_lines);
+    Ok(())
+}
+
+/// `session search`: threads that mention `text`, with snippets.
+fn search_threads(
+    homes: &Homes,
+    text: &str,
+    limit: usize,
+    path: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let dir = path.map(|p| project_dir(Some(p))).transpose()?;
+    let result = search::search(&SearchQuery {
+        codex_home: &homes.codex,
+        text,
+        project: dir.as_deref(),
+        limit,
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    if result.hits.is_empty() {
+        println!(
+            "No thread mentions `{text}` ({} searched).",
+            result.files_searched
+        );
+    }
+    for hit in &result.hits {
+        let session = &hit.session;
+        println!(
+            "{}  {}  {} match(es)  {}",
+            session.updated,
+            session.id,
+            hit.matches,
+            session.cwd.as_deref().unwrap_or("-")
+        );
+        for snippet in &hit.snippets {
+            println!("    {}: {}", snippet.role, snippet.text);
+        }
+    }
+    note_skipped(result.skipped_lines);
+    Ok(())
+}
+
+/// `session transcript`: one thread's items, as `options` choose.
+fn show_transcript(
+    homes: &Homes,
+    id: &str,
+    options: TranscriptOptions,
+    json: bool,
+) -> anyhow::Result<()> {
+    let path = list::find_rollout(&homes.codex, id)?;
+    let transcript = transcript::read(&path, options)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&transcript)?);
+        return Ok(());
+    }
+    let session = &transcript.session;
+    println!(
+        "Thread {} in {} (model {}, started {}); {} of {} item(s)",
+        session.id,
+        session.cwd.as_deref().unwrap_or("-"),
+        session.model.as_deref().unwrap_or("-"),
+        session.started.as_deref().unwrap_or("-"),
+        transcript.items.len(),
+        transcript.total_items
+    );
+    for item in &transcript.items {
+        print_item(item);
+    }
+    note_skipped(transcript.skipped_lines);
+    Ok(())
 }
 
 /// The project directory: `path`, else the current directory.
