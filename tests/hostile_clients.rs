@@ -762,9 +762,9 @@ impl DeafRelay {
 }
 
 /// Posts `body` through `served` (whose relay will stop taking it, with a write-stall limit
-/// of 300 ms): the answer is a 502 naming the stall, long before any header timeout. `case`
-/// names the case in a failure.
-async fn refused_for_a_stalled_body(served: &Served, body: String, case: &str) {
+/// of 300 ms): the answer is a 502 saying `stalled` for 300 ms, long before any header
+/// timeout.
+async fn refused_for_a_stalled_body(served: &Served, body: String, stalled: &str) {
     let reply = tokio::time::timeout(
         LIMIT,
         support::client()
@@ -778,10 +778,10 @@ async fn refused_for_a_stalled_body(served: &Served, body: String, case: &str) {
     .expect("answered");
     let status = reply.status().as_u16();
     let text = reply.text().await.unwrap();
-    assert_eq!(status, 502, "{case}: {text}");
+    assert_eq!(status, 502, "{stalled}: {text}");
     assert!(
-        text.contains("the relay took no bytes for 300 ms (write_stall_timeout_ms)"),
-        "{case}: {text}"
+        text.contains(&format!("{stalled} for 300 ms (write_stall_timeout_ms)")),
+        "{stalled}: {text}"
     );
 }
 
@@ -790,9 +790,12 @@ async fn a_relay_that_stops_reading_the_request_fails_the_attempt_and_frees_it()
     // Directly, the relay's socket is watched; through an outbound proxy (reqwest's
     // connection), how the body is asked for.
     let outbound = support::outbound::TestOutbound::http(None).await;
-    for route in [
-        "",
-        &format!("outbound_proxy = \"http://{}\"", outbound.addr),
+    for (route, stalled) in [
+        ("", "the relay took no bytes"),
+        (
+            &*format!("outbound_proxy = \"http://{}\"", outbound.addr),
+            "the relay took no more of the request body",
+        ),
     ] {
         let relay = DeafRelay::start();
         let homes = Homes::new();
@@ -811,7 +814,7 @@ async fn a_relay_that_stops_reading_the_request_fails_the_attempt_and_frees_it()
             r#"{{"model":"gpt-5.1","input":"{}"}}"#,
             "x".repeat(24 << 20)
         );
-        refused_for_a_stalled_body(&served, body.clone(), route).await;
+        refused_for_a_stalled_body(&served, body.clone(), stalled).await;
         // The proxy closed the relay's connection with most of the body never sent.
         let heard = relay.body_heard().await;
         assert!(
@@ -1067,7 +1070,7 @@ async fn an_http2_relay_that_grants_no_window_fails_the_attempt_and_frees_it() {
     let env = [("SSL_CERT_FILE", ca_file.to_str().unwrap())];
     let served = start(&homes, &config(&base_url, proxy), &[], &env).await;
     let body = format!(r#"{{"model":"gpt-5.1","input":"{}"}}"#, "x".repeat(1 << 20));
-    refused_for_a_stalled_body(&served, body, "http/2").await;
+    refused_for_a_stalled_body(&served, body, "the relay took no more of the request body").await;
     // The request was given up on at the relay too: its stream reset.
     let deadline = Instant::now() + LIMIT;
     while relay.dropped.load(Ordering::SeqCst) == 0 {

@@ -331,6 +331,8 @@ pub struct ProxySettings {
     /// body) is freed. 0 disables; otherwise at least 100. Where a relay's socket cannot show
     /// it (an HTTP/2 relay that grants no flow-control window, a relay through an outbound
     /// proxy), a request body its HTTP layer has not asked more of for this long counts.
+    /// Sockets and HTTP/1 report progress in steps of hundreds of KiB, so a peer must take
+    /// that much within the limit: short limits also cut off slow but steady peers.
     pub write_stall_timeout_ms: u64,
     /// Largest request head (request line and headers) in bytes, at least 8192; a larger one
     /// is answered 431 and the connection closed.

@@ -7,6 +7,11 @@
 //! they arrive and gives them back when its request is done with it. A body that would go past
 //! it is refused at once (503 `request_bodies_over_budget`) rather than made to wait, because
 //! half-read bodies waiting for each other's bytes could wait for ever.
+//!
+//! Each body is counted once, as received (and as decoded, when that is larger). The copies a
+//! request makes on the way (the chunks joined, the raw body beside the decoded one while it
+//! decodes, a body patched for a session's overrides or a relay's model name) are not, so
+//! memory can briefly reach two to three times the budget: the budget bounds it, loosely.
 
 use std::sync::Arc;
 

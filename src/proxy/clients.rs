@@ -33,6 +33,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use super::relay_body::{ChunkStream, error_chain};
 use super::watched_body::{BodyWatch, WatchedBody};
 use super::write_stall::WriteStall;
+use hyper_util::client::legacy::connect::{Connected, capture_connection};
 
 use crate::routing::Upstream;
 use crate::routing::outbound::Route;
@@ -117,7 +118,7 @@ struct State {
 }
 
 impl UpstreamClients {
-    /// `write_stall`: see [`super::write_stall`] (direct routes only).
+    /// `write_stall`: see [`super::write_stall`] and [`super::watched_body`].
     pub fn new(connect_timeout: Duration, write_stall: Option<Duration>) -> Self {
         Self {
             base: Base {
@@ -240,19 +241,33 @@ enum Way {
 type DirectConnector = hyper_rustls::HttpsConnector<StallingConnector>;
 
 impl RelayClient {
-    /// Sends `request` and returns the reply once its head has arrived. Its body is watched:
-    /// a relay that asks for none of what is left for the write-stall limit ends the request.
-    /// (A direct HTTP/1 relay's socket is watched too, by [`WriteStall`]; this catches an
-    /// HTTP/2 relay that stops granting flow-control window, and relays through an outbound
-    /// proxy, whose connections are reqwest's.)
+    /// Sends `request` and returns the reply once its head has arrived. A body longer than
+    /// one slice is watched where the socket cannot show a stall (see
+    /// [`super::watched_body`]): on an HTTP/2 connection, and through an outbound proxy. (A
+    /// direct HTTP/1 relay's socket is a [`WriteStall`].)
     pub async fn send(&self, request: http::Request<Bytes>) -> Result<RelayResponse, SendError> {
         let (parts, body) = request.into_parts();
         let (body, watch) = WatchedBody::new(body);
         match &self.way {
             Way::Direct(client) => {
-                let request = http::Request::from_parts(parts, body);
+                let mut request = http::Request::from_parts(parts, body);
+                let connection = watch.as_ref().map(|_| capture_connection(&mut request));
+                let stalled = async move {
+                    let (Some(watch), Some(mut connection)) = (watch, connection) else {
+                        return std::future::pending().await;
+                    };
+                    let h2 = connection
+                        .wait_for_connection_metadata()
+                        .await
+                        .as_ref()
+                        .is_some_and(Connected::is_negotiated_h2);
+                    if !h2 {
+                        return std::future::pending().await;
+                    }
+                    self.stalled(&watch).await
+                };
                 let response = self
-                    .unless_stalled(watch, client.request(request))
+                    .unless(stalled, client.request(request))
                     .await?
                     .map_err(|e| SendError {
                         connect: e.is_connect(),
@@ -266,13 +281,25 @@ impl RelayClient {
                 }))
             }
             Way::Proxied(client) => {
-                let request = http::Request::from_parts(parts, reqwest::Body::wrap(body));
+                // A short body stays whole: reqwest can then send it again by itself (after an
+                // HTTP/2 connection's graceful shutdown), which it cannot do with a stream.
+                let body = match &watch {
+                    Some(_) => reqwest::Body::wrap(body),
+                    None => reqwest::Body::from(body.into_bytes()),
+                };
+                let request = http::Request::from_parts(parts, body);
                 let request = reqwest::Request::try_from(request).map_err(|e| SendError {
                     connect: false,
                     message: error_chain(&e.without_url()),
                 })?;
+                let stalled = async move {
+                    match watch {
+                        Some(watch) => self.stalled(&watch).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let response = self
-                    .unless_stalled(watch, client.execute(request))
+                    .unless(stalled, client.execute(request))
                     .await?
                     .map_err(|e| SendError {
                         connect: e.is_connect(),
@@ -289,26 +316,32 @@ impl RelayClient {
         }
     }
 
-    /// `send`'s outcome, unless `watch` finds the body stalled first (then `send` is dropped,
-    /// which closes its connection).
-    async fn unless_stalled<T>(
+    /// Ends once `watch` finds the body stalled for the write-stall limit; never without one.
+    async fn stalled(&self, watch: &BodyWatch) -> SendError {
+        let Some(limit) = self.write_stall else {
+            return std::future::pending().await;
+        };
+        watch.stalled(limit).await;
+        SendError {
+            connect: false,
+            message: format!(
+                "the relay took no more of the request body for {} ms (write_stall_timeout_ms)",
+                limit.as_millis()
+            ),
+        }
+    }
+
+    /// `send`'s outcome, unless `stalled` ends first: then `send` is dropped, which closes its
+    /// connection on HTTP/1 and resets its stream on HTTP/2.
+    async fn unless<T>(
         &self,
-        watch: BodyWatch,
+        stalled: impl Future<Output = SendError>,
         send: impl Future<Output = T>,
     ) -> Result<T, SendError> {
-        let Some(limit) = self.write_stall else {
-            return Ok(send.await);
-        };
         tokio::select! {
             biased;
             sent = send => Ok(sent),
-            () = watch.stalled(limit) => Err(SendError {
-                connect: false,
-                message: format!(
-                    "the relay took no bytes for {} ms (write_stall_timeout_ms)",
-                    limit.as_millis()
-                ),
-            }),
+            error = stalled => Err(error),
         }
     }
 }

@@ -3,13 +3,19 @@
 //! A direct HTTP/1 relay's socket is a [`super::write_stall::WriteStall`], whose writes fail
 //! once the relay stops reading. Two cases get past it: an HTTP/2 relay that stops granting
 //! flow-control window (its socket stays writable; the body just waits), and a relay reached
-//! through an outbound proxy, whose connection belongs to reqwest, which offers no hook on
-//! its IO. What both HTTP layers do show is when they ask for more of the request body: they
-//! take the next piece only once they have room to send or queue it. So the body goes out in
-//! slices ([`WatchedBody`]), each ask is noted, and [`BodyWatch::stalled`] ends when the relay
-//! has gone `limit` without one before the body is all asked for. Small bodies fit in the
-//! buffers (or the first window) whole and are never watched: the response header timeout
-//! bounds them.
+//! through an outbound proxy, whose connection belongs to reqwest, which offers no hook on its
+//! IO. What their HTTP layers do show is when they ask for more of the request body, so a body
+//! longer than one slice goes out in slices ([`WatchedBody`]), each ask is noted, and
+//! [`BodyWatch::stalled`] ends when the relay has gone `limit` without one before the body is
+//! all asked for.
+//!
+//! How closely asks follow the relay's reading depends on the protocol. HTTP/2 asks for a
+//! slice, then waits for window before the next: asks follow what the relay grants. HTTP/1
+//! queues up to about 400 KiB and asks again only once all of it is written, so on HTTP/1
+//! (which a direct relay's socket covers, and which is what most relays through a proxy
+//! speak) a relay that reads less than that within `limit` counts as stalled: at the 60 s
+//! default, one slower than about 7 KiB/s. A body of one slice or less is not watched: the
+//! buffers take it whole, and the response header timeout bounds the wait.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -24,11 +30,11 @@ use tokio::time::Instant;
 /// The most handed over at a time: a few of these fill the HTTP layer's queue.
 const SLICE: usize = 64 << 10;
 
-/// A request body handed over a slice at a time, noting each ask. Its exact length is known,
-/// so it is sent with `Content-Length`, as the whole body would be.
+/// A request body handed over a slice at a time, noting each ask when it is watched. Its
+/// exact length is known, so it is sent with `Content-Length`, as the whole body would be.
 pub struct WatchedBody {
     rest: Bytes,
-    watch: Arc<Asked>,
+    watch: Option<Arc<Asked>>,
 }
 
 /// What the relay's side has asked for of the body so far.
@@ -52,16 +58,19 @@ enum Watched {
 pub struct BodyWatch(Arc<Asked>);
 
 impl WatchedBody {
-    pub fn new(body: Bytes) -> (Self, BodyWatch) {
-        let watch = Arc::new(Asked::default());
-        if body.is_empty() {
-            *watch.lock() = Watched::Done;
-        }
+    /// `body`, and its watch when it is longer than one slice (a shorter one cannot stall).
+    pub fn new(body: Bytes) -> (Self, Option<BodyWatch>) {
+        let watch = (body.len() > SLICE).then(|| Arc::new(Asked::default()));
         let this = Self {
             rest: body,
             watch: watch.clone(),
         };
-        (this, BodyWatch(watch))
+        (this, watch.map(BodyWatch))
+    }
+
+    /// The body not yet handed over, whole.
+    pub fn into_bytes(self) -> Bytes {
+        self.rest
     }
 }
 
@@ -84,11 +93,13 @@ impl http_body::Body for WatchedBody {
             return Poll::Ready(None);
         }
         let slice = this.rest.split_to(this.rest.len().min(SLICE));
-        *this.watch.lock() = if this.rest.is_empty() {
-            Watched::Done
-        } else {
-            Watched::Asked(Instant::now())
-        };
+        if let Some(watch) = &this.watch {
+            *watch.lock() = if this.rest.is_empty() {
+                Watched::Done
+            } else {
+                Watched::Asked(Instant::now())
+            };
+        }
         Poll::Ready(Some(Ok(Frame::data(slice))))
     }
 
@@ -133,7 +144,8 @@ mod tests {
     #[tokio::test]
     async fn the_body_goes_out_whole_in_slices_with_its_length() {
         let whole = body(3 * SLICE + 5);
-        let (watched, _watch) = WatchedBody::new(whole.clone());
+        let (watched, watch) = WatchedBody::new(whole.clone());
+        assert!(watch.is_some());
         assert_eq!(watched.size_hint().exact(), Some(whole.len() as u64));
         let mut watched = std::pin::pin!(watched);
         let mut sizes = Vec::new();
@@ -150,6 +162,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_not_asked_for_past_the_limit_is_stalled_at_the_limit() {
         let (watched, watch) = WatchedBody::new(body(2 * SLICE));
+        let watch = watch.unwrap();
         let mut watched = std::pin::pin!(watched);
         watched.frame().await.unwrap().unwrap();
         let asked = Instant::now();
@@ -160,6 +173,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn asks_within_the_limit_keep_it_going() {
         let (watched, watch) = WatchedBody::new(body(4 * SLICE));
+        let watch = watch.unwrap();
         let reader = tokio::spawn(async move {
             let mut watched = std::pin::pin!(watched);
             while watched.frame().await.is_some() {
@@ -177,13 +191,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_body_never_asked_for_or_all_asked_for_is_not_stalled() {
         let (_watched, not_begun) = WatchedBody::new(body(2 * SLICE));
+        let not_begun = not_begun.unwrap();
         assert!(
             tokio::time::timeout(LIMIT * 10, not_begun.stalled(LIMIT))
                 .await
                 .is_err()
         );
-        let (watched, done) = WatchedBody::new(body(SLICE));
+        let (watched, done) = WatchedBody::new(body(SLICE + 1));
+        let done = done.unwrap();
         let mut watched = std::pin::pin!(watched);
+        watched.frame().await.unwrap().unwrap();
         watched.frame().await.unwrap().unwrap();
         assert!(watched.is_end_stream());
         assert!(
@@ -191,11 +208,13 @@ mod tests {
                 .await
                 .is_err()
         );
-        let (_empty, empty) = WatchedBody::new(Bytes::new());
-        assert!(
-            tokio::time::timeout(LIMIT * 10, empty.stalled(LIMIT))
-                .await
-                .is_err()
-        );
+    }
+
+    #[test]
+    fn a_body_of_one_slice_is_not_watched() {
+        assert!(WatchedBody::new(body(SLICE)).1.is_none());
+        assert!(WatchedBody::new(Bytes::new()).1.is_none());
+        let (whole, _) = WatchedBody::new(body(SLICE));
+        assert_eq!(whole.into_bytes(), body(SLICE));
     }
 }
