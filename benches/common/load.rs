@@ -74,9 +74,15 @@ pub fn row_cpu(label: &str, used: &[CpuUse], requests: usize) {
         );
     }
     println!();
+    // Under each figure of the row above (the floor's is 15 wide, a proxy's 17); `-` where
+    // the kernel keeps no count.
     print!("{:<36}", "  runs on a CPU/request");
-    for value in used {
-        print!(" {:>14.1}", value.runs as f64 / requests as f64);
+    for (i, value) in used.iter().enumerate() {
+        let width = if i == 0 { 14 } else { 16 };
+        match value.runs {
+            Some(runs) => print!(" {:>width$.1}", runs as f64 / requests as f64),
+            None => print!(" {:>width$}", "-"),
+        }
     }
     println!();
 }
@@ -85,10 +91,20 @@ pub fn row_cpu(label: &str, used: &[CpuUse], requests: usize) {
 /// and how many times it was put on one (each wake-up from a wait is one). The second is why a
 /// figure moves between machines: on a virtual machine, waking an idle core costs more than
 /// the work a wake-up does, and that cost lands on whoever is woken.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CpuUse {
     pub time: Duration,
-    pub runs: u64,
+    /// `None` where the kernel keeps no count (no `schedstat`).
+    pub runs: Option<u64>,
+}
+
+impl Default for CpuUse {
+    fn default() -> Self {
+        Self {
+            time: Duration::ZERO,
+            runs: Some(0),
+        }
+    }
 }
 
 impl std::ops::Add for CpuUse {
@@ -96,7 +112,7 @@ impl std::ops::Add for CpuUse {
     fn add(self, other: Self) -> Self {
         Self {
             time: self.time + other.time,
-            runs: self.runs + other.runs,
+            runs: self.runs.zip(other.runs).map(|(a, b)| a + b),
         }
     }
 }
@@ -112,7 +128,10 @@ impl CpuUse {
     pub fn since(self, earlier: Self) -> Self {
         Self {
             time: self.time.saturating_sub(earlier.time),
-            runs: self.runs.saturating_sub(earlier.runs),
+            runs: self
+                .runs
+                .zip(earlier.runs)
+                .map(|(a, b)| a.saturating_sub(b)),
         }
     }
 }
@@ -144,7 +163,10 @@ fn thread_schedstat(task: &std::path::Path) -> Option<CpuUse> {
     let mut fields = text.split_whitespace();
     let time = Duration::from_nanos(fields.next()?.parse().ok()?);
     let runs = fields.nth(1)?.parse().ok()?;
-    Some(CpuUse { time, runs })
+    Some(CpuUse {
+        time,
+        runs: Some(runs),
+    })
 }
 
 /// User + system time from the `stat` of a process or thread folder, in 10 ms ticks.
@@ -160,7 +182,7 @@ fn stat_time(dir: &std::path::Path) -> CpuUse {
     let hz = 100; // USER_HZ on Linux
     CpuUse {
         time: Duration::from_millis(ticks * 1000 / hz),
-        runs: 0,
+        runs: None,
     }
 }
 
