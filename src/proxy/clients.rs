@@ -27,13 +27,12 @@ use anyhow::Context;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::relay_body::{ChunkStream, error_chain};
 use super::watched_body::{BodyWatch, WatchedBody};
 use super::write_stall::WriteStall;
-use hyper_util::client::legacy::connect::{Connected, capture_connection};
 
 use crate::routing::Upstream;
 use crate::routing::outbound::Route;

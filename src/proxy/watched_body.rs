@@ -120,12 +120,13 @@ impl BodyWatch {
             let wake = match *self.0.lock() {
                 Watched::Asked(at) if at.elapsed() >= limit => return,
                 Watched::Asked(at) => at + limit,
-                // Not begun, or done: look again after a limit (the state may change at any
-                // ask, and nothing wakes this but time).
-                Watched::NotYet | Watched::Done => Instant::now() + limit,
+                // Not begun: look again after a limit (nothing wakes this but time).
+                Watched::NotYet => Instant::now() + limit,
+                Watched::Done => break,
             };
             tokio::time::sleep_until(wake).await;
         }
+        std::future::pending().await
     }
 }
 
