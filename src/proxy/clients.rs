@@ -279,40 +279,49 @@ impl RelayClient {
                     Box::pin(chunks) as ChunkStream
                 }))
             }
-            Way::Proxied(client) => {
-                // A short body stays whole: reqwest can then send it again by itself (after an
-                // HTTP/2 connection's graceful shutdown), which it cannot do with a stream.
-                let body = match &watch {
-                    Some(_) => reqwest::Body::wrap(body),
-                    None => reqwest::Body::from(body.into_bytes()),
-                };
-                let request = http::Request::from_parts(parts, body);
-                let request = reqwest::Request::try_from(request).map_err(|e| SendError {
-                    connect: false,
-                    message: error_chain(&e.without_url()),
-                })?;
-                let stalled = async move {
-                    match watch {
-                        Some(watch) => self.stalled(&watch).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let response = self
-                    .unless(stalled, client.execute(request))
-                    .await?
-                    .map_err(|e| SendError {
-                        connect: e.is_connect(),
-                        message: error_chain(&e.without_url()),
-                    })?;
-                let response: http::Response<reqwest::Body> = response.into();
-                Ok(response.map(|body| {
-                    let chunks = body
-                        .into_data_stream()
-                        .map_err(|e| io::Error::other(error_chain(&e.without_url())));
-                    Box::pin(chunks) as ChunkStream
-                }))
-            }
+            Way::Proxied(client) => self.send_proxied(client, parts, body, watch).await,
         }
+    }
+
+    /// [`Self::send`] through an outbound proxy (reqwest), `watch` watching a long body.
+    async fn send_proxied(
+        &self,
+        client: &reqwest::Client,
+        parts: http::request::Parts,
+        body: WatchedBody,
+        watch: Option<BodyWatch>,
+    ) -> Result<RelayResponse, SendError> {
+        // A short body stays whole: reqwest can then send it again by itself (after an HTTP/2
+        // connection's graceful shutdown), which it cannot do with a stream.
+        let body = match &watch {
+            Some(_) => reqwest::Body::wrap(body),
+            None => reqwest::Body::from(body.into_bytes()),
+        };
+        let request = http::Request::from_parts(parts, body);
+        let request = reqwest::Request::try_from(request).map_err(|e| SendError {
+            connect: false,
+            message: error_chain(&e.without_url()),
+        })?;
+        let stalled = async move {
+            match watch {
+                Some(watch) => self.stalled(&watch).await,
+                None => std::future::pending().await,
+            }
+        };
+        let response = self
+            .unless(stalled, client.execute(request))
+            .await?
+            .map_err(|e| SendError {
+                connect: e.is_connect(),
+                message: error_chain(&e.without_url()),
+            })?;
+        let response: http::Response<reqwest::Body> = response.into();
+        Ok(response.map(|body| {
+            let chunks = body
+                .into_data_stream()
+                .map_err(|e| io::Error::other(error_chain(&e.without_url())));
+            Box::pin(chunks) as ChunkStream
+        }))
     }
 
     /// Ends once `watch` finds the body stalled for the write-stall limit; never without one.
