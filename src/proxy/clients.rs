@@ -265,8 +265,7 @@ impl RelayClient {
                     }
                     self.stalled(&watch).await
                 };
-                let response = self
-                    .unless(stalled, client.request(request))
+                let response = unless(stalled, client.request(request))
                     .await?
                     .map_err(|e| SendError {
                         connect: e.is_connect(),
@@ -308,8 +307,7 @@ impl RelayClient {
                 None => std::future::pending().await,
             }
         };
-        let response = self
-            .unless(stalled, client.execute(request))
+        let response = unless(stalled, client.execute(request))
             .await?
             .map_err(|e| SendError {
                 connect: e.is_connect(),
@@ -338,19 +336,18 @@ impl RelayClient {
             ),
         }
     }
+}
 
-    /// `send`'s outcome, unless `stalled` ends first: then `send` is dropped, which closes its
-    /// connection on HTTP/1 and resets its stream on HTTP/2.
-    async fn unless<T>(
-        &self,
-        stalled: impl Future<Output = SendError>,
-        send: impl Future<Output = T>,
-    ) -> Result<T, SendError> {
-        tokio::select! {
-            biased;
-            sent = send => Ok(sent),
-            error = stalled => Err(error),
-        }
+/// `send`'s outcome, unless `stalled` ends first: then `send` is dropped, which closes its
+/// connection on HTTP/1 and resets its stream on HTTP/2.
+async fn unless<T>(
+    stalled: impl Future<Output = SendError>,
+    send: impl Future<Output = T>,
+) -> Result<T, SendError> {
+    tokio::select! {
+        biased;
+        sent = send => Ok(sent),
+        error = stalled => Err(error),
     }
 }
 
